@@ -1,0 +1,47 @@
+"""Settings, by concern, each read from the environment with the prefix ``ACCORD_``.
+
+Every field has a description; :data:`SETTINGS` lists them all for the CLI help, the docs and the
+test that checks the docs mention each one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Accord's settings. ``ACCORD_DATABASE_URL`` and friends override the defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCORD_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("accord-data"),
+        description="Folder for the embedded SQLite databases and the ledger's signing key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the Accord store, e.g. postgresql+psycopg://host/accord. "
+            "Unset: a SQLite file accord.db in the data folder."
+        ),
+    )
+    ledger_batch_size: int = Field(
+        default=512,
+        ge=1,
+        description="Largest number of ledger entries appended in one durable transaction.",
+    )
+
+    def resolved_database_url(self) -> str:
+        """The store URL: the configured one, or the embedded SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'accord.db'}"
+
+
+SETTINGS: dict[str, str] = {
+    f"ACCORD_{name.upper()}": (field.description or "")
+    for name, field in Settings.model_fields.items()
+}

@@ -1,0 +1,104 @@
+"""One exception root for everything Accord raises on purpose.
+
+    AccordError
+    ├── InvalidInput                 bad input from a person or a partner; says what and where
+    │   ├── TaxonomyError            an unknown category, purpose or subject key
+    │   ├── AgreementFormatError     an agreement document that does not validate (file, line, field)
+    │   ├── ConsentError             a consent record that cannot be accepted
+    │   └── RequestError             a request that is malformed (not one that is refused)
+    ├── LifecycleError               an agreement moved in a way its lifecycle does not allow
+    ├── NotFound                     a party, agreement, consent or person that does not exist
+    ├── PolicyError                  the policy engine could not compile or evaluate
+    ├── StoreError                   the database failed or refused
+    ├── LedgerError                  the ledger could not append, prove or verify
+    │   └── LedgerIntegrityError     the stored ledger does not verify
+    └── ConfigError                  a setting that cannot be used
+
+Foreign exceptions (SQLAlchemy, cedarpy, cryptography) are translated at the boundary by
+:func:`translate`, so callers only ever catch ``AccordError``. A refused request is not an
+error: it is a ``Decision`` with ``allowed=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class AccordError(Exception):
+    """Root of every error Accord raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InvalidInput(AccordError):
+    """Input that cannot be used; the message says what is wrong and where."""
+
+    exit_code = 2
+
+
+class TaxonomyError(InvalidInput):
+    """An unknown data category, purpose (data use) or data subject key."""
+
+
+class AgreementFormatError(InvalidInput):
+    """An agreement document that does not validate; carries every problem found."""
+
+    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems), where=where)
+
+
+class ConsentError(InvalidInput):
+    """A consent record that cannot be accepted as given."""
+
+
+class RequestError(InvalidInput):
+    """A request that is malformed, as opposed to one that is refused."""
+
+
+class LifecycleError(AccordError):
+    """An agreement moved in a way its lifecycle does not allow."""
+
+
+class NotFound(AccordError):
+    """A party, agreement, consent or person that does not exist."""
+
+
+class PolicyError(AccordError):
+    """The policy engine could not compile or evaluate the policies."""
+
+
+class StoreError(AccordError):
+    """The database failed or refused an operation."""
+
+
+class LedgerError(AccordError):
+    """The ledger could not append, prove or verify."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """The stored ledger does not verify; the message says where it first differs."""
+
+
+class ConfigError(AccordError):
+    """A setting that cannot be used."""
+
+
+@contextmanager
+def translate(into: type[AccordError], doing: str) -> Iterator[None]:
+    """Turn any foreign exception raised inside the block into ``into``, saying what was being done.
+
+    Accord's own errors pass through unchanged.
+    """
+    try:
+        yield
+    except AccordError:
+        raise
+    except Exception as exc:
+        raise into(f"{doing} failed: {type(exc).__name__}: {exc}") from exc
