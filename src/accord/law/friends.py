@@ -1,0 +1,39 @@
+"""Friends' data: data about a person other than the one asking needs that person's own consent.
+
+The 2011 terms the filings quote let a partner "access information about you and your Facebook
+friends on an on-going basis" on the strength of one person's click. Accord's rule: when a
+partner acts on behalf of a person, or asks about people by their relation to a person (their
+friends, their threads), every other person's data needs a consent of their own. The asking
+person's consent, or a clause that needs no consent from them, never stands in for a friend's.
+"""
+
+from __future__ import annotations
+
+from accord.filters import ConsentNeed, Rule
+from accord.law import Disclosure
+
+RULE_ID = "rule:friends.own-consent"
+
+
+def person_rules(d: Disclosure) -> tuple[Rule, ...]:
+    """Consent from every person other than the requester, when the clause itself needs none."""
+    if d.clause_needs_consent or not (d.requester_person or d.relative):
+        # Where the clause needs consent from everyone, that rule already covers friends.
+        return ()
+    return tuple(
+        Rule(
+            id=RULE_ID,
+            reason=(
+                "is not the person who asked, and has not consented themselves; a friend's "
+                "consent is never given for them"
+            ),
+            requirement=ConsentNeed(
+                recipient=d.destination,
+                purpose=d.purpose,
+                category=category,
+                operation=d.operation,
+            ),
+            exempt=d.requester_person,
+        )
+        for category in sorted(d.categories)
+    )

@@ -1,0 +1,60 @@
+"""Video Privacy Protection Act, 18 U.S.C. 2710, as amended by Pub. L. 112-258 (10 January 2013).
+
+18 U.S.C. 2710(b)(2)(B): a video tape service provider may disclose personally identifiable
+information concerning any consumer "to any person with the informed, written consent (including
+through an electronic means using the Internet) of the consumer that—
+  (i) is in a form distinct and separate from any form setting forth other legal or financial
+      obligations of the consumer;
+  (ii) at the election of the consumer—
+      (I) is given at the time the disclosure is sought; or
+      (II) is given in advance for a set period of time, not to exceed 2 years or until consent is
+           withdrawn by the consumer, whichever is sooner; and
+  (iii) the video tape service provider has provided an opportunity, in a clear and conspicuous
+        manner, for the consumer to withdraw on a case-by-case basis or to withdraw from ongoing
+        disclosures, at the consumer's election."
+
+Accord reads this as: viewing data (``user.behavior.media_consumption``) about a person in the
+United States reaches a recipient only under a consent record that is distinct and separate,
+is in force, was given less than two years before the disclosure (whatever expiry it states),
+does not exclude the title (case-by-case withdrawal), and, if given for one disclosure, is for
+this one.
+"""
+
+from __future__ import annotations
+
+from accord.filters import ConsentNeed, Rule
+from accord.law import Disclosure
+from accord.jurisdictions import Jurisdictions
+from accord.taxonomy import MEDIA_CONSUMPTION
+
+CITATION = "18 U.S.C. 2710(b)(2)(B)"
+APPLIES_TO = Jurisdictions.of(["US"])
+MAX_ADVANCE_YEARS = 2
+RULE_ID = "law:vppa.consent"
+
+
+def person_rules(d: Disclosure) -> tuple[Rule, ...]:
+    """The VPPA consent each US person needs before their viewing data moves."""
+    if not d.touches(MEDIA_CONSUMPTION):
+        return ()
+    return tuple(
+        Rule(
+            id=RULE_ID,
+            reason=(
+                "lives in the US and has no VPPA consent in force for this recipient and title: "
+                f"{CITATION} needs a distinct and separate consent, given at the time or in "
+                "advance for at most two years"
+            ),
+            requirement=ConsentNeed(
+                recipient=d.destination,
+                purpose=d.purpose,
+                category=category,
+                operation=d.operation,
+                distinct_and_separate=True,
+                max_years=MAX_ADVANCE_YEARS,
+                title=d.title,
+            ),
+            applies_to=APPLIES_TO,
+        )
+        for category in d.touched(MEDIA_CONSUMPTION)
+    )
