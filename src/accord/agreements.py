@@ -46,8 +46,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from accord import taxonomy
 from accord.consent import Operation
 from accord.errors import AgreementFormatError, InvalidInput, LifecycleError
-from accord.law import LegalBasis
 from accord.jurisdictions import Jurisdictions
+from accord.law import LegalBasis
 
 
 class Direction(StrEnum):
@@ -326,9 +326,7 @@ class Registered:
     @property
     def published(self) -> bool:
         """Active agreements are published: no confidential agreements."""
-        return self.status in {Status.ACTIVE, Status.SUSPENDED, Status.ENDED} and bool(
-            self.review
-        )
+        return self.status in {Status.ACTIVE, Status.SUSPENDED, Status.ENDED} and bool(self.review)
 
     def in_force(self, on: date) -> bool:
         """Active, reviewed, and ``on`` within its validity dates."""
@@ -412,8 +410,10 @@ def describe(agreement: Agreement) -> str:
     """A plain-language account of what the agreement lets through, for ``agreement check``."""
     lines = [
         f"{agreement.title} ({agreement.id}, version {agreement.version})",
-        f"between {agreement.provider} (provider) and {agreement.recipient} (recipient), "
-        f"valid {agreement.valid_from.isoformat()} to {agreement.valid_until.isoformat()}",
+        (
+            f"between {agreement.provider} (provider) and {agreement.recipient} (recipient), "
+            f"valid {agreement.valid_from.isoformat()} to {agreement.valid_until.isoformat()}"
+        ),
     ]
     for c in agreement.clauses:
         ops = " and ".join(sorted(o.value for o in c.operations))

@@ -95,7 +95,9 @@ class Consent:
             if not getattr(self, name):
                 raise ConsentError(f"{name} is empty", where=where)
         if not self.purposes:
-            raise ConsentError("names no purpose: consent must be for specific purposes", where=where)
+            raise ConsentError(
+                "names no purpose: consent must be for specific purposes", where=where
+            )
         if not self.categories:
             raise ConsentError("names no data category", where=where)
         try:

@@ -3,7 +3,7 @@
     AccordError
     ├── InvalidInput                 bad input from a person or a partner; says what and where
     │   ├── TaxonomyError            an unknown category, purpose or subject key
-    │   ├── AgreementFormatError     an agreement document that does not validate (file, line, field)
+    │   ├── AgreementFormatError     an agreement document that does not validate
     │   ├── ConsentError             a consent record that cannot be accepted
     │   └── RequestError             a request that is malformed (not one that is refused)
     ├── LifecycleError               an agreement moved in a way its lifecycle does not allow

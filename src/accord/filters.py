@@ -159,4 +159,3 @@ class PersonFilter:
             if rule.id == rule_id:
                 return rule.reason
         return rule_id
-

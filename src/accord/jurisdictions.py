@@ -9,16 +9,67 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accord.errors import InvalidInput
 
 EU = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    ]
 )
 EEA = EU | {"IS", "LI", "NO"}
 # Latin America: the Spanish- and Portuguese-speaking countries of the Americas.
-LATAM = frozenset("AR BO BR CL CO CR CU DO EC SV GT HN MX NI PA PY PE PR UY VE".split())
+LATAM = frozenset(
+    [
+        "AR",
+        "BO",
+        "BR",
+        "CL",
+        "CO",
+        "CR",
+        "CU",
+        "DO",
+        "EC",
+        "SV",
+        "GT",
+        "HN",
+        "MX",
+        "NI",
+        "PA",
+        "PY",
+        "PE",
+        "PR",
+        "UY",
+        "VE",
+    ]
+)
 
 REGIONS: dict[str, frozenset[str]] = {
     "EU": EU,
@@ -57,10 +108,12 @@ class Jurisdictions:
     countries: frozenset[str] = frozenset()
     subdivisions: frozenset[str] = frozenset()
     everywhere: bool = False
+    label: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, names: Iterable[str]) -> Jurisdictions:
         """From region names, country codes and subdivision codes; ``*`` means everywhere."""
+        names = tuple(names)
         countries: set[str] = set()
         subdivisions: set[str] = set()
         for raw in names:
@@ -72,7 +125,11 @@ class Jurisdictions:
                 continue
             code = validate_code(name)
             (subdivisions if "-" in code else countries).add(code)
-        return cls(frozenset(countries), frozenset(subdivisions))
+        return cls(
+            frozenset(countries),
+            frozenset(subdivisions),
+            label=", ".join(n.strip().upper() for n in names),
+        )
 
     def contains(self, code: str) -> bool:
         """Whether the jurisdiction ``code`` is in this set."""
@@ -82,6 +139,8 @@ class Jurisdictions:
         """A short phrase for reasons: 'everywhere' or the sorted codes."""
         if self.everywhere:
             return "everywhere"
+        if self.label:
+            return self.label
         for name, members in REGIONS.items():
             if self.countries == members and not self.subdivisions:
                 return name

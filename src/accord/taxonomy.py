@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import Any
 
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 
@@ -58,11 +59,12 @@ THIRD_PARTY_TARGETED_ADS = "marketing.advertising.third_party.targeted"
 
 @cache
 def _terms(kind: Kind) -> dict[str, Term]:
-    source = {
+    sources: dict[Kind, list[Any]] = {
         Kind.CATEGORY: DEFAULT_TAXONOMY.data_category,
         Kind.PURPOSE: DEFAULT_TAXONOMY.data_use,
         Kind.SUBJECT: DEFAULT_TAXONOMY.data_subject,
-    }[kind]
+    }
+    source = sources[kind]
     terms = {
         item.fides_key: Term(
             item.fides_key,

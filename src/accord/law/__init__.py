@@ -34,8 +34,10 @@ class LegalBasis(StrEnum):
 class Disclosure:
     """What a request would disclose, as the law sees it.
 
-    ``source`` is the party whose people the data is about (the controller that collected their
-    consent) and ``destination`` the party that receives it. ``requester_person`` is the person on
+    ``source`` is the party the data leaves and ``destination`` the party it reaches.
+    ``subjects_at`` is the party whose people the data is about (the controller that collected
+    their consent): the source, except where a partner writes on a person's behalf into the
+    person's own account elsewhere. ``requester_person`` is the person on
     whose behalf a partner acts, if any; ``relative`` says the people asked about are defined by
     their relation to that person (their friends, their threads).
     """
@@ -51,6 +53,17 @@ class Disclosure:
     title: str | None = None
     requester_person: str | None = None
     relative: bool = False
+    subjects_at: str = ""
+
+    @property
+    def controller(self) -> str:
+        """The party whose people the data is about, and which collected their consent."""
+        return self.subjects_at or self.source
+
+    @property
+    def counterparty(self) -> str:
+        """The other party: the one the people's consent must name."""
+        return self.destination if self.controller == self.source else self.source
 
     def touches(self, category: str) -> bool:
         """Whether any requested category is ``category``, is above it, or is below it."""

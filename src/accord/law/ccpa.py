@@ -19,8 +19,8 @@ from __future__ import annotations
 from accord import taxonomy
 from accord.consent import OptOutKind
 from accord.filters import NoOptOut, Rule
-from accord.law import Disclosure
 from accord.jurisdictions import Jurisdictions
+from accord.law import Disclosure
 
 CITATION = "Cal. Civ. Code 1798.120; 11 CCR 7025"
 APPLIES_TO = Jurisdictions.of(["US-CA", "US-CO", "US-CT"])

@@ -28,7 +28,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                 "consent is never given for them"
             ),
             requirement=ConsentNeed(
-                recipient=d.destination,
+                recipient=d.counterparty,
                 purpose=d.purpose,
                 category=category,
                 operation=d.operation,

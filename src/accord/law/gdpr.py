@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from accord.consent import Consent
 from accord.filters import ConsentNeed, Rule
-from accord.law import Disclosure, LegalBasis
 from accord.jurisdictions import REGIONS, Jurisdictions
+from accord.law import Disclosure, LegalBasis
 
 APPLIES_TO = Jurisdictions(countries=REGIONS["GDPR"])
 RULE_ID = "law:gdpr.purpose-consent"
@@ -39,21 +39,24 @@ _EFFORT = {
 
 
 def person_rules(d: Disclosure) -> tuple[Rule, ...]:
-    """Under consent as the lawful basis, each category needs a consent naming the purpose."""
+    """Under consent as the lawful basis, each category needs a demonstrable consent (Art. 7)
+    naming the purpose: one asked for apart from other matters."""
     if d.legal_basis is not LegalBasis.CONSENT:
         return ()
     return tuple(
         Rule(
             id=RULE_ID,
             reason=(
-                "is protected by the GDPR and has not consented to this purpose "
-                "(Art. 5(1)(b) purpose limitation, Art. 6(1)(a) consent)"
+                "is protected by the GDPR and has no consent to this purpose that was asked "
+                "for apart from other matters (Art. 5(1)(b), Art. 6(1)(a), Art. 7(2))"
             ),
             requirement=ConsentNeed(
-                recipient=d.destination,
+                recipient=d.counterparty,
                 purpose=d.purpose,
                 category=category,
                 operation=d.operation,
+                distinct_and_separate=True,
+                title=d.title,
             ),
             applies_to=APPLIES_TO,
         )

@@ -65,7 +65,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                     "shown only if every participant has"
                 ),
                 requirement=ConsentNeed(
-                    recipient=d.destination,
+                    recipient=d.counterparty,
                     purpose=d.purpose,
                     category=PRIVATE_CONTENT,
                     operation=Operation.READ,
@@ -77,8 +77,8 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
             id=SEND_RULE_ID,
             reason="has not consented to this partner sending messages on their behalf",
             requirement=ConsentNeed(
-                # A send consent is given to the partner that sends (the source of the write).
-                recipient=d.source,
+                # The account holder gives the send consent to the partner that sends.
+                recipient=d.counterparty,
                 purpose=d.purpose,
                 category=PRIVATE_CONTENT,
                 operation=Operation.WRITE,
@@ -87,7 +87,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
     )
 
 
-def controller(d: Disclosure) -> str:
+def subjects_at(d: Disclosure) -> str:
     """Whose ids name the people: a send on someone's behalf is about the messaging provider's
     account holder, who gave the send consent there."""
     if d.touches(PRIVATE_CONTENT) and d.operation is Operation.WRITE:

@@ -23,8 +23,8 @@ this one.
 from __future__ import annotations
 
 from accord.filters import ConsentNeed, Rule
-from accord.law import Disclosure
 from accord.jurisdictions import Jurisdictions
+from accord.law import Disclosure
 from accord.taxonomy import MEDIA_CONSUMPTION
 
 CITATION = "18 U.S.C. 2710(b)(2)(B)"
@@ -46,7 +46,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                 "advance for at most two years"
             ),
             requirement=ConsentNeed(
-                recipient=d.destination,
+                recipient=d.counterparty,
                 purpose=d.purpose,
                 category=category,
                 operation=d.operation,

@@ -1,4 +1,4 @@
-"""Engines from a URL: SQLite (the embedded default) or PostgreSQL, with the pragmas Accord needs."""
+"""Engines from a URL: SQLite (the embedded default) or PostgreSQL, with Accord's pragmas."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created, and its pragmas are set on connect."""
+    """An engine for ``url``; a SQLite file's folder is created and its pragmas set on connect."""
     try:
         parsed = make_url(url)
     except Exception as exc:

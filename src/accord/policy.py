@@ -1,0 +1,491 @@
+"""Agreements and law compiled into Cedar policies; decisions that explain themselves.
+
+Every clause of every agreement in force becomes one Cedar ``permit`` policy naming the party
+that may act, the operation, the clause, its purposes, categories and fields, and its validity
+dates. Every agreement that is not active becomes a ``forbid`` that says why. Every request-level
+rule of the law (``accord.law``) becomes a ``forbid``. The policy set, the entities and the
+schema are parsed once, when a :class:`Policy` is built, and reused for every decision
+(``cedarpy.PolicySet``, ``Entities``, ``Schema`` handles); batches of requests go to Cedar in one
+call.
+
+Cedar decides the request as a whole, once. What depends on each person — their consent, their
+jurisdiction, their opt-outs — is returned as a :class:`~accord.filters.PersonFilter`, a
+set-based specification a store evaluates in one query. Nothing here calls Cedar per person.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+import cedarpy
+
+from accord import taxonomy
+from accord.agreements import Agreement, Clause, Registered
+from accord.consent import Operation
+from accord.errors import PolicyError, translate
+from accord.filters import ConsentNeed, Group, PersonFilter, Rule
+from accord.law import Disclosure, RequestRule, ccpa, friends, gdpr, sca, vppa
+from accord.requests import Request, Subjects, SubjectsKind
+
+SCHEMA = """
+namespace Accord {
+  entity Party;
+  entity Agreement = { status: String, provider: Party, recipient: Party };
+  entity Clause in [Agreement];
+  type RequestContext = {
+    purpose: String,
+    categories: Set<String>,
+    fields: Set<String>,
+    now: Long,
+    delegated: Bool,
+    relative: Bool,
+  };
+  action "read", "write" appliesTo {
+    principal: [Party],
+    resource: [Clause],
+    context: RequestContext,
+  };
+}
+"""
+
+LAW: tuple[RequestRule, ...] = sca.REQUEST_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """One Cedar policy Accord generated, with the sentence shown when it decides."""
+
+    id: str
+    effect: Literal["permit", "forbid"]
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to a request: allowed or not, which rules decided, and why, in one sentence.
+
+    When allowed, ``fields`` are the fields that may cross and ``filter`` says whose data may.
+    """
+
+    request: Request
+    allowed: bool
+    rules: tuple[str, ...]
+    reason: str
+    fields: frozenset[str] = frozenset()
+    filter: PersonFilter | None = None
+    clause: Clause | None = field(default=None, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready account of the decision (what the ledger and the pages show)."""
+        r = self.request
+        return {
+            "request": r.id,
+            "allowed": self.allowed,
+            "rules": list(self.rules),
+            "reason": self.reason,
+            "requester": r.requester,
+            "agreement": r.agreement,
+            "clause": r.clause,
+            "operation": r.operation.value,
+            "purpose": r.purpose,
+            "categories": sorted(r.categories),
+            "fields": sorted(self.fields),
+            "subjects": r.subjects.describe(),
+            "person_rules": [{"id": rule.id, "reason": rule.reason} for rule in self.filter.rules]
+            if self.filter
+            else [],
+            "at": r.at.isoformat(),
+        }
+
+
+def _lit(value: str) -> str:
+    """A Cedar string literal (Cedar's escapes match JSON's for the keys Accord emits)."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _set(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_lit(v) for v in sorted(values)) + "]"
+
+
+def _epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def clause_uid(agreement: str, clause: str) -> str:
+    """The Cedar id of a clause."""
+    return f"{agreement}/{clause}"
+
+
+def acting_party(agreement: Agreement, clause: Clause, operation: Operation) -> str:
+    """Who may perform ``operation`` under ``clause``: the receiver reads, the sender writes."""
+    if operation is Operation.READ:
+        return agreement.receiver_of(clause)
+    return agreement.sender_of(clause)
+
+
+def _touching(category: str) -> frozenset[str]:
+    """Every key a request could name that includes or lies within ``category``."""
+    return frozenset(taxonomy.ancestors(category)) | taxonomy.descendants(
+        taxonomy.Kind.CATEGORY, category
+    )
+
+
+def compile_policies(
+    registry: Iterable[Registered], law: Sequence[RequestRule] = LAW
+) -> tuple[CompiledPolicy, ...]:
+    """Cedar policies for every agreement in ``registry`` and every request rule of ``law``."""
+    out: list[CompiledPolicy] = []
+    for reg in sorted(registry, key=lambda r: r.agreement.id):
+        a = reg.agreement
+        blocked = reg.why_not_in_force(a.valid_from)
+        if blocked is not None:
+            out.append(
+                CompiledPolicy(
+                    id=f"lifecycle:{a.id}",
+                    effect="forbid",
+                    text=(
+                        f"forbid (principal, action, resource in Accord::Agreement::{_lit(a.id)});"
+                    ),
+                    reason=blocked,
+                )
+            )
+            continue
+        for c in a.clauses:
+            for op in sorted(c.operations):
+                conditions = [
+                    _set(taxonomy.expand(taxonomy.Kind.PURPOSE, c.purposes))
+                    + ".contains(context.purpose)",
+                    _set(taxonomy.expand(taxonomy.Kind.CATEGORY, c.categories))
+                    + ".containsAll(context.categories)",
+                    f"context.now >= {_epoch(a.valid_from)}",
+                    f"context.now < {_epoch(a.valid_until)}",
+                ]
+                if c.fields:
+                    conditions.append(f"{_set(c.fields)}.containsAll(context.fields)")
+                party = acting_party(a, c, op)
+                out.append(
+                    CompiledPolicy(
+                        id=f"clause:{a.id}/{c.id}:{op.value}",
+                        effect="permit",
+                        text=(
+                            f"permit (\n  principal == Accord::Party::{_lit(party)},\n"
+                            f"  action == Accord::Action::{_lit(op.value)},\n"
+                            f"  resource == Accord::Clause::{_lit(clause_uid(a.id, c.id))}\n)"
+                            "\nwhen {\n  " + " &&\n  ".join(conditions) + "\n};"
+                        ),
+                        reason=(
+                            f"clause {c.id} of agreement {a.id} lets {party} {op.value} "
+                            f"{', '.join(sorted(c.categories))} for "
+                            f"{', '.join(sorted(c.purposes))}"
+                        ),
+                    )
+                )
+    for rule in law:
+        touching: set[str] = set()
+        for category in rule.categories:
+            touching |= _touching(category)
+        action = (
+            f"action == Accord::Action::{_lit(rule.operation.value)}"
+            if rule.operation is not None
+            else "action"
+        )
+        conditions = [f"context.categories.containsAny({_set(touching)})"]
+        if rule.unless_delegated:
+            conditions.append("!context.delegated")
+        out.append(
+            CompiledPolicy(
+                id=rule.id,
+                effect="forbid",
+                text=f"forbid (principal, {action}, resource)\nwhen {{ "
+                + " && ".join(conditions)
+                + " };",
+                reason=rule.reason,
+            )
+        )
+    return tuple(out)
+
+
+def _entities(registry: Iterable[Registered]) -> list[dict[str, Any]]:
+    parties: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for reg in registry:
+        a = reg.agreement
+        parties |= {a.provider, a.recipient}
+        out.append(
+            {
+                "uid": {"type": "Accord::Agreement", "id": a.id},
+                "attrs": {
+                    "status": reg.status.value,
+                    "provider": {"__entity": {"type": "Accord::Party", "id": a.provider}},
+                    "recipient": {"__entity": {"type": "Accord::Party", "id": a.recipient}},
+                },
+                "parents": [],
+            }
+        )
+        out.extend(
+            {
+                "uid": {"type": "Accord::Clause", "id": clause_uid(a.id, c.id)},
+                "attrs": {},
+                "parents": [{"type": "Accord::Agreement", "id": a.id}],
+            }
+            for c in a.clauses
+        )
+    out.extend(
+        {"uid": {"type": "Accord::Party", "id": p}, "attrs": {}, "parents": []}
+        for p in sorted(parties)
+    )
+    return out
+
+
+class Policy:
+    """The compiled policies of a registry of agreements, ready to decide requests."""
+
+    def __init__(self, registry: Iterable[Registered], law: Sequence[RequestRule] = LAW) -> None:
+        self.registry: dict[str, Registered] = {r.agreement.id: r for r in registry}
+        self.compiled = compile_policies(self.registry.values(), law)
+        self.text = "\n\n".join(f"@id({_lit(p.id)})\n{p.text}" for p in self.compiled)
+        # Cedar names policies policy0, policy1, ... in the order they are parsed.
+        self._by_cedar_id = {f"policy{i}": p for i, p in enumerate(self.compiled)}
+        with translate(PolicyError, "compiling the Cedar policies"):
+            result = cedarpy.validate_policies(self.text, SCHEMA)
+            if not result.validation_passed:
+                raise PolicyError(f"compiled policies do not match the schema: {result}")
+            self.policy_set = cedarpy.PolicySet.from_str(self.text)
+            self.schema = cedarpy.Schema.from_str(SCHEMA)
+            self.entities = cedarpy.Entities.from_json_str(
+                json.dumps(_entities(self.registry.values()))
+            )
+
+    # -- requests ------------------------------------------------------------------------------
+
+    @staticmethod
+    def cedar_request(request: Request) -> dict[str, Any]:
+        """The Cedar request for ``request`` (principal, action, resource, context)."""
+        return {
+            "principal": {"type": "Accord::Party", "id": request.requester},
+            "action": {"type": "Accord::Action", "id": request.operation.value},
+            "resource": {
+                "type": "Accord::Clause",
+                "id": clause_uid(request.agreement, request.clause),
+            },
+            "context": {
+                "purpose": request.purpose,
+                "categories": sorted(request.categories),
+                "fields": sorted(request.fields),
+                "now": int(request.at.timestamp()),
+                "delegated": request.delegated,
+                "relative": request.subjects.relative,
+            },
+        }
+
+    def decide(self, request: Request) -> Decision:
+        """Decide one request."""
+        return self.decide_batch([request])[0]
+
+    def decide_batch(self, requests: Sequence[Request]) -> list[Decision]:
+        """Decide many requests with one call into Cedar."""
+        if not requests:
+            return []
+        cedar_requests = [self.cedar_request(r) for r in requests]
+        with translate(PolicyError, "evaluating the Cedar policies"):
+            results = cedarpy.is_authorized_batch(
+                cedar_requests, self.policy_set, self.entities, self.schema
+            )
+        return [self._decision(r, res) for r, res in zip(requests, results, strict=True)]
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _decision(self, request: Request, result: Any) -> Decision:
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            # Fail closed: an evaluation error never allows anything.
+            return Decision(
+                request,
+                False,
+                ("policy:error",),
+                "the policy engine could not evaluate this request: "
+                + "; ".join(str(e) for e in diagnostics.errors),
+            )
+        deciding = tuple(self._by_cedar_id[pid] for pid in diagnostics.reasons)
+        if not result.allowed:
+            if deciding:
+                return Decision(
+                    request,
+                    False,
+                    tuple(p.id for p in deciding),
+                    "Refused: " + "; ".join(p.reason for p in deciding) + ".",
+                )
+            rule, reason = self.explain_refusal(request)
+            return Decision(request, False, (rule,), f"Refused: {reason}.")
+        reg = self.registry[request.agreement]
+        clause = reg.agreement.clause(request.clause)
+        if clause is None:  # pragma: no cover - Cedar permitted a clause that is not registered
+            return Decision(request, False, ("policy:error",), "clause vanished")
+        person_filter = _person_filter(reg.agreement, clause, request)
+        fields = request.fields or clause.fields
+        return Decision(
+            request,
+            True,
+            tuple(p.id for p in deciding),
+            _allow_reason(deciding, person_filter),
+            fields=frozenset(fields),
+            filter=person_filter,
+            clause=clause,
+        )
+
+    def explain_refusal(self, request: Request) -> tuple[str, str]:
+        """Why no clause permits ``request``: the first condition it fails, as (rule, sentence).
+
+        This restates in Python the conditions compiled into each permit policy; a test holds it
+        to agree with Cedar's verdict.
+        """
+        reg = self.registry.get(request.agreement)
+        if reg is None:
+            return "agreement:unknown", (
+                f"there is no agreement {request.agreement!r}; nothing flows without a published "
+                "agreement"
+            )
+        a = reg.agreement
+        blocked = reg.why_not_in_force(a.valid_from)
+        if blocked is not None:
+            return f"lifecycle:{a.id}", blocked
+        clause = a.clause(request.clause)
+        if clause is None:
+            known = ", ".join(c.id for c in a.clauses)
+            return "clause:unknown", f"agreement {a.id} has no clause {request.clause!r} ({known})"
+        on = request.at.date()
+        if on < a.valid_from:
+            return "agreement:dates", f"agreement {a.id} is valid only from {a.valid_from}"
+        if on >= a.valid_until:
+            return "agreement:dates", f"agreement {a.id} expired on {a.valid_until}"
+        op = request.operation
+        if op not in clause.operations:
+            allowed = " or ".join(sorted(o.value for o in clause.operations))
+            return "clause:operation", (f"clause {clause.id} allows only {allowed}, not {op.value}")
+        party = acting_party(a, clause, op)
+        if request.requester != party:
+            return "clause:party", (
+                f"under clause {clause.id} only {party} may {op.value}; {request.requester} may not"
+            )
+        if not clause.covers_purpose(request.purpose):
+            return "clause:purpose", (
+                f"purpose {request.purpose} is not among the purposes of clause {clause.id} "
+                f"({', '.join(sorted(clause.purposes))}): purpose limitation, GDPR Art. 5(1)(b)"
+            )
+        outside = sorted(c for c in request.categories if not clause.covers_category(c))
+        if outside:
+            return "clause:categories", (f"clause {clause.id} does not cover {', '.join(outside)}")
+        extra = sorted(request.fields - clause.fields) if clause.fields else []
+        if extra:
+            return "clause:fields", (
+                f"clause {clause.id} does not list the fields {', '.join(extra)}: only what the "
+                "purpose needs may cross"
+            )
+        return "policy:default-deny", "no policy permits this request"
+
+
+def _allow_reason(deciding: Sequence[CompiledPolicy], person_filter: PersonFilter) -> str:
+    head = "Allowed: " + "; ".join(p.reason for p in deciding)
+    conditions = (
+        []
+        if person_filter.regions.everywhere
+        else [f"they live in {person_filter.regions.describe()}"]
+    )
+    for rule in person_filter.rules:
+        phrase = _RULE_PHRASES.get(rule.id, "they have consented to it")
+        if phrase not in conditions:
+            conditions.append(phrase)
+    if not conditions:
+        return head + "."
+    return f"{head}; each person's data only where {'; '.join(conditions)}."
+
+
+_RULE_PHRASES = {
+    vppa.RULE_ID: "US viewers have given VPPA consent",
+    sca.READ_RULE_ID: "every participant in a thread has consented",
+    sca.SEND_RULE_ID: "the sender has consented to sending",
+    gdpr.RULE_ID: "people under the GDPR gave a distinct consent to this purpose",
+    ccpa.RULE_ID: "no sale/sharing opt-out (or GPC signal) is in force",
+    friends.RULE_ID: "everyone but the requester has consented themselves",
+}
+
+
+def _person_filter(agreement: Agreement, clause: Clause, request: Request) -> PersonFilter:
+    rules = _person_rules(
+        agreement,
+        clause,
+        request.operation,
+        request.purpose,
+        request.categories,
+        request.title,
+        request.requester_person,
+        request.subjects.relative,
+    )
+    return PersonFilter(
+        at=request.at,
+        controller=rules[0],
+        regions=clause.region_set,
+        rules=rules[1],
+        subjects=_subjects(request.subjects),
+        group=rules[2],
+        regions_reason=f"lives outside the regions of clause {clause.id}",
+    )
+
+
+def _subjects(subjects: Subjects) -> frozenset[str] | None:
+    return subjects.people if subjects.kind is SubjectsKind.PEOPLE else None
+
+
+@lru_cache(maxsize=4096)
+def _person_rules(  # noqa: PLR0917 - positional so that lru_cache keys stay cheap
+    agreement: Agreement,
+    clause: Clause,
+    operation: Operation,
+    purpose: str,
+    categories: frozenset[str],
+    title: str | None,
+    requester_person: str | None,
+    relative: bool,
+) -> tuple[str, tuple[Rule, ...], Group]:
+    """(controller, rules, group) for a request; independent of the instant, so cached."""
+    d = Disclosure(
+        source=agreement.sender_of(clause),
+        destination=agreement.receiver_of(clause),
+        operation=operation,
+        purpose=purpose,
+        categories=categories,
+        at=datetime.min.replace(tzinfo=UTC),
+        legal_basis=clause.legal_basis,
+        clause_needs_consent=clause.consent_needed,
+        title=title,
+        requester_person=requester_person,
+        relative=relative,
+    )
+    d = replace(d, subjects_at=sca.subjects_at(d))
+    rules: list[Rule] = []
+    if clause.consent_needed:
+        rules.extend(
+            Rule(
+                id=f"clause:{agreement.id}/{clause.id}:consent",
+                reason=(
+                    f"has not consented to {d.counterparty} using their {category} for {purpose}"
+                ),
+                requirement=ConsentNeed(
+                    recipient=d.counterparty,
+                    purpose=purpose,
+                    category=category,
+                    operation=operation,
+                    title=title,
+                ),
+            )
+            for category in sorted(categories)
+        )
+    for module in (vppa, sca, gdpr, ccpa, friends):
+        rules.extend(module.person_rules(d))
+    return d.controller, tuple(rules), sca.group(d)
