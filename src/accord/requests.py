@@ -78,6 +78,8 @@ class Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", utc(self.at))
+        object.__setattr__(self, "categories", frozenset(self.categories))
+        object.__setattr__(self, "fields", frozenset(self.fields))
         if not self.categories:
             raise RequestError("a request names at least one data category")
         try:
