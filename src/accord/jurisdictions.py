@@ -123,7 +123,7 @@ class Jurisdictions:
             if name in REGIONS:
                 countries |= REGIONS[name]
                 continue
-            code = validate_code(name)
+            code = validate_code(raw.strip())
             (subdivisions if "-" in code else countries).add(code)
         return cls(
             frozenset(countries),
