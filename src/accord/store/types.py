@@ -45,7 +45,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return moment
         return to_text(moment)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self,
+        value: Any,
+        dialect: Dialect,  # noqa: ARG002  (TypeDecorator's signature)
+    ) -> datetime | None:
         """An aware UTC datetime."""
         if value is None:
             return None

@@ -1,0 +1,219 @@
+"""A :class:`~accord.filters.PersonFilter` as one SQL query over the store.
+
+The query reads the controller's ``people`` and keeps a person when (see :mod:`accord.filters`,
+whose :meth:`~accord.filters.PersonFilter.judge` is the reference this is tested against)::
+
+    party = controller
+    AND person_id IN subjects                          -- when the request named people
+    AND (country IN (...) OR jurisdiction IN (...))    -- the clause's regions
+    AND (NOT applies(rule) OR requirement(rule))       -- for each rule
+
+where ``applies`` is the rule's jurisdiction set and ``person_id <> exempt``, and the requirement
+is an ``EXISTS`` over the person's consents (purpose and category matched against the ancestors
+of the needed keys with ``IN`` lists over the child tables) or a ``NOT EXISTS`` over their
+opt-outs. Every condition is on non-null columns, so ``NOT`` never meets a ``NULL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+
+from accord.consent import Operation, Scope
+from accord.errors import StoreError, translate
+from accord.filters import (
+    REGION_RULE,
+    ConsentNeed,
+    Group,
+    NoOptOut,
+    PersonFilter,
+    Rule,
+)
+from accord.jurisdictions import Jurisdictions
+from accord.store import tables as t
+from accord.store.consents import operations_text
+from accord.taxonomy import ancestors
+
+_person = t.people.c
+
+
+def _in(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+    wanted = sorted(set(values))
+    return column.in_(wanted) if wanted else false()
+
+
+def within(places: Jurisdictions) -> ColumnElement[bool]:
+    """The person lives in ``places`` (countries by the country column, subdivisions exactly)."""
+    if places.everywhere:
+        return true()
+    return or_(
+        _in(_person.country, places.countries), _in(_person.jurisdiction, places.subdivisions)
+    )
+
+
+def _operation_sets(operation: Operation) -> list[str]:
+    """Every stored operations value that includes ``operation``."""
+    others = [o for o in Operation if o is not operation]
+    return sorted(
+        operations_text({operation, *extra})
+        for n in range(len(others) + 1)
+        for extra in combinations(others, n)
+    )
+
+
+def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
+    """Some consent of the person meets ``need`` at ``f.at``."""
+    at = f.at
+    c = t.consents.alias("c")
+    purposes = t.consent_purposes.alias("cp")
+    categories = t.consent_categories.alias("cc")
+    excluded = t.consent_excluded_titles.alias("cx")
+    conditions: list[ColumnElement[bool]] = [
+        c.c.controller == f.controller,
+        c.c.person == _person.person_id,
+        c.c.recipient == need.recipient,
+        c.c.operations.in_(_operation_sets(need.operation)),
+        c.c.given_at <= at,
+        or_(c.c.expires_at.is_(None), c.c.expires_at > at),
+        or_(c.c.withdrawn_at.is_(None), c.c.withdrawn_at > at),
+        exists().where(
+            purposes.c.consent_id == c.c.id, purposes.c.purpose.in_(ancestors(need.purpose))
+        ),
+        exists().where(
+            categories.c.consent_id == c.c.id,
+            categories.c.category.in_(ancestors(need.category)),
+        ),
+    ]
+    if need.distinct_and_separate:
+        conditions.append(c.c.distinct_and_separate == true())
+    oldest = need.given_after(at)
+    if oldest is not None:
+        conditions.append(c.c.given_at > oldest)
+    if need.title is None:
+        # Without a title only an ongoing consent can be in scope.
+        conditions.append(c.c.scope == Scope.ONGOING.value)
+    else:
+        conditions.append(
+            not_(exists().where(excluded.c.consent_id == c.c.id, excluded.c.title == need.title))
+        )
+        conditions.append(or_(c.c.scope == Scope.ONGOING.value, c.c.disclosure == need.title))
+    return exists().where(*conditions)
+
+
+def no_opt_out(need: NoOptOut, f: PersonFilter) -> ColumnElement[bool]:
+    """No opt-out of the person's of ``need.kind`` is in force at ``f.at``."""
+    o = t.opt_outs.alias("o")
+    return not_(
+        exists().where(
+            o.c.controller == f.controller,
+            o.c.person == _person.person_id,
+            o.c.kind == need.kind.value,
+            o.c.at <= f.at,
+            or_(o.c.revoked_at.is_(None), o.c.revoked_at > f.at),
+        )
+    )
+
+
+def applies(rule: Rule) -> ColumnElement[bool]:
+    """``rule`` binds the person: they live where it applies and are not exempt."""
+    where = within(rule.applies_to)
+    if rule.exempt is None:
+        return where
+    return and_(_person.person_id != rule.exempt, where)
+
+
+def requirement(rule: Rule, f: PersonFilter) -> ColumnElement[bool]:
+    """The person meets ``rule``'s requirement (whether or not it applies)."""
+    req = rule.requirement
+    if isinstance(req, NoOptOut):
+        return no_opt_out(req, f)
+    return consent_exists(req, f)
+
+
+def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:
+    """The people a filter looks at: the controller's, and only the named ones if any are."""
+    where = [_person.party == f.controller]
+    if f.subjects is not None:
+        where.append(_in(_person.person_id, f.subjects))
+    return where
+
+
+def allowed_people_query(f: PersonFilter) -> Select[str]:
+    """The ids of the controller's people that ``f`` lets through: one ``SELECT``."""
+    passes = [or_(not_(applies(rule)), requirement(rule, f)) for rule in f.rules]
+    return select(_person.person_id).where(*_considered(f), within(f.regions), *passes)
+
+
+def allowed_people(session: Session, f: PersonFilter) -> set[str]:
+    """The ids of the controller's people that ``f`` lets through."""
+    with translate(StoreError, f"filtering the people of {f.controller}"):
+        return set(session.execute(allowed_people_query(f)).scalars())
+
+
+def refusals_query(f: PersonFilter) -> tuple[list[str], Select[Any]]:
+    """The rule ids, and one row counting, for each, the people it keeps out."""
+    fails: dict[str, ColumnElement[bool]] = {REGION_RULE: not_(within(f.regions))}
+    for rule in f.rules:
+        fails[rule.id] = or_(
+            fails.get(rule.id, false()), and_(applies(rule), not_(requirement(rule, f)))
+        )
+    ids = list(fails)
+    counts = [
+        func.coalesce(func.sum(case((fails[rule_id], 1), else_=0)), 0).label(f"n{i}")
+        for i, rule_id in enumerate(ids)
+    ]
+    return ids, select(*counts).where(*_considered(f))
+
+
+def refusals(session: Session, f: PersonFilter) -> dict[str, int]:
+    """How many people each rule keeps out, by rule id (the clause's regions included).
+
+    Counted over the people the filter looks at: the controller's, and when the request named
+    people, the named ones. A person who fails several rules counts for each, as in
+    :meth:`~accord.filters.PersonFilter.judge`.
+    """
+    ids, query = refusals_query(f)
+    with translate(StoreError, f"explaining the filter over the people of {f.controller}"):
+        row = session.execute(query).one()
+    return {rule_id: int(row[i]) for i, rule_id in enumerate(ids)}
+
+
+def allowed_groups_query(f: PersonFilter, membership: FromClause | Select[Any]) -> Select[Any]:
+    """The ids of the groups ``f`` lets through; ``membership`` has ``group_id``, ``person_id``.
+
+    With :attr:`Group.EVERY_PARTICIPANT` a group passes when every member is let through; with
+    :attr:`Group.EACH`, when at least one is. A member who is not one of the controller's people
+    (or a null member) is not let through.
+    """
+    m = membership.subquery("membership") if isinstance(membership, Select) else membership
+    # Uncorrelated on purpose: the allowed set is computed once, whatever ``membership`` is.
+    allowed = m.c.person_id.in_(allowed_people_query(f).correlate(None))
+    admitted = func.sum(case((allowed, 1), else_=0))
+    every = f.group is Group.EVERY_PARTICIPANT
+    having = admitted == func.count() if every else admitted > 0
+    return select(m.c.group_id).group_by(m.c.group_id).having(having)
+
+
+def allowed_groups(
+    session: Session, f: PersonFilter, membership: FromClause | Select[Any]
+) -> set[Any]:
+    """The ids of the groups in ``membership`` that ``f`` lets through (see the query above)."""
+    with translate(StoreError, f"filtering groups of the people of {f.controller}"):
+        return set(session.execute(allowed_groups_query(f, membership)).scalars())

@@ -1,0 +1,231 @@
+"""The store's tables: parties, people, agreements with their reviews and history, consents and
+opt-outs.
+
+A consent's purposes, categories and excluded titles sit in child tables, one key a row, so the
+per-person filter can match them with ``IN`` lists (:mod:`accord.store.filter_sql`). Instants are
+:class:`~accord.store.types.UTCDateTime` (UTC, comparable in SQL on both backends).
+
+Consents and opt-outs name their person by id at the controller without a foreign key to
+``people``: a controller may record a consent before it tells Accord where the person lives, and a
+person without a ``people`` row is simply never let through.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import cast
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from accord.store.engine import Base
+from accord.store.types import UTCDateTime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PartyRow(Base):
+    """An organisation that holds or receives data."""
+
+    __tablename__ = "parties"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class PersonRow(Base):
+    """A data subject as one party knows them, and where they live."""
+
+    __tablename__ = "people"
+
+    party: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_people_party"), primary_key=True
+    )
+    person_id: Mapped[str] = mapped_column(String, primary_key=True)
+    jurisdiction: Mapped[str] = mapped_column(String)
+    # The country part of the jurisdiction, so a set of countries is one IN list.
+    country: Mapped[str] = mapped_column(String)
+
+    __table_args__ = (
+        Index("ix_people_party_country", "party", "country"),
+        Index("ix_people_party_jurisdiction", "party", "jurisdiction"),
+    )
+
+
+class AgreementRow(Base):
+    """The current terms of an agreement (its YAML document) and where it stands."""
+
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String)
+    provider: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_agreements_provider")
+    )
+    recipient: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_agreements_recipient")
+    )
+    document: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    __table_args__ = (Index("ix_agreements_status", "status"),)
+
+
+class AgreementReviewRow(Base):
+    """A privacy review of one version of an agreement; the latest row is the current review."""
+
+    __tablename__ = "agreement_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(
+        String,
+        ForeignKey("agreements.id", name="fk_agreement_reviews_agreement", ondelete="CASCADE"),
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String)
+    reviewed_on: Mapped[date] = mapped_column(Date)
+    findings: Mapped[str] = mapped_column(Text)
+    approved: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_agreement_reviews_agreement", "agreement_id", "id"),)
+
+
+class AgreementTransitionRow(Base):
+    """One step of an agreement's history, numbered from 0."""
+
+    __tablename__ = "agreement_transitions"
+
+    agreement_id: Mapped[str] = mapped_column(
+        String,
+        ForeignKey("agreements.id", name="fk_agreement_transitions_agreement", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    to_status: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ConsentRow(Base):
+    """One consent record (see :class:`accord.consent.Consent`)."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    person: Mapped[str] = mapped_column(String)
+    controller: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_consents_controller")
+    )
+    recipient: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_consents_recipient")
+    )
+    jurisdiction: Mapped[str] = mapped_column(String)
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    method: Mapped[str] = mapped_column(String)
+    notice: Mapped[str] = mapped_column(Text)
+    distinct_and_separate: Mapped[bool] = mapped_column(Boolean)
+    withdrawal_method: Mapped[str | None] = mapped_column(String)
+    scope: Mapped[str] = mapped_column(String)
+    disclosure: Mapped[str | None] = mapped_column(String)
+    # The operations, sorted and comma-joined ("read", "read,write"): one IN list matches them.
+    operations: Mapped[str] = mapped_column(String)
+
+    __table_args__ = (
+        # The filter's EXISTS looks a person's consents up by these three.
+        Index("ix_consents_controller_person_recipient", "controller", "person", "recipient"),
+    )
+
+
+def _child_fk(table: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["consent_id"], ["consents.id"], name=f"fk_{table}_consent", ondelete="CASCADE"
+    )
+
+
+class ConsentPurposeRow(Base):
+    """A purpose a consent is for (the primary key is the filter's index)."""
+
+    __tablename__ = "consent_purposes"
+
+    consent_id: Mapped[str] = mapped_column(String, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String, primary_key=True)
+
+    __table_args__ = (_child_fk("consent_purposes"),)
+
+
+class ConsentCategoryRow(Base):
+    """A data category a consent covers."""
+
+    __tablename__ = "consent_categories"
+
+    consent_id: Mapped[str] = mapped_column(String, primary_key=True)
+    category: Mapped[str] = mapped_column(String, primary_key=True)
+
+    __table_args__ = (_child_fk("consent_categories"),)
+
+
+class ConsentExcludedTitleRow(Base):
+    """A title the person excluded from an otherwise covered consent."""
+
+    __tablename__ = "consent_excluded_titles"
+
+    consent_id: Mapped[str] = mapped_column(String, primary_key=True)
+    title: Mapped[str] = mapped_column(String, primary_key=True)
+
+    __table_args__ = (_child_fk("consent_excluded_titles"),)
+
+
+class OptOutRow(Base):
+    """An opt-out signal (see :class:`accord.consent.OptOut`)."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person: Mapped[str] = mapped_column(String)
+    controller: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_opt_outs_controller")
+    )
+    kind: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_opt_outs_controller_person_kind", "controller", "person", "kind"),)
+
+
+def _table(row: type[Base]) -> Table:
+    return cast(Table, row.__table__)
+
+
+# Core handles on the tables, for set-based queries and executemany.
+parties = _table(PartyRow)
+people = _table(PersonRow)
+agreements = _table(AgreementRow)
+agreement_reviews = _table(AgreementReviewRow)
+agreement_transitions = _table(AgreementTransitionRow)
+consents = _table(ConsentRow)
+consent_purposes = _table(ConsentPurposeRow)
+consent_categories = _table(ConsentCategoryRow)
+consent_excluded_titles = _table(ConsentExcludedTitleRow)
+opt_outs = _table(OptOutRow)
