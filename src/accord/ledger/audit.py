@@ -1,0 +1,328 @@
+"""Verify a stored ledger from scratch: every leaf, every stored node, every checkpoint.
+
+Nothing stored is trusted. Leaf hashes are recomputed from leaf data; every perfect node is
+recomputed from those and compared with the stored ones; the root of every checkpointed size and
+of the current tree is recomputed and compared with the signed checkpoints and the tree state; each
+checkpoint's signature is checked, and a consistency proof from it to the current tree, built from
+the stored nodes, must verify. Leaves are read in aligned chunks of 2**16, so memory stays bounded
+whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, func, select
+
+from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
+from accord.ledger import merkle, shred
+from accord.ledger.entries import decode_leaf
+from accord.ledger.tables import (
+    STATE_ROW_ID,
+    STORED_MIN_LEVEL,
+    LedgerCheckpoint,
+    LedgerLeaf,
+    LedgerNode,
+    LedgerPersonIndex,
+    LedgerState,
+    PersonKey,
+)
+
+if TYPE_CHECKING:
+    from accord.ledger.log import Ledger
+
+CHUNK_LEVEL = 16
+MAX_PROBLEMS = 200
+
+_leaves = LedgerLeaf.__table__
+_nodes = LedgerNode.__table__
+_state = LedgerState.__table__
+_checkpoints = LedgerCheckpoint.__table__
+_keys = PersonKey.__table__
+_index = LedgerPersonIndex.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing that does not verify, and where."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What :func:`verify_ledger` checked and what it found wrong."""
+
+    size: int = 0
+    root: bytes = merkle.EMPTY_ROOT
+    leaves_checked: int = 0
+    nodes_checked: int = 0
+    checkpoints_checked: int = 0
+    index_rows_checked: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    problems_left_out: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.problems
+
+    def add(self, where: str, message: str) -> None:
+        """Record a problem (the first :data:`MAX_PROBLEMS` are kept, the rest counted)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(where, message))
+        else:
+            self.problems_left_out += 1
+
+    def raise_for_problems(self) -> None:
+        """Raise LedgerIntegrityError naming the first problem, if there is one."""
+        if self.problems:
+            first = self.problems[0]
+            more = len(self.problems) - 1 + self.problems_left_out
+            suffix = f" (and {more} more problems)" if more else ""
+            raise LedgerIntegrityError(first.message + suffix, where=first.where)
+
+
+def _node_name(level: int, index: int) -> str:
+    start, end = merkle.node_range((level, index))
+    return f"node level {level} index {index} (leaves {start}..{end - 1})"
+
+
+def verify_ledger(ledger: Ledger) -> VerifyReport:
+    """Recompute everything from the leaves and compare; never raises for what it finds."""
+    report = VerifyReport()
+    began = time.perf_counter()
+    with translate(StoreError, "verifying the ledger"), ledger.engine.connect() as conn:
+        state = conn.execute(
+            select(_state.c.size, _state.c.root, _state.c.frontier).where(
+                _state.c.id == STATE_ROW_ID
+            )
+        ).first()
+        size = int(state.size) if state else 0
+        report.size = size
+        report.root = bytes(state.root) if state else merkle.EMPTY_ROOT
+        checkpoints = [
+            (int(s), bytes(r), str(n))
+            for s, r, n in conn.execute(
+                select(_checkpoints.c.size, _checkpoints.c.root, _checkpoints.c.note).order_by(
+                    _checkpoints.c.size
+                )
+            )
+        ]
+        wanted_sizes = sorted({size} | {s for s, _, _ in checkpoints if 0 < s <= size})
+        roots = _check_tree(conn, size, wanted_sizes, report)
+        computed_root = roots.get(size, merkle.EMPTY_ROOT)
+        if state is not None:
+            _check_state(size, bytes(state.root), bytes(state.frontier), computed_root, report)
+        _check_people(conn, report)
+    _check_checkpoints(ledger, checkpoints, roots, size, computed_root, report)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _check_tree(
+    conn: Connection, size: int, wanted_sizes: list[int], report: VerifyReport
+) -> dict[int, bytes]:
+    """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size."""
+    count, lowest, highest = conn.execute(
+        select(func.count(), func.min(_leaves.c.idx), func.max(_leaves.c.idx))
+    ).one()
+    if count != size or (size and (lowest != 0 or highest != size - 1)):
+        report.add(
+            "ledger_leaves",
+            f"holds {count} leaves numbered {lowest}..{highest}, but the tree has {size} "
+            f"leaves numbered 0..{size - 1}",
+        )
+    sha256 = hashlib.sha256
+    chunk = 1 << CHUNK_LEVEL
+    chunk_roots: list[bytes] = []
+    inside: dict[merkle.NodeId, bytes] = {}  # decomposition nodes below CHUNK_LEVEL, by size
+    nodes_seen = 0
+    for start in range(0, size, chunk):
+        end = min(start + chunk, size)
+        hashes: list[bytes] = []
+        expected = start
+        rows = conn.execute(
+            select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash)
+            .where(_leaves.c.idx >= start, _leaves.c.idx < end)
+            .order_by(_leaves.c.idx)
+        )
+        for idx, data, stored in rows:
+            if idx != expected:
+                report.add(f"leaf {expected}", "is missing")
+                return {}
+            hashed = sha256(b"\x00" + bytes(data)).digest()
+            if hashed != bytes(stored):
+                report.add(f"leaf {idx}", "its data does not hash to its stored leaf hash")
+            hashes.append(hashed)
+            expected += 1
+        if expected != end:
+            report.add(f"leaf {expected}", "is missing")
+            return {}
+        report.leaves_checked += len(hashes)
+        levels = merkle.levels(hashes)
+        stored_nodes = {
+            int(pos): bytes(hashed)
+            for pos, hashed in conn.execute(
+                select(_nodes.c.pos, _nodes.c.hash).where(
+                    _nodes.c.pos >= 2 * start, _nodes.c.pos < 2 * (start + chunk) - 1
+                )
+            )
+        }
+        for level in range(STORED_MIN_LEVEL, len(levels)):
+            base = start >> level
+            for offset, hashed in enumerate(levels[level]):
+                nodes_seen += 1
+                position = merkle.node_position(level, base + offset)
+                kept = stored_nodes.pop(position, None)
+                if kept is None:
+                    report.add(_node_name(level, base + offset), "is missing from ledger_nodes")
+                elif kept != hashed:
+                    report.add(_node_name(level, base + offset), "differs from the leaves under it")
+        for position in stored_nodes:
+            report.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
+        if end - start == chunk:
+            chunk_roots.append(levels[CHUNK_LEVEL][0])
+        for wanted in wanted_sizes:
+            if start < wanted <= end:
+                for level, index in merkle.subtree_nodes(start, wanted):
+                    inside[(level, index)] = levels[level][index - (start >> level)]
+    upper = merkle.levels(chunk_roots)
+    nodes_seen += _check_upper_nodes(conn, upper, report)
+    report.nodes_checked = nodes_seen
+    roots: dict[int, bytes] = {}
+    for wanted in wanted_sizes:
+        parts = []
+        for level, index in merkle.subtree_nodes(0, wanted):
+            if (level, index) in inside:
+                parts.append(inside[(level, index)])
+            else:
+                parts.append(upper[level - CHUNK_LEVEL][index])
+        roots[wanted] = merkle.fold(parts)
+    return roots
+
+
+def _check_upper_nodes(conn: Connection, upper: list[list[bytes]], report: VerifyReport) -> int:
+    """Compare stored nodes above chunk level; flag stored nodes nobody accounted for."""
+    expected = {
+        merkle.node_position(CHUNK_LEVEL + depth, index): hashed
+        for depth in range(1, len(upper))
+        for index, hashed in enumerate(upper[depth])
+    }
+    positions = list(expected)
+    for start in range(0, len(positions), 500):
+        chunk = positions[start : start + 500]
+        for pos, hashed in conn.execute(
+            select(_nodes.c.pos, _nodes.c.hash).where(_nodes.c.pos.in_(chunk))
+        ):
+            if bytes(hashed) != expected.pop(int(pos)):
+                report.add(_node_name(*merkle.position_node(int(pos))), "differs from the leaves")
+    for position in expected:
+        report.add(_node_name(*merkle.position_node(position)), "is missing from ledger_nodes")
+    return len(positions)
+
+
+def _check_state(
+    size: int, root: bytes, frontier: bytes, computed_root: bytes, report: VerifyReport
+) -> None:
+    if root != computed_root:
+        report.add("ledger_state", f"its root for size {size} differs from the leaves' root")
+    hashes = [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
+    if len(hashes) != size.bit_count() or merkle.fold(hashes) != computed_root:
+        report.add("ledger_state", "its frontier does not fold to the leaves' root")
+
+
+def _check_checkpoints(
+    ledger: Ledger,
+    checkpoints: list[tuple[int, bytes, str]],
+    roots: dict[int, bytes],
+    size: int,
+    computed_root: bytes,
+    report: VerifyReport,
+) -> None:
+    for cp_size, cp_root, note in checkpoints:
+        where = f"checkpoint at size {cp_size}"
+        report.checkpoints_checked += 1
+        if ledger.verifier is None:
+            report.add(where, "cannot be checked: no verifier key was given")
+            continue
+        try:
+            signed = ledger.verifier.open(note)
+        except LedgerIntegrityError as exc:
+            report.add(where, exc.message)
+            continue
+        if signed.size != cp_size or signed.root != cp_root:
+            report.add(where, "its signed note disagrees with its stored size or root")
+            continue
+        if cp_size > size:
+            report.add(where, f"is past the end of the tree ({size} leaves)")
+            continue
+        expected = roots.get(cp_size, merkle.EMPTY_ROOT) if cp_size else merkle.EMPTY_ROOT
+        if signed.root != expected:
+            report.add(where, "its signed root differs from the root of the stored leaves")
+            continue
+        try:
+            proof = ledger.consistency_proof(cp_size, size)
+        except LedgerIntegrityError as exc:
+            report.add(where, f"no consistency proof to the current tree: {exc}")
+            continue
+        if not merkle.verify_consistency(cp_size, size, signed.root, computed_root, proof.path):
+            report.add(where, f"the consistency proof to size {size} does not verify")
+
+
+def _check_people(conn: Connection, report: VerifyReport) -> None:
+    """Every index row belongs to a person with a key, and points at a leaf tagged for them."""
+    keys = {
+        shred.lookup_pseudonym(bytes(key)): bytes(key)
+        for (key,) in conn.execute(select(_keys.c.key))
+    }
+    pending: list[tuple[bytes, int]] = []
+    for pseudonym, leaf_idx in conn.execute(
+        select(_index.c.pseudonym, _index.c.leaf_idx).order_by(_index.c.leaf_idx)
+    ):
+        pending.append((bytes(pseudonym), int(leaf_idx)))
+        if len(pending) >= 500:
+            _check_index_rows(conn, pending, keys, report)
+            pending = []
+    _check_index_rows(conn, pending, keys, report)
+
+
+def _check_index_rows(
+    conn: Connection, rows: Iterable[tuple[bytes, int]], keys: dict[bytes, bytes], report: VerifyReport
+) -> None:
+    rows = list(rows)
+    if not rows:
+        return
+    wanted = sorted({idx for _, idx in rows})
+    leaves = {
+        int(idx): bytes(data)
+        for idx, data in conn.execute(
+            select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(wanted))
+        )
+    }
+    for pseudonym, idx in rows:
+        report.index_rows_checked += 1
+        where = f"person index row for leaf {idx}"
+        key = keys.get(pseudonym)
+        if key is None:
+            report.add(where, "belongs to no person key (left behind by an erasure?)")
+            continue
+        if idx not in leaves:
+            report.add(where, "points at a leaf that does not exist")
+            continue
+        try:
+            subjects = decode_leaf(leaves[idx]).get("subjects", [])
+        except InvalidInput as exc:
+            report.add(f"leaf {idx}", exc.message)
+            continue
+        if shred.subject_tag(key, idx) not in subjects:
+            report.add(where, "the leaf carries no subject tag for this person")

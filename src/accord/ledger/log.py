@@ -1,0 +1,557 @@
+"""The append-only log: typed entries in, receipts out, proofs on demand.
+
+Writing. :meth:`Ledger.append` returns only once its entries are committed (SQLite with WAL and
+``synchronous=FULL``; PostgreSQL commit), so a receipt is never handed out for an entry a crash
+could lose. Concurrent callers in one process are grouped: whoever holds the writer lock commits
+everything queued so far in one transaction (up to ``batch_size`` entries), and the others find
+their receipts waiting. Across processes, every append first takes the database's write lock
+(``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` of the one ``ledger_state`` row on
+PostgreSQL), reads the tree size and frontier under it, and moves them forward in the same
+transaction, so two writers can never both write leaf ``n``: the tree cannot fork.
+
+Reading. Every complete perfect subtree of 16 leaves or more is stored by position, so the hash of
+any range a proof needs is a fold of O(log n) stored nodes, and nodes below level 4 are recomputed
+from at most 16 leaf hashes. A proof costs two indexed queries whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from accord.errors import (
+    AccordError,
+    InvalidInput,
+    LedgerError,
+    LedgerIntegrityError,
+    NotFound,
+    StoreError,
+    translate,
+)
+from accord.ledger import merkle, shred
+from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
+from accord.ledger.entries import Entry, ErasureEntry, decode_leaf
+from accord.ledger.audit import VerifyReport, verify_ledger
+from accord.ledger.tables import (
+    STATE_ROW_ID,
+    STORED_MIN_LEVEL,
+    LedgerCheckpoint,
+    LedgerLeaf,
+    LedgerNode,
+    LedgerPersonIndex,
+    LedgerState,
+)
+
+PROOF_FORMAT = "accord-ledger-proof/v1"
+
+_leaves = LedgerLeaf.__table__
+_nodes = LedgerNode.__table__
+_state = LedgerState.__table__
+_checkpoints = LedgerCheckpoint.__table__
+_person_index = LedgerPersonIndex.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof of acceptance: where the entry sits, its leaf hash, and the tree size that holds it."""
+
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """A tree size and its root hash."""
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLeaf:
+    """A leaf as stored: index, canonical JSON bytes, leaf hash."""
+
+    index: int
+    data: bytes
+    leaf_hash: bytes
+
+    def entry(self) -> dict[str, Any]:
+        """The leaf's JSON object."""
+        return decode_leaf(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves with ``root``."""
+
+    index: int
+    size: int
+    leaf_hash: bytes
+    path: tuple[bytes, ...]
+    root: bytes
+
+    def verify(self) -> bool:
+        """Whether the path leads from the leaf hash to the root."""
+        return merkle.verify_inclusion(self.leaf_hash, self.index, self.size, self.path, self.root)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """RFC 9162 consistency proof: the tree of ``old_size`` leaves is a prefix of ``new_size``'s."""
+
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    path: tuple[bytes, ...]
+
+    def verify(self) -> bool:
+        """Whether the path shows ``old_root`` to be a prefix of ``new_root``."""
+        return merkle.verify_consistency(
+            self.old_size, self.new_size, self.old_root, self.new_root, self.path
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    size: int
+    root: bytes
+    frontier: list[bytes]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One caller's entries waiting for the writer."""
+
+    entries: list[Entry]
+    receipts: list[Receipt] = field(default_factory=list)
+    error: AccordError | None = None
+    done: bool = False
+
+
+class Ledger:
+    """The ledger in an Accord store, signing checkpoints with ``signer``.
+
+    ``signer`` may be left out to only read and verify; then pass ``verifier`` to check stored
+    checkpoints against a published verifier key.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        signer: Signer | None = None,
+        *,
+        verifier: Verifier | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
+        self.engine = engine
+        self.signer = signer
+        self.verifier = verifier or (signer.verifier if signer else None)
+        self.batch_size = batch_size
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._writer_lock = threading.Lock()
+
+    # Writing ------------------------------------------------------------------------------------
+
+    def append(self, entries: Iterable[Entry]) -> list[Receipt]:
+        """Append entries, in order; returns their receipts once they are durable."""
+        pending = _Pending(list(entries))
+        for entry in pending.entries:
+            if not isinstance(entry, Entry):
+                raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
+        if not pending.entries:
+            return []
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._writer_lock:
+            while not pending.done:
+                self._commit_next_group()
+        if pending.error is not None:
+            raise pending.error
+        return pending.receipts
+
+    def _commit_next_group(self) -> None:
+        """Commit the oldest queued appends together (called holding the writer lock)."""
+        with self._queue_lock:
+            group = [self._queue.pop(0)]
+            total = len(group[0].entries)
+            while self._queue and total + len(self._queue[0].entries) <= self.batch_size:
+                total += len(self._queue[0].entries)
+                group.append(self._queue.pop(0))
+        try:
+            if len(group) == 1:
+                # A lone caller may bring more than a batch: it is committed in order, batch by
+                # batch, and acknowledged when the last one is durable.
+                entries = group[0].entries
+                for start in range(0, len(entries), self.batch_size):
+                    group[0].receipts.extend(self._write(entries[start : start + self.batch_size]))
+            else:
+                receipts = self._write([entry for pending in group for entry in pending.entries])
+                offset = 0
+                for pending in group:
+                    pending.receipts = receipts[offset : offset + len(pending.entries)]
+                    offset += len(pending.entries)
+        except AccordError as exc:
+            for pending in group:
+                pending.error = exc
+        except BaseException:
+            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
+            for pending in group:
+                pending.error = interrupted
+                pending.done = True
+            raise
+        for pending in group:
+            pending.done = True
+
+    def _write(self, entries: Sequence[Entry]) -> list[Receipt]:
+        with self._locked("appending to the ledger") as (conn, state):
+            receipts, _ = self._write_locked(conn, state, entries)
+        return receipts
+
+    def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
+        """Append many entries in large transactions, without receipts (loading, benchmarks)."""
+        batch: list[Entry] = []
+        with self._writer_lock:
+            for entry in entries:
+                batch.append(entry)
+                if len(batch) >= batch_size:
+                    self._write(batch)
+                    batch = []
+            if batch:
+                self._write(batch)
+        return self.head()
+
+    def erase(self, person_id: str, reason: str) -> Receipt:
+        """Forget a person: delete their key and index rows, and record an erasure naming nobody.
+
+        Their earlier entries stay in the log, which still verifies, but can no longer be tied
+        to them. All of it happens in one transaction.
+        """
+        with self._writer_lock, self._locked("erasing a person from the ledger") as (conn, state):
+            forgotten = shred.forget(conn, person_id)
+            entry = ErasureEntry(
+                agreement=None, reason=reason, people=1, entries_forgotten=forgotten
+            )
+            receipts, _ = self._write_locked(conn, state, [entry])
+        return receipts[0]
+
+    @contextmanager
+    def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
+        """A transaction holding the database's ledger write lock, committed on success."""
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            if self._sqlite:
+                # pysqlite would open a deferred transaction at the first write; take the write
+                # lock up front so the size read below cannot go stale before we write.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn, self._lock_state(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _lock_state(self, conn: Connection) -> _State:
+        query = select(_state.c.size, _state.c.root, _state.c.frontier).where(
+            _state.c.id == STATE_ROW_ID
+        )
+        row = conn.execute(query.with_for_update()).first()
+        if row is None:
+            values = {
+                "id": STATE_ROW_ID,
+                "size": 0,
+                "root": merkle.EMPTY_ROOT,
+                "frontier": b"",
+            }
+            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(dialect_insert(_state).values(values).on_conflict_do_nothing())
+            row = conn.execute(query.with_for_update()).one()
+        return _decode_state(int(row.size), bytes(row.root), bytes(row.frontier))
+
+    def _write_locked(
+        self, conn: Connection, state: _State, entries: Sequence[Entry]
+    ) -> tuple[list[Receipt], _State]:
+        """Write entries after ``state``, inside the locked transaction."""
+        start = state.size
+        people = {person for entry in entries for person in entry.about}
+        keys = shred.keys_for(conn, people, create=True) if people else {}
+        sha256 = hashlib.sha256
+        leaf_rows: list[tuple[int, bytes, bytes]] = []
+        index_rows: list[tuple[bytes, int]] = []
+        for index, entry in enumerate(entries, start):
+            if entry.about:
+                tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
+                index_rows.extend(shred.index_rows(keys, index, entry.about))
+                data = entry.encode(tags)
+            else:
+                data = entry.encode()
+            leaf_rows.append((index, data, sha256(b"\x00" + data).digest()))
+        grown = merkle.extend(
+            start, state.frontier, [row[2] for row in leaf_rows], min_level=STORED_MIN_LEVEL
+        )
+        size = start + len(leaf_rows)
+        self._insert(conn, "ledger_leaves", ("idx", "data", "leaf_hash"), leaf_rows)
+        if grown.nodes:
+            node_rows = [(merkle.node_position(lv, ix), h) for lv, ix, h in grown.nodes]
+            self._insert(conn, "ledger_nodes", ("pos", "hash"), node_rows)
+        if index_rows:
+            self._insert(conn, "ledger_person_index", ("pseudonym", "leaf_idx"), index_rows)
+        moved = conn.execute(
+            update(_state)
+            .where(_state.c.id == STATE_ROW_ID, _state.c.size == start)
+            .values(size=size, root=grown.root, frontier=b"".join(grown.frontier))
+        )
+        if moved.rowcount != 1:
+            raise LedgerError(f"the tree moved past size {start} while this append held its lock")
+        receipts = [Receipt(index, hashed, size) for index, _, hashed in leaf_rows]
+        return receipts, _State(size, grown.root, grown.frontier)
+
+    def _insert(
+        self, conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        # The driver's executemany straight from tuples: the hot path of every append, where
+        # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
+        # Table and column names are the constants above, never input.
+        marks = ", ".join([self._placeholder] * len(columns))
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+        conn.exec_driver_sql(statement, list(rows))
+
+    # Reading ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self, doing: str) -> Iterator[Connection]:
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            yield conn
+
+    def _head(self, conn: Connection) -> TreeHead:
+        row = conn.execute(
+            select(_state.c.size, _state.c.root).where(_state.c.id == STATE_ROW_ID)
+        ).first()
+        if row is None:
+            return TreeHead(0, merkle.EMPTY_ROOT)
+        return TreeHead(int(row.size), bytes(row.root))
+
+    def head(self) -> TreeHead:
+        """The current tree size and root."""
+        with self._reading("reading the ledger head") as conn:
+            return self._head(conn)
+
+    def leaf(self, index: int) -> StoredLeaf:
+        """The stored leaf at ``index``."""
+        with self._reading("reading a ledger leaf") as conn:
+            row = conn.execute(
+                select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash).where(
+                    _leaves.c.idx == index
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"the ledger has no leaf {index}")
+        return StoredLeaf(int(row.idx), bytes(row.data), bytes(row.leaf_hash))
+
+    def recent(self, limit: int = 20) -> list[StoredLeaf]:
+        """The last ``limit`` leaves, newest first."""
+        with self._reading("reading recent ledger entries") as conn:
+            rows = conn.execute(
+                select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash)
+                .order_by(_leaves.c.idx.desc())
+                .limit(limit)
+            )
+            return [StoredLeaf(int(i), bytes(d), bytes(h)) for i, d, h in rows]
+
+    def read_nodes(self, conn: Connection, wanted: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        """The hashes of complete perfect nodes: stored ones read, low ones rebuilt from leaves."""
+        stored: dict[int, merkle.NodeId] = {}
+        low: list[merkle.NodeId] = []
+        for node in wanted:
+            if node[0] >= STORED_MIN_LEVEL:
+                stored[merkle.node_position(*node)] = node
+            else:
+                low.append(node)
+        found: dict[merkle.NodeId, bytes] = {}
+        if stored:
+            rows = conn.execute(
+                select(_nodes.c.pos, _nodes.c.hash).where(_nodes.c.pos.in_(list(stored)))
+            )
+            found.update({stored[int(pos)]: bytes(hashed) for pos, hashed in rows})
+        if low:
+            indexes = sorted({i for node in low for i in range(*merkle.node_range(node))})
+            rows = conn.execute(
+                select(_leaves.c.idx, _leaves.c.leaf_hash).where(_leaves.c.idx.in_(indexes))
+            )
+            leaf_hashes = {int(i): bytes(hashed) for i, hashed in rows}
+            for node in low:
+                start, end = merkle.node_range(node)
+                try:
+                    found[node] = merkle.perfect_root([leaf_hashes[i] for i in range(start, end)])
+                except KeyError as exc:
+                    raise LedgerIntegrityError(
+                        f"leaf {exc.args[0]} is missing from the store", where="ledger_leaves"
+                    ) from None
+        for position, node in stored.items():
+            if node not in found:
+                raise LedgerIntegrityError(
+                    f"node at level {node[0]}, index {node[1]} (position {position}) is missing",
+                    where="ledger_nodes",
+                )
+        return found
+
+    def _checked_size(self, conn: Connection, size: int | None) -> TreeHead:
+        head = self._head(conn)
+        if size is None or size == head.size:
+            return head
+        if not 0 <= size <= head.size:
+            raise LedgerError(f"the ledger has {head.size} entries; there is no tree of size {size}")
+        nodes = self.read_nodes(conn, merkle.frontier_nodes(size))
+        return TreeHead(size, merkle.fold([nodes[n] for n in merkle.frontier_nodes(size)]))
+
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the tree of ``size`` leaves (default: now)."""
+        with self._reading("computing a ledger root") as conn:
+            return self._checked_size(conn, size).root
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """Proof that leaf ``index`` is in the tree of ``size`` leaves (default: now)."""
+        with self._reading("proving inclusion in the ledger") as conn:
+            head = self._checked_size(conn, size)
+            if not 0 <= index < head.size:
+                raise LedgerError(f"leaf {index} is not in the tree of {head.size} entries")
+            ranges = merkle.inclusion_ranges(index, head.size)
+            nodes = self.read_nodes(conn, [(0, index), *merkle.nodes_for(ranges)])
+        path = tuple(merkle.resolve(ranges, nodes))
+        return InclusionProof(index, head.size, nodes[(0, index)], path, head.root)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """Proof that the tree of ``old_size`` leaves is a prefix of the tree of ``new_size``."""
+        with self._reading("proving ledger consistency") as conn:
+            new = self._checked_size(conn, new_size)
+            if not 0 <= old_size <= new.size:
+                raise LedgerError(f"no consistency proof from size {old_size} to size {new.size}")
+            old = self._checked_size(conn, old_size)
+            ranges = merkle.consistency_ranges(old_size, new.size)
+            nodes = self.read_nodes(conn, merkle.nodes_for(ranges))
+        path = tuple(merkle.resolve(ranges, nodes))
+        return ConsistencyProof(old.size, new.size, old.root, new.root, path)
+
+    # Checkpoints --------------------------------------------------------------------------------
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Sign the current tree head and store it; the same head is signed only once."""
+        if self.signer is None:
+            raise LedgerError("this ledger was opened without a signing key")
+        head = self.head()
+        signed = self.signer.sign(Checkpoint(self.signer.name, head.size, head.root))
+        with translate(StoreError, "storing a ledger checkpoint"), self.engine.begin() as conn:
+            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                dialect_insert(_checkpoints)
+                .values(
+                    size=head.size, root=head.root, note=signed.note, created_at=datetime.now(UTC)
+                )
+                .on_conflict_do_nothing(index_elements=["size"])
+            )
+            note = conn.execute(
+                select(_checkpoints.c.note).where(_checkpoints.c.size == head.size)
+            ).scalar_one()
+        return SignedCheckpoint(self.signer.verifier.open(note), note)
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        """Every stored checkpoint as ``(size, root, signed note)``, oldest first."""
+        with self._reading("reading ledger checkpoints") as conn:
+            rows = conn.execute(
+                select(_checkpoints.c.size, _checkpoints.c.root, _checkpoints.c.note).order_by(
+                    _checkpoints.c.size
+                )
+            )
+            return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+
+    def latest_checkpoint(self) -> str | None:
+        """The signed note of the largest stored checkpoint, if any."""
+        stored = self.checkpoints()
+        return stored[-1][2] if stored else None
+
+    def verify(self) -> VerifyReport:
+        """Recompute the whole tree from the leaves and check every checkpoint against it."""
+        return verify_ledger(self)
+
+    # People -------------------------------------------------------------------------------------
+
+    def entries_about(self, person_id: str) -> list[int]:
+        """Indexes of the leaves about a person (none once they are erased)."""
+        with self._reading("looking up a person in the ledger") as conn:
+            found = shred.leaves_of(conn, person_id)
+        return found[1] if found else []
+
+    def prove_person(self, person_id: str) -> dict[str, Any]:
+        """Every entry about a person with its inclusion proof under a fresh signed checkpoint.
+
+        The bundle includes the person's key, so whoever holds it can check that each leaf's
+        subject tag is theirs: it is the person's to share. ``verify_proof.py`` checks it alone.
+        """
+        if self.verifier is None:
+            raise LedgerError("this ledger was opened without a key to sign or check checkpoints")
+        signed = self.checkpoint()
+        size = signed.checkpoint.size
+        with self._reading("proving a person's entries") as conn:
+            found = shred.leaves_of(conn, person_id)
+            if found is None:
+                raise NotFound(
+                    f"the ledger holds no entries about {person_id!r} (never recorded, or erased)"
+                )
+            key, indexes = found
+            indexes = [i for i in indexes if i < size]
+            rows = conn.execute(
+                select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(indexes))
+            )
+            leaves = {int(i): bytes(d) for i, d in rows}
+        entries = []
+        for index in indexes:
+            proof = self.inclusion_proof(index, size)
+            if proof.root != signed.checkpoint.root:
+                raise LedgerIntegrityError(f"tree of size {size} does not match its checkpoint")
+            entries.append(
+                {
+                    "index": index,
+                    "leaf": leaves[index].decode("utf-8"),
+                    "leaf_hash": proof.leaf_hash.hex(),
+                    "subject": shred.subject_tag(key, index),
+                    "inclusion_proof": [p.hex() for p in proof.path],
+                }
+            )
+        return {
+            "format": PROOF_FORMAT,
+            "person": {"id": person_id, "key": key.hex()},
+            "vkey": self.verifier.vkey,
+            "checkpoint": signed.note,
+            "tree_size": size,
+            "root": signed.checkpoint.root.hex(),
+            "entries": entries,
+        }
+
+
+def _decode_state(size: int, root: bytes, frontier: bytes) -> _State:
+    expected = size.bit_count()
+    if len(frontier) != expected * merkle.HASH_SIZE:
+        raise LedgerIntegrityError(
+            f"the stored frontier has {len(frontier)} bytes; a tree of {size} leaves needs "
+            f"{expected} hashes",
+            where="ledger_state",
+        )
+    hashes = [frontier[i : i + merkle.HASH_SIZE] for i in range(0, len(frontier), merkle.HASH_SIZE)]
+    if merkle.fold(hashes) != root:
+        raise LedgerIntegrityError(
+            "the stored root is not the fold of the stored frontier", where="ledger_state"
+        )
+    return _State(size, root, hashes)

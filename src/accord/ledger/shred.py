@@ -1,0 +1,106 @@
+"""People in the log without exposing them, and erasure by crypto-shredding.
+
+Each person the ledger records gets a random 32-byte key of their own (table ``person_keys``). A leaf
+about them carries, instead of their id, a *subject tag*: ``HMAC-SHA256(key, "accord/ledger/subject/v1\\n"
+|| decimal leaf index)``. Tags differ from leaf to leaf, so leaves cannot be linked to each other
+either. To find a person's leaves without scanning, the ledger also writes
+``(HMAC-SHA256(key, "accord/ledger/lookup/v1"), leaf index)`` rows to ``ledger_person_index``.
+
+Erasing a person deletes their key and their index rows. Their leaves stay, byte for byte, so the
+tree still verifies; without the key nobody can recompute the tags, and nothing links the leaves to
+the person any more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from accord.ledger.tables import LedgerPersonIndex, PersonKey
+
+SUBJECT_CONTEXT = b"accord/ledger/subject/v1\n"
+LOOKUP_CONTEXT = b"accord/ledger/lookup/v1"
+KEY_SIZE = 32
+
+_keys = PersonKey.__table__
+_index = LedgerPersonIndex.__table__
+# Stay well under every backend's limit on bound parameters in one statement.
+_CHUNK = 500
+
+
+def subject_tag(key: bytes, index: int) -> str:
+    """The pseudonym (hex) a person has in leaf ``index``."""
+    return hmac.new(key, SUBJECT_CONTEXT + str(index).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def lookup_pseudonym(key: bytes) -> bytes:
+    """The pseudonym under which a person's leaves are indexed."""
+    return hmac.new(key, LOOKUP_CONTEXT, hashlib.sha256).digest()
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, bytes]:
+    """The keys of these people; with ``create``, a new random key for each who has none.
+
+    Call it inside the ledger's append lock when creating, so two writers never race on a key.
+    """
+    wanted = sorted(set(person_ids))
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(wanted):
+        rows = conn.execute(
+            select(_keys.c.person_id, _keys.c.key).where(_keys.c.person_id.in_(chunk))
+        )
+        found.update({person_id: bytes(key) for person_id, key in rows})
+    if create:
+        missing = [person_id for person_id in wanted if person_id not in found]
+        if missing:
+            now = datetime.now(UTC)
+            new = {person_id: secrets.token_bytes(KEY_SIZE) for person_id in missing}
+            conn.execute(
+                insert(_keys),
+                [{"person_id": p, "key": k, "created_at": now} for p, k in new.items()],
+            )
+            found.update(new)
+    return found
+
+
+def index_rows(keys: dict[str, bytes], index: int, person_ids: Iterable[str]) -> list[tuple[bytes, int]]:
+    """``(lookup pseudonym, leaf index)`` rows saying leaf ``index`` concerns these people."""
+    return [(lookup_pseudonym(keys[person_id]), index) for person_id in set(person_ids)]
+
+
+def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | None:
+    """A person's key and the indexes of the leaves about them; ``None`` if they have no key."""
+    key = conn.execute(select(_keys.c.key).where(_keys.c.person_id == person_id)).scalar()
+    if key is None:
+        return None
+    key = bytes(key)
+    rows = conn.execute(
+        select(_index.c.leaf_idx)
+        .where(_index.c.pseudonym == lookup_pseudonym(key))
+        .order_by(_index.c.leaf_idx)
+    )
+    return key, [int(idx) for (idx,) in rows]
+
+
+def forget(conn: Connection, person_id: str) -> int:
+    """Delete a person's key and index rows; returns how many leaves they are no longer linked to."""
+    key = conn.execute(select(_keys.c.key).where(_keys.c.person_id == person_id)).scalar()
+    if key is None:
+        return 0
+    pseudonym = lookup_pseudonym(bytes(key))
+    count = conn.execute(
+        select(func.count()).select_from(_index).where(_index.c.pseudonym == pseudonym)
+    ).scalar_one()
+    conn.execute(delete(_index).where(_index.c.pseudonym == pseudonym))
+    conn.execute(delete(_keys).where(_keys.c.person_id == person_id))
+    return int(count)

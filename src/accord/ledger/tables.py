@@ -1,0 +1,109 @@
+"""The ledger's tables in the Accord store (created by migration ``0002_ledger``).
+
+* ``ledger_leaves``: one row per leaf, by index: its canonical JSON and its leaf hash.
+* ``ledger_nodes``: the hash of every complete perfect subtree of ``2**4`` leaves or more, keyed by
+  its in-order position (:func:`accord.ledger.merkle.node_position`). Lower nodes are recomputed
+  from at most 16 leaf hashes, which keeps the table an eighth the size of the log while any proof
+  still takes two indexed reads.
+* ``ledger_state``: the single row every append locks: tree size, root and frontier.
+* ``ledger_checkpoints``: signed tree heads, one per tree size.
+* ``person_keys``: each person's random key, by their id; deleting it is the erasure.
+* ``ledger_person_index``: which leaves concern which person, by the person's lookup pseudonym.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from accord.errors import StoreError, translate
+from accord.store.engine import Base
+
+# On SQLite only a column declared exactly INTEGER PRIMARY KEY is the rowid; BIGINT would add a
+# second index and slow every insert. SQLite integers are 64-bit either way.
+_Index = BigInteger().with_variant(Integer(), "sqlite")
+
+STATE_ROW_ID = 1
+
+STORED_MIN_LEVEL = 4
+"""Nodes at this level and above are stored; lower ones are recomputed from their leaf hashes."""
+
+
+class LedgerLeaf(Base):
+    """One leaf of the log."""
+
+    __tablename__ = "ledger_leaves"
+
+    idx: Mapped[int] = mapped_column(_Index, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+
+
+class LedgerNode(Base):
+    """The hash of a complete perfect subtree, by in-order position."""
+
+    __tablename__ = "ledger_nodes"
+
+    pos: Mapped[int] = mapped_column(_Index, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+
+
+class LedgerState(Base):
+    """The tree head every append locks and moves forward."""
+
+    __tablename__ = "ledger_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    """Concatenated hashes of the tree's maximal perfect subtrees, largest first."""
+
+
+class LedgerCheckpoint(Base):
+    """A signed tree head (C2SP tlog-checkpoint in a signed note)."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class PersonKey(Base):
+    """A person's random 32-byte key; their pseudonyms are HMACs under it."""
+
+    __tablename__ = "person_keys"
+
+    person_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class LedgerPersonIndex(Base):
+    """Leaf ``leaf_idx`` concerns the person whose lookup pseudonym is ``pseudonym``."""
+
+    __tablename__ = "ledger_person_index"
+
+    pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+LEDGER_TABLES = [
+    LedgerLeaf.__table__,
+    LedgerNode.__table__,
+    LedgerState.__table__,
+    LedgerCheckpoint.__table__,
+    PersonKey.__table__,
+    LedgerPersonIndex.__table__,
+]
+
+
+def create_ledger_tables(engine: Engine) -> None:
+    """Create the ledger's tables where they are missing (tests and tools; the store uses migrations)."""
+    with translate(StoreError, "creating the ledger tables"):
+        Base.metadata.create_all(engine, tables=LEDGER_TABLES)
