@@ -1,0 +1,82 @@
+"""The migrations build exactly the tables the code declares, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+import accord.store.tables  # noqa: F401  (the store's tables on Base.metadata)
+from accord.store.engine import Base, make_engine
+from accord.store.migrate import alembic_config, current, open_store, upgrade
+
+if importlib.util.find_spec("accord.ledger.tables") is not None:
+    importlib.import_module("accord.ledger.tables")
+
+STORE_TABLES = {
+    "parties",
+    "people",
+    "agreements",
+    "agreement_reviews",
+    "agreement_transitions",
+    "consents",
+    "consent_purposes",
+    "consent_categories",
+    "consent_excluded_titles",
+    "opt_outs",
+}
+
+
+@pytest.mark.unit
+def test_the_core_revision_is_the_base() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    core = scripts.get_revision("0001_core")
+    assert core is not None
+    assert core.down_revision is None
+    assert scripts.get_bases() == ["0001_core"]
+    assert len(scripts.get_heads()) == 1
+
+
+@pytest.mark.integration
+def test_migrations_produce_exactly_the_metadata(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            differences = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+            tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
+        assert differences == []
+        assert tables == set(Base.metadata.tables)
+        assert tables >= STORE_TABLES
+        heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+        assert current(engine) == heads[0]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.integration
+def test_open_store_twice_migrates_once(db_url: str) -> None:
+    for _ in range(2):
+        engine, sessions = open_store(db_url)
+        try:
+            with sessions() as session:
+                assert session.get_bind() is engine
+            assert current(engine) is not None
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_fresh_database_has_no_revision(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        assert current(engine) is None
+    finally:
+        engine.dispose()
