@@ -21,29 +21,19 @@ from sqlalchemy import Connection, func, select
 from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
 from accord.ledger import merkle, shred
 from accord.ledger.entries import decode_leaf
-from accord.ledger.tables import (
-    STATE_ROW_ID,
-    STORED_MIN_LEVEL,
-    LedgerCheckpoint,
-    LedgerLeaf,
-    LedgerNode,
-    LedgerPersonIndex,
-    LedgerState,
-    PersonKey,
-)
+from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
+from accord.ledger.tables import checkpoints_table as _checkpoints
+from accord.ledger.tables import leaves_table as _leaves
+from accord.ledger.tables import nodes_table as _nodes
+from accord.ledger.tables import person_index_table as _index
+from accord.ledger.tables import person_keys_table as _keys
+from accord.ledger.tables import state_table as _state
 
 if TYPE_CHECKING:
     from accord.ledger.log import Ledger
 
 CHUNK_LEVEL = 16
 MAX_PROBLEMS = 200
-
-_leaves = LedgerLeaf.__table__
-_nodes = LedgerNode.__table__
-_state = LedgerState.__table__
-_checkpoints = LedgerCheckpoint.__table__
-_keys = PersonKey.__table__
-_index = LedgerPersonIndex.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +114,14 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
         if state is not None:
             _check_state(size, bytes(state.root), bytes(state.frontier), computed_root, report)
         _check_people(conn, report)
-    _check_checkpoints(ledger, checkpoints, roots, size, computed_root, report)
+    _check_checkpoints(
+        ledger,
+        checkpoints=checkpoints,
+        roots=roots,
+        size=size,
+        computed_root=computed_root,
+        report=report,
+    )
     report.seconds = time.perf_counter() - began
     return report
 
@@ -142,54 +139,14 @@ def _check_tree(
             f"holds {count} leaves numbered {lowest}..{highest}, but the tree has {size} "
             f"leaves numbered 0..{size - 1}",
         )
-    sha256 = hashlib.sha256
     chunk = 1 << CHUNK_LEVEL
     chunk_roots: list[bytes] = []
-    inside: dict[merkle.NodeId, bytes] = {}  # decomposition nodes below CHUNK_LEVEL, by size
-    nodes_seen = 0
+    inside: dict[merkle.NodeId, bytes] = {}  # nodes below CHUNK_LEVEL that wanted roots need
     for start in range(0, size, chunk):
         end = min(start + chunk, size)
-        hashes: list[bytes] = []
-        expected = start
-        rows = conn.execute(
-            select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash)
-            .where(_leaves.c.idx >= start, _leaves.c.idx < end)
-            .order_by(_leaves.c.idx)
-        )
-        for idx, data, stored in rows:
-            if idx != expected:
-                report.add(f"leaf {expected}", "is missing")
-                return {}
-            hashed = sha256(b"\x00" + bytes(data)).digest()
-            if hashed != bytes(stored):
-                report.add(f"leaf {idx}", "its data does not hash to its stored leaf hash")
-            hashes.append(hashed)
-            expected += 1
-        if expected != end:
-            report.add(f"leaf {expected}", "is missing")
+        levels = _check_chunk(conn, start, end, report)
+        if levels is None:
             return {}
-        report.leaves_checked += len(hashes)
-        levels = merkle.levels(hashes)
-        stored_nodes = {
-            int(pos): bytes(hashed)
-            for pos, hashed in conn.execute(
-                select(_nodes.c.pos, _nodes.c.hash).where(
-                    _nodes.c.pos >= 2 * start, _nodes.c.pos < 2 * (start + chunk) - 1
-                )
-            )
-        }
-        for level in range(STORED_MIN_LEVEL, len(levels)):
-            base = start >> level
-            for offset, hashed in enumerate(levels[level]):
-                nodes_seen += 1
-                position = merkle.node_position(level, base + offset)
-                kept = stored_nodes.pop(position, None)
-                if kept is None:
-                    report.add(_node_name(level, base + offset), "is missing from ledger_nodes")
-                elif kept != hashed:
-                    report.add(_node_name(level, base + offset), "differs from the leaves under it")
-        for position in stored_nodes:
-            report.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
         if end - start == chunk:
             chunk_roots.append(levels[CHUNK_LEVEL][0])
         for wanted in wanted_sizes:
@@ -197,18 +154,64 @@ def _check_tree(
                 for level, index in merkle.subtree_nodes(start, wanted):
                     inside[(level, index)] = levels[level][index - (start >> level)]
     upper = merkle.levels(chunk_roots)
-    nodes_seen += _check_upper_nodes(conn, upper, report)
-    report.nodes_checked = nodes_seen
+    report.nodes_checked += _check_upper_nodes(conn, upper, report)
     roots: dict[int, bytes] = {}
     for wanted in wanted_sizes:
-        parts = []
-        for level, index in merkle.subtree_nodes(0, wanted):
-            if (level, index) in inside:
-                parts.append(inside[(level, index)])
-            else:
-                parts.append(upper[level - CHUNK_LEVEL][index])
+        parts = [
+            inside[node] if node in inside else upper[node[0] - CHUNK_LEVEL][node[1]]
+            for node in merkle.subtree_nodes(0, wanted)
+        ]
         roots[wanted] = merkle.fold(parts)
     return roots
+
+
+def _check_chunk(
+    conn: Connection, start: int, end: int, report: VerifyReport
+) -> list[list[bytes]] | None:
+    """Rehash the leaves ``[start, end)`` and compare the stored nodes over them.
+
+    Returns every perfect node over the chunk, by level, or None if leaves are missing.
+    """
+    sha256 = hashlib.sha256
+    hashes: list[bytes] = []
+    rows = conn.execute(
+        select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash)
+        .where(_leaves.c.idx >= start, _leaves.c.idx < end)
+        .order_by(_leaves.c.idx)
+    )
+    for idx, data, stored in rows:
+        if idx != start + len(hashes):
+            break
+        hashed = sha256(b"\x00" + bytes(data)).digest()
+        if hashed != bytes(stored):
+            report.add(f"leaf {idx}", "its data does not hash to its stored leaf hash")
+        hashes.append(hashed)
+    if len(hashes) != end - start:
+        report.add(f"leaf {start + len(hashes)}", "is missing")
+        return None
+    report.leaves_checked += len(hashes)
+    levels = merkle.levels(hashes)
+    # Every node under the chunk's subtree has an in-order position in [2*start, 2*(start+2**16)-1).
+    stored_nodes = {
+        int(pos): bytes(hashed)
+        for pos, hashed in conn.execute(
+            select(_nodes.c.pos, _nodes.c.hash).where(
+                _nodes.c.pos >= 2 * start, _nodes.c.pos < 2 * (start + (1 << CHUNK_LEVEL)) - 1
+            )
+        )
+    }
+    for level in range(STORED_MIN_LEVEL, len(levels)):
+        base = start >> level
+        for offset, hashed in enumerate(levels[level]):
+            report.nodes_checked += 1
+            kept = stored_nodes.pop(merkle.node_position(level, base + offset), None)
+            if kept is None:
+                report.add(_node_name(level, base + offset), "is missing from ledger_nodes")
+            elif kept != hashed:
+                report.add(_node_name(level, base + offset), "differs from the leaves under it")
+    for position in stored_nodes:
+        report.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
+    return levels
 
 
 def _check_upper_nodes(conn: Connection, upper: list[list[bytes]], report: VerifyReport) -> int:
@@ -243,6 +246,7 @@ def _check_state(
 
 def _check_checkpoints(
     ledger: Ledger,
+    *,
     checkpoints: list[tuple[int, bytes, str]],
     roots: dict[int, bytes],
     size: int,
@@ -297,7 +301,10 @@ def _check_people(conn: Connection, report: VerifyReport) -> None:
 
 
 def _check_index_rows(
-    conn: Connection, rows: Iterable[tuple[bytes, int]], keys: dict[bytes, bytes], report: VerifyReport
+    conn: Connection,
+    rows: Iterable[tuple[bytes, int]],
+    keys: dict[bytes, bytes],
+    report: VerifyReport,
 ) -> None:
     rows = list(rows)
     if not rows:

@@ -11,9 +11,10 @@ and the signed note appends a blank line and one line per signature::
     — <key name> <base64(key id || Ed25519 signature of the body)>
 
 where the key id is the first four bytes of ``SHA-256(key name || 0x0A || 0x01 || public key)``.
-A verifier key is shared as ``<key name>+<key id, 8 hex digits>+<base64(0x01 || public key)>``; the
-signing key is kept in the data folder as ``PRIVATE+KEY+<key name>+<key id>+<base64(0x01 || seed)>``,
-readable only by its owner, the same text forms Go's ``golang.org/x/mod/sumdb/note`` uses.
+A verifier key is shared as ``<key name>+<key id, 8 hex digits>+<base64(0x01 || public key)>``;
+the signing key is kept in the data folder, readable only by its owner, as
+``PRIVATE+KEY+<key name>+<key id>+<base64(0x01 || seed)>``: the text forms of Go's
+``golang.org/x/mod/sumdb/note``.
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ class ConsentChangeEntry(Entry):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AgreementChangeEntry(Entry):
-    """An agreement moved in its lifecycle (draft, in review, approved, active, suspended, ended)."""
+    """An agreement moved in its lifecycle (draft, review, approved, active, suspended, ended)."""
 
     kind: ClassVar[str] = "agreement"
 
@@ -237,7 +237,7 @@ class AgreementChangeEntry(Entry):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ErasureEntry(Entry):
-    """A person was erased: their ledger key is gone, so their entries can no longer be tied to them.
+    """A person was erased: their ledger key is gone, so nothing ties their entries to them.
 
     It names nobody: ``about`` must stay empty.
     """

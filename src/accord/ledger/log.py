@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.errors import (
@@ -37,26 +37,16 @@ from accord.errors import (
     translate,
 )
 from accord.ledger import merkle, shred
+from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
 from accord.ledger.entries import Entry, ErasureEntry, decode_leaf
-from accord.ledger.audit import VerifyReport, verify_ledger
-from accord.ledger.tables import (
-    STATE_ROW_ID,
-    STORED_MIN_LEVEL,
-    LedgerCheckpoint,
-    LedgerLeaf,
-    LedgerNode,
-    LedgerPersonIndex,
-    LedgerState,
-)
+from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
+from accord.ledger.tables import checkpoints_table as _checkpoints
+from accord.ledger.tables import leaves_table as _leaves
+from accord.ledger.tables import nodes_table as _nodes
+from accord.ledger.tables import state_table as _state
 
 PROOF_FORMAT = "accord-ledger-proof/v1"
-
-_leaves = LedgerLeaf.__table__
-_nodes = LedgerNode.__table__
-_state = LedgerState.__table__
-_checkpoints = LedgerCheckpoint.__table__
-_person_index = LedgerPersonIndex.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +266,7 @@ class Ledger:
                 "root": merkle.EMPTY_ROOT,
                 "frontier": b"",
             }
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            conn.execute(dialect_insert(_state).values(values).on_conflict_do_nothing())
+            conn.execute(_insert_if_absent(conn, _state).values(values).on_conflict_do_nothing())
             row = conn.execute(query.with_for_update()).one()
         return _decode_state(int(row.size), bytes(row.root), bytes(row.frontier))
 
@@ -320,7 +309,11 @@ class Ledger:
         return receipts, _State(size, grown.root, grown.frontier)
 
     def _insert(
-        self, conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+        self,
+        conn: Connection,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
     ) -> None:
         # The driver's executemany straight from tuples: the hot path of every append, where
         # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
@@ -371,7 +364,9 @@ class Ledger:
             )
             return [StoredLeaf(int(i), bytes(d), bytes(h)) for i, d, h in rows]
 
-    def read_nodes(self, conn: Connection, wanted: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+    def read_nodes(
+        self, conn: Connection, wanted: Iterable[merkle.NodeId]
+    ) -> dict[merkle.NodeId, bytes]:
         """The hashes of complete perfect nodes: stored ones read, low ones rebuilt from leaves."""
         stored: dict[int, merkle.NodeId] = {}
         low: list[merkle.NodeId] = []
@@ -413,7 +408,7 @@ class Ledger:
         if size is None or size == head.size:
             return head
         if not 0 <= size <= head.size:
-            raise LedgerError(f"the ledger has {head.size} entries; there is no tree of size {size}")
+            raise LedgerError(f"the ledger has {head.size} entries, so no tree of size {size}")
         nodes = self.read_nodes(conn, merkle.frontier_nodes(size))
         return TreeHead(size, merkle.fold([nodes[n] for n in merkle.frontier_nodes(size)]))
 
@@ -454,9 +449,8 @@ class Ledger:
         head = self.head()
         signed = self.signer.sign(Checkpoint(self.signer.name, head.size, head.root))
         with translate(StoreError, "storing a ledger checkpoint"), self.engine.begin() as conn:
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(
-                dialect_insert(_checkpoints)
+                _insert_if_absent(conn, _checkpoints)
                 .values(
                     size=head.size, root=head.root, note=signed.note, created_at=datetime.now(UTC)
                 )
@@ -539,6 +533,13 @@ class Ledger:
             "root": signed.checkpoint.root.hex(),
             "entries": entries,
         }
+
+
+def _insert_if_absent(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ON CONFLICT DO NOTHING, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _decode_state(size: int, root: bytes, frontier: bytes) -> _State:

@@ -12,9 +12,9 @@ Vocabulary used throughout:
 * The *frontier* of a tree of size ``n`` is the list of hashes of the maximal perfect subtrees that
   make up ``[0, n)``, left to right (one per set bit of ``n``, largest first). The root is their
   right fold, and it is all an appender needs to keep.
-* A *range* ``(start, end)`` is a run of leaves whose hash ``MTH(D[start:end])`` a proof carries. Every
-  range that RFC 9162's recursion produces starts at a multiple of a power of two at least as large
-  as its width, so its hash is the right fold of its maximal perfect subtrees.
+* A *range* ``(start, end)`` is a run of leaves whose hash ``MTH(D[start:end])`` a proof carries.
+  Every range that RFC 9162's recursion produces starts at a multiple of a power of two at least
+  as large as its width, so its hash is the right fold of its maximal perfect subtrees.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 NodeId = tuple[int, int]
-"""``(level, index)``: the perfect subtree over leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+"""``(level, i)``: the perfect subtree over leaves ``[i * 2**level, (i + 1) * 2**level)``."""
 
 Range = tuple[int, int]
 """``(start, end)``: the leaves ``D[start:end]``."""
@@ -49,7 +49,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def split_point(width: int) -> int:
-    """The largest power of two strictly smaller than ``width`` (``width >= 2``), RFC 9162's ``k``."""
+    """RFC 9162's ``k``: the largest power of two strictly smaller than ``width`` (at least 2)."""
     return 1 << ((width - 1).bit_length() - 1)
 
 
@@ -179,7 +179,7 @@ def extend(
 
 
 def inclusion_ranges(index: int, size: int) -> list[Range]:
-    """The ranges whose hashes form ``PATH(index, D[0:size])`` (RFC 9162 §2.1.3.1), leaf side first."""
+    """The ranges whose hashes form ``PATH(index, D[0:size])`` (RFC 9162 §2.1.3.1), leaf first."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
     ranges: list[Range] = []
@@ -297,7 +297,7 @@ def verify_consistency(
 
 
 class MemoryTree:
-    """A whole tree in memory, keeping every perfect node; the reference the stored log must match."""
+    """A whole tree in memory with every perfect node: the reference the stored log must match."""
 
     def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
         self._levels: list[list[bytes]] = [[]]

@@ -1,9 +1,10 @@
 """People in the log without exposing them, and erasure by crypto-shredding.
 
-Each person the ledger records gets a random 32-byte key of their own (table ``person_keys``). A leaf
-about them carries, instead of their id, a *subject tag*: ``HMAC-SHA256(key, "accord/ledger/subject/v1\\n"
-|| decimal leaf index)``. Tags differ from leaf to leaf, so leaves cannot be linked to each other
-either. To find a person's leaves without scanning, the ledger also writes
+Each person the ledger records gets a random 32-byte key of their own (table ``person_keys``).
+A leaf about them carries, instead of their id, a *subject tag*:
+``HMAC-SHA256(key, "accord/ledger/subject/v1\\n" || decimal leaf index)``. Tags differ from
+leaf to leaf, so leaves cannot be linked to each other either. To find a person's leaves without
+scanning, the ledger also writes
 ``(HMAC-SHA256(key, "accord/ledger/lookup/v1"), leaf index)`` rows to ``ledger_person_index``.
 
 Erasing a person deletes their key and their index rows. Their leaves stay, byte for byte, so the
@@ -21,14 +22,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from accord.ledger.tables import LedgerPersonIndex, PersonKey
+from accord.ledger.tables import person_index_table as _index
+from accord.ledger.tables import person_keys_table as _keys
 
 SUBJECT_CONTEXT = b"accord/ledger/subject/v1\n"
 LOOKUP_CONTEXT = b"accord/ledger/lookup/v1"
 KEY_SIZE = 32
 
-_keys = PersonKey.__table__
-_index = LedgerPersonIndex.__table__
 # Stay well under every backend's limit on bound parameters in one statement.
 _CHUNK = 500
 
@@ -73,7 +73,9 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
     return found
 
 
-def index_rows(keys: dict[str, bytes], index: int, person_ids: Iterable[str]) -> list[tuple[bytes, int]]:
+def index_rows(
+    keys: dict[str, bytes], index: int, person_ids: Iterable[str]
+) -> list[tuple[bytes, int]]:
     """``(lookup pseudonym, leaf index)`` rows saying leaf ``index`` concerns these people."""
     return [(lookup_pseudonym(keys[person_id]), index) for person_id in set(person_ids)]
 
@@ -93,7 +95,7 @@ def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | Non
 
 
 def forget(conn: Connection, person_id: str) -> int:
-    """Delete a person's key and index rows; returns how many leaves they are no longer linked to."""
+    """Delete a person's key and index rows; returns how many leaves they were linked to."""
     key = conn.execute(select(_keys.c.key).where(_keys.c.person_id == person_id)).scalar()
     if key is None:
         return 0

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Engine, Integer, LargeBinary, SmallInteger, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accord.errors import StoreError, translate
 from accord.store.engine import Base
+from accord.store.types import UTCDateTime
 
 # On SQLite only a column declared exactly INTEGER PRIMARY KEY is the rowid; BIGINT would add a
 # second index and slow every insert. SQLite integers are 64-bit either way.
@@ -71,7 +73,7 @@ class LedgerCheckpoint(Base):
     size: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
     root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     note: Mapped[str] = mapped_column(Text, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class PersonKey(Base):
@@ -81,7 +83,7 @@ class PersonKey(Base):
 
     person_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class LedgerPersonIndex(Base):
@@ -93,17 +95,24 @@ class LedgerPersonIndex(Base):
     leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
-LEDGER_TABLES = [
-    LedgerLeaf.__table__,
-    LedgerNode.__table__,
-    LedgerState.__table__,
-    LedgerCheckpoint.__table__,
-    PersonKey.__table__,
-    LedgerPersonIndex.__table__,
+leaves_table = cast(Table, LedgerLeaf.__table__)
+nodes_table = cast(Table, LedgerNode.__table__)
+state_table = cast(Table, LedgerState.__table__)
+checkpoints_table = cast(Table, LedgerCheckpoint.__table__)
+person_keys_table = cast(Table, PersonKey.__table__)
+person_index_table = cast(Table, LedgerPersonIndex.__table__)
+
+LEDGER_TABLES: list[Table] = [
+    leaves_table,
+    nodes_table,
+    state_table,
+    checkpoints_table,
+    person_keys_table,
+    person_index_table,
 ]
 
 
 def create_ledger_tables(engine: Engine) -> None:
-    """Create the ledger's tables where they are missing (tests and tools; the store uses migrations)."""
+    """Create the ledger's tables where missing (for tests and tools; the store runs migrations)."""
     with translate(StoreError, "creating the ledger tables"):
         Base.metadata.create_all(engine, tables=LEDGER_TABLES)

@@ -1,0 +1,202 @@
+"""``accord ledger``: verify the log, show it, prove a person's entries, sign checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from accord.config import Settings
+from accord.errors import AccordError
+from accord.ledger.audit import VerifyReport
+from accord.ledger.checkpoint import KEY_FILE_NAME, Signer, Verifier
+from accord.ledger.log import Ledger
+from accord.store.engine import make_engine
+
+app = typer.Typer(
+    help="The ledger: an append-only Merkle log of every decision and release, with signed "
+    "checkpoints and proofs anyone can check.",
+    no_args_is_help=True,
+)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the Accord store. Default: ACCORD_DATABASE_URL, or accord.db in "
+        "the data folder.",
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding the ledger's signing key. Default: ACCORD_DATA_DIR (accord-data).",
+        show_default=False,
+    ),
+]
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(exc: AccordError) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(exc.exit_code)
+
+
+@contextmanager
+def _ledger(
+    database_url: str | None,
+    data_dir: Path | None,
+    *,
+    signing: bool,
+    vkey: str | None = None,
+) -> Iterator[Ledger]:
+    """The ledger behind the settings; with ``signing``, its key (created on first use)."""
+    settings = Settings()
+    folder = data_dir if data_dir is not None else settings.data_dir
+    engine = make_engine(database_url or settings.resolved_database_url())
+    try:
+        signer: Signer | None = None
+        if signing or (vkey is None and (folder / KEY_FILE_NAME).exists()):
+            signer = Signer.load_or_create(folder)
+        verifier = Verifier.from_vkey(vkey) if vkey else None
+        yield Ledger(engine, signer, verifier=verifier, batch_size=settings.ledger_batch_size)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def verify(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    vkey: Annotated[
+        str | None,
+        typer.Option(
+            help="Check checkpoint signatures against this verifier key instead of the local key."
+        ),
+    ] = None,
+) -> None:
+    """Recompute the whole tree from its leaves and check every checkpoint against it."""
+    try:
+        with _ledger(database_url, data_dir, signing=False, vkey=vkey) as ledger:
+            report = ledger.verify()
+    except AccordError as exc:
+        _fail(exc)
+    _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: VerifyReport) -> None:
+    summary = Table(title="Ledger verification", show_header=False, box=None)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("tree size", str(report.size))
+    summary.add_row("root", report.root.hex())
+    summary.add_row("leaves rehashed", str(report.leaves_checked))
+    summary.add_row("stored nodes recomputed", str(report.nodes_checked))
+    summary.add_row("checkpoints checked", str(report.checkpoints_checked))
+    summary.add_row("person index rows checked", str(report.index_rows_checked))
+    summary.add_row("time", f"{report.seconds:.2f} s")
+    _out.print(summary)
+    if report.ok:
+        _out.print("[bold green]✓ the ledger verifies[/]")
+        return
+    problems = Table(title="What does not verify", title_style="bold red")
+    problems.add_column("where", style="bold")
+    problems.add_column("problem")
+    for problem in report.problems:
+        problems.add_row(escape(problem.where), escape(problem.message))
+    _out.print(problems)
+    if report.problems_left_out:
+        _out.print(f"… and {report.problems_left_out} more")
+    _out.print(f"[bold red]✗ the ledger does not verify ({len(report.problems)} problems)[/]")
+
+
+@app.command()
+def show(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many recent entries to show.")] = 10,
+) -> None:
+    """The most recent entries and the latest checkpoint."""
+    try:
+        with _ledger(database_url, data_dir, signing=False) as ledger:
+            head = ledger.head()
+            leaves = ledger.recent(limit)
+            note = ledger.latest_checkpoint()
+    except AccordError as exc:
+        _fail(exc)
+    table = Table(title=f"Ledger: {head.size} entries, root {head.root.hex()}")
+    for column in ("#", "kind", "at", "agreement", "purpose", "people", "reason"):
+        table.add_column(column)
+    for leaf in leaves:
+        try:
+            entry: dict[str, Any] = leaf.entry()
+        except AccordError:
+            entry = {"kind": "(unreadable)"}
+        table.add_row(
+            str(leaf.index),
+            escape(str(entry.get("kind", ""))),
+            escape(str(entry.get("at", ""))),
+            escape(str(entry.get("agreement") or "—")),
+            escape(str(entry.get("purpose") or "—")),
+            str(entry.get("people", "")),
+            escape(str(entry.get("reason", ""))),
+        )
+    _out.print(table)
+    if note is None:
+        _out.print("No checkpoint yet: run [bold]accord ledger checkpoint[/].")
+    else:
+        _out.print(Panel(escape(note.rstrip("\n")), title="latest checkpoint", expand=False))
+
+
+@app.command()
+def prove(
+    person: Annotated[str, typer.Option("--person", help="The person's id.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Every entry about a person, with inclusion proofs under a signed checkpoint, as JSON.
+
+    The output includes the person's ledger key; check it with verify_proof.py.
+    """
+    try:
+        with _ledger(database_url, data_dir, signing=True) as ledger:
+            bundle = ledger.prove_person(person)
+    except AccordError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def checkpoint(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Sign the current tree head, store it, and print the signed note."""
+    try:
+        with _ledger(database_url, data_dir, signing=True) as ledger:
+            signed = ledger.checkpoint()
+    except AccordError as exc:
+        _fail(exc)
+    typer.echo(signed.note, nl=False)
+
+
+@app.command()
+def key(data_dir: DataDir = None) -> None:
+    """Print the verifier key of the log's signing key (created on first use)."""
+    settings = Settings()
+    try:
+        signer = Signer.load_or_create(data_dir if data_dir is not None else settings.data_dir)
+    except AccordError as exc:
+        _fail(exc)
+    typer.echo(signer.verifier.vkey)

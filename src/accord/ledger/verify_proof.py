@@ -1,0 +1,247 @@
+"""Check an Accord ledger proof (the JSON of ``accord ledger prove``) with nothing but Python.
+
+    python verify_proof.py proof.json [--vkey '<name>+<id>+<key>']
+
+Uses only the standard library's hashlib, json and base64 (and sys for its arguments): no Accord
+code, no third-party packages, so anyone can read it and run it. It checks that
+
+1. the checkpoint is signed (Ed25519, C2SP signed note) by the verifier key in the file, and by
+   the key given with ``--vkey`` if there is one: pass the key the log operator publishes,
+   since a key inside the file proves nothing about who made it;
+2. each entry's leaf hashes to its leaf hash, and its inclusion proof (RFC 9162) leads to the
+   checkpoint's root at the checkpoint's tree size;
+3. each entry carries the person's subject tag,
+   HMAC-SHA256(person key, "accord/ledger/subject/v1\\n" + leaf index),
+   so it is about the person whose key the file holds.
+
+Exit status 0 when everything holds, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+
+FORMAT = "accord-ledger-proof/v1"
+SUBJECT_CONTEXT = b"accord/ledger/subject/v1\n"
+
+
+# --- RFC 9162 hashing and inclusion proofs ------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 section 2.1.3.2."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# --- HMAC-SHA256 (RFC 2104) ---------------------------------------------------------------------
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\x00")
+    inner = hashlib.sha256(bytes(k ^ 0x36 for k in key) + message).digest()
+    return hashlib.sha256(bytes(k ^ 0x5C for k in key) + inner).digest()
+
+
+# --- Ed25519 verification (RFC 8032 section 5.1.7) ----------------------------------------------
+
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T)
+
+
+def _add(a: Point, b: Point) -> Point:
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % _P
+    bb = (y1 + x1) * (y2 + x2) % _P
+    cc = 2 * t1 * t2 * _D % _P
+    dd = 2 * z1 * z2 % _P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
+
+
+def _multiply(scalar: int, point: Point) -> Point:
+    result: Point = (0, 1, 1, 0)
+    while scalar:
+        if scalar & 1:
+            result = _add(result, point)
+        point = _add(point, point)
+        scalar >>= 1
+    return result
+
+
+def _same(a: Point, b: Point) -> bool:
+    return (a[0] * b[2] - b[0] * a[2]) % _P == 0 and (a[1] * b[2] - b[1] * a[2]) % _P == 0
+
+
+def _decode_point(encoded: bytes) -> Point | None:
+    if len(encoded) != 32:
+        return None
+    y = int.from_bytes(encoded, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    if x2 == 0:
+        if sign:
+            return None
+        return 0, y, 1, 0
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y, 1, x * y % _P
+
+
+_BASE = _decode_point((4 * pow(5, _P - 2, _P) % _P).to_bytes(32, "little"))
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` is ``public_key``'s Ed25519 signature of ``message``."""
+    if len(signature) != 64 or _BASE is None:
+        return False
+    a = _decode_point(public_key)
+    r = _decode_point(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= _L:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little")
+    return _same(_multiply(s, _BASE), _add(r, _multiply(h % _L, a)))
+
+
+# --- C2SP signed notes and checkpoints -----------------------------------------------------------
+
+
+def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
+    """``<name>+<key id hex>+<base64(0x01 || key)>`` → (name, key id, public key)."""
+    name, id_hex, encoded = vkey.strip().split("+")
+    raw = base64.b64decode(encoded, validate=True)
+    if raw[:1] != b"\x01" or len(raw) != 33:
+        raise ValueError("not an Ed25519 verifier key")
+    key_id = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
+    if key_id.hex() != id_hex.lower():
+        raise ValueError("the verifier key's id does not match its name and key")
+    return name, key_id, raw[1:]
+
+
+def open_checkpoint(note: str, vkey: str) -> tuple[str, int, bytes]:
+    """Check the note's signature by ``vkey``; returns (origin, tree size, root hash)."""
+    name, key_id, public_key = parse_vkey(vkey)
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise ValueError("not a signed note")
+    text, signature_lines = note[: cut + 1], note[cut + 2 :].splitlines()
+    for line in signature_lines:
+        if not line.startswith("\u2014 "):
+            raise ValueError(f"not a signature line: {line!r}")
+        signer, _, encoded = line[2:].partition(" ")
+        blob = base64.b64decode(encoded, validate=True)
+        if signer == name and blob[:4] == key_id:
+            if not ed25519_verify(public_key, text.encode("utf-8"), blob[4:]):
+                raise ValueError(f"the signature by {name} does not verify")
+            origin, size, root = text.split("\n")[:3]
+            return origin, int(size), base64.b64decode(root, validate=True)
+    raise ValueError(f"the checkpoint is not signed by {name}")
+
+
+# --- The proof file -----------------------------------------------------------------------------
+
+
+def check(bundle: dict[str, object], trusted_vkey: str | None = None) -> list[str]:
+    """Every problem with the proof bundle; an empty list means it all holds."""
+    problems: list[str] = []
+    if bundle.get("format") != FORMAT:
+        return [f"not an Accord ledger proof (format {bundle.get('format')!r})"]
+    vkey = str(bundle["vkey"])
+    if trusted_vkey is not None and trusted_vkey.strip() != vkey:
+        return ["the proof is signed by a different key than the one you trust"]
+    try:
+        origin, size, root = open_checkpoint(str(bundle["checkpoint"]), vkey)
+    except (ValueError, KeyError) as exc:
+        return [f"checkpoint: {exc}"]
+    if origin != vkey.split("+", maxsplit=1)[0]:
+        problems.append(f"checkpoint: origin {origin!r} is not the signer's log")
+    person = bundle["person"]
+    assert isinstance(person, dict)  # noqa: S101  (a malformed file fails here, loudly)
+    key = bytes.fromhex(str(person["key"]))
+    entries = bundle["entries"]
+    assert isinstance(entries, list)  # noqa: S101
+    for entry in entries:
+        index = int(entry["index"])
+        data = str(entry["leaf"]).encode("utf-8")
+        hashed = leaf_hash(data)
+        if hashed.hex() != entry["leaf_hash"]:
+            problems.append(f"entry {index}: the leaf does not hash to its leaf hash")
+        path = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
+        if not verify_inclusion(hashed, index, size, path, root):
+            problems.append(f"entry {index}: not included under the checkpoint (size {size})")
+        tag = hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode()).hex()
+        if tag not in json.loads(data).get("subjects", []):
+            problems.append(f"entry {index}: the leaf is not about this person")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    trusted = None
+    if "--vkey" in argv:
+        at = argv.index("--vkey")
+        trusted = argv[at + 1]
+        argv = argv[:at] + argv[at + 2 :]
+    with open(argv[0], encoding="utf-8") as handle:  # noqa: PTH123  (stdlib only, on purpose)
+        bundle = json.load(handle)
+    problems = check(bundle, trusted)
+    entries = bundle.get("entries", [])
+    if problems:
+        for problem in problems:
+            print(f"FAIL {problem}")
+        return 1
+    for entry in entries:
+        kind = json.loads(entry["leaf"]).get("kind")
+        print(f"ok   entry {entry['index']} ({kind}) is in the log and about this person")
+    print(f"ok   {len(entries)} entries under a checkpoint signed by {bundle['vkey']}")
+    if trusted is None:
+        print("note: pass --vkey with the log's published key to be sure who signed it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
