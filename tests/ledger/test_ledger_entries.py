@@ -1,0 +1,139 @@
+"""Typed entries and their leaves: canonical JSON (RFC 8785), validation, no ids in clear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accord.errors import InvalidInput
+from accord.ledger.entries import (
+    ENTRY_KINDS,
+    AgreementChangeEntry,
+    ConsentChangeEntry,
+    DecisionEntry,
+    Entry,
+    ErasureEntry,
+    ReleaseEntry,
+    canonical_json,
+    decode_leaf,
+)
+
+pytestmark = pytest.mark.unit
+
+text = st.text(max_size=30)
+keys = st.lists(st.text(min_size=1, max_size=20), max_size=4).map(tuple)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 2),  # noqa: DTZ001  (hypothesis wants naive bounds)
+    max_value=datetime(9998, 12, 31),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+common = {
+    "agreement": st.none() | text,
+    "reason": st.text(min_size=1, max_size=60),
+    "clause": st.none() | text,
+    "purpose": st.none() | text,
+    "categories": keys,
+    "about": keys,
+    "at": moments,
+}
+entries = st.one_of(
+    st.builds(DecisionEntry, allowed=st.booleans(), rules=keys, recipient=st.none() | text, **common),
+    st.builds(
+        ReleaseEntry,
+        provider=text,
+        recipient=text,
+        fields=keys,
+        granularity=st.sampled_from(["record", "aggregate", "match-only"]),
+        **common,
+    ),
+    st.builds(
+        ConsentChangeEntry,
+        change=st.sampled_from(["given", "renewed", "withdrawn", "expired"]),
+        recipient=st.none() | text,
+        **common,
+    ),
+    st.builds(
+        AgreementChangeEntry,
+        from_status=st.none() | text,
+        to_status=text,
+        actor=st.none() | text,
+        **common,
+    ),
+)
+tags = st.lists(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64), max_size=3)
+
+
+@settings(max_examples=300)
+@given(entry=entries, subjects=tags)
+def test_the_fast_encoder_writes_exactly_rfc8785(entry: Entry, subjects: list[str]) -> None:
+    leaf = entry.leaf(subjects)
+    assert entry.encode(subjects) == rfc8785.dumps(leaf)
+    assert decode_leaf(entry.encode(subjects)) == leaf
+
+
+@settings(max_examples=100)
+@given(entry=entries, subjects=tags)
+def test_a_leaf_names_its_kind_and_never_the_people(entry: Entry, subjects: list[str]) -> None:
+    leaf = entry.leaf(subjects)
+    assert ENTRY_KINDS[leaf["kind"]] is type(entry)
+    assert leaf["subjects"] == sorted(subjects)
+    assert "about" not in leaf
+    assert leaf["people"] >= len(set(entry.about))
+
+
+def test_ids_in_about_are_not_in_the_leaf() -> None:
+    entry = ReleaseEntry(
+        agreement="a", reason="r", provider="reelix", recipient="chirp", about=("alice-4711",)
+    )
+    assert b"alice-4711" not in entry.encode(["ab" * 32])
+    assert entry.people == 1
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # lone surrogates cannot be UTF-8, so they cannot be canonical JSON
+        (lambda: DecisionEntry(agreement="a\ud800", reason="r", allowed=True), "Unicode"),
+        # fewer people than distinct ids named
+        (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, people=1, about=("x", "y")), "people"),
+        # RFC 8785 numbers are doubles: counts beyond 2**53 would not round-trip
+        (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, people=2**53), "2\\*\\*53"),
+        # a bool is not a count
+        (lambda: ErasureEntry(agreement=None, reason="r", entries_forgotten=True), "whole number"),
+        # every entry explains itself
+        (lambda: DecisionEntry(agreement="a", reason="", allowed=False), "reason"),
+        # an erasure never names the person it erases
+        (lambda: ErasureEntry(agreement=None, reason="r", about=("alice",)), "must not name"),
+        # times are instants
+        (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, at=datetime(2024, 1, 1)), "aware"),  # noqa: DTZ001
+        (lambda: ConsentChangeEntry(agreement="a", reason="r", change="maybe"), "consent change"),  # type: ignore[arg-type]
+        (lambda: ReleaseEntry(agreement="a", reason="r", provider="p", recipient="q", granularity="some"), "granularity"),  # type: ignore[arg-type]
+    ],
+)
+def test_invalid_entries_are_refused(build: object, message: str) -> None:
+    assert callable(build)
+    with pytest.raises(InvalidInput, match=message):
+        build()
+
+
+def test_timestamps_are_utc_with_microseconds() -> None:
+    entry = DecisionEntry(
+        agreement="a", reason="r", allowed=True, at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    )
+    assert entry.leaf()["at"] == "2024-05-01T12:00:00.000000Z"
+
+
+def test_the_general_encoder_handles_what_the_fast_one_never_sees() -> None:
+    assert canonical_json({"b": 1.5, "a": [True, None]}) == b'{"a":[true,null],"b":1.5}'
+    with pytest.raises(InvalidInput):
+        canonical_json({"x": float("nan")})
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"[1, 2]", b"{"])
+def test_decode_leaf_refuses_what_is_not_a_leaf(data: bytes) -> None:
+    with pytest.raises(InvalidInput):
+        decode_leaf(data)

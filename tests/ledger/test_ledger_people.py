@@ -1,0 +1,189 @@
+"""People in the log: found and proven by their own key, forgotten by deleting it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ledger_builders import decision, release
+from typer.testing import CliRunner
+
+import accord.ledger.verify_proof as standalone
+from accord.errors import NotFound
+from accord.ledger import shred
+from accord.ledger.checkpoint import Signer
+from accord.ledger.cli import app
+from accord.ledger.log import Ledger
+from accord.ledger.tables import create_ledger_tables
+from accord.store.engine import make_engine
+
+pytestmark = pytest.mark.integration
+
+VERIFY_PROOF = Path(standalone.__file__)
+runner = CliRunner()
+
+
+@pytest.fixture
+def people(ledger: Ledger) -> Ledger:
+    """Alice in entries 0, 3 and 5; Bob in 1, 3 and 4; entry 2 about nobody."""
+    ledger.append(
+        [
+            release(0, "alice"),
+            release(1, "bob"),
+            decision(2),
+            release(3, "alice", "bob"),
+            release(4, "bob"),
+        ]
+    )
+    ledger.append([release(5, "alice", "alice")])
+    return ledger
+
+
+def test_a_person_finds_their_entries_by_a_query(people: Ledger) -> None:
+    assert people.entries_about("alice") == [0, 3, 5]
+    assert people.entries_about("bob") == [1, 3, 4]
+    assert people.entries_about("carol") == []
+    assert people.leaf(5).entry()["people"] == 1  # alice twice is one person
+
+
+def test_leaves_carry_unlinkable_tags_not_ids(people: Ledger) -> None:
+    leaves = [people.leaf(i) for i in range(6)]
+    for leaf in leaves:
+        assert b"alice" not in leaf.data
+        assert b"bob" not in leaf.data
+    tags = [tag for leaf in leaves for tag in leaf.entry()["subjects"]]
+    assert len(tags) == len(set(tags)) == 6  # a person's tag differs from leaf to leaf
+    assert len(leaves[3].entry()["subjects"]) == 2
+
+
+def test_erasure_forgets_the_person_and_the_log_still_verifies(people: Ledger) -> None:
+    before = [people.leaf(i).data for i in range(6)]
+    with people.engine.connect() as conn:
+        alice_key = shred.keys_for(conn, ["alice"], create=False)["alice"]
+    receipt = people.erase("alice", "Alice asked Reelix to erase her data")
+    assert people.entries_about("alice") == []
+    assert people.entries_about("bob") == [1, 3, 4]
+    assert [people.leaf(i).data for i in range(6)] == before  # the entries stay, byte for byte
+    erasure = people.leaf(receipt.index)
+    assert b"alice" not in erasure.data
+    assert erasure.entry()["kind"] == "erasure"
+    assert erasure.entry()["entries_forgotten"] == 3
+    assert erasure.entry()["subjects"] == []
+    with people.engine.connect() as conn:
+        assert shred.keys_for(conn, ["alice"], create=False) == {}
+    # The old key would still have linked her; it no longer exists anywhere in the store.
+    assert shred.subject_tag(alice_key, 0) in people.leaf(0).entry()["subjects"]
+    report = people.verify()
+    assert report.ok, report.problems
+    assert report.index_rows_checked == 3  # only Bob's rows are left
+    with pytest.raises(NotFound, match="never recorded, or erased"):
+        people.prove_person("alice")
+
+
+def test_a_person_recorded_after_erasure_gets_a_new_key(people: Ledger) -> None:
+    people.erase("alice", "erased")
+    (receipt,) = people.append([release(9, "alice")])
+    assert people.entries_about("alice") == [receipt.index]
+
+
+def test_erasing_someone_never_recorded_is_still_recorded(people: Ledger) -> None:
+    receipt = people.erase("nobody", "asked to be erased")
+    assert people.leaf(receipt.index).entry()["entries_forgotten"] == 0
+
+
+def test_a_proof_bundle_checks_out_with_the_standalone_verifier(people: Ledger, tmp_path: Path) -> None:
+    assert people.signer is not None
+    bundle = people.prove_person("alice")
+    assert [entry["index"] for entry in bundle["entries"]] == [0, 3, 5]
+    assert standalone.check(bundle, people.signer.verifier.vkey) == []
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(bundle))
+    result = subprocess.run(  # noqa: S603  (our own script, by path)
+        [sys.executable, str(VERIFY_PROOF), str(path), "--vkey", people.signer.verifier.vkey],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 entries under a checkpoint" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        # a leaf edited after the fact
+        (lambda b: b["entries"][1].update(leaf=b["entries"][1]["leaf"].replace("3", "4")), "entry 3"),
+        # an entry about someone else passed off as Alice's
+        (lambda b: b["entries"][0].update(index=1), "entry 1"),
+        # a path element changed
+        (lambda b: b["entries"][2]["inclusion_proof"].__setitem__(0, "00" * 32), "entry 5"),
+        # a checkpoint re-signed by a different key
+        (lambda b: b.update(vkey=Signer.generate("test.accord.local/ledger").verifier.vkey), "checkpoint"),
+        # someone else's key
+        (lambda b: b["person"].update(key="11" * 32), "not about this person"),
+    ],
+)
+def test_the_standalone_verifier_catches_a_doctored_bundle(
+    people: Ledger, change: object, problem: str
+) -> None:
+    bundle = people.prove_person("alice")
+    assert callable(change)
+    change(bundle)
+    problems = standalone.check(bundle)
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_standalone_verifier_trusts_only_the_given_key(people: Ledger) -> None:
+    bundle = people.prove_person("alice")
+    other = Signer.generate("test.accord.local/ledger").verifier.vkey
+    assert standalone.check(bundle, other) == [
+        "the proof is signed by a different key than the one you trust"
+    ]
+
+
+def test_the_standalone_verifier_imports_only_the_standard_library() -> None:
+    source = VERIFY_PROOF.read_text()
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from "))
+    }
+    assert imports == {"__future__", "base64", "hashlib", "json", "sys"}
+
+
+def test_the_standalone_hmac_and_ed25519_agree_with_the_libraries() -> None:
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    for size in (0, 1, 63, 64, 65, 200):
+        key, message = bytes(range(size % 256)) * 2, bytes([size]) * size
+        assert standalone.hmac_sha256(key, message) == hmac.new(key, message, hashlib.sha256).digest()
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes_raw()
+        signature = private.sign(message)
+        assert standalone.ed25519_verify(public, message, signature)
+        assert not standalone.ed25519_verify(public, message + b"!", signature)
+        assert not standalone.ed25519_verify(public, message, signature[:63] + b"\x00")
+
+
+def test_prove_on_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = make_engine(url)
+    create_ledger_tables(engine)
+    Ledger(engine).append([release(0, "alice"), release(1, "bob")])
+    engine.dispose()
+    args = ["prove", "--person", "alice", "--database-url", url, "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.stdout)
+    assert [entry["index"] for entry in bundle["entries"]] == [0]
+    assert standalone.check(bundle) == []
+    missing = runner.invoke(app, [*args[:2], "nobody", *args[3:]])
+    assert missing.exit_code == 1
+    assert "no entries about 'nobody'" in missing.output
+    assert "Traceback" not in missing.output
