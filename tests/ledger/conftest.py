@@ -34,8 +34,10 @@ def ledger_pg_url() -> Iterator[str]:
         except OperationalError as exc:
             pytest.skip(f"PostgreSQL is not reachable at {LEDGER_POSTGRES_ADMIN_URL}: {exc.orig}")
         try:
-            yield make_url(LEDGER_POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-                hide_password=False
+            yield (
+                make_url(LEDGER_POSTGRES_ADMIN_URL)
+                .set(database=name)
+                .render_as_string(hide_password=False)
             )
         finally:
             with admin.connect() as conn:

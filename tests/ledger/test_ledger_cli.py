@@ -60,7 +60,8 @@ def test_show_lists_recent_entries_and_the_checkpoint(store: tuple[str, Path]) -
     assert "release 2" in output
     assert "decision 1" not in output
     assert "latest checkpoint" in output
-    assert "alice" not in output and "bob" not in output
+    assert "alice" not in output
+    assert "bob" not in output
 
 
 def test_verify_passes_on_a_sound_ledger(store: tuple[str, Path]) -> None:
@@ -73,7 +74,9 @@ def test_verify_passes_on_a_sound_ledger(store: tuple[str, Path]) -> None:
     assert "the ledger verifies" in output
 
 
-def test_verify_without_the_key_cannot_vouch_for_checkpoints(store: tuple[str, Path], tmp_path: Path) -> None:
+def test_verify_without_the_key_cannot_vouch_for_checkpoints(
+    store: tuple[str, Path], tmp_path: Path
+) -> None:
     url, data_dir = store
     _run("checkpoint", "--database-url", url, "--data-dir", str(data_dir))
     code, _, output = _run("verify", "--database-url", url, "--data-dir", str(tmp_path / "empty"))
@@ -92,7 +95,9 @@ def test_verify_without_the_key_cannot_vouch_for_checkpoints(store: tuple[str, P
         (("verify", "--vkey", "not-a-key"), "not a verifier key"),
     ],
 )
-def test_errors_are_messages_not_tracebacks(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+def test_errors_are_messages_not_tracebacks(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     full = [*args] if "--database-url" in args else [*args, "--database-url", url]
     result = runner.invoke(app, [*full, "--data-dir", str(tmp_path)], env=WIDE)

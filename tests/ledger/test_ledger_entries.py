@@ -27,8 +27,8 @@ pytestmark = pytest.mark.unit
 text = st.text(max_size=30)
 keys = st.lists(st.text(min_size=1, max_size=20), max_size=4).map(tuple)
 moments = st.datetimes(
-    min_value=datetime(1970, 1, 2),  # noqa: DTZ001  (hypothesis wants naive bounds)
-    max_value=datetime(9998, 12, 31),  # noqa: DTZ001
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(9998, 12, 31),
     timezones=st.just(UTC),
 )
 common = {
@@ -41,7 +41,9 @@ common = {
     "at": moments,
 }
 entries = st.one_of(
-    st.builds(DecisionEntry, allowed=st.booleans(), rules=keys, recipient=st.none() | text, **common),
+    st.builds(
+        DecisionEntry, allowed=st.booleans(), rules=keys, recipient=st.none() | text, **common
+    ),
     st.builds(
         ReleaseEntry,
         provider=text,
@@ -99,7 +101,12 @@ def test_ids_in_about_are_not_in_the_leaf() -> None:
         # lone surrogates cannot be UTF-8, so they cannot be canonical JSON
         (lambda: DecisionEntry(agreement="a\ud800", reason="r", allowed=True), "Unicode"),
         # fewer people than distinct ids named
-        (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, people=1, about=("x", "y")), "people"),
+        (
+            lambda: DecisionEntry(
+                agreement="a", reason="r", allowed=True, people=1, about=("x", "y")
+            ),
+            "people",
+        ),
         # RFC 8785 numbers are doubles: counts beyond 2**53 would not round-trip
         (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, people=2**53), "2\\*\\*53"),
         # a bool is not a count
@@ -109,9 +116,17 @@ def test_ids_in_about_are_not_in_the_leaf() -> None:
         # an erasure never names the person it erases
         (lambda: ErasureEntry(agreement=None, reason="r", about=("alice",)), "must not name"),
         # times are instants
-        (lambda: DecisionEntry(agreement="a", reason="r", allowed=True, at=datetime(2024, 1, 1)), "aware"),  # noqa: DTZ001
+        (
+            lambda: DecisionEntry(agreement="a", reason="r", allowed=True, at=datetime(2024, 1, 1)),
+            "aware",
+        ),
         (lambda: ConsentChangeEntry(agreement="a", reason="r", change="maybe"), "consent change"),  # type: ignore[arg-type]
-        (lambda: ReleaseEntry(agreement="a", reason="r", provider="p", recipient="q", granularity="some"), "granularity"),  # type: ignore[arg-type]
+        (
+            lambda: ReleaseEntry(
+                agreement="a", reason="r", provider="p", recipient="q", granularity="some"
+            ),
+            "granularity",
+        ),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_entries_are_refused(build: object, message: str) -> None:

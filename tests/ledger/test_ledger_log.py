@@ -51,7 +51,7 @@ def test_the_stored_tree_is_the_reference_tree(ledger: Ledger) -> None:
             assert receipt.index == reference.append_hash(receipt.leaf_hash)
         assert ledger.head() == type(ledger.head())(reference.size, reference.root())
         sizes.append(reference.size)
-    for size in rng.sample(sizes, 25) + [1, 15, 16, 17, 256, 511, 512, 513]:
+    for size in [*rng.sample(sizes, 25), 1, 15, 16, 17, 256, 511, 512, 513]:
         assert ledger.root(size) == reference.root(size)
         for index in {0, size - 1, rng.randrange(max(size, 1))} if size else set():
             proof = ledger.inclusion_proof(index, size)
@@ -77,7 +77,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ledger, me
     engine.dispose()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_stored_proof_is_the_reference_proof(
     built: tuple[Ledger, merkle.MemoryTree], data: st.DataObject
@@ -186,7 +188,9 @@ def test_threads_never_fork_the_tree(ledger: Ledger, ledger_sqlite_url: str) -> 
         rng = random.Random(number)
         try:
             for round_ in range(40):
-                got = log.append([decision(number * 1000 + round_ * 10 + i) for i in range(rng.randint(1, 3))])
+                got = log.append(
+                    [decision(number * 1000 + round_ * 10 + i) for i in range(rng.randint(1, 3))]
+                )
                 with lock:
                     receipts.extend(r.index for r in got)
         except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
@@ -221,7 +225,9 @@ def test_the_migration_creates_exactly_these_tables(tmp_path: Path) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = [
-            diff for diff in compare_metadata(context, Base.metadata) if names & set(str(diff).split("'"))
+            diff
+            for diff in compare_metadata(context, Base.metadata)
+            if names & set(str(diff).split("'"))
         ]
         assert differences == []
         assert names <= set(conn.dialect.get_table_names(conn))

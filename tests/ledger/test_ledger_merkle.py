@@ -174,7 +174,9 @@ def _corrupted_inclusions(
     if proof:
         probes.append(("removed component", index, size, proof[:-1], root, leaf))
     if len(proof) > 1:
-        probes.append(("inserted component", index, size, [proof[0], SOME_HASH, *proof[1:]], root, leaf))
+        probes.append(
+            ("inserted component", index, size, [proof[0], SOME_HASH, *proof[1:]], root, leaf)
+        )
     return probes
 
 
@@ -219,9 +221,7 @@ def test_corrupted_consistency_proofs_fail(old: int, new: int, expected: list[st
         flipped = [*proof]
         flipped[i] = bytes([proof[i][0] ^ 16]) + proof[i][1:]
         probes.append((f"bit flip in {i}", old, new, r1, r2, flipped))
-    accepted = [
-        name for name, m, n, a, b, p in probes if merkle.verify_consistency(m, n, a, b, p)
-    ]
+    accepted = [name for name, m, n, a, b, p in probes if merkle.verify_consistency(m, n, a, b, p)]
     assert accepted == []
 
 
@@ -302,7 +302,9 @@ leaf_lists = st.lists(st.binary(max_size=24), min_size=1, max_size=200)
 
 @settings(max_examples=60, deadline=None)
 @given(leaves=leaf_lists, data=st.data())
-def test_inclusion_proofs_verify_and_tampering_fails(leaves: list[bytes], data: st.DataObject) -> None:
+def test_inclusion_proofs_verify_and_tampering_fails(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
     tree = merkle.MemoryTree(merkle.leaf_hash(leaf) for leaf in leaves)
     size = data.draw(st.integers(1, tree.size), label="size")
     index = data.draw(st.integers(0, size - 1), label="index")
@@ -376,7 +378,10 @@ def test_node_positions_are_unique_and_nest(level: int, index: int) -> None:
     if level:
         # Children sit inside the parent's position range, which holds nothing else.
         low = index << (level + 1)
-        for child in (merkle.node_position(level - 1, 2 * index), merkle.node_position(level - 1, 2 * index + 1)):
+        for child in (
+            merkle.node_position(level - 1, 2 * index),
+            merkle.node_position(level - 1, 2 * index + 1),
+        ):
             assert low <= child < low + (1 << (level + 1)) - 1
             assert child != position
 

@@ -143,9 +143,7 @@ CASES = {
     ),
     # an index row left behind for a person with no key
     "orphan index row": (
-        _sql(
-            "INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:p, 3)", p=FLIPPED
-        ),
+        _sql("INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:p, 3)", p=FLIPPED),
         "person index row for leaf 3",
     ),
 }
@@ -181,7 +179,9 @@ def test_checkpoints_signed_by_another_key_are_caught(setup: tuple[Ledger, str, 
     _, url, _ = setup
     other = Signer.generate("somewhere.else/log")
     result = runner.invoke(
-        app, ["verify", "--database-url", url, "--vkey", other.verifier.vkey], env={"COLUMNS": "200"}
+        app,
+        ["verify", "--database-url", url, "--vkey", other.verifier.vkey],
+        env={"COLUMNS": "200"},
     )
     assert result.exit_code == 1
     assert "no signature by somewhere.else/log" in result.output

@@ -1,0 +1,103 @@
+"""The same ledger on PostgreSQL: migrations, appends, proofs, erasure, threads, the CLI."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ledger_builders import decision, release
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from accord.ledger import merkle
+from accord.ledger.checkpoint import Signer
+from accord.ledger.cli import app
+from accord.ledger.log import Ledger
+from accord.store.engine import make_engine
+from accord.store.migrate import upgrade
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+
+
+@pytest.fixture
+def pg_engine(ledger_pg_url: str) -> Iterator[Engine]:
+    """A fresh PostgreSQL database migrated to the newest schema."""
+    engine = make_engine(ledger_pg_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_the_postgres_ledger_is_the_reference_tree(pg_engine: Engine) -> None:
+    ledger = Ledger(pg_engine, Signer.generate("test.accord.local/ledger"))
+    reference = merkle.MemoryTree()
+    rng = random.Random(5)
+    while reference.size < 200:
+        batch = [
+            release(reference.size + i, f"p{rng.randrange(9)}") for i in range(rng.randint(1, 20))
+        ]
+        for receipt in ledger.append(batch):
+            reference.append_hash(receipt.leaf_hash)
+        ledger.checkpoint()
+    assert ledger.head().root == reference.root()
+    for _ in range(30):
+        size = rng.randint(1, reference.size)
+        index, old = rng.randrange(size), rng.randint(0, size)
+        assert list(ledger.inclusion_proof(index, size).path) == reference.inclusion_proof(
+            index, size
+        )
+        assert list(ledger.consistency_proof(old, size).path) == reference.consistency_proof(
+            old, size
+        )
+    found = ledger.entries_about("p3")
+    assert found
+    ledger.erase("p3", "asked to be forgotten")
+    assert ledger.entries_about("p3") == []
+    report = ledger.verify()
+    assert report.ok, report.problems
+    assert report.checkpoints_checked > 5
+
+
+def test_threads_on_postgres_never_fork_the_tree(pg_engine: Engine) -> None:
+    ledgers = [Ledger(pg_engine), Ledger(pg_engine)]  # two groups of writers, one database
+    failures: list[BaseException] = []
+    indexes: list[int] = []
+    lock = threading.Lock()
+
+    def writer(number: int) -> None:
+        try:
+            for round_ in range(25):
+                got = ledgers[number % 2].append([decision(number * 100 + round_)])
+                with lock:
+                    indexes.extend(r.index for r in got)
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(indexes) == list(range(150))
+    assert ledgers[0].verify().ok
+
+
+def test_verify_on_the_command_line_against_postgres(
+    pg_engine: Engine, ledger_pg_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger(pg_engine, Signer.load_or_create(tmp_path))
+    ledger.append([release(0, "alice"), decision(1)])
+    ledger.checkpoint()
+    runner = CliRunner()
+    args = ["verify", "--database-url", ledger_pg_url, "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE ledger_leaves SET data = 'x'::bytea WHERE idx = 1")
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "leaf 1" in result.output
