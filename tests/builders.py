@@ -6,10 +6,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import yaml_text
-
 from accord import agreements as A
-from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, PersonFacts
-from accord.consent import SignalSource
+from accord.consent import (
+    Consent,
+    Method,
+    Operation,
+    OptOut,
+    OptOutKind,
+    Person,
+    PersonFacts,
+    SignalSource,
+)
 from accord.policy import Policy
 from accord.requests import Request, Subjects
 

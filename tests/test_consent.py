@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from builders import NOW, consent, opt_out
 from hypothesis import given
 from hypothesis import strategies as st
 
 from accord.consent import ConsentStatus, Scope, add_years, consent_status
 from accord.errors import ConsentError, InvalidInput
+from builders import NOW, consent, opt_out
 
 pytestmark = pytest.mark.unit
 DAY = timedelta(days=1)
@@ -27,12 +27,14 @@ DAY = timedelta(days=1)
         ({"withdrawn_at": NOW - DAY, "expires_at": NOW - 2 * DAY}, NOW, ConsentStatus.WITHDRAWN),
     ],
 )
-def test_status_at_an_instant(changes: dict[str, object], at: datetime, expected: ConsentStatus) -> None:
+def test_status_at_an_instant(
+    changes: dict[str, object], at: datetime, expected: ConsentStatus
+) -> None:
     assert consent_status(consent(**changes), at) is expected
 
 
 def test_naive_datetimes_are_utc() -> None:
-    record = consent(given_at=datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+    record = consent(given_at=datetime(2026, 1, 1))
     assert record.given_at == datetime(2026, 1, 1, tzinfo=UTC)
 
 

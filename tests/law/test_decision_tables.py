@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from builders import NOW, agreement, clause, consent, facts, opt_out, request
 
 from accord import agreements as A
 from accord.consent import Consent, Operation, OptOut, PersonFacts, Scope, add_years
 from accord.policy import Policy
 from accord.requests import Subjects, SubjectsKind
+from builders import NOW, agreement, clause, consent, facts, opt_out, request
 
 pytestmark = pytest.mark.unit
 
@@ -178,7 +178,8 @@ def test_thread_needs_every_participant(consenting: set[str], expected: bool) ->
             subjects=Subjects(SubjectsKind.THREADS_OF, anchor="p1"),
         )
     )
-    assert decision.allowed and decision.filter is not None
+    assert decision.allowed
+    assert decision.filter is not None
     members = [
         facts(p, "US-NY", *([message_consent(p)] if p in consenting else []))
         for p in ("p1", "p2", "p3")
@@ -405,7 +406,11 @@ CONSENTING = facts("p1", "CA", consent("p1"))
         # writing under a read-only clause
         (lambda: active(clause()), {"operation": Operation.WRITE}, "refused:clause:operation"),
         # a category the clause does not list
-        (lambda: active(clause()), {"categories": {"user.contact.email"}}, "refused:clause:categories"),
+        (
+            lambda: active(clause()),
+            {"categories": {"user.contact.email"}},
+            "refused:clause:categories",
+        ),
         # fields beyond the clause's list
         (
             lambda: active(clause(fields=["watch.title"])),

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from builders import consent
 
 from accord.consent import Method
 from accord.law import LegalBasis, gdpr
+from builders import consent
 
 pytestmark = pytest.mark.unit
 

@@ -32,6 +32,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                 purpose=d.purpose,
                 category=category,
                 operation=d.operation,
+                title=d.title,
             ),
             exempt=d.requester_person,
         )

@@ -69,6 +69,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                     purpose=d.purpose,
                     category=PRIVATE_CONTENT,
                     operation=Operation.READ,
+                    title=d.title,
                 ),
             ),
         )
@@ -82,6 +83,7 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
                 purpose=d.purpose,
                 category=PRIVATE_CONTENT,
                 operation=Operation.WRITE,
+                title=d.title,
             ),
         ),
     )
