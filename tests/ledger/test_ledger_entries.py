@@ -152,3 +152,14 @@ def test_the_general_encoder_handles_what_the_fast_one_never_sees() -> None:
 def test_decode_leaf_refuses_what_is_not_a_leaf(data: bytes) -> None:
     with pytest.raises(InvalidInput):
         decode_leaf(data)
+
+
+def test_times_in_other_zones_are_written_in_utc() -> None:
+    from datetime import timedelta, timezone
+
+    paris_summer = timezone(timedelta(hours=2))
+    entry = DecisionEntry(
+        agreement="a", reason="r", allowed=True, at=datetime(2024, 5, 1, 14, 0, tzinfo=paris_summer)
+    )
+    assert entry.leaf()["at"] == "2024-05-01T12:00:00.000000Z"
+    assert b'"at":"2024-05-01T12:00:00.000000Z"' in entry.encode()

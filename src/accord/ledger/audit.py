@@ -110,16 +110,14 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
         ]
         wanted_sizes = sorted({size} | {s for s, _, _ in checkpoints if 0 < s <= size})
         roots = _check_tree(conn, size, wanted_sizes, report)
-        computed_root = roots.get(size, merkle.EMPTY_ROOT)
-        if state is not None:
-            _check_state(size, bytes(state.root), bytes(state.frontier), computed_root, report)
+        if roots is not None and state is not None:
+            _check_state(size, bytes(state.root), bytes(state.frontier), roots[size], report)
         _check_people(conn, report)
     _check_checkpoints(
         ledger,
         checkpoints=checkpoints,
         roots=roots,
         size=size,
-        computed_root=computed_root,
         report=report,
     )
     report.seconds = time.perf_counter() - began
@@ -128,8 +126,11 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
 
 def _check_tree(
     conn: Connection, size: int, wanted_sizes: list[int], report: VerifyReport
-) -> dict[int, bytes]:
-    """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size."""
+) -> dict[int, bytes] | None:
+    """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size.
+
+    Returns None when leaves are missing, since then no root can be recomputed.
+    """
     count, lowest, highest = conn.execute(
         select(func.count(), func.min(_leaves.c.idx), func.max(_leaves.c.idx))
     ).one()
@@ -146,7 +147,7 @@ def _check_tree(
         end = min(start + chunk, size)
         levels = _check_chunk(conn, start, end, report)
         if levels is None:
-            return {}
+            return None
         if end - start == chunk:
             chunk_roots.append(levels[CHUNK_LEVEL][0])
         for wanted in wanted_sizes:
@@ -155,7 +156,7 @@ def _check_tree(
                     inside[(level, index)] = levels[level][index - (start >> level)]
     upper = merkle.levels(chunk_roots)
     report.nodes_checked += _check_upper_nodes(conn, upper, report)
-    roots: dict[int, bytes] = {}
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     for wanted in wanted_sizes:
         parts = [
             inside[node] if node in inside else upper[node[0] - CHUNK_LEVEL][node[1]]
@@ -248,9 +249,8 @@ def _check_checkpoints(
     ledger: Ledger,
     *,
     checkpoints: list[tuple[int, bytes, str]],
-    roots: dict[int, bytes],
+    roots: dict[int, bytes] | None,
     size: int,
-    computed_root: bytes,
     report: VerifyReport,
 ) -> None:
     for cp_size, cp_root, note in checkpoints:
@@ -270,8 +270,10 @@ def _check_checkpoints(
         if cp_size > size:
             report.add(where, f"is past the end of the tree ({size} leaves)")
             continue
-        expected = roots.get(cp_size, merkle.EMPTY_ROOT) if cp_size else merkle.EMPTY_ROOT
-        if signed.root != expected:
+        if roots is None:
+            report.add(where, "cannot be checked against the leaves: some are missing")
+            continue
+        if signed.root != roots[cp_size]:
             report.add(where, "its signed root differs from the root of the stored leaves")
             continue
         try:
@@ -279,7 +281,7 @@ def _check_checkpoints(
         except LedgerIntegrityError as exc:
             report.add(where, f"no consistency proof to the current tree: {exc}")
             continue
-        if not merkle.verify_consistency(cp_size, size, signed.root, computed_root, proof.path):
+        if not merkle.verify_consistency(cp_size, size, signed.root, roots[size], proof.path):
             report.add(where, f"the consistency proof to size {size} does not verify")
 
 

@@ -126,7 +126,8 @@ class Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
         """Read a verifier key ``<name>+<key id hex>+<base64(0x01 || public key)>``."""
-        parts = vkey.strip().split("+")
+        # The base64 key may itself contain '+': split off the name and id only.
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise ConfigError(f"not a verifier key (name+id+key): {vkey!r}")
         name, id_hex, encoded = parts
@@ -149,6 +150,15 @@ class Verifier:
 
     def open(self, note: str) -> Checkpoint:
         """The checkpoint in ``note``, if this key signed it; raises LedgerIntegrityError if not."""
+        checkpoint = Checkpoint.parse(self.open_text(note))
+        if checkpoint.origin != self.name:
+            raise LedgerIntegrityError(
+                f"checkpoint origin {checkpoint.origin!r} is not this log ({self.name!r})"
+            )
+        return checkpoint
+
+    def open_text(self, note: str) -> str:
+        """The text of any signed note this key signed; raises LedgerIntegrityError if not."""
         text, signatures = split_note(note)
         mine = [blob for name, blob in signatures if name == self.name and blob[:4] == self.key_id]
         if not mine:
@@ -157,12 +167,7 @@ class Verifier:
             self._key.verify(mine[0][4:], text.encode("utf-8"))
         except InvalidSignature:
             raise LedgerIntegrityError(f"the signature by {self.name} does not verify") from None
-        checkpoint = Checkpoint.parse(text)
-        if checkpoint.origin != self.name:
-            raise LedgerIntegrityError(
-                f"checkpoint origin {checkpoint.origin!r} is not this log ({self.name!r})"
-            )
-        return checkpoint
+        return text
 
 
 class Signer:
@@ -184,7 +189,7 @@ class Signer:
         """Read ``PRIVATE+KEY+<name>+<key id>+<base64(0x01 || seed)>``."""
         if not text.startswith(_PRIVATE_PREFIX):
             raise ConfigError("not a ledger signing key (PRIVATE+KEY+...)")
-        parts = text.strip()[len(_PRIVATE_PREFIX) :].split("+")
+        parts = text.strip()[len(_PRIVATE_PREFIX) :].split("+", 2)
         if len(parts) != 3:
             raise ConfigError("not a ledger signing key (PRIVATE+KEY+name+id+key)")
         name, id_hex, encoded = parts
@@ -210,12 +215,16 @@ class Signer:
         """The signed note for ``checkpoint``."""
         if checkpoint.origin != self.name:
             raise LedgerError(f"this key signs for {self.name!r}, not {checkpoint.origin!r}")
-        body = checkpoint.body()
-        with translate(LedgerError, "signing a checkpoint"):
-            signature = self._key.sign(body.encode("utf-8"))
+        return SignedCheckpoint(checkpoint=checkpoint, note=self.sign_text(checkpoint.body()))
+
+    def sign_text(self, text: str) -> str:
+        """A signed note of ``text`` (non-empty, ending in a newline, without blank lines)."""
+        if not text.endswith("\n") or "\n\n" in text:
+            raise LedgerError("a note's text ends with a newline and has no blank line")
+        with translate(LedgerError, "signing a note"):
+            signature = self._key.sign(text.encode("utf-8"))
         blob = base64.b64encode(self.verifier.key_id + signature).decode("ascii")
-        note = f"{body}\n{SIGNATURE_PREFIX}{self.name} {blob}\n"
-        return SignedCheckpoint(checkpoint=checkpoint, note=note)
+        return f"{text}\n{SIGNATURE_PREFIX}{self.name} {blob}\n"
 
     @classmethod
     def load_or_create(cls, data_dir: Path, name: str = DEFAULT_ORIGIN) -> Signer:

@@ -43,7 +43,6 @@ from accord.ledger.entries import Entry, ErasureEntry, decode_leaf
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
-from accord.ledger.tables import nodes_table as _nodes
 from accord.ledger.tables import state_table as _state
 
 PROOF_FORMAT = "accord-ledger-proof/v1"
@@ -318,7 +317,7 @@ class Ledger:
         # The driver's executemany straight from tuples: the hot path of every append, where
         # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
         # Table and column names are the constants above, never input.
-        marks = ", ".join([self._placeholder] * len(columns))
+        marks = self._marks(len(columns))
         statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
         conn.exec_driver_sql(statement, list(rows))
 
@@ -330,12 +329,10 @@ class Ledger:
             yield conn
 
     def _head(self, conn: Connection) -> TreeHead:
-        row = conn.execute(
-            select(_state.c.size, _state.c.root).where(_state.c.id == STATE_ROW_ID)
-        ).first()
+        row = conn.exec_driver_sql(_HEAD_SQL).first()
         if row is None:
             return TreeHead(0, merkle.EMPTY_ROOT)
-        return TreeHead(int(row.size), bytes(row.root))
+        return TreeHead(int(row[0]), bytes(row[1]))
 
     def head(self) -> TreeHead:
         """The current tree size and root."""
@@ -367,7 +364,11 @@ class Ledger:
     def read_nodes(
         self, conn: Connection, wanted: Iterable[merkle.NodeId]
     ) -> dict[merkle.NodeId, bytes]:
-        """The hashes of complete perfect nodes: stored ones read, low ones rebuilt from leaves."""
+        """The hashes of complete perfect nodes: stored ones read, low ones rebuilt from leaves.
+
+        One query fetches both the stored nodes and the leaf hashes under the low ones: a proof
+        is one round trip, whatever the size of the log.
+        """
         stored: dict[int, merkle.NodeId] = {}
         low: list[merkle.NodeId] = []
         for node in wanted:
@@ -375,33 +376,49 @@ class Ledger:
                 stored[merkle.node_position(*node)] = node
             else:
                 low.append(node)
-        found: dict[merkle.NodeId, bytes] = {}
-        if stored:
-            rows = conn.execute(
-                select(_nodes.c.pos, _nodes.c.hash).where(_nodes.c.pos.in_(list(stored)))
-            )
-            found.update({stored[int(pos)]: bytes(hashed) for pos, hashed in rows})
-        if low:
-            indexes = sorted({i for node in low for i in range(*merkle.node_range(node))})
-            rows = conn.execute(
-                select(_leaves.c.idx, _leaves.c.leaf_hash).where(_leaves.c.idx.in_(indexes))
-            )
-            leaf_hashes = {int(i): bytes(hashed) for i, hashed in rows}
-            for node in low:
-                start, end = merkle.node_range(node)
-                try:
-                    found[node] = merkle.perfect_root([leaf_hashes[i] for i in range(start, end)])
-                except KeyError as exc:
-                    raise LedgerIntegrityError(
-                        f"leaf {exc.args[0]} is missing from the store", where="ledger_leaves"
-                    ) from None
+        indexes = sorted({i for node in low for i in range(*merkle.node_range(node))})
+        hashes = self._fetch_hashes(conn, list(stored), indexes)
+        found = {
+            node: hashes[0][position] for position, node in stored.items() if position in hashes[0]
+        }
         for position, node in stored.items():
             if node not in found:
                 raise LedgerIntegrityError(
                     f"node at level {node[0]}, index {node[1]} (position {position}) is missing",
                     where="ledger_nodes",
                 )
+        for node in low:
+            start, end = merkle.node_range(node)
+            try:
+                found[node] = merkle.perfect_root([hashes[1][i] for i in range(start, end)])
+            except KeyError as exc:
+                raise LedgerIntegrityError(
+                    f"leaf {exc.args[0]} is missing from the store", where="ledger_leaves"
+                ) from None
         return found
+
+    def _fetch_hashes(
+        self, conn: Connection, positions: list[int], indexes: list[int]
+    ) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """Stored node hashes by position and leaf hashes by index, in one query."""
+        selects = []
+        if positions:
+            selects.append(
+                _select_in("0, pos, hash", "ledger_nodes", "pos", self._marks(len(positions)))
+            )
+        if indexes:
+            selects.append(
+                _select_in("1, idx, leaf_hash", "ledger_leaves", "idx", self._marks(len(indexes)))
+            )
+        found: tuple[dict[int, bytes], dict[int, bytes]] = ({}, {})
+        if selects:
+            rows = conn.exec_driver_sql(" UNION ALL ".join(selects), (*positions, *indexes))
+            for source, key, hashed in rows:
+                found[source][int(key)] = bytes(hashed)
+        return found
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self._placeholder] * count)
 
     def _checked_size(self, conn: Connection, size: int | None) -> TreeHead:
         head = self._head(conn)
@@ -533,6 +550,14 @@ class Ledger:
             "root": signed.checkpoint.root.hex(),
             "entries": entries,
         }
+
+
+_HEAD_SQL = f"SELECT size, root FROM ledger_state WHERE id = {STATE_ROW_ID}"  # noqa: S608
+
+
+def _select_in(columns: str, table: str, column: str, marks: str) -> str:
+    # Only this module's constant names and placeholders are formatted in; values are parameters.
+    return f"SELECT {columns} FROM {table} WHERE {column} IN ({marks})"  # noqa: S608
 
 
 def _insert_if_absent(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:

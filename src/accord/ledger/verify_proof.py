@@ -150,7 +150,8 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     """``<name>+<key id hex>+<base64(0x01 || key)>`` → (name, key id, public key)."""
-    name, id_hex, encoded = vkey.strip().split("+")
+    name, id_hex, encoded = vkey.strip().split("+", 2)  # the base64 may contain '+'
+
     raw = base64.b64decode(encoded, validate=True)
     if raw[:1] != b"\x01" or len(raw) != 33:
         raise ValueError("not an Ed25519 verifier key")

@@ -1,0 +1,232 @@
+"""The ledger, side by side: durable appends against raw SQLite inserts and pymerkle, proofs and
+verification at a million leaves.
+
+    python benchmarks/ledger.py [--leaves 1000000] [--appends 100000]
+
+1. Durable appends: ``Ledger.append`` in batches of ``Settings.ledger_batch_size`` entries, each
+   batch one transaction committed with SQLite WAL and ``synchronous=FULL`` before it returns;
+   against raw inserts of the very same rows (index, canonical JSON, leaf hash, already computed)
+   into the same table in the same kind of SQLite file (same pragmas), with ``executemany`` in one
+   transaction per batch, and against appending the same leaves to pymerkle's in-memory tree.
+2. A log of ``--leaves`` leaves, built through the bulk path (large transactions).
+3. Inclusion proofs on it, read from the store: goal at most 1 ms each.
+4. Its full verification from the leaves: goal at most 5 s for a million.
+
+Ends with one line of JSON holding the figures; ratios have "ratio" in their keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pymerkle import InmemoryTree
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from accord.config import Settings
+from accord.ledger.entries import DecisionEntry, Entry, ReleaseEntry
+from accord.ledger.log import Ledger
+from accord.ledger.tables import create_ledger_tables
+from accord.store.engine import make_engine
+
+console = Console()
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def entry(number: int) -> Entry:
+    """A realistic entry: mostly decisions, every third a release."""
+    if number % 3:
+        return DecisionEntry(
+            agreement="chirp-reelix-recommendations",
+            clause="send-recommendation",
+            purpose="personalize.content",
+            categories=("user.behavior.media_consumption",),
+            people=1,
+            reason=f"Allowed: clause send-recommendation covers request {number}",
+            allowed=True,
+            rules=("agreement:chirp-reelix-recommendations/send-recommendation",),
+            recipient="chirp",
+            at=AT,
+        )
+    return ReleaseEntry(
+        agreement="chirp-reelix-recommendations",
+        clause="send-recommendation",
+        purpose="personalize.content",
+        categories=("user.behavior.media_consumption",),
+        people=1,
+        reason=f"Released title {number} to one friend who consented",
+        provider="reelix",
+        recipient="chirp",
+        fields=("title_id", "message"),
+        at=AT,
+    )
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def bench_appends(folder: Path, count: int, batch: int) -> dict[str, float]:
+    entries = [entry(i) for i in range(count)]
+    rows = []
+    for index, item in enumerate(entries):
+        data = item.encode()
+        rows.append((index, data, hashlib.sha256(b"\x00" + data).digest()))
+    batches = [entries[i : i + batch] for i in range(0, count, batch)]
+
+    engine = make_engine(f"sqlite:///{folder / 'appends.db'}")
+    create_ledger_tables(engine)
+    ledger = Ledger(engine, batch_size=batch)
+    with progress() as bar:
+        task = bar.add_task("durable ledger appends", total=count)
+        started = time.perf_counter()
+        for chunk in batches:
+            ledger.append(chunk)
+            bar.advance(task, len(chunk))
+        ledger_seconds = time.perf_counter() - started
+    assert ledger.head().size == count
+    engine.dispose()
+
+    # The same table, the same pragmas, the same rows: only the ledger's work is missing.
+    raw_engine = make_engine(f"sqlite:///{folder / 'raw.db'}")
+    create_ledger_tables(raw_engine)
+    raw_engine.dispose()
+    raw = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        raw.execute(f"PRAGMA {pragma}")
+    with progress() as bar:
+        task = bar.add_task("raw SQLite inserts", total=count)
+        started = time.perf_counter()
+        for start in range(0, count, batch):
+            raw.execute("BEGIN IMMEDIATE")
+            raw.executemany(
+                "INSERT INTO ledger_leaves (idx, data, leaf_hash) VALUES (?, ?, ?)",
+                rows[start : start + batch],
+            )
+            raw.execute("COMMIT")
+            bar.advance(task, min(batch, count - start))
+        raw_seconds = time.perf_counter() - started
+    raw.close()
+
+    tree = InmemoryTree(algorithm="sha256")
+    with progress() as bar:
+        task = bar.add_task("pymerkle in-memory appends", total=count)
+        started = time.perf_counter()
+        for index, (_, data, _) in enumerate(rows):
+            tree.append_entry(data)
+            if index % batch == 0:
+                bar.advance(task, batch)
+        pymerkle_seconds = time.perf_counter() - started
+    return {
+        "ledger_appends_per_s": count / ledger_seconds,
+        "raw_sqlite_inserts_per_s": count / raw_seconds,
+        "pymerkle_appends_per_s": count / pymerkle_seconds,
+    }
+
+
+def build(folder: Path, leaves: int) -> Ledger:
+    engine = make_engine(f"sqlite:///{folder / 'million.db'}")
+    create_ledger_tables(engine)
+    ledger = Ledger(engine)
+    chunk = 50_000
+    with progress() as bar:
+        task = bar.add_task(f"building a {leaves:,}-leaf log (bulk path)", total=leaves)
+
+        def stream() -> Iterator[Entry]:
+            for number in range(leaves):
+                yield entry(number)
+                if number % chunk == chunk - 1:
+                    bar.advance(task, chunk)
+
+        ledger.append_bulk(stream(), batch_size=chunk)
+        bar.update(task, completed=leaves)
+    return ledger
+
+
+def bench_proofs(ledger: Ledger, samples: int) -> dict[str, float]:
+    size = ledger.head().size
+    rng = random.Random(1)
+    timings = []
+    for _ in range(20):  # warm the connection pool and the statement caches
+        ledger.inclusion_proof(rng.randrange(size))
+    with progress() as bar:
+        task = bar.add_task("inclusion proofs", total=samples)
+        for _ in range(samples):
+            index = rng.randrange(size)
+            started = time.perf_counter()
+            proof = ledger.inclusion_proof(index)
+            timings.append(time.perf_counter() - started)
+            assert proof.verify()
+            bar.advance(task)
+    timings.sort()
+    return {
+        "proof_median_ms": statistics.median(timings) * 1000,
+        "proof_mean_ms": statistics.fmean(timings) * 1000,
+        "proof_p99_ms": timings[int(len(timings) * 0.99)] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leaves", type=int, default=1_000_000, help="size of the large log")
+    parser.add_argument("--appends", type=int, default=100_000, help="entries in the append race")
+    parser.add_argument("--proofs", type=int, default=2000, help="inclusion proofs to time")
+    args = parser.parse_args()
+    batch = Settings().ledger_batch_size
+    figures: dict[str, float] = {"leaves": args.leaves, "batch_size": batch}
+    with tempfile.TemporaryDirectory(prefix="accord-ledger-bench-") as name:
+        folder = Path(name)
+        figures.update(bench_appends(folder, args.appends, batch))
+        figures["ledger_vs_raw_sqlite_ratio"] = (
+            figures["ledger_appends_per_s"] / figures["raw_sqlite_inserts_per_s"]
+        )
+        figures["ledger_vs_pymerkle_ratio"] = (
+            figures["ledger_appends_per_s"] / figures["pymerkle_appends_per_s"]
+        )
+        started = time.perf_counter()
+        ledger = build(folder, args.leaves)
+        figures["bulk_build_s"] = time.perf_counter() - started
+        figures["bulk_appends_per_s"] = args.leaves / figures["bulk_build_s"]
+        figures.update(bench_proofs(ledger, args.proofs))
+        with console.status("verifying every leaf, node and root"):
+            report = ledger.verify()
+        assert report.ok, report.problems
+        figures["verify_s"] = report.seconds
+        ledger.engine.dispose()
+
+    table = Table(title="Accord ledger benchmark")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("goal")
+    goals = {
+        "ledger_vs_raw_sqlite_ratio": ">= 0.5",
+        "proof_median_ms": "<= 1 ms",
+        "verify_s": "<= 5 s" if args.leaves <= 1_000_000 else "",
+    }
+    for key, value in figures.items():
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
+        table.add_row(key, shown, goals.get(key, ""))
+    console.print(table)
+    print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
