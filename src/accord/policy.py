@@ -25,7 +25,7 @@ from typing import Any, Literal
 import cedarpy
 
 from accord import taxonomy
-from accord.agreements import Agreement, Clause, Registered
+from accord.agreements import Agreement, Clause, Granularity, Registered
 from accord.consent import Operation
 from accord.errors import PolicyError, translate
 from accord.filters import ConsentNeed, Group, PersonFilter, Rule
@@ -466,6 +466,7 @@ def _person_rules(  # noqa: PLR0917 - positional so that lru_cache keys stay che
         title=title,
         requester_person=requester_person,
         relative=relative,
+        aggregate=clause.granularity is Granularity.AGGREGATE,
     )
     d = replace(d, subjects_at=sca.subjects_at(d))
     rules: list[Rule] = []

@@ -112,6 +112,25 @@ VPPA_ROWS = [
 ]
 
 
+def test_vppa_does_not_reach_aggregates() -> None:
+    """Counts over groups of at least the clause's minimum identify no viewer (2710(a)(3))."""
+    report = clause(
+        id="report",
+        categories=["user.behavior"],
+        purposes=["analytics.reporting"],
+        granularity="aggregate",
+        min_group_size=50,
+        legal_basis="legitimate_interests",
+        consent_needed=False,
+    )
+    person = facts("p1", "US-NY")
+    req = {"clause": "report", "purpose": "analytics.reporting", "categories": {"user.behavior"}}
+    assert outcome(active(report), req, person) == "released"
+    # the same viewer, record by record, needs VPPA consent
+    records = clause(**{**report, "granularity": "record", "min_group_size": None})
+    assert outcome(active(records), req, person) == "withheld:law:vppa.consent"
+
+
 @pytest.mark.parametrize(("jurisdiction", "record", "req", "expected"), VPPA_ROWS)
 def test_vppa(
     jurisdiction: str, record: Consent | None, req: dict[str, Any], expected: str

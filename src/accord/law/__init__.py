@@ -37,7 +37,8 @@ class Disclosure:
     ``source`` is the party the data leaves and ``destination`` the party it reaches.
     ``subjects_at`` is the party whose people the data is about (the controller that collected
     their consent): the source, except where a partner writes on a person's behalf into the
-    person's own account elsewhere. ``requester_person`` is the person on
+    person's own account elsewhere. ``aggregate`` says only counts over groups no smaller than
+    the clause's minimum cross, never a record about one person. ``requester_person`` is the person on
     whose behalf a partner acts, if any; ``relative`` says the people asked about are defined by
     their relation to that person (their friends, their threads).
     """
@@ -54,6 +55,7 @@ class Disclosure:
     requester_person: str | None = None
     relative: bool = False
     subjects_at: str = ""
+    aggregate: bool = False
 
     @property
     def controller(self) -> str:

@@ -13,6 +13,10 @@ through an electronic means using the Internet) of the consumer that—
         manner, for the consumer to withdraw on a case-by-case basis or to withdraw from ongoing
         disclosures, at the consumer's election."
 
+18 U.S.C. 2710(a)(3): "personally identifiable information" includes information which
+identifies a person as having requested or obtained specific video materials. Counts over groups
+no smaller than a clause's minimum identify nobody, so aggregate clauses need no VPPA consent.
+
 Accord reads this as: viewing data (``user.behavior.media_consumption``) about a person in the
 United States reaches a recipient only under a consent record that is distinct and separate,
 is in force, was given less than two years before the disclosure (whatever expiry it states),
@@ -35,7 +39,7 @@ RULE_ID = "law:vppa.consent"
 
 def person_rules(d: Disclosure) -> tuple[Rule, ...]:
     """The VPPA consent each US person needs before their viewing data moves."""
-    if not d.touches(MEDIA_CONSUMPTION):
+    if d.aggregate or not d.touches(MEDIA_CONSUMPTION):
         return ()
     return tuple(
         Rule(

@@ -1,0 +1,479 @@
+"""``accord``: the command line. Agreements, consent, decisions, the ledger and the demo.
+
+Every command prints a clear message and exits non-zero on bad input or a refused operation; no
+stack trace reaches the person at the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from accord import agreements as ag
+from accord.consent import (
+    Consent,
+    Method,
+    Operation,
+    OptOut,
+    OptOutKind,
+    Scope,
+    SignalSource,
+    consent_status,
+)
+from accord.errors import AccordError, AgreementFormatError, InvalidInput
+from accord.ledger.cli import app as ledger_app
+from accord.requests import Request, Subjects, SubjectsKind
+from accord.service import Accord, Outcome
+
+app = typer.Typer(
+    help="Accord: data partnerships that release only what the people, the law and a published "
+    "agreement allow, into a log anyone can verify.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+agreement_app = typer.Typer(
+    help="Agreements: check, register, review, activate, list.", no_args_is_help=True
+)
+consent_app = typer.Typer(help="Consent: grant, withdraw, list; opt-outs.", no_args_is_help=True)
+app.add_typer(agreement_app, name="agreement")
+app.add_typer(consent_app, name="consent")
+app.add_typer(ledger_app, name="ledger")
+
+# Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
+out = Console(width=None if Console().is_terminal else 140)
+err = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="ACCORD_DATABASE_URL",
+        help="SQLAlchemy URL of the Accord store (default: accord.db in the data folder).",
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder for the embedded databases and the ledger key (default: ACCORD_DATA_DIR "
+        "or accord-data).",
+        show_default=False,
+    ),
+]
+
+
+def handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Print Accord's errors as a message, not a trace, and exit with their code."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AccordError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return run
+
+
+def _instant(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {text!r} is not a date or time: use ISO 8601, e.g. 2026-06-01 or "
+            "2026-06-01T12:00:00+00:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- agreements --------------------------------------------------------------------------------
+
+
+@agreement_app.command("check")
+@handled
+def agreement_check(
+    files: Annotated[list[Path], typer.Argument(help="Agreement YAML files.", exists=False)],
+) -> None:
+    """Validate agreement documents and explain, in plain words, what each lets through."""
+    failed = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            err.print(
+                f"[bold red]{escape(str(path))}:[/] cannot read: {escape(exc.strerror or '')}"
+            )
+            failed += 1
+            continue
+        try:
+            agreement = ag.parse(text, source=str(path))
+        except AgreementFormatError as exc:
+            failed += 1
+            err.print(f"[bold red]{escape(str(path))}: {len(exc.problems)} problem(s)[/]")
+            for problem in exc.problems:
+                err.print(f"  {escape(problem)}")
+            continue
+        out.print(Panel(escape(ag.describe(agreement)), title=f"[green]{escape(str(path))}: valid"))
+    if failed:
+        raise typer.Exit(2)
+
+
+@agreement_app.command("register")
+@handled
+def agreement_register(
+    files: Annotated[list[Path], typer.Argument(help="Agreement YAML files.")],
+    by: Annotated[str, typer.Option(help="Who registers it.")] = "registry",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register agreements as drafts (a new version goes back to draft)."""
+    with Accord.open(database_url, data_dir) as accord:
+        for path in files:
+            reg = accord.register(_read(path), source=str(path), by=by)
+            out.print(f"registered {reg.agreement.id} v{reg.agreement.version}: {reg.status.value}")
+
+
+@agreement_app.command("review")
+@handled
+def agreement_review(
+    agreement_id: Annotated[str, typer.Argument(help="The agreement's id.")],
+    reviewer: Annotated[str, typer.Option(help="Who reviewed it.")],
+    findings: Annotated[str, typer.Option(help="What the review found (or 'none').")],
+    approve: Annotated[bool, typer.Option("--approve/--reject", help="The verdict.")] = True,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record the privacy review an agreement needs before it can be activated."""
+    with Accord.open(database_url, data_dir) as accord:
+        reg = accord.review(agreement_id, reviewer=reviewer, findings=findings, approved=approve)
+    out.print(f"{agreement_id}: {reg.status.value} (reviewed by {reviewer})")
+
+
+def _move(to: ag.Status) -> Callable[..., None]:
+    @handled
+    def command(
+        agreement_id: Annotated[str, typer.Argument(help="The agreement's id.")],
+        by: Annotated[str, typer.Option(help="Who does it.")] = "registry",
+        note: Annotated[str, typer.Option(help="Why.")] = "",
+        database_url: DatabaseUrl = None,
+        data_dir: DataDir = None,
+    ) -> None:
+        with Accord.open(database_url, data_dir) as accord:
+            reg = accord.move(agreement_id, to, by=by, note=note)
+        out.print(f"{agreement_id}: {reg.status.value}")
+
+    return command
+
+
+agreement_app.command("submit", help="Send a draft for privacy review.")(_move(ag.Status.IN_REVIEW))
+agreement_app.command("activate", help="Activate (and publish) a reviewed agreement.")(
+    _move(ag.Status.ACTIVE)
+)
+agreement_app.command("suspend", help="Suspend an active agreement.")(_move(ag.Status.SUSPENDED))
+agreement_app.command("end", help="End an agreement for good.")(_move(ag.Status.ENDED))
+
+
+@agreement_app.command("list")
+@handled
+def agreement_list(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List registered agreements: status, review, validity, clauses."""
+    with Accord.open(database_url, data_dir) as accord:
+        registered = accord.agreements()
+    table = Table(title="Agreements")
+    for col in ("id", "version", "parties", "status", "published", "review", "valid", "clauses"):
+        table.add_column(col)
+    for reg in registered:
+        a = reg.agreement
+        review = (
+            f"{reg.review.reviewer}, {reg.review.reviewed_on} "
+            f"({'approved' if reg.review.approved else 'rejected'})"
+            if reg.review
+            else "[red]none[/]"
+        )
+        table.add_row(
+            a.id,
+            str(a.version),
+            f"{a.provider} → {a.recipient}",
+            reg.status.value,
+            "yes" if reg.published else "no",
+            review,
+            f"{a.valid_from} – {a.valid_until}",
+            ", ".join(c.id for c in a.clauses),
+        )
+    out.print(table)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+# --- consent -----------------------------------------------------------------------------------
+
+
+@consent_app.command("grant")
+@handled
+def consent_grant(
+    person: Annotated[str, typer.Option(help="The person's id at the controller.")],
+    controller: Annotated[str, typer.Option(help="The party that holds the data.")],
+    recipient: Annotated[str, typer.Option(help="The party the data may go to.")],
+    purpose: Annotated[list[str], typer.Option(help="A purpose (repeat for several).")],
+    category: Annotated[list[str], typer.Option(help="A data category (repeat).")],
+    jurisdiction: Annotated[str, typer.Option(help="Where the person lives, e.g. US-CA, DE.")],
+    notice: Annotated[str, typer.Option(help="The notice shown (URL or version).")],
+    consent_id: Annotated[str | None, typer.Option("--id", help="Record id.")] = None,
+    method: Annotated[Method, typer.Option(help="How it was collected.")] = Method.IN_APP_DIALOG,
+    withdraw_via: Annotated[
+        Method | None, typer.Option(help="How the person can withdraw.")
+    ] = Method.SETTINGS_PAGE,
+    separate: Annotated[
+        bool,
+        typer.Option(
+            "--separate/--bundled",
+            help="Asked for on its own (VPPA 'distinct and separate', GDPR Art. 7(2)).",
+        ),
+    ] = True,
+    operation: Annotated[list[Operation], typer.Option(help="read and/or write.")] = [  # noqa: B006
+        Operation.READ
+    ],
+    given: Annotated[str | None, typer.Option(help="When given (ISO 8601; default now).")] = None,
+    expires: Annotated[str | None, typer.Option(help="When it expires (ISO 8601).")] = None,
+    title: Annotated[
+        str | None, typer.Option(help="For one disclosure only: the title it is for.")
+    ] = None,
+    exclude_title: Annotated[
+        list[str] | None, typer.Option(help="A title withheld case by case (repeat).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record a person's consent (ISO/IEC TS 27560 fields)."""
+    given_at = _instant(given, "--given") or datetime.now(UTC)
+    record = Consent(
+        id=consent_id or f"{controller}-{person}-{recipient}-{int(given_at.timestamp())}",
+        person=person,
+        controller=controller,
+        recipient=recipient,
+        purposes=frozenset(purpose),
+        categories=frozenset(category),
+        jurisdiction=jurisdiction,
+        given_at=given_at,
+        method=method,
+        notice=notice,
+        operations=frozenset(operation),
+        distinct_and_separate=separate,
+        withdrawal_method=withdraw_via,
+        expires_at=_instant(expires, "--expires"),
+        scope=Scope.ONE_DISCLOSURE if title else Scope.ONGOING,
+        disclosure=title,
+        excluded_titles=frozenset(exclude_title or ()),
+    )
+    with Accord.open(database_url, data_dir) as accord:
+        accord.grant(record)
+    out.print(f"consent {record.id} recorded")
+
+
+@consent_app.command("withdraw")
+@handled
+def consent_withdraw(
+    consent_id: Annotated[str, typer.Argument(help="The consent record's id.")],
+    at: Annotated[str | None, typer.Option(help="When (ISO 8601; default now).")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Withdraw a consent, and say what the law then requires."""
+    with Accord.open(database_url, data_dir) as accord:
+        record, duty = accord.withdraw(consent_id, _instant(at, "--at"))
+    out.print(f"consent {record.id} withdrawn at {record.withdrawn_at}")
+    out.print(f"  {duty.reason}")
+    if duty.notify:
+        out.print(f"  recipients to tell: {', '.join(sorted(duty.notify))}")
+
+
+@consent_app.command("list")
+@handled
+def consent_list(
+    person: Annotated[str, typer.Option(help="The person's id at the controller.")],
+    controller: Annotated[str, typer.Option(help="The party that holds the data.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A person's consent records and where each stands now."""
+    with Accord.open(database_url, data_dir) as accord:
+        records = accord.consents(controller, person)
+    now = datetime.now(UTC)
+    table = Table(title=f"Consents of {person} at {controller}")
+    for col in ("id", "recipient", "purposes", "categories", "given", "status", "scope"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r.id,
+            r.recipient,
+            ", ".join(sorted(r.purposes)),
+            ", ".join(sorted(r.categories)),
+            r.given_at.date().isoformat(),
+            consent_status(r, now).value,
+            r.scope.value + (f" ({r.disclosure})" if r.disclosure else ""),
+        )
+    out.print(table)
+
+
+@consent_app.command("opt-out")
+@handled
+def consent_opt_out(
+    person: Annotated[str, typer.Option(help="The person's id at the controller.")],
+    controller: Annotated[str, typer.Option(help="The party that holds the data.")],
+    source: Annotated[SignalSource, typer.Option(help="Where the opt-out came from.")] = (
+        SignalSource.GPC
+    ),
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record an opt-out of sale and sharing (CCPA/CPRA), e.g. from a Sec-GPC: 1 signal."""
+    with Accord.open(database_url, data_dir) as accord:
+        accord.opt_out(
+            OptOut(person, controller, OptOutKind.SALE_SHARING, source, datetime.now(UTC))
+        )
+    out.print(f"opt-out of sale/sharing recorded for {person} at {controller}")
+
+
+# --- decide ------------------------------------------------------------------------------------
+
+
+def _subjects(text: str) -> Subjects:
+    if text == "all":
+        return Subjects()
+    kind, _, rest = text.partition(":")
+    if kind == "people" and rest:
+        return Subjects(SubjectsKind.PEOPLE, people=frozenset(rest.split(",")))
+    if kind in {"friends_of", "threads_of"} and rest:
+        return Subjects(SubjectsKind(kind), anchor=rest)
+    raise InvalidInput(
+        f"--subjects {text!r}: use 'all', 'people:ID,ID', 'friends_of:ID' or 'threads_of:ID'"
+    )
+
+
+@app.command()
+@handled
+def decide(
+    requester: Annotated[str, typer.Option(help="The party asking.")],
+    agreement: Annotated[str, typer.Option(help="The agreement it asks under.")],
+    clause: Annotated[str, typer.Option(help="The clause.")],
+    purpose: Annotated[str, typer.Option(help="The purpose (a fideslang data use).")],
+    category: Annotated[list[str], typer.Option(help="A data category (repeat).")],
+    operation: Annotated[Operation, typer.Option(help="read or write.")] = Operation.READ,
+    field: Annotated[list[str] | None, typer.Option(help="A field collection.field.")] = None,
+    subjects: Annotated[
+        str, typer.Option(help="all | people:ID,ID | friends_of:ID | threads_of:ID")
+    ] = "all",
+    on_behalf_of: Annotated[str | None, typer.Option(help="The person it acts for.")] = None,
+    title: Annotated[str | None, typer.Option(help="The title, for viewing data.")] = None,
+    at: Annotated[str | None, typer.Option(help="When (ISO 8601; default now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Decide a request and explain it: allowed or not, why, and whose data it lets through.
+
+    The decision is written to the ledger, refused or not.
+    """
+    request = Request(
+        requester=requester,
+        agreement=agreement,
+        clause=clause,
+        operation=operation,
+        purpose=purpose,
+        categories=frozenset(category),
+        fields=frozenset(field or ()),
+        subjects=_subjects(subjects),
+        on_behalf_of=on_behalf_of,
+        title=title,
+        at=_instant(at, "--at") or datetime.now(UTC),
+    )
+    with Accord.open(database_url, data_dir) as accord:
+        outcome = accord.decide(request)
+    if as_json:
+        out.print_json(json.dumps(_outcome_json(outcome)))
+    else:
+        show_outcome(outcome)
+    if not outcome.decision.allowed:
+        raise typer.Exit(3)
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        **outcome.decision.summary(),
+        "people_allowed": outcome.allowed_people,
+        "people_considered": outcome.considered_people,
+        "people_withheld_by_rule": outcome.withheld,
+        "ledger_index": outcome.receipt.index if outcome.receipt else None,
+    }
+
+
+def show_outcome(outcome: Outcome) -> None:
+    """Print a decision for a person to read."""
+    d = outcome.decision
+    colour = "green" if d.allowed else "red"
+    lines = [escape(d.reason), "", f"deciding rules: {escape(', '.join(d.rules))}"]
+    if d.allowed:
+        lines.append(f"fields: {escape(', '.join(sorted(d.fields)) or 'as the clause lists')}")
+        lines.append(
+            f"people let through: {outcome.allowed_people:,} of {outcome.considered_people:,}"
+        )
+        for rule, count in sorted(outcome.withheld.items(), key=lambda kv: -kv[1]):
+            reason = d.filter.reason_for(rule) if d.filter else rule
+            lines.append(f"  withheld {count:,}: {escape(reason)} [{escape(rule)}]")
+    if outcome.receipt:
+        lines.append(f"ledger entry #{outcome.receipt.index}")
+    title = "ALLOWED" if d.allowed else "REFUSED"
+    out.print(Panel("\n".join(lines), title=f"[bold {colour}]{title}[/]", border_style=colour))
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+@handled
+def demo(
+    people: Annotated[int, typer.Option(help="People per party in the demo population.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    data_dir: Annotated[
+        Path, typer.Option(help="Folder for the demo's store and ledger (made afresh).")
+    ] = Path("accord-data/demo"),
+) -> None:
+    """Run the Chirp–Reelix partnership's requests through Accord and show every decision."""
+    # Imported here: the scenario is heavy and only the demo needs it.
+    from accord.scenario.demo import run_demo  # noqa: PLC0415
+
+    run_demo(out, people=people, seed=seed, data_dir=data_dir)
+
+
+def main() -> None:
+    """Entry point of the ``accord`` command."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,200 @@
+"""A synthetic population for Chirp (a social network) and Reelix (a streaming service).
+
+People get jurisdictions in proportions close to a service with a US, EU, Canadian and Latin
+American audience, and consents at rates in the range published opt-in studies report for
+social sharing and ad personalisation prompts (a minority say yes; most never answer). Some
+consents are old, bundled, withdrawn or limited to one title, so every rule has people to act
+on. Everything is drawn from one seeded generator: the same seed gives the same population.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from accord.consent import (
+    Consent,
+    Method,
+    Operation,
+    OptOut,
+    OptOutKind,
+    Person,
+    Scope,
+    SignalSource,
+)
+
+CHIRP, REELIX = "chirp", "reelix"
+
+# (jurisdiction, weight): roughly a North American service with EU and Latin American members.
+JURISDICTIONS: tuple[tuple[str, float], ...] = (
+    ("US-CA", 0.12),
+    ("US-NY", 0.07),
+    ("US-TX", 0.09),
+    ("US-FL", 0.07),
+    ("US-CO", 0.02),
+    ("US-IL", 0.04),
+    ("US-WA", 0.03),
+    ("DE", 0.07),
+    ("FR", 0.06),
+    ("ES", 0.04),
+    ("IE", 0.02),
+    ("NL", 0.03),
+    ("GB", 0.05),
+    ("CA", 0.09),
+    ("BR", 0.09),
+    ("MX", 0.07),
+    ("AR", 0.02),
+    ("CO", 0.02),
+)
+TITLES = tuple(f"title-{i:04d}" for i in range(200))
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """People at both parties, their consents and opt-outs."""
+
+    people: list[Person]
+    consents: list[Consent]
+    opt_outs: list[OptOut]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One consent prompt: who asks whom, for what, and how often people say yes."""
+
+    name: str
+    controller: str
+    recipient: str
+    purposes: frozenset[str]
+    categories: frozenset[str]
+    operations: frozenset[Operation]
+    rate: float
+
+
+ASKS = (
+    Ask(
+        "watch activity on Chirp",
+        REELIX,
+        CHIRP,
+        frozenset({"functional.service"}),
+        frozenset({"user.behavior.media_consumption"}),
+        frozenset({Operation.WRITE}),
+        0.30,
+    ),
+    Ask(
+        "interest segments for ads",
+        REELIX,
+        CHIRP,
+        frozenset({"marketing.advertising.third_party.targeted"}),
+        frozenset({"user.behavior.media_consumption"}),
+        frozenset({Operation.WRITE}),
+        0.22,
+    ),
+    Ask(
+        "shown in Reelix's friend picker",
+        CHIRP,
+        REELIX,
+        frozenset({"functional.service"}),
+        frozenset({"user.social", "user.name"}),
+        frozenset({Operation.READ}),
+        0.35,
+    ),
+    Ask(
+        "Reelix messages shown and synced",
+        CHIRP,
+        REELIX,
+        frozenset({"functional.service"}),
+        frozenset({"user.content.private"}),
+        frozenset({Operation.READ}),
+        0.40,
+    ),
+    Ask(
+        "Reelix sends recommendations for me",
+        CHIRP,
+        REELIX,
+        frozenset({"functional.service"}),
+        frozenset({"user.content.private"}),
+        frozenset({Operation.WRITE}),
+        0.25,
+    ),
+)
+
+
+def person_id(party: str, index: int) -> str:
+    """Each party's own id for its ``index``-th person."""
+    return f"{party[0]}{index:07d}"
+
+
+def generate(people: int, *, seed: int, at: datetime) -> Population:
+    """``people`` people at each party, with consents and opt-outs as of ``at``."""
+    rng = random.Random(seed)
+    places, weights = zip(*JURISDICTIONS, strict=True)
+    everyone: list[Person] = []
+    consents: list[Consent] = []
+    opt_outs: list[OptOut] = []
+    for i in range(people):
+        home = rng.choices(places, weights)[0]
+        for party in (CHIRP, REELIX):
+            everyone.append(Person(person_id(party, i), party, home))
+        for n, ask in enumerate(ASKS):
+            if rng.random() < ask.rate:
+                consents.append(_consent(rng, ask, person_id(ask.controller, i), home, n=n, at=at))
+        if home in {"US-CA", "US-CO"} and rng.random() < 0.15:
+            opt_outs.append(
+                OptOut(
+                    person_id(REELIX, i),
+                    REELIX,
+                    OptOutKind.SALE_SHARING,
+                    rng.choice([SignalSource.GPC, SignalSource.FORM]),
+                    at - timedelta(days=rng.randint(1, 300)),
+                )
+            )
+    return Population(everyone, consents, opt_outs)
+
+
+def _consent(
+    rng: random.Random, ask: Ask, person: str, home: str, *, n: int, at: datetime
+) -> Consent:
+    # Most consents are recent; a tail is older than two years (VPPA's limit on advance consent).
+    age = timedelta(
+        days=rng.choice([rng.randint(1, 700), rng.randint(1, 700), rng.randint(700, 900)])
+    )
+    given = at - age
+    roll = rng.random()
+    one_title = ask.categories == {"user.behavior.media_consumption"} and roll < 0.05
+    return Consent(
+        id=f"{person}-{n}",
+        person=person,
+        controller=ask.controller,
+        recipient=ask.recipient,
+        purposes=ask.purposes,
+        categories=ask.categories,
+        jurisdiction=home,
+        given_at=given,
+        method=Method.IN_APP_DIALOG,
+        notice=f"{ask.controller}-notice-2026-01",
+        operations=ask.operations,
+        # One in ten was collected bundled with the terms of service: not good enough for the
+        # VPPA or the GDPR.
+        distinct_and_separate=rng.random() >= 0.10,
+        withdrawal_method=Method.SETTINGS_PAGE,
+        withdrawn_at=at - timedelta(days=rng.randint(0, int(age.days)))
+        if 0.05 <= roll < 0.11
+        else None,
+        scope=Scope.ONE_DISCLOSURE if one_title else Scope.ONGOING,
+        disclosure=rng.choice(TITLES[:10]) if one_title else None,
+        excluded_titles=frozenset(rng.sample(TITLES[:10], 2))
+        if 0.11 <= roll < 0.16
+        else frozenset(),
+    )
+
+
+def batches(items: list[Consent], size: int) -> Iterator[list[Consent]]:
+    """``items`` in slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+__all__ = ["CHIRP", "REELIX", "UTC", "Population", "generate", "person_id"]

@@ -1,0 +1,329 @@
+"""Accord's registry service: agreements, consents and decisions over one store and its ledger.
+
+This is what the CLI (and later the HTTP API) calls. Every change it makes is written to the
+ledger in the same step: an agreement's lifecycle step, a consent given or withdrawn, and every
+decision, refusals included. The ledger entry is durable before the call returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from accord import agreements as ag
+from accord.config import Settings
+from accord.consent import Consent, OptOut, Person, utc
+from accord.errors import ConsentError, NotFound
+from accord.law import gdpr
+from accord.ledger.checkpoint import Signer
+from accord.ledger.entries import (
+    AgreementChangeEntry,
+    ConsentChangeEntry,
+    DecisionEntry,
+)
+from accord.ledger.log import Ledger, Receipt
+from accord.policy import Decision, Policy
+from accord.requests import Request
+from accord.store import filter_sql
+from accord.store.migrate import open_store
+from accord.store.repositories import (
+    AgreementRepository,
+    ConsentRepository,
+    OptOutRepository,
+    Party,
+    PartyRepository,
+    PeopleRepository,
+)
+
+
+def person_ref(party: str, person: str) -> str:
+    """How the ledger names a person: by their id at a party (pseudonymised before writing)."""
+    return f"{party}/{person}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A decision, who it lets through, who it keeps out and why, and its ledger receipt."""
+
+    decision: Decision
+    allowed_people: int = 0
+    considered_people: int = 0
+    withheld: dict[str, int] = field(default_factory=dict)
+    receipt: Receipt | None = None
+
+
+class Accord:
+    """One Accord store and its ledger."""
+
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], ledger: Ledger) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.ledger = ledger
+        self._policy: Policy | None = None
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls, database_url: str | None = None, data_dir: Path | None = None
+    ) -> Iterator[Accord]:
+        """Open (and migrate) the store; the ledger signs with the key in the data folder."""
+        settings = Settings()
+        folder = data_dir if data_dir is not None else settings.data_dir
+        url = database_url or (
+            settings.resolved_database_url()
+            if data_dir is None
+            else f"sqlite:///{folder / 'accord.db'}"
+        )
+        engine, sessions = open_store(url)
+        try:
+            signer = Signer.load_or_create(folder)
+            yield cls(
+                engine, sessions, Ledger(engine, signer, batch_size=settings.ledger_batch_size)
+            )
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on any error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    # -- parties and people -------------------------------------------------------------------
+
+    def add_party(self, party_id: str, name: str | None = None) -> Party:
+        """Register a party, or return it if it exists."""
+        with self.session() as s:
+            return PartyRepository(s).ensure(Party(party_id, name or party_id))
+
+    def add_people(self, people: list[Person]) -> int:
+        """Record (or update) people and their jurisdictions."""
+        with self.session() as s:
+            return PeopleRepository(s).upsert_many(people)
+
+    # -- agreements ----------------------------------------------------------------------------
+
+    def register(self, document: str, *, source: str, by: str) -> ag.Registered:
+        """Parse and register an agreement document as a draft."""
+        agreement = ag.parse(document, source=source)
+        with self.session() as s:
+            parties = PartyRepository(s)
+            for party in (agreement.provider, agreement.recipient):
+                parties.ensure(Party(party, party))
+            before = _status_or_none(AgreementRepository(s), agreement.id)
+            reg = AgreementRepository(s).register(agreement, document, by=by)
+        self._changed(reg, before, by, "registered")
+        return reg
+
+    def agreements(self) -> list[ag.Registered]:
+        """Every registered agreement."""
+        with self.session() as s:
+            return AgreementRepository(s).list()
+
+    def agreement(self, agreement_id: str) -> ag.Registered:
+        """One registered agreement."""
+        with self.session() as s:
+            return AgreementRepository(s).get(agreement_id)
+
+    def review(
+        self,
+        agreement_id: str,
+        *,
+        reviewer: str,
+        findings: str,
+        approved: bool,
+        on: date | None = None,
+    ) -> ag.Registered:
+        """Record a privacy review: approve (→ approved) or send back (→ draft)."""
+        with self.session() as s:
+            repo = AgreementRepository(s)
+            reg = repo.get(agreement_id)
+            before = reg.status
+            now = datetime.now(UTC)
+            if reg.status is ag.Status.DRAFT:
+                reg = ag.advance(reg, ag.Status.IN_REVIEW, at=now, by=reviewer)
+            review = ag.Review(
+                reviewer, on or now.date(), findings, approved, reg.agreement.version
+            )
+            if approved:
+                reg = ag.advance(reg, ag.Status.APPROVED, at=now, by=reviewer, review=review)
+            else:
+                reg = ag.advance(
+                    reg, ag.Status.DRAFT, at=now, by=reviewer, note=f"review: {findings}"
+                )
+            reg = repo.save(reg)
+        self._changed(reg, before, reviewer, findings)
+        return reg
+
+    def move(self, agreement_id: str, to: ag.Status, *, by: str, note: str = "") -> ag.Registered:
+        """Move an agreement in its lifecycle (activate, suspend, resume, end)."""
+        with self.session() as s:
+            repo = AgreementRepository(s)
+            reg = repo.get(agreement_id)
+            before = reg.status
+            reg = repo.save(ag.advance(reg, to, at=datetime.now(UTC), by=by, note=note))
+        self._changed(reg, before, by, note or f"moved to {to.value}")
+        return reg
+
+    def _changed(self, reg: ag.Registered, before: ag.Status | None, by: str, note: str) -> None:
+        self._policy = None
+        self.ledger.append(
+            [
+                AgreementChangeEntry(
+                    agreement=reg.agreement.id,
+                    reason=f"agreement {reg.agreement.id} version {reg.agreement.version}: "
+                    f"{before.value if before else 'new'} → {reg.status.value} ({note})",
+                    from_status=before.value if before else None,
+                    to_status=reg.status.value,
+                    actor=by,
+                )
+            ]
+        )
+
+    # -- consent -------------------------------------------------------------------------------
+
+    def grant(self, consent: Consent) -> Consent:
+        """Record a consent; under the GDPR it must be demonstrable (Art. 7) or it is refused."""
+        problems = gdpr.consent_problems(consent)
+        if problems:
+            raise ConsentError(
+                "cannot be accepted under the GDPR: " + "; ".join(problems),
+                where=f"consent {consent.id}",
+            )
+        with self.session() as s:
+            PartyRepository(s).require(
+                {consent.controller, consent.recipient}, needed_for=f"consent {consent.id}"
+            )
+            PeopleRepository(s).upsert_many(
+                [Person(consent.person, consent.controller, consent.jurisdiction)]
+            )
+            ConsentRepository(s).add(consent)
+        self.ledger.append([_given(consent)])
+        return consent
+
+    def withdraw(
+        self, consent_id: str, at: datetime | None = None
+    ) -> tuple[Consent, gdpr.Obligations]:
+        """Withdraw a consent; returns it and what the GDPR then requires (erase, notify)."""
+        when = utc(at) if at else datetime.now(UTC)
+        with self.session() as s:
+            consent = ConsentRepository(s).withdraw(consent_id, when)
+        duty = gdpr.on_withdrawal(consent)
+        self.ledger.append(
+            [
+                ConsentChangeEntry(
+                    agreement=None,
+                    reason=f"consent to {consent.recipient} withdrawn; {duty.reason}",
+                    purpose=sorted(consent.purposes)[0],
+                    categories=tuple(sorted(consent.categories)),
+                    about=(person_ref(consent.controller, consent.person),),
+                    change="withdrawn",
+                    recipient=consent.recipient,
+                    at=when,
+                )
+            ]
+        )
+        return consent, duty
+
+    def import_records(
+        self,
+        people: Sequence[Person],
+        consents: Sequence[Consent],
+        opt_outs: Sequence[OptOut] = (),
+        *,
+        progress: Callable[[int], None] | None = None,
+        batch: int = 5_000,
+    ) -> None:
+        """Load existing records in bulk (a migration from a party's own consent store).
+
+        Records are stored as they are; ones that fall short of the GDPR's Art. 7 are kept but
+        never satisfy the GDPR's rule. Each consent is written to the ledger as given.
+        """
+        with self.session() as s:
+            PeopleRepository(s).upsert_many(people)
+        for start in range(0, len(consents), batch):
+            chunk = consents[start : start + batch]
+            with self.session() as s:
+                ConsentRepository(s).bulk_add(chunk)
+            self.ledger.append(_given(c) for c in chunk)
+            if progress:
+                progress(len(chunk))
+        with self.session() as s:
+            repo = OptOutRepository(s)
+            for signal in opt_outs:
+                repo.add(signal)
+
+    def consents(self, party: str, person: str) -> list[Consent]:
+        """A person's consents at a party."""
+        with self.session() as s:
+            return ConsentRepository(s).for_person(party, person)
+
+    def opt_out(self, signal: OptOut) -> None:
+        """Record a sale/sharing opt-out (a form, or a Global Privacy Control signal)."""
+        with self.session() as s:
+            OptOutRepository(s).add(signal)
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        """The compiled policy of the registry (rebuilt after any agreement changes)."""
+        if self._policy is None:
+            self._policy = Policy(self.agreements())
+        return self._policy
+
+    def decide(self, request: Request, *, count_people: bool = True) -> Outcome:
+        """Decide ``request``, count whom it lets through, and log the decision durably."""
+        decision = self.policy().decide(request)
+        allowed = considered = 0
+        withheld: dict[str, int] = {}
+        if decision.allowed and decision.filter is not None and count_people:
+            with self.session() as s:
+                allowed = len(filter_sql.allowed_people(s, decision.filter))
+                withheld = filter_sql.refusals(s, decision.filter)
+                considered = PeopleRepository(s).count(decision.filter.controller)
+        receipt = self.ledger.append([decision_entry(decision, allowed)])[0]
+        return Outcome(decision, allowed, considered, withheld, receipt)
+
+
+def decision_entry(decision: Decision, people: int) -> DecisionEntry:
+    """The ledger entry for a decision."""
+    r = decision.request
+    return DecisionEntry(
+        agreement=r.agreement,
+        clause=r.clause,
+        purpose=r.purpose,
+        categories=tuple(sorted(r.categories)),
+        reason=decision.reason,
+        people=people,
+        allowed=decision.allowed,
+        rules=decision.rules,
+        recipient=r.requester,
+        action=r.operation.value,
+        at=r.at,
+    )
+
+
+def _given(consent: Consent) -> ConsentChangeEntry:
+    return ConsentChangeEntry(
+        agreement=None,
+        reason=f"consent given to {consent.recipient} for {', '.join(sorted(consent.purposes))}",
+        purpose=sorted(consent.purposes)[0],
+        categories=tuple(sorted(consent.categories)),
+        about=(person_ref(consent.controller, consent.person),),
+        change="given",
+        recipient=consent.recipient,
+        at=consent.given_at,
+    )
+
+
+def _status_or_none(repo: AgreementRepository, agreement_id: str) -> ag.Status | None:
+    try:
+        return repo.get(agreement_id).status
+    except NotFound:
+        return None
