@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
@@ -173,32 +173,35 @@ def _check_chunk(
 
     Returns every perfect node over the chunk, by level, or None if leaves are missing.
     """
-    sha256 = hashlib.sha256
-    hashes: list[bytes] = []
-    rows = conn.execute(
-        select(_leaves.c.idx, _leaves.c.data, _leaves.c.leaf_hash)
-        .where(_leaves.c.idx >= start, _leaves.c.idx < end)
-        .order_by(_leaves.c.idx)
+    rows = _driver_rows(
+        conn,
+        "SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= {mark} AND idx < {mark} "
+        "ORDER BY idx",
+        (start, end),
     )
-    for idx, data, stored in rows:
-        if idx != start + len(hashes):
-            break
-        hashed = sha256(b"\x00" + bytes(data)).digest()
-        if hashed != bytes(stored):
-            report.add(f"leaf {idx}", "its data does not hash to its stored leaf hash")
-        hashes.append(hashed)
-    if len(hashes) != end - start:
-        report.add(f"leaf {start + len(hashes)}", "is missing")
+    present = [int(row[0]) for row in rows]
+    if present != list(range(start, end)):
+        first = next((i for i, idx in enumerate(present) if idx != start + i), len(present))
+        report.add(f"leaf {start + first}", "is missing")
         return None
+    sha256 = hashlib.sha256
+    hashes = [sha256(b"\x00" + data).digest() for _, data, _ in rows]
+    stored = [bytes(row[2]) for row in rows]
+    if hashes != stored:
+        for offset, (hashed, on_disk) in enumerate(zip(hashes, stored, strict=True)):
+            if hashed != on_disk:
+                report.add(
+                    f"leaf {start + offset}", "its data does not hash to its stored leaf hash"
+                )
     report.leaves_checked += len(hashes)
     levels = merkle.levels(hashes)
     # Every node under the chunk's subtree has an in-order position in [2*start, 2*(start+2**16)-1).
     stored_nodes = {
         int(pos): bytes(hashed)
-        for pos, hashed in conn.execute(
-            select(_nodes.c.pos, _nodes.c.hash).where(
-                _nodes.c.pos >= 2 * start, _nodes.c.pos < 2 * (start + (1 << CHUNK_LEVEL)) - 1
-            )
+        for pos, hashed in _driver_rows(
+            conn,
+            "SELECT pos, hash FROM ledger_nodes WHERE pos >= {mark} AND pos < {mark}",
+            (2 * start, 2 * (start + (1 << CHUNK_LEVEL)) - 1),
         )
     }
     for level in range(STORED_MIN_LEVEL, len(levels)):
@@ -213,6 +216,20 @@ def _check_chunk(
     for position in stored_nodes:
         report.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
     return levels
+
+
+def _driver_rows(conn: Connection, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    """All rows of a constant query, straight from the driver's cursor as plain tuples.
+
+    Verification reads every leaf; skipping SQLAlchemy's row objects halves the time it takes.
+    """
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql.format(mark=mark), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _check_upper_nodes(conn: Connection, upper: list[list[bytes]], report: VerifyReport) -> int:

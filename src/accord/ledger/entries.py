@@ -60,10 +60,6 @@ def _texts_json(values: Iterable[str]) -> str:
     return "[" + ",".join(map(_quote, values)) + "]"
 
 
-def _instant_json(value: datetime) -> str:
-    return '"' + _timestamp(value) + '"'
-
-
 @dataclass(frozen=True, slots=True)
 class _Field:
     value: Callable[[Any], Any]
@@ -73,10 +69,11 @@ class _Field:
 
 
 _TEXT = _Field(lambda v: v, '("null" if {v} is None else _quote({v}))')
-_TEXTS = _Field(list, "_texts_json({v})")
+_TEXTS = _Field(list, '"[" + ",".join(map(_quote, {v})) + "]"')
 _COUNT = _Field(int, "str({v})")
 _FLAG = _Field(bool, '("true" if {v} else "false")')
-_INSTANT = _Field(_timestamp, "_instant_json({v})")
+# Entries hold ``at`` in UTC (see Entry.__post_init__), whose isoformat ends in "+00:00".
+_INSTANT = _Field(_timestamp, """'"' + {v}.isoformat(timespec="microseconds")[:-6] + 'Z"'""")
 
 _Encoder = Callable[["Entry", "list[str] | None"], bytes]
 _ENCODERS: dict[type, _Encoder] = {}
@@ -107,7 +104,6 @@ def _encoder(cls: type[Entry]) -> _Encoder:
         namespace: dict[str, Any] = {
             "_quote": _quote,
             "_texts_json": _texts_json,
-            "_instant_json": _instant_json,
         }
         # Generated from the class's own field table (names are its attribute names), the way
         # dataclasses generates __init__.
@@ -184,6 +180,8 @@ class Entry:
             _check_text("categories and about", item)
         if self.at.tzinfo is None:
             raise InvalidInput("at must be a timezone-aware datetime")
+        if self.at.tzinfo is not UTC:
+            object.__setattr__(self, "at", self.at.astimezone(UTC))
 
     def leaf(self, subjects: list[str] | None = None) -> dict[str, Any]:
         """The JSON object written as this entry's leaf, with ``subjects`` as its pseudonyms."""

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.errors import (
@@ -117,11 +117,31 @@ class _State:
     frontier: list[bytes]
 
 
+class _Prepared(NamedTuple):
+    """An entry with its leaf and leaf hash, written ahead where they do not depend on the index."""
+
+    entry: Entry
+    data: bytes | None
+    leaf_hash: bytes | None
+
+
+def _prepare(entry: Entry) -> _Prepared:
+    # A leaf about nobody is the same at any index: write and hash it before taking any lock,
+    # so concurrent callers do it while the writer waits on the disk. Leaves about people
+    # carry tags that depend on their index, and are written under the lock.
+    if not isinstance(entry, Entry):
+        raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
+    if entry.about:
+        return _Prepared(entry, None, None)
+    data = entry.encode()
+    return _Prepared(entry, data, hashlib.sha256(b"\x00" + data).digest())
+
+
 @dataclass(slots=True)
 class _Pending:
     """One caller's entries waiting for the writer."""
 
-    entries: list[Entry]
+    entries: list[_Prepared]
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
@@ -158,10 +178,7 @@ class Ledger:
 
     def append(self, entries: Iterable[Entry]) -> list[Receipt]:
         """Append entries, in order; returns their receipts once they are durable."""
-        pending = _Pending(list(entries))
-        for entry in pending.entries:
-            if not isinstance(entry, Entry):
-                raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
+        pending = _Pending([_prepare(entry) for entry in entries])
         if not pending.entries:
             return []
         with self._queue_lock:
@@ -206,17 +223,17 @@ class Ledger:
         for pending in group:
             pending.done = True
 
-    def _write(self, entries: Sequence[Entry]) -> list[Receipt]:
+    def _write(self, entries: Sequence[_Prepared]) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
             receipts, _ = self._write_locked(conn, state, entries)
         return receipts
 
     def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
         """Append many entries in large transactions, without receipts (loading, benchmarks)."""
-        batch: list[Entry] = []
+        batch: list[_Prepared] = []
         with self._writer_lock:
             for entry in entries:
-                batch.append(entry)
+                batch.append(_prepare(entry))
                 if len(batch) >= batch_size:
                     self._write(batch)
                     batch = []
@@ -235,7 +252,7 @@ class Ledger:
             entry = ErasureEntry(
                 agreement=None, reason=reason, people=1, entries_forgotten=forgotten
             )
-            receipts, _ = self._write_locked(conn, state, [entry])
+            receipts, _ = self._write_locked(conn, state, [_prepare(entry)])
         return receipts[0]
 
     @contextmanager
@@ -254,10 +271,10 @@ class Ledger:
             conn.commit()
 
     def _lock_state(self, conn: Connection) -> _State:
-        query = select(_state.c.size, _state.c.root, _state.c.frontier).where(
-            _state.c.id == STATE_ROW_ID
-        )
-        row = conn.execute(query.with_for_update()).first()
+        # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the whole
+        # database since BEGIN IMMEDIATE, and has no such clause.
+        query = _STATE_SQL if self._sqlite else _STATE_SQL + " FOR UPDATE"
+        row = conn.exec_driver_sql(query).first()
         if row is None:
             values = {
                 "id": STATE_ROW_ID,
@@ -266,26 +283,26 @@ class Ledger:
                 "frontier": b"",
             }
             conn.execute(_insert_if_absent(conn, _state).values(values).on_conflict_do_nothing())
-            row = conn.execute(query.with_for_update()).one()
-        return _decode_state(int(row.size), bytes(row.root), bytes(row.frontier))
+            row = conn.exec_driver_sql(query).one()
+        return _decode_state(int(row[0]), bytes(row[1]), bytes(row[2]))
 
     def _write_locked(
-        self, conn: Connection, state: _State, entries: Sequence[Entry]
+        self, conn: Connection, state: _State, entries: Sequence[_Prepared]
     ) -> tuple[list[Receipt], _State]:
         """Write entries after ``state``, inside the locked transaction."""
         start = state.size
-        people = {person for entry in entries for person in entry.about}
+        people = {person for prepared in entries for person in prepared.entry.about}
         keys = shred.keys_for(conn, people, create=True) if people else {}
         sha256 = hashlib.sha256
         leaf_rows: list[tuple[int, bytes, bytes]] = []
         index_rows: list[tuple[bytes, int]] = []
-        for index, entry in enumerate(entries, start):
-            if entry.about:
-                tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
-                index_rows.extend(shred.index_rows(keys, index, entry.about))
-                data = entry.encode(tags)
-            else:
-                data = entry.encode()
+        for index, (entry, ready, ready_hash) in enumerate(entries, start):
+            if ready is not None and ready_hash is not None:
+                leaf_rows.append((index, ready, ready_hash))
+                continue
+            tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
+            index_rows.extend(shred.index_rows(keys, index, entry.about))
+            data = entry.encode(tags)
             leaf_rows.append((index, data, sha256(b"\x00" + data).digest()))
         grown = merkle.extend(
             start, state.frontier, [row[2] for row in leaf_rows], min_level=STORED_MIN_LEVEL
@@ -297,10 +314,9 @@ class Ledger:
             self._insert(conn, "ledger_nodes", ("pos", "hash"), node_rows)
         if index_rows:
             self._insert(conn, "ledger_person_index", ("pseudonym", "leaf_idx"), index_rows)
-        moved = conn.execute(
-            update(_state)
-            .where(_state.c.id == STATE_ROW_ID, _state.c.size == start)
-            .values(size=size, root=grown.root, frontier=b"".join(grown.frontier))
+        moved = conn.exec_driver_sql(
+            _MOVE_SQL.format(mark=self._placeholder),
+            (size, grown.root, b"".join(grown.frontier), start),
         )
         if moved.rowcount != 1:
             raise LedgerError(f"the tree moved past size {start} while this append held its lock")
@@ -552,7 +568,14 @@ class Ledger:
         }
 
 
-_HEAD_SQL = f"SELECT size, root FROM ledger_state WHERE id = {STATE_ROW_ID}"  # noqa: S608
+# Constant statements, run through the driver: the state row (id 1, STATE_ROW_ID) is read and
+# moved by every append.
+_HEAD_SQL = "SELECT size, root FROM ledger_state WHERE id = 1"
+_STATE_SQL = "SELECT size, root, frontier FROM ledger_state WHERE id = 1"
+_MOVE_SQL = (
+    "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
+    "WHERE id = 1 AND size = {mark}"
+)
 
 
 def _select_in(columns: str, table: str, column: str, marks: str) -> str:
