@@ -19,7 +19,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 import cedarpy
@@ -252,6 +251,9 @@ class Policy:
         self.text = "\n\n".join(f"@id({_lit(p.id)})\n{p.text}" for p in self.compiled)
         # Cedar names policies policy0, policy1, ... in the order they are parsed.
         self._by_cedar_id = {f"policy{i}": p for i, p in enumerate(self.compiled)}
+        self._rules: dict[tuple[Any, ...], tuple[str, tuple[Rule, ...], Group, Any, bool]] = {}
+        self._reasons: dict[tuple[Any, ...], str] = {}
+        self._heads: dict[tuple[str, Operation, str, str], dict[str, Any]] = {}
         with translate(PolicyError, "compiling the Cedar policies"):
             result = cedarpy.validate_policies(self.text, SCHEMA)
             if not result.validation_passed:
@@ -264,16 +266,21 @@ class Policy:
 
     # -- requests ------------------------------------------------------------------------------
 
-    @staticmethod
-    def cedar_request(request: Request) -> dict[str, Any]:
+    def cedar_request(self, request: Request) -> dict[str, Any]:
         """The Cedar request for ``request`` (principal, action, resource, context)."""
+        head_key = (request.requester, request.operation, request.agreement, request.clause)
+        head = self._heads.get(head_key)
+        if head is None:
+            head = self._heads[head_key] = {
+                "principal": {"type": "Accord::Party", "id": request.requester},
+                "action": {"type": "Accord::Action", "id": request.operation.value},
+                "resource": {
+                    "type": "Accord::Clause",
+                    "id": clause_uid(request.agreement, request.clause),
+                },
+            }
         return {
-            "principal": {"type": "Accord::Party", "id": request.requester},
-            "action": {"type": "Accord::Action", "id": request.operation.value},
-            "resource": {
-                "type": "Accord::Clause",
-                "id": clause_uid(request.agreement, request.clause),
-            },
+            **head,
             "context": {
                 "purpose": request.purpose,
                 "categories": sorted(request.categories),
@@ -327,16 +334,69 @@ class Policy:
         clause = reg.agreement.clause(request.clause)
         if clause is None:  # pragma: no cover - Cedar permitted a clause that is not registered
             return Decision(request, False, ("policy:error",), "clause vanished")
-        person_filter = _person_filter(reg.agreement, clause, request)
+        person_filter = self._person_filter(reg.agreement, clause, request)
         fields = request.fields or clause.fields
+        reason_key = (
+            tuple(diagnostics.reasons),
+            tuple(r.id for r in person_filter.rules),
+            person_filter.regions,
+        )
+        sentence = self._reasons.get(reason_key)
+        if sentence is None:
+            sentence = _allow_reason(deciding, person_filter)
+            self._reasons[reason_key] = sentence
         return Decision(
             request,
             True,
             tuple(p.id for p in deciding),
-            _allow_reason(deciding, person_filter),
+            sentence,
             fields=frozenset(fields),
             filter=person_filter,
             clause=clause,
+        )
+
+    def _person_filter(
+        self, agreement: Agreement, clause: Clause, request: Request
+    ) -> PersonFilter:
+        # The rules do not depend on the instant or on who the requester is (only on whether
+        # there is one), so they are computed once per kind of request and reused.
+        asking = request.requester_person
+        key = (
+            agreement.id,
+            clause.id,
+            request.operation,
+            request.purpose,
+            request.categories,
+            request.title,
+            asking is not None,
+            request.subjects.relative,
+        )
+        cached = self._rules.get(key)
+        if cached is None:
+            controller, rules, group = _person_rules(
+                agreement,
+                clause,
+                operation=request.operation,
+                purpose=request.purpose,
+                categories=request.categories,
+                title=request.title,
+                requester_person=_REQUESTER if asking is not None else None,
+                relative=request.subjects.relative,
+            )
+            personal = any(r.exempt == _REQUESTER for r in rules)
+            cached = (controller, rules, group, clause.region_set, personal)
+            self._rules[key] = cached
+        controller, rules, group, regions, personal = cached
+        if personal:
+            rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
+        return PersonFilter(
+            at=request.at,
+            controller=controller,
+            regions=regions,
+            rules=rules,
+            subjects=_subjects(request.subjects),
+            group=group,
+            regions_reason=f"lives outside the regions of clause {clause.id}",
         )
 
     def explain_refusal(self, request: Request) -> tuple[str, str]:
@@ -416,36 +476,18 @@ _RULE_PHRASES = {
 }
 
 
-def _person_filter(agreement: Agreement, clause: Clause, request: Request) -> PersonFilter:
-    rules = _person_rules(
-        agreement,
-        clause,
-        request.operation,
-        request.purpose,
-        request.categories,
-        request.title,
-        request.requester_person,
-        request.subjects.relative,
-    )
-    return PersonFilter(
-        at=request.at,
-        controller=rules[0],
-        regions=clause.region_set,
-        rules=rules[1],
-        subjects=_subjects(request.subjects),
-        group=rules[2],
-        regions_reason=f"lives outside the regions of clause {clause.id}",
-    )
-
-
 def _subjects(subjects: Subjects) -> frozenset[str] | None:
     return subjects.people if subjects.kind is SubjectsKind.PEOPLE else None
 
 
-@lru_cache(maxsize=4096)
-def _person_rules(  # noqa: PLR0917 - positional so that lru_cache keys stay cheap
+# Stands for the person a request is made for, in cached rules; filled in per request.
+_REQUESTER = "\x00requester"
+
+
+def _person_rules(
     agreement: Agreement,
     clause: Clause,
+    *,
     operation: Operation,
     purpose: str,
     categories: frozenset[str],
@@ -453,7 +495,7 @@ def _person_rules(  # noqa: PLR0917 - positional so that lru_cache keys stay che
     requester_person: str | None,
     relative: bool,
 ) -> tuple[str, tuple[Rule, ...], Group]:
-    """(controller, rules, group) for a request; independent of the instant, so cached."""
+    """(controller, rules, group) for a request: what law and clause ask of each person."""
     d = Disclosure(
         source=agreement.sender_of(clause),
         destination=agreement.receiver_of(clause),
