@@ -51,7 +51,7 @@ app.add_typer(ledger_app, name="ledger")
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
