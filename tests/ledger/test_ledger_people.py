@@ -199,3 +199,11 @@ def test_prove_on_the_command_line(tmp_path: Path) -> None:
     assert missing.exit_code == 1
     assert "no entries about 'nobody'" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_a_person_in_many_entries_gets_every_proof(ledger: Ledger) -> None:
+    """More entries than one query's worth of parameters: the bundle still has them all."""
+    ledger.append([release(i, "alice") if i % 2 else decision(i) for i in range(1300)])
+    bundle = ledger.prove_person("alice")
+    assert [entry["index"] for entry in bundle["entries"]] == list(range(1, 1300, 2))
+    assert standalone.check(bundle) == []

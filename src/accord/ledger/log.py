@@ -11,7 +11,8 @@ transaction, so two writers can never both write leaf ``n``: the tree cannot for
 
 Reading. Every complete perfect subtree of 16 leaves or more is stored by position, so the hash of
 any range a proof needs is a fold of O(log n) stored nodes, and nodes below level 4 are recomputed
-from at most 16 leaf hashes. A proof costs two indexed queries whatever the size of the log.
+from at most 16 leaf hashes. A proof reads the tree head, then every hash it needs in one indexed
+query, whatever the size of the log.
 """
 
 from __future__ import annotations
@@ -39,75 +40,30 @@ from accord.errors import (
 from accord.ledger import merkle, shred
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
-from accord.ledger.entries import Entry, ErasureEntry, decode_leaf
+from accord.ledger.entries import Entry, ErasureEntry
+from accord.ledger.results import (
+    ConsistencyProof,
+    InclusionProof,
+    Receipt,
+    StoredLeaf,
+    TreeHead,
+)
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 
+__all__ = [
+    "PROOF_FORMAT",
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "Receipt",
+    "StoredLeaf",
+    "TreeHead",
+]
+
 PROOF_FORMAT = "accord-ledger-proof/v1"
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """Proof of acceptance: where the entry sits, its leaf hash, and the tree size that holds it."""
-
-    index: int
-    leaf_hash: bytes
-    tree_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class TreeHead:
-    """A tree size and its root hash."""
-
-    size: int
-    root: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLeaf:
-    """A leaf as stored: index, canonical JSON bytes, leaf hash."""
-
-    index: int
-    data: bytes
-    leaf_hash: bytes
-
-    def entry(self) -> dict[str, Any]:
-        """The leaf's JSON object."""
-        return decode_leaf(self.data)
-
-
-@dataclass(frozen=True, slots=True)
-class InclusionProof:
-    """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves with ``root``."""
-
-    index: int
-    size: int
-    leaf_hash: bytes
-    path: tuple[bytes, ...]
-    root: bytes
-
-    def verify(self) -> bool:
-        """Whether the path leads from the leaf hash to the root."""
-        return merkle.verify_inclusion(self.leaf_hash, self.index, self.size, self.path, self.root)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsistencyProof:
-    """RFC 9162 consistency proof: the tree of ``old_size`` leaves is a prefix of ``new_size``'s."""
-
-    old_size: int
-    new_size: int
-    old_root: bytes
-    new_root: bytes
-    path: tuple[bytes, ...]
-
-    def verify(self) -> bool:
-        """Whether the path shows ``old_root`` to be a prefix of ``new_root``."""
-        return merkle.verify_consistency(
-            self.old_size, self.new_size, self.old_root, self.new_root, self.path
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +181,7 @@ class Ledger:
 
     def _write(self, entries: Sequence[_Prepared]) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
-            receipts, _ = self._write_locked(conn, state, entries)
-        return receipts
+            return self._write_locked(conn, state, entries)
 
     def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
         """Append many entries in large transactions, without receipts (loading, benchmarks)."""
@@ -252,8 +207,8 @@ class Ledger:
             entry = ErasureEntry(
                 agreement=None, reason=reason, people=1, entries_forgotten=forgotten
             )
-            receipts, _ = self._write_locked(conn, state, [_prepare(entry)])
-        return receipts[0]
+            (receipt,) = self._write_locked(conn, state, [_prepare(entry)])
+        return receipt
 
     @contextmanager
     def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
@@ -288,7 +243,7 @@ class Ledger:
 
     def _write_locked(
         self, conn: Connection, state: _State, entries: Sequence[_Prepared]
-    ) -> tuple[list[Receipt], _State]:
+    ) -> list[Receipt]:
         """Write entries after ``state``, inside the locked transaction."""
         start = state.size
         people = {person for prepared in entries for person in prepared.entry.about}
@@ -320,8 +275,7 @@ class Ledger:
         )
         if moved.rowcount != 1:
             raise LedgerError(f"the tree moved past size {start} while this append held its lock")
-        receipts = [Receipt(index, hashed, size) for index, _, hashed in leaf_rows]
-        return receipts, _State(size, grown.root, grown.frontier)
+        return [Receipt(index, hashed, size) for index, _, hashed in leaf_rows]
 
     def _insert(
         self,
@@ -539,10 +493,13 @@ class Ledger:
                 )
             key, indexes = found
             indexes = [i for i in indexes if i < size]
-            rows = conn.execute(
-                select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(indexes))
-            )
-            leaves = {int(i): bytes(d) for i, d in rows}
+            leaves: dict[int, bytes] = {}
+            for start in range(0, len(indexes), 500):  # within every backend's parameter limit
+                chunk = indexes[start : start + 500]
+                rows = conn.execute(
+                    select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(chunk))
+                )
+                leaves.update({int(i): bytes(d) for i, d in rows})
         entries = []
         for index in indexes:
             proof = self.inclusion_proof(index, size)

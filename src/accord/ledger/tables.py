@@ -4,7 +4,7 @@
 * ``ledger_nodes``: the hash of every complete perfect subtree of ``2**4`` leaves or more, keyed by
   its in-order position (:func:`accord.ledger.merkle.node_position`). Lower nodes are recomputed
   from at most 16 leaf hashes, which keeps the table an eighth the size of the log while any proof
-  still takes two indexed reads.
+  still takes one indexed read.
 * ``ledger_state``: the single row every append locks: tree size, root and frontier.
 * ``ledger_checkpoints``: signed tree heads, one per tree size.
 * ``person_keys``: each person's random key, by their id; deleting it is the erasure.
