@@ -112,3 +112,24 @@ def test_the_sub_app_lists_its_commands() -> None:
     assert result.exit_code == 0
     for command in ("verify", "show", "prove", "checkpoint", "key"):
         assert command in result.output
+
+
+def test_a_bad_setting_is_a_message(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["show", "--database-url", f"sqlite:///{tmp_path}/x.db"],
+        env={"ACCORD_LEDGER_BATCH_SIZE": "0"},
+    )
+    assert result.exit_code != 0
+    assert "reading the ACCORD_ settings failed" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_every_command_is_in_the_ledger_docs() -> None:
+    import typer.main
+
+    docs = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
+    names = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"verify", "show", "prove", "checkpoint", "key"} <= set(names)
+    missing = [name for name in names if f"`accord ledger {name}" not in docs]
+    assert missing == []

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from accord.config import Settings
-from accord.errors import AccordError
+from accord.errors import AccordError, ConfigError, translate
 from accord.ledger.audit import VerifyReport
 from accord.ledger.checkpoint import KEY_FILE_NAME, Signer, Verifier
 from accord.ledger.log import Ledger
@@ -54,6 +54,11 @@ def _fail(exc: AccordError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
+def _settings() -> Settings:
+    with translate(ConfigError, "reading the ACCORD_ settings"):
+        return Settings()
+
+
 @contextmanager
 def _ledger(
     database_url: str | None,
@@ -63,7 +68,7 @@ def _ledger(
     vkey: str | None = None,
 ) -> Iterator[Ledger]:
     """The ledger behind the settings; with ``signing``, its key (created on first use)."""
-    settings = Settings()
+    settings = _settings()
     folder = data_dir if data_dir is not None else settings.data_dir
     engine = make_engine(database_url or settings.resolved_database_url())
     try:
@@ -194,9 +199,9 @@ def checkpoint(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> No
 @app.command()
 def key(data_dir: DataDir = None) -> None:
     """Print the verifier key of the log's signing key (created on first use)."""
-    settings = Settings()
     try:
-        signer = Signer.load_or_create(data_dir if data_dir is not None else settings.data_dir)
+        folder = data_dir if data_dir is not None else _settings().data_dir
+        signer = Signer.load_or_create(folder)
     except AccordError as exc:
         _fail(exc)
     typer.echo(signer.verifier.vkey)
