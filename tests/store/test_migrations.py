@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 import accord.store.tables  # noqa: F401  (the store's tables on Base.metadata)
 from accord.store.engine import Base, make_engine
@@ -80,3 +81,28 @@ def test_a_fresh_database_has_no_revision(sqlite_url: str) -> None:
         assert current(engine) is None
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
+    engines = [make_engine(pg_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001  (collected and asserted below)
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert current(engines[0]) == ScriptDirectory.from_config(alembic_config()).get_heads()[0]
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from accord.agreements import Registered, Review, Status, Transition, advance, parse
@@ -28,6 +29,8 @@ from accord.errors import (
     NotFound,
     StoreError,
 )
+from accord.store.migrate import open_store
+from accord.store.people import ANALYZE_AFTER
 from accord.store.repositories import (
     AgreementRepository,
     ConsentRepository,
@@ -36,6 +39,8 @@ from accord.store.repositories import (
     PartyRepository,
     PeopleRepository,
 )
+
+from .conftest import PARTIES
 
 pytestmark = pytest.mark.integration
 
@@ -388,3 +393,24 @@ def test_a_copy_with_other_terms_is_not_saved(session: Session) -> None:
     other = Registered(parse(document(version=2)))
     with pytest.raises(StoreError, match="stored as version 1 with other terms"):
         repo.save(advance(other, Status.IN_REVIEW, at=NOW, by="legal"))
+
+
+@pytest.mark.postgres
+def test_a_large_load_refreshes_postgres_statistics(pg_url: str) -> None:
+    engine, sessions = open_store(pg_url)
+    n = ANALYZE_AFTER
+    try:
+        with sessions() as session:
+            for party in PARTIES:
+                PartyRepository(session).add(party)
+            PeopleRepository(session).upsert_many(Person(f"p{i}", "chirp", "DE") for i in range(n))
+            ConsentRepository(session).bulk_add(consent(f"k{i}", f"p{i}") for i in range(n))
+            # The planner's row estimates, before autovacuum could have made any.
+            estimates = session.execute(
+                text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
+                {"names": ["people", "consents", "consent_purposes"]},
+            ).all()
+            session.commit()
+    finally:
+        engine.dispose()
+    assert dict(estimates) == {"people": n, "consents": n, "consent_purposes": 2 * n}

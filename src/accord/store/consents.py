@@ -27,7 +27,15 @@ from accord.consent import (
 )
 from accord.errors import ConsentError, NotFound, StoreError, translate
 from accord.store import tables as t
-from accord.store.people import BATCH, IN_CHUNK, PartyRepository, PeopleRepository, chunked
+from accord.store.people import (
+    ANALYZE_AFTER,
+    BATCH,
+    IN_CHUNK,
+    PartyRepository,
+    PeopleRepository,
+    chunked,
+    refresh_statistics,
+)
 
 
 def operations_text(operations: Iterable[Operation]) -> str:
@@ -111,6 +119,9 @@ class ConsentRepository:
             with translate(StoreError, f"recording {len(batch)} consents"):
                 self._insert(batch)
             count += len(batch)
+        if count >= ANALYZE_AFTER:
+            with translate(StoreError, "refreshing statistics of consents"):
+                refresh_statistics(self.session, t.consents, *(table for table, _ in _CHILDREN))
         return count
 
     def _insert(self, batch: Sequence[Consent]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from accord.errors import StoreError, translate
@@ -27,10 +27,17 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+# Replicas of the gateway may start together against one PostgreSQL; this lock makes their
+# migrations take turns, so the second finds the schema already up to date.
+_MIGRATION_LOCK = 0x6163636F7264  # "accord"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database behind ``engine`` to ``revision`` (the newest by default)."""
     config = alembic_config()
     with translate(StoreError, f"migrating the store to {revision}"), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
