@@ -1,0 +1,121 @@
+"""The people whose rows a read may return, and how they reach the party's database.
+
+The allowed people are computed in the Accord store (:func:`accord.store.filter_sql.
+allowed_people_query`), which is a different database from the party's. They cross over as a
+temporary table in the party's database, filled by chunked ``executemany`` and joined by the read:
+never a loop over rows or people, never a huge ``IN (...)`` literal.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, Insert, MetaData, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
+
+from accord.errors import StoreError, translate
+from accord.filters import Group, PersonFilter
+from accord.store.filter_sql import allowed_people_query
+from accord.store.people import chunked
+
+BATCH = 10_000
+"""Ids per ``executemany`` when loading the allowed people, and rows per batch when reading."""
+
+PERSON = "person_id"
+"""The temporary table's one column."""
+
+
+class _StoreIds:
+    """The ids a filter lets through, streamed from the store each time they are iterated."""
+
+    def __init__(self, session: Session, f: PersonFilter) -> None:
+        self.session = session
+        self.filter = f
+
+    def __iter__(self) -> Iterator[str]:
+        f = self.filter
+        with translate(StoreError, f"filtering the people of {f.controller}"):
+            result = self.session.execute(
+                allowed_people_query(f), execution_options={"yield_per": BATCH}
+            )
+            for part in result.partitions():
+                for row in part:
+                    yield row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """The people a read may return rows about, by their id at the party, and how groups are judged.
+
+    ``people`` may be any iterable; it is iterated once per read. With
+    :attr:`Group.EVERY_PARTICIPANT` a row about a group is returned only if every member is among
+    ``people``; with :attr:`Group.EACH`, if at least one is.
+    """
+
+    people: Iterable[str]
+    group: Group = Group.EACH
+
+    @classmethod
+    def by_filter(cls, session: Session, f: PersonFilter) -> Allowed:
+        """The people ``f`` lets through, read from the store behind ``session`` when needed."""
+        return cls(_StoreIds(session, f), f.group)
+
+
+def _python_type(sql_type: TypeEngine[Any]) -> type | None:
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _ids_as(sql_type: TypeEngine[Any], ids: Iterable[str]) -> Iterator[Any]:
+    """``ids`` converted for a column of ``sql_type``; ids that cannot be one match no row."""
+    if _python_type(sql_type) is not int:
+        yield from ids
+        return
+    for value in ids:
+        try:
+            yield int(value)
+        except (TypeError, ValueError):
+            continue
+
+
+def _insert_ignoring_repeats(conn: Connection, table: Table) -> Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise StoreError(f"sources support SQLite and PostgreSQL, not {conn.dialect.name!r}")
+
+
+def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -> Table:
+    """A new temporary table on ``conn`` holding the allowed people's ids (each once).
+
+    ``id_type`` is the type of the column the ids are joined with, so the join compares like with
+    like (and can use the column's index).
+    """
+    table = Table(
+        f"accord_allowed_{secrets.token_hex(6)}",
+        MetaData(),
+        Column(PERSON, id_type, primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    insert = _insert_ignoring_repeats(conn, table)
+    for chunk in chunked(_ids_as(id_type, allowed.people), BATCH):
+        conn.execute(insert, [{PERSON: value} for value in chunk])
+    if conn.dialect.name == "postgresql":
+        # Autovacuum never sees temporary tables; without statistics the planner guesses.
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
+    return table
+
+
+def drop_allowed(conn: Connection, table: Table) -> None:
+    """Drop the temporary table if it is still there (a rolled-back transaction may have)."""
+    with conn.begin():
+        table.drop(conn, checkfirst=True)

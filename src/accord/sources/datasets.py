@@ -1,0 +1,309 @@
+"""Dataset declarations: a party's tables and fields, each field's data category, whose row it is.
+
+A declaration is a YAML document in the style of fides datasets::
+
+    dataset: reelix
+    party: reelix
+    description: Reelix's own database.
+    collections:
+      - name: watch_events
+        person: member_id            # the field holding the party's own id of the person
+        fields:
+          - {name: member_id, category: user.unique_id}
+          - {name: title_id, category: user.behavior.media_consumption}
+      - name: messages               # rows about several people at once
+        group: {field: thread_id, members: thread_participants,
+                member_group: thread_id, member_person: person_id}
+        fields: [...]
+
+Each collection names exactly one of ``person`` (the row is about one person) or ``group`` (the
+row is about every member of a group, listed in a members table). Names end up in SQL, so they
+must be plain identifiers. Errors name the file, the line and the field, and suggest the nearest
+key, as agreement documents do (:func:`accord.agreements.parse`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from io import StringIO
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from accord import taxonomy
+from accord.errors import InvalidInput
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""What a collection or field name must look like: it is written into SQL as an identifier."""
+
+
+class DatasetFormatError(InvalidInput):
+    """A dataset declaration that does not validate; carries every problem found."""
+
+    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems), where=where)
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a plain SQL identifier (letters, digits and '_', not first a digit)"
+        )
+    return value
+
+
+def _slug(value: str) -> str:
+    if not value or not all(ch.isalnum() or ch in "-_." for ch in value):
+        raise ValueError(f"{value!r} must be letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _category(key: str) -> str:
+    try:
+        return taxonomy.validate(taxonomy.Kind.CATEGORY, key)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from exc
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Slug = Annotated[str, AfterValidator(_slug)]
+CategoryKey = Annotated[str, AfterValidator(_category)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, populate_by_name=True
+    )
+
+
+class Field(_Strict):
+    """One declared field (column) and the data category it holds."""
+
+    name: Identifier
+    category: CategoryKey
+    description: str = ""
+
+
+class GroupSpec(_Strict):
+    """How a row about several people names them: its group field, and the members table.
+
+    ``members`` is the table listing each group's people, one row per member: ``member_group``
+    holds the group id (matched with the collection's ``field``), ``member_person`` the party's
+    id of the member.
+    """
+
+    field: Identifier
+    members: Identifier
+    member_group: Identifier
+    member_person: Identifier
+
+
+class Collection(_Strict):
+    """One declared table: its fields, and whom each row is about."""
+
+    name: Identifier
+    description: str = ""
+    person: Identifier | None = None
+    group: GroupSpec | None = None
+    fields: Annotated[tuple[Field, ...], pydantic.Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Collection:
+        if (self.person is None) == (self.group is None):
+            raise ValueError(
+                "a collection names exactly one of person (rows about one person) or group "
+                "(rows about several)"
+            )
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"field names must be unique; repeated: {', '.join(dupes)}")
+        subject = self.subject_field
+        if subject not in names:
+            what = "person" if self.person is not None else "group field"
+            raise ValueError(f"the {what} {subject!r} must be one of the declared fields")
+        return self
+
+    @property
+    def subject_field(self) -> str:
+        """The field saying whom a row is about: the person field, or the group field."""
+        if self.group is not None:
+            return self.group.field
+        return self.person or ""  # never empty: a collection names one or the other
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The declared fields' names, in declaration order."""
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> Field | None:
+        """The declared field called ``name``, if any."""
+        return next((f for f in self.fields if f.name == name), None)
+
+
+class Dataset(_Strict):
+    """A party's declaration of its own database (what the YAML document holds)."""
+
+    id: Annotated[Slug, pydantic.Field(alias="dataset")]
+    party: Slug
+    description: str = ""
+    collections: Annotated[tuple[Collection, ...], pydantic.Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dataset:
+        names = [c.name for c in self.collections]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"collection names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def collection(self, name: str) -> Collection:
+        """The declared collection called ``name``, or :class:`InvalidInput` saying which exist."""
+        found = next((c for c in self.collections if c.name == name), None)
+        if found is None:
+            raise InvalidInput(
+                f"dataset {self.id} declares no collection {name!r}"
+                f"{_nearest(name, [c.name for c in self.collections])}"
+            )
+        return found
+
+    def field(self, qualified: str) -> Field:
+        """The field named ``collection.field``, or :class:`InvalidInput` naming what is wrong."""
+        collection, _, name = qualified.partition(".")
+        if not name:
+            raise InvalidInput(
+                f"dataset {self.id}: field {qualified!r} must be written collection.field"
+            )
+        c = self.collection(collection)
+        found = c.field(name)
+        if found is None:
+            raise InvalidInput(
+                f"dataset {self.id}: collection {c.name} declares no field {name!r}"
+                f"{_nearest(name, c.field_names)}"
+            )
+        return found
+
+    def categories(self) -> dict[str, str]:
+        """The category of every declared field, by ``collection.field``."""
+        return {f"{c.name}.{f.name}": f.category for c in self.collections for f in c.fields}
+
+    def fields_in(self, categories: Iterable[str]) -> frozenset[str]:
+        """Every ``collection.field`` whose category is one of ``categories`` or lies under one."""
+        wanted = tuple(categories)
+        return frozenset(
+            name
+            for name, category in self.categories().items()
+            if taxonomy.covered_by_any(category, wanted)
+        )
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (declared: {', '.join(known)})" if known else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing with locations
+
+
+def parse(text: str, *, source: str = "<dataset>") -> Dataset:
+    """Parse and validate a dataset declaration; errors name ``source``, the line and the field."""
+    try:
+        data = YAML(typ="rt").load(StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DatasetFormatError([f"{source}{line}: not valid YAML: {exc.problem}"]) from exc
+    if not isinstance(data, Mapping):
+        raise DatasetFormatError([f"{source}:1: a dataset is a mapping of keys to values"])
+    try:
+        return Dataset.model_validate(_plain(data))
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A list whose items failed is also reported "too short"; the item errors say more.
+        locs = [e["loc"] for e in errors]
+        errors = [
+            e
+            for e in errors
+            if not (
+                e["type"] == "too_short"
+                and any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == e["loc"] for d in locs)
+            )
+        ]
+        raise DatasetFormatError([_describe(err, data, source) for err in errors]) from exc
+
+
+def load(path: str | Path) -> Dataset:
+    """Read and parse the dataset declaration at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read dataset declaration {p}: {exc.strerror}") from exc
+    return parse(text, source=str(p))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _line(data: Any, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
+    node, line = data, 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model whose keys the last part of ``loc`` is one of."""
+    model: type[BaseModel] = Dataset
+    inner: dict[str, type[BaseModel]] = {
+        "collections": Collection,
+        "fields": Field,
+        "group": GroupSpec,
+    }
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in inner:
+            model = inner[part]
+    return model
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _describe(err: Any, data: Any, source: str) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = _keys(_model_at(loc))
+        nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {nearest[0]!r}?" if nearest else f"; known keys: {', '.join(known)}"
+        message = f"unknown key{hint}"
+    elif err["type"] == "missing":
+        message = "required and missing"
+    return f"{source}:{_line(data, loc)}: {path or '(document)'}: {message}"

@@ -1,0 +1,401 @@
+"""Reads and writes on a party's own database, generated from its dataset declaration.
+
+Every statement is built with SQLAlchemy Core over tables reflected from the party's database, so
+names are quoted identifiers and values are bound parameters. A read returns only the fields it
+names and only the rows of allowed people: the allowed ids sit in a temporary table
+(:mod:`accord.sources.allowed`) that the query joins; rows about a group are kept or dropped by a
+``GROUP BY``/``HAVING`` over the members table joined with it. Results stream in batches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    Engine,
+    FromClause,
+    MetaData,
+    Result,
+    Select,
+    Table,
+    cast,
+    distinct,
+    func,
+    select,
+)
+from sqlalchemy.exc import NoSuchTableError
+
+from accord.errors import InvalidInput, StoreError, translate
+from accord.filters import Group
+from accord.sources.allowed import BATCH, PERSON, Allowed, drop_allowed, load_allowed
+from accord.sources.datasets import IDENTIFIER, Collection, Dataset
+from accord.store.people import chunked
+
+
+@dataclass
+class Rows:
+    """The rows of one read: their column names, and the rows themselves, streamed in batches.
+
+    Usable only inside the ``with`` block of :meth:`Source.read` that produced it.
+    """
+
+    columns: tuple[str, ...]
+    _result: Result[Any]
+    _doing: str
+
+    def batches(self) -> Iterator[Sequence[Sequence[Any]]]:
+        """The rows, a batch at a time (at most the read's ``batch_size`` each)."""
+        with translate(StoreError, self._doing):
+            yield from self._result.partitions()
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        for batch in self.batches():
+            yield from batch
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """The groups an aggregate kept (each at least the minimum size) and how many it dropped."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    suppressed: int
+
+
+_MEASURE = re.compile(r"^(count|count_distinct|sum)(?:\(([A-Za-z_][A-Za-z0-9_]*)\))?$")
+_DAY = re.compile(r"^day\(([A-Za-z_][A-Za-z0-9_]*)\)$")
+
+
+class Source:
+    """A party's own database (``engine``) as its dataset declaration describes it."""
+
+    def __init__(self, engine: Engine, dataset: Dataset) -> None:
+        self.engine = engine
+        self.dataset = dataset
+        self._tables: dict[str, Table] = {}
+
+    # -- the declaration against the database ---------------------------------------------------
+
+    def _where(self, c: Collection) -> str:
+        return f"dataset {self.dataset.id}: collection {c.name}"
+
+    def _reflect(self, conn: Connection, name: str, columns: Iterable[str], what: str) -> Table:
+        table = self._tables.get(name)
+        if table is None:
+            try:
+                table = Table(name, MetaData(), autoload_with=conn)
+            except NoSuchTableError as exc:
+                raise InvalidInput(f"{what}: the database has no table {name!r}") from exc
+            self._tables[name] = table
+        missing = sorted(set(columns) - set(table.c.keys()))
+        if missing:
+            raise InvalidInput(
+                f"{what}: table {name} has no column {', '.join(repr(m) for m in missing)}"
+            )
+        return table
+
+    def _table(self, conn: Connection, c: Collection) -> Table:
+        return self._reflect(conn, c.name, c.field_names, self._where(c))
+
+    def _members(self, conn: Connection, c: Collection) -> Table | None:
+        if c.group is None:
+            return None
+        g = c.group
+        return self._reflect(
+            conn, g.members, (g.member_group, g.member_person), f"{self._where(c)}: group members"
+        )
+
+    def check(self) -> None:
+        """Check that every declared collection, field and members table exists in the database."""
+        with (
+            translate(StoreError, f"checking dataset {self.dataset.id}"),
+            self.engine.connect() as conn,
+        ):
+            for c in self.dataset.collections:
+                self._table(conn, c)
+                self._members(conn, c)
+
+    def _fields(self, c: Collection, names: Iterable[str], what: str) -> list[str]:
+        """``names`` (bare or ``collection.field``), checked against the declaration."""
+        out: list[str] = []
+        for name in names:
+            collection, dot, bare = name.rpartition(".")
+            if dot and collection != c.name:
+                raise InvalidInput(
+                    f"{self._where(c)}: {what} {name!r} belongs to another collection"
+                )
+            if c.field(bare) is None:
+                raise InvalidInput(
+                    f"{self._where(c)}: {what} {bare!r} is not declared "
+                    f"(declared: {', '.join(c.field_names)})"
+                )
+            out.append(bare)
+        return out
+
+    # -- the rows of allowed people ------------------------------------------------------------
+
+    def _subject_type(self, conn: Connection, c: Collection, table: Table) -> Any:
+        members = self._members(conn, c)
+        if c.group is not None and members is not None:
+            return members.c[c.group.member_person].type
+        return table.c[c.subject_field].type
+
+    def _restricted(
+        self, conn: Connection, c: Collection, table: Table, allowed_table: Table, group: Group
+    ) -> FromClause:
+        """``table`` joined so that only rows of allowed people (or admitted groups) remain."""
+        ids = allowed_table.c[PERSON]
+        members = self._members(conn, c)
+        if c.group is None or members is None:
+            return table.join(allowed_table, ids == table.c[c.subject_field])
+        g = c.group
+        group_id = members.c[g.member_group]
+        admitted_count = func.count(ids)
+        having = (
+            admitted_count == func.count()
+            if group is Group.EVERY_PARTICIPANT
+            else (admitted_count > 0)
+        )
+        admitted = (
+            select(group_id.label("group_id"))
+            .select_from(members.outerjoin(allowed_table, ids == members.c[g.member_person]))
+            .group_by(group_id)
+            .having(having)
+            .subquery("admitted_groups")
+        )
+        return table.join(admitted, admitted.c.group_id == table.c[g.field])
+
+    def _conditions(
+        self, c: Collection, table: Table, where: Mapping[str, Any] | None
+    ) -> list[ColumnElement[bool]]:
+        where = where or {}
+        names = self._fields(c, where, "condition field")
+        return [
+            table.c[name].is_(None) if value is None else table.c[name] == value
+            for name, value in zip(names, where.values(), strict=True)
+        ]
+
+    @contextmanager
+    def _allowed_rows(
+        self, c: Collection, allowed: Allowed, doing: str
+    ) -> Iterator[tuple[Connection, Table, FromClause]]:
+        """A connection in a transaction, the collection's table, and its rows of allowed people.
+
+        The transaction is rolled back and the temporary table dropped on exit: reading leaves
+        nothing behind in the party's database.
+        """
+        with translate(StoreError, doing):
+            conn = self.engine.connect()
+        allowed_table: Table | None = None
+        try:
+            with translate(StoreError, doing):
+                conn.begin()
+                table = self._table(conn, c)
+                allowed_table = load_allowed(conn, allowed, self._subject_type(conn, c, table))
+                restricted = self._restricted(conn, c, table, allowed_table, allowed.group)
+            yield conn, table, restricted
+        finally:
+            with translate(StoreError, doing):
+                try:
+                    conn.rollback()
+                    if allowed_table is not None:
+                        drop_allowed(conn, allowed_table)
+                finally:
+                    conn.close()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def read(
+        self,
+        collection: str,
+        fields: Iterable[str],
+        allowed: Allowed,
+        *,
+        where: Mapping[str, Any] | None = None,
+        batch_size: int = BATCH,
+    ) -> Iterator[Rows]:
+        """The named fields of the rows of ``collection`` about ``allowed`` people, streamed.
+
+        ``fields`` are declared field names (``title_id`` or ``watch_events.title_id``);
+        ``where`` holds equality conditions on declared fields (``{"sent_via": "reelix"}``), a
+        ``None`` value meaning ``IS NULL``. Use inside ``with``; the rows are readable until it
+        ends.
+        """
+        c = self.dataset.collection(collection)
+        names = self._fields(c, fields, "field")
+        if not names:
+            raise InvalidInput(f"{self._where(c)}: a read names at least one field")
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
+        self._fields(c, where or {}, "condition field")
+        doing = f"reading {self.dataset.id}.{c.name}"
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted):
+            query = (
+                select(*(table.c[n] for n in names))
+                .select_from(restricted)
+                .where(*self._conditions(c, table, where))
+            )
+            with translate(StoreError, doing):
+                result = conn.execution_options(yield_per=batch_size).execute(query)
+            try:
+                yield Rows(tuple(names), result, doing)
+            finally:
+                with translate(StoreError, doing):
+                    result.close()
+
+    def read_all(
+        self,
+        collection: str,
+        fields: Iterable[str],
+        allowed: Allowed,
+        *,
+        where: Mapping[str, Any] | None = None,
+    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """:meth:`read`, with every row in memory at once: for small reads."""
+        with self.read(collection, fields, allowed, where=where) as rows:
+            return rows.columns, [tuple(r) for r in rows]
+
+    # -- aggregates -----------------------------------------------------------------------------
+
+    def aggregate(
+        self,
+        collection: str,
+        group_by: Sequence[str],
+        measures: Mapping[str, str],
+        min_group_size: int,
+        allowed: Allowed,
+        *,
+        where: Mapping[str, Any] | None = None,
+    ) -> Aggregate:
+        """Counts and sums per group over the rows of allowed people; small groups dropped.
+
+        ``group_by`` holds declared fields, or ``day(field)`` for the calendar day of a timestamp
+        (its column keeps the field's name). ``measures`` maps each output column to ``count``
+        (rows), ``count(field)`` (non-null values), ``count_distinct(field)`` or ``sum(field)``.
+        A group is shown only if at least ``min_group_size`` distinct people (for a collection of
+        rows about groups: distinct groups) contribute to it; the rest are dropped in SQL and only
+        their number is returned (k-anonymity-style suppression).
+        """
+        c = self.dataset.collection(collection)
+        if min_group_size < 1:
+            raise InvalidInput(f"min_group_size must be at least 1, not {min_group_size}")
+        keys = [self._group_key(c, spec) for spec in group_by]
+        specs = [self._measure(c, name, spec) for name, spec in measures.items()]
+        labels = [k[0] for k in keys] + list(measures)
+        dupes = sorted({n for n in labels if labels.count(n) > 1})
+        if dupes:
+            raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
+        doing = f"aggregating {self.dataset.id}.{c.name}"
+        self._fields(c, where or {}, "condition field")
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted):
+            key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
+            conditions = self._conditions(c, table, where)
+            contributors = func.count(distinct(table.c[c.subject_field]))
+
+            def grouped(*columns: Any) -> Select[Any]:
+                return (
+                    select(*columns).select_from(restricted).where(*conditions).group_by(*key_exprs)
+                )
+
+            kept = (
+                grouped(
+                    *(e.label(k[0]) for e, k in zip(key_exprs, keys, strict=True)),
+                    *(self._measure_expr(table, name, fn, field) for name, fn, field in specs),
+                )
+                .having(contributors >= min_group_size)
+                .order_by(*key_exprs)
+            )
+            dropped = grouped(*key_exprs).having(contributors < min_group_size)
+            with translate(StoreError, doing):
+                rows = [tuple(r) for r in conn.execute(kept)]
+                suppressed = conn.execute(
+                    select(func.count()).select_from(dropped.subquery("dropped"))
+                ).scalar_one()
+        return Aggregate(tuple(labels), rows, int(suppressed))
+
+    def _group_key(self, c: Collection, spec: str) -> tuple[str, str, bool]:
+        match = _DAY.fullmatch(spec)
+        name = match.group(1) if match else spec
+        self._fields(c, [name], "group_by field")
+        return name, name, match is not None
+
+    def _key_expr(
+        self, conn: Connection, table: Table, field: str, by_day: bool
+    ) -> ColumnElement[Any]:
+        column = table.c[field]
+        if not by_day:
+            return column
+        if conn.dialect.name == "sqlite":
+            return func.date(column)
+        return cast(column, Date)
+
+    def _measure(self, c: Collection, name: str, spec: str) -> tuple[str, str, str | None]:
+        if not IDENTIFIER.fullmatch(name):
+            raise InvalidInput(f"{self._where(c)}: measure name {name!r} is not an identifier")
+        match = _MEASURE.fullmatch(spec.replace(" ", ""))
+        if match is None or (match.group(1) != "count" and match.group(2) is None):
+            raise InvalidInput(
+                f"{self._where(c)}: measure {name}: {spec!r} is not count, count(field), "
+                "count_distinct(field) or sum(field)"
+            )
+        fn, field = match.group(1), match.group(2)
+        if field is not None:
+            self._fields(c, [field], f"field of measure {name}")
+        return name, fn, field
+
+    @staticmethod
+    def _measure_expr(table: Table, name: str, fn: str, field: str | None) -> Any:
+        if field is None:
+            return func.count().label(name)
+        column = table.c[field]
+        if fn == "count":
+            return func.count(column).label(name)
+        if fn == "count_distinct":
+            return func.count(distinct(column)).label(name)
+        return func.sum(column).label(name)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def write(self, collection: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert ``rows`` into ``collection`` in one transaction; any error writes nothing.
+
+        Every row has the same keys, all declared fields, among them the field saying whom the
+        row is about. Returns the number of rows written.
+        """
+        c = self.dataset.collection(collection)
+        doing = f"writing {self.dataset.id}.{c.name}"
+        written = 0
+        keys: frozenset[str] | None = None
+        with translate(StoreError, doing), self.engine.begin() as conn:
+            table = self._table(conn, c)
+            for chunk in chunked(rows, BATCH):
+                for index, row in enumerate(chunk, written):
+                    keys = self._check_row(c, row, index, keys)
+                conn.execute(table.insert(), [dict(row) for row in chunk])
+                written += len(chunk)
+        return written
+
+    def _check_row(
+        self, c: Collection, row: Mapping[str, Any], index: int, keys: frozenset[str] | None
+    ) -> frozenset[str]:
+        these = frozenset(row)
+        self._fields(c, sorted(these), f"row {index}: field")
+        if c.subject_field not in these:
+            raise InvalidInput(
+                f"{self._where(c)}: row {index} does not say whom it is about "
+                f"(field {c.subject_field!r})"
+            )
+        if keys is not None and these != keys:
+            raise InvalidInput(
+                f"{self._where(c)}: row {index} has fields {', '.join(sorted(these))}; "
+                f"every row needs the same fields as the first ({', '.join(sorted(keys))})"
+            )
+        return these
