@@ -1,0 +1,124 @@
+"""A small party database (Reelix's own tables) and an Accord store, on each backend.
+
+On SQLite the two are separate files, as they are in production. On PostgreSQL they share the
+test's fresh database (the party's tables are named apart from the store's), which changes
+nothing for the reads: the allowed people still cross as a temporary table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+from accord.sources import Dataset, Source, parse
+from accord.store.engine import make_engine
+from accord.store.migrate import open_store
+from accord.store.repositories import Party, PartyRepository
+
+DATASET = """\
+dataset: reelix
+party: reelix
+description: Reelix's own database.
+collections:
+  - name: watch_events
+    description: One row per viewing.
+    person: member_id
+    fields:
+      - {name: event_id, category: system.operations}
+      - {name: member_id, category: user.unique_id}
+      - {name: title_id, category: user.behavior.media_consumption}
+      - {name: device, category: user.device}
+      - {name: watched_at, category: user.behavior.media_consumption}
+  - name: messages
+    group: {field: thread_id, members: thread_participants, member_group: thread_id,
+            member_person: person_id}
+    fields:
+      - {name: message_id, category: system.operations}
+      - {name: thread_id, category: system.operations}
+      - {name: sender, category: user.unique_id}
+      - {name: body, category: user.content.private}
+      - {name: sent_via, category: system.operations}
+  - name: ratings
+    person: member_no
+    fields:
+      - {name: member_no, category: user.unique_id}
+      - {name: stars, category: user.behavior.media_consumption}
+"""
+
+metadata = MetaData()
+watch_events = Table(
+    "watch_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=False),
+    Column("member_id", String, index=True),
+    Column("title_id", String),
+    Column("device", String),
+    Column("watched_at", DateTime),
+    Column("secret_note", String),  # in the table, not in the declaration
+)
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", Integer, primary_key=True, autoincrement=False),
+    Column("thread_id", String, index=True),
+    Column("sender", String),
+    Column("body", String),
+    Column("sent_via", String),
+)
+thread_participants = Table(
+    "thread_participants",
+    metadata,
+    Column("thread_id", String, primary_key=True),
+    Column("person_id", String, primary_key=True),
+)
+ratings = Table(  # integer ids at the party, text ids in the store
+    "ratings",
+    metadata,
+    Column("member_no", Integer),
+    Column("stars", Integer),
+)
+
+
+@dataclass
+class Databases:
+    """Reelix's database and its source, and an Accord store with Chirp and Reelix."""
+
+    party: Engine
+    source: Source
+    store: Engine
+    sessions: sessionmaker[Any]
+
+    def clear(self) -> None:
+        with self.party.begin() as conn:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    return parse(DATASET, source="reelix.yaml")
+
+
+@pytest.fixture
+def dbs(db_url: str, tmp_path: Path, dataset: Dataset) -> Iterator[Databases]:
+    backend = make_url(db_url).get_backend_name()
+    party_url = f"sqlite:///{tmp_path / 'reelix.db'}" if backend == "sqlite" else db_url
+    party = make_engine(party_url)
+    metadata.create_all(party)
+    store, sessions = open_store(db_url)
+    try:
+        with sessions() as session:
+            PartyRepository(session).add(Party("chirp", "Chirp"))
+            PartyRepository(session).add(Party("reelix", "Reelix"))
+            session.commit()
+        yield Databases(party, Source(party, dataset), store, sessions)
+    finally:
+        store.dispose()
+        party.dispose()
