@@ -34,7 +34,10 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from accord.consent import Operation, Scope
 from accord.errors import StoreError, translate
@@ -52,6 +55,33 @@ from accord.store.consents import operations_text
 from accord.taxonomy import ancestors
 
 _person = t.people.c
+
+
+class _Filtered(ColumnElement[str]):
+    """A column compared without its index: ``+column`` on SQLite, the column elsewhere.
+
+    A consent's purposes (categories) are the rows of its key in a primary key that leads with
+    ``consent_id``. With ``purpose IN (a, a.b, a.b.c)`` SQLite seeks the index once per listed
+    key; reading the consent's few rows once and filtering them is markedly faster on a million
+    people. PostgreSQL plans these as hash joins and needs no hint.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Filtered)
+def _compile_filtered(element: _Filtered, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_Filtered, "sqlite")
+def _compile_filtered_sqlite(element: _Filtered, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
 
 
 def _in(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
@@ -94,11 +124,12 @@ def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
         or_(c.c.expires_at.is_(None), c.c.expires_at > at),
         or_(c.c.withdrawn_at.is_(None), c.c.withdrawn_at > at),
         exists().where(
-            purposes.c.consent_id == c.c.id, purposes.c.purpose.in_(ancestors(need.purpose))
+            purposes.c.consent_id == c.c.id,
+            _Filtered(purposes.c.purpose).in_(ancestors(need.purpose)),
         ),
         exists().where(
             categories.c.consent_id == c.c.id,
-            categories.c.category.in_(ancestors(need.category)),
+            _Filtered(categories.c.category).in_(ancestors(need.category)),
         ),
     ]
     if need.distinct_and_separate:
