@@ -4,7 +4,8 @@ People get jurisdictions in proportions close to a service with a US, EU, Canadi
 American audience, and consents at rates in the range published opt-in studies report for
 social sharing and ad personalisation prompts (a minority say yes; most never answer). Some
 consents are old, bundled, withdrawn or limited to one title, so every rule has people to act
-on. Everything is drawn from one seeded generator: the same seed gives the same population.
+on. Everything is drawn from generators seeded from one seed: the same seed gives the same
+population, and :mod:`accord.scenario.generate` writes the parties' databases for the same people.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ JURISDICTIONS: tuple[tuple[str, float], ...] = (
     ("AR", 0.02),
     ("CO", 0.02),
 )
-TITLES = tuple(f"title-{i:04d}" for i in range(200))
+# The catalogue, most popular first (watch events draw from it with Zipf-like weights).
+TITLES = tuple(f"title-{i:04d}" for i in range(1000))
+LINK_RATE = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +130,29 @@ def person_id(party: str, index: int) -> str:
     return f"{party[0]}{index:07d}"
 
 
+def homes(people: int, *, seed: int) -> list[str]:
+    """The jurisdiction of each of ``people`` people, drawn from :data:`JURISDICTIONS`."""
+    places, weights = zip(*JURISDICTIONS, strict=True)
+    return random.Random(f"{seed}:homes").choices(places, weights, k=people)
+
+
+def linked(people: int, *, seed: int) -> bytearray:
+    """For each person, 1 if they linked their Reelix and Chirp accounts, else 0.
+
+    About a third do, near the share of streaming members who used a social login or
+    sharing integration when one was offered.
+    """
+    rng = random.Random(f"{seed}:links")
+    return bytearray(rng.random() < LINK_RATE for _ in range(people))
+
+
 def generate(people: int, *, seed: int, at: datetime) -> Population:
     """``people`` people at each party, with consents and opt-outs as of ``at``."""
-    rng = random.Random(seed)
-    places, weights = zip(*JURISDICTIONS, strict=True)
+    rng = random.Random(f"{seed}:consents")
     everyone: list[Person] = []
     consents: list[Consent] = []
     opt_outs: list[OptOut] = []
-    for i in range(people):
-        home = rng.choices(places, weights)[0]
+    for i, home in enumerate(homes(people, seed=seed)):
         for party in (CHIRP, REELIX):
             everyone.append(Person(person_id(party, i), party, home))
         for n, ask in enumerate(ASKS):
@@ -197,4 +214,15 @@ def batches(items: list[Consent], size: int) -> Iterator[list[Consent]]:
         yield items[start : start + size]
 
 
-__all__ = ["CHIRP", "REELIX", "UTC", "Population", "generate", "person_id"]
+__all__ = [
+    "CHIRP",
+    "JURISDICTIONS",
+    "REELIX",
+    "TITLES",
+    "UTC",
+    "Population",
+    "generate",
+    "homes",
+    "linked",
+    "person_id",
+]
