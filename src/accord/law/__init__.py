@@ -38,9 +38,9 @@ class Disclosure:
     ``subjects_at`` is the party whose people the data is about (the controller that collected
     their consent): the source, except where a partner writes on a person's behalf into the
     person's own account elsewhere. ``aggregate`` says only counts over groups no smaller than
-    the clause's minimum cross, never a record about one person. ``requester_person`` is the person on
-    whose behalf a partner acts, if any; ``relative`` says the people asked about are defined by
-    their relation to that person (their friends, their threads).
+    the clause's minimum cross, never a record about one person. ``requester_person`` is the
+    person on whose behalf a partner acts, if any; ``relative`` says the people asked about are
+    defined by their relation to that person (their friends, their threads).
     """
 
     source: str
