@@ -1,26 +1,30 @@
 """A small party database (Reelix's own tables) and an Accord store, on each backend.
 
-On SQLite the two are separate files, as they are in production. On PostgreSQL they share the
-test's fresh database (the party's tables are named apart from the store's), which changes
-nothing for the reads: the allowed people still cross as a temporary table.
+On SQLite the two are separate files, as they are in production. On PostgreSQL they share one
+fresh database (the party's tables are named apart from the store's), which changes nothing for
+the reads: the allowed people still cross as a temporary table. Both are built once per session
+and emptied before each test, since building a PostgreSQL database and migrating it is most of a
+test's time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from accord.sources import Dataset, Source, parse
+from accord.sources import Source, parse
+from accord.store import tables as t
 from accord.store.engine import make_engine
 from accord.store.migrate import open_store
 from accord.store.repositories import Party, PartyRepository
+from conftest import fresh_postgres_database
 
 DATASET = """\
 dataset: reelix
@@ -96,29 +100,55 @@ class Databases:
     sessions: sessionmaker[Any]
 
     def clear(self) -> None:
+        """Empty the party's tables and the store's people and consents (parties stay)."""
         with self.party.begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
+        with self.store.begin() as conn:
+            for table in (
+                t.consent_excluded_titles,
+                t.consent_categories,
+                t.consent_purposes,
+                t.consents,
+                t.opt_outs,
+                t.people,
+            ):
+                conn.execute(table.delete())
 
 
-@pytest.fixture
-def dataset() -> Dataset:
-    return parse(DATASET, source="reelix.yaml")
-
-
-@pytest.fixture
-def dbs(db_url: str, tmp_path: Path, dataset: Dataset) -> Iterator[Databases]:
-    backend = make_url(db_url).get_backend_name()
-    party_url = f"sqlite:///{tmp_path / 'reelix.db'}" if backend == "sqlite" else db_url
-    party = make_engine(party_url)
-    metadata.create_all(party)
-    store, sessions = open_store(db_url)
-    try:
+@contextmanager
+def databases(backend: str, folder: Path) -> Iterator[Databases]:
+    """Both databases on ``backend``, built once and shared by the tests of a session."""
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            party_url = f"sqlite:///{folder / 'reelix.db'}"
+            store_url = f"sqlite:///{folder / 'accord.db'}"
+        else:
+            party_url = store_url = stack.enter_context(fresh_postgres_database())
+        party = make_engine(party_url)
+        stack.callback(party.dispose)
+        metadata.create_all(party)
+        store, sessions = open_store(store_url)
+        stack.callback(store.dispose)
         with sessions() as session:
             PartyRepository(session).add(Party("chirp", "Chirp"))
             PartyRepository(session).add(Party("reelix", "Reelix"))
             session.commit()
-        yield Databases(party, Source(party, dataset), store, sessions)
-    finally:
-        store.dispose()
-        party.dispose()
+        yield Databases(party, Source(party, parse(DATASET)), store, sessions)
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
+    with databases(request.param, tmp_path_factory.mktemp("sources")) as dbs:
+        yield dbs
+
+
+@pytest.fixture
+def dbs(shared_databases: Databases) -> Databases:
+    """The shared databases, emptied for this test, with a fresh source (no cached tables)."""
+    shared_databases.clear()
+    return replace(shared_databases, source=Source(shared_databases.party, parse(DATASET)))
