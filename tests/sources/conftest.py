@@ -92,7 +92,7 @@ ratings = Table(  # integer ids at the party, text ids in the store
 
 @dataclass
 class Databases:
-    """Reelix's database and its source, and an Accord store with Chirp and Reelix."""
+    """Reelix's database and its source, and an Accord store with Chirp, Reelix and Other Co."""
 
     party: Engine
     source: Source
@@ -133,6 +133,7 @@ def databases(backend: str, folder: Path) -> Iterator[Databases]:
         with sessions() as session:
             PartyRepository(session).add(Party("chirp", "Chirp"))
             PartyRepository(session).add(Party("reelix", "Reelix"))
+            PartyRepository(session).add(Party("other", "Other Co"))
             session.commit()
         yield Databases(party, Source(party, parse(DATASET)), store, sessions)
 
