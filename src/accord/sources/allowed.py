@@ -54,16 +54,18 @@ class Allowed:
 
     ``people`` may be any iterable; it is iterated once per read. With
     :attr:`Group.EVERY_PARTICIPANT` a row about a group is returned only if every member is among
-    ``people``; with :attr:`Group.EACH`, if at least one is.
+    ``people``; with :attr:`Group.EACH`, if at least one is. ``party``, when known, is the party
+    whose ids these are; a source of another party refuses them.
     """
 
     people: Iterable[str]
     group: Group = Group.EACH
+    party: str | None = None
 
     @classmethod
     def by_filter(cls, session: Session, f: PersonFilter) -> Allowed:
         """The people ``f`` lets through, read from the store behind ``session`` when needed."""
-        return cls(_StoreIds(session, f), f.group)
+        return cls(_StoreIds(session, f), f.group, f.controller)
 
 
 def _python_type(sql_type: TypeEngine[Any]) -> type | None:

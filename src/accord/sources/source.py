@@ -191,6 +191,11 @@ class Source:
         The transaction is rolled back and the temporary table dropped on exit: reading leaves
         nothing behind in the party's database.
         """
+        if allowed.party is not None and allowed.party != self.dataset.party:
+            raise InvalidInput(
+                f"{self._where(c)}: the allowed people are {allowed.party}'s, but the dataset is "
+                f"{self.dataset.party}'s"
+            )
         with translate(StoreError, doing):
             conn = self.engine.connect()
         allowed_table: Table | None = None
