@@ -249,7 +249,7 @@ class Source:
                 .where(*self._conditions(c, table, where))
             )
             with translate(StoreError, doing):
-                result = conn.execution_options(yield_per=batch_size).execute(query)
+                result = conn.execute(query, execution_options={"yield_per": batch_size})
             try:
                 yield Rows(tuple(names), result, doing)
             finally:
