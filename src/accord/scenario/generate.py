@@ -585,7 +585,8 @@ class _Writer:
             count = int(rng.expovariate(1 / 3))
             for posted in _spread(rng, self.everyone.created[i], clock.now, count):
                 post_id += 1
-                batch.rows.append((post_id, me, rng.choice(POSTS), clock.text(posted), CHIRP))
+                body = POSTS[int(rng.random() * len(POSTS))]
+                batch.rows.append((post_id, me, body, clock.text(posted), CHIRP))
             batch.ready()
         self._done(feed_posts=batch)
 
@@ -593,19 +594,21 @@ class _Writer:
         """Watch events: a lognormal number per member, titles drawn with Zipf weights."""
         rng, clock = self._rng("watching"), self.clock
         # Runtimes: episodes and films, 20 minutes to 2.5 hours.
-        runtimes = {title: rng.randint(20, 150) * 60 for title in TITLES}
+        runtimes = [rng.randint(20, 150) * 60 for _ in TITLES]
         batch = _Batch(self.reelix, "watch_events", 5)
+        rows, draw, text = batch.rows, rng.random, clock.text
+        ranks = range(len(TITLES))
         mu, event_id = math.log(WATCH_MEDIAN), 0
         for i in self._ticks("watch events"):
             me = self.rid[i]
             count = min(WATCH_MAX, int(rng.lognormvariate(mu, WATCH_SIGMA)))
-            watched = rng.choices(TITLES, cum_weights=self.zipf, k=count)
+            watched = rng.choices(ranks, cum_weights=self.zipf, k=count)
             times = _spread(rng, self.everyone.joined[i], clock.now, count)
-            for title, at in zip(watched, times, strict=True):
+            for rank, at in zip(watched, times, strict=True):
                 event_id += 1
-                runtime = runtimes[title]
-                seconds = runtime if rng.random() < 0.6 else _between(rng, 60, runtime)
-                batch.rows.append((event_id, me, title, clock.text(at), seconds))
+                runtime = runtimes[rank]
+                seconds = runtime if draw() < 0.6 else 60 + int(draw() * (runtime - 59))
+                rows.append((event_id, me, TITLES[rank], text(at), seconds))
             batch.ready()
         self._done(watch_events=batch)
 
@@ -626,6 +629,9 @@ class _Talk:
         self.variant = _chooser(rng, VARIANTS)
         self.ranks = list(range(len(TITLES)))
         self.thread_id = self.message_id = self.rec_id = 0
+        self._threads = self.batches["threads"].rows
+        self._participants = self.batches["thread_participants"].rows
+        self._messages = self.batches["messages"].rows
 
     def ready(self) -> None:
         """Send whichever batches are full."""
@@ -636,17 +642,15 @@ class _Talk:
         """A new thread among ``members`` from ``start``, with about ``mean`` messages."""
         rng, text, cid = self.rng, self.writer.clock.text, self.writer.cid
         self.thread_id += 1
-        self.batches["threads"].rows.append((self.thread_id, kind, text(start)))
-        self.batches["thread_participants"].rows.extend(
-            [(self.thread_id, cid[p]) for p in sorted(members)]
-        )
-        messages = self.batches["messages"].rows
+        self._threads.append((self.thread_id, kind, text(start)))
+        self._participants.extend([(self.thread_id, cid[p]) for p in sorted(members)])
+        messages, draw, size = self._messages, rng.random, len(members)
         # A thread opened by a recommendation (``mean`` 0) starts with that message alone.
         count = 1 + int(rng.expovariate(1 / mean)) if mean else 0
         for sent in _spread(rng, start, self.writer.clock.now, count):
             self.message_id += 1
-            sender = cid[members[int(rng.random() * len(members))]]
-            body = rng.choice(PHRASES)
+            sender = cid[members[int(draw() * size)]]
+            body = PHRASES[int(draw() * len(PHRASES))]
             messages.append((self.message_id, self.thread_id, sender, body, text(sent), None))
         return self.thread_id
 
@@ -689,7 +693,7 @@ class _Talk:
                     started[j] = thread
                 self.message_id += 1
                 body = f"{everyone.names[i]} recommends {writer.title_names[rank]} on Reelix"
-                self.batches["messages"].rows.append(
+                self._messages.append(
                     (self.message_id, thread[0], writer.cid[i], body, text(sent), "reelix")
                 )
 
