@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
 from accord.ledger.checkpoint import Signer
 from accord.ledger.log import Ledger
 from accord.ledger.tables import create_ledger_tables
 from accord.store.engine import make_engine
-
-LEDGER_POSTGRES_ADMIN_URL = os.environ.get(
-    "ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from databases import fresh_postgres_database
 
 
 @pytest.fixture
 def ledger_pg_url() -> Iterator[str]:
     """A new, randomly named PostgreSQL database, dropped (forcibly) after the test."""
-    name = f"accord_ledger_test_{secrets.token_hex(6)}"
-    admin = create_engine(LEDGER_POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except OperationalError as exc:
-            pytest.skip(f"PostgreSQL is not reachable at {LEDGER_POSTGRES_ADMIN_URL}: {exc.orig}")
-        try:
-            yield (
-                make_url(LEDGER_POSTGRES_ADMIN_URL)
-                .set(database=name)
-                .render_as_string(hide_password=False)
-            )
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
