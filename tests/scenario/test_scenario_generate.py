@@ -248,3 +248,13 @@ def test_every_consent_rule_has_people_to_act_on() -> None:
     assert any(o.source is SignalSource.GPC for o in population.opt_outs)
     # A minority says yes to any one prompt.
     assert 0.1 < len(consents) / (PEOPLE * 5) < 0.5
+
+
+@pytest.mark.integration
+def test_a_process_per_party_writes_the_same_rows_as_one_process(tmp_path: Path) -> None:
+    apart = write_databases(tmp_path / "apart", people=300, seed=9, at=AT, parallel=True)
+    together = write_databases(tmp_path / "together", people=300, seed=9, at=AT, parallel=False)
+    assert contents_hash(apart.chirp) == contents_hash(together.chirp)
+    assert contents_hash(apart.reelix) == contents_hash(together.reelix)
+    assert apart.rows == together.rows
+    assert sorted(p.name for p in (tmp_path / "apart").iterdir()) == ["chirp.db", "reelix.db"]

@@ -17,10 +17,13 @@ in a few minutes and a few gigabytes; the same seed writes the same rows.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import queue
 import random
 import sqlite3
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import accumulate
@@ -219,7 +222,16 @@ CREATE INDEX messages_thread ON messages (thread_id, sent_at);
 CREATE INDEX messages_sender ON messages (sender_id);
 CREATE INDEX feed_posts_person ON feed_posts (person_id);
 """
-REELIX_SCHEMA = """
+RECOMMENDATIONS = """
+CREATE TABLE recommendations (
+    rec_id INTEGER PRIMARY KEY, sender_member_id TEXT NOT NULL,
+    recipient_chirp_person_id TEXT NOT NULL, title_id TEXT NOT NULL, sent_at TEXT NOT NULL,
+    interface TEXT NOT NULL, surface TEXT NOT NULL, variant TEXT NOT NULL,
+    delivered_in TEXT NOT NULL CHECK (delivered_in IN ('reelix', 'chirp_message')),
+    clicked_at TEXT);
+"""
+REELIX_SCHEMA = (
+    """
 CREATE TABLE members (
     member_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, email TEXT NOT NULL,
     jurisdiction TEXT NOT NULL, joined_at TEXT NOT NULL);
@@ -230,16 +242,14 @@ CREATE TABLE watch_events (
     watched_at TEXT NOT NULL, seconds INTEGER NOT NULL);
 CREATE TABLE linked_accounts (
     member_id TEXT PRIMARY KEY, chirp_person_id TEXT NOT NULL UNIQUE, linked_at TEXT NOT NULL);
-CREATE TABLE recommendations (
-    rec_id INTEGER PRIMARY KEY, sender_member_id TEXT NOT NULL,
-    recipient_chirp_person_id TEXT NOT NULL, title_id TEXT NOT NULL, sent_at TEXT NOT NULL,
-    interface TEXT NOT NULL, surface TEXT NOT NULL, variant TEXT NOT NULL,
-    delivered_in TEXT NOT NULL CHECK (delivered_in IN ('reelix', 'chirp_message')),
-    clicked_at TEXT);
 """
+    + RECOMMENDATIONS
+)
 REELIX_INDEXES = """
 CREATE INDEX watch_events_member ON watch_events (member_id, watched_at);
 CREATE INDEX watch_events_title ON watch_events (title_id);
+"""
+RECOMMENDATION_INDEXES = """
 CREATE INDEX recommendations_sender ON recommendations (sender_member_id);
 CREATE INDEX recommendations_recipient ON recommendations (recipient_chirp_person_id);
 CREATE INDEX recommendations_sent ON recommendations (sent_at);
@@ -292,7 +302,7 @@ class _Clock:
 class _Batch:
     """Rows for one table, sent to SQLite ``ROWS_PER_BATCH`` at a time."""
 
-    def __init__(self, db: sqlite3.Connection, table: str, columns: int) -> None:
+    def __init__(self, db: sqlite3.Connection | None, table: str, columns: int) -> None:
         self._db = db
         self._sql = f"INSERT INTO {table} VALUES ({', '.join('?' * columns)})"  # noqa: S608
         self.rows: list[tuple[object, ...]] = []
@@ -304,8 +314,9 @@ class _Batch:
             self.flush()
 
     def flush(self) -> None:
-        """Send every row gathered so far."""
-        self._db.executemany(self._sql, self.rows)
+        """Send every row gathered so far (or drop them if this process writes another party)."""
+        if self._db is not None:
+            self._db.executemany(self._sql, self.rows)
         self.count += len(self.rows)
         self.rows.clear()
 
@@ -385,28 +396,146 @@ def write_databases(
     seed: int,
     at: datetime,
     report: Reporter = _silent,
+    parallel: bool | None = None,
 ) -> Written:
     """Write ``out/chirp.db`` and ``out/reelix.db`` for ``people`` people as of ``at``.
 
-    Each file is written beside its final name and renamed into place when complete.
+    Each party's database is written by its own process when ``parallel`` (by default from
+    ``PARALLEL_FROM`` people on); both processes draw the shared facts about people from the same
+    seeds, so the rows are the same either way. Files are written beside their final names and
+    renamed into place when complete.
     """
     if people < 1:
         raise ValueError("the population needs at least one person")
     out.mkdir(parents=True, exist_ok=True)
     final = {CHIRP: out / "chirp.db", REELIX: out / "reelix.db"}
-    partial = {party: path.with_suffix(".db.partial") for party, path in final.items()}
-    chirp = _open(partial[CHIRP], CHIRP_SCHEMA)
-    try:
-        reelix = _open(partial[REELIX], REELIX_SCHEMA)
-        try:
-            rows = _Writer(chirp, reelix, seed=seed, clock=_Clock(at), report=report).run(people)
-        finally:
-            reelix.close()
-    finally:
-        chirp.close()
+    partial = {
+        CHIRP: out / "chirp.db.partial",
+        REELIX: out / "reelix.db.partial",
+        RECOMMENDATIONS_PARTY: out / "recommendations.db.partial",
+    }
+    job = _Job(partial, people, seed, at)
+    if people >= PARALLEL_FROM if parallel is None else parallel:
+        rows = _in_processes(job, report)
+    else:
+        rows = {**job.run(CHIRP, report), **job.run(REELIX, report)}
+    rows["recommendations"] = _merge_recommendations(partial, report)
     for party, path in final.items():
         partial[party].replace(path)
     return Written(final[CHIRP], final[REELIX], rows)
+
+
+# Chirp's process writes the recommendations (they need the friend graph) to a file of their own,
+# copied into Reelix's database once both processes are done.
+RECOMMENDATIONS_PARTY = "recommendations"
+PARALLEL_FROM = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What either party's process needs to write its database."""
+
+    partial: dict[str, Path]
+    people: int
+    seed: int
+    at: datetime
+
+    def run(self, party: str, report: Reporter) -> dict[str, int]:
+        """Write ``party``'s database (for Chirp, the recommendations file too)."""
+        clock = _Clock(self.at)
+        if party == CHIRP:
+            chirp = _open(self.partial[CHIRP], CHIRP_SCHEMA)
+            recs = _open(self.partial[RECOMMENDATIONS_PARTY], RECOMMENDATIONS)
+            try:
+                writer = _Writer(chirp, None, recs, seed=self.seed, clock=clock, report=report)
+                return writer.run_chirp(self.people)
+            finally:
+                recs.close()
+                chirp.close()
+        reelix = _open(self.partial[REELIX], REELIX_SCHEMA)
+        try:
+            writer = _Writer(None, reelix, None, seed=self.seed, clock=clock, report=report)
+            return writer.run_reelix(self.people)
+        finally:
+            reelix.close()
+
+
+def _in_processes(job: _Job, report: Reporter) -> dict[str, int]:
+    """Run both parties' writers in processes of their own, relaying their progress."""
+    context = multiprocessing.get_context("spawn")
+    messages: multiprocessing.Queue[tuple[object, ...]] = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(job, party, messages), name=f"scenario-{party}")
+        for party in (CHIRP, REELIX)
+    ]
+    for worker in workers:
+        worker.start()
+    advances: dict[tuple[str, int], Callable[[int], None]] = {}
+    rows: dict[str, int] = {}
+    failures: list[str] = []
+    try:
+        for _ in workers:
+            while (message := _next(messages, workers))[0] != "done":
+                kind, key, *rest = message
+                if kind == "start":
+                    advances[key] = report(*rest)  # type: ignore[index, arg-type]
+                else:
+                    advances[key](*rest)  # type: ignore[index, arg-type]
+            _, outcome = message
+            if isinstance(outcome, dict):
+                rows.update(outcome)
+            else:
+                failures.append(str(outcome))
+    finally:
+        for worker in workers:
+            worker.join()
+    if failures:
+        raise RuntimeError("generating the scenario failed: " + "; ".join(failures))
+    return rows
+
+
+def _next(
+    messages: multiprocessing.Queue[tuple[object, ...]],
+    workers: Sequence[multiprocessing.process.BaseProcess],
+) -> tuple[object, ...]:
+    """The next message from the workers; an error if none is left alive to send one."""
+    while True:
+        try:
+            return messages.get(timeout=1.0)
+        except queue.Empty:
+            if not any(worker.is_alive() for worker in workers):
+                raise RuntimeError("a scenario process ended without finishing") from None
+
+
+def _worker(job: _Job, party: str, messages: multiprocessing.Queue[tuple[object, ...]]) -> None:
+    def report(description: str, total: int, /) -> Callable[[int], None]:
+        key = (party, len(phases))
+        phases.append(key)
+        messages.put(("start", key, description, total))
+        return lambda steps: messages.put(("advance", key, steps))
+
+    phases: list[tuple[str, int]] = []
+    try:
+        outcome: object = job.run(party, report)
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        outcome = f"{party}: {exc!r}"
+    messages.put(("done", outcome))
+
+
+def _merge_recommendations(partial: dict[str, Path], report: Reporter) -> int:
+    advance = report("recommendations into Reelix's database", 1)
+    with closing(sqlite3.connect(partial[REELIX], isolation_level=None)) as reelix:
+        reelix.execute("ATTACH DATABASE ? AS sent", (str(partial[RECOMMENDATIONS_PARTY]),))
+        reelix.execute("BEGIN")
+        count = reelix.execute(
+            "INSERT INTO recommendations SELECT * FROM sent.recommendations ORDER BY rec_id"
+        ).rowcount
+        reelix.executescript(RECOMMENDATION_INDEXES)  # commits first
+        reelix.execute("ANALYZE recommendations")
+        reelix.execute("DETACH DATABASE sent")
+    partial[RECOMMENDATIONS_PARTY].unlink()
+    advance(1)
+    return count
 
 
 def _between(rng: random.Random, start: int, end: int) -> int:
@@ -425,14 +554,16 @@ class _Writer:
 
     def __init__(
         self,
-        chirp: sqlite3.Connection,
-        reelix: sqlite3.Connection,
+        chirp: sqlite3.Connection | None,
+        reelix: sqlite3.Connection | None,
+        recommendations: sqlite3.Connection | None,
         *,
         seed: int,
         clock: _Clock,
         report: Reporter,
     ) -> None:
-        self.chirp, self.reelix, self.seed = chirp, reelix, seed
+        self._chirp, self._reelix, self.seed = chirp, reelix, seed
+        self._recommendations = recommendations
         self.clock, self.report = clock, report
         self.rows: dict[str, int] = {}
         self.title_names: list[str] = []
@@ -442,8 +573,26 @@ class _Writer:
         self.cid: list[str] = []
         self.rid: list[str] = []
 
-    def run(self, people: int) -> dict[str, int]:
-        """Every phase, then the indexes; the number of rows written to each table."""
+    @property
+    def chirp(self) -> sqlite3.Connection:
+        """Chirp's database, in the process that writes it."""
+        assert self._chirp is not None  # noqa: S101 - only Chirp's phases ask
+        return self._chirp
+
+    @property
+    def reelix(self) -> sqlite3.Connection:
+        """Reelix's database, in the process that writes it."""
+        assert self._reelix is not None  # noqa: S101 - only Reelix's phases ask
+        return self._reelix
+
+    @property
+    def recommendations(self) -> sqlite3.Connection:
+        """The file Chirp's process writes recommendations to."""
+        assert self._recommendations is not None  # noqa: S101 - only Chirp's phases ask
+        return self._recommendations
+
+    def run_chirp(self, people: int) -> dict[str, int]:
+        """Chirp's phases, then its indexes; rows written to each table."""
         self.people(people)
         self.titles()
         advance = self.report("friend graph", 1)
@@ -453,17 +602,24 @@ class _Writer:
         self.conversations(friends)
         del friends
         self.posts()
-        self.watching()
-        for db, indexes, name in (
-            (self.chirp, CHIRP_INDEXES, "Chirp"),
-            (self.reelix, REELIX_INDEXES, "Reelix"),
-        ):
-            advance = self.report(f"indexing {name}'s database", 1)
-            db.execute("COMMIT")
-            db.executescript(indexes)
-            db.execute("ANALYZE")
-            advance(1)
+        self._index(self.chirp, CHIRP_INDEXES, "Chirp")
+        self.recommendations.execute("COMMIT")
         return self.rows
+
+    def run_reelix(self, people: int) -> dict[str, int]:
+        """Reelix's phases, then its indexes; rows written to each table."""
+        self.people(people)
+        self.titles()
+        self.watching()
+        self._index(self.reelix, REELIX_INDEXES, "Reelix")
+        return self.rows
+
+    def _index(self, db: sqlite3.Connection, indexes: str, name: str) -> None:
+        advance = self.report(f"indexing {name}'s database", 1)
+        db.execute("COMMIT")
+        db.executescript(indexes)
+        db.execute("ANALYZE")
+        advance(1)
 
     def _rng(self, phase: str) -> random.Random:
         return random.Random(f"{self.seed}:{phase}")
@@ -492,9 +648,9 @@ class _Writer:
         everyone.linked_at = array("q", bytes(8 * people))
         # Accounts are at least a month old, so every later event has room after them.
         latest = clock.now - 30 * DAY
-        persons = _Batch(self.chirp, "people", 5)
-        members = _Batch(self.reelix, "members", 5)
-        linked_accounts = _Batch(self.reelix, "linked_accounts", 3)
+        persons = _Batch(self._chirp, "people", 5)
+        members = _Batch(self._reelix, "members", 5)
+        linked_accounts = _Batch(self._reelix, "linked_accounts", 3)
         advance = self.report("people and members", people)
         for i in range(people):
             first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -519,18 +675,22 @@ class _Writer:
                     batch.ready()
                 advance(PEOPLE_PER_TICK)
         advance(people % PEOPLE_PER_TICK)
-        self._done(people=persons, members=members, linked_accounts=linked_accounts)
+        if self._chirp is not None:
+            self._done(people=persons)
+        if self._reelix is not None:
+            self._done(members=members, linked_accounts=linked_accounts)
 
     def titles(self) -> None:
         """Reelix's catalogue, most popular first."""
         rng = self._rng("titles")
-        batch = _Batch(self.reelix, "titles", 4)
+        batch = _Batch(self._reelix, "titles", 4)
         for title in TITLES:
             name = f"{rng.choice(WORDS)} {rng.choice(WORDS)}"
             self.title_names.append(name)
             released = self.clock.text(rng.randrange(self.clock.now - 30 * DAY))[:10]
             batch.rows.append((title, name, rng.choice(GENRES), released))
-        self._done(titles=batch)
+        if self._reelix is not None:
+            self._done(titles=batch)
 
     def friendships(self, friends: list[list[int]]) -> None:
         """Both directions of every friendship, in key order.
@@ -573,6 +733,8 @@ class _Writer:
             if self.everyone.links[i]:
                 talk.recommend(i, mine, started)
             talk.ready()
+        recommendations = talk.batches.pop("recommendations")
+        recommendations.flush()
         self._done(**talk.batches)
 
     def posts(self) -> None:
@@ -622,7 +784,7 @@ class _Talk:
             "threads": _Batch(writer.chirp, "threads", 3),
             "thread_participants": _Batch(writer.chirp, "thread_participants", 2),
             "messages": _Batch(writer.chirp, "messages", 6),
-            "recommendations": _Batch(writer.reelix, "recommendations", 10),
+            "recommendations": _Batch(writer.recommendations, "recommendations", 10),
         }
         self.interface = _chooser(rng, INTERFACES)
         self.surface = _chooser(rng, SURFACES)
