@@ -10,8 +10,9 @@ at one and ``person_id(REELIX, i)`` at the other, with the jurisdiction
 Shapes follow what is published about such services: friend counts are lognormal (median in
 the twenties, a tail of hundreds) and joined by a Chung–Lu draw, so who befriends whom follows
 popularity; title popularity is Zipf-like with exponent 1.1; about a third of people link their
-accounts. Rows are streamed into large transactions person by person, so a million people fit
-in a few minutes and a few gigabytes; the same seed writes the same rows.
+accounts. Rows are streamed into large transactions person by person, each party's database in
+a process of its own for large populations; friendships, the largest table, are unpacked by
+SQLite from one JSON list per person. The same seed writes the same rows.
 """
 
 from __future__ import annotations
@@ -45,90 +46,21 @@ WATCH_MEDIAN, WATCH_SIGMA, WATCH_MAX = 5.0, 1.0, 400
 ROWS_PER_BATCH = 50_000
 PEOPLE_PER_TICK = 1_000
 
-FIRST = [
-    "Ada",
-    "Ana",
-    "Ben",
-    "Carla",
-    "Chen",
-    "Dara",
-    "Diego",
-    "Elif",
-    "Emma",
-    "Farah",
-    "Finn",
-    "Grace",
-    "Hana",
-    "Ivan",
-    "Jonas",
-    "Julia",
-    "Kai",
-    "Lena",
-    "Leo",
-    "Lucas",
-    "Maya",
-    "Mateo",
-    "Mei",
-    "Nia",
-    "Noah",
-    "Olga",
-    "Omar",
-    "Paula",
-    "Priya",
-    "Rafael",
-    "Rosa",
-    "Sam",
-    "Sofia",
-    "Tariq",
-    "Tom",
-    "Valentina",
-    "Wei",
-    "Yara",
-    "Yusuf",
-    "Zoe",
-]
-LAST = [
-    "Adams",
-    "Alvarez",
-    "Bauer",
-    "Becker",
-    "Brown",
-    "Campbell",
-    "Chen",
-    "Costa",
-    "Dubois",
-    "Fischer",
-    "Garcia",
-    "Gomez",
-    "Hansen",
-    "Ito",
-    "Jensen",
-    "Kim",
-    "Kowalski",
-    "Lee",
-    "Lopez",
-    "Martin",
-    "Meyer",
-    "Moreau",
-    "Murphy",
-    "Nguyen",
-    "Novak",
-    "O'Brien",
-    "Patel",
-    "Perez",
-    "Ramos",
-    "Rossi",
-    "Santos",
-    "Schmidt",
-    "Silva",
-    "Smith",
-    "Suzuki",
-    "Taylor",
-    "Torres",
-    "Walsh",
-    "Wilson",
-    "Young",
-]
+# fmt: off
+FIRST = (
+    "Ada", "Ana", "Ben", "Carla", "Chen", "Dara", "Diego", "Elif", "Emma", "Farah", "Finn",
+    "Grace", "Hana", "Ivan", "Jonas", "Julia", "Kai", "Lena", "Leo", "Lucas", "Maya", "Mateo",
+    "Mei", "Nia", "Noah", "Olga", "Omar", "Paula", "Priya", "Rafael", "Rosa", "Sam", "Sofia",
+    "Tariq", "Tom", "Valentina", "Wei", "Yara", "Yusuf", "Zoe",
+)
+LAST = (
+    "Adams", "Alvarez", "Bauer", "Becker", "Brown", "Campbell", "Chen", "Costa", "Dubois",
+    "Fischer", "Garcia", "Gomez", "Hansen", "Ito", "Jensen", "Kim", "Kowalski", "Lee", "Lopez",
+    "Martin", "Meyer", "Moreau", "Murphy", "Nguyen", "Novak", "O'Brien", "Patel", "Perez", "Ramos",
+    "Rossi", "Santos", "Schmidt", "Silva", "Smith", "Suzuki", "Taylor", "Torres", "Walsh",
+    "Wilson", "Young",
+)
+# fmt: on
 PHRASES = (
     "are you around tonight?",
     "haha yes",
@@ -158,36 +90,13 @@ POSTS = (
     "Who else is watching the game tonight?",
 )
 GENRES = ("drama", "comedy", "thriller", "documentary", "animation", "sci-fi", "romance", "horror")
-WORDS = [
-    "Silent",
-    "Harbor",
-    "Crimson",
-    "Echo",
-    "Last",
-    "Signal",
-    "Broken",
-    "Crown",
-    "Night",
-    "Garden",
-    "Paper",
-    "Moon",
-    "Iron",
-    "River",
-    "Glass",
-    "City",
-    "Hidden",
-    "Shore",
-    "Golden",
-    "Hour",
-    "Wild",
-    "Frontier",
-    "Midnight",
-    "Train",
-    "Lost",
-    "Orbit",
-    "Quiet",
-    "Storm",
-]
+# fmt: off
+WORDS = (
+    "Silent", "Harbor", "Crimson", "Echo", "Last", "Signal", "Broken", "Crown", "Night", "Garden",
+    "Paper", "Moon", "Iron", "River", "Glass", "City", "Hidden", "Shore", "Golden", "Hour", "Wild",
+    "Frontier", "Midnight", "Train", "Lost", "Orbit", "Quiet", "Storm",
+)
+# fmt: on
 # Recommendation sends as the fortnightly report counts them: interface, initiation surface and
 # implementation variant, each with its share of sends.
 INTERFACES = (("web", 0.25), ("ios", 0.35), ("android", 0.3), ("tv", 0.1))
