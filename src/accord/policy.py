@@ -251,9 +251,14 @@ class Policy:
         self.text = "\n\n".join(f"@id({_lit(p.id)})\n{p.text}" for p in self.compiled)
         # Cedar names policies policy0, policy1, ... in the order they are parsed.
         self._by_cedar_id = {f"policy{i}": p for i, p in enumerate(self.compiled)}
-        self._rules: dict[tuple[Any, ...], tuple[str, tuple[Rule, ...], Group, Any, bool]] = {}
+        self._rules: dict[tuple[Any, ...], tuple[str, tuple[Rule, ...], Group, Any, bool, str]] = {}
         self._reasons: dict[tuple[Any, ...], str] = {}
         self._heads: dict[tuple[str, Operation, str, str], dict[str, Any]] = {}
+        self._clauses = {
+            (reg.agreement.id, c.id): (reg.agreement, c)
+            for reg in self.registry.values()
+            for c in reg.agreement.clauses
+        }
         with translate(PolicyError, "compiling the Cedar policies"):
             result = cedarpy.validate_policies(self.text, SCHEMA)
             if not result.validation_passed:
@@ -330,11 +335,11 @@ class Policy:
                 )
             rule, reason = self.explain_refusal(request)
             return Decision(request, False, (rule,), f"Refused: {reason}.")
-        reg = self.registry[request.agreement]
-        clause = reg.agreement.clause(request.clause)
-        if clause is None:  # pragma: no cover - Cedar permitted a clause that is not registered
+        found = self._clauses.get((request.agreement, request.clause))
+        if found is None:  # pragma: no cover - Cedar permitted a clause that is not registered
             return Decision(request, False, ("policy:error",), "clause vanished")
-        person_filter = self._person_filter(reg.agreement, clause, request)
+        agreement, clause = found
+        person_filter = self._person_filter(agreement, clause, request)
         fields = request.fields or clause.fields
         reason_key = (
             tuple(diagnostics.reasons),
@@ -384,9 +389,10 @@ class Policy:
                 relative=request.subjects.relative,
             )
             personal = any(r.exempt == _REQUESTER for r in rules)
-            cached = (controller, rules, group, clause.region_set, personal)
+            outside = f"lives outside the regions of clause {clause.id}"
+            cached = (controller, rules, group, clause.region_set, personal, outside)
             self._rules[key] = cached
-        controller, rules, group, regions, personal = cached
+        controller, rules, group, regions, personal, outside = cached
         if personal:
             rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
         return PersonFilter(
@@ -396,7 +402,7 @@ class Policy:
             rules=rules,
             subjects=_subjects(request.subjects),
             group=group,
-            regions_reason=f"lives outside the regions of clause {clause.id}",
+            regions_reason=outside,
         )
 
     def explain_refusal(self, request: Request) -> tuple[str, str]:
