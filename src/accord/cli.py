@@ -33,6 +33,8 @@ from accord.consent import (
 from accord.errors import AccordError, AgreementFormatError, InvalidInput
 from accord.ledger.cli import app as ledger_app
 from accord.requests import Request, Subjects, SubjectsKind
+from accord.scenario.cli import app as scenario_app
+from accord.scenario.demo import run_demo
 from accord.service import Accord, Outcome
 
 app = typer.Typer(
@@ -48,6 +50,7 @@ consent_app = typer.Typer(help="Consent: grant, withdraw, list; opt-outs.", no_a
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(scenario_app, name="scenario")
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)
@@ -464,9 +467,6 @@ def demo(
     ] = Path("accord-data/demo"),
 ) -> None:
     """Run the Chirp–Reelix partnership's requests through Accord and show every decision."""
-    # Imported here: the scenario is heavy and only the demo needs it.
-    from accord.scenario.demo import run_demo  # noqa: PLC0415
-
     run_demo(out, people=people, seed=seed, data_dir=data_dir)
 
 
