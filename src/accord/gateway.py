@@ -1,0 +1,635 @@
+"""The one door: every exchange of personal data between two parties goes through
+:meth:`Gateway.exchange`.
+
+    exchange → authenticate the party (its token must be the requester's)
+             → decide (the compiled policy, once for the request)
+             → fetch from the sending party's source only the decision's fields of one collection,
+               only the allowed people's rows (the filter travels into the party's database as a
+               temporary table)
+             → apply the clause's granularity: records, aggregates with small groups suppressed,
+               or only which of the requested people are present
+             → append the decision and the release to the ledger, durably
+             → release
+
+A write (a partner posting into the other party: a message sent on a person's behalf, watch
+activity for the feed) runs the same steps, keeps only the rows whose person the decision lets
+through, writes the ledger entries first and then the rows, in one transaction.
+
+Fail closed: any error after authentication releases nothing. It is logged to the ledger, where
+the ledger is still reachable, as a refused decision with the rule ``gateway:error``, and raised
+as an :class:`~accord.errors.AccordError`. Errors of the gateway itself::
+
+    AccordError
+    ├── Unauthenticated      the token is not the requester's (or the party is unknown)
+    ├── Refused              the policy refused the request; carries the decision and receipt
+    └── GatewayError         the exchange failed and released nothing
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from accord import taxonomy
+from accord.agreements import Agreement, Clause, Granularity
+from accord.consent import Operation
+from accord.errors import AccordError, InvalidInput
+from accord.filters import PersonFilter
+from accord.ledger.entries import DecisionEntry, ReleaseEntry
+from accord.ledger.log import Receipt
+from accord.policy import Decision
+from accord.requests import Request, SubjectsKind
+from accord.service import Accord, decision_entry, person_ref
+from accord.sources import Allowed, Source
+from accord.sources.datasets import Collection, GroupSpec
+from accord.store import filter_sql
+from accord.store.repositories import PeopleRepository
+
+UNAUTHENTICATED_RULE = "gateway:unauthenticated"
+ERROR_RULE = "gateway:error"
+RELEASE_FAILED_RULE = "gateway:release-failed"
+UNKNOWN_PERSON = "gateway:unknown-person"
+"""The reason counted for a written row whose person the Accord store does not know."""
+
+# Fields that say which rows or people a condition picks, not what the rows hold: a ``where`` may
+# name them even when the decision does not release them.
+_CONDITION_CATEGORIES = ("system", "user.unique_id")
+_INNER_FIELD = re.compile(r"\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+class Unauthenticated(AccordError):
+    """The credentials do not belong to the requesting party; says nothing of whether it exists."""
+
+    exit_code = 3
+
+    def __init__(self, receipt: Receipt | None) -> None:
+        self.receipt = receipt
+        super().__init__("the credentials presented are not valid for the requesting party")
+
+
+class Refused(AccordError):
+    """The policy refused the request: nothing was released. The refusal is in the ledger."""
+
+    exit_code = 3
+
+    def __init__(self, decision: Decision, receipt: Receipt) -> None:
+        self.decision = decision
+        self.receipt = receipt
+        super().__init__(decision.reason, where=f"request {decision.request.id}")
+
+
+class GatewayError(AccordError):
+    """The exchange failed on the way (policy, store, source or ledger) and released nothing."""
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> bytes:
+    """The SHA-256 of a party's secret token (what the keyring keeps instead of the token)."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+_NOBODY = hash_token(secrets.token_urlsafe(32))
+
+
+class Keyring:
+    """Each party's credential: the SHA-256 of its secret token, never the token itself."""
+
+    def __init__(self, hashes: Mapping[str, bytes] | None = None) -> None:
+        self._hashes: dict[str, bytes] = dict(hashes or {})
+
+    def issue(self, party: str) -> str:
+        """A new secret token for ``party`` (replacing any earlier one); shown once, kept hashed."""
+        token = secrets.token_urlsafe(32)
+        self._hashes[party] = hash_token(token)
+        return token
+
+    def revoke(self, party: str) -> None:
+        """Forget ``party``'s credential."""
+        self._hashes.pop(party, None)
+
+    def authenticate(self, party: str, token: str) -> bool:
+        """Whether ``token`` is ``party``'s, compared in constant time whether or not it exists."""
+        expected = self._hashes.get(party, _NOBODY)
+        return hmac.compare_digest(expected, hash_token(token)) and party in self._hashes
+
+
+# -- what goes in and what comes out ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One call through the door: a request, the party's token, and what it touches.
+
+    ``collection`` is the collection of the sending party's dataset (for reads) or of the
+    receiving party's (for writes). ``where`` holds equality conditions on its fields; ``rows``
+    the rows a write posts; ``group_by`` and ``measures`` what an aggregate computes (see
+    :meth:`accord.sources.Source.aggregate`).
+    """
+
+    request: Request
+    token: str
+    collection: str
+    where: Mapping[str, Any] | None = None
+    rows: Sequence[Mapping[str, Any]] | None = None
+    group_by: Sequence[str] = ()
+    measures: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What crossed: the decision, the columns and rows released, how many people, and receipts.
+
+    The rows are held in memory once (a read of a million rows holds them here, and nowhere
+    else). For a write, ``rows`` is empty and ``written`` counts the rows posted; ``withheld``
+    counts the rows (or people) kept out by each rule. ``suppressed`` counts the groups an
+    aggregate dropped for being too small.
+    """
+
+    decision: Decision
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    people: int
+    receipts: tuple[Receipt, ...]
+    granularity: Granularity = Granularity.RECORD
+    written: int = 0
+    withheld: Mapping[str, int] = field(default_factory=dict)
+    suppressed: int = 0
+
+
+_LEDGER_GRANULARITY: dict[Granularity, Literal["record", "aggregate", "match-only"]] = {
+    Granularity.RECORD: "record",
+    Granularity.AGGREGATE: "aggregate",
+    Granularity.MATCH_ONLY: "match-only",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What an allowed exchange touches: the clause, the two parties, the collection, the fields."""
+
+    decision: Decision
+    clause: Clause
+    filter: PersonFilter
+    sender: str
+    receiver: str
+    source: Source
+    collection: Collection
+    fields: tuple[str, ...]
+    """Bare names of the decision's fields in this collection, in declaration order."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    about: frozenset[str]
+    people: int
+    fields: tuple[str, ...]
+    suppressed: int = 0
+
+
+# -- the door --------------------------------------------------------------------------------------
+
+
+class Gateway:
+    """The one door between parties: authenticate, decide, fetch, transform, log, release."""
+
+    def __init__(self, accord: Accord, sources: Mapping[str, Source], credentials: Keyring) -> None:
+        self.accord = accord
+        self.sources = dict(sources)
+        self.credentials = credentials
+
+    def exchange(self, exchange: Exchange) -> Release:
+        """Run one exchange; returns the release only once its ledger entries are durable.
+
+        Raises :class:`Unauthenticated`, :class:`Refused`, or (for any failure on the way, which
+        releases nothing) an :class:`~accord.errors.AccordError`: the error itself when it is
+        Accord's own, else a :class:`GatewayError`.
+        """
+        request = exchange.request
+        if not self.credentials.authenticate(request.requester, exchange.token):
+            raise Unauthenticated(self._log_unauthenticated(request))
+        with self._failing_closed(request):
+            decision = self.accord.policy().decide(request)
+            if not decision.allowed:
+                receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
+                raise Refused(decision, receipt)
+            plan = self._plan(decision, exchange)
+            if request.operation is Operation.WRITE:
+                return self._write(plan, exchange)
+            return self._read(plan, exchange)
+        raise AssertionError("unreachable")  # pragma: no cover - _failing_closed always raises
+
+    # -- failing closed ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _failing_closed(self, request: Request) -> Iterator[None]:
+        try:
+            yield
+        except Refused:
+            raise
+        except Exception as exc:
+            message = (
+                exc.message if isinstance(exc, AccordError) else f"{type(exc).__name__}: {exc}"
+            )
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {message}")
+            if isinstance(exc, AccordError):
+                raise
+            raise GatewayError(f"the exchange failed and released nothing: {message}") from exc
+
+    def _log_failure(self, request: Request, rule: str, what: str) -> Receipt | None:
+        """Log a refused decision for a failure, if the ledger can still take it."""
+        entry = DecisionEntry(
+            agreement=request.agreement,
+            clause=request.clause,
+            purpose=request.purpose,
+            categories=tuple(sorted(request.categories)),
+            reason=f"Refused: {what}; nothing was released.",
+            people=0,
+            allowed=False,
+            rules=(rule,),
+            recipient=request.requester,
+            action=request.operation.value,
+            at=datetime.now(UTC),
+        )
+        try:
+            return self.accord.ledger.append([entry])[0]
+        except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
+            return None
+
+    def _log_unauthenticated(self, request: Request) -> Receipt | None:
+        return self._log_failure(
+            request,
+            UNAUTHENTICATED_RULE,
+            "the credentials presented are not valid for the requesting party",
+        )
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def _plan(self, decision: Decision, exchange: Exchange) -> _Plan:
+        request = decision.request
+        clause, person_filter = decision.clause, decision.filter
+        if clause is None or person_filter is None:
+            raise GatewayError("the policy allowed the request without a clause or a filter")
+        agreement: Agreement = self.accord.policy().registry[request.agreement].agreement
+        sender, receiver = agreement.sender_of(clause), agreement.receiver_of(clause)
+        holder = receiver if request.operation is Operation.WRITE else sender
+        source = self.sources.get(holder)
+        if source is None:
+            raise GatewayError(f"no source is configured for {holder}")
+        if source.dataset.party != holder:
+            raise GatewayError(
+                f"the source configured for {holder} declares {source.dataset.party}'s dataset"
+            )
+        collection = source.dataset.collection(exchange.collection)
+        fields = self._fields(decision, collection, source)
+        return _Plan(decision, clause, person_filter, sender, receiver, source, collection, fields)
+
+    @staticmethod
+    def _fields(decision: Decision, c: Collection, source: Source) -> tuple[str, ...]:
+        """The decision's fields in collection ``c``: all of them must be there."""
+        prefix = c.name + "."
+        outside = sorted(f for f in decision.request.fields if not f.startswith(prefix))
+        if outside:
+            raise InvalidInput(
+                f"fields {', '.join(outside)} are not in collection {c.name}: an exchange reads "
+                "or writes one collection",
+                where=f"request {decision.request.id}",
+            )
+        names = {f.removeprefix(prefix) for f in decision.fields if f.startswith(prefix)}
+        matching = decision.clause is not None and (
+            decision.clause.granularity is Granularity.MATCH_ONLY
+        )
+        if not names and not matching:
+            raise InvalidInput(
+                f"the decision releases no field of collection {c.name} "
+                f"(it releases {', '.join(sorted(decision.fields)) or 'nothing'})",
+                where=f"request {decision.request.id}",
+            )
+        for name in names:
+            declared = source.dataset.field(prefix + name)
+            if not _condition_only(declared.category) and not taxonomy.covered_by_any(
+                declared.category, decision.request.categories
+            ):
+                raise InvalidInput(
+                    f"field {prefix}{name} holds {declared.category}, which the request's "
+                    f"categories ({', '.join(sorted(decision.request.categories))}) do not "
+                    "cover: a request must name every category it moves",
+                    where=f"request {decision.request.id}",
+                )
+        return tuple(n for n in c.field_names if n in names)
+
+    @staticmethod
+    def _check_where(plan: _Plan, where: Mapping[str, Any] | None) -> None:
+        """Conditions may name released fields, and identifiers; never other personal data."""
+        for key in where or {}:
+            name = key.removeprefix(plan.collection.name + ".")
+            declared = plan.collection.field(name)
+            if declared is None or name in plan.fields or _condition_only(declared.category):
+                continue  # an undeclared field is refused by the source with its own message
+            raise InvalidInput(
+                f"a condition may not name {plan.collection.name}.{name}: the decision does "
+                "not release it, and filtering on it would disclose it"
+            )
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def _read(self, plan: _Plan, exchange: Exchange) -> Release:
+        if exchange.rows is not None:
+            raise InvalidInput("a read posts no rows")
+        self._check_where(plan, exchange.where)
+        granularity = plan.clause.granularity
+        with self.accord.session() as session:
+            allowed = Allowed.by_filter(session, plan.filter)
+            if granularity is Granularity.AGGREGATE:
+                outcome = self._aggregate(plan, exchange, allowed)
+            elif granularity is Granularity.MATCH_ONLY:
+                outcome = self._match(plan, exchange, allowed)
+            else:
+                outcome = self._records(plan, exchange, allowed, session)
+        receipts = self._log_release(plan, outcome, granularity)
+        return Release(
+            decision=plan.decision,
+            columns=outcome.columns,
+            rows=outcome.rows,
+            people=outcome.people,
+            receipts=receipts,
+            granularity=granularity,
+            suppressed=outcome.suppressed,
+        )
+
+    def _records(
+        self, plan: _Plan, exchange: Exchange, allowed: Allowed, session: Session
+    ) -> _Outcome:
+        """The released fields of the allowed rows, and whom they are about (read alongside).
+
+        For a read of a person's threads (subjects ``threads_of``), rows about groups the person
+        is not in are dropped too: a read on one person's behalf is never a bulk read.
+        """
+        c = plan.collection
+        subject = c.subject_field
+        extra = () if subject in plan.fields else (subject,)
+        at = len(plan.fields) if extra else plan.fields.index(subject)
+        subjects_of = plan.decision.request.subjects
+        within: set[Any] | None = None
+        if c.group is not None and subjects_of.kind is SubjectsKind.THREADS_OF:
+            within = self._groups_of(plan, subjects_of.anchor or "")
+        rows: list[tuple[Any, ...]] = []
+        subjects: set[Any] = set()
+        with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
+            for row in read:
+                if within is not None and row[at] not in within:
+                    continue
+                subjects.add(row[at])
+                rows.append(tuple(row[: len(plan.fields)]))
+        if c.group is None:
+            about = frozenset(str(s) for s in subjects)
+        else:
+            about = self._members(plan, subjects, session)
+        return _Outcome(plan.fields, rows, about, len(about), plan.fields)
+
+    @staticmethod
+    def _members_collection(plan: _Plan) -> tuple[Collection, GroupSpec]:
+        """The members table of a collection about groups, declared as a collection itself."""
+        g = plan.collection.group
+        members = next(
+            (
+                m
+                for m in plan.source.dataset.collections
+                if g is not None and m.name == g.members and m.person == g.member_person
+            ),
+            None,
+        )
+        if g is None or members is None:
+            raise InvalidInput(
+                f"collection {plan.collection.name} is about groups, but dataset "
+                f"{plan.source.dataset.id} does not declare their members as a collection about "
+                "each member: the gateway could not tell whom a release is about"
+            )
+        return members, g
+
+    def _groups_of(self, plan: _Plan, person: str) -> set[Any]:
+        """The groups ``person`` belongs to."""
+        members, g = self._members_collection(plan)
+        one = Allowed((person,), party=plan.filter.controller)
+        with plan.source.read(members.name, (g.member_group,), one) as read:
+            return {group_id for (group_id,) in read}
+
+    def _members(self, plan: _Plan, groups: set[Any], session: Session) -> frozenset[str]:
+        """The allowed members of ``groups`` (whom rows about those groups are about)."""
+        if not groups:
+            return frozenset()
+        members, g = self._members_collection(plan)
+        every = Allowed.by_filter(session, plan.filter)
+        out: set[str] = set()
+        with plan.source.read(members.name, (g.member_group, g.member_person), every) as read:
+            for group_id, person in read:
+                if group_id in groups:
+                    out.add(str(person))
+        return frozenset(out)
+
+    def _match(self, plan: _Plan, exchange: Exchange, allowed: Allowed) -> _Outcome:
+        """Only which of the requested people are present: their ids, nothing else."""
+        c = plan.collection
+        request = plan.decision.request
+        if request.subjects.kind is not SubjectsKind.PEOPLE:
+            raise InvalidInput(
+                "a match-only exchange names the people to match (subjects of kind 'people')"
+            )
+        if c.person is None:
+            raise InvalidInput(f"collection {c.name} is about groups; match people in another")
+        present: set[str] = set()
+        with plan.source.read(c.name, (c.person,), allowed, where=exchange.where) as read:
+            for (person,) in read:
+                present.add(str(person))
+        rows = [(p,) for p in sorted(present)]
+        return _Outcome((c.person,), rows, frozenset(present), len(present), (c.person,))
+
+    def _aggregate(self, plan: _Plan, exchange: Exchange, allowed: Allowed) -> _Outcome:
+        """Counts and sums over the released fields, groups smaller than the clause's dropped."""
+        c = plan.collection
+        if not exchange.measures:
+            raise InvalidInput("an aggregate exchange names at least one measure")
+        minimum = plan.clause.min_group_size
+        if minimum is None:  # pragma: no cover - agreements refuse aggregate clauses without one
+            raise GatewayError(f"clause {plan.clause.id} is aggregate but sets no minimum")
+        used = [_inner(spec) for spec in exchange.group_by]
+        used += [_inner(spec) for spec in exchange.measures.values() if "(" in spec]
+        hidden = sorted({u for u in used if u not in plan.fields})
+        if hidden:
+            raise InvalidInput(
+                f"an aggregate may use only the fields the decision releases "
+                f"({', '.join(plan.fields)}), not {', '.join(hidden)}"
+            )
+        result = plan.source.aggregate(
+            c.name, exchange.group_by, exchange.measures, minimum, allowed, where=exchange.where
+        )
+        # How many contributed: counted, never named (an aggregate is about no one in particular).
+        # One row per contributor, min size 1: the store's ids stream anew for this second read.
+        contributors = plan.source.aggregate(
+            c.name, (c.subject_field,), {"rows": "count"}, 1, allowed, where=exchange.where
+        )
+        people = len(contributors.rows)
+        fields = tuple(sorted(set(used)))
+        return _Outcome(result.columns, result.rows, frozenset(), people, fields, result.suppressed)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def _write(self, plan: _Plan, exchange: Exchange) -> Release:
+        """Post the rows whose person the decision lets through; ledger first, then the rows."""
+        c = plan.collection
+        request = plan.decision.request
+        if plan.clause.granularity is not Granularity.RECORD:
+            raise InvalidInput(
+                f"clause {plan.clause.id} is {plan.clause.granularity.value}: the gateway posts "
+                "records only; the receiving party reads aggregates and matches"
+            )
+        if exchange.where is not None:
+            raise InvalidInput("a write takes no conditions")
+        rows = list(exchange.rows or ())
+        if not rows:
+            raise InvalidInput("a write posts at least one row")
+        permitted = set(plan.fields) | ({c.person} if c.person is not None else set())
+        for index, row in enumerate(rows):
+            extra = sorted(set(row) - permitted)
+            if extra:
+                raise InvalidInput(
+                    f"row {index} has fields {', '.join(extra)}, which the decision does not let "
+                    f"{plan.sender} write into {c.name} "
+                    f"(it may write {', '.join(sorted(permitted))})"
+                )
+        if c.person is not None:
+            person_of = [str(row.get(c.person)) for row in rows]
+        elif request.on_behalf_of is not None:
+            person_of = [request.on_behalf_of] * len(rows)
+        else:
+            raise InvalidInput(
+                f"rows of {c.name} are about groups; a write into it is made on a person's "
+                "behalf (on_behalf_of)"
+            )
+        people = set(person_of)
+        judged = replace(
+            plan.filter,
+            subjects=frozenset(people)
+            if plan.filter.subjects is None
+            else plan.filter.subjects & people,
+        )
+        with self.accord.session() as session:
+            admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
+            refused = people - admitted
+            withheld = _withheld(session, replace(plan.filter, subjects=frozenset(refused)))
+        kept = [row for row, person in zip(rows, person_of, strict=True) if person in admitted]
+        withheld_rows = len(rows) - len(kept)
+        columns = tuple(n for n in c.field_names if n in permitted)
+        outcome = _Outcome(
+            columns, [], frozenset(admitted), len(admitted), tuple(sorted(permitted))
+        )
+        note = (
+            f"; {withheld_rows} of {len(rows)} rows withheld ({_describe(withheld, plan.filter)})"
+            if withheld_rows
+            else ""
+        )
+        receipts = self._log_release(plan, outcome, Granularity.RECORD, note=note)
+        written = 0
+        if kept:
+            try:
+                written = plan.source.write(c.name, kept)
+            except Exception as exc:
+                message = exc.message if isinstance(exc, AccordError) else str(exc)
+                self._log_failure(
+                    request,
+                    RELEASE_FAILED_RULE,
+                    f"the release logged at index {receipts[-1].index} failed in "
+                    f"{plan.receiver}'s database: {message}",
+                )
+                raise GatewayError(
+                    f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
+                    f"{message}"
+                ) from exc
+        return Release(
+            decision=plan.decision,
+            columns=columns,
+            rows=[],
+            people=len(admitted),
+            receipts=receipts,
+            written=written,
+            withheld=withheld,
+        )
+
+    # -- the ledger --------------------------------------------------------------------------------
+
+    def _log_release(
+        self, plan: _Plan, outcome: _Outcome, granularity: Granularity, note: str = ""
+    ) -> tuple[Receipt, ...]:
+        """Append the decision and the release together; returns once both are durable."""
+        request = plan.decision.request
+        controller = plan.filter.controller
+        fields = tuple(sorted(f"{plan.collection.name}.{name}" for name in outcome.fields))
+        release = ReleaseEntry(
+            agreement=request.agreement,
+            clause=request.clause,
+            purpose=request.purpose,
+            categories=tuple(sorted(request.categories)),
+            reason=(
+                f"{plan.sender} → {plan.receiver}: {len(outcome.rows) or 'no'} rows of "
+                f"{plan.collection.name} about {outcome.people} people, "
+                f"{_LEDGER_GRANULARITY[granularity]}{note}"
+                if request.operation is Operation.READ
+                else f"{plan.sender} → {plan.receiver}: rows into {plan.collection.name} about "
+                f"{outcome.people} people{note}"
+            ),
+            people=outcome.people,
+            about=tuple(sorted(person_ref(controller, p) for p in outcome.about)),
+            provider=plan.sender,
+            recipient=plan.receiver,
+            fields=fields,
+            granularity=_LEDGER_GRANULARITY[granularity],
+            at=request.at,
+        )
+        return tuple(
+            self.accord.ledger.append([decision_entry(plan.decision, outcome.people), release])
+        )
+
+
+def _condition_only(category: str) -> bool:
+    return taxonomy.covered_by_any(category, _CONDITION_CATEGORIES)
+
+
+def _inner(spec: str) -> str:
+    """The field a ``day(field)``/``sum(field)`` spec names, or the spec itself."""
+    match = _INNER_FIELD.search(spec)
+    return match.group(1) if match else spec
+
+
+def _withheld(session: Session, refused: PersonFilter) -> dict[str, int]:
+    """How many of the refused people each rule keeps out; people unknown to the store apart."""
+    if not refused.subjects:
+        return {}
+    counts = {k: v for k, v in filter_sql.refusals(session, refused).items() if v}
+    known = len(PeopleRepository(session).get_many(refused.controller, refused.subjects))
+    unknown = len(refused.subjects) - known
+    if unknown:
+        counts[UNKNOWN_PERSON] = unknown
+    return counts
+
+
+def _describe(withheld: Mapping[str, int], f: PersonFilter) -> str:
+    if not withheld:
+        return "no reason recorded"
+    return "; ".join(
+        f"{n} {'person' if n == 1 else 'people'} {f.reason_for(rule)}"
+        if rule != UNKNOWN_PERSON
+        else f"{n} unknown to Accord"
+        for rule, n in sorted(withheld.items())
+    )
