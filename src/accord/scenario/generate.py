@@ -196,16 +196,17 @@ class _Clock:
         midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
         origin = midnight - timedelta(days=SPAN_DAYS)
         self.now = int((at - origin).total_seconds())
-        self._days = [
+        # Public for the hottest loops, which join the two parts inline rather than call text().
+        self.days = [
             (origin + timedelta(days=d)).strftime("%Y-%m-%dT") for d in range(SPAN_DAYS + 2)
         ]
-        self._times = [
+        self.times = [
             f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
         ]
 
     def text(self, t: int) -> str:
         """Instant ``t`` as ``YYYY-MM-DDTHH:MM:SSZ``; text order is time order."""
-        return self._days[t // DAY] + self._times[t % DAY]
+        return self.days[t // DAY] + self.times[t % DAY]
 
 
 class _Batch:
@@ -667,7 +668,7 @@ class _Writer:
         # Runtimes: episodes and films, 20 minutes to 2.5 hours.
         runtimes = [rng.randint(20, 150) * 60 for _ in TITLES]
         batch = _Batch(self.reelix, "watch_events", 5)
-        rows, draw, text = batch.rows, rng.random, clock.text
+        rows, draw, days, hours = batch.rows, rng.random, clock.days, clock.times
         ranks = range(len(TITLES))
         mu, event_id = math.log(WATCH_MEDIAN), 0
         for i in self._ticks("watch events"):
@@ -679,7 +680,8 @@ class _Writer:
                 event_id += 1
                 runtime = runtimes[rank]
                 seconds = runtime if draw() < 0.6 else 60 + int(draw() * (runtime - 59))
-                rows.append((event_id, me, TITLES[rank], text(at), seconds))
+                watched_at = days[at // DAY] + hours[at % DAY]
+                rows.append((event_id, me, TITLES[rank], watched_at, seconds))
             batch.ready()
         self._done(watch_events=batch)
 
@@ -711,19 +713,22 @@ class _Talk:
 
     def thread(self, kind: str, members: list[int], start: int, *, mean: float) -> int:
         """A new thread among ``members`` from ``start``, with about ``mean`` messages."""
-        rng, text, cid = self.rng, self.writer.clock.text, self.writer.cid
-        self.thread_id += 1
-        self._threads.append((self.thread_id, kind, text(start)))
-        self._participants.extend([(self.thread_id, cid[p]) for p in sorted(members)])
+        rng, clock, cid = self.rng, self.writer.clock, self.writer.cid
+        self.thread_id = thread = self.thread_id + 1
+        self._threads.append((thread, kind, clock.text(start)))
+        self._participants.extend([(thread, cid[p]) for p in sorted(members)])
         messages, draw, size = self._messages, rng.random, len(members)
+        days, times, message = clock.days, clock.times, self.message_id
         # A thread opened by a recommendation (``mean`` 0) starts with that message alone.
         count = 1 + int(rng.expovariate(1 / mean)) if mean else 0
-        for sent in _spread(rng, start, self.writer.clock.now, count):
-            self.message_id += 1
+        for sent in _spread(rng, start, clock.now, count):
+            message += 1
             sender = cid[members[int(draw() * size)]]
             body = PHRASES[int(draw() * len(PHRASES))]
-            messages.append((self.message_id, self.thread_id, sender, body, text(sent), None))
-        return self.thread_id
+            sent_at = days[sent // DAY] + times[sent % DAY]
+            messages.append((message, thread, sender, body, sent_at, None))
+        self.message_id = message
+        return thread
 
     def recommend(self, i: int, friends: list[int], started: dict[int, tuple[int, int]]) -> None:
         """Titles ``i`` recommended from Reelix to friends in the last weeks.
