@@ -23,6 +23,7 @@ as an :class:`~accord.errors.AccordError`. Errors of the gateway itself::
     ├── Unauthenticated      the token is not the requester's (or the party is unknown)
     ├── Refused              the policy refused the request; carries the decision and receipt
     └── GatewayError         the exchange failed and released nothing
+        └── ReleaseFailed    a write failed after its release was logged (the failure is too)
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Refused(AccordError):
 
 class GatewayError(AccordError):
     """The exchange failed on the way (policy, store, source or ledger) and released nothing."""
+
+
+class ReleaseFailed(GatewayError):
+    """A write failed after its release was logged; nothing was written, and that is logged."""
 
 
 # -- credentials ---------------------------------------------------------------------------------
@@ -237,8 +242,8 @@ class Gateway:
     def _failing_closed(self, request: Request) -> Iterator[None]:
         try:
             yield
-        except Refused:
-            raise
+        except (Refused, ReleaseFailed):
+            raise  # already in the ledger
         except Exception as exc:
             message = (
                 exc.message if isinstance(exc, AccordError) else f"{type(exc).__name__}: {exc}"
@@ -553,7 +558,7 @@ class Gateway:
                     f"the release logged at index {receipts[-1].index} failed in "
                     f"{plan.receiver}'s database: {message}",
                 )
-                raise GatewayError(
+                raise ReleaseFailed(
                     f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
                     f"{message}"
                 ) from exc

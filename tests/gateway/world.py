@@ -308,30 +308,35 @@ def _fill(engine: Engine, metadata: MetaData, rows: dict[str, list[dict[str, Any
 
 
 @contextmanager
-def world(folder: Path, store_url: str | None = None) -> Iterator[World]:
-    """Build the world in ``folder``; the Accord store at ``store_url`` if given, else SQLite."""
+def world(folder: Path, store_url: str | None = None, *, populate: bool = True) -> Iterator[World]:
+    """The world in ``folder``: built there, or (``populate=False``) opened as a copy left it.
+
+    The Accord store is at ``store_url`` if given, else a SQLite file in ``folder``.
+    """
     chirp = make_engine(f"sqlite:///{folder / 'chirp.db'}")
     reelix = make_engine(f"sqlite:///{folder / 'reelix.db'}")
     try:
-        _fill(
-            chirp,
-            chirp_tables,
-            {
-                "people": [{"person_id": p.id, "email": f"{p.id}@chirp"} for p in CHIRP_PEOPLE],
-                "friends": FRIENDS,
-                "thread_participants": [
-                    {"thread_id": t, "person_id": p}
-                    for t, people in THREADS.items()
-                    for p in people
-                ],
-                "messages": MESSAGES,
-            },
-        )
-        _fill(reelix, reelix_tables, {"watch_events": WATCH})
+        if populate:
+            _fill(
+                chirp,
+                chirp_tables,
+                {
+                    "people": [{"person_id": p.id, "email": f"{p.id}@chirp"} for p in CHIRP_PEOPLE],
+                    "friends": FRIENDS,
+                    "thread_participants": [
+                        {"thread_id": t, "person_id": p}
+                        for t, members in THREADS.items()
+                        for p in members
+                    ],
+                    "messages": MESSAGES,
+                },
+            )
+            _fill(reelix, reelix_tables, {"watch_events": WATCH})
         with Accord.open(database_url=store_url, data_dir=folder) as accord:
-            _activate(accord, EXAMPLE, "chirp-reelix")
-            _activate(accord, yaml_text.dump(INSIGHTS), "insights")
-            accord.import_records([*CHIRP_PEOPLE, *REELIX_PEOPLE], list(CONSENTS))
+            if populate:
+                _activate(accord, EXAMPLE, "chirp-reelix")
+                _activate(accord, yaml_text.dump(INSIGHTS), "insights")
+                accord.import_records([*CHIRP_PEOPLE, *REELIX_PEOPLE], list(CONSENTS))
             sources = {
                 "chirp": Source(chirp, parse(CHIRP_DATASET, source="chirp.yaml")),
                 "reelix": Source(reelix, parse(REELIX_DATASET, source="reelix.yaml")),

@@ -1,0 +1,125 @@
+"""Failing closed: credentials that are not the party's, and errors on the way, release nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from accord.errors import AccordError
+from accord.gateway import (
+    ERROR_RULE,
+    UNAUTHENTICATED_RULE,
+    Exchange,
+    Gateway,
+    GatewayError,
+    Keyring,
+    Release,
+    Unauthenticated,
+)
+from accord.ledger.checkpoint import Signer
+from accord.ledger.log import Ledger
+from accord.requests import Subjects, SubjectsKind
+from accord.service import Accord
+from accord.store.engine import make_engine
+from gateway.helpers import last_entries
+from gateway.world import World, request
+
+pytestmark = pytest.mark.integration
+
+PICKER = request(
+    "friend-picker",
+    categories=frozenset({"user.social", "user.name"}),
+    subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+)
+
+
+@pytest.mark.parametrize(
+    ("requester", "token_of"),
+    [
+        ("reelix", "chirp"),  # another party's valid token
+        ("reelix", None),  # a made-up token
+        ("nobody", None),  # a party that does not exist
+    ],
+)
+def test_credentials_not_the_requesters_are_refused_and_logged(
+    w: World, requester: str, token_of: str | None
+) -> None:
+    r = request(
+        "friend-picker",
+        requester=requester,
+        categories=frozenset({"user.social", "user.name"}),
+        subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+    )
+    token = w.tokens[token_of] if token_of else "not-a-token"
+    with pytest.raises(Unauthenticated) as refused:
+        w.gateway.exchange(Exchange(r, token, "friends"))
+    # The same words whether or not the party exists.
+    assert str(refused.value) == "the credentials presented are not valid for the requesting party"
+    assert refused.value.receipt is not None
+    (logged,) = last_entries(w.accord.ledger, 1)
+    assert logged["rules"] == [UNAUTHENTICATED_RULE]
+    assert logged["allowed"] is False
+    assert logged["recipient"] == requester
+
+
+def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None:
+    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+    size = w.accord.ledger.head().size
+    # The same store, its ledger now on a read-only connection to the same file.
+    read_only = make_engine(f"sqlite:///file:{tmp_path / 'accord.db'}?mode=ro&uri=true")
+    try:
+        ledger = Ledger(read_only, Signer.load_or_create(tmp_path))
+        stuck = Accord(w.accord.engine, w.accord.sessions, ledger)
+        gateway = Gateway(stuck, w.sources, w.keyring)
+        released: list[Release] = []
+        with pytest.raises(AccordError):
+            released.append(gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends")))
+        assert released == []
+    finally:
+        read_only.dispose()
+    assert w.accord.ledger.head().size == size
+
+
+def test_a_failing_source_releases_nothing_and_is_logged(w: World) -> None:
+    with w.chirp.begin() as conn:
+        conn.execute(text("DROP TABLE friends"))
+    with pytest.raises(AccordError, match="no table 'friends'"):
+        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+    (logged,) = last_entries(w.accord.ledger, 1)
+    assert logged["rules"] == [ERROR_RULE]
+    assert logged["allowed"] is False
+    assert "no table 'friends'" in logged["reason"]
+
+
+class BrokenPolicy(Accord):
+    """A store whose policy evaluation fails with a foreign exception."""
+
+    def policy(self) -> Any:
+        return self
+
+    def decide(self, request: object, *, count_people: bool = True) -> Any:  # noqa: ARG002
+        raise ZeroDivisionError("the policy engine fell over")
+
+
+def test_a_foreign_error_becomes_a_gateway_error(w: World) -> None:
+    broken = BrokenPolicy(w.accord.engine, w.accord.sessions, w.accord.ledger)
+    gateway = Gateway(broken, w.sources, w.keyring)
+    with pytest.raises(GatewayError, match="ZeroDivisionError"):
+        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+    (logged,) = last_entries(w.accord.ledger, 1)
+    assert logged["rules"] == [ERROR_RULE]
+
+
+def test_keyring_keeps_only_hashes_and_replaces_on_issue() -> None:
+    keyring = Keyring()
+    first = keyring.issue("chirp")
+    second = keyring.issue("chirp")
+    assert first not in repr(vars(keyring))
+    assert not keyring.authenticate("chirp", first)
+    assert keyring.authenticate("chirp", second)
+    assert not keyring.authenticate("reelix", second)
+    keyring.revoke("chirp")
+    assert not keyring.authenticate("chirp", second)

@@ -1,0 +1,109 @@
+"""Writes through the one door: rows posted on a person's behalf land only with their consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from accord.consent import Operation
+from accord.errors import InvalidInput
+from accord.gateway import RELEASE_FAILED_RULE, UNKNOWN_PERSON, Exchange, Refused, ReleaseFailed
+from accord.service import person_ref
+from gateway.helpers import last_entries
+from gateway.world import AT, WATCHED, World, request
+
+pytestmark = pytest.mark.integration
+
+
+def send(on_behalf_of: str) -> Any:
+    """A recommendation Reelix sends as a Chirp message on ``on_behalf_of``'s behalf."""
+    return request("send-recommendation", operation=Operation.WRITE, on_behalf_of=on_behalf_of)
+
+
+def messages_in(w: World, thread: str) -> list[str]:
+    with w.chirp.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT body FROM messages WHERE thread_id = :t ORDER BY message_id"),
+                {"t": thread},
+            ).scalars()
+        )
+
+
+def test_a_message_sent_with_send_consent_lands(w: World) -> None:
+    before = messages_in(w, "t-ok")
+    row = {"thread_id": "t-ok", "body": "Watch t1 with me"}
+    release = w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[row]))
+    assert release.written == 1
+    assert release.people == 1
+    assert release.rows == []
+    assert messages_in(w, "t-ok") == [*before, "Watch t1 with me"]
+    decided, released = last_entries(w.accord.ledger, 2)
+    assert decided["allowed"] is True
+    assert released["kind"] == "release"
+    assert released["provider"] == "reelix"
+    assert released["recipient"] == "chirp"
+    assert released["fields"] == ["messages.body", "messages.thread_id"]
+    assert w.accord.ledger.entries_about(person_ref("chirp", "c1"))
+
+
+def test_a_message_without_send_consent_does_not_land(w: World) -> None:
+    before = messages_in(w, "t-no")
+    row = {"thread_id": "t-no", "body": "sent without asking"}
+    release = w.gateway.exchange(Exchange(send("c4"), w.tokens["reelix"], "messages", rows=[row]))
+    assert release.written == 0
+    assert release.people == 0
+    assert "law:sca.send-consent" in release.withheld
+    assert messages_in(w, "t-no") == before
+    released = last_entries(w.accord.ledger, 1)[0]
+    assert released["people"] == 0
+    assert "1 of 1 rows withheld" in released["reason"]
+
+
+def test_watch_activity_is_written_only_for_members_with_vppa_consent(w: World) -> None:
+    r = request("watch-activity", operation=Operation.WRITE, categories=frozenset({WATCHED}))
+    rows = [
+        {"member_id": "m1", "title_id": "t1", "watched_at": AT},  # VPPA-grade consent
+        {"member_id": "m2", "title_id": "t1", "watched_at": AT},  # no consent
+        {"member_id": "m4", "title_id": "t2", "watched_at": AT},  # consent not VPPA-grade
+        {"member_id": "m1", "title_id": "t2", "watched_at": AT},
+        {"member_id": "m404", "title_id": "t2", "watched_at": AT},  # unknown to Accord
+    ]
+    release = w.gateway.exchange(Exchange(r, w.tokens["reelix"], "watch_events", rows=rows))
+    assert release.written == 2
+    assert release.people == 1
+    assert release.withheld["law:vppa.consent"] == 2  # m2 and m4
+    assert release.withheld[UNKNOWN_PERSON] == 1
+    with w.chirp.connect() as conn:
+        written = conn.execute(text("SELECT member_id, title_id FROM watch_events")).all()
+    assert sorted(tuple(row) for row in written) == [("m1", "t1"), ("m1", "t2")]
+
+
+def test_a_write_may_carry_only_the_fields_the_decision_allows(w: World) -> None:
+    row = {"thread_id": "t-ok", "body": "hi", "sent_via": "chirp"}
+    with pytest.raises(InvalidInput, match="sent_via"):
+        w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[row]))
+
+
+def test_a_write_that_fails_after_its_ledger_entry_is_logged_as_failed(w: World) -> None:
+    with w.chirp.begin() as conn:
+        conn.execute(text("DROP TABLE messages"))
+    row = {"thread_id": "t-ok", "body": "into the void"}
+    with pytest.raises(ReleaseFailed, match="nothing was written"):
+        w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[row]))
+    decided, released, failed = last_entries(w.accord.ledger, 3)
+    assert decided["allowed"] is True
+    assert released["kind"] == "release"
+    assert failed["allowed"] is False
+    assert failed["rules"] == [RELEASE_FAILED_RULE]
+
+
+def test_only_the_sending_party_may_write(w: World) -> None:
+    r = request(
+        "send-recommendation", requester="chirp", operation=Operation.WRITE, on_behalf_of="c1"
+    )
+    row = {"thread_id": "t-ok", "body": "hi"}
+    with pytest.raises(Refused, match="only reelix may write"):
+        w.gateway.exchange(Exchange(r, w.tokens["chirp"], "messages", rows=[row]))
