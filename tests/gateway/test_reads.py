@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import text
 
 import yaml_text
+from accord.agreements import Granularity
 from accord.errors import InvalidInput
-from accord.gateway import ERROR_RULE, Exchange, Granularity, Refused
+from accord.gateway import ERROR_RULE, Exchange, Refused
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.service import person_ref
 from gateway.helpers import last_entries, reference_allowed

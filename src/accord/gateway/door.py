@@ -1,42 +1,13 @@
-"""The one door: every exchange of personal data between two parties goes through
-:meth:`Gateway.exchange`.
-
-    exchange → authenticate the party (its token must be the requester's)
-             → decide (the compiled policy, once for the request)
-             → fetch from the sending party's source only the decision's fields of one collection,
-               only the allowed people's rows (the filter travels into the party's database as a
-               temporary table)
-             → apply the clause's granularity: records, aggregates with small groups suppressed,
-               or only which of the requested people are present
-             → append the decision and the release to the ledger, durably
-             → release
-
-A write (a partner posting into the other party: a message sent on a person's behalf, watch
-activity for the feed) runs the same steps, keeps only the rows whose person the decision lets
-through, writes the ledger entries first and then the rows, in one transaction.
-
-Fail closed: any error after authentication releases nothing. It is logged to the ledger, where
-the ledger is still reachable, as a refused decision with the rule ``gateway:error``, and raised
-as an :class:`~accord.errors.AccordError`. Errors of the gateway itself::
-
-    AccordError
-    ├── Unauthenticated      the token is not the requester's (or the party is unknown)
-    ├── Refused              the policy refused the request; carries the decision and receipt
-    └── GatewayError         the exchange failed and released nothing
-        └── ReleaseFailed    a write failed after its release was logged (the failure is too)
-"""
+"""The door itself: :class:`Gateway` authenticates, decides, fetches or writes, logs, releases."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -44,7 +15,10 @@ from accord import taxonomy
 from accord.agreements import Agreement, Clause, Granularity
 from accord.consent import Operation
 from accord.errors import AccordError, InvalidInput
-from accord.filters import PersonFilter
+from accord.filters import SUBJECT_RULE, PersonFilter
+from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
+from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
+from accord.gateway.keyring import Keyring
 from accord.ledger.entries import DecisionEntry, ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
@@ -65,118 +39,6 @@ UNKNOWN_PERSON = "gateway:unknown-person"
 # name them even when the decision does not release them.
 _CONDITION_CATEGORIES = ("system", "user.unique_id")
 _INNER_FIELD = re.compile(r"\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-class Unauthenticated(AccordError):
-    """The credentials do not belong to the requesting party; says nothing of whether it exists."""
-
-    exit_code = 3
-
-    def __init__(self, receipt: Receipt | None) -> None:
-        self.receipt = receipt
-        super().__init__("the credentials presented are not valid for the requesting party")
-
-
-class Refused(AccordError):
-    """The policy refused the request: nothing was released. The refusal is in the ledger."""
-
-    exit_code = 3
-
-    def __init__(self, decision: Decision, receipt: Receipt) -> None:
-        self.decision = decision
-        self.receipt = receipt
-        super().__init__(decision.reason, where=f"request {decision.request.id}")
-
-
-class GatewayError(AccordError):
-    """The exchange failed on the way (policy, store, source or ledger) and released nothing."""
-
-
-class ReleaseFailed(GatewayError):
-    """A write failed after its release was logged; nothing was written, and that is logged."""
-
-
-# -- credentials ---------------------------------------------------------------------------------
-
-
-def hash_token(token: str) -> bytes:
-    """The SHA-256 of a party's secret token (what the keyring keeps instead of the token)."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-_NOBODY = hash_token(secrets.token_urlsafe(32))
-
-
-class Keyring:
-    """Each party's credential: the SHA-256 of its secret token, never the token itself."""
-
-    def __init__(self, hashes: Mapping[str, bytes] | None = None) -> None:
-        self._hashes: dict[str, bytes] = dict(hashes or {})
-
-    def issue(self, party: str) -> str:
-        """A new secret token for ``party`` (replacing any earlier one); shown once, kept hashed."""
-        token = secrets.token_urlsafe(32)
-        self._hashes[party] = hash_token(token)
-        return token
-
-    def revoke(self, party: str) -> None:
-        """Forget ``party``'s credential."""
-        self._hashes.pop(party, None)
-
-    def authenticate(self, party: str, token: str) -> bool:
-        """Whether ``token`` is ``party``'s, compared in constant time whether or not it exists."""
-        expected = self._hashes.get(party, _NOBODY)
-        return hmac.compare_digest(expected, hash_token(token)) and party in self._hashes
-
-
-# -- what goes in and what comes out ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One call through the door: a request, the party's token, and what it touches.
-
-    ``collection`` is the collection of the sending party's dataset (for reads) or of the
-    receiving party's (for writes). ``where`` holds equality conditions on its fields; ``rows``
-    the rows a write posts; ``group_by`` and ``measures`` what an aggregate computes (see
-    :meth:`accord.sources.Source.aggregate`).
-    """
-
-    request: Request
-    token: str
-    collection: str
-    where: Mapping[str, Any] | None = None
-    rows: Sequence[Mapping[str, Any]] | None = None
-    group_by: Sequence[str] = ()
-    measures: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """What crossed: the decision, the columns and rows released, how many people, and receipts.
-
-    The rows are held in memory once (a read of a million rows holds them here, and nowhere
-    else). For a write, ``rows`` is empty and ``written`` counts the rows posted; ``withheld``
-    counts the rows (or people) kept out by each rule. ``suppressed`` counts the groups an
-    aggregate dropped for being too small.
-    """
-
-    decision: Decision
-    columns: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-    people: int
-    receipts: tuple[Receipt, ...]
-    granularity: Granularity = Granularity.RECORD
-    written: int = 0
-    withheld: Mapping[str, int] = field(default_factory=dict)
-    suppressed: int = 0
-
-
-_LEDGER_GRANULARITY: dict[Granularity, Literal["record", "aggregate", "match-only"]] = {
-    Granularity.RECORD: "record",
-    Granularity.AGGREGATE: "aggregate",
-    Granularity.MATCH_ONLY: "match-only",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +217,11 @@ class Gateway:
             raise InvalidInput("a read posts no rows")
         self._check_where(plan, exchange.where)
         granularity = plan.clause.granularity
+        if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
+            raise InvalidInput(
+                f"clause {plan.clause.id} releases {granularity.value}s; group_by and measures "
+                "are for aggregate clauses"
+            )
         with self.accord.session() as session:
             allowed = Allowed.by_filter(session, plan.filter)
             if granularity is Granularity.AGGREGATE:
@@ -515,7 +382,13 @@ class Gateway:
                     f"(it may write {', '.join(sorted(permitted))})"
                 )
         if c.person is not None:
-            person_of = [str(row.get(c.person)) for row in rows]
+            missing = [i for i, row in enumerate(rows) if row.get(c.person) is None]
+            if missing:
+                raise InvalidInput(
+                    f"rows {', '.join(map(str, missing[:5]))} of {c.name} do not say whom they "
+                    f"are about (field {c.person})"
+                )
+            person_of = [str(row[c.person]) for row in rows]
         elif request.on_behalf_of is not None:
             person_of = [request.on_behalf_of] * len(rows)
         else:
@@ -533,7 +406,7 @@ class Gateway:
         with self.accord.session() as session:
             admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
             refused = people - admitted
-            withheld = _withheld(session, replace(plan.filter, subjects=frozenset(refused)))
+            withheld = _withheld(session, plan.filter, refused)
         kept = [row for row, person in zip(rows, person_of, strict=True) if person in admitted]
         withheld_rows = len(rows) - len(kept)
         columns = tuple(n for n in c.field_names if n in permitted)
@@ -589,7 +462,7 @@ class Gateway:
             reason=(
                 f"{plan.sender} → {plan.receiver}: {len(outcome.rows) or 'no'} rows of "
                 f"{plan.collection.name} about {outcome.people} people, "
-                f"{_LEDGER_GRANULARITY[granularity]}{note}"
+                f"{LEDGER_GRANULARITY[granularity]}{note}"
                 if request.operation is Operation.READ
                 else f"{plan.sender} → {plan.receiver}: rows into {plan.collection.name} about "
                 f"{outcome.people} people{note}"
@@ -599,7 +472,7 @@ class Gateway:
             provider=plan.sender,
             recipient=plan.receiver,
             fields=fields,
-            granularity=_LEDGER_GRANULARITY[granularity],
+            granularity=LEDGER_GRANULARITY[granularity],
             at=request.at,
         )
         return tuple(
@@ -617,15 +490,21 @@ def _inner(spec: str) -> str:
     return match.group(1) if match else spec
 
 
-def _withheld(session: Session, refused: PersonFilter) -> dict[str, int]:
-    """How many of the refused people each rule keeps out; people unknown to the store apart."""
-    if not refused.subjects:
+def _withheld(session: Session, f: PersonFilter, refused: set[str]) -> dict[str, int]:
+    """How many of the ``refused`` people each rule of ``f`` keeps out (one query, not a loop).
+
+    People the request did not name, and people unknown to the store, are counted apart.
+    """
+    if not refused:
         return {}
-    counts = {k: v for k, v in filter_sql.refusals(session, refused).items() if v}
-    known = len(PeopleRepository(session).get_many(refused.controller, refused.subjects))
-    unknown = len(refused.subjects) - known
-    if unknown:
-        counts[UNKNOWN_PERSON] = unknown
+    counts: dict[str, int] = {}
+    if f.subjects is not None and refused - f.subjects:
+        counts[SUBJECT_RULE] = len(refused - f.subjects)
+    judged = replace(f, subjects=frozenset(refused))
+    counts.update((k, v) for k, v in filter_sql.refusals(session, judged).items() if v)
+    known = len(PeopleRepository(session).get_many(f.controller, refused))
+    if len(refused) > known:
+        counts[UNKNOWN_PERSON] = len(refused) - known
     return counts
 
 
