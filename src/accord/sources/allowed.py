@@ -108,9 +108,15 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
         prefixes=["TEMPORARY"],
     )
     table.create(conn)
-    insert = _insert_ignoring_repeats(conn, table)
+    # Compiled once and handed to the driver's executemany: the ids are plain values, and
+    # building SQLAlchemy's parameters row by row would cost more than the insert itself.
+    compiled = _insert_ignoring_repeats(conn, table).compile(dialect=conn.dialect)
+    statement = str(compiled)
     for chunk in chunked(_ids_as(id_type, allowed.people), BATCH):
-        conn.execute(insert, [{PERSON: value} for value in chunk])
+        if compiled.positional:
+            conn.exec_driver_sql(statement, [(value,) for value in chunk])
+        else:
+            conn.exec_driver_sql(statement, [{PERSON: value} for value in chunk])
     if conn.dialect.name == "postgresql":
         # Autovacuum never sees temporary tables; without statistics the planner guesses.
         conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")

@@ -29,6 +29,7 @@ from sqlalchemy import (
     distinct,
     func,
     select,
+    true,
 )
 from sqlalchemy.exc import NoSuchTableError
 
@@ -149,12 +150,14 @@ class Source:
 
     def _restricted(
         self, conn: Connection, c: Collection, table: Table, allowed_table: Table, group: Group
-    ) -> FromClause:
-        """``table`` joined so that only rows of allowed people (or admitted groups) remain."""
+    ) -> tuple[FromClause, ColumnElement[bool]]:
+        """``table``, and a condition, that leave only the rows of allowed people (or groups)."""
         ids = allowed_table.c[PERSON]
         members = self._members(conn, c)
         if c.group is None or members is None:
-            return table.join(allowed_table, ids == table.c[c.subject_field])
+            # A semi-join: each row once, however the ids were given. SQLite then looks the
+            # rows up by the person column's index, PostgreSQL hashes the ids.
+            return table, table.c[c.subject_field].in_(select(ids))
         g = c.group
         group_id = members.c[g.member_group]
         admitted_count = func.count(ids)
@@ -170,7 +173,7 @@ class Source:
             .having(having)
             .subquery("admitted_groups")
         )
-        return table.join(admitted, admitted.c.group_id == table.c[g.field])
+        return table.join(admitted, admitted.c.group_id == table.c[g.field]), true()
 
     def _conditions(
         self, c: Collection, table: Table, where: Mapping[str, Any] | None
@@ -185,8 +188,9 @@ class Source:
     @contextmanager
     def _allowed_rows(
         self, c: Collection, allowed: Allowed, doing: str
-    ) -> Iterator[tuple[Connection, Table, FromClause]]:
-        """A connection in a transaction, the collection's table, and its rows of allowed people.
+    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool]]]:
+        """A connection in a transaction, the collection's table, and its rows of allowed people
+        (what to select from, and a condition).
 
         The transaction is rolled back and the temporary table dropped on exit: reading leaves
         nothing behind in the party's database.
@@ -204,8 +208,10 @@ class Source:
                 conn.begin()
                 table = self._table(conn, c)
                 allowed_table = load_allowed(conn, allowed, self._subject_type(conn, c, table))
-                restricted = self._restricted(conn, c, table, allowed_table, allowed.group)
-            yield conn, table, restricted
+                restricted, admitted = self._restricted(
+                    conn, c, table, allowed_table, allowed.group
+                )
+            yield conn, table, restricted, admitted
         finally:
             with translate(StoreError, doing):
                 try:
@@ -242,11 +248,11 @@ class Source:
             raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted):
             query = (
                 select(*(table.c[n] for n in names))
                 .select_from(restricted)
-                .where(*self._conditions(c, table, where))
+                .where(admitted, *self._conditions(c, table, where))
             )
             with translate(StoreError, doing):
                 result = conn.execute(query, execution_options={"yield_per": batch_size})
@@ -300,9 +306,9 @@ class Source:
             raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
         doing = f"aggregating {self.dataset.id}.{c.name}"
         self._fields(c, where or {}, "condition field")
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted):
             key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
-            conditions = self._conditions(c, table, where)
+            conditions = [admitted, *self._conditions(c, table, where)]
             contributors = func.count(distinct(table.c[c.subject_field]))
 
             def grouped(*columns: Any) -> Select[Any]:
