@@ -9,7 +9,14 @@ from sqlalchemy import text
 
 from accord.consent import Operation
 from accord.errors import InvalidInput
-from accord.gateway import RELEASE_FAILED_RULE, UNKNOWN_PERSON, Exchange, Refused, ReleaseFailed
+from accord.gateway import (
+    NOT_A_MEMBER,
+    RELEASE_FAILED_RULE,
+    UNKNOWN_PERSON,
+    Exchange,
+    Refused,
+    ReleaseFailed,
+)
 from accord.service import person_ref
 from gateway.helpers import last_entries
 from gateway.world import AT, WATCHED, World, request
@@ -60,6 +67,15 @@ def test_a_message_without_send_consent_does_not_land(w: World) -> None:
     released = last_entries(w.accord.ledger, 1)[0]
     assert released["people"] == 0
     assert "1 of 1 rows withheld" in released["reason"]
+
+
+def test_a_message_into_a_thread_the_sender_is_not_in_does_not_land(w: World) -> None:
+    before = messages_in(w, "t-solo")  # c2's thread alone
+    rows = [{"thread_id": "t-solo", "body": "hi c2"}, {"thread_id": "t-ok", "body": "hi"}]
+    release = w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=rows))
+    assert release.written == 1
+    assert release.withheld == {NOT_A_MEMBER: 1}
+    assert messages_in(w, "t-solo") == before
 
 
 def test_watch_activity_is_written_only_for_members_with_vppa_consent(w: World) -> None:

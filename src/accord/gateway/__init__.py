@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from accord.gateway.door import (
     ERROR_RULE,
+    NOT_A_MEMBER,
     RELEASE_FAILED_RULE,
     UNAUTHENTICATED_RULE,
     UNKNOWN_PERSON,
@@ -41,6 +42,7 @@ from accord.gateway.keyring import Keyring, hash_token
 
 __all__ = [
     "ERROR_RULE",
+    "NOT_A_MEMBER",
     "RELEASE_FAILED_RULE",
     "UNAUTHENTICATED_RULE",
     "UNKNOWN_PERSON",

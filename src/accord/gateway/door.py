@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +33,8 @@ ERROR_RULE = "gateway:error"
 RELEASE_FAILED_RULE = "gateway:release-failed"
 UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
+NOT_A_MEMBER = "gateway:not-a-member"
+"""The reason counted for a row posted on a person's behalf into a group they are not in."""
 
 # Fields that say which rows or people a condition picks, not what the rows hold: a ``where`` may
 # name them even when the decision does not release them.
@@ -87,33 +88,30 @@ class Gateway:
         request = exchange.request
         if not self.credentials.authenticate(request.requester, exchange.token):
             raise Unauthenticated(self._log_unauthenticated(request))
-        with self._failing_closed(request):
-            decision = self.accord.policy().decide(request)
-            if not decision.allowed:
-                receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
-                raise Refused(decision, receipt)
-            plan = self._plan(decision, exchange)
-            if request.operation is Operation.WRITE:
-                return self._write(plan, exchange)
-            return self._read(plan, exchange)
-        raise AssertionError("unreachable")  # pragma: no cover - _failing_closed always raises
-
-    # -- failing closed ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _failing_closed(self, request: Request) -> Iterator[None]:
         try:
-            yield
+            return self._run(exchange)
         except (Refused, ReleaseFailed):
             raise  # already in the ledger
+        except AccordError as exc:
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {exc.message}")
+            raise
         except Exception as exc:
-            message = (
-                exc.message if isinstance(exc, AccordError) else f"{type(exc).__name__}: {exc}"
-            )
+            message = f"{type(exc).__name__}: {exc}"
             self._log_failure(request, ERROR_RULE, f"the exchange failed: {message}")
-            if isinstance(exc, AccordError):
-                raise
             raise GatewayError(f"the exchange failed and released nothing: {message}") from exc
+
+    def _run(self, exchange: Exchange) -> Release:
+        request = exchange.request
+        decision = self.accord.policy().decide(request)
+        if not decision.allowed:
+            receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
+            raise Refused(decision, receipt)
+        plan = self._plan(decision, exchange)
+        if request.operation is Operation.WRITE:
+            return self._write(plan, exchange)
+        return self._read(plan, exchange)
+
+    # -- failing closed ----------------------------------------------------------------------------
 
     def _log_failure(self, request: Request, rule: str, what: str) -> Receipt | None:
         """Log a refused decision for a failure, if the ledger can still take it."""
@@ -367,55 +365,22 @@ class Gateway:
                 f"clause {plan.clause.id} is {plan.clause.granularity.value}: the gateway posts "
                 "records only; the receiving party reads aggregates and matches"
             )
-        if exchange.where is not None:
-            raise InvalidInput("a write takes no conditions")
+        if exchange.where is not None or exchange.group_by or exchange.measures:
+            raise InvalidInput("a write takes no conditions, group_by or measures")
         rows = list(exchange.rows or ())
         if not rows:
             raise InvalidInput("a write posts at least one row")
         permitted = set(plan.fields) | ({c.person} if c.person is not None else set())
-        for index, row in enumerate(rows):
-            extra = sorted(set(row) - permitted)
-            if extra:
-                raise InvalidInput(
-                    f"row {index} has fields {', '.join(extra)}, which the decision does not let "
-                    f"{plan.sender} write into {c.name} "
-                    f"(it may write {', '.join(sorted(permitted))})"
-                )
-        if c.person is not None:
-            missing = [i for i, row in enumerate(rows) if row.get(c.person) is None]
-            if missing:
-                raise InvalidInput(
-                    f"rows {', '.join(map(str, missing[:5]))} of {c.name} do not say whom they "
-                    f"are about (field {c.person})"
-                )
-            person_of = [str(row[c.person]) for row in rows]
-        elif request.on_behalf_of is not None:
-            person_of = [request.on_behalf_of] * len(rows)
-        else:
-            raise InvalidInput(
-                f"rows of {c.name} are about groups; a write into it is made on a person's "
-                "behalf (on_behalf_of)"
-            )
-        people = set(person_of)
-        judged = replace(
-            plan.filter,
-            subjects=frozenset(people)
-            if plan.filter.subjects is None
-            else plan.filter.subjects & people,
-        )
-        with self.accord.session() as session:
-            admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
-            refused = people - admitted
-            withheld = _withheld(session, plan.filter, refused)
-        kept = [row for row, person in zip(rows, person_of, strict=True) if person in admitted]
-        withheld_rows = len(rows) - len(kept)
+        person_of = self._whose(plan, rows, permitted)
+        keep, withheld = self._admit(plan, rows, person_of)
+        kept = [rows[i] for i in keep]
+        writers = frozenset(person_of[i] for i in keep)
         columns = tuple(n for n in c.field_names if n in permitted)
-        outcome = _Outcome(
-            columns, [], frozenset(admitted), len(admitted), tuple(sorted(permitted))
-        )
+        outcome = _Outcome(columns, [], writers, len(writers), tuple(sorted(permitted)))
         note = (
-            f"; {withheld_rows} of {len(rows)} rows withheld ({_describe(withheld, plan.filter)})"
-            if withheld_rows
+            f"; {len(rows) - len(kept)} of {len(rows)} rows withheld "
+            f"({_describe(withheld, plan.filter)})"
+            if len(kept) < len(rows)
             else ""
         )
         receipts = self._log_release(plan, outcome, Granularity.RECORD, note=note)
@@ -439,11 +404,66 @@ class Gateway:
             decision=plan.decision,
             columns=columns,
             rows=[],
-            people=len(admitted),
+            people=len(writers),
             receipts=receipts,
             written=written,
             withheld=withheld,
         )
+
+    @staticmethod
+    def _whose(plan: _Plan, rows: list[Mapping[str, Any]], permitted: set[str]) -> list[str]:
+        """Whom each row is about, after checking it carries only ``permitted`` fields."""
+        c = plan.collection
+        for index, row in enumerate(rows):
+            extra = sorted(set(row) - permitted)
+            if extra:
+                raise InvalidInput(
+                    f"row {index} has fields {', '.join(extra)}, which the decision does not let "
+                    f"{plan.sender} write into {c.name} "
+                    f"(it may write {', '.join(sorted(permitted))})"
+                )
+        if c.person is not None:
+            missing = [i for i, row in enumerate(rows) if row.get(c.person) is None]
+            if missing:
+                raise InvalidInput(
+                    f"rows {', '.join(map(str, missing[:5]))} of {c.name} do not say whom they "
+                    f"are about (field {c.person})"
+                )
+            return [str(row[c.person]) for row in rows]
+        on_behalf_of = plan.decision.request.on_behalf_of
+        if on_behalf_of is None:
+            raise InvalidInput(
+                f"rows of {c.name} are about groups; a write into it is made on a person's "
+                "behalf (on_behalf_of)"
+            )
+        return [on_behalf_of] * len(rows)
+
+    def _admit(
+        self, plan: _Plan, rows: list[Mapping[str, Any]], person_of: list[str]
+    ) -> tuple[list[int], dict[str, int]]:
+        """The indexes of the rows to write, and how many people each rule kept out.
+
+        The people are judged in one query; a row posted on a person's behalf into a group
+        (a thread) also needs the person to belong to it.
+        """
+        people = set(person_of)
+        f = plan.filter
+        judged = replace(
+            f, subjects=frozenset(people) if f.subjects is None else f.subjects & people
+        )
+        with self.accord.session() as session:
+            admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
+            withheld = _withheld(session, f, people - admitted)
+        keep = [i for i, person in enumerate(person_of) if person in admitted]
+        g = plan.collection.group
+        on_behalf_of = plan.decision.request.on_behalf_of
+        if g is not None and keep and on_behalf_of is not None:
+            theirs = self._groups_of(plan, on_behalf_of)
+            inside = [i for i in keep if rows[i].get(g.field) in theirs]
+            if len(inside) < len(keep):
+                withheld[NOT_A_MEMBER] = len(keep) - len(inside)
+            keep = inside
+        return keep, withheld
 
     # -- the ledger --------------------------------------------------------------------------------
 
@@ -480,6 +500,12 @@ class Gateway:
         )
 
 
+_OWN_REASONS = {
+    UNKNOWN_PERSON: "unknown to Accord",
+    NOT_A_MEMBER: "posted into a group the person is not in",
+}
+
+
 def _condition_only(category: str) -> bool:
     return taxonomy.covered_by_any(category, _CONDITION_CATEGORIES)
 
@@ -513,7 +539,7 @@ def _describe(withheld: Mapping[str, int], f: PersonFilter) -> str:
         return "no reason recorded"
     return "; ".join(
         f"{n} {'person' if n == 1 else 'people'} {f.reason_for(rule)}"
-        if rule != UNKNOWN_PERSON
-        else f"{n} unknown to Accord"
+        if rule not in _OWN_REASONS
+        else f"{n} {_OWN_REASONS[rule]}"
         for rule, n in sorted(withheld.items())
     )
