@@ -28,6 +28,7 @@ from gateway.helpers import last_entries
 from gateway.world import World, request
 
 pytestmark = pytest.mark.integration
+C1 = {"person_id": "c1"}
 
 PICKER = request(
     "friend-picker",
@@ -55,7 +56,7 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
     )
     token = w.tokens[token_of] if token_of else "not-a-token"
     with pytest.raises(Unauthenticated) as refused:
-        w.gateway.exchange(Exchange(r, token, "friends"))
+        w.gateway.exchange(Exchange(r, token, "friends", where=C1))
     # The same words whether or not the party exists.
     assert str(refused.value) == "the credentials presented are not valid for the requesting party"
     assert refused.value.receipt is not None
@@ -66,7 +67,7 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
 
 
 def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None:
-    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
     size = w.accord.ledger.head().size
     # The same store, its ledger now on a read-only connection to the same file.
     read_only = make_engine(f"sqlite:///file:{tmp_path / 'accord.db'}?mode=ro&uri=true")
@@ -76,7 +77,9 @@ def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None
         gateway = Gateway(stuck, w.sources, w.keyring)
         released: list[Release] = []
         with pytest.raises(AccordError):
-            released.append(gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends")))
+            released.append(
+                gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
+            )
         assert released == []
     finally:
         read_only.dispose()
@@ -87,7 +90,7 @@ def test_a_failing_source_releases_nothing_and_is_logged(w: World) -> None:
     with w.chirp.begin() as conn:
         conn.execute(text("DROP TABLE friends"))
     with pytest.raises(AccordError, match="no table 'friends'"):
-        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
     assert logged["allowed"] is False
@@ -108,7 +111,7 @@ def test_a_foreign_error_becomes_a_gateway_error(w: World) -> None:
     broken = BrokenPolicy(w.accord.engine, w.accord.sessions, w.accord.ledger)
     gateway = Gateway(broken, w.sources, w.keyring)
     with pytest.raises(GatewayError, match="ZeroDivisionError"):
-        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends"))
+        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
 

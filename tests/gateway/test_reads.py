@@ -17,6 +17,7 @@ from gateway.helpers import last_entries, reference_allowed
 from gateway.world import FRIENDS, INSIGHTS, PRIVATE, THREADS, WATCH, WATCHED, World, request
 
 pytestmark = pytest.mark.integration
+C1 = {"person_id": "c1"}
 
 FRIEND_PICKER = request(
     "friend-picker",
@@ -133,6 +134,11 @@ def test_a_field_of_another_collection_is_refused_and_logged(w: World) -> None:
     assert logged["allowed"] is False
 
 
+def test_a_friends_read_must_be_pinned_to_the_person(w: World) -> None:
+    with pytest.raises(InvalidInput, match="names c1 in a condition"):
+        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends"))
+
+
 def test_a_condition_on_an_unreleased_field_is_refused(w: World) -> None:
     exchange = Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends", where={"email": "c2@chirp"})
     with pytest.raises(InvalidInput, match=r"condition may not name friends\.email"):
@@ -190,7 +196,7 @@ def test_match_only_needs_named_people(w: World) -> None:
 
 
 def test_a_read_leaves_nothing_behind_in_the_party_database(w: World) -> None:
-    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends"))
+    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends", where=C1))
     with w.chirp.connect() as conn:
         names = conn.execute(text("SELECT name FROM sqlite_temp_master")).scalars().all()
     assert names == []

@@ -244,8 +244,9 @@ class Gateway:
     ) -> _Outcome:
         """The released fields of the allowed rows, and whom they are about (read alongside).
 
-        For a read of a person's threads (subjects ``threads_of``), rows about groups the person
-        is not in are dropped too: a read on one person's behalf is never a bulk read.
+        A read about one person's relations is never a bulk read: for their threads
+        (``threads_of``), rows about groups the person is not in are dropped; for their friends
+        (``friends_of``), a condition must pin the rows to that person.
         """
         c = plan.collection
         subject = c.subject_field
@@ -255,6 +256,11 @@ class Gateway:
         within: set[Any] | None = None
         if c.group is not None and subjects_of.kind is SubjectsKind.THREADS_OF:
             within = self._groups_of(plan, subjects_of.anchor or "")
+        elif subjects_of.relative and subjects_of.anchor not in (exchange.where or {}).values():
+            raise InvalidInput(
+                f"a read of {subjects_of.describe()} names {subjects_of.anchor} in a condition "
+                f"on {c.name} (e.g. the field holding whose relation each row is)"
+            )
         rows: list[tuple[Any, ...]] = []
         subjects: set[Any] = set()
         with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
