@@ -13,7 +13,20 @@
 
 A write (a partner posting into the other party: a message sent on a person's behalf, watch
 activity for the feed) runs the same steps, keeps only the rows whose person the decision lets
-through, writes the ledger entries first and then the rows, in one transaction.
+through (and, for a message, only into threads the person is in), writes the ledger entries first
+and then the rows, in one transaction.
+
+What narrows a read is checked as strictly as what it returns: a condition (``where``) may name a
+released field or an identifier, never other personal data; a read about one person's relations
+is pinned to that person (their own threads; a condition naming them for their friends); an
+aggregate groups and measures only released fields. Each release is logged with whom it is about
+(pseudonymised by the ledger); an aggregate is logged with how many contributed, naming no one.
+
+Memory: a record read holds its released rows once, in the :class:`Release`, plus the set of
+the people they are about for the ledger entry; nothing is held twice.
+
+Modules: :mod:`~accord.gateway.door` (the steps), :mod:`~accord.gateway.exchange` (what goes in
+and comes out), :mod:`~accord.gateway.keyring` (party credentials), :mod:`~accord.gateway.errors`.
 
 Fail closed: any error after authentication releases nothing. It is logged to the ledger, where
 the ledger is still reachable, as a refused decision with the rule ``gateway:error``, and raised
