@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from accord.gateway import Exchange, Refused
+from accord.consent import Operation
+from accord.gateway import NOT_A_MEMBER, Exchange, Refused
 from accord.ledger.audit import verify_ledger
 from accord.requests import Subjects, SubjectsKind
 from gateway.helpers import last_entries, reference_allowed
@@ -15,7 +16,7 @@ from gateway.world import MESSAGES, request, world
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
-def test_reads_and_refusals_with_the_store_on_postgres(tmp_path: Path, pg_url: str) -> None:
+def test_reads_writes_and_refusals_with_the_store_on_postgres(tmp_path: Path, pg_url: str) -> None:
     with world(tmp_path, store_url=pg_url) as w:
         r = request(
             "message-sync",
@@ -33,4 +34,9 @@ def test_reads_and_refusals_with_the_store_on_postgres(tmp_path: Path, pg_url: s
         with pytest.raises(Refused):
             w.gateway.exchange(Exchange(request("message-sync"), w.tokens["reelix"], "messages"))
         assert last_entries(w.accord.ledger, 1)[0]["allowed"] is False
+        rows = [{"thread_id": "t-ok", "body": "from c2"}, {"thread_id": "t-no", "body": "no"}]
+        send = request("send-recommendation", operation=Operation.WRITE, on_behalf_of="c2")
+        posted = w.gateway.exchange(Exchange(send, w.tokens["reelix"], "messages", rows=rows))
+        assert posted.written == 1  # c2 is not in t-no
+        assert posted.withheld == {NOT_A_MEMBER: 1}
         assert verify_ledger(w.accord.ledger).ok
