@@ -135,7 +135,7 @@ ROWS = [
     ),
     pytest.param(
         edit("  - name: ratings\n", "  - name: messages\n"),
-        ["reelix.yaml:1: (document): collection names must be unique; repeated: messages"],
+        ["reelix.yaml:4: collections: collection names must be unique; repeated: messages"],
         id="a collection declared twice",
     ),
     pytest.param(

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -157,13 +164,14 @@ class Dataset(_Strict):
     description: str = ""
     collections: Annotated[tuple[Collection, ...], pydantic.Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Dataset:
-        names = [c.name for c in self.collections]
+    @field_validator("collections")
+    @classmethod
+    def _unique(cls, collections: tuple[Collection, ...]) -> tuple[Collection, ...]:
+        names = [c.name for c in collections]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"collection names must be unique; repeated: {', '.join(dupes)}")
-        return self
+        return collections
 
     def collection(self, name: str) -> Collection:
         """The declared collection called ``name``, or :class:`InvalidInput` saying which exist."""

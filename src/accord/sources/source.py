@@ -3,8 +3,9 @@
 Every statement is built with SQLAlchemy Core over tables reflected from the party's database, so
 names are quoted identifiers and values are bound parameters. A read returns only the fields it
 names and only the rows of allowed people: the allowed ids sit in a temporary table
-(:mod:`accord.sources.allowed`) that the query joins; rows about a group are kept or dropped by a
-``GROUP BY``/``HAVING`` over the members table joined with it. Results stream in batches.
+(:mod:`accord.sources.allowed`) that the query semi-joins (``person IN (SELECT ...)``); rows about
+a group are kept or dropped by a ``GROUP BY``/``HAVING`` over the members table outer-joined with
+it. Results stream in batches.
 """
 
 from __future__ import annotations
