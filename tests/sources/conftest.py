@@ -67,6 +67,11 @@ collections:
     fields:
       - {name: member_no, category: user.unique_id}
       - {name: stars, category: user.behavior.media_consumption}
+  - name: titles
+    description: The catalogue; about no person.
+    fields:
+      - {name: title_id, category: system.operations}
+      - {name: genre, category: system.operations}
 """
 
 metadata = MetaData()
@@ -100,6 +105,13 @@ ratings = Table(  # integer ids at the party, text ids in the store
     metadata,
     Column("member_no", Integer),
     Column("stars", Integer),
+)
+
+titles = Table(
+    "titles",
+    metadata,
+    Column("title_id", String, primary_key=True),
+    Column("genre", String),
 )
 
 

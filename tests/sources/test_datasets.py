@@ -104,8 +104,18 @@ ROWS = [
             "    person: member_no\n    group: {field: a, members: b,"
             " member_group: c, member_person: d}\n",
         ),
-        ["reelix.yaml:23: collections[2]: a collection names exactly one of person"],
+        ["reelix.yaml:23: collections[2]: a collection names at most one of person"],
         id="both person and group",
+    ),
+    pytest.param(
+        edit("    person: member_no\n", ""),
+        [
+            (
+                "reelix.yaml:23: collections[2]: a collection about no person (neither person "
+                "nor group) may hold no personal data, but member_no, stars is under 'user'"
+            )
+        ],
+        id="about no person, yet holding personal data",
     ),
     pytest.param(
         edit("    person: member_no\n", "    person: member\n"),

@@ -21,6 +21,7 @@ from sources.conftest import (
     messages,
     ratings,
     thread_participants,
+    titles,
     watch_events,
 )
 from sources.world import (
@@ -426,3 +427,14 @@ def test_aggregate_over_groups_counts_distinct_groups(world: Databases) -> None:
     )
     assert result.rows == []
     assert result.suppressed == 2
+
+
+def test_a_catalogue_about_no_person_is_read_whole(dbs: Databases) -> None:
+    catalogue = [{"title_id": f"t{i}", "genre": "drama" if i % 2 else "comedy"} for i in range(5)]
+    insert(dbs, titles, catalogue)
+    _, rows = dbs.source.read_all("titles", ["title_id"], Allowed([]))
+    assert sorted(rows) == [(f"t{i}",) for i in range(5)]
+    result = dbs.source.aggregate("titles", ["genre"], {"n": "count"}, 3, Allowed([]))
+    assert result.rows == [("comedy", 3)]  # counted in rows: drama has two
+    assert result.suppressed == 1
+    assert dbs.source.write("titles", [{"title_id": "t9"}]) == 1

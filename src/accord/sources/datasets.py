@@ -16,8 +16,9 @@ A declaration is a YAML document in the style of fides datasets::
                 member_group: thread_id, member_person: person_id}
         fields: [...]
 
-Each collection names exactly one of ``person`` (the row is about one person) or ``group`` (the
-row is about every member of a group, listed in a members table). Names end up in SQL, so they
+Each collection names one of ``person`` (the row is about one person) or ``group`` (the row is
+about every member of a group, listed in a members table); a collection that names neither is
+about no person (a catalogue) and may hold no category under ``user``. Names end up in SQL, so they
 must be plain identifiers. Errors name the file, the line and the field, and suggest the nearest
 key, as agreement documents do (:func:`accord.agreements.parse`).
 """
@@ -124,9 +125,9 @@ class Collection(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Collection:
-        if (self.person is None) == (self.group is None):
+        if self.person is not None and self.group is not None:
             raise ValueError(
-                "a collection names exactly one of person (rows about one person) or group "
+                "a collection names at most one of person (rows about one person) or group "
                 "(rows about several)"
             )
         names = [f.name for f in self.fields]
@@ -134,17 +135,25 @@ class Collection(_Strict):
         if dupes:
             raise ValueError(f"field names must be unique; repeated: {', '.join(dupes)}")
         subject = self.subject_field
-        if subject not in names:
+        if subject is None:
+            personal = [f.name for f in self.fields if taxonomy.covers("user", f.category)]
+            if personal:
+                raise ValueError(
+                    "a collection about no person (neither person nor group) may hold no "
+                    f"personal data, but {', '.join(personal)} is under 'user'"
+                )
+        elif subject not in names:
             what = "person" if self.person is not None else "group field"
             raise ValueError(f"the {what} {subject!r} must be one of the declared fields")
         return self
 
     @property
-    def subject_field(self) -> str:
-        """The field saying whom a row is about: the person field, or the group field."""
+    def subject_field(self) -> str | None:
+        """The field saying whom a row is about: the person field, the group field, or None
+        for a collection about no person (a catalogue)."""
         if self.group is not None:
             return self.group.field
-        return self.person or ""  # never empty: a collection names one or the other
+        return self.person
 
     @property
     def field_names(self) -> tuple[str, ...]:

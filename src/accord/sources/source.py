@@ -143,14 +143,21 @@ class Source:
 
     # -- the rows of allowed people ------------------------------------------------------------
 
-    def _subject_type(self, conn: Connection, c: Collection, table: Table) -> Any:
+    def _subject_type(self, conn: Connection, c: Collection, table: Table, subject: str) -> Any:
         members = self._members(conn, c)
         if c.group is not None and members is not None:
             return members.c[c.group.member_person].type
-        return table.c[c.subject_field].type
+        return table.c[subject].type
 
     def _restricted(
-        self, conn: Connection, c: Collection, table: Table, allowed_table: Table, group: Group
+        self,
+        conn: Connection,
+        c: Collection,
+        table: Table,
+        allowed_table: Table,
+        *,
+        group: Group,
+        subject: str,
     ) -> tuple[FromClause, ColumnElement[bool]]:
         """``table``, and a condition, that leave only the rows of allowed people (or groups)."""
         ids = allowed_table.c[PERSON]
@@ -158,7 +165,7 @@ class Source:
         if c.group is None or members is None:
             # A semi-join: each row once, however the ids were given. SQLite then looks the
             # rows up by the person column's index, PostgreSQL hashes the ids.
-            return table, table.c[c.subject_field].in_(select(ids))
+            return table, table.c[subject].in_(select(ids))
         g = c.group
         group_id = members.c[g.member_group]
         admitted_count = func.count(ids)
@@ -208,10 +215,16 @@ class Source:
             with translate(StoreError, doing):
                 conn.begin()
                 table = self._table(conn, c)
-                allowed_table = load_allowed(conn, allowed, self._subject_type(conn, c, table))
-                restricted, admitted = self._restricted(
-                    conn, c, table, allowed_table, allowed.group
-                )
+                subject = c.subject_field
+                # A catalogue (about no person) is read whole; anything else only where allowed.
+                restricted: FromClause = table
+                admitted: ColumnElement[bool] = true()
+                if subject is not None:
+                    id_type = self._subject_type(conn, c, table, subject)
+                    allowed_table = load_allowed(conn, allowed, id_type)
+                    restricted, admitted = self._restricted(
+                        conn, c, table, allowed_table, group=allowed.group, subject=subject
+                    )
             yield conn, table, restricted, admitted
         finally:
             with translate(StoreError, doing):
@@ -293,8 +306,8 @@ class Source:
         (its column keeps the field's name). ``measures`` maps each output column to ``count``
         (rows), ``count(field)`` (non-null values), ``count_distinct(field)`` or ``sum(field)``.
         A group is shown only if at least ``min_group_size`` distinct people (for a collection of
-        rows about groups: distinct groups) contribute to it; the rest are dropped in SQL and only
-        their number is returned (k-anonymity-style suppression).
+        rows about groups: distinct groups; about no person: rows) contribute to it; the rest are
+        dropped in SQL and only their number is returned (k-anonymity-style suppression).
         """
         c = self.dataset.collection(collection)
         if min_group_size < 1:
@@ -310,7 +323,10 @@ class Source:
         with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted):
             key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
             conditions = [admitted, *self._conditions(c, table, where)]
-            contributors = func.count(distinct(table.c[c.subject_field]))
+            subject = c.subject_field
+            contributors = (
+                func.count() if subject is None else func.count(distinct(table.c[subject]))
+            )
 
             def grouped(*columns: Any) -> Select[Any]:
                 return (
@@ -380,7 +396,7 @@ class Source:
         """Insert ``rows`` into ``collection`` in one transaction; any error writes nothing.
 
         Every row has the same keys, all declared fields, among them the field saying whom the
-        row is about. Returns the number of rows written.
+        row is about (if the collection is about anyone). Returns the number of rows written.
         """
         c = self.dataset.collection(collection)
         doing = f"writing {self.dataset.id}.{c.name}"
@@ -400,7 +416,7 @@ class Source:
     ) -> frozenset[str]:
         these = frozenset(row)
         self._fields(c, sorted(these), f"row {index}: field")
-        if c.subject_field not in these:
+        if c.subject_field is not None and c.subject_field not in these:
             raise InvalidInput(
                 f"{self._where(c)}: row {index} does not say whom it is about "
                 f"(field {c.subject_field!r})"
