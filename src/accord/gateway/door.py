@@ -53,6 +53,8 @@ class _Plan:
     receiver: str
     source: Source
     collection: Collection
+    subject: str
+    """The field saying whom each row is about: the person field, or the group field."""
     fields: tuple[str, ...]
     """Bare names of the decision's fields in this collection, in declaration order."""
 
@@ -158,8 +160,16 @@ class Gateway:
                 f"the source configured for {holder} declares {source.dataset.party}'s dataset"
             )
         collection = source.dataset.collection(exchange.collection)
+        subject = collection.subject_field
+        if not subject:
+            raise InvalidInput(
+                f"collection {collection.name} of dataset {source.dataset.id} is about no person: "
+                "it holds no personal data, and nothing about people crosses through it"
+            )
         fields = self._fields(decision, collection, source)
-        return _Plan(decision, clause, person_filter, sender, receiver, source, collection, fields)
+        return _Plan(
+            decision, clause, person_filter, sender, receiver, source, collection, subject, fields
+        )
 
     @staticmethod
     def _fields(decision: Decision, c: Collection, source: Source) -> tuple[str, ...]:
@@ -249,7 +259,7 @@ class Gateway:
         (``friends_of``), a condition must pin the rows to that person.
         """
         c = plan.collection
-        subject = c.subject_field
+        subject = plan.subject
         extra = () if subject in plan.fields else (subject,)
         at = len(plan.fields) if extra else plan.fields.index(subject)
         subjects_of = plan.decision.request.subjects
@@ -354,7 +364,7 @@ class Gateway:
         # How many contributed: counted, never named (an aggregate is about no one in particular).
         # One row per contributor, min size 1: the store's ids stream anew for this second read.
         contributors = plan.source.aggregate(
-            c.name, (c.subject_field,), {"rows": "count"}, 1, allowed, where=exchange.where
+            c.name, (plan.subject,), {"rows": "count"}, 1, allowed, where=exchange.where
         )
         people = len(contributors.rows)
         fields = tuple(sorted(set(used)))
