@@ -23,28 +23,22 @@ Errors in a document point to the file, line and field, and suggest the nearest 
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
-from io import StringIO
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from accord import taxonomy
 from accord.consent import Operation
+from accord.documents import parse_document
 from accord.errors import AgreementFormatError, InvalidInput, LifecycleError
 from accord.jurisdictions import Jurisdictions
 from accord.law import LegalBasis
@@ -193,73 +187,14 @@ class Agreement(_Strict):
 
 def parse(text: str, *, source: str = "<agreement>") -> Agreement:
     """Parse and validate an agreement document; errors name ``source``, the line and the field."""
-    yaml = YAML(typ="rt")
-    try:
-        data = yaml.load(StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise AgreementFormatError([f"{source}{line}: not valid YAML: {exc.problem}"]) from exc
-    if not isinstance(data, Mapping):
-        raise AgreementFormatError([f"{source}:1: an agreement is a mapping of keys to values"])
-    try:
-        return Agreement.model_validate(_plain(data))
-    except ValidationError as exc:
-        errors = exc.errors()
-        # A list whose items failed is also reported "too short"; the item errors say more.
-        deeper = [e["loc"] for e in errors]
-        errors = [
-            e
-            for e in errors
-            if not (
-                e["type"] == "too_short"
-                and any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == e["loc"] for d in deeper)
-            )
-        ]
-        raise AgreementFormatError([_describe(err, data, source) for err in errors]) from exc
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _line(data: Any, loc: tuple[int | str, ...]) -> int:
-    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
-    node, line = data, 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
-
-
-_MODELS: dict[str, type[BaseModel]] = {"agreement": Agreement, "clause": Clause}
-
-
-def _describe(err: Any, data: Any, source: str) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    line = _line(data, loc)
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        model = Clause if "clauses" in loc else Agreement
-        known = list(model.model_fields)
-        nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {nearest[0]!r}?" if nearest else f"; known keys: {', '.join(known)}"
-        message = f"unknown key{hint}"
-    elif err["type"] == "missing":
-        message = "required and missing"
-    where = f"{source}:{line}"
-    return f"{where}: {path or '(document)'}: {message}"
+    return parse_document(
+        text,
+        Agreement,
+        source=source,
+        what="an agreement",
+        error=AgreementFormatError,
+        model_at=lambda loc: Clause if "clauses" in loc else Agreement,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
     AccordError
     ├── InvalidInput                 bad input from a person or a partner; says what and where
     │   ├── TaxonomyError            an unknown category, purpose or subject key
-    │   ├── AgreementFormatError     an agreement document that does not validate
+    │   ├── DocumentFormatError      a YAML document that does not validate (file:line: field)
+    │   │   ├── AgreementFormatError     an agreement
+    │   │   └── DatasetFormatError       a dataset declaration
     │   ├── ConsentError             a consent record that cannot be accepted
     │   └── RequestError             a request that is malformed (not one that is refused)
     ├── LifecycleError               an agreement moved in a way its lifecycle does not allow
@@ -12,7 +14,8 @@
     ├── StoreError                   the database failed or refused
     ├── LedgerError                  the ledger could not append, prove or verify
     │   └── LedgerIntegrityError     the stored ledger does not verify
-    └── ConfigError                  a setting that cannot be used
+    ├── ConfigError                  a setting that cannot be used
+    └── (accord.gateway.errors)      Unauthenticated, Refused, GatewayError ⊃ ReleaseFailed
 
 Foreign exceptions (SQLAlchemy, cedarpy, cryptography) are translated at the boundary by
 :func:`translate`, so callers only ever catch ``AccordError``. A refused request is not an
@@ -46,12 +49,20 @@ class TaxonomyError(InvalidInput):
     """An unknown data category, purpose (data use) or data subject key."""
 
 
-class AgreementFormatError(InvalidInput):
-    """An agreement document that does not validate; carries every problem found."""
+class DocumentFormatError(InvalidInput):
+    """A YAML document that does not validate; carries every problem found, one a line."""
 
     def __init__(self, problems: list[str], *, where: str | None = None) -> None:
         self.problems = problems
         super().__init__("\n".join(problems), where=where)
+
+
+class AgreementFormatError(DocumentFormatError):
+    """An agreement document that does not validate."""
+
+
+class DatasetFormatError(DocumentFormatError):
+    """A dataset declaration that does not validate."""
 
 
 class ConsentError(InvalidInput):

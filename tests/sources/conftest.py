@@ -9,8 +9,6 @@ test's time.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -26,11 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
-    text,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from accord.sources import Source, parse
@@ -38,6 +32,7 @@ from accord.store import tables as t
 from accord.store.engine import make_engine
 from accord.store.migrate import open_store
 from accord.store.repositories import Party, PartyRepository
+from databases import fresh_postgres_database
 
 DATASET = """\
 dataset: reelix
@@ -139,38 +134,6 @@ class Databases:
                 t.people,
             ):
                 conn.execute(table.delete())
-
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new database on the test server for the session, dropped (forcibly) on exit.
-
-    The root conftest's ``pg_url`` gives one per test; this suite shares one per session.
-    """
-    name = f"accord_test_sources_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except OperationalError as exc:
-            pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}")
-        try:
-            yield (
-                make_url(POSTGRES_ADMIN_URL)
-                .set(database=name)
-                .render_as_string(hide_password=False)
-            )
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @contextmanager

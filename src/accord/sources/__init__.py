@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
+from accord.errors import DatasetFormatError
 from accord.sources.allowed import Allowed
 from accord.sources.datasets import (
     Collection,
     Dataset,
-    DatasetFormatError,
     Field,
     GroupSpec,
     load,

@@ -27,37 +27,25 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
-from io import StringIO
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pydantic
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from accord import taxonomy
-from accord.errors import InvalidInput
+from accord.documents import parse_document
+from accord.errors import DatasetFormatError, InvalidInput
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 """What a collection or field name must look like: it is written into SQL as an identifier."""
-
-
-class DatasetFormatError(InvalidInput):
-    """A dataset declaration that does not validate; carries every problem found."""
-
-    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems), where=where)
 
 
 def _identifier(value: str) -> str:
@@ -236,29 +224,14 @@ def _nearest(name: str, known: Iterable[str]) -> str:
 
 def parse(text: str, *, source: str = "<dataset>") -> Dataset:
     """Parse and validate a dataset declaration; errors name ``source``, the line and the field."""
-    try:
-        data = YAML(typ="rt").load(StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise DatasetFormatError([f"{source}{line}: not valid YAML: {exc.problem}"]) from exc
-    if not isinstance(data, Mapping):
-        raise DatasetFormatError([f"{source}:1: a dataset is a mapping of keys to values"])
-    try:
-        return Dataset.model_validate(_plain(data))
-    except ValidationError as exc:
-        errors = exc.errors()
-        # A list whose items failed is also reported "too short"; the item errors say more.
-        locs = [e["loc"] for e in errors]
-        errors = [
-            e
-            for e in errors
-            if not (
-                e["type"] == "too_short"
-                and any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == e["loc"] for d in locs)
-            )
-        ]
-        raise DatasetFormatError([_describe(err, data, source) for err in errors]) from exc
+    return parse_document(
+        text,
+        Dataset,
+        source=source,
+        what="a dataset",
+        error=DatasetFormatError,
+        model_at=_model_at,
+    )
 
 
 def load(path: str | Path) -> Dataset:
@@ -269,29 +242,6 @@ def load(path: str | Path) -> Dataset:
     except OSError as exc:
         raise InvalidInput(f"cannot read dataset declaration {p}: {exc.strerror}") from exc
     return parse(text, source=str(p))
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _line(data: Any, loc: tuple[int | str, ...]) -> int:
-    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
-    node, line = data, 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
@@ -306,21 +256,3 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
         if isinstance(part, str) and part in inner:
             model = inner[part]
     return model
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _describe(err: Any, data: Any, source: str) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        known = _keys(_model_at(loc))
-        nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {nearest[0]!r}?" if nearest else f"; known keys: {', '.join(known)}"
-        message = f"unknown key{hint}"
-    elif err["type"] == "missing":
-        message = "required and missing"
-    return f"{source}:{_line(data, loc)}: {path or '(document)'}: {message}"
