@@ -28,6 +28,7 @@ from accord.agreements import Agreement, Clause, Granularity, Registered
 from accord.consent import Operation
 from accord.errors import PolicyError, translate
 from accord.filters import ConsentNeed, Group, PersonFilter, Rule
+from accord.jurisdictions import Jurisdictions
 from accord.law import Disclosure, RequestRule, ccpa, friends, gdpr, sca, vppa
 from accord.requests import Request, Subjects, SubjectsKind
 
@@ -251,8 +252,10 @@ class Policy:
         self.text = "\n\n".join(f"@id({_lit(p.id)})\n{p.text}" for p in self.compiled)
         # Cedar names policies policy0, policy1, ... in the order they are parsed.
         self._by_cedar_id = {f"policy{i}": p for i, p in enumerate(self.compiled)}
-        self._rules: dict[tuple[Any, ...], tuple[str, tuple[Rule, ...], Group, Any, bool, str]] = {}
-        self._reasons: dict[tuple[Any, ...], str] = {}
+        self._kinds: dict[tuple[Any, ...], _Kind] = {}
+        self._deciding: dict[
+            tuple[str, ...], tuple[tuple[CompiledPolicy, ...], tuple[str, ...]]
+        ] = {}
         self._heads: dict[tuple[str, Operation, str, str], dict[str, Any]] = {}
         self._clauses = {
             (reg.agreement.id, c.id): (reg.agreement, c)
@@ -324,13 +327,18 @@ class Policy:
                 "the policy engine could not evaluate this request: "
                 + "; ".join(str(e) for e in diagnostics.errors),
             )
-        deciding = tuple(self._by_cedar_id[pid] for pid in diagnostics.reasons)
+        reasons = tuple(diagnostics.reasons)
+        known = self._deciding.get(reasons)
+        if known is None:
+            deciding = tuple(self._by_cedar_id[pid] for pid in reasons)
+            known = self._deciding[reasons] = (deciding, tuple(p.id for p in deciding))
+        deciding, rule_ids = known
         if not result.allowed:
             if deciding:
                 return Decision(
                     request,
                     False,
-                    tuple(p.id for p in deciding),
+                    rule_ids,
                     "Refused: " + "; ".join(p.reason for p in deciding) + ".",
                 )
             rule, reason = self.explain_refusal(request)
@@ -339,32 +347,37 @@ class Policy:
         if found is None:  # pragma: no cover - Cedar permitted a clause that is not registered
             return Decision(request, False, ("policy:error",), "clause vanished")
         agreement, clause = found
-        person_filter = self._person_filter(agreement, clause, request)
-        fields = request.fields or clause.fields
-        reason_key = (
-            tuple(diagnostics.reasons),
-            tuple(r.id for r in person_filter.rules),
-            person_filter.regions,
+        kind = self._kind(agreement, clause, request)
+        rules = kind.rules
+        asking = request.requester_person
+        if kind.personal:
+            rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
+        person_filter = PersonFilter(
+            at=request.at,
+            controller=kind.controller,
+            regions=kind.regions,
+            rules=rules,
+            subjects=_subjects(request.subjects),
+            group=kind.group,
+            regions_reason=kind.outside,
         )
-        sentence = self._reasons.get(reason_key)
+        sentence = kind.sentences.get(reasons)
         if sentence is None:
-            sentence = _allow_reason(deciding, person_filter)
-            self._reasons[reason_key] = sentence
+            sentence = kind.sentences[reasons] = _allow_reason(deciding, person_filter)
         return Decision(
             request,
             True,
-            tuple(p.id for p in deciding),
+            rule_ids,
             sentence,
-            fields=frozenset(fields),
+            fields=request.fields or clause.fields,
             filter=person_filter,
             clause=clause,
         )
 
-    def _person_filter(
-        self, agreement: Agreement, clause: Clause, request: Request
-    ) -> PersonFilter:
-        # The rules do not depend on the instant or on who the requester is (only on whether
-        # there is one), so they are computed once per kind of request and reused.
+    def _kind(self, agreement: Agreement, clause: Clause, request: Request) -> _Kind:
+        # What the law and the clause ask of each person depends neither on the instant nor on
+        # who the requester is (only on whether there is one), so it is worked out once per kind
+        # of request and reused.
         asking = request.requester_person
         key = (
             agreement.id,
@@ -376,8 +389,8 @@ class Policy:
             asking is not None,
             request.subjects.relative,
         )
-        cached = self._rules.get(key)
-        if cached is None:
+        kind = self._kinds.get(key)
+        if kind is None:
             controller, rules, group = _person_rules(
                 agreement,
                 clause,
@@ -388,22 +401,15 @@ class Policy:
                 requester_person=_REQUESTER if asking is not None else None,
                 relative=request.subjects.relative,
             )
-            personal = any(r.exempt == _REQUESTER for r in rules)
-            outside = f"lives outside the regions of clause {clause.id}"
-            cached = (controller, rules, group, clause.region_set, personal, outside)
-            self._rules[key] = cached
-        controller, rules, group, regions, personal, outside = cached
-        if personal:
-            rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
-        return PersonFilter(
-            at=request.at,
-            controller=controller,
-            regions=regions,
-            rules=rules,
-            subjects=_subjects(request.subjects),
-            group=group,
-            regions_reason=outside,
-        )
+            kind = self._kinds[key] = _Kind(
+                controller=controller,
+                rules=rules,
+                group=group,
+                regions=clause.region_set,
+                personal=any(r.exempt == _REQUESTER for r in rules),
+                outside=f"lives outside the regions of clause {clause.id}",
+            )
+        return kind
 
     def explain_refusal(self, request: Request) -> tuple[str, str]:
         """Why no clause permits ``request``: the first condition it fails, as (rule, sentence).
@@ -484,6 +490,19 @@ _RULE_PHRASES = {
 
 def _subjects(subjects: Subjects) -> frozenset[str] | None:
     return subjects.people if subjects.kind is SubjectsKind.PEOPLE else None
+
+
+@dataclass(slots=True)
+class _Kind:
+    """What a kind of request asks of each person, worked out once (see ``Policy._kind``)."""
+
+    controller: str
+    rules: tuple[Rule, ...]
+    group: Group
+    regions: Jurisdictions
+    personal: bool
+    outside: str
+    sentences: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 # Stands for the person a request is made for, in cached rules; filled in per request.
