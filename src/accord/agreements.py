@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -363,6 +363,3 @@ def describe(agreement: Agreement) -> str:
             + ("; each person's consent needed" if c.consent_needed else "")
         )
     return "\n".join(lines)
-
-
-Kind = Literal["agreement", "clause"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from accord import taxonomy
@@ -253,10 +253,3 @@ class PersonFacts:
             tuple(c for c in consents if c.person == person.id and c.controller == person.party),
             tuple(o for o in opt_outs if o.person == person.id and o.controller == person.party),
         )
-
-
-def day(value: date | datetime) -> datetime:
-    """Midnight UTC at the start of ``value``'s day."""
-    if isinstance(value, datetime):
-        return utc(value)
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)

@@ -11,9 +11,8 @@ population, and :mod:`accord.scenario.generate` writes the parties' databases fo
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from accord.consent import (
     Consent,
@@ -208,18 +207,11 @@ def _consent(
     )
 
 
-def batches(items: list[Consent], size: int) -> Iterator[list[Consent]]:
-    """``items`` in slices of ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 __all__ = [
     "CHIRP",
     "JURISDICTIONS",
     "REELIX",
     "TITLES",
-    "UTC",
     "Population",
     "generate",
     "homes",
