@@ -43,7 +43,7 @@ def example(name: str, tmp_path: Path) -> str:
 def test_check_explains_a_valid_agreement(tmp_path: Path) -> None:
     output = run("agreement", "check", example("chirp-reelix.yaml", tmp_path))
     assert "valid" in output
-    assert "watch-activity: reelix → chirp (write)" in output
+    assert "watch-activity: reelix → chirp (read)" in output
 
 
 def test_check_reports_line_and_field(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_lifecycle_consent_and_decisions(tmp_path: Path, data: list[str]) -> Non
         "--category",
         "user.behavior.media_consumption",
         "--operation",
-        "write",
+        "read",
         "--notice",
         "n-2026",
         "--given",
@@ -109,13 +109,13 @@ def test_lifecycle_consent_and_decisions(tmp_path: Path, data: list[str]) -> Non
     ask = [
         "decide",
         "--requester",
-        "reelix",
+        "chirp",
         "--agreement",
         "chirp-reelix",
         "--clause",
         "watch-activity",
         "--operation",
-        "write",
+        "read",
         "--purpose",
         "functional.service",
         "--category",

@@ -32,7 +32,7 @@ C1 = {"person_id": "c1"}
 
 PICKER = request(
     "friend-picker",
-    categories=frozenset({"user.social", "user.name"}),
+    categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
 )
 
@@ -51,12 +51,12 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
     r = request(
         "friend-picker",
         requester=requester,
-        categories=frozenset({"user.social", "user.name"}),
+        categories=frozenset({"user.social"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
     )
     token = w.tokens[token_of] if token_of else "not-a-token"
     with pytest.raises(Unauthenticated) as refused:
-        w.gateway.exchange(Exchange(r, token, "friends", where=C1))
+        w.gateway.exchange(Exchange(r, token, "friendships", where=C1))
     # The same words whether or not the party exists.
     assert str(refused.value) == "the credentials presented are not valid for the requesting party"
     assert refused.value.receipt is not None
@@ -67,7 +67,7 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
 
 
 def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None:
-    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
+    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
     size = w.accord.ledger.head().size
     # The same store, its ledger now on a read-only connection to the same file.
     read_only = make_engine(f"sqlite:///file:{tmp_path / 'accord.db'}?mode=ro&uri=true")
@@ -78,7 +78,7 @@ def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None
         released: list[Release] = []
         with pytest.raises(AccordError):
             released.append(
-                gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
+                gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
             )
         assert released == []
     finally:
@@ -88,13 +88,13 @@ def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None
 
 def test_a_failing_source_releases_nothing_and_is_logged(w: World) -> None:
     with w.chirp.begin() as conn:
-        conn.execute(text("DROP TABLE friends"))
-    with pytest.raises(AccordError, match="no table 'friends'"):
-        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
+        conn.execute(text("DROP TABLE friendships"))
+    with pytest.raises(AccordError, match="no table 'friendships'"):
+        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
     assert logged["allowed"] is False
-    assert "no table 'friends'" in logged["reason"]
+    assert "no table 'friendships'" in logged["reason"]
 
 
 class BrokenPolicy(Accord):
@@ -111,7 +111,7 @@ def test_a_foreign_error_becomes_a_gateway_error(w: World) -> None:
     broken = BrokenPolicy(w.accord.engine, w.accord.sessions, w.accord.ledger)
     gateway = Gateway(broken, w.sources, w.keyring)
     with pytest.raises(GatewayError, match="ZeroDivisionError"):
-        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friends", where=C1))
+        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 PICKER = request(
     "friend-picker",
-    categories=frozenset({"user.social", "user.name"}),
+    categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
 )
 COUNTS = request(
@@ -27,7 +27,9 @@ COUNTS = request(
     purpose="analytics.reporting.content_performance",
     categories=frozenset({WATCHED}),
 )
-ACTIVITY = request("watch-activity", operation=Operation.WRITE, categories=frozenset({WATCHED}))
+ACTIVITY = request(
+    "watch-posts", agreement="insights", operation=Operation.WRITE, categories=frozenset({WATCHED})
+)
 
 
 @pytest.mark.parametrize(
@@ -36,9 +38,9 @@ ACTIVITY = request("watch-activity", operation=Operation.WRITE, categories=froze
         # A collection the dataset does not declare.
         (PICKER, "friendz", {}, "declares no collection 'friendz'"),
         # A read carries no rows.
-        (PICKER, "friends", {"rows": [{"friend_id": "c2"}]}, "posts no rows"),
+        (PICKER, "friendships", {"rows": [{"friend_id": "c2"}]}, "posts no rows"),
         # Grouping is for aggregate clauses only.
-        (PICKER, "friends", {"group_by": ("display_name",)}, "for aggregate clauses"),
+        (PICKER, "friendships", {"group_by": ("friend_id",)}, "for aggregate clauses"),
         # An aggregate measures something.
         (COUNTS, "watch_events", {"group_by": ("title_id",)}, "at least one measure"),
         # A write posts rows.

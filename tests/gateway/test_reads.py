@@ -21,7 +21,7 @@ C1 = {"person_id": "c1"}  # the friends read is pinned to the person it is made 
 
 FRIEND_PICKER = request(
     "friend-picker",
-    categories=frozenset({"user.social", "user.name"}),
+    categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
 )
 
@@ -39,24 +39,24 @@ def insights(clause: str, purpose: str = "personalize.content", **overrides: Any
 
 
 def test_record_read_returns_only_allowed_people_and_allowed_fields(w: World) -> None:
-    release = w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends", where=C1))
+    release = w.gateway.exchange(
+        Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1)
+    )
     decision = w.accord.policy().decide(FRIEND_PICKER)
     assert decision.filter is not None
     allowed = reference_allowed(decision.filter)
     assert allowed == {"c1", "c2"}  # c3: GDPR falls short; c4: no consent; c5: withdrawn
     expected = sorted(
-        (f["friend_id"], f["display_name"])
-        for f in FRIENDS
-        if f["person_id"] == "c1" and f["friend_id"] in allowed
+        (f["friend_id"],) for f in FRIENDS if f["person_id"] == "c1" and f["friend_id"] in allowed
     )
-    assert release.columns == ("friend_id", "display_name")  # no email, no owner id
+    assert release.columns == ("friend_id",)  # no email, no owner id
     assert sorted(release.rows) == expected
     assert release.people == 1  # c1's friends: only c2 is let through
     decided, released = last_entries(w.accord.ledger, 2)
     assert decided["kind"] == "decision"
     assert decided["allowed"] is True
     assert released["kind"] == "release"
-    assert released["fields"] == ["friends.display_name", "friends.friend_id"]
+    assert released["fields"] == ["friendships.friend_id"]
     assert released["people"] == 1
     assert len(released["subjects"]) == 1
     size = w.accord.ledger.head().size
@@ -119,7 +119,7 @@ def test_a_field_of_another_collection_is_refused_and_logged(w: World) -> None:
     r = request(
         "friend-picker",
         categories=frozenset({"user.social"}),
-        fields=frozenset({"friends.friend_id"}),
+        fields=frozenset({"friendships.friend_id"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
     )
     with pytest.raises(InvalidInput, match="not in collection people"):
@@ -131,12 +131,14 @@ def test_a_field_of_another_collection_is_refused_and_logged(w: World) -> None:
 
 def test_a_friends_read_must_be_pinned_to_the_person(w: World) -> None:
     with pytest.raises(InvalidInput, match="names c1 in a condition"):
-        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends"))
+        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships"))
 
 
 def test_a_condition_on_an_unreleased_field_is_refused(w: World) -> None:
-    exchange = Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends", where={"email": "c2@chirp"})
-    with pytest.raises(InvalidInput, match=r"condition may not name friends\.email"):
+    exchange = Exchange(
+        FRIEND_PICKER, w.tokens["reelix"], "friendships", where={"email": "c2@chirp"}
+    )
+    with pytest.raises(InvalidInput, match=r"condition may not name friendships\.email"):
         w.gateway.exchange(exchange)
 
 
@@ -191,7 +193,7 @@ def test_match_only_needs_named_people(w: World) -> None:
 
 
 def test_a_read_leaves_nothing_behind_in_the_party_database(w: World) -> None:
-    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friends", where=C1))
+    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     with w.chirp.connect() as conn:
         names = conn.execute(text("SELECT name FROM sqlite_temp_master")).scalars().all()
     assert names == []

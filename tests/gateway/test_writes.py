@@ -41,7 +41,13 @@ def messages_in(w: World, thread: str) -> list[str]:
 
 def test_a_message_sent_with_send_consent_lands(w: World) -> None:
     before = messages_in(w, "t-ok")
-    row = {"thread_id": "t-ok", "body": "Watch t1 with me"}
+    row = {
+        "thread_id": "t-ok",
+        "body": "Watch t1 with me",
+        "sender_id": "c1",
+        "sent_at": AT,
+        "sent_via": "reelix",
+    }
     release = w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[row]))
     assert release.written == 1
     assert release.people == 1
@@ -52,7 +58,13 @@ def test_a_message_sent_with_send_consent_lands(w: World) -> None:
     assert released["kind"] == "release"
     assert released["provider"] == "reelix"
     assert released["recipient"] == "chirp"
-    assert released["fields"] == ["messages.body", "messages.thread_id"]
+    assert released["fields"] == [
+        "messages.body",
+        "messages.sender_id",
+        "messages.sent_at",
+        "messages.sent_via",
+        "messages.thread_id",
+    ]
     assert w.accord.ledger.entries_about(person_ref("chirp", "c1"))
 
 
@@ -79,7 +91,12 @@ def test_a_message_into_a_thread_the_sender_is_not_in_does_not_land(w: World) ->
 
 
 def test_watch_activity_is_written_only_for_members_with_vppa_consent(w: World) -> None:
-    r = request("watch-activity", operation=Operation.WRITE, categories=frozenset({WATCHED}))
+    r = request(
+        "watch-posts",
+        agreement="insights",
+        operation=Operation.WRITE,
+        categories=frozenset({WATCHED}),
+    )
     rows = [
         {"member_id": "m1", "title_id": "t1", "watched_at": AT},  # VPPA-grade consent
         {"member_id": "m2", "title_id": "t1", "watched_at": AT},  # no consent
@@ -98,8 +115,8 @@ def test_watch_activity_is_written_only_for_members_with_vppa_consent(w: World) 
 
 
 def test_a_write_may_carry_only_the_fields_the_decision_allows(w: World) -> None:
-    row = {"thread_id": "t-ok", "body": "hi", "sent_via": "chirp"}
-    with pytest.raises(InvalidInput, match="sent_via"):
+    row = {"thread_id": "t-ok", "body": "hi", "message_id": 1}
+    with pytest.raises(InvalidInput, match="message_id"):
         w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[row]))
 
 

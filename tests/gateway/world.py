@@ -3,7 +3,8 @@
 Chirp's database holds friendships, message threads and a table for watch activity Reelix posts;
 Reelix's holds watch events. Both datasets are declared here (small, and fixed for these tests).
 Besides the example agreement, an ``insights`` agreement lets Chirp read Reelix's watch events
-as records, as aggregates and as matches, so every granularity is exercised.
+as records, as aggregates and as matches, so every granularity is exercised, and lets Reelix
+post watch activity into Chirp's table (a write about each member).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ INSIGHTS = {
             "consent_needed": False,
         },
         {
+            "id": "watch-posts",
+            "direction": "recipient_to_provider",
+            "operations": ["write"],
+            "categories": [WATCHED],
+            "fields": ["watch_events.title_id", "watch_events.watched_at"],
+            "purposes": [FUNCTIONAL],
+            "retention_days": 365,
+            "legal_basis": "consent",
+        },
+        {
             "id": "audience-match",
             "direction": "recipient_to_provider",
             "operations": ["read"],
@@ -86,13 +97,12 @@ collections:
     fields:
       - {name: person_id, category: user.unique_id}
       - {name: email, category: user.contact.email}
-  - name: friends
-    description: One row per direction of a friendship, with the friend's name.
+  - name: friendships
+    description: One row per direction of a friendship, about the friend, with their email.
     person: friend_id
     fields:
       - {name: person_id, category: user.unique_id}
       - {name: friend_id, category: user.social}
-      - {name: display_name, category: user.name}
       - {name: email, category: user.contact.email}
   - name: thread_participants
     person: person_id
@@ -137,11 +147,10 @@ Table(
     "people", chirp_tables, Column("person_id", String, primary_key=True), Column("email", String)
 )
 Table(
-    "friends",
+    "friendships",
     chirp_tables,
     Column("person_id", String),
     Column("friend_id", String),
-    Column("display_name", String),
     Column("email", String),
 )
 Table(
@@ -241,9 +250,8 @@ CONSENTS = (
 )
 
 FRIENDS = [
-    {"person_id": "c1", "friend_id": f, "display_name": f"Friend {f}", "email": f"{f}@chirp"}
-    for f in ("c2", "c3", "c4", "c5")
-] + [{"person_id": "c2", "friend_id": "c1", "display_name": "Friend c1", "email": "c1@chirp"}]
+    {"person_id": "c1", "friend_id": f, "email": f"{f}@chirp"} for f in ("c2", "c3", "c4", "c5")
+] + [{"person_id": "c2", "friend_id": "c1", "email": "c1@chirp"}]
 THREADS = {
     "t-ok": ("c1", "c2"),  # everyone consented
     "t-eu": ("c1", "c3"),  # c3's consent falls short of the GDPR
@@ -322,7 +330,7 @@ def world(folder: Path, store_url: str | None = None, *, populate: bool = True) 
                 chirp_tables,
                 {
                     "people": [{"person_id": p.id, "email": f"{p.id}@chirp"} for p in CHIRP_PEOPLE],
-                    "friends": FRIENDS,
+                    "friendships": FRIENDS,
                     "thread_participants": [
                         {"thread_id": t, "person_id": p}
                         for t, members in THREADS.items()

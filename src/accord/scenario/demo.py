@@ -63,8 +63,8 @@ def flows(at: datetime) -> list[Flow]:
             "Friend picker: friends who agreed to be shown",
             req(
                 "friend-picker",
-                categories=frozenset({"user.social", "user.name"}),
-                fields=frozenset({"friends.friend_id", "friends.display_name"}),
+                categories=frozenset({"user.social"}),
+                fields=frozenset({"friendships.friend_id"}),
                 subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=c1),
                 on_behalf_of=c1,
             ),
@@ -93,7 +93,7 @@ def flows(at: datetime) -> list[Flow]:
             "Watch activity to the Chirp feed",
             req(
                 "watch-activity",
-                operation=Operation.WRITE,
+                requester=CHIRP,
                 categories=frozenset({"user.behavior.media_consumption"}),
             ),
         ),
@@ -101,7 +101,7 @@ def flows(at: datetime) -> list[Flow]:
             "Watch activity for one title (case by case)",
             req(
                 "watch-activity",
-                operation=Operation.WRITE,
+                requester=CHIRP,
                 categories=frozenset({"user.behavior.media_consumption"}),
                 title="title-0003",
             ),
@@ -110,7 +110,7 @@ def flows(at: datetime) -> list[Flow]:
             "Recommendation report (aggregate)",
             req(
                 "recommendation-report",
-                operation=Operation.WRITE,
+                requester=CHIRP,
                 purpose="analytics.reporting.content_performance",
                 categories=frozenset({"user.behavior"}),
             ),
@@ -119,7 +119,7 @@ def flows(at: datetime) -> list[Flow]:
             "Interest segments for ad targeting",
             req(
                 "interest-segments",
-                operation=Operation.WRITE,
+                requester=CHIRP,
                 purpose="marketing.advertising.third_party.targeted",
                 categories=frozenset({"user.behavior.media_consumption"}),
             ),
@@ -147,7 +147,7 @@ def flows(at: datetime) -> list[Flow]:
             "ABUSE: watch history used for ads under the feed clause",
             req(
                 "watch-activity",
-                operation=Operation.WRITE,
+                requester=CHIRP,
                 purpose="marketing.advertising.third_party.targeted",
                 categories=frozenset({"user.behavior.media_consumption"}),
             ),

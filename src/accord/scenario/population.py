@@ -82,7 +82,7 @@ ASKS = (
         CHIRP,
         frozenset({"functional.service"}),
         frozenset({"user.behavior.media_consumption"}),
-        frozenset({Operation.WRITE}),
+        frozenset({Operation.READ}),
         0.30,
     ),
     Ask(
@@ -91,7 +91,7 @@ ASKS = (
         CHIRP,
         frozenset({"marketing.advertising.third_party.targeted"}),
         frozenset({"user.behavior.media_consumption"}),
-        frozenset({Operation.WRITE}),
+        frozenset({Operation.READ}),
         0.22,
     ),
     Ask(
