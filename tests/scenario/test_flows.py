@@ -1,0 +1,319 @@
+"""The flows of the filings through the one door, on a generated scenario.
+
+A small population is generated twice from one seed: the parties' databases
+(:func:`~accord.scenario.generate.write_databases`) and the same people's consents and opt-outs
+(:func:`~accord.scenario.population.generate`), loaded into an Accord store. Each flow runs
+through :meth:`Gateway.exchange` and is compared with a computation that reads the parties'
+SQLite files directly and judges consent in Python from the records themselves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accord import agreements as ag
+from accord.consent import Operation, PersonFacts
+from accord.errors import InvalidInput
+from accord.filters import PersonFilter
+from accord.gateway import Exchange, Gateway, Keyring, Refused
+from accord.ledger.audit import verify_ledger
+from accord.requests import Request, Subjects, SubjectsKind
+from accord.scenario.generate import write_databases
+from accord.scenario.population import CHIRP, REELIX, Population, generate
+from accord.service import Accord
+from accord.sources import Source, load
+from accord.store.engine import make_engine
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+PEOPLE, SEED = 1_000, 23
+EXAMPLES = resources.files("accord") / "examples"
+DATASETS = resources.files("accord") / "scenario" / "datasets"
+WATCHED = "user.behavior.media_consumption"
+TARGETED = "marketing.advertising.third_party.targeted"
+
+
+@dataclass
+class Flows:
+    """The store, the gateway, the population, and the parties' files for direct reading."""
+
+    accord: Accord
+    gateway: Gateway
+    tokens: dict[str, str]
+    population: Population
+    files: dict[str, Path]
+
+    def sql(self, party: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.files[party]) as db:
+            return db.execute(query, params).fetchall()
+
+    def reference(self, f: PersonFilter) -> frozenset[str]:
+        """Whom ``f`` lets through, judged in Python from the population's own records."""
+        p = self.population
+        return f.allowed(
+            PersonFacts.of(person, p.consents, p.opt_outs)
+            for person in p.people
+            if person.party == f.controller
+        )
+
+    def decided(self, r: Request) -> PersonFilter:
+        f = self.accord.policy().decide(r).filter
+        assert f is not None
+        return f
+
+
+def request(clause: str, **overrides: Any) -> Request:
+    fields: dict[str, Any] = {
+        "requester": REELIX,
+        "agreement": "chirp-reelix",
+        "clause": clause,
+        "operation": Operation.READ,
+        "purpose": "functional.service",
+        "categories": frozenset({"user.content.private"}),
+        "at": AT,
+        "subjects": Subjects(),
+    }
+    fields.update(overrides)
+    return Request(**fields)
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
+    folder = tmp_path_factory.mktemp("flows")
+    written = write_databases(folder / "parties", people=PEOPLE, seed=SEED, at=AT, parallel=False)
+    population = generate(PEOPLE, seed=SEED, at=AT)
+    files = {CHIRP: written.chirp, REELIX: written.reelix}
+    engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
+    try:
+        with Accord.open(data_dir=folder / "accord") as accord:
+            for name in ("chirp-reelix", "chirp-reelix-titan"):
+                doc = (EXAMPLES / f"{name}.yaml").read_text()
+                accord.register(doc, source=f"{name}.yaml", by="legal")
+            accord.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
+            accord.move("chirp-reelix", ag.Status.ACTIVE, by="dpo")
+            accord.import_records(population.people, population.consents, population.opt_outs)
+            sources = {
+                party: Source(engines[party], load(str(DATASETS / f"{party}.yaml")))
+                for party in (CHIRP, REELIX)
+            }
+            keyring = Keyring()
+            tokens = {party: keyring.issue(party) for party in (CHIRP, REELIX)}
+            yield Flows(accord, Gateway(accord, sources, keyring), tokens, population, files)
+            report = verify_ledger(accord.ledger)
+            assert report.ok, report
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def busiest(flows: Flows, query: str) -> str:
+    """The person the query ranks first (e.g. the one with the most friends)."""
+    ((person, _),) = flows.sql(CHIRP, query + " ORDER BY 2 DESC, 1 LIMIT 1")
+    return str(person)
+
+
+def test_friend_picker_shows_only_friends_who_consented(flows: Flows) -> None:
+    asker = busiest(flows, "SELECT person_id, count(*) FROM friendships GROUP BY person_id")
+    r = request(
+        "friend-picker",
+        categories=frozenset({"user.social"}),
+        subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=asker),
+        on_behalf_of=asker,
+    )
+    release = flows.gateway.exchange(
+        Exchange(r, flows.tokens[REELIX], "friendships", where={"person_id": asker})
+    )
+    friends = {
+        str(f)
+        for (f,) in flows.sql(CHIRP, "SELECT friend_id FROM friendships WHERE person_id = ?", asker)
+    }
+    consenting = friends & flows.reference(flows.decided(r))
+    assert release.columns == ("friend_id",)
+    assert {str(f) for (f,) in release.rows} == consenting
+    assert release.people == len(consenting)
+    assert consenting  # some friends said yes, and are shown
+    assert consenting < friends  # some friends said no, and are not shown
+
+
+def test_friend_picker_without_pinning_the_asker_is_refused(flows: Flows) -> None:
+    r = request(
+        "friend-picker",
+        categories=frozenset({"user.social"}),
+        subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c0000001"),
+    )
+    with pytest.raises(InvalidInput, match="condition"):
+        flows.gateway.exchange(Exchange(r, flows.tokens[REELIX], "friendships"))
+
+
+def sync(asker: str) -> Request:
+    return request(
+        "message-sync",
+        subjects=Subjects(SubjectsKind.THREADS_OF, anchor=asker),
+        on_behalf_of=asker,
+    )
+
+
+def test_message_sync_shows_only_threads_where_every_participant_consented(
+    flows: Flows,
+) -> None:
+    allowed = flows.reference(flows.decided(sync("c0000000")))
+    members: dict[Any, set[str]] = {}
+    for thread, person in flows.sql(CHIRP, "SELECT thread_id, person_id FROM thread_participants"):
+        members.setdefault(thread, set()).add(str(person))
+    open_threads = {t for t, people in members.items() if people <= allowed}
+
+    def mixed(person: str) -> tuple[int, int]:
+        theirs = {t for t, people in members.items() if person in people}
+        return len(theirs & open_threads), len(theirs - open_threads)
+
+    # One who has threads where everyone agreed, and threads where someone did not.
+    asker = max(sorted(allowed), key=lambda p: min(mixed(p)))
+    assert min(mixed(asker)) > 0
+    release = flows.gateway.exchange(Exchange(sync(asker), flows.tokens[REELIX], "messages"))
+    assert flows.reference(flows.decided(sync(asker))) == allowed
+    theirs = {t for t in open_threads if asker in members[t]}
+    expected = flows.sql(CHIRP, "SELECT message_id, thread_id, body, sent_at FROM messages")
+    assert release.columns == ("message_id", "thread_id", "body", "sent_at")
+    assert release.rows
+    assert sorted(release.rows) == sorted(m for m in expected if m[1] in theirs)
+
+
+def test_bulk_inbox_read_is_refused_and_logged(flows: Flows) -> None:
+    with pytest.raises(Refused) as refused:
+        flows.gateway.exchange(Exchange(request("message-sync"), flows.tokens[REELIX], "messages"))
+    assert "law:sca.no-bulk-read" in refused.value.decision.rules
+    leaf = flows.accord.ledger.leaf(refused.value.receipt.index).entry()
+    assert leaf["allowed"] is False
+    assert leaf["people"] == 0
+
+
+def watch_read(clause: str, purpose: str, **overrides: Any) -> Request:
+    return request(
+        clause, requester=CHIRP, purpose=purpose, categories=frozenset({WATCHED}), **overrides
+    )
+
+
+def events_of(flows: Flows, people: frozenset[str], title: str | None = None) -> list[Any]:
+    rows = flows.sql(REELIX, "SELECT member_id, title_id, watched_at FROM watch_events")
+    return sorted((t, w) for m, t, w in rows if str(m) in people and (title is None or t == title))
+
+
+def test_watch_activity_reaches_chirp_only_with_consent_and_vppa_in_the_us(
+    flows: Flows,
+) -> None:
+    r = watch_read("watch-activity", "functional.service")
+    release = flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "watch_events"))
+    allowed = flows.reference(flows.decided(r))
+    assert release.columns == ("title_id", "watched_at")
+    assert release.rows
+    assert sorted(release.rows) == events_of(flows, allowed)
+    # Every US member let through holds a distinct and separate consent for this purpose.
+    us = {p.id for p in flows.population.people if p.party == REELIX and p.jurisdiction[:2] == "US"}
+    separate = {
+        c.person
+        for c in flows.population.consents
+        if c.controller == REELIX and c.distinct_and_separate and WATCHED in c.categories
+    }
+    assert allowed & us
+    assert allowed & us <= separate
+    assert len(allowed) < PEOPLE
+
+
+def test_watch_activity_for_one_title(flows: Flows) -> None:
+    title = "title-0003"
+    r = watch_read("watch-activity", "functional.service", title=title)
+    release = flows.gateway.exchange(
+        Exchange(r, flows.tokens[CHIRP], "watch_events", where={"title_id": title})
+    )
+    allowed = flows.reference(flows.decided(r))
+    assert release.rows
+    assert sorted(release.rows) == events_of(flows, allowed, title)
+
+
+def test_interest_segments_leave_out_people_who_opted_out_of_sale_or_sharing(
+    flows: Flows,
+) -> None:
+    r = watch_read("interest-segments", TARGETED)
+    release = flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "watch_events"))
+    allowed = flows.reference(flows.decided(r))
+    assert release.columns == ("title_id",)
+    assert sorted(release.rows) == [(t,) for t, _ in events_of(flows, allowed)]
+    opted_out = {o.person for o in flows.population.opt_outs}
+    assert opted_out  # the population has people who opted out, and none of them is let through
+    assert not allowed & opted_out
+
+
+def test_recommendation_report_is_aggregate_with_its_threshold(flows: Flows) -> None:
+    r = request(
+        "recommendation-report",
+        requester=CHIRP,
+        purpose="analytics.reporting.content_performance",
+        categories=frozenset({"user.behavior"}),
+    )
+    measures = {"sends": "count", "clicks": "count(clicked_at)"}
+    # By interface over the whole period: the groups of at least 50 senders show.
+    by_interface = flows.gateway.exchange(
+        Exchange(
+            r, flows.tokens[CHIRP], "recommendations", group_by=("interface",), measures=measures
+        )
+    )
+    expected = flows.sql(
+        REELIX,
+        "SELECT interface, count(*), count(clicked_at) FROM recommendations "
+        "GROUP BY interface HAVING count(DISTINCT sender_member_id) >= 50",
+    )
+    assert expected
+    assert by_interface.columns == ("interface", "sends", "clicks")
+    assert sorted(by_interface.rows) == sorted(expected)
+    # Day by day, by interface, surface and variant: in a population this small, no group has
+    # 50 senders, and every one is held back.
+    daily = flows.gateway.exchange(
+        Exchange(
+            r,
+            flows.tokens[CHIRP],
+            "recommendations",
+            group_by=("day(sent_at)", "interface", "surface", "variant"),
+            measures=measures,
+        )
+    )
+    groups = flows.sql(
+        REELIX,
+        "SELECT count(DISTINCT sender_member_id) FROM recommendations "
+        "GROUP BY date(sent_at), interface, surface, variant",
+    )
+    assert max(n for (n,) in groups) < 50
+    assert daily.rows == []
+    assert daily.suppressed == len(groups)
+    with pytest.raises(InvalidInput, match="measure"):
+        flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "recommendations"))
+
+
+def test_the_titan_agreement_is_refused(flows: Flows) -> None:
+    r = request(
+        "all-friends",
+        agreement="chirp-reelix-titan",
+        purpose="marketing.advertising",
+        categories=frozenset({"user.social", "user.name"}),
+        subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c0000001"),
+    )
+    with pytest.raises(Refused) as refused:
+        flows.gateway.exchange(
+            Exchange(r, flows.tokens[REELIX], "friendships", where={"person_id": "c0000001"})
+        )
+    assert refused.value.decision.rules == ("lifecycle:chirp-reelix-titan",)
+    assert flows.accord.ledger.leaf(refused.value.receipt.index).entry()["allowed"] is False
+
+
+def test_the_ledger_holds_every_flow_and_verifies(flows: Flows) -> None:
+    report = verify_ledger(flows.accord.ledger)
+    assert report.ok, report
+    assert report.size == flows.accord.ledger.head().size
