@@ -313,6 +313,23 @@ def test_the_titan_agreement_is_refused(flows: Flows) -> None:
     assert flows.accord.ledger.leaf(refused.value.receipt.index).entry()["allowed"] is False
 
 
+def test_account_link_is_read_for_the_member_who_made_it(flows: Flows) -> None:
+    ((member, chirp_id, linked_at),) = flows.sql(
+        REELIX, "SELECT member_id, chirp_person_id, linked_at FROM linked_accounts LIMIT 1"
+    )
+    r = request(
+        "account-link",
+        requester=CHIRP,
+        purpose="essential.service.authentication",
+        categories=frozenset({"user.account.linked"}),
+        subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset({str(member)})),
+    )
+    release = flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "linked_accounts"))
+    assert release.columns == ("chirp_person_id", "linked_at")
+    assert release.rows == [(chirp_id, linked_at)]
+    assert release.people == 1
+
+
 def test_the_ledger_holds_every_flow_and_verifies(flows: Flows) -> None:
     report = verify_ledger(flows.accord.ledger)
     assert report.ok, report
