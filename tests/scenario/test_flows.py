@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -328,6 +328,46 @@ def test_account_link_is_read_for_the_member_who_made_it(flows: Flows) -> None:
     assert release.columns == ("chirp_person_id", "linked_at")
     assert release.rows == [(chirp_id, linked_at)]
     assert release.people == 1
+
+
+def test_a_recommendation_is_sent_as_a_chirp_message_on_the_senders_behalf(
+    flows: Flows,
+) -> None:
+    def send(sender: str) -> Request:
+        return request(
+            "send-recommendation",
+            operation=Operation.WRITE,
+            subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset({sender})),
+            on_behalf_of=sender,
+        )
+
+    # Whom the clause lets send, whoever is named: the filter without its named people.
+    allowed = flows.reference(replace(flows.decided(send("c0000000")), subjects=None))
+    threads = flows.sql(CHIRP, "SELECT person_id, thread_id FROM thread_participants")
+    sender, thread = next((str(p), t) for p, t in sorted(threads) if str(p) in allowed)
+    row = {
+        "thread_id": thread,
+        "body": "Watch title-0003 with me",
+        "sender_id": sender,
+        "sent_at": AT.isoformat(),
+        "sent_via": "reelix",
+    }
+    release = flows.gateway.exchange(
+        Exchange(send(sender), flows.tokens[REELIX], "messages", rows=[row])
+    )
+    assert release.written == 1
+    landed = flows.sql(
+        CHIRP, "SELECT sender_id, sent_via FROM messages WHERE body = ?", row["body"]
+    )
+    assert landed == [(sender, "reelix")]
+    refused = next(str(p) for p, _ in sorted(threads) if str(p) not in allowed)
+    nothing = flows.gateway.exchange(
+        Exchange(
+            send(refused), flows.tokens[REELIX], "messages", rows=[{**row, "sender_id": refused}]
+        )
+    )
+    assert nothing.written == 0
+    assert nothing.withheld  # with the rule that kept the row out
 
 
 def test_the_ledger_holds_every_flow_and_verifies(flows: Flows) -> None:
