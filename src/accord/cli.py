@@ -445,7 +445,8 @@ def show_outcome(outcome: Outcome) -> None:
         lines.append(
             f"people let through: {outcome.allowed_people:,} of {outcome.considered_people:,}"
         )
-        for rule, count in sorted(outcome.withheld.items(), key=lambda kv: -kv[1]):
+        kept_out = [(rule, n) for rule, n in outcome.withheld.items() if n]
+        for rule, count in sorted(kept_out, key=lambda kv: -kv[1]):
             reason = d.filter.reason_for(rule) if d.filter else rule
             lines.append(f"  withheld {count:,}: {escape(reason)} [{escape(rule)}]")
     if outcome.receipt:
