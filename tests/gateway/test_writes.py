@@ -114,6 +114,14 @@ def test_watch_activity_is_written_only_for_members_with_vppa_consent(w: World) 
     assert sorted(tuple(row) for row in written) == [("m1", "t1"), ("m1", "t2")]
 
 
+def test_a_message_cannot_be_posted_under_another_persons_name(w: World) -> None:
+    before = messages_in(w, "t-ok")
+    forged = {"thread_id": "t-ok", "body": "I never wrote this", "sender_id": "c2"}
+    with pytest.raises(InvalidInput, match="writes only as the person it acts for"):
+        w.gateway.exchange(Exchange(send("c1"), w.tokens["reelix"], "messages", rows=[forged]))
+    assert messages_in(w, "t-ok") == before
+
+
 def test_a_write_may_carry_only_the_fields_the_decision_allows(w: World) -> None:
     row = {"thread_id": "t-ok", "body": "hi", "message_id": 1}
     with pytest.raises(InvalidInput, match="message_id"):

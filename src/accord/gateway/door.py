@@ -42,6 +42,10 @@ _CONDITION_CATEGORIES = ("system", "user.unique_id")
 _INNER_FIELD = re.compile(r"\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
+# The category of fields that hold a person's id at a party.
+PERSON_ID = "user.unique_id"
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What an allowed exchange touches: the clause, the two parties, the collection, the fields."""
@@ -452,6 +456,17 @@ class Gateway:
                 f"rows of {c.name} are about groups; a write into it is made on a person's "
                 "behalf (on_behalf_of)"
             )
+        # A partner writes only as the person it acts for: any field naming a person (a
+        # message's sender) must name that person, or the partner could post under another name.
+        naming = [f.name for f in c.fields if f.category == PERSON_ID and f.name in permitted]
+        for index, row in enumerate(rows):
+            for name in naming:
+                if name in row and str(row[name]) != on_behalf_of:
+                    raise InvalidInput(
+                        f"row {index} of {c.name} gives {name} {row[name]!r}, but the write is "
+                        f"made on behalf of {on_behalf_of}: a partner writes only as the person "
+                        "it acts for"
+                    )
         return [on_behalf_of] * len(rows)
 
     def _admit(
