@@ -366,6 +366,22 @@ def test_aggregate_drops_groups_smaller_than_the_threshold(world: Databases) -> 
     assert ("t9", 5) in everything.rows
 
 
+def test_aggregate_with_no_grouping_is_one_group(world: Databases) -> None:
+    viewers = {e["member_id"] for e in EVENTS if e["member_id"] in ALLOWED}
+    total = world.source.aggregate(
+        "watch_events", [], {"views": "count"}, len(viewers), Allowed(ALLOWED)
+    )
+    assert total.columns == ("views",)
+    assert total.rows == [(sum(1 for e in EVENTS if e["member_id"] in ALLOWED),)]
+    assert total.suppressed == 0
+    # One person more than there are: the single group is held back.
+    held = world.source.aggregate(
+        "watch_events", [], {"views": "count"}, len(viewers) + 1, Allowed(ALLOWED)
+    )
+    assert held.rows == []
+    assert held.suppressed == 1
+
+
 def test_aggregate_by_day_with_a_condition(world: Databases) -> None:
     result = world.source.aggregate(
         "watch_events",

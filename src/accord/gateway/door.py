@@ -365,12 +365,17 @@ class Gateway:
         result = plan.source.aggregate(
             c.name, exchange.group_by, exchange.measures, minimum, allowed, where=exchange.where
         )
-        # How many contributed: counted, never named (an aggregate is about no one in particular).
-        # One row per contributor, min size 1: the store's ids stream anew for this second read.
+        # How many contributed: counted in SQL, never named (an aggregate is about no one in
+        # particular); the store's ids stream anew for this second read.
         contributors = plan.source.aggregate(
-            c.name, (plan.subject,), {"rows": "count"}, 1, allowed, where=exchange.where
+            c.name,
+            (),
+            {"people": f"count_distinct({plan.subject})"},
+            1,
+            allowed,
+            where=exchange.where,
         )
-        people = len(contributors.rows)
+        people = int(contributors.rows[0][0]) if contributors.rows else 0
         fields = tuple(sorted(set(used)))
         return _Outcome(result.columns, result.rows, frozenset(), people, fields, result.suppressed)
 

@@ -341,7 +341,8 @@ class Source:
                 .having(contributors >= min_group_size)
                 .order_by(*key_exprs)
             )
-            dropped = grouped(*key_exprs).having(contributors < min_group_size)
+            # With no grouping the whole selection is one group; its count stands in for keys.
+            dropped = grouped(*(key_exprs or [contributors])).having(contributors < min_group_size)
             with translate(StoreError, doing):
                 rows = [tuple(r) for r in conn.execute(kept)]
                 suppressed = conn.execute(
