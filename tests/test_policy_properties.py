@@ -314,6 +314,10 @@ def lawful(
         )
         and person.person.id != asker
     )
+    if private and not consent_ok(person.consents, category="user.content.private", **base):
+        # The house rule on messages: every participant's own consent, the asker's included
+        # (to read a thread), or the sender's own send consent (to post on their behalf).
+        broken.append("no consent of their own to this partner reading or sending messages")
     for cat in req.categories:
         if needs_consent and not consent_ok(person.consents, category=cat, **base):
             broken.append(f"no consent for {cat}")
