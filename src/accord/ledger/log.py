@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from itertools import repeat
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,24 +74,26 @@ class _State:
     frontier: list[bytes]
 
 
-class _Prepared(NamedTuple):
-    """An entry with its leaf and leaf hash, written ahead where they do not depend on the index."""
-
-    entry: Entry
-    data: bytes | None
-    leaf_hash: bytes | None
+_Prepared = tuple[Entry, bytes | None, bytes | None]
+"""An entry with its leaf and leaf hash, written ahead where they do not depend on the index."""
 
 
-def _prepare(entry: Entry) -> _Prepared:
+def _prepare(entries: Iterable[Entry]) -> list[_Prepared]:
     # A leaf about nobody is the same at any index: write and hash it before taking any lock,
     # so concurrent callers do it while the writer waits on the disk. Leaves about people
     # carry tags that depend on their index, and are written under the lock.
-    if not isinstance(entry, Entry):
-        raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
-    if entry.about:
-        return _Prepared(entry, None, None)
-    data = entry.encode()
-    return _Prepared(entry, data, hashlib.sha256(b"\x00" + data).digest())
+    sha256 = hashlib.sha256
+    prepared: list[_Prepared] = []
+    add = prepared.append
+    for entry in entries:
+        if not isinstance(entry, Entry):
+            raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
+        if entry.about:
+            add((entry, None, None))
+        else:
+            data = entry.encode()
+            add((entry, data, sha256(b"\x00" + data).digest()))
+    return prepared
 
 
 @dataclass(slots=True)
@@ -134,7 +137,7 @@ class Ledger:
 
     def append(self, entries: Iterable[Entry]) -> list[Receipt]:
         """Append entries, in order; returns their receipts once they are durable."""
-        pending = _Pending([_prepare(entry) for entry in entries])
+        pending = _Pending(_prepare(entries))
         if not pending.entries:
             return []
         with self._queue_lock:
@@ -185,15 +188,15 @@ class Ledger:
 
     def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
         """Append many entries in large transactions, without receipts (loading, benchmarks)."""
-        batch: list[_Prepared] = []
+        batch: list[Entry] = []
         with self._writer_lock:
             for entry in entries:
-                batch.append(_prepare(entry))
+                batch.append(entry)
                 if len(batch) >= batch_size:
-                    self._write(batch)
+                    self._write(_prepare(batch))
                     batch = []
             if batch:
-                self._write(batch)
+                self._write(_prepare(batch))
         return self.head()
 
     def erase(self, person_id: str, reason: str) -> Receipt:
@@ -207,7 +210,7 @@ class Ledger:
             entry = ErasureEntry(
                 agreement=None, reason=reason, people=1, entries_forgotten=forgotten
             )
-            (receipt,) = self._write_locked(conn, state, [_prepare(entry)])
+            (receipt,) = self._write_locked(conn, state, _prepare([entry]))
         return receipt
 
     @contextmanager
@@ -246,50 +249,51 @@ class Ledger:
     ) -> list[Receipt]:
         """Write entries after ``state``, inside the locked transaction."""
         start = state.size
-        people = {person for prepared in entries for person in prepared.entry.about}
-        keys = shred.keys_for(conn, people, create=True) if people else {}
-        sha256 = hashlib.sha256
-        leaf_rows: list[tuple[int, bytes, bytes]] = []
+        size = start + len(entries)
+        datas = [data for _, data, _ in entries]
+        hashes = [hashed for _, _, hashed in entries]
         index_rows: list[tuple[bytes, int]] = []
-        for index, (entry, ready, ready_hash) in enumerate(entries, start):
-            if ready is not None and ready_hash is not None:
-                leaf_rows.append((index, ready, ready_hash))
-                continue
-            tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
-            index_rows.extend(shred.index_rows(keys, index, entry.about))
-            data = entry.encode(tags)
-            leaf_rows.append((index, data, sha256(b"\x00" + data).digest()))
-        grown = merkle.extend(
-            start, state.frontier, [row[2] for row in leaf_rows], min_level=STORED_MIN_LEVEL
-        )
-        size = start + len(leaf_rows)
-        self._insert(conn, "ledger_leaves", ("idx", "data", "leaf_hash"), leaf_rows)
-        if grown.nodes:
-            node_rows = [(merkle.node_position(lv, ix), h) for lv, ix, h in grown.nodes]
-            self._insert(conn, "ledger_nodes", ("pos", "hash"), node_rows)
-        if index_rows:
-            self._insert(conn, "ledger_person_index", ("pseudonym", "leaf_idx"), index_rows)
-        moved = conn.exec_driver_sql(
-            _MOVE_SQL.format(mark=self._placeholder),
-            (size, grown.root, b"".join(grown.frontier), start),
-        )
-        if moved.rowcount != 1:
-            raise LedgerError(f"the tree moved past size {start} while this append held its lock")
-        return [Receipt(index, hashed, size) for index, _, hashed in leaf_rows]
-
-    def _insert(
-        self,
-        conn: Connection,
-        table: str,
-        columns: tuple[str, ...],
-        rows: Sequence[tuple[Any, ...]],
-    ) -> None:
+        about = [offset for offset, data in enumerate(datas) if data is None]
+        if about:
+            people = {person for offset in about for person in entries[offset][0].about}
+            keys = shred.keys_for(conn, people, create=True)
+            for offset in about:
+                entry, index = entries[offset][0], start + offset
+                tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
+                index_rows.extend(shred.index_rows(keys, index, entry.about))
+                data = entry.encode(tags)
+                datas[offset] = data
+                hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
+        leaf_hashes = cast(list[bytes], hashes)
+        grown = merkle.extend(start, state.frontier, leaf_hashes, min_level=STORED_MIN_LEVEL)
         # The driver's executemany straight from tuples: the hot path of every append, where
-        # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
-        # Table and column names are the constants above, never input.
-        marks = self._marks(len(columns))
-        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-        conn.exec_driver_sql(statement, list(rows))
+        # SQLAlchemy's per-statement and per-row handling would cost as much as the insert itself.
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(
+                self._sql(_INSERT_LEAVES),
+                list(zip(range(start, size), datas, leaf_hashes, strict=True)),
+            )
+            if grown.nodes:
+                position = merkle.node_position
+                cursor.executemany(
+                    self._sql(_INSERT_NODES), [(position(lv, i), h) for lv, i, h in grown.nodes]
+                )
+            if index_rows:
+                cursor.executemany(self._sql(_INSERT_INDEX), index_rows)
+            cursor.execute(
+                self._sql(_MOVE_SQL), (size, grown.root, b"".join(grown.frontier), start)
+            )
+            moved = cursor.rowcount
+        finally:
+            cursor.close()
+        if moved != 1:
+            raise LedgerError(f"the tree moved past size {start} while this append held its lock")
+        return list(map(Receipt, range(start, size), leaf_hashes, repeat(size)))
+
+    def _sql(self, statement: str) -> str:
+        """A constant statement with the driver's placeholder."""
+        return statement.format(mark=self._placeholder)
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -529,6 +533,9 @@ class Ledger:
 # moved by every append.
 _HEAD_SQL = "SELECT size, root FROM ledger_state WHERE id = 1"
 _STATE_SQL = "SELECT size, root, frontier FROM ledger_state WHERE id = 1"
+_INSERT_LEAVES = "INSERT INTO ledger_leaves (idx, data, leaf_hash) VALUES ({mark}, {mark}, {mark})"
+_INSERT_NODES = "INSERT INTO ledger_nodes (pos, hash) VALUES ({mark}, {mark})"
+_INSERT_INDEX = "INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES ({mark}, {mark})"
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"

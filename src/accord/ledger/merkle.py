@@ -153,29 +153,45 @@ def extend(
 ) -> Extension:
     """Append leaf hashes to a tree known only by its size and frontier.
 
-    Each new leaf at position ``p`` completes one perfect node per trailing one-bit of ``p``; those
-    nodes are returned (from ``min_level`` up) so a store can keep them.
+    Works level by level: the new nodes of each level are the parents of consecutive pairs of the
+    level below (after the frontier's hash at that level, when the run starts on a right child),
+    one list comprehension per level. Every node completed at ``min_level`` or above is returned,
+    so a store can keep it.
     """
     if len(frontier) != size.bit_count():
         raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
-    stack = list(frontier)
-    nodes: list[tuple[int, int, bytes]] = []
+    # The frontier holds one hash per set bit of size, highest level first.
+    old = dict(zip(_set_bits_descending(size), frontier, strict=True))
     sha, prefix = _sha256, NODE_PREFIX
-    position = size
-    for hashed in new_leaf_hashes:
-        acc = hashed
-        if min_level <= 0:
-            nodes.append((0, position, acc))
-        bits, level = position, 0
-        while bits & 1:
-            acc = sha(prefix + stack.pop() + acc).digest()
-            bits >>= 1
-            level += 1
-            if level >= min_level:
-                nodes.append((level, position >> level, acc))
-        stack.append(acc)
-        position += 1
-    return Extension(nodes=nodes, frontier=stack, root=fold(stack))
+    nodes: list[tuple[int, int, bytes]] = []
+    runs: list[tuple[int, list[bytes]]] = []
+    first, run, level = size, list(new_leaf_hashes), 0
+    while run:
+        # The run holds nodes first .. first + len(run) - 1 of this level.
+        runs.append((first, run))
+        if level >= min_level:
+            nodes.extend((level, first + offset, hashed) for offset, hashed in enumerate(run))
+        if first & 1:
+            # A run starting on a right child: its left sibling is the frontier's hash here.
+            run = [old[level], *run]
+            first -= 1
+        pairs = zip(run[0::2], run[1::2], strict=False)  # an odd last node has no parent yet
+        run = [sha(prefix + left + right).digest() for left, right in pairs]
+        first >>= 1
+        level += 1
+    new_size = size + len(runs[0][1]) if runs else size
+    grown: list[bytes] = []
+    for node_level, index in subtree_nodes(0, new_size):
+        if node_level < len(runs) and index >= runs[node_level][0]:
+            start, hashes = runs[node_level]
+            grown.append(hashes[index - start])
+        else:
+            grown.append(old[node_level])
+    return Extension(nodes=nodes, frontier=grown, root=fold(grown))
+
+
+def _set_bits_descending(value: int) -> list[int]:
+    return [bit for bit in range(value.bit_length() - 1, -1, -1) if value >> bit & 1]
 
 
 def inclusion_ranges(index: int, size: int) -> list[Range]:
