@@ -1,0 +1,187 @@
+"""Who is calling and what their token reaches, checked before anything goes to the door.
+
+A bearer token is looked up by its hash at each request, with the person's grants behind it, so
+a revoked token, a revoked app or a revoked or expired grant refuses the very next request. A
+refusal here is logged to the ledger as a refused decision, like the gateway's own refusals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from limits import parse as parse_limit
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from accord.api.apps import App, PartnerApps, Token
+from accord.api.errors import Forbidden, InvalidToken, RateLimited
+from accord.api.scopes import Scope, covered, needed
+from accord.ledger.entries import DecisionEntry
+from accord.requests import Request, SubjectsKind
+from accord.service import Accord
+
+OTHER_AGREEMENT = "api:other-agreement"
+SCOPE_NOT_GRANTED = "api:scope-not-granted"
+NOT_REVIEWED = "api:not-reviewed"
+NOT_THIS_PERSON = "api:not-this-person"
+NO_DELEGATION = "api:no-delegation"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An app with a live token; for a person's token, the person and their live grants."""
+
+    token: Token
+    scopes: frozenset[Scope]
+    """The token's scopes still in force (for a person: those they have not revoked)."""
+
+    @property
+    def app(self) -> App:
+        """The app the token was issued to."""
+        return self.token.app
+
+    @property
+    def person(self) -> str | None:
+        """The person who delegated access, or None for the app acting for itself."""
+        return self.token.person
+
+
+class Access:
+    """Authenticates bearer tokens, limits each app's rate, and checks requests against tokens."""
+
+    def __init__(self, accord: Accord, apps: PartnerApps, rate_limit: str) -> None:
+        self.accord = accord
+        self.apps = apps
+        self._limit = parse_limit(rate_limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def caller(self, authorization: str | None) -> Caller:
+        """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise InvalidToken("send an access token as 'Authorization: Bearer <token>'")
+        token = self.apps.token(value.strip())
+        if token is None:
+            raise InvalidToken("the access token is not one this server issued")
+        now = datetime.now(UTC)
+        if token.app.revoked_at is not None:
+            raise InvalidToken(f"app {token.app.client_id} was revoked")
+        if token.revoked_at is not None:
+            raise InvalidToken("the access token was revoked")
+        if now >= token.expires_at:
+            raise InvalidToken(f"the access token expired at {token.expires_at.isoformat()}")
+        if not self._limiter.hit(self._limit, token.app.client_id):
+            stats = self._limiter.get_window_stats(self._limit, token.app.client_id)
+            raise RateLimited(
+                f"app {token.app.client_id} is over its limit of {self._limit}",
+                retry_after=max(1, int(stats.reset_time - now.timestamp())),
+            )
+        scopes = token.scopes
+        if token.person is not None:
+            live = self.apps.live_scopes(token.app.client_id, token.person, now)
+            scopes = frozenset(s for s in scopes if s in live)
+        return Caller(token, scopes)
+
+    def check(self, caller: Caller, request: Request) -> Request:
+        """``request`` as the caller may make it (acting for its person), or :class:`Forbidden`.
+
+        Refusals are logged to the ledger before they are raised.
+        """
+        try:
+            return self._checked(caller, request)
+        except Forbidden as exc:
+            self._log(request, exc)
+            raise
+
+    def _checked(self, caller: Caller, request: Request) -> Request:
+        app = caller.app
+        if request.agreement != app.agreement:
+            raise Forbidden(
+                f"app {app.client_id} is registered under agreement {app.agreement}, "
+                f"not {request.agreement}",
+                rule=OTHER_AGREEMENT,
+            )
+        request = self._as_person(caller, request)
+        need = needed(request.categories, request.purpose, request.operation)
+        missing = sorted(n for n in need if not covered(n, caller.scopes))
+        if missing:
+            whose = "the person has not granted" if caller.person else "the token does not hold"
+            raise Forbidden(
+                f"{whose} {' '.join(map(str, missing))}",
+                rule=SCOPE_NOT_GRANTED,
+            )
+        unreviewed = sorted(n for n in need if not covered(n, self.apps.approved(app.client_id)))
+        if unreviewed:
+            self._only_test_people(caller, request, unreviewed)
+        return request
+
+    def _as_person(self, caller: Caller, request: Request) -> Request:
+        """A person's token acts for that person only; an app's own token for no one."""
+        subjects = request.subjects
+        if caller.person is None:
+            if request.on_behalf_of is not None or subjects.relative:
+                raise Forbidden(
+                    "acting for a person, or reading about their friends or threads, needs that "
+                    "person's own authorization (the authorization code flow)",
+                    rule=NO_DELEGATION,
+                )
+            return request
+        person = caller.person
+        named = {request.on_behalf_of, subjects.anchor, *subjects.people} - {None}
+        if named - {person}:
+            raise Forbidden(
+                f"the token is for person {person}; the request names "
+                f"{', '.join(sorted(str(n) for n in named - {person}))}",
+                rule=NOT_THIS_PERSON,
+            )
+        if subjects.kind is SubjectsKind.ALL:
+            raise Forbidden(
+                f"a token for person {person} reads about that person only; name them in subjects",
+                rule=NOT_THIS_PERSON,
+            )
+        return Request(
+            requester=request.requester,
+            agreement=request.agreement,
+            clause=request.clause,
+            operation=request.operation,
+            purpose=request.purpose,
+            categories=request.categories,
+            at=request.at,
+            fields=request.fields,
+            subjects=subjects,
+            on_behalf_of=person,
+            title=request.title,
+            id=request.id,
+        )
+
+    def _only_test_people(self, caller: Caller, request: Request, unreviewed: list[Scope]) -> None:
+        test = self.apps.test_people(caller.app.client_id)
+        about = {request.on_behalf_of, request.subjects.anchor, *request.subjects.people} - {None}
+        if request.subjects.kind is SubjectsKind.ALL and request.on_behalf_of is None:
+            about.add("everyone")
+        outside = sorted(str(p) for p in about - test)
+        if outside or not about:
+            raise Forbidden(
+                f"app {caller.app.client_id} has no approved review for "
+                f"{' '.join(map(str, unreviewed))}: until then it works only for the partner's "
+                f"own test people, not {', '.join(outside) or 'these people'}",
+                rule=NOT_REVIEWED,
+            )
+
+    def _log(self, request: Request, exc: Forbidden) -> None:
+        entry = DecisionEntry(
+            agreement=request.agreement,
+            clause=request.clause,
+            purpose=request.purpose,
+            categories=tuple(sorted(request.categories)),
+            reason=f"Refused: {exc.message}; nothing was released.",
+            people=0,
+            allowed=False,
+            rules=(exc.rule,),
+            recipient=request.requester,
+            action=request.operation.value,
+            at=request.at,
+        )
+        receipts = self.accord.ledger.append([entry])
+        exc.receipt = receipts[0].index if receipts else None

@@ -1,0 +1,113 @@
+"""The application factory: :func:`create_app` builds the partner API over one Accord store."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from accord.api import problems
+from accord.api.access import Access
+from accord.api.apps import PartnerApps
+from accord.api.middleware import AccessLog, LimitBody
+from accord.api.oauth import OAuthServer
+from accord.api.routes import Services, router
+from accord.api.screens import Screens, build_router
+from accord.api.settings import ApiSettings
+from accord.gateway import Gateway, Keyring
+from accord.service import Accord
+from accord.sources import Source
+
+DESCRIPTION = """\
+Accord's partner API. Every permission is visible (scopes are the agreement's data category and
+purpose pairs), granular (a person allows each one on its own), reviewed (an app reaches the
+public only for permissions a recorded review approved), expiring (tokens within an hour, a
+person's grant after 90 days) and revocable (at once). Every exchange goes through the one door:
+it is decided against the agreement, the law and each person's consent, and logged to a
+verifiable ledger before anything is released.
+
+OAuth 2.0: `/oauth/authorize` (authorization code with PKCE), `/oauth/token` (also client
+credentials), `/oauth/introspect` (RFC 7662), `/oauth/revoke` (RFC 7009); metadata at
+`/.well-known/oauth-authorization-server` (RFC 8414). Errors are RFC 9457 problem documents.
+"""
+
+
+class Health(BaseModel):
+    """Whether the service is up (or ready)."""
+
+    status: Literal["ok"]
+
+
+def create_app(
+    accord: Accord,
+    sources: Mapping[str, Source],
+    settings: ApiSettings | None = None,
+    *,
+    key: bytes | None = None,
+) -> FastAPI:
+    """The partner API over ``accord`` and the parties' ``sources``.
+
+    ``key`` signs sign-in cookies and consent forms (default: the setting, else random).
+    """
+    config = settings or ApiSettings()
+    signing = key or (config.secret.encode() if config.secret else secrets.token_bytes(32))
+    apps = PartnerApps(accord)
+    keyring = Keyring()
+    parties = set(sources)
+    for registered in accord.agreements():
+        parties |= {registered.agreement.provider, registered.agreement.recipient}
+    party_tokens = {party: keyring.issue(party) for party in sorted(parties)}
+    gateway = Gateway(accord, sources, keyring)
+    access = Access(accord, apps, config.rate_limit)
+    server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
+
+    app = FastAPI(
+        title="Accord partner API",
+        version="1",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = Services(gateway, apps, access, party_tokens)
+    app.state.oauth = server
+    problems.install(app)
+    app.include_router(router)
+    app.include_router(build_router(Screens(accord, apps, server, signing)))
+
+    @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        summary="Readiness: the store and the ledger answer",
+        tags=["health"],
+        responses={503: problems.PROBLEM_RESPONSES[503]},
+    )
+    async def readyz() -> Any:
+        """The store answers a query and the ledger its head."""
+
+        def check() -> None:
+            with accord.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            accord.ledger.head()
+
+        try:
+            await run_in_threadpool(check)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return problems.problem(
+                503, "Not ready", f"the store or the ledger did not answer: {type(exc).__name__}"
+            )
+        return JSONResponse({"status": "ok"})
+
+    app.add_middleware(LimitBody, limit=config.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

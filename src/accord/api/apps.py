@@ -1,0 +1,644 @@
+"""Partner apps, their reviews and test people, people's grants, codes and tokens, in the store.
+
+Only hashes of secrets, codes and tokens are stored (SHA-256; they are 256-bit random values, so
+a salt adds nothing). Whether a token still works is decided at each use from the store: a grant
+revoked or an app revoked refuses the very next request.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from accord.api import tables as t
+from accord.api.scopes import Scope, offered, parse_all, render
+from accord.consent import Consent, Method, add_years
+from accord.consent import Scope as ConsentScope
+from accord.errors import InvalidInput, NotFound, StoreError, translate
+from accord.gateway.keyring import hash_token
+from accord.service import Accord
+from accord.store.repositories import PeopleRepository
+
+GRANT_DAYS = 90
+"""A person's grant of data access lasts this long unless they renew it (as Graph API's)."""
+VPPA_MAX_MONTHS = 24
+"""18 U.S.C. 2710(b)(2)(B)(ii)(II): consent in advance for at most two years."""
+CODE_SECONDS = 60
+"""An authorization code is exchanged within a minute (RFC 6749 section 4.1.2 advises 10)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A registered partner app; it answers Authlib's ``ClientMixin`` questions."""
+
+    client_id: str
+    name: str
+    party: str
+    agreement: str
+    secret_hash: bytes | None
+    redirect_uris: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def public(self) -> bool:
+        """A public client holds no secret; it proves itself with PKCE alone (RFC 7636)."""
+        return self.secret_hash is None
+
+    # -- authlib.oauth2.rfc6749.ClientMixin ------------------------------------------------------
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.redirect_uris[0] if self.redirect_uris else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        # Narrowed later to what the agreement offers and what the person approves.
+        return scope or ""
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return secrets.compare_digest(self.secret_hash, hash_token(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, _endpoint: str) -> bool:
+        if self.public:
+            return method == "none"
+        return method in {"client_secret_basic", "client_secret_post"}
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials":
+            return not self.public
+        return grant_type == "authorization_code"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An access token as stored (its hash), for the app alone or for one person."""
+
+    token_hash: bytes
+    app: App
+    person: str | None
+    scopes: frozenset[Scope]
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def live(self, at: datetime) -> bool:
+        """Not expired, not revoked, and its app not revoked."""
+        return at < self.expires_at and self.revoked_at is None and self.app.revoked_at is None
+
+    # -- authlib.oauth2.rfc6749.TokenMixin -------------------------------------------------------
+
+    def check_client(self, client: App) -> bool:
+        return client.client_id == self.app.client_id
+
+    def get_scope(self) -> str:
+        return render(self.scopes)
+
+    def get_expires_in(self) -> int:
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        return _now() >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or self.app.revoked_at is not None
+
+    def get_user(self) -> str | None:
+        return self.person
+
+    def get_client(self) -> App:
+        return self.app
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """An authorization code as stored, with the PKCE challenge its exchange must answer."""
+
+    code_hash: bytes
+    client_id: str
+    person: str
+    scope: str
+    redirect_uri: str
+    code_challenge: str
+    code_challenge_method: str
+    expires_at: datetime
+
+    # -- authlib.oauth2.rfc6749.AuthorizationCodeMixin -------------------------------------------
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A person's grant of one permission to one app."""
+
+    id: str
+    client_id: str
+    person: str
+    controller: str
+    scope: Scope
+    consent_id: str
+    granted_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def live(self, at: datetime) -> bool:
+        """In force at ``at``: not expired, not revoked."""
+        return self.granted_at <= at < self.expires_at and self.revoked_at is None
+
+
+def _app(row: Any) -> App:
+    return App(
+        row.client_id,
+        row.name,
+        row.party,
+        row.agreement,
+        row.secret_hash,
+        tuple(u for u in row.redirect_uris.split("\n") if u),
+        row.created_at,
+        row.revoked_at,
+    )
+
+
+def _grant(row: Any) -> Grant:
+    return Grant(
+        row.id,
+        row.client_id,
+        row.person,
+        row.controller,
+        Scope.parse(row.scope),
+        row.consent_id,
+        row.granted_at,
+        row.expires_at,
+        row.revoked_at,
+    )
+
+
+class PartnerApps:
+    """Partner apps and everything issued to them, over one Accord store."""
+
+    def __init__(self, accord: Accord) -> None:
+        self.accord = accord
+
+    # -- apps ----------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        *,
+        party: str,
+        agreement: str,
+        redirect_uris: Iterable[str] = (),
+        public: bool = False,
+    ) -> tuple[App, str | None]:
+        """Register an app of ``party`` under ``agreement``; returns it and its secret (shown once).
+
+        A public app (a native or browser app that cannot keep a secret) gets no secret and may
+        only use the authorization code flow with PKCE.
+        """
+        registered = self.accord.agreement(agreement).agreement
+        if party not in {registered.provider, registered.recipient}:
+            raise InvalidInput(
+                f"{party} is not a party to agreement {agreement} "
+                f"({registered.provider} and {registered.recipient} are)",
+                where="app registration",
+            )
+        if not offered(registered, party):
+            raise InvalidInput(
+                f"agreement {agreement} lets {party} ask for nothing: no clause has it read or "
+                "send",
+                where="app registration",
+            )
+        uris = tuple(redirect_uris)
+        if public and not uris:
+            raise InvalidInput(
+                "a public app needs a redirect URI (it can only act for people)",
+                where="app registration",
+            )
+        secret = None if public else secrets.token_urlsafe(32)
+        app = App(
+            client_id=uuid.uuid4().hex,
+            name=name,
+            party=party,
+            agreement=agreement,
+            secret_hash=None if secret is None else hash_token(secret),
+            redirect_uris=uris,
+            created_at=_now(),
+        )
+        with self.accord.session() as s, translate(StoreError, "registering an app"):
+            s.execute(
+                t.apps_table.insert().values(
+                    client_id=app.client_id,
+                    name=name,
+                    party=party,
+                    agreement=agreement,
+                    secret_hash=app.secret_hash,
+                    redirect_uris="\n".join(uris),
+                    created_at=app.created_at,
+                )
+            )
+        return app, secret
+
+    def get(self, client_id: str) -> App | None:
+        """The app ``client_id``, or None."""
+        with self.accord.session() as s, translate(StoreError, "reading an app"):
+            row = s.execute(
+                select(t.apps_table).where(t.apps_table.c.client_id == client_id)
+            ).one_or_none()
+        return None if row is None else _app(row)
+
+    def require(self, client_id: str) -> App:
+        """The app ``client_id``, or :class:`NotFound`."""
+        app = self.get(client_id)
+        if app is None:
+            raise NotFound(f"no app {client_id!r} is registered")
+        return app
+
+    def offered(self, app: App) -> frozenset[Scope]:
+        """The scopes ``app`` may ask for: its party's pairs of its agreement's clauses."""
+        return frozenset(offered(self.accord.policy().registry[app.agreement].agreement, app.party))
+
+    def all_offered(self) -> list[frozenset[Scope]]:
+        """The scopes offered to each party of each registered agreement."""
+        out = []
+        for registered in self.accord.agreements():
+            a = registered.agreement
+            for party in (a.provider, a.recipient):
+                out.append(frozenset(offered(a, party)))
+        return out
+
+    def revoke_app(self, client_id: str, at: datetime | None = None) -> int:
+        """Revoke an app: every token stops working at once and every grant is withdrawn.
+
+        Returns how many grants were withdrawn.
+        """
+        when = at or _now()
+        self.require(client_id)
+        with self.accord.session() as s, translate(StoreError, "revoking an app"):
+            s.execute(
+                update(t.apps_table)
+                .where(t.apps_table.c.client_id == client_id)
+                .values(revoked_at=when)
+            )
+        return self._withdraw(client_id, None, None, when)
+
+    # -- review and test people ------------------------------------------------------------------
+
+    def review(
+        self,
+        client_id: str,
+        scope: Scope,
+        *,
+        approved: bool,
+        reviewer: str,
+        findings: str,
+        at: datetime | None = None,
+    ) -> None:
+        """Record an app review of one permission; only an approved one reaches the public."""
+        app = self.require(client_id)
+        if scope not in self.offered(app):
+            raise InvalidInput(
+                f"agreement {app.agreement} does not offer {scope} to {app.party}",
+                where=f"review of app {client_id}",
+            )
+        with self.accord.session() as s, translate(StoreError, "recording an app review"):
+            s.execute(
+                t.reviews_table.insert().values(
+                    client_id=client_id,
+                    scope=str(scope),
+                    approved=approved,
+                    reviewer=reviewer,
+                    findings=findings,
+                    at=at or _now(),
+                )
+            )
+
+    def approved(self, client_id: str) -> frozenset[Scope]:
+        """The scopes whose newest review approved them."""
+        r = t.reviews_table
+        with self.accord.session() as s, translate(StoreError, "reading app reviews"):
+            rows = s.execute(
+                select(r.c.scope, r.c.approved)
+                .where(r.c.client_id == client_id)
+                .order_by(r.c.at, r.c.id)
+            ).all()
+        latest: dict[str, bool] = {}
+        for scope, ok in rows:
+            latest[scope] = bool(ok)
+        return frozenset(Scope.parse(s) for s, ok in latest.items() if ok)
+
+    def add_test_person(self, client_id: str, person: str) -> None:
+        """Make ``person`` one of the partner's own test people for ``client_id``."""
+        self.require(client_id)
+        with self.accord.session() as s, translate(StoreError, "adding a test person"):
+            s.execute(t.test_people_table.insert().values(client_id=client_id, person=person))
+
+    def test_people(self, client_id: str) -> frozenset[str]:
+        """The partner's own test people for ``client_id``."""
+        tp = t.test_people_table
+        with self.accord.session() as s, translate(StoreError, "reading test people"):
+            return frozenset(
+                s.execute(select(tp.c.person).where(tp.c.client_id == client_id)).scalars()
+            )
+
+    # -- grants --------------------------------------------------------------------------------
+
+    def grant(
+        self,
+        app: App,
+        person: str,
+        controller: str,
+        scopes: Iterable[Scope],
+        *,
+        notice: str,
+        vppa_months: int | None = None,
+        at: datetime | None = None,
+    ) -> list[Grant]:
+        """Record a person's consent to each permission they approved, and grant it to ``app``.
+
+        Each permission becomes its own consent record (given on the consent screen, distinct and
+        separate, withdrawable on the same screen), recorded through :meth:`Accord.grant` so it
+        reaches the ledger. Data access lasts :data:`GRANT_DAYS`; a consent to disclose what the
+        person watched lasts the months they chose, at most :data:`VPPA_MAX_MONTHS`. Earlier
+        grants of the same permissions to the same app are replaced (a renewal).
+        """
+        when = at or _now()
+        chosen = sorted(set(scopes))
+        months_ok = vppa_months is not None and 1 <= vppa_months <= VPPA_MAX_MONTHS
+        if any(s.viewing for s in chosen) and not months_ok:
+            raise InvalidInput(
+                f"a consent to share what you watched lasts 1 to {VPPA_MAX_MONTHS} months "
+                f"(18 U.S.C. 2710(b)(2)(B)); got {vppa_months}",
+                where="consent screen",
+            )
+        with self.accord.session() as s:
+            jurisdiction = PeopleRepository(s).get(controller, person).jurisdiction
+        self._withdraw(app.client_id, person, chosen, when)
+        grants: list[Grant] = []
+        access_until = when + timedelta(days=GRANT_DAYS)
+        for scope in chosen:
+            consent_until = (
+                _months_later(when, vppa_months or VPPA_MAX_MONTHS)
+                if scope.viewing
+                else access_until
+            )
+            consent = self.accord.grant(
+                Consent(
+                    id=f"oauth-{uuid.uuid4().hex}",
+                    person=person,
+                    controller=controller,
+                    recipient=app.party,
+                    purposes=frozenset({scope.purpose}),
+                    categories=frozenset({scope.category}),
+                    jurisdiction=jurisdiction,
+                    given_at=when,
+                    method=Method.OAUTH_CONSENT_SCREEN,
+                    notice=notice,
+                    operations=frozenset({scope.operation}),
+                    distinct_and_separate=True,
+                    withdrawal_method=Method.OAUTH_CONSENT_SCREEN,
+                    expires_at=consent_until,
+                    scope=ConsentScope.ONGOING,
+                )
+            )
+            grants.append(
+                Grant(
+                    uuid.uuid4().hex,
+                    app.client_id,
+                    person,
+                    controller,
+                    scope,
+                    consent.id,
+                    when,
+                    min(access_until, consent_until),
+                    None,
+                )
+            )
+        with self.accord.session() as s, translate(StoreError, "recording grants"):
+            for g in grants:
+                s.execute(
+                    t.grants_table.insert().values(
+                        id=g.id,
+                        client_id=g.client_id,
+                        person=g.person,
+                        controller=g.controller,
+                        scope=str(g.scope),
+                        consent_id=g.consent_id,
+                        granted_at=g.granted_at,
+                        expires_at=g.expires_at,
+                    )
+                )
+        return grants
+
+    def grants(self, client_id: str, person: str) -> list[Grant]:
+        """Every grant ``person`` made to ``client_id``, live or not."""
+        g = t.grants_table
+        with self.accord.session() as s, translate(StoreError, "reading grants"):
+            rows = s.execute(
+                select(g).where(g.c.client_id == client_id, g.c.person == person)
+            ).all()
+        return [_grant(r) for r in rows]
+
+    def live_scopes(
+        self, client_id: str, person: str, at: datetime | None = None
+    ) -> frozenset[Scope]:
+        """The permissions ``person`` has granted ``client_id`` that are in force at ``at``."""
+        when = at or _now()
+        return frozenset(g.scope for g in self.grants(client_id, person) if g.live(when))
+
+    def revoke(
+        self,
+        client_id: str,
+        person: str,
+        scopes: Iterable[Scope] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Revoke a person's grants to an app (all, or only ``scopes``); returns how many."""
+        return self._withdraw(client_id, person, None if scopes is None else list(scopes), at)
+
+    def _withdraw(
+        self,
+        client_id: str,
+        person: str | None,
+        scopes: list[Scope] | None,
+        at: datetime | None,
+    ) -> int:
+        when = at or _now()
+        live = [
+            g
+            for g in self._all_grants(client_id, person)
+            if g.revoked_at is None and (scopes is None or g.scope in scopes)
+        ]
+        if not live:
+            return 0
+        with self.accord.session() as s, translate(StoreError, "revoking grants"):
+            s.execute(
+                update(t.grants_table)
+                .where(t.grants_table.c.id.in_([g.id for g in live]))
+                .values(revoked_at=when)
+            )
+        for g in live:
+            if g.expires_at > when:
+                self.accord.withdraw(g.consent_id, at=max(when, g.granted_at))
+        return len(live)
+
+    def _all_grants(self, client_id: str, person: str | None) -> list[Grant]:
+        g = t.grants_table
+        query = select(g).where(g.c.client_id == client_id)
+        if person is not None:
+            query = query.where(g.c.person == person)
+        with self.accord.session() as s, translate(StoreError, "reading grants"):
+            return [_grant(r) for r in s.execute(query).all()]
+
+    # -- codes ---------------------------------------------------------------------------------
+
+    def save_code(
+        self,
+        code: str,
+        *,
+        client_id: str,
+        person: str,
+        scopes: Iterable[Scope],
+        redirect_uri: str,
+        code_challenge: str,
+        code_challenge_method: str,
+    ) -> None:
+        """Keep an authorization code (its hash) for one exchange within :data:`CODE_SECONDS`."""
+        with self.accord.session() as s, translate(StoreError, "saving an authorization code"):
+            s.execute(
+                t.codes_table.insert().values(
+                    code_hash=hash_token(code),
+                    client_id=client_id,
+                    person=person,
+                    scope=render(scopes),
+                    redirect_uri=redirect_uri,
+                    code_challenge=code_challenge,
+                    code_challenge_method=code_challenge_method,
+                    expires_at=_now() + timedelta(seconds=CODE_SECONDS),
+                )
+            )
+
+    def find_code(self, code: str, client_id: str) -> Code | None:
+        """The unexpired code ``code`` issued to ``client_id``, or None."""
+        c = t.codes_table
+        with self.accord.session() as s, translate(StoreError, "reading an authorization code"):
+            row = s.execute(
+                select(c).where(c.c.code_hash == hash_token(code), c.c.client_id == client_id)
+            ).one_or_none()
+        if row is None or row.expires_at <= _now():
+            return None
+        return Code(
+            row.code_hash,
+            row.client_id,
+            row.person,
+            row.scope,
+            row.redirect_uri,
+            row.code_challenge,
+            row.code_challenge_method,
+            row.expires_at,
+        )
+
+    def delete_code(self, code: Code) -> None:
+        """Forget a code once used: a code works once (RFC 6749 section 4.1.2)."""
+        with self.accord.session() as s, translate(StoreError, "deleting an authorization code"):
+            s.execute(delete(t.codes_table).where(t.codes_table.c.code_hash == code.code_hash))
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def save_token(
+        self,
+        access_token: str,
+        *,
+        client_id: str,
+        person: str | None,
+        scopes: Iterable[Scope],
+        expires_in: int,
+    ) -> None:
+        """Keep an access token's hash, what it is for, and when it expires."""
+        now = _now()
+        with self.accord.session() as s, translate(StoreError, "saving an access token"):
+            s.execute(
+                t.tokens_table.insert().values(
+                    token_hash=hash_token(access_token),
+                    client_id=client_id,
+                    person=person,
+                    scope=render(scopes),
+                    issued_at=now,
+                    expires_at=now + timedelta(seconds=expires_in),
+                )
+            )
+
+    def token(self, access_token: str) -> Token | None:
+        """The token ``access_token`` names (live or not), with its app; None if unknown."""
+        tk, a = t.tokens_table, t.apps_table
+        with self.accord.session() as s, translate(StoreError, "reading an access token"):
+            row = s.execute(
+                select(tk, a.c.name, a.c.party, a.c.agreement, a.c.secret_hash)
+                .add_columns(
+                    a.c.redirect_uris,
+                    a.c.created_at.label("app_created"),
+                    a.c.revoked_at.label("app_revoked"),
+                )
+                .join(a, a.c.client_id == tk.c.client_id)
+                .where(tk.c.token_hash == hash_token(access_token))
+            ).one_or_none()
+        if row is None:
+            return None
+        app = App(
+            row.client_id,
+            row.name,
+            row.party,
+            row.agreement,
+            row.secret_hash,
+            tuple(u for u in row.redirect_uris.split("\n") if u),
+            row.app_created,
+            row.app_revoked,
+        )
+        return Token(
+            row.token_hash,
+            app,
+            row.person,
+            parse_all(row.scope),
+            row.issued_at,
+            row.expires_at,
+            row.revoked_at,
+        )
+
+    def revoke_token(self, token: Token, at: datetime | None = None) -> None:
+        """Revoke one access token (RFC 7009)."""
+        with self.accord.session() as s, translate(StoreError, "revoking an access token"):
+            s.execute(
+                update(t.tokens_table)
+                .where(t.tokens_table.c.token_hash == token.token_hash)
+                .values(revoked_at=at or _now())
+            )
+
+
+def _months_later(moment: datetime, months: int) -> datetime:
+    """``months`` calendar months after ``moment`` (the day clamped to 28 where needed)."""
+    years, month0 = divmod(moment.month - 1 + months, 12)
+    shifted = add_years(moment, years)
+    return shifted.replace(month=month0 + 1, day=min(moment.day, 28))

@@ -1,0 +1,35 @@
+"""The partner API's own errors, under Accord's one root (see :mod:`accord.errors`)::
+
+    AccordError
+    ├── InvalidToken     no bearer token, or one that is unknown, expired or revoked (401)
+    ├── Forbidden        a valid token that does not reach this request; names the rule (403)
+    └── RateLimited      the app sent more requests than its limit allows (429)
+
+Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
+"""
+
+from __future__ import annotations
+
+from accord.errors import AccordError
+
+
+class InvalidToken(AccordError):
+    """No usable bearer token: missing, malformed, unknown, expired or revoked (RFC 6750 3.1)."""
+
+
+class Forbidden(AccordError):
+    """A valid token that does not reach the request; ``rule`` names what refused it."""
+
+    def __init__(self, message: str, *, rule: str, where: str | None = None) -> None:
+        self.rule = rule
+        self.receipt: int | None = None
+        """The ledger index of the refusal, once logged."""
+        super().__init__(message, where=where)
+
+
+class RateLimited(AccordError):
+    """More requests than the app's limit; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -1,0 +1,297 @@
+"""The partner API proper: exchanges through the one door, and a person's permissions.
+
+``POST /v1/agreements/{agreement}/clauses/{clause}/exchanges`` carries every flow of an
+agreement: reads of records, aggregates or matches, and writes on a person's behalf. The token's
+checks (:mod:`accord.api.access`) run first; then :meth:`accord.gateway.Gateway.exchange` decides,
+fetches, logs and releases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request as HttpRequest
+
+from accord.api.access import Access, Caller
+from accord.api.apps import PartnerApps
+from accord.api.errors import Forbidden
+from accord.api.problems import PROBLEM_RESPONSES
+from accord.api.scopes import Scope
+from accord.consent import Operation
+from accord.gateway import Exchange, Gateway
+from accord.requests import Request, Subjects, SubjectsKind
+
+Scalar = str | int | float | bool | None
+Key = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubjectsIn(_In):
+    """Whom a request is about."""
+
+    kind: Literal["all", "people", "friends_of", "threads_of"] = Field(
+        default="all", description="Everyone, named people, or a person's friends or threads."
+    )
+    people: list[Key] = Field(default=[], max_length=1000, description="For kind 'people'.")
+    anchor: Key | None = Field(
+        default=None, description="The person whose friends or threads (kinds *_of)."
+    )
+
+
+class ExchangeIn(_In):
+    """One exchange under a clause: what to read or write, for what purpose, about whom."""
+
+    collection: Key = Field(description="The collection read (or written into).")
+    operation: Literal["read", "write"] = "read"
+    purpose: Key = Field(description="The purpose (a fideslang data use key).")
+    categories: list[Key] = Field(
+        min_length=1, max_length=20, description="Every data category the exchange moves."
+    )
+    fields: list[Key] = Field(default=[], max_length=100)
+    subjects: SubjectsIn = Field(default_factory=SubjectsIn)
+    on_behalf_of: Key | None = Field(
+        default=None, description="The person acted for (a person's token fills it in)."
+    )
+    title: Key | None = Field(default=None, description="The one title a read is about (VPPA).")
+    where: dict[Key, Scalar] | None = Field(default=None, max_length=20)
+    rows: list[dict[Key, Scalar]] | None = Field(default=None, max_length=1000)
+    group_by: list[Key] = Field(default=[], max_length=8)
+    measures: dict[Key, Key] | None = Field(default=None, max_length=16)
+
+
+class DecisionOut(BaseModel):
+    """The decision, as the ledger holds it."""
+
+    allowed: bool
+    reason: str
+    rules: list[str]
+
+
+class ReceiptOut(BaseModel):
+    """Where an entry sits in the ledger (RFC 9162): index, leaf hash, tree size."""
+
+    index: int
+    leaf_hash: str
+    tree_size: int
+
+
+class ExchangeOut(BaseModel):
+    """What crossed the door, with the ledger receipts of the decision and the release."""
+
+    decision: DecisionOut
+    granularity: str
+    columns: list[str]
+    rows: list[list[Any]]
+    people: int
+    written: int
+    withheld: dict[str, int]
+    suppressed: int
+    receipts: list[ReceiptOut]
+
+
+class PermissionOut(BaseModel):
+    """One permission a person granted an app."""
+
+    scope: str
+    description: str
+    granted_at: datetime
+    expires_at: datetime
+    status: Literal["granted", "expired", "revoked"]
+
+
+class AppOut(BaseModel):
+    """The calling app: its agreement, what it may ask for, what review approved, its token."""
+
+    client_id: str
+    name: str
+    party: str
+    agreement: str
+    offered: list[str]
+    approved: list[str]
+    token_scopes: list[str]
+    person: str | None
+
+
+class Services:
+    """What the routes need: the door, the partner apps, the access checks, party credentials."""
+
+    def __init__(
+        self, gateway: Gateway, apps: PartnerApps, access: Access, party_tokens: dict[str, str]
+    ) -> None:
+        self.gateway = gateway
+        self.apps = apps
+        self.access = access
+        self.party_tokens = party_tokens
+
+
+def services(request: HttpRequest) -> Services:
+    """The app's services (set by the factory)."""
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def caller(
+    request: HttpRequest,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header(description="Bearer access token.")] = None,
+) -> Caller:
+    """The authenticated caller (401 otherwise); rate-limited per app."""
+    found = svc.access.caller(authorization)
+    request.state.client_id = found.app.client_id
+    return found
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+AgreementId = Annotated[str, Path(min_length=1, max_length=200)]
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "/agreements/{agreement}/clauses/{clause}/exchanges",
+    response_model=ExchangeOut,
+    summary="Read or write under one clause, through the one door",
+)
+def exchange(
+    agreement: AgreementId,
+    clause: AgreementId,
+    body: ExchangeIn,
+    who: CallerDep,
+    svc: ServicesDep,
+) -> dict[str, Any]:
+    """Decide the request (agreement, law, consent), move only what is allowed, log, release."""
+    request = Request(
+        requester=who.app.party,
+        agreement=agreement,
+        clause=clause,
+        operation=Operation(body.operation),
+        purpose=body.purpose,
+        categories=frozenset(body.categories),
+        at=datetime.now(UTC),
+        fields=frozenset(body.fields),
+        subjects=Subjects(
+            SubjectsKind(body.subjects.kind),
+            frozenset(body.subjects.people),
+            body.subjects.anchor,
+        ),
+        on_behalf_of=body.on_behalf_of,
+        title=body.title,
+    )
+    request = svc.access.check(who, request)
+    release = svc.gateway.exchange(
+        Exchange(
+            request,
+            svc.party_tokens[who.app.party],
+            body.collection,
+            where=body.where,
+            rows=body.rows,
+            group_by=tuple(body.group_by),
+            measures=body.measures,
+        )
+    )
+    d = release.decision
+    return {
+        "decision": {"allowed": d.allowed, "reason": d.reason, "rules": list(d.rules)},
+        "granularity": release.granularity.value,
+        "columns": list(release.columns),
+        "rows": jsonable_encoder([list(r) for r in release.rows]),
+        "people": release.people,
+        "written": release.written,
+        "withheld": dict(release.withheld),
+        "suppressed": release.suppressed,
+        "receipts": [
+            {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "tree_size": r.tree_size}
+            for r in release.receipts
+        ],
+    }
+
+
+@router.get("/app", response_model=AppOut, summary="The calling app and its permissions")
+def app_info(who: CallerDep, svc: ServicesDep) -> AppOut:
+    """The app, the scopes its agreement offers, those review approved, and the token's."""
+    app = who.app
+    return AppOut(
+        client_id=app.client_id,
+        name=app.name,
+        party=app.party,
+        agreement=app.agreement,
+        offered=[str(s) for s in sorted(svc.apps.offered(app))],
+        approved=[str(s) for s in sorted(svc.apps.approved(app.client_id))],
+        token_scopes=[str(s) for s in sorted(who.scopes)],
+        person=who.person,
+    )
+
+
+def _person(who: Caller) -> str:
+    if who.person is None:
+        raise Forbidden(
+            "this is about a person's permissions; use a token the person authorized",
+            rule="api:no-delegation",
+        )
+    return who.person
+
+
+@router.get(
+    "/me/permissions",
+    response_model=list[PermissionOut],
+    summary="The permissions the token's person granted this app",
+)
+def permissions(who: CallerDep, svc: ServicesDep) -> list[PermissionOut]:
+    """Every permission the person granted the app, with when it expires or was revoked."""
+    person = _person(who)
+    now = datetime.now(UTC)
+    out = []
+    for g in svc.apps.grants(who.app.client_id, person):
+        status: Literal["granted", "expired", "revoked"] = (
+            "revoked" if g.revoked_at is not None else "granted" if g.live(now) else "expired"
+        )
+        out.append(
+            PermissionOut(
+                scope=str(g.scope),
+                description=g.scope.describe(),
+                granted_at=g.granted_at,
+                expires_at=g.expires_at,
+                status=status,
+            )
+        )
+    return out
+
+
+class RevokedOut(BaseModel):
+    """How many grants were revoked."""
+
+    revoked: int
+
+
+@router.delete(
+    "/me/permissions/{scope}",
+    response_model=RevokedOut,
+    summary="Revoke one permission (instant; the person's consent is withdrawn)",
+)
+def revoke_permission(
+    scope: Annotated[str, Path(min_length=1, max_length=300)], who: CallerDep, svc: ServicesDep
+) -> RevokedOut:
+    """The person takes back one permission; the next request that needs it is refused."""
+    person = _person(who)
+    return RevokedOut(revoked=svc.apps.revoke(who.app.client_id, person, [Scope.parse(scope)]))
+
+
+@router.delete(
+    "/me/permissions",
+    response_model=RevokedOut,
+    summary="Revoke every permission: remove the app (instant)",
+)
+def revoke_all(who: CallerDep, svc: ServicesDep) -> RevokedOut:
+    """The person removes the app: every grant is revoked and every consent withdrawn."""
+    person = _person(who)
+    return RevokedOut(revoked=svc.apps.revoke(who.app.client_id, person))

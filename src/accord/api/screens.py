@@ -1,0 +1,388 @@
+"""The OAuth endpoints and the consent screens a person sees when an app asks for access.
+
+* Every permission is listed on its own line with its own checkbox, unticked: the person ticks
+  what they allow (GDPR Art. 7(2) and Art. 4(11); a pre-ticked box is no consent, CJEU C-673/17
+  Planet49). Permissions the app has not passed review for are shown but not offered, unless the
+  person is one of the partner's test people.
+* Consent to share what the person watches comes on a screen of its own, apart from every other
+  term, stating how long it lasts (the person picks, at most two years) and how to withdraw it
+  (18 U.S.C. 2710(b)(2)(B)).
+* A ``Sec-GPC: 1`` header is an opt-out of sale and sharing for that person (11 CCR 7025): it is
+  recorded, and permissions for cross-context advertising are not offered.
+
+Signing in is the data holder's own business; :class:`DemoSignIn` stands in for it (a person
+types their id) so that the flow can run end to end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from fastapi import APIRouter, Form, Request
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from accord.api.apps import VPPA_MAX_MONTHS, App, PartnerApps
+from accord.api.oauth import Delegation, FormRequest, OAuthServer, read_request
+from accord.api.scopes import Scope, parse_all
+from accord.api.signing import Signer
+from accord.consent import OptOut, OptOutKind, SignalSource
+from accord.errors import AccordError, NotFound
+from accord.service import Accord
+from accord.store.repositories import PeopleRepository
+
+PERSON_COOKIE = "accord_person"
+SIGN_IN_SECONDS = 3600
+PENDING_SECONDS = 900
+
+templates = Jinja2Templates(directory=str(resources.files("accord.web") / "templates"))
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One permission as the screen shows it: offered, or shown with why it is not."""
+
+    scope: Scope
+    description: str
+    why_not: str | None = None
+
+
+class Screens:
+    """The OAuth endpoints and consent screens over one authorization server."""
+
+    def __init__(self, accord: Accord, apps: PartnerApps, server: OAuthServer, key: bytes) -> None:
+        self.accord = accord
+        self.apps = apps
+        self.server = server
+        self.cookies = Signer(key, "sign-in")
+        self.pending = Signer(key, "consent")
+
+    def controller_of(self, app: App) -> str:
+        """The party whose people the app asks about: the other party of its agreement."""
+        a = self.accord.policy().registry[app.agreement].agreement
+        return a.provider if app.party == a.recipient else a.recipient
+
+    def person(self, request: Request) -> tuple[str, str] | None:
+        """The signed-in person: (party, id)."""
+        value = self.cookies.unsign(request.cookies.get(PERSON_COOKIE))
+        if value is None:
+            return None
+        return str(value["party"]), str(value["person"])
+
+    def offers(self, app: App, person: str, asked: frozenset[Scope], gpc: bool) -> list[Offer]:
+        """Each permission asked for, and whether it can be granted now."""
+        approved = self.apps.approved(app.client_id)
+        tester = person in self.apps.test_people(app.client_id)
+        out = []
+        for scope in sorted(asked):
+            why = None
+            if scope.sale_or_sharing and gpc:
+                why = (
+                    "Not offered: your browser's Global Privacy Control signal opted you out of "
+                    "the sale and sharing of your data."
+                )
+            elif scope not in approved and not tester:
+                why = "Not offered: this app has not yet passed review for this permission."
+            out.append(Offer(scope, scope.describe(), why))
+        return out
+
+
+def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    return templates.TemplateResponse(
+        request, "error.html", {"title": title, "detail": detail}, status_code=status
+    )
+
+
+async def _oauth(request: Request) -> FormRequest | Response:
+    try:
+        return await read_request(request)
+    except OAuth2Error as exc:
+        return JSONResponse(dict(exc.get_body()), status_code=400)
+
+
+def _rebuild(request: Request, params: list[list[str]]) -> FormRequest:
+    base = str(request.base_url).rstrip("/")
+    query = [(k, v) for k, v in params]
+    return FormRequest("GET", f"{base}/oauth/authorize?{urlencode(query)}", request.headers, query)
+
+
+def build_router(screens: Screens) -> APIRouter:
+    """The OAuth endpoints, the server metadata, the consent screens and the sign-in page."""
+    router = APIRouter(include_in_schema=False)
+    _oauth_routes(router, screens)
+    _consent_routes(router, screens)
+    _sign_in_routes(router, screens)
+    return router
+
+
+def _oauth_routes(router: APIRouter, screens: Screens) -> None:
+    server = screens.server
+
+    @router.get("/.well-known/oauth-authorization-server")
+    async def metadata(request: Request) -> JSONResponse:
+        base = str(request.base_url).rstrip("/")
+        body = await run_in_threadpool(server.metadata, base)
+        return JSONResponse(body)
+
+    @router.post("/oauth/token")
+    async def token(request: Request) -> Response:
+        req = await _oauth(request)
+        if isinstance(req, Response):
+            return req
+        response: Response = await run_in_threadpool(server.create_token_response, req)
+        return response
+
+    @router.post("/oauth/introspect")
+    async def introspect(request: Request) -> Response:
+        req = await _oauth(request)
+        if isinstance(req, Response):
+            return req
+        response: Response = await run_in_threadpool(
+            server.create_endpoint_response, "introspection", req
+        )
+        return response
+
+    @router.post("/oauth/revoke")
+    async def revoke(request: Request) -> Response:
+        req = await _oauth(request)
+        if isinstance(req, Response):
+            return req
+        response: Response = await run_in_threadpool(
+            server.create_endpoint_response, "revocation", req
+        )
+        return response
+
+
+def _consent_routes(router: APIRouter, screens: Screens) -> None:
+    server = screens.server
+
+    @router.get("/oauth/authorize")
+    async def authorize(request: Request) -> Response:
+        req = await _oauth(request)
+        if isinstance(req, Response):
+            return req
+        return await run_in_threadpool(_authorize, request, req)
+
+    def _authorize(request: Request, req: FormRequest) -> Response:
+        try:
+            grant = server.get_consent_grant(req, end_user=None)
+        except OAuth2Error as exc:
+            if exc.redirect_uri:
+                response: Response = server.handle_error_response(req, exc)
+                return response
+            return _error_page(request, 400, "This app's request is invalid", exc.description)
+        app: App = grant.client
+        controller = screens.controller_of(app)
+        signed_in = screens.person(request)
+        if signed_in is None or signed_in[0] != controller:
+            target = f"/oauth/authorize?{request.url.query}"
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+        person = signed_in[1]
+        gpc = request.headers.get("sec-gpc") == "1"
+        if gpc:
+            screens.accord.opt_out(
+                OptOut(
+                    person,
+                    controller,
+                    OptOutKind.SALE_SHARING,
+                    SignalSource.GPC,
+                    datetime.now(UTC),
+                )
+            )
+        offers = screens.offers(app, person, parse_all(req.scope), gpc)
+        pending = screens.pending.sign(
+            {
+                "party": controller,
+                "person": person,
+                "client_id": app.client_id,
+                "params": [[k, v] for k, v in request.query_params.multi_items()],
+                "gpc": gpc,
+            },
+            PENDING_SECONDS,
+        )
+        return templates.TemplateResponse(
+            request,
+            "consent.html",
+            {
+                "app": app,
+                "controller": controller,
+                "person": person,
+                "offers": [o for o in offers if not o.scope.viewing],
+                "viewing": [o for o in offers if o.scope.viewing],
+                "gpc": gpc,
+                "pending": pending,
+            },
+        )
+
+    @router.post("/oauth/authorize/consent")
+    async def consent(
+        request: Request,
+        pending: Annotated[str, Form()],
+        action: Annotated[str, Form()] = "deny",
+        scope: Annotated[list[str] | None, Form()] = None,
+    ) -> Response:
+        return await run_in_threadpool(_consent, request, pending, action, scope or [])
+
+    def _consent(request: Request, pending: str, action: str, chosen: list[str]) -> Response:
+        state = _verified(screens, request, pending)
+        if isinstance(state, Response):
+            return state
+        req = _rebuild(request, state["params"])
+        try:
+            grant = server.get_consent_grant(req, end_user=None)
+        except OAuth2Error as exc:
+            return _error_page(request, 400, "This app's request is invalid", exc.description)
+        app: App = grant.client
+        offers = screens.offers(app, state["person"], parse_all(req.scope), bool(state["gpc"]))
+        grantable = {str(o.scope) for o in offers if o.why_not is None}
+        picked = [] if action != "allow" else sorted(set(chosen) & grantable)
+        viewing = [o for o in offers if o.scope.viewing and o.why_not is None]
+        if action == "allow" and viewing:
+            next_pending = screens.pending.sign({**state, "chosen": picked}, PENDING_SECONDS)
+            return templates.TemplateResponse(
+                request,
+                "vppa.html",
+                {
+                    "app": app,
+                    "controller": state["party"],
+                    "offers": viewing,
+                    "pending": next_pending,
+                    "max_months": VPPA_MAX_MONTHS,
+                },
+            )
+        return _finish(screens, request, req, grant, state, picked=picked, months=None)
+
+    @router.post("/oauth/authorize/vppa")
+    async def vppa(
+        request: Request,
+        pending: Annotated[str, Form()],
+        months: Annotated[int, Form(ge=1, le=VPPA_MAX_MONTHS)] = 12,
+        action: Annotated[str, Form()] = "deny",
+    ) -> Response:
+        return await run_in_threadpool(_vppa, request, pending, months, action)
+
+    def _vppa(request: Request, pending: str, months: int, action: str) -> Response:
+        state = _verified(screens, request, pending)
+        if isinstance(state, Response) or "chosen" not in state:
+            return state if isinstance(state, Response) else _expired(request)
+        req = _rebuild(request, state["params"])
+        try:
+            grant = server.get_consent_grant(req, end_user=None)
+        except OAuth2Error as exc:
+            return _error_page(request, 400, "This app's request is invalid", exc.description)
+        app: App = grant.client
+        picked = list(state["chosen"])
+        if action == "allow":
+            offers = screens.offers(app, state["person"], parse_all(req.scope), bool(state["gpc"]))
+            picked += [str(o.scope) for o in offers if o.scope.viewing and o.why_not is None]
+        return _finish(
+            screens,
+            request,
+            req,
+            grant,
+            state,
+            picked=picked,
+            months=months if action == "allow" else None,
+        )
+
+
+def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
+    @router.get("/login")
+    async def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
+        return templates.TemplateResponse(request, "login.html", {"next": next, "error": None})
+
+    @router.post("/login")
+    async def login(
+        request: Request,
+        person: Annotated[str, Form(min_length=1, max_length=255)],
+        next: Annotated[str, Form(max_length=4000)] = "/",  # noqa: A002
+    ) -> Response:
+        return await run_in_threadpool(_login, request, person, next)
+
+    def _login(request: Request, person: str, target: str) -> Response:
+        parts = urlsplit(target)
+        if parts.scheme or parts.netloc or parts.path != "/oauth/authorize":
+            return _error_page(request, 400, "Nowhere to go", "Sign in from an app's request.")
+        query = dict(_pairs(parts.query))
+        app = screens.apps.get(query.get("client_id", ""))
+        if app is None:
+            return _error_page(request, 400, "Unknown app", "The app asking is not registered.")
+        party = screens.controller_of(app)
+        try:
+            with screens.accord.session() as s:
+                PeopleRepository(s).get(party, person)
+        except NotFound:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"next": target, "error": f"{party} has no person {person!r}."},
+                status_code=401,
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            PERSON_COOKIE,
+            screens.cookies.sign({"party": party, "person": person}, SIGN_IN_SECONDS),
+            max_age=SIGN_IN_SECONDS,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def _verified(screens: Screens, request: Request, pending: str) -> dict[str, Any] | Response:
+    state = screens.pending.unsign(pending)
+    signed_in = screens.person(request)
+    if state is None:
+        return _expired(request)
+    if signed_in != (state["party"], state["person"]):
+        return _error_page(request, 403, "Not signed in as this person", "Sign in again and retry.")
+    return state
+
+
+def _expired(request: Request) -> Response:
+    return _error_page(
+        request, 400, "This consent form has expired", "Go back to the app and start again."
+    )
+
+
+def _finish(
+    screens: Screens,
+    request: Request,
+    req: FormRequest,
+    grant: Any,
+    state: dict[str, Any],
+    *,
+    picked: list[str],
+    months: int | None,
+) -> Response:
+    scopes = frozenset(Scope.parse(s) for s in picked)
+    app: App = grant.client
+    user = None
+    if scopes:
+        try:
+            screens.apps.grant(
+                app,
+                state["person"],
+                state["party"],
+                scopes,
+                notice=f"{state['party']} consent screen for app {app.client_id}",
+                vppa_months=months,
+            )
+        except AccordError as exc:
+            return _error_page(request, 422, "Your choices could not be recorded", str(exc))
+        user = Delegation(state["person"], scopes)
+    response: Response = screens.server.create_authorization_response(
+        request=req, grant_user=user, grant=grant
+    )
+    return response

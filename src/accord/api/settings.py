@@ -1,0 +1,45 @@
+"""The partner API's settings, read from the environment with the prefix ``ACCORD_API_``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from accord.api.oauth import MAX_TOKEN_SECONDS
+
+
+class ApiSettings(BaseSettings):
+    """Settings of ``accord serve``; each has a description for the CLI help and the docs."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCORD_API_", extra="ignore")
+
+    token_seconds: int = Field(
+        default=MAX_TOKEN_SECONDS,
+        ge=1,
+        le=MAX_TOKEN_SECONDS,
+        description="How long an access token lives, in seconds (at most an hour).",
+    )
+    rate_limit: str = Field(
+        default="1200/minute",
+        description="Requests each partner app may make, e.g. '1200/minute' (per worker).",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    secret: str | None = Field(
+        default=None,
+        description=(
+            "Key that signs sign-in cookies and consent forms; unset: a random key per process "
+            "(set it when several workers serve together)."
+        ),
+    )
+    issuer: str | None = Field(
+        default=None,
+        description="The authorization server's issuer URL (RFC 8414); unset: the request's base.",
+    )
+
+
+API_SETTINGS: dict[str, str] = {
+    f"ACCORD_API_{name.upper()}": (field.description or "")
+    for name, field in ApiSettings.model_fields.items()
+}

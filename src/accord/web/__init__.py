@@ -1,0 +1,1 @@
+"""Templates and static files for the pages people see: consent screens, sign-in, errors."""
