@@ -401,3 +401,44 @@ def decode_leaf(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput("not a ledger leaf: not a JSON object")
     return value
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetEntry(Entry):
+    """A differentially private query spent (or was refused) privacy budget of every person in it.
+
+    ``epsilon`` and ``delta`` are what each person was charged, as decimal text (the leaf holds
+    no floats); ``spent`` is false for a query refused because it would overspend someone.
+    """
+
+    kind: ClassVar[str] = "budget"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "recipient": _TEXT,
+        "mechanism": _TEXT,
+        "epsilon": _TEXT,
+        "delta": _TEXT,
+        "spent": _FLAG,
+    }
+
+    recipient: str
+    mechanism: str
+    epsilon: str
+    delta: str = "0"
+    spent: bool = True
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        for name in ("recipient", "mechanism", "epsilon", "delta"):
+            _check_text(name, getattr(self, name))
+        for name in ("epsilon", "delta"):
+            text = getattr(self, name)
+            try:
+                ok = 0 <= float(text) < float("inf") and text.strip() == text
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InvalidInput(f"{name} must be a non-negative decimal, not {text!r}")
+
+
+ENTRY_KINDS[BudgetEntry.kind] = BudgetEntry

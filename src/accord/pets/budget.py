@@ -1,0 +1,344 @@
+"""A privacy budget per person, across every partnership.
+
+AWS Clean Rooms and Snowflake keep a differential-privacy budget per collaboration: a person whose
+data sits in ten collaborations can lose ten budgets' worth of privacy. Accord keeps one budget per
+person, whoever asks and under whichever agreement: every differentially private query charges
+each person whose data it reads, and a query that would take anyone past their total is refused
+whole, with a reason. Privacy loss adds up across queries by basic sequential composition (Dwork
+and Roth, *The Algorithmic Foundations of Differential Privacy*, 2014, Theorem 3.16): epsilons
+add, deltas add.
+
+A spend is atomic and can never take a budget below zero, however many queries run at once:
+
+* every row to be charged is locked first, in one order (``SELECT … FOR UPDATE`` ordered by person
+  on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which holds the database's one write lock), so two
+  spends cannot deadlock;
+* the charge itself is a conditional ``UPDATE … WHERE spent + cost <= total``, and the spend
+  commits only if it changed one row per person; otherwise it is rolled back and refused;
+* the table refuses an overspent row by a ``CHECK`` constraint, whatever code writes to it.
+
+Every spend, and every refusal, is a :class:`~accord.ledger.entries.BudgetEntry` in the ledger;
+a spend names (pseudonymously) everyone it charged, so each person can find their spends.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from accord.errors import AccordError, InvalidInput, StoreError, translate
+from accord.ledger.entries import BudgetEntry
+from accord.ledger.log import Ledger, Receipt
+from accord.pets.tables import DELTA_UNIT, EPSILON_UNIT, privacy_budgets, privacy_spends
+from accord.service import person_ref
+
+DEFAULT_EPSILON = 10.0
+"""Each person's total epsilon unless set otherwise: across all partnerships, for all time."""
+DEFAULT_DELTA = 1e-6
+"""Each person's total delta unless set otherwise."""
+
+BUDGET_RULE = "pets:privacy-budget"
+
+# Bound parameters per statement: well under SQLite's and PostgreSQL's limits.
+_CHUNK = 900
+
+
+def epsilon_units(epsilon: float) -> int:
+    """Epsilon in stored units (millionths), rounded up: a charge is never less than asked."""
+    return math.ceil(Decimal(repr(epsilon)) * EPSILON_UNIT)
+
+
+def delta_units(delta: float) -> int:
+    """Delta in stored units (10**-15), rounded up."""
+    return math.ceil(Decimal(repr(delta)) * DELTA_UNIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one query charges each person it reads: epsilon, and delta for approximate DP."""
+
+    epsilon: float
+    delta: float = 0.0
+    mechanism: str = "laplace"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise InvalidInput(f"epsilon must be a positive number, not {self.epsilon!r}")
+        if not (math.isfinite(self.delta) and 0 <= self.delta < 1):
+            raise InvalidInput(f"delta must be at least 0 and below 1, not {self.delta!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A query's charge: whose budget (a party's people, by its ids), how much, and why."""
+
+    party: str
+    people: Collection[str]
+    cost: Cost
+    recipient: str
+    description: str
+    agreement: str | None = None
+    clause: str | None = None
+    purpose: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """A charge that went through: its id, how many people paid, and its ledger receipt."""
+
+    query_id: str
+    people: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    """What is left of one person's budget."""
+
+    epsilon: float
+    delta: float
+
+
+class BudgetExceeded(AccordError):
+    """A query would take some people past their privacy budget; nothing was charged or released."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, short: int, receipt: Receipt | None) -> None:
+        self.short = short
+        self.receipt = receipt
+        super().__init__(message)
+
+
+class PrivacyBudgets:
+    """Every person's privacy budget in the Accord store, and the ledger that records spends."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        *,
+        default_epsilon: float = DEFAULT_EPSILON,
+        default_delta: float = DEFAULT_DELTA,
+    ) -> None:
+        Cost(default_epsilon, default_delta)  # the same checks as a charge
+        self.engine = engine
+        self.ledger = ledger
+        self.default_epsilon = default_epsilon
+        self.default_delta = default_delta
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def remaining(self, party: str, person: str) -> Remaining:
+        """What ``person`` (at ``party``) has left; the default budget if nothing was spent."""
+        b = privacy_budgets.c
+        query = select(b.epsilon_total - b.epsilon_spent, b.delta_total - b.delta_spent).where(
+            b.party == party, b.person_id == person
+        )
+        with translate(StoreError, "reading a privacy budget"), self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return Remaining(self.default_epsilon, self.default_delta)
+        return Remaining(int(row[0]) / EPSILON_UNIT, int(row[1]) / DELTA_UNIT)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def set_total(
+        self, party: str, people: Collection[str], *, epsilon: float, delta: float = 0.0
+    ) -> None:
+        """Give ``people`` a total budget (what they already spent still counts against it)."""
+        if not (math.isfinite(epsilon) and epsilon >= 0 and math.isfinite(delta) and delta >= 0):
+            raise InvalidInput(f"a budget is non-negative: epsilon {epsilon!r}, delta {delta!r}")
+        self._ensure(party, people)
+        b = privacy_budgets.c
+        e, d = epsilon_units(epsilon), delta_units(delta)
+        with self._transaction("setting privacy budgets") as conn:
+            for chunk in _chunks(sorted(set(people))):
+                done = conn.execute(
+                    update(privacy_budgets)
+                    .where(b.party == party, b.person_id.in_(chunk))
+                    .where(b.epsilon_spent <= e, b.delta_spent <= d)
+                    .values(epsilon_total=e, delta_total=d, updated_at=datetime.now(UTC))
+                )
+                if done.rowcount != len(chunk):
+                    raise InvalidInput(
+                        f"{len(chunk) - done.rowcount} of these people already spent more than "
+                        f"epsilon {epsilon} / delta {delta}: a budget cannot shrink below its spend"
+                    )
+
+    def spend(self, charge: Charge) -> Spend:
+        """Charge every person in ``charge``, all or none; refused if anyone would overspend.
+
+        Returns once the spend is committed and its ledger entry durable. Raises
+        :class:`BudgetExceeded` (logged in the ledger too) when anyone's budget is short.
+        """
+        people = sorted({str(p) for p in charge.people})
+        cost = charge.cost
+        e, d = epsilon_units(cost.epsilon), delta_units(cost.delta)
+        query_id = uuid.uuid4().hex
+        if people:
+            self._ensure(charge.party, people)
+        short = 0
+        with self._transaction("spending privacy budget") as conn:
+            b = privacy_budgets.c
+            changed = 0
+            for chunk in _chunks(people):
+                mine = and_(b.party == charge.party, b.person_id.in_(chunk))
+                if not self._sqlite:
+                    # Lock in person order: two spends over the same people queue, not deadlock.
+                    conn.execute(
+                        select(b.person_id).where(mine).order_by(b.person_id).with_for_update()
+                    )
+                changed += conn.execute(
+                    update(privacy_budgets)
+                    .where(mine)
+                    .where(b.epsilon_spent + e <= b.epsilon_total)
+                    .where(b.delta_spent + d <= b.delta_total)
+                    .values(
+                        epsilon_spent=b.epsilon_spent + e,
+                        delta_spent=b.delta_spent + d,
+                        updated_at=datetime.now(UTC),
+                    )
+                ).rowcount
+            if changed != len(people):
+                short = len(people) - changed
+                conn.rollback()
+            else:
+                conn.execute(
+                    privacy_spends.insert().values(
+                        query_id=query_id,
+                        party=charge.party,
+                        recipient=charge.recipient,
+                        agreement=charge.agreement,
+                        clause=charge.clause,
+                        mechanism=cost.mechanism,
+                        epsilon=e,
+                        delta=d,
+                        people=len(people),
+                        description=charge.description,
+                        at=datetime.now(UTC),
+                    )
+                )
+        if short:
+            raise self._refuse(charge, people, short)
+        (receipt,) = self.ledger.append(
+            [
+                self._entry(
+                    charge,
+                    f"{charge.recipient} spent epsilon {_text(cost.epsilon)}"
+                    f"{f' and delta {_text(cost.delta)}' if cost.delta else ''} of the privacy "
+                    f"budget of each of {len(people)} people ({cost.mechanism} noise): "
+                    f"{charge.description}",
+                    people=len(people),
+                    about=tuple(person_ref(charge.party, p) for p in people),
+                    spent=True,
+                )
+            ]
+        )
+        with self._transaction("recording a spend's ledger entry") as conn:
+            conn.execute(
+                update(privacy_spends)
+                .where(privacy_spends.c.query_id == query_id)
+                .values(ledger_index=receipt.index)
+            )
+        return Spend(query_id, len(people), receipt)
+
+    def spends(self, party: str) -> int:
+        """How many queries have spent the budgets of ``party``'s people."""
+        query = select(func.count()).where(privacy_spends.c.party == party)
+        with translate(StoreError, "counting spends"), self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _refuse(self, charge: Charge, people: Sequence[str], short: int) -> BudgetExceeded:
+        cost = charge.cost
+        reason = (
+            f"Refused: {short} of the {len(people)} people this query reads "
+            f"{'has' if short == 1 else 'have'} less than epsilon {_text(cost.epsilon)}"
+            f"{f' or delta {_text(cost.delta)}' if cost.delta else ''} of privacy budget left "
+            f"(budgets are per person, across all partnerships); nothing was charged or released"
+        )
+        receipt: Receipt | None
+        try:
+            # The refusal names nobody: whose budget ran out is itself about them.
+            (receipt,) = self.ledger.append(
+                [self._entry(charge, reason, people=len(people), about=(), spent=False)]
+            )
+        except AccordError:
+            receipt = None
+        return BudgetExceeded(reason, short=short, receipt=receipt)
+
+    @staticmethod
+    def _entry(
+        charge: Charge, reason: str, *, people: int, about: tuple[str, ...], spent: bool
+    ) -> BudgetEntry:
+        return BudgetEntry(
+            agreement=charge.agreement,
+            clause=charge.clause,
+            purpose=charge.purpose,
+            categories=tuple(sorted(charge.categories)),
+            reason=reason,
+            people=people,
+            about=about,
+            recipient=charge.recipient,
+            mechanism=charge.cost.mechanism,
+            epsilon=_text(charge.cost.epsilon),
+            delta=_text(charge.cost.delta),
+            spent=spent,
+        )
+
+    def _ensure(self, party: str, people: Collection[str]) -> None:
+        """Give every person without a budget row the default budget (an idempotent insert)."""
+        now = datetime.now(UTC)
+        e, d = epsilon_units(self.default_epsilon), delta_units(self.default_delta)
+        insert = sqlite.insert if self._sqlite else postgresql.insert
+        with self._transaction("creating privacy budgets") as conn:
+            for chunk in _chunks(sorted(set(people)), size=_CHUNK // 8):
+                rows = [
+                    {
+                        "party": party,
+                        "person_id": p,
+                        "epsilon_total": e,
+                        "epsilon_spent": 0,
+                        "delta_total": d,
+                        "delta_spent": 0,
+                        "updated_at": now,
+                    }
+                    for p in chunk
+                ]
+                conn.execute(insert(privacy_budgets).values(rows).on_conflict_do_nothing())
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[Connection]:
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            if self._sqlite:
+                # Take the write lock before the first read, so no spend works from a stale view.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            if conn.in_transaction():
+                conn.commit()
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _text(amount: float) -> str:
+    """An amount as short decimal text (``0.5``, ``1e-09``)."""
+    return repr(float(amount))

@@ -1,0 +1,355 @@
+"""A clean room: parties' data, fetched through the gateway, queried only as a rule allows.
+
+    fetch   each table through :meth:`accord.gateway.Gateway.exchange` (a record read, so the
+            policy, the people's consents and the law decide whose rows come in; the release is in
+            the ledger), into an in-memory DuckDB database that nothing else can reach
+    check   the query against the rule with sqlglot (:mod:`accord.pets.checks`); refused queries
+            say which check failed and why
+    spend   with differential privacy, every person whose data the query reads pays the rule's
+            epsilon (and delta) from their budget across all partnerships
+            (:mod:`accord.pets.budget`); the spend is durable in the ledger before anything is
+            released, and a query that would overspend anyone is refused whole
+    run     the rebuilt query on DuckDB: each output row counts distinct people and rows below
+            the minimum are dropped; with differential privacy, rows are bounded per person and
+            the aggregates get OpenDP noise (:mod:`accord.pets.dp`)
+
+Only the query's result leaves the room; its rows stay in the DuckDB database, which is closed
+with the room.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+
+from accord.agreements import Granularity
+from accord.errors import ConfigError, InvalidInput, StoreError
+from accord.gateway import Exchange, Gateway, Release
+from accord.pets import dp
+from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
+from accord.pets.checks import Checked, Metric, QueryRefused, avg_count, check_query
+from accord.pets.rules import AnalysisRule, RuleKind
+
+__all__ = ["CleanRoom", "QueryRefused", "Result", "Table"]
+
+_NULL = "\\N"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table in the room: whose data it is, its person column, and where it came from."""
+
+    name: str
+    party: str
+    person: str
+    columns: tuple[str, ...]
+    rows: int
+    agreement: str | None = None
+    clause: str | None = None
+    purpose: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a query released: its columns and rows, and the budget it spent (if noisy)."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    checked: Checked
+    spends: tuple[Spend, ...] = ()
+    noise: str | None = None
+    """How the numbers were noised, in a sentence; None for exact answers."""
+    notes: tuple[str, ...] = field(default=())
+
+
+class CleanRoom:
+    """One analysis rule over the tables loaded into a private DuckDB database."""
+
+    def __init__(
+        self, rule: AnalysisRule, *, analyst: str, budgets: PrivacyBudgets | None = None
+    ) -> None:
+        if rule.privacy is not None and budgets is None:
+            raise ConfigError("a rule with differential privacy needs the privacy budgets")
+        self.rule = rule
+        self.analyst = analyst
+        self.budgets = budgets
+        self.tables: dict[str, Table] = {}
+        self._db = duckdb.connect(":memory:")
+
+    def __enter__(self) -> CleanRoom:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop every table with the database."""
+        self._db.close()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def fetch(self, gateway: Gateway, name: str, exchange: Exchange) -> Release:
+        """Read table ``name`` through the gateway (a record read) into the room."""
+        release = gateway.exchange(exchange)
+        if release.granularity is not Granularity.RECORD:
+            raise InvalidInput(
+                f"table {name}: the clean room reads records, and clause "
+                f"{exchange.request.clause} releases {release.granularity.value}s"
+            )
+        controller = release.decision.filter.controller if release.decision.filter else None
+        r = release.decision.request
+        self.load(
+            name,
+            release.columns,
+            release.rows,
+            party=controller or "",
+            agreement=r.agreement,
+            clause=r.clause,
+            purpose=r.purpose,
+            categories=tuple(sorted(r.categories)),
+        )
+        return release
+
+    def load(
+        self,
+        name: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        party: str,
+        agreement: str | None = None,
+        clause: str | None = None,
+        purpose: str | None = None,
+        categories: tuple[str, ...] = (),
+    ) -> Table:
+        """Put rows into the room as table ``name`` (one of the rule's tables)."""
+        name = name.lower()
+        if name not in self.rule.tables:
+            raise InvalidInput(
+                f"table {name} is not in the rule (it names {', '.join(sorted(self.rule.tables))})"
+            )
+        if name in self.tables:
+            raise InvalidInput(f"table {name} is already in the room")
+        lowered = tuple(c.lower() for c in columns)
+        bad = [c for c in lowered if not c.isidentifier() or c.startswith("_accord")]
+        if bad or len(set(lowered)) != len(lowered):
+            raise InvalidInput(f"table {name}: column names must be distinct plain names: {bad}")
+        person = self.rule.person_of(name)
+        if person not in lowered:
+            raise InvalidInput(
+                f"table {name} has no column {person}: the clause must release whom each row is "
+                "about, for the room to count distinct people"
+            )
+        types = [_duck_type(rows, i) for i in range(len(lowered))]
+        _copy_into(self._db, name, lowered, types, rows)
+        table = Table(
+            name, party, person, lowered, len(rows), agreement, clause, purpose, categories
+        )
+        self.tables[name] = table
+        return table
+
+    # -- querying ------------------------------------------------------------------------------
+
+    def check(self, sql: str) -> Checked:
+        """Check ``sql`` against the rule; raises :class:`QueryRefused` saying why not."""
+        schema = {name: t.columns for name, t in self.tables.items()}
+        checked = check_query(self.rule, sql, schema)
+        missing = sorted(set(checked.tables) - set(self.tables))
+        if missing:
+            raise QueryRefused("table", f"table {', '.join(missing)} is not loaded in the room")
+        return checked
+
+    def run(self, sql: str) -> Result:
+        """Check, spend (if noisy), run and noise ``sql``; only the result leaves the room."""
+        checked = self.check(sql)
+        privacy = self.rule.privacy
+        noisy = privacy is not None and checked.kind is RuleKind.AGGREGATION
+        spends = self._spend(checked) if noisy else ()
+        with _duck(f"running the clean-room query over {', '.join(checked.tables)}"):
+            cursor = self._db.execute(checked.sql)
+            columns = tuple(d[0] for d in cursor.description or ())
+            rows = [tuple(r) for r in cursor.fetchall()]
+        if not noisy or privacy is None:
+            return Result(columns, rows, checked, spends)
+        columns, rows = self._noised(checked, columns, rows)
+        sensitivity = privacy.max_rows * checked.people_columns
+        noise = (
+            f"{privacy.mechanism.value} noise for epsilon {privacy.epsilon}"
+            f"{f' and delta {privacy.delta}' if privacy.delta else ''}, split evenly over "
+            f"{len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
+            f"(each person changes a count by at most {sensitivity})"
+        )
+        return Result(columns, rows, checked, spends, noise)
+
+    def _spend(self, checked: Checked) -> tuple[Spend, ...]:
+        """Charge everyone whose rows the query reads (the whole of every table it names)."""
+        privacy, budgets = self.rule.privacy, self.budgets
+        if privacy is None or budgets is None:  # pragma: no cover - checked in __init__
+            raise ConfigError("a noisy query needs a rule with privacy and the budgets")
+        by_party: dict[str, set[str]] = {}
+        for name in checked.tables:
+            t = self.tables[name]
+            with _duck(f"listing the people of {name}"):
+                person = _quote(t.person)
+                found = self._db.execute(
+                    f"SELECT DISTINCT CAST({person} AS VARCHAR) FROM {_quote(name)} "  # noqa: S608 - names checked by load()
+                    f"WHERE {person} IS NOT NULL"
+                ).fetchall()
+            by_party.setdefault(t.party, set()).update(str(p) for (p,) in found)
+        spends = []
+        for party, people in sorted(by_party.items()):
+            first = next(self.tables[n] for n in checked.tables if self.tables[n].party == party)
+            charge = Charge(
+                party=party,
+                people=people,
+                cost=Cost(privacy.epsilon, privacy.delta, privacy.mechanism.value),
+                recipient=self.analyst,
+                description=(
+                    f"clean-room query over {', '.join(checked.tables)} "
+                    f"for {', '.join(checked.outputs)}"
+                ),
+                agreement=first.agreement,
+                clause=first.clause,
+                purpose=first.purpose,
+                categories=first.categories,
+            )
+            spends.append(budgets.spend(charge))
+        return tuple(spends)
+
+    def _noised(
+        self, checked: Checked, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The rows with every aggregate noised, and the helper count columns dropped."""
+        privacy = self.rule.privacy
+        if privacy is None:  # pragma: no cover - only called when noisy
+            return columns, rows
+        share = privacy.privacy().split(len(checked.metrics))
+        at = {name: i for i, name in enumerate(columns)}
+        table = [list(r) for r in rows]
+        # Each table read bounds its own people: one person's rows may be up to max_rows of each.
+        rows_per_person = privacy.max_rows * checked.people_columns
+        for metric in checked.metrics:
+            values = [r[at[metric.output]] for r in table]
+            noised = self._noise(metric, values, table, at, share, rows=rows_per_person)
+            for r, value in zip(table, noised, strict=True):
+                r[at[metric.output]] = value
+        keep = [i for i, name in enumerate(columns) if name in checked.outputs]
+        return (
+            tuple(columns[i] for i in keep),
+            [tuple(r[i] for i in keep) for r in table],
+        )
+
+    def _noise(
+        self,
+        metric: Metric,
+        values: list[Any],
+        table: list[list[Any]],
+        at: Mapping[str, int],
+        share: dp.Privacy,
+        *,
+        rows: int,
+    ) -> list[Any]:
+        """One aggregate column, noised for a person contributing at most ``rows`` rows."""
+        privacy = self.rule.privacy
+        if privacy is None:  # pragma: no cover - only called when noisy
+            return values
+        if metric.function in ("count_star", "count", "count_distinct"):
+            counts = dp.noisy_counts([int(v or 0) for v in values], dp.Bounds(rows), share)
+            # Post-processing keeps the guarantee; a count below zero says nothing.
+            return [max(0, c) for c in counts]
+        lower, upper = privacy.bounds[metric.column or ""]
+        bounds = dp.Bounds(rows, lower, upper)
+        if metric.function == "sum":
+            return dp.noisy_sums([float(v or 0) for v in values], bounds, share)
+        counts = [int(r[at[avg_count(metric)]] or 0) for r in table]
+        return dp.noisy_means([float(v or 0) for v in values], counts, bounds, share)
+
+
+# -- loading rows into DuckDB ----------------------------------------------------------------------
+
+
+def _duck_type(rows: Sequence[Sequence[Any]], i: int) -> str:
+    """The DuckDB type of column ``i``, from its first value that is not null."""
+    for row in rows:
+        v = row[i]
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            return "BOOLEAN"
+        if isinstance(v, int):
+            return "BIGINT"
+        if isinstance(v, float):
+            return "DOUBLE"
+        if isinstance(v, datetime):
+            return "TIMESTAMPTZ" if v.tzinfo is not None else "TIMESTAMP"
+        if isinstance(v, date):
+            return "DATE"
+        return "VARCHAR"
+    return "VARCHAR"
+
+
+def _copy_into(
+    db: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Create table ``name`` and fill it through a CSV file (far faster than inserts)."""
+    spec = ", ".join(f"{_quote(c)} {t}" for c, t in zip(columns, types, strict=True))
+    with _duck(f"loading table {name}"), tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rows.csv"
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+            for row in rows:
+                writer.writerow([_csv_value(v) for v in row])
+        db.execute(f"CREATE TABLE {_quote(name)} ({spec})")
+        if rows:
+            types_map = ", ".join(
+                f"{_literal(c)}: {_literal(t)}" for c, t in zip(columns, types, strict=True)
+            )
+            reader = (
+                f"read_csv(?, header = false, columns = {{{types_map}}}, nullstr = ?, "
+                "quote = '\"', escape = '\"', allow_quoted_nulls = true)"
+            )
+            insert = f"INSERT INTO {_quote(name)} SELECT * FROM {reader}"  # noqa: S608 - checked names
+            db.execute(insert, [str(path), _NULL])
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return _NULL
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@contextmanager
+def _duck(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise StoreError(f"{doing} failed: {exc}") from exc
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
