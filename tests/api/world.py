@@ -1,0 +1,253 @@
+"""A Chirp–Reelix world for the partner API: a generated population, its store, apps, an app.
+
+Reelix's app reads Chirp data a person delegates (friend picker, message sync) and sends
+recommendations on their behalf; Chirp's app reads reports, segments and (with a member's
+delegation) watch activity. Both apps passed review for every permission their agreement offers
+them; a third app passed none, and has one test person.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from accord import agreements as ag
+from accord.api import ApiSettings, PartnerApps, create_app
+from accord.api.apps import App
+from accord.scenario.generate import write_databases
+from accord.scenario.population import CHIRP, REELIX, generate
+from accord.service import Accord
+from accord.sources import Source, load
+from accord.store.engine import make_engine
+
+PEOPLE, SEED = 400, 11
+EXAMPLES = resources.files("accord") / "examples"
+DATASETS = resources.files("accord") / "scenario" / "datasets"
+REDIRECT = "http://localhost/callback"
+
+
+@dataclass
+class World:
+    """The store, the app factory's app, the partner apps and their secrets, the parties' files."""
+
+    accord: Accord
+    app: FastAPI
+    apps: PartnerApps
+    reelix: App
+    reelix_secret: str
+    chirp: App
+    chirp_secret: str
+    unreviewed: App
+    unreviewed_secret: str
+    public: App
+    files: dict[str, Path]
+    sources: dict[str, Source]
+
+    def sql(self, party: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.files[party]) as db:
+            return db.execute(query, params).fetchall()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@contextmanager
+def build_world(folder: Path, settings: ApiSettings | None = None) -> Iterator[World]:
+    at = now()
+    written = write_databases(folder / "parties", people=PEOPLE, seed=SEED, at=at, parallel=False)
+    population = generate(PEOPLE, seed=SEED, at=at)
+    files = {CHIRP: written.chirp, REELIX: written.reelix}
+    engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
+    try:
+        with Accord.open(data_dir=folder / "accord") as accord:
+            for name in ("chirp-reelix", "chirp-reelix-titan"):
+                doc = (EXAMPLES / f"{name}.yaml").read_text()
+                accord.register(doc, source=f"{name}.yaml", by="legal")
+            accord.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
+            accord.move("chirp-reelix", ag.Status.ACTIVE, by="dpo")
+            accord.import_records(population.people, population.consents, population.opt_outs)
+            sources = {
+                party: Source(engines[party], load(str(DATASETS / f"{party}.yaml")))
+                for party in (CHIRP, REELIX)
+            }
+            apps = PartnerApps(accord)
+            reelix, reelix_secret = apps.register(
+                "Reelix", party=REELIX, agreement="chirp-reelix", redirect_uris=[REDIRECT]
+            )
+            chirp, chirp_secret = apps.register(
+                "Chirp feed", party=CHIRP, agreement="chirp-reelix", redirect_uris=[REDIRECT]
+            )
+            unreviewed, unreviewed_secret = apps.register(
+                "Reelix beta", party=REELIX, agreement="chirp-reelix", redirect_uris=[REDIRECT]
+            )
+            public, _ = apps.register(
+                "Reelix mobile",
+                party=REELIX,
+                agreement="chirp-reelix",
+                redirect_uris=[REDIRECT],
+                public=True,
+            )
+            for a in (reelix, chirp, public):
+                for scope in apps.offered(a):
+                    apps.review(a.client_id, scope, approved=True, reviewer="Ola", findings="ok")
+            apps.add_test_person(unreviewed.client_id, "c0000001")
+            assert reelix_secret
+            assert chirp_secret
+            assert unreviewed_secret
+            app = create_app(
+                accord, sources, settings or ApiSettings(), key=secrets.token_bytes(32)
+            )
+            yield World(
+                accord,
+                app,
+                apps,
+                reelix,
+                reelix_secret,
+                chirp,
+                chirp_secret,
+                unreviewed,
+                unreviewed_secret,
+                public,
+                files,
+                sources,
+            )
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def pkce() -> tuple[str, str]:
+    """A PKCE verifier and its S256 challenge (RFC 7636 section 4.2)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def app_token(client: httpx.Client, app: App, secret: str, scope: str | None = None) -> str:
+    """A client-credentials token for ``app``."""
+    data = {"grant_type": "client_credentials"}
+    if scope is not None:
+        data["scope"] = scope
+    r = client.post("/oauth/token", data=data, auth=(app.client_id, secret))
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def consent(
+    client: httpx.Client,
+    app: App,
+    person: str,
+    scopes: list[str],
+    allow: list[str] | None = None,
+    *,
+    months: int = 12,
+    headers: dict[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """Run the consent screens as ``person`` would, allowing ``allow`` (default: all asked)."""
+    verifier, challenge = pkce()
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": REDIRECT,
+        "scope": " ".join(scopes),
+        "state": "xyz",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    r = client.get("/oauth/authorize", params=params, headers=headers)
+    if r.status_code == 303:
+        target = r.headers["location"]
+        nxt = parse_qs(urlsplit(target).query)["next"][0]
+        r = client.post("/login", data={"person": person, "next": nxt})
+        assert r.status_code == 303, r.text
+        r = client.get(r.headers["location"], headers=headers)
+    assert r.status_code == 200, r.text
+    pending = _hidden(r.text, "pending")
+    chosen = scopes if allow is None else allow
+    plain = [s for s in chosen if "media_consumption" not in s]
+    r = client.post(
+        "/oauth/authorize/consent",
+        data={"pending": pending, "action": "allow", "scope": plain},
+        headers=headers,
+    )
+    if r.status_code == 200 and "/oauth/authorize/vppa" in r.text:
+        viewing = any("media_consumption" in s for s in chosen)
+        r = client.post(
+            "/oauth/authorize/vppa",
+            data={
+                "pending": _hidden(r.text, "pending"),
+                "months": str(months),
+                "action": "allow" if viewing else "deny",
+            },
+        )
+    assert r.status_code == 302, r.text
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    query["verifier"] = [verifier]
+    return query
+
+
+def _hidden(html: str, name: str) -> str:
+    marker = f'name="{name}" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
+
+
+def delegated_token(
+    client: httpx.Client, app: App, secret: str | None, person: str, scopes: list[str], **kw: Any
+) -> str:
+    """A token ``person`` authorized for ``app`` through the consent screens."""
+    got = consent(client, app, person, scopes, **kw)
+    data = {
+        "grant_type": "authorization_code",
+        "code": got["code"][0],
+        "redirect_uri": REDIRECT,
+        "code_verifier": got["verifier"][0],
+    }
+    if secret is None:
+        data["client_id"] = app.client_id
+        r = client.post("/oauth/token", data=data)
+    else:
+        r = client.post("/oauth/token", data=data, auth=(app.client_id, secret))
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on an ephemeral loopback port in a thread; yields its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
