@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from accord.errors import (
 from accord.ledger import merkle, shred
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
-from accord.ledger.entries import Entry, ErasureEntry
+from accord.ledger.entries import Entry, ErasureEntry, leaf_writer
 from accord.ledger.results import (
     ConsistencyProof,
     InclusionProof,
@@ -74,33 +74,56 @@ class _State:
     frontier: list[bytes]
 
 
-_Prepared = tuple[Entry, bytes | None, bytes | None]
-"""An entry with its leaf and leaf hash, written ahead where they do not depend on the index."""
+@dataclass(slots=True)
+class _Leaves:
+    """Entries with their leaves and leaf hashes, in three parallel lists.
+
+    A leaf about nobody is the same at any index, so it is written and hashed before any lock is
+    taken: concurrent callers do it while the writer waits on the disk. Leaves about people carry
+    tags that depend on their index; they are ``None`` here and written under the lock.
+    """
+
+    entries: list[Entry]
+    datas: list[bytes | None]
+    hashes: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def part(self, start: int, end: int) -> _Leaves:
+        """The leaves ``[start, end)`` of this batch."""
+        return _Leaves(self.entries[start:end], self.datas[start:end], self.hashes[start:end])
+
+    @classmethod
+    def joined(cls, parts: Iterable[_Leaves]) -> _Leaves:
+        """One batch of several, in order."""
+        joined = cls([], [], [])
+        for part in parts:
+            joined.entries += part.entries
+            joined.datas += part.datas
+            joined.hashes += part.hashes
+        return joined
 
 
-def _prepare(entries: Iterable[Entry]) -> list[_Prepared]:
-    # A leaf about nobody is the same at any index: write and hash it before taking any lock,
-    # so concurrent callers do it while the writer waits on the disk. Leaves about people
-    # carry tags that depend on their index, and are written under the lock.
+def _prepare(entries: Iterable[Entry]) -> _Leaves:
+    """Write and hash, ahead of the lock, every leaf that does not depend on its index."""
+    batch = list(entries)
+    writers: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
+    for kind in set(map(type, batch)):
+        if not issubclass(kind, Entry):
+            raise InvalidInput(f"not a ledger entry: {kind.__name__}")
+        writers[kind] = leaf_writer(kind)
+    datas = [None if entry.about else writers[type(entry)](entry, None) for entry in batch]
     sha256 = hashlib.sha256
-    prepared: list[_Prepared] = []
-    add = prepared.append
-    for entry in entries:
-        if not isinstance(entry, Entry):
-            raise InvalidInput(f"not a ledger entry: {type(entry).__name__}")
-        if entry.about:
-            add((entry, None, None))
-        else:
-            data = entry.encode()
-            add((entry, data, sha256(b"\x00" + data).digest()))
-    return prepared
+    hashes = [None if data is None else sha256(b"\x00" + data).digest() for data in datas]
+    return _Leaves(batch, datas, hashes)
 
 
 @dataclass(slots=True)
 class _Pending:
     """One caller's entries waiting for the writer."""
 
-    entries: list[_Prepared]
+    leaves: _Leaves
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
@@ -138,7 +161,7 @@ class Ledger:
     def append(self, entries: Iterable[Entry]) -> list[Receipt]:
         """Append entries, in order; returns their receipts once they are durable."""
         pending = _Pending(_prepare(entries))
-        if not pending.entries:
+        if not pending.leaves:
             return []
         with self._queue_lock:
             self._queue.append(pending)
@@ -153,23 +176,27 @@ class Ledger:
         """Commit the oldest queued appends together (called holding the writer lock)."""
         with self._queue_lock:
             group = [self._queue.pop(0)]
-            total = len(group[0].entries)
-            while self._queue and total + len(self._queue[0].entries) <= self.batch_size:
-                total += len(self._queue[0].entries)
+            total = len(group[0].leaves)
+            while self._queue and total + len(self._queue[0].leaves) <= self.batch_size:
+                total += len(self._queue[0].leaves)
                 group.append(self._queue.pop(0))
         try:
             if len(group) == 1:
                 # A lone caller may bring more than a batch: it is committed in order, batch by
                 # batch, and acknowledged when the last one is durable.
-                entries = group[0].entries
-                for start in range(0, len(entries), self.batch_size):
-                    group[0].receipts.extend(self._write(entries[start : start + self.batch_size]))
+                leaves = group[0].leaves
+                if len(leaves) <= self.batch_size:
+                    group[0].receipts = self._write(leaves)
+                else:
+                    for start in range(0, len(leaves), self.batch_size):
+                        part = leaves.part(start, start + self.batch_size)
+                        group[0].receipts.extend(self._write(part))
             else:
-                receipts = self._write([entry for pending in group for entry in pending.entries])
+                receipts = self._write(_Leaves.joined(pending.leaves for pending in group))
                 offset = 0
                 for pending in group:
-                    pending.receipts = receipts[offset : offset + len(pending.entries)]
-                    offset += len(pending.entries)
+                    pending.receipts = receipts[offset : offset + len(pending.leaves)]
+                    offset += len(pending.leaves)
         except AccordError as exc:
             for pending in group:
                 pending.error = exc
@@ -182,9 +209,9 @@ class Ledger:
         for pending in group:
             pending.done = True
 
-    def _write(self, entries: Sequence[_Prepared]) -> list[Receipt]:
+    def _write(self, leaves: _Leaves) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
-            return self._write_locked(conn, state, entries)
+            return self._write_locked(conn, state, leaves)
 
     def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
         """Append many entries in large transactions, without receipts (loading, benchmarks)."""
@@ -216,23 +243,20 @@ class Ledger:
     @contextmanager
     def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
         """A transaction holding the database's ledger write lock, committed on success."""
-        with translate(StoreError, doing), self.engine.connect() as conn:
+        # The transaction is begun explicitly: statements below go through the driver's own
+        # cursor, which SQLAlchemy does not see, and it must still commit them.
+        with translate(StoreError, doing), self.engine.connect() as conn, conn.begin():
             if self._sqlite:
                 # pysqlite would open a deferred transaction at the first write; take the write
                 # lock up front so the size read below cannot go stale before we write.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn, self._lock_state(conn)
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+            yield conn, self._lock_state(conn)
 
     def _lock_state(self, conn: Connection) -> _State:
         # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the whole
         # database since BEGIN IMMEDIATE, and has no such clause.
         query = _STATE_SQL if self._sqlite else _STATE_SQL + " FOR UPDATE"
-        row = conn.exec_driver_sql(query).first()
+        row = _fetch_one(conn, query)
         if row is None:
             values = {
                 "id": STATE_ROW_ID,
@@ -241,24 +265,24 @@ class Ledger:
                 "frontier": b"",
             }
             conn.execute(_insert_if_absent(conn, _state).values(values).on_conflict_do_nothing())
-            row = conn.exec_driver_sql(query).one()
+            row = _fetch_one(conn, query)
+        if row is None:
+            raise LedgerError("the ledger's state row could not be created")
         return _decode_state(int(row[0]), bytes(row[1]), bytes(row[2]))
 
-    def _write_locked(
-        self, conn: Connection, state: _State, entries: Sequence[_Prepared]
-    ) -> list[Receipt]:
-        """Write entries after ``state``, inside the locked transaction."""
+    def _write_locked(self, conn: Connection, state: _State, leaves: _Leaves) -> list[Receipt]:
+        """Write a batch after ``state``, inside the locked transaction."""
         start = state.size
-        size = start + len(entries)
-        datas = [data for _, data, _ in entries]
-        hashes = [hashed for _, _, hashed in entries]
+        size = start + len(leaves)
+        datas, hashes = leaves.datas, leaves.hashes
         index_rows: list[tuple[bytes, int]] = []
-        about = [offset for offset, data in enumerate(datas) if data is None]
-        if about:
-            people = {person for offset in about for person in entries[offset][0].about}
+        if None in datas:
+            about = [offset for offset, data in enumerate(datas) if data is None]
+            datas, hashes = list(datas), list(hashes)
+            people = {person for offset in about for person in leaves.entries[offset].about}
             keys = shred.keys_for(conn, people, create=True)
             for offset in about:
-                entry, index = entries[offset][0], start + offset
+                entry, index = leaves.entries[offset], start + offset
                 tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
                 index_rows.extend(shred.index_rows(keys, index, entry.about))
                 data = entry.encode(tags)
@@ -540,6 +564,17 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+def _fetch_one(conn: Connection, query: str) -> tuple[Any, ...] | None:
+    """The first row of a constant query, read through the driver's own cursor."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(query)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else tuple(row)
 
 
 def _select_in(columns: str, table: str, column: str, marks: str) -> str:
