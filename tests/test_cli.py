@@ -203,8 +203,16 @@ def test_bad_input_is_a_message_not_a_trace(data: list[str]) -> None:
 
 
 def test_demo_runs_every_flow(tmp_path: Path) -> None:
-    output = run("demo", "--people", "300", "--data-dir", str(tmp_path / "demo"))
-    for flow in ("Friend picker", "Message sync", "Interest segments", "read every inbox"):
+    output = run(
+        "demo",
+        "--people",
+        "300",
+        "--data-dir",
+        str(tmp_path / "demo"),
+        "--report",
+        str(tmp_path / "report.html"),
+    )
+    for flow in ("Friend picker", "Message display", "Interest segments", "read every inbox"):
         assert flow in output
     assert "law:sca.no-bulk-read" in output
     assert "lifecycle:chirp-reelix-titan" in output

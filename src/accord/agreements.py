@@ -23,6 +23,7 @@ Errors in a document point to the file, line and field, and suggest the nearest 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -113,6 +114,9 @@ class Clause(_Strict):
     regions: Annotated[tuple[str, ...], AfterValidator(_regions)] = ("*",)
     legal_basis: LegalBasis = LegalBasis.CONSENT
     consent_needed: bool = True
+    rows_where: Mapping[str, str | int | bool | None] = Field(default_factory=dict)
+    """Conditions every row the clause moves meets, ``collection.field: value`` (``null`` for
+    none): message sync reads only the messages the partner itself sent, say."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Clause:
@@ -122,10 +126,19 @@ class Clause(_Strict):
             raise ValueError("min_group_size applies only to granularity: aggregate")
         if self.legal_basis is LegalBasis.CONSENT and not self.consent_needed:
             raise ValueError("legal_basis consent with consent_needed false contradicts itself")
-        for name in self.fields:
+        for name in (*self.fields, *self.rows_where):
             if name.count(".") != 1 or not all(part for part in name.split(".")):
                 raise ValueError(f"field {name!r} must be written collection.field")
         return self
+
+    def conditions_on(self, collection: str) -> dict[str, str | int | bool | None]:
+        """The clause's row conditions on ``collection``, by bare field name."""
+        out: dict[str, str | int | bool | None] = {}
+        for name, value in self.rows_where.items():
+            where, _, field_name = name.partition(".")
+            if where == collection:
+                out[field_name] = value
+        return out
 
     @property
     def region_set(self) -> Jurisdictions:
@@ -361,5 +374,9 @@ def describe(agreement: Agreement) -> str:
             f"kept {c.retention_days} days; regions {c.region_set.describe()}; "
             f"basis {c.legal_basis.value}"
             + ("; each person's consent needed" if c.consent_needed else "")
+            + "".join(
+                f"; only rows where {name} is {'empty' if value is None else repr(value)}"
+                for name, value in sorted(c.rows_where.items())
+            )
         )
     return "\n".join(lines)

@@ -461,14 +461,19 @@ def show_outcome(outcome: Outcome) -> None:
 @app.command()
 @handled
 def demo(
-    people: Annotated[int, typer.Option(help="People per party in the demo population.")] = 5_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    people: Annotated[
+        int, typer.Option(min=1, help="People in the population (each at both parties).")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed runs the same demo.")] = 7,
     data_dir: Annotated[
-        Path, typer.Option(help="Folder for the demo's store and ledger (made afresh).")
+        Path, typer.Option(help="Folder for the parties' databases, the store and the ledger.")
     ] = Path("accord-data/demo"),
+    report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
+        "accord-report.html"
+    ),
 ) -> None:
-    """Run the Chirp–Reelix partnership's requests through Accord and show every decision."""
-    run_demo(out, people=people, seed=seed, data_dir=data_dir)
+    """Run every flow of the Chirp–Reelix partnership through the gateway, and write a report."""
+    run_demo(out, people=people, seed=seed, data_dir=data_dir, report=report)
 
 
 def main() -> None:

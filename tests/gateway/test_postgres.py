@@ -28,7 +28,11 @@ def test_reads_writes_and_refusals_with_the_store_on_postgres(tmp_path: Path, pg
         assert decision.filter is not None
         assert reference_allowed(decision.filter) == {"c1", "c2"}
         # c2's threads are t-ok (with c1) and t-solo; both have only consenting participants.
-        expected = sorted(m["body"] for m in MESSAGES if m["thread_id"] in {"t-ok", "t-solo"})
+        expected = sorted(
+            m["body"]
+            for m in MESSAGES
+            if m["thread_id"] in {"t-ok", "t-solo"} and m["sent_via"] == "reelix"
+        )
         assert sorted(row[2] for row in release.rows) == expected
         assert release.people == 2
         with pytest.raises(Refused):

@@ -110,9 +110,20 @@ def test_thread_read_returns_only_threads_where_every_participant_consented(w: W
     assert release.columns == ("message_id", "thread_id", "body", "sent_at")
     # t-eu and t-no have a participant who did not consent; t-solo is not c1's thread.
     assert {row[1] for row in release.rows} == {"t-ok"}
-    assert len(release.rows) == 2
+    # Only the message Reelix sent: the note its people wrote in Chirp itself stays in Chirp.
+    assert [row[2] for row in release.rows] == ["hello in t-ok"]
     assert release.people == len(THREADS["t-ok"])
     assert last_entries(w.accord.ledger, 1)[0]["categories"] == [PRIVATE]
+
+
+def test_message_sync_cannot_ask_for_messages_reelix_did_not_send(w: World) -> None:
+    r = request(
+        "message-sync",
+        on_behalf_of="c1",
+        subjects=Subjects(SubjectsKind.THREADS_OF, anchor="c1"),
+    )
+    with pytest.raises(InvalidInput, match="only rows of messages where sent_via is 'reelix'"):
+        w.gateway.exchange(Exchange(r, w.tokens["reelix"], "messages", where={"sent_via": None}))
 
 
 def test_a_field_of_another_collection_is_refused_and_logged(w: World) -> None:

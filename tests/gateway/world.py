@@ -258,10 +258,18 @@ THREADS = {
     "t-no": ("c1", "c4"),  # c4 never consented
     "t-solo": ("c2",),
 }
+# Each thread holds a message Reelix sent and one its people wrote in Chirp itself; message sync
+# reads only the first kind.
 MESSAGES = [
-    {"thread_id": t, "sender_id": people[0], "body": f"hello in {t}", "sent_at": AT}
+    {
+        "thread_id": t,
+        "sender_id": people[0],
+        "body": f"hello in {t}" if via else f"a private note in {t}",
+        "sent_at": AT,
+        "sent_via": via,
+    }
     for t, people in THREADS.items()
-    for _ in range(2)
+    for via in ("reelix", None)
 ]
 # Title t1 is watched by every member, t2 by m1 and m3, t3 by m5 only.
 WATCH = [

@@ -171,20 +171,39 @@ def test_message_sync_shows_only_threads_where_every_participant_consented(
         members.setdefault(thread, set()).add(str(person))
     open_threads = {t for t, people in members.items() if people <= allowed}
 
-    def mixed(person: str) -> tuple[int, int]:
-        theirs = {t for t, people in members.items() if person in people}
-        return len(theirs & open_threads), len(theirs - open_threads)
+    sent_by_reelix = {
+        t for (t,) in flows.sql(CHIRP, "SELECT thread_id FROM messages WHERE sent_via = 'reelix'")
+    }
 
-    # One who has threads where everyone agreed, and threads where someone did not.
+    written_in_chirp = {
+        t for (t,) in flows.sql(CHIRP, "SELECT thread_id FROM messages WHERE sent_via IS NULL")
+    }
+
+    def mixed(person: str) -> tuple[int, int, int]:
+        theirs = {t for t, people in members.items() if person in people}
+        agreed = theirs & open_threads
+        return (
+            len(agreed & sent_by_reelix),
+            len(agreed & written_in_chirp),
+            len(theirs - open_threads),
+        )
+
+    # One who has threads where everyone agreed and Reelix sent something, threads where everyone
+    # agreed with messages written in Chirp itself, and threads where someone did not agree.
     asker = max(sorted(allowed), key=lambda p: min(mixed(p)))
     assert min(mixed(asker)) > 0
     release = flows.gateway.exchange(Exchange(sync(asker), flows.tokens[REELIX], "messages"))
     assert flows.reference(flows.decided(sync(asker))) == allowed
     theirs = {t for t in open_threads if asker in members[t]}
-    expected = flows.sql(CHIRP, "SELECT message_id, thread_id, body, sent_at FROM messages")
+    everything = flows.sql(
+        CHIRP, "SELECT message_id, thread_id, body, sent_at, sent_via FROM messages"
+    )
+    expected = [m[:4] for m in everything if m[1] in theirs and m[4] == "reelix"]
     assert release.columns == ("message_id", "thread_id", "body", "sent_at")
     assert release.rows
-    assert sorted(release.rows) == sorted(m for m in expected if m[1] in theirs)
+    assert sorted(release.rows) == sorted(expected)
+    # The rest of those threads — what people wrote in Chirp itself — stays in Chirp.
+    assert any(m[1] in theirs and m[4] is None for m in everything)
 
 
 def test_bulk_inbox_read_is_refused_and_logged(flows: Flows) -> None:

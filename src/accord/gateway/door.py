@@ -224,10 +224,28 @@ class Gateway:
 
     # -- reads -------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _with_clause_conditions(plan: _Plan, exchange: Exchange) -> Exchange:
+        """The exchange with the clause's own row conditions added to its ``where``."""
+        fixed = plan.clause.conditions_on(plan.collection.name)
+        if not fixed:
+            return exchange
+        asked = {
+            k.removeprefix(plan.collection.name + "."): v for k, v in (exchange.where or {}).items()
+        }
+        for name, value in fixed.items():
+            if name in asked and asked[name] != value:
+                raise InvalidInput(
+                    f"clause {plan.clause.id} moves only rows of {plan.collection.name} where "
+                    f"{name} is {value!r}, not {asked[name]!r}"
+                )
+        return replace(exchange, where={**asked, **fixed})
+
     def _read(self, plan: _Plan, exchange: Exchange) -> Release:
         if exchange.rows is not None:
             raise InvalidInput("a read posts no rows")
         self._check_where(plan, exchange.where)
+        exchange = self._with_clause_conditions(plan, exchange)
         granularity = plan.clause.granularity
         if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
             raise InvalidInput(
@@ -396,6 +414,17 @@ class Gateway:
         if not rows:
             raise InvalidInput("a write posts at least one row")
         permitted = set(plan.fields) | ({c.person} if c.person is not None else set())
+        # The clause's row conditions mark what it writes (a message sent via Reelix): a row
+        # that leaves the field out gets it, one that says otherwise is refused.
+        fixed = plan.clause.conditions_on(c.name)
+        wrong = [i for i, row in enumerate(rows) for n, v in fixed.items() if row.get(n, v) != v]
+        if wrong:
+            raise InvalidInput(
+                f"clause {plan.clause.id} writes only rows of {c.name} where "
+                + " and ".join(f"{n} is {v!r}" for n, v in fixed.items())
+                + f"; rows {', '.join(map(str, sorted(set(wrong))[:5]))} are not"
+            )
+        rows = [{**fixed, **row} for row in rows] if fixed else rows
         person_of = self._whose(plan, rows, permitted)
         keep, withheld = self._admit(plan, rows, person_of)
         kept = [rows[i] for i in keep]

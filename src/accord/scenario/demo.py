@@ -1,277 +1,814 @@
-"""``accord demo``: the Chirp–Reelix partnership's requests, decided and logged.
+"""``accord demo``: the Chirp–Reelix partnership of the filings, every flow through the one door.
 
-It registers the partnership's published agreement (reviewed and activated) and a Titan-style
-whitelist that was never reviewed, loads a synthetic population with its consents, then sends
-every flow of the partnership and every abuse of the filings as a request. It prints each
-decision with its reason and how many people's data it lets through, verifies the ledger and
-prints its signed checkpoint.
+The demo writes both parties' own databases for a synthetic population
+(:func:`~accord.scenario.generate.write_databases`), loads the same people's consents and opt-outs
+into an Accord store, registers the partnership's published agreement (reviewed and activated)
+beside a Titan-style whitelist nobody reviewed, and then runs every flow of the partnership and
+every abuse of the filings through :meth:`accord.gateway.Gateway.exchange`: many people's own
+requests for the flows a person starts (the friend picker, message sync, sending a
+recommendation, an account link), and one bulk exchange for the flows that move many people's
+data at once (watch activity, interest segments, the fortnightly report). It prints a summary,
+verifies the ledger, signs a checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
+
+The demo is the parties' operator here: it picks which people act, and reads each party's own
+database only for what that party itself would know (Chirp resolves a message's recipient to a
+thread in its own database). Everything that crosses from one party to the other crosses through
+the gateway.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
-from dataclasses import dataclass
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from accord import agreements as ag
 from accord.consent import Operation
-from accord.errors import LedgerIntegrityError
+from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
+from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
-from accord.scenario.population import CHIRP, REELIX, generate, person_id
-from accord.service import Accord, Outcome
+from accord.scenario.generate import write_databases
+from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
+from accord.scenario.report import write_report
+from accord.service import Accord
+from accord.sources import Source, load
+from accord.store import filter_sql
+from accord.store.engine import make_engine
+from accord.store.repositories import PeopleRepository
 
 # A fixed instant, so the same seed always gives the same decisions.
 DEMO_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
+PARTNERSHIP = "chirp-reelix"
+TITAN = "chirp-reelix-titan"
+WATCHED = "user.behavior.media_consumption"
+PRIVATE = "user.content.private"
+TARGETED = "marketing.advertising.third_party.targeted"
+REPORTING = "analytics.reporting.content_performance"
 
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """One request of the demo and what it stands for."""
+# How many people act in the flows a person starts, at most (each is one exchange).
+ACTORS = {"account-link": 200, "friend-picker": 200, "message-sync": 40, "send": 100}
+POPULAR_TITLES = 3
 
+
+@dataclass
+class FlowResult:
+    """What one flow of the demo did: its exchanges, whom they let through, what crossed."""
+
+    key: str
     name: str
-    request: Request
+    agreement: str
+    clause: str
+    provider: str
+    """The party whose data moved (for a write, the party it was written to)."""
+    recipient: str
+    categories: tuple[str, ...]
+    purpose: str
     abuse: bool = False
+    exchanges: int = 0
+    allowed: int = 0
+    refused: int = 0
+    people: int = 0
+    """People whose data the exchanges released, summed over exchanges."""
+    records: int = 0
+    written: int = 0
+    suppressed: int = 0
+    entries: int = 0
+    """Ledger entries the flow's exchanges appended (decisions, releases, refusals)."""
+    delivered_in_reelix: int = 0
+    undeliverable: int = 0
+    """Recommendations with no thread to deliver them in (Chirp opens none for a partner)."""
+    admitted: int | None = None
+    """Of the people the clause looks at, how many its per-person filter lets through."""
+    considered: int | None = None
+    kept_out: dict[str, int] = field(default_factory=dict)
+    """People the per-person filter keeps out, by rule (one person may fail several rules)."""
+    refusals: Counter[str] = field(default_factory=Counter)
+    """Refused exchanges by deciding rule."""
+    reasons: dict[str, str] = field(default_factory=dict)
+    """A sentence for each rule that kept someone out or refused an exchange."""
+    columns: tuple[str, ...] = ()
+    sample: list[tuple[Any, ...]] = field(default_factory=list)
+    """Rows of an aggregate release, to show in the report."""
+
+    @property
+    def moved(self) -> int:
+        """Records read or written across the boundary."""
+        return self.records + self.written
 
 
-def flows(at: datetime) -> list[Flow]:
-    """The partnership's flows, and the abuses of the filings, as requests."""
-    c1, r1 = person_id(CHIRP, 1), person_id(REELIX, 1)
+@dataclass
+class DemoResult:
+    """Every flow's result, the ledger's size and signed checkpoint, and the population."""
 
-    def req(clause: str, **kw: object) -> Request:
-        base: dict[str, object] = {
-            "requester": REELIX,
-            "agreement": "chirp-reelix",
-            "clause": clause,
-            "operation": Operation.READ,
-            "purpose": "functional.service",
-            "at": at,
-        }
-        base.update(kw)
-        return Request(**base)  # type: ignore[arg-type]
+    people: int
+    seed: int
+    consents: int
+    opt_outs: int
+    flows: list[FlowResult]
+    ledger_size: int
+    checkpoint: str
+    verifier_key: str
+    rows: dict[str, int]
 
-    return [
-        Flow(
-            "Friend picker: friends who agreed to be shown",
-            req(
-                "friend-picker",
-                categories=frozenset({"user.social"}),
-                fields=frozenset({"friendships.friend_id"}),
-                subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=c1),
-                on_behalf_of=c1,
-            ),
+
+# -- the world -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _World:
+    accord: Accord
+    gateway: Gateway
+    tokens: dict[str, str]
+    population: Population
+    files: dict[str, Path]
+    people: int
+    seed: int
+    rng: random.Random
+
+    def own(self, party: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of ``party``'s own database, as that party reads them (never the other's)."""
+        with closing(sqlite3.connect(f"file:{self.files[party]}?mode=ro", uri=True)) as db:
+            return db.execute(query, params).fetchall()
+
+
+def _request(clause: str, **kw: Any) -> Request:
+    base: dict[str, Any] = {
+        "requester": REELIX,
+        "agreement": PARTNERSHIP,
+        "clause": clause,
+        "operation": Operation.READ,
+        "purpose": "functional.service",
+        "categories": frozenset({PRIVATE}),
+        "at": DEMO_AT,
+        "subjects": Subjects(),
+    }
+    base.update(kw)
+    return Request(**base)
+
+
+def _chirp(i: int) -> str:
+    return f"c{i:07d}"
+
+
+def _reelix(i: int) -> str:
+    return f"r{i:07d}"
+
+
+# -- running exchanges -----------------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs a flow's exchanges through the gateway and tallies them into its result."""
+
+    def __init__(self, world: _World, progress: Progress) -> None:
+        self.world = world
+        self.progress = progress
+
+    @contextmanager
+    def flow(
+        self, result: FlowResult, total: int
+    ) -> Iterator[Callable[[Exchange], Release | None]]:
+        ledger = self.world.accord.ledger
+        before = ledger.head().size
+        task = self.progress.add_task(result.name, total=max(total, 1))
+
+        def run(exchange: Exchange) -> Release | None:
+            try:
+                return self._one(result, exchange)
+            finally:
+                self.progress.advance(task)
+
+        try:
+            yield run
+        finally:
+            self.progress.update(task, completed=max(total, 1))
+            result.entries = ledger.head().size - before
+
+    def _one(self, result: FlowResult, exchange: Exchange) -> Release | None:
+        result.exchanges += 1
+        try:
+            release = self.world.gateway.exchange(exchange)
+        except Refused as refused:
+            result.refused += 1
+            decision = refused.decision
+            for rule in decision.rules:
+                result.refusals[rule] += 1
+                result.reasons.setdefault(rule, decision.reason.removeprefix("Refused: "))
+            return None
+        except AccordError as error:
+            # Refused by the gateway before any data moved (a bulk read dressed as a person's
+            # own, say): logged by the gateway as a refusal of its own.
+            result.refused += 1
+            result.refusals["gateway:error"] += 1
+            result.reasons.setdefault("gateway:error", error.message)
+            return None
+        result.allowed += 1
+        result.people += release.people
+        result.records += len(release.rows)
+        result.written += release.written
+        result.suppressed += release.suppressed
+        for rule, n in release.withheld.items():
+            result.kept_out[rule] = result.kept_out.get(rule, 0) + n
+            filt = release.decision.filter
+            if filt is not None:
+                result.reasons.setdefault(rule, filt.reason_for(rule))
+        return release
+
+    def explain(self, result: FlowResult, request: Request, *, everyone: bool = False) -> None:
+        """Count whom the request's per-person filter lets through and keeps out, by rule.
+
+        With ``everyone``, over all the people the clause looks at rather than those the request
+        named (a flow each person starts for themselves is judged person by person).
+        """
+        if not result.allowed:
+            return
+        decision = self.world.accord.policy().decide(request)
+        f = decision.filter
+        if not decision.allowed or f is None:
+            return
+        if everyone:
+            f = replace(f, subjects=None)
+        with self.world.accord.session() as s:
+            result.admitted = len(filter_sql.allowed_people(s, f))
+            withheld = filter_sql.refusals(s, f)
+            result.considered = (
+                len(f.subjects)
+                if f.subjects is not None
+                else PeopleRepository(s).count(f.controller)
+            )
+        result.kept_out = {rule: n for rule, n in withheld.items() if n}
+        for rule in result.kept_out:
+            result.reasons.setdefault(rule, f.reason_for(rule))
+
+
+# -- the flows ---------------------------------------------------------------------------------
+
+
+def _sample(rng: random.Random, population: list[int], k: int) -> list[int]:
+    return sorted(rng.sample(population, min(k, len(population))))
+
+
+def _account_link(w: _World, run: _Runner) -> FlowResult:
+    r = FlowResult(
+        "account-link",
+        "Account linking, made by the person",
+        PARTNERSHIP,
+        "account-link",
+        REELIX,
+        CHIRP,
+        ("user.account.linked",),
+        "essential.service.authentication",
+    )
+    links = linked(w.people, seed=w.seed)
+    members = _sample(w.rng, [i for i in range(w.people) if links[i]], ACTORS["account-link"])
+
+    def read(i: int) -> Request:
+        return _request(
+            "account-link",
+            requester=CHIRP,
+            purpose="essential.service.authentication",
+            categories=frozenset({"user.account.linked"}),
+            subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset({_reelix(i)})),
+        )
+
+    with run.flow(r, len(members)) as exchange:
+        for i in members:
+            exchange(Exchange(read(i), w.tokens[CHIRP], "linked_accounts"))
+    return r
+
+
+def _friend_picker(w: _World, run: _Runner) -> tuple[FlowResult, dict[int, list[str]]]:
+    r = FlowResult(
+        "friend-picker",
+        "Friend picker: only friends who agreed to be shown",
+        PARTNERSHIP,
+        "friend-picker",
+        CHIRP,
+        REELIX,
+        ("user.social",),
+        "functional.service",
+    )
+    askers = _sample(w.rng, list(range(w.people)), ACTORS["friend-picker"])
+    shown: dict[int, list[str]] = {}
+
+    def pick(i: int) -> Request:
+        return _request(
+            "friend-picker",
+            categories=frozenset({"user.social"}),
+            subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=_chirp(i)),
+            on_behalf_of=_chirp(i),
+        )
+
+    with run.flow(r, len(askers)) as exchange:
+        for i in askers:
+            where = {"person_id": _chirp(i)}
+            release = exchange(Exchange(pick(i), w.tokens[REELIX], "friendships", where=where))
+            if release is not None:
+                shown[i] = sorted(str(friend) for (friend,) in release.rows)
+    run.explain(r, pick(askers[0] if askers else 0))
+    return r, shown
+
+
+def _message_sync(w: _World, run: _Runner) -> FlowResult:
+    r = FlowResult(
+        "message-sync",
+        "Message display and sync: threads where every participant agreed",
+        PARTNERSHIP,
+        "message-sync",
+        CHIRP,
+        REELIX,
+        (PRIVATE,),
+        "functional.service",
+    )
+    askers = _sample(w.rng, list(range(w.people)), ACTORS["message-sync"])
+
+    def sync(i: int) -> Request:
+        return _request(
+            "message-sync",
+            subjects=Subjects(SubjectsKind.THREADS_OF, anchor=_chirp(i)),
+            on_behalf_of=_chirp(i),
+        )
+
+    with run.flow(r, len(askers)) as exchange:
+        for i in askers:
+            exchange(Exchange(sync(i), w.tokens[REELIX], "messages"))
+    run.explain(r, sync(askers[0] if askers else 0))
+    return r
+
+
+def _send(w: _World, run: _Runner, shown: Mapping[int, list[str]]) -> FlowResult:
+    """Each sender recommends a title to a friend the picker showed them.
+
+    A friend who linked accounts gets it inside Reelix (nothing crosses); anyone else as a Chirp
+    message posted on the sender's behalf, into the 1:1 thread Chirp finds for the two of them.
+    """
+    r = FlowResult(
+        "send-recommendation",
+        "Private recommendation to a friend: in Reelix, else as a Chirp message",
+        PARTNERSHIP,
+        "send-recommendation",
+        CHIRP,
+        REELIX,
+        (PRIVATE,),
+        "functional.service",
+    )
+    links = linked(w.people, seed=w.seed)
+    senders = [i for i, friends in sorted(shown.items()) if friends][: ACTORS["send"]]
+
+    def send(i: int) -> Request:
+        return _request(
+            "send-recommendation",
+            operation=Operation.WRITE,
+            subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset({_chirp(i)})),
+            on_behalf_of=_chirp(i),
+        )
+
+    with run.flow(r, len(senders)) as exchange:
+        for i in senders:
+            friend = w.rng.choice(shown[i])
+            if links[int(friend[1:])]:
+                r.delivered_in_reelix += 1
+                continue
+            # Chirp delivers into the 1:1 thread of the two, found in its own database; a friend
+            # with none is sent to in a thread the sender already shares with a shown friend.
+            threads = w.own(
+                CHIRP,
+                "SELECT a.thread_id, b.person_id FROM thread_participants a "
+                "JOIN thread_participants b ON a.thread_id = b.thread_id "
+                "JOIN threads t ON t.thread_id = a.thread_id "
+                "WHERE a.person_id = ? AND b.person_id != a.person_id AND t.kind = '1:1' "
+                "ORDER BY a.thread_id",
+                _chirp(i),
+            )
+            friends = set(shown[i])
+            ours = [t for t, other in threads if other == friend] or [
+                t for t, other in threads if other in friends
+            ]
+            if not ours:
+                r.undeliverable += 1
+                continue
+            title = TITLES[w.rng.randrange(len(TITLES))]
+            row = {
+                "thread_id": ours[0],
+                "body": f"I think you would like {title} on Reelix",
+                "sender_id": _chirp(i),
+                "sent_at": DEMO_AT.isoformat(),
+            }
+            exchange(Exchange(send(i), w.tokens[REELIX], "messages", rows=[row]))
+    run.explain(r, send(senders[0] if senders else 0), everyone=True)
+    return r
+
+
+def _watch_activity(w: _World, run: _Runner) -> list[FlowResult]:
+    feed = _request("watch-activity", requester=CHIRP, categories=frozenset({WATCHED}))
+    automatic = FlowResult(
+        "watch-activity",
+        "Watch activity to the Chirp feed (automatic)",
+        PARTNERSHIP,
+        "watch-activity",
+        REELIX,
+        CHIRP,
+        (WATCHED,),
+        "functional.service",
+    )
+    with run.flow(automatic, 1) as exchange:
+        exchange(Exchange(feed, w.tokens[CHIRP], "watch_events"))
+    run.explain(automatic, feed)
+    per_title = FlowResult(
+        "watch-activity-title",
+        "Watch activity to the Chirp feed, title by title",
+        PARTNERSHIP,
+        "watch-activity",
+        REELIX,
+        CHIRP,
+        (WATCHED,),
+        "functional.service",
+    )
+    titles = TITLES[:POPULAR_TITLES]
+    with run.flow(per_title, len(titles)) as exchange:
+        for title in titles:
+            one = _request(
+                "watch-activity", requester=CHIRP, categories=frozenset({WATCHED}), title=title
+            )
+            exchange(Exchange(one, w.tokens[CHIRP], "watch_events", where={"title_id": title}))
+    run.explain(
+        per_title,
+        _request(
+            "watch-activity", requester=CHIRP, categories=frozenset({WATCHED}), title=titles[0]
         ),
-        Flow(
-            "Message sync: threads where every participant agreed",
-            req(
-                "message-sync",
-                categories=frozenset({"user.content.private"}),
-                fields=frozenset({"messages.thread_id", "messages.body"}),
-                subjects=Subjects(SubjectsKind.THREADS_OF, anchor=c1),
-                on_behalf_of=c1,
-            ),
+    )
+    return [automatic, per_title]
+
+
+REPORTS = {
+    "daily totals": ("day(sent_at)",),
+    "daily by interface": ("day(sent_at)", "interface"),
+    "daily by interface, surface and variant": ("day(sent_at)", "interface", "surface", "variant"),
+}
+
+
+def _report(w: _World, run: _Runner) -> FlowResult:
+    r = FlowResult(
+        "recommendation-report",
+        "Report every two weeks: daily sends and clicks (aggregate, k = 50)",
+        PARTNERSHIP,
+        "recommendation-report",
+        REELIX,
+        CHIRP,
+        ("user.behavior",),
+        REPORTING,
+    )
+    request = _request(
+        "recommendation-report",
+        requester=CHIRP,
+        purpose=REPORTING,
+        categories=frozenset({"user.behavior"}),
+    )
+    measures = {"sends": "count", "clicks": "count(clicked_at)"}
+    with run.flow(r, len(REPORTS)) as exchange:
+        for name, group_by in REPORTS.items():
+            release = exchange(
+                Exchange(
+                    request,
+                    w.tokens[CHIRP],
+                    "recommendations",
+                    group_by=group_by,
+                    measures=measures,
+                )
+            )
+            if release is not None and name == "daily totals":
+                r.columns = release.columns
+                r.sample = sorted(release.rows)
+    return r
+
+
+def _segments(w: _World, run: _Runner) -> FlowResult:
+    r = FlowResult(
+        "interest-segments",
+        "Interest segments from watch history, for ad targeting",
+        PARTNERSHIP,
+        "interest-segments",
+        REELIX,
+        CHIRP,
+        (WATCHED,),
+        TARGETED,
+    )
+    request = _request(
+        "interest-segments", requester=CHIRP, purpose=TARGETED, categories=frozenset({WATCHED})
+    )
+    with run.flow(r, 1) as exchange:
+        exchange(Exchange(request, w.tokens[CHIRP], "watch_events"))
+    run.explain(r, request)
+    return r
+
+
+def _abuses(w: _World, run: _Runner) -> list[FlowResult]:
+    """The requests of the filings that Accord refuses, each logged with its reasons."""
+    asker = _chirp(0)
+    us_without_vppa = _without_vppa(w, limit=100)
+    cases: list[tuple[str, str, Exchange]] = []
+
+    def case(key: str, name: str, r: Request, collection: str, **kw: Any) -> None:
+        cases.append((key, name, Exchange(r, w.tokens[r.requester], collection, **kw)))
+
+    case(
+        "abuse-bulk-inbox",
+        "ABUSE: read every inbox in bulk (the Inbox API)",
+        _request("message-sync"),
+        "messages",
+    )
+    case(
+        "abuse-titan",
+        "ABUSE: all friends, consenting or not, under the unreviewed Titan whitelist",
+        _request(
+            "all-friends",
+            agreement=TITAN,
+            purpose="marketing.advertising",
+            categories=frozenset({"user.social", "user.name"}),
+            subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=asker),
         ),
-        Flow(
-            "Send a recommendation as a Chirp message",
-            req(
-                "send-recommendation",
-                operation=Operation.WRITE,
-                categories=frozenset({"user.content.private"}),
-                subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset({c1})),
-                on_behalf_of=c1,
-            ),
+        "friendships",
+        where={"person_id": asker},
+    )
+    case(
+        "abuse-friends-unpinned",
+        "ABUSE: friend lists read on nobody's behalf",
+        _request(
+            "friend-picker",
+            categories=frozenset({"user.social"}),
+            subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=asker),
         ),
-        Flow(
-            "Watch activity to the Chirp feed",
-            req(
-                "watch-activity",
-                requester=CHIRP,
-                categories=frozenset({"user.behavior.media_consumption"}),
-            ),
+        "friendships",
+    )
+    case(
+        "abuse-vppa",
+        "ABUSE: watch history of US members without VPPA consent",
+        _request(
+            "watch-activity",
+            requester=CHIRP,
+            categories=frozenset({WATCHED}),
+            subjects=Subjects(SubjectsKind.PEOPLE, people=frozenset(us_without_vppa)),
         ),
-        Flow(
-            "Watch activity for one title (case by case)",
-            req(
-                "watch-activity",
-                requester=CHIRP,
-                categories=frozenset({"user.behavior.media_consumption"}),
-                title="title-0003",
-            ),
+        "watch_events",
+    )
+    case(
+        "abuse-ads-purpose",
+        "ABUSE: watch history for ads under the feed clause",
+        _request(
+            "watch-activity", requester=CHIRP, purpose=TARGETED, categories=frozenset({WATCHED})
         ),
-        Flow(
-            "Recommendation report (aggregate)",
-            req(
-                "recommendation-report",
-                requester=CHIRP,
-                purpose="analytics.reporting.content_performance",
-                categories=frozenset({"user.behavior"}),
-            ),
+        "watch_events",
+    )
+    case(
+        "abuse-secret",
+        "ABUSE: a confidential agreement nobody registered or published",
+        _request("inbox", agreement="extended-api-2013", on_behalf_of=asker),
+        "messages",
+    )
+    case(
+        "abuse-fields",
+        "ABUSE: message attachments, beyond the clause's fields",
+        _request(
+            "message-sync",
+            fields=frozenset({"messages.body", "messages.attachments"}),
+            subjects=Subjects(SubjectsKind.THREADS_OF, anchor=asker),
+            on_behalf_of=asker,
         ),
-        Flow(
-            "Interest segments for ad targeting",
-            req(
-                "interest-segments",
-                requester=CHIRP,
-                purpose="marketing.advertising.third_party.targeted",
-                categories=frozenset({"user.behavior.media_consumption"}),
-            ),
-        ),
-        Flow(
-            "ABUSE: read every inbox in bulk",
-            req(
-                "message-sync",
-                categories=frozenset({"user.content.private"}),
-            ),
+        "messages",
+    )
+    results = []
+    for key, name, exchange in cases:
+        request = exchange.request
+        provider = CHIRP if request.requester == REELIX else REELIX
+        r = FlowResult(
+            key,
+            name,
+            request.agreement,
+            request.clause,
+            provider,
+            request.requester,
+            tuple(sorted(request.categories)),
+            request.purpose,
             abuse=True,
-        ),
-        Flow(
-            "ABUSE: all friends through the unreviewed Titan whitelist",
-            req(
-                "all-friends",
-                agreement="chirp-reelix-titan",
-                purpose="marketing.advertising",
-                categories=frozenset({"user.social", "user.name"}),
-                subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor=c1),
-            ),
-            abuse=True,
-        ),
-        Flow(
-            "ABUSE: watch history used for ads under the feed clause",
-            req(
-                "watch-activity",
-                requester=CHIRP,
-                purpose="marketing.advertising.third_party.targeted",
-                categories=frozenset({"user.behavior.media_consumption"}),
-            ),
-            abuse=True,
-        ),
-        Flow(
-            "ABUSE: a confidential agreement nobody registered",
-            req(
-                "inbox",
-                agreement="extended-api-2013",
-                categories=frozenset({"user.content.private"}),
-                on_behalf_of=r1,
-            ),
-            abuse=True,
-        ),
-        Flow(
-            "ABUSE: message contents read beyond the clause's fields",
-            req(
-                "message-sync",
-                categories=frozenset({"user.content.private"}),
-                fields=frozenset({"messages.body", "messages.attachments"}),
-                subjects=Subjects(SubjectsKind.THREADS_OF, anchor=c1),
-                on_behalf_of=c1,
-            ),
-            abuse=True,
-        ),
+        )
+        with run.flow(r, 1) as go:
+            go(exchange)
+        run.explain(r, request)
+        results.append(r)
+    return results
+
+
+def _without_vppa(w: _World, *, limit: int) -> list[str]:
+    """Reelix members in the US who gave Reelix no VPPA-grade consent to share with Chirp."""
+    consenting = {
+        c.person
+        for c in w.population.consents
+        if c.controller == REELIX and WATCHED in c.categories and c.distinct_and_separate
+    }
+    us = [
+        p.id
+        for p in w.population.people
+        if p.party == REELIX and p.jurisdiction.startswith("US") and p.id not in consenting
     ]
+    return us[:limit]
 
 
-def _load(accord: Accord, console: Console, people: int, seed: int) -> None:
+# -- putting it together -----------------------------------------------------------------------
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _register(accord: Accord) -> None:
     examples = resources.files("accord") / "examples"
     for party in (CHIRP, REELIX):
         accord.add_party(party, party.capitalize())
-    for name in ("chirp-reelix.yaml", "chirp-reelix-titan.yaml"):
+    for name in (f"{PARTNERSHIP}.yaml", f"{TITAN}.yaml"):
         accord.register((examples / name).read_text(), source=name, by="partnerships team")
     accord.review(
-        "chirp-reelix",
+        PARTNERSHIP,
         reviewer="Privacy review board",
         findings="Flows limited to consenting people; messages read only for display and sync; "
         "VPPA consent screen separate; report aggregate with k=50.",
         approved=True,
         on=DEMO_AT.date(),
     )
-    accord.move("chirp-reelix", ag.Status.ACTIVE, by="privacy review board")
-    population = generate(people, seed=seed, at=DEMO_AT)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(
-            "loading consents into the store and ledger", total=len(population.consents)
-        )
-        accord.import_records(
-            population.people,
-            population.consents,
-            population.opt_outs,
-            progress=lambda n: bar.advance(task, n),
-        )
-    console.print(
-        f"{len(population.people):,} people, {len(population.consents):,} consents, "
-        f"{len(population.opt_outs):,} opt-outs of sale/sharing"
-    )
+    accord.move(PARTNERSHIP, ag.Status.ACTIVE, by="privacy review board")
 
 
-def run_demo(console: Console, *, people: int, seed: int, data_dir: Path) -> list[Outcome]:
-    """Run the demo in a fresh ``data_dir``; the outcomes, in order."""
+def run_demo(
+    console: Console,
+    *,
+    people: int,
+    seed: int,
+    data_dir: Path,
+    report: Path | None = None,
+) -> DemoResult:
+    """Run the demo in a fresh ``data_dir``; write the HTML report to ``report`` if given."""
+    if people < 1:
+        raise InvalidInput("the demo needs at least one person")
+    if report is not None and not report.parent.is_dir():
+        raise InvalidInput(f"cannot write the report to {report}: {report.parent} is not a folder")
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    with Accord.open(data_dir=data_dir) as accord:
-        _load(accord, console, people, seed)
-        outcomes = [accord.decide(flow.request) for flow in flows(DEMO_AT)]
-        _show(console, flows(DEMO_AT), outcomes)
-        report = verify_ledger(accord.ledger)
-        if not report.ok:
-            raise LedgerIntegrityError(
-                "the ledger does not verify: " + "; ".join(p.message for p in report.problems)
-            )
-        checkpoint = accord.ledger.checkpoint()
-        console.print(
-            Panel(
-                escape(checkpoint.note),
-                title=f"[green]ledger verified: {report.size:,} entries; signed checkpoint",
-            )
+    with _progress(console) as bars:
+
+        def phase(description: str, total: int, /) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda steps: bars.advance(task, steps)
+
+        written = write_databases(
+            data_dir / "parties", people=people, seed=seed, at=DEMO_AT, report=phase
         )
-    return outcomes
-
-
-def _show(console: Console, demo_flows: list[Flow], outcomes: list[Outcome]) -> None:
-    table = Table(title="Chirp–Reelix: every request, decided", show_lines=True)
-    table.add_column("flow", ratio=3)
-    table.add_column("decision")
-    table.add_column("people let through", justify="right")
-    table.add_column("deciding rule / people kept out, by rule", ratio=4)
-    table.add_column("ledger #", justify="right")
-    reasons: dict[str, str] = {}
-    for flow, outcome in zip(demo_flows, outcomes, strict=True):
-        d = outcome.decision
-        if d.allowed:
-            verdict, people = (
-                "[green]allowed[/]",
-                (f"{outcome.allowed_people:,} of {outcome.considered_people:,}"),
+    files = {CHIRP: written.chirp, REELIX: written.reelix}
+    datasets = resources.files("accord") / "scenario" / "datasets"
+    engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
+    try:
+        with Accord.open(data_dir=data_dir / "accord") as accord:
+            _register(accord)
+            population = generate(people, seed=seed, at=DEMO_AT)
+            with _progress(console) as bars:
+                task = bars.add_task(
+                    "consents into the store and ledger", total=len(population.consents)
+                )
+                accord.import_records(
+                    population.people,
+                    population.consents,
+                    population.opt_outs,
+                    progress=lambda n: bars.advance(task, n),
+                )
+            console.print(
+                f"{people:,} people at each party, {len(population.consents):,} consents, "
+                f"{len(population.opt_outs):,} opt-outs of sale/sharing"
             )
-            lines = [escape(", ".join(d.rules))]
-            for rule, n in sorted(outcome.withheld.items(), key=lambda kv: -kv[1]):
-                if n and d.filter is not None:
-                    reasons[rule] = d.filter.reason_for(rule)
-                    lines.append(f"  {n:,} × {escape(rule)}")
+            sources = {
+                party: Source(engines[party], load(str(datasets / f"{party}.yaml")))
+                for party in (CHIRP, REELIX)
+            }
+            keyring = Keyring()
+            tokens = {party: keyring.issue(party) for party in (CHIRP, REELIX)}
+            world = _World(
+                accord,
+                Gateway(accord, sources, keyring),
+                tokens,
+                population,
+                files,
+                people,
+                seed,
+                random.Random(f"{seed}:demo"),
+            )
+            with _progress(console) as bars:
+                run = _Runner(world, bars)
+                results = [_account_link(world, run)]
+                picker, shown = _friend_picker(world, run)
+                results += [picker, _message_sync(world, run), _send(world, run, shown)]
+                results += _watch_activity(world, run)
+                results += [_report(world, run), _segments(world, run)]
+                results += _abuses(world, run)
+            audit = verify_ledger(accord.ledger)
+            if not audit.ok:
+                raise LedgerIntegrityError(
+                    "the ledger does not verify: " + "; ".join(p.message for p in audit.problems)
+                )
+            checkpoint = accord.ledger.checkpoint()
+            result = DemoResult(
+                people=people,
+                seed=seed,
+                consents=len(population.consents),
+                opt_outs=len(population.opt_outs),
+                flows=results,
+                ledger_size=audit.size,
+                checkpoint=checkpoint.note,
+                verifier_key=_verifier_key(accord),
+                rows=written.rows,
+            )
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    show(console, result)
+    if report is not None:
+        write_report(result, report)
+        console.print(f"report written to [bold]{escape(str(report))}[/]")
+    return result
+
+
+def show(console: Console, result: DemoResult) -> None:
+    """The summary table, what each rule means, and the verified ledger's checkpoint."""
+    table = Table(title="Chirp–Reelix: every flow through the one door", show_lines=True)
+    table.add_column("flow", ratio=3)
+    table.add_column("exchanges\nallowed / refused", justify="right")
+    table.add_column("people let through\n(of those the clause looks at)", justify="right")
+    table.add_column("people kept out, by rule", ratio=3, overflow="fold")
+    table.add_column("records released", justify="right")
+    table.add_column("ledger entries", justify="right")
+    reasons: dict[str, str] = {}
+    for f in result.flows:
+        reasons.update(f.reasons)
+        name = f"[bold red]{escape(f.name)}[/]" if f.abuse else escape(f.name)
+        if f.admitted is not None and f.considered is not None:
+            people = f"{f.admitted:,} of {f.considered:,}"
         else:
-            verdict, people = "[red]refused[/]", "0"
-            lines = [f"[red]{escape(', '.join(d.rules))}[/]"]
-            for rule in d.rules:
-                reasons[rule] = d.reason.removeprefix("Refused: ")
-        name = f"[bold red]{escape(flow.name)}[/]" if flow.abuse else escape(flow.name)
-        index = str(outcome.receipt.index) if outcome.receipt else "-"
-        table.add_row(name, verdict, people, "\n".join(lines), index)
+            people = "—"
+        lines = [f"{n:,} × {escape(rule)}" for rule, n in sorted(f.kept_out.items(), key=_most)]
+        lines += [
+            f"[red]refused: {escape(rule)}[/]" for rule in sorted(f.refusals) if f.refusals[rule]
+        ]
+        moved = f"{f.records:,}" + (f" + {f.written:,} written" if f.written else "")
+        if f.delivered_in_reelix:
+            moved += f"\n({f.delivered_in_reelix:,} delivered inside Reelix)"
+        if f.suppressed:
+            moved += f"\n({f.suppressed:,} groups under k held back)"
+        verdict = f"[green]{f.allowed:,}[/] / [red]{f.refused:,}[/]"
+        table.add_row(name, verdict, people, "\n".join(lines) or "—", moved, f"{f.entries:,}")
     console.print(table)
-    legend = Table(title="What each rule means", show_header=True, show_lines=False)
+    legend = Table(title="What each rule means", show_lines=False)
     legend.add_column("rule", no_wrap=True)
-    legend.add_column("a person is kept out, or a request refused, because they / it …")
+    legend.add_column("a person is kept out, or a request refused, because …")
     for rule, reason in sorted(reasons.items()):
         legend.add_row(escape(rule), escape(reason))
     console.print(legend)
+    console.print(
+        Panel(
+            escape(result.checkpoint),
+            title=f"[green]ledger verified: {result.ledger_size:,} entries; signed checkpoint",
+        )
+    )
+
+
+def _most(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _verifier_key(accord: Accord) -> str:
+    signer = accord.ledger.signer
+    return signer.verifier.vkey if signer is not None else ""

@@ -1,0 +1,221 @@
+"""``accord demo`` end to end on a small population: every flow, its counts, the ledger, the report.
+
+The counts the demo prints are checked against a recomputation from the parties' own SQLite files
+and the population's consent records, judged in Python (not by the store's SQL or by Cedar).
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from accord.cli import app
+from accord.consent import Operation, PersonFacts
+from accord.ledger.audit import verify_ledger
+from accord.requests import Request
+from accord.scenario.demo import DEMO_AT, DemoResult, FlowResult, run_demo
+from accord.scenario.population import REELIX, generate
+from accord.scenario.report import sankey_links
+from accord.service import Accord
+
+pytestmark = pytest.mark.integration
+
+PEOPLE, SEED = 600, 5
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path, str]:
+    folder = tmp_path_factory.mktemp("demo")
+    console = Console(file=io.StringIO(), width=200, record=True)
+    report = folder / "accord-report.html"
+    result = run_demo(console, people=PEOPLE, seed=SEED, data_dir=folder / "data", report=report)
+    return result, folder, console.export_text()
+
+
+def flow(result: DemoResult, key: str) -> FlowResult:
+    (found,) = [f for f in result.flows if f.key == key]
+    return found
+
+
+def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(query).fetchall()
+
+
+def test_every_flow_of_the_filings_and_every_abuse_runs(demo: tuple[DemoResult, Path, str]) -> None:
+    result, _, printed = demo
+    keys = {f.key for f in result.flows}
+    assert {
+        "account-link",
+        "friend-picker",
+        "message-sync",
+        "send-recommendation",
+        "watch-activity",
+        "watch-activity-title",
+        "recommendation-report",
+        "interest-segments",
+    } <= keys
+    abuses = [f for f in result.flows if f.abuse]
+    assert len(abuses) >= 6
+    for f in result.flows:
+        assert f.name in printed
+    assert "ledger verified" in printed
+
+
+def test_no_abuse_releases_anything_and_each_is_logged(demo: tuple[DemoResult, Path, str]) -> None:
+    result, _, _ = demo
+    for f in result.flows:
+        if not f.abuse:
+            continue
+        assert f.moved == 0, f.name
+        assert f.people == 0, f.name
+        assert f.entries >= 1, f.name  # the refusal (or the empty release) is in the ledger
+        assert f.refused or f.kept_out, f.name
+        for rule in [*f.refusals, *f.kept_out]:
+            assert f.reasons.get(rule), (f.name, rule)
+    assert "law:sca.no-bulk-read" in flow(result, "abuse-bulk-inbox").refusals
+    assert "lifecycle:chirp-reelix-titan" in flow(result, "abuse-titan").refusals
+    assert "agreement:unknown" in flow(result, "abuse-secret").refusals
+    vppa = flow(result, "abuse-vppa")
+    assert vppa.kept_out.get("law:vppa.consent") == vppa.considered
+
+
+def test_watch_activity_released_exactly_the_consenting_members_events(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    population = generate(PEOPLE, seed=SEED, at=DEMO_AT)
+    reelix_people = [p for p in population.people if p.party == REELIX]
+    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+        feed = accord.policy().decide(_watch_request())
+    assert feed.filter is not None
+    allowed = feed.filter.allowed(
+        PersonFacts.of(p, population.consents, population.opt_outs) for p in reelix_people
+    )
+    events = rows(folder / "data" / "parties" / "reelix.db", "SELECT member_id FROM watch_events")
+    expected = sum(1 for (member,) in events if member in allowed)
+    automatic = flow(result, "watch-activity")
+    assert automatic.records == expected > 0
+    assert automatic.admitted == len(allowed)
+    assert automatic.considered == PEOPLE
+    # Everyone the filter kept out failed at least one rule, and each rule's count is bounded.
+    assert sum(automatic.kept_out.values()) >= PEOPLE - len(allowed)
+    assert max(automatic.kept_out.values()) <= PEOPLE - len(allowed)
+
+
+def _watch_request() -> Request:
+    return Request(
+        requester="chirp",
+        agreement="chirp-reelix",
+        clause="watch-activity",
+        operation=Operation.READ,
+        purpose="functional.service",
+        categories=frozenset({"user.behavior.media_consumption"}),
+        at=DEMO_AT,
+    )
+
+
+def test_the_ledger_holds_every_exchange_and_verifies(demo: tuple[DemoResult, Path, str]) -> None:
+    result, folder, _ = demo
+    for f in result.flows:
+        # A decision and a release per allowed exchange (a write adds none), one entry per refusal.
+        assert f.entries == 2 * f.allowed + f.refused, f.name
+    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+        audit = verify_ledger(accord.ledger)
+        assert audit.ok
+        assert audit.size == result.ledger_size
+        (size, _, note) = accord.ledger.checkpoints()[-1]
+    assert size == result.ledger_size
+    assert note == result.checkpoint
+
+
+def test_messages_synced_are_only_those_reelix_sent(demo: tuple[DemoResult, Path, str]) -> None:
+    result, folder, _ = demo
+    chirp = folder / "data" / "parties" / "chirp.db"
+    sent_by_reelix = rows(chirp, "SELECT count(*) FROM messages WHERE sent_via = 'reelix'")[0][0]
+    sync = flow(result, "message-sync")
+    assert sync.allowed == sync.exchanges > 0
+    assert sync.records <= sent_by_reelix
+
+
+def test_recommendations_cross_only_as_messages_on_the_senders_behalf(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    send = flow(result, "send-recommendation")
+    chirp = folder / "data" / "parties" / "chirp.db"
+    landed = rows(
+        chirp,
+        "SELECT sender_id, sent_via FROM messages WHERE body LIKE 'I think you would like %'",
+    )
+    assert len(landed) == send.written
+    assert {via for _, via in landed} <= {"reelix"}
+    assert send.written < send.exchanges + send.delivered_in_reelix  # some were not allowed
+
+
+def test_the_report_is_aggregate_and_holds_back_small_groups(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    report = flow(result, "recommendation-report")
+    reelix = folder / "data" / "parties" / "reelix.db"
+    # Every sender contributes to each of the three reports (the clause needs no consent: it
+    # is aggregate, under legitimate interests), and is counted, never named.
+    ((senders,),) = rows(reelix, "SELECT count(DISTINCT sender_member_id) FROM recommendations")
+    assert report.people == report.allowed * senders
+    assert report.allowed == 3
+    groups = rows(
+        reelix,
+        "SELECT count(DISTINCT sender_member_id) FROM recommendations "
+        "GROUP BY date(sent_at), interface, surface, variant",
+    )
+    small = sum(1 for (n,) in groups if n < 50)
+    assert report.suppressed >= small > 0
+
+
+def test_the_sankey_adds_up_at_every_stage(demo: tuple[DemoResult, Path, str]) -> None:
+    result, _, _ = demo
+    links = sankey_links(result.flows)
+    moved = sum(f.moved or len(f.sample) for f in result.flows)
+    holders = sum(n for a, _, _, n in links if a.endswith("(holds)"))
+    receivers = sum(n for _, b, _, n in links if b.endswith("(receives)"))
+    assert holders == receivers == moved > 0
+
+
+def test_the_cli_writes_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "r.html"
+    outcome = CliRunner().invoke(
+        app,
+        ["demo", "--people", "200", "--data-dir", str(tmp_path / "d"), "--report", str(report)],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    html = report.read_text()
+    assert "flows-sankey" in html
+    assert "accord.local/ledger" in html
+
+
+def test_a_report_that_cannot_be_written_says_where(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "demo",
+            "--people",
+            "50",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--report",
+            str(blocked / "r.html"),
+        ],
+    )
+    assert outcome.exit_code == 2
+    assert "cannot write the report" in outcome.output
+    assert "Traceback" not in outcome.output
