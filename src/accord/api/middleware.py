@@ -15,10 +15,6 @@ from accord.api.problems import problem
 access_log = logging.getLogger("accord.api.access")
 
 
-class BodyTooLarge(Exception):
-    """Raised from ``receive`` when a streamed body passes the cap."""
-
-
 class LimitBody:
     """Refuse bodies over ``limit`` bytes with 413: by Content-Length, or while streaming."""
 
@@ -35,28 +31,31 @@ class LimitBody:
             await self._refuse(scope, receive, send)
             return
         seen = 0
-        started = False
+        started = over = False
 
         async def counted() -> Message:
-            nonlocal seen
+            # Past the cap, answer 413 at once and tell the app the client went away; whatever
+            # the app then tries to send is dropped.
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
+                if seen > self.limit and not over:
+                    over = True
+                    if not started:
+                        await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
+            if over:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+        await self.app(scope, counted, tracked)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
