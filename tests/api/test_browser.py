@@ -1,0 +1,134 @@
+"""The consent screens in a real browser (Debian's Chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from accord.scenario.population import CHIRP, REELIX
+from api.world import REDIRECT, World, bearer, pkce
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SOCIAL = "user.social:functional.service"
+PRIVATE = "user.content.private:functional.service"
+WATCHED = "user.behavior.media_consumption:functional.service"
+TARGETED = "user.behavior.media_consumption:marketing.advertising.third_party.targeted"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def authorize_url(base_url: str, client_id: str, scopes: list[str]) -> tuple[str, str]:
+    verifier, challenge = pkce()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "scope": " ".join(scopes),
+            "state": "s1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{base_url}/oauth/authorize?{query}", verifier
+
+
+def catch_redirect(page: Page) -> list[str]:
+    """Answer the app's redirect URI in the browser, keeping the URL it was sent to."""
+    seen: list[str] = []
+
+    def answer(route: Route) -> None:
+        seen.append(route.request.url)
+        route.fulfill(status=200, body="back in the app")
+
+    page.route(f"{REDIRECT}**", answer)
+    return seen
+
+
+def sign_in(page: Page, person: str) -> None:
+    page.fill("#person", person)
+    page.click("button[type=submit]")
+
+
+def test_a_person_allows_one_permission_of_two(
+    world: World, base_url: str, browser: Browser
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    seen = catch_redirect(page)
+    url, verifier = authorize_url(base_url, world.reelix.client_id, [SOCIAL, PRIVATE])
+    page.goto(url)
+    sign_in(page, "c0000060")
+    boxes = page.locator("input[type=checkbox]")
+    assert boxes.count() == 2
+    assert not boxes.nth(0).is_checked()
+    assert not boxes.nth(1).is_checked()
+    page.check(f"input[value='{SOCIAL}']")
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{REDIRECT}**")
+    context.close()
+    code = parse_qs(urlsplit(seen[0]).query)["code"][0]
+    with httpx.Client(base_url=base_url) as http:
+        token = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+            auth=(world.reelix.client_id, world.reelix_secret),
+        ).json()
+        assert token["scope"] == SOCIAL
+        me = http.get("/v1/me/permissions", headers=bearer(token["access_token"])).json()
+    assert [p["scope"] for p in me] == [SOCIAL]
+    given = [c for c in world.accord.consents(CHIRP, "c0000060") if c.id.startswith("oauth-")]
+    assert [sorted(c.categories) for c in given] == [["user.social"]]
+
+
+def test_gpc_and_the_separate_vppa_screen(world: World, base_url: str, browser: Browser) -> None:
+    member = "r0000061"
+    context = browser.new_context(extra_http_headers={"Sec-GPC": "1"})
+    page = context.new_page()
+    seen = catch_redirect(page)
+    url, _ = authorize_url(base_url, world.chirp.client_id, [WATCHED, TARGETED])
+    page.goto(url)
+    sign_in(page, member)
+    assert page.locator("#gpc-notice").is_visible()
+    assert "opted you out of the sale and sharing" in page.content()
+    assert page.locator("input[type=checkbox]").count() == 0
+    page.click("button[value=allow]")
+    # The VPPA consent, on its own page, with its duration.
+    assert page.locator("h1").inner_text().startswith("Share what you watch")
+    assert page.locator("select#months option").count() == 24
+    page.select_option("select#months", "6")
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{REDIRECT}**")
+    context.close()
+    assert "code" in parse_qs(urlsplit(seen[0]).query)
+    given = [c for c in world.accord.consents(REELIX, member) if c.id.startswith("oauth-")]
+    (vppa,) = given
+    assert vppa.purposes == frozenset({"functional.service"})
+    assert vppa.expires_at is not None
+    assert 180 <= (vppa.expires_at - vppa.given_at).days <= 184
