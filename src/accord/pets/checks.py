@@ -489,11 +489,15 @@ class _Checker:
         privacy = self.rule.privacy
         if privacy is not None:
             # At most max_rows rows per person of each table, chosen at random (see dp.py).
+            # The random order is drawn as a column first: a window may not order by random().
+            shuffled = exp.select("*", "random() AS _accord_r", dialect="duckdb").from_(
+                rows.subquery()
+            )
             numbers = [
-                f"row_number() OVER (PARTITION BY _accord_p{k} ORDER BY random()) AS _accord_n{k}"
+                f"row_number() OVER (PARTITION BY _accord_p{k} ORDER BY _accord_r) AS _accord_n{k}"
                 for k in range(people)
             ]
-            numbered = exp.select("*", *numbers, dialect="duckdb").from_(rows.subquery())
+            numbered = exp.select("*", *numbers, dialect="duckdb").from_(shuffled.subquery())
             kept = [f"_accord_n{k} <= {privacy.max_rows}" for k in range(people)]
             rows = exp.select("*").from_(numbered.subquery()).where(*kept, dialect="duckdb")
         select = self._aggregates(dims, metrics)

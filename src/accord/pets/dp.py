@@ -242,8 +242,9 @@ def bounded_rows_sql(
     kept = [*columns, *(_clamp(v, bounds) + f" AS {v}" for v in values)]
     return (
         f"SELECT {', '.join(kept) or '1 AS one'} FROM ("  # noqa: S608 - names from checked rules
-        f"SELECT *, row_number() OVER (PARTITION BY {person} ORDER BY random()) AS _accord_n "
-        f"FROM {source}) WHERE _accord_n <= {int(bounds.max_rows)}"
+        f"SELECT *, row_number() OVER (PARTITION BY {person} ORDER BY _accord_r) AS _accord_n "
+        f"FROM (SELECT *, random() AS _accord_r FROM {source})) "
+        f"WHERE _accord_n <= {int(bounds.max_rows)}"
     )
 
 

@@ -1,0 +1,225 @@
+"""``accord cleanroom``: check and run clean-room queries, and the fortnightly report.
+
+``check`` needs only the rule: it checks a query against it, with the columns the rule names.
+``run`` and ``report`` work on the Chirp–Reelix reference scenario, generated afresh in the data
+folder: the rule's tables are fetched through the gateway, and with ``--epsilon`` every sender's
+privacy budget is spent in the scenario's store and ledger.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from accord.errors import AccordError, InvalidInput
+from accord.pets.budget import PrivacyBudgets
+from accord.pets.checks import check_query
+from accord.pets.cleanroom import CleanRoom, Result
+from accord.pets.dp import Mechanism
+from accord.pets.partnership import Partnership, fetch_report_rows, scenario_partnership
+from accord.pets.reports import fortnightly_report, report_rule
+from accord.pets.rules import AnalysisRule, PrivacyRule, RuleKind, load_rule
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="The clean room: queries checked against analysis rules, run on DuckDB over data "
+    "fetched through the gateway, with differential privacy and per-person budgets.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+FETCHABLE = ("recommendations",)
+"""The scenario tables the clean-room agreement lets into the room."""
+
+RuleOption = Annotated[
+    Path, typer.Option("--rule", help="YAML file of the analysis rule.", show_default=False)
+]
+QueryOption = Annotated[
+    str, typer.Option("--query", help="The SQL query (one SELECT).", show_default=False)
+]
+PeopleOption = Annotated[
+    int, typer.Option(min=1, help="People in the generated scenario (each at both parties).")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of the generated scenario.")]
+DataOption = Annotated[
+    Path, typer.Option(help="Folder for the scenario's databases and store (replaced).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Print Accord's errors as a message, not a trace, and exit with their code."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AccordError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return run
+
+
+@app.callback()
+def cleanroom() -> None:
+    """The clean room: analysis rules, differential privacy, per-person budgets."""
+
+
+@app.command()
+@handled
+def check(rule: RuleOption, query: QueryOption) -> None:
+    """Check a query against a rule, and show the query as it would run."""
+    analysis = load_rule(rule)
+    checked = check_query(analysis, query, _schema(analysis))
+    console.print(f"[green]allowed[/] under the {analysis.kind.value} rule; it runs as:")
+    console.print(escape(checked.sql), soft_wrap=True)
+
+
+@app.command()
+@handled
+def run(
+    *,
+    rule: RuleOption,
+    query: QueryOption,
+    people: PeopleOption = 2_000,
+    seed: SeedOption = 7,
+    data_dir: DataOption = Path("accord-data/cleanroom"),
+    as_json: JsonOption = False,
+) -> None:
+    """Run a query under a rule on the reference scenario, fetching its tables through the door."""
+    analysis = load_rule(rule)
+    unknown = sorted(set(analysis.tables) - set(FETCHABLE))
+    if unknown:
+        raise InvalidInput(
+            f"the scenario's clean-room agreement lets in only {', '.join(FETCHABLE)}, "
+            f"not {', '.join(unknown)}",
+            where=str(rule),
+        )
+    with scenario_partnership(data_dir, people=people, seed=seed) as partnership:
+        result = _in_room(partnership, analysis, lambda room: room.run(query))
+    _show(result, as_json=as_json)
+
+
+@app.command()
+@handled
+def report(
+    *,
+    start: Annotated[
+        str, typer.Option(help="First day of the fortnight (YYYY-MM-DD).")
+    ] = "2026-11-15",
+    days: Annotated[int, typer.Option(min=1, help="Days in the report.")] = 14,
+    min_people: Annotated[
+        int, typer.Option(min=2, help="Fewest distinct senders in a row of the report.")
+    ] = 50,
+    by_day: Annotated[bool, typer.Option(help="One row per day (else the whole period).")] = True,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(min=0, help="Add differential-privacy noise for this epsilon per query."),
+    ] = None,
+    mechanism: Annotated[Mechanism, typer.Option(help="Noise mechanism.")] = Mechanism.LAPLACE,
+    delta: Annotated[float, typer.Option(min=0, help="Delta (Gaussian noise only).")] = 0.0,
+    max_rows: Annotated[
+        int, typer.Option(min=1, help="Rows one sender may contribute (with noise).")
+    ] = 10,
+    people: PeopleOption = 2_000,
+    seed: SeedOption = 7,
+    data_dir: DataOption = Path("accord-data/cleanroom"),
+    as_json: JsonOption = False,
+) -> None:
+    """The fortnightly recommendation report, run in the clean room on the reference scenario."""
+    try:
+        first = date.fromisoformat(start)
+    except ValueError as exc:
+        raise InvalidInput(f"not a date (YYYY-MM-DD): {start!r}", where="--start") from exc
+    privacy = None
+    if epsilon is not None:
+        try:
+            privacy = PrivacyRule(
+                mechanism=mechanism, epsilon=epsilon, delta=delta, max_rows=max_rows
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc).splitlines()[-1].strip(), where="--epsilon") from exc
+    analysis = report_rule(min_people=min_people, privacy=privacy)
+    with scenario_partnership(data_dir, people=people, seed=seed) as partnership:
+        result = _in_room(
+            partnership,
+            analysis,
+            lambda room: fortnightly_report(room, first, days, by_day=by_day),
+        )
+    _show(result, as_json=as_json)
+
+
+def _in_room(
+    partnership: Partnership, analysis: AnalysisRule, query: Callable[[CleanRoom], Result]
+) -> Result:
+    budgets = None
+    if analysis.privacy is not None:
+        budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
+    with CleanRoom(analysis, analyst="chirp", budgets=budgets) as room:
+        release = fetch_report_rows(room, partnership)
+        console.print(
+            f"fetched {len(release.rows):,} rows about {release.people:,} people through the "
+            f"gateway (ledger entry {release.receipts[-1].index})"
+        )
+        return query(room)
+
+
+def _schema(analysis: AnalysisRule) -> dict[str, list[str]]:
+    """Each table's columns as far as the rule names them (all a query could use)."""
+    named = [*analysis.dimensions, *analysis.metrics, *analysis.join_columns, *analysis.columns]
+    schema: dict[str, list[str]] = {t: [r.person] for t, r in analysis.tables.items()}
+    for column in named:
+        table, name = column.split(".")
+        if name not in schema[table]:
+            schema[table].append(name)
+    return schema
+
+
+def _show(result: Result, *, as_json: bool) -> None:
+    if as_json:
+        rows: Sequence[Any] = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+        console.print_json(
+            json.dumps(
+                {
+                    "columns": list(result.columns),
+                    "rows": rows,
+                    "noise": result.noise,
+                    "spends": [s.query_id for s in result.spends],
+                },
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"{len(result.rows)} rows")
+    for column in result.columns:
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(*(escape(_cell(v)) for v in row))
+    console.print(table)
+    if result.checked.kind is RuleKind.AGGREGATION and not result.rows:
+        console.print("no row reached the rule's minimum of distinct people")
+    if result.noise:
+        console.print(f"noise: {result.noise}")
+    for spend in result.spends:
+        console.print(
+            f"spent the budget of {spend.people:,} people (ledger entry {spend.receipt.index})"
+        )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)

@@ -1,0 +1,320 @@
+"""Decision tables for the analysis rules: which queries pass, and which check refuses the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from accord.errors import DocumentFormatError
+from accord.pets.checks import QueryRefused, check_query
+from accord.pets.rules import AnalysisRule, parse_rule
+
+pytestmark = pytest.mark.unit
+
+SCHEMA = {
+    "watch": ["member_id", "title_id", "watched_at", "seconds", "device"],
+    "links": ["member_id", "chirp_id", "linked_at"],
+    "exposures": ["person_id", "campaign"],
+}
+
+AGGREGATION = parse_rule(
+    """
+kind: aggregation
+tables:
+  watch: {person: member_id}
+  links: {person: member_id}
+dimensions: [watch.title_id, watch.watched_at, links.linked_at]
+metrics:
+  watch.seconds: [sum, avg]
+  watch.member_id: [count_distinct]
+join_columns: [watch.member_id, links.member_id]
+min_people: 10
+"""
+)
+NOISY = AGGREGATION.model_copy(
+    update={
+        "privacy": parse_rule(
+            """
+kind: aggregation
+tables: {watch: {person: member_id}}
+metrics: {watch.seconds: [sum]}
+min_people: 10
+privacy: {epsilon: 1.0, max_rows: 3, bounds: {watch.seconds: [0, 7200]}}
+"""
+        ).privacy
+    }
+)
+
+ALLOWED = "allowed"
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome"),
+    [
+        # -- allowed ------------------------------------------------------------------------------
+        ("SELECT title_id, count(*) AS n FROM watch GROUP BY title_id", ALLOWED),
+        ("SELECT title_id, sum(seconds) AS s, avg(seconds) AS a FROM watch GROUP BY 1", ALLOWED),
+        ("SELECT count(DISTINCT member_id) AS viewers FROM watch", ALLOWED),  # one group
+        (
+            "SELECT CAST(watched_at AS DATE) AS day, count(*) AS n FROM watch GROUP BY 1",
+            ALLOWED,  # a scalar function of a dimension is a dimension
+        ),
+        (
+            (
+                "SELECT w.title_id, count(*) AS n FROM watch AS w JOIN links AS l "
+                "ON w.member_id = l.member_id GROUP BY w.title_id"
+            ),
+            ALLOWED,  # a join on join columns
+        ),
+        (
+            "SELECT title_id, count(*) AS n FROM watch WHERE title_id = 't1' GROUP BY title_id",
+            ALLOWED,  # a filter on a dimension
+        ),
+        ("SELECT title_id, count(*) AS n FROM watch GROUP BY 1 ORDER BY n DESC LIMIT 5", ALLOWED),
+        # -- SELECT * -----------------------------------------------------------------------------
+        ("SELECT * FROM watch", "select-star"),
+        ("SELECT w.* FROM watch AS w", "select-star"),
+        # -- row-level output ---------------------------------------------------------------------
+        ("SELECT title_id, seconds FROM watch", "row-level"),  # no aggregate at all
+        ("SELECT member_id, count(*) AS n FROM watch GROUP BY 1", "row-level"),  # per person
+        ("SELECT title_id, count(*) AS n FROM watch", "row-level"),  # a dimension not grouped
+        ("SELECT device, count(*) AS n FROM watch GROUP BY device", "row-level"),  # not a dimension
+        # -- joins --------------------------------------------------------------------------------
+        (
+            "SELECT count(*) AS n FROM watch AS w JOIN links AS l ON w.title_id = l.chirp_id",
+            "join-column",
+        ),
+        ("SELECT count(*) AS n FROM watch, links", "join"),  # a comma (cross) join
+        (
+            (
+                "SELECT count(*) AS n FROM watch AS w LEFT JOIN links AS l "
+                "ON w.member_id = l.member_id"
+            ),
+            "join",  # only inner joins
+        ),
+        (
+            (
+                "SELECT count(*) AS n FROM watch AS w JOIN links AS l "
+                "ON w.member_id = l.member_id AND w.seconds > 10"
+            ),
+            "join",  # a join condition that is not column = column
+        ),
+        # -- subqueries and CTEs that would sidestep the threshold --------------------------------
+        (
+            (
+                "WITH one AS (SELECT title_id FROM watch WHERE member_id = 'm1') "
+                "SELECT title_id, count(*) AS n FROM one GROUP BY 1"
+            ),
+            "subquery",
+        ),
+        ("SELECT count(*) AS n FROM (SELECT member_id FROM watch) AS t", "subquery"),
+        (
+            (
+                "SELECT title_id, count(*) AS n FROM watch WHERE member_id IN "
+                "(SELECT member_id FROM links) GROUP BY 1"
+            ),
+            "subquery",
+        ),
+        (
+            (
+                "SELECT title_id, count(*) AS n FROM watch GROUP BY 1 UNION "
+                "SELECT title_id, count(*) AS n FROM watch GROUP BY 1"
+            ),
+            "select-only",  # a set operation is not a single SELECT
+        ),
+        ("SELECT title_id, count(*) OVER () AS n FROM watch", "window"),
+        # -- metrics and functions ----------------------------------------------------------------
+        ("SELECT max(seconds) AS m FROM watch", "function"),  # max would reveal one value
+        ("SELECT count(seconds) AS m FROM watch", "metric"),  # seconds allows sum and avg only
+        ("SELECT sum(member_id) AS m FROM watch", "metric"),
+        ("SELECT sum(seconds) / count(*) AS m FROM watch", "metric"),  # around aggregates
+        ("SELECT sum(seconds * 2) AS m FROM watch", "metric"),  # an expression, not a metric
+        ("SELECT title_id, count(*) AS n FROM watch WHERE seconds > 100 GROUP BY 1", "filter"),
+        (
+            "SELECT title_id, count(*) AS n FROM watch WHERE member_id = 'm1' GROUP BY 1",
+            "filter",  # singling out a person by a filter
+        ),
+        ("SELECT title_id, count(*) AS n FROM watch GROUP BY 1 HAVING count(*) > 1", "having"),
+        ("SELECT md5(title_id) AS h, count(*) AS n FROM watch GROUP BY 1", "function"),
+        # -- tables and statements ----------------------------------------------------------------
+        ("SELECT count(*) AS n FROM exposures", "table"),  # not in the rule
+        ("SELECT count(*) AS n FROM main.watch", "table"),
+        ("DELETE FROM watch", "select-only"),
+        ("SELECT count(*) AS n FROM watch; SELECT 1", "one-statement"),
+        ("SELECT count(*) AS n FROM watch WHERE", "syntax"),
+        (
+            (
+                "SELECT count(*) AS n FROM watch AS w JOIN links AS l ON w.member_id = l.member_id "
+                "WHERE member_id = 'x'"
+            ),
+            "column",
+        ),  # ambiguous
+    ],
+)
+def test_aggregation_rule(query: str, outcome: str) -> None:
+    if outcome == ALLOWED:
+        checked = check_query(AGGREGATION, query, SCHEMA)
+        assert "HAVING" in checked.sql  # the threshold is always applied
+        return
+    with pytest.raises(QueryRefused) as refused:
+        check_query(AGGREGATION, query, SCHEMA)
+    assert refused.value.check == outcome, refused.value.message
+    assert refused.value.message  # a reason a person can read
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome"),
+    [
+        ("SELECT title_id, sum(seconds) AS s FROM watch GROUP BY 1 ORDER BY 1", ALLOWED),
+        ("SELECT title_id, sum(seconds) AS s FROM watch GROUP BY 1 ORDER BY s", "order"),
+        ("SELECT title_id, sum(seconds) AS s FROM watch GROUP BY 1 LIMIT 3", "limit"),
+    ],
+)
+def test_aggregation_rule_with_noise(query: str, outcome: str) -> None:
+    if outcome == ALLOWED:
+        checked = check_query(NOISY, query, SCHEMA)
+        assert "ROW_NUMBER()" in checked.sql.upper()  # contributions are bounded
+        assert "LEAST(GREATEST" in checked.sql.upper()  # values are clamped
+        return
+    with pytest.raises(QueryRefused) as refused:
+        check_query(NOISY, query, SCHEMA)
+    assert refused.value.check == outcome
+
+
+LIST = parse_rule(
+    """
+kind: list
+tables:
+  watch: {person: member_id}
+  links: {person: member_id}
+columns: [watch.title_id, links.chirp_id]
+join_columns: [watch.member_id, links.member_id]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome"),
+    [
+        (
+            (
+                "SELECT w.title_id, l.chirp_id FROM watch AS w JOIN links AS l "
+                "ON w.member_id = l.member_id"
+            ),
+            ALLOWED,
+        ),
+        (
+            (
+                "SELECT DISTINCT l.chirp_id FROM watch AS w JOIN links AS l "
+                "ON w.member_id = l.member_id WHERE w.title_id = 't1'"
+            ),
+            ALLOWED,
+        ),
+        ("SELECT title_id FROM watch", "overlap"),  # not the overlap: one table only
+        (
+            "SELECT w.seconds FROM watch AS w JOIN links AS l ON w.member_id = l.member_id",
+            "list-column",
+        ),
+        (
+            "SELECT count(*) AS n FROM watch AS w JOIN links AS l ON w.member_id = l.member_id",
+            "aggregate",
+        ),
+        ("SELECT * FROM watch AS w JOIN links AS l ON w.member_id = l.member_id", "select-star"),
+        (
+            "SELECT w.title_id FROM watch AS w JOIN links AS l ON w.title_id = l.chirp_id",
+            "join-column",
+        ),
+        (
+            (
+                "SELECT w.title_id FROM watch AS w JOIN links AS l ON w.member_id = l.member_id "
+                "WHERE w.seconds > 3"
+            ),
+            "filter",
+        ),
+    ],
+)
+def test_list_rule(query: str, outcome: str) -> None:
+    if outcome == ALLOWED:
+        assert check_query(LIST, query, SCHEMA).outputs
+        return
+    with pytest.raises(QueryRefused) as refused:
+        check_query(LIST, query, SCHEMA)
+    assert refused.value.check == outcome, refused.value.message
+
+
+CUSTOM = parse_rule(
+    """
+kind: custom
+tables:
+  watch: {person: member_id}
+templates:
+  viewers_of_title: >
+    SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch
+    WHERE title_id = $title GROUP BY title_id HAVING count(DISTINCT member_id) >= 25
+"""
+)
+TEMPLATE = (
+    "SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch "
+    "WHERE title_id = {title} GROUP BY title_id HAVING count(DISTINCT member_id) >= {k}"
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome"),
+    [
+        (TEMPLATE.format(title="'t1'", k=25), ALLOWED),  # the placeholder filled with a value
+        (TEMPLATE.format(title="'t2'", k=25).lower(), ALLOWED),  # case and spacing do not matter
+        (TEMPLATE.format(title="'t1'", k=1), "template"),  # a fixed value changed
+        (TEMPLATE.format(title="title_id", k=25), "template"),  # a column for the value
+        ("SELECT title_id FROM watch", "template"),
+        ("SELECT * FROM watch", "template"),
+    ],
+)
+def test_custom_rule(query: str, outcome: str) -> None:
+    if outcome == ALLOWED:
+        assert check_query(CUSTOM, query, SCHEMA).template == "viewers_of_title"
+        return
+    with pytest.raises(QueryRefused) as refused:
+        check_query(CUSTOM, query, SCHEMA)
+    assert refused.value.check == outcome
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [sum]}\n", "min_people"),
+        ("kind: aggregation\ntables: {t: {person: p}}\nmin_people: 5\n", "metric"),
+        (
+            "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {u.x: [sum]}\nmin_people: 5\n",
+            "table the rule does not list",
+        ),
+        (
+            (
+                "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [sum]}\n"
+                "min_people: 5\nprivacy: {epsilon: 1}\n"
+            ),
+            "bounds must clamp",  # a noisy sum needs bounds for its sensitivity
+        ),
+        (
+            (
+                "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [count]}\n"
+                "min_people: 5\nprivacy: {epsilon: 1, mechanism: gaussian}\n"
+            ),
+            "delta",
+        ),
+        ("kind: list\ntables: {t: {person: p}}\n", "columns"),
+        ("kind: custom\ntables: {t: {person: p}}\n", "template"),
+        ("kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [median]}\n", "should be"),
+        ("kind: joins\ntables: {t: {person: p}}\n", "kind"),
+        ("kind: list\ntables: {t: {person: p}}\ncolumns: [x]\n", "table.column"),
+    ],
+)
+def test_bad_rules_are_refused_with_the_place(text: str, problem: str) -> None:
+    with pytest.raises(DocumentFormatError) as refused:
+        parse_rule(text, source="rule.yaml")
+    assert problem in str(refused.value)
+    assert "rule.yaml" in str(refused.value)
+
+
+def test_rules_are_plain_data() -> None:
+    assert isinstance(AGGREGATION, AnalysisRule)
+    assert AGGREGATION.person_of("watch") == "member_id"
