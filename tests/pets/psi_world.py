@@ -16,11 +16,16 @@ Who may be matched (the same on each side, ``c*`` at Chirp and ``m*`` at Reelix)
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
 
 import yaml_text
 from accord import agreements as ag
@@ -166,3 +171,22 @@ def store(folder: Path) -> Iterator[Accord]:
     with Accord.open(data_dir=folder) as accord:
         build(accord)
         yield accord
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` on an ephemeral port of the loopback interface; yields its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,8 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from accord.gateway import Keyring
 from accord.pets import psi_curve as curve
@@ -23,28 +19,9 @@ from accord.pets.psi_http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
 from accord.pets.psi_ids import Kind
 from accord.pets.psi_wire import Frame, MatchError, MatchRefused, Type, decode
 from accord.service import Accord
-from pets.psi_world import records, request, store
+from pets.psi_world import records, request, serving, store
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` on an ephemeral port of the loopback interface; yields its URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass

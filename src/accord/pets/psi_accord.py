@@ -114,11 +114,14 @@ def feed(
         with accord.session() as session:
             allowed = filter_sql.allowed_people(session, person_filter)
         owners: dict[bytes, set[str]] = {}
-        for person, raw in records:
-            if person in allowed:
-                owners.setdefault(encode(kind, normalise(kind, raw, region=region)), set()).add(
-                    person
-                )
+        for number, (person, raw) in enumerate(records, 1):
+            if person not in allowed:
+                continue  # never normalised, never hashed, never sent
+            try:
+                value = encode(kind, normalise(kind, raw, region=region))
+            except InvalidInput as exc:
+                raise InvalidInput(exc.message, where=f"record {number} (person {person})") from exc
+            owners.setdefault(value, set()).add(person)
         fed = frozenset().union(*owners.values()) if owners else frozenset()
         receipts = _log_release(accord, decision, fed, kind, mode)
     except AccordError as exc:
