@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -50,10 +51,12 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     key: bytes | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """The partner API over ``accord`` and the parties' ``sources``.
 
-    ``key`` signs sign-in cookies and consent forms (default: the setting, else random).
+    ``key`` signs sign-in cookies and consent forms (default: the setting, else random);
+    ``lifespan`` runs around the app's life (a worker closes its store there).
     """
     config = settings or ApiSettings()
     signing = key or (config.secret.encode() if config.secret else secrets.token_bytes(32))
@@ -73,6 +76,7 @@ def create_app(
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.services = Services(gateway, apps, access, party_tokens)
     app.state.oauth = server
