@@ -5,18 +5,23 @@ recomputed from those and compared with the stored ones; the root of every check
 of the current tree is recomputed and compared with the signed checkpoints and the tree state; each
 checkpoint's signature is checked, and a consistency proof from it to the current tree, built from
 the stored nodes, must verify. Leaves are read in aligned chunks of 2**16, so memory stays bounded
-whatever the size of the log.
+whatever the size of the log; when there are several chunks, worker processes check them, one
+per core, each through its own connection.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
 from accord.ledger import merkle, shred
@@ -28,6 +33,7 @@ from accord.ledger.tables import nodes_table as _nodes
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
 from accord.ledger.tables import state_table as _state
+from accord.store.engine import make_engine
 
 if TYPE_CHECKING:
     from accord.ledger.log import Ledger
@@ -87,8 +93,16 @@ def _node_name(level: int, index: int) -> str:
     return f"node level {level} index {index} (leaves {start}..{end - 1})"
 
 
-def verify_ledger(ledger: Ledger) -> VerifyReport:
-    """Recompute everything from the leaves and compare; never raises for what it finds."""
+def verify_ledger(
+    ledger: Ledger, *, workers: int | None = None, chunk_level: int = CHUNK_LEVEL
+) -> VerifyReport:
+    """Recompute everything from the leaves and compare; never raises for what it finds.
+
+    Chunks of ``2**chunk_level`` leaves are checked by up to ``workers`` processes (default: one
+    per core) when there are several chunks and the database can be opened again; else here.
+    """
+    if chunk_level < STORED_MIN_LEVEL:
+        raise InvalidInput(f"chunk_level must be at least {STORED_MIN_LEVEL}, not {chunk_level}")
     report = VerifyReport()
     began = time.perf_counter()
     with translate(StoreError, "verifying the ledger"), ledger.engine.connect() as conn:
@@ -109,7 +123,14 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
             )
         ]
         wanted_sizes = sorted({size} | {s for s, _, _ in checkpoints if 0 < s <= size})
-        roots = _check_tree(conn, size, wanted_sizes, report)
+        roots = _check_tree(
+            ledger,
+            conn,
+            report,
+            size=size,
+            wanted_sizes=wanted_sizes,
+            chunking=_Chunking(chunk_level, workers),
+        )
         if roots is not None and state is not None:
             _check_state(size, bytes(state.root), bytes(state.frontier), roots[size], report)
         _check_people(conn, report)
@@ -125,117 +146,235 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
 
 
 def _check_tree(
-    conn: Connection, size: int, wanted_sizes: list[int], report: VerifyReport
+    ledger: Ledger,
+    conn: Connection,
+    report: VerifyReport,
+    *,
+    size: int,
+    wanted_sizes: list[int],
+    chunking: _Chunking,
 ) -> dict[int, bytes] | None:
     """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size.
 
     Returns None when leaves are missing, since then no root can be recomputed.
     """
-    count, lowest, highest = conn.execute(
-        select(func.count(), func.min(_leaves.c.idx), func.max(_leaves.c.idx))
-    ).one()
-    if count != size or (size and (lowest != 0 or highest != size - 1)):
+    lowest, highest = conn.execute(select(func.min(_leaves.c.idx), func.max(_leaves.c.idx))).one()
+    if (lowest, highest) != ((0, size - 1) if size else (None, None)):
+        # Leaves missing in between are found chunk by chunk; these are leaves outside the tree.
         report.add(
             "ledger_leaves",
-            f"holds {count} leaves numbered {lowest}..{highest}, but the tree has {size} "
-            f"leaves numbered 0..{size - 1}",
+            f"holds leaves numbered {lowest}..{highest}, but the tree has {size} leaves "
+            f"numbered 0..{size - 1}",
         )
-    chunk = 1 << CHUNK_LEVEL
+    chunk = 1 << chunking.level
+    spans = [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
     chunk_roots: list[bytes] = []
-    inside: dict[merkle.NodeId, bytes] = {}  # nodes below CHUNK_LEVEL that wanted roots need
-    for start in range(0, size, chunk):
-        end = min(start + chunk, size)
-        levels = _check_chunk(conn, start, end, report)
-        if levels is None:
+    inside: dict[merkle.NodeId, bytes] = {}  # nodes below chunk level that wanted roots need
+    for result in _chunk_results(ledger, conn, spans, wanted_sizes, chunking):
+        report.leaves_checked += result.leaves_checked
+        report.nodes_checked += result.nodes_checked
+        for where, message in result.problems:
+            report.add(where, message)
+        report.problems_left_out += result.problems_left_out
+        if result.missing:
             return None
-        if end - start == chunk:
-            chunk_roots.append(levels[CHUNK_LEVEL][0])
-        for wanted in wanted_sizes:
-            if start < wanted <= end:
-                for level, index in merkle.subtree_nodes(start, wanted):
-                    inside[(level, index)] = levels[level][index - (start >> level)]
+        if result.root is not None:
+            chunk_roots.append(result.root)
+        inside.update(result.inside)
     upper = merkle.levels(chunk_roots)
-    report.nodes_checked += _check_upper_nodes(conn, upper, report)
+    report.nodes_checked += _check_upper_nodes(conn, upper, report, chunking.level)
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     for wanted in wanted_sizes:
         parts = [
-            inside[node] if node in inside else upper[node[0] - CHUNK_LEVEL][node[1]]
+            inside[node] if node in inside else upper[node[0] - chunking.level][node[1]]
             for node in merkle.subtree_nodes(0, wanted)
         ]
         roots[wanted] = merkle.fold(parts)
     return roots
 
 
-def _check_chunk(
-    conn: Connection, start: int, end: int, report: VerifyReport
-) -> list[list[bytes]] | None:
+@dataclass(frozen=True, slots=True)
+class _Chunking:
+    level: int
+    """Chunks hold ``2**level`` leaves."""
+    workers: int | None
+    """How many processes check chunks; None for one per core."""
+
+
+@dataclass(slots=True)
+class _ChunkResult:
+    """What checking one chunk of leaves found; small, so a worker process can send it back."""
+
+    root: bytes | None = None
+    """The chunk's root, if the chunk is complete."""
+    inside: dict[merkle.NodeId, bytes] = field(default_factory=dict)
+    """Nodes inside the chunk that the roots of wanted sizes are folded from."""
+    leaves_checked: int = 0
+    nodes_checked: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    problems_left_out: int = 0
+    missing: bool = False
+
+    def add(self, where: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append((where, message))
+        else:
+            self.problems_left_out += 1
+
+
+def _chunk_results(
+    ledger: Ledger,
+    conn: Connection,
+    spans: list[tuple[int, int]],
+    wanted_sizes: list[int],
+    chunking: _Chunking,
+) -> Iterator[_ChunkResult]:
+    """Each chunk's result, in order: here, or from worker processes on every core.
+
+    Hashing is CPU work that threads cannot share (hashlib holds the interpreter lock for data
+    this short), so large logs are checked by processes, each reading its own chunks through
+    its own connection. An in-memory database cannot be opened twice and is checked here.
+    """
+    tasks = [
+        _ChunkTask(start, end, chunking.level, [w for w in wanted_sizes if start < w <= end])
+        for start, end in spans
+    ]
+    url = _shareable_url(ledger.engine)
+    workers = chunking.workers if chunking.workers is not None else os.cpu_count() or 1
+    if min(workers, len(tasks)) < 2 or url is None:
+        dbapi, mark = _driver_connection(conn), _mark(conn.engine)
+        for task in tasks:
+            yield _check_chunk(dbapi, mark, task)
+        return
+    # fork starts a worker in milliseconds; the workers open their own connections and never
+    # touch the ones they inherit.
+    context = multiprocessing.get_context("fork" if "fork" in _START_METHODS else "spawn")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context)
+    try:
+        yield from pool.map(_check_chunk_apart, repeat(url), tasks)
+    finally:
+        # Missing leaves stop the walk early: chunks not yet started are not worth checking.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_START_METHODS = multiprocessing.get_all_start_methods()
+_WORKER_ENGINES: dict[str, Engine] = {}
+
+
+def _shareable_url(engine: Engine) -> str | None:
+    """The URL another process can open the same database with, or None for in-memory ones."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    ):
+        return None
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkTask:
+    start: int
+    end: int
+    level: int
+    """The chunk is the perfect subtree of ``2**level`` leaves from ``start`` (maybe unfinished)."""
+    wanted: list[int]
+    """Tree sizes in ``(start, end]`` whose roots are wanted."""
+
+
+def _check_chunk_apart(url: str, task: _ChunkTask) -> _ChunkResult:
+    """:func:`_check_chunk` in a worker process, through the worker's own engine."""
+    engine = _WORKER_ENGINES.get(url)
+    if engine is None:
+        engine = _WORKER_ENGINES[url] = make_engine(url)
+    with engine.connect() as conn:
+        return _check_chunk(_driver_connection(conn), _mark(engine), task)
+
+
+def _driver_connection(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection
+
+
+def _mark(engine: Engine) -> str:
+    return "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+
+def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
     """Rehash the leaves ``[start, end)`` and compare the stored nodes over them.
 
-    Returns every perfect node over the chunk, by level, or None if leaves are missing.
+    Verification reads every leaf, so it reads them straight from the driver's cursor as plain
+    tuples: SQLAlchemy's row objects would double the time it takes.
     """
-    rows = _driver_rows(
-        conn,
-        "SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= {mark} AND idx < {mark} "
-        "ORDER BY idx",
-        (start, end),
-    )
-    present = [int(row[0]) for row in rows]
-    if present != list(range(start, end)):
+    result = _ChunkResult()
+    start, end = task.start, task.end
+    rows = _rows(dbapi, _LEAVES_SQL.format(mark=mark), (start, end))
+    # Indexes are the primary key, so a run with the right ends and length has none missing.
+    if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
+        present = [int(row[0]) for row in rows]
         first = next((i for i, idx in enumerate(present) if idx != start + i), len(present))
-        report.add(f"leaf {start + first}", "is missing")
-        return None
+        result.add(f"leaf {start + first}", "is missing")
+        result.missing = True
+        return result
     sha256 = hashlib.sha256
     hashes = [sha256(b"\x00" + data).digest() for _, data, _ in rows]
     stored = [bytes(row[2]) for row in rows]
     if hashes != stored:
         for offset, (hashed, on_disk) in enumerate(zip(hashes, stored, strict=True)):
             if hashed != on_disk:
-                report.add(
+                result.add(
                     f"leaf {start + offset}", "its data does not hash to its stored leaf hash"
                 )
-    report.leaves_checked += len(hashes)
+    result.leaves_checked = len(hashes)
+    del rows, stored
     levels = merkle.levels(hashes)
-    # Every node under the chunk's subtree has an in-order position in [2*start, 2*(start+2**16)-1).
+    # Every node under the chunk's subtree has an in-order position in [2*start, 2*(start+2**L)-1).
     stored_nodes = {
         int(pos): bytes(hashed)
-        for pos, hashed in _driver_rows(
-            conn,
-            "SELECT pos, hash FROM ledger_nodes WHERE pos >= {mark} AND pos < {mark}",
-            (2 * start, 2 * (start + (1 << CHUNK_LEVEL)) - 1),
+        for pos, hashed in _rows(
+            dbapi, _NODES_SQL.format(mark=mark), (2 * start, 2 * (start + (1 << task.level)) - 1)
         )
     }
     for level in range(STORED_MIN_LEVEL, len(levels)):
         base = start >> level
         for offset, hashed in enumerate(levels[level]):
-            report.nodes_checked += 1
+            result.nodes_checked += 1
             kept = stored_nodes.pop(merkle.node_position(level, base + offset), None)
             if kept is None:
-                report.add(_node_name(level, base + offset), "is missing from ledger_nodes")
+                result.add(_node_name(level, base + offset), "is missing from ledger_nodes")
             elif kept != hashed:
-                report.add(_node_name(level, base + offset), "differs from the leaves under it")
+                result.add(_node_name(level, base + offset), "differs from the leaves under it")
     for position in stored_nodes:
-        report.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
-    return levels
+        result.add(_node_name(*merkle.position_node(position)), "is stored but not complete")
+    if end - start == 1 << task.level:
+        result.root = levels[task.level][0]
+    for size in task.wanted:
+        for level, index in merkle.subtree_nodes(start, size):
+            result.inside[(level, index)] = levels[level][index - (start >> level)]
+    return result
 
 
-def _driver_rows(conn: Connection, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
-    """All rows of a constant query, straight from the driver's cursor as plain tuples.
+_LEAVES_SQL = (
+    "SELECT idx, data, leaf_hash FROM ledger_leaves WHERE idx >= {mark} AND idx < {mark} "
+    "ORDER BY idx"
+)
+_NODES_SQL = "SELECT pos, hash FROM ledger_nodes WHERE pos >= {mark} AND pos < {mark}"
 
-    Verification reads every leaf; skipping SQLAlchemy's row objects halves the time it takes.
-    """
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+def _rows(dbapi: Any, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    """All rows of a constant query, from the driver's own cursor."""
+    cursor = dbapi.cursor()
     try:
-        cursor.execute(sql.format(mark=mark), params)
+        cursor.execute(sql, params)
         return list(cursor.fetchall())
     finally:
         cursor.close()
 
 
-def _check_upper_nodes(conn: Connection, upper: list[list[bytes]], report: VerifyReport) -> int:
+def _check_upper_nodes(
+    conn: Connection, upper: list[list[bytes]], report: VerifyReport, chunk_level: int
+) -> int:
     """Compare stored nodes above chunk level; flag stored nodes nobody accounted for."""
     expected = {
-        merkle.node_position(CHUNK_LEVEL + depth, index): hashed
+        merkle.node_position(chunk_level + depth, index): hashed
         for depth in range(1, len(upper))
         for index, hashed in enumerate(upper[depth])
     }
@@ -246,7 +385,9 @@ def _check_upper_nodes(conn: Connection, upper: list[list[bytes]], report: Verif
             select(_nodes.c.pos, _nodes.c.hash).where(_nodes.c.pos.in_(chunk))
         ):
             if bytes(hashed) != expected.pop(int(pos)):
-                report.add(_node_name(*merkle.position_node(int(pos))), "differs from the leaves")
+                report.add(
+                    _node_name(*merkle.position_node(int(pos))), "differs from the leaves under it"
+                )
     for position in expected:
         report.add(_node_name(*merkle.position_node(position)), "is missing from ledger_nodes")
     return len(positions)

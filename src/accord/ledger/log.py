@@ -491,9 +491,12 @@ class Ledger:
         stored = self.checkpoints()
         return stored[-1][2] if stored else None
 
-    def verify(self) -> VerifyReport:
-        """Recompute the whole tree from the leaves and check every checkpoint against it."""
-        return verify_ledger(self)
+    def verify(self, *, workers: int | None = None) -> VerifyReport:
+        """Recompute the whole tree from the leaves and check every checkpoint against it.
+
+        Large logs are checked by ``workers`` processes (default: one per core).
+        """
+        return verify_ledger(self, workers=workers)
 
     # People -------------------------------------------------------------------------------------
 
