@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from accord.ledger import merkle
+from accord.ledger.audit import verify_ledger
 from accord.ledger.checkpoint import Signer
 from accord.ledger.cli import app
 from accord.ledger.log import Ledger
@@ -58,6 +59,13 @@ def test_the_postgres_ledger_is_the_reference_tree(pg_engine: Engine) -> None:
     assert ledger.entries_about("p3") == []
     report = ledger.verify()
     assert report.ok, report.problems
+    # Chunks of 16 leaves checked by worker processes, each opening the database again.
+    shared = verify_ledger(ledger, workers=2, chunk_level=4)
+    assert shared.ok, shared.problems
+    assert (shared.leaves_checked, shared.checkpoints_checked) == (
+        report.leaves_checked,
+        report.checkpoints_checked,
+    )
     assert report.checkpoints_checked > 5
 
 
