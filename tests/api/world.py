@@ -69,14 +69,16 @@ def now() -> datetime:
 
 
 @contextmanager
-def build_world(folder: Path, settings: ApiSettings | None = None) -> Iterator[World]:
+def build_world(
+    folder: Path, settings: ApiSettings | None = None, database_url: str | None = None
+) -> Iterator[World]:
     at = now()
     written = write_databases(folder / "parties", people=PEOPLE, seed=SEED, at=at, parallel=False)
     population = generate(PEOPLE, seed=SEED, at=at)
     files = {CHIRP: written.chirp, REELIX: written.reelix}
     engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
     try:
-        with Accord.open(data_dir=folder / "accord") as accord:
+        with Accord.open(database_url, data_dir=folder / "accord") as accord:
             for name in ("chirp-reelix", "chirp-reelix-titan"):
                 doc = (EXAMPLES / f"{name}.yaml").read_text()
                 accord.register(doc, source=f"{name}.yaml", by="legal")
