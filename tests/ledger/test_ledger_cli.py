@@ -72,6 +72,11 @@ def test_verify_passes_on_a_sound_ledger(store: tuple[str, Path]) -> None:
     assert re.search(r"checkpoints checked\s+1\b", output)
     assert re.search(r"leaves rehashed\s+3\b", output)
     assert "the ledger verifies" in output
+    code, _, output = _run(
+        "verify", "--database-url", url, "--data-dir", str(data_dir), "--workers", "2"
+    )
+    assert code == 0, output
+    assert re.search(r"leaves rehashed\s+3\b", output)
 
 
 def test_verify_without_the_key_cannot_vouch_for_checkpoints(
@@ -93,6 +98,8 @@ def test_verify_without_the_key_cannot_vouch_for_checkpoints(
         (("show", "--database-url", "nonsense://"), "database"),
         # a verifier key that is not one
         (("verify", "--vkey", "not-a-key"), "not a verifier key"),
+        # no process at all to rehash the leaves with
+        (("verify", "--workers", "0"), "--workers"),
     ],
 )
 def test_errors_are_messages_not_tracebacks(

@@ -91,11 +91,17 @@ def verify(
             help="Check checkpoint signatures against this verifier key instead of the local key."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes rehashing the leaves of large logs [default: one per core]."
+        ),
+    ] = None,
 ) -> None:
     """Recompute the whole tree from its leaves and check every checkpoint against it."""
     try:
         with _ledger(database_url, data_dir, signing=False, vkey=vkey) as ledger:
-            report = ledger.verify()
+            report = ledger.verify(workers=workers)
     except AccordError as exc:
         _fail(exc)
     _print_report(report)
