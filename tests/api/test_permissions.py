@@ -245,3 +245,26 @@ def test_a_gpc_signal_is_recorded_as_an_opt_out_and_bars_ad_permissions(
 def test_without_gpc_the_ad_permission_is_offered(world: World, client: httpx.Client) -> None:
     page = screen(client, world, world.chirp.client_id, "r0000032", TARGETED)
     assert "Global Privacy Control" not in page
+
+
+def test_introspection_follows_the_persons_grants(world: World, client: httpx.Client) -> None:
+    person = "c0000025"
+    token = delegated_token(client, world.reelix, world.reelix_secret, person, [SOCIAL, PRIVATE])
+    auth = (world.reelix.client_id, world.reelix_secret)
+    seen = client.post("/oauth/introspect", data={"token": token}, auth=auth).json()
+    assert seen["active"] is True
+    assert seen["sub"] == person
+    assert seen["scope"].split() == sorted([SOCIAL, PRIVATE])
+    world.apps.revoke(world.reelix.client_id, person, [Scope.parse(SOCIAL)])
+    seen = client.post("/oauth/introspect", data={"token": token}, auth=auth).json()
+    assert seen["scope"] == PRIVATE
+    world.apps.revoke(world.reelix.client_id, person)
+    assert client.post("/oauth/introspect", data={"token": token}, auth=auth).json() == {
+        "active": False
+    }
+
+
+def test_pages_cannot_be_framed(world: World, client: httpx.Client) -> None:
+    page = client.get("/login")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

@@ -500,9 +500,9 @@ class PartnerApps:
                 .where(t.grants_table.c.id.in_([g.id for g in live]))
                 .values(revoked_at=when)
             )
+        # Withdrawn even when the grant has lapsed: a VPPA consent can outlive its grant.
         for g in live:
-            if g.expires_at > when:
-                self.accord.withdraw(g.consent_id, at=max(when, g.granted_at))
+            self.accord.withdraw(g.consent_id, at=max(when, g.granted_at))
         return len(live)
 
     def _all_grants(self, client_id: str, person: str | None) -> list[Grant]:

@@ -14,6 +14,15 @@ from accord.api.problems import problem
 
 access_log = logging.getLogger("accord.api.access")
 
+# No page of the API may be framed (the consent screens are a clickjacking target), and no
+# response is sniffed into another type.
+_HARDENING = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
 
 class LimitBody:
     """Refuse bodies over ``limit`` bytes with 413: by Content-Length, or while streaming."""
@@ -71,7 +80,8 @@ class LimitBody:
 
 class AccessLog:
     """One JSON line per request: id, method, path (no query: it may hold codes), status, time,
-    and the partner app, on the ``accord.api.access`` logger. The id is echoed as X-Request-ID."""
+    and the partner app, on the ``accord.api.access`` logger. The id is echoed as X-Request-ID,
+    beside headers that keep pages out of frames and responses from being sniffed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -91,6 +101,7 @@ class AccessLog:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(_HARDENING)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -193,11 +193,17 @@ class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
         server: OAuthServer = self.server
+        scopes = token.scopes
+        if token.person is not None:
+            # A person's token reaches only what they still grant; with nothing left, it is dead.
+            scopes = scopes & server.apps.live_scopes(token.app.client_id, token.person)
+            if not scopes:
+                return {"active": False}
         return {
             "active": True,
             "client_id": token.app.client_id,
             "token_type": "Bearer",
-            "scope": token.get_scope(),
+            "scope": render(scopes),
             "sub": token.person,
             "aud": token.app.agreement,
             "iss": server.issuer,
