@@ -10,8 +10,9 @@
 * A ``Sec-GPC: 1`` header is an opt-out of sale and sharing for that person (11 CCR 7025): it is
   recorded, and permissions for cross-context advertising are not offered.
 
-Signing in is the data holder's own business; :class:`DemoSignIn` stands in for it (a person
-types their id) so that the flow can run end to end.
+Signing in is the data holder's own business; the bundled sign-in page (``/login``, where a
+person types their id) stands in for it so that the flow runs end to end. OAuth errors keep the
+form RFC 6749 gives them (``{"error": ...}``); everything else is a problem document.
 """
 
 from __future__ import annotations
