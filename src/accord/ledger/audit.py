@@ -316,7 +316,7 @@ def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
         return result
     sha256 = hashlib.sha256
     hashes = [sha256(b"\x00" + data).digest() for _, data, _ in rows]
-    stored = [bytes(row[2]) for row in rows]
+    stored = [row[2] for row in rows]  # bytes from both drivers
     if hashes != stored:
         for offset, (hashed, on_disk) in enumerate(zip(hashes, stored, strict=True)):
             if hashed != on_disk:
