@@ -141,3 +141,17 @@ def test_whom_a_token_acts_for(
         with pytest.raises(Forbidden) as refused:
             access._as_person(caller, _request(**request_kw))
         assert refused.value.rule == rule
+
+
+def test_access_tokens_live_at_most_an_hour() -> None:
+    from pydantic import ValidationError
+
+    from accord.api import ApiSettings
+    from accord.api.oauth import MAX_TOKEN_SECONDS, OAuthServer
+
+    assert MAX_TOKEN_SECONDS == 3600
+    assert ApiSettings().token_seconds <= 3600
+    with pytest.raises(ValidationError):
+        ApiSettings(token_seconds=3601)
+    with pytest.raises(InvalidInput, match="1 to 3600"):
+        OAuthServer(None, issuer=None, token_seconds=7200)  # type: ignore[arg-type]
