@@ -170,14 +170,31 @@ def test_aggregation_rule(query: str, outcome: str) -> None:
     ],
 )
 def test_aggregation_rule_with_noise(query: str, outcome: str) -> None:
+    """With noise, ordering and cutting by exact values would leak them."""
     if outcome == ALLOWED:
         checked = check_query(NOISY, query, SCHEMA)
-        assert "ROW_NUMBER()" in checked.sql.upper()  # contributions are bounded
+        assert "_accord_rank <= 3" in checked.sql  # at most 3 rows per person
         assert "LEAST(GREATEST" in checked.sql.upper()  # values are clamped
+        assert "HAVING" not in checked.sql  # groups are judged by their rows, then people
+        assert checked.people_sql is not None
+        assert "COUNT(DISTINCT" in checked.people_sql.upper()
         return
     with pytest.raises(QueryRefused) as refused:
         check_query(NOISY, query, SCHEMA)
     assert refused.value.check == outcome
+
+
+def test_a_noisy_join_bounds_each_persons_rows_after_joining() -> None:
+    query = (
+        "SELECT w.title_id, sum(w.seconds) AS s FROM watch AS w JOIN links AS l "
+        "ON w.member_id = l.member_id GROUP BY 1"
+    )
+    checked = check_query(NOISY, query, SCHEMA)
+    assert checked.people_columns == 2
+    sql = checked.sql.upper()
+    assert "ROW_NUMBER() OVER (PARTITION BY _ACCORD_P0" in sql
+    assert "ROW_NUMBER() OVER (PARTITION BY _ACCORD_P1" in sql
+    assert "_ACCORD_N0 <= 3 AND _ACCORD_N1 <= 3" in sql
 
 
 LIST = parse_rule(

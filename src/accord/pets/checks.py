@@ -22,6 +22,11 @@ from sqlglot.errors import ParseError, TokenError
 from accord.errors import AccordError
 from accord.pets.rules import Aggregate, AnalysisRule, RuleKind
 
+RANK_COLUMN = "_accord_rank"
+"""A hidden column of every table in the room: each row's random rank among its person's rows."""
+ROWS_COLUMN = "_accord_rows"
+"""With noise, the extra result column counting each group's rows."""
+
 
 class QueryRefused(AccordError):
     """A clean-room query its analysis rule does not allow; nothing ran, nothing was released."""
@@ -98,6 +103,10 @@ class Checked:
     people_columns: int = 0
     """How many person columns bound each row (one per table read): the sensitivity factor."""
     template: str | None = None
+    people_sql: str | None = None
+    """With noise: the distinct people of each group, by its dimensions (see ``_rewrite``)."""
+    dimensions: tuple[str, ...] = ()
+    """The output columns that are dimensions, in output order."""
 
 
 def check_query(rule: AnalysisRule, sql: str, schema: Mapping[str, Sequence[str]]) -> Checked:
@@ -361,14 +370,17 @@ class _Checker:
             )
         if tree.args.get("distinct") is not None:
             raise QueryRefused("distinct", "SELECT DISTINCT is not needed: the query groups")
-        order = self._order(outputs, {name for name, _ in dims})
+        order = self._order(outputs, {e.sql("duckdb"): name for name, e in dims})
+        sql, people_sql = self._rewrite(dims, metrics, outputs, order)
         return Checked(
             RuleKind.AGGREGATION,
-            self._rewrite(dims, metrics, outputs, order),
+            sql,
             tuple(sorted(set(self.aliases.values()))),
             tuple(outputs),
             tuple(m for m, _ in metrics),
             people_columns=len(self.aliases),
+            people_sql=people_sql,
+            dimensions=tuple(name for name, _ in dims),
         )
 
     def _metric(
@@ -447,7 +459,8 @@ class _Checker:
                     "output, which an aggregation rule never releases",
                 )
 
-    def _order(self, outputs: list[str], dims: set[str]) -> list[tuple[str, bool]]:
+    def _order(self, outputs: list[str], dims: dict[str, str]) -> list[tuple[str, bool]]:
+        """ORDER BY keys as output names; ``dims`` maps each dimension's SQL to its name."""
         order = self.tree.args.get("order")
         noisy = self.rule.privacy is not None
         if noisy and (self.tree.args.get("limit") or self.tree.args.get("offset")):
@@ -463,11 +476,13 @@ class _Checker:
                 name = outputs[int(key.this) - 1]
             elif isinstance(key, exp.Column) and not key.table and key.name in outputs:
                 name = key.name
+            elif key.sql("duckdb") in dims:
+                name = dims[key.sql("duckdb")]
             else:
                 raise QueryRefused(
                     "order", f"ORDER BY {key.sql('duckdb')}: order by output columns, by name"
                 )
-            if noisy and name not in dims:
+            if noisy and name not in dims.values():
                 raise QueryRefused(
                     "order",
                     f"ORDER BY {name} is not allowed with differential privacy: order by "
@@ -482,34 +497,38 @@ class _Checker:
         metrics: list[tuple[Metric, exp.Expression | None]],
         outputs: list[str],
         order: list[tuple[str, bool]],
-    ) -> str:
-        """The query as it runs: rows with their people, bounded if noisy, grouped, thresholded."""
-        rows = self._rows(dims, metrics)
+    ) -> tuple[str, str | None]:
+        """The query as it runs, and (with noise) the query counting each group's people.
+
+        Exact answers drop small groups in SQL: ``HAVING count(DISTINCT person) >= min``. Noisy
+        answers count each group's rows instead, which is cheaper: once every person has at most
+        ``max_rows`` rows, a group of ``max_rows * min`` rows or more has at least ``min`` people,
+        and only the groups in between need their people counted (the second query).
+        """
+        rows = self._bounded(self._rows(dims, metrics))
         people = len(self.aliases)
-        privacy = self.rule.privacy
-        if privacy is not None:
-            # At most max_rows rows per person of each table, chosen at random (see dp.py).
-            # The random order is drawn as a column first: a window may not order by random().
-            shuffled = exp.select("*", "random() AS _accord_r", dialect="duckdb").from_(
-                rows.subquery()
-            )
-            numbers = [
-                f"row_number() OVER (PARTITION BY _accord_p{k} ORDER BY _accord_r) AS _accord_n{k}"
-                for k in range(people)
-            ]
-            numbered = exp.select("*", *numbers, dialect="duckdb").from_(shuffled.subquery())
-            kept = [f"_accord_n{k} <= {privacy.max_rows}" for k in range(people)]
-            rows = exp.select("*").from_(numbered.subquery()).where(*kept, dialect="duckdb")
         select = self._aggregates(dims, metrics)
         columns = [column for name in outputs for column in select[name]]
+        noisy = self.rule.privacy is not None
+        if noisy:
+            columns.append(f"count(*) AS {ROWS_COLUMN}")
         query = exp.select(*columns, dialect="duckdb").from_(rows.subquery("_accord_rows"))
-        if dims:
-            query = query.group_by(*(f"_accord_d{i}" for i in range(len(dims))))
+        groups = [f"_accord_d{i}" for i in range(len(dims))]
+        if groups:
+            query = query.group_by(*groups)
         minimum = int(self.rule.min_people or 0)
-        query = query.having(
-            *(f"count(DISTINCT _accord_p{k}) >= {minimum}" for k in range(people)),
-            dialect="duckdb",
-        )
+        counted = [f"count(DISTINCT _accord_p{k}) AS _accord_people{k}" for k in range(people)]
+        people_sql = None
+        if noisy:
+            counting = exp.select(*groups, *counted, dialect="duckdb").from_(
+                rows.subquery("_accord_rows")
+            )
+            people_sql = (counting.group_by(*groups) if groups else counting).sql("duckdb")
+        else:
+            query = query.having(
+                *(f"count(DISTINCT _accord_p{k}) >= {minimum}" for k in range(people)),
+                dialect="duckdb",
+            )
         if order:
             keys = [f"{_quote(name)}{' DESC' if desc else ''}" for name, desc in order]
             query = exp.select("*").from_(query.subquery()).order_by(*keys, dialect="duckdb")
@@ -518,7 +537,27 @@ class _Checker:
             query = query.limit(limit.expression.copy())
         if offset is not None:
             query = query.offset(offset.expression.copy())
-        return query.sql("duckdb")
+        return query.sql("duckdb"), people_sql
+
+    def _bounded(self, rows: exp.Select) -> exp.Select:
+        """With noise, at most ``max_rows`` rows of each person of each table read."""
+        privacy = self.rule.privacy
+        if privacy is None:
+            return rows
+        aliases = sorted(self.aliases)
+        if len(aliases) == 1:
+            # One table: its rows were ranked at random per person when it entered the room.
+            return rows.where(f"{_quote(aliases[0])}.{RANK_COLUMN} <= {privacy.max_rows}")
+        # A join: rows are bounded per person of each table after joining, at random. The
+        # random order is drawn as a column first (a window may not order by random()).
+        shuffled = exp.select("*", "random() AS _accord_r", dialect="duckdb").from_(rows.subquery())
+        numbers = [
+            f"row_number() OVER (PARTITION BY _accord_p{k} ORDER BY _accord_r) AS _accord_n{k}"
+            for k in range(len(aliases))
+        ]
+        numbered = exp.select("*", *numbers, dialect="duckdb").from_(shuffled.subquery())
+        kept = [f"_accord_n{k} <= {privacy.max_rows}" for k in range(len(aliases))]
+        return exp.select("*").from_(numbered.subquery()).where(*kept, dialect="duckdb")
 
     def _rows(
         self,

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -36,10 +36,18 @@ from accord.errors import ConfigError, InvalidInput, StoreError
 from accord.gateway import Exchange, Gateway, Release
 from accord.pets import dp
 from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
-from accord.pets.checks import Checked, Metric, QueryRefused, avg_count, check_query
+from accord.pets.checks import (
+    RANK_COLUMN,
+    ROWS_COLUMN,
+    Checked,
+    Metric,
+    QueryRefused,
+    avg_count,
+    check_query,
+)
 from accord.pets.rules import AnalysisRule, RuleKind
 
-__all__ = ["CleanRoom", "QueryRefused", "Result", "Table"]
+__all__ = ["CleanRoom", "QueryRefused", "Result", "Table", "answer"]
 
 _NULL = "\\N"
 
@@ -157,11 +165,69 @@ class CleanRoom:
             )
         types = [_duck_type(rows, i) for i in range(len(lowered))]
         _copy_into(self._db, name, lowered, types, rows)
-        table = Table(
-            name, party, person, lowered, len(rows), agreement, clause, purpose, categories
+        return self.admit(
+            name,
+            party=party,
+            agreement=agreement,
+            clause=clause,
+            purpose=purpose,
+            categories=categories,
         )
-        self.tables[name] = table
-        return table
+
+    @property
+    def database(self) -> duckdb.DuckDBPyConnection:
+        """The room's DuckDB database: only for tables built in place, then :meth:`admit`-ted."""
+        return self._db
+
+    def admit(
+        self,
+        name: str,
+        *,
+        party: str,
+        agreement: str | None = None,
+        clause: str | None = None,
+        purpose: str | None = None,
+        categories: tuple[str, ...] = (),
+    ) -> Table:
+        """Take table ``name``, already in :attr:`database`, into the room.
+
+        Rows from another party come in through :meth:`fetch`; this is for data built in the
+        database itself (a benchmark's generated events). Each row is given its random rank among
+        its person's rows, which bounds every noisy query's contributions (see ``checks``).
+        """
+        name = name.lower()
+        if name not in self.rule.tables:
+            raise InvalidInput(
+                f"table {name} is not in the rule (it names {', '.join(sorted(self.rule.tables))})"
+            )
+        if name in self.tables:
+            raise InvalidInput(f"table {name} is already in the room")
+        with _duck(f"reading table {name}"):
+            described = self._db.execute(f"DESCRIBE {_quote(name)}").fetchall()
+        columns = tuple(str(row[0]).lower() for row in described)
+        bad = [c for c in columns if not c.isidentifier() or c.startswith("_accord")]
+        if bad or len(set(columns)) != len(columns):
+            raise InvalidInput(f"table {name}: column names must be distinct plain names: {bad}")
+        person = self.rule.person_of(name)
+        if person not in columns:
+            raise InvalidInput(
+                f"table {name} has no column {person}: the clause must release whom each row is "
+                "about, for the room to count distinct people"
+            )
+        table = _quote(name)
+        with _duck(f"ranking the rows of {name} by person"):
+            # The random order is drawn as a column first: a window may not order by random().
+            self._db.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE (_accord_r), "  # noqa: S608 - checked names
+                f"row_number() OVER (PARTITION BY {_quote(person)} ORDER BY _accord_r) "
+                f"AS {RANK_COLUMN} FROM (SELECT *, random() AS _accord_r FROM {table})"
+            )
+            (count,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608 - checked names
+        admitted = Table(
+            name, party, person, columns, int(count), agreement, clause, purpose, categories
+        )
+        self.tables[name] = admitted
+        return admitted
 
     # -- querying ------------------------------------------------------------------------------
 
@@ -177,24 +243,10 @@ class CleanRoom:
     def run(self, sql: str) -> Result:
         """Check, spend (if noisy), run and noise ``sql``; only the result leaves the room."""
         checked = self.check(sql)
-        privacy = self.rule.privacy
-        noisy = privacy is not None and checked.kind is RuleKind.AGGREGATION
+        noisy = self.rule.privacy is not None and checked.kind is RuleKind.AGGREGATION
+        # The spend is durable in the ledger before anything is computed or released.
         spends = self._spend(checked) if noisy else ()
-        with _duck(f"running the clean-room query over {', '.join(checked.tables)}"):
-            cursor = self._db.execute(checked.sql)
-            columns = tuple(d[0] for d in cursor.description or ())
-            rows = [tuple(r) for r in cursor.fetchall()]
-        if not noisy or privacy is None:
-            return Result(columns, rows, checked, spends)
-        columns, rows = self._noised(checked, columns, rows)
-        sensitivity = privacy.max_rows * checked.people_columns
-        noise = (
-            f"{privacy.mechanism.value} noise for epsilon {privacy.epsilon}"
-            f"{f' and delta {privacy.delta}' if privacy.delta else ''}, split evenly over "
-            f"{len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
-            f"(each person changes a count by at most {sensitivity})"
-        )
-        return Result(columns, rows, checked, spends, noise)
+        return replace(answer(self._db, self.rule, checked), spends=spends)
 
     def _spend(self, checked: Checked) -> tuple[Spend, ...]:
         """Charge everyone whose rows the query reads (the whole of every table it names)."""
@@ -231,53 +283,123 @@ class CleanRoom:
             spends.append(budgets.spend(charge))
         return tuple(spends)
 
-    def _noised(
-        self, checked: Checked, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        """The rows with every aggregate noised, and the helper count columns dropped."""
-        privacy = self.rule.privacy
-        if privacy is None:  # pragma: no cover - only called when noisy
-            return columns, rows
-        share = privacy.privacy().split(len(checked.metrics))
-        at = {name: i for i, name in enumerate(columns)}
-        table = [list(r) for r in rows]
-        # Each table read bounds its own people: one person's rows may be up to max_rows of each.
-        rows_per_person = privacy.max_rows * checked.people_columns
-        for metric in checked.metrics:
-            values = [r[at[metric.output]] for r in table]
-            noised = self._noise(metric, values, table, at, share, rows=rows_per_person)
-            for r, value in zip(table, noised, strict=True):
-                r[at[metric.output]] = value
-        keep = [i for i, name in enumerate(columns) if name in checked.outputs]
-        return (
-            tuple(columns[i] for i in keep),
-            [tuple(r[i] for i in keep) for r in table],
-        )
 
-    def _noise(
-        self,
-        metric: Metric,
-        values: list[Any],
-        table: list[list[Any]],
-        at: Mapping[str, int],
-        share: dp.Privacy,
-        *,
-        rows: int,
-    ) -> list[Any]:
-        """One aggregate column, noised for a person contributing at most ``rows`` rows."""
-        privacy = self.rule.privacy
-        if privacy is None:  # pragma: no cover - only called when noisy
-            return values
-        if metric.function in ("count_star", "count", "count_distinct"):
-            counts = dp.noisy_counts([int(v or 0) for v in values], dp.Bounds(rows), share)
-            # Post-processing keeps the guarantee; a count below zero says nothing.
-            return [max(0, c) for c in counts]
-        lower, upper = privacy.bounds[metric.column or ""]
-        bounds = dp.Bounds(rows, lower, upper)
-        if metric.function == "sum":
-            return dp.noisy_sums([float(v or 0) for v in values], bounds, share)
-        counts = [int(r[at[avg_count(metric)]] or 0) for r in table]
-        return dp.noisy_means([float(v or 0) for v in values], counts, bounds, share)
+# -- answering -------------------------------------------------------------------------------------
+
+
+def answer(db: duckdb.DuckDBPyConnection, rule: AnalysisRule, checked: Checked) -> Result:
+    """Run a checked query on ``db``: small groups dropped, aggregates noised if the rule says.
+
+    This spends no budget: :meth:`CleanRoom.run` spends before it calls this.
+    """
+    with _duck(f"running the clean-room query over {', '.join(checked.tables)}"):
+        cursor = db.execute(checked.sql)
+        columns = tuple(d[0] for d in cursor.description or ())
+        rows = [tuple(r) for r in cursor.fetchall()]
+    privacy = rule.privacy
+    if privacy is None or checked.kind is not RuleKind.AGGREGATION:
+        return Result(columns, rows, checked)
+    rows = _enough_people(db, rule, checked, columns, rows)
+    columns, rows = _noised(rule, checked, columns, rows)
+    sensitivity = privacy.max_rows * checked.people_columns
+    noise = (
+        f"{privacy.mechanism.value} noise for epsilon {privacy.epsilon}"
+        f"{f' and delta {privacy.delta}' if privacy.delta else ''}, split evenly over "
+        f"{len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
+        f"(each person changes a count by at most {sensitivity})"
+    )
+    return Result(columns, rows, checked, noise=noise)
+
+
+def _enough_people(
+    db: duckdb.DuckDBPyConnection,
+    rule: AnalysisRule,
+    checked: Checked,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
+    """The groups with at least ``min_people`` distinct people of every table read.
+
+    Every person has at most ``max_rows`` rows here, so a group of ``max_rows * min`` rows has
+    enough people for certain; fewer than ``min`` rows, too few; the groups in between have their
+    people counted exactly.
+    """
+    privacy = rule.privacy
+    minimum = int(rule.min_people or 0)
+    if privacy is None:  # pragma: no cover - only called when noisy
+        return rows
+    at_rows = columns.index(ROWS_COLUMN)
+    sure = privacy.max_rows * minimum
+    dims = [columns.index(d) for d in checked.dimensions]
+    doubtful = [r for r in rows if minimum <= r[at_rows] < sure]
+    counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    if doubtful and checked.people_sql is not None:
+        with _duck("counting the people of each group"):
+            for found in db.execute(checked.people_sql).fetchall():
+                counted[tuple(found[: len(dims)])] = tuple(found[len(dims) :])
+    kept = []
+    for r in rows:
+        n = r[at_rows]
+        if n >= sure:
+            kept.append(r)
+        elif n >= minimum:
+            people = counted.get(tuple(r[i] for i in dims), ())
+            if people and all(p >= minimum for p in people):
+                kept.append(r)
+    return kept
+
+
+def _noised(
+    rule: AnalysisRule,
+    checked: Checked,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The rows with every aggregate noised, and the helper columns dropped."""
+    privacy = rule.privacy
+    if privacy is None:  # pragma: no cover - only called when noisy
+        return columns, rows
+    share = privacy.privacy().split(len(checked.metrics))
+    at = {name: i for i, name in enumerate(columns)}
+    table = [list(r) for r in rows]
+    # Each table read bounds its own people: a row may bring one of each.
+    per_person = privacy.max_rows * checked.people_columns
+    for metric in checked.metrics:
+        values = [r[at[metric.output]] for r in table]
+        # An average arrives as its sum, with its count in a helper column.
+        helper = at.get(avg_count(metric))
+        counts = [r[helper] if helper is not None else 0 for r in table]
+        noised = _noise(rule, metric, values, counts, share, rows=per_person)
+        for r, value in zip(table, noised, strict=True):
+            r[at[metric.output]] = value
+    keep = [i for i, name in enumerate(columns) if name in checked.outputs]
+    return tuple(columns[i] for i in keep), [tuple(r[i] for i in keep) for r in table]
+
+
+def _noise(
+    rule: AnalysisRule,
+    metric: Metric,
+    values: list[Any],
+    counts: list[Any],
+    share: dp.Privacy,
+    *,
+    rows: int,
+) -> list[Any]:
+    """One aggregate column, noised for a person contributing at most ``rows`` rows."""
+    privacy = rule.privacy
+    if privacy is None:  # pragma: no cover - only called when noisy
+        return values
+    if metric.function in ("count_star", "count", "count_distinct"):
+        noisy = dp.noisy_counts([int(v or 0) for v in values], dp.Bounds(rows), share)
+        # Post-processing keeps the guarantee; a count below zero says nothing.
+        return [max(0, c) for c in noisy]
+    lower, upper = privacy.bounds[metric.column or ""]
+    bounds = dp.Bounds(rows, lower, upper)
+    if metric.function == "sum":
+        return dp.noisy_sums([float(v or 0) for v in values], bounds, share)
+    return dp.noisy_means(
+        [float(v or 0) for v in values], [int(c or 0) for c in counts], bounds, share
+    )
 
 
 # -- loading rows into DuckDB ----------------------------------------------------------------------

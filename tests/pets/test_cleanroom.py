@@ -1,0 +1,262 @@
+"""The clean room runs what its rule allows: thresholds per row, noise, and budgets spent."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accord.errors import ConfigError, InvalidInput
+from accord.pets.budget import BudgetExceeded, PrivacyBudgets
+from accord.pets.checks import QueryRefused
+from accord.pets.cleanroom import CleanRoom
+from accord.pets.dp import Mechanism
+from accord.pets.reports import ad_measurement, measurement_rule
+from accord.pets.rules import PrivacyRule, parse_rule
+from accord.service import Accord
+
+RULE = """
+kind: aggregation
+tables:
+  watch: {person: member_id}
+dimensions: [watch.title_id]
+metrics:
+  watch.seconds: [sum, avg]
+min_people: 5
+"""
+COLUMNS = ["member_id", "title_id", "seconds", "watched_at"]
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def watch_rows(seed: int = 3) -> list[tuple[str, str, int, datetime]]:
+    """Title t0 has 40 viewers, t1 has 5, t2 has 4 (below the minimum), t3 has 1."""
+    rng = random.Random(seed)
+    viewers = {"t0": 40, "t1": 5, "t2": 4, "t3": 1}
+    rows = []
+    for title, n in viewers.items():
+        for m in range(n):
+            for _ in range(rng.randint(1, 4)):
+                at = START + timedelta(hours=rng.randint(0, 500))
+                rows.append((f"m{m}", title, rng.randint(0, 3_600), at))
+    return rows
+
+
+def reference(rows: list[tuple[str, str, int, datetime]], minimum: int) -> dict[str, tuple]:
+    people: dict[str, set[str]] = defaultdict(set)
+    seconds: dict[str, int] = defaultdict(int)
+    for member, title, s, _ in rows:
+        people[title].add(member)
+        seconds[title] += s
+    return {t: (len(people[t]), seconds[t]) for t in people if len(people[t]) >= minimum}
+
+
+@pytest.mark.unit
+def test_every_row_counts_at_least_the_minimum_of_distinct_people() -> None:
+    rows = watch_rows()
+    with CleanRoom(parse_rule(RULE), analyst="chirp") as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        result = room.run(
+            "SELECT title_id, count(*) AS views, sum(seconds) AS seconds FROM watch "
+            "GROUP BY title_id ORDER BY title_id"
+        )
+    expected = reference(rows, 5)
+    assert set(expected) == {"t0", "t1"}  # t2 and t3 have too few viewers
+    assert result.columns == ("title_id", "views", "seconds")
+    assert [(t, s) for t, _, s in result.rows] == [(t, expected[t][1]) for t in sorted(expected)]
+    assert result.noise is None
+
+
+@pytest.mark.unit
+def test_a_query_with_no_grouping_is_one_row_under_the_threshold_too() -> None:
+    rows = [r for r in watch_rows() if r[1] in ("t2", "t3")]  # 4 distinct people in all
+    with CleanRoom(parse_rule(RULE), analyst="chirp") as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        assert room.run("SELECT sum(seconds) AS s FROM watch").rows == []
+
+
+@pytest.mark.unit
+def test_a_join_counts_the_people_of_every_table() -> None:
+    rule = measurement_rule(min_people=3)
+    exposures = [(f"c{i}", "spring", START) for i in range(10)]
+    # Only two members converted: their row is held back, whatever the exposures side holds.
+    conversions = [(f"m{i}", f"c{i}", START + timedelta(days=1), 10.0) for i in range(2)]
+    with CleanRoom(rule, analyst="reelix") as room:
+        room.load("exposures", ["person_id", "campaign", "exposed_at"], exposures, party="chirp")
+        room.load(
+            "conversions",
+            ["member_id", "chirp_person_id", "converted_at", "value"],
+            conversions,
+            party="reelix",
+        )
+        measures = ad_measurement(room)
+    assert len(measures) == 1
+    assert measures[0].reached == 10
+    assert measures[0].converters is None  # two converters: below the minimum of three
+
+
+@pytest.mark.unit
+def test_ad_measurement_counts_conversions_after_exposure() -> None:
+    rng = random.Random(5)
+    exposures, conversions = [], []
+    truth: dict[str, set[str]] = defaultdict(set)
+    value: dict[str, float] = defaultdict(float)
+    for i in range(300):
+        campaign = "spring" if i % 3 else "autumn"
+        seen = START + timedelta(days=rng.randint(0, 10))
+        exposures.append((f"c{i}", campaign, seen))
+        if rng.random() < 0.4:
+            when = seen + timedelta(days=rng.randint(-5, 5))
+            conversions.append((f"m{i}", f"c{i}", when, 9.99))
+            if when >= seen:
+                truth[campaign].add(f"m{i}")
+                value[campaign] += 9.99
+    with CleanRoom(measurement_rule(min_people=20), analyst="reelix") as room:
+        room.load("exposures", ["person_id", "campaign", "exposed_at"], exposures, party="chirp")
+        room.load(
+            "conversions",
+            ["member_id", "chirp_person_id", "converted_at", "value"],
+            conversions,
+            party="reelix",
+        )
+        measures = {m.campaign: m for m in ad_measurement(room)}
+    assert set(measures) == {"autumn", "spring"}
+    assert measures["spring"].reached == 200
+    for campaign, m in measures.items():
+        assert m.converters == len(truth[campaign])
+        assert m.value == pytest.approx(value[campaign])
+        assert m.conversion_rate == pytest.approx(len(truth[campaign]) / m.reached)
+
+
+# -- differential privacy and budgets --------------------------------------------------------------
+
+
+def noisy_rule(epsilon: float, mechanism: Mechanism = Mechanism.LAPLACE, delta: float = 0.0):  # type: ignore[no-untyped-def]
+    privacy = PrivacyRule(
+        mechanism=mechanism,
+        epsilon=epsilon,
+        delta=delta,
+        max_rows=2,
+        bounds={"watch.seconds": (0, 3_600)},
+    )
+    return parse_rule(RULE).model_copy(update={"privacy": privacy})
+
+
+@pytest.mark.integration
+def test_a_noisy_query_spends_every_readers_budget_and_then_is_refused(
+    accord: Accord, budgets: PrivacyBudgets
+) -> None:
+    rows = watch_rows()
+    people = {r[0] for r in rows}
+    with CleanRoom(noisy_rule(0.4), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, rows, party="reelix", agreement="chirp-reelix")
+        query = "SELECT title_id, count(*) AS views, avg(seconds) AS mean FROM watch GROUP BY 1"
+        first = room.run(query)
+        assert first.noise is not None
+        assert "laplace" in first.noise
+        assert first.columns == ("title_id", "views", "mean")  # the helper count is gone
+        (spend,) = first.spends
+        assert spend.people == len(people)
+        for person in people:
+            assert budgets.remaining("reelix", person).epsilon == pytest.approx(0.6)
+        room.run(query)  # 0.8 of 1.0 spent
+        with pytest.raises(BudgetExceeded) as refused:
+            room.run(query)
+    assert f"{len(people)} of the {len(people)} people" in refused.value.message
+    for person in people:
+        assert budgets.remaining("reelix", person).epsilon == pytest.approx(0.2)
+    leaf = accord.ledger.leaf(spend.receipt.index).entry()
+    assert leaf["kind"] == "budget"
+    assert leaf["agreement"] == "chirp-reelix"
+    assert leaf["recipient"] == "chirp"
+
+
+@pytest.mark.integration
+def test_noisy_answers_are_near_the_truth(budgets: PrivacyBudgets) -> None:
+    rows = [(f"m{i}", "t0", 100, START) for i in range(2_000)]
+    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=100.0)
+    with CleanRoom(noisy_rule(10.0), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        ((title, views, total),) = room.run(
+            "SELECT title_id, count(*) AS views, sum(seconds) AS total FROM watch GROUP BY 1"
+        ).rows
+    assert title == "t0"
+    # Laplace of scale 2·2/5 (count) and 2·3600·2/5 (sum): off by more than 30 and 20,000 with
+    # probability below 1e-6.
+    assert abs(views - 2_000) < 30
+    assert abs(total - 200_000) < 20_000
+
+
+@pytest.mark.integration
+def test_contributions_are_bounded_before_noise(budgets: PrivacyBudgets) -> None:
+    # One person with 1,000 rows counts as at most max_rows (2) of them.
+    rows = [("whale", "t0", 10, START)] * 1_000 + [(f"m{i}", "t0", 10, START) for i in range(20)]
+    budgets.set_total("reelix", {"whale", *(f"m{i}" for i in range(20))}, epsilon=100.0)
+    with CleanRoom(noisy_rule(50.0), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        ((views,),) = room.run("SELECT count(*) AS views FROM watch").rows
+    assert abs(views - 22) < 5  # scale 2/50: the whale's 998 extra rows are gone
+
+
+@pytest.mark.integration
+def test_gaussian_noise_spends_delta_too(budgets: PrivacyBudgets) -> None:
+    rows = watch_rows()
+    with CleanRoom(
+        noisy_rule(0.5, Mechanism.GAUSSIAN, 4e-7), analyst="chirp", budgets=budgets
+    ) as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1")
+        assert result.noise is not None
+        assert "gaussian" in result.noise
+        assert budgets.remaining("reelix", "m0").delta == pytest.approx(6e-7)
+        room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1")
+        with pytest.raises(BudgetExceeded, match="delta"):
+            room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1")
+
+
+@pytest.mark.integration
+def test_a_refused_query_spends_nothing(budgets: PrivacyBudgets) -> None:
+    with CleanRoom(noisy_rule(0.5), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, watch_rows(), party="reelix")
+        with pytest.raises(QueryRefused, match="SELECT \\*"):
+            room.run("SELECT * FROM watch")
+    assert budgets.spends("reelix") == 0
+    assert budgets.remaining("reelix", "m0").epsilon == pytest.approx(1.0)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("table", "columns", "message"),
+    [
+        ("exposures", COLUMNS, "not in the rule"),
+        ("watch", ["title_id", "seconds"], "no column member_id"),  # whom rows are about
+        ("watch", ["member_id", "member_id"], "distinct"),
+        ("watch", ["member_id", "bad name"], "plain names"),
+    ],
+)
+def test_tables_that_cannot_enter_the_room(table: str, columns: list[str], message: str) -> None:
+    with CleanRoom(parse_rule(RULE), analyst="chirp") as room, pytest.raises(InvalidInput) as bad:
+        room.load(table, columns, [], party="reelix")
+    assert message in bad.value.message
+
+
+@pytest.mark.unit
+def test_values_keep_their_types_and_nulls() -> None:
+    rows = [("m1", 't,"quoted"', None, START), ("m2", "", 5, None)]
+    rule = parse_rule(RULE.replace("min_people: 5", "min_people: 2"))
+    with CleanRoom(rule, analyst="chirp") as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        stored = room.database.execute(
+            "SELECT member_id, title_id, seconds, watched_at FROM watch ORDER BY member_id"
+        ).fetchall()
+    assert stored == [("m1", 't,"quoted"', None, START), ("m2", "", 5, None)]
+
+
+@pytest.mark.unit
+def test_a_noisy_rule_needs_the_budgets() -> None:
+    with pytest.raises(ConfigError, match="budgets"):
+        CleanRoom(noisy_rule(1.0), analyst="chirp")
