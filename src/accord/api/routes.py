@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Path, Security
 from fastapi.encoders import jsonable_encoder
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request as HttpRequest
 
@@ -140,13 +141,20 @@ def services(request: HttpRequest) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="OAuth 2.0 bearer token",
+    description="An access token from /oauth/token (RFC 6750).",
+)
+
+
 def caller(
     request: HttpRequest,
     svc: ServicesDep,
-    authorization: Annotated[str | None, Header(description="Bearer access token.")] = None,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Caller:
     """The authenticated caller (401 otherwise); rate-limited per app."""
-    found = svc.access.caller(authorization)
+    found = svc.access.caller(request.headers.get("authorization"))
     request.state.client_id = found.app.client_id
     return found
 
