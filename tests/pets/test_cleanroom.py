@@ -260,3 +260,19 @@ def test_values_keep_their_types_and_nulls() -> None:
 def test_a_noisy_rule_needs_the_budgets() -> None:
     with pytest.raises(ConfigError, match="budgets"):
         CleanRoom(noisy_rule(1.0), analyst="chirp")
+
+
+@pytest.mark.integration
+def test_noisy_rows_keep_the_minimum_of_people(budgets: PrivacyBudgets) -> None:
+    """At most 2 rows a person and at least 5 people a row: 10 rows vouch for 5 people, and
+    smaller groups have their people counted (after bounding, which is what the answer uses)."""
+
+    def viewers(title: str, people: int, each: int) -> list[tuple[str, str, int, datetime]]:
+        return [(f"{title}-m{i}", title, 60, START) for i in range(people) for _ in range(each)]
+
+    rows = viewers("t0", 40, 3) + viewers("t1", 6, 1) + viewers("t2", 4, 3)
+    with CleanRoom(noisy_rule(0.5), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1 ORDER BY 1")
+    # t0: 80 rows, surely enough; t1: 6 rows from 6 people; t2: 8 rows from only 4 people.
+    assert [r[0] for r in result.rows] == ["t0", "t1"]

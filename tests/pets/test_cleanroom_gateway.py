@@ -1,0 +1,207 @@
+"""The clean room on the reference scenario: rows fetched through the gateway, reports out."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.ledger.audit import verify_ledger
+from accord.pets.budget import PrivacyBudgets
+from accord.pets.cleanroom import CleanRoom
+from accord.pets.cleanroom_cli import app
+from accord.pets.partnership import Partnership, fetch_report_rows, scenario_partnership
+from accord.pets.reports import fortnightly_report, report_query, report_rule
+from accord.pets.rules import PrivacyRule
+
+pytestmark = pytest.mark.integration
+
+PEOPLE, SEED = 1_500, 11
+START = date(2026, 11, 1)
+
+
+@pytest.fixture(scope="module")
+def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnership]:
+    with scenario_partnership(
+        tmp_path_factory.mktemp("cleanroom") / "world", people=PEOPLE, seed=SEED
+    ) as p:
+        yield p
+        report = verify_ledger(p.accord.ledger)
+        assert report.ok, report
+
+
+def reelix_db(p: Partnership) -> Path:
+    return Path(str(p.gateway.sources["reelix"].engine.url.database))
+
+
+def test_rows_enter_the_room_only_through_the_gateway(partnership: Partnership) -> None:
+    with CleanRoom(report_rule(min_people=5), analyst="chirp") as room:
+        release = fetch_report_rows(room, partnership)
+        table = room.tables["recommendations"]
+    assert release.columns[0] == "sender_member_id"
+    assert table.rows == len(release.rows) > 0
+    assert table.party == "reelix"
+    with sqlite3.connect(reelix_db(partnership)) as db:
+        every = db.execute(
+            "SELECT sender_member_id, sent_at, interface, surface, variant, clicked_at "
+            "FROM recommendations"
+        ).fetchall()
+    # Only the people the policy lets through: a strict subset of Reelix's rows, all of them
+    # rows Reelix holds.
+    assert set(release.rows) < set(every)
+    assert release.people == len({r[0] for r in release.rows})
+    leaf = partnership.accord.ledger.leaf(release.receipts[-1].index).entry()
+    assert leaf["kind"] == "release"
+    assert leaf["agreement"] == "chirp-reelix-cleanroom"
+
+
+def test_the_fortnightly_report_counts_sends_and_clicks_with_its_threshold(
+    partnership: Partnership,
+) -> None:
+    minimum = 4
+    with CleanRoom(report_rule(min_people=minimum), analyst="chirp") as room:
+        release = fetch_report_rows(room, partnership)
+        result = fortnightly_report(room, START, 28, by_day=False)
+    # The reference, computed in Python from what the gateway released.
+    groups: dict[tuple[str, str, str], list[tuple[str, str | None]]] = defaultdict(list)
+    for sender, sent_at, interface, surface, variant, clicked_at in release.rows:
+        if "2026-11-01" <= sent_at < "2026-11-29":
+            groups[(interface, surface, variant)].append((sender, clicked_at))
+    expected = sorted(
+        (*key, len(rows), sum(c is not None for _, c in rows))
+        for key, rows in groups.items()
+        if len({s for s, _ in rows}) >= minimum
+    )
+    assert result.columns == ("interface", "surface", "variant", "sends", "clicks")
+    assert expected  # some groups are big enough
+    assert len(expected) < len(groups)  # and some are not, and are held back
+    assert sorted(result.rows) == expected
+
+
+def test_the_daily_report_holds_back_every_small_day(partnership: Partnership) -> None:
+    with CleanRoom(report_rule(), analyst="chirp") as room:
+        fetch_report_rows(room, partnership)
+        result = fortnightly_report(room, START)
+    assert result.columns == ("day", "interface", "surface", "variant", "sends", "clicks")
+    assert result.rows == []  # no day of this small population has 50 senders in one group
+
+
+def test_a_noisy_report_spends_every_senders_budget(partnership: Partnership) -> None:
+    budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
+    privacy = PrivacyRule(epsilon=1.0, max_rows=5)
+    with CleanRoom(
+        report_rule(min_people=4, privacy=privacy), analyst="chirp", budgets=budgets
+    ) as room:
+        release = fetch_report_rows(room, partnership)
+        result = room.run(report_query(START, 28, by_day=False))
+    senders = {r[0] for r in release.rows}
+    (spend,) = result.spends
+    assert spend.people == len(senders)
+    some = sorted(senders)[0]
+    assert budgets.remaining("reelix", some).epsilon == pytest.approx(9.0)
+    assert result.noise is not None
+    assert all(sends >= 0 and clicks >= 0 for *_, sends, clicks in result.rows)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+RULE = """\
+kind: aggregation
+tables:
+  recommendations: {person: sender_member_id}
+dimensions: [recommendations.interface]
+metrics:
+  recommendations.clicked_at: [count]
+min_people: 5
+"""
+
+
+def test_check_shows_the_query_as_it_runs(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+    ok = runner.invoke(
+        app,
+        [
+            "check",
+            "--rule",
+            str(rule),
+            "--query",
+            "SELECT interface, count(*) AS n FROM recommendations GROUP BY 1",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "allowed" in ok.output
+    assert "HAVING" in ok.output
+    refused = runner.invoke(
+        app, ["check", "--rule", str(rule), "--query", "SELECT * FROM recommendations"]
+    )
+    assert refused.exit_code == 3
+    assert "SELECT * is not allowed" in refused.output
+    assert "Traceback" not in refused.output
+
+
+def test_a_bad_rule_file_says_where(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE.replace("min_people: 5", "min_people: one"))
+    result = runner.invoke(app, ["check", "--rule", str(rule), "--query", "SELECT 1"])
+    assert result.exit_code == 2
+    assert "rule.yaml:7" in result.output
+    missing = runner.invoke(app, ["check", "--rule", str(tmp_path / "no.yaml"), "--query", "x"])
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output
+
+
+def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+    ran = runner.invoke(
+        app,
+        [
+            "run",
+            "--rule",
+            str(rule),
+            "--people",
+            "600",
+            "--data-dir",
+            str(tmp_path / "a"),
+            "--query",
+            "SELECT interface, count(*) AS sends FROM recommendations GROUP BY 1",
+            "--json",
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    rows = json.loads(ran.output[ran.output.index("{") :])["rows"]
+    assert {"interface", "sends"} <= set(rows[0])
+    report = runner.invoke(
+        app,
+        [
+            "report",
+            "--people",
+            "600",
+            "--data-dir",
+            str(tmp_path / "b"),
+            "--min-people",
+            "3",
+            "--no-by-day",
+            "--epsilon",
+            "1",
+            "--start",
+            "2026-11-01",
+            "--days",
+            "28",
+        ],
+    )
+    assert report.exit_code == 0, report.output
+    assert "laplace noise" in report.output
+    assert "spent the budget of" in report.output
+    bad = runner.invoke(app, ["report", "--start", "soon", "--data-dir", str(tmp_path / "c")])
+    assert bad.exit_code == 2
+    assert "not a date" in bad.output
