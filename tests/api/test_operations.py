@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
 
 from accord.api import ApiSettings, create_app
+from accord.sources import Source
+from accord.store.engine import make_engine
 from api.world import World, app_token, bearer, serving
 
 pytestmark = pytest.mark.integration
@@ -56,3 +59,32 @@ def test_the_openapi_document_describes_problems(client: httpx.Client) -> None:
     for status in ("401", "403", "413", "422", "429"):
         assert "application/problem+json" in post["responses"][status]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_failing_source_releases_nothing_and_shows_no_trace(world: World, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database " * 100)
+    empty = make_engine(f"sqlite:///{garbage}")
+    try:
+        broken = {**world.sources, "reelix": Source(empty, world.sources["reelix"].dataset)}
+        app = create_app(world.accord, broken, ApiSettings())
+        with serving(app) as url, httpx.Client(base_url=url) as http:
+            token = app_token(http, world.chirp, world.chirp_secret)
+            r = http.post(
+                "/v1/agreements/chirp-reelix/clauses/account-link/exchanges",
+                json={
+                    "collection": "linked_accounts",
+                    "purpose": "essential.service.authentication",
+                    "categories": ["user.account.linked"],
+                    "subjects": {"kind": "people", "people": ["r0000001"]},
+                },
+                headers=bearer(token),
+            )
+    finally:
+        empty.dispose()
+    assert r.status_code >= 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "nothing was released" in r.json()["detail"]
+    assert "Traceback" not in r.text
+    assert "sqlite3" not in r.text  # the database's own message stays in the server's log
+    assert "rows" not in r.json()

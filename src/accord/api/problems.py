@@ -116,10 +116,13 @@ def for_error(exc: AccordError, instance: str | None = None) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    detail = str(exc)
     if status >= 500:
-        log.error("request failed: %s", exc)
+        # The store's or a party's own message stays in the server's log.
+        log.error("request to %s failed: %s", instance, exc)
+        detail = "a store or a party's database failed; nothing was released"
     return problem(
-        status, title, str(exc), instance=instance, slug=slug, headers=headers or None, **extra
+        status, title, detail, instance=instance, slug=slug, headers=headers or None, **extra
     )
 
 
