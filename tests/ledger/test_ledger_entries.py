@@ -163,3 +163,30 @@ def test_times_in_other_zones_are_written_in_utc() -> None:
     )
     assert entry.leaf()["at"] == "2024-05-01T12:00:00.000000Z"
     assert b'"at":"2024-05-01T12:00:00.000000Z"' in entry.encode()
+
+
+def test_the_writers_memos_stay_bounded_and_right() -> None:
+    """More distinct values than a memo keeps: each leaf is still exact, the memos stay small."""
+    from accord.ledger import entries as module
+
+    limit = module._MEMO_LIMIT
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    for number in range(limit + 50):
+        entry = DecisionEntry(
+            agreement=f"agreement-{number}",
+            reason="r",
+            allowed=number % 2 == 0,
+            categories=(f"category-{number}",),
+            at=at.replace(day=1 + number % 28, microsecond=number),
+        )
+        assert entry.encode() == rfc8785.dumps(entry.leaf())
+    assert len(module._QUOTED) <= limit
+    assert len(module._TEXTS_QUOTED) <= limit
+    assert len(module._DAYS) <= limit
+
+
+def test_a_list_where_a_tuple_belongs_is_written_the_same() -> None:
+    """Lists cannot be memo keys; a field holding one is written without the memo."""
+    entry = DecisionEntry(agreement="a", reason="r", allowed=True, rules=("x",))
+    object.__setattr__(entry, "rules", ["x", "y"])
+    assert entry.encode() == rfc8785.dumps(entry.leaf())

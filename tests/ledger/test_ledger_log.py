@@ -170,6 +170,24 @@ def test_bulk_and_receipted_appends_build_the_same_tree(tmp_path: Path, signer: 
     assert heads[0].size == 300
 
 
+def test_one_append_mixing_people_and_nobody_across_batches(engine: Engine) -> None:
+    """Leaves about people are written under the lock, the others ahead of it: one tree."""
+    log = Ledger(engine, batch_size=16)
+    entries = [release(i, f"p{i % 5}") if i % 3 == 0 else decision(i) for i in range(70)]
+    receipts = log.append(entries)
+    assert [r.index for r in receipts] == list(range(70))
+    assert {r.tree_size for r in receipts[:16]} == {16}
+    assert receipts[-1].tree_size == 70
+    reference = merkle.MemoryTree()
+    for receipt in receipts:
+        stored = log.leaf(receipt.index)
+        assert merkle.leaf_hash(stored.data) == stored.leaf_hash == receipt.leaf_hash
+        reference.append_hash(receipt.leaf_hash)
+    assert log.head().root == reference.root()
+    assert log.entries_about("p0") == [i for i in range(0, 70, 3) if i % 5 == 0]
+    assert log.verify().ok
+
+
 def test_threads_never_fork_the_tree(ledger: Ledger, ledger_sqlite_url: str) -> None:
     """Eight threads on two engines append at once: every index once, and the tree verifies."""
     second = Ledger(make_engine(ledger_sqlite_url), ledger.signer)
