@@ -17,7 +17,7 @@ from api.world import World, app_token, bearer, serving
 pytestmark = pytest.mark.integration
 
 
-def test_each_app_has_its_own_rate_limit(world: World) -> None:
+def test_each_partner_has_its_own_rate_limit(world: World) -> None:
     limited = create_app(world.accord, world.sources, ApiSettings(rate_limit="3/minute"))
     with serving(limited) as url, httpx.Client(base_url=url) as http:
         chirp = app_token(http, world.chirp, world.chirp_secret)
@@ -29,8 +29,12 @@ def test_each_app_has_its_own_rate_limit(world: World) -> None:
         assert over.status_code == 429
         assert over.headers["content-type"] == "application/problem+json"
         assert int(over.headers["retry-after"]) >= 1
-        # Another partner's app is counted apart.
+        # Another partner's app is counted apart; the same partner's other app is not.
         assert http.get("/v1/app", headers=bearer(reelix)).status_code == 200
+        other, secret = world.apps.register("Chirp two", party="chirp", agreement="chirp-reelix")
+        assert secret is not None
+        sibling = app_token(http, other, secret)
+        assert http.get("/v1/app", headers=bearer(sibling)).status_code == 429
 
 
 def test_one_json_access_line_per_request_without_the_query(

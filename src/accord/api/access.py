@@ -48,7 +48,7 @@ class Caller:
 
 
 class Access:
-    """Authenticates bearer tokens, limits each app's rate, and checks requests against tokens."""
+    """Authenticates bearer tokens, limits each partner's rate, checks requests against tokens."""
 
     def __init__(self, accord: Accord, apps: PartnerApps, rate_limit: str) -> None:
         self.accord = accord
@@ -71,10 +71,12 @@ class Access:
             raise InvalidToken("the access token was revoked")
         if now >= token.expires_at:
             raise InvalidToken(f"the access token expired at {token.expires_at.isoformat()}")
-        if not self._limiter.hit(self._limit, token.app.client_id):
-            stats = self._limiter.get_window_stats(self._limit, token.app.client_id)
+        # One limit per partner (party), over all its apps.
+        partner = token.app.party
+        if not self._limiter.hit(self._limit, partner):
+            stats = self._limiter.get_window_stats(self._limit, partner)
             raise RateLimited(
-                f"app {token.app.client_id} is over its limit of {self._limit}",
+                f"partner {partner} is over its limit of {self._limit}",
                 retry_after=max(1, int(stats.reset_time - now.timestamp())),
             )
         scopes = token.scopes
@@ -111,7 +113,8 @@ class Access:
                 f"{whose} {' '.join(map(str, missing))}",
                 rule=SCOPE_NOT_GRANTED,
             )
-        unreviewed = sorted(n for n in need if not covered(n, self.apps.approved(app.client_id)))
+        approved = self.apps.approved(app.client_id)
+        unreviewed = sorted(n for n in need if not covered(n, approved))
         if unreviewed:
             self._only_test_people(caller, request, unreviewed)
         return request
