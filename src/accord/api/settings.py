@@ -21,7 +21,7 @@ class ApiSettings(BaseSettings):
     )
     rate_limit: str = Field(
         default="1200/minute",
-        description="Requests a partner may make over all its apps, e.g. '1200/minute' (per worker).",
+        description="Requests a partner may make (all its apps), e.g. '1200/minute', per worker.",
     )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
