@@ -240,7 +240,7 @@ def _chunk_results(
         for start, end in spans
     ]
     url = _shareable_url(ledger.engine)
-    workers = chunking.workers if chunking.workers is not None else os.cpu_count() or 1
+    workers = chunking.workers if chunking.workers is not None else _usable_cores()
     if min(workers, len(tasks)) < 2 or url is None:
         dbapi, mark = _driver_connection(conn), _mark(conn.engine)
         for task in tasks:
@@ -258,6 +258,15 @@ def _chunk_results(
 
 
 _START_METHODS = multiprocessing.get_all_start_methods()
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 _WORKER_ENGINES: dict[str, Engine] = {}
 
 
