@@ -23,7 +23,7 @@ import csv
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -77,7 +77,6 @@ class Result:
     spends: tuple[Spend, ...] = ()
     noise: str | None = None
     """How the numbers were noised, in a sentence; None for exact answers."""
-    notes: tuple[str, ...] = field(default=())
 
 
 class CleanRoom:
