@@ -7,6 +7,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accord.errors import ConfigError, InvalidInput
 from accord.pets.budget import BudgetExceeded, PrivacyBudgets
@@ -276,3 +278,26 @@ def test_noisy_rows_keep_the_minimum_of_people(budgets: PrivacyBudgets) -> None:
         result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1 ORDER BY 1")
     # t0: 80 rows, surely enough; t1: 6 rows from 6 people; t2: 8 rows from only 4 people.
     assert [r[0] for r in result.rows] == ["t0", "t1"]
+
+
+@pytest.mark.unit
+@settings(max_examples=40, deadline=None)
+@given(
+    views=st.lists(st.tuples(st.integers(0, 12), st.sampled_from("abcd")), max_size=120),
+    minimum=st.integers(2, 6),
+)
+def test_no_row_ever_has_fewer_people_than_the_minimum(
+    views: list[tuple[int, str]], minimum: int
+) -> None:
+    rule = parse_rule(RULE.replace("min_people: 5", f"min_people: {minimum}"))
+    rows = [(f"m{m}", f"t-{t}", 10, START) for m, t in views]
+    with CleanRoom(rule, analyst="chirp") as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY title_id")
+    people: dict[str, set[str]] = defaultdict(set)
+    counts: dict[str, int] = defaultdict(int)
+    for member, title, _, _ in rows:
+        people[title].add(member)
+        counts[title] += 1
+    expected = {(t, counts[t]) for t in people if len(people[t]) >= minimum}
+    assert set(result.rows) == expected
