@@ -205,3 +205,8 @@ def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["report", "--start", "soon", "--data-dir", str(tmp_path / "c")])
     assert bad.exit_code == 2
     assert "not a date" in bad.output
+    no_delta = runner.invoke(
+        app, ["report", "--epsilon", "1", "--mechanism", "gaussian", "--data-dir", str(tmp_path)]
+    )
+    assert no_delta.exit_code == 2
+    assert "needs a delta" in no_delta.output

@@ -33,7 +33,7 @@ import duckdb
 
 from accord.agreements import Granularity
 from accord.errors import ConfigError, InvalidInput, StoreError
-from accord.gateway import Exchange, Gateway, Release
+from accord.gateway import Exchange, Gateway, GatewayError, Release
 from accord.pets import dp
 from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
 from accord.pets.checks import (
@@ -118,13 +118,14 @@ class CleanRoom:
                 f"table {name}: the clean room reads records, and clause "
                 f"{exchange.request.clause} releases {release.granularity.value}s"
             )
-        controller = release.decision.filter.controller if release.decision.filter else None
+        if release.decision.filter is None:  # pragma: no cover - the gateway never allows so
+            raise GatewayError("the release does not say whose data it is: nothing was loaded")
         r = release.decision.request
         self.load(
             name,
             release.columns,
             release.rows,
-            party=controller or "",
+            party=release.decision.filter.controller,
             agreement=r.agreement,
             clause=r.clause,
             purpose=r.purpose,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -150,8 +151,9 @@ def report(
             privacy = PrivacyRule(
                 mechanism=mechanism, epsilon=epsilon, delta=delta, max_rows=max_rows
             )
-        except ValueError as exc:
-            raise InvalidInput(str(exc).splitlines()[-1].strip(), where="--epsilon") from exc
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise InvalidInput(problems, where="noise options") from exc
     analysis = report_rule(min_people=min_people, privacy=privacy)
     with scenario_partnership(data_dir, people=people, seed=seed) as partnership:
         result = _in_room(
