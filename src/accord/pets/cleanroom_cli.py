@@ -55,7 +55,11 @@ PeopleOption = Annotated[
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed of the generated scenario.")]
 DataOption = Annotated[
-    Path, typer.Option(help="Folder for the scenario's databases and store (replaced).")
+    Path,
+    typer.Option(
+        help="Folder for the scenario's databases and store (its parties/ and accord/ "
+        "are replaced)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 

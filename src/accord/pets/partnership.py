@@ -77,10 +77,13 @@ class Partnership:
 def scenario_partnership(
     folder: Path, *, people: int, seed: int, at: datetime = SCENARIO_AT
 ) -> Iterator[Partnership]:
-    """A fresh scenario in ``folder``: both parties' databases, the store with the people's
-    consents, the partnership's and the clean room's agreements active, and the gateway."""
-    if folder.exists():
-        shutil.rmtree(folder)
+    """A fresh scenario in ``folder`` (its ``parties`` and ``accord`` subfolders replaced): both
+    parties' databases, the store with the people's consents, the clean room's agreement active,
+    and the gateway."""
+    # Only what an earlier scenario wrote here is replaced; anything else in the folder stays.
+    for own in ("parties", "accord"):
+        if (folder / own).exists():
+            shutil.rmtree(folder / own)
     written = write_databases(folder / "parties", people=people, seed=seed, at=at, parallel=False)
     files = {CHIRP: written.chirp, REELIX: written.reelix}
     engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
