@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import rfc8785
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.errors import InvalidInput
 from accord.ledger.audit import verify_ledger
+from accord.ledger.entries import ENTRY_KINDS, BudgetEntry, decode_leaf
 from accord.pets.budget import (
     BudgetExceeded,
     Charge,
@@ -241,3 +243,44 @@ def test_the_migration_builds_exactly_these_tables(db_url: str, tmp_path: Path) 
             if any(name in str(d) for name in mine)
         ]
     assert differences == []
+
+
+# -- the ledger entry ------------------------------------------------------------------------------
+
+amounts = st.floats(min_value=0, max_value=1e3, allow_nan=False).map(repr)
+
+
+budget_entries = st.builds(
+    BudgetEntry,
+    agreement=st.none() | st.text(max_size=20),
+    reason=st.text(min_size=1, max_size=40),
+    recipient=st.text(max_size=20),
+    mechanism=st.sampled_from(["laplace", "gaussian"]),
+    epsilon=amounts,
+    delta=amounts,
+    spent=st.booleans(),
+    about=st.lists(st.text(min_size=1, max_size=10), max_size=3).map(tuple),
+)
+
+
+@pytest.mark.unit
+@settings(max_examples=200)
+@given(
+    entry=budget_entries,
+    subjects=st.lists(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64), max_size=3),
+)
+def test_a_budget_entry_is_written_as_exactly_rfc8785(
+    entry: BudgetEntry, subjects: list[str]
+) -> None:
+    leaf = entry.leaf(subjects)
+    assert entry.encode(subjects) == rfc8785.dumps(leaf)
+    assert decode_leaf(entry.encode(subjects)) == leaf
+    assert ENTRY_KINDS[leaf["kind"]] is BudgetEntry
+    assert "about" not in leaf
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("amount", ["-1", "nan", "inf", "one", " 1", ""])
+def test_a_budget_entry_holds_only_real_amounts(amount: str) -> None:
+    with pytest.raises(InvalidInput, match="non-negative decimal"):
+        BudgetEntry(agreement=None, reason="r", recipient="x", mechanism="laplace", epsilon=amount)
