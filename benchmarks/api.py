@@ -177,6 +177,9 @@ def uvicorn_workers(
         "--log-level",
         "warning",
         "--no-access-log",
+        # Both servers turn Nagle's algorithm off (see accord.api.serving).
+        "--http",
+        "accord.api.serving:NoDelayH11Protocol",
     ]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]

@@ -27,6 +27,7 @@ from rich.markup import escape
 from accord.api.app import create_app
 from accord.api.apps import PartnerApps
 from accord.api.scopes import Scope
+from accord.api.serving import PROTOCOL
 from accord.api.settings import ApiSettings
 from accord.errors import AccordError, ConfigError
 from accord.service import Accord
@@ -174,6 +175,7 @@ def serve(
         log_level=log_level,
         access_log=False,
         proxy_headers=True,
+        http=PROTOCOL,
     )
 
 
