@@ -115,11 +115,13 @@ def main() -> None:
         def raw() -> list[Any]:
             return db.execute(QUERY).fetchall()
 
+        observed = {"watch_events": table.observed}
+
         def noisy() -> Any:
-            return answer(db, noisy_rule, check_query(noisy_rule, QUERY, schema))
+            return answer(db, noisy_rule, check_query(noisy_rule, QUERY, schema, observed))
 
         def exact() -> Any:
-            return answer(db, exact_rule, check_query(exact_rule, QUERY, schema))
+            return answer(db, exact_rule, check_query(exact_rule, QUERY, schema, observed))
 
         baseline = raw()
         released = noisy()

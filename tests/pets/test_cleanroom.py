@@ -301,3 +301,14 @@ def test_no_row_ever_has_fewer_people_than_the_minimum(
         counts[title] += 1
     expected = {(t, counts[t]) for t in people if len(people[t]) >= minimum}
     assert set(result.rows) == expected
+
+
+@pytest.mark.integration
+def test_values_beyond_the_bounds_are_clamped(budgets: PrivacyBudgets) -> None:
+    rows = [(f"m{i}", "t0", 100, START) for i in range(50)] + [("whale", "t0", 10**9, START)]
+    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=1_000.0)
+    with CleanRoom(noisy_rule(500.0), analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, rows, party="reelix")
+        ((total,),) = room.run("SELECT sum(seconds) AS total FROM watch").rows
+    # 50 × 100 plus the whale's clamped 3,600; the noise (scale 2·3600/500) is far smaller.
+    assert abs(total - 8_600) < 300

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accord.errors import DocumentFormatError
-from accord.pets.checks import QueryRefused, check_query
+from accord.pets.checks import Observed, QueryRefused, check_query
 from accord.pets.rules import AnalysisRule, parse_rule
 
 pytestmark = pytest.mark.unit
@@ -335,3 +335,23 @@ def test_bad_rules_are_refused_with_the_place(text: str, problem: str) -> None:
 def test_rules_are_plain_data() -> None:
     assert isinstance(AGGREGATION, AnalysisRule)
     assert AGGREGATION.person_of("watch") == "member_id"
+
+
+@pytest.mark.parametrize(
+    ("observed", "clamped", "bounded"),
+    [
+        (None, True, True),  # nothing known: clamp and bound
+        (Observed({"seconds": (0, 7200)}, most_rows=3), False, False),  # both would be no-ops
+        (Observed({"seconds": (-1, 10)}, most_rows=3), True, False),  # a value below the bounds
+        (Observed({"seconds": (0, 7201)}, most_rows=3), True, False),  # a value above them
+        (Observed({"seconds": (0, 10)}, most_rows=4), False, True),  # someone has 4 rows
+    ],
+)
+def test_work_that_cannot_change_the_answer_is_left_out(
+    observed: Observed | None, clamped: bool, bounded: bool
+) -> None:
+    query = "SELECT title_id, sum(seconds) AS s FROM watch GROUP BY 1"
+    seen = {"watch": observed} if observed is not None else None
+    sql = check_query(NOISY, query, SCHEMA, seen).sql
+    assert ("LEAST(GREATEST" in sql.upper()) is clamped
+    assert ("_accord_rank <= 3" in sql) is bounded

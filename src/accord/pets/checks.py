@@ -13,7 +13,7 @@ query's groups.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -109,7 +109,26 @@ class Checked:
     """The output columns that are dimensions, in output order."""
 
 
-def check_query(rule: AnalysisRule, sql: str, schema: Mapping[str, Sequence[str]]) -> Checked:
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the room saw of a table when it came in: its value ranges and its busiest person.
+
+    Used only to leave out work that cannot change the answer: clamping a column whose values
+    all lie within the bounds already, or dropping rows beyond ``max_rows`` when nobody has more.
+    """
+
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Smallest and largest value of each numeric column."""
+    most_rows: int | None = None
+    """The most rows any one person has in the table (None: unknown)."""
+
+
+def check_query(
+    rule: AnalysisRule,
+    sql: str,
+    schema: Mapping[str, Sequence[str]],
+    observed: Mapping[str, Observed] | None = None,
+) -> Checked:
     """Check ``sql`` against ``rule`` over tables with the columns in ``schema``.
 
     Returns what to run; raises :class:`QueryRefused` with the check that failed and why.
@@ -117,7 +136,7 @@ def check_query(rule: AnalysisRule, sql: str, schema: Mapping[str, Sequence[str]
     tree = _parse(sql)
     if rule.kind is RuleKind.CUSTOM:
         return _custom(rule, tree)
-    return _Checker(rule, tree, schema).run()
+    return _Checker(rule, tree, schema, observed or {}).run()
 
 
 def _parse(sql: str) -> exp.Select:
@@ -188,9 +207,14 @@ def _blank(tree: exp.Select) -> str:
 
 class _Checker:
     def __init__(
-        self, rule: AnalysisRule, tree: exp.Select, schema: Mapping[str, Sequence[str]]
+        self,
+        rule: AnalysisRule,
+        tree: exp.Select,
+        schema: Mapping[str, Sequence[str]],
+        observed: Mapping[str, Observed],
     ) -> None:
         self.rule = rule
+        self.observed = observed
         self.tree = tree
         self.schema = {t.lower(): {c.lower() for c in cols} for t, cols in schema.items()}
         self.aliases: dict[str, str] = {}
@@ -547,6 +571,10 @@ class _Checker:
         aliases = sorted(self.aliases)
         if len(aliases) == 1:
             # One table: its rows were ranked at random per person when it entered the room.
+            seen = self.observed.get(self.aliases[aliases[0]])
+            most = seen.most_rows if seen is not None else None
+            if most is not None and most <= privacy.max_rows:
+                return rows  # nobody has more rows than allowed: nothing to drop
             return rows.where(f"{_quote(aliases[0])}.{RANK_COLUMN} <= {privacy.max_rows}")
         # A join: rows are bounded per person of each table after joining, at random. The
         # random order is drawn as a column first (a window may not order by random()).
@@ -575,6 +603,9 @@ class _Checker:
             value: exp.Expr = argument.copy()
             if privacy is not None and metric.function in ("sum", "avg"):
                 lower, upper = privacy.bounds[metric.column or ""]
+                if self._within(metric.column or "", lower, upper):
+                    columns.append(exp.alias_(value, f"_accord_v{j}"))
+                    continue  # every value already lies within the bounds: clamping is a no-op
                 value = exp.func(
                     "least",
                     exp.func(
@@ -595,6 +626,13 @@ class _Checker:
         if where is not None:
             rows = rows.where(where.this.copy())
         return rows
+
+    def _within(self, column: str, lower: float, upper: float) -> bool:
+        """Whether every value of ``table.column`` was seen to lie within ``[lower, upper]``."""
+        table, name = column.split(".")
+        seen = self.observed.get(table)
+        span = seen.ranges.get(name) if seen is not None else None
+        return span is not None and lower <= span[0] and span[1] <= upper
 
     def _aggregates(
         self,

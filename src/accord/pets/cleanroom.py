@@ -23,7 +23,7 @@ import csv
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +41,7 @@ from accord.pets.checks import (
     ROWS_COLUMN,
     Checked,
     Metric,
+    Observed,
     QueryRefused,
     avg_count,
     check_query,
@@ -65,6 +66,8 @@ class Table:
     clause: str | None = None
     purpose: str | None = None
     categories: tuple[str, ...] = ()
+    observed: Observed = field(default_factory=Observed)
+    """What the room saw of the rows as they came in (ranges, the busiest person's rows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +217,7 @@ class CleanRoom:
                 f"table {name} has no column {person}: the clause must release whom each row is "
                 "about, for the room to count distinct people"
             )
+        numeric = [str(row[0]).lower() for row in described if _numeric(str(row[1]))]
         table = _quote(name)
         with _duck(f"ranking the rows of {name} by person"):
             # The random order is drawn as a column first: a window may not order by random().
@@ -222,9 +226,28 @@ class CleanRoom:
                 f"row_number() OVER (PARTITION BY {_quote(person)} ORDER BY _accord_r) "
                 f"AS {RANK_COLUMN} FROM (SELECT *, random() AS _accord_r FROM {table})"
             )
-            (count,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608 - checked names
+            spans = ", ".join(f"min({_quote(c)}), max({_quote(c)})" for c in numeric)
+            found = self._db.execute(
+                f"SELECT count(*), max({RANK_COLUMN}){', ' if spans else ''}{spans} "  # noqa: S608 - checked names
+                f"FROM {table}"
+            ).fetchone() or (0, None)
+        count, most, *bounds = found
+        ranges = {
+            c: (float(lo), float(hi))
+            for c, lo, hi in zip(numeric, bounds[::2], bounds[1::2], strict=True)
+            if lo is not None and hi is not None
+        }
         admitted = Table(
-            name, party, person, columns, int(count), agreement, clause, purpose, categories
+            name,
+            party,
+            person,
+            columns,
+            int(count),
+            agreement,
+            clause,
+            purpose,
+            categories,
+            Observed(ranges, int(most) if most is not None else None),
         )
         self.tables[name] = admitted
         return admitted
@@ -234,7 +257,8 @@ class CleanRoom:
     def check(self, sql: str) -> Checked:
         """Check ``sql`` against the rule; raises :class:`QueryRefused` saying why not."""
         schema = {name: t.columns for name, t in self.tables.items()}
-        checked = check_query(self.rule, sql, schema)
+        observed = {name: t.observed for name, t in self.tables.items()}
+        checked = check_query(self.rule, sql, schema, observed)
         missing = sorted(set(checked.tables) - set(self.tables))
         if missing:
             raise QueryRefused("table", f"table {', '.join(missing)} is not loaded in the room")
@@ -451,6 +475,13 @@ def _copy_into(
             )
             insert = f"INSERT INTO {_quote(name)} SELECT * FROM {reader}"  # noqa: S608 - checked names
             db.execute(insert, [str(path), _NULL])
+
+
+def _numeric(duck_type: str) -> bool:
+    kind = duck_type.upper()
+    return kind in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE"} or (
+        kind.startswith(("DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"))
+    )
 
 
 def _csv_value(value: Any) -> Any:
