@@ -132,3 +132,28 @@ def test_gpc_and_the_separate_vppa_screen(world: World, base_url: str, browser: 
     assert vppa.purposes == frozenset({"functional.service"})
     assert vppa.expires_at is not None
     assert 180 <= (vppa.expires_at - vppa.given_at).days <= 184
+
+
+def test_a_person_takes_a_permission_back_on_their_apps_page(
+    world: World, base_url: str, browser: Browser
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    catch_redirect(page)
+    url, _ = authorize_url(base_url, world.reelix.client_id, [SOCIAL, PRIVATE])
+    page.goto(url)
+    sign_in(page, "c0000062")
+    page.check(f"input[value='{SOCIAL}']")
+    page.check(f"input[value='{PRIVATE}']")
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{REDIRECT}**")
+    page.goto(f"{base_url}/me/apps?party={CHIRP}")
+    assert page.locator("button", has_text="Take back").count() == 2
+    page.locator("li", has_text=SOCIAL).locator("button").click()
+    page.wait_for_load_state()
+    assert page.locator("button", has_text="Take back").count() == 1
+    page.click("button.remove")
+    page.wait_for_load_state()
+    assert page.locator("#no-apps").is_visible()
+    context.close()
+    assert world.apps.live_scopes(world.reelix.client_id, "c0000062") == frozenset()

@@ -462,6 +462,18 @@ class PartnerApps:
             ).all()
         return [_grant(r) for r in rows]
 
+    def granted_by(self, person: str, controller: str, at: datetime | None = None) -> list[Grant]:
+        """Every grant in force that ``person`` (of ``controller``) made, to any app."""
+        when = at or _now()
+        g = t.grants_table
+        with self.accord.session() as s, translate(StoreError, "reading grants"):
+            rows = s.execute(
+                select(g)
+                .where(g.c.person == person, g.c.controller == controller)
+                .order_by(g.c.client_id, g.c.scope)
+            ).all()
+        return [grant for grant in map(_grant, rows) if grant.live(when)]
+
     def live_scopes(
         self, client_id: str, person: str, at: datetime | None = None
     ) -> frozenset[Scope]:

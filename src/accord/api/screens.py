@@ -69,6 +69,14 @@ class Screens:
         a = self.accord.policy().registry[app.agreement].agreement
         return a.provider if app.party == a.recipient else a.recipient
 
+    def parties(self) -> set[str]:
+        """Every party of a registered agreement."""
+        return {
+            p
+            for r in self.accord.agreements()
+            for p in (r.agreement.provider, r.agreement.recipient)
+        }
+
     def person(self, request: Request) -> tuple[str, str] | None:
         """The signed-in person: (party, id)."""
         value = self.cookies.unsign(request.cookies.get(PERSON_COOKIE))
@@ -114,11 +122,13 @@ def _rebuild(request: Request, params: list[list[str]]) -> FormRequest:
 
 
 def build_router(screens: Screens) -> APIRouter:
-    """The OAuth endpoints, the server metadata, the consent screens and the sign-in page."""
+    """The OAuth endpoints, the server metadata, the consent screens, the sign-in page, and the
+    page where a person sees and takes back what they allowed."""
     router = APIRouter(include_in_schema=False)
     _oauth_routes(router, screens)
     _consent_routes(router, screens)
     _sign_in_routes(router, screens)
+    _my_apps_routes(router, screens)
     return router
 
 
@@ -308,13 +318,18 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
 
     def _login(request: Request, person: str, target: str) -> Response:
         parts = urlsplit(target)
-        if parts.scheme or parts.netloc or parts.path != "/oauth/authorize":
-            return _error_page(request, 400, "Nowhere to go", "Sign in from an app's request.")
         query = dict(_pairs(parts.query))
-        app = screens.apps.get(query.get("client_id", ""))
-        if app is None:
-            return _error_page(request, 400, "Unknown app", "The app asking is not registered.")
-        party = screens.controller_of(app)
+        if parts.scheme or parts.netloc or parts.path not in {"/oauth/authorize", "/me/apps"}:
+            return _error_page(request, 400, "Nowhere to go", "Sign in from an app's request.")
+        if parts.path == "/me/apps":
+            party = query.get("party", "")
+            if party not in screens.parties():
+                return _error_page(request, 400, "Unknown party", f"No party {party!r} here.")
+        else:
+            app = screens.apps.get(query.get("client_id", ""))
+            if app is None:
+                return _error_page(request, 400, "Unknown app", "The app asking is not registered.")
+            party = screens.controller_of(app)
         try:
             with screens.accord.session() as s:
                 PeopleRepository(s).get(party, person)
@@ -335,6 +350,54 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
             secure=request.url.scheme == "https",
         )
         return response
+
+
+def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
+    """``/me/apps``: every app the person let in, each permission, and buttons to take them back
+    (as Facebook's Apps and Websites settings); a revocation works at once."""
+
+    @router.get("/me/apps")
+    async def my_apps(request: Request, party: str = "") -> Response:
+        return await run_in_threadpool(_my_apps, request, party)
+
+    def _my_apps(request: Request, party: str) -> Response:
+        signed_in = screens.person(request)
+        if signed_in is None or signed_in[0] != party:
+            target = f"/me/apps?{urlencode({'party': party})}"
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+        person = signed_in[1]
+        apps: dict[str, tuple[App, list[Any]]] = {}
+        for grant in screens.apps.granted_by(person, party):
+            app = screens.apps.get(grant.client_id)
+            if app is not None and app.revoked_at is None:
+                apps.setdefault(app.client_id, (app, []))[1].append(grant)
+        form = screens.pending.sign({"party": party, "person": person}, PENDING_SECONDS)
+        return templates.TemplateResponse(
+            request,
+            "my_apps.html",
+            {"party": party, "person": person, "apps": list(apps.values()), "form": form},
+        )
+
+    @router.post("/me/apps/{client_id}/revoke")
+    async def revoke_mine(
+        request: Request,
+        client_id: str,
+        form: Annotated[str, Form()],
+        scope: Annotated[str | None, Form()] = None,
+    ) -> Response:
+        return await run_in_threadpool(_revoke_mine, request, client_id, form, scope)
+
+    def _revoke_mine(request: Request, client_id: str, form: str, scope: str | None) -> Response:
+        state = _verified(screens, request, form)
+        if isinstance(state, Response):
+            return state
+        try:
+            scopes = None if not scope else [Scope.parse(scope)]
+        except AccordError as exc:
+            return _error_page(request, 422, "Not a permission", str(exc))
+        screens.apps.revoke(client_id, state["person"], scopes)
+        back = f"/me/apps?{urlencode({'party': state['party']})}"
+        return RedirectResponse(back, status_code=303)
 
 
 def _pairs(query: str) -> list[tuple[str, str]]:
