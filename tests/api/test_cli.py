@@ -7,23 +7,31 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
 import typer
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
 from typer.testing import CliRunner
 
 from accord import agreements as ag
 from accord.api import PartnerApps
 from accord.api.cli import app as apps_cli
 from accord.api.cli import plan, serve
+from accord.client import AccordClient
 from accord.errors import ConfigError
+from accord.scenario.generate import write_databases
+from accord.scenario.population import generate
 from accord.service import Accord
+from api.world import REDIRECT, browse
 
 pytestmark = pytest.mark.integration
 
+SOCIAL = "user.social:functional.service"
 EXAMPLE = (resources.files("accord") / "examples" / "chirp-reelix.yaml").read_text()
 SERVE = """
 import typer
@@ -93,36 +101,94 @@ def _serve_app() -> typer.Typer:
     return t
 
 
-def test_serve_runs_the_api_on_a_port(tmp_path: Path) -> None:
+def test_serve_runs_the_code_flow_for_authlibs_client(tmp_path: Path) -> None:
+    """``accord serve`` with two workers, a real OAuth client, a person's browser, one flow."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    written = write_databases(tmp_path / "scenario", people=150, seed=3, at=at, parallel=False)
+    population = generate(150, seed=3, at=at)
     store(tmp_path / "store")
+    with Accord.open(data_dir=tmp_path / "store") as accord:
+        accord.import_records(population.people, population.consents, population.opt_outs)
+        apps = PartnerApps(accord)
+        mobile, _ = apps.register(
+            "Reelix mobile",
+            party="reelix",
+            agreement="chirp-reelix",
+            redirect_uris=[REDIRECT],
+            public=True,
+        )
+        for scope in apps.offered(mobile):
+            apps.review(mobile.client_id, scope, approved=True, reviewer="Ola", findings="ok")
+    command = [
+        sys.executable, "-c", SERVE, "--port", "0", "--workers", "2",
+        "--data-dir", str(tmp_path / "store"), "--scenario", str(written.chirp.parent),
+    ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("ACCORD_API_SECRET", None)
     with subprocess.Popen(  # noqa: S603 - our own interpreter and a fixed script
-        [sys.executable, "-c", SERVE, "--port", "0", "--data-dir", str(tmp_path / "store")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
     ) as process:
         try:
-            _check_serving(process)
+            url = _where(process)
+            _check_serving(url)
+            _code_flow(url, mobile.client_id)
         finally:
             process.terminate()
             process.wait(timeout=30)
 
 
-def _check_serving(process: subprocess.Popen[str]) -> None:
+def _where(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
-    url = None
     deadline = time.monotonic() + 60
-    while url is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             break
         found = re.search(r"running on (http://[\d.]+:\d+)", line)
-        url = found.group(1) if found else None
-    assert url is not None, "the server did not say where it listens"
+        if found:
+            return found.group(1)
+    raise AssertionError("the server did not say where it listens")
+
+
+def _check_serving(url: str) -> None:
+    # Wait for both workers to answer.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{url}/readyz").status_code == 200
     meta = httpx.get(f"{url}/.well-known/oauth-authorization-server").json()
     assert meta["token_endpoint"] == f"{url}/oauth/token"
     assert httpx.get(f"{url}/docs").status_code == 200
+
+
+def _code_flow(url: str, client_id: str) -> None:
+    person = "c0000005"
+    oauth = OAuth2Session(
+        client_id=client_id,
+        token_endpoint_auth_method="none",  # noqa: S106 - a public client's method, no secret
+        scope=SOCIAL,
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    verifier = generate_token(64)
+    authorize, state = oauth.create_authorization_url(
+        f"{url}/oauth/authorize", code_verifier=verifier
+    )
+    # Several requests of one browser land on either worker: the forms they sign must agree.
+    with httpx.Client(base_url=url) as browser:
+        redirected = browse(browser, authorize, person, allow=[SOCIAL])
+    token = oauth.fetch_token(
+        f"{url}/oauth/token",
+        authorization_response=redirected,
+        code_verifier=verifier,
+        state=state,
+    )
+    oauth.close()
+    with AccordClient(url, token["access_token"]) as api:
+        assert api.app()["person"] == person
+        friends = api.friends(person)
+    assert isinstance(friends, list)

@@ -18,30 +18,12 @@ from accord.api import GRANT_DAYS
 from accord.api import tables as t
 from accord.consent import Method
 from accord.scenario.population import CHIRP
-from api.world import REDIRECT, World, app_token, bearer, consent, delegated_token, pkce
+from api.world import REDIRECT, World, app_token, bearer, browse, consent, delegated_token, pkce
 
 pytestmark = pytest.mark.integration
 
 SOCIAL = "user.social:functional.service"
 PRIVATE = "user.content.private:functional.service"
-
-
-def browse(http: httpx.Client, url: str, person: str, allow: list[str]) -> str:
-    """A person's browser: sign in, tick ``allow`` on the consent screen; the redirect it gets."""
-    r = http.get(url)
-    if r.status_code == 303:
-        nxt = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
-        r = http.post("/login", data={"person": person, "next": nxt})
-        r = http.get(r.headers["location"])
-    assert r.status_code == 200, r.text
-    marker = 'name="pending" value="'
-    start = r.text.index(marker) + len(marker)
-    pending = r.text[start : r.text.index('"', start)]
-    r = http.post(
-        "/oauth/authorize/consent", data={"pending": pending, "action": "allow", "scope": allow}
-    )
-    assert r.status_code == 302, r.text
-    return str(r.headers["location"])
 
 
 def test_authlibs_client_runs_the_code_flow_with_pkce_end_to_end(

@@ -253,3 +253,21 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def browse(http: httpx.Client, url: str, person: str, allow: list[str]) -> str:
+    """A person's browser: sign in, tick ``allow`` on the consent screen; the redirect it gets."""
+    r = http.get(url)
+    if r.status_code == 303:
+        nxt = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
+        r = http.post("/login", data={"person": person, "next": nxt})
+        r = http.get(r.headers["location"])
+    assert r.status_code == 200, r.text
+    marker = 'name="pending" value="'
+    start = r.text.index(marker) + len(marker)
+    pending = r.text[start : r.text.index('"', start)]
+    r = http.post(
+        "/oauth/authorize/consent", data={"pending": pending, "action": "allow", "scope": allow}
+    )
+    assert r.status_code == 302, r.text
+    return str(r.headers["location"])
