@@ -18,6 +18,7 @@ from accord.api.access import Access
 from accord.api.apps import PartnerApps
 from accord.api.middleware import AccessLog, LimitBody
 from accord.api.oauth import OAuthServer
+from accord.api.registry import router as registry_router
 from accord.api.routes import Services, router
 from accord.api.screens import Screens, build_router
 from accord.api.settings import ApiSettings
@@ -82,6 +83,7 @@ def create_app(
     app.state.oauth = server
     problems.install(app)
     app.include_router(router)
+    app.include_router(registry_router)
     app.include_router(build_router(Screens(accord, apps, server, signing)))
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])

@@ -270,6 +270,15 @@ class PartnerApps:
             ).one_or_none()
         return None if row is None else _app(row)
 
+    def under(self, agreement: str) -> list[App]:
+        """The apps registered under ``agreement`` (revoked ones included), by name."""
+        a = t.apps_table
+        with self.accord.session() as s, translate(StoreError, "listing apps"):
+            rows = s.execute(
+                select(a).where(a.c.agreement == agreement).order_by(a.c.name, a.c.client_id)
+            ).all()
+        return [_app(r) for r in rows]
+
     def require(self, client_id: str) -> App:
         """The app ``client_id``, or :class:`NotFound`."""
         app = self.get(client_id)
