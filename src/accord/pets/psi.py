@@ -98,13 +98,18 @@ def identifiers(values: Iterable[str], kind: Kind, *, region: str | None = None)
 # -- the work on points, spread over the cores -------------------------------------------------
 
 
+def _task_size(engine: curve.Engine, n: int) -> int:
+    """Items per task: at most ``_SUB``, and small enough that every worker gets several."""
+    return max(64, min(_SUB, -(-n // (4 * engine.workers))))
+
+
 def _hash_all(engine: curve.Engine, items: Sequence[bytes]) -> bytes:
-    parts = (items[i : i + _SUB] for i in range(0, len(items), _SUB))
-    return b"".join(engine.hash(parts))
+    step = _task_size(engine, len(items))
+    return b"".join(engine.hash(items[i : i + step] for i in range(0, len(items), step)))
 
 
 def _blind_all(engine: curve.Engine, key: bytes, points: bytes) -> bytes:
-    step = _SUB * curve.POINT
+    step = _task_size(engine, len(points) // curve.POINT) * curve.POINT
     return b"".join(engine.blind(key, (points[i : i + step] for i in range(0, len(points), step))))
 
 

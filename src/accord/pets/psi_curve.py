@@ -115,16 +115,19 @@ def blind_chunk(key: bytes, chunk: bytes) -> bytes:
 class Engine:
     """Runs chunk functions on every core, results in order, a bounded number of chunks in flight.
 
-    With one worker (or ``workers=1``) it runs inline, in this process.
+    With one worker (or ``workers=1``) it runs inline, in this process. Workers start from a fork
+    server by default, which is safe in a process that runs threads (a web server); ``fork``
+    makes them this process's children (what a benchmark measuring their resources wants).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, start_method: str = "forkserver") -> None:
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.start_method = start_method
         self._pool: Executor | None = None
 
     def _executor(self) -> Executor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
+            context = multiprocessing.get_context(self.start_method)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
