@@ -165,10 +165,10 @@ def build(accord: Accord) -> None:
 
 
 @contextmanager
-def store(folder: Path) -> Iterator[Accord]:
-    """A built Accord store in ``folder`` (SQLite)."""
+def store(folder: Path, url: str | None = None) -> Iterator[Accord]:
+    """A built Accord store at ``url``, or in ``folder`` (SQLite); the ledger key in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    with Accord.open(data_dir=folder) as accord:
+    with Accord.open(database_url=url, data_dir=folder) as accord:
         build(accord)
         yield accord
 

@@ -180,3 +180,20 @@ def test_the_server_decides_for_the_party_that_asked(accord: Accord) -> None:
     assert last(accord, 1)[0]["recipient"] == "acme"
     assert last(accord, 1)[0]["agreement"] == AUDIENCE
     assert last(accord, 1)[0]["purpose"] == ADS
+
+
+@pytest.mark.postgres
+def test_matching_with_the_store_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    with store(tmp_path, pg_url) as on_postgres:
+        matched = match_through_accord(
+            on_postgres,
+            request("chirp"),
+            records("chirp"),
+            LocalTransport(reelix_server(on_postgres)),
+            ask=ask_for(request("reelix")),
+            kind=Kind.EMAIL,
+            engine=curve.Engine(1),
+        )
+        assert matched.people == {"c1", "c5"}
+        assert matched.feed.people == 3
+        assert last(on_postgres, 1)[0]["kind"] == "release"  # Reelix's side, logged last
