@@ -155,3 +155,13 @@ def test_access_tokens_live_at_most_an_hour() -> None:
         ApiSettings(token_seconds=3601)
     with pytest.raises(InvalidInput, match="1 to 3600"):
         OAuthServer(None, issuer=None, token_seconds=7200)  # type: ignore[arg-type]
+
+
+def test_a_rate_limit_that_is_not_one_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from accord.api import ApiSettings
+
+    assert ApiSettings(rate_limit="10/second").rate_limit == "10/second"
+    with pytest.raises(ValidationError, match="not a rate limit"):
+        ApiSettings(rate_limit="lots")

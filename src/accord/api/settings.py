@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from limits import parse as parse_limit
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accord.api.oauth import MAX_TOKEN_SECONDS
@@ -37,6 +38,15 @@ class ApiSettings(BaseSettings):
         default=None,
         description="The authorization server's issuer URL (RFC 8414); unset: the request's base.",
     )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '1200/minute': {value!r}") from exc
+        return value
 
 
 API_SETTINGS: dict[str, str] = {
