@@ -93,6 +93,11 @@ def test_serve_plans_each_partys_database_and_declaration(tmp_path: Path) -> Non
     bad = CliRunner().invoke(_serve_app(), ["--source", "acme=sqlite:///x.db"])
     assert bad.exit_code == 1
     assert "no dataset declaration for acme" in bad.output
+    unset = CliRunner().invoke(
+        _serve_app(), ["--scenario", str(tmp_path)], env={"ACCORD_API_TOKEN_SECONDS": "86400"}
+    )
+    assert unset.exit_code == 2
+    assert "ACCORD_API_TOKEN_SECONDS" in unset.output
 
 
 def _serve_app() -> typer.Typer:

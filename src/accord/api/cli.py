@@ -21,6 +21,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -164,6 +165,13 @@ def serve(
     except AccordError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code) from None
+    try:
+        ApiSettings()
+    except ValidationError as exc:
+        for problem in exc.errors():
+            name = "ACCORD_API_" + "_".join(str(p) for p in problem["loc"]).upper()
+            err.print(f"[bold red]error:[/] {name}: {escape(problem['msg'])}")
+        raise typer.Exit(2) from None
     os.environ[SERVE_ENV] = json.dumps(layout)
     os.environ.setdefault("ACCORD_API_SECRET", secrets.token_urlsafe(32))
     uvicorn.run(
