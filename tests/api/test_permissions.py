@@ -239,7 +239,20 @@ def test_a_gpc_signal_is_recorded_as_an_opt_out_and_bars_ad_permissions(
             .scalars()
             .all()
         )
-    assert "global_privacy_control" in kinds
+    assert kinds == ["global_privacy_control"]
+    # The signal again, on another page: the opt-out in force stands, not a second one.
+    again = client.get("/me/apps", params={"party": REELIX}, headers={"Sec-GPC": "1"})
+    assert again.status_code == 200
+    with world.accord.session() as s:
+        count = len(
+            s.execute(
+                select(store_tables.opt_outs.c.id).where(
+                    store_tables.opt_outs.c.person == person,
+                    store_tables.opt_outs.c.controller == REELIX,
+                )
+            ).all()
+        )
+    assert count == 1
 
 
 def test_without_gpc_the_ad_permission_is_offered(world: World, client: httpx.Client) -> None:

@@ -36,7 +36,7 @@ from accord.api.signing import Signer
 from accord.consent import OptOut, OptOutKind, SignalSource
 from accord.errors import AccordError, NotFound
 from accord.service import Accord
-from accord.store.repositories import PeopleRepository
+from accord.store.repositories import ConsentRepository, PeopleRepository
 
 PERSON_COOKIE = "accord_person"
 SIGN_IN_SECONDS = 3600
@@ -83,6 +83,23 @@ class Screens:
         if value is None:
             return None
         return str(value["party"]), str(value["person"])
+
+    def honour_gpc(self, request: Request, party: str, person: str) -> bool:
+        """Whether the browser sent ``Sec-GPC: 1``; if so, the person's opt-out of sale and
+        sharing at ``party`` is recorded (once: an opt-out already in force stands)."""
+        if request.headers.get("sec-gpc") != "1":
+            return False
+        now = datetime.now(UTC)
+        with self.accord.session() as s:
+            facts = ConsentRepository(s).facts(party, [person]).get(person)
+        held = facts is not None and any(
+            o.kind is OptOutKind.SALE_SHARING and o.in_force_at(now) for o in facts.opt_outs
+        )
+        if not held:
+            self.accord.opt_out(
+                OptOut(person, party, OptOutKind.SALE_SHARING, SignalSource.GPC, now)
+            )
+        return True
 
     def offers(self, app: App, person: str, asked: frozenset[Scope], gpc: bool) -> list[Offer]:
         """Each permission asked for, and whether it can be granted now."""
@@ -195,17 +212,7 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
             target = f"/oauth/authorize?{request.url.query}"
             return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         person = signed_in[1]
-        gpc = request.headers.get("sec-gpc") == "1"
-        if gpc:
-            screens.accord.opt_out(
-                OptOut(
-                    person,
-                    controller,
-                    OptOutKind.SALE_SHARING,
-                    SignalSource.GPC,
-                    datetime.now(UTC),
-                )
-            )
+        gpc = screens.honour_gpc(request, controller, person)
         offers = screens.offers(app, person, parse_all(req.scope), gpc)
         pending = screens.pending.sign(
             {
@@ -366,6 +373,7 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
             target = f"/me/apps?{urlencode({'party': party})}"
             return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         person = signed_in[1]
+        screens.honour_gpc(request, party, person)
         apps: dict[str, tuple[App, list[Any]]] = {}
         for grant in screens.apps.granted_by(person, party):
             app = screens.apps.get(grant.client_id)
