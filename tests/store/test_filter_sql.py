@@ -272,8 +272,20 @@ def test_opt_outs_regions_and_subjects(store: tuple[Engine, sessionmaker[Any]]) 
 def test_the_query_is_one_select() -> None:
     f = vppa(applies_to=Jurisdictions.of(["US"]), exempt="p1")
     sql = str(allowed_people_query(f))
-    assert sql.startswith("SELECT people.person_id")
-    assert sql.count("SELECT") == 4  # people, and EXISTS over consents, purposes, categories
+    # One statement: the consents scanned once (materialised), then the people selected.
+    assert sql.startswith("WITH consent_holders_0 AS MATERIALIZED")
+    assert "SELECT people.person_id" in sql
+    assert sql.count("FROM consents") == 1
+    assert ";" not in sql
+
+
+def test_rules_asking_the_same_of_a_consent_share_one_scan() -> None:
+    plain = Rule("clause", "has not consented", ConsentNeed("reelix", US, WATCHED))
+    distinct = Rule("vppa", "no VPPA consent", ConsentNeed("reelix", US, WATCHED, max_years=2))
+    f = PersonFilter(AT, "chirp", rules=(plain, distinct))
+    sql = str(allowed_people_query(f))
+    assert sql.count("FROM consents") == 1
+    assert sql.count("consent_holders_1") == 0
 
 
 # --- groups ---------------------------------------------------------------------------------

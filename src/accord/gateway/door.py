@@ -295,12 +295,13 @@ class Gateway:
             )
         rows: list[tuple[Any, ...]] = []
         subjects: set[Any] = set()
+        width = len(plan.fields)
         with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
-            for row in read:
-                if within is not None and row[at] not in within:
-                    continue
-                subjects.add(row[at])
-                rows.append(tuple(row[: len(plan.fields)]))
+            # A batch at a time, in comprehensions: a release may be millions of rows.
+            for batch in read.batches():
+                kept = batch if within is None else [r for r in batch if r[at] in within]
+                subjects.update([r[at] for r in kept])
+                rows.extend([tuple(r[:width]) for r in kept])
         if c.group is None:
             about = frozenset(str(s) for s in subjects)
         else:

@@ -11,7 +11,8 @@ it. Results stream in batches.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Engine,
     FromClause,
     MetaData,
-    Result,
     Select,
     Table,
     cast,
@@ -49,13 +49,18 @@ class Rows:
     """
 
     columns: tuple[str, ...]
-    _result: Result[Any]
+    _fetch: Callable[[], Sequence[Sequence[Any]]]
+    """The next batch of rows; empty when there are no more."""
     _doing: str
 
     def batches(self) -> Iterator[Sequence[Sequence[Any]]]:
         """The rows, a batch at a time (at most the read's ``batch_size`` each)."""
-        with translate(StoreError, self._doing):
-            yield from self._result.partitions()
+        while True:
+            with translate(StoreError, self._doing):
+                batch = self._fetch()
+            if not batch:
+                return
+            yield batch
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
         for batch in self.batches():
@@ -73,6 +78,52 @@ class Aggregate:
 
 _MEASURE = re.compile(r"^(count|count_distinct|sum)(?:\(([A-Za-z_][A-Za-z0-9_]*)\))?$")
 _DAY = re.compile(r"^day\(([A-Za-z_][A-Za-z0-9_]*)\)$")
+
+
+@contextmanager
+def _cursor(
+    conn: Connection, query: Select[Any], batch_size: int, doing: str
+) -> Iterator[Callable[[], Sequence[Sequence[Any]]]]:
+    """A function fetching the query's rows a batch at a time.
+
+    Where no selected column and no parameter needs SQLAlchemy's type processing (text, numbers:
+    what a party's tables mostly hold), the rows come straight from the driver's cursor, a
+    server-side one on PostgreSQL: several times faster for a release of millions of rows than
+    building SQLAlchemy rows. Otherwise SQLAlchemy streams them.
+    """
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect)
+    plain = all(
+        col.type.result_processor(dialect, None) is None for col in query.selected_columns
+    ) and all(b.type.bind_processor(dialect) is None for b in compiled.binds.values())
+    if not plain:
+        with translate(StoreError, doing):
+            result = conn.execute(query, execution_options={"yield_per": batch_size})
+        try:
+            yield lambda: result.fetchmany(batch_size)
+        finally:
+            with translate(StoreError, doing):
+                result.close()
+        return
+    params = compiled.construct_params()
+    bound: Sequence[Any] | Mapping[str, Any] = (
+        [params[name] for name in compiled.positiontup or ()] if compiled.positional else params
+    )
+    driver = conn.connection.driver_connection
+    if driver is None:  # pragma: no cover - a live connection always has its driver's
+        raise StoreError(f"{doing}: the connection has no driver connection")
+    with translate(StoreError, doing):
+        if dialect.name == "postgresql":
+            cursor = driver.cursor(name=f"accord_read_{secrets.token_hex(6)}")
+            cursor.itersize = batch_size
+        else:
+            cursor = driver.cursor()
+        cursor.execute(str(compiled), bound)
+    try:
+        yield lambda: cursor.fetchmany(batch_size)
+    finally:
+        with translate(StoreError, doing):
+            cursor.close()
 
 
 class Source:
@@ -268,13 +319,8 @@ class Source:
                 .select_from(restricted)
                 .where(admitted, *self._conditions(c, table, where))
             )
-            with translate(StoreError, doing):
-                result = conn.execute(query, execution_options={"yield_per": batch_size})
-            try:
-                yield Rows(tuple(names), result, doing)
-            finally:
-                with translate(StoreError, doing):
-                    result.close()
+            with _cursor(conn, query, batch_size, doing) as fetch:
+                yield Rows(tuple(names), fetch, doing)
 
     def read_all(
         self,

@@ -21,6 +21,7 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     FromClause,
     Select,
@@ -108,8 +109,13 @@ def _operation_sets(operation: Operation) -> list[str]:
     )
 
 
-def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
-    """Some consent of the person meets ``need`` at ``f.at``."""
+Shared = dict[tuple[Any, ...], CTE]
+"""The consents a query's rules share, by what they ask of a consent besides how it was given."""
+
+
+def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
+    """Consents in force at ``f.at`` covering ``need`` (its recipient, operation, purpose,
+    category and title), with what the rules may further ask of them."""
     at = f.at
     c = t.consents.alias("c")
     purposes = t.consent_purposes.alias("cp")
@@ -117,7 +123,6 @@ def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
     excluded = t.consent_excluded_titles.alias("cx")
     conditions: list[ColumnElement[bool]] = [
         c.c.controller == f.controller,
-        c.c.person == _person.person_id,
         c.c.recipient == need.recipient,
         c.c.operations.in_(_operation_sets(need.operation)),
         c.c.given_at <= at,
@@ -132,11 +137,6 @@ def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
             _Filtered(categories.c.category).in_(ancestors(need.category)),
         ),
     ]
-    if need.distinct_and_separate:
-        conditions.append(c.c.distinct_and_separate == true())
-    oldest = need.given_after(at)
-    if oldest is not None:
-        conditions.append(c.c.given_at > oldest)
     if need.title is None:
         # Without a title only an ongoing consent can be in scope.
         conditions.append(c.c.scope == Scope.ONGOING.value)
@@ -145,7 +145,40 @@ def consent_exists(need: ConsentNeed, f: PersonFilter) -> ColumnElement[bool]:
             not_(exists().where(excluded.c.consent_id == c.c.id, excluded.c.title == need.title))
         )
         conditions.append(or_(c.c.scope == Scope.ONGOING.value, c.c.disclosure == need.title))
-    return exists().where(*conditions)
+    return select(c.c.person, c.c.distinct_and_separate, c.c.given_at).where(*conditions)
+
+
+def consent_holders(
+    need: ConsentNeed, f: PersonFilter, shared: Shared | None = None
+) -> Select[Any]:
+    """The people of ``f.controller`` holding a consent that meets ``need`` at ``f.at``.
+
+    Uncorrelated: the database computes it once per query (from the consents, the smaller side)
+    and probes it for each person, instead of searching the consents again for every person.
+    Rules that ask the same of a consent but for how it was given (the clause's consent, the
+    VPPA's and the GDPR's, say) share one materialised scan of the consents through ``shared``.
+    """
+    key = (need.recipient, need.operation, need.purpose, need.category, need.title)
+    base = shared.get(key) if shared is not None else None
+    if base is None:
+        base = _holders_base(need, f).cte(f"consent_holders_{len(shared or ())}")
+        base = base.prefix_with("MATERIALIZED")
+        if shared is not None:
+            shared[key] = base
+    conditions: list[ColumnElement[bool]] = []
+    if need.distinct_and_separate:
+        conditions.append(base.c.distinct_and_separate == true())
+    oldest = need.given_after(f.at)
+    if oldest is not None:
+        conditions.append(base.c.given_at > oldest)
+    return select(base.c.person).where(*conditions)
+
+
+def consent_exists(
+    need: ConsentNeed, f: PersonFilter, shared: Shared | None = None
+) -> ColumnElement[bool]:
+    """Some consent of the person meets ``need`` at ``f.at``."""
+    return _person.person_id.in_(consent_holders(need, f, shared))
 
 
 def no_opt_out(need: NoOptOut, f: PersonFilter) -> ColumnElement[bool]:
@@ -170,12 +203,12 @@ def applies(rule: Rule) -> ColumnElement[bool]:
     return and_(_person.person_id != rule.exempt, where)
 
 
-def requirement(rule: Rule, f: PersonFilter) -> ColumnElement[bool]:
+def requirement(rule: Rule, f: PersonFilter, shared: Shared | None = None) -> ColumnElement[bool]:
     """The person meets ``rule``'s requirement (whether or not it applies)."""
     req = rule.requirement
     if isinstance(req, NoOptOut):
         return no_opt_out(req, f)
-    return consent_exists(req, f)
+    return consent_exists(req, f, shared)
 
 
 def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:
@@ -188,7 +221,8 @@ def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:
 
 def allowed_people_query(f: PersonFilter) -> Select[str]:
     """The ids of the controller's people that ``f`` lets through: one ``SELECT``."""
-    passes = [or_(not_(applies(rule)), requirement(rule, f)) for rule in f.rules]
+    shared: Shared = {}
+    passes = [or_(not_(applies(rule)), requirement(rule, f, shared)) for rule in f.rules]
     return select(_person.person_id).where(*_considered(f), within(f.regions), *passes)
 
 
@@ -201,9 +235,10 @@ def allowed_people(session: Session, f: PersonFilter) -> set[str]:
 def refusals_query(f: PersonFilter) -> tuple[list[str], Select[Any]]:
     """The rule ids, and one row counting, for each, the people it keeps out."""
     fails: dict[str, ColumnElement[bool]] = {REGION_RULE: not_(within(f.regions))}
+    shared: Shared = {}
     for rule in f.rules:
         fails[rule.id] = or_(
-            fails.get(rule.id, false()), and_(applies(rule), not_(requirement(rule, f)))
+            fails.get(rule.id, false()), and_(applies(rule), not_(requirement(rule, f, shared)))
         )
     ids = list(fails)
     counts = [
