@@ -335,6 +335,24 @@ def write_databases(
     return Written(final[CHIRP], final[REELIX], rows)
 
 
+def write_reelix(
+    out: Path, *, people: int, seed: int, at: datetime, report: Reporter = _silent
+) -> Path:
+    """Write only ``out/reelix.db``: members, the catalogue and watch events, no recommendations.
+
+    The rows are the ones :func:`write_databases` writes for Reelix with the same seed (the
+    recommendations, which need Chirp's friend graph, are left out); for work that reads watch
+    history alone, at a fraction of the time.
+    """
+    if people < 1:
+        raise ValueError("the population needs at least one person")
+    out.mkdir(parents=True, exist_ok=True)
+    final, partial = out / "reelix.db", out / "reelix.db.partial"
+    _Job({REELIX: partial}, people, seed, at).run(REELIX, report)
+    partial.replace(final)
+    return final
+
+
 # Chirp's process writes the recommendations (they need the friend graph) to a file of their own,
 # copied into Reelix's database once both processes are done.
 RECOMMENDATIONS_PARTY = "recommendations"
@@ -774,4 +792,11 @@ class _Talk:
                 )
 
 
-__all__ = ["Reporter", "Written", "friend_graph", "write_databases", "zipf_weights"]
+__all__ = [
+    "Reporter",
+    "Written",
+    "friend_graph",
+    "write_databases",
+    "write_reelix",
+    "zipf_weights",
+]

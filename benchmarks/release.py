@@ -1,0 +1,252 @@
+"""Releasing a million people's watch events through the gateway, side by side with bare SQL.
+
+The flow is the filings' watch activity shared to the social network: Chirp reads Reelix's
+``watch_events`` under the ``watch-activity`` clause. Through :meth:`accord.gateway.Gateway.
+exchange` that is: authenticate, decide in Cedar, compute in the Accord store who has consented
+(VPPA in the US, the GDPR's distinct consent in the EU), carry those ids into Reelix's database as
+a temporary table, select only the two released fields of their rows, append the decision and the
+release to the ledger durably, and hand the rows over.
+
+The baseline is the bare SQL query that selects the same rows from the same database, given the
+same people already sitting in a table there: ``SELECT title_id, watched_at FROM watch_events
+JOIN allowed USING (member_id)`` through the ``sqlite3`` module. The ratio is everything Accord adds
+(goal: at most 2×). Rounds alternate between the two so the shared machine's noise falls on both.
+Peak memory is the resident set of a fresh process doing one release of each kind.
+
+Prints a table and ends with one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from accord import agreements as ag
+from accord.consent import Operation
+from accord.gateway import Exchange, Gateway, Keyring
+from accord.requests import Request
+from accord.scenario.generate import write_reelix
+from accord.scenario.population import CHIRP, REELIX, generate
+from accord.service import Accord
+from accord.sources import Source, load
+from accord.store import filter_sql
+from accord.store.engine import make_engine
+
+AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
+WATCHED = "user.behavior.media_consumption"
+console = Console()
+
+
+def request() -> Request:
+    return Request(
+        requester=CHIRP,
+        agreement="chirp-reelix",
+        clause="watch-activity",
+        operation=Operation.READ,
+        purpose="functional.service",
+        categories=frozenset({WATCHED}),
+        at=AT,
+    )
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def prepare(work: Path, people: int, seed: int) -> None:
+    """Reelix's database, the Accord store with everyone's consents, and the bare table."""
+    done = work / "ready"
+    if done.exists():
+        console.print(f"reusing the prepared scenario in {work}")
+        return
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    with _bars() as bars:
+
+        def phase(description: str, total: int, /) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda steps: bars.advance(task, steps)
+
+        write_reelix(work, people=people, seed=seed, at=AT, report=phase)
+        population = generate(people, seed=seed, at=AT)
+        with Accord.open(data_dir=work / "accord") as accord:
+            examples = resources.files("accord") / "examples"
+            accord.register((examples / "chirp-reelix.yaml").read_text(), source="x", by="bench")
+            accord.review("chirp-reelix", reviewer="board", findings="ok", approved=True)
+            accord.move("chirp-reelix", ag.Status.ACTIVE, by="board")
+            task = bars.add_task("consents into the store", total=len(population.consents))
+            accord.import_records(
+                population.people,
+                population.consents,
+                population.opt_outs,
+                progress=lambda n: bars.advance(task, n),
+            )
+            decision = accord.policy().decide(request())
+            if decision.filter is None:
+                raise SystemExit(f"the watch-activity request was refused: {decision.reason}")
+            with accord.session() as s:
+                allowed = filter_sql.allowed_people(s, decision.filter)
+    # The baseline's table: the same people, already in Reelix's database.
+    with closing(sqlite3.connect(work / "reelix.db")) as db:
+        db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        db.executemany("INSERT INTO bench_allowed VALUES (?)", ((p,) for p in sorted(allowed)))
+        db.commit()
+    done.touch()
+
+
+@contextmanager
+def gateway(work: Path) -> Iterator[tuple[Gateway, str]]:
+    dataset = load(str(resources.files("accord") / "scenario" / "datasets" / "reelix.yaml"))
+    engine = make_engine(f"sqlite:///{work / 'reelix.db'}")
+    try:
+        with Accord.open(data_dir=work / "accord") as accord:
+            keyring = Keyring()
+            token = keyring.issue(CHIRP)
+            yield Gateway(accord, {REELIX: Source(engine, dataset)}, keyring), token
+    finally:
+        engine.dispose()
+
+
+def through_accord(door: Gateway, token: str) -> list[tuple[Any, ...]]:
+    return door.exchange(Exchange(request(), token, "watch_events")).rows
+
+
+def bare(work: Path) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(work / "reelix.db")) as db:
+        return db.execute(
+            "SELECT w.title_id, w.watched_at FROM watch_events w "
+            "JOIN bench_allowed a ON a.member_id = w.member_id"
+        ).fetchall()
+
+
+def _peak_child(kind: str, work: str, out: multiprocessing.Queue[tuple[int, int]]) -> None:
+    if kind == "accord":
+        with gateway(Path(work)) as (door, token):
+            rows = len(through_accord(door, token))
+    else:
+        rows = len(bare(Path(work)))
+    out.put((rows, _peak_kb()))
+
+
+def _peak_kb() -> int:
+    """This process's peak resident set in KiB (VmHWM: unlike ru_maxrss, not inherited)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_mb(kind: str, work: Path) -> tuple[int, float]:
+    """Rows released and the peak resident set (MB) of a fresh process doing one release."""
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[tuple[int, int]] = context.Queue()
+    child = context.Process(target=_peak_child, args=(kind, str(work), queue))
+    child.start()
+    rows, kb = queue.get()
+    child.join()
+    return rows, kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None, help="keep the scenario here")
+    parser.add_argument("--quick", action="store_true", help="20,000 people, 2 rounds")
+    args = parser.parse_args()
+    if args.quick:
+        args.people, args.rounds = 20_000, 2
+    work = args.work or Path(tempfile.gettempdir()) / f"accord-release-{args.people}-{args.seed}"
+    prepare(work, args.people, args.seed)
+    with closing(sqlite3.connect(work / "reelix.db")) as db:
+        (events,) = db.execute("SELECT count(*) FROM watch_events").fetchone()
+        (allowed,) = db.execute("SELECT count(*) FROM bench_allowed").fetchone()
+
+    accord_s: list[float] = []
+    bare_s: list[float] = []
+    with gateway(work) as (door, token), _bars() as bars:
+        task = bars.add_task("releases, alternating", total=2 * args.rounds)
+        for n in range(args.rounds):
+            started = time.perf_counter()
+            released = through_accord(door, token)
+            accord_s.append(time.perf_counter() - started)
+            bars.advance(task)
+            started = time.perf_counter()
+            selected = bare(work)
+            bare_s.append(time.perf_counter() - started)
+            bars.advance(task)
+            if n == 0 and sorted(released) != sorted(selected):
+                raise SystemExit("the gateway released other rows than the bare query selects")
+            released = selected = []
+    accord_rows, accord_mb = peak_rss_mb("accord", work)
+    bare_rows, bare_mb = peak_rss_mb("bare", work)
+    if accord_rows != bare_rows:
+        raise SystemExit(f"the processes released {accord_rows:,} and {bare_rows:,} rows")
+
+    a, b = statistics.median(accord_s), statistics.median(bare_s)
+    ratio = a / b
+    table = Table(title=f"Watch events of {args.people:,} people: {allowed:,} consenting")
+    table.add_column("")
+    table.add_column("median s", justify="right")
+    table.add_column("rows/s", justify="right")
+    table.add_column("peak RSS MB", justify="right")
+    table.add_row(
+        "Accord gateway (decide, filter, ledger)",
+        f"{a:.2f}",
+        f"{accord_rows / a:,.0f}",
+        f"{accord_mb:,.0f}",
+    )
+    table.add_row(
+        "bare SQL, same rows, same database", f"{b:.2f}", f"{bare_rows / b:,.0f}", f"{bare_mb:,.0f}"
+    )
+    console.print(table)
+    console.print(
+        f"{events:,} watch events; {accord_rows:,} released. Accord / bare SQL = "
+        f"[bold]{ratio:.2f}×[/] (goal ≤ 2×: {'met' if ratio <= 2 else 'NOT met'})"
+    )
+    print(
+        json.dumps(
+            {
+                "people": args.people,
+                "watch_events": events,
+                "consenting_people": allowed,
+                "released_rows": accord_rows,
+                "accord_s": round(a, 3),
+                "bare_sql_s": round(b, 3),
+                "accord_runs_s": [round(x, 3) for x in accord_s],
+                "bare_runs_s": [round(x, 3) for x in bare_s],
+                "release_vs_bare_sql_ratio": round(ratio, 3),
+                "peak_rss_accord_mb": round(accord_mb, 1),
+                "peak_rss_bare_mb": round(bare_mb, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
