@@ -139,6 +139,9 @@ ALLOWED = "allowed"
         ("SELECT count(*) AS n FROM exposures", "table"),  # not in the rule
         ("SELECT count(*) AS n FROM main.watch", "table"),
         ("DELETE FROM watch", "select-only"),
+        ("SELECT title_id, count(*) AS n FROM watch GROUP BY 1 QUALIFY n > 1", "clause"),
+        ("SELECT count(*) AS n FROM watch USING SAMPLE 10%", "clause"),  # a sample of people
+        ("SELECT count(*) AS n FROM watch TABLESAMPLE 10%", "clause"),
         ("SELECT count(*) AS n FROM watch; SELECT 1", "one-statement"),
         ("SELECT count(*) AS n FROM watch WHERE", "syntax"),
         (

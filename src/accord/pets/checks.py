@@ -57,6 +57,11 @@ _SCALAR = (
     exp.Coalesce,
     exp.Trim,
 )
+# The parts of a SELECT a clean-room query may have (sqlglot's names for them).
+_CLAUSES = frozenset(
+    {"expressions", "from_", "joins", "where", "group", "having", "order", "limit", "offset"}
+    | {"distinct"}
+)
 _LEAVES = (exp.Identifier, exp.Literal, exp.DataType, exp.Var, exp.Null, exp.Boolean)
 _ARITHMETIC = (exp.Paren, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div)
 _PREDICATES = (
@@ -231,6 +236,8 @@ class _Checker:
 
     def _shape(self) -> None:
         for node in self.tree.walk():
+            if isinstance(node, exp.TableSample):
+                raise QueryRefused("clause", "sampling is not allowed in a clean-room query")
             if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
                 raise QueryRefused(
                     "select-star",
@@ -253,6 +260,13 @@ class _Checker:
             if isinstance(node, exp.Window):
                 raise QueryRefused(
                     "window", "window functions are not allowed: they compute per-row results"
+                )
+        for clause, value in self.tree.args.items():
+            if value and clause not in _CLAUSES:
+                raise QueryRefused(
+                    "clause",
+                    f"{clause.rstrip('_').upper()} is not allowed in a clean-room query (only "
+                    "SELECT, FROM, JOIN, WHERE, GROUP BY, HAVING, ORDER BY, LIMIT and OFFSET)",
                 )
 
     def _tables(self) -> None:
