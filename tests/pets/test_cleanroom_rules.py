@@ -138,6 +138,10 @@ ALLOWED = "allowed"
         # -- tables and statements ----------------------------------------------------------------
         ("SELECT count(*) AS n FROM exposures", "table"),  # not in the rule
         ("SELECT count(*) AS n FROM main.watch", "table"),
+        ("SELECT count(*) AS n FROM read_csv('/etc/passwd')", "table"),  # a table function
+        ("SELECT count(*) AS n FROM 'watch.csv'", "table"),  # a file
+        ("SELECT count(*) AS n FROM unnest([1, 2]) AS u(x)", "table"),
+        ("SELECT count(*) AS n FROM (VALUES (1)) AS v(x)", "table"),
         ("DELETE FROM watch", "select-only"),
         ("SELECT title_id, count(*) AS n FROM watch GROUP BY 1 QUALIFY n > 1", "clause"),
         ("SELECT count(*) AS n FROM watch USING SAMPLE 10%", "clause"),  # a sample of people

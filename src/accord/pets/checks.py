@@ -272,6 +272,15 @@ class _Checker:
     def _tables(self) -> None:
         if self.tree.args.get("from_") is None:
             raise QueryRefused("table", "the query reads no table (it needs FROM)")
+        sources = [self.tree.args["from_"].this]
+        sources += [join.this for join in self.tree.args.get("joins") or []]
+        for source in sources:
+            if not (isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier)):
+                raise QueryRefused(
+                    "table",
+                    f"{source.sql('duckdb')}: a clean-room query reads the rule's tables, by "
+                    "name, and nothing else",
+                )
         for table in self.tree.find_all(exp.Table):
             if table.args.get("db") or table.args.get("catalog"):
                 raise QueryRefused("table", f"{table.sql('duckdb')}: name a rule's table plainly")
