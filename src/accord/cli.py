@@ -20,6 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from accord import agreements as ag
+from accord.api.cli import app as api_app
+from accord.api.cli import serve as api_serve
 from accord.consent import (
     Consent,
     Method,
@@ -51,6 +53,8 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(api_app, name="app")
+app.command("serve")(api_serve)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)

@@ -16,8 +16,9 @@ import accord.store.tables  # noqa: F401  (the store's tables on Base.metadata)
 from accord.store.engine import Base, make_engine
 from accord.store.migrate import alembic_config, current, open_store, upgrade
 
-if importlib.util.find_spec("accord.ledger.tables") is not None:
-    importlib.import_module("accord.ledger.tables")
+for _module in ("accord.ledger.tables", "accord.api.tables", "accord.pets.tables"):
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module)
 
 STORE_TABLES = {
     "parties",
