@@ -254,6 +254,20 @@ join_columns: [watch.member_id, links.member_id]
             ),
             "filter",
         ),
+        (
+            (
+                "SELECT w.title_id FROM watch AS w JOIN links AS l ON w.member_id = l.member_id "
+                "ORDER BY w.seconds"
+            ),
+            "order",  # ordering by a hidden column discloses its order
+        ),
+        (
+            (
+                "SELECT w.title_id AS t FROM watch AS w JOIN links AS l ON w.member_id = l.member_id "
+                "ORDER BY t, l.chirp_id LIMIT 10"
+            ),
+            ALLOWED,
+        ),
     ],
 )
 def test_list_rule(query: str, outcome: str) -> None:

@@ -722,6 +722,20 @@ class _Checker:
                 raise QueryRefused(
                     "aggregate", "a list rule lists overlapping rows; it does not group"
                 )
+        order = tree.args.get("order")
+        for ordered in order.expressions if order is not None else []:
+            key = ordered.this
+            if isinstance(key, exp.Column) and not key.table and key.name.lower() in outputs:
+                continue
+            if isinstance(key, exp.Literal) and key.is_int:
+                continue
+            # Ordering by a column the list does not show would disclose its order.
+            self._scalar(
+                key,
+                rule.columns,
+                "the query orders by {column}, which this list rule does not show",
+                "order",
+            )
         return Checked(
             RuleKind.LIST,
             tree.sql("duckdb"),
