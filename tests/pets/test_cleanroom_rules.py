@@ -263,8 +263,8 @@ join_columns: [watch.member_id, links.member_id]
         ),
         (
             (
-                "SELECT w.title_id AS t FROM watch AS w JOIN links AS l ON w.member_id = l.member_id "
-                "ORDER BY t, l.chirp_id LIMIT 10"
+                "SELECT w.title_id AS t FROM watch AS w JOIN links AS l "
+                "ON w.member_id = l.member_id ORDER BY t, l.chirp_id LIMIT 10"
             ),
             ALLOWED,
         ),
