@@ -312,3 +312,21 @@ def test_values_beyond_the_bounds_are_clamped(budgets: PrivacyBudgets) -> None:
         ((total,),) = room.run("SELECT sum(seconds) AS total FROM watch").rows
     # 50 × 100 plus the whale's clamped 3,600; the noise (scale 2·3600/500) is far smaller.
     assert abs(total - 8_600) < 300
+
+
+@pytest.mark.integration
+def test_every_result_is_in_the_ledger_before_it_leaves(accord: Accord) -> None:
+    rows = watch_rows()
+    with CleanRoom(parse_rule(RULE), analyst="chirp", ledger=accord.ledger) as room:
+        room.load("watch", COLUMNS, rows, party="reelix", agreement="chirp-reelix")
+        result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1")
+    assert result.receipt is not None
+    leaf = accord.ledger.leaf(result.receipt.index).entry()
+    assert leaf["kind"] == "release"
+    assert leaf["granularity"] == "aggregate"
+    assert leaf["provider"] == "reelix"
+    assert leaf["recipient"] == "chirp"
+    assert leaf["fields"] == ["title_id", "views"]
+    assert leaf["people"] == len({r[0] for r in rows})
+    assert leaf["subjects"] == []  # an aggregate names no one
+    assert "2 rows" in leaf["reason"]

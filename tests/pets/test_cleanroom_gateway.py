@@ -202,6 +202,7 @@ def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
     assert report.exit_code == 0, report.output
     assert "laplace noise" in report.output
     assert "spent the budget of" in report.output
+    assert "released from the room (ledger entry" in report.output
     bad = runner.invoke(app, ["report", "--start", "soon", "--data-dir", str(tmp_path / "c")])
     assert bad.exit_code == 2
     assert "not a date" in bad.output

@@ -34,6 +34,8 @@ import duckdb
 from accord.agreements import Granularity
 from accord.errors import ConfigError, InvalidInput, StoreError
 from accord.gateway import Exchange, Gateway, GatewayError, Release
+from accord.ledger.entries import ReleaseEntry
+from accord.ledger.log import Ledger, Receipt
 from accord.pets import dp
 from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
 from accord.pets.checks import (
@@ -68,6 +70,8 @@ class Table:
     categories: tuple[str, ...] = ()
     observed: Observed = field(default_factory=Observed)
     """What the room saw of the rows as they came in (ranges, the busiest person's rows)."""
+    people: int = 0
+    """How many distinct people the rows are about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +84,28 @@ class Result:
     spends: tuple[Spend, ...] = ()
     noise: str | None = None
     """How the numbers were noised, in a sentence; None for exact answers."""
+    receipt: Receipt | None = None
+    """The ledger receipt of the result's release (when the room has a ledger)."""
 
 
 class CleanRoom:
     """One analysis rule over the tables loaded into a private DuckDB database."""
 
     def __init__(
-        self, rule: AnalysisRule, *, analyst: str, budgets: PrivacyBudgets | None = None
+        self,
+        rule: AnalysisRule,
+        *,
+        analyst: str,
+        budgets: PrivacyBudgets | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
+        """A room for ``analyst``; results are logged to ``ledger`` (or the budgets' ledger)."""
         if rule.privacy is not None and budgets is None:
             raise ConfigError("a rule with differential privacy needs the privacy budgets")
         self.rule = rule
         self.analyst = analyst
         self.budgets = budgets
+        self.ledger = ledger if ledger is not None else budgets.ledger if budgets else None
         self.tables: dict[str, Table] = {}
         self._db = duckdb.connect(":memory:")
 
@@ -227,11 +240,12 @@ class CleanRoom:
                 f"AS {RANK_COLUMN} FROM (SELECT *, random() AS _accord_r FROM {table})"
             )
             spans = ", ".join(f"min({_quote(c)}), max({_quote(c)})" for c in numeric)
+            # Each person's first row is ranked 1: counting those counts the people.
             found = self._db.execute(
-                f"SELECT count(*), max({RANK_COLUMN}){', ' if spans else ''}{spans} "  # noqa: S608 - checked names
-                f"FROM {table}"
-            ).fetchone() or (0, None)
-        count, most, *bounds = found
+                f"SELECT count(*), max({RANK_COLUMN}), count_if({RANK_COLUMN} = 1)"  # noqa: S608 - checked names
+                f"{', ' if spans else ''}{spans} FROM {table}"
+            ).fetchone() or (0, None, 0)
+        count, most, people, *bounds = found
         ranges = {
             c: (float(lo), float(hi))
             for c, lo, hi in zip(numeric, bounds[::2], bounds[1::2], strict=True)
@@ -248,6 +262,7 @@ class CleanRoom:
             purpose,
             categories,
             Observed(ranges, int(most) if most is not None else None),
+            int(people or 0),
         )
         self.tables[name] = admitted
         return admitted
@@ -270,7 +285,38 @@ class CleanRoom:
         noisy = self.rule.privacy is not None and checked.kind is RuleKind.AGGREGATION
         # The spend is durable in the ledger before anything is computed or released.
         spends = self._spend(checked) if noisy else ()
-        return replace(answer(self._db, self.rule, checked), spends=spends)
+        result = replace(answer(self._db, self.rule, checked), spends=spends)
+        if self.ledger is None:
+            return result
+        return replace(result, receipt=self._log(result))
+
+    def _log(self, result: Result) -> Receipt:
+        """The result's release entry, durable before the result leaves the room."""
+        checked = result.checked
+        tables = [self.tables[name] for name in checked.tables]
+        first = tables[0]
+        people = sum(t.people for t in tables)
+        kind = checked.kind.value
+        entry = ReleaseEntry(
+            agreement=first.agreement,
+            clause=first.clause,
+            purpose=first.purpose,
+            categories=tuple(sorted({c for t in tables for c in t.categories})),
+            reason=(
+                f"clean room → {self.analyst}: {len(result.rows)} rows of "
+                f"{', '.join(checked.outputs)} from {', '.join(checked.tables)} under a {kind} "
+                f"rule{f' ({result.noise})' if result.noise else ''}"
+            ),
+            people=people,
+            provider=", ".join(sorted({t.party for t in tables})),
+            recipient=self.analyst,
+            fields=tuple(sorted(checked.outputs)),
+            granularity="record" if checked.kind is RuleKind.LIST else "aggregate",
+        )
+        if self.ledger is None:  # pragma: no cover - only called with a ledger
+            raise ConfigError("the clean room has no ledger to log its results to")
+        (receipt,) = self.ledger.append([entry])
+        return receipt
 
     def _spend(self, checked: Checked) -> tuple[Spend, ...]:
         """Charge everyone whose rows the query reads (the whole of every table it names)."""

@@ -174,7 +174,9 @@ def _in_room(
     budgets = None
     if analysis.privacy is not None:
         budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
-    with CleanRoom(analysis, analyst="chirp", budgets=budgets) as room:
+    with CleanRoom(
+        analysis, analyst="chirp", budgets=budgets, ledger=partnership.accord.ledger
+    ) as room:
         release = fetch_report_rows(room, partnership)
         console.print(
             f"fetched {len(release.rows):,} rows about {release.people:,} people through the "
@@ -223,6 +225,8 @@ def _show(result: Result, *, as_json: bool) -> None:
         console.print(
             f"spent the budget of {spend.people:,} people (ledger entry {spend.receipt.index})"
         )
+    if result.receipt is not None:
+        console.print(f"released from the room (ledger entry {result.receipt.index})")
 
 
 def _cell(value: Any) -> str:
