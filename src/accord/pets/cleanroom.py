@@ -12,6 +12,7 @@
     run     the rebuilt query on DuckDB: each output row counts distinct people and rows below
             the minimum are dropped; with differential privacy, rows are bounded per person and
             the aggregates get OpenDP noise (:mod:`accord.pets.dp`)
+    log     the result as a release in the ledger, durable before it is returned
 
 Only the query's result leaves the room; its rows stay in the DuckDB database, which is closed
 with the room.
