@@ -46,7 +46,7 @@ from accord.pets import psi_curve as curve
 from accord.pets.psi import Mode, intersect
 from accord.pets.psi_ids import Kind, encode
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 160)
 SAMPLE = 40_000  # identifiers per rate measurement
 
 
