@@ -20,7 +20,7 @@ from accord.pets.psi_accord import (
     match_through_accord,
 )
 from accord.pets.psi_ids import Kind
-from accord.pets.psi_wire import MatchRefused
+from accord.pets.psi_wire import Frame, MatchRefused, Type, decode
 from accord.service import Accord, person_ref
 from pets.psi_world import ADS, AUDIENCE, records, request, store
 
@@ -197,3 +197,38 @@ def test_matching_with_the_store_on_postgres(tmp_path: Path, pg_url: str) -> Non
         assert matched.people == {"c1", "c5"}
         assert matched.feed.people == 3
         assert last(on_postgres, 1)[0]["kind"] == "release"  # Reelix's side, logged last
+
+
+class Recording:
+    """Keeps every frame that crosses, both ways."""
+
+    def __init__(self, server: Server) -> None:
+        self.inner = LocalTransport(server)
+        self.frames: list[Frame] = []
+
+    def call(self, data: bytes) -> bytes:
+        reply = self.inner.call(data)
+        self.frames += [decode(data), decode(reply)]
+        return reply
+
+
+def test_people_kept_out_never_reach_the_wire(accord: Accord) -> None:
+    recording = Recording(reelix_server(accord))
+    match_through_accord(
+        accord,
+        request("chirp"),
+        records("chirp"),
+        recording,
+        ask=ask_for(request("reelix")),
+        kind=Kind.EMAIL,
+        engine=curve.Engine(1),
+    )
+
+    def points(kind: Type) -> int:
+        return sum(len(f.payload) for f in recording.frames if f.type is kind) // curve.POINT
+
+    # Seven records at Chirp, six at Reelix: three people on each side may take part, and only
+    # their three addresses are hashed and sent, by either side.
+    assert recording.frames[0].json()["count"] == 3
+    assert points(Type.BLINDED) == 3
+    assert points(Type.SET) == 3
