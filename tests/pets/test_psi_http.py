@@ -17,7 +17,14 @@ from accord.pets.psi import Mode
 from accord.pets.psi_accord import ask_for, match_through_accord
 from accord.pets.psi_http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
 from accord.pets.psi_ids import Kind
-from accord.pets.psi_wire import Frame, MatchError, MatchRefused, Type, decode
+from accord.pets.psi_wire import (
+    Frame,
+    MatchError,
+    MatchRefused,
+    MatchUnauthenticated,
+    Type,
+    decode,
+)
 from accord.service import Accord
 from pets.psi_world import records, request, serving, store
 
@@ -93,7 +100,7 @@ def test_the_server_logs_its_own_release_in_its_own_ledger(two: tuple[Party, Par
 
 def test_bad_credentials_are_refused_with_401(two: tuple[Party, Party]) -> None:
     chirp, reelix = two
-    with pytest.raises(MatchError, match="credentials"):
+    with pytest.raises(MatchUnauthenticated, match="credentials"):
         run(chirp, reelix, token=reelix.token_for_other[::-1])
     response = httpx.post(f"{reelix.url}{PREFIX}/messages", content=Frame(Type.HELLO).encode())
     assert response.status_code == 401

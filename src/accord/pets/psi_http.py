@@ -29,13 +29,20 @@ from accord.pets import psi_curve as curve
 from accord.pets.psi import Server
 from accord.pets.psi_accord import Records, admit_through_accord
 from accord.pets.psi_ids import Kind
-from accord.pets.psi_wire import MatchError, ProtocolError, Type, decode, error_frame
+from accord.pets.psi_wire import (
+    MatchError,
+    MatchUnauthenticated,
+    ProtocolError,
+    Type,
+    decode,
+    error_frame,
+)
 from accord.service import Accord
 
 MEDIA_TYPE = "application/x-accord-psi"
 PREFIX = "/psi/v1"
 MAX_BODY = 64 * 1024 * 1024
-_STATUS = {"invalid": 400, "refused": 403, "error": 500}
+_STATUS = {"invalid": 400, "unauthenticated": 401, "refused": 403, "error": 500}
 
 
 class _Parties:
@@ -79,7 +86,8 @@ def psi_router(
         """One protocol message in, one out (see :mod:`accord.pets.psi_wire`)."""
         token = authorization.removeprefix("Bearer ").strip()
         if not accord_party or not keyring.authenticate(accord_party, token):
-            body = error_frame(MatchError("the credentials are not valid for the calling party"))
+            refused = MatchUnauthenticated("the credentials are not valid for the calling party")
+            body = error_frame(refused)
             return Response(content=body.encode(), status_code=401, media_type=MEDIA_TYPE)
         data = await request.body()
         if len(data) > MAX_BODY:

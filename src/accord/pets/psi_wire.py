@@ -15,6 +15,7 @@ Errors of private matching, under Accord's one root::
     AccordError
     └── MatchError              the match failed; the client learned nothing from it
         ├── MatchRefused        the other side's Accord refused the match (its reason is given)
+        ├── MatchUnauthenticated  the other side does not accept our credentials
         └── ProtocolError       a malformed or out-of-order message
 """
 
@@ -45,6 +46,12 @@ class MatchRefused(MatchError):
     exit_code = 3
 
 
+class MatchUnauthenticated(MatchError):
+    """The other side does not accept the credentials we presented."""
+
+    exit_code = 3
+
+
 class ProtocolError(MatchError, InvalidInput):
     """A malformed or out-of-order message."""
 
@@ -71,7 +78,7 @@ class Type(IntEnum):
     BYE = 9
     """client → server, empty: the session may be forgotten."""
     ERROR = 10
-    """server → client, JSON: ``kind`` (refused, invalid, error) and ``message``."""
+    """server → client, JSON: ``kind`` (refused, unauthenticated, invalid, error), ``message``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,8 @@ def error_frame(exc: Exception) -> Frame:
     """The ERROR frame telling the client why its message failed (never a stack trace)."""
     if isinstance(exc, MatchRefused):
         kind = "refused"
+    elif isinstance(exc, MatchUnauthenticated):
+        kind = "unauthenticated"
     elif isinstance(exc, InvalidInput):
         kind = "invalid"
     else:
@@ -142,6 +151,8 @@ def raise_error(frame: Frame) -> None:
     message = str(body.get("message", "no reason given"))
     if body.get("kind") == "refused":
         raise MatchRefused(message)
+    if body.get("kind") == "unauthenticated":
+        raise MatchUnauthenticated(message)
     if body.get("kind") == "invalid":
         raise ProtocolError(message)
     raise MatchError(message)
