@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from accord.errors import ConfigError, InvalidInput
 from accord.pets.budget import BudgetExceeded, PrivacyBudgets
-from accord.pets.checks import QueryRefused
+from accord.pets.checks import QueryRefused, check_query
 from accord.pets.cleanroom import CleanRoom
 from accord.pets.dp import Mechanism
 from accord.pets.reports import ad_measurement, measurement_rule
@@ -330,3 +330,36 @@ def test_every_result_is_in_the_ledger_before_it_leaves(accord: Accord) -> None:
     assert leaf["people"] == len({r[0] for r in rows})
     assert leaf["subjects"] == []  # an aggregate names no one
     assert "2 rows" in leaf["reason"]
+
+
+@pytest.mark.unit
+@settings(max_examples=30, deadline=None)
+@given(
+    views=st.lists(
+        st.tuples(st.integers(0, 8), st.sampled_from("abc"), st.integers(-500, 9_000)),
+        min_size=1,
+        max_size=150,
+    ),
+    data=st.data(),
+)
+def test_one_person_moves_the_bounded_answers_by_at_most_the_sensitivity(
+    views: list[tuple[int, str, int]], data: st.DataObject
+) -> None:
+    """The sensitivity the noise is calibrated to holds: removing one person's rows changes the
+    counts by at most max_rows in all, and the clamped sums by at most max_rows × 3,600."""
+    rule = noisy_rule(1.0)
+    rows = [(f"m{m}", f"t-{t}", s, START) for m, t, s in views]
+    gone = data.draw(st.sampled_from(sorted({r[0] for r in rows})))
+    query = "SELECT title_id, count(*) AS views, sum(seconds) AS total FROM watch GROUP BY 1"
+    # Exact rules admit the table the same way; the noisy rule's query runs on it by hand.
+    with CleanRoom(parse_rule(RULE), analyst="chirp") as room:
+        table = room.load("watch", COLUMNS, rows, party="reelix")
+        checked = check_query(rule, query, {"watch": table.columns})
+        before = {r[0]: r for r in room.database.execute(checked.sql).fetchall()}
+        # The neighbouring table: the same rows, with the same random ranks, less one person.
+        room.database.execute("DELETE FROM watch WHERE member_id = ?", [gone])
+        after = {r[0]: r for r in room.database.execute(checked.sql).fetchall()}
+    counts = sum(abs(before[t][1] - after.get(t, (t, 0, 0))[1]) for t in before)
+    sums = sum(abs(before[t][2] - after.get(t, (t, 0, 0))[2]) for t in before)
+    assert counts <= 2
+    assert sums <= 2 * 3_600 + 1e-6
