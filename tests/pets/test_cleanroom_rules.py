@@ -376,3 +376,31 @@ def test_work_that_cannot_change_the_answer_is_left_out(
     sql = check_query(NOISY, query, SCHEMA, seen).sql
     assert ("LEAST(GREATEST" in sql.upper()) is clamped
     assert ("_accord_rank <= 3" in sql) is bounded
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("SELECT * FROM watch", "SELECT * is not allowed: name the columns"),
+        (
+            "SELECT member_id, title_id FROM watch",
+            "watch.member_id is not a dimension of this rule: showing it is row-level output",
+        ),
+        (
+            "SELECT count(*) AS n FROM watch AS w JOIN links AS l ON w.title_id = l.chirp_id",
+            "the query joins on watch.title_id, which is not a join column of this rule",
+        ),
+        (
+            "SELECT count(*) AS n FROM (SELECT member_id FROM watch WHERE title_id = 't') AS one",
+            "a subquery is not allowed: it could compute row-level or under-threshold results",
+        ),
+        (
+            "WITH one AS (SELECT * FROM watch) SELECT count(*) AS n FROM one",
+            "a CTE (WITH) is not allowed",
+        ),
+    ],
+)
+def test_the_reasons_say_what_is_wrong(query: str, reason: str) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        check_query(AGGREGATION, query, SCHEMA)
+    assert reason in str(refused.value)
