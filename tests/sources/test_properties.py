@@ -1,8 +1,11 @@
 """Property: a read returns exactly the rows of the people (and groups) the filter lets through.
 
-Hypothesis draws small populations, consents, rows and threads; the expected rows are computed
-here in plain Python from the drawn data, without :class:`~accord.filters.PersonFilter` (which is
-checked against the same answer too). The shared databases are emptied before each example.
+Hypothesis draws small populations, consents, rows and threads, and sometimes the people a
+request names; the expected rows are computed here in plain Python from the drawn data, without
+:class:`~accord.filters.PersonFilter` (which is checked against the same answer too). Each read is
+made both ways the allowed ids reach the party's database: bound as parameters (a few ids known
+at once) and through a temporary table (ids streamed). The shared databases are emptied before
+each example.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sources.conftest import Databases, messages, thread_participants, watch_eve
 from sources.world import (
     AT,
     WATCHED,
+    Streamed,
     consent,
     consent_filter,
     facts,
@@ -47,6 +51,7 @@ class Example:
     threads: dict[str, list[str]]
     region: str
     group: Group
+    named: frozenset[str] | None  # the people a request names, if it names any
 
 
 @st.composite
@@ -82,6 +87,7 @@ def examples(draw: st.DrawFn) -> Example:
         threads,
         draw(st.sampled_from(REGIONS)),
         draw(st.sampled_from(Group)),
+        draw(st.none() | st.frozensets(st.sampled_from([*IDS, "stranger"]), max_size=4)),
     )
 
 
@@ -103,7 +109,9 @@ def expected_people(ex: Example) -> set[str]:
     return {
         p.id
         for p in ex.people
-        if in_region(p.jurisdiction) and (not p.jurisdiction.startswith("US-") or consented(p.id))
+        if in_region(p.jurisdiction)
+        and (not p.jurisdiction.startswith("US-") or consented(p.id))
+        and (ex.named is None or p.id in ex.named)
     }
 
 
@@ -122,7 +130,7 @@ def check(dbs: Databases, ex: Example) -> None:
         [{"thread_id": t, "person_id": p} for t, members in ex.threads.items() for p in members],
     )
     regions = EVERYWHERE if ex.region == "*" else Jurisdictions.of([ex.region])
-    f = consent_filter(regions=regions, group=ex.group)
+    f = consent_filter(regions=regions, group=ex.group, subjects=ex.named)
     people = expected_people(ex)
     assert f.allowed(facts(ex.people, ex.consents)) == people
     every = ex.group is Group.EVERY_PARTICIPANT
@@ -132,11 +140,17 @@ def check(dbs: Databases, ex: Example) -> None:
         if members and (all if every else any)(m in people for m in members)
     }
     with dbs.sessions() as session:
-        allowed = Allowed.by_filter(session, f)
-        _, rows = dbs.source.read_all("watch_events", ["event_id"], allowed)
-        assert sorted(r[0] for r in rows) == sorted(e for e, m in ex.events if m in people)
-        _, rows = dbs.source.read_all("messages", ["thread_id"], allowed)
-        assert sorted(r[0] for r in rows) == sorted(threads)
+        by_filter = Allowed.by_filter(session, f)
+    # Named people are judged at once and bound as parameters; everyone streams into a table.
+    assert isinstance(by_filter.people, frozenset) == (ex.named is not None)
+    bound = Allowed(frozenset(people), ex.group, "reelix")
+    streamed = Allowed(Streamed(people), ex.group, "reelix")
+    with dbs.sessions() as session:
+        for allowed in (Allowed.by_filter(session, f), bound, streamed):
+            _, rows = dbs.source.read_all("watch_events", ["event_id"], allowed)
+            assert sorted(r[0] for r in rows) == sorted(e for e, m in ex.events if m in people)
+            _, rows = dbs.source.read_all("messages", ["thread_id"], allowed)
+            assert sorted(r[0] for r in rows) == sorted(threads)
 
 
 def run(dbs: Databases, count: int) -> Any:

@@ -30,6 +30,7 @@ from sources.world import (
     CONSENTS,
     PEOPLE,
     WATCHED,
+    Streamed,
     consent_filter,
     facts,
     insert,
@@ -180,7 +181,8 @@ MESSAGES = [
         (Group.EACH, {"t-13", "t-12", "t-16", "t-135"}),
     ],
 )
-def test_rows_about_groups(world: Databases, group: Group, threads: set[str]) -> None:
+@pytest.mark.parametrize("bound", [True, False], ids=["bound", "temporary-table"])
+def test_rows_about_groups(world: Databases, group: Group, threads: set[str], bound: bool) -> None:
     insert(world, messages, MESSAGES)
     insert(
         world,
@@ -192,6 +194,8 @@ def test_rows_about_groups(world: Databases, group: Group, threads: set[str]) ->
     f = consent_filter(group=group)
     with world.sessions() as session:
         source_allowed = Allowed.by_filter(session, f)
+        ids = frozenset(source_allowed.people)
+        source_allowed = Allowed(ids if bound else Streamed(ids), group, "reelix")
         columns, rows = world.source.read_all("messages", ["thread_id", "body"], source_allowed)
         assert columns == ("thread_id", "body")
         assert {r[0] for r in rows} == threads
@@ -203,9 +207,14 @@ def test_rows_about_groups(world: Databases, group: Group, threads: set[str]) ->
     assert sorted(r[0] for r in sent) == sorted(f"{t}/reelix" for t in threads)
 
 
-def test_ids_are_matched_as_the_column_s_type(world: Databases) -> None:
+# The two ways ids reach the party's database: bound as parameters, or in a temporary table.
+AS_GIVEN = pytest.mark.parametrize("given", [list, Streamed], ids=["bound", "temporary-table"])
+
+
+@AS_GIVEN
+def test_ids_are_matched_as_the_column_s_type(world: Databases, given: Any) -> None:
     insert(world, ratings, [{"member_no": n, "stars": n} for n in range(1, 6)])
-    _, rows = world.source.read_all("ratings", ["stars"], Allowed(["1", "3", "x", "3"]))
+    _, rows = world.source.read_all("ratings", ["stars"], Allowed(given(["1", "3", "x", "3"])))
     assert sorted(rows) == [(1,), (3,)]
 
 
@@ -218,9 +227,11 @@ def temporary_tables(dbs: Databases) -> list[str]:
         return list(conn.execute(text(query)).scalars())
 
 
-def test_rows_stream_in_batches_and_nothing_is_left_behind(world: Databases) -> None:
+@AS_GIVEN
+def test_rows_stream_in_batches_and_nothing_is_left_behind(world: Databases, given: Any) -> None:
     tables = set(inspect(world.party).get_table_names())
-    with world.source.read("watch_events", ["event_id"], Allowed(ALLOWED), batch_size=2) as rows:
+    allowed = Allowed(given(ALLOWED))
+    with world.source.read("watch_events", ["event_id"], allowed, batch_size=2) as rows:
         assert rows.columns == ("event_id",)
         batches = [list(b) for b in rows.batches()]
     assert [len(b) for b in batches] == [2, 2, 2, 2, 1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,17 @@ def needs_consent(category: str = WATCHED, where: Sequence[str] = ("US",)) -> Ru
         ConsentNeed(recipient="chirp", purpose=PURPOSE, category=category),
         applies_to=Jurisdictions.of(list(where)),
     )
+
+
+class Streamed:
+    """Ids that can only be iterated, as the store streams them: a read puts them in a temporary
+    table (a list or set of a few ids is bound as parameters instead)."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.ids = list(ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
 
 
 def consent_filter(**overrides: Any) -> PersonFilter:

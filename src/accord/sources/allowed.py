@@ -1,15 +1,17 @@
 """The people whose rows a read may return, and how they reach the party's database.
 
 The allowed people are computed in the Accord store (:func:`accord.store.filter_sql.
-allowed_people_query`), which is a different database from the party's. They cross over as a
-temporary table in the party's database, filled by chunked ``executemany`` and joined by the read:
-never a loop over rows or people, never a huge ``IN (...)`` literal.
+allowed_people_query`), which is a different database from the party's. Many people cross over as
+a temporary table in the party's database, filled by chunked ``executemany`` and joined by the
+read: never a loop over rows or people, never a huge ``IN (...)`` literal. A few people (a request
+naming at most :data:`FEW` of them: a person's own read) are judged at once and their ids bound
+into the read as parameters (``IN (?, ?)``): no table to create, fill and drop for every request.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
 from accord.filters import Group, PersonFilter
-from accord.store.filter_sql import allowed_people_query
+from accord.store.filter_sql import allowed_people, allowed_people_query
 from accord.store.people import chunked
 
 BATCH = 10_000
@@ -28,6 +30,12 @@ BATCH = 10_000
 
 PERSON = "person_id"
 """The temporary table's one column."""
+
+FEW = 500
+"""At most this many ids are bound into a read as parameters; more go into a temporary table.
+
+Well under every backend's limit on parameters (SQLite's is 32,766, PostgreSQL's 65,535).
+"""
 
 
 class _StoreIds:
@@ -64,8 +72,22 @@ class Allowed:
 
     @classmethod
     def by_filter(cls, session: Session, f: PersonFilter) -> Allowed:
-        """The people ``f`` lets through, read from the store behind ``session`` when needed."""
+        """The people ``f`` lets through, from the store behind ``session``.
+
+        When the filter names at most :data:`FEW` people they are judged now, in one query
+        restricted to them; otherwise the ids stream from the store when the read iterates them.
+        """
+        if f.subjects is not None and len(f.subjects) <= FEW:
+            return cls(frozenset(allowed_people(session, f)), f.group, f.controller)
         return cls(_StoreIds(session, f), f.group, f.controller)
+
+    def few(self, id_type: TypeEngine[Any]) -> list[Any] | None:
+        """The ids as values of a column of ``id_type``, if they are at most :data:`FEW` and
+        known already (a collection, not a stream); else ``None``."""
+        people = self.people
+        if not isinstance(people, Collection) or len(people) > FEW:
+            return None
+        return sorted(set(_ids_as(id_type, people)))
 
 
 def _python_type(sql_type: TypeEngine[Any]) -> type | None:

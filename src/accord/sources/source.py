@@ -3,9 +3,10 @@
 Every statement is built with SQLAlchemy Core over tables reflected from the party's database, so
 names are quoted identifiers and values are bound parameters. A read returns only the fields it
 names and only the rows of allowed people: the allowed ids sit in a temporary table
-(:mod:`accord.sources.allowed`) that the query semi-joins (``person IN (SELECT ...)``); rows about
-a group are kept or dropped by a ``GROUP BY``/``HAVING`` over the members table outer-joined with
-it. Results stream in batches.
+(:mod:`accord.sources.allowed`) that the query semi-joins (``person IN (SELECT ...)``), or, when
+they are a few, in bound parameters (``person IN (?, ?)``); rows about a group are kept or dropped
+by a ``GROUP BY``/``HAVING`` over the members table, counting the members among the allowed.
+Results stream in batches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    case,
     cast,
     distinct,
     func,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
@@ -80,23 +83,29 @@ _MEASURE = re.compile(r"^(count|count_distinct|sum)(?:\(([A-Za-z_][A-Za-z0-9_]*)
 _DAY = re.compile(r"^day\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 
 
+def _plain(query: Select[Any], compiled: SQLCompiler) -> bool:
+    """No selected column and no parameter of ``query`` needs SQLAlchemy's type processing."""
+    dialect = compiled.dialect
+    return all(
+        col.type.result_processor(dialect, None) is None for col in query.selected_columns
+    ) and all(b.type.bind_processor(dialect) is None for b in compiled.binds.values())
+
+
 @contextmanager
 def _cursor(
-    conn: Connection, query: Select[Any], batch_size: int, doing: str
+    conn: Connection, query: Select[Any], batch_size: int, doing: str, *, direct: bool = True
 ) -> Iterator[Callable[[], Sequence[Sequence[Any]]]]:
     """A function fetching the query's rows a batch at a time.
 
-    Where no selected column and no parameter needs SQLAlchemy's type processing (text, numbers:
-    what a party's tables mostly hold), the rows come straight from the driver's cursor, a
-    server-side one on PostgreSQL: several times faster for a release of millions of rows than
-    building SQLAlchemy rows. Otherwise SQLAlchemy streams them.
+    Where ``direct`` and no selected column and no parameter needs SQLAlchemy's type processing
+    (text, numbers: what a party's tables mostly hold), the rows come straight from the driver's
+    cursor, a server-side one on PostgreSQL: several times faster for a release of millions of
+    rows than building SQLAlchemy rows. Otherwise SQLAlchemy streams them, with its cache of
+    compiled statements (what a small read, repeated for person after person, wants).
     """
     dialect = conn.dialect
-    compiled = query.compile(dialect=dialect)
-    plain = all(
-        col.type.result_processor(dialect, None) is None for col in query.selected_columns
-    ) and all(b.type.bind_processor(dialect) is None for b in compiled.binds.values())
-    if not plain:
+    compiled = query.compile(dialect=dialect) if direct else None
+    if compiled is None or not _plain(query, compiled):
         with translate(StoreError, doing):
             result = conn.execute(query, execution_options={"yield_per": batch_size})
         try:
@@ -205,21 +214,34 @@ class Source:
         conn: Connection,
         c: Collection,
         table: Table,
-        allowed_table: Table,
+        allowed: Table | list[Any],
         *,
         group: Group,
         subject: str,
     ) -> tuple[FromClause, ColumnElement[bool]]:
-        """``table``, and a condition, that leave only the rows of allowed people (or groups)."""
-        ids = allowed_table.c[PERSON]
+        """``table``, and a condition, that leave only the rows of allowed people (or groups).
+
+        ``allowed`` is the temporary table of their ids, or the few ids themselves.
+        """
         members = self._members(conn, c)
         if c.group is None or members is None:
             # A semi-join: each row once, however the ids were given. SQLite then looks the
             # rows up by the person column's index, PostgreSQL hashes the ids.
-            return table, table.c[subject].in_(select(ids))
+            person = table.c[subject]
+            if isinstance(allowed, Table):
+                return table, person.in_(select(allowed.c[PERSON]))
+            return table, person.in_(allowed)
         g = c.group
         group_id = members.c[g.member_group]
-        admitted_count = func.count(ids)
+        member = members.c[g.member_person]
+        if isinstance(allowed, Table):
+            ids = allowed.c[PERSON]
+            source: FromClause = members.outerjoin(allowed, ids == member)
+            admitted_count = func.count(ids)
+        else:
+            # The members among the few ids, counted without a join (a null member never is).
+            source = members
+            admitted_count = func.count(case((member.in_(allowed), 1)))
         having = (
             admitted_count == func.count()
             if group is Group.EVERY_PARTICIPANT
@@ -227,7 +249,7 @@ class Source:
         )
         admitted = (
             select(group_id.label("group_id"))
-            .select_from(members.outerjoin(allowed_table, ids == members.c[g.member_person]))
+            .select_from(source)
             .group_by(group_id)
             .having(having)
             .subquery("admitted_groups")
@@ -247,9 +269,10 @@ class Source:
     @contextmanager
     def _allowed_rows(
         self, c: Collection, allowed: Allowed, doing: str
-    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool]]]:
-        """A connection in a transaction, the collection's table, and its rows of allowed people
-        (what to select from, and a condition).
+    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool]]:
+        """A connection in a transaction, the collection's table, its rows of allowed people
+        (what to select from, and a condition), and whether the ids were bound as parameters
+        (a small read, at most a few people's rows).
 
         The transaction is rolled back and the temporary table dropped on exit: reading leaves
         nothing behind in the party's database.
@@ -272,11 +295,13 @@ class Source:
                 admitted: ColumnElement[bool] = true()
                 if subject is not None:
                     id_type = self._subject_type(conn, c, table, subject)
-                    allowed_table = load_allowed(conn, allowed, id_type)
+                    ids: Table | list[Any] | None = allowed.few(id_type)
+                    if ids is None:
+                        ids = allowed_table = load_allowed(conn, allowed, id_type)
                     restricted, admitted = self._restricted(
-                        conn, c, table, allowed_table, group=allowed.group, subject=subject
+                        conn, c, table, ids, group=allowed.group, subject=subject
                     )
-            yield conn, table, restricted, admitted
+            yield conn, table, restricted, admitted, allowed_table is None
         finally:
             with translate(StoreError, doing):
                 try:
@@ -313,13 +338,13 @@ class Source:
             raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, few):
             query = (
                 select(*(table.c[n] for n in names))
                 .select_from(restricted)
                 .where(admitted, *self._conditions(c, table, where))
             )
-            with _cursor(conn, query, batch_size, doing) as fetch:
+            with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
                 yield Rows(tuple(names), fetch, doing)
 
     def read_all(
@@ -366,7 +391,7 @@ class Source:
             raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
         doing = f"aggregating {self.dataset.id}.{c.name}"
         self._fields(c, where or {}, "condition field")
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, _):
             key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
             conditions = [admitted, *self._conditions(c, table, where)]
             subject = c.subject_field

@@ -57,6 +57,10 @@ from accord.taxonomy import ancestors
 
 _person = t.people.c
 
+FEW_SUBJECTS = 500
+"""A filter naming at most this many people reads only their consents (by index); a filter
+naming more, or none, scans the controller's consents once."""
+
 
 class _Filtered(ColumnElement[str]):
     """A column compared without its index: ``+column`` on SQLite, the column elsewhere.
@@ -137,6 +141,9 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
             _Filtered(categories.c.category).in_(ancestors(need.category)),
         ),
     ]
+    if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
+        # Only the named people's consents: an index seek each, not a scan of everyone's.
+        conditions.append(_in(c.c.person, f.subjects))
     if need.title is None:
         # Without a title only an ongoing consent can be in scope.
         conditions.append(c.c.scope == Scope.ONGOING.value)
@@ -155,6 +162,7 @@ def consent_holders(
 
     Uncorrelated: the database computes it once per query (from the consents, the smaller side)
     and probes it for each person, instead of searching the consents again for every person.
+    When ``f`` names a few people, only their consents are read.
     Rules that ask the same of a consent but for how it was given (the clause's consent, the
     VPPA's and the GDPR's, say) share one materialised scan of the consents through ``shared``.
     """
