@@ -35,6 +35,7 @@ from accord.consent import (
 from accord.errors import AccordError, AgreementFormatError, InvalidInput
 from accord.ledger.cli import app as ledger_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
+from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.cli import app as scenario_app
 from accord.scenario.demo import run_demo
@@ -56,6 +57,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(api_app, name="app")
 app.add_typer(cleanroom_app, name="cleanroom")
+app.add_typer(psi_app, name="psi")
 app.command("serve")(api_serve)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
