@@ -6,12 +6,11 @@ stack trace reaches the person at the terminal.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,7 +31,8 @@ from accord.consent import (
     SignalSource,
     consent_status,
 )
-from accord.errors import AccordError, AgreementFormatError, InvalidInput
+from accord.console import DatabaseUrl, DataDir, err, handled
+from accord.errors import AgreementFormatError, InvalidInput
 from accord.ledger.cli import app as ledger_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
@@ -62,43 +62,6 @@ app.command("serve")(api_serve)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)
-err = Console(stderr=True, soft_wrap=True)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="ACCORD_DATABASE_URL",
-        help="SQLAlchemy URL of the Accord store (default: accord.db in the data folder).",
-        show_default=False,
-    ),
-]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Folder for the embedded databases and the ledger key (default: ACCORD_DATA_DIR "
-        "or accord-data).",
-        show_default=False,
-    ),
-]
-
-
-def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Print Accord's errors as a message, not a trace, and exit with their code."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except AccordError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(exc.exit_code) from None
-
-    return run
 
 
 def _instant(text: str | None, name: str) -> datetime | None:

@@ -8,7 +8,6 @@ privacy budget is spent in the scenario's store and ledger.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -21,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from accord.errors import AccordError, InvalidInput
+from accord.console import handled
+from accord.errors import InvalidInput
 from accord.pets.budget import PrivacyBudgets
 from accord.pets.checks import check_query
 from accord.pets.cleanroom import CleanRoom, Result
@@ -62,20 +62,6 @@ DataOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Print Accord's errors as a message, not a trace, and exit with their code."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except AccordError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(exc.exit_code) from None
-
-    return run
 
 
 @app.callback()

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from accord.consent import Operation
+from accord.console import DatabaseUrl, DataDir
 from accord.errors import AccordError, InvalidInput
 from accord.gateway.keyring import Keyring, hash_token
 from accord.pets import psi_curve as curve
@@ -45,21 +46,6 @@ app = typer.Typer(
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="ACCORD_DATABASE_URL",
-        help="SQLAlchemy URL of the Accord store (default: accord.db in the data folder).",
-        show_default=False,
-    ),
-]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Folder of the embedded store and ledger key.", show_default=False
-    ),
-]
 KindOption = Annotated[Kind, typer.Option("--kind", help="What the identifiers are.")]
 ColumnOption = Annotated[
     str | None,
