@@ -249,7 +249,7 @@ class Ledger:
             if self._sqlite:
                 # pysqlite would open a deferred transaction at the first write; take the write
                 # lock up front so the size read below cannot go stale before we write.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _execute(conn, "BEGIN IMMEDIATE")
             yield conn, self._lock_state(conn)
 
     def _lock_state(self, conn: Connection) -> _State:
@@ -567,6 +567,15 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+def _execute(conn: Connection, statement: str) -> None:
+    """Run a constant statement through the driver's own cursor."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 def _fetch_one(conn: Connection, query: str) -> tuple[Any, ...] | None:
