@@ -283,8 +283,9 @@ class Ledger:
             keys = shred.keys_for(conn, people, create=True)
             for offset in about:
                 entry, index = leaves.entries[offset], start + offset
-                tags = [shred.subject_tag(keys[person], index) for person in set(entry.about)]
-                index_rows.extend(shred.index_rows(keys, index, entry.about))
+                named = set(entry.about)
+                tags = shred.subject_tags([keys[person] for person in named], index)
+                index_rows.extend(shred.index_rows(keys, index, named))
                 data = entry.encode(tags)
                 datas[offset] = data
                 hashes[offset] = hashlib.sha256(b"\x00" + data).digest()

@@ -14,7 +14,6 @@ the person any more.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Sequence
@@ -29,23 +28,32 @@ SUBJECT_CONTEXT = b"accord/ledger/subject/v1\n"
 LOOKUP_CONTEXT = b"accord/ledger/lookup/v1"
 KEY_SIZE = 32
 
-# Stay well under every backend's limit on bound parameters in one statement.
+# Stay well under every backend's limit on bound parameters in one statement (SQLite's is 32,766
+# since 3.32, PostgreSQL's 65,535).
 _CHUNK = 500
+_LOOKUP_CHUNK = 5_000
 
 
 def subject_tag(key: bytes, index: int) -> str:
     """The pseudonym (hex) a person has in leaf ``index``."""
-    return hmac.new(key, SUBJECT_CONTEXT + str(index).encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, SUBJECT_CONTEXT + str(index).encode("ascii"), "sha256").hex()
+
+
+def subject_tags(keys: Sequence[bytes], index: int) -> list[str]:
+    """The pseudonyms of the people with these keys in leaf ``index`` (a release may name
+    hundreds of thousands: one message, and OpenSSL's one-shot HMAC for each key)."""
+    message = SUBJECT_CONTEXT + str(index).encode("ascii")
+    return [hmac.digest(key, message, "sha256").hex() for key in keys]
 
 
 def lookup_pseudonym(key: bytes) -> bytes:
     """The pseudonym under which a person's leaves are indexed."""
-    return hmac.new(key, LOOKUP_CONTEXT, hashlib.sha256).digest()
+    return hmac.digest(key, LOOKUP_CONTEXT, "sha256")
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, bytes]:
@@ -55,11 +63,20 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
     """
     wanted = sorted(set(person_ids))
     found: dict[str, bytes] = {}
-    for chunk in _chunks(wanted):
-        rows = conn.execute(
-            select(_keys.c.person_id, _keys.c.key).where(_keys.c.person_id.in_(chunk))
-        )
-        found.update({person_id: bytes(key) for person_id, key in rows})
+    # Through the driver's cursor, many ids a statement: a release may name hundreds of
+    # thousands of people, and SQLAlchemy's per-row handling would cost more than the lookup.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.cursor()
+    try:
+        for chunk in _chunks(wanted, _LOOKUP_CHUNK):
+            cursor.execute(
+                f"SELECT person_id, key FROM {_keys.name} "  # noqa: S608 - a fixed table name
+                f"WHERE person_id IN ({', '.join([mark] * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update({person_id: bytes(key) for person_id, key in cursor.fetchall()})
+    finally:
+        cursor.close()
     if create:
         missing = [person_id for person_id in wanted if person_id not in found]
         if missing:
@@ -77,7 +94,10 @@ def index_rows(
     keys: dict[str, bytes], index: int, person_ids: Iterable[str]
 ) -> list[tuple[bytes, int]]:
     """``(lookup pseudonym, leaf index)`` rows saying leaf ``index`` concerns these people."""
-    return [(lookup_pseudonym(keys[person_id]), index) for person_id in set(person_ids)]
+    return [
+        (hmac.digest(keys[person_id], LOOKUP_CONTEXT, "sha256"), index)
+        for person_id in set(person_ids)
+    ]
 
 
 def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | None:
