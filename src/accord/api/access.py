@@ -35,6 +35,8 @@ class Caller:
     token: Token
     scopes: frozenset[Scope]
     """The token's scopes still in force (for a person: those they have not revoked)."""
+    approved: frozenset[Scope] | None = None
+    """The scopes review approved for the app, read with the token; None: read them when needed."""
 
     @property
     def app(self) -> App:
@@ -61,7 +63,7 @@ class Access:
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise InvalidToken("send an access token as 'Authorization: Bearer <token>'")
-        token = self.apps.token(value.strip())
+        token, approved = self.apps.token_and_approved(value.strip())
         if token is None:
             raise InvalidToken("the access token is not one this server issued")
         now = datetime.now(UTC)
@@ -83,7 +85,7 @@ class Access:
         if token.person is not None:
             live = self.apps.live_scopes(token.app.client_id, token.person, now)
             scopes = frozenset(s for s in scopes if s in live)
-        return Caller(token, scopes)
+        return Caller(token, scopes, approved)
 
     def check(self, caller: Caller, request: Request) -> Request:
         """``request`` as the caller may make it (acting for its person), or :class:`Forbidden`.
@@ -113,7 +115,7 @@ class Access:
                 f"{whose} {' '.join(map(str, missing))}",
                 rule=SCOPE_NOT_GRANTED,
             )
-        approved = self.apps.approved(app.client_id)
+        approved = self.apps.approved(app.client_id) if caller.approved is None else caller.approved
         unreviewed = sorted(n for n in need if not covered(n, approved))
         if unreviewed:
             self._only_test_people(caller, request, unreviewed)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from accord.api import tables as t
 from accord.api.scopes import Scope, offered, parse_all, render
@@ -347,8 +348,13 @@ class PartnerApps:
 
     def approved(self, client_id: str) -> frozenset[Scope]:
         """The scopes whose newest review approved them."""
+        with self.accord.session() as s:
+            return self._approved(s, client_id)
+
+    @staticmethod
+    def _approved(s: Session, client_id: str) -> frozenset[Scope]:
         r = t.reviews_table
-        with self.accord.session() as s, translate(StoreError, "reading app reviews"):
+        with translate(StoreError, "reading app reviews"):
             rows = s.execute(
                 select(r.c.scope, r.c.approved)
                 .where(r.c.client_id == client_id)
@@ -614,8 +620,22 @@ class PartnerApps:
 
     def token(self, access_token: str) -> Token | None:
         """The token ``access_token`` names (live or not), with its app; None if unknown."""
+        with self.accord.session() as s:
+            return self._token(s, access_token)
+
+    def token_and_approved(self, access_token: str) -> tuple[Token | None, frozenset[Scope]]:
+        """:meth:`token`, and the scopes review approved for its app, read together (what every
+        request checks first, in one transaction)."""
+        with self.accord.session() as s:
+            token = self._token(s, access_token)
+            if token is None:
+                return None, frozenset()
+            return token, self._approved(s, token.app.client_id)
+
+    @staticmethod
+    def _token(s: Session, access_token: str) -> Token | None:
         tk, a = t.tokens_table, t.apps_table
-        with self.accord.session() as s, translate(StoreError, "reading an access token"):
+        with translate(StoreError, "reading an access token"):
             row = s.execute(
                 select(tk, a.c.name, a.c.party, a.c.agreement, a.c.secret_hash)
                 .add_columns(

@@ -4,8 +4,9 @@
     exchange → authenticate the party (its token must be the requester's)
              → decide (the compiled policy, once for the request)
              → fetch from the sending party's source only the decision's fields of one collection,
-               only the allowed people's rows (the filter travels into the party's database as a
-               temporary table)
+               only the allowed people's rows (the allowed ids travel into the party's database as
+               a temporary table; a request naming a few people has them judged at once and their
+               ids bound into the query)
              → apply the clause's granularity: records, aggregates with small groups suppressed,
                or only which of the requested people are present
              → append the decision and the release to the ledger, durably
