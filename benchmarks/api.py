@@ -9,6 +9,10 @@ endpoint, also two uvicorn workers, reading the same row from the same database 
 no decision and no ledger. Goals: at least 2,000 requests/s with p99 at most 25 ms, and a ratio
 of at least 0.5 to the bare endpoint.
 
+Both servers run at once and the load alternates between them in rounds, so the shared machine's
+changing load falls on both alike. The servers' CPU time per request (their processes and workers,
+read from ``/proc``) is printed too: other load on the machine moves it far less than requests/s.
+
 Prints a table and ends with one line of JSON.
 """
 
@@ -29,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -109,6 +114,25 @@ async def _load(url: str, seconds: float, concurrency: int, spec: dict[str, Any]
         "requests": len(latencies),
         "errors": errors,
         "seconds": elapsed,
+        "latencies": latencies,
+        **percentiles(latencies),
+    }
+
+
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of the load generator as one: requests and seconds summed, latencies pooled."""
+    latencies = sorted(x for r in results for x in r["latencies"])
+    return {
+        "requests": sum(r["requests"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "seconds": sum(r["seconds"] for r in results),
+        **percentiles(latencies),
+    }
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50, p99 and mean in ms of sorted ``latencies`` (seconds)."""
+    return {
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "mean_ms": 1000 * statistics.fmean(latencies),
@@ -157,10 +181,35 @@ def free_port() -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) used so far by process ``pid`` and its descendants
+    (Linux ``/proc``; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, stack = 0.0, [pid]
+    while stack:
+        proc = Path("/proc") / str(stack.pop())
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in (proc / "task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Server:
+    """A running uvicorn server: its URL and its process id."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def uvicorn_workers(
     target: str, env: dict[str, str], workers: int, app_dir: Path | None = None
-) -> Iterator[str]:
+) -> Iterator[Server]:
     port = free_port()
     command = [
         sys.executable,
@@ -198,7 +247,7 @@ def uvicorn_workers(
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"{target} did not start")
             time.sleep(0.2)
-        yield url
+        yield Server(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -272,6 +321,12 @@ def show(figures: dict[str, Any]) -> None:
         "p99 latency, ms (goal ≤ 25)", f"{figures['api_p99_ms']}", f"{figures['bare_p99_ms']}", ""
     )
     table.add_row(
+        "server CPU ms per request",
+        f"{figures['api_server_cpu_ms_per_request']}",
+        f"{figures['bare_server_cpu_ms_per_request']}",
+        f"{figures['bare_vs_api_server_cpu_per_request_ratio']} (bare / API)",
+    )
+    table.add_row(
         "ledger entries per request", f"{figures['ledger_entries_per_request']}", "none", ""
     )
     console.print(table)
@@ -284,6 +339,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="Seconds of load per server.")
     parser.add_argument("--concurrency", type=int, default=16, help="Requests in flight.")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server.")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Alternating rounds of load (each server)."
+    )
     parser.add_argument("--database-url", default=None, help="The Accord store (default SQLite).")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -293,9 +351,10 @@ def main() -> None:
         return
     people = args.people or (500 if args.quick else 10_000)
     seconds = args.seconds or (3.0 if args.quick else 15.0)
+    rounds = max(1, args.rounds)
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as bar:
         folder = Path(tmp)
-        task = bar.add_task("generating the scenario and the store", total=4)
+        task = bar.add_task("generating the scenario and the store", total=2 + 2 * rounds)
         prepared = prepare(folder, people, args.database_url)
         bar.advance(task)
         env = {
@@ -303,32 +362,49 @@ def main() -> None:
             "ACCORD_API_SECRET": secrets.token_urlsafe(32),
             "ACCORD_API_RATE_LIMIT": "100000000/minute",
         }
-        bar.update(task, description=f"partner API: {seconds:.0f} s of load")
-        before = ledger_size(folder, args.database_url)
-        with uvicorn_workers("accord.api.cli:worker_app", env, args.workers) as url:
+        bare_env = {"BENCH_REELIX_URL": prepared["reelix_url"]}
+        bar.update(task, description="starting both servers and warming them up")
+        with (
+            uvicorn_workers("accord.api.cli:worker_app", env, args.workers) as api_server,
+            uvicorn_workers("api:bare_app", bare_env, args.workers, app_dir=HERE) as bare_server,
+        ):
             token = httpx.post(
-                f"{url}/oauth/token",
+                f"{api_server.url}/oauth/token",
                 data={"grant_type": "client_credentials"},
                 auth=(prepared["client_id"], prepared["secret"]),
             ).json()["access_token"]
-            spec = {"kind": "api", "token": token, "members": prepared["members"]}
-            generate_load(url, spec, min(2.0, seconds), args.concurrency, folder)  # warm up
+            members = prepared["members"]
+            runs = {
+                "api": (api_server, {"kind": "api", "token": token, "members": members}),
+                "bare": (bare_server, {"kind": "bare", "members": members}),
+            }
+            for server, spec in runs.values():
+                generate_load(server.url, spec, min(2.0, seconds), args.concurrency, folder)
+            bar.advance(task)
             before = ledger_size(folder, args.database_url)
-            api = generate_load(url, spec, seconds, args.concurrency, folder)
+            loaded: dict[str, list[dict[str, Any]]] = {"api": [], "bare": []}
+            cpu = {"api": 0.0, "bare": 0.0}
+            for n in range(rounds):
+                for kind, (server, spec) in runs.items():
+                    bar.update(task, description=f"round {n + 1} of {rounds}: {kind}")
+                    started = cpu_seconds(server.pid)
+                    loaded[kind].append(
+                        generate_load(server.url, spec, seconds / rounds, args.concurrency, folder)
+                    )
+                    cpu[kind] += cpu_seconds(server.pid) - started
+                    bar.advance(task)
             logged = ledger_size(folder, args.database_url) - before
-            api_alone = generate_load(url, spec, min(3.0, seconds), 1, folder)
-        bar.advance(task)
-        bar.update(task, description=f"bare endpoint: {seconds:.0f} s of load")
-        bare_env = {"BENCH_REELIX_URL": prepared["reelix_url"]}
-        with uvicorn_workers("api:bare_app", bare_env, args.workers, app_dir=HERE) as url:
-            spec = {"kind": "bare", "members": prepared["members"]}
-            generate_load(url, spec, min(2.0, seconds), args.concurrency, folder)
-            bare = generate_load(url, spec, seconds, args.concurrency, folder)
-            bare_alone = generate_load(url, spec, min(3.0, seconds), 1, folder)
-        bar.advance(task, 2)
+            api_alone = generate_load(api_server.url, runs["api"][1], min(3.0, seconds), 1, folder)
+            bare_alone = generate_load(
+                bare_server.url, runs["bare"][1], min(3.0, seconds), 1, folder
+            )
+    api, bare = merged(loaded["api"]), merged(loaded["bare"])
 
     def rate(r: dict[str, Any]) -> float:
-        return r["requests"] / r["seconds"]
+        return float(r["requests"]) / float(r["seconds"])
+
+    def cpu_ms(kind: str, r: dict[str, Any]) -> float:
+        return 1000 * cpu[kind] / max(1, r["requests"])
 
     figures = {
         "people": people,
@@ -348,6 +424,12 @@ def main() -> None:
         "api_p50_ms_one_at_a_time": round(api_alone["p50_ms"], 2),
         "bare_p50_ms_one_at_a_time": round(bare_alone["p50_ms"], 2),
         "api_vs_bare_ratio": round(rate(api) / rate(bare), 3),
+        "rounds": rounds,
+        "api_server_cpu_ms_per_request": round(cpu_ms("api", api), 2),
+        "bare_server_cpu_ms_per_request": round(cpu_ms("bare", bare), 2),
+        "bare_vs_api_server_cpu_per_request_ratio": round(
+            cpu_ms("bare", bare) / max(1e-9, cpu_ms("api", api)), 3
+        ),
         "goal_requests_per_s_met": rate(api) >= 2000,
         "goal_p99_met": api["p99_ms"] <= 25,
         "goal_ratio_met": rate(api) / rate(bare) >= 0.5,
