@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from accord.api import tables as t
@@ -198,6 +198,29 @@ def _grant(row: Any) -> Grant:
     )
 
 
+# Built once: every request reads its token and its app's reviews with these, and building the
+# statements anew each time would cost more than running them.
+_TOKEN_WITH_APP = (
+    select(
+        t.tokens_table,
+        t.apps_table.c.name,
+        t.apps_table.c.party,
+        t.apps_table.c.agreement,
+        t.apps_table.c.secret_hash,
+        t.apps_table.c.redirect_uris,
+        t.apps_table.c.created_at.label("app_created"),
+        t.apps_table.c.revoked_at.label("app_revoked"),
+    )
+    .join(t.apps_table, t.apps_table.c.client_id == t.tokens_table.c.client_id)
+    .where(t.tokens_table.c.token_hash == bindparam("token_hash"))
+)
+_REVIEWS_OF_APP = (
+    select(t.reviews_table.c.scope, t.reviews_table.c.approved)
+    .where(t.reviews_table.c.client_id == bindparam("client_id"))
+    .order_by(t.reviews_table.c.at, t.reviews_table.c.id)
+)
+
+
 class PartnerApps:
     """Partner apps and everything issued to them, over one Accord store."""
 
@@ -353,13 +376,8 @@ class PartnerApps:
 
     @staticmethod
     def _approved(s: Session, client_id: str) -> frozenset[Scope]:
-        r = t.reviews_table
         with translate(StoreError, "reading app reviews"):
-            rows = s.execute(
-                select(r.c.scope, r.c.approved)
-                .where(r.c.client_id == client_id)
-                .order_by(r.c.at, r.c.id)
-            ).all()
+            rows = s.execute(_REVIEWS_OF_APP, {"client_id": client_id}).all()
         latest: dict[str, bool] = {}
         for scope, ok in rows:
             latest[scope] = bool(ok)
@@ -634,18 +652,8 @@ class PartnerApps:
 
     @staticmethod
     def _token(s: Session, access_token: str) -> Token | None:
-        tk, a = t.tokens_table, t.apps_table
         with translate(StoreError, "reading an access token"):
-            row = s.execute(
-                select(tk, a.c.name, a.c.party, a.c.agreement, a.c.secret_hash)
-                .add_columns(
-                    a.c.redirect_uris,
-                    a.c.created_at.label("app_created"),
-                    a.c.revoked_at.label("app_revoked"),
-                )
-                .join(a, a.c.client_id == tk.c.client_id)
-                .where(tk.c.token_hash == hash_token(access_token))
-            ).one_or_none()
+            row = s.execute(_TOKEN_WITH_APP, {"token_hash": hash_token(access_token)}).one_or_none()
         if row is None:
             return None
         app = App(
