@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import String, func, inspect, select, text
 
 from accord.errors import InvalidInput, StoreError
 from accord.filters import Group
 from accord.policy import Policy
 from accord.sources import Allowed, Source, parse
+from accord.sources.allowed import FEW
 from accord.store.people import BATCH
 from builders import activate, agreement, clause, request
 from sources.conftest import (
@@ -75,6 +76,22 @@ def test_reads_only_the_named_fields_of_allowed_people(world: Databases) -> None
     assert len(rows) == len(expected) == 9
     assert set(rows) == expected
     assert all(len(r) == 2 for r in rows)
+
+
+@pytest.mark.parametrize(
+    "strangers",
+    [
+        FEW - len(ALLOWED),  # as many ids as are bound as parameters
+        FEW - len(ALLOWED) + 1,  # one more: they go in a temporary table
+    ],
+)
+def test_a_few_ids_or_many_read_the_same_rows(world: Databases, strangers: int) -> None:
+    ids = [*ALLOWED, *(f"nobody-{n}" for n in range(strangers))]
+    assert (Allowed(ids).few(String()) is None) == (len(ids) > FEW)
+    _, rows = world.source.read_all("watch_events", ["event_id"], Allowed(ids))
+    assert sorted(r[0] for r in rows) == sorted(
+        e["event_id"] for e in EVENTS if e["member_id"] in ALLOWED
+    )
 
 
 def test_nobody_allowed_reads_nothing(world: Databases) -> None:
