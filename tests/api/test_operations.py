@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,10 +43,18 @@ def test_one_json_access_line_per_request_without_the_query(
     world: World, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = app_token(client, world.chirp, world.chirp_secret)
+
+    def logged() -> list[dict[str, Any]]:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+        return [x for x in lines if x["path"] == "/v1/app"]
+
     with caplog.at_level(logging.INFO, logger="accord.api.access"):
         r = client.get("/v1/app?code=secret-looking", headers=bearer(token))
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name.endswith("access")]
-    (line,) = [x for x in lines if x["path"] == "/v1/app"]
+        # The line is written once the response has gone out, on the server's own thread.
+        deadline = time.monotonic() + 5
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    (line,) = logged()
     assert line["status"] == 200
     assert line["client_id"] == world.chirp.client_id
     assert line["request_id"] == r.headers["x-request-id"]
