@@ -207,3 +207,13 @@ def test_a_person_in_many_entries_gets_every_proof(ledger: Ledger) -> None:
     bundle = ledger.prove_person("alice")
     assert [entry["index"] for entry in bundle["entries"]] == list(range(1, 1300, 2))
     assert standalone.check(bundle) == []
+
+
+def test_a_release_about_many_people_verifies_each_of_their_index_rows(ledger: Ledger) -> None:
+    crowd = [f"p{i:05d}" for i in range(1_300)]  # index rows span several batches of the check
+    ledger.append([release(0, *crowd), release(1, "alice"), release(2, *crowd[:700])])
+    report = ledger.verify()
+    assert report.ok, report.problems
+    assert report.index_rows_checked == 1_300 + 1 + 700
+    assert ledger.entries_about("p00999") == [0]
+    assert ledger.entries_about("p00001") == [0, 2]

@@ -458,15 +458,18 @@ def _check_people(conn: Connection, report: VerifyReport) -> None:
         shred.lookup_pseudonym(bytes(key)): bytes(key)
         for (key,) in conn.execute(select(_keys.c.key))
     }
+    # A release may name hundreds of thousands of people: its leaf is decoded once, into a set,
+    # for all of their index rows (which come in leaf order), not once a row.
+    tagged: dict[int, frozenset[str] | None] = {}
     pending: list[tuple[bytes, int]] = []
     for pseudonym, leaf_idx in conn.execute(
         select(_index.c.pseudonym, _index.c.leaf_idx).order_by(_index.c.leaf_idx)
     ):
         pending.append((bytes(pseudonym), int(leaf_idx)))
         if len(pending) >= 500:
-            _check_index_rows(conn, pending, keys, report)
+            _check_index_rows(conn, pending, keys, report, tagged)
             pending = []
-    _check_index_rows(conn, pending, keys, report)
+    _check_index_rows(conn, pending, keys, report, tagged)
 
 
 def _check_index_rows(
@@ -474,17 +477,31 @@ def _check_index_rows(
     rows: Iterable[tuple[bytes, int]],
     keys: dict[bytes, bytes],
     report: VerifyReport,
+    tagged: dict[int, frozenset[str] | None],
 ) -> None:
+    """Check index rows against their leaves' subject tags; ``tagged`` keeps the tags of the
+    leaves decoded last (``None`` for a leaf that does not decode), across calls."""
     rows = list(rows)
     if not rows:
         return
-    wanted = sorted({idx for _, idx in rows})
+    needed = {idx for _, idx in rows}
+    if len(tagged) > 64:
+        # Rows come in leaf order: the leaves of earlier batches are not needed again.
+        for idx in [i for i in tagged if i not in needed and i != max(tagged)]:
+            del tagged[idx]
+    wanted = sorted(needed - tagged.keys())
     leaves = {
         int(idx): bytes(data)
         for idx, data in conn.execute(
             select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(wanted))
         )
     }
+    for idx, data in leaves.items():
+        try:
+            tagged[idx] = frozenset(decode_leaf(data).get("subjects", []))
+        except InvalidInput as exc:
+            report.add(f"leaf {idx}", exc.message)
+            tagged[idx] = None
     for pseudonym, idx in rows:
         report.index_rows_checked += 1
         where = f"person index row for leaf {idx}"
@@ -492,13 +509,11 @@ def _check_index_rows(
         if key is None:
             report.add(where, "belongs to no person key (left behind by an erasure?)")
             continue
-        if idx not in leaves:
+        if idx not in tagged:
             report.add(where, "points at a leaf that does not exist")
             continue
-        try:
-            subjects = decode_leaf(leaves[idx]).get("subjects", [])
-        except InvalidInput as exc:
-            report.add(f"leaf {idx}", exc.message)
-            continue
+        subjects = tagged[idx]
+        if subjects is None:
+            continue  # reported once, with the leaf
         if shred.subject_tag(key, idx) not in subjects:
             report.add(where, "the leaf carries no subject tag for this person")
