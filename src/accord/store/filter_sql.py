@@ -17,15 +17,20 @@ opt-outs. Every condition is on non-null columns, so ``NOT`` never meets a ``NUL
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
 from sqlalchemy import (
     CTE,
+    BindParameter,
     ColumnElement,
     FromClause,
     Select,
     and_,
+    bindparam,
     case,
     exists,
     false,
@@ -120,7 +125,6 @@ Shared = dict[tuple[Any, ...], CTE]
 def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
     """Consents in force at ``f.at`` covering ``need`` (its recipient, operation, purpose,
     category and title), with what the rules may further ask of them."""
-    at = f.at
     c = t.consents.alias("c")
     purposes = t.consent_purposes.alias("cp")
     categories = t.consent_categories.alias("cc")
@@ -129,9 +133,9 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
         c.c.controller == f.controller,
         c.c.recipient == need.recipient,
         c.c.operations.in_(_operation_sets(need.operation)),
-        c.c.given_at <= at,
-        or_(c.c.expires_at.is_(None), c.c.expires_at > at),
-        or_(c.c.withdrawn_at.is_(None), c.c.withdrawn_at > at),
+        c.c.given_at <= _at(f, c.c.given_at),
+        or_(c.c.expires_at.is_(None), c.c.expires_at > _at(f, c.c.expires_at)),
+        or_(c.c.withdrawn_at.is_(None), c.c.withdrawn_at > _at(f, c.c.withdrawn_at)),
         exists().where(
             purposes.c.consent_id == c.c.id,
             _Filtered(purposes.c.purpose).in_(ancestors(need.purpose)),
@@ -143,7 +147,7 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
     ]
     if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
         # Only the named people's consents: an index seek each, not a scan of everyone's.
-        conditions.append(_in(c.c.person, f.subjects))
+        conditions.append(c.c.person.in_(_subjects(f)))
     if need.title is None:
         # Without a title only an ongoing consent can be in scope.
         conditions.append(c.c.scope == Scope.ONGOING.value)
@@ -178,7 +182,9 @@ def consent_holders(
         conditions.append(base.c.distinct_and_separate == true())
     oldest = need.given_after(f.at)
     if oldest is not None:
-        conditions.append(base.c.given_at > oldest)
+        conditions.append(
+            base.c.given_at > bindparam(_oldest(need), oldest, type_=base.c.given_at.type)
+        )
     return select(base.c.person).where(*conditions)
 
 
@@ -197,8 +203,8 @@ def no_opt_out(need: NoOptOut, f: PersonFilter) -> ColumnElement[bool]:
             o.c.controller == f.controller,
             o.c.person == _person.person_id,
             o.c.kind == need.kind.value,
-            o.c.at <= f.at,
-            or_(o.c.revoked_at.is_(None), o.c.revoked_at > f.at),
+            o.c.at <= _at(f, o.c.at),
+            or_(o.c.revoked_at.is_(None), o.c.revoked_at > _at(f, o.c.revoked_at)),
         )
     )
 
@@ -223,7 +229,7 @@ def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:
     """The people a filter looks at: the controller's, and only the named ones if any are."""
     where = [_person.party == f.controller]
     if f.subjects is not None:
-        where.append(_in(_person.person_id, f.subjects))
+        where.append(_person.person_id.in_(_subjects(f)))
     return where
 
 
@@ -235,9 +241,78 @@ def allowed_people_query(f: PersonFilter) -> Select[str]:
 
 
 def allowed_people(session: Session, f: PersonFilter) -> set[str]:
-    """The ids of the controller's people that ``f`` lets through."""
+    """The ids of the controller's people that ``f`` lets through.
+
+    The query is built once per kind of filter (see :func:`_query_of_kind`) and run with this
+    filter's instant and people as parameters.
+    """
+    query = _query_of_kind(_kind(f))
     with translate(StoreError, f"filtering the people of {f.controller}"):
-        return set(session.execute(allowed_people_query(f)).scalars())
+        return set(session.execute(query, _parameters(f)).scalars())
+
+
+# -- one query per kind of filter --------------------------------------------------------------
+#
+# A filter's instant, its people and the oldest consent its rules accept are bound parameters
+# with these names; everything else in the query (controller, regions, rules, grouping) is its
+# kind. Requests of one kind (a person reading their own record, time after time) then share one
+# statement, and SQLAlchemy's cache of compiled statements, instead of building both anew.
+
+_AT = "filter_at"
+_SUBJECTS = "filter_subjects"
+
+
+def _at(f: PersonFilter, column: ColumnElement[Any]) -> BindParameter[Any]:
+    return bindparam(_AT, f.at, type_=column.type)
+
+
+def _subjects(f: PersonFilter) -> BindParameter[Any]:
+    return bindparam(_SUBJECTS, sorted(f.subjects or ()), expanding=True)
+
+
+def _oldest(need: ConsentNeed) -> str:
+    return f"filter_oldest_{need.max_years}"
+
+
+def _parameters(f: PersonFilter) -> dict[str, Any]:
+    """Every parameter of ``f``'s kind of query, with ``f``'s values."""
+    values: dict[str, Any] = {_AT: f.at}
+    if f.subjects is not None:
+        values[_SUBJECTS] = sorted(f.subjects)
+    for rule in f.rules:
+        need = rule.requirement
+        if isinstance(need, ConsentNeed) and need.max_years is not None:
+            values[_oldest(need)] = need.given_after(f.at)
+    return values
+
+
+def _kind(f: PersonFilter) -> PersonFilter:
+    """``f`` with what its parameters carry replaced by placeholders: the key of its kind."""
+    few = f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS
+    subjects = None if f.subjects is None else frozenset({"one"} if few else {"many"})
+    return replace(f, at=_KIND_AT, subjects=subjects)
+
+
+_KIND_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=256)
+def _query_of_kind(kind: PersonFilter) -> Select[str]:
+    """The query of :func:`allowed_people_query` for filters of ``kind``, checked to be given a
+    value for each of its parameters by :func:`_parameters` (one left out would keep the
+    placeholder's)."""
+    if kind.subjects == frozenset({"many"}):
+        kind = replace(kind, subjects=frozenset(str(n) for n in range(FEW_SUBJECTS + 1)))
+    query = allowed_people_query(kind)
+    named = {
+        key
+        for key in query.compile().binds
+        if key.startswith("filter_") and not key[len("filter_") :].isdigit()
+    }
+    missing = named - set(_parameters(kind))
+    if missing:  # pragma: no cover - a parameter added without its value
+        raise StoreError(f"the filter query is given no value for {', '.join(sorted(missing))}")
+    return query
 
 
 def refusals_query(f: PersonFilter) -> tuple[list[str], Select[Any]]:
