@@ -248,7 +248,8 @@ def allowed_people(session: Session, f: PersonFilter) -> set[str]:
     """
     query = _query_of_kind(_kind(f))
     with translate(StoreError, f"filtering the people of {f.controller}"):
-        return set(session.execute(query, _parameters(f)).scalars())
+        # On the session's connection: a Core query needs none of the ORM's execution steps.
+        return set(session.connection().execute(query, _parameters(f)).scalars())
 
 
 # -- one query per kind of filter --------------------------------------------------------------
