@@ -48,6 +48,10 @@ test: install lint typecheck contracts services
 bench: install
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/release.py
+	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/psi.py
+	$(BIN)/python benchmarks/cleanroom.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

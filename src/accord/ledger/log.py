@@ -305,6 +305,8 @@ class Ledger:
                     self._sql(_INSERT_NODES), [(position(lv, i), h) for lv, i, h in grown.nodes]
                 )
             if index_rows:
+                # In key order: random pseudonyms inserted in order touch each index page once.
+                index_rows.sort()
                 cursor.executemany(self._sql(_INSERT_INDEX), index_rows)
             cursor.execute(
                 self._sql(_MOVE_SQL), (size, grown.root, b"".join(grown.frontier), start)
