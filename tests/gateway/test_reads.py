@@ -208,3 +208,28 @@ def test_a_read_leaves_nothing_behind_in_the_party_database(w: World) -> None:
     with w.chirp.connect() as conn:
         names = conn.execute(text("SELECT name FROM sqlite_temp_master")).scalars().all()
     assert names == []
+
+
+def test_a_relation_read_judges_only_the_people_it_is_about(w: World) -> None:
+    """The friend picker judges the asker's friends, and message sync the members of the asker's
+    threads, not everyone the party holds; the release is the same either way."""
+    chirp = w.sources["chirp"]
+    assert chirp.people_in("friendships", {"person_id": "c1"}) == {"c2", "c3", "c4", "c5"}
+    assert chirp.members_of("messages", {"t-ok", "t-solo"}) == {"c1", "c2"}
+    assert chirp.members_of("messages", set()) == set()
+    with pytest.raises(InvalidInput, match="not about groups"):
+        chirp.members_of("friendships", {"t-ok"})
+    everyone = w.accord.policy().decide(
+        request(
+            "friend-picker",
+            categories=frozenset({"user.social"}),
+            on_behalf_of="c1",
+            subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+        )
+    )
+    assert everyone.filter is not None
+    picked = w.gateway.exchange(
+        Exchange(everyone.request, w.tokens["reelix"], "friendships", where={"person_id": "c1"})
+    )
+    judged_by_everyone = reference_allowed(everyone.filter)
+    assert {row[0] for row in picked.rows} == judged_by_everyone & {"c2", "c3", "c4", "c5"}

@@ -252,6 +252,7 @@ class Gateway:
                 f"clause {plan.clause.id} releases {granularity.value}s; group_by and measures "
                 "are for aggregate clauses"
             )
+        plan = self._narrowed(plan, exchange)
         with self.accord.session() as session:
             allowed = Allowed.by_filter(session, plan.filter)
             if granularity is Granularity.AGGREGATE:
@@ -270,6 +271,30 @@ class Gateway:
             granularity=granularity,
             suppressed=outcome.suppressed,
         )
+
+    def _narrowed(self, plan: _Plan, exchange: Exchange) -> _Plan:
+        """For a read of one person's relations, the filter judging only the people concerned.
+
+        A friend list pinned to its person is about that person's friends; a person's threads
+        are about their members. Only they can appear in the release, so only they are judged,
+        instead of everyone the party holds (the same verdicts, at any population size).
+        """
+        subjects = plan.decision.request.subjects
+        c = plan.collection
+        if plan.clause.granularity is not Granularity.RECORD or not subjects.relative:
+            return plan
+        if subjects.kind is SubjectsKind.FRIENDS_OF and c.group is None:
+            if subjects.anchor not in (exchange.where or {}).values():
+                return plan  # refused in _records, with its reason
+            concerned = plan.source.people_in(c.name, exchange.where or {})
+        elif subjects.kind is SubjectsKind.THREADS_OF and c.group is not None:
+            groups = self._groups_of(plan, subjects.anchor or "")
+            concerned = plan.source.members_of(c.name, groups)
+        else:
+            return plan
+        f = plan.filter
+        named = frozenset(concerned) if f.subjects is None else f.subjects & concerned
+        return replace(plan, filter=replace(f, subjects=named))
 
     def _records(
         self, plan: _Plan, exchange: Exchange, allowed: Allowed, session: Session

@@ -39,7 +39,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
-from accord.sources.allowed import BATCH, PERSON, Allowed, drop_allowed, load_allowed
+from accord.sources.allowed import BATCH, FEW, PERSON, Allowed, drop_allowed, load_allowed
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
 from accord.store.people import chunked
 
@@ -310,6 +310,47 @@ class Source:
                         drop_allowed(conn, allowed_table)
                 finally:
                     conn.close()
+
+    # -- whom rows are about (never released) ----------------------------------------------------
+
+    def people_in(self, collection: str, where: Mapping[str, Any]) -> set[str]:
+        """Whom the rows of ``collection`` matching ``where`` are about (its person field).
+
+        For the gateway to judge only those people (a person's friends, say) rather than
+        everyone; nothing read here is released.
+        """
+        c = self.dataset.collection(collection)
+        if c.person is None:
+            raise InvalidInput(f"{self._where(c)}: the collection names no person field")
+        doing = f"finding whom rows of {self.dataset.id}.{c.name} are about"
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            table = self._table(conn, c)
+            query = select(table.c[c.person]).where(*self._conditions(c, table, where)).distinct()
+            return {str(person) for (person,) in conn.execute(query)}
+
+    def members_of(self, collection: str, groups: Iterable[Any]) -> set[str]:
+        """The members of ``groups`` of a collection about groups, from its members table.
+
+        For the gateway to judge only the people in a person's own threads; nothing read here is
+        released.
+        """
+        c = self.dataset.collection(collection)
+        wanted = sorted(set(groups), key=str)
+        doing = f"finding the members of groups of {self.dataset.id}.{c.name}"
+        out: set[str] = set()
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            members = self._members(conn, c)
+            if members is None or c.group is None:
+                raise InvalidInput(f"{self._where(c)}: the collection is not about groups")
+            g = c.group
+            for chunk in chunked(wanted, FEW):
+                query = (
+                    select(members.c[g.member_person])
+                    .where(members.c[g.member_group].in_(chunk))
+                    .distinct()
+                )
+                out.update(str(person) for (person,) in conn.execute(query))
+        return out
 
     # -- reads -----------------------------------------------------------------------------------
 
