@@ -7,16 +7,15 @@ for all of them (``ACCORD_API_SECRET``, made up for the run when unset).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -30,30 +29,14 @@ from accord.api.apps import PartnerApps
 from accord.api.scopes import Scope
 from accord.api.serving import PROTOCOL
 from accord.api.settings import ApiSettings
+from accord.console import err, handled
 from accord.errors import AccordError, ConfigError
 from accord.service import Accord
 from accord.sources import Source, load
 from accord.store.engine import make_engine
 
 SERVE_ENV = "ACCORD_API_SERVE"
-P = ParamSpec("P")
-R = TypeVar("R")
 out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Print Accord's errors as a message, not a trace, and exit with their code."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except AccordError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(exc.exit_code) from None
-
-    return run
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
