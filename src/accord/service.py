@@ -309,6 +309,24 @@ def decision_entry(decision: Decision, people: int) -> DecisionEntry:
     )
 
 
+def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> DecisionEntry:
+    """The ledger entry for a request refused by ``rule`` outside the policy (a failure on the
+    way, a credential, an app review), with ``reason`` as a person reads it."""
+    return DecisionEntry(
+        agreement=request.agreement,
+        clause=request.clause,
+        purpose=request.purpose,
+        categories=tuple(sorted(request.categories)),
+        reason=reason,
+        people=0,
+        allowed=False,
+        rules=(rule,),
+        recipient=request.requester,
+        action=request.operation.value,
+        at=at,
+    )
+
+
 def _given(consent: Consent) -> ConsentChangeEntry:
     return ConsentChangeEntry(
         agreement=None,

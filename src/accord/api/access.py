@@ -17,9 +17,8 @@ from limits.strategies import MovingWindowRateLimiter
 from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
 from accord.api.scopes import Scope, covered, needed
-from accord.ledger.entries import DecisionEntry
 from accord.requests import Request, SubjectsKind
-from accord.service import Accord
+from accord.service import Accord, refusal_entry
 
 OTHER_AGREEMENT = "api:other-agreement"
 SCOPE_NOT_GRANTED = "api:scope-not-granted"
@@ -175,18 +174,7 @@ class Access:
             )
 
     def _log(self, request: Request, exc: Forbidden) -> None:
-        entry = DecisionEntry(
-            agreement=request.agreement,
-            clause=request.clause,
-            purpose=request.purpose,
-            categories=tuple(sorted(request.categories)),
-            reason=f"Refused: {exc.message}; nothing was released.",
-            people=0,
-            allowed=False,
-            rules=(exc.rule,),
-            recipient=request.requester,
-            action=request.operation.value,
-            at=request.at,
-        )
+        reason = f"Refused: {exc.message}; nothing was released."
+        entry = refusal_entry(request, exc.rule, reason, request.at)
         receipts = self.accord.ledger.append([entry])
         exc.receipt = receipts[0].index if receipts else None

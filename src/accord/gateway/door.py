@@ -18,11 +18,11 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
-from accord.ledger.entries import DecisionEntry, ReleaseEntry
+from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
-from accord.service import Accord, decision_entry, person_ref
+from accord.service import Accord, decision_entry, person_ref, refusal_entry
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
@@ -121,19 +121,8 @@ class Gateway:
 
     def _log_failure(self, request: Request, rule: str, what: str) -> Receipt | None:
         """Log a refused decision for a failure, if the ledger can still take it."""
-        entry = DecisionEntry(
-            agreement=request.agreement,
-            clause=request.clause,
-            purpose=request.purpose,
-            categories=tuple(sorted(request.categories)),
-            reason=f"Refused: {what}; nothing was released.",
-            people=0,
-            allowed=False,
-            rules=(rule,),
-            recipient=request.requester,
-            action=request.operation.value,
-            at=datetime.now(UTC),
-        )
+        reason = f"Refused: {what}; nothing was released."
+        entry = refusal_entry(request, rule, reason, datetime.now(UTC))
         try:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway

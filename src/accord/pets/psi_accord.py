@@ -30,7 +30,7 @@ from accord.agreements import Granularity
 from accord.consent import Operation
 from accord.errors import AccordError, InvalidInput
 from accord.gateway.errors import Refused
-from accord.ledger.entries import DecisionEntry, ReleaseEntry
+from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.pets import psi_curve as curve
 from accord.pets.psi import Admit, Mode, Result, Transport, match
@@ -38,7 +38,7 @@ from accord.pets.psi_ids import Kind, encode, normalise
 from accord.pets.psi_wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision
 from accord.requests import Request
-from accord.service import Accord, decision_entry, person_ref
+from accord.service import Accord, decision_entry, person_ref, refusal_entry
 from accord.store import filter_sql
 
 FAILED_RULE = "psi:failed"
@@ -253,19 +253,7 @@ def _log_release(
 
 
 def _log_failure(accord: Accord, request: Request, rule: str, what: str) -> Receipt | None:
-    entry = DecisionEntry(
-        agreement=request.agreement,
-        clause=request.clause,
-        purpose=request.purpose,
-        categories=tuple(sorted(request.categories)),
-        reason=f"Refused: {what}.",
-        people=0,
-        allowed=False,
-        rules=(rule,),
-        recipient=request.requester,
-        action=request.operation.value,
-        at=datetime.now(UTC),
-    )
+    entry = refusal_entry(request, rule, f"Refused: {what}.", datetime.now(UTC))
     try:
         return accord.ledger.append([entry])[0]
     except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
