@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Dialect, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from accord.api import tables as t
@@ -25,6 +25,7 @@ from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.gateway.keyring import hash_token
 from accord.service import Accord
 from accord.store.repositories import PeopleRepository
+from accord.store.types import UTCDateTime
 
 GRANT_DAYS = 90
 """A person's grant of data access lasts this long unless they renew it (as Graph API's)."""
@@ -198,8 +199,7 @@ def _grant(row: Any) -> Grant:
     )
 
 
-# Built once: every request reads its token and its app's reviews with these, and building the
-# statements anew each time would cost more than running them.
+# Built once: building the statements anew each time would cost more than running them.
 _TOKEN_WITH_APP = (
     select(
         t.tokens_table,
@@ -214,11 +214,31 @@ _TOKEN_WITH_APP = (
     .join(t.apps_table, t.apps_table.c.client_id == t.tokens_table.c.client_id)
     .where(t.tokens_table.c.token_hash == bindparam("token_hash"))
 )
+# Every request reads its token, its app and the app's reviews with this one statement, run
+# through the driver's own cursor: SQLAlchemy's execution steps would cost several times what
+# the query does. Only constant names and the driver's placeholder are formatted in.
+_CALLER_SQL = (
+    "SELECT t.token_hash, t.client_id, t.person, t.scope, t.issued_at, t.expires_at, "
+    "t.revoked_at, a.name, a.party, a.agreement, a.secret_hash, a.redirect_uris, a.created_at, "
+    "a.revoked_at, r.scope, r.approved "
+    "FROM api_tokens t JOIN api_apps a ON a.client_id = t.client_id "
+    "LEFT JOIN api_reviews r ON r.client_id = t.client_id "
+    "WHERE t.token_hash = {mark} ORDER BY r.at, r.id"
+)
 _REVIEWS_OF_APP = (
     select(t.reviews_table.c.scope, t.reviews_table.c.approved)
     .where(t.reviews_table.c.client_id == bindparam("client_id"))
     .order_by(t.reviews_table.c.at, t.reviews_table.c.id)
 )
+_INSTANT = UTCDateTime()
+
+
+def _latest_approved(reviews: Iterable[tuple[str, Any]]) -> frozenset[Scope]:
+    """The scopes whose newest review (the last of ``reviews``, oldest first) approved them."""
+    latest: dict[str, bool] = {}
+    for scope, ok in reviews:
+        latest[scope] = bool(ok)
+    return frozenset(Scope.parse(s) for s, ok in latest.items() if ok)
 
 
 class PartnerApps:
@@ -378,10 +398,7 @@ class PartnerApps:
     def _approved(s: Session, client_id: str) -> frozenset[Scope]:
         with translate(StoreError, "reading app reviews"):
             rows = s.execute(_REVIEWS_OF_APP, {"client_id": client_id}).all()
-        latest: dict[str, bool] = {}
-        for scope, ok in rows:
-            latest[scope] = bool(ok)
-        return frozenset(Scope.parse(s) for s, ok in latest.items() if ok)
+        return _latest_approved((scope, ok) for scope, ok in rows)
 
     def add_test_person(self, client_id: str, person: str) -> None:
         """Make ``person`` one of the partner's own test people for ``client_id``."""
@@ -643,12 +660,39 @@ class PartnerApps:
 
     def token_and_approved(self, access_token: str) -> tuple[Token | None, frozenset[Scope]]:
         """:meth:`token`, and the scopes review approved for its app, read together (what every
-        request checks first, in one transaction)."""
-        with self.accord.session() as s:
-            token = self._token(s, access_token)
-            if token is None:
-                return None, frozenset()
-            return token, self._approved(s, token.app.client_id)
+        request checks first: one statement, so one snapshot of the store)."""
+        engine = self.accord.engine
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        with translate(StoreError, "reading an access token"), engine.connect() as conn:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(_CALLER_SQL.format(mark=mark), (hash_token(access_token),))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        if not rows:
+            return None, frozenset()
+        first, dialect = rows[0], engine.dialect
+        app = App(
+            first[1],
+            first[7],
+            first[8],
+            first[9],
+            None if first[10] is None else bytes(first[10]),
+            tuple(u for u in first[11].split("\n") if u),
+            _instant(first[12], dialect),
+            _instant(first[13], dialect),
+        )
+        token = Token(
+            bytes(first[0]),
+            app,
+            first[2],
+            parse_all(first[3]),
+            _instant(first[4], dialect),
+            _instant(first[5], dialect),
+            _instant(first[6], dialect),
+        )
+        return token, _latest_approved((r[14], r[15]) for r in rows if r[14] is not None)
 
     @staticmethod
     def _token(s: Session, access_token: str) -> Token | None:
@@ -684,6 +728,11 @@ class PartnerApps:
                 .where(t.tokens_table.c.token_hash == token.token_hash)
                 .values(revoked_at=at or _now())
             )
+
+
+def _instant(value: Any, dialect: Dialect) -> Any:
+    """A stored instant as the column type reads it: an aware UTC datetime, or None."""
+    return _INSTANT.process_result_value(value, dialect)
 
 
 def _months_later(moment: datetime, months: int) -> datetime:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from accord import taxonomy
 from accord.agreements import Agreement, Clause
@@ -33,22 +34,7 @@ class Scope:
     @classmethod
     def parse(cls, text: str) -> Scope:
         """The scope ``text`` names; :class:`InvalidInput` unless it is category:purpose[:write]."""
-        parts = text.split(":")
-        if len(parts) == 3 and parts[2] == "write":
-            operation = Operation.WRITE
-        elif len(parts) == 2:
-            operation = Operation.READ
-        else:
-            raise InvalidInput(
-                f"scope {text!r} is not category:purpose or category:purpose:write",
-                where="scope",
-            )
-        try:
-            taxonomy.validate(taxonomy.Kind.CATEGORY, parts[0])
-            taxonomy.validate(taxonomy.Kind.PURPOSE, parts[1])
-        except InvalidInput as exc:
-            raise InvalidInput(exc.message, where=f"scope {text!r}") from exc
-        return cls(parts[0], parts[1], operation)
+        return _parse(text)
 
     @property
     def viewing(self) -> bool:
@@ -68,6 +54,28 @@ class Scope:
         use = taxonomy.terms(taxonomy.Kind.PURPOSE)[self.purpose].name
         verb = "Send on your behalf" if self.operation is Operation.WRITE else "Read"
         return f"{verb}: {cat.lower()}, for {use.lower()}"
+
+
+# Every request parses its token's scopes and its app's reviews: the same few strings each time.
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Scope:
+    """:meth:`Scope.parse`, remembered: a scope's text always names the same scope."""
+    parts = text.split(":")
+    if len(parts) == 3 and parts[2] == "write":
+        operation = Operation.WRITE
+    elif len(parts) == 2:
+        operation = Operation.READ
+    else:
+        raise InvalidInput(
+            f"scope {text!r} is not category:purpose or category:purpose:write",
+            where="scope",
+        )
+    try:
+        taxonomy.validate(taxonomy.Kind.CATEGORY, parts[0])
+        taxonomy.validate(taxonomy.Kind.PURPOSE, parts[1])
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, where=f"scope {text!r}") from exc
+    return Scope(parts[0], parts[1], operation)
 
 
 def parse_all(text: str | None) -> frozenset[Scope]:
