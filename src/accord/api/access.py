@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
+from accord.api.ratelimit import MovingWindow
 from accord.api.scopes import Scope, covered, needed
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, refusal_entry
@@ -54,8 +53,7 @@ class Access:
     def __init__(self, accord: Accord, apps: PartnerApps, rate_limit: str) -> None:
         self.accord = accord
         self.apps = apps
-        self._limit = parse_limit(rate_limit)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindow(parse_limit(rate_limit))
 
     def caller(self, authorization: str | None) -> Caller:
         """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1)."""
@@ -74,11 +72,11 @@ class Access:
             raise InvalidToken(f"the access token expired at {token.expires_at.isoformat()}")
         # One limit per partner (party), over all its apps.
         partner = token.app.party
-        if not self._limiter.hit(self._limit, partner):
-            stats = self._limiter.get_window_stats(self._limit, partner)
+        wait = self._limiter.hit(partner)
+        if wait is not None:
             raise RateLimited(
-                f"partner {partner} is over its limit of {self._limit}",
-                retry_after=max(1, int(stats.reset_time - now.timestamp())),
+                f"partner {partner} is over its limit of {self._limiter.limit}",
+                retry_after=max(1, int(wait)),
             )
         scopes = token.scopes
         if token.person is not None:
