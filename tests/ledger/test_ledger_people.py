@@ -59,10 +59,33 @@ def test_leaves_carry_unlinkable_tags_not_ids(people: Ledger) -> None:
     assert len(leaves[3].entry()["subjects"]) == 2
 
 
+def test_each_key_keeps_the_lookup_pseudonym_made_from_it(people: Ledger) -> None:
+    with people.engine.connect() as conn:
+        keys = shred.keys_for(conn, ["alice", "bob"], create=False)
+    assert {p: k.lookup for p, k in keys.items()} == {
+        p: shred.lookup_pseudonym(k.key) for p, k in keys.items()
+    }
+    assert keys["alice"].lookup != keys["bob"].lookup
+
+
+def test_verify_finds_a_lookup_pseudonym_not_made_from_its_key(people: Ledger) -> None:
+    from sqlalchemy import text
+
+    with people.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE person_keys SET lookup = :other WHERE person_id = 'bob'"),
+            {"other": b"\x01" * 32},
+        )
+    report = people.verify()
+    assert not report.ok
+    assert any("not made from their key" in problem for problem in map(str, report.problems))
+    assert people.entries_about("bob") == []  # why it matters: Bob's entries are lost to him
+
+
 def test_erasure_forgets_the_person_and_the_log_still_verifies(people: Ledger) -> None:
     before = [people.leaf(i).data for i in range(6)]
     with people.engine.connect() as conn:
-        alice_key = shred.keys_for(conn, ["alice"], create=False)["alice"]
+        alice_key = shred.keys_for(conn, ["alice"], create=False)["alice"].key
     receipt = people.erase("alice", "Alice asked Reelix to erase her data")
     assert people.entries_about("alice") == []
     assert people.entries_about("bob") == [1, 3, 4]

@@ -107,3 +107,59 @@ def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+@pytest.mark.integration
+def test_keys_made_before_their_lookup_was_stored_get_it_on_upgrade(db_url: str) -> None:
+    """0005 computes each existing key's lookup pseudonym and keeps every index row."""
+    from sqlalchemy import text
+
+    from accord.ledger import shred
+
+    engine = make_engine(db_url)
+    keys = {f"reelix/m{n}": bytes([n]) * 32 for n in range(1, 6)}
+    try:
+        upgrade(engine, "0004_pets")
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO person_keys (person_id, key, created_at) VALUES (:p, :k, :at)"),
+                [{"p": p, "k": k, "at": "2026-11-29T12:00:00.000000Z"} for p, k in keys.items()],
+            )
+            conn.execute(
+                text("INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:s, :i)"),
+                [{"s": shred.lookup_pseudonym(k), "i": i} for i, k in enumerate(keys.values())],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT person_id, lookup FROM person_keys")).all())
+            indexed = conn.execute(text("SELECT count(*) FROM ledger_person_index")).scalar_one()
+            found = {p: shred.leaves_of(conn, p) for p in keys}
+        assert {p: bytes(v) for p, v in stored.items()} == {
+            p: shred.lookup_pseudonym(k) for p, k in keys.items()
+        }
+        assert indexed == len(keys)
+        assert found == {p: (k, [i]) for i, (p, k) in enumerate(keys.items())}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.integration
+def test_sqlite_keeps_ledger_keys_and_index_in_their_primary_key_alone(sqlite_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            schema = dict(
+                conn.execute(
+                    text(
+                        "SELECT name, sql FROM sqlite_master WHERE name IN "
+                        "('person_keys', 'ledger_person_index')"
+                    )
+                ).all()
+            )
+        assert set(schema) == {"person_keys", "ledger_person_index"}
+        assert all("WITHOUT ROWID" in sql for sql in schema.values())
+    finally:
+        engine.dispose()

@@ -454,10 +454,16 @@ def _check_checkpoints(
 
 def _check_people(conn: Connection, report: VerifyReport) -> None:
     """Every index row belongs to a person with a key, and points at a leaf tagged for them."""
-    keys = {
-        shred.lookup_pseudonym(bytes(key)): bytes(key)
-        for (key,) in conn.execute(select(_keys.c.key))
-    }
+    keys: dict[bytes, bytes] = {}
+    mismatched = 0
+    for key, stored in conn.execute(select(_keys.c.key, _keys.c.lookup)):
+        lookup = shred.lookup_pseudonym(bytes(key))
+        mismatched += bytes(stored) != lookup
+        keys[lookup] = bytes(key)
+    if mismatched:
+        # Index rows are written with the stored pseudonym: a wrong one hides a person's entries
+        # from them, or shows them someone else's.
+        report.add("person keys", f"{mismatched} lookup pseudonym(s) not made from their key")
     # A release may name hundreds of thousands of people: its leaf is decoded once, into a set,
     # for all of their index rows (which come in leaf order), not once a row.
     tagged: dict[int, frozenset[str] | None] = {}

@@ -284,7 +284,7 @@ class Ledger:
             for offset in about:
                 entry, index = leaves.entries[offset], start + offset
                 named = set(entry.about)
-                tags = shred.subject_tags([keys[person] for person in named], index)
+                tags = shred.subject_tags([keys[person].key for person in named], index)
                 index_rows.extend(shred.index_rows(keys, index, named))
                 data = entry.encode(tags)
                 datas[offset] = data

@@ -4,8 +4,9 @@ Each person the ledger records gets a random 32-byte key of their own (table ``p
 A leaf about them carries, instead of their id, a *subject tag*:
 ``HMAC-SHA256(key, "accord/ledger/subject/v1\\n" || decimal leaf index)``. Tags differ from
 leaf to leaf, so leaves cannot be linked to each other either. To find a person's leaves without
-scanning, the ledger also writes
-``(HMAC-SHA256(key, "accord/ledger/lookup/v1"), leaf index)`` rows to ``ledger_person_index``.
+scanning, the ledger also writes ``(lookup pseudonym, leaf index)`` rows to
+``ledger_person_index``; the lookup pseudonym, ``HMAC-SHA256(key, "accord/ledger/lookup/v1")``,
+is computed once when the key is made and kept beside it.
 
 Erasing a person deletes their key and their index rows. Their leaves stay, byte for byte, so the
 tree still verifies; without the key nobody can recompute the tags, and nothing links the leaves to
@@ -18,8 +19,9 @@ import hmac
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, select
 
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
@@ -32,6 +34,18 @@ KEY_SIZE = 32
 # since 3.32, PostgreSQL's 65,535).
 _CHUNK = 500
 _LOOKUP_CHUNK = 5_000
+
+
+class PersonKey(NamedTuple):
+    """A person's key and the lookup pseudonym made from it."""
+
+    key: bytes
+    lookup: bytes
+
+    @classmethod
+    def new(cls) -> PersonKey:
+        key = secrets.token_bytes(KEY_SIZE)
+        return cls(key, lookup_pseudonym(key))
 
 
 def subject_tag(key: bytes, index: int) -> str:
@@ -56,13 +70,13 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]
         yield items[start : start + size]
 
 
-def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, bytes]:
+def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, PersonKey]:
     """The keys of these people; with ``create``, a new random key for each who has none.
 
     Call it inside the ledger's append lock when creating, so two writers never race on a key.
     """
     wanted = sorted(set(person_ids))
-    found: dict[str, bytes] = {}
+    found: dict[str, PersonKey] = {}
     # Through the driver's cursor, many ids a statement: a release may name hundreds of
     # thousands of people, and SQLAlchemy's per-row handling would cost more than the lookup.
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -70,56 +84,61 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
     try:
         for chunk in _chunks(wanted, _LOOKUP_CHUNK):
             cursor.execute(
-                f"SELECT person_id, key FROM {_keys.name} "  # noqa: S608 - a fixed table name
+                f"SELECT person_id, key, lookup FROM {_keys.name} "  # noqa: S608 - fixed name
                 f"WHERE person_id IN ({', '.join([mark] * len(chunk))})",
                 tuple(chunk),
             )
-            found.update({person_id: bytes(key) for person_id, key in cursor.fetchall()})
+            found.update(
+                {
+                    person: PersonKey(bytes(key), bytes(look))
+                    for person, key, look in cursor.fetchall()
+                }
+            )
+        if create:
+            missing = [person_id for person_id in wanted if person_id not in found]
+            if missing:
+                # The column's own conversion: timestamptz on PostgreSQL, fixed text on SQLite.
+                convert = _keys.c.created_at.type.bind_processor(conn.dialect)
+                now: object = datetime.now(UTC)
+                now = convert(now) if convert is not None else now
+                new = {person_id: PersonKey.new() for person_id in missing}
+                cursor.executemany(
+                    f"INSERT INTO {_keys.name} (person_id, key, lookup, created_at) "  # noqa: S608
+                    f"VALUES ({mark}, {mark}, {mark}, {mark})",
+                    [(p, k.key, k.lookup, now) for p, k in new.items()],
+                )
+                found.update(new)
     finally:
         cursor.close()
-    if create:
-        missing = [person_id for person_id in wanted if person_id not in found]
-        if missing:
-            now = datetime.now(UTC)
-            new = {person_id: secrets.token_bytes(KEY_SIZE) for person_id in missing}
-            conn.execute(
-                insert(_keys),
-                [{"person_id": p, "key": k, "created_at": now} for p, k in new.items()],
-            )
-            found.update(new)
     return found
 
 
 def index_rows(
-    keys: dict[str, bytes], index: int, person_ids: Iterable[str]
+    keys: dict[str, PersonKey], index: int, person_ids: Iterable[str]
 ) -> list[tuple[bytes, int]]:
     """``(lookup pseudonym, leaf index)`` rows saying leaf ``index`` concerns these people."""
-    return [
-        (hmac.digest(keys[person_id], LOOKUP_CONTEXT, "sha256"), index)
-        for person_id in set(person_ids)
-    ]
+    return [(keys[person_id].lookup, index) for person_id in set(person_ids)]
 
 
 def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | None:
     """A person's key and the indexes of the leaves about them; ``None`` if they have no key."""
-    key = conn.execute(select(_keys.c.key).where(_keys.c.person_id == person_id)).scalar()
-    if key is None:
+    row = conn.execute(
+        select(_keys.c.key, _keys.c.lookup).where(_keys.c.person_id == person_id)
+    ).first()
+    if row is None:
         return None
-    key = bytes(key)
+    key, lookup = bytes(row[0]), bytes(row[1])
     rows = conn.execute(
-        select(_index.c.leaf_idx)
-        .where(_index.c.pseudonym == lookup_pseudonym(key))
-        .order_by(_index.c.leaf_idx)
+        select(_index.c.leaf_idx).where(_index.c.pseudonym == lookup).order_by(_index.c.leaf_idx)
     )
     return key, [int(idx) for (idx,) in rows]
 
 
 def forget(conn: Connection, person_id: str) -> int:
     """Delete a person's key and index rows; returns how many leaves they were linked to."""
-    key = conn.execute(select(_keys.c.key).where(_keys.c.person_id == person_id)).scalar()
-    if key is None:
+    pseudonym = conn.execute(select(_keys.c.lookup).where(_keys.c.person_id == person_id)).scalar()
+    if pseudonym is None:
         return 0
-    pseudonym = lookup_pseudonym(bytes(key))
     count = conn.execute(
         select(func.count()).select_from(_index).where(_index.c.pseudonym == pseudonym)
     ).scalar_one()

@@ -7,7 +7,8 @@
   still takes one indexed read.
 * ``ledger_state``: the single row every append locks: tree size, root and frontier.
 * ``ledger_checkpoints``: signed tree heads, one per tree size.
-* ``person_keys``: each person's random key, by their id; deleting it is the erasure.
+* ``person_keys``: each person's random key and lookup pseudonym, by their id; deleting it is the
+  erasure.
 * ``ledger_person_index``: which leaves concern which person, by the person's lookup pseudonym.
 """
 
@@ -80,9 +81,14 @@ class PersonKey(Base):
     """A person's random 32-byte key; their pseudonyms are HMACs under it."""
 
     __tablename__ = "person_keys"
+    # One b-tree by person id on SQLite: a release about many people looks up each one's key.
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declaration
 
     person_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    lookup: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    """The person's lookup pseudonym, ``HMAC-SHA256(key, "accord/ledger/lookup/v1")``, made
+    with the key: the index rows of every entry about them carry it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
@@ -90,6 +96,8 @@ class LedgerPersonIndex(Base):
     """Leaf ``leaf_idx`` concerns the person whose lookup pseudonym is ``pseudonym``."""
 
     __tablename__ = "ledger_person_index"
+    # One b-tree on SQLite: a release about many people inserts a row for each.
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declaration
 
     pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

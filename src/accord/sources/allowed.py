@@ -22,6 +22,7 @@ from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
 from accord.filters import Group, PersonFilter
+from accord.store.driver import driver_rows
 from accord.store.filter_sql import allowed_people, allowed_people_query
 from accord.store.people import chunked
 
@@ -47,14 +48,17 @@ class _StoreIds:
 
     def __iter__(self) -> Iterator[str]:
         f = self.filter
-        with translate(StoreError, f"filtering the people of {f.controller}"):
-            # On the session's connection: a Core query needs none of the ORM's result handling,
-            # which for a million people costs more than the ids' transfer.
-            result = self.session.connection().execute(
-                allowed_people_query(f), execution_options={"yield_per": BATCH}
-            )
-            for part in result.scalars().partitions():
-                yield from part
+        doing = f"filtering the people of {f.controller}"
+        # Straight from the driver: the ids are plain text, and SQLAlchemy's rows for a million
+        # people cost more than the query.
+        connection = self.session.connection()
+        with driver_rows(connection, allowed_people_query(f), BATCH, doing) as fetch:
+            while True:
+                with translate(StoreError, doing):
+                    rows = fetch()
+                if not rows:
+                    return
+                yield from [person for (person,) in rows]
 
 
 @dataclass(frozen=True, slots=True)
