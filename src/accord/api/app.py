@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -70,6 +70,16 @@ def create_app(
     gateway = Gateway(accord, sources, keyring)
     access = Access(accord, apps, config.rate_limit)
     server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
+    services = Services(gateway, apps, access, party_tokens)
+
+    @asynccontextmanager
+    async def life(app: FastAPI) -> AsyncIterator[None]:
+        # The exchanges under way finish before the caller's lifespan closes the store.
+        async with lifespan(app) if lifespan is not None else nullcontext():
+            try:
+                yield
+            finally:
+                services.close()
 
     app = FastAPI(
         title="Accord partner API",
@@ -77,9 +87,9 @@ def create_app(
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
-        lifespan=lifespan,
+        lifespan=life,
     )
-    app.state.services = Services(gateway, apps, access, party_tokens)
+    app.state.services = services
     app.state.oauth = server
     problems.install(app)
     app.include_router(router)
