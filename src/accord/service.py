@@ -7,7 +7,7 @@ decision, refusals included. The ledger entry is durable before the call returns
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -45,6 +45,12 @@ from accord.store.repositories import (
 def person_ref(party: str, person: str) -> str:
     """How the ledger names a person: by their id at a party (pseudonymised before writing)."""
     return f"{party}/{person}"
+
+
+def person_refs(party: str, people: Iterable[str]) -> tuple[str, ...]:
+    """:func:`person_ref` of each of ``people``, at once: a release may be about millions."""
+    prefix = f"{party}/"
+    return tuple([prefix + person for person in people])
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,10 +62,10 @@ def test_leaves_carry_unlinkable_tags_not_ids(people: Ledger) -> None:
 def test_each_key_keeps_the_lookup_pseudonym_made_from_it(people: Ledger) -> None:
     with people.engine.connect() as conn:
         keys = shred.keys_for(conn, ["alice", "bob"], create=False)
-    assert {p: k.lookup for p, k in keys.items()} == {
-        p: shred.lookup_pseudonym(k.key) for p, k in keys.items()
+    assert {p: lookup for p, (_, lookup) in keys.items()} == {
+        p: shred.lookup_pseudonym(key) for p, (key, _) in keys.items()
     }
-    assert keys["alice"].lookup != keys["bob"].lookup
+    assert keys["alice"][1] != keys["bob"][1]
 
 
 def test_verify_finds_a_lookup_pseudonym_not_made_from_its_key(people: Ledger) -> None:
@@ -85,7 +85,7 @@ def test_verify_finds_a_lookup_pseudonym_not_made_from_its_key(people: Ledger) -
 def test_erasure_forgets_the_person_and_the_log_still_verifies(people: Ledger) -> None:
     before = [people.leaf(i).data for i in range(6)]
     with people.engine.connect() as conn:
-        alice_key = shred.keys_for(conn, ["alice"], create=False)["alice"].key
+        alice_key, _ = shred.keys_for(conn, ["alice"], create=False)["alice"]
     receipt = people.erase("alice", "Alice asked Reelix to erase her data")
     assert people.entries_about("alice") == []
     assert people.entries_about("bob") == [1, 3, 4]

@@ -22,7 +22,7 @@ from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
-from accord.service import Accord, decision_entry, person_ref, refusal_entry
+from accord.service import Accord, decision_entry, person_refs, refusal_entry
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
@@ -568,7 +568,7 @@ class Gateway:
                 f"{outcome.people} people{note}"
             ),
             people=outcome.people,
-            about=tuple(sorted(person_ref(controller, p) for p in outcome.about)),
+            about=person_refs(controller, outcome.about),
             provider=plan.sender,
             recipient=plan.receiver,
             fields=fields,

@@ -193,6 +193,19 @@ def _check_text(name: str, value: str | None) -> None:
         raise InvalidInput(f"{name} is not valid Unicode text: {exc.reason}") from exc
 
 
+def _check_texts(name: str, values: tuple[str, ...]) -> None:
+    """Each value is text that encodes as UTF-8: checked at once, for an entry about a million
+    people, and one by one only to say which value is wrong."""
+    try:
+        if all(type(value) is str for value in values):
+            "".join(values).encode("utf-8")
+            return
+    except UnicodeEncodeError:
+        pass
+    for value in values:
+        _check_text(name, value)
+
+
 def _check_count(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SAFE_INTEGER:
         raise InvalidInput(f"{name} must be a whole number from 0 to 2**53-1, not {value!r}")
@@ -245,8 +258,8 @@ class Entry:
             raise InvalidInput("every ledger entry needs a reason a person can read")
         for name in ("agreement", "reason", "clause", "purpose"):
             _check_text(name, getattr(self, name))
-        for item in (*self.categories, *self.about):
-            _check_text("categories and about", item)
+        _check_texts("categories", self.categories)
+        _check_texts("about", self.about)
         if self.at.tzinfo is None:
             raise InvalidInput("at must be a timezone-aware datetime")
         if self.at.tzinfo is not UTC:

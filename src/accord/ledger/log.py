@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, select
@@ -279,13 +280,13 @@ class Ledger:
         if None in datas:
             about = [offset for offset, data in enumerate(datas) if data is None]
             datas, hashes = list(datas), list(hashes)
-            people = {person for offset in about for person in leaves.entries[offset].about}
-            keys = shred.keys_for(conn, people, create=True)
+            named = {offset: set(leaves.entries[offset].about) for offset in about}
+            keys = shred.keys_for(conn, set().union(*named.values()), create=True)
             for offset in about:
                 entry, index = leaves.entries[offset], start + offset
-                named = set(entry.about)
-                tags = shred.subject_tags([keys[person].key for person in named], index)
-                index_rows.extend(shred.index_rows(keys, index, named))
+                mine = [keys[person] for person in named[offset]]
+                tags = shred.subject_tags([key for key, _ in mine], index)
+                index_rows.extend([(lookup, index) for _, lookup in mine])
                 data = entry.encode(tags)
                 datas[offset] = data
                 hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
@@ -306,7 +307,7 @@ class Ledger:
                 )
             if index_rows:
                 # In key order: random pseudonyms inserted in order touch each index page once.
-                index_rows.sort()
+                index_rows.sort(key=itemgetter(0))
                 cursor.executemany(self._sql(_INSERT_INDEX), index_rows)
             cursor.execute(
                 self._sql(_MOVE_SQL), (size, grown.root, b"".join(grown.frontier), start)

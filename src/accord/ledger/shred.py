@@ -19,7 +19,6 @@ import hmac
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, select
 
@@ -36,16 +35,15 @@ _CHUNK = 500
 _LOOKUP_CHUNK = 5_000
 
 
-class PersonKey(NamedTuple):
-    """A person's key and the lookup pseudonym made from it."""
+PersonKey = tuple[bytes, bytes]
+"""A person's key and the lookup pseudonym made from it. A plain pair, not a named tuple: a
+release about a million people makes a million of them."""
 
-    key: bytes
-    lookup: bytes
 
-    @classmethod
-    def new(cls) -> PersonKey:
-        key = secrets.token_bytes(KEY_SIZE)
-        return cls(key, lookup_pseudonym(key))
+def new_key() -> PersonKey:
+    """A new random key and its lookup pseudonym."""
+    key = secrets.token_bytes(KEY_SIZE)
+    return key, lookup_pseudonym(key)
 
 
 def subject_tag(key: bytes, index: int) -> str:
@@ -88,12 +86,7 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
                 f"WHERE person_id IN ({', '.join([mark] * len(chunk))})",
                 tuple(chunk),
             )
-            found.update(
-                {
-                    person: PersonKey(bytes(key), bytes(look))
-                    for person, key, look in cursor.fetchall()
-                }
-            )
+            found.update({person: (key, look) for person, key, look in cursor.fetchall()})
         if create:
             missing = [person_id for person_id in wanted if person_id not in found]
             if missing:
@@ -101,23 +94,16 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
                 convert = _keys.c.created_at.type.bind_processor(conn.dialect)
                 now: object = datetime.now(UTC)
                 now = convert(now) if convert is not None else now
-                new = {person_id: PersonKey.new() for person_id in missing}
+                new = {person_id: new_key() for person_id in missing}
                 cursor.executemany(
                     f"INSERT INTO {_keys.name} (person_id, key, lookup, created_at) "  # noqa: S608
                     f"VALUES ({mark}, {mark}, {mark}, {mark})",
-                    [(p, k.key, k.lookup, now) for p, k in new.items()],
+                    [(p, key, look, now) for p, (key, look) in new.items()],
                 )
                 found.update(new)
     finally:
         cursor.close()
     return found
-
-
-def index_rows(
-    keys: dict[str, PersonKey], index: int, person_ids: Iterable[str]
-) -> list[tuple[bytes, int]]:
-    """``(lookup pseudonym, leaf index)`` rows saying leaf ``index`` concerns these people."""
-    return [(keys[person_id].lookup, index) for person_id in set(person_ids)]
 
 
 def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | None:
