@@ -195,7 +195,9 @@ class ExchangeRoute(APIRoute):
     on the hot path of the API that costs about as much CPU as deciding the request. This
     handler does the same steps in the same order, with the same errors: the body is read and
     parsed as JSON (malformed JSON: 422), the caller is authenticated (401, 429), the path and
-    the body are validated against the same types (422), then the endpoint runs.
+    the body are validated against the same types (422), then the endpoint runs. FastAPI runs no
+    dependency for it (declared on the endpoint, the router or the app, or overridden): a check
+    this route needs goes in :func:`_exchange_in_thread`.
     """
 
     def get_route_handler(self) -> Callable[[HttpRequest], Coroutine[Any, Any, Response]]:
