@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accord import agreements as ag
 from accord.config import Settings
 from accord.consent import Consent, OptOut, Person, utc
-from accord.errors import ConsentError, NotFound
+from accord.errors import ConsentError, NotFound, StoreError, translate
 from accord.law import gdpr
 from accord.ledger.checkpoint import Signer
 from accord.ledger.entries import (
@@ -32,6 +32,7 @@ from accord.policy import Decision, Policy
 from accord.requests import Request
 from accord.store import filter_sql
 from accord.store.migrate import open_store
+from accord.store.registry import revision as registry_revision
 from accord.store.repositories import (
     AgreementRepository,
     ConsentRepository,
@@ -71,7 +72,7 @@ class Accord:
         self.engine = engine
         self.sessions = sessions
         self.ledger = ledger
-        self._policy: Policy | None = None
+        self._policy: tuple[int, Policy] | None = None
 
     @classmethod
     @contextmanager
@@ -278,10 +279,22 @@ class Accord:
     # -- decisions -----------------------------------------------------------------------------
 
     def policy(self) -> Policy:
-        """The compiled policy of the registry (rebuilt after any agreement changes)."""
-        if self._policy is None:
-            self._policy = Policy(self.agreements())
-        return self._policy
+        """The compiled policy of the registry as it stands now.
+
+        Compiled once per revision of the registry: every call reads the revision (one indexed
+        row), so an agreement suspended or ended by another process sharing the store (the
+        command line, another API worker) is refused from the next decision on.
+        """
+        with translate(StoreError, "reading the agreement registry"), self.engine.connect() as c:
+            current = registry_revision(c)
+        cached = self._policy
+        if cached is not None and cached[0] == current:
+            return cached[1]
+        # Read after the revision: if the registry moves on meanwhile, this policy is at least
+        # as new as ``current`` and the next call compiles again.
+        policy = Policy(self.agreements())
+        self._policy = (current, policy)
+        return policy
 
     def decide(self, request: Request, *, count_people: bool = True) -> Outcome:
         """Decide ``request``, count whom it lets through, and log the decision durably."""

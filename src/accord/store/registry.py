@@ -13,14 +13,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select, true, update
+from sqlalchemy import ColumnElement, Connection, Row, func, select, true, update
 from sqlalchemy.orm import Session
 
 from accord.agreements import Agreement, Registered, Review, Status, Transition, parse
 from accord.consent import utc
 from accord.errors import InvalidInput, LifecycleError, NotFound, StoreError, translate
 from accord.store import tables as t
-from accord.store.people import PartyRepository
+from accord.store.people import PartyRepository, upsert
+
+REVISION_ROW = 1
+
+
+def revision(conn: Connection) -> int:
+    """The registry's revision, read on ``conn`` (see :class:`accord.store.tables.
+    RegistryRevisionRow`)."""
+    with translate(StoreError, "reading the agreement registry's revision"):
+        value = conn.execute(
+            select(t.registry_revision.c.revision).where(t.registry_revision.c.id == REVISION_ROW)
+        ).scalar()
+    return int(value or 0)
 
 
 def _transition_key(tr: Transition) -> tuple[Status, datetime, str, str]:
@@ -76,6 +88,7 @@ class AgreementRepository:
                         id=agreement.id, status=Status.DRAFT.value, created_at=now, **terms
                     )
                 )
+                self._changed()
                 return Registered(agreement)
             if row.version == agreement.version and row.document == document:
                 return self.get(agreement.id)
@@ -93,6 +106,7 @@ class AgreementRepository:
                 .where(a.id == agreement.id)
                 .values(status=Status.DRAFT.value, **terms)
             )
+            self._changed()
             self._append(
                 agreement.id,
                 self._history_length(agreement.id),
@@ -107,6 +121,19 @@ class AgreementRepository:
                 ],
             )
         return self.get(agreement.id)
+
+    def revision(self) -> int:
+        """How many times the registry has changed (0 for a store that never recorded it)."""
+        return revision(self.session.connection())
+
+    def _changed(self) -> None:
+        """Count a change of the registry, in the transaction making it."""
+        r = t.registry_revision
+        self.session.execute(
+            upsert(self.session, r)
+            .values(id=REVISION_ROW, revision=1)
+            .on_conflict_do_update(index_elements=[r.c.id], set_={"revision": r.c.revision + 1})
+        )
 
     def get(self, agreement_id: str) -> Registered:
         """The agreement with its review and history, or :class:`NotFound`."""
@@ -168,6 +195,7 @@ class AgreementRepository:
                 .where(t.agreements.c.id == a.id)
                 .values(status=registered.status.value, updated_at=datetime.now(UTC))
             )
+            self._changed()
         return self.get(a.id)
 
     def _history_length(self, agreement_id: str) -> int:

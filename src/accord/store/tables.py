@@ -16,12 +16,14 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -106,6 +108,20 @@ class AgreementReviewRow(Base):
     approved: Mapped[bool] = mapped_column(Boolean)
 
     __table_args__ = (Index("ix_agreement_reviews_agreement", "agreement_id", "id"),)
+
+
+class RegistryRevisionRow(Base):
+    """How many times the agreement registry has changed, in its one row.
+
+    Every registration and every move of an agreement adds one in the same transaction. A process
+    holding a compiled policy compares it before each decision: an agreement suspended by another
+    process (the command line, another worker) is refused on the very next request.
+    """
+
+    __tablename__ = "registry_revision"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
 
 
 class AgreementTransitionRow(Base):
@@ -224,6 +240,7 @@ people = _table(PersonRow)
 agreements = _table(AgreementRow)
 agreement_reviews = _table(AgreementReviewRow)
 agreement_transitions = _table(AgreementTransitionRow)
+registry_revision = _table(RegistryRevisionRow)
 consents = _table(ConsentRow)
 consent_purposes = _table(ConsentPurposeRow)
 consent_categories = _table(ConsentCategoryRow)

@@ -1,0 +1,58 @@
+"""The compiled policy follows the registry, whichever process changes it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from accord import agreements as ag
+from accord.consent import Operation
+from accord.requests import Request
+from accord.service import Accord
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = (resources.files("accord") / "examples" / "chirp-reelix.yaml").read_text()
+AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+def _request() -> Request:
+    return Request(
+        requester="chirp",
+        agreement="chirp-reelix",
+        clause="watch-activity",
+        operation=Operation.READ,
+        purpose="functional.service",
+        categories=frozenset({"user.behavior.media_consumption"}),
+        at=AT,
+    )
+
+
+def test_an_agreement_suspended_elsewhere_is_refused_on_the_next_decision(
+    tmp_path: Path,
+) -> None:
+    with Accord.open(data_dir=tmp_path) as worker, Accord.open(data_dir=tmp_path) as console:
+        console.register(EXAMPLE, source="chirp-reelix.yaml", by="legal")
+        console.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
+        console.move("chirp-reelix", ag.Status.ACTIVE, by="dpo")
+        assert worker.policy().decide(_request()).allowed
+
+        console.move("chirp-reelix", ag.Status.SUSPENDED, by="dpo", note="audit finding")
+        refused = worker.policy().decide(_request())
+        assert not refused.allowed
+        assert "suspended" in refused.reason
+
+        console.move("chirp-reelix", ag.Status.ACTIVE, by="dpo", note="resolved")
+        assert worker.policy().decide(_request()).allowed
+
+
+def test_the_policy_is_compiled_once_per_revision_of_the_registry(tmp_path: Path) -> None:
+    with Accord.open(data_dir=tmp_path) as accord:
+        accord.register(EXAMPLE, source="chirp-reelix.yaml", by="legal")
+        first = accord.policy()
+        assert accord.policy() is first  # nothing changed: the same compiled policy
+        accord.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
+        assert accord.policy() is not first
