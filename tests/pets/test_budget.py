@@ -101,6 +101,33 @@ def test_a_query_that_would_overspend_anyone_is_refused_whole(
     assert budgets.spends("reelix") == 1
 
 
+def test_a_query_over_two_parties_people_charges_both_or_neither(
+    accord: Accord, budgets: PrivacyBudgets
+) -> None:
+    chirp_side = Charge(
+        party="chirp",
+        people=["c1", "c2"],
+        cost=Cost(0.3),
+        recipient="cleanroom",
+        description="a join of both parties' rows",
+    )
+    budgets.spend(charge(["m2"], 0.9))  # m2 of Reelix has 0.1 left
+    with pytest.raises(BudgetExceeded, match="1 of the 2 people of reelix") as refused:
+        budgets.spend_together([chirp_side, charge(["m1", "m2"], 0.3)])
+    assert "any of the 2 parties" in refused.value.message
+    # Chirp's people had budget, but nothing was charged to anyone.
+    assert budgets.remaining("chirp", "c1").epsilon == pytest.approx(1.0)
+    assert budgets.remaining("reelix", "m1").epsilon == pytest.approx(1.0)
+    assert budgets.spends("chirp") == 0
+
+    spent = budgets.spend_together([chirp_side, charge(["m1"], 0.3)])
+    assert [s.people for s in spent] == [2, 1]  # in the order asked
+    assert budgets.remaining("chirp", "c2").epsilon == pytest.approx(0.7)
+    assert budgets.remaining("reelix", "m1").epsilon == pytest.approx(0.7)
+    kinds = {accord.ledger.leaf(s.receipt.index).entry()["spent"] for s in spent}
+    assert kinds == {True}
+
+
 def test_delta_is_budgeted_too(budgets: PrivacyBudgets) -> None:
     budgets.spend(charge(["m1"], 0.1, delta=6e-7, mechanism="gaussian"))
     assert budgets.remaining("reelix", "m1").delta == pytest.approx(4e-7)

@@ -182,76 +182,106 @@ class PrivacyBudgets:
         Returns once the spend is committed and its ledger entry durable. Raises
         :class:`BudgetExceeded` (logged in the ledger too) when anyone's budget is short.
         """
-        people = sorted({str(p) for p in charge.people})
-        cost = charge.cost
-        e, d = epsilon_units(cost.epsilon), delta_units(cost.delta)
-        query_id = uuid.uuid4().hex
-        if people:
-            self._ensure(charge.party, people)
-        short = 0
+        (spent,) = self.spend_together([charge])
+        return spent
+
+    def spend_together(self, charges: Sequence[Charge]) -> tuple[Spend, ...]:
+        """Make several charges (one query over several parties' people) all or none.
+
+        In one transaction: if anyone in any charge would overspend, nobody in any of them is
+        charged. Rows are locked in one order (party, then person), so spends over overlapping
+        people queue rather than deadlock. Returns the spends in the order of ``charges`` once
+        they are committed and their ledger entries durable.
+        """
+        plans = [
+            (charge, sorted({str(p) for p in charge.people}), uuid.uuid4().hex)
+            for charge in charges
+        ]
+        for charge, people, _ in plans:
+            if people:
+                self._ensure(charge.party, people)
+        shorts: list[tuple[Charge, list[str], int]] = []
         with self._transaction("spending privacy budget") as conn:
-            b = privacy_budgets.c
-            changed = 0
-            for chunk in _chunks(people):
-                mine = and_(b.party == charge.party, b.person_id.in_(chunk))
-                if not self._sqlite:
-                    # Lock in person order: two spends over the same people queue, not deadlock.
-                    conn.execute(
-                        select(b.person_id).where(mine).order_by(b.person_id).with_for_update()
-                    )
-                changed += conn.execute(
-                    update(privacy_budgets)
-                    .where(mine)
-                    .where(b.epsilon_spent + e <= b.epsilon_total)
-                    .where(b.delta_spent + d <= b.delta_total)
-                    .values(
-                        epsilon_spent=b.epsilon_spent + e,
-                        delta_spent=b.delta_spent + d,
-                        updated_at=datetime.now(UTC),
-                    )
-                ).rowcount
-            if changed != len(people):
-                short = len(people) - changed
+            for charge, people, query_id in sorted(plans, key=lambda plan: plan[0].party):
+                short = self._charge(conn, charge, people)
+                if short:
+                    shorts.append((charge, people, short))
+                else:
+                    self._record(conn, charge, people, query_id)
+            if shorts:
                 conn.rollback()
-            else:
-                conn.execute(
-                    privacy_spends.insert().values(
-                        query_id=query_id,
-                        party=charge.party,
-                        recipient=charge.recipient,
-                        agreement=charge.agreement,
-                        clause=charge.clause,
-                        mechanism=cost.mechanism,
-                        epsilon=e,
-                        delta=d,
-                        people=len(people),
-                        description=charge.description,
-                        at=datetime.now(UTC),
-                    )
-                )
-        if short:
-            raise self._refuse(charge, people, short)
-        (receipt,) = self.ledger.append(
+        if shorts:
+            raise self._refuse([charge for charge, _, _ in plans], shorts)
+        receipts = self.ledger.append(
             [
                 self._entry(
                     charge,
-                    f"{charge.recipient} spent epsilon {_text(cost.epsilon)}"
-                    f"{f' and delta {_text(cost.delta)}' if cost.delta else ''} of the privacy "
-                    f"budget of each of {len(people)} people ({cost.mechanism} noise): "
-                    f"{charge.description}",
+                    f"{charge.recipient} spent epsilon {_text(charge.cost.epsilon)}"
+                    f"{f' and delta {_text(charge.cost.delta)}' if charge.cost.delta else ''} of "
+                    f"the privacy budget of each of {len(people)} people ({charge.cost.mechanism} "
+                    f"noise): {charge.description}",
                     people=len(people),
                     about=tuple(person_ref(charge.party, p) for p in people),
                     spent=True,
                 )
+                for charge, people, _ in plans
             ]
         )
         with self._transaction("recording a spend's ledger entry") as conn:
-            conn.execute(
-                update(privacy_spends)
-                .where(privacy_spends.c.query_id == query_id)
-                .values(ledger_index=receipt.index)
+            for (_, _, query_id), receipt in zip(plans, receipts, strict=True):
+                conn.execute(
+                    update(privacy_spends)
+                    .where(privacy_spends.c.query_id == query_id)
+                    .values(ledger_index=receipt.index)
+                )
+        return tuple(
+            Spend(query_id, len(people), receipt)
+            for (_, people, query_id), receipt in zip(plans, receipts, strict=True)
+        )
+
+    def _charge(self, conn: Connection, charge: Charge, people: Sequence[str]) -> int:
+        """Charge ``people`` inside the spend's transaction; how many were short of budget."""
+        b = privacy_budgets.c
+        e, d = epsilon_units(charge.cost.epsilon), delta_units(charge.cost.delta)
+        changed = 0
+        for chunk in _chunks(people):
+            mine = and_(b.party == charge.party, b.person_id.in_(chunk))
+            if not self._sqlite:
+                # Lock in person order: two spends over the same people queue, not deadlock.
+                conn.execute(
+                    select(b.person_id).where(mine).order_by(b.person_id).with_for_update()
+                )
+            changed += conn.execute(
+                update(privacy_budgets)
+                .where(mine)
+                .where(b.epsilon_spent + e <= b.epsilon_total)
+                .where(b.delta_spent + d <= b.delta_total)
+                .values(
+                    epsilon_spent=b.epsilon_spent + e,
+                    delta_spent=b.delta_spent + d,
+                    updated_at=datetime.now(UTC),
+                )
+            ).rowcount
+        return len(people) - changed
+
+    @staticmethod
+    def _record(conn: Connection, charge: Charge, people: Sequence[str], query_id: str) -> None:
+        cost = charge.cost
+        conn.execute(
+            privacy_spends.insert().values(
+                query_id=query_id,
+                party=charge.party,
+                recipient=charge.recipient,
+                agreement=charge.agreement,
+                clause=charge.clause,
+                mechanism=cost.mechanism,
+                epsilon=epsilon_units(cost.epsilon),
+                delta=delta_units(cost.delta),
+                people=len(people),
+                description=charge.description,
+                at=datetime.now(UTC),
             )
-        return Spend(query_id, len(people), receipt)
+        )
 
     def spends(self, party: str) -> int:
         """How many queries have spent the budgets of ``party``'s people."""
@@ -261,23 +291,34 @@ class PrivacyBudgets:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _refuse(self, charge: Charge, people: Sequence[str], short: int) -> BudgetExceeded:
-        cost = charge.cost
-        reason = (
-            f"Refused: {short} of the {len(people)} people this query reads "
-            f"{'has' if short == 1 else 'have'} less than epsilon {_text(cost.epsilon)}"
-            f"{f' or delta {_text(cost.delta)}' if cost.delta else ''} of privacy budget left "
-            f"(budgets are per person, across all partnerships); nothing was charged or released"
-        )
+    def _refuse(
+        self, charges: Sequence[Charge], shorts: Sequence[tuple[Charge, list[str], int]]
+    ) -> BudgetExceeded:
+        """The refusal of a spend, logged once for each charge that was short."""
+        short = sum(n for _, _, n in shorts)
+        reasons = []
+        for charge, people, n in shorts:
+            cost = charge.cost
+            reasons.append(
+                f"Refused: {n} of the {len(people)} people of {charge.party} this query reads "
+                f"{'has' if n == 1 else 'have'} less than epsilon {_text(cost.epsilon)}"
+                f"{f' or delta {_text(cost.delta)}' if cost.delta else ''} of privacy budget "
+                "left (budgets are per person, across all partnerships); nothing was charged or "
+                "released" + (f" for any of the {len(charges)} parties" if len(charges) > 1 else "")
+            )
         receipt: Receipt | None
         try:
             # The refusal names nobody: whose budget ran out is itself about them.
-            (receipt,) = self.ledger.append(
-                [self._entry(charge, reason, people=len(people), about=(), spent=False)]
+            receipts = self.ledger.append(
+                [
+                    self._entry(charge, reason, people=len(people), about=(), spent=False)
+                    for (charge, people, _), reason in zip(shorts, reasons, strict=True)
+                ]
             )
+            receipt = receipts[0]
         except AccordError:
             receipt = None
-        return BudgetExceeded(reason, short=short, receipt=receipt)
+        return BudgetExceeded("; ".join(reasons), short=short, receipt=receipt)
 
     @staticmethod
     def _entry(

@@ -334,7 +334,7 @@ class CleanRoom:
                     f"WHERE {person} IS NOT NULL"
                 ).fetchall()
             by_party.setdefault(t.party, set()).update(str(p) for (p,) in found)
-        spends = []
+        charges = []
         for party, people in sorted(by_party.items()):
             first = next(self.tables[n] for n in checked.tables if self.tables[n].party == party)
             charge = Charge(
@@ -351,8 +351,9 @@ class CleanRoom:
                 purpose=first.purpose,
                 categories=first.categories,
             )
-            spends.append(budgets.spend(charge))
-        return tuple(spends)
+            charges.append(charge)
+        # All parties' people at once: if anyone in any party is short, nobody is charged.
+        return budgets.spend_together(charges)
 
 
 # -- answering -------------------------------------------------------------------------------------
