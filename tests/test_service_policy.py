@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import builders
 from accord import agreements as ag
-from accord.consent import Operation
 from accord.requests import Request
 from accord.service import Accord
 
@@ -20,14 +20,8 @@ AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
 def _request() -> Request:
-    return Request(
-        requester="chirp",
-        agreement="chirp-reelix",
-        clause="watch-activity",
-        operation=Operation.READ,
-        purpose="functional.service",
-        categories=frozenset({"user.behavior.media_consumption"}),
-        at=AT,
+    return builders.request(
+        requester="chirp", clause="watch-activity", purpose="functional.service", at=AT
     )
 
 
