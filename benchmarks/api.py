@@ -210,6 +210,8 @@ class Server:
 def uvicorn_workers(
     target: str, env: dict[str, str], workers: int, app_dir: Path | None = None
 ) -> Iterator[Server]:
+    from accord.api.serving import PROTOCOL
+
     port = free_port()
     command = [
         sys.executable,
@@ -226,9 +228,10 @@ def uvicorn_workers(
         "--log-level",
         "warning",
         "--no-access-log",
-        # Both servers turn Nagle's algorithm off (see accord.api.serving).
+        # Both servers parse HTTP with httptools and turn Nagle's algorithm off (see
+        # accord.api.serving): the same HTTP stack, so the ratio compares what lies behind it.
         "--http",
-        "accord.api.serving:NoDelayH11Protocol",
+        PROTOCOL,
     ]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]

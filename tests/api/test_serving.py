@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from accord.api.serving import PROTOCOL, NoDelayH11Protocol
+from accord.api.serving import PROTOCOL, NoDelayH11Protocol, NoDelayHttpToolsProtocol
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     """Nothing is served; only connections are made."""
 
 
-def nodelay_of(protocol: type[H11Protocol]) -> list[int]:
+def nodelay_of(protocol: type[H11Protocol | HttpToolsProtocol]) -> list[int]:
     """TCP_NODELAY on a connection accepted through ``protocol``, on a socket bound as uvicorn's
     workers bind it (without naming the protocol)."""
     seen: list[int] = []
@@ -55,5 +56,18 @@ def nodelay_of(protocol: type[H11Protocol]) -> list[int]:
     return seen
 
 
-def test_our_protocol_turns_nagle_off_on_worker_sockets() -> None:
-    assert nodelay_of(NoDelayH11Protocol) == [1]
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        NoDelayHttpToolsProtocol,  # the one the API is served with (PROTOCOL)
+        NoDelayH11Protocol,  # the pure-Python parser, for where httptools is not wanted
+    ],
+)
+def test_our_protocols_turn_nagle_off_on_worker_sockets(
+    protocol: type[H11Protocol | HttpToolsProtocol],
+) -> None:
+    assert nodelay_of(protocol) == [1]
+
+
+def test_the_api_is_served_with_httptools() -> None:
+    assert PROTOCOL.rpartition(":")[2] == NoDelayHttpToolsProtocol.__name__
