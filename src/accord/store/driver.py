@@ -5,16 +5,25 @@ more than the query. Here the query is compiled once, each parameter converted b
 bind processor (what SQLAlchemy would do: a UTC instant to fixed-width text on SQLite, say), and the
 rows come straight from the driver, on PostgreSQL from a server-side cursor so memory stays flat.
 Result columns are not converted: use it for queries selecting plain text and numbers.
+
+A small query run again and again with new values (one person's read, request after request) is
+prepared once instead (:func:`prepare`): compiled for the dialect, each parameter's converter
+looked up; then :func:`prepared_rows` binds the new values and converts the result columns by
+their types, as SQLAlchemy would, without building the statement, its cache key or its rows each
+time.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select
+from sqlalchemy.engine import Dialect
 
 from accord.errors import StoreError, translate
 
@@ -61,6 +70,138 @@ def driver_rows(
         with translate(StoreError, doing):
             cursor.execute(sql, bound)
         yield lambda: cursor.fetchmany(batch_size)
+    finally:
+        with translate(StoreError, doing):
+            cursor.close()
+
+
+Convert = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    """One parameter the driver is given: its name there, and where its value comes from: the
+    caller's value ``key`` (at ``index`` of the list, for an element of an expanded ``IN``), or
+    the query's own ``constant``; then its type's converter."""
+
+    name: str
+    key: str | None
+    index: int | None
+    constant: Any
+    convert: Convert | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A query compiled once for one dialect, to run on the driver with new parameter values.
+
+    Each expanding parameter (an ``IN`` list) is rendered for as many values as it held when
+    prepared, and must be given that many.
+    """
+
+    sql: str
+    dialect: Dialect
+    params: tuple[_Param, ...]
+    positional: bool
+    expanding: Mapping[str, int]
+    columns: tuple[Any, ...]
+    """The selected columns' types, whose result processors convert the rows."""
+    _processors: dict[tuple[Any, ...], tuple[Convert | None, ...]] = field(default_factory=dict)
+
+    def bound(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """``values`` (by the query's parameter names) as the driver takes them, converted."""
+        for key, size in self.expanding.items():
+            if len(values[key]) != size:
+                raise StoreError(
+                    f"parameter {key!r} was prepared for {size} values, not {len(values[key])}"
+                )
+        out = []
+        for p in self.params:
+            if p.key is None:
+                value = p.constant
+            elif p.index is None:
+                value = values[p.key]
+            else:
+                value = values[p.key][p.index]
+            out.append(value if p.convert is None else p.convert(value))
+        if self.positional:
+            return out
+        return {p.name: value for p, value in zip(self.params, out, strict=True)}
+
+    def processors(self, description: Sequence[Sequence[Any]]) -> tuple[Convert | None, ...]:
+        """The result processors of the columns, for the driver's description of them (a
+        PostgreSQL numeric column's depends on the type the server says it has)."""
+        codes = tuple(d[1] for d in description)
+        found = self._processors.get(codes)
+        if found is None:
+            found = tuple(
+                t.dialect_impl(self.dialect).result_processor(self.dialect, code)
+                for t, code in zip(self.columns, codes, strict=True)
+            )
+            self._processors[codes] = found
+        return found
+
+
+def prepare(dialect: Dialect, query: Select[Any], variables: Collection[str]) -> Prepared:
+    """``query`` compiled for ``dialect``, its parameters' converters looked up once.
+
+    ``variables`` name the bound parameters given new values at each run, declared in the query
+    as ``bindparam(name, None, type_=...)``, or ``bindparam(name, [placeholders],
+    expanding=True)`` for an ``IN`` list of that many values (a variable the query does not hold
+    is ignored); every other parameter keeps the value it has in ``query``.
+    """
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    constants = compiled.construct_params()
+    names = list(compiled.positiontup or ()) if compiled.positional else list(constants)
+    expanding = {
+        name: len(bind.value or ())
+        for name, bind in compiled.binds.items()
+        if bind.expanding and name in variables
+    }
+    params: list[_Param] = []
+    for name in names:
+        bind = compiled.binds.get(name)
+        key: str | None = name
+        index: int | None = None
+        if bind is None:
+            # An element of an expanded IN list, named ``<name>_<n>`` from 1.
+            match = re.fullmatch(r"(.+)_(\d+)", name)
+            bind = compiled.binds.get(match.group(1)) if match else None
+            if match is None or bind is None or not bind.expanding:
+                raise StoreError(f"cannot tell what parameter {name!r} of a prepared query is")
+            key, index = match.group(1), int(match.group(2)) - 1
+        if key not in variables:
+            key, index = None, None
+        convert = bind.type.bind_processor(dialect)
+        params.append(_Param(name, key, index, constants.get(name), convert))
+    columns = tuple(col.type for col in query.selected_columns)
+    return Prepared(str(compiled), dialect, tuple(params), compiled.positional, expanding, columns)
+
+
+@contextmanager
+def prepared_rows(
+    connection: Any, prepared: Prepared, values: Mapping[str, Any], batch_size: int, doing: str
+) -> Iterator[Fetch]:
+    """A function returning the next rows of ``prepared`` run with ``values`` on ``connection``
+    (a DBAPI connection), at most ``batch_size``, each column converted by its type."""
+    with translate(StoreError, doing):
+        bound = prepared.bound(values)
+        cursor = connection.cursor()
+    try:
+        with translate(StoreError, doing):
+            cursor.execute(prepared.sql, bound)
+            convert = prepared.processors(cursor.description or ())
+        if not any(convert):
+            yield lambda: cursor.fetchmany(batch_size)
+        else:
+
+            def fetch() -> Sequence[Sequence[Any]]:
+                return [
+                    tuple(v if c is None else c(v) for c, v in zip(convert, row, strict=True))
+                    for row in cursor.fetchmany(batch_size)
+                ]
+
+            yield fetch
     finally:
         with translate(StoreError, doing):
             cursor.close()
