@@ -482,3 +482,26 @@ def test_a_catalogue_about_no_person_is_read_whole(dbs: Databases) -> None:
     assert result.rows == [("comedy", 3)]  # counted in rows: drama has two
     assert result.suppressed == 1
     assert dbs.source.write("titles", [{"title_id": "t9"}]) == 1
+
+
+@AS_GIVEN
+def test_date_time_columns_read_as_sqlalchemy_reads_them(world: Databases, given: Any) -> None:
+    _, rows = world.source.read_all(
+        "watch_events", ["event_id", "watched_at"], Allowed(given(ALLOWED))
+    )
+    expected = {(e["event_id"], e["watched_at"]) for e in EVENTS if e["member_id"] in ALLOWED}
+    assert set(rows) == expected
+    assert all(isinstance(watched, datetime) for _, watched in rows)
+
+
+def test_a_read_of_one_kind_takes_each_request_s_own_values(world: Databases) -> None:
+    # The same kind of read (fields, conditions' fields, one id), prepared once, for others.
+    for person, title in [("m1", "t1"), ("m3", "t0"), ("m3", "t1"), ("m1", "t2")]:
+        _, rows = world.source.read_all(
+            "watch_events", ["event_id"], Allowed([person]), where={"title_id": title}
+        )
+        expected = [
+            (e["event_id"],) for e in EVENTS if e["member_id"] == person and e["title_id"] == title
+        ]
+        assert rows == expected
+        assert expected

@@ -7,6 +7,11 @@ names and only the rows of allowed people: the allowed ids sit in a temporary ta
 they are a few, in bound parameters (``person IN (?, ?)``); rows about a group are kept or dropped
 by a ``GROUP BY``/``HAVING`` over the members table, counting the members among the allowed.
 Results stream in batches.
+
+A read of a few people's rows (one person's, request after request) is built and compiled once
+per kind of read (collection, fields, the conditions' fields and kinds of value, how groups are
+judged, how many ids) with the ids and the conditions' values as bound parameters, and run on the
+driver's cursor with each column converted by its type (:mod:`accord.store.driver`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Date,
@@ -26,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    bindparam,
     case,
     cast,
     distinct,
@@ -40,8 +47,34 @@ from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
 from accord.sources.allowed import BATCH, FEW, PERSON, Allowed, drop_allowed, load_allowed
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
-from accord.store.driver import driver_rows
+from accord.store.driver import Prepared, driver_rows, prepare, prepared_rows
 from accord.store.people import chunked
+
+_IDS = "allowed_ids"
+"""The bound parameter holding the ids of a prepared read."""
+
+_PREPARED_KINDS = 512
+"""At most this many kinds of read are kept prepared per source (then the cache starts anew)."""
+
+WhereShape = tuple[tuple[str, Any], ...]
+"""A read's conditions as a kind: each field with ``None`` or a boolean (part of the statement),
+or the type of its value (bound as a parameter)."""
+
+
+_BOUND_VALUES = (str, int, float)
+"""The kinds of condition value a prepared read binds as parameters (what JSON carries)."""
+
+
+def _preparable(where: Mapping[str, Any] | None) -> bool:
+    """Every condition's value is ``None``, a boolean or a bound kind of value."""
+    return all(v is None or isinstance(v, (bool, *_BOUND_VALUES)) for v in (where or {}).values())
+
+
+def _where_shape(where: Mapping[str, Any] | None) -> WhereShape:
+    return tuple(
+        (name, value if value is None or isinstance(value, bool) else type(value))
+        for name, value in (where or {}).items()
+    )
 
 
 @dataclass
@@ -84,8 +117,19 @@ _DAY = re.compile(r"^day\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 
 
 def _plain(query: Select[Any], dialect: Dialect) -> bool:
-    """No selected column of ``query`` needs SQLAlchemy's type processing."""
-    return all(col.type.result_processor(dialect, None) is None for col in query.selected_columns)
+    """No selected column of ``query`` needs SQLAlchemy's type processing.
+
+    Asked of the type as the dialect implements it: a date-time column reflected from SQLite is
+    the generic type, which converts nothing, while SQLite's own parses the stored text.
+    """
+    for col in query.selected_columns:
+        try:
+            process = col.type.dialect_impl(dialect).result_processor(dialect, None)
+        except Exception:  # noqa: BLE001 - a type that needs the server's word is not plain
+            return False
+        if process is not None:
+            return False
+    return True
 
 
 @contextmanager
@@ -121,6 +165,8 @@ class Source:
         self.engine = engine
         self.dataset = dataset
         self._tables: dict[str, Table] = {}
+        self._id_types: dict[str, Any] = {}
+        self._prepared: dict[tuple[Any, ...], Prepared] = {}
 
     # -- the declaration against the database ---------------------------------------------------
 
@@ -193,14 +239,15 @@ class Source:
         conn: Connection,
         c: Collection,
         table: Table,
-        allowed: Table | list[Any],
+        allowed: Table | list[Any] | BindParameter[Any],
         *,
         group: Group,
         subject: str,
     ) -> tuple[FromClause, ColumnElement[bool]]:
         """``table``, and a condition, that leave only the rows of allowed people (or groups).
 
-        ``allowed`` is the temporary table of their ids, or the few ids themselves.
+        ``allowed`` is the temporary table of their ids, or the few ids themselves (or an
+        expanding parameter that will hold them).
         """
         members = self._members(conn, c)
         if c.group is None or members is None:
@@ -236,14 +283,32 @@ class Source:
         return table.join(admitted, admitted.c.group_id == table.c[g.field]), true()
 
     def _conditions(
-        self, c: Collection, table: Table, where: Mapping[str, Any] | None
+        self, c: Collection, table: Table, where: Mapping[str, Any] | None, *, bound: bool = False
     ) -> list[ColumnElement[bool]]:
+        """Equality conditions on ``table``; with ``bound``, each value other than ``None`` or a
+        boolean is a parameter (``where_0``, ...) typed as SQLAlchemy types the value."""
         where = where or {}
         names = self._fields(c, where, "condition field")
-        return [
-            table.c[name].is_(None) if value is None else table.c[name] == value
-            for name, value in zip(names, where.values(), strict=True)
-        ]
+        out: list[ColumnElement[bool]] = []
+        for i, (name, value) in enumerate(zip(names, where.values(), strict=True)):
+            column = table.c[name]
+            if value is None:
+                out.append(column.is_(None))
+                continue
+            compared = column == value
+            right = getattr(compared, "right", None)
+            if bound and not isinstance(value, bool) and isinstance(right, BindParameter):
+                out.append(column == bindparam(f"where_{i}", None, type_=right.type))
+            else:
+                out.append(compared)
+        return out
+
+    def _check_party(self, c: Collection, allowed: Allowed) -> None:
+        if allowed.party is not None and allowed.party != self.dataset.party:
+            raise InvalidInput(
+                f"{self._where(c)}: the allowed people are {allowed.party}'s, but the dataset is "
+                f"{self.dataset.party}'s"
+            )
 
     @contextmanager
     def _allowed_rows(
@@ -256,11 +321,7 @@ class Source:
         The transaction is rolled back and the temporary table dropped on exit: reading leaves
         nothing behind in the party's database.
         """
-        if allowed.party is not None and allowed.party != self.dataset.party:
-            raise InvalidInput(
-                f"{self._where(c)}: the allowed people are {allowed.party}'s, but the dataset is "
-                f"{self.dataset.party}'s"
-            )
+        self._check_party(c, allowed)
         with translate(StoreError, doing):
             conn = self.engine.connect()
         allowed_table: Table | None = None
@@ -358,6 +419,20 @@ class Source:
             raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
+        self._check_party(c, allowed)
+        ids = self._few_ids(c, allowed, doing) if _preparable(where) else None
+        if ids is not None:
+            prepared = self._prepared_read(
+                c, tuple(names), where, group=allowed.group, count=len(ids), doing=doing
+            )
+            values: dict[str, Any] = {_IDS: ids}
+            values.update((f"where_{i}", v) for i, v in enumerate((where or {}).values()))
+            with (
+                self._driver_connection(doing) as connection,
+                prepared_rows(connection, prepared, values, batch_size, doing) as fetch,
+            ):
+                yield Rows(tuple(names), fetch, doing)
+            return
         with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, few):
             query = (
                 select(*(table.c[n] for n in names))
@@ -366,6 +441,78 @@ class Source:
             )
             with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
                 yield Rows(tuple(names), fetch, doing)
+
+    # -- a few people's rows, by a statement prepared once per kind of read ---------------------
+
+    def _few_ids(self, c: Collection, allowed: Allowed, doing: str) -> list[Any] | None:
+        """The allowed ids as values of the subject column, if they are a few known ones (and
+        the collection is about people or groups); else ``None``."""
+        subject = c.subject_field
+        if subject is None:
+            return None
+        id_type = self._id_types.get(c.name)
+        if id_type is None:
+            with translate(StoreError, doing), self.engine.connect() as conn:
+                id_type = self._subject_type(conn, c, self._table(conn, c), subject)
+            self._id_types[c.name] = id_type
+        return allowed.few(id_type)
+
+    def _prepared_read(
+        self,
+        c: Collection,
+        names: tuple[str, ...],
+        where: Mapping[str, Any] | None,
+        *,
+        group: Group,
+        count: int,
+        doing: str,
+    ) -> Prepared:
+        """The read of ``names`` of ``c`` about ``count`` ids, for conditions shaped as ``where``,
+        compiled for the source's database (once per kind of read)."""
+        key = (c.name, names, _where_shape(where), group, count)
+        prepared = self._prepared.get(key)
+        if prepared is not None:
+            return prepared
+        subject = c.subject_field
+        if subject is None:  # pragma: no cover - _few_ids gives no ids for a catalogue
+            raise InvalidInput(f"{self._where(c)}: a catalogue is read whole")
+        with translate(StoreError, doing), self.engine.connect() as conn:
+            table = self._table(conn, c)
+            placeholders = [None] * count
+            ids = bindparam(_IDS, placeholders, expanding=True, type_=self._id_types[c.name])
+            restricted, admitted = self._restricted(
+                conn, c, table, ids, group=group, subject=subject
+            )
+            query = (
+                select(*(table.c[n] for n in names))
+                .select_from(restricted)
+                .where(admitted, *self._conditions(c, table, where, bound=True))
+            )
+            variables = [_IDS] + [
+                f"where_{i}"
+                for i, v in enumerate((where or {}).values())
+                if v is not None and not isinstance(v, bool)
+            ]
+            prepared = prepare(conn.dialect, query, variables)
+        if len(self._prepared) >= _PREPARED_KINDS:
+            self._prepared.clear()
+        self._prepared[key] = prepared
+        return prepared
+
+    @contextmanager
+    def _driver_connection(self, doing: str) -> Iterator[Any]:
+        """A DBAPI connection from the engine's pool, for a read on the driver's cursor.
+
+        A read opens no transaction of its own; the pool rolls back whatever the driver began
+        when the connection goes back (its reset on return), so reading leaves nothing behind.
+        """
+        with translate(StoreError, doing):
+            connection = self.engine.raw_connection()
+        try:
+            yield connection
+        finally:
+            with translate(StoreError, doing):
+                connection.close()
 
     def read_all(
         self,
