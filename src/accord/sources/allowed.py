@@ -42,8 +42,8 @@ Well under every backend's limit on parameters (SQLite's is 32,766, PostgreSQL's
 class _StoreIds:
     """The ids a filter lets through, streamed from the store each time they are iterated."""
 
-    def __init__(self, session: Session, f: PersonFilter) -> None:
-        self.session = session
+    def __init__(self, store: Session | Connection, f: PersonFilter) -> None:
+        self.store = store
         self.filter = f
 
     def __iter__(self) -> Iterator[str]:
@@ -51,7 +51,8 @@ class _StoreIds:
         doing = f"filtering the people of {f.controller}"
         # Straight from the driver: the ids are plain text, and SQLAlchemy's rows for a million
         # people cost more than the query.
-        connection = self.session.connection()
+        store = self.store
+        connection = store.connection() if isinstance(store, Session) else store
         with driver_rows(connection, allowed_people_query(f), BATCH, doing) as fetch:
             while True:
                 with translate(StoreError, doing):
@@ -76,15 +77,16 @@ class Allowed:
     party: str | None = None
 
     @classmethod
-    def by_filter(cls, session: Session, f: PersonFilter) -> Allowed:
-        """The people ``f`` lets through, from the store behind ``session``.
+    def by_filter(cls, store: Session | Connection, f: PersonFilter) -> Allowed:
+        """The people ``f`` lets through, from the store behind ``store`` (a session, or a
+        connection: a read needs none of the ORM's machinery).
 
         When the filter names at most :data:`FEW` people they are judged now, in one query
         restricted to them; otherwise the ids stream from the store when the read iterates them.
         """
         if f.subjects is not None and len(f.subjects) <= FEW:
-            return cls(frozenset(allowed_people(session, f)), f.group, f.controller)
-        return cls(_StoreIds(session, f), f.group, f.controller)
+            return cls(frozenset(allowed_people(store, f)), f.group, f.controller)
+        return cls(_StoreIds(store, f), f.group, f.controller)
 
     def few(self, id_type: TypeEngine[Any]) -> list[Any] | None:
         """The ids as values of a column of ``id_type``, if they are at most :data:`FEW` and

@@ -27,6 +27,7 @@ from sqlalchemy import (
     CTE,
     BindParameter,
     ColumnElement,
+    Connection,
     FromClause,
     Select,
     and_,
@@ -40,6 +41,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -58,6 +60,7 @@ from accord.filters import (
 from accord.jurisdictions import Jurisdictions
 from accord.store import tables as t
 from accord.store.consents import operations_text
+from accord.store.driver import Prepared, prepare, prepared_rows
 from accord.taxonomy import ancestors
 
 _person = t.people.c
@@ -240,16 +243,31 @@ def allowed_people_query(f: PersonFilter) -> Select[str]:
     return select(_person.person_id).where(*_considered(f), within(f.regions), *passes)
 
 
-def allowed_people(session: Session, f: PersonFilter) -> set[str]:
-    """The ids of the controller's people that ``f`` lets through.
+def allowed_people(store: Session | Connection, f: PersonFilter) -> set[str]:
+    """The ids of the controller's people that ``f`` lets through, on a session's connection or
+    a connection to the store.
 
     The query is built once per kind of filter (see :func:`_query_of_kind`) and run with this
-    filter's instant and people as parameters.
+    filter's instant and people as parameters. For a filter naming a few people (a person's own
+    read) it is also compiled once per number of people, and run on the driver's cursor.
     """
-    query = _query_of_kind(_kind(f))
-    with translate(StoreError, f"filtering the people of {f.controller}"):
-        # On the session's connection: a Core query needs none of the ORM's execution steps.
-        return set(session.connection().execute(query, _parameters(f)).scalars())
+    # A Core query needs none of the ORM's execution steps.
+    conn = store.connection() if isinstance(store, Session) else store
+    doing = f"filtering the people of {f.controller}"
+    kind = _kind(f)
+    if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
+        with translate(StoreError, doing):
+            prepared = _prepared_of_kind(kind, conn.dialect, len(f.subjects))
+        people: set[str] = set()
+        with prepared_rows(conn.connection, prepared, _parameters(f), FEW_SUBJECTS, doing) as fetch:
+            while True:
+                with translate(StoreError, doing):
+                    batch = fetch()
+                if not batch:
+                    return people
+                people.update(person for (person,) in batch)
+    with translate(StoreError, doing):
+        return set(conn.execute(_query_of_kind(kind), _parameters(f)).scalars())
 
 
 # -- one query per kind of filter --------------------------------------------------------------
@@ -314,6 +332,14 @@ def _query_of_kind(kind: PersonFilter) -> Select[str]:
     if missing:  # pragma: no cover - a parameter added without its value
         raise StoreError(f"the filter query is given no value for {', '.join(sorted(missing))}")
     return query
+
+
+@lru_cache(maxsize=256)
+def _prepared_of_kind(kind: PersonFilter, dialect: Dialect, count: int) -> Prepared:
+    """The query of :func:`_query_of_kind` for ``count`` named people, compiled for ``dialect``
+    to run on the driver (``kind`` names a few people)."""
+    named = replace(kind, subjects=frozenset(f"person {n}" for n in range(count)))
+    return prepare(dialect, allowed_people_query(named), list(_parameters(named)))
 
 
 def refusals_query(f: PersonFilter) -> tuple[list[str], Select[Any]]:
