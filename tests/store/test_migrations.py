@@ -7,6 +7,7 @@ import importlib.util
 import threading
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -125,9 +126,10 @@ def test_keys_made_before_their_lookup_was_stored_get_it_on_upgrade(db_url: str)
                 text("INSERT INTO person_keys (person_id, key, created_at) VALUES (:p, :k, :at)"),
                 [{"p": p, "k": k, "at": "2026-11-29T12:00:00.000000Z"} for p, k in keys.items()],
             )
+            # Before 0005 index rows carried the whole 32-byte HMAC.
             conn.execute(
                 text("INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:s, :i)"),
-                [{"s": shred.lookup_pseudonym(k), "i": i} for i, k in enumerate(keys.values())],
+                [{"s": _full_lookup(k), "i": i} for i, k in enumerate(keys.values())],
             )
         upgrade(engine)
         with engine.connect() as conn:
@@ -139,8 +141,20 @@ def test_keys_made_before_their_lookup_was_stored_get_it_on_upgrade(db_url: str)
         }
         assert indexed == len(keys)
         assert found == {p: (k, [i]) for i, (p, k) in enumerate(keys.items())}
+        assert all(len(v) == shred.LOOKUP_SIZE == 16 for v in stored.values())
+
+        command.downgrade(alembic_config(db_url), "0004_pets")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT pseudonym FROM ledger_person_index")).scalars()
+            assert {bytes(r) for r in rows} == {_full_lookup(k) for k in keys.values()}
     finally:
         engine.dispose()
+
+
+def _full_lookup(key: bytes) -> bytes:
+    import hmac
+
+    return hmac.digest(key, b"accord/ledger/lookup/v1", "sha256")
 
 
 @pytest.mark.integration

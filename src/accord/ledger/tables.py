@@ -86,9 +86,10 @@ class PersonKey(Base):
 
     person_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    lookup: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    """The person's lookup pseudonym, ``HMAC-SHA256(key, "accord/ledger/lookup/v1")``, made
-    with the key: the index rows of every entry about them carry it."""
+    lookup: Mapped[bytes] = mapped_column(LargeBinary(16), nullable=False)
+    """The person's lookup pseudonym (the first 16 bytes of ``HMAC-SHA256(key,
+    "accord/ledger/lookup/v1")``), made with the key: the index rows of every entry about them
+    carry it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
@@ -99,7 +100,7 @@ class LedgerPersonIndex(Base):
     # One b-tree on SQLite: a release about many people inserts a row for each.
     __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declaration
 
-    pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    pseudonym: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
