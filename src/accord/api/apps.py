@@ -663,13 +663,19 @@ class PartnerApps:
         request checks first: one statement, so one snapshot of the store)."""
         engine = self.accord.engine
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        with translate(StoreError, "reading an access token"), engine.connect() as conn:
-            cursor = conn.connection.cursor()
+        with translate(StoreError, "reading an access token"):
+            # A connection of the pool's, without SQLAlchemy's around it: one statement, read at
+            # once; the pool rolls back whatever the driver began as the connection goes back.
+            connection = engine.raw_connection()
             try:
-                cursor.execute(_CALLER_SQL.format(mark=mark), (hash_token(access_token),))
-                rows = cursor.fetchall()
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(_CALLER_SQL.format(mark=mark), (hash_token(access_token),))
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
             finally:
-                cursor.close()
+                connection.close()
         if not rows:
             return None, frozenset()
         first, dialect = rows[0], engine.dialect

@@ -8,13 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from accord import taxonomy
 from accord.agreements import Agreement, Clause, Granularity
 from accord.consent import Operation
-from accord.errors import AccordError, InvalidInput, StoreError, translate
+from accord.errors import AccordError, InvalidInput
 from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
@@ -243,17 +242,15 @@ class Gateway:
                 "are for aggregate clauses"
             )
         plan = self._narrowed(plan, exchange)
-        # A connection, not a session: judging the people is one Core query (or a stream).
-        with translate(StoreError, f"filtering the people of {plan.filter.controller}"):
-            store = self.accord.engine.connect()
-        with store:
-            allowed = Allowed.by_filter(store, plan.filter)
-            if granularity is Granularity.AGGREGATE:
-                outcome = self._aggregate(plan, exchange, allowed)
-            elif granularity is Granularity.MATCH_ONLY:
-                outcome = self._match(plan, exchange, allowed)
-            else:
-                outcome = self._records(plan, exchange, allowed, store)
+        # No session: judging the people is one Core query (or a stream), on a connection of the
+        # store's engine taken when they are judged.
+        allowed = Allowed.by_filter(self.accord.engine, plan.filter)
+        if granularity is Granularity.AGGREGATE:
+            outcome = self._aggregate(plan, exchange, allowed)
+        elif granularity is Granularity.MATCH_ONLY:
+            outcome = self._match(plan, exchange, allowed)
+        else:
+            outcome = self._records(plan, exchange, allowed)
         receipts = self._log_release(plan, outcome, granularity)
         return Release(
             decision=plan.decision,
@@ -289,9 +286,7 @@ class Gateway:
         named = frozenset(concerned) if f.subjects is None else f.subjects & concerned
         return replace(plan, filter=replace(f, subjects=named))
 
-    def _records(
-        self, plan: _Plan, exchange: Exchange, allowed: Allowed, store: Connection
-    ) -> _Outcome:
+    def _records(self, plan: _Plan, exchange: Exchange, allowed: Allowed) -> _Outcome:
         """The released fields of the allowed rows, and whom they are about (read alongside).
 
         A read about one person's relations is never a bulk read: for their threads
@@ -323,7 +318,7 @@ class Gateway:
         if c.group is None:
             about = frozenset(str(s) for s in subjects)
         else:
-            about = self._members(plan, subjects, store)
+            about = self._members(plan, subjects)
         return _Outcome(plan.fields, rows, about, len(about), plan.fields)
 
     @staticmethod
@@ -353,12 +348,12 @@ class Gateway:
         with plan.source.read(members.name, (g.member_group,), one) as read:
             return {group_id for (group_id,) in read}
 
-    def _members(self, plan: _Plan, groups: set[Any], store: Connection) -> frozenset[str]:
+    def _members(self, plan: _Plan, groups: set[Any]) -> frozenset[str]:
         """The allowed members of ``groups`` (whom rows about those groups are about)."""
         if not groups:
             return frozenset()
         members, g = self._members_collection(plan)
-        every = Allowed.by_filter(store, plan.filter)
+        every = Allowed.by_filter(self.accord.engine, plan.filter)
         out: set[str] = set()
         with plan.source.read(members.name, (g.member_group, g.member_person), every) as read:
             for group_id, person in read:

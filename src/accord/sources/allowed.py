@@ -17,13 +17,12 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Insert, MetaData, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
 from accord.filters import Group, PersonFilter
 from accord.store.driver import driver_rows
-from accord.store.filter_sql import allowed_people, allowed_people_query
+from accord.store.filter_sql import Store, allowed_people, allowed_people_query, connection_of
 from accord.store.people import chunked
 
 BATCH = 10_000
@@ -42,7 +41,7 @@ Well under every backend's limit on parameters (SQLite's is 32,766, PostgreSQL's
 class _StoreIds:
     """The ids a filter lets through, streamed from the store each time they are iterated."""
 
-    def __init__(self, store: Session | Connection, f: PersonFilter) -> None:
+    def __init__(self, store: Store, f: PersonFilter) -> None:
         self.store = store
         self.filter = f
 
@@ -51,12 +50,13 @@ class _StoreIds:
         doing = f"filtering the people of {f.controller}"
         # Straight from the driver: the ids are plain text, and SQLAlchemy's rows for a million
         # people cost more than the query.
-        store = self.store
-        connection = store.connection() if isinstance(store, Session) else store
-        with driver_rows(connection, allowed_people_query(f), BATCH, doing) as fetch:
+        with (
+            translate(StoreError, doing),
+            connection_of(self.store) as connection,
+            driver_rows(connection, allowed_people_query(f), BATCH, doing) as fetch,
+        ):
             while True:
-                with translate(StoreError, doing):
-                    rows = fetch()
+                rows = fetch()
                 if not rows:
                     return
                 yield from [person for (person,) in rows]
@@ -77,9 +77,9 @@ class Allowed:
     party: str | None = None
 
     @classmethod
-    def by_filter(cls, store: Session | Connection, f: PersonFilter) -> Allowed:
-        """The people ``f`` lets through, from the store behind ``store`` (a session, or a
-        connection: a read needs none of the ORM's machinery).
+    def by_filter(cls, store: Store, f: PersonFilter) -> Allowed:
+        """The people ``f`` lets through, from the store behind ``store`` (a session, a
+        connection, or an engine whose connections are taken when the people are judged).
 
         When the filter names at most :data:`FEW` people they are judged now, in one query
         restricted to them; otherwise the ids stream from the store when the read iterates them.

@@ -16,7 +16,8 @@ opt-outs. Every condition is on non-null columns, so ``NOT`` never meets a ``NUL
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,6 +29,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Engine,
     FromClause,
     Select,
     and_,
@@ -243,31 +245,53 @@ def allowed_people_query(f: PersonFilter) -> Select[str]:
     return select(_person.person_id).where(*_considered(f), within(f.regions), *passes)
 
 
-def allowed_people(store: Session | Connection, f: PersonFilter) -> set[str]:
-    """The ids of the controller's people that ``f`` lets through, on a session's connection or
-    a connection to the store.
+Store = Session | Connection | Engine
+"""Where the people are judged: a session's connection, a connection, or a connection of the
+engine's own (a read needs none of the ORM's machinery)."""
+
+
+def allowed_people(store: Store, f: PersonFilter) -> set[str]:
+    """The ids of the controller's people that ``f`` lets through.
 
     The query is built once per kind of filter (see :func:`_query_of_kind`) and run with this
     filter's instant and people as parameters. For a filter naming a few people (a person's own
     read) it is also compiled once per number of people, and run on the driver's cursor.
     """
-    # A Core query needs none of the ORM's execution steps.
-    conn = store.connection() if isinstance(store, Session) else store
     doing = f"filtering the people of {f.controller}"
     kind = _kind(f)
     if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
-        with translate(StoreError, doing):
-            prepared = _prepared_of_kind(kind, conn.dialect, len(f.subjects))
-        people: set[str] = set()
-        with prepared_rows(conn.connection, prepared, _parameters(f), FEW_SUBJECTS, doing) as fetch:
-            while True:
-                with translate(StoreError, doing):
-                    batch = fetch()
-                if not batch:
-                    return people
-                people.update(person for (person,) in batch)
-    with translate(StoreError, doing):
+        with translate(StoreError, doing), _dbapi_connection(store) as (connection, dialect):
+            prepared = _prepared_of_kind(kind, dialect, len(f.subjects))
+            with prepared_rows(connection, prepared, _parameters(f), FEW_SUBJECTS, doing) as rows:
+                return {person for batch in iter(rows, []) for (person,) in batch}
+    with translate(StoreError, doing), connection_of(store) as conn:
+        # A Core query needs none of the ORM's execution steps.
         return set(conn.execute(_query_of_kind(kind), _parameters(f)).scalars())
+
+
+@contextmanager
+def connection_of(store: Store) -> Iterator[Connection]:
+    """``store``'s connection, or one of the engine's for the block."""
+    if isinstance(store, Engine):
+        with store.connect() as conn:
+            yield conn
+    else:
+        yield store.connection() if isinstance(store, Session) else store
+
+
+@contextmanager
+def _dbapi_connection(store: Store) -> Iterator[tuple[Any, Dialect]]:
+    """The driver's connection under ``store`` (for an engine, one from its pool for the block,
+    rolled back as it goes back), and its dialect."""
+    if isinstance(store, Engine):
+        connection = store.raw_connection()
+        try:
+            yield connection, store.dialect
+        finally:
+            connection.close()
+    else:
+        conn = store.connection() if isinstance(store, Session) else store
+        yield conn.connection, conn.dialect
 
 
 # -- one query per kind of filter --------------------------------------------------------------
