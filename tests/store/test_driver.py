@@ -56,6 +56,20 @@ def test_instants_and_in_lists_are_bound_as_sqlalchemy_binds_them(
         assert _driver(session, query, batch=7) == expected
 
 
+def test_a_list_of_instants_is_bound_as_its_column_binds_them(
+    store: tuple[Engine, sessionmaker[Any]],
+) -> None:
+    _, sessions = store
+    with sessions() as session:
+        _parties(session, 30)
+        p = t.parties.c
+        days = [AT - timedelta(days=n) for n in (3, 7, 11)]
+        query = select(p.id).where(p.created_at.in_(days)).order_by(p.id)
+        expected = [tuple(row) for row in session.execute(query)]
+        assert expected == [("p0003",), ("p0007",), ("p0011",)]
+        assert _driver(session, query, batch=2) == expected
+
+
 def test_a_failing_query_is_a_store_error(store: tuple[Engine, sessionmaker[Any]]) -> None:
     _, sessions = store
     with sessions() as session:

@@ -38,10 +38,10 @@ def driver_statement(conn: Connection, query: Select[Any]) -> tuple[str, Any]:
     for name, value in params.items():
         bind = compiled.binds.get(name)
         if bind is None:
-            # An element of an expanded IN list: check it is a plain value.
-            if value is not None and not isinstance(value, str | int | float | bytes):
-                raise StoreError(f"cannot pass {type(value).__name__} {name!r} to the driver")
-            continue
+            # An element of an expanded IN list (``name_1``, ``name_2``, ...): its list's type.
+            bind = compiled.binds.get(name.rsplit("_", 1)[0])
+            if bind is None or not bind.expanding:
+                raise StoreError(f"cannot tell the type of parameter {name!r} for the driver")
         process = bind.type.bind_processor(dialect)
         if process is not None:
             params[name] = process(value)
