@@ -54,6 +54,7 @@ from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
+from accord.store.driver import fetch_one
 
 __all__ = [
     "PROOF_FORMAT",
@@ -257,7 +258,7 @@ class Ledger:
         # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the whole
         # database since BEGIN IMMEDIATE, and has no such clause.
         query = _STATE_SQL if self._sqlite else _STATE_SQL + " FOR UPDATE"
-        row = _fetch_one(conn, query)
+        row = fetch_one(conn, query)
         if row is None:
             values = {
                 "id": STATE_ROW_ID,
@@ -266,7 +267,7 @@ class Ledger:
                 "frontier": b"",
             }
             conn.execute(_insert_if_absent(conn, _state).values(values).on_conflict_do_nothing())
-            row = _fetch_one(conn, query)
+            row = fetch_one(conn, query)
         if row is None:
             raise LedgerError("the ledger's state row could not be created")
         return _decode_state(int(row[0]), bytes(row[1]), bytes(row[2]))
@@ -580,17 +581,6 @@ def _execute(conn: Connection, statement: str) -> None:
         cursor.execute(statement)
     finally:
         cursor.close()
-
-
-def _fetch_one(conn: Connection, query: str) -> tuple[Any, ...] | None:
-    """The first row of a constant query, read through the driver's own cursor."""
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(query)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if row is None else tuple(row)
 
 
 def _select_in(columns: str, table: str, column: str, marks: str) -> str:

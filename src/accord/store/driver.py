@@ -31,24 +31,22 @@ Fetch = Callable[[], Sequence[Sequence[Any]]]
 
 
 def driver_statement(conn: Connection, query: Select[Any]) -> tuple[str, Any]:
-    """The SQL and parameters the driver runs for ``query`` on ``conn``."""
-    dialect = conn.dialect
-    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = dict(compiled.construct_params())
-    for name, value in params.items():
-        bind = compiled.binds.get(name)
-        if bind is None:
-            # An element of an expanded IN list (``name_1``, ``name_2``, ...): its list's type.
-            bind = compiled.binds.get(name.rsplit("_", 1)[0])
-            if bind is None or not bind.expanding:
-                raise StoreError(f"cannot tell the type of parameter {name!r} for the driver")
-        process = bind.type.bind_processor(dialect)
-        if process is not None:
-            params[name] = process(value)
-    bound: Sequence[Any] | Mapping[str, Any] = (
-        [params[name] for name in compiled.positiontup or ()] if compiled.positional else params
-    )
-    return str(compiled), bound
+    """The SQL and parameters the driver runs for ``query`` on ``conn``: the query prepared
+    (:func:`prepare`) with every parameter keeping its value."""
+    prepared = prepare(conn.dialect, query, ())
+    return prepared.sql, prepared.bound({})
+
+
+def fetch_one(conn: Connection, sql: str) -> tuple[Any, ...] | None:
+    """The first row of a constant statement, read on the driver's own cursor: for a row read
+    on every request or append, where SQLAlchemy's execution would cost several times the read."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else tuple(row)
 
 
 @contextmanager

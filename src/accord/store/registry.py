@@ -20,6 +20,7 @@ from accord.agreements import Agreement, Registered, Review, Status, Transition,
 from accord.consent import utc
 from accord.errors import InvalidInput, LifecycleError, NotFound, StoreError, translate
 from accord.store import tables as t
+from accord.store.driver import fetch_one
 from accord.store.people import PartyRepository, upsert
 
 REVISION_ROW = 1
@@ -36,12 +37,7 @@ def revision(conn: Connection) -> int:
     what SQLAlchemy's execution would cost.
     """
     with translate(StoreError, "reading the agreement registry's revision"):
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(_REVISION_SQL)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        row = fetch_one(conn, _REVISION_SQL)
     return int(row[0]) if row is not None else 0
 
 
