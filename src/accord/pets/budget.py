@@ -38,7 +38,7 @@ from accord.errors import AccordError, InvalidInput, StoreError, translate
 from accord.ledger.entries import BudgetEntry
 from accord.ledger.log import Ledger, Receipt
 from accord.pets.tables import DELTA_UNIT, EPSILON_UNIT, privacy_budgets, privacy_spends
-from accord.service import person_ref
+from accord.service import person_refs
 
 DEFAULT_EPSILON = 10.0
 """Each person's total epsilon unless set otherwise: across all partnerships, for all time."""
@@ -221,7 +221,7 @@ class PrivacyBudgets:
                     f"the privacy budget of each of {len(people)} people ({charge.cost.mechanism} "
                     f"noise): {charge.description}",
                     people=len(people),
-                    about=tuple(person_ref(charge.party, p) for p in people),
+                    about=person_refs(charge.party, people),
                     spent=True,
                 )
                 for charge, people, _ in plans

@@ -38,7 +38,7 @@ from accord.pets.psi_ids import Kind, encode, normalise
 from accord.pets.psi_wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision
 from accord.requests import Request
-from accord.service import Accord, decision_entry, person_ref, refusal_entry
+from accord.service import Accord, decision_entry, person_refs, refusal_entry
 from accord.store import filter_sql
 
 FAILED_RULE = "psi:failed"
@@ -242,7 +242,7 @@ def _log_release(
             f"private matching; {receiver} can learn only {learns}"
         ),
         people=len(fed),
-        about=tuple(sorted(person_ref(decision.filter.controller, p) for p in fed)),
+        about=person_refs(decision.filter.controller, sorted(fed)),
         provider=sender,
         recipient=receiver,
         fields=(f"identifiers.{kind.value}",),
