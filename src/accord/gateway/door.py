@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -308,13 +309,15 @@ class Gateway:
             )
         rows: list[tuple[Any, ...]] = []
         subjects: set[Any] = set()
-        width = len(plan.fields)
+        # Each row as a tuple of the released fields only, and whom it is about: a release may be
+        # millions of rows, so a batch at a time, by C-level getters rather than Python loops.
+        released = _getter(range(len(plan.fields)))
+        whose = itemgetter(at)
         with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
-            # A batch at a time, in comprehensions: a release may be millions of rows.
             for batch in read.batches():
                 kept = batch if within is None else [r for r in batch if r[at] in within]
-                subjects.update([r[at] for r in kept])
-                rows.extend([tuple(r[:width]) for r in kept])
+                subjects.update(map(whose, kept))
+                rows.extend(map(released, kept))
         if c.group is None:
             about = frozenset(str(s) for s in subjects)
         else:
@@ -583,6 +586,14 @@ _OWN_REASONS = {
     UNKNOWN_PERSON: "unknown to Accord",
     NOT_A_MEMBER: "posted into a group the person is not in",
 }
+
+
+def _getter(positions: range) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function taking a row to the tuple of its values at ``positions`` (a tuple even of one)."""
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda row: (row[only],)
+    return itemgetter(*positions)
 
 
 def _condition_only(category: str) -> bool:

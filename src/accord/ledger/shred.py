@@ -17,6 +17,7 @@ the person any more.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -33,11 +34,6 @@ LOOKUP_SIZE = 16
 """Bytes of the lookup pseudonym: HMAC-SHA256 truncated to half its length (RFC 2104, section 5,
 allows down to half). 128 bits keep people apart; each index row is a third smaller, and a
 release about many people writes one row per person."""
-
-# Stay well under every backend's limit on bound parameters in one statement (SQLite's is 32,766
-# since 3.32, PostgreSQL's 65,535).
-_CHUNK = 500
-_LOOKUP_CHUNK = 5_000
 
 
 PersonKey = tuple[bytes, bytes]
@@ -68,47 +64,52 @@ def lookup_pseudonym(key: bytes) -> bytes:
     return hmac.digest(key, LOOKUP_CONTEXT, "sha256")[:LOOKUP_SIZE]
 
 
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, PersonKey]:
     """The keys of these people; with ``create``, a new random key for each who has none.
 
     Call it inside the ledger's append lock when creating, so two writers never race on a key.
     """
-    wanted = sorted(set(person_ids))
+    wanted = list(set(person_ids))
     found: dict[str, PersonKey] = {}
-    # Through the driver's cursor, many ids a statement: a release may name hundreds of
-    # thousands of people, and SQLAlchemy's per-row handling would cost more than the lookup.
+    if not wanted:
+        return found
+    postgres = conn.dialect.name == "postgresql"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # One statement, through the driver's cursor, whatever the number of people: a release may
+    # name hundreds of thousands, and SQLAlchemy's per-row handling (or thousands of bound
+    # parameters a statement) would cost more than the lookup. The ids travel as one value: an
+    # array on PostgreSQL, a JSON array read by SQLite's json_each.
     cursor = conn.connection.cursor()
     try:
-        for chunk in _chunks(wanted, _LOOKUP_CHUNK):
-            cursor.execute(
-                f"SELECT person_id, key, lookup FROM {_keys.name} "  # noqa: S608 - fixed name
-                f"WHERE person_id IN ({', '.join([mark] * len(chunk))})",
-                tuple(chunk),
-            )
-            found.update({person: (key, look) for person, key, look in cursor.fetchall()})
-        if create:
+        if postgres:
+            cursor.execute(_KEYS_OF_ARRAY, (wanted,))
+        else:
+            cursor.execute(_KEYS_OF_JSON, (json.dumps(wanted),))
+        found = {person: (key, look) for person, key, look in cursor.fetchall()}
+        if create and len(found) < len(wanted):
             missing = [person_id for person_id in wanted if person_id not in found]
-            if missing:
-                # The column's own conversion: timestamptz on PostgreSQL, fixed text on SQLite.
-                convert = _keys.c.created_at.type.bind_processor(conn.dialect)
-                now: object = datetime.now(UTC)
-                now = convert(now) if convert is not None else now
-                new = {person_id: new_key() for person_id in missing}
-                cursor.executemany(
-                    f"INSERT INTO {_keys.name} (person_id, key, lookup, created_at) "  # noqa: S608
-                    f"VALUES ({mark}, {mark}, {mark}, {mark})",
-                    [(p, key, look, now) for p, (key, look) in new.items()],
-                )
-                found.update(new)
+            # The column's own conversion: timestamptz on PostgreSQL, fixed text on SQLite.
+            convert = _keys.c.created_at.type.bind_processor(conn.dialect)
+            now: object = datetime.now(UTC)
+            now = convert(now) if convert is not None else now
+            new = {person_id: new_key() for person_id in sorted(missing)}
+            cursor.executemany(
+                f"INSERT INTO {_keys.name} (person_id, key, lookup, created_at) "  # noqa: S608
+                f"VALUES ({mark}, {mark}, {mark}, {mark})",
+                [(p, key, look, now) for p, (key, look) in new.items()],
+            )
+            found.update(new)
     finally:
         cursor.close()
     return found
+
+
+# The keys of the people in one value: constant statements over this module's own table.
+_KEYS_OF_ARRAY = "SELECT person_id, key, lookup FROM person_keys WHERE person_id = ANY(%s::text[])"
+_KEYS_OF_JSON = (
+    "SELECT k.person_id, k.key, k.lookup FROM json_each(?) AS j "
+    "JOIN person_keys AS k ON k.person_id = j.value"
+)
 
 
 def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | None:
