@@ -216,3 +216,103 @@ def test_bounding_keeps_at_most_max_rows_per_person_with_values_clamped(
     for person, n in given_rows.items():
         assert per_person[person] == min(n, max_rows)
     assert all(bounds.lower <= v <= bounds.upper for _, v in kept)
+
+
+# -- choosing which groups to show -----------------------------------------------------------------
+
+GROUPS = 20_000  # groups per draw: one call of OpenDP's threshold mechanism
+
+
+def discrete_gaussian_at_least_zero(sigma: float) -> float:
+    """P(X >= 0) for the discrete Gaussian, P(X = k) proportional to exp(-k² / 2 sigma²)."""
+    reach = int(40 * sigma) + 2
+    weights = [math.exp(-(k * k) / (2 * sigma * sigma)) for k in range(-reach, reach + 1)]
+    return sum(weights[reach:]) / sum(weights)
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "delta", "groups", "minimum"),
+    [
+        (1.0, 1e-6, 1, 2),  # one group a person: 1 + ln(1/2e-6) ≈ 14.1
+        (1 / 3, 1e-8, 20, 50),  # 20 groups a person: 1 + 60·ln(1e9) ≈ 1244
+        (0.5, 1e-8, 10, 50),  # 1 + 20·ln(5e8) ≈ 402
+        (100.0, 1e-8, 2, 5),  # so little noise that the rule's minimum is the threshold
+    ],
+)
+def test_the_laplace_threshold_is_the_published_one(
+    epsilon: float, delta: float, groups: int, minimum: int
+) -> None:
+    """OpenDP's map gives Korolova et al.'s threshold at scale k/ε: max(min, 1 + (k/ε)·ln(k/2δ))."""
+    selection = dp.calibrate_selection(
+        epsilon, delta, dp.Mechanism.LAPLACE, groups=groups, minimum=minimum
+    )
+    published = max(minimum, 1 + groups / epsilon * math.log(groups / (2 * delta)))
+    assert selection.scale == pytest.approx(groups / epsilon, rel=1e-6)
+    assert abs(selection.threshold - published) <= 1
+    found = selection.measurement.map((groups, groups, 1))
+    assert found[0] <= epsilon + 1e-9
+    assert found[1] <= delta
+
+
+def test_a_gaussian_selection_keeps_within_its_loss() -> None:
+    selection = dp.calibrate_selection(1 / 3, 1e-8, dp.Mechanism.GAUSSIAN, groups=20, minimum=50)
+    epsilon, delta = selection.measurement.map((20, 20, 1))
+    assert epsilon <= 1 / 3 + 1e-9
+    assert delta <= 1e-8
+    # Its L2 bound grows as the square root of the groups: a lower threshold than Laplace's.
+    laplace = dp.calibrate_selection(1 / 3, 1e-8, dp.Mechanism.LAPLACE, groups=20, minimum=50)
+    assert selection.threshold < laplace.threshold
+
+
+@pytest.mark.parametrize("mechanism", list(dp.Mechanism))
+def test_groups_far_above_the_threshold_show_and_far_below_do_not(
+    mechanism: dp.Mechanism,
+) -> None:
+    selection = dp.calibrate_selection(1.0, 1e-6, mechanism, groups=1, minimum=2)
+    spread = 40 * selection.standard_deviation  # beyond this, about exp(-28) or far less
+    high = selection.threshold + math.ceil(spread)
+    assert all(selection.keep([high] * GROUPS))
+    # A group of no one shows with probability at most delta (1e-6): of 20,000, expect 0.02.
+    assert sum(selection.keep([0] * GROUPS)) <= 2
+
+
+@pytest.mark.parametrize("mechanism", list(dp.Mechanism))
+def test_at_the_threshold_a_group_shows_as_often_as_the_noise_says(
+    mechanism: dp.Mechanism,
+) -> None:
+    """A group whose count is the threshold shows when the noise is at least zero: 1/(1+q) for
+    the discrete Laplace (q = exp(-1/scale)), a little over a half for the discrete Gaussian.
+    Five standard errors of 20,000 draws: a false failure about once in two million runs."""
+    selection = dp.calibrate_selection(1.0, 1e-6, mechanism, groups=1, minimum=2)
+    if mechanism is dp.Mechanism.LAPLACE:
+        expected = 1 / (1 + math.exp(-1 / selection.scale))
+    else:
+        expected = discrete_gaussian_at_least_zero(selection.scale)
+    shown = sum(selection.keep([selection.threshold] * GROUPS)) / GROUPS
+    tolerance = 5 * math.sqrt(expected * (1 - expected) / GROUPS)
+    assert abs(shown - expected) < tolerance
+    # One below, it shows less often: the test can tell the threshold from its neighbour.
+    below = sum(selection.keep([selection.threshold - 1] * GROUPS)) / GROUPS
+    assert below < expected - tolerance
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: dp.calibrate_selection(1.0, 0.0, dp.Mechanism.LAPLACE, groups=1, minimum=2),
+            "delta",
+        ),
+        (
+            lambda: dp.calibrate_selection(0.0, 1e-8, dp.Mechanism.LAPLACE, groups=1, minimum=2),
+            "epsilon",
+        ),
+        (
+            lambda: dp.calibrate_selection(1.0, 1e-8, dp.Mechanism.LAPLACE, groups=0, minimum=2),
+            "group",
+        ),
+    ],
+)
+def test_bad_selections_are_refused(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        make()

@@ -1,6 +1,6 @@
-"""Differentially private counts, sums and means, with OpenDP's noise.
+"""Differentially private counts, sums and means, and the choice of groups, with OpenDP's noise.
 
-A query is made private in two steps:
+A query is made private in three steps:
 
 1. **Contribution bounding**, so that one person can change the exact answer only by a known
    amount (its *sensitivity*): each person contributes at most ``max_rows`` rows (extra rows are
@@ -10,6 +10,9 @@ A query is made private in two steps:
 2. **Noise** from OpenDP's measurements, calibrated by OpenDP's own privacy maps to the epsilon
    (and delta) asked for: :func:`calibrate` searches the noise scale whose proven privacy loss at
    this sensitivity is within the budget.
+3. **Selection** of the groups a grouped query shows (:func:`calibrate_selection`): a group shows
+   only if its count of distinct people plus noise reaches a threshold, with OpenDP's threshold
+   mechanism, so that whether a group appears at all is differentially private too.
 
 Which mechanism, and why:
 
@@ -35,7 +38,7 @@ of a grouped query too, since the person's ``max_rows`` rows are all they can ad
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -166,13 +169,32 @@ def calibrate(privacy: Privacy, sensitivity: float, *, integer: bool) -> Noise:
         if privacy.mechanism is Mechanism.LAPLACE
         else (privacy.epsilon, privacy.delta)
     )
-    scale = float(
-        dp.binary_search_param(
-            lambda s: _measurement(privacy, integer, s), d_in=d_in, d_out=d_out, T=float
-        )
+    scale = _least_scale(
+        lambda s: bool(_measurement(privacy, integer, s).check(d_in, d_out)),
+        float(d_in) / privacy.epsilon,
     )
     measurement = _measurement(privacy, integer, scale)
     return Noise(privacy, float(d_in), scale, integer, measurement)
+
+
+def _least_scale(enough: Callable[[float], bool], near: float) -> float:
+    """The smallest noise scale that is ``enough`` (by OpenDP's privacy map), searched near
+    ``near`` (sensitivity over epsilon), where the answer lies.
+
+    An unbounded search would try scales so small that OpenDP's map overflows or slows down;
+    a scale whose loss OpenDP cannot even state is not enough.
+    """
+
+    def safely(scale: float) -> bool:
+        try:
+            return enough(scale)
+        except dp.OpenDPException:
+            return False
+
+    try:
+        return float(dp.binary_search(safely, bounds=(near / 1_000, near * 1_000), T=float))
+    except ValueError:  # pragma: no cover - the answer lies within those bounds
+        return float(dp.binary_search(safely, T=float))
 
 
 # -- counts, sums and means ------------------------------------------------------------------------
@@ -220,6 +242,126 @@ def noisy_sum(total: float, bounds: Bounds, privacy: Privacy) -> float:
 def noisy_mean(total: float, count: int, bounds: Bounds, privacy: Privacy) -> float | None:
     """One mean (noisy sum over noisy count) with noise."""
     return noisy_means([total], [count], bounds, privacy)[0]
+
+
+# -- choosing which groups to show ----------------------------------------------------------------
+
+_MOST = 2**30
+"""The largest threshold searched for, and the cap on a count given to OpenDP (32-bit integers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which groups of a grouped query may be shown: OpenDP's noisy threshold on people counts.
+
+    Each group's count of distinct people gets noise (discrete Laplace or Gaussian of ``scale``),
+    and the group is shown only if its noisy count reaches ``threshold`` (Korolova, Kenthapadi,
+    Mishra and Ntoulas, *Releasing Search Queries and Clicks Privately*, WWW 2009; Wilson et al.,
+    *Differentially Private SQL with Bounded User Contribution*, PoPETs 2020). One person is in at
+    most ``groups`` groups and counts once in each, so whether any group appears at all is
+    (``epsilon``, ``delta``)-DP, by OpenDP's own privacy map: the delta is the chance that a group
+    only that person's presence creates reaches the threshold.
+    """
+
+    epsilon: float
+    delta: float
+    mechanism: Mechanism
+    groups: int
+    """How many groups one person can be counted in (the L0 and L1 bound on the counts)."""
+    scale: float
+    threshold: int
+    measurement: Any
+
+    def keep(self, counts: Sequence[int]) -> list[bool]:
+        """Which of ``counts`` (one per group: its distinct people) reach the threshold."""
+        if not counts:
+            return []
+        # Groups are keyed by their position: the mechanism treats every key alike, so this is
+        # the same mechanism as keyed by the groups themselves. Capping a count far above any
+        # threshold changes no one's influence on it.
+        shown = self.measurement({i: min(max(int(c), 0), _MOST) for i, c in enumerate(counts)})
+        return [i in shown for i in range(len(counts))]
+
+    @property
+    def standard_deviation(self) -> float:
+        """The noise's standard deviation (about that of its continuous counterpart)."""
+        if self.mechanism is Mechanism.LAPLACE:
+            return self.scale * math.sqrt(2)
+        return self.scale
+
+
+def _threshold_measurement(mechanism: Mechanism, scale: float, threshold: int) -> Any:
+    domain = dp.map_domain(dp.atom_domain(T=int), dp.atom_domain(T=int))
+    if mechanism is Mechanism.LAPLACE:
+        metric = dp.l01inf_distance(dp.absolute_distance(T=int))
+        return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+    metric = dp.l02inf_distance(dp.absolute_distance(T=int))
+    return dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=threshold)
+
+
+def _selection_measurement(mechanism: Mechanism, scale: float, threshold: int, delta: float) -> Any:
+    """The threshold mechanism as (epsilon, delta)-DP; the Gaussian's zCDP converted at ``delta``
+    (its total delta, the threshold's included)."""
+    measurement = _threshold_measurement(mechanism, scale, threshold)
+    if mechanism is Mechanism.LAPLACE:
+        return measurement
+    return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(measurement), delta)
+
+
+@lru_cache(maxsize=256)
+def calibrate_selection(
+    epsilon: float, delta: float, mechanism: Mechanism, *, groups: int, minimum: int
+) -> Selection:
+    """The least noise, then the lowest threshold (at least ``minimum``), whose privacy loss by
+    OpenDP's map is within ``epsilon`` and ``delta`` when one person is in ``groups`` groups.
+
+    For Laplace noise the threshold is about ``1 + (groups / epsilon) * ln(groups / (2 * delta))``.
+    Gaussian noise gives half of ``delta`` to the threshold and half to its conversion from zCDP.
+    """
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise InvalidInput(f"epsilon must be a positive number, not {epsilon!r}")
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise InvalidInput(
+            f"choosing which groups to show needs a delta between 0 and 1, not {delta!r}"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise InvalidInput(f"a person is in at least one group, not {groups!r}")
+    # Removing one person takes at most 1 from each of at most ``groups`` counts.
+    d_in = (groups, groups, 1)
+    # The threshold's own delta: all of it under Laplace, half of it under Gaussian noise.
+    tail = delta if mechanism is Mechanism.LAPLACE else delta / 2
+
+    def loss(scale: float, threshold: int, total: float = delta) -> tuple[float, float]:
+        measured = _selection_measurement(mechanism, scale, threshold, total)
+        found = measured.map(d_in)
+        return float(found[0]), float(found[1])
+
+    def tail_delta(scale: float, threshold: int) -> float:
+        found = _threshold_measurement(mechanism, scale, threshold).map(d_in)
+        return float(found[1])
+
+    # Far above any count, the threshold costs no delta: the noise alone sets the epsilon (the
+    # Gaussian's at the half of delta left to its conversion once the threshold has its half).
+    rest = delta - tail if mechanism is Mechanism.GAUSSIAN else delta
+
+    width = groups if mechanism is Mechanism.LAPLACE else math.sqrt(groups)
+    scale = _least_scale(lambda s: loss(s, _MOST, rest)[0] <= epsilon, width / epsilon)
+    if tail_delta(scale, _MOST) > tail:
+        raise InvalidInput(
+            f"epsilon {epsilon} is too small to choose groups with delta {delta}: the threshold "
+            f"would be above {_MOST}"
+        )
+    lowest = 1
+    if tail_delta(scale, 1) > tail:
+        lowest = int(
+            dp.binary_search(lambda t: tail_delta(scale, int(t)) <= tail, bounds=(1, _MOST), T=int)
+        )
+    threshold = max(lowest, minimum)
+    spent = loss(scale, threshold)
+    if spent[0] > epsilon or spent[1] > delta:  # pragma: no cover - the searches ensure it
+        raise InvalidInput(f"no threshold keeps the selection within {epsilon}, {delta}: {spent}")
+    measurement = _selection_measurement(mechanism, scale, threshold, delta)
+    return Selection(epsilon, delta, mechanism, groups, scale, threshold, measurement)
 
 
 # -- bounding in SQL -------------------------------------------------------------------------------
