@@ -134,7 +134,7 @@ def test_ad_measurement_counts_conversions_after_exposure() -> None:
 # -- differential privacy and budgets --------------------------------------------------------------
 
 
-def noisy_rule(epsilon: float, mechanism: Mechanism = Mechanism.LAPLACE, delta: float = 0.0):  # type: ignore[no-untyped-def]
+def noisy_rule(epsilon: float, mechanism: Mechanism = Mechanism.LAPLACE, delta: float = 1e-8):  # type: ignore[no-untyped-def]
     privacy = PrivacyRule(
         mechanism=mechanism,
         epsilon=epsilon,
@@ -177,15 +177,15 @@ def test_a_noisy_query_spends_every_readers_budget_and_then_is_refused(
 @pytest.mark.integration
 def test_noisy_answers_are_near_the_truth(budgets: PrivacyBudgets) -> None:
     rows = [(f"m{i}", "t0", 100, START) for i in range(2_000)]
-    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=100.0)
-    with CleanRoom(noisy_rule(10.0), analyst="chirp", budgets=budgets) as room:
+    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=100.0, delta=1e-6)
+    with CleanRoom(noisy_rule(15.0), analyst="chirp", budgets=budgets) as room:
         room.load("watch", COLUMNS, rows, party="reelix")
         ((title, views, total),) = room.run(
             "SELECT title_id, count(*) AS views, sum(seconds) AS total FROM watch GROUP BY 1"
         ).rows
     assert title == "t0"
-    # Laplace of scale 2·2/5 (count) and 2·3600·2/5 (sum): off by more than 30 and 20,000 with
-    # probability below 1e-6.
+    # A third of epsilon 15 each for the selection, the count and the sum: Laplace of scale 2/5
+    # (count) and 2·3600/5 (sum), off by more than 30 and 20,000 with probability below 1e-6.
     assert abs(views - 2_000) < 30
     assert abs(total - 200_000) < 20_000
 
@@ -194,7 +194,7 @@ def test_noisy_answers_are_near_the_truth(budgets: PrivacyBudgets) -> None:
 def test_contributions_are_bounded_before_noise(budgets: PrivacyBudgets) -> None:
     # One person with 1,000 rows counts as at most max_rows (2) of them.
     rows = [("whale", "t0", 10, START)] * 1_000 + [(f"m{i}", "t0", 10, START) for i in range(20)]
-    budgets.set_total("reelix", {"whale", *(f"m{i}" for i in range(20))}, epsilon=100.0)
+    budgets.set_total("reelix", {"whale", *(f"m{i}" for i in range(20))}, epsilon=100.0, delta=1e-6)
     with CleanRoom(noisy_rule(50.0), analyst="chirp", budgets=budgets) as room:
         room.load("watch", COLUMNS, rows, party="reelix")
         ((views,),) = room.run("SELECT count(*) AS views FROM watch").rows
@@ -265,19 +265,67 @@ def test_a_noisy_rule_needs_the_budgets() -> None:
 
 
 @pytest.mark.integration
-def test_noisy_rows_keep_the_minimum_of_people(budgets: PrivacyBudgets) -> None:
-    """At most 2 rows a person and at least 5 people a row: 10 rows vouch for 5 people, and
-    smaller groups have their people counted (after bounding, which is what the answer uses)."""
+def test_noisy_rows_are_chosen_by_their_bounded_people(budgets: PrivacyBudgets) -> None:
+    """With noise too small to matter (epsilon 200), the selection is the rule's minimum of 5
+    people, counted among each person's bounded rows (at most 2): t2's 12 rows are 4 people."""
 
     def viewers(title: str, people: int, each: int) -> list[tuple[str, str, int, datetime]]:
         return [(f"{title}-m{i}", title, 60, START) for i in range(people) for _ in range(each)]
 
-    rows = viewers("t0", 40, 3) + viewers("t1", 6, 1) + viewers("t2", 4, 3)
-    with CleanRoom(noisy_rule(0.5), analyst="chirp", budgets=budgets) as room:
+    rows = viewers("t0", 40, 3) + viewers("t1", 6, 1) + viewers("t2", 4, 3) + viewers("t3", 5, 1)
+    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=1_000.0, delta=1e-6)
+    with CleanRoom(noisy_rule(200.0), analyst="chirp", budgets=budgets) as room:
         room.load("watch", COLUMNS, rows, party="reelix")
         result = room.run("SELECT title_id, count(*) AS views FROM watch GROUP BY 1 ORDER BY 1")
-    # t0: 80 rows, surely enough; t1: 6 rows from 6 people; t2: 8 rows from only 4 people.
-    assert [r[0] for r in result.rows] == ["t0", "t1"]
+    assert result.selection is not None
+    assert result.selection.threshold == 5  # the minimum: OpenDP's own bound is lower here
+    # Discrete Laplace of scale 0.02 moves a count by one with probability about 2e-22.
+    assert [r[0] for r in result.rows] == ["t0", "t1", "t3"]
+    assert result.columns == ("title_id", "views")  # the people counts stay in the room
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("mechanism", "epsilon", "delta", "selection_epsilon"),
+    [
+        (Mechanism.LAPLACE, 0.6, 1e-8, None),  # an even third each: selection, count, mean
+        (Mechanism.LAPLACE, 0.6, 1e-8, 0.1),  # the selection's share set by the rule
+        (Mechanism.GAUSSIAN, 0.6, 3e-7, None),  # Gaussian: delta shared like epsilon
+    ],
+)
+def test_the_charge_is_the_selection_and_the_aggregates_together(
+    budgets: PrivacyBudgets,
+    mechanism: Mechanism,
+    epsilon: float,
+    delta: float,
+    selection_epsilon: float | None,
+) -> None:
+    rule = noisy_rule(epsilon, mechanism, delta)
+    assert rule.privacy is not None
+    privacy = rule.privacy.model_copy(update={"selection_epsilon": selection_epsilon})
+    rule = rule.model_copy(update={"privacy": privacy})
+    with CleanRoom(rule, analyst="chirp", budgets=budgets) as room:
+        room.load("watch", COLUMNS, watch_rows(), party="reelix")
+        result = room.run(
+            "SELECT title_id, count(*) AS views, avg(seconds) AS mean FROM watch GROUP BY 1"
+        )
+    selection, aggregates = result.selection, result.aggregates
+    assert selection is not None
+    assert aggregates is not None
+    assert selection.epsilon == pytest.approx(selection_epsilon or epsilon / 3)
+    assert selection.epsilon + aggregates.epsilon == pytest.approx(epsilon)
+    assert selection.epsilon + aggregates.epsilon <= epsilon  # never more than is charged
+    assert selection.delta + aggregates.delta == pytest.approx(delta)
+    if mechanism is Mechanism.LAPLACE:
+        assert aggregates.delta == 0  # Laplace on the numbers is pure: delta is the selection's
+    else:
+        assert selection.delta == pytest.approx(delta / 3)
+    remaining = budgets.remaining("reelix", "m0")
+    assert remaining.epsilon == pytest.approx(1.0 - epsilon)
+    assert remaining.delta == pytest.approx(1e-6 - delta)
+    assert result.noise is not None
+    assert f"reaches {selection.threshold}" in result.noise
+    assert f"in all epsilon {epsilon:.4g} and delta {delta:.4g}" in result.noise
 
 
 @pytest.mark.unit
@@ -306,7 +354,7 @@ def test_no_row_ever_has_fewer_people_than_the_minimum(
 @pytest.mark.integration
 def test_values_beyond_the_bounds_are_clamped(budgets: PrivacyBudgets) -> None:
     rows = [(f"m{i}", "t0", 100, START) for i in range(50)] + [("whale", "t0", 10**9, START)]
-    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=1_000.0)
+    budgets.set_total("reelix", {r[0] for r in rows}, epsilon=1_000.0, delta=1e-6)
     with CleanRoom(noisy_rule(500.0), analyst="chirp", budgets=budgets) as room:
         room.load("watch", COLUMNS, rows, party="reelix")
         ((total,),) = room.run("SELECT sum(seconds) AS total FROM watch").rows
@@ -346,7 +394,8 @@ def test_one_person_moves_the_bounded_answers_by_at_most_the_sensitivity(
     views: list[tuple[int, str, int]], data: st.DataObject
 ) -> None:
     """The sensitivity the noise is calibrated to holds: removing one person's rows changes the
-    counts by at most max_rows in all, and the clamped sums by at most max_rows × 3,600."""
+    counts by at most max_rows in all, the clamped sums by at most max_rows × 3,600, and the
+    groups' counts of people by one in at most max_rows groups."""
     rule = noisy_rule(1.0)
     rows = [(f"m{m}", f"t-{t}", s, START) for m, t, s in views]
     gone = data.draw(st.sampled_from(sorted({r[0] for r in rows})))
@@ -359,7 +408,12 @@ def test_one_person_moves_the_bounded_answers_by_at_most_the_sensitivity(
         # The neighbouring table: the same rows, with the same random ranks, less one person.
         room.database.execute("DELETE FROM watch WHERE member_id = ?", [gone])
         after = {r[0]: r for r in room.database.execute(checked.sql).fetchall()}
-    counts = sum(abs(before[t][1] - after.get(t, (t, 0, 0))[1]) for t in before)
-    sums = sum(abs(before[t][2] - after.get(t, (t, 0, 0))[2]) for t in before)
+    gone_row = (None, 0, 0, 0)
+    counts = sum(abs(before[t][1] - after.get(t, gone_row)[1]) for t in before)
+    sums = sum(abs(before[t][2] - after.get(t, gone_row)[2]) for t in before)
     assert counts <= 2
     assert sums <= 2 * 3_600 + 1e-6
+    # The selection's bound: the person counted once in each of at most max_rows groups.
+    people = [abs(before[t][3] - after.get(t, gone_row)[3]) for t in before]
+    assert max(people) <= 1
+    assert sum(people) <= 2

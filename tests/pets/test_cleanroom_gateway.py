@@ -94,7 +94,7 @@ def test_the_daily_report_holds_back_every_small_day(partnership: Partnership) -
 
 def test_a_noisy_report_spends_every_senders_budget(partnership: Partnership) -> None:
     budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
-    privacy = PrivacyRule(epsilon=1.0, max_rows=5)
+    privacy = PrivacyRule(epsilon=1.0, delta=1e-8, max_rows=5)
     with CleanRoom(
         report_rule(min_people=4, privacy=privacy), analyst="chirp", budgets=budgets
     ) as room:
@@ -193,6 +193,8 @@ def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
             "--no-by-day",
             "--epsilon",
             "1",
+            "--delta",
+            "1e-8",
             "--start",
             "2026-11-01",
             "--days",
@@ -206,8 +208,9 @@ def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["report", "--start", "soon", "--data-dir", str(tmp_path / "c")])
     assert bad.exit_code == 2
     assert "not a date" in bad.output
-    no_delta = runner.invoke(
-        app, ["report", "--epsilon", "1", "--mechanism", "gaussian", "--data-dir", str(tmp_path)]
-    )
-    assert no_delta.exit_code == 2
-    assert "needs a delta" in no_delta.output
+    for mechanism in ("laplace", "gaussian"):  # rows are chosen with noise: both need a delta
+        no_delta = runner.invoke(
+            app, ["report", "--epsilon", "1", "--mechanism", mechanism, "--data-dir", str(tmp_path)]
+        )
+        assert no_delta.exit_code == 2
+        assert "needs a delta" in no_delta.output

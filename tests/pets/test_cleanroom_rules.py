@@ -38,7 +38,7 @@ kind: aggregation
 tables: {watch: {person: member_id}}
 metrics: {watch.seconds: [sum]}
 min_people: 10
-privacy: {epsilon: 1.0, max_rows: 3, bounds: {watch.seconds: [0, 7200]}}
+privacy: {epsilon: 1.0, delta: 1e-8, max_rows: 3, bounds: {watch.seconds: [0, 7200]}}
 """
         ).privacy
     }
@@ -182,9 +182,8 @@ def test_aggregation_rule_with_noise(query: str, outcome: str) -> None:
         checked = check_query(NOISY, query, SCHEMA)
         assert "_accord_rank <= 3" in checked.sql  # at most 3 rows per person
         assert "LEAST(GREATEST" in checked.sql.upper()  # values are clamped
-        assert "HAVING" not in checked.sql  # groups are judged by their rows, then people
-        assert checked.people_sql is not None
-        assert "COUNT(DISTINCT" in checked.people_sql.upper()
+        assert "HAVING" not in checked.sql  # the room chooses the groups, with noise
+        assert "COUNT(DISTINCT" in checked.sql.upper()  # from every group's count of people
         return
     with pytest.raises(QueryRefused) as refused:
         check_query(NOISY, query, SCHEMA)
@@ -328,9 +327,31 @@ def test_custom_rule(query: str, outcome: str) -> None:
         (
             (
                 "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [sum]}\n"
-                "min_people: 5\nprivacy: {epsilon: 1}\n"
+                "min_people: 5\nprivacy: {epsilon: 1, delta: 1e-8}\n"
             ),
             "bounds must clamp",  # a noisy sum needs bounds for its sensitivity
+        ),
+        (
+            (
+                "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [count]}\n"
+                "min_people: 5\nprivacy: {epsilon: 1}\n"
+            ),
+            # min_people on noisy counts of people: which groups show needs a delta
+            "privacy needs a delta above 0",
+        ),
+        (
+            (
+                "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [count]}\n"
+                "min_people: 5\nprivacy: {epsilon: 1, delta: 0}\n"
+            ),
+            "privacy needs a delta above 0",  # a delta of 0 is no delta
+        ),
+        (
+            (
+                "kind: aggregation\ntables: {t: {person: p}}\nmetrics: {t.x: [count]}\n"
+                "min_people: 5\nprivacy: {epsilon: 1, delta: 1e-8, selection_epsilon: 1}\n"
+            ),
+            "must be less than epsilon",  # the aggregates need some epsilon too
         ),
         (
             (

@@ -4,8 +4,9 @@ A query is parsed (DuckDB's dialect) and walked; anything the rule does not allo
 a :class:`QueryRefused` naming the check and saying why in a sentence. What passes an aggregation
 rule is not run as written: it is rebuilt so that every output row also counts the distinct people
 of every table it reads, and rows below the rule's minimum are dropped by the database
-(``HAVING count(DISTINCT person) >= min_people``), with contribution bounding for differential
-privacy where the rule asks for it. A query cannot sidestep the threshold: subqueries, CTEs, set
+(``HAVING count(DISTINCT person) >= min_people``); with differential privacy, each person's rows
+are bounded and the counts of people come back with the rows, for the room to choose with noise
+which rows to show. A query cannot sidestep the threshold: subqueries, CTEs, set
 operations and window functions are refused, so the only rows it can compute are the rebuilt
 query's groups.
 """
@@ -24,8 +25,9 @@ from accord.pets.rules import Aggregate, AnalysisRule, RuleKind
 
 RANK_COLUMN = "_accord_rank"
 """A hidden column of every table in the room: each row's random rank among its person's rows."""
-ROWS_COLUMN = "_accord_rows"
-"""With noise, the extra result column counting each group's rows."""
+PEOPLE_COLUMN = "_accord_people"
+"""With noise, the prefix of the extra result columns counting each group's people, one per table
+read (``_accord_people0``, ...), after each person's rows are bounded."""
 
 
 class QueryRefused(AccordError):
@@ -108,8 +110,6 @@ class Checked:
     people_columns: int = 0
     """How many person columns bound each row (one per table read): the sensitivity factor."""
     template: str | None = None
-    people_sql: str | None = None
-    """With noise: the distinct people of each group, by its dimensions (see ``_rewrite``)."""
     dimensions: tuple[str, ...] = ()
     """The output columns that are dimensions, in output order."""
 
@@ -418,7 +418,7 @@ class _Checker:
         if tree.args.get("distinct") is not None:
             raise QueryRefused("distinct", "SELECT DISTINCT is not needed: the query groups")
         order = self._order(outputs, {e.sql("duckdb"): name for name, e in dims})
-        sql, people_sql = self._rewrite(dims, metrics, outputs, order)
+        sql = self._rewrite(dims, metrics, outputs, order)
         return Checked(
             RuleKind.AGGREGATION,
             sql,
@@ -426,7 +426,6 @@ class _Checker:
             tuple(outputs),
             tuple(m for m, _ in metrics),
             people_columns=len(self.aliases),
-            people_sql=people_sql,
             dimensions=tuple(name for name, _ in dims),
         )
 
@@ -544,13 +543,12 @@ class _Checker:
         metrics: list[tuple[Metric, exp.Expression | None]],
         outputs: list[str],
         order: list[tuple[str, bool]],
-    ) -> tuple[str, str | None]:
-        """The query as it runs, and (with noise) the query counting each group's people.
+    ) -> str:
+        """The query as it runs.
 
         Exact answers drop small groups in SQL: ``HAVING count(DISTINCT person) >= min``. Noisy
-        answers count each group's rows instead, which is cheaper: once every person has at most
-        ``max_rows`` rows, a group of ``max_rows * min`` rows or more has at least ``min`` people,
-        and only the groups in between need their people counted (the second query).
+        answers count every group's people (of its bounded rows) in extra columns instead: the
+        room keeps the groups whose counts, with noise, reach a threshold (``dp.Selection``).
         """
         rows = self._bounded(self._rows(dims, metrics))
         people = len(self.aliases)
@@ -558,20 +556,15 @@ class _Checker:
         columns = [column for name in outputs for column in select[name]]
         noisy = self.rule.privacy is not None
         if noisy:
-            columns.append(f"count(*) AS {ROWS_COLUMN}")
+            columns += [
+                f"count(DISTINCT _accord_p{k}) AS {PEOPLE_COLUMN}{k}" for k in range(people)
+            ]
         query = exp.select(*columns, dialect="duckdb").from_(rows.subquery("_accord_rows"))
         groups = [f"_accord_d{i}" for i in range(len(dims))]
         if groups:
             query = query.group_by(*groups)
         minimum = int(self.rule.min_people or 0)
-        counted = [f"count(DISTINCT _accord_p{k}) AS _accord_people{k}" for k in range(people)]
-        people_sql = None
-        if noisy:
-            counting = exp.select(*groups, *counted, dialect="duckdb").from_(
-                rows.subquery("_accord_rows")
-            )
-            people_sql = (counting.group_by(*groups) if groups else counting).sql("duckdb")
-        else:
+        if not noisy:
             query = query.having(
                 *(f"count(DISTINCT _accord_p{k}) >= {minimum}" for k in range(people)),
                 dialect="duckdb",
@@ -584,7 +577,7 @@ class _Checker:
             query = query.limit(limit.expression.copy())
         if offset is not None:
             query = query.offset(offset.expression.copy())
-        return query.sql("duckdb"), people_sql
+        return query.sql("duckdb")
 
     def _bounded(self, rows: exp.Select) -> exp.Select:
         """With noise, at most ``max_rows`` rows of each person of each table read."""

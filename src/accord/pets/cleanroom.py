@@ -10,8 +10,10 @@
             (:mod:`accord.pets.budget`); the spend is durable in the ledger before anything is
             released, and a query that would overspend anyone is refused whole
     run     the rebuilt query on DuckDB: each output row counts distinct people and rows below
-            the minimum are dropped; with differential privacy, rows are bounded per person and
-            the aggregates get OpenDP noise (:mod:`accord.pets.dp`)
+            the minimum are dropped; with differential privacy, rows are bounded per person, a
+            row shows only if its count of people plus noise reaches a threshold of at least the
+            minimum (OpenDP's threshold mechanism), and the aggregates get OpenDP noise
+            (:mod:`accord.pets.dp`)
     log     the result as a release in the ledger, durable before it is returned
 
 Only the query's result leaves the room; its rows stay in the DuckDB database, which is closed
@@ -40,8 +42,8 @@ from accord.ledger.log import Ledger, Receipt
 from accord.pets import dp
 from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
 from accord.pets.checks import (
+    PEOPLE_COLUMN,
     RANK_COLUMN,
-    ROWS_COLUMN,
     Checked,
     Metric,
     Observed,
@@ -84,7 +86,11 @@ class Result:
     checked: Checked
     spends: tuple[Spend, ...] = ()
     noise: str | None = None
-    """How the numbers were noised, in a sentence; None for exact answers."""
+    """How the rows were chosen and the numbers noised, in a sentence; None for exact answers."""
+    selection: dp.Selection | None = None
+    """With noise: how the rows shown were chosen (their threshold, noise and loss)."""
+    aggregates: dp.Privacy | None = None
+    """With noise: the loss of the numbers, all aggregates together (the rest of the query's)."""
     receipt: Receipt | None = None
     """The ledger receipt of the result's release (when the room has a ledger)."""
 
@@ -362,6 +368,7 @@ class CleanRoom:
 def answer(db: duckdb.DuckDBPyConnection, rule: AnalysisRule, checked: Checked) -> Result:
     """Run a checked query on ``db``: small groups dropped, aggregates noised if the rule says.
 
+    With noise, which groups show is chosen with noise too (:class:`accord.pets.dp.Selection`).
     This spends no budget: :meth:`CleanRoom.run` spends before it calls this.
     """
     with _duck(f"running the clean-room query over {', '.join(checked.tables)}"):
@@ -371,54 +378,48 @@ def answer(db: duckdb.DuckDBPyConnection, rule: AnalysisRule, checked: Checked) 
     privacy = rule.privacy
     if privacy is None or checked.kind is not RuleKind.AGGREGATION:
         return Result(columns, rows, checked)
-    rows = _enough_people(db, rule, checked, columns, rows)
-    columns, rows = _noised(rule, checked, columns, rows)
-    sensitivity = privacy.max_rows * checked.people_columns
-    noise = (
-        f"{privacy.mechanism.value} noise for epsilon {privacy.epsilon}"
-        f"{f' and delta {privacy.delta}' if privacy.delta else ''}, split evenly over "
-        f"{len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
-        f"(each person changes a count by at most {sensitivity})"
+    (select_epsilon, select_delta), aggregates = privacy.shares(len(checked.metrics))
+    # Each person's bounded rows (max_rows of each table read) are all the groups they are in;
+    # without dimensions there is one group.
+    groups = privacy.max_rows * checked.people_columns if checked.dimensions else 1
+    selection = dp.calibrate_selection(
+        select_epsilon,
+        select_delta,
+        privacy.mechanism,
+        groups=groups,
+        minimum=int(rule.min_people or 0),
     )
-    return Result(columns, rows, checked, noise=noise)
+    rows = _selected(selection, columns, rows)
+    columns, rows = _noised(rule, checked, columns, rows, aggregates)
+    sensitivity = privacy.max_rows * checked.people_columns
+    mechanism = privacy.mechanism.value
+    noise = (
+        f"rows shown only where the count of distinct people plus {mechanism} noise (scale "
+        f"{selection.scale:.3g}) reaches {selection.threshold}, for epsilon "
+        f"{_short(select_epsilon)} and delta {_short(select_delta)} (each person is in at most "
+        f"{groups} rows); {mechanism} noise on the numbers for epsilon "
+        f"{_short(aggregates.epsilon)}"
+        f"{f' and delta {_short(aggregates.delta)}' if aggregates.delta else ''}, split evenly "
+        f"over {len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
+        f"(each person changes a count by at most {sensitivity}); in all epsilon "
+        f"{_short(privacy.epsilon)} and delta {_short(privacy.delta)} per person"
+    )
+    return Result(columns, rows, checked, noise=noise, selection=selection, aggregates=aggregates)
 
 
-def _enough_people(
-    db: duckdb.DuckDBPyConnection,
-    rule: AnalysisRule,
-    checked: Checked,
-    columns: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
+def _short(amount: float) -> str:
+    return f"{amount:.4g}"
+
+
+def _selected(
+    selection: dp.Selection, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
-    """The groups with at least ``min_people`` distinct people of every table read.
-
-    Every person has at most ``max_rows`` rows here, so a group of ``max_rows * min`` rows has
-    enough people for certain; fewer than ``min`` rows, too few; the groups in between have their
-    people counted exactly.
-    """
-    privacy = rule.privacy
-    minimum = int(rule.min_people or 0)
-    if privacy is None:  # pragma: no cover - only called when noisy
-        return rows
-    at_rows = columns.index(ROWS_COLUMN)
-    sure = privacy.max_rows * minimum
-    dims = [columns.index(d) for d in checked.dimensions]
-    doubtful = [r for r in rows if minimum <= r[at_rows] < sure]
-    counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    if doubtful and checked.people_sql is not None:
-        with _duck("counting the people of each group"):
-            for found in db.execute(checked.people_sql).fetchall():
-                counted[tuple(found[: len(dims)])] = tuple(found[len(dims) :])
-    kept = []
-    for r in rows:
-        n = r[at_rows]
-        if n >= sure:
-            kept.append(r)
-        elif n >= minimum:
-            people = counted.get(tuple(r[i] for i in dims), ())
-            if people and all(p >= minimum for p in people):
-                kept.append(r)
-    return kept
+    """The rows whose count of people (the fewest of any table read), with noise, reaches the
+    selection's threshold."""
+    counted = [i for i, name in enumerate(columns) if name.startswith(PEOPLE_COLUMN)]
+    # One person changes the smallest of a group's counts by at most one, as they do each count.
+    people = [min(int(r[i] or 0) for i in counted) for r in rows]
+    return [r for r, kept in zip(rows, selection.keep(people), strict=True) if kept]
 
 
 def _noised(
@@ -426,12 +427,13 @@ def _noised(
     checked: Checked,
     columns: tuple[str, ...],
     rows: list[tuple[Any, ...]],
+    aggregates: dp.Privacy,
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     """The rows with every aggregate noised, and the helper columns dropped."""
     privacy = rule.privacy
     if privacy is None:  # pragma: no cover - only called when noisy
         return columns, rows
-    share = privacy.privacy().split(len(checked.metrics))
+    share = aggregates.split(len(checked.metrics))
     at = {name: i for i, name in enumerate(columns)}
     table = [list(r) for r in rows]
     # Each table read bounds its own people: a row may bring one of each.

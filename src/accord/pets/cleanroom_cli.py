@@ -121,7 +121,14 @@ def report(
         typer.Option(min=0, help="Add differential-privacy noise for this epsilon per query."),
     ] = None,
     mechanism: Annotated[Mechanism, typer.Option(help="Noise mechanism.")] = Mechanism.LAPLACE,
-    delta: Annotated[float, typer.Option(min=0, help="Delta (Gaussian noise only).")] = 0.0,
+    delta: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Delta per query, needed with --epsilon: for the noisy choice of rows shown "
+            "(and for Gaussian noise).",
+        ),
+    ] = 0.0,
     max_rows: Annotated[
         int, typer.Option(min=1, help="Rows one sender may contribute (with noise).")
     ] = 10,

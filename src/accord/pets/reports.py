@@ -3,8 +3,8 @@
 * **The report every two weeks** of the partnership the 2024 Klein v. Meta filings describe: daily
   counts of recommendation sends and of recipients' clicks, by interface, initiation surface and
   implementation variant. Here it is a query under an aggregation rule: no row counts fewer than
-  the agreement's 50 senders, and with differential privacy each count is noised and every sender
-  pays from their budget.
+  the agreement's 50 senders, and with differential privacy each count is noised, which rows show
+  is chosen by a noisy count of their senders, and every sender pays from their budget.
 * **Ad measurement**: how many people a publisher's campaign reached, and how many of them then
   converted at the advertiser (a conversion after the exposure), joined on the identifier both
   sides share, with no side seeing the other's rows.

@@ -5,7 +5,9 @@ Three kinds, as AWS Clean Rooms has them (*AWS Clean Rooms User Guide*, "Analysi
 * **aggregation**: queries may only aggregate. They group by allowed *dimensions*, compute allowed
   aggregate functions of allowed *metrics*, join only on *join columns*, and every output row must
   count at least ``min_people`` distinct people of every table it reads (rows below are dropped).
-  Optionally each answer gets differential-privacy noise and spends every person's budget.
+  Optionally each answer gets differential-privacy noise and spends every person's budget; then
+  a row shows only if its count of people plus noise reaches a threshold of at least
+  ``min_people``, so that which rows show is differentially private too.
 * **list**: queries list the overlap of the tables (their rows that join) with allowed columns
   only; no aggregation.
 * **custom**: only pre-approved query templates run, their ``$name`` placeholders filled with
@@ -21,11 +23,12 @@ Columns are written ``table.column``. Example::
     metrics:
       recommendations.clicked_at: [count]
     min_people: 50
-    privacy: {mechanism: laplace, epsilon: 0.5, max_rows: 20}
+    privacy: {mechanism: laplace, epsilon: 0.5, delta: 1e-8, max_rows: 20}
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -82,12 +85,24 @@ class TableRule(_Strict):
 
 
 class PrivacyRule(_Strict):
-    """Differential privacy for an aggregation rule's answers."""
+    """Differential privacy for an aggregation rule's answers: which groups show, and their numbers.
+
+    A query's ``epsilon`` and ``delta`` are its whole loss, charged to each person it reads. Part
+    goes to choosing which groups to show (a noisy count of each group's people must reach a
+    threshold of at least ``min_people``): ``selection_epsilon``, or by default an even share with
+    the query's aggregates (a query of two aggregates gives each of the three a third). The rest
+    is split evenly over the aggregates. Laplace noise on the aggregates is pure epsilon-DP, so
+    the selection takes all of ``delta``; Gaussian noise needs some too, and the selection then
+    takes the same share of ``delta`` as of ``epsilon``.
+    """
 
     mechanism: Mechanism = Mechanism.LAPLACE
     epsilon: float = Field(gt=0)
-    """Privacy loss of one query, charged to each person whose data it reads."""
+    """Privacy loss of one query in all, charged to each person whose data it reads."""
     delta: float = Field(default=0.0, ge=0, lt=1)
+    """Delta of one query in all, charged likewise; above 0, for the choice of groups."""
+    selection_epsilon: float | None = Field(default=None, gt=0)
+    """The part of ``epsilon`` that chooses which groups show (default: an even share)."""
     max_rows: int = Field(default=1, ge=1)
     """Rows one person may contribute to a query (the rest are dropped at random)."""
     bounds: dict[Qualified, tuple[float, float]] = Field(default_factory=dict)
@@ -95,17 +110,50 @@ class PrivacyRule(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> PrivacyRule:
+        if self.delta <= 0:
+            raise ValueError(
+                "privacy needs a delta above 0 (for example 1e-8): the rule's min_people is "
+                "applied to noisy counts of each group's people, and which groups show at all "
+                "is (epsilon, delta)-differentially private, delta being the chance that a group "
+                "only one person makes reaches the threshold"
+            )
+        if self.selection_epsilon is not None and self.selection_epsilon >= self.epsilon:
+            raise ValueError(
+                f"selection_epsilon ({self.selection_epsilon}) must be less than epsilon "
+                f"({self.epsilon}): the rest is the aggregates'"
+            )
         try:
-            self.privacy()
+            self.shares(1)
             for lower, upper in self.bounds.values():
                 Bounds(self.max_rows, lower, upper)
         except InvalidInput as exc:
             raise ValueError(exc.message) from exc
         return self
 
-    def privacy(self) -> Privacy:
-        """The loss of one query."""
-        return Privacy(self.epsilon, self.mechanism, self.delta)
+    def shares(self, aggregates: int) -> tuple[tuple[float, float], Privacy]:
+        """A query's loss split in two: the selection's ``(epsilon, delta)``, and the loss of
+        its ``aggregates`` together (to be split evenly over them)."""
+        if aggregates < 1:
+            raise InvalidInput(f"a query has at least one aggregate, not {aggregates}")
+        epsilon = self.selection_epsilon or self.epsilon / (aggregates + 1)
+        if self.mechanism is Mechanism.LAPLACE:
+            delta = self.delta
+        else:
+            delta = self.delta * epsilon / self.epsilon
+        rest = Privacy(
+            _remainder(self.epsilon, epsilon),
+            self.mechanism,
+            _remainder(self.delta, delta) if self.mechanism is Mechanism.GAUSSIAN else 0.0,
+        )
+        return (epsilon, delta), rest
+
+
+def _remainder(whole: float, part: float) -> float:
+    """``whole - part``, rounded down so that the two never add up to more than ``whole``."""
+    rest = whole - part
+    while rest > 0 and part + rest > whole:
+        rest = math.nextafter(rest, 0)
+    return rest
 
 
 class AnalysisRule(_Strict):
