@@ -7,8 +7,10 @@ the same data in the same process, best of a few runs each:
 * **raw**: ``SELECT title_id, count(*), sum(seconds) FROM watch_events GROUP BY title_id``, as
   DuckDB runs it with no rule at all (the baseline);
 * **dp**: the same query through the clean room under an aggregation rule with Laplace noise
-  (epsilon 1, at most 20 rows per member, seconds clamped to [0, 7200], at least 50 members per
-  row): checked with sqlglot, rewritten, bounded, thresholded, and noised with OpenDP;
+  (epsilon 1 and delta 1e-8, at most 20 rows per member, seconds clamped to [0, 7200], at least
+  50 members per row): checked with sqlglot, rewritten, bounded, every title's distinct members
+  counted, the titles shown chosen by OpenDP's noisy threshold on those counts, and the numbers
+  noised with OpenDP;
 * **dp_clamped**: the same, clamping every value as if some lay beyond the bounds (the room
   leaves the clamp out when every value it admitted already lies within them, as here);
 * **exact**: the same rule without noise, whose threshold counts every row's distinct members.
@@ -47,7 +49,9 @@ QUERY = (
 
 def rule(*, noisy: bool) -> AnalysisRule:
     privacy = (
-        PrivacyRule(epsilon=1.0, max_rows=20, bounds={"watch_events.seconds": (0, 7200)})
+        PrivacyRule(
+            epsilon=1.0, delta=1e-8, max_rows=20, bounds={"watch_events.seconds": (0, 7200)}
+        )
         if noisy
         else None
     )
@@ -159,7 +163,10 @@ def main() -> None:
     ) / figures["raw_s"]
     figures["groups_raw"] = len(baseline)
     figures["groups_released"] = len(released.rows)
-    # How far the noise moved the largest count: its scale is 20 / 0.5 = 40 views.
+    if released.selection is not None:
+        figures["selection_threshold_members"] = released.selection.threshold
+    # How far the noise moved the largest count: its scale is 20 / (1/3) = 60 views (a third
+    # of epsilon each for the selection, the count and the sum).
     truth = {row[0]: row[1] for row in baseline}
     figures["max_abs_views_error"] = max(
         (abs(row[1] - truth[row[0]]) for row in released.rows), default=0
