@@ -183,7 +183,9 @@ def test_aggregation_rule_with_noise(query: str, outcome: str) -> None:
         assert "_accord_rank <= 3" in checked.sql  # at most 3 rows per person
         assert "LEAST(GREATEST" in checked.sql.upper()  # values are clamped
         assert "HAVING" not in checked.sql  # the room chooses the groups, with noise
-        assert "COUNT(DISTINCT" in checked.sql.upper()  # from every group's count of people
+        # Each group counts the people whose rank-1 row is in it: one pass, no DISTINCT.
+        assert "COUNT(_ACCORD_P0) FILTER(WHERE _ACCORD_K0 = 1)" in checked.sql.upper()
+        assert "DISTINCT" not in checked.sql.upper()
         return
     with pytest.raises(QueryRefused) as refused:
         check_query(NOISY, query, SCHEMA)
@@ -201,6 +203,18 @@ def test_a_noisy_join_bounds_each_persons_rows_after_joining() -> None:
     assert "ROW_NUMBER() OVER (PARTITION BY _ACCORD_P0" in sql
     assert "ROW_NUMBER() OVER (PARTITION BY _ACCORD_P1" in sql
     assert "_ACCORD_N0 <= 3 AND _ACCORD_N1 <= 3" in sql
+    # Each person of each table is counted in the group of their first row in that random order.
+    assert "COUNT(_ACCORD_P0) FILTER(WHERE _ACCORD_N0 = 1)" in sql
+    assert "COUNT(_ACCORD_P1) FILTER(WHERE _ACCORD_N1 = 1)" in sql
+    assert "DISTINCT" not in sql
+
+
+def test_a_noisy_filtered_query_counts_each_person_at_their_first_row_kept() -> None:
+    """A filter may drop a person's rank-1 row; their first row the filter keeps counts instead."""
+    query = "SELECT title_id, sum(seconds) AS s FROM watch WHERE title_id <> 't0' GROUP BY 1"
+    sql = check_query(NOISY, query, SCHEMA).sql.upper()
+    assert "MIN(_ACCORD_K0) OVER (PARTITION BY _ACCORD_P0) AS _ACCORD_M0" in sql
+    assert "COUNT(_ACCORD_P0) FILTER(WHERE _ACCORD_K0 = _ACCORD_M0)" in sql
 
 
 LIST = parse_rule(

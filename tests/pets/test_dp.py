@@ -237,6 +237,9 @@ def discrete_gaussian_at_least_zero(sigma: float) -> float:
         (1 / 3, 1e-8, 20, 50),  # 20 groups a person: 1 + 60·ln(1e9) ≈ 1244
         (0.5, 1e-8, 10, 50),  # 1 + 20·ln(5e8) ≈ 402
         (100.0, 1e-8, 2, 5),  # so little noise that the rule's minimum is the threshold
+        (1 / 3, 1e-8, 1, 50),  # each person in one group: 1 + 3·ln(5e7) ≈ 54, not 1244
+        (1 / 3, 1e-8, 1, 100),  # ... and never below the rule's minimum
+        (1 / 3, 1e-8, 2, 50),  # a join of two tables: 1 + 6·ln(1e8) ≈ 112
     ],
 )
 def test_the_laplace_threshold_is_the_published_one(
@@ -250,6 +253,27 @@ def test_the_laplace_threshold_is_the_published_one(
     assert selection.scale == pytest.approx(groups / epsilon, rel=1e-6)
     assert abs(selection.threshold - published) <= 1
     found = selection.measurement.map((groups, groups, 1))
+    assert found[0] <= epsilon + 1e-9
+    assert found[1] <= delta
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    epsilon=st.floats(0.05, 5.0),
+    delta=st.sampled_from([1e-12, 1e-10, 1e-8, 1e-6, 1e-4]),
+    minimum=st.integers(2, 300),
+)
+def test_one_group_a_person_gives_the_published_threshold(
+    epsilon: float, delta: float, minimum: int
+) -> None:
+    """With each person counted in one group: τ = max(min, 1 + (1/ε)·ln(1/(2δ))), within one."""
+    selection = dp.calibrate_selection(
+        epsilon, delta, dp.Mechanism.LAPLACE, groups=1, minimum=minimum
+    )
+    published = 1 + math.log(1 / (2 * delta)) / epsilon
+    assert selection.threshold >= minimum
+    assert abs(selection.threshold - max(minimum, published)) <= 1
+    found = selection.measurement.map((1, 1, 1))
     assert found[0] <= epsilon + 1e-9
     assert found[1] <= delta
 

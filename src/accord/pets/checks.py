@@ -5,8 +5,11 @@ a :class:`QueryRefused` naming the check and saying why in a sentence. What pass
 rule is not run as written: it is rebuilt so that every output row also counts the distinct people
 of every table it reads, and rows below the rule's minimum are dropped by the database
 (``HAVING count(DISTINCT person) >= min_people``); with differential privacy, each person's rows
-are bounded and the counts of people come back with the rows, for the room to choose with noise
-which rows to show. A query cannot sidestep the threshold: subqueries, CTEs, set
+are bounded, and each group counts the people whose one chosen row (their first, in a random
+order per person) lies in it: every person is counted in one group at most, so the counts come
+back with the rows, cheaply, for the room to choose with noise which rows to show (Wilson et al.,
+*Differentially Private SQL with Bounded User Contribution*, PoPETs 2020). A query cannot
+sidestep the threshold: subqueries, CTEs, set
 operations and window functions are refused, so the only rows it can compute are the rebuilt
 query's groups.
 """
@@ -27,7 +30,10 @@ RANK_COLUMN = "_accord_rank"
 """A hidden column of every table in the room: each row's random rank among its person's rows."""
 PEOPLE_COLUMN = "_accord_people"
 """With noise, the prefix of the extra result columns counting each group's people, one per table
-read (``_accord_people0``, ...), after each person's rows are bounded."""
+read (``_accord_people0``, ...): the people of that table whose one chosen row is in the group,
+so that each person is counted in one group at most."""
+COUNTED = "each person counted in one group, chosen at random among their rows"
+"""What a noisy query's counts of people count, in the words its result uses."""
 
 
 class QueryRefused(AccordError):
@@ -547,18 +553,20 @@ class _Checker:
         """The query as it runs.
 
         Exact answers drop small groups in SQL: ``HAVING count(DISTINCT person) >= min``. Noisy
-        answers count every group's people (of its bounded rows) in extra columns instead: the
-        room keeps the groups whose counts, with noise, reach a threshold (``dp.Selection``).
+        answers count every group's people in extra columns instead, each person in the one group
+        of their chosen row (a filtered count in the same pass, no ``DISTINCT``): the room keeps
+        the groups whose counts, with noise, reach a threshold (``dp.Selection``).
         """
-        rows = self._bounded(self._rows(dims, metrics))
-        people = len(self.aliases)
+        rows, chosen = self._bounded(self._rows(dims, metrics))
         select = self._aggregates(dims, metrics)
         columns = [column for name in outputs for column in select[name]]
         noisy = self.rule.privacy is not None
-        if noisy:
-            columns += [
-                f"count(DISTINCT _accord_p{k}) AS {PEOPLE_COLUMN}{k}" for k in range(people)
-            ]
+        people = len(self.aliases)
+        # count(person) leaves out rows about no one (a null person), as count(DISTINCT) does.
+        columns += [
+            f"count(_accord_p{k}) FILTER (WHERE {condition}) AS {PEOPLE_COLUMN}{k}"
+            for k, condition in enumerate(chosen)
+        ]
         query = exp.select(*columns, dialect="duckdb").from_(rows.subquery("_accord_rows"))
         groups = [f"_accord_d{i}" for i in range(len(dims))]
         if groups:
@@ -579,21 +587,33 @@ class _Checker:
             query = query.offset(offset.expression.copy())
         return query.sql("duckdb")
 
-    def _bounded(self, rows: exp.Select) -> exp.Select:
-        """With noise, at most ``max_rows`` rows of each person of each table read."""
+    def _bounded(self, rows: exp.Select) -> tuple[exp.Select, list[str]]:
+        """With noise, at most ``max_rows`` rows of each person of each table read, and for each
+        table the condition that picks each person's one chosen row among those kept.
+
+        A person's chosen row depends only on their own rows (and their random order), so adding
+        or removing them changes one group's count by one, and no other person's choice.
+        """
         privacy = self.rule.privacy
         if privacy is None:
-            return rows
+            return rows, []
         aliases = sorted(self.aliases)
         if len(aliases) == 1:
             # One table: its rows were ranked at random per person when it entered the room.
             seen = self.observed.get(self.aliases[aliases[0]])
             most = seen.most_rows if seen is not None else None
-            if most is not None and most <= privacy.max_rows:
-                return rows  # nobody has more rows than allowed: nothing to drop
-            return rows.where(f"{_quote(aliases[0])}.{RANK_COLUMN} <= {privacy.max_rows}")
-        # A join: rows are bounded per person of each table after joining, at random. The
-        # random order is drawn as a column first (a window may not order by random()).
+            if most is None or most > privacy.max_rows:
+                rows = rows.where(f"{_quote(aliases[0])}.{RANK_COLUMN} <= {privacy.max_rows}")
+            if self.tree.args.get("where") is None:
+                # Every row is kept up to the bound, so each person's rank-1 row is there.
+                return rows, ["_accord_k0 = 1"]
+            # A filter may drop the rank-1 row: the chosen row is the first of those it keeps.
+            first = "min(_accord_k0) OVER (PARTITION BY _accord_p0) AS _accord_m0"
+            ranked = exp.select("*", first, dialect="duckdb").from_(rows.subquery())
+            return ranked, ["_accord_k0 = _accord_m0"]
+        # A join: rows are bounded per person of each table after joining, at random, and each
+        # person's first row in that order is their chosen one. The random order is drawn as a
+        # column first (a window may not order by random()).
         shuffled = exp.select("*", "random() AS _accord_r", dialect="duckdb").from_(rows.subquery())
         numbers = [
             f"row_number() OVER (PARTITION BY _accord_p{k} ORDER BY _accord_r) AS _accord_n{k}"
@@ -601,7 +621,8 @@ class _Checker:
         ]
         numbered = exp.select("*", *numbers, dialect="duckdb").from_(shuffled.subquery())
         kept = [f"_accord_n{k} <= {privacy.max_rows}" for k in range(len(aliases))]
-        return exp.select("*").from_(numbered.subquery()).where(*kept, dialect="duckdb")
+        bounded = exp.select("*").from_(numbered.subquery()).where(*kept, dialect="duckdb")
+        return bounded, [f"_accord_n{k} = 1" for k in range(len(aliases))]
 
     def _rows(
         self,
@@ -634,6 +655,12 @@ class _Checker:
             person = self.rule.person_of(self.aliases[alias])
             columns.append(
                 exp.alias_(exp.column(person, table=alias, quoted=True), f"_accord_p{k}")
+            )
+        if privacy is not None and len(self.aliases) == 1:
+            # Each row's random rank among its person's rows, given at admission.
+            (alias,) = self.aliases
+            columns.append(
+                exp.alias_(exp.column(RANK_COLUMN, table=alias, quoted=True), "_accord_k0")
             )
         rows = exp.select(*columns).from_(self.tree.args["from_"].this.copy())
         for join in self.tree.args.get("joins") or []:

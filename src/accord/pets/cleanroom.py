@@ -11,8 +11,9 @@
             released, and a query that would overspend anyone is refused whole
     run     the rebuilt query on DuckDB: each output row counts distinct people and rows below
             the minimum are dropped; with differential privacy, rows are bounded per person, a
-            row shows only if its count of people plus noise reaches a threshold of at least the
-            minimum (OpenDP's threshold mechanism), and the aggregates get OpenDP noise
+            row shows only if its count of people (each person counted in one group, chosen at
+            random among their rows) plus noise reaches a threshold of at least the minimum
+            (OpenDP's threshold mechanism), and the aggregates get OpenDP noise
             (:mod:`accord.pets.dp`)
     log     the result as a release in the ledger, durable before it is returned
 
@@ -42,6 +43,7 @@ from accord.ledger.log import Ledger, Receipt
 from accord.pets import dp
 from accord.pets.budget import Charge, Cost, PrivacyBudgets, Spend
 from accord.pets.checks import (
+    COUNTED,
     PEOPLE_COLUMN,
     RANK_COLUMN,
     Checked,
@@ -379,25 +381,28 @@ def answer(db: duckdb.DuckDBPyConnection, rule: AnalysisRule, checked: Checked) 
     if privacy is None or checked.kind is not RuleKind.AGGREGATION:
         return Result(columns, rows, checked)
     (select_epsilon, select_delta), aggregates = privacy.shares(len(checked.metrics))
-    # Each person's bounded rows (max_rows of each table read) are all the groups they are in;
-    # without dimensions there is one group.
-    groups = privacy.max_rows * checked.people_columns if checked.dimensions else 1
+    # Each person is counted in one group of each table read (the group of their chosen row),
+    # and a group's count is the fewest of its tables': one person moves at most one group's
+    # count per table, by one. Without dimensions there is one group.
+    groups = checked.people_columns if checked.dimensions else 1
     selection = dp.calibrate_selection(
         select_epsilon,
         select_delta,
         privacy.mechanism,
         groups=groups,
         minimum=int(rule.min_people or 0),
+        counted=COUNTED,
     )
     rows = _selected(selection, columns, rows)
     columns, rows = _noised(rule, checked, columns, rows, aggregates)
     sensitivity = privacy.max_rows * checked.people_columns
     mechanism = privacy.mechanism.value
     noise = (
-        f"rows shown only where the count of distinct people plus {mechanism} noise (scale "
-        f"{selection.scale:.3g}) reaches {selection.threshold}, for epsilon "
-        f"{_short(select_epsilon)} and delta {_short(select_delta)} (each person is in at most "
-        f"{groups} rows); {mechanism} noise on the numbers for epsilon "
+        f"rows shown only where the count of people ({selection.counted}) plus {mechanism} "
+        f"noise (scale {selection.scale:.3g}) reaches {selection.threshold}, for epsilon "
+        f"{_short(select_epsilon)} and delta {_short(select_delta)} (each person counts in at "
+        f"most {groups} {'row' if groups == 1 else 'rows'}); {mechanism} noise on the numbers "
+        f"for epsilon "
         f"{_short(aggregates.epsilon)}"
         f"{f' and delta {_short(aggregates.delta)}' if aggregates.delta else ''}, split evenly "
         f"over {len(checked.metrics)} aggregates; at most {privacy.max_rows} rows per person "
@@ -414,8 +419,8 @@ def _short(amount: float) -> str:
 def _selected(
     selection: dp.Selection, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
-    """The rows whose count of people (the fewest of any table read), with noise, reaches the
-    selection's threshold."""
+    """The rows whose count of people (the fewest of any table read, each person counted in one
+    group), with noise, reaches the selection's threshold."""
     counted = [i for i, name in enumerate(columns) if name.startswith(PEOPLE_COLUMN)]
     # One person changes the smallest of a group's counts by at most one, as they do each count.
     people = [min(int(r[i] or 0) for i in counted) for r in rows]

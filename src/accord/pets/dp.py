@@ -11,8 +11,10 @@ A query is made private in three steps:
    (and delta) asked for: :func:`calibrate` searches the noise scale whose proven privacy loss at
    this sensitivity is within the budget.
 3. **Selection** of the groups a grouped query shows (:func:`calibrate_selection`): a group shows
-   only if its count of distinct people plus noise reaches a threshold, with OpenDP's threshold
-   mechanism, so that whether a group appears at all is differentially private too.
+   only if its count of people plus noise reaches a threshold, with OpenDP's threshold
+   mechanism, so that whether a group appears at all is differentially private too. For that
+   count each person is counted in one group only (Wilson et al., *Differentially Private SQL
+   with Bounded User Contribution*, PoPETs 2020), which keeps its noise and threshold low.
 
 Which mechanism, and why:
 
@@ -246,6 +248,9 @@ def noisy_mean(total: float, count: int, bounds: Bounds, privacy: Privacy) -> fl
 
 # -- choosing which groups to show ----------------------------------------------------------------
 
+_EACH_GROUP = "each person counted once in each group they are in"
+"""How a group's people are counted unless the caller says otherwise."""
+
 _MOST = 2**30
 """The largest threshold searched for, and the cap on a count given to OpenDP (32-bit integers)."""
 
@@ -254,13 +259,14 @@ _MOST = 2**30
 class Selection:
     """Which groups of a grouped query may be shown: OpenDP's noisy threshold on people counts.
 
-    Each group's count of distinct people gets noise (discrete Laplace or Gaussian of ``scale``),
-    and the group is shown only if its noisy count reaches ``threshold`` (Korolova, Kenthapadi,
-    Mishra and Ntoulas, *Releasing Search Queries and Clicks Privately*, WWW 2009; Wilson et al.,
-    *Differentially Private SQL with Bounded User Contribution*, PoPETs 2020). One person is in at
-    most ``groups`` groups and counts once in each, so whether any group appears at all is
-    (``epsilon``, ``delta``)-DP, by OpenDP's own privacy map: the delta is the chance that a group
-    only that person's presence creates reaches the threshold.
+    Each group's count of people (``counted`` says how they are counted) gets noise (discrete
+    Laplace or Gaussian of ``scale``), and the group is shown only if its noisy count reaches
+    ``threshold`` (Korolova, Kenthapadi, Mishra and Ntoulas, *Releasing Search Queries and Clicks
+    Privately*, WWW 2009; Wilson et al., *Differentially Private SQL with Bounded User
+    Contribution*, PoPETs 2020). One person counts in at most ``groups`` groups, once in each, so
+    whether any group appears at all is (``epsilon``, ``delta``)-DP, by OpenDP's own privacy map:
+    the delta is the chance that a group only that person's presence creates reaches the
+    threshold.
     """
 
     epsilon: float
@@ -271,6 +277,8 @@ class Selection:
     scale: float
     threshold: int
     measurement: Any
+    counted: str = _EACH_GROUP
+    """What a group's count of people counts: how each person is counted, and in how many groups."""
 
     def keep(self, counts: Sequence[int]) -> list[bool]:
         """Which of ``counts`` (one per group: its distinct people) reach the threshold."""
@@ -310,13 +318,21 @@ def _selection_measurement(mechanism: Mechanism, scale: float, threshold: int, d
 
 @lru_cache(maxsize=256)
 def calibrate_selection(
-    epsilon: float, delta: float, mechanism: Mechanism, *, groups: int, minimum: int
+    epsilon: float,
+    delta: float,
+    mechanism: Mechanism,
+    *,
+    groups: int,
+    minimum: int,
+    counted: str = _EACH_GROUP,
 ) -> Selection:
     """The least noise, then the lowest threshold (at least ``minimum``), whose privacy loss by
-    OpenDP's map is within ``epsilon`` and ``delta`` when one person is in ``groups`` groups.
+    OpenDP's map is within ``epsilon`` and ``delta`` when one person counts, by one, in at most
+    ``groups`` groups (``counted`` says how, in the selection's words).
 
-    For Laplace noise the threshold is about ``1 + (groups / epsilon) * ln(groups / (2 * delta))``.
-    Gaussian noise gives half of ``delta`` to the threshold and half to its conversion from zCDP.
+    For Laplace noise the threshold is about ``1 + (groups / epsilon) * ln(groups / (2 * delta))``:
+    with each person counted in one group, ``1 + ln(1 / (2 * delta)) / epsilon``. Gaussian noise
+    gives half of ``delta`` to the threshold and half to its conversion from zCDP.
     """
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise InvalidInput(f"epsilon must be a positive number, not {epsilon!r}")
@@ -361,7 +377,7 @@ def calibrate_selection(
     if spent[0] > epsilon or spent[1] > delta:  # pragma: no cover - the searches ensure it
         raise InvalidInput(f"no threshold keeps the selection within {epsilon}, {delta}: {spent}")
     measurement = _selection_measurement(mechanism, scale, threshold, delta)
-    return Selection(epsilon, delta, mechanism, groups, scale, threshold, measurement)
+    return Selection(epsilon, delta, mechanism, groups, scale, threshold, measurement, counted)
 
 
 # -- bounding in SQL -------------------------------------------------------------------------------
