@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from ledger_builders import decision, release
 from typer.testing import CliRunner
 
 import accord.ledger.verify_proof as standalone
-from accord.errors import NotFound
+from accord.errors import NotFound, StoreError
 from accord.ledger import shred
 from accord.ledger.checkpoint import Signer
 from accord.ledger.cli import app
@@ -240,3 +241,27 @@ def test_a_release_about_many_people_verifies_each_of_their_index_rows(ledger: L
     assert report.index_rows_checked == 1_300 + 1 + 700
     assert ledger.entries_about("p00999") == [0]
     assert ledger.entries_about("p00001") == [0, 2]
+
+
+def test_an_index_statement_that_fails_writes_nothing(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index rows of an entry about many people are written beside the append; if that
+    statement fails, the whole append fails: no leaf, no key, no index row is committed."""
+    ledger.append([release(0, "alice")])
+    crowd = [f"p{i:05d}" for i in range(shred.MANY)]
+
+    def failing(*_: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(shred, "index_many", failing)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        ledger.append([release(1, *crowd)])
+    assert ledger.head().size == 1
+    with ledger.engine.connect() as conn:
+        assert shred.keys_for(conn, crowd, create=False) == {}
+    monkeypatch.undo()
+    (receipt,) = ledger.append([release(1, *crowd)])
+    assert receipt.index == 1
+    assert ledger.entries_about(crowd[-1]) == [1]
+    assert ledger.verify().ok

@@ -12,7 +12,7 @@ from ledger_builders import decision, release
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from accord.ledger import merkle
+from accord.ledger import merkle, shred
 from accord.ledger.audit import verify_ledger
 from accord.ledger.checkpoint import Signer
 from accord.ledger.cli import app
@@ -109,3 +109,20 @@ def test_verify_on_the_command_line_against_postgres(
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "leaf 1" in result.output
+
+
+def test_a_release_about_many_people_is_indexed_on_postgres(pg_engine: Engine) -> None:
+    """Past shred.MANY people an entry's index rows are written by one statement of the database
+    (beside the Python work of the append): every person still finds the entry, and the audit
+    checks each of their rows against their key."""
+    ledger = Ledger(pg_engine, Signer.generate("test.accord.local/ledger"))
+    crowd = [f"p{i:05d}" for i in range(shred.MANY + 300)]
+    ledger.append([release(0, *crowd), release(1, "alice"), release(2, *crowd[: shred.MANY])])
+    assert ledger.entries_about("p00001") == [0, 2]
+    assert ledger.entries_about(crowd[-1]) == [0]
+    assert ledger.entries_about("alice") == [1]
+    report = ledger.verify()
+    assert report.ok, report.problems
+    assert report.index_rows_checked == len(crowd) + 1 + shred.MANY
+    ledger.erase("p00001", "asked to be forgotten")
+    assert ledger.entries_about("p00001") == []

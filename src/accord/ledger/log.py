@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -283,14 +284,28 @@ class Ledger:
             datas, hashes = list(datas), list(hashes)
             named = {offset: set(leaves.entries[offset].about) for offset in about}
             keys = shred.keys_for(conn, set().union(*named.values()), create=True)
-            for offset in about:
-                entry, index = leaves.entries[offset], start + offset
-                mine = [keys[person] for person in named[offset]]
-                tags = shred.subject_tags([key for key, _ in mine], index)
-                index_rows.extend([(lookup, index) for _, lookup in mine])
-                data = entry.encode(tags)
-                datas[offset] = data
-                hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
+            many = [offset for offset in about if len(named[offset]) >= shred.MANY]
+            # The index rows of an entry about many people are one statement the database runs
+            # in another thread, while this one computes the entry's tags and writes its leaf:
+            # the driver lets go of the interpreter lock for the statement, so the two share the
+            # cores. Leaving the block waits for it, even on an error, so the transaction is only
+            # committed or rolled back once nothing else is using its connection.
+            with ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index") as beside:
+                indexing = [
+                    beside.submit(shred.index_many, conn, start + offset, named[offset])
+                    for offset in many
+                ]
+                for offset in about:
+                    entry, index = leaves.entries[offset], start + offset
+                    mine = [keys[person] for person in named[offset]]
+                    tags = shred.subject_tags([key for key, _ in mine], index)
+                    if len(mine) < shred.MANY:
+                        index_rows.extend([(lookup, index) for _, lookup in mine])
+                    data = entry.encode(tags)
+                    datas[offset] = data
+                    hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
+                for done in indexing:
+                    done.result()
         leaf_hashes = cast(list[bytes], hashes)
         grown = merkle.extend(start, state.frontier, leaf_hashes, min_level=STORED_MIN_LEVEL)
         # The driver's executemany straight from tuples: the hot path of every append, where

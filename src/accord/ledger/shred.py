@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, func, select
@@ -69,7 +69,8 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
 
     Call it inside the ledger's append lock when creating, so two writers never race on a key.
     """
-    wanted = list(set(person_ids))
+    # In id order: the database then walks the key table's pages in order, each once.
+    wanted = sorted(set(person_ids))
     found: dict[str, PersonKey] = {}
     if not wanted:
         return found
@@ -102,6 +103,31 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
     finally:
         cursor.close()
     return found
+
+
+MANY = 1_000
+"""An entry about at least this many people has its index rows written by one statement in the
+database (:func:`index_many`); fewer go in with the batch's other rows."""
+
+
+def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> None:
+    """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) in one
+    statement: the database pairs each id with its lookup pseudonym, so neither the pseudonyms
+    nor the rows pass through Python.
+
+    It is one step of the driver, which lets go of the interpreter lock while it runs: the ledger
+    runs it beside the Python work of the same append (see :meth:`accord.ledger.log.Ledger.
+    _write_locked`).
+    """
+    ids = sorted(person_ids)  # the key table's pages in order, each read once
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(_INDEX_FROM_ARRAY, (index, ids))
+        else:
+            cursor.execute(_INDEX_FROM_JSON, (index, json.dumps(ids)))
+    finally:
+        cursor.close()
 
 
 # The keys of the people in one value: constant statements over this module's own table.
@@ -137,3 +163,15 @@ def forget(conn: Connection, person_id: str) -> int:
     conn.execute(delete(_index).where(_index.c.pseudonym == pseudonym))
     conn.execute(delete(_keys).where(_keys.c.person_id == person_id))
     return int(count)
+
+
+# In pseudonym order: random pseudonyms inserted in order touch each index page once.
+_INDEX_FROM_ARRAY = (
+    "INSERT INTO ledger_person_index (pseudonym, leaf_idx) "
+    "SELECT lookup, %s FROM person_keys WHERE person_id = ANY(%s::text[]) ORDER BY lookup"
+)
+_INDEX_FROM_JSON = (
+    "INSERT INTO ledger_person_index (pseudonym, leaf_idx) "
+    "SELECT k.lookup, ? FROM json_each(?) AS j JOIN person_keys AS k ON k.person_id = j.value "
+    "ORDER BY k.lookup"
+)
