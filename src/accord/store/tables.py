@@ -64,6 +64,8 @@ class PersonRow(Base):
     __table_args__ = (
         Index("ix_people_party_country", "party", "country"),
         Index("ix_people_party_jurisdiction", "party", "jurisdiction"),
+        # The consent filter reads each consenting person's country from this index alone.
+        Index("ix_people_filter", "party", "person_id", "country", "jurisdiction"),
     )
 
 
@@ -170,6 +172,21 @@ class ConsentRow(Base):
     __table_args__ = (
         # The filter's EXISTS looks a person's consents up by these three.
         Index("ix_consents_controller_person_recipient", "controller", "person", "recipient"),
+        # The consent filter scans a controller's consents for a recipient from this index alone
+        # (a consent's row is wide: it carries its notice).
+        Index(
+            "ix_consents_filter",
+            "controller",
+            "recipient",
+            "scope",
+            "operations",
+            "person",
+            "id",
+            "given_at",
+            "expires_at",
+            "withdrawn_at",
+            "distinct_and_separate",
+        ),
     )
 
 
