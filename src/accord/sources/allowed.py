@@ -10,13 +10,14 @@ into the read as parameters (``IN (?, ?)``): no table to create, fill and drop f
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Connection, Insert, MetaData, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
@@ -119,8 +120,6 @@ def _ids_as(sql_type: TypeEngine[Any], ids: Iterable[str]) -> Iterator[Any]:
 def _insert_ignoring_repeats(conn: Connection, table: Table) -> Insert:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
     raise StoreError(f"sources support SQLite and PostgreSQL, not {conn.dialect.name!r}")
 
 
@@ -140,11 +139,20 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
         sqlite_with_rowid=False,
     )
     table.create(conn)
+    ids = chunked(_ids_as(id_type, allowed.people), BATCH)
+    if conn.dialect.name == "sqlite":
+        # A chunk is one JSON array, unpacked by SQLite's json_each: one statement, no
+        # parameter bound per id (a third of the time of executemany).
+        name = conn.dialect.identifier_preparer.quote(table.name)
+        statement = f"INSERT OR IGNORE INTO {name} SELECT value FROM json_each(?)"  # noqa: S608
+        for chunk in ids:
+            conn.exec_driver_sql(statement, (json.dumps(chunk),))
+        return table
     # Compiled once and handed to the driver's executemany: the ids are plain values, and
     # building SQLAlchemy's parameters row by row would cost more than the insert itself.
     compiled = _insert_ignoring_repeats(conn, table).compile(dialect=conn.dialect)
     statement = str(compiled)
-    for chunk in chunked(_ids_as(id_type, allowed.people), BATCH):
+    for chunk in ids:
         if compiled.positional:
             conn.exec_driver_sql(statement, [(value,) for value in chunk])
         else:
