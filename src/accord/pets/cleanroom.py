@@ -475,6 +475,10 @@ def _noise(
     lower, upper = privacy.bounds[metric.column or ""]
     bounds = dp.Bounds(rows, lower, upper)
     if metric.function == "sum":
+        if all(v is None or isinstance(v, int) for v in values):
+            # An integer column's sums (its values already within the bounds, so not clamped
+            # into floats): integer noise, exact and quicker to draw.
+            return dp.noisy_whole_sums([int(v or 0) for v in values], bounds, share)
         return dp.noisy_sums([float(v or 0) for v in values], bounds, share)
     return dp.noisy_means(
         [float(v or 0) for v in values], [int(c or 0) for c in counts], bounds, share
