@@ -145,8 +145,16 @@ CASES = {
     ),
     # an index row left behind for a person with no key
     "orphan index row": (
-        _sql("INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:p, 3)", p=FLIPPED),
+        _sql(
+            "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) VALUES (0, :p, 3)",
+            p=FLIPPED,
+        ),
         "person index row for leaf 3",
+    ),
+    # a person's index row moved to a part that lookups never read: the entry hidden from them
+    "hidden index row": (
+        _sql("UPDATE ledger_person_index SET part = 7 WHERE leaf_idx = 1"),
+        "person index",
     ),
 }
 

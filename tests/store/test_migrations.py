@@ -177,3 +177,60 @@ def test_sqlite_keeps_ledger_keys_and_index_in_their_primary_key_alone(sqlite_ur
         assert all("WITHOUT ROWID" in sql for sql in schema.values())
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+def test_index_rows_move_to_part_0_and_back(db_url: str) -> None:
+    """0008 keys the person index by part: existing rows become part 0 and are still found; an
+    entry about many people then gets a part of its own; the downgrade keeps every row."""
+    from sqlalchemy import text
+
+    from accord.ledger import shred
+    from accord.ledger.checkpoint import Signer
+    from accord.ledger.entries import ReleaseEntry
+    from accord.ledger.log import Ledger
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007_filter_covering")
+        keys = {f"reelix/m{n}": bytes([n]) * 32 for n in range(1, 4)}
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO person_keys (person_id, key, lookup, created_at) "
+                    "VALUES (:p, :k, :l, :at)"
+                ),
+                [
+                    {"p": p, "k": k, "l": shred.lookup_pseudonym(k), "at": "2026-11-29T12:00:00Z"}
+                    for p, k in keys.items()
+                ],
+            )
+            conn.execute(
+                text("INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES (:s, :i)"),
+                [{"s": shred.lookup_pseudonym(k), "i": i} for i, k in enumerate(keys.values())],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert {p: shred.leaves_of(conn, p) for p in keys} == {
+                p: (k, [i]) for i, (p, k) in enumerate(keys.items())
+            }
+            parts = conn.execute(text("SELECT DISTINCT part FROM ledger_person_index")).scalars()
+            assert list(parts) == [0]
+        crowd = [f"reelix/c{n:05d}" for n in range(shred.MANY)]
+        ledger = Ledger(engine, Signer.generate("test.accord.local/ledger"))
+        entry = ReleaseEntry(
+            agreement="a", reason="many", about=tuple(crowd), provider="reelix", recipient="chirp"
+        )
+        (receipt,) = ledger.append([entry])
+        assert ledger.entries_about(crowd[7]) == [receipt.index]
+        with engine.connect() as conn:
+            listed = conn.execute(text("SELECT part FROM ledger_index_parts")).scalars()
+            assert list(listed) == [receipt.index]
+
+        command.downgrade(alembic_config(db_url), "0007_filter_covering")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT count(*) FROM ledger_person_index")).scalar_one()
+            assert rows == len(keys) + len(crowd)
+            assert "ledger_index_parts" not in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()

@@ -28,6 +28,7 @@ from accord.ledger import merkle, shred
 from accord.ledger.entries import decode_leaf
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
+from accord.ledger.tables import index_parts_table as _parts
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import nodes_table as _nodes
 from accord.ledger.tables import person_index_table as _index
@@ -468,14 +469,25 @@ def _check_people(conn: Connection, report: VerifyReport) -> None:
     # for all of their index rows (which come in leaf order), not once a row.
     tagged: dict[int, frozenset[str] | None] = {}
     pending: list[tuple[bytes, int]] = []
-    for pseudonym, leaf_idx in conn.execute(
-        select(_index.c.pseudonym, _index.c.leaf_idx).order_by(_index.c.leaf_idx)
+    # A row in a part lookups do not read hides a person's entry from them: part 0, or the part
+    # of its own leaf, listed in ledger_index_parts.
+    listed = {int(part) for (part,) in conn.execute(select(_parts.c.part))}
+    misplaced = 0
+    for part, pseudonym, leaf_idx in conn.execute(
+        select(_index.c.part, _index.c.pseudonym, _index.c.leaf_idx).order_by(_index.c.leaf_idx)
     ):
+        misplaced += part != 0 and (part != leaf_idx or part not in listed)
         pending.append((bytes(pseudonym), int(leaf_idx)))
         if len(pending) >= 500:
             _check_index_rows(conn, pending, keys, report, tagged)
             pending = []
     _check_index_rows(conn, pending, keys, report, tagged)
+    if misplaced:
+        report.add(
+            "person index",
+            f"{misplaced} row(s) in a part that lookups do not read (neither part 0 nor their "
+            "leaf's own listed part): those entries are hidden from their people",
+        )
 
 
 def _check_index_rows(

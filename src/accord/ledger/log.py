@@ -582,7 +582,9 @@ _HEAD_SQL = "SELECT size, root FROM ledger_state WHERE id = 1"
 _STATE_SQL = "SELECT size, root, frontier FROM ledger_state WHERE id = 1"
 _INSERT_LEAVES = "INSERT INTO ledger_leaves (idx, data, leaf_hash) VALUES ({mark}, {mark}, {mark})"
 _INSERT_NODES = "INSERT INTO ledger_nodes (pos, hash) VALUES ({mark}, {mark})"
-_INSERT_INDEX = "INSERT INTO ledger_person_index (pseudonym, leaf_idx) VALUES ({mark}, {mark})"
+_INSERT_INDEX = (
+    "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) VALUES (0, {mark}, {mark})"
+)
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"

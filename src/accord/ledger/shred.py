@@ -5,7 +5,8 @@ A leaf about them carries, instead of their id, a *subject tag*:
 ``HMAC-SHA256(key, "accord/ledger/subject/v1\\n" || decimal leaf index)``. Tags differ from
 leaf to leaf, so leaves cannot be linked to each other either. To find a person's leaves without
 scanning, the ledger also writes ``(lookup pseudonym, leaf index)`` rows to
-``ledger_person_index``; the lookup pseudonym, the first 16 bytes of
+``ledger_person_index`` (in parts: an entry about many people has its own, see :func:`index_many`);
+the lookup pseudonym, the first 16 bytes of
 ``HMAC-SHA256(key, "accord/ledger/lookup/v1")``, is computed once when the key is made and kept
 beside it.
 
@@ -22,8 +23,18 @@ import secrets
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    delete,
+    func,
+    literal,
+    select,
+    union_all,
+)
 
+from accord.ledger.tables import index_parts_table as _parts_table
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
 
@@ -106,28 +117,37 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
 
 
 MANY = 1_000
-"""An entry about at least this many people has its index rows written by one statement in the
-database (:func:`index_many`); fewer go in with the batch's other rows."""
+"""An entry about at least this many people has a part of the person index of its own
+(:func:`index_many`); rows about fewer go to part 0 with the batch's other rows."""
 
 
 def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> None:
-    """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) in one
-    statement: the database pairs each id with its lookup pseudonym, so neither the pseudonyms
-    nor the rows pass through Python.
+    """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) as a part
+    of the person index of its own, numbered ``index``, listed in ``ledger_index_parts``.
 
-    It is one step of the driver, which lets go of the interpreter lock while it runs: the ledger
-    runs it beside the Python work of the same append (see :meth:`accord.ledger.log.Ledger.
-    _write_locked`).
+    The part's rows sort after every earlier row, so they are appended, page after page, rather
+    than inserted all over an index of millions. They are one statement: the database pairs each
+    id with its lookup pseudonym, so neither the pseudonyms nor the rows pass through Python, and
+    the driver lets go of the interpreter lock while it runs: the ledger runs it beside the
+    Python work of the same append (see :meth:`accord.ledger.log.Ledger._write_locked`).
     """
     ids = sorted(person_ids)  # the key table's pages in order, each read once
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
-            cursor.execute(_INDEX_FROM_ARRAY, (index, ids))
+            cursor.execute(_NEW_PART.format(mark="%s"), (index,))
+            cursor.execute(_INDEX_FROM_ARRAY, (index, index, ids))
         else:
-            cursor.execute(_INDEX_FROM_JSON, (index, json.dumps(ids)))
+            cursor.execute(_NEW_PART.format(mark="?"), (index,))
+            cursor.execute(_INDEX_FROM_JSON, (index, index, json.dumps(ids)))
     finally:
         cursor.close()
+
+
+def _parts() -> ColumnElement[bool]:
+    """The index's parts: 0 and those ``ledger_index_parts`` lists (one search in each)."""
+    listed = select(_parts_table.c.part)
+    return _index.c.part.in_(union_all(select(literal(0, BigInteger())), listed))
 
 
 # The keys of the people in one value: constant statements over this module's own table.
@@ -147,7 +167,9 @@ def leaves_of(conn: Connection, person_id: str) -> tuple[bytes, list[int]] | Non
         return None
     key, lookup = bytes(row[0]), bytes(row[1])
     rows = conn.execute(
-        select(_index.c.leaf_idx).where(_index.c.pseudonym == lookup).order_by(_index.c.leaf_idx)
+        select(_index.c.leaf_idx)
+        .where(_parts(), _index.c.pseudonym == lookup)
+        .order_by(_index.c.leaf_idx)
     )
     return key, [int(idx) for (idx,) in rows]
 
@@ -157,21 +179,21 @@ def forget(conn: Connection, person_id: str) -> int:
     pseudonym = conn.execute(select(_keys.c.lookup).where(_keys.c.person_id == person_id)).scalar()
     if pseudonym is None:
         return 0
-    count = conn.execute(
-        select(func.count()).select_from(_index).where(_index.c.pseudonym == pseudonym)
-    ).scalar_one()
-    conn.execute(delete(_index).where(_index.c.pseudonym == pseudonym))
+    theirs = (_parts(), _index.c.pseudonym == pseudonym)
+    count = conn.execute(select(func.count()).select_from(_index).where(*theirs)).scalar_one()
+    conn.execute(delete(_index).where(*theirs))
     conn.execute(delete(_keys).where(_keys.c.person_id == person_id))
     return int(count)
 
 
-# In pseudonym order: random pseudonyms inserted in order touch each index page once.
+# A part's rows in pseudonym order: appended at the end of the index, page after page.
+_NEW_PART = "INSERT INTO ledger_index_parts (part) VALUES ({mark})"
 _INDEX_FROM_ARRAY = (
-    "INSERT INTO ledger_person_index (pseudonym, leaf_idx) "
-    "SELECT lookup, %s FROM person_keys WHERE person_id = ANY(%s::text[]) ORDER BY lookup"
+    "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
+    "SELECT %s, lookup, %s FROM person_keys WHERE person_id = ANY(%s::text[]) ORDER BY lookup"
 )
 _INDEX_FROM_JSON = (
-    "INSERT INTO ledger_person_index (pseudonym, leaf_idx) "
-    "SELECT k.lookup, ? FROM json_each(?) AS j JOIN person_keys AS k ON k.person_id = j.value "
+    "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
+    "SELECT ?, k.lookup, ? FROM json_each(?) AS j JOIN person_keys AS k ON k.person_id = j.value "
     "ORDER BY k.lookup"
 )

@@ -9,7 +9,8 @@
 * ``ledger_checkpoints``: signed tree heads, one per tree size.
 * ``person_keys``: each person's random key and lookup pseudonym, by their id; deleting it is the
   erasure.
-* ``ledger_person_index``: which leaves concern which person, by the person's lookup pseudonym.
+* ``ledger_person_index``: which leaves concern which person, by the person's lookup pseudonym,
+  in parts (see :class:`LedgerPersonIndex`); ``ledger_index_parts`` lists the parts after 0.
 """
 
 from __future__ import annotations
@@ -94,14 +95,30 @@ class PersonKey(Base):
 
 
 class LedgerPersonIndex(Base):
-    """Leaf ``leaf_idx`` concerns the person whose lookup pseudonym is ``pseudonym``."""
+    """Leaf ``leaf_idx`` concerns the person whose lookup pseudonym is ``pseudonym``.
+
+    Rows are keyed by ``part`` first (migration ``0008_ledger_index_parts``): part 0 holds the rows
+    of entries about fewer than :data:`accord.ledger.shred.MANY` people; an entry about more has a
+    part of its own, numbered by its leaf index, so its rows are appended after every other row
+    rather than scattered among them (which rewrote most of the index's pages at every such
+    release). A lookup searches part 0 and each part listed in ``ledger_index_parts``.
+    """
 
     __tablename__ = "ledger_person_index"
     # One b-tree on SQLite: a release about many people inserts a row for each.
     __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declaration
 
+    part: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     pseudonym: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class LedgerIndexPart(Base):
+    """A part of the person index after part 0: the leaf index of an entry about many people."""
+
+    __tablename__ = "ledger_index_parts"
+
+    part: Mapped[int] = mapped_column(_Index, primary_key=True, autoincrement=False)
 
 
 leaves_table = cast(Table, LedgerLeaf.__table__)
@@ -110,6 +127,7 @@ state_table = cast(Table, LedgerState.__table__)
 checkpoints_table = cast(Table, LedgerCheckpoint.__table__)
 person_keys_table = cast(Table, PersonKey.__table__)
 person_index_table = cast(Table, LedgerPersonIndex.__table__)
+index_parts_table = cast(Table, LedgerIndexPart.__table__)
 
 LEDGER_TABLES: list[Table] = [
     leaves_table,
@@ -118,6 +136,7 @@ LEDGER_TABLES: list[Table] = [
     checkpoints_table,
     person_keys_table,
     person_index_table,
+    index_parts_table,
 ]
 
 
