@@ -37,6 +37,7 @@ contracts: install
 
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-redis.sh
 	@bash scripts/ensure-chromium.sh
 
 unit: install
