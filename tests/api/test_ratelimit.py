@@ -1,13 +1,21 @@
-"""The per-partner moving window: at most N hits in any window of W seconds, per key."""
+"""The per-partner moving window: at most N hits in any window of W seconds, per key; the
+setting that moves it to Redis. (The Redis limiter itself: test_ratelimit_redis.py.)"""
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 
 import pytest
+import typer
 from limits import parse
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
-from accord.api.ratelimit import MovingWindow
+from accord.api import ApiSettings
+from accord.api.cli import serve
+from accord.api.ratelimit import MovingWindow, deployment_prefix, shown
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +62,62 @@ def test_concurrent_hits_never_pass_the_limit() -> None:
     for t in threads:
         t.join()
     assert allowed.count(True) == 100
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://cache.internal",  # port and database default (6379, 0)
+        "rediss://:secret@cache.internal:6380/2",  # TLS, with a password
+        "redis://[::1]:6379/1?socket_timeout=0.2",  # IPv6; redis-py's options in the query
+    ],
+)
+def test_a_redis_url_is_accepted_as_the_store(url: str) -> None:
+    assert ApiSettings(rate_limit_store=url).rate_limit_store == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("localhost:6379", "not a Redis URL"),  # no scheme: urlsplit reads localhost as one
+        ("http://cache:6379/0", "not a Redis URL"),  # another scheme
+        ("redis://", "no host"),
+        ("redis://cache:63x9/0", "not a port number"),
+        ("redis://cache:70000/0", "not a port number"),
+        ("redis://cache:6379/accord", "database of a Redis URL is a number"),
+        ("redis://:hunter2@cache/0?socket_timeout=soon", "socket_timeout"),  # a bad option
+    ],
+)
+def test_a_malformed_store_url_is_refused_saying_what_is_wrong(url: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings(rate_limit_store=url)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("rate_limit_store",)
+    assert problem in error["msg"]
+    assert "hunter2" not in str(caught.value.errors()[0]["msg"])  # the password is not echoed
+
+
+def test_accord_serve_names_the_bad_setting_and_exits_2(tmp_path: Path) -> None:
+    command = typer.Typer()
+    command.command()(serve)
+    result = CliRunner().invoke(
+        command,
+        ["--scenario", str(tmp_path)],
+        env={"ACCORD_API_RATE_LIMIT_STORE": "redis://cache:port/0"},
+    )
+    assert result.exit_code == 2
+    assert "ACCORD_API_RATE_LIMIT_STORE" in result.output
+    assert "not a port number" in result.output
+
+
+def test_the_store_is_shown_without_its_password_or_options() -> None:
+    assert shown("rediss://user:pw@cache:6380/2?socket_timeout=1") == "rediss://cache:6380/2"
+    assert shown("redis://[::1]/0") == "redis://[::1]/0"
+
+
+def test_each_deployment_has_its_own_key_prefix() -> None:
+    one = deployment_prefix("postgresql+psycopg://db/accord")
+    assert one == deployment_prefix("postgresql+psycopg://db/accord")  # every worker and host
+    assert one != deployment_prefix("postgresql+psycopg://db/accord2")
+    assert re.fullmatch(r"accord:[0-9a-f]{16}", one)  # short, without the store's name

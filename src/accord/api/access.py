@@ -7,14 +7,13 @@ refusal here is logged to the ledger as a refused decision, like the gateway's o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from limits import parse as parse_limit
-
 from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
-from accord.api.ratelimit import MovingWindow
+from accord.api.ratelimit import Limiter
 from accord.api.scopes import Scope, covered, needed
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, refusal_entry
@@ -50,10 +49,10 @@ class Caller:
 class Access:
     """Authenticates bearer tokens, limits each partner's rate, checks requests against tokens."""
 
-    def __init__(self, accord: Accord, apps: PartnerApps, rate_limit: str) -> None:
+    def __init__(self, accord: Accord, apps: PartnerApps, limiter: Limiter) -> None:
         self.accord = accord
         self.apps = apps
-        self._limiter = MovingWindow(parse_limit(rate_limit))
+        self._limiter = limiter
 
     def caller(self, authorization: str | None) -> Caller:
         """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1)."""
@@ -70,19 +69,25 @@ class Access:
             raise InvalidToken("the access token was revoked")
         if now >= token.expires_at:
             raise InvalidToken(f"the access token expired at {token.expires_at.isoformat()}")
-        # One limit per partner (party), over all its apps.
+        # One limit per partner (party), over all its apps. A store that cannot be reached
+        # raises RateLimitStoreUnreachable: refused, never served unlimited.
         partner = token.app.party
         wait = self._limiter.hit(partner)
         if wait is not None:
+            # Rounded up: a client that waits as long as told is not refused again.
             raise RateLimited(
                 f"partner {partner} is over its limit of {self._limiter.limit}",
-                retry_after=max(1, int(wait)),
+                retry_after=max(1, math.ceil(wait)),
             )
         scopes = token.scopes
         if token.person is not None:
             live = self.apps.live_scopes(token.app.client_id, token.person, now)
             scopes = frozenset(s for s in scopes if s in live)
         return Caller(token, scopes, approved)
+
+    def close(self) -> None:
+        """Let go of the rate limiter's connections."""
+        self._limiter.close()
 
     def check(self, caller: Caller, request: Request) -> Request:
         """``request`` as the caller may make it (acting for its person), or :class:`Forbidden`.

@@ -5,19 +5,24 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from limits import parse as parse_limit
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from accord.api import problems
 from accord.api.access import Access
 from accord.api.apps import PartnerApps
+from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.middleware import AccessLog, LimitBody
 from accord.api.oauth import OAuthServer
+from accord.api.ratelimit import deployment_prefix, limiter
 from accord.api.registry import router as registry_router
 from accord.api.routes import Services, router
 from accord.api.screens import Screens, build_router
@@ -68,7 +73,9 @@ def create_app(
         parties |= {registered.agreement.provider, registered.agreement.recipient}
     party_tokens = {party: keyring.issue(party) for party in sorted(parties)}
     gateway = Gateway(accord, sources, keyring)
-    access = Access(accord, apps, config.rate_limit)
+    store = config.rate_limit_store
+    prefix = config.rate_limit_prefix or (deployment_prefix(_deployment(accord)) if store else "")
+    access = Access(accord, apps, limiter(parse_limit(config.rate_limit), store, prefix))
     server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
     services = Services(gateway, apps, access, party_tokens)
 
@@ -80,6 +87,7 @@ def create_app(
                 yield
             finally:
                 services.close()
+                access.close()
 
     app = FastAPI(
         title="Accord partner API",
@@ -92,6 +100,19 @@ def create_app(
     app.state.services = services
     app.state.oauth = server
     problems.install(app)
+
+    async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # Refused, not served unlimited; the store's URL (no password) says what to fix.
+        return problems.problem(
+            503,
+            "Service unavailable",
+            str(exc),
+            instance=request.url.path,
+            slug="rate-limit-store",
+            headers={"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(RateLimitStoreUnreachable, store_unreachable)
     app.include_router(router)
     app.include_router(registry_router)
     app.include_router(build_router(Screens(accord, apps, server, signing)))
@@ -127,3 +148,12 @@ def create_app(
     app.add_middleware(LimitBody, limit=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
+
+
+def _deployment(accord: Accord) -> str:
+    """The Accord store's URL as every worker and host of one deployment names it: without its
+    password, a SQLite file by its absolute path."""
+    url = accord.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in {None, "", ":memory:"}:
+        url = url.set(database=str(Path(str(url.database)).resolve()))
+    return url.render_as_string(hide_password=True)

@@ -3,7 +3,8 @@
     AccordError
     ├── InvalidToken     no bearer token, or one that is unknown, expired or revoked (401)
     ├── Forbidden        a valid token that does not reach this request; names the rule (403)
-    └── RateLimited      the app sent more requests than its limit allows (429)
+    ├── RateLimited      the app sent more requests than its limit allows (429)
+    └── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
 
 Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
 """
@@ -33,3 +34,12 @@ class RateLimited(AccordError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class RateLimitStoreUnreachable(AccordError):
+    """The store that counts every worker's hits did not answer: the request is refused, not
+    served unlimited; ``store`` is its URL without credentials."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(f"the rate-limit store at {store} cannot be reached; nothing was released")

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accord.api.oauth import MAX_TOKEN_SECONDS
+from accord.api.ratelimit import check_store_url
 
 
 class ApiSettings(BaseSettings):
@@ -22,7 +23,29 @@ class ApiSettings(BaseSettings):
     )
     rate_limit: str = Field(
         default="1200/minute",
-        description="Requests a partner may make (all its apps), e.g. '1200/minute', per worker.",
+        description=(
+            "Requests a partner may make (all its apps) in a moving window, e.g. '1200/minute'; "
+            "counted per worker unless ACCORD_API_RATE_LIMIT_STORE is set."
+        ),
+    )
+    rate_limit_store: str | None = Field(
+        default=None,
+        description=(
+            "Where the rate limit counts: unset, in each worker's memory (each worker allows a "
+            "partner the whole limit); redis://host:port/db, one moving window per partner in "
+            "that Redis, shared by every worker and host. If Redis cannot be reached, requests "
+            "are refused (503), never served unlimited."
+        ),
+    )
+    rate_limit_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description=(
+            "Prefix of this deployment's rate-limit keys in Redis; unset: derived from the "
+            "Accord store's URL, so two Accords on one Redis count apart (set it when hosts "
+            "name one store differently)."
+        ),
     )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
@@ -47,6 +70,11 @@ class ApiSettings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '1200/minute': {value!r}") from exc
         return value
+
+    @field_validator("rate_limit_store")
+    @classmethod
+    def _a_store(cls, value: str | None) -> str | None:
+        return None if value is None else check_store_url(value)
 
 
 API_SETTINGS: dict[str, str] = {
