@@ -265,3 +265,44 @@ def test_an_index_statement_that_fails_writes_nothing(
     assert receipt.index == 1
     assert ledger.entries_about(crowd[-1]) == [1]
     assert ledger.verify().ok
+
+
+def test_folding_the_index_parts_keeps_every_entry_findable(ledger: Ledger) -> None:
+    """Each entry about many people is a part of the index; folding the parts into one leaves
+    every person's entries found, erasable and verified, and changes no leaf."""
+    crowds = [[f"c{k}-{i:05d}" for i in range(shred.MANY)] for k in range(3)]
+    shared = "someone-in-every-crowd"
+    for k, crowd in enumerate(crowds):
+        ledger.append([release(2 * k, *crowd, shared), release(2 * k + 1, "alice")])
+    before = ledger.head()
+    found = {p: ledger.entries_about(p) for p in (shared, "alice", crowds[1][5])}
+    assert found == {shared: [0, 2, 4], "alice": [1, 3, 5], crowds[1][5]: [2]}
+
+    assert ledger.compact_index() == (3, 3 * (shred.MANY + 1))
+    assert {p: ledger.entries_about(p) for p in found} == found
+    assert ledger.head() == before
+    assert ledger.compact_index() == (0, 0)  # one part: nothing to fold
+
+    ledger.append([release(6, *crowds[0][:1_000])])  # a new part beside the folded one
+    assert ledger.compact_index() == (2, 3 * (shred.MANY + 1) + 1_000)
+    assert ledger.entries_about(crowds[0][0]) == [0, 6]
+    ledger.erase(shared, "asked to be forgotten")
+    assert ledger.entries_about(shared) == []
+    report = ledger.verify()
+    assert report.ok, report.problems
+
+
+def test_compact_on_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = make_engine(url)
+    create_ledger_tables(engine)
+    ledger = Ledger(engine, Signer.generate("test.accord.local/ledger"))
+    for k in range(2):
+        ledger.append([release(k, *(f"c{k}-{i}" for i in range(shred.MANY)))])
+    engine.dispose()
+    folded = runner.invoke(app, ["compact", "--database-url", url, "--data-dir", str(tmp_path)])
+    assert folded.exit_code == 0, folded.output
+    assert "Folded 2 parts of the person index (2,000 rows) into one." in folded.output
+    again = runner.invoke(app, ["compact", "--database-url", url, "--data-dir", str(tmp_path)])
+    assert again.exit_code == 0
+    assert "nothing to fold" in again.output

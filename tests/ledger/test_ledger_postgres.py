@@ -126,3 +126,15 @@ def test_a_release_about_many_people_is_indexed_on_postgres(pg_engine: Engine) -
     assert report.index_rows_checked == len(crowd) + 1 + shred.MANY
     ledger.erase("p00001", "asked to be forgotten")
     assert ledger.entries_about("p00001") == []
+
+
+def test_the_index_parts_fold_on_postgres(pg_engine: Engine) -> None:
+    ledger = Ledger(pg_engine, Signer.generate("test.accord.local/ledger"))
+    crowds = [[f"c{k}-{i:05d}" for i in range(shred.MANY)] for k in range(2)]
+    for k, crowd in enumerate(crowds):
+        ledger.append([release(k, *crowd, "shared")])
+    assert ledger.compact_index() == (2, 2 * (shred.MANY + 1))
+    assert ledger.entries_about("shared") == [0, 1]
+    assert ledger.entries_about(crowds[1][9]) == [1]
+    report = ledger.verify()
+    assert report.ok, report.problems

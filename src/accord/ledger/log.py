@@ -243,6 +243,17 @@ class Ledger:
             (receipt,) = self._write_locked(conn, state, _prepare([entry]))
         return receipt
 
+    def compact_index(self) -> tuple[int, int]:
+        """Fold the person index's parts into one (:func:`accord.ledger.shred.merge_parts`):
+        returns how many parts were folded and how many rows they held.
+
+        Run it from time to time (``accord ledger compact``): each entry about many people adds a
+        part, and finding a person's entries searches each part once. It changes no leaf, so the
+        tree and every proof stay as they are; it holds the append lock while it runs.
+        """
+        with self._writer_lock, self._locked("folding the person index's parts") as (conn, _):
+            return shred.merge_parts(conn)
+
     @contextmanager
     def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
         """A transaction holding the database's ledger write lock, committed on success."""

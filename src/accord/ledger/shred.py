@@ -29,6 +29,7 @@ from sqlalchemy import (
     Connection,
     delete,
     func,
+    insert,
     literal,
     select,
     union_all,
@@ -123,7 +124,8 @@ MANY = 1_000
 
 def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> None:
     """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) as a part
-    of the person index of its own, numbered ``index``, listed in ``ledger_index_parts``.
+    of the person index of its own, numbered ``index + 1`` (part 0 is the shared one), listed
+    in ``ledger_index_parts``.
 
     The part's rows sort after every earlier row, so they are appended, page after page, rather
     than inserted all over an index of millions. They are one statement: the database pairs each
@@ -132,16 +134,53 @@ def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> Non
     Python work of the same append (see :meth:`accord.ledger.log.Ledger._write_locked`).
     """
     ids = sorted(person_ids)  # the key table's pages in order, each read once
+    part = own_part(index)
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
-            cursor.execute(_NEW_PART.format(mark="%s"), (index,))
-            cursor.execute(_INDEX_FROM_ARRAY, (index, index, ids))
+            cursor.execute(_NEW_PART.format(mark="%s"), (part,))
+            cursor.execute(_INDEX_FROM_ARRAY, (part, index, ids))
         else:
-            cursor.execute(_NEW_PART.format(mark="?"), (index,))
-            cursor.execute(_INDEX_FROM_JSON, (index, index, json.dumps(ids)))
+            cursor.execute(_NEW_PART.format(mark="?"), (part,))
+            cursor.execute(_INDEX_FROM_JSON, (part, index, json.dumps(ids)))
     finally:
         cursor.close()
+
+
+def own_part(index: int) -> int:
+    """The part of the person index holding the rows of leaf ``index``, an entry about many
+    people (part 0 is the one shared by entries about few)."""
+    return index + 1
+
+
+def merge_parts(conn: Connection) -> tuple[int, int]:
+    """Fold every listed part of the person index into one new part; returns how many parts were
+    folded and how many rows they held (nothing is done for fewer than two).
+
+    Each entry about many people adds a part, and a lookup searches each: folding them keeps
+    lookups at a few searches. The new part's rows are written in pseudonym order under a part
+    number no row has yet (below every other: merged parts are numbered -1, -2, ...), so they are
+    appended rather than scattered, and the old parts' rows are deleted range by range. Call it
+    inside the ledger's append lock.
+    """
+    listed = [int(part) for (part,) in conn.execute(select(_parts_table.c.part))]
+    if len(listed) < 2:
+        return 0, 0
+    merged = min(*listed, 0) - 1
+    folded = _index.c.part.in_(listed)
+    rows = conn.execute(select(func.count()).select_from(_index).where(folded)).scalar_one()
+    conn.execute(
+        insert(_index).from_select(
+            ["part", "pseudonym", "leaf_idx"],
+            select(literal(merged, BigInteger()), _index.c.pseudonym, _index.c.leaf_idx)
+            .where(folded)
+            .order_by(_index.c.pseudonym, _index.c.leaf_idx),
+        )
+    )
+    conn.execute(delete(_index).where(folded))
+    conn.execute(delete(_parts_table).where(_parts_table.c.part.in_(listed)))
+    conn.execute(insert(_parts_table).values(part=merged))
+    return len(listed), int(rows)
 
 
 def _parts() -> ColumnElement[bool]:

@@ -99,7 +99,8 @@ class LedgerPersonIndex(Base):
 
     Rows are keyed by ``part`` first (migration ``0008_ledger_index_parts``): part 0 holds the rows
     of entries about fewer than :data:`accord.ledger.shred.MANY` people; an entry about more has a
-    part of its own, numbered by its leaf index, so its rows are appended after every other row
+    part of its own, numbered by its leaf index plus one, so its rows are appended after every
+    other row
     rather than scattered among them (which rewrote most of the index's pages at every such
     release). A lookup searches part 0 and each part listed in ``ledger_index_parts``.
     """
@@ -114,7 +115,8 @@ class LedgerPersonIndex(Base):
 
 
 class LedgerIndexPart(Base):
-    """A part of the person index after part 0: the leaf index of an entry about many people."""
+    """A part of the person index after part 0: an entry about many people's (its leaf index plus
+    one), or one others were folded into (below 0)."""
 
     __tablename__ = "ledger_index_parts"
 

@@ -5,9 +5,9 @@ The index's rows were keyed by lookup pseudonym alone. Pseudonyms are random, so
 index was rewritten (and written to the write-ahead log, then back) by every such release, and
 the more releases the index held, the more each new one cost. Rows are now keyed by part first:
 part 0 holds the rows of entries about a few people, as before; an entry about many people gets
-a part of its own, numbered by its leaf index, whose rows land after every other row. A lookup
-reads part 0 and each part ``ledger_index_parts`` lists, one search each. Existing rows go to
-part 0.
+a part of its own, numbered by its leaf index plus one, whose rows land after every other row.
+A lookup reads part 0 and each part ``ledger_index_parts`` lists, one search each. Existing rows
+go to part 0.
 
 Revision ID: 0008_ledger_index_parts
 Revises: 0007_filter_covering
