@@ -235,6 +235,27 @@ def test_ids_are_matched_as_the_column_s_type(world: Databases, given: Any) -> N
     assert sorted(rows) == [(1,), (3,)]
 
 
+def test_an_id_holding_a_nul_is_matched_whole_or_refused(world: Databases) -> None:
+    """SQLite's JSON functions would cut ``m1\\x00x`` at its NUL, to ``m1``: such ids reach the
+    temporary table bound one by one, so ``m1``'s rows stay out. PostgreSQL refuses a NUL in text:
+    the read fails with a clear error and releases nothing."""
+    allowed = Allowed(Streamed(["m1\x00x"]))
+    if world.party.dialect.name != "sqlite":
+        with pytest.raises(StoreError, match="NUL"):
+            world.source.read_all("watch_events", ["title_id"], allowed)
+        return
+    insert(
+        world,
+        watch_events,
+        [
+            {"event_id": 1, "member_id": "m1", "title_id": "t1"},
+            {"event_id": 2, "member_id": "m1\x00x", "title_id": "t2"},
+        ],
+    )
+    _, rows = world.source.read_all("watch_events", ["title_id"], allowed)
+    assert rows == [("t2",)]
+
+
 def temporary_tables(dbs: Databases) -> list[str]:
     with dbs.party.connect() as conn:
         if conn.dialect.name == "sqlite":

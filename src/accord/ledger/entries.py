@@ -193,17 +193,27 @@ def _check_text(name: str, value: str | None) -> None:
         raise InvalidInput(f"{name} is not valid Unicode text: {exc.reason}") from exc
 
 
-def _check_texts(name: str, values: tuple[str, ...]) -> None:
-    """Each value is text that encodes as UTF-8: checked at once, for an entry about a million
-    people, and one by one only to say which value is wrong."""
+def _check_texts(name: str, values: tuple[str, ...], *, ids: bool = False) -> None:
+    """Each value is text that encodes as UTF-8 (and, for ``ids``, holds no NUL character):
+    checked at once, for an entry about a million people, and one by one only to say which value
+    is wrong.
+
+    A person's id with a NUL is refused as PostgreSQL refuses NUL in text: such an id could be
+    kept on SQLite only, and the ledger hands many ids to the database as one JSON array, which
+    SQLite would cut at the NUL.
+    """
     try:
         if all(type(value) is str for value in values):
-            "".join(values).encode("utf-8")
-            return
+            joined = "".join(values)
+            joined.encode("utf-8")
+            if not ids or "\x00" not in joined:
+                return
     except UnicodeEncodeError:
         pass
     for value in values:
         _check_text(name, value)
+        if ids and "\x00" in value:
+            raise InvalidInput(f"{name} must not hold the NUL character: {value!r}")
 
 
 def _check_count(name: str, value: int) -> None:
@@ -259,7 +269,7 @@ class Entry:
         for name in ("agreement", "reason", "clause", "purpose"):
             _check_text(name, getattr(self, name))
         _check_texts("categories", self.categories)
-        _check_texts("about", self.about)
+        _check_texts("about", self.about, ids=True)
         if self.at.tzinfo is None:
             raise InvalidInput("at must be a timezone-aware datetime")
         if self.at.tzinfo is not UTC:

@@ -145,8 +145,14 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
         # parameter bound per id (a third of the time of executemany).
         name = conn.dialect.identifier_preparer.quote(table.name)
         statement = f"INSERT OR IGNORE INTO {name} SELECT value FROM json_each(?)"  # noqa: S608
+        one_by_one = f"INSERT OR IGNORE INTO {name} VALUES (?)"  # noqa: S608
         for chunk in ids:
-            conn.exec_driver_sql(statement, (json.dumps(chunk),))
+            text = json.dumps(chunk)
+            if "\\u0000" in text:
+                # SQLite's JSON functions cut text at a NUL: such ids are bound one by one.
+                conn.exec_driver_sql(one_by_one, [(value,) for value in chunk])
+            else:
+                conn.exec_driver_sql(statement, (text,))
         return table
     # Compiled once and handed to the driver's executemany: the ids are plain values, and
     # building SQLAlchemy's parameters row by row would cost more than the insert itself.
