@@ -17,8 +17,8 @@ After the rounds, the parts of a release are timed on their own, side by side wi
 the consent filter (the allowed people streamed from the Accord store), and the ledger's append of
 a release entry about the people whose rows were released (keys, subject tags, index rows, the
 durable commit). They show where the ratio goes; they are separate runs, so they need not add up.
-Their sum with the bare query, consent filter then read, is the floor of any release that judges
-the people in the Accord store before reading them from the party's database, however little the
+Their sum with the bare query, consent filter then read, is the floor of a release that judges the
+people in the Accord store and then reads their rows from the party's database, however little the
 rest costs; the run prints it as a ratio too.
 
 Prints tables and ends with one line of JSON.
@@ -309,7 +309,7 @@ def main() -> None:
     floor = (parts["consent filter"] + parts["bare SQL"]) / parts["bare SQL"]
     console.print(
         f"The consent filter, then the bare read, one after the other: {floor:.2f}× the bare "
-        "query. No release that judges the people in the store before reading them can go below it."
+        "query: the floor of a release that judges the people in the store, then reads their rows."
     )
     console.print(
         f"{events:,} watch events; {accord_rows:,} released. Accord / bare SQL = "
