@@ -1,20 +1,22 @@
 """Nothing leaves that the decision did not allow, over random populations, consents and requests.
 
-Each example builds a fresh world: a random agreement (registered, and usually reviewed and
-activated), a random request, and a random population with random consents, jurisdictions and
-opt-outs, whose rows sit in the providing party's own database. The request goes through the one
-door, :meth:`Gateway.exchange`. Every released row is then checked against the oracle of
-``test_policy_properties`` — the rules restated from the statutes and the agreement format without
-Accord's filter, policy or SQL — and, the other way round, every person the oracle finds lawful
-must have all their rows released.
+Each example builds a fresh world (on SQLite files, and again on PostgreSQL): a random agreement
+(registered, and usually reviewed and activated), a random request, and a random population with
+random consents, jurisdictions and opt-outs, whose rows sit in the providing party's own
+database. The request goes through the one door, :meth:`Gateway.exchange`. Every released row is
+then checked against the oracle of ``test_policy_properties`` — the rules restated from the
+statutes and the agreement format without Accord's filter, policy or SQL — and, the other way
+round, every person the oracle finds lawful must have all their rows released.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from accord.service import Accord
 from accord.sources import Source, parse
 from accord.store import tables as st_tables
 from accord.store.engine import make_engine
+from databases import fresh_postgres_database
 from gateway.helpers import last_entries
 from test_policy_properties import (
     PARTIES,
@@ -75,17 +78,33 @@ class Example:
     engines: dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def x(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
-    """One world for every example; each example starts by emptying it (see ``_empty``)."""
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def x(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Example]:
+    """One world for every example, each party's database and the Accord store on SQLite files or
+    on PostgreSQL; each example starts by emptying it (see ``_empty``)."""
     folder = tmp_path_factory.mktemp("oracle")
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            urls = {p: stack.enter_context(fresh_postgres_database()) for p in PARTIES}
+            store: str | None = stack.enter_context(fresh_postgres_database())
+        else:
+            urls = {p: f"sqlite:///{folder / f'{p}.db'}" for p in PARTIES}
+            store = None
+        yield from _world(folder, urls, store)
+
+
+def _world(folder: Path, urls: dict[str, str], store: str | None) -> Iterator[Example]:
     metadata = MetaData()
     table = Table("t", metadata, *(Column(n, String) for n in ("person_id", *FIELDS)))
-    engines = {p: make_engine(f"sqlite:///{folder / f'{p}.db'}") for p in PARTIES}
+    engines = {p: make_engine(url) for p, url in urls.items()}
     try:
         for engine in engines.values():
             metadata.create_all(engine)
-        with Accord.open(data_dir=folder / "accord") as accord:
+        with Accord.open(database_url=store, data_dir=folder / "accord") as accord:
             keyring = Keyring()
             tokens = {p: keyring.issue(p) for p in PARTIES}
             sources = {
