@@ -286,7 +286,9 @@ budget_entries = st.builds(
     epsilon=amounts,
     delta=amounts,
     spent=st.booleans(),
-    about=st.lists(st.text(min_size=1, max_size=10), max_size=3).map(tuple),
+    about=st.lists(
+        st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=10), max_size=3
+    ).map(tuple),  # ids hold no NUL (entries refuse one)
 )
 
 
