@@ -526,3 +526,37 @@ def test_a_read_of_one_kind_takes_each_request_s_own_values(world: Databases) ->
         ]
         assert rows == expected
         assert expected
+
+
+def test_whom_the_rows_are_about_is_asked_of_the_same_snapshot(world: Databases) -> None:
+    """A bulk read may ask the database whom its rows are about instead of carrying the subject
+    in every row: the answer is the subjects of exactly the rows read, even if another writer
+    adds a row for an allowed person after the rows were read."""
+    insert(
+        world,
+        watch_events,
+        [
+            {"event_id": 901, "member_id": "w1", "title_id": "t1"},
+            {"event_id": 902, "member_id": "w1", "title_id": "t2"},
+            {"event_id": 903, "member_id": "w2", "title_id": "t1"},
+            {"event_id": 904, "member_id": "w4", "title_id": "t1"},  # not allowed
+        ],
+    )
+    allowed = Allowed(Streamed(["w1", "w2", "w3"]))
+    with world.source.read("watch_events", ["title_id"], allowed, whom=True) as read:
+        rows = [tuple(r) for r in read]
+        insert(world, watch_events, [{"event_id": 905, "member_id": "w3", "title_id": "t9"}])
+        whom = read.whom()
+    assert sorted(rows) == [("t1",), ("t1",), ("t2",)]
+    assert sorted(whom) == ["w1", "w2"]
+    # A new read sees the new row and its person.
+    with world.source.read("watch_events", ["title_id"], allowed, whom=True) as read:
+        assert sorted(tuple(r) for r in read) == [("t1",), ("t1",), ("t2",), ("t9",)]
+        assert sorted(read.whom()) == ["w1", "w2", "w3"]
+
+
+def test_whom_is_asked_only_of_a_read_made_to_say_it(world: Databases) -> None:
+    with world.source.read("watch_events", ["title_id"], Allowed(Streamed(["w1"]))) as read:
+        list(read)
+        with pytest.raises(InvalidInput, match="whom=True"):
+            read.whom()

@@ -89,6 +89,13 @@ class Allowed:
             return cls(frozenset(allowed_people(store, f)), f.group, f.controller)
         return cls(_StoreIds(store, f), f.group, f.controller)
 
+    @property
+    def streamed(self) -> bool:
+        """The people are many, or not known until the read (a stream from the store): a read
+        carries them into the party's database as a temporary table."""
+        people = self.people
+        return not isinstance(people, Collection) or len(people) > FEW
+
     def few(self, id_type: TypeEngine[Any]) -> list[Any] | None:
         """The ids as values of a column of ``id_type``, if they are at most :data:`FEW` and
         known already (a collection, not a stream); else ``None``."""

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -88,6 +89,16 @@ class Rows:
     _fetch: Callable[[], Sequence[Sequence[Any]]]
     """The next batch of rows; empty when there are no more."""
     _doing: str
+    _whom: Callable[[], list[Any]] | None = None
+
+    def whom(self) -> list[Any]:
+        """Whom the rows are about: each distinct value of the collection's subject field (a
+        person, or a group) among them, asked of the database in the read's own transaction, so
+        of the same rows (a read made with ``whom``, through a temporary table)."""
+        if self._whom is None:
+            raise InvalidInput("this read was not asked whom its rows are about (read(whom=True))")
+        with translate(StoreError, self._doing):
+            return self._whom()
 
     def batches(self) -> Iterator[Sequence[Sequence[Any]]]:
         """The rows, a batch at a time (at most the read's ``batch_size`` each)."""
@@ -130,6 +141,17 @@ def _plain(query: Select[Any], dialect: Dialect) -> bool:
         if process is not None:
             return False
     return True
+
+
+def _column(conn: Connection, query: Select[Any], doing: str) -> list[Any]:
+    """The one column of ``query``'s rows, on the driver's cursor where the column is plain."""
+    if _plain(query, conn.dialect):
+        out: list[Any] = []
+        with driver_rows(conn, query, BATCH, doing) as fetch:
+            while batch := fetch():
+                out.extend([value for (value,) in batch])
+        return out
+    return list(conn.execute(query).scalars())
 
 
 @contextmanager
@@ -312,11 +334,15 @@ class Source:
 
     @contextmanager
     def _allowed_rows(
-        self, c: Collection, allowed: Allowed, doing: str
+        self, c: Collection, allowed: Allowed, doing: str, *, snapshot: bool = False
     ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool]]:
         """A connection in a transaction, the collection's table, its rows of allowed people
         (what to select from, and a condition), and whether the ids were bound as parameters
         (a small read, at most a few people's rows).
+
+        With ``snapshot``, every query of the transaction sees the same database: on PostgreSQL
+        the transaction is REPEATABLE READ; on SQLite it is begun explicitly, and a transaction
+        holds its snapshot from its first read.
 
         The transaction is rolled back and the temporary table dropped on exit: reading leaves
         nothing behind in the party's database.
@@ -327,7 +353,13 @@ class Source:
         allowed_table: Table | None = None
         try:
             with translate(StoreError, doing):
+                if snapshot and conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 conn.begin()
+                if snapshot and conn.dialect.name == "sqlite":
+                    # pysqlite begins a transaction only before a write; a read must not see
+                    # two states of the database.
+                    conn.exec_driver_sql("BEGIN")
                 table = self._table(conn, c)
                 subject = c.subject_field
                 # A catalogue (about no person) is read whole; anything else only where allowed.
@@ -403,13 +435,17 @@ class Source:
         *,
         where: Mapping[str, Any] | None = None,
         batch_size: int = BATCH,
+        whom: bool = False,
     ) -> Iterator[Rows]:
         """The named fields of the rows of ``collection`` about ``allowed`` people, streamed.
 
         ``fields`` are declared field names (``title_id`` or ``watch_events.title_id``);
         ``where`` holds equality conditions on declared fields (``{"sent_via": "reelix"}``), a
         ``None`` value meaning ``IS NULL``. Use inside ``with``; the rows are readable until it
-        ends.
+        ends. With ``whom``, :meth:`Rows.whom` says whom the rows are about without the subject
+        among the fields (for a release of millions of rows, one query instead of a column more
+        in every row); the read then holds one snapshot of the database from its first row to
+        its last question.
         """
         c = self.dataset.collection(collection)
         names = self._fields(c, fields, "field")
@@ -420,7 +456,7 @@ class Source:
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
         self._check_party(c, allowed)
-        ids = self._few_ids(c, allowed, doing) if _preparable(where) else None
+        ids = self._few_ids(c, allowed, doing) if _preparable(where) and not whom else None
         if ids is not None:
             prepared = self._prepared_read(
                 c, tuple(names), where, group=allowed.group, count=len(ids), doing=doing
@@ -433,14 +469,26 @@ class Source:
             ):
                 yield Rows(tuple(names), fetch, doing)
             return
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, few):
-            query = (
-                select(*(table.c[n] for n in names))
-                .select_from(restricted)
-                .where(admitted, *self._conditions(c, table, where))
-            )
+        with self._allowed_rows(c, allowed, doing, snapshot=whom) as (
+            conn,
+            table,
+            restricted,
+            admitted,
+            few,
+        ):
+            conditions = self._conditions(c, table, where)
+            query = select(*(table.c[n] for n in names)).select_from(restricted)
+            query = query.where(admitted, *conditions)
+            asked = None
+            if whom:
+                subject = c.subject_field
+                if subject is None:
+                    raise InvalidInput(f"{self._where(c)}: a catalogue's rows are about nobody")
+                distinct = select(table.c[subject]).select_from(restricted)
+                distinct = distinct.where(admitted, *conditions).distinct()
+                asked = partial(_column, conn, distinct, doing)
             with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
-                yield Rows(tuple(names), fetch, doing)
+                yield Rows(tuple(names), fetch, doing, asked)
 
     # -- a few people's rows, by a statement prepared once per kind of read ---------------------
 
