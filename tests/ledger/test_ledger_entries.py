@@ -28,7 +28,8 @@ text = st.text(max_size=30)
 keys = st.lists(st.text(min_size=1, max_size=20), max_size=4).map(tuple)
 # People's ids: any text but NUL, which entries refuse in an id (see the refusals below).
 ids = st.lists(
-    st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20), max_size=4
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20),
+    max_size=4,
 ).map(tuple)
 moments = st.datetimes(
     min_value=datetime(1970, 1, 2),

@@ -287,7 +287,8 @@ budget_entries = st.builds(
     delta=amounts,
     spent=st.booleans(),
     about=st.lists(
-        st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=10), max_size=3
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=10),
+        max_size=3,
     ).map(tuple),  # ids hold no NUL (entries refuse one)
 )
 
