@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accord.errors import StoreError
 from accord.store import tables as t
-from accord.store.driver import Prepared, driver_rows, prepare, prepared_rows
+from accord.store.driver import Prepared, batches, driver_rows, prepare, prepared_rows
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def _parties(session: Session, count: int) -> None:
 def _driver(session: Session, query: Select[Any], batch: int) -> list[tuple[Any, ...]]:
     got: list[tuple[Any, ...]] = []
     with driver_rows(session.connection(), query, batch, "reading people") as fetch:
-        while rows := fetch():
+        for rows in batches(fetch):
             assert len(rows) <= batch
             got.extend(tuple(row) for row in rows)
     return got
@@ -82,7 +82,7 @@ def test_a_failing_query_is_a_store_error(store: tuple[Engine, sessionmaker[Any]
 def _prepared(session: Session, prepared: Prepared, values: dict[str, Any]) -> list[Any]:
     got: list[tuple[Any, ...]] = []
     with prepared_rows(session.connection().connection, prepared, values, 7, "reading") as fetch:
-        while rows := fetch():
+        for rows in batches(fetch):
             got.extend(tuple(row) for row in rows)
     return got
 

@@ -28,7 +28,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     delete,
-    func,
     insert,
     literal,
     select,
@@ -86,18 +85,14 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
     found: dict[str, PersonKey] = {}
     if not wanted:
         return found
-    postgres = conn.dialect.name == "postgresql"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     # One statement, through the driver's cursor, whatever the number of people: a release may
     # name hundreds of thousands, and SQLAlchemy's per-row handling (or thousands of bound
-    # parameters a statement) would cost more than the lookup. The ids travel as one value: an
-    # array on PostgreSQL, a JSON array read by SQLite's json_each.
+    # parameters a statement) would cost more than the lookup.
+    postgres, ids = _one_value(conn, wanted)
     cursor = conn.connection.cursor()
     try:
-        if postgres:
-            cursor.execute(_KEYS_OF_ARRAY, (wanted,))
-        else:
-            cursor.execute(_KEYS_OF_JSON, (json.dumps(wanted),))
+        cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
         found = {person: (key, look) for person, key, look in cursor.fetchall()}
         if create and len(found) < len(wanted):
             missing = [person_id for person_id in wanted if person_id not in found]
@@ -133,18 +128,24 @@ def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> Non
     the driver lets go of the interpreter lock while it runs: the ledger runs it beside the
     Python work of the same append (see :meth:`accord.ledger.log.Ledger._write_locked`).
     """
-    ids = sorted(person_ids)  # the key table's pages in order, each read once
+    # In id order: the key table's pages in order, each read once.
+    postgres, ids = _one_value(conn, sorted(person_ids))
     part = own_part(index)
     cursor = conn.connection.cursor()
     try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(_NEW_PART.format(mark="%s"), (part,))
-            cursor.execute(_INDEX_FROM_ARRAY, (part, index, ids))
-        else:
-            cursor.execute(_NEW_PART.format(mark="?"), (part,))
-            cursor.execute(_INDEX_FROM_JSON, (part, index, json.dumps(ids)))
+        cursor.execute(_NEW_PART.format(mark="%s" if postgres else "?"), (part,))
+        cursor.execute(_INDEX_FROM_ARRAY if postgres else _INDEX_FROM_JSON, (part, index, ids))
     finally:
         cursor.close()
+
+
+def _one_value(conn: Connection, ids: list[str]) -> tuple[bool, list[str] | str]:
+    """Whether ``conn`` is PostgreSQL, and ``ids`` as one parameter of its statements: an array
+    there, a JSON array for SQLite's json_each (entries hold no id with a NUL, which json_each
+    would cut short)."""
+    if conn.dialect.name == "postgresql":
+        return True, ids
+    return False, json.dumps(ids)
 
 
 def own_part(index: int) -> int:
@@ -168,7 +169,6 @@ def merge_parts(conn: Connection) -> tuple[int, int]:
         return 0, 0
     merged = min(*listed, 0) - 1
     folded = _index.c.part.in_(listed)
-    rows = conn.execute(select(func.count()).select_from(_index).where(folded)).scalar_one()
     conn.execute(
         insert(_index).from_select(
             ["part", "pseudonym", "leaf_idx"],
@@ -177,10 +177,11 @@ def merge_parts(conn: Connection) -> tuple[int, int]:
             .order_by(_index.c.pseudonym, _index.c.leaf_idx),
         )
     )
-    conn.execute(delete(_index).where(folded))
+    # The rows deleted from the old parts are the rows written to the new one.
+    moved = conn.execute(delete(_index).where(folded)).rowcount
     conn.execute(delete(_parts_table).where(_parts_table.c.part.in_(listed)))
     conn.execute(insert(_parts_table).values(part=merged))
-    return len(listed), int(rows)
+    return len(listed), moved
 
 
 def _parts() -> ColumnElement[bool]:
@@ -218,11 +219,9 @@ def forget(conn: Connection, person_id: str) -> int:
     pseudonym = conn.execute(select(_keys.c.lookup).where(_keys.c.person_id == person_id)).scalar()
     if pseudonym is None:
         return 0
-    theirs = (_parts(), _index.c.pseudonym == pseudonym)
-    count = conn.execute(select(func.count()).select_from(_index).where(*theirs)).scalar_one()
-    conn.execute(delete(_index).where(*theirs))
+    deleted = conn.execute(delete(_index).where(_parts(), _index.c.pseudonym == pseudonym))
     conn.execute(delete(_keys).where(_keys.c.person_id == person_id))
-    return int(count)
+    return deleted.rowcount
 
 
 # A part's rows in pseudonym order: appended at the end of the index, page after page.

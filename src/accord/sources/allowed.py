@@ -22,7 +22,7 @@ from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
 from accord.filters import Group, PersonFilter
-from accord.store.driver import driver_rows
+from accord.store.driver import batches, driver_rows
 from accord.store.filter_sql import Store, allowed_people, allowed_people_query, connection_of
 from accord.store.people import chunked
 
@@ -56,10 +56,7 @@ class _StoreIds:
             connection_of(self.store) as connection,
             driver_rows(connection, allowed_people_query(f), BATCH, doing) as fetch,
         ):
-            while True:
-                rows = fetch()
-                if not rows:
-                    return
+            for rows in batches(fetch):
                 yield from [person for (person,) in rows]
 
 

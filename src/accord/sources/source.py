@@ -48,7 +48,7 @@ from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
 from accord.sources.allowed import BATCH, FEW, PERSON, Allowed, drop_allowed, load_allowed
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
-from accord.store.driver import Prepared, driver_rows, prepare, prepared_rows
+from accord.store.driver import Prepared, batches, driver_rows, prepare, prepared_rows
 from accord.store.people import chunked
 
 _IDS = "allowed_ids"
@@ -148,7 +148,7 @@ def _column(conn: Connection, query: Select[Any], doing: str) -> list[Any]:
     if _plain(query, conn.dialect):
         out: list[Any] = []
         with driver_rows(conn, query, BATCH, doing) as fetch:
-            while batch := fetch():
+            for batch in batches(fetch):
                 out.extend([value for (value,) in batch])
         return out
     return list(conn.execute(query).scalars())

@@ -73,6 +73,13 @@ def driver_rows(
             cursor.close()
 
 
+def batches(fetch: Fetch) -> Iterator[Sequence[Sequence[Any]]]:
+    """The batches ``fetch`` returns until it returns none (from :func:`driver_rows` or
+    :func:`prepared_rows`)."""
+    while batch := fetch():
+        yield batch
+
+
 Convert = Callable[[Any], Any]
 
 
