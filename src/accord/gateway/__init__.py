@@ -19,8 +19,10 @@ and then the rows, in one transaction.
 
 What narrows a read is checked as strictly as what it returns: a condition (``where``) may name a
 released field or an identifier, never other personal data; a read about one person's relations
-is pinned to that person (their own threads; a condition naming them for their friends); an
-aggregate groups and measures only released fields. Each release is logged with whom it is about
+(a collection declaring ``relation_of``, or rows about groups) is made only on that person's
+behalf and pinned to them (their own threads; a condition naming them for their friends), and is
+refused and logged otherwise, however the request names the person; an aggregate groups and
+measures only released fields. Each release is logged with whom it is about
 (pseudonymised by the ledger); an aggregate is logged with how many contributed, naming no one.
 
 Memory: a record read holds its released rows once, in the :class:`Release`, plus the set of
