@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accord.law.friends import RELATIONS_RULE_ID
 from accord.scenario.population import REELIX
 from api.world import World, app_token, bearer, delegated_token
 
@@ -98,6 +99,54 @@ def test_an_apps_own_token_cannot_act_for_a_person(world: World, client: httpx.C
         headers=bearer(token),
     )
     refused(r, 403, "api:no-delegation")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"person_id": "c0000002"},  # one person's friend list, pinned by a condition only
+        {"friendships.person_id": "c0000002"},  # the same, the field named in full
+        None,  # every friend list at once: the social graph
+        {"friend_id": "c0000002"},  # every friend list that names one person
+    ],
+)
+def test_an_apps_own_token_reads_no_ones_friends_by_a_condition(
+    world: World, client: httpx.Client, where: dict[str, str] | None
+) -> None:
+    token = app_token(client, world.reelix, world.reelix_secret)
+    r = client.post(
+        EXCHANGES.format(agreement="chirp-reelix", clause="friend-picker"),
+        json={
+            "collection": "friendships",
+            "purpose": "functional.service",
+            "categories": ["user.social"],
+            "where": where,
+        },
+        headers=bearer(token),
+    )
+    body = refused(r, 403, RELATIONS_RULE_ID)
+    assert "rows" not in body
+    logged_refusal(world, body["receipt"], RELATIONS_RULE_ID)
+    assert "c0000002" not in world.accord.ledger.leaf(body["receipt"]).entry()["reason"]
+
+
+def test_a_persons_token_reads_no_one_elses_friends_by_a_condition(
+    world: World, client: httpx.Client
+) -> None:
+    token = delegated_token(client, world.reelix, world.reelix_secret, "c0000047", [SOCIAL])
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="friend-picker")
+    mine = {
+        "collection": "friendships",
+        "purpose": "functional.service",
+        "categories": ["user.social"],
+        "subjects": {"kind": "people", "people": ["c0000047"]},
+    }
+    theirs = {**mine, "where": {"person_id": "c0000048"}}
+    body = refused(client.post(path, json=theirs, headers=bearer(token)), 403, RELATIONS_RULE_ID)
+    logged_refusal(world, body["receipt"], RELATIONS_RULE_ID)
+    # Their own friend list, asked the ordinary way, still comes back.
+    own = client.post(path, json=friends("c0000047"), headers=bearer(token))
+    assert own.status_code == 200, own.text
 
 
 def test_a_bulk_inbox_read_is_refused_by_the_policy(world: World, client: httpx.Client) -> None:

@@ -162,8 +162,7 @@ class Collection(_Strict):
             raise ValueError(f"relation_of {name!r} must be one of the declared fields")
         if not taxonomy.covers(PERSON_ID, anchor.category):
             raise ValueError(
-                f"relation_of {name!r} must hold a person's id ({PERSON_ID}), "
-                f"not {anchor.category}"
+                f"relation_of {name!r} must hold a person's id ({PERSON_ID}), not {anchor.category}"
             )
 
     @property
