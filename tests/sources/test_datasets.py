@@ -161,8 +161,10 @@ ROWS = [
     pytest.param(
         edit("    person: member_no\n", "    person: member_no\n    relation_of: stars\n"),
         [
-            "reelix.yaml:23: collections[2]: relation_of 'stars' must hold a person's id "
-            "(user.unique_id), not user.behavior.media_consumption"
+            (
+                "reelix.yaml:23: collections[2]: relation_of 'stars' must hold a person's id "
+                "(user.unique_id), not user.behavior.media_consumption"
+            )
         ],
         id="relation_of is not a person's id",
     ),
