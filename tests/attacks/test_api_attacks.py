@@ -303,3 +303,68 @@ def test_a_person_cannot_be_signed_in_at_the_wrong_party(
     )
     assert r.status_code == 401
     assert REELIX not in r.headers.get("set-cookie", "")
+
+
+REPORT = {
+    "collection": "recommendations",
+    "purpose": "analytics.reporting.content_performance",
+    "categories": ["user.behavior"],
+    "group_by": ["day(sent_at)"],
+    "measures": {"sends": "count", "clicks": "count(clicked_at)"},
+}
+
+
+def test_an_aggregate_pinned_to_one_sender_says_nothing_of_them(
+    world: World, client: httpx.Client
+) -> None:
+    """Whether a member sent recommendations or not, a report pinned to them answers the same,
+    and names them nowhere: not in the answer, not in the ledger."""
+    ((sender,),) = world.sql(
+        REELIX,
+        "SELECT sender_member_id FROM recommendations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    ((silent,),) = world.sql(
+        REELIX,
+        "SELECT member_id FROM members WHERE member_id NOT IN "
+        "(SELECT sender_member_id FROM recommendations) ORDER BY 1 LIMIT 1",
+    )
+    token = app_token(client, world.chirp, world.chirp_secret)
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="recommendation-report")
+    answers = []
+    for member in (sender, silent):
+        body = {**REPORT, "where": {"sender_member_id": member}}
+        problem = refused(client.post(path, json=body, headers=bearer(token)), 422)
+        assert "about no one in particular" in problem["detail"]
+        assert member not in problem["detail"]
+        (leaf,) = world.accord.ledger.recent(1)
+        logged = leaf.entry()
+        assert logged["allowed"] is False
+        assert member not in logged["reason"]
+        answers.append((problem["detail"], logged["reason"], logged["people"]))
+    assert answers[0] == answers[1]
+
+
+def test_an_aggregate_over_a_few_senders_is_the_one_over_nobody(
+    world: World, client: httpx.Client
+) -> None:
+    """The senders of one rare interface, day by day, against an interface nobody used: below
+    the minimum of 50, the two answers are the same (no count of people, nor of the groups held
+    back)."""
+    ((interface, most),) = world.sql(
+        REELIX,
+        "SELECT interface, max(n) FROM (SELECT interface, date(sent_at) AS d, "
+        "count(DISTINCT sender_member_id) AS n FROM recommendations GROUP BY 1, 2) "
+        "GROUP BY 1 ORDER BY 2 LIMIT 1",
+    )
+    assert 0 < most < 50
+    token = app_token(client, world.chirp, world.chirp_secret)
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="recommendation-report")
+    seen = []
+    for value in (interface, "no-such-interface"):
+        r = client.post(path, json={**REPORT, "where": {"interface": value}}, headers=bearer(token))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "suppressed" not in body
+        seen.append((body["columns"], body["rows"], body["people"]))
+    assert seen[0] == seen[1]
+    assert seen[0][1:] == ([], 0)

@@ -164,13 +164,14 @@ def test_aggregate_suppresses_groups_below_the_clause_minimum(w: World) -> None:
     t1 = [e for e in WATCH if e["title_id"] == "t1"]
     assert release.granularity is Granularity.AGGREGATE
     assert release.columns == ("title_id", "views", "seconds")
-    # t1 has 5 viewers; t2 (2) and t3 (1) are under the minimum of 3 and are dropped.
+    # t1 has 5 viewers; t2 (2) and t3 (1) are under the minimum of 3 and are dropped, unsaid.
     assert release.rows == [("t1", len(t1), sum(e["seconds"] for e in t1))]
-    assert release.suppressed == 2
-    assert release.people == 5
+    assert release.people == 3  # all the row shown says: at least the minimum, not 5
     released = last_entries(w.accord.ledger, 1)[0]
     assert released["granularity"] == "aggregate"
     assert released["subjects"] == []  # an aggregate names no one
+    assert released["people"] == 3
+    assert "each about at least 3 people" in released["reason"]
 
 
 def test_aggregate_may_not_use_an_unreleased_field(w: World) -> None:

@@ -72,7 +72,6 @@ class _Outcome:
     about: frozenset[str]
     people: int
     fields: tuple[str, ...]
-    suppressed: int = 0
 
 
 # -- the door --------------------------------------------------------------------------------------
@@ -262,7 +261,6 @@ class Gateway:
             people=outcome.people,
             receipts=receipts,
             granularity=granularity,
-            suppressed=outcome.suppressed,
         )
 
     def _check_relations(self, plan: _Plan, exchange: Exchange) -> None:
@@ -464,22 +462,26 @@ class Gateway:
                 f"an aggregate may use only the fields the decision releases "
                 f"({', '.join(plan.fields)}), not {', '.join(hidden)}"
             )
+        pinning = sorted(
+            f"{c.name}.{name}"
+            for name in (k.removeprefix(c.name + ".") for k in exchange.where or {})
+            if name == plan.subject or _names_a_person(c, name)
+        )
+        if pinning:
+            raise InvalidInput(
+                "an aggregate is about no one in particular: a condition may not pin it to one "
+                f"person or group ({', '.join(pinning)})"
+            )
         result = plan.source.aggregate(
             c.name, exchange.group_by, exchange.measures, minimum, allowed, where=exchange.where
         )
-        # How many contributed: counted in SQL, never named (an aggregate is about no one in
-        # particular); the store's ids stream anew for this second read.
-        contributors = plan.source.aggregate(
-            c.name,
-            (),
-            {"people": f"count_distinct({plan.subject})"},
-            1,
-            allowed,
-            where=exchange.where,
-        )
-        people = int(contributors.rows[0][0]) if contributors.rows else 0
+        # Nothing about the groups below the minimum, nor an exact count of contributors: one
+        # person's presence could be read off either (a pinned condition, or two queries that
+        # differ by one person). What is said of the people is what the rows shown imply: each
+        # is about at least the clause's minimum of them.
+        people = minimum if result.rows else 0
         fields = tuple(sorted(set(used)))
-        return _Outcome(result.columns, result.rows, frozenset(), people, fields, result.suppressed)
+        return _Outcome(result.columns, result.rows, frozenset(), people, fields)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -630,7 +632,7 @@ class Gateway:
             categories=tuple(sorted(request.categories)),
             reason=(
                 f"{plan.sender} → {plan.receiver}: {len(outcome.rows) or 'no'} rows of "
-                f"{plan.collection.name} about {outcome.people} people, "
+                f"{plan.collection.name} {_about(outcome, granularity)}, "
                 f"{LEDGER_GRANULARITY[granularity]}{note}"
                 if request.operation is Operation.READ
                 else f"{plan.sender} → {plan.receiver}: rows into {plan.collection.name} about "
@@ -673,6 +675,21 @@ def _condition_on(c: Collection, where: Mapping[str, Any] | None, name: str) -> 
         if key.removeprefix(c.name + ".") == name:
             return value
     return _NO_CONDITION
+
+
+def _about(outcome: _Outcome, granularity: Granularity) -> str:
+    """Whom a read's rows are about, as its ledger entry says it."""
+    if granularity is not Granularity.AGGREGATE:
+        return f"about {outcome.people} people"
+    if outcome.people:
+        return f"each about at least {outcome.people} people"
+    return "about no one"
+
+
+def _names_a_person(c: Collection, name: str) -> bool:
+    """Whether field ``name`` of ``c`` holds a person's id."""
+    declared = c.field(name)
+    return declared is not None and taxonomy.covers(PERSON_ID, declared.category)
 
 
 def _condition_only(category: str) -> bool:
