@@ -12,8 +12,11 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from accord.gateway import Exchange, Refused
+from accord.errors import AccordError
+from accord.gateway import Exchange, Refused, Release
 from accord.law.friends import RELATIONS_RULE_ID
 from accord.requests import Subjects, SubjectsKind
 from gateway.helpers import last_entries
@@ -109,3 +112,63 @@ def test_a_thread_read_for_someone_else_is_refused(w: World) -> None:
         w.gateway.exchange(Exchange(r, w.tokens["reelix"], "messages"))
     assert RELATIONS_RULE_ID in refused.value.decision.rules
     assert not PERSON_ID.search(refused.value.decision.reason)
+
+
+PEOPLE = ("c1", "c2", "c3", "c4", "c5")
+
+
+@st.composite
+def friend_reads(draw: Any) -> tuple[Subjects, str | None, dict[str, Any] | None]:
+    acting = draw(st.one_of(st.none(), st.sampled_from(PEOPLE)))
+    # Often the person acting, so that some reads are let through and their rows checked.
+    person = draw(
+        st.sampled_from(PEOPLE) if acting is None else st.sampled_from((acting,) * 5 + PEOPLE)
+    )
+    kind = draw(st.sampled_from(list(SubjectsKind)))
+    if kind is SubjectsKind.ALL:
+        subjects = ALL
+    elif kind is SubjectsKind.PEOPLE:
+        subjects = Subjects(
+            kind, people=frozenset(draw(st.sets(st.sampled_from(PEOPLE), min_size=1)))
+        )
+    else:
+        subjects = Subjects(kind, anchor=draw(st.sampled_from((person,) * 5 + PEOPLE)))
+    field = draw(st.sampled_from(["person_id", "friendships.person_id", "friend_id"]))
+    where = draw(st.sampled_from([None, {field: person}, {field: person, "friend_id": person}]))
+    return subjects, acting, where
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(read=friend_reads())
+def test_no_friend_list_crosses_but_to_its_own_person(
+    w: World, read: tuple[Subjects, str | None, dict[str, Any] | None]
+) -> None:
+    """Whatever the subjects, the person acting and the condition: rows cross only for the person
+    acting, only their own friends; a refusal names no one."""
+    subjects, acting, where = read
+    r = request(
+        "friend-picker",
+        categories=frozenset({"user.social"}),
+        subjects=subjects,
+        on_behalf_of=acting,
+    )
+    exchange = Exchange(r, w.tokens["reelix"], "friendships", where=where)
+    outcome: Release | AccordError
+    try:
+        outcome = w.gateway.exchange(exchange)
+    except AccordError as exc:
+        outcome = exc
+    if isinstance(outcome, Refused):
+        assert not PERSON_ID.search(outcome.decision.reason), outcome.decision.reason
+    if isinstance(outcome, AccordError):
+        return  # refused (other refusals are the gateway's own tests')
+    release = outcome
+    event("released")
+    assert acting is not None
+    assert where is not None
+    owner = [v for k, v in where.items() if k.removeprefix("friendships.") == "person_id"]
+    assert owner == [acting]  # pinned to the person acting, whatever else narrows it
+    theirs = {f["friend_id"] for f in FRIENDS if f["person_id"] == acting}
+    assert {friend for (friend,) in release.rows} <= theirs
