@@ -7,6 +7,7 @@ decision, refusals included. The ledger entry is durable before the call returns
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from accord.ledger.log import Ledger, Receipt
 from accord.policy import Decision, Policy
 from accord.requests import Request
 from accord.store import filter_sql
+from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.migrate import open_store
 from accord.store.registry import revision as registry_revision
 from accord.store.repositories import (
@@ -72,6 +74,9 @@ class Accord:
         self.engine = engine
         self.sessions = sessions
         self.ledger = ledger
+        if ledger.suppressed is None:
+            # No entry after an erasure may give the erased person a new key.
+            ledger.suppressed = suppressed_refs
         self._policy: tuple[int, Policy] | None = None
 
     @classmethod
@@ -254,6 +259,13 @@ class Accord:
         """
         with self.session() as s:
             PeopleRepository(s).upsert_many(people)
+            # People their party erased stay out, consents and opt-outs included.
+            erased = suppressed_of(
+                s, {c.controller for c in consents} | {o.controller for o in opt_outs}
+            )
+        if erased:
+            consents = [c for c in consents if (c.controller, c.person) not in erased]
+            opt_outs = [o for o in opt_outs if (o.controller, o.person) not in erased]
         for start in range(0, len(consents), batch):
             chunk = consents[start : start + batch]
             with self.session() as s:
@@ -318,7 +330,7 @@ def decision_entry(decision: Decision, people: int) -> DecisionEntry:
         clause=r.clause,
         purpose=r.purpose,
         categories=tuple(sorted(r.categories)),
-        reason=decision.reason,
+        reason=without_people(decision.reason, r),
         people=people,
         allowed=decision.allowed,
         rules=decision.rules,
@@ -336,7 +348,7 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         clause=request.clause,
         purpose=request.purpose,
         categories=tuple(sorted(request.categories)),
-        reason=reason,
+        reason=without_people(reason, request, values=True),
         people=0,
         allowed=False,
         rules=(rule,),
@@ -344,6 +356,35 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         action=request.operation.value,
         at=at,
     )
+
+
+ACTING = "the person acting"
+ANCHOR = "the person whose relations were asked for"
+NAMED = "a person the request named"
+QUOTED = "(a value)"
+
+# A quoted literal in an error's text: a value a partner sent (a row's field, a condition), which
+# may be anyone's id, e-mail address or phone number.
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+def without_people(text: str, request: Request, *, values: bool = False) -> str:
+    """``text`` as the ledger may hold it: every person the request names replaced by their part
+    in it (:data:`ACTING`, :data:`ANCHOR`, :data:`NAMED`), and with ``values`` (the text of an
+    error, which may quote what a partner sent) every quoted value by :data:`QUOTED`.
+
+    The ledger is public and forever; crypto-shredding can forget a person only where the log
+    names them by a keyed pseudonym, never in a sentence. Requests (and errors about them) name
+    people by their ids, so every text that goes into an entry built from a request passes here.
+    """
+    if values and ("'" in text or '"' in text):
+        text = _QUOTED.sub(QUOTED, text)
+    roles = [(request.on_behalf_of, ACTING), (request.subjects.anchor, ANCHOR)]
+    roles += [(person, NAMED) for person in sorted(request.subjects.people)]
+    for person, role in roles:
+        if person and person in text:
+            text = re.sub(rf"(?<![\w@.-]){re.escape(person)}(?![\w@-])", role, text)
+    return text
 
 
 def _given(consent: Consent) -> ConsentChangeEntry:
