@@ -34,8 +34,8 @@ from accord.consent import (
 from accord.console import DatabaseUrl, DataDir, err, handled
 from accord.errors import AgreementFormatError, InvalidInput
 from accord.ledger.cli import app as ledger_app
-from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.person_cli import app as person_app
+from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.cli import app as scenario_app

@@ -129,7 +129,9 @@ def erase(
         )
     withdrawn = 0
     for consent in consents:
-        if consent.withdrawn_at is None and (consent.expires_at is None or consent.expires_at > when):
+        if consent.withdrawn_at is None and (
+            consent.expires_at is None or consent.expires_at > when
+        ):
             accord.withdraw(consent.id, max(when, consent.given_at))
             withdrawn += 1
     recipients = {c.recipient for c in consents}
@@ -188,7 +190,9 @@ def erase(
 def _known_parties(s: Session, parties: set[str]) -> set[str]:
     if not parties:
         return set()
-    return set(s.execute(select(t.parties.c.id).where(t.parties.c.id.in_(sorted(parties)))).scalars())
+    return set(
+        s.execute(select(t.parties.c.id).where(t.parties.c.id.in_(sorted(parties)))).scalars()
+    )
 
 
 def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
@@ -197,7 +201,7 @@ def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
 
     def gone(table_name: str, statement: Any) -> None:
         with translate(StoreError, f"deleting the erased person's rows from {table_name}"):
-            counts[table_name] = int(s.execute(statement).rowcount)
+            counts[table_name] = int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     theirs = select(t.consents.c.id).where(
         t.consents.c.controller == party, t.consents.c.person == person
@@ -221,9 +225,7 @@ def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
     agreements = select(t.agreements.c.id).where(
         or_(t.agreements.c.provider == party, t.agreements.c.recipient == party)
     )
-    apps = select(api_t.apps_table.c.client_id).where(
-        api_t.apps_table.c.agreement.in_(agreements)
-    )
+    apps = select(api_t.apps_table.c.client_id).where(api_t.apps_table.c.agreement.in_(agreements))
     grants = api_t.grants_table
     gone(
         grants.name,
@@ -349,5 +351,5 @@ def acknowledge(accord: Accord, recipient: str, notice_id: str) -> None:
     n = t.erasure_notices
     with accord.session() as s:
         done = s.execute(delete(n).where(n.c.id == notice_id, n.c.recipient == recipient))
-        if not done.rowcount:
+        if not done.rowcount:  # type: ignore[attr-defined]
             raise NotFound(f"{recipient} has no erasure notice {notice_id!r}")

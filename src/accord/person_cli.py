@@ -35,6 +35,7 @@ def _known_as(values: list[str]) -> dict[str, str]:
 @app.command("erase")
 @handled
 def person_erase(
+    *,
     party: Annotated[str, typer.Option(help="The party that holds the person.")],
     person: Annotated[str, typer.Option(help="The person's id at that party.")],
     known_as: Annotated[

@@ -348,7 +348,7 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         clause=request.clause,
         purpose=request.purpose,
         categories=tuple(sorted(request.categories)),
-        reason=without_people(reason, request, values=True),
+        reason=without_people(reason, request),
         people=0,
         allowed=False,
         rules=(rule,),
@@ -361,29 +361,38 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
 ACTING = "the person acting"
 ANCHOR = "the person whose relations were asked for"
 NAMED = "a person the request named"
-QUOTED = "(a value)"
-
-# A quoted literal in an error's text: a value a partner sent (a row's field, a condition), which
-# may be anyone's id, e-mail address or phone number.
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+A_VALUE = "(a value)"
 
 
-def without_people(text: str, request: Request, *, values: bool = False) -> str:
+def without_people(text: str, request: Request) -> str:
     """``text`` as the ledger may hold it: every person the request names replaced by their part
-    in it (:data:`ACTING`, :data:`ANCHOR`, :data:`NAMED`), and with ``values`` (the text of an
-    error, which may quote what a partner sent) every quoted value by :data:`QUOTED`.
+    in it (:data:`ACTING`, :data:`ANCHOR`, :data:`NAMED`).
 
     The ledger is public and forever; crypto-shredding can forget a person only where the log
     names them by a keyed pseudonym, never in a sentence. Requests (and errors about them) name
     people by their ids, so every text that goes into an entry built from a request passes here.
     """
-    if values and ("'" in text or '"' in text):
-        text = _QUOTED.sub(QUOTED, text)
     roles = [(request.on_behalf_of, ACTING), (request.subjects.anchor, ANCHOR)]
     roles += [(person, NAMED) for person in sorted(request.subjects.people)]
-    for person, role in roles:
-        if person and person in text:
-            text = re.sub(rf"(?<![\w@.-]){re.escape(person)}(?![\w@-])", role, text)
+    return _replaced(text, [(person, role) for person, role in roles if person])
+
+
+def without_values(text: str, values: Iterable[object]) -> str:
+    """``text`` (an error's) with every one of ``values`` (what a partner sent: conditions, rows,
+    any of which may be someone's id, e-mail address or phone number) replaced by
+    :data:`A_VALUE`, quoted or not."""
+    found = {str(v) for v in values if v is not None and not isinstance(v, bool)}
+    # Quoted forms first, as repr and JSON write them; then the bare value as a whole token.
+    pairs = [(f"{quote}{v}{quote}", A_VALUE) for v in found for quote in ("'", '"')]
+    pairs += [(v, A_VALUE) for v in found]
+    return _replaced(text, pairs)
+
+
+def _replaced(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    # Longest first, so that a value containing another is replaced whole.
+    for value, by in sorted(pairs, key=lambda pair: -len(pair[0])):
+        if value and value in text:
+            text = re.sub(rf"(?<![\w@.-]){re.escape(value)}(?![\w@-])", by, text)
     return text
 
 

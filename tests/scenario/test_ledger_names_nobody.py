@@ -46,13 +46,17 @@ def test_no_leaf_of_the_demo_ledger_names_a_person(tmp_path: Path) -> None:
     run_demo(console, people=PEOPLE, seed=SEED, data_dir=tmp_path / "data")
     ids = identifiers(tmp_path / "data" / "parties")
     assert len(ids) >= 2 * PEOPLE  # every person's id and e-mail address at both parties
-    with Accord.open(data_dir=tmp_path / "data" / "accord") as accord:
-        with accord.engine.connect() as conn:
-            leaves = [bytes(d).decode() for (d,) in conn.execute(select(leaves_table.c.data))]
+    with (
+        Accord.open(data_dir=tmp_path / "data" / "accord") as accord,
+        accord.engine.connect() as conn,
+    ):
+        leaves = [bytes(d).decode() for (d,) in conn.execute(select(leaves_table.c.data))]
     assert len(leaves) > 100
     # Whole tokens: c0000001 must not be found inside c00000010, nor an address inside another.
     pattern = re.compile(
-        r"(?<![\w.@-])(" + "|".join(map(re.escape, sorted(ids, key=len, reverse=True))) + r")(?![\w@-])"
+        r"(?<![\w.@-])("
+        + "|".join(map(re.escape, sorted(ids, key=len, reverse=True)))
+        + r")(?![\w@-])"
     )
     named = sorted({(m.group(1), leaf[:160]) for leaf in leaves for m in pattern.finditer(leaf)})
     assert named == [], named[:10]

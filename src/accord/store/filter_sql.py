@@ -237,9 +237,7 @@ def not_erased() -> ColumnElement[bool]:
     against the list, so a row restored from a backup or written around Accord stays out.
     """
     e = t.erased_people.alias("erased")
-    return not_(
-        exists().where(e.c.party == _person.party, e.c.person_id == _person.person_id)
-    )
+    return not_(exists().where(e.c.party == _person.party, e.c.person_id == _person.person_id))
 
 
 def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:

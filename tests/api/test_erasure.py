@@ -1,0 +1,89 @@
+"""Erasure over the partner API: the holding party erases with its app's own token; a recipient
+reads its notice with its own, acknowledges it, and the notice is gone."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from accord.service import person_ref
+from accord.store import tables as t
+from api.world import World, app_token, bearer, delegated_token
+
+pytestmark = pytest.mark.integration
+
+SOCIAL = "user.social:functional.service"
+
+
+def consenting(world: World, controller: str, recipient: str) -> str:
+    """A person of ``controller`` holding a consent to ``recipient`` still in force."""
+    with world.accord.session() as s:
+        person = s.execute(
+            select(t.consents.c.person)
+            .where(
+                t.consents.c.controller == controller,
+                t.consents.c.recipient == recipient,
+                t.consents.c.withdrawn_at.is_(None),
+            )
+            .order_by(t.consents.c.person)
+            .limit(1)
+        ).scalar_one()
+    return str(person)
+
+
+def test_the_holder_erases_and_the_recipient_is_told(world: World, client: httpx.Client) -> None:
+    person = consenting(world, "chirp", "reelix")
+    assert world.accord.ledger.key_of(person_ref("chirp", person)) is not None
+    chirp = app_token(client, world.chirp, world.chirp_secret)
+    reelix = app_token(client, world.reelix, world.reelix_secret)
+    # A recipient cannot erase anyone at the party that holds them: Reelix holds no such person.
+    r = client.post(f"/v1/people/{person}/erasure", headers=bearer(reelix))
+    assert r.status_code == 422, r.text
+    assert "holds no person" in r.json()["detail"]
+    r = client.post(f"/v1/people/{person}/erasure", headers=bearer(chirp))
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["party"] == "chirp"
+    assert done["withdrawn"] >= 1
+    assert "reelix" in done["recipients"]
+    assert done["sealed"] is True
+    assert world.accord.ledger.key_of(person_ref("chirp", person)) is None
+    assert world.accord.consents("chirp", person) == []
+    notices = client.get("/v1/erasure-notices", headers=bearer(reelix)).json()
+    (notice,) = [n for n in notices if n["person"] == person]
+    assert notice["provider"] == "chirp"
+    # Only the recipient's own notices: Chirp sees none of Reelix's, and cannot acknowledge them.
+    assert client.get("/v1/erasure-notices", headers=bearer(chirp)).json() == []
+    r = client.delete(f"/v1/erasure-notices/{notice['id']}", headers=bearer(chirp))
+    assert r.status_code == 404, r.text
+    r = client.delete(f"/v1/erasure-notices/{notice['id']}", headers=bearer(reelix))
+    assert r.status_code == 200, r.text
+    left = client.get("/v1/erasure-notices", headers=bearer(reelix)).json()
+    assert [n for n in left if n["person"] == person] == []
+    # Asked again: already erased, nothing more happens.
+    again = client.post(f"/v1/people/{person}/erasure", headers=bearer(chirp)).json()
+    assert again["already"] is True
+
+
+def test_an_unknown_person_is_a_clear_problem(world: World, client: httpx.Client) -> None:
+    chirp = app_token(client, world.chirp, world.chirp_secret)
+    r = client.post("/v1/people/c9999999/erasure", headers=bearer(chirp))
+    assert r.status_code == 422
+    assert "holds no person 'c9999999'" in r.json()["detail"]
+
+
+def test_a_person_token_cannot_erase_or_read_notices(world: World, client: httpx.Client) -> None:
+    token = delegated_token(client, world.reelix, world.reelix_secret, "c0000050", [SOCIAL])
+    for r in (
+        client.post("/v1/people/c0000050/erasure", headers=bearer(token)),
+        client.get("/v1/erasure-notices", headers=bearer(token)),
+    ):
+        assert r.status_code == 403, r.text
+        assert r.json()["rules"] == ["api:no-delegation"]
+    assert world.accord.ledger.key_of(person_ref("chirp", "c0000050")) is not None
+
+
+def test_no_token_no_erasure(client: httpx.Client) -> None:
+    assert client.post("/v1/people/c0000001/erasure").status_code == 401
+    assert client.get("/v1/erasure-notices").status_code == 401
