@@ -373,8 +373,19 @@ def without_people(text: str, request: Request) -> str:
     people by their ids, so every text that goes into an entry built from a request passes here.
     """
     roles = [(request.on_behalf_of, ACTING), (request.subjects.anchor, ANCHOR)]
-    roles += [(person, NAMED) for person in sorted(request.subjects.people)]
+    people = request.subjects.people
+    if len(people) <= _FEW:
+        roles += [(person, NAMED) for person in people]
+    else:
+        # A request may name a hundred thousand people (a private match): the text's words are
+        # looked up among them, rather than each of them searched for in the text.
+        words = {w for word in _WORD.findall(text) for w in (word, word.rstrip("."))}
+        roles += [(person, NAMED) for person in words & people]
     return _replaced(text, [(person, role) for person, role in roles if person])
+
+
+_FEW = 64
+_WORD = re.compile(r"[^\s'\"(),;:\[\]]+")
 
 
 def without_values(text: str, values: Iterable[object]) -> str:
@@ -389,11 +400,14 @@ def without_values(text: str, values: Iterable[object]) -> str:
 
 
 def _replaced(text: str, pairs: Sequence[tuple[str, str]]) -> str:
-    # Longest first, so that a value containing another is replaced whole.
-    for value, by in sorted(pairs, key=lambda pair: -len(pair[0])):
-        if value and value in text:
-            text = re.sub(rf"(?<![\w@.-]){re.escape(value)}(?![\w@-])", by, text)
-    return text
+    """``text`` with each whole-token ``value`` of ``pairs`` replaced by its ``by``, in one pass
+    (what was put in is not searched again), the longest value first where two overlap."""
+    present = {value: by for value, by in pairs if value and value in text}
+    if not present:
+        return text
+    alternatives = "|".join(map(re.escape, sorted(present, key=len, reverse=True)))
+    pattern = re.compile(rf"(?<![\w@.-])(?:{alternatives})(?![\w@-])")
+    return pattern.sub(lambda match: present[match.group(0)], text)
 
 
 def _given(consent: Consent) -> ConsentChangeEntry:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from accord.errors import StoreError, translate
@@ -54,12 +54,23 @@ _REFS_OF_JSON = (
 
 
 def suppressed_refs(conn: Connection, refs: list[str]) -> set[str]:
-    """Which of ``refs`` (people as the ledger names them) were erased: one statement.
+    """Which of ``refs`` (people as the ledger names them) were erased.
 
-    The ledger calls it, inside its append lock, for the people about to get a new key.
+    The ledger calls it, inside its append lock, for the people about to get a new key: on the
+    first release about a million people, a million refs. The smaller side is read: the whole
+    list when it is shorter than ``refs`` (most often it is empty), else the refs are joined
+    against it in one statement.
     """
     if not refs:
         return set()
+    e = t.erased_people.c
+    listed = int(conn.execute(select(func.count()).select_from(t.erased_people)).scalar_one())
+    if listed == 0:
+        return set()
+    if listed <= len(refs):
+        wanted = set(refs)
+        rows = conn.execute(select(e.party, e.person_id))
+        return {ref for party, person in rows if (ref := f"{party}/{person}") in wanted}
     postgres = conn.dialect.name == "postgresql"
     cursor = conn.connection.cursor()
     try:
