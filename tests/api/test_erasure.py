@@ -7,6 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from accord.client import AccordClient, ApiProblem
 from accord.service import person_ref
 from accord.store import tables as t
 from api.world import World, app_token, bearer, delegated_token
@@ -87,3 +88,47 @@ def test_a_person_token_cannot_erase_or_read_notices(world: World, client: httpx
 def test_no_token_no_erasure(client: httpx.Client) -> None:
     assert client.post("/v1/people/c0000001/erasure").status_code == 401
     assert client.get("/v1/erasure-notices").status_code == 401
+
+
+def test_through_the_client_the_member_stops_flowing_and_chirp_is_told(
+    world: World, base_url: str
+) -> None:
+    with (
+        AccordClient.for_app(base_url, world.chirp.client_id, world.chirp_secret) as chirp,
+        AccordClient.for_app(base_url, world.reelix.client_id, world.reelix_secret) as reelix,
+    ):
+        before = chirp.watch_activity()
+        released = before["receipts"][-1]["index"]
+        # A member the ledger says this release was about, with the events it carried.
+        with world.accord.session() as s:
+            members = (
+                s.execute(
+                    select(t.consents.c.person)
+                    .where(t.consents.c.controller == "reelix", t.consents.c.recipient == "chirp")
+                    .distinct()
+                    .order_by(t.consents.c.person)
+                )
+                .scalars()
+                .all()
+            )
+        member = next(
+            m
+            for m in members
+            if released in world.accord.ledger.entries_about(person_ref("reelix", m))
+        )
+        (events,) = world.sql(
+            "reelix", "SELECT count(*) FROM watch_events WHERE member_id = ?", member
+        )[0]
+        assert events > 0
+        done = reelix.erase(member, known_as={"chirp": "linked-elsewhere"})
+        assert "chirp" in done["recipients"]
+        after = chirp.watch_activity()
+        assert len(after["rows"]) == len(before["rows"]) - events
+        assert after["people"] == before["people"] - 1
+        (notice,) = [n for n in chirp.erasure_notices() if n["person"] == "linked-elsewhere"]
+        assert notice["provider"] == "reelix"
+        chirp.acknowledge(notice["id"])
+        assert [n for n in chirp.erasure_notices() if n["id"] == notice["id"]] == []
+        with pytest.raises(ApiProblem) as gone:
+            chirp.acknowledge(notice["id"])
+        assert gone.value.status == 404
