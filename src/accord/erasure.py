@@ -47,7 +47,7 @@ from accord.ledger.shred import lookup_pseudonym
 from accord.pets import tables as pets_t
 from accord.service import Accord, person_ref
 from accord.store import tables as t
-from accord.store.erased import erased_at
+from accord.store.erased import is_erased
 from accord.store.repositories import ConsentRepository, OptOutRepository, PartyRepository
 
 PROOF_CONTEXT = b"accord/erasure/consent-proof/v1"
@@ -117,11 +117,11 @@ def erase(
                 t.people.c.party == party, t.people.c.person_id == person
             )
         ).first()
-        before = erased_at(s, party, person)
+        erased_before = is_erased(s, party, person)
     key = accord.ledger.key_of(ref)
-    if before is not None and key is None:
+    if erased_before and key is None:
         return Erasure(party, person, already=True)
-    if held is None and not consents and not opt_outs and key is None and before is None:
+    if held is None and not consents and not opt_outs and key is None and not erased_before:
         raise InvalidInput(
             f"party {party} holds no person {person!r}: Accord has no record of them and no "
             "ledger entry about them, so there is nothing to erase",
@@ -143,11 +143,11 @@ def erase(
         # The records as they stand now, the withdrawals included, are what the proof keeps.
         consents = ConsentRepository(s).for_person(party, person)
         sealed = False
-        if key is not None and before is None and (consents or opt_outs):
+        if key is not None and not erased_before and (consents or opt_outs):
             seal_proof(s, key[0], consents, opt_outs, when)
             sealed = True
-        if before is None:
-            s.execute(insert(t.erased_people).values(party=party, person_id=person, erased_at=when))
+        if not erased_before:
+            s.execute(insert(t.erased_people).values(party=party, person_id=person))
             names = dict(known_as or {})
             notices_rows = [
                 {
@@ -165,7 +165,7 @@ def erase(
     forgotten = 0
     receipt = None
     told = tuple(sorted(recipients))
-    if key is not None or before is None:
+    if key is not None or not erased_before:
         done = accord.ledger.erase(
             ref,
             f"a person was erased at {party}'s request: {withdrawn} consents withdrawn, "

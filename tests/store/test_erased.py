@@ -29,7 +29,7 @@ def _erase(engine: Engine, pairs: list[tuple[str, str]]) -> None:
         if pairs:
             conn.execute(
                 insert(t.erased_people),
-                [{"party": p, "person_id": i, "erased_at": AT} for p, i in pairs],
+                [{"party": p, "person_id": i} for p, i in pairs],
             )
 
 

@@ -27,7 +27,7 @@ from accord.service import Accord, decision_entry, person_refs, refusal_entry, w
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
-from accord.store.erased import erased_at
+from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
@@ -129,8 +129,8 @@ class Gateway:
         if asking is None:
             return
         with self.accord.session() as session:
-            gone = erased_at(session, plan.filter.controller, asking)
-        if gone is not None:
+            gone = is_erased(session, plan.filter.controller, asking)
+        if gone:
             raise InvalidInput(
                 "the person this request is made for or about was erased: nothing about them "
                 "flows any more"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
@@ -31,13 +30,14 @@ def suppressed_of(session: Session, parties: Iterable[str]) -> set[tuple[str, st
     return {(party, person) for party, person in rows}
 
 
-def erased_at(session: Session, party: str, person: str) -> datetime | None:
-    """When ``party`` erased ``person``, or ``None``."""
+def is_erased(session: Session, party: str, person: str) -> bool:
+    """Whether ``party`` erased ``person``."""
     e = t.erased_people.c
     with translate(StoreError, "reading the suppression list"):
-        return session.execute(
-            select(e.erased_at).where(e.party == party, e.person_id == person)
-        ).scalar()
+        found = session.execute(
+            select(e.person_id).where(e.party == party, e.person_id == person)
+        ).first()
+    return found is not None
 
 
 # The ledger names a person "<party>/<id>" (accord.service.person_ref). Constant statements over

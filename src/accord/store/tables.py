@@ -259,6 +259,10 @@ class ErasedPersonRow(Base):
     and keeping it is what lets the party honour the erasure for good: a suppression list is the
     minimum the controller needs to comply with it (GDPR Art. 17(3)(b)), so that a reload from
     its own systems cannot bring the person back.
+
+    It holds no time either: the ledger's withdrawals and erasure entry carry the instant of the
+    erasure, and a time here would tie the person's id to those entries (and to what they had
+    consented to).
     """
 
     __tablename__ = "erased_people"
@@ -267,7 +271,6 @@ class ErasedPersonRow(Base):
         String, ForeignKey("parties.id", name="fk_erased_people_party"), primary_key=True
     )
     person_id: Mapped[str] = mapped_column(String, primary_key=True)
-    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ErasureNoticeRow(Base):

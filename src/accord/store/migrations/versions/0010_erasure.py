@@ -32,7 +32,6 @@ def upgrade() -> None:
         "erased_people",
         sa.Column("party", sa.String(), nullable=False),
         sa.Column("person_id", sa.String(), nullable=False),
-        sa.Column("erased_at", INSTANT, nullable=False),
         sa.ForeignKeyConstraint(["party"], ["parties.id"], name="fk_erased_people_party"),
         sa.PrimaryKeyConstraint("party", "person_id"),
     )
