@@ -7,6 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from accord.api import tables as api_t
 from accord.client import AccordClient, ApiProblem
 from accord.service import person_ref
 from accord.store import tables as t
@@ -132,3 +133,20 @@ def test_through_the_client_the_member_stops_flowing_and_chirp_is_told(
         with pytest.raises(ApiProblem) as gone:
             chirp.acknowledge(notice["id"])
         assert gone.value.status == 404
+
+
+def test_the_person_grants_and_tokens_go_with_them(world: World, client: httpx.Client) -> None:
+    person = "c0000060"
+    token = delegated_token(client, world.reelix, world.reelix_secret, person, [SOCIAL])
+    assert client.get("/v1/me/permissions", headers=bearer(token)).status_code == 200
+    chirp = app_token(client, world.chirp, world.chirp_secret)
+    done = client.post(f"/v1/people/{person}/erasure", headers=bearer(chirp)).json()
+    assert done["deleted"]["api_grants"] >= 1
+    assert done["deleted"]["api_tokens"] >= 1
+    # The partner's token for the person stops working at once: it is gone.
+    assert client.get("/v1/me/permissions", headers=bearer(token)).status_code == 401
+    with world.accord.session() as s:
+        grants = s.execute(
+            select(api_t.grants_table.c.id).where(api_t.grants_table.c.person == person)
+        )
+        assert grants.all() == []

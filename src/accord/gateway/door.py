@@ -128,8 +128,9 @@ class Gateway:
         asking = plan.decision.request.requester_person
         if asking is None:
             return
-        with self.accord.session() as session:
-            gone = is_erased(session, plan.filter.controller, asking)
+        # A Core connection: a lookup by primary key needs none of the ORM's machinery.
+        with self.accord.engine.connect() as conn:
+            gone = is_erased(conn, plan.filter.controller, asking)
         if gone:
             raise InvalidInput(
                 "the person this request is made for or about was erased: nothing about them "

@@ -30,8 +30,8 @@ def suppressed_of(session: Session, parties: Iterable[str]) -> set[tuple[str, st
     return {(party, person) for party, person in rows}
 
 
-def is_erased(session: Session, party: str, person: str) -> bool:
-    """Whether ``party`` erased ``person``."""
+def is_erased(session: Session | Connection, party: str, person: str) -> bool:
+    """Whether ``party`` erased ``person`` (one primary-key lookup)."""
     e = t.erased_people.c
     with translate(StoreError, "reading the suppression list"):
         found = session.execute(
