@@ -24,10 +24,11 @@ from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
-from accord.service import Accord, decision_entry, person_refs, refusal_entry
+from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
+from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
@@ -100,11 +101,13 @@ class Gateway:
         except (Refused, ReleaseFailed):
             raise  # already in the ledger
         except AccordError as exc:
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {exc.message}")
+            logged = without_values(exc.message, _sent(exchange))
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {message}")
+            logged = without_values(message, _sent(exchange))
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
             raise GatewayError(f"the exchange failed and released nothing: {message}") from exc
 
     def _run(self, exchange: Exchange) -> Release:
@@ -114,9 +117,25 @@ class Gateway:
             receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
             raise Refused(decision, receipt)
         plan = self._plan(decision, exchange)
+        self._refuse_erased(plan)
         if request.operation is Operation.WRITE:
             return self._write(plan, exchange)
         return self._read(plan, exchange)
+
+    def _refuse_erased(self, plan: _Plan) -> None:
+        """Nothing flows on behalf of, or about the relations of, a person their party erased:
+        their friend list or threads are about them too."""
+        asking = plan.decision.request.requester_person
+        if asking is None:
+            return
+        # A Core connection: a lookup by primary key needs none of the ORM's machinery.
+        with self.accord.engine.connect() as conn:
+            gone = is_erased(conn, plan.filter.controller, asking)
+        if gone:
+            raise InvalidInput(
+                "the person this request is made for or about was erased: nothing about them "
+                "flows any more"
+            )
 
     # -- failing closed ----------------------------------------------------------------------------
 
@@ -534,7 +553,7 @@ class Gateway:
                     request,
                     RELEASE_FAILED_RULE,
                     f"the release logged at index {receipts[-1].index} failed in "
-                    f"{plan.receiver}'s database: {message}",
+                    f"{plan.receiver}'s database: {without_values(message, _sent(exchange))}",
                 )
                 raise ReleaseFailed(
                     f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
@@ -690,6 +709,15 @@ def _names_a_person(c: Collection, name: str) -> bool:
     """Whether field ``name`` of ``c`` holds a person's id."""
     declared = c.field(name)
     return declared is not None and taxonomy.covers(PERSON_ID, declared.category)
+
+
+def _sent(exchange: Exchange) -> list[Any]:
+    """Every value a partner sent in an exchange (its conditions and rows): an error may quote
+    one, and the ledger's copy of the error must not (any may be a person's id)."""
+    values = list((exchange.where or {}).values())
+    for row in exchange.rows or ():
+        values.extend(row.values())
+    return values
 
 
 def _condition_only(category: str) -> bool:
