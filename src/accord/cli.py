@@ -325,7 +325,7 @@ def consent_opt_out(
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record an opt-out of sale and sharing (CCPA/CPRA), e.g. from a Sec-GPC: 1 signal."""
+    """Record an opt-out of sale and sharing (honoured everywhere), e.g. a Sec-GPC: 1 signal."""
     with Accord.open(database_url, data_dir) as accord:
         accord.opt_out(
             OptOut(person, controller, OptOutKind.SALE_SHARING, source, datetime.now(UTC))

@@ -103,12 +103,34 @@ class Jurisdictions:
     """A set of jurisdictions: whole countries and single subdivisions, or everywhere.
 
     This is a set a database can test with ``country IN (...) OR jurisdiction IN (...)``.
+    Everywhere may leave places out (``except_countries``, ``except_subdivisions``: see
+    :meth:`everywhere_but`), tested with ``NOT (country IN (...) OR jurisdiction IN (...))``.
     """
 
     countries: frozenset[str] = frozenset()
     subdivisions: frozenset[str] = frozenset()
     everywhere: bool = False
     label: str = field(default="", compare=False)
+    except_countries: frozenset[str] = frozenset()
+    except_subdivisions: frozenset[str] = frozenset()
+
+    @classmethod
+    def everywhere_but(cls, *others: Jurisdictions, label: str = "") -> Jurisdictions:
+        """Every place that none of ``others`` contains (what no other rule covers)."""
+        countries: set[str] = set()
+        subdivisions: set[str] = set()
+        for other in others:
+            if other.everywhere:
+                raise InvalidInput("everywhere_but takes sets of places, not everywhere")
+            countries |= other.countries
+            subdivisions |= other.subdivisions
+        return cls(
+            everywhere=True,
+            label=label,
+            except_countries=frozenset(countries),
+            # A subdivision of a country already left out needs no mention of its own.
+            except_subdivisions=frozenset(s for s in subdivisions if country(s) not in countries),
+        )
 
     @classmethod
     def of(cls, names: Iterable[str]) -> Jurisdictions:
@@ -133,14 +155,19 @@ class Jurisdictions:
 
     def contains(self, code: str) -> bool:
         """Whether the jurisdiction ``code`` is in this set."""
-        return self.everywhere or code in self.subdivisions or country(code) in self.countries
+        if self.everywhere:
+            return (
+                code not in self.except_subdivisions and country(code) not in self.except_countries
+            )
+        return code in self.subdivisions or country(code) in self.countries
 
     def describe(self) -> str:
         """A short phrase for reasons: 'everywhere' or the sorted codes."""
-        if self.everywhere:
-            return "everywhere"
         if self.label:
             return self.label
+        if self.everywhere:
+            left_out = sorted(self.except_countries | self.except_subdivisions)
+            return "everywhere" + (f" but {', '.join(left_out)}" if left_out else "")
         for name, members in REGIONS.items():
             if self.countries == members and not self.subdivisions:
                 return name

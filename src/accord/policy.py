@@ -29,7 +29,7 @@ from accord.consent import Operation
 from accord.errors import PolicyError, translate
 from accord.filters import ConsentNeed, Group, PersonFilter, Rule
 from accord.jurisdictions import Jurisdictions
-from accord.law import Disclosure, RequestRule, ccpa, friends, gdpr, sca, vppa
+from accord.law import Disclosure, RequestRule, friends, gdpr, optout, sca, vppa
 from accord.requests import Request, Subjects, SubjectsKind
 
 SCHEMA = """
@@ -483,8 +483,11 @@ _RULE_PHRASES = {
     sca.READ_RULE_ID: "every participant in a thread has consented",
     sca.SEND_RULE_ID: "the sender has consented to sending",
     gdpr.RULE_ID: "people under the GDPR gave a distinct consent to this purpose",
-    ccpa.RULE_ID: "no sale/sharing opt-out (or GPC signal) is in force",
     friends.RULE_ID: "everyone but the requester has consented themselves",
+    **dict.fromkeys(
+        sorted(optout.RULE_IDS),
+        "no opt-out of sale or sharing, objection to direct marketing or GPC signal is in force",
+    ),
 }
 
 
@@ -554,6 +557,6 @@ def _person_rules(
             )
             for category in sorted(categories)
         )
-    for module in (vppa, sca, gdpr, ccpa, friends):
+    for module in (vppa, sca, gdpr, optout, friends):
         rules.extend(module.person_rules(d))
     return d.controller, tuple(rules), sca.group(d)
