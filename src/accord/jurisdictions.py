@@ -83,12 +83,57 @@ REGIONS: dict[str, frozenset[str]] = {
 _CODE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
 
+def _codes(text: str) -> frozenset[str]:
+    """The codes in ``text``, separated by white space."""
+    return frozenset(text.split())
+
+
+# ISO 3166-1 alpha-2: the 249 officially assigned country codes.
+COUNTRIES = _codes(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
+    ZW
+    """
+)
+# ISO 3166-2 subdivisions of the countries whose law differs from one subdivision to the next
+# and that Accord's rules name: the US states, district and outlying areas; Canada's provinces
+# and territories. Other countries' subdivision codes are checked for their form only.
+SUBDIVISIONS: dict[str, frozenset[str]] = {
+    "US": _codes(
+        """
+        AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH
+        NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR UM VI
+        """
+    ),
+    "CA": _codes("AB BC MB NB NL NS NT NU ON PE QC SK YT"),
+}
+
+
 def validate_code(code: str) -> str:
-    """A jurisdiction code, upper-cased, or a clear error."""
+    """A jurisdiction code, upper-cased, or a clear error: an ISO 3166-1 country, or an ISO
+    3166-2 subdivision of one (checked against the list for the US and Canada)."""
     norm = code.strip().upper()
     if not _CODE.match(norm):
         raise InvalidInput(
             f"{code!r} is not a jurisdiction: use an ISO 3166 code such as 'US-CA', 'DE' or 'CA'"
+        )
+    land, _, part = norm.partition("-")
+    if land not in COUNTRIES:
+        raise InvalidInput(
+            f"{code!r} is not a jurisdiction: {land!r} is not an ISO 3166-1 country code"
+        )
+    known = SUBDIVISIONS.get(land)
+    if part and known is not None and part not in known:
+        raise InvalidInput(
+            f"{code!r} is not a jurisdiction: {land}-{part} is not an ISO 3166-2 subdivision "
+            f"of {land}"
         )
     return norm
 

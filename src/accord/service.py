@@ -196,20 +196,23 @@ class Accord:
     # -- consent -------------------------------------------------------------------------------
 
     def grant(self, consent: Consent) -> Consent:
-        """Record a consent; under the GDPR it must be demonstrable (Art. 7) or it is refused."""
-        problems = gdpr.consent_problems(consent)
-        if problems:
-            raise ConsentError(
-                "cannot be accepted under the GDPR: " + "; ".join(problems),
-                where=f"consent {consent.id}",
-            )
+        """Record a consent; under the GDPR it must be demonstrable (Art. 7) or it is refused.
+
+        The person must be one the controller holds: where they live comes from the controller's
+        own records (:meth:`add_people`), never from a consent, whose jurisdiction says only
+        where it was collected.
+        """
         with self.session() as s:
             PartyRepository(s).require(
                 {consent.controller, consent.recipient}, needed_for=f"consent {consent.id}"
             )
-            PeopleRepository(s).upsert_many(
-                [Person(consent.person, consent.controller, consent.jurisdiction)]
-            )
+            person = self._holder_of(s, consent)
+            problems = gdpr.consent_problems(consent, lives_in=person.jurisdiction)
+            if problems:
+                raise ConsentError(
+                    "cannot be accepted under the GDPR: " + "; ".join(problems),
+                    where=f"consent {consent.id}",
+                )
             ConsentRepository(s).add(consent)
         self.ledger.append([_given(consent)])
         return consent
@@ -221,7 +224,9 @@ class Accord:
         when = utc(at) if at else datetime.now(UTC)
         with self.session() as s:
             consent = ConsentRepository(s).withdraw(consent_id, when)
-        duty = gdpr.on_withdrawal(consent)
+            home = PeopleRepository(s).get_many(consent.controller, [consent.person])
+        lives_in = home[consent.person].jurisdiction if consent.person in home else None
+        duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
         self.ledger.append(
             [
                 ConsentChangeEntry(
@@ -265,6 +270,23 @@ class Accord:
             repo = OptOutRepository(s)
             for signal in opt_outs:
                 repo.add(signal)
+
+    def person(self, party: str, person_id: str) -> Person:
+        """A person ``party`` holds, with where they live, or :class:`NotFound`."""
+        with self.session() as s:
+            return PeopleRepository(s).get(party, person_id)
+
+    @staticmethod
+    def _holder_of(s: Session, consent: Consent) -> Person:
+        try:
+            return PeopleRepository(s).get(consent.controller, consent.person)
+        except NotFound:
+            raise ConsentError(
+                f"{consent.controller} holds no person {consent.person!r}: a consent is recorded "
+                "only for a person the party has recorded, with where they live (from the "
+                "party's own records: `accord people load`), never placed by the consent",
+                where=f"consent {consent.id}",
+            ) from None
 
     def consents(self, party: str, person: str) -> list[Consent]:
         """A person's consents at a party."""
