@@ -227,20 +227,7 @@ class Accord:
             home = PeopleRepository(s).get_many(consent.controller, [consent.person])
         lives_in = home[consent.person].jurisdiction if consent.person in home else None
         duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
-        self.ledger.append(
-            [
-                ConsentChangeEntry(
-                    agreement=None,
-                    reason=f"consent to {consent.recipient} withdrawn; {duty.reason}",
-                    purpose=sorted(consent.purposes)[0],
-                    categories=tuple(sorted(consent.categories)),
-                    about=(person_ref(consent.controller, consent.person),),
-                    change="withdrawn",
-                    recipient=consent.recipient,
-                    at=when,
-                )
-            ]
-        )
+        self.ledger.append([_withdrawn(consent, duty, when)])
         return consent, duty
 
     def import_records(
@@ -255,15 +242,22 @@ class Accord:
         """Load existing records in bulk (a migration from a party's own consent store).
 
         Records are stored as they are; ones that fall short of the GDPR's Art. 7 are kept but
-        never satisfy the GDPR's rule. Each consent is written to the ledger as given.
+        never satisfy the GDPR's rule. Each consent is written to the ledger as given, at the
+        time it was given, and one already withdrawn also as withdrawn, at the time it was, so
+        the person's proof bundle shows both.
         """
         with self.session() as s:
             PeopleRepository(s).upsert_many(people)
+        # Where each person lives, for what a withdrawal then requires (records already withdrawn).
+        withdrawn = any(c.withdrawn_at is not None for c in consents)
+        homes = {(p.party, p.id): p.jurisdiction for p in people} if withdrawn else {}
         for start in range(0, len(consents), batch):
             chunk = consents[start : start + batch]
             with self.session() as s:
                 ConsentRepository(s).bulk_add(chunk)
-            self.ledger.append(_given(c) for c in chunk)
+            self.ledger.append(
+                entry for c in chunk for entry in _history(c, homes.get((c.controller, c.person)))
+            )
             if progress:
                 progress(len(chunk))
         with self.session() as s:
@@ -379,6 +373,27 @@ def _given(consent: Consent) -> ConsentChangeEntry:
         recipient=consent.recipient,
         at=consent.given_at,
     )
+
+
+def _withdrawn(consent: Consent, duty: gdpr.Obligations, at: datetime) -> ConsentChangeEntry:
+    return ConsentChangeEntry(
+        agreement=None,
+        reason=f"consent to {consent.recipient} withdrawn; {duty.reason}",
+        purpose=sorted(consent.purposes)[0],
+        categories=tuple(sorted(consent.categories)),
+        about=(person_ref(consent.controller, consent.person),),
+        change="withdrawn",
+        recipient=consent.recipient,
+        at=at,
+    )
+
+
+def _history(consent: Consent, lives_in: str | None) -> Iterator[ConsentChangeEntry]:
+    """The ledger entries of an imported record: given, and withdrawn if it already was."""
+    yield _given(consent)
+    if consent.withdrawn_at is not None:
+        duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
+        yield _withdrawn(consent, duty, consent.withdrawn_at)
 
 
 def _status_or_none(repo: AgreementRepository, agreement_id: str) -> ag.Status | None:
