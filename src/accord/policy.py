@@ -351,7 +351,12 @@ class Policy:
         rules = kind.rules
         asking = request.requester_person
         if kind.personal:
-            rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
+            # Only the rules that exempt the requester change; the others (every place's opt-out
+            # rule, say) are reused as they are.
+            filled = list(rules)
+            for i in kind.personal:
+                filled[i] = replace(filled[i], exempt=asking)
+            rules = tuple(filled)
         person_filter = PersonFilter(
             at=request.at,
             controller=kind.controller,
@@ -406,7 +411,7 @@ class Policy:
                 rules=rules,
                 group=group,
                 regions=clause.region_set,
-                personal=any(r.exempt == _REQUESTER for r in rules),
+                personal=tuple(i for i, r in enumerate(rules) if r.exempt == _REQUESTER),
                 outside=f"lives outside the regions of clause {clause.id}",
             )
         return kind
@@ -503,7 +508,8 @@ class _Kind:
     rules: tuple[Rule, ...]
     group: Group
     regions: Jurisdictions
-    personal: bool
+    personal: tuple[int, ...]
+    """Where in ``rules`` the rules that exempt the requester are (empty: none do)."""
     outside: str
     sentences: dict[tuple[str, ...], str] = field(default_factory=dict)
 
