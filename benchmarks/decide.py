@@ -10,7 +10,8 @@
    selects the people holding a consent for the recipient (no law, no other conditions), and with
    Accord's own Python evaluator of the same filter over the same records loaded in memory.
 
-Prints a table and ends with one line of JSON.
+Prints a table and ends with one line of JSON. ``--quick`` runs it small, to check that it
+still runs (``tests/test_benchmarks.py`` does).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy import and_, exists, select
 
 from accord import agreements as ag
 from accord.consent import Consent, Method, Operation, Person, PersonFacts
-from accord.policy import Policy
+from accord.policy import Policy, acting_party
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.store import filter_sql
 from accord.store import tables as t
@@ -143,22 +144,52 @@ def bench_decide(n: int, runs: int) -> dict[str, float]:
     }
 
 
+SEGMENTS = "interest-segments"
+
+
+def segments(policy: Policy) -> tuple[ag.Agreement, ag.Clause, Request]:
+    """The interest-segments clause and its request as the agreement has it now: who acts, doing
+    what, for what purpose, all read from the clause (so the benchmark follows the agreement when
+    it changes)."""
+    main = policy.registry["chirp-reelix"].agreement
+    c = main.clause(SEGMENTS)
+    if c is None:
+        raise SystemExit(f"agreement {main.id} has no clause {SEGMENTS}")
+    op = sorted(c.operations)[0]
+    return (
+        main,
+        c,
+        Request(
+            requester=acting_party(main, c, op),
+            agreement=main.id,
+            clause=c.id,
+            operation=op,
+            purpose=sorted(c.purposes)[0],
+            categories=frozenset(c.categories),
+            at=AT,
+        ),
+    )
+
+
 def bench_filter(people: int, folder: Path) -> dict[str, float]:
     """One consent per person; jurisdictions spread over US, EU, Canada and Latin America."""
     rng = random.Random(2)
     places = ["US-CA", "US-NY", "US-TX", "DE", "FR", "GB", "CA", "BR", "MX"]
+    policy = Policy(registry())
+    main, c, asked = segments(policy)
+    holder, recipient = main.sender_of(c), main.receiver_of(c)
     engine, sessions = open_store(f"sqlite:///{folder / 'bench.db'}")
     try:
-        everyone = [Person(f"r{i:07d}", "reelix", rng.choice(places)) for i in range(people)]
+        everyone = [Person(f"r{i:07d}", holder, rng.choice(places)) for i in range(people)]
         records = [
             Consent(
                 id=f"k{i:07d}",
                 person=p.id,
-                controller="reelix",
-                recipient="chirp",
-                purposes=frozenset({"marketing.advertising.third_party.targeted"}),
-                categories=frozenset({"user.behavior.media_consumption"}),
-                operations=frozenset({Operation.WRITE}),
+                controller=holder,
+                recipient=recipient,
+                purposes=frozenset({asked.purpose}),
+                categories=frozenset(asked.categories),
+                operations=frozenset({asked.operation}),
                 jurisdiction=p.jurisdiction,
                 given_at=AT - timedelta(days=rng.randint(1, 900)),
                 method=Method.IN_APP_DIALOG,
@@ -183,29 +214,18 @@ def bench_filter(people: int, folder: Path) -> dict[str, float]:
                 with sessions() as s, s.begin():
                     ConsentRepository(s).bulk_add(records[start : start + step])
                 bar.advance(task, min(step, people - start))
-        policy = Policy(registry())
-        decision = policy.decide(
-            Request(
-                requester="reelix",
-                agreement="chirp-reelix",
-                clause="interest-segments",
-                operation=Operation.WRITE,
-                purpose="marketing.advertising.third_party.targeted",
-                categories=frozenset({"user.behavior.media_consumption"}),
-                at=AT,
-            )
-        )
+        decision = policy.decide(asked)
         if not decision.allowed or decision.filter is None:
             raise SystemExit(f"the benchmark's request was refused: {decision.reason}")
         f = decision.filter
-        c = t.consents.c
+        k = t.consents.c
         bare = select(t.people.c.person_id).where(
-            t.people.c.party == "reelix",
+            t.people.c.party == holder,
             exists().where(
                 and_(
-                    c.controller == "reelix",
-                    c.person == t.people.c.person_id,
-                    c.recipient == "chirp",
+                    k.controller == holder,
+                    k.person == t.people.c.person_id,
+                    k.recipient == recipient,
                 )
             ),
         )
@@ -232,14 +252,22 @@ def bench_filter(people: int, folder: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 requests, 3 runs and 5,000 people: to check that it runs (tests do)",
+    )
+    parser.add_argument("--requests", type=int, default=None, help="default 10,000")
+    parser.add_argument("--runs", type=int, default=None, help="default 7")
+    parser.add_argument("--people", type=int, default=None, help="default 1,000,000")
     args = parser.parse_args()
+    requests_n = args.requests or (1_000 if args.quick else 10_000)
+    runs = args.runs or (3 if args.quick else 7)
+    people = args.people or (5_000 if args.quick else 1_000_000)
 
-    decide = bench_decide(args.requests, args.runs)
+    decide = bench_decide(requests_n, runs)
     with tempfile.TemporaryDirectory() as tmp:
-        filt = bench_filter(args.people, Path(tmp))
+        filt = bench_filter(people, Path(tmp))
 
     table = Table(title="Decisions and per-person filters")
     table.add_column("measure")

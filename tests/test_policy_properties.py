@@ -339,14 +339,10 @@ def lawful(
         for cat in media:
             if not consent_ok(person.consents, category=cat, distinct=True, max_years=2, **base):
                 broken.append("no VPPA consent")
-    cross_context = under("marketing.advertising.third_party", req.purpose) or under(
-        "marketing.advertising.profiling", req.purpose
-    )
-    if (
-        cross_context
-        and jur in {"US-CA", "US-CO", "US-CT"}
-        and any(o.in_force_at(req.at) for o in person.opt_outs)
-    ):
+    # A sale/sharing opt-out (or a GDPR objection to direct marketing) keeps a person out of
+    # every marketing flow, wherever they live: under their state's act, the GDPR's Art. 21, or
+    # Accord's own rule where no statute reaches.
+    if under("marketing", req.purpose) and any(o.in_force_at(req.at) for o in person.opt_outs):
         broken.append("opted out of sale/sharing")
     return broken
 

@@ -32,7 +32,7 @@ from accord.consent import (
     consent_status,
 )
 from accord.console import DatabaseUrl, DataDir, err, handled
-from accord.errors import AgreementFormatError, InvalidInput
+from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.ledger.cli import app as ledger_app
 from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
@@ -217,8 +217,14 @@ def consent_grant(
     recipient: Annotated[str, typer.Option(help="The party the data may go to.")],
     purpose: Annotated[list[str], typer.Option(help="A purpose (repeat for several).")],
     category: Annotated[list[str], typer.Option(help="A data category (repeat).")],
-    jurisdiction: Annotated[str, typer.Option(help="Where the person lives, e.g. US-CA, DE.")],
     notice: Annotated[str, typer.Option(help="The notice shown (URL or version).")],
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the consent was collected (ISO 3166, e.g. US-CA, DE); default: where the "
+            "person lives. It never changes where the person lives, which the party records."
+        ),
+    ] = None,
     consent_id: Annotated[str | None, typer.Option("--id", help="Record id.")] = None,
     method: Annotated[Method, typer.Option(help="How it was collected.")] = Method.IN_APP_DIALOG,
     withdraw_via: Annotated[
@@ -247,26 +253,35 @@ def consent_grant(
 ) -> None:
     """Record a person's consent (ISO/IEC TS 27560 fields)."""
     given_at = _instant(given, "--given") or datetime.now(UTC)
-    record = Consent(
-        id=consent_id or f"{controller}-{person}-{recipient}-{int(given_at.timestamp())}",
-        person=person,
-        controller=controller,
-        recipient=recipient,
-        purposes=frozenset(purpose),
-        categories=frozenset(category),
-        jurisdiction=jurisdiction,
-        given_at=given_at,
-        method=method,
-        notice=notice,
-        operations=frozenset(operation),
-        distinct_and_separate=separate,
-        withdrawal_method=withdraw_via,
-        expires_at=_instant(expires, "--expires"),
-        scope=Scope.ONE_DISCLOSURE if title else Scope.ONGOING,
-        disclosure=title,
-        excluded_titles=frozenset(exclude_title or ()),
-    )
+    expires_at = _instant(expires, "--expires")
     with Accord.open(database_url, data_dir) as accord:
+        try:
+            home = accord.person(controller, person).jurisdiction
+        except NotFound as exc:
+            raise ConsentError(
+                f"{exc.message}; record the party's people first, with where each lives "
+                "(`accord person load`): a consent never places a person",
+                where="--person",
+            ) from None
+        record = Consent(
+            id=consent_id or f"{controller}-{person}-{recipient}-{int(given_at.timestamp())}",
+            person=person,
+            controller=controller,
+            recipient=recipient,
+            purposes=frozenset(purpose),
+            categories=frozenset(category),
+            jurisdiction=jurisdiction or home,
+            given_at=given_at,
+            method=method,
+            notice=notice,
+            operations=frozenset(operation),
+            distinct_and_separate=separate,
+            withdrawal_method=withdraw_via,
+            expires_at=expires_at,
+            scope=Scope.ONE_DISCLOSURE if title else Scope.ONGOING,
+            disclosure=title,
+            excluded_titles=frozenset(exclude_title or ()),
+        )
         accord.grant(record)
     out.print(f"consent {record.id} recorded")
 
@@ -327,7 +342,7 @@ def consent_opt_out(
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record an opt-out of sale and sharing (CCPA/CPRA), e.g. from a Sec-GPC: 1 signal."""
+    """Record an opt-out of sale and sharing (honoured everywhere), e.g. a Sec-GPC: 1 signal."""
     with Accord.open(database_url, data_dir) as accord:
         accord.opt_out(
             OptOut(person, controller, OptOutKind.SALE_SHARING, source, datetime.now(UTC))

@@ -67,7 +67,9 @@ class Consent:
     """One person's consent to one recipient, for some purposes and categories.
 
     ``person`` is the person's id at the ``controller`` (the party that holds the data and
-    collected the consent).
+    collected the consent). ``jurisdiction`` is where the consent was collected (ISO 3166); where
+    the person lives is the controller's to record (:class:`Person`), and a consent never
+    changes it.
     """
 
     id: str

@@ -30,7 +30,7 @@ from accord.consent import Operation
 from accord.errors import PolicyError, translate
 from accord.filters import ConsentNeed, Group, PersonFilter, Rule
 from accord.jurisdictions import Jurisdictions
-from accord.law import Disclosure, RequestRule, ccpa, friends, gdpr, sca, vppa
+from accord.law import Disclosure, RequestRule, friends, gdpr, optout, sca, vppa
 from accord.requests import Request, Subjects, SubjectsKind
 
 SCHEMA = """
@@ -368,7 +368,12 @@ class Policy:
         rules = kind.rules
         asking = request.requester_person
         if kind.personal:
-            rules = tuple(replace(r, exempt=asking) if r.exempt == _REQUESTER else r for r in rules)
+            # Only the rules that exempt the requester change; the others (every place's opt-out
+            # rule, say) are reused as they are.
+            filled = list(rules)
+            for i in kind.personal:
+                filled[i] = replace(filled[i], exempt=asking)
+            rules = tuple(filled)
         person_filter = PersonFilter(
             at=request.at,
             controller=kind.controller,
@@ -423,7 +428,7 @@ class Policy:
                 rules=rules,
                 group=group,
                 regions=clause.region_set,
-                personal=any(r.exempt == _REQUESTER for r in rules),
+                personal=tuple(i for i, r in enumerate(rules) if r.exempt == _REQUESTER),
                 outside=f"lives outside the regions of clause {clause.id}",
             )
         return kind
@@ -500,8 +505,11 @@ _RULE_PHRASES = {
     sca.READ_RULE_ID: "every participant in a thread has consented",
     sca.SEND_RULE_ID: "the sender has consented to sending",
     gdpr.RULE_ID: "people under the GDPR gave a distinct consent to this purpose",
-    ccpa.RULE_ID: "no sale/sharing opt-out (or GPC signal) is in force",
     friends.RULE_ID: "everyone but the requester has consented themselves",
+    **dict.fromkeys(
+        sorted(optout.RULE_IDS),
+        "no opt-out of sale or sharing, objection to direct marketing or GPC signal is in force",
+    ),
 }
 
 
@@ -517,7 +525,8 @@ class _Kind:
     rules: tuple[Rule, ...]
     group: Group
     regions: Jurisdictions
-    personal: bool
+    personal: tuple[int, ...]
+    """Where in ``rules`` the rules that exempt the requester are (empty: none do)."""
     outside: str
     sentences: dict[tuple[str, ...], str] = field(default_factory=dict)
 
@@ -571,6 +580,6 @@ def _person_rules(
             )
             for category in sorted(categories)
         )
-    for module in (vppa, sca, gdpr, ccpa, friends):
+    for module in (vppa, sca, gdpr, optout, friends):
         rules.extend(module.person_rules(d))
     return d.controller, tuple(rules), sca.group(d)

@@ -201,20 +201,23 @@ class Accord:
     # -- consent -------------------------------------------------------------------------------
 
     def grant(self, consent: Consent) -> Consent:
-        """Record a consent; under the GDPR it must be demonstrable (Art. 7) or it is refused."""
-        problems = gdpr.consent_problems(consent)
-        if problems:
-            raise ConsentError(
-                "cannot be accepted under the GDPR: " + "; ".join(problems),
-                where=f"consent {consent.id}",
-            )
+        """Record a consent; under the GDPR it must be demonstrable (Art. 7) or it is refused.
+
+        The person must be one the controller holds: where they live comes from the controller's
+        own records (:meth:`add_people`), never from a consent, whose jurisdiction says only
+        where it was collected.
+        """
         with self.session() as s:
             PartyRepository(s).require(
                 {consent.controller, consent.recipient}, needed_for=f"consent {consent.id}"
             )
-            PeopleRepository(s).upsert_many(
-                [Person(consent.person, consent.controller, consent.jurisdiction)]
-            )
+            person = self._holder_of(s, consent)
+            problems = gdpr.consent_problems(consent, lives_in=person.jurisdiction)
+            if problems:
+                raise ConsentError(
+                    "cannot be accepted under the GDPR: " + "; ".join(problems),
+                    where=f"consent {consent.id}",
+                )
             ConsentRepository(s).add(consent)
         self.ledger.append([_given(consent)])
         return consent
@@ -226,21 +229,10 @@ class Accord:
         when = utc(at) if at else datetime.now(UTC)
         with self.session() as s:
             consent = ConsentRepository(s).withdraw(consent_id, when)
-        duty = gdpr.on_withdrawal(consent)
-        self.ledger.append(
-            [
-                ConsentChangeEntry(
-                    agreement=None,
-                    reason=f"consent to {consent.recipient} withdrawn; {duty.reason}",
-                    purpose=sorted(consent.purposes)[0],
-                    categories=tuple(sorted(consent.categories)),
-                    about=(person_ref(consent.controller, consent.person),),
-                    change="withdrawn",
-                    recipient=consent.recipient,
-                    at=when,
-                )
-            ]
-        )
+            home = PeopleRepository(s).get_many(consent.controller, [consent.person])
+        lives_in = home[consent.person].jurisdiction if consent.person in home else None
+        duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
+        self.ledger.append([_withdrawn(consent, duty, when)])
         return consent, duty
 
     def import_records(
@@ -255,7 +247,9 @@ class Accord:
         """Load existing records in bulk (a migration from a party's own consent store).
 
         Records are stored as they are; ones that fall short of the GDPR's Art. 7 are kept but
-        never satisfy the GDPR's rule. Each consent is written to the ledger as given.
+        never satisfy the GDPR's rule. Each consent is written to the ledger as given, at the
+        time it was given, and one already withdrawn also as withdrawn, at the time it was, so
+        the person's proof bundle shows both.
         """
         with self.session() as s:
             PeopleRepository(s).upsert_many(people)
@@ -266,17 +260,39 @@ class Accord:
         if erased:
             consents = [c for c in consents if (c.controller, c.person) not in erased]
             opt_outs = [o for o in opt_outs if (o.controller, o.person) not in erased]
+        # Where each person lives, for what a withdrawal then requires (records already withdrawn).
+        withdrawn = any(c.withdrawn_at is not None for c in consents)
+        homes = {(p.party, p.id): p.jurisdiction for p in people} if withdrawn else {}
         for start in range(0, len(consents), batch):
             chunk = consents[start : start + batch]
             with self.session() as s:
                 ConsentRepository(s).bulk_add(chunk)
-            self.ledger.append(_given(c) for c in chunk)
+            self.ledger.append(
+                entry for c in chunk for entry in _history(c, homes.get((c.controller, c.person)))
+            )
             if progress:
                 progress(len(chunk))
         with self.session() as s:
             repo = OptOutRepository(s)
             for signal in opt_outs:
                 repo.add(signal)
+
+    def person(self, party: str, person_id: str) -> Person:
+        """A person ``party`` holds, with where they live, or :class:`NotFound`."""
+        with self.session() as s:
+            return PeopleRepository(s).get(party, person_id)
+
+    @staticmethod
+    def _holder_of(s: Session, consent: Consent) -> Person:
+        try:
+            return PeopleRepository(s).get(consent.controller, consent.person)
+        except NotFound:
+            raise ConsentError(
+                f"{consent.controller} holds no person {consent.person!r}: a consent is recorded "
+                "only for a person the party has recorded, with where they live (from the "
+                "party's own records: `accord person load`), never placed by the consent",
+                where=f"consent {consent.id}",
+            ) from None
 
     def consents(self, party: str, person: str) -> list[Consent]:
         """A person's consents at a party."""
@@ -421,6 +437,27 @@ def _given(consent: Consent) -> ConsentChangeEntry:
         recipient=consent.recipient,
         at=consent.given_at,
     )
+
+
+def _withdrawn(consent: Consent, duty: gdpr.Obligations, at: datetime) -> ConsentChangeEntry:
+    return ConsentChangeEntry(
+        agreement=None,
+        reason=f"consent to {consent.recipient} withdrawn; {duty.reason}",
+        purpose=sorted(consent.purposes)[0],
+        categories=tuple(sorted(consent.categories)),
+        about=(person_ref(consent.controller, consent.person),),
+        change="withdrawn",
+        recipient=consent.recipient,
+        at=at,
+    )
+
+
+def _history(consent: Consent, lives_in: str | None) -> Iterator[ConsentChangeEntry]:
+    """The ledger entries of an imported record: given, and withdrawn if it already was."""
+    yield _given(consent)
+    if consent.withdrawn_at is not None:
+        duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
+        yield _withdrawn(consent, duty, consent.withdrawn_at)
 
 
 def _status_or_none(repo: AgreementRepository, agreement_id: str) -> ag.Status | None:

@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accord import agreements as A
 from accord.consent import Consent, Operation, OptOut, PersonFacts, Scope, add_years
@@ -297,59 +299,171 @@ def test_gdpr(
     assert outcome(active(clause_doc), req, person) == expected
 
 
-# --- CCPA/CPRA and Global Privacy Control -----------------------------------------------------
+# --- Opt-outs of sale and sharing, in every place --------------------------------------------
+#
+# The expected rule of each row is the statute of the person's home (written from the statutes,
+# not from the module under test): a person who opted out is withheld from every marketing flow
+# wherever they live, and the rule that keeps them out names the law that binds there.
 
 ADS = clause(
     id="segments",
     categories=["user.behavior.media_consumption"],
-    purposes=["marketing.advertising.third_party.targeted", "analytics.reporting"],
+    purposes=["marketing", "analytics.reporting"],
 )
+TARGETED = "marketing.advertising.third_party.targeted"
 
 
 def ads_consent(jurisdiction: str) -> Consent:
     return consent(
         "p1",
         jurisdiction=jurisdiction,
-        purposes=frozenset({"marketing.advertising", "analytics.reporting"}),
+        purposes=frozenset({"marketing", "analytics.reporting"}),
     )
 
 
-CCPA_ROWS = [
-    # a Californian sent Sec-GPC: 1; no cross-context advertising with their data
-    ("US-CA", (opt_out(),), "marketing.advertising.third_party.targeted", "law:ccpa.opt-out"),
+OPT_OUT_ROWS = [
+    # a Californian sent Sec-GPC: 1; no cross-context advertising with their data (CCPA/CPRA)
+    ("US-CA", (opt_out(),), TARGETED, "law:ccpa.opt-out"),
     # the same through the opt-out form
-    (
-        "US-CA",
-        (opt_out(source="form"),),
-        "marketing.advertising.third_party.targeted",
-        "law:ccpa.opt-out",
-    ),
+    ("US-CA", (opt_out(source="form"),), TARGETED, "law:ccpa.opt-out"),
     # the opt-out was revoked before the disclosure
-    (
-        "US-CA",
-        (opt_out(revoked_at=NOW - DAY),),
-        "marketing.advertising.third_party.targeted",
-        "",
-    ),
-    # Colorado honours universal opt-out signals too
-    ("US-CO", (opt_out(),), "marketing.advertising.third_party.targeted", "law:ccpa.opt-out"),
-    # no opt-out: released
-    ("US-CA", (), "marketing.advertising.third_party.targeted", ""),
-    # an opt-out of sale/sharing does not reach a purpose that is not advertising
+    ("US-CA", (opt_out(revoked_at=NOW - DAY),), TARGETED, ""),
+    # an opt-out sent the day after the disclosure did not yet bind it
+    ("US-TX", (opt_out(at=NOW + DAY),), TARGETED, ""),
+    # Colorado Privacy Act, universal opt-out mechanism (4 CCR 904-3 Rule 5)
+    ("US-CO", (opt_out(),), TARGETED, "law:opt-out.us-co"),
+    # Connecticut Data Privacy Act, Conn. Gen. Stat. 42-518, 42-520
+    ("US-CT", (opt_out(),), TARGETED, "law:opt-out.us-ct"),
+    # Texas Data Privacy and Security Act, Tex. Bus. & Com. Code 541.051, 541.055
+    ("US-TX", (opt_out(),), TARGETED, "law:opt-out.us-tx"),
+    # ... through the form as well as by signal
+    ("US-TX", (opt_out(source="form"),), TARGETED, "law:opt-out.us-tx"),
+    # Oregon Consumer Privacy Act, ORS 646A.574, 646A.578
+    ("US-OR", (opt_out(),), TARGETED, "law:opt-out.us-or"),
+    # Delaware Personal Data Privacy Act
+    ("US-DE", (opt_out(),), TARGETED, "law:opt-out.us-de"),
+    # Montana, New Jersey, New Hampshire, Minnesota, Maryland
+    ("US-MT", (opt_out(),), TARGETED, "law:opt-out.us-mt"),
+    ("US-NJ", (opt_out(),), TARGETED, "law:opt-out.us-nj"),
+    ("US-NH", (opt_out(),), TARGETED, "law:opt-out.us-nh"),
+    ("US-MN", (opt_out(),), TARGETED, "law:opt-out.us-mn"),
+    ("US-MD", (opt_out(),), TARGETED, "law:opt-out.us-md"),
+    # Virginia gives the right but mandates no signal; the signal is honoured as the request
+    ("US-VA", (opt_out(),), TARGETED, "law:opt-out.us-va"),
+    # Germany: an objection to direct marketing always prevails (GDPR Art. 21(2)-(3), (5))
+    ("DE", (opt_out(),), TARGETED, "law:gdpr.object-direct-marketing"),
+    # the UK keeps the same right under the UK GDPR
+    ("GB", (opt_out(),), TARGETED, "law:gdpr.object-direct-marketing"),
+    # Norway is in the EEA
+    ("NO", (opt_out(),), TARGETED, "law:gdpr.object-direct-marketing"),
+    # Canada: no statute relied on; Accord's own rule keeps the person out
+    ("CA", (opt_out(),), TARGETED, "rule:opt-out.elsewhere"),
+    # Brazil: the same
+    ("BR", (opt_out(),), TARGETED, "rule:opt-out.elsewhere"),
+    # New York has no comprehensive privacy law: Accord's own rule
+    ("US-NY", (opt_out(),), TARGETED, "rule:opt-out.elsewhere"),
+    # no opt-out: released, in a state with a law and in a place without one
+    ("US-CA", (), TARGETED, ""),
+    ("DE", (), TARGETED, ""),
+    ("BR", (), TARGETED, ""),
+    # an opt-out of sale/sharing does not reach a purpose that is not marketing
     ("US-CA", (opt_out(),), "analytics.reporting", ""),
+    ("DE", (opt_out(),), "analytics.reporting", ""),
+    # every kind of advertising in a partner flow is covered, not only "third party"
+    ("US-TX", (opt_out(),), "marketing.advertising.first_party.targeted", "law:opt-out.us-tx"),
+    ("US-TX", (opt_out(),), "marketing.advertising.first_party.contextual", "law:opt-out.us-tx"),
+    ("US-CA", (opt_out(),), "marketing.advertising.profiling", "law:ccpa.opt-out"),
+    ("US-CA", (opt_out(),), "marketing.advertising.frequency_capping", "law:ccpa.opt-out"),
+    ("BR", (opt_out(),), "marketing.advertising.negative_targeting", "rule:opt-out.elsewhere"),
+    ("CA", (opt_out(),), "marketing.advertising", "rule:opt-out.elsewhere"),
+    # direct marketing by message is direct marketing (GDPR Art. 21(2))
+    ("FR", (opt_out(),), "marketing.communications.email", "law:gdpr.object-direct-marketing"),
 ]
 
 
-@pytest.mark.parametrize(("jurisdiction", "opt_outs", "purpose", "withheld_by"), CCPA_ROWS)
-def test_ccpa(
+def marketing_policy() -> Policy:
+    return active(ADS)
+
+
+@pytest.mark.parametrize(("jurisdiction", "opt_outs", "purpose", "withheld_by"), OPT_OUT_ROWS)
+def test_opt_outs_everywhere(
     jurisdiction: str, opt_outs: tuple[OptOut, ...], purpose: str, withheld_by: str
 ) -> None:
-    policy = active(ADS)
     record = ads_consent(jurisdiction)
     person = facts("p1", jurisdiction, record, opt_outs=opt_outs)
     expected = f"withheld:{withheld_by}" if withheld_by else "released"
-    # VPPA applies to US viewers: give every row a VPPA-grade consent so only the opt-out decides
-    assert outcome(policy, {"clause": "segments", "purpose": purpose}, person) == expected
+    # The consent covers every purpose and is distinct and separate, so only the opt-out decides
+    # (VPPA and the GDPR's Art. 7 are met).
+    assert outcome(marketing_policy(), {"clause": "segments", "purpose": purpose}, person) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "named"),
+    [
+        # each reason names the statute of the person's home, as a person would look it up
+        ("US-CA", "Cal. Civ. Code 1798.120"),
+        ("US-CO", "C.R.S. 6-1-1306"),
+        ("US-CT", "Conn. Gen. Stat. 42-518"),
+        ("US-TX", "Tex. Bus. & Com. Code 541.051"),
+        ("US-OR", "ORS 646A.574"),
+        ("US-MT", "Montana Consumer Data Privacy Act"),
+        ("US-DE", "Delaware Personal Data Privacy Act"),
+        ("US-NJ", "New Jersey Data Privacy Act"),
+        ("US-NH", "New Hampshire Privacy Act"),
+        ("US-MN", "Minnesota Consumer Data Privacy Act"),
+        ("US-MD", "Maryland Online Data Privacy Act"),
+        ("US-VA", "Va. Code 59.1-577"),
+        ("US-UT", "Utah Consumer Privacy Act"),
+        ("US-IA", "Iowa Consumer Data Protection Act"),
+        ("US-TN", "Tennessee Information Protection Act"),
+        ("US-IN", "Indiana Consumer Data Protection Act"),
+        ("US-KY", "Kentucky Consumer Data Protection Act"),
+        ("US-NE", "Nebraska Data Privacy Act"),
+        ("US-RI", "Rhode Island Data Transparency and Privacy Protection Act"),
+        ("DE", "Art. 21(2)"),
+        ("GB", "UK GDPR"),
+        ("CA", "Accord's own rule"),
+        ("BR", "Accord's own rule"),
+        ("US-NY", "Accord's own rule"),
+    ],
+)
+def test_the_reason_names_the_law_where_the_person_lives(jurisdiction: str, named: str) -> None:
+    decision = marketing_policy().decide(request(clause="segments", purpose=TARGETED))
+    assert decision.filter is not None
+    person = facts("p1", jurisdiction, ads_consent(jurisdiction), opt_outs=(opt_out(),))
+    failed = decision.filter.judge(person)
+    # one rule keeps them out (so one reason, not another place's), and it names their law
+    assert len(failed) == 1, failed
+    assert named in decision.filter.reason_for(failed[0])
+
+
+ANYWHERE = st.sampled_from(
+    [
+        *(f"US-{s}" for s in ("AL", "AK", "CA", "CO", "CT", "DE", "FL", "IA", "IN", "KY")),
+        *(f"US-{s}" for s in ("MD", "MN", "MT", "NE", "NH", "NJ", "NY", "OR", "RI", "TN")),
+        *(f"US-{s}" for s in ("TX", "UT", "VA", "WA", "DC", "PR")),
+        *("US", "DE", "FR", "IE", "NO", "IS", "LI", "GB", "CH", "CA", "CA-QC", "BR", "MX"),
+        *("JP", "IN", "AU", "ZA", "AR", "KR", "NZ", "SG", "GB-SCT", "FR-75"),
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANYWHERE, st.sampled_from(["marketing", TARGETED, "marketing.communications.sms"]))
+def test_an_opt_out_keeps_a_person_out_of_marketing_wherever_they_live(
+    jurisdiction: str, purpose: str
+) -> None:
+    """Wherever the person lives, exactly one opt-out rule binds them, and it withholds them."""
+    decision = marketing_policy().decide(request(clause="segments", purpose=purpose))
+    assert decision.filter is not None
+    out = facts("p1", jurisdiction, ads_consent(jurisdiction), opt_outs=(opt_out(),))
+    failed = decision.filter.judge(out)
+    assert len(failed) == 1
+    assert failed[0].startswith(("law:", "rule:opt-out"))
+    # the same person without the opt-out is released
+    assert decision.filter.judge(facts("p1", jurisdiction, ads_consent(jurisdiction))) == ()
 
 
 # --- Friends' data ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,11 +10,14 @@ import pytest
 from ledger_builders import decision, release
 from typer.testing import CliRunner
 
+from accord.consent import Person
 from accord.ledger.checkpoint import KEY_FILE_NAME, Verifier
 from accord.ledger.cli import app
 from accord.ledger.log import Ledger
 from accord.ledger.tables import create_ledger_tables
+from accord.service import Accord
 from accord.store.engine import make_engine
+from builders import consent
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +144,28 @@ def test_every_command_is_in_the_ledger_docs() -> None:
     assert {"verify", "show", "prove", "checkpoint", "key"} <= set(names)
     missing = [name for name in names if f"`accord ledger {name}" not in docs]
     assert missing == []
+
+
+def test_the_docs_name_a_person_as_prove_takes_them(tmp_path: Path) -> None:
+    """The person id shown in docs/ledger.md's proof bundle finds that person's entries."""
+    docs = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
+    shown = re.search(r'"person": \{"id": "([^"]+)"', docs)
+    assert shown is not None
+    party, _, member = shown.group(1).partition("/")
+    assert party == "reelix"
+    assert member
+    with Accord.open(data_dir=tmp_path) as accord:
+        accord.add_party("chirp")
+        accord.add_party("reelix")
+        accord.import_records(
+            [Person(member, "reelix", "US-NY")],
+            [consent(member, controller="reelix", recipient="chirp", jurisdiction="US-NY")],
+        )
+    url = f"sqlite:///{tmp_path / 'accord.db'}"
+    code, stdout, output = _run(
+        "prove", "--person", shown.group(1), "--database-url", url, "--data-dir", str(tmp_path)
+    )
+    assert code == 0, output
+    bundle = json.loads(stdout)
+    assert bundle["person"]["id"] == shown.group(1)
+    assert [json.loads(e["leaf"])["change"] for e in bundle["entries"]] == ["given"]

@@ -110,6 +110,12 @@ CASES = {
         _sql("UPDATE ledger_leaves SET data = :data WHERE idx = 5", data=FAKE_LEAF),
         "leaf 5",
     ),
+    # a leaf about a person stored as text instead of bytes (even the same text): named, not a
+    # TypeError
+    "leaf stored as text": (
+        _sql("UPDATE ledger_leaves SET data = CAST(data AS TEXT) WHERE idx = :idx", idx=4),
+        "leaf 4",
+    ),
     # a leaf and its hash rewritten together: the stored node over leaves 32..47 catches it
     "leaf and hash": (_rewrite_leaf(40), "node level 4 index 2"),
     # the same at the end, where no stored node covers it yet: the tree state catches it
@@ -243,3 +249,20 @@ def test_chunks_smaller_than_stored_nodes_are_refused(setup: tuple[Ledger, str, 
     ledger, _, _ = setup
     with pytest.raises(InvalidInput, match="chunk_level"):
         verify_ledger(ledger, chunk_level=STORED_MIN_LEVEL - 1)
+
+
+def test_a_leaf_stored_as_text_is_named_with_what_is_wrong(setup: tuple[Ledger, str, Path]) -> None:
+    ledger, url, data_dir = setup
+    with ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_leaves SET data = CAST(data AS TEXT) WHERE idx = 4"))
+    report = ledger.verify()
+    assert [(p.where, p.message) for p in report.problems] == [
+        (
+            "leaf 4",
+            "its data is stored as str, not as the bytes that were hashed (the leaf was rewritten)",
+        )
+    ]
+    code, output = _cli_verify(url, data_dir)
+    assert code == 1
+    assert "leaf 4" in output
+    assert "Traceback" not in output

@@ -398,8 +398,12 @@ scopes = st.sampled_from(Scope)
 titles = st.none() | st.sampled_from(TITLES)
 
 
+some_places = st.lists(st.sampled_from(PLACES), max_size=3).map(Jurisdictions.of)
 places = st.one_of(
-    st.just(EVERYWHERE), st.lists(st.sampled_from(PLACES), max_size=3).map(Jurisdictions.of)
+    st.just(EVERYWHERE),
+    some_places,
+    # everywhere but some places (the opt-out rule of places no statute covers)
+    some_places.map(Jurisdictions.everywhere_but),
 )
 
 

@@ -16,7 +16,7 @@ from accord import taxonomy
 from accord.agreements import Agreement, Clause
 from accord.consent import Operation
 from accord.errors import InvalidInput
-from accord.law import ccpa
+from accord.law import optout
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -45,8 +45,9 @@ class Scope:
 
     @property
     def sale_or_sharing(self) -> bool:
-        """Whether it is for cross-context behavioural advertising (a Sec-GPC opt-out bars it)."""
-        return ccpa.is_cross_context_advertising(self.purpose)
+        """Whether it is for marketing, which a sale/sharing opt-out (``Sec-GPC: 1``) bars in
+        every place (:mod:`accord.law.optout`)."""
+        return optout.is_barred_by_opt_out(self.purpose)
 
     def describe(self) -> str:
         """A sentence a person can read: what the app may do with which data, and why."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, cast
 
@@ -142,7 +141,7 @@ class Gateway:
     def _log_failure(self, request: Request, rule: str, what: str) -> Receipt | None:
         """Log a refused decision for a failure, if the ledger can still take it."""
         reason = f"Refused: {what}; nothing was released."
-        entry = refusal_entry(request, rule, reason, datetime.now(UTC))
+        entry = refusal_entry(request, rule, reason, request.at)
         try:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway

@@ -64,9 +64,20 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
     )
 
 
-def consent_problems(consent: Consent) -> list[str]:
-    """What keeps a consent from standing under Art. 7; empty if it stands."""
-    if not APPLIES_TO.contains(consent.jurisdiction):
+def _applies(consent: Consent, lives_in: str | None) -> bool:
+    """Whether the GDPR binds a consent: the person lives under it (Art. 3(2)), or the consent
+    was collected where it applies (Art. 3(1))."""
+    return APPLIES_TO.contains(consent.jurisdiction) or (
+        lives_in is not None and APPLIES_TO.contains(lives_in)
+    )
+
+
+def consent_problems(consent: Consent, lives_in: str | None = None) -> list[str]:
+    """What keeps a consent from standing under Art. 7; empty if it stands.
+
+    ``lives_in`` is where the person lives, as the party that holds them recorded it.
+    """
+    if not _applies(consent, lives_in):
         return []
     problems = []
     if not consent.notice:
@@ -97,9 +108,14 @@ class Obligations:
     reason: str
 
 
-def on_withdrawal(consent: Consent, other_bases: Iterable[LegalBasis] = ()) -> Obligations:
-    """Art. 17(1)(b) and Art. 19: erase unless another lawful basis remains; tell recipients."""
-    if not APPLIES_TO.contains(consent.jurisdiction):
+def on_withdrawal(
+    consent: Consent, other_bases: Iterable[LegalBasis] = (), lives_in: str | None = None
+) -> Obligations:
+    """Art. 17(1)(b) and Art. 19: erase unless another lawful basis remains; tell recipients.
+
+    ``lives_in`` is where the person lives, as the party that holds them recorded it.
+    """
+    if not _applies(consent, lives_in):
         return Obligations(False, frozenset(), "the GDPR does not apply to this person")
     remaining = sorted(set(other_bases) - {LegalBasis.CONSENT})
     if remaining:

@@ -324,8 +324,7 @@ def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
         result.add(f"leaf {start + first}", "is missing")
         result.missing = True
         return result
-    sha256 = hashlib.sha256
-    hashes = [sha256(b"\x00" + data).digest() for _, data, _ in rows]
+    hashes = _rehash(rows, result)
     stored = [row[2] for row in rows]  # bytes from both drivers
     if hashes != stored:
         for offset, (hashed, on_disk) in enumerate(zip(hashes, stored, strict=True)):
@@ -360,6 +359,36 @@ def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
         for level, index in merkle.subtree_nodes(start, size):
             result.inside[(level, index)] = levels[level][index - (start >> level)]
     return result
+
+
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _rehash(rows: list[tuple[Any, ...]], result: _ChunkResult) -> list[bytes]:
+    """The leaf hash of each row's data; a leaf stored as anything but bytes is named.
+
+    Such a leaf is hashed as its UTF-8 text, so the nodes above it are still compared.
+    """
+    sha256 = hashlib.sha256
+    try:
+        return [sha256(b"\x00" + data).digest() for _, data, _ in rows]
+    except TypeError:
+        pass  # some leaf is not bytes: find which, below
+    hashes = []
+    for idx, data, _ in rows:
+        raw = data
+        if not isinstance(data, _BYTES):
+            result.add(f"leaf {idx}", _not_bytes(data))
+            raw = str(data).encode("utf-8")
+        hashes.append(sha256(b"\x00" + raw).digest())
+    return hashes
+
+
+def _not_bytes(data: object) -> str:
+    return (
+        f"its data is stored as {type(data).__name__}, not as the bytes that were hashed "
+        "(the leaf was rewritten)"
+    )
 
 
 _LEAVES_SQL = (
@@ -509,14 +538,17 @@ def _check_index_rows(
             del tagged[idx]
     wanted = sorted(needed - tagged.keys())
     leaves = {
-        int(idx): bytes(data)
+        int(idx): data
         for idx, data in conn.execute(
             select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(wanted))
         )
     }
     for idx, data in leaves.items():
+        if not isinstance(data, _BYTES):
+            tagged[idx] = None  # named once already, where the leaves are rehashed
+            continue
         try:
-            tagged[idx] = frozenset(decode_leaf(data).get("subjects", []))
+            tagged[idx] = frozenset(decode_leaf(bytes(data)).get("subjects", []))
         except InvalidInput as exc:
             report.add(f"leaf {idx}", exc.message)
             tagged[idx] = None

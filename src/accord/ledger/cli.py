@@ -175,7 +175,12 @@ def show(
 
 @app.command()
 def prove(
-    person: Annotated[str, typer.Option("--person", help="The person's id.")],
+    person: Annotated[
+        str,
+        typer.Option(
+            "--person", help="The person as PARTY/ID: their id at the party, e.g. reelix/r0000001."
+        ),
+    ],
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:

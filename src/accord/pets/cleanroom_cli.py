@@ -40,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
+progress = Console(stderr=True)
 err = Console(stderr=True)
 
 FETCHABLE = ("recommendations",)
@@ -172,7 +173,8 @@ def _in_room(
         analysis, analyst="chirp", budgets=budgets, ledger=partnership.accord.ledger
     ) as room:
         release = fetch_report_rows(room, partnership)
-        console.print(
+        # On stderr: with --json, stdout carries the JSON alone.
+        progress.print(
             f"fetched {len(release.rows):,} rows about {release.people:,} people through the "
             f"gateway (ledger entry {release.receipts[-1].index})"
         )

@@ -253,7 +253,7 @@ def _log_release(
 
 
 def _log_failure(accord: Accord, request: Request, rule: str, what: str) -> Receipt | None:
-    entry = refusal_entry(request, rule, f"Refused: {what}.", datetime.now(UTC))
+    entry = refusal_entry(request, rule, f"Refused: {what}.", request.at)
     try:
         return accord.ledger.append([entry])[0]
     except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway

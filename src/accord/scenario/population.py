@@ -148,6 +148,9 @@ def linked(people: int, *, seed: int) -> bytearray:
 def generate(people: int, *, seed: int, at: datetime) -> Population:
     """``people`` people at each party, with consents and opt-outs as of ``at``."""
     rng = random.Random(f"{seed}:consents")
+    # Opt-outs outside California and Colorado draw from a stream of their own, so adding them
+    # left every other record of a seed as it was.
+    elsewhere = random.Random(f"{seed}:opt-outs elsewhere")
     everyone: list[Person] = []
     consents: list[Consent] = []
     opt_outs: list[OptOut] = []
@@ -157,17 +160,28 @@ def generate(people: int, *, seed: int, at: datetime) -> Population:
         for n, ask in enumerate(ASKS):
             if rng.random() < ask.rate:
                 consents.append(_consent(rng, ask, person_id(ask.controller, i), home, n=n, at=at))
-        if home in {"US-CA", "US-CO"} and rng.random() < 0.15:
-            opt_outs.append(
-                OptOut(
-                    person_id(REELIX, i),
-                    REELIX,
-                    OptOutKind.SALE_SHARING,
-                    rng.choice([SignalSource.GPC, SignalSource.FORM]),
-                    at - timedelta(days=rng.randint(1, 300)),
-                )
-            )
+        if home in {"US-CA", "US-CO"}:
+            if rng.random() < 0.15:
+                opt_outs.append(_opt_out(rng, i, at))
+        elif elsewhere.random() < ELSEWHERE_OPT_OUT_RATE:
+            # Texas, Germany, Canada...: the opt-out binds there too (accord.law.optout).
+            opt_outs.append(_opt_out(elsewhere, i, at))
     return Population(everyone, consents, opt_outs)
+
+
+ELSEWHERE_OPT_OUT_RATE = 0.05
+"""Share of people outside California and Colorado who opted out of sale and sharing (fewer than
+there, where the right and Global Privacy Control are best known)."""
+
+
+def _opt_out(rng: random.Random, i: int, at: datetime) -> OptOut:
+    return OptOut(
+        person_id(REELIX, i),
+        REELIX,
+        OptOutKind.SALE_SHARING,
+        rng.choice([SignalSource.GPC, SignalSource.FORM]),
+        at - timedelta(days=rng.randint(1, 300)),
+    )
 
 
 def _consent(

@@ -107,7 +107,15 @@ def _in(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool
 def within(places: Jurisdictions) -> ColumnElement[bool]:
     """The person lives in ``places`` (countries by the country column, subdivisions exactly)."""
     if places.everywhere:
-        return true()
+        if not (places.except_countries or places.except_subdivisions):
+            return true()
+        # Both columns are NOT NULL, so NOT never meets a NULL.
+        return not_(
+            or_(
+                _in(_person.country, places.except_countries),
+                _in(_person.jurisdiction, places.except_subdivisions),
+            )
+        )
     return or_(
         _in(_person.country, places.countries), _in(_person.jurisdiction, places.subdivisions)
     )

@@ -1,0 +1,30 @@
+"""The benchmarks still run: each one's small mode, as a separate process, ends with its JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def test_the_decide_benchmark_runs_and_reports_its_ratio_to_bare_cedar() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "decide.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "decide"
+    assert result["decide_vs_bare_cedar_ratio"] > 0
+    # the per-person filter of the interest-segments request was allowed and let people through
+    assert 0 < result["allowed_people"] <= result["people"]
