@@ -287,6 +287,12 @@ class Accord:
         try:
             return PeopleRepository(s).get(consent.controller, consent.person)
         except NotFound:
+            if (consent.controller, consent.person) in suppressed_of(s, {consent.controller}):
+                raise ConsentError(
+                    f"{consent.controller} erased person {consent.person!r}: no record about "
+                    "them is taken again",
+                    where=f"consent {consent.id}",
+                ) from None
             raise ConsentError(
                 f"{consent.controller} holds no person {consent.person!r}: a consent is recorded "
                 "only for a person the party has recorded, with where they live (from the "
