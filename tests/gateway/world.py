@@ -134,6 +134,7 @@ party: reelix
 collections:
   - name: watch_events
     person: member_id
+    title: title_id
     fields:
       - {name: event_id, category: system.operations}
       - {name: member_id, category: user.unique_id}

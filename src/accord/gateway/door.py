@@ -19,6 +19,8 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
+from accord.gateway.titles import scope as title_scope
+from accord.gateway.titles import with_title
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
@@ -28,6 +30,7 @@ from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
 from accord.store.repositories import PeopleRepository
+from accord.store.title_sql import record_uses
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
 ERROR_RULE = "gateway:error"
@@ -72,6 +75,8 @@ class _Outcome:
     people: int
     fields: tuple[str, ...]
     suppressed: int = 0
+    granted: frozenset[tuple[str, str]] = frozenset()
+    """The (person, title) pairs released under a title verdict (see :mod:`.titles`)."""
 
 
 # -- the door --------------------------------------------------------------------------------------
@@ -236,6 +241,8 @@ class Gateway:
             raise InvalidInput("a read posts no rows")
         self._check_where(plan, exchange.where)
         exchange = self._with_clause_conditions(plan, exchange)
+        request = plan.decision.request
+        exchange = replace(exchange, where=with_title(plan.collection, request, exchange.where))
         granularity = plan.clause.granularity
         if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
             raise InvalidInput(
@@ -246,12 +253,24 @@ class Gateway:
         # No session: judging the people is one Core query (or a stream), on a connection of the
         # store's engine taken when they are judged.
         allowed = Allowed.by_filter(self.accord.engine, plan.filter)
+        by_title = title_scope(
+            self.accord.engine, plan.collection, request, plan.filter, allowed, granularity
+        )
+        allowed = by_title.allowed
         if granularity is Granularity.AGGREGATE:
             outcome = self._aggregate(plan, exchange, allowed)
         elif granularity is Granularity.MATCH_ONLY:
             outcome = self._match(plan, exchange, allowed)
         else:
             outcome = self._records(plan, exchange, allowed)
+        # Consents for one disclosure are spent before the release is logged: if recording fails,
+        # nothing is released (and a consent another release spent first is a conflict).
+        record_uses(
+            self.accord.engine,
+            by_title.spent(request, outcome.about, outcome.granted),
+            request.at,
+            request.id,
+        )
         receipts = self._log_release(plan, outcome, granularity)
         return Release(
             decision=plan.decision,
@@ -322,7 +341,8 @@ class Gateway:
                     else:
                         rows.extend(map(tuple, batch))
                 subjects.update(read.whom())
-            return self._outcome(plan, rows, subjects)
+                granted = read.granted()
+            return self._outcome(plan, rows, subjects, granted)
         # Each row as a tuple of the released fields only, and whom it is about: a batch at a
         # time, by C-level getters rather than Python loops.
         released = _getter(range(len(plan.fields)))
@@ -332,9 +352,16 @@ class Gateway:
                 kept = batch if within is None else [r for r in batch if r[at] in within]
                 subjects.update(map(whose, kept))
                 rows.extend(map(released, kept))
-        return self._outcome(plan, rows, subjects)
+            granted = read.granted()
+        return self._outcome(plan, rows, subjects, granted)
 
-    def _outcome(self, plan: _Plan, rows: list[tuple[Any, ...]], subjects: set[Any]) -> _Outcome:
+    def _outcome(
+        self,
+        plan: _Plan,
+        rows: list[tuple[Any, ...]],
+        subjects: set[Any],
+        granted: set[tuple[str, str]] | None = None,
+    ) -> _Outcome:
         """A record read's outcome: its rows, and the people they are about (a group's members,
         for a collection about groups)."""
         c = plan.collection
@@ -342,7 +369,9 @@ class Gateway:
             about = frozenset(str(s) for s in subjects)
         else:
             about = self._members(plan, subjects)
-        return _Outcome(plan.fields, rows, about, len(about), plan.fields)
+        return _Outcome(
+            plan.fields, rows, about, len(about), plan.fields, granted=frozenset(granted or ())
+        )
 
     @staticmethod
     def _members_collection(plan: _Plan) -> tuple[Collection, GroupSpec]:

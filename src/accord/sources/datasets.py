@@ -8,6 +8,7 @@ A declaration is a YAML document in the style of fides datasets::
     collections:
       - name: watch_events
         person: member_id            # the field holding the party's own id of the person
+        title: title_id              # the field naming the title (video) each row is about
         fields:
           - {name: member_id, category: user.unique_id}
           - {name: title_id, category: user.behavior.media_consumption}
@@ -18,7 +19,10 @@ A declaration is a YAML document in the style of fides datasets::
 
 Each collection names one of ``person`` (the row is about one person) or ``group`` (the row is
 about every member of a group, listed in a members table); a collection that names neither is
-about no person (a catalogue) and may hold no category under ``user``. Names end up in SQL, so they
+about no person (a catalogue) and may hold no category under ``user``. A collection about one
+person whose rows each concern a title (a video watched, a title recommended) names that field as
+``title``: a consent's excluded titles, a one-disclosure consent's title and a request's title are
+then judged row by row on it (18 U.S.C. 2710(b)(2)(B)). Names end up in SQL, so they
 must be plain identifiers. Errors name the file, the line and the field, and suggest the nearest
 key, as agreement documents do (:func:`accord.agreements.parse`).
 """
@@ -109,6 +113,9 @@ class Collection(_Strict):
     description: str = ""
     person: Identifier | None = None
     group: GroupSpec | None = None
+    title: Identifier | None = None
+    """The field naming the title each row is about, when rows carry one (see the module
+    docstring)."""
     fields: Annotated[tuple[Field, ...], pydantic.Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -133,6 +140,14 @@ class Collection(_Strict):
         elif subject not in names:
             what = "person" if self.person is not None else "group field"
             raise ValueError(f"the {what} {subject!r} must be one of the declared fields")
+        if self.title is not None:
+            if self.person is None:
+                raise ValueError(
+                    "a title field is judged per person and title: only a collection about one "
+                    "person (person) may name one"
+                )
+            if self.title not in names:
+                raise ValueError(f"the title {self.title!r} must be one of the declared fields")
         return self
 
     @property

@@ -35,9 +35,14 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    and_,
     cast,
     distinct,
+    exists,
+    false,
     func,
+    not_,
+    or_,
     select,
     true,
 )
@@ -46,7 +51,17 @@ from sqlalchemy.exc import NoSuchTableError
 
 from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
-from accord.sources.allowed import BATCH, FEW, PERSON, Allowed, drop_allowed, load_allowed
+from accord.sources.allowed import (
+    ALLOWED,
+    BATCH,
+    FEW,
+    PERSON,
+    TITLE,
+    Allowed,
+    drop_allowed,
+    load_allowed,
+    load_titles,
+)
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
 from accord.store.driver import Prepared, batches, driver_rows, prepare, prepared_rows
 from accord.store.people import chunked
@@ -90,6 +105,16 @@ class Rows:
     """The next batch of rows; empty when there are no more."""
     _doing: str
     _whom: Callable[[], list[Any]] | None = None
+    _granted: Callable[[], list[Any]] | None = None
+
+    def granted(self) -> set[tuple[str, str]]:
+        """The (person, title) pairs among the rows that a granting title verdict let through
+        (:attr:`Allowed.titles`), asked of the database in the read's own snapshot; empty when
+        no verdict grants anything."""
+        if self._granted is None:
+            return set()
+        with translate(StoreError, self._doing):
+            return {(str(person), str(title)) for person, title in self._granted()}
 
     def whom(self) -> list[Any]:
         """Whom the rows are about: each distinct value of the collection's subject field (a
@@ -152,6 +177,35 @@ def _column(conn: Connection, query: Select[Any], doing: str) -> list[Any]:
                 out.extend([value for (value,) in batch])
         return out
     return list(conn.execute(query).scalars())
+
+
+def _all(conn: Connection, query: Select[Any]) -> list[Any]:
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def _judged_by_title(
+    admitted: ColumnElement[bool],
+    verdicts: Table,
+    person: ColumnElement[Any],
+    title: ColumnElement[Any],
+    *,
+    granting: bool,
+) -> tuple[ColumnElement[bool], ColumnElement[bool] | None]:
+    """The condition for a row to be returned, given the people's condition ``admitted`` and a
+    table of title verdicts; and the condition for a row a granting verdict lets through (None
+    when no verdict grants: then the read needs only the anti-join)."""
+
+    def verdict(allowed: bool) -> ColumnElement[bool]:
+        return exists().where(
+            verdicts.c[PERSON] == person,
+            verdicts.c[TITLE] == title,
+            verdicts.c[ALLOWED] == (true() if allowed else false()),
+        )
+
+    kept = and_(admitted, not_(verdict(False)))
+    if not granting:
+        return kept, None
+    return or_(kept, verdict(True)), verdict(True)
 
 
 @contextmanager
@@ -335,10 +389,17 @@ class Source:
     @contextmanager
     def _allowed_rows(
         self, c: Collection, allowed: Allowed, doing: str, *, snapshot: bool = False
-    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool]]:
+    ) -> Iterator[
+        tuple[Connection, Table, FromClause, ColumnElement[bool], bool, ColumnElement[bool] | None]
+    ]:
         """A connection in a transaction, the collection's table, its rows of allowed people
-        (what to select from, and a condition), and whether the ids were bound as parameters
-        (a small read, at most a few people's rows).
+        (what to select from, and a condition), whether the ids were bound as parameters (a
+        small read, at most a few people's rows), and, when title verdicts grant some rows, the
+        condition a row meets when a granting verdict let it through.
+
+        For a collection with a title field, the title verdicts (:attr:`Allowed.titles`) sit in
+        a temporary table of their own, and the condition is ``(person allowed AND NOT (person,
+        title) denied) OR (person, title) granted``: judged on each row's own title.
 
         With ``snapshot``, every query of the transaction sees the same database: on PostgreSQL
         the transaction is REPEATABLE READ; on SQLite it is begun explicitly, and a transaction
@@ -351,6 +412,8 @@ class Source:
         with translate(StoreError, doing):
             conn = self.engine.connect()
         allowed_table: Table | None = None
+        titles_table: Table | None = None
+        granted: ColumnElement[bool] | None = None
         try:
             with translate(StoreError, doing):
                 if snapshot and conn.dialect.name == "postgresql":
@@ -373,15 +436,31 @@ class Source:
                     restricted, admitted = self._restricted(
                         conn, c, table, ids, group=allowed.group, subject=subject
                     )
-            yield conn, table, restricted, admitted, allowed_table is None
+                if allowed.titles:
+                    person, title = (table.c[name] for name in self._title_fields(c))
+                    titles_table = load_titles(conn, allowed.titles, person.type, title.type)
+                    admitted, granted = _judged_by_title(
+                        admitted, titles_table, person, title, granting=allowed.granting
+                    )
+            yield conn, table, restricted, admitted, allowed_table is None, granted
         finally:
             with translate(StoreError, doing):
                 try:
                     conn.rollback()
-                    if allowed_table is not None:
-                        drop_allowed(conn, allowed_table)
+                    for temporary in (allowed_table, titles_table):
+                        if temporary is not None:
+                            drop_allowed(conn, temporary)
                 finally:
                     conn.close()
+
+    def _title_fields(self, c: Collection) -> tuple[str, str]:
+        """The person and title fields of a collection whose rows are judged by title."""
+        if c.title is None or c.person is None:
+            raise InvalidInput(
+                f"{self._where(c)}: title verdicts are for a collection about one person that "
+                "names its title field (title)"
+            )
+        return c.person, c.title
 
     # -- whom rows are about (never released) ----------------------------------------------------
 
@@ -456,7 +535,8 @@ class Source:
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
         self._check_party(c, allowed)
-        ids = self._few_ids(c, allowed, doing) if _preparable(where) and not whom else None
+        preparable = _preparable(where) and not whom and not allowed.titles
+        ids = self._few_ids(c, allowed, doing) if preparable else None
         if ids is not None:
             prepared = self._prepared_read(
                 c, tuple(names), where, group=allowed.group, count=len(ids), doing=doing
@@ -469,12 +549,13 @@ class Source:
             ):
                 yield Rows(tuple(names), fetch, doing)
             return
-        with self._allowed_rows(c, allowed, doing, snapshot=whom) as (
+        with self._allowed_rows(c, allowed, doing, snapshot=whom or allowed.granting) as (
             conn,
             table,
             restricted,
             admitted,
             few,
+            granted,
         ):
             conditions = self._conditions(c, table, where)
             query = select(*(table.c[n] for n in names)).select_from(restricted)
@@ -487,8 +568,13 @@ class Source:
                 distinct = select(table.c[subject]).select_from(restricted)
                 distinct = distinct.where(admitted, *conditions).distinct()
                 asked = partial(_column, conn, distinct, doing)
+            granted_rows = None
+            if granted is not None and c.person is not None and c.title is not None:
+                pairs = select(table.c[c.person], table.c[c.title]).select_from(restricted)
+                pairs = pairs.where(admitted, granted, *conditions).distinct()
+                granted_rows = partial(_all, conn, pairs)
             with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
-                yield Rows(tuple(names), fetch, doing, asked)
+                yield Rows(tuple(names), fetch, doing, asked, granted_rows)
 
     # -- a few people's rows, by a statement prepared once per kind of read ---------------------
 
@@ -606,7 +692,7 @@ class Source:
             raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
         doing = f"aggregating {self.dataset.id}.{c.name}"
         self._fields(c, where or {}, "condition field")
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, _):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, _, _):
             key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
             conditions = [admitted, *self._conditions(c, table, where)]
             subject = c.subject_field

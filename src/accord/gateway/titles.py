@@ -1,0 +1,102 @@
+"""Title by title: what a read of a collection with a title field may return, and what it spends.
+
+Rows that carry a title (a viewing, a recommended title) are judged per (person, title), not per
+person only (18 U.S.C. 2710(b)(2)(B): consent given for one disclosure, (ii)(I), and withdrawn
+case by case, (iii)):
+
+* a request naming a title reads only that title's rows: the title becomes a condition on the
+  collection's title field, and a condition asking for another title is refused;
+* a request naming none drops the rows of titles a person's consents exclude, and returns the rows
+  of titles a person consented to for one disclosure only, through the title verdicts of
+  :mod:`accord.store.title_sql`;
+* a record release that relied on a consent for one disclosure spends it (recorded in the store
+  before the release is logged, so a failure to record releases nothing).
+
+Aggregates and matches honour exclusions the same way, but a consent for one disclosure releases
+records only: they are judged on ongoing consents (and, for a request naming a title, on that
+title's consents, as the filter judges them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Engine
+
+from accord.agreements import Granularity
+from accord.errors import InvalidInput
+from accord.filters import PersonFilter
+from accord.requests import Request
+from accord.sources import Allowed
+from accord.sources.datasets import Collection
+from accord.store import title_sql
+from accord.store.title_sql import Pair
+
+
+@dataclass(frozen=True, slots=True)
+class TitleScope:
+    """The rows a read may return by title, and the consents for one disclosure it may spend."""
+
+    allowed: Allowed
+    spendable: Mapping[Pair, frozenset[str]] = field(default_factory=dict)
+
+    def spent(self, request: Request, about: Iterable[str], granted: Iterable[Pair]) -> set[str]:
+        """The ids of the consents a release relied on: for a request naming a title, those of
+        the people released for it; else those of the (person, title) pairs granted rows."""
+        if not self.spendable:
+            return set()
+        if request.title is not None:
+            pairs: Iterable[Pair] = ((person, request.title) for person in about)
+        else:
+            pairs = granted
+        return {i for pair in pairs for i in self.spendable.get(pair, ())}
+
+
+def with_title(
+    c: Collection, request: Request, where: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """``where`` with the request's title as a condition on the title field.
+
+    A request naming a title reads only that title's rows; a condition asking for another is
+    refused, as is a request naming a title of a collection whose rows carry none.
+    """
+    title = request.title
+    if title is None:
+        return where
+    if c.title is None:
+        raise InvalidInput(
+            f"the request is about title {title!r}, but collection {c.name} names no title "
+            "field: only rows that say their title can be limited to one",
+            where=f"request {request.id}",
+        )
+    asked = {k.removeprefix(c.name + "."): v for k, v in (where or {}).items()}
+    if c.title in asked and str(asked[c.title]) != title:
+        raise InvalidInput(
+            f"the request is about title {title!r}, but its condition asks for {c.name}."
+            f"{c.title} = {asked[c.title]!r}: a read about one title reads only that title's rows",
+            where=f"request {request.id}",
+        )
+    return {**asked, c.title: title}
+
+
+def scope(
+    engine: Engine,
+    c: Collection,
+    request: Request,
+    f: PersonFilter,
+    allowed: Allowed,
+    granularity: Granularity,
+) -> TitleScope:
+    """What a read of ``c`` may return by title (see the module docstring)."""
+    if c.title is None:
+        return TitleScope(allowed)
+    records = granularity is Granularity.RECORD
+    if request.title is None:
+        verdicts = title_sql.title_verdicts(engine, f)
+        if not records:
+            verdicts = [v for v in verdicts if not v[2]]
+        allowed = replace(allowed, titles=tuple(verdicts))
+    spendable = title_sql.spendable(engine, f, request.title) if records else {}
+    return TitleScope(allowed, spendable)
