@@ -143,9 +143,7 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
         conditions.append(
             not_(exists().where(excluded.c.consent_id == c.c.id, excluded.c.title == need.title))
         )
-        conditions.append(
-            or_(c.c.scope == Scope.ONGOING.value, one_disclosure_for(c, need.title))
-        )
+        conditions.append(or_(c.c.scope == Scope.ONGOING.value, one_disclosure_for(c, need.title)))
     return select(c.c.person, c.c.distinct_and_separate, c.c.given_at).where(*conditions)
 
 

@@ -103,7 +103,8 @@ def _met_for_title(
     conditions = [
         *consent_covers(c, need, f),
         c.c.person == person,
-        not_(exists().where(x.c.consent_id == c.c.id, x.c.title == title)),
+        # Correlated explicitly: ``title`` is two levels up, where auto-correlation does not look.
+        not_(exists().where(x.c.consent_id == c.c.id, x.c.title == title).correlate_except(x)),
         or_(c.c.scope == Scope.ONGOING.value, one_disclosure_for(c, title)),
     ]
     if need.distinct_and_separate:
