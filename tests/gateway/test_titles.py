@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, text
 
-from accord.consent import Consent, Method, Person, Scope
+from accord.consent import Consent, Method, Operation, Person, Scope
 from accord.errors import AccordError, InvalidInput
-from accord.gateway import ERROR_RULE, Exchange, Release
+from accord.gateway import ERROR_RULE, TITLE_WITHHELD, Exchange, Release
 from accord.requests import Request
 from gateway.helpers import last_entries
 from gateway.world import AT, FUNCTIONAL, WATCHED, World, reelix_tables, request
@@ -292,3 +292,72 @@ def test_a_request_naming_a_title_of_a_collection_without_titles_is_refused(w: W
     )
     with pytest.raises(InvalidInput, match="names no title field"):
         w.gateway.exchange(Exchange(r, w.tokens["reelix"], "friendships"))
+
+
+# -- a write of titled rows is judged row by row too --------------------------------------------
+
+BOTH = frozenset({Operation.READ, Operation.WRITE})
+
+
+def _post(w: World, title: str | None = None) -> Release:
+    """Reelix posts m6's viewings of x1, x2 and x3 into Chirp's watch activity."""
+    r = request(
+        "watch-posts",
+        agreement="insights",
+        operation=Operation.WRITE,
+        categories=frozenset({WATCHED}),
+        title=title,
+    )
+    rows = [{"member_id": "m6", "title_id": t, "watched_at": AT} for t in MINE]
+    if title is not None:
+        rows = [row for row in rows if row["title_id"] == title]
+    return w.gateway.exchange(Exchange(r, w.tokens["reelix"], "watch_events", rows=rows))
+
+
+def _posted(w: World) -> set[str]:
+    with w.chirp.connect() as conn:
+        query = text("SELECT title_id FROM watch_events WHERE member_id = 'm6'")
+        return set(conn.execute(query).scalars())
+
+
+@pytest.mark.parametrize(
+    ("consents", "posted", "withheld"),
+    [
+        # Excluding x2 case by case: x1 and x3 are posted, x2 is withheld for its title.
+        ([vppa(1, operations=BOTH, excluded_titles=frozenset({"x2"}))], {"x1", "x3"}, 1),
+        # Consented once to x2 only: x2 alone.
+        ([replace(once(1, "x2"), operations=BOTH)], {"x2"}, 0),
+        # Nothing excluded: every title.
+        ([vppa(1, operations=BOTH)], {"x1", "x2", "x3"}, 0),
+    ],
+)
+def test_a_write_posts_only_titles_the_member_allows(
+    w: World, consents: list[Consent], posted: set[str], withheld: int
+) -> None:
+    _add_m6(w, consents)
+    release = _post(w)
+    assert _posted(w) == posted
+    assert release.written == len(posted)
+    assert release.withheld.get(TITLE_WITHHELD, 0) == withheld
+
+
+def test_a_write_relying_on_a_consent_for_one_disclosure_spends_it(w: World) -> None:
+    _add_m6(w, [replace(once(1, "x2"), operations=BOTH)])
+    assert _post(w, "x2").written == 1
+    assert _post(w, "x2").written == 0  # the consent was for that one disclosure
+    assert _posted(w) == {"x2"}
+
+
+def test_a_write_about_one_title_posts_only_that_titles_rows(w: World) -> None:
+    _add_m6(w, [vppa(1, operations=BOTH)])
+    r = request(
+        "watch-posts",
+        agreement="insights",
+        operation=Operation.WRITE,
+        categories=frozenset({WATCHED}),
+        title="x1",
+    )
+    rows = [{"member_id": "m6", "title_id": t, "watched_at": AT} for t in ("x1", "x2")]
+    with pytest.raises(InvalidInput, match="posts only that title's rows"):
+        w.gateway.exchange(Exchange(r, w.tokens["reelix"], "watch_events", rows=rows))
+    assert _posted(w) == set()

@@ -122,6 +122,7 @@ collections:
   - name: watch_events
     description: Watch activity Reelix posted for the feed, by Reelix member id.
     person: member_id
+    title: title_id
     fields:
       - {name: member_id, category: user.unique_id}
       - {name: title_id, category: user.behavior.media_consumption}

@@ -19,6 +19,7 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
+from accord.gateway.titles import admit_rows
 from accord.gateway.titles import scope as title_scope
 from accord.gateway.titles import with_title
 from accord.ledger.entries import ReleaseEntry
@@ -39,6 +40,8 @@ UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
 NOT_A_MEMBER = "gateway:not-a-member"
 """The reason counted for a row posted on a person's behalf into a group they are not in."""
+TITLE_WITHHELD = "gateway:title-withheld"
+"""The reason counted for a written row whose title the person's consents do not allow."""
 
 # Fields that say which rows or people a condition picks, not what the rows hold: a ``where`` may
 # name them even when the decision does not release them.
@@ -492,7 +495,7 @@ class Gateway:
             )
         rows = [{**fixed, **row} for row in rows] if fixed else rows
         person_of = self._whose(plan, rows, permitted)
-        keep, withheld = self._admit(plan, rows, person_of)
+        keep, withheld, spent = self._admit(plan, rows, person_of)
         kept = [rows[i] for i in keep]
         writers = frozenset(person_of[i] for i in keep)
         columns = tuple(n for n in c.field_names if n in permitted)
@@ -503,6 +506,7 @@ class Gateway:
             if len(kept) < len(rows)
             else ""
         )
+        record_uses(self.accord.engine, spent, request.at, request.id)
         receipts = self._log_release(plan, outcome, Granularity.RECORD, note=note)
         written = 0
         if kept:
@@ -571,21 +575,29 @@ class Gateway:
 
     def _admit(
         self, plan: _Plan, rows: list[Mapping[str, Any]], person_of: list[str]
-    ) -> tuple[list[int], dict[str, int]]:
-        """The indexes of the rows to write, and how many people each rule kept out.
+    ) -> tuple[list[int], dict[str, int], set[str]]:
+        """The indexes of the rows to write, how many people each rule kept out, and the ids of
+        the consents for one disclosure the rows rely on.
 
         The people are judged in one query; a row posted on a person's behalf into a group
-        (a thread) also needs the person to belong to it.
+        (a thread) also needs the person to belong to it; a row of a collection with a title
+        field is judged by its title too (:func:`.titles.admit_rows`).
         """
         people = set(person_of)
         f = plan.filter
         judged = replace(
             f, subjects=frozenset(people) if f.subjects is None else f.subjects & people
         )
+        request = plan.decision.request
         with self.accord.session() as session:
             admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
-            withheld = _withheld(session, f, people - admitted)
-        keep = [i for i, person in enumerate(person_of) if person in admitted]
+            written = admit_rows(
+                self.accord.engine, plan.collection, request, judged, rows, person_of, admitted
+            )
+            withheld = _withheld(session, f, people - written.people)
+        if written.withheld:
+            withheld[TITLE_WITHHELD] = written.withheld
+        keep = written.keep
         g = plan.collection.group
         on_behalf_of = plan.decision.request.on_behalf_of
         if g is not None and keep and on_behalf_of is not None:
@@ -594,7 +606,7 @@ class Gateway:
             if len(inside) < len(keep):
                 withheld[NOT_A_MEMBER] = len(keep) - len(inside)
             keep = inside
-        return keep, withheld
+        return keep, withheld, written.spent
 
     # -- the ledger --------------------------------------------------------------------------------
 
@@ -634,6 +646,7 @@ class Gateway:
 _OWN_REASONS = {
     UNKNOWN_PERSON: "unknown to Accord",
     NOT_A_MEMBER: "posted into a group the person is not in",
+    TITLE_WITHHELD: "rows of a title the person's consents do not allow",
 }
 
 

@@ -12,6 +12,8 @@ case by case, (iii)):
 * a record release that relied on a consent for one disclosure spends it (recorded in the store
   before the release is logged, so a failure to record releases nothing).
 
+A write posting rows into such a collection is judged the same way, row by row (:func:`admit_rows`).
+
 Aggregates and matches honour exclusions the same way, but a consent for one disclosure releases
 records only: they are judged on ongoing consents (and, for a request naming a title, on that
 title's consents, as the filter judges them).
@@ -19,7 +21,7 @@ title's consents, as the filter judges them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,3 +102,59 @@ def scope(
         allowed = replace(allowed, titles=tuple(verdicts))
     spendable = title_sql.spendable(engine, f, request.title) if records else {}
     return TitleScope(allowed, spendable)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The rows of a write its people's consents allow, title by title."""
+
+    keep: list[int]
+    """The indexes of the rows to write."""
+    people: frozenset[str]
+    """Whom the kept rows are about."""
+    withheld: int
+    """Rows of people otherwise let through, withheld for their title."""
+    spent: set[str]
+    """The ids of the consents for one disclosure the kept rows rely on."""
+
+
+def admit_rows(
+    engine: Engine,
+    c: Collection,
+    request: Request,
+    f: PersonFilter,
+    rows: Sequence[Mapping[str, Any]],
+    person_of: Sequence[str],
+    admitted: set[str],
+) -> Written:
+    """Which of a write's rows go, judged by person and, where the collection names its title
+    field, by title (``f`` judges only the write's people; ``admitted`` are those it lets
+    through whatever the title)."""
+    if c.title is None:
+        keep = [i for i, person in enumerate(person_of) if person in admitted]
+        return Written(keep, frozenset(person_of[i] for i in keep), 0, set())
+    titles = [None if row.get(c.title) is None else str(row[c.title]) for row in rows]
+    if request.title is not None:
+        other = [i for i, title in enumerate(titles) if title != request.title]
+        if other:
+            raise InvalidInput(
+                f"the request is about title {request.title!r}, but rows "
+                f"{', '.join(map(str, other[:5]))} of {c.name} are not: a write about one title "
+                "posts only that title's rows",
+                where=f"request {request.id}",
+            )
+        verdicts: dict[tuple[str, str | None], bool] = {}
+    else:
+        verdicts = {(p, t): ok for p, t, ok in title_sql.title_verdicts(engine, f)}
+    keep = [
+        i
+        for i, person in enumerate(person_of)
+        if verdicts.get((person, titles[i]), person in admitted)
+    ]
+    by_default = sum(1 for person in person_of if person in admitted)
+    kept_by_default = sum(1 for i in keep if person_of[i] in admitted)
+    spendable = title_sql.spendable(engine, f, request.title)
+    spent = {
+        consent for i in keep for consent in spendable.get((person_of[i], titles[i] or ""), ())
+    }
+    return Written(keep, frozenset(person_of[i] for i in keep), by_default - kept_by_default, spent)
