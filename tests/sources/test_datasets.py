@@ -148,9 +148,7 @@ ROWS = [
     ),
     pytest.param(
         edit("    description: The catalogue; about no person.\n", "    title: title_id\n"),
-        [
-            "reelix.yaml:28: collections[3]: a title field is judged per person and title: only a collection"
-        ],
+        ["reelix.yaml:28: collections[3]: a title field is judged per person and title"],
         id="a title on a catalogue",
     ),
     pytest.param(

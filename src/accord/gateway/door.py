@@ -19,9 +19,8 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
-from accord.gateway.titles import admit_rows
+from accord.gateway.titles import admit_rows, with_title
 from accord.gateway.titles import scope as title_scope
-from accord.gateway.titles import with_title
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
@@ -257,7 +256,12 @@ class Gateway:
         # store's engine taken when they are judged.
         allowed = Allowed.by_filter(self.accord.engine, plan.filter)
         by_title = title_scope(
-            self.accord.engine, plan.collection, request, plan.filter, allowed, granularity
+            self.accord.engine,
+            plan.collection,
+            request,
+            plan.filter,
+            allowed=allowed,
+            granularity=granularity,
         )
         allowed = by_title.allowed
         if granularity is Granularity.AGGREGATE:
@@ -592,7 +596,13 @@ class Gateway:
         with self.accord.session() as session:
             admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
             written = admit_rows(
-                self.accord.engine, plan.collection, request, judged, rows, person_of, admitted
+                self.accord.engine,
+                plan.collection,
+                request,
+                judged,
+                rows=rows,
+                person_of=person_of,
+                admitted=admitted,
             )
             withheld = _withheld(session, f, people - written.people)
         if written.withheld:

@@ -88,6 +88,7 @@ def scope(
     c: Collection,
     request: Request,
     f: PersonFilter,
+    *,
     allowed: Allowed,
     granularity: Granularity,
 ) -> TitleScope:
@@ -123,6 +124,7 @@ def admit_rows(
     c: Collection,
     request: Request,
     f: PersonFilter,
+    *,
     rows: Sequence[Mapping[str, Any]],
     person_of: Sequence[str],
     admitted: set[str],
