@@ -254,16 +254,10 @@ class Gateway:
         plan = self._narrowed(plan, exchange)
         # No session: judging the people is one Core query (or a stream), on a connection of the
         # store's engine taken when they are judged.
-        allowed = Allowed.by_filter(self.accord.engine, plan.filter)
         by_title = title_scope(
-            self.accord.engine,
-            plan.collection,
-            request,
-            plan.filter,
-            allowed=allowed,
-            granularity=granularity,
+            self.accord.engine, plan.collection, request, plan.filter, granularity
         )
-        allowed = by_title.allowed
+        allowed = by_title.allowing(Allowed.by_filter(self.accord.engine, plan.filter))
         if granularity is Granularity.AGGREGATE:
             outcome = self._aggregate(plan, exchange, allowed)
         elif granularity is Granularity.MATCH_ONLY:
@@ -593,13 +587,16 @@ class Gateway:
             f, subjects=frozenset(people) if f.subjects is None else f.subjects & people
         )
         request = plan.decision.request
+        # Before the people are judged (see titles.scope).
+        by_title = title_scope(
+            self.accord.engine, plan.collection, request, judged, Granularity.RECORD
+        )
         with self.accord.session() as session:
             admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
             written = admit_rows(
-                self.accord.engine,
                 plan.collection,
                 request,
-                judged,
+                by_title,
                 rows=rows,
                 person_of=person_of,
                 admitted=admitted,

@@ -32,6 +32,7 @@ from accord.errors import InvalidInput
 from accord.filters import PersonFilter
 from accord.requests import Request
 from accord.sources import Allowed
+from accord.sources.allowed import TitleVerdict
 from accord.sources.datasets import Collection
 from accord.store import title_sql
 from accord.store.title_sql import Pair
@@ -39,10 +40,14 @@ from accord.store.title_sql import Pair
 
 @dataclass(frozen=True, slots=True)
 class TitleScope:
-    """The rows a read may return by title, and the consents for one disclosure it may spend."""
+    """The title verdicts a read carries, and the consents for one disclosure it may spend."""
 
-    allowed: Allowed
+    verdicts: tuple[TitleVerdict, ...] = ()
     spendable: Mapping[Pair, frozenset[str]] = field(default_factory=dict)
+
+    def allowing(self, allowed: Allowed) -> Allowed:
+        """``allowed`` with these title verdicts."""
+        return replace(allowed, titles=self.verdicts) if self.verdicts else allowed
 
     def spent(self, request: Request, about: Iterable[str], granted: Iterable[Pair]) -> set[str]:
         """The ids of the consents a release relied on: for a request naming a title, those of
@@ -84,25 +89,24 @@ def with_title(
 
 
 def scope(
-    engine: Engine,
-    c: Collection,
-    request: Request,
-    f: PersonFilter,
-    *,
-    allowed: Allowed,
-    granularity: Granularity,
+    engine: Engine, c: Collection, request: Request, f: PersonFilter, granularity: Granularity
 ) -> TitleScope:
-    """What a read of ``c`` may return by title (see the module docstring)."""
+    """What a read of ``c`` may return by title (see the module docstring).
+
+    Call it before the people are judged: the consents it may spend are read first, so that a
+    consent another release spends meanwhile is either among them (and recording its use again
+    fails, releasing nothing) or already spent for every later query of this read.
+    """
     if c.title is None:
-        return TitleScope(allowed)
+        return TitleScope()
     records = granularity is Granularity.RECORD
+    spendable = title_sql.spendable(engine, f, request.title) if records else {}
+    verdicts: list[TitleVerdict] = []
     if request.title is None:
         verdicts = title_sql.title_verdicts(engine, f)
         if not records:
             verdicts = [v for v in verdicts if not v[2]]
-        allowed = replace(allowed, titles=tuple(verdicts))
-    spendable = title_sql.spendable(engine, f, request.title) if records else {}
-    return TitleScope(allowed, spendable)
+    return TitleScope(tuple(verdicts), spendable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +124,17 @@ class Written:
 
 
 def admit_rows(
-    engine: Engine,
     c: Collection,
     request: Request,
-    f: PersonFilter,
+    by_title: TitleScope,
     *,
     rows: Sequence[Mapping[str, Any]],
     person_of: Sequence[str],
     admitted: set[str],
 ) -> Written:
     """Which of a write's rows go, judged by person and, where the collection names its title
-    field, by title (``f`` judges only the write's people; ``admitted`` are those it lets
-    through whatever the title)."""
+    field, by title: ``admitted`` are the people let through whatever the title, ``by_title``
+    the write's :func:`scope` (worked out before them)."""
     if c.title is None:
         keep = [i for i, person in enumerate(person_of) if person in admitted]
         return Written(keep, frozenset(person_of[i] for i in keep), 0, set())
@@ -145,9 +148,9 @@ def admit_rows(
                 "posts only that title's rows",
                 where=f"request {request.id}",
             )
-        verdicts: dict[tuple[str, str | None], bool] = {}
-    else:
-        verdicts = {(p, t): ok for p, t, ok in title_sql.title_verdicts(engine, f)}
+    verdicts: dict[tuple[str, str | None], bool] = {
+        (person, title): ok for person, title, ok in by_title.verdicts
+    }
     keep = [
         i
         for i, person in enumerate(person_of)
@@ -155,8 +158,9 @@ def admit_rows(
     ]
     by_default = sum(1 for person in person_of if person in admitted)
     kept_by_default = sum(1 for i in keep if person_of[i] in admitted)
-    spendable = title_sql.spendable(engine, f, request.title)
     spent = {
-        consent for i in keep for consent in spendable.get((person_of[i], titles[i] or ""), ())
+        consent
+        for i in keep
+        for consent in by_title.spendable.get((person_of[i], titles[i] or ""), ())
     }
     return Written(keep, frozenset(person_of[i] for i in keep), by_default - kept_by_default, spent)
