@@ -103,9 +103,14 @@ def scope(
     spendable = title_sql.spendable(engine, f, request.title) if records else {}
     verdicts: list[TitleVerdict] = []
     if request.title is None:
-        verdicts = title_sql.title_verdicts(engine, f)
-        if not records:
-            verdicts = [v for v in verdicts if not v[2]]
+        # A title granted to someone without a consent for one disclosure of it is granted to
+        # someone the people's filter lets through anyway: only the denials, and the grants a
+        # consent for one disclosure makes, change what is read.
+        verdicts = [
+            (person, title, ok)
+            for person, title, ok in title_sql.title_verdicts(engine, f)
+            if not ok or (person, title) in spendable
+        ]
     return TitleScope(tuple(verdicts), spendable)
 
 

@@ -45,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import NoSuchTableError
@@ -185,15 +186,20 @@ def _all(conn: Connection, query: Select[Any]) -> list[Any]:
 
 def _judged_by_title(
     admitted: ColumnElement[bool],
+    ids: Table | list[Any],
     verdicts: Table,
     person: ColumnElement[Any],
     title: ColumnElement[Any],
     *,
     granting: bool,
-) -> tuple[ColumnElement[bool], ColumnElement[bool] | None]:
-    """The condition for a row to be returned, given the people's condition ``admitted`` and a
-    table of title verdicts; and the condition for a row a granting verdict lets through (None
-    when no verdict grants: then the read needs only the anti-join)."""
+) -> ColumnElement[bool]:
+    """The condition for a row to be returned, given the people's condition ``admitted`` (their
+    ``ids``) and a table of title verdicts (without granting ones, only an anti-join).
+
+    With granting verdicts the rows are still picked by person first (the allowed people and
+    those granted a title, one semi-join the database drives by the person column's index), and
+    only then judged by title: ``(allowed OR granted) AND NOT denied``.
+    """
 
     def verdict(allowed: bool) -> ColumnElement[bool]:
         return exists().where(
@@ -202,10 +208,16 @@ def _judged_by_title(
             verdicts.c[ALLOWED] == (true() if allowed else false()),
         )
 
-    kept = and_(admitted, not_(verdict(False)))
+    denied = not_(verdict(False))
     if not granting:
-        return kept, None
-    return or_(kept, verdict(True)), verdict(True)
+        return and_(admitted, denied)
+    granted_people = select(verdicts.c[PERSON]).where(verdicts.c[ALLOWED] == true())
+    picked: ColumnElement[bool]
+    if isinstance(ids, Table):
+        picked = person.in_(union(select(ids.c[PERSON]), granted_people))
+    else:
+        picked = or_(person.in_(ids), person.in_(granted_people))
+    return and_(picked, denied, or_(admitted, verdict(True)))
 
 
 @contextmanager
@@ -389,13 +401,11 @@ class Source:
     @contextmanager
     def _allowed_rows(
         self, c: Collection, allowed: Allowed, doing: str, *, snapshot: bool = False
-    ) -> Iterator[
-        tuple[Connection, Table, FromClause, ColumnElement[bool], bool, ColumnElement[bool] | None]
-    ]:
+    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool, Table | None]]:
         """A connection in a transaction, the collection's table, its rows of allowed people
         (what to select from, and a condition), whether the ids were bound as parameters (a
         small read, at most a few people's rows), and, when title verdicts grant some rows, the
-        condition a row meets when a granting verdict let it through.
+        temporary table of the verdicts.
 
         For a collection with a title field, the title verdicts (:attr:`Allowed.titles`) sit in
         a temporary table of their own, and the condition is ``(person allowed AND NOT (person,
@@ -413,7 +423,7 @@ class Source:
             conn = self.engine.connect()
         allowed_table: Table | None = None
         titles_table: Table | None = None
-        granted: ColumnElement[bool] | None = None
+        granting: Table | None = None
         try:
             with translate(StoreError, doing):
                 if snapshot and conn.dialect.name == "postgresql":
@@ -428,9 +438,10 @@ class Source:
                 # A catalogue (about no person) is read whole; anything else only where allowed.
                 restricted: FromClause = table
                 admitted: ColumnElement[bool] = true()
+                ids: Table | list[Any] | None = None
                 if subject is not None:
                     id_type = self._subject_type(conn, c, table, subject)
-                    ids: Table | list[Any] | None = allowed.few(id_type)
+                    ids = allowed.few(id_type)
                     if ids is None:
                         ids = allowed_table = load_allowed(conn, allowed, id_type)
                     restricted, admitted = self._restricted(
@@ -439,10 +450,16 @@ class Source:
                 if allowed.titles:
                     person, title = (table.c[name] for name in self._title_fields(c))
                     titles_table = load_titles(conn, allowed.titles, person.type, title.type)
-                    admitted, granted = _judged_by_title(
-                        admitted, titles_table, person, title, granting=allowed.granting
+                    admitted = _judged_by_title(
+                        admitted,
+                        ids if ids is not None else [],
+                        titles_table,
+                        person,
+                        title,
+                        granting=allowed.granting,
                     )
-            yield conn, table, restricted, admitted, allowed_table is None, granted
+                    granting = titles_table if allowed.granting else None
+            yield conn, table, restricted, admitted, allowed_table is None, granting
         finally:
             with translate(StoreError, doing):
                 try:
@@ -555,7 +572,7 @@ class Source:
             restricted,
             admitted,
             few,
-            granted,
+            granting,
         ):
             conditions = self._conditions(c, table, where)
             query = select(*(table.c[n] for n in names)).select_from(restricted)
@@ -569,9 +586,15 @@ class Source:
                 distinct = distinct.where(admitted, *conditions).distinct()
                 asked = partial(_column, conn, distinct, doing)
             granted_rows = None
-            if granted is not None and c.person is not None and c.title is not None:
-                pairs = select(table.c[c.person], table.c[c.title]).select_from(restricted)
-                pairs = pairs.where(admitted, granted, *conditions).distinct()
+            if granting is not None:
+                # From the few granting verdicts, each looking its rows up by person: not a
+                # second pass over every row read.
+                person, title = (table.c[name] for name in self._title_fields(c))
+                v = granting.c
+                pairs = select(v[PERSON], v[TITLE]).where(
+                    v[ALLOWED] == true(),
+                    exists().where(person == v[PERSON], title == v[TITLE], *conditions),
+                )
                 granted_rows = partial(_all, conn, pairs)
             with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
                 yield Rows(tuple(names), fetch, doing, asked, granted_rows)
