@@ -10,9 +10,10 @@ release to the ledger durably, and hand the rows over.
 The baseline is the bare SQL query that selects the same rows from the same database, given the
 same people and the same verdicts on the titles their consents mention already sitting in tables
 there: the allowed people's viewings, less those of titles they excluded, plus those of titles
-they consented to for one disclosure (``_BARE``), through the ``sqlite3`` module. The ratio is everything Accord adds
-(goal: at most 2×). Rounds alternate between the two so the shared machine's noise falls on both.
-Peak memory is the resident set of a fresh process doing one release of each kind.
+they consented to for one disclosure (``_BARE``), through the ``sqlite3`` module. The ratio is
+everything Accord adds (goal: at most 2×). Rounds alternate between the two so the shared
+machine's noise falls on both. Peak memory is the resident set of a fresh process doing one
+release of each kind.
 
 After the rounds, the parts of a release are timed on their own, side by side with the bare query:
 the consent filter (the allowed people streamed from the Accord store), and the ledger's append of
