@@ -14,9 +14,9 @@ case by case, (iii)):
 
 A write posting rows into such a collection is judged the same way, row by row (:func:`admit_rows`).
 
-Aggregates and matches honour exclusions the same way, but a consent for one disclosure releases
-records only: they are judged on ongoing consents (and, for a request naming a title, on that
-title's consents, as the filter judges them).
+Aggregates and matches honour exclusions the same way, and spend nothing: without a title named
+they count no consent for one disclosure; with one named, the people's filter judges that
+title's consents as it does for records (a consent for one disclosure of it counts, unspent).
 """
 
 from __future__ import annotations
