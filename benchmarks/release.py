@@ -8,10 +8,12 @@ a temporary table, select only the two released fields of their rows, append the
 release to the ledger durably, and hand the rows over.
 
 The baseline is the bare SQL query that selects the same rows from the same database, given the
-same people already sitting in a table there: ``SELECT title_id, watched_at FROM watch_events
-JOIN allowed USING (member_id)`` through the ``sqlite3`` module. The ratio is everything Accord adds
-(goal: at most 2×). Rounds alternate between the two so the shared machine's noise falls on both.
-Peak memory is the resident set of a fresh process doing one release of each kind.
+same people and the same verdicts on the titles their consents mention already sitting in tables
+there: the allowed people's viewings, less those of titles they excluded, plus those of titles
+they consented to for one disclosure (``_BARE``), through the ``sqlite3`` module. The ratio is
+everything Accord adds (goal: at most 2×). Rounds alternate between the two so the shared
+machine's noise falls on both. Peak memory is the resident set of a fresh process doing one
+release of each kind.
 
 After the rounds, the parts of a release are timed on their own, side by side with the bare query:
 the consent filter (the allowed people streamed from the Accord store), and the ledger's append of
@@ -55,7 +57,7 @@ from accord.scenario.generate import write_reelix
 from accord.scenario.population import CHIRP, REELIX, generate
 from accord.service import Accord, person_refs
 from accord.sources import Allowed, Source, load
-from accord.store import filter_sql
+from accord.store import filter_sql, title_sql
 from accord.store.engine import make_engine
 
 AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -114,15 +116,27 @@ def prepare(work: Path, people: int, seed: int) -> None:
                 population.opt_outs,
                 progress=lambda n: bars.advance(task, n),
             )
-            decision = accord.policy().decide(request())
-            if decision.filter is None:
-                raise SystemExit(f"the watch-activity request was refused: {decision.reason}")
-            with accord.session() as s:
-                allowed = filter_sql.allowed_people(s, decision.filter)
-    # The baseline's table: the same people, already in Reelix's database.
+    # One release first: it spends the consents given for one disclosure, so that every timed
+    # release (and the baseline) sees the same consents.
+    with gateway(work) as (door, token):
+        through_accord(door, token)
+    with Accord.open(data_dir=work / "accord") as accord:
+        decision = accord.policy().decide(request())
+        if decision.filter is None:
+            raise SystemExit(f"the watch-activity request was refused: {decision.reason}")
+        with accord.session() as s:
+            allowed = filter_sql.allowed_people(s, decision.filter)
+        verdicts = title_sql.title_verdicts(accord.engine, decision.filter)
+    # The baseline's tables: the same people, and the same verdicts on the titles their consents
+    # mention, already in Reelix's database.
     with closing(sqlite3.connect(work / "reelix.db")) as db:
         db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
         db.executemany("INSERT INTO bench_allowed VALUES (?)", ((p,) for p in sorted(allowed)))
+        db.execute(
+            "CREATE TABLE bench_titles (member_id TEXT, title_id TEXT, allowed INTEGER, "
+            "PRIMARY KEY (member_id, title_id)) WITHOUT ROWID"
+        )
+        db.executemany("INSERT INTO bench_titles VALUES (?, ?, ?)", sorted(verdicts))
         db.commit()
     done.touch()
 
@@ -144,12 +158,23 @@ def through_accord(door: Gateway, token: str) -> list[tuple[Any, ...]]:
     return door.exchange(Exchange(request(), token, "watch_events")).rows
 
 
+_BARE = """
+SELECT w.title_id, w.watched_at FROM watch_events w
+WHERE w.member_id IN (SELECT member_id FROM bench_allowed
+                      UNION SELECT member_id FROM bench_titles WHERE allowed)
+  AND NOT EXISTS (SELECT 1 FROM bench_titles t WHERE t.member_id = w.member_id
+                  AND t.title_id = w.title_id AND NOT t.allowed)
+  AND (w.member_id IN (SELECT member_id FROM bench_allowed)
+       OR EXISTS (SELECT 1 FROM bench_titles t WHERE t.member_id = w.member_id
+                  AND t.title_id = w.title_id AND t.allowed))
+"""
+"""The allowed people's rows, less the titles they excluded, plus the titles they consented to
+for one disclosure: each viewing judged by its own title, as the gateway judges it."""
+
+
 def bare(work: Path) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(work / "reelix.db")) as db:
-        return db.execute(
-            "SELECT w.title_id, w.watched_at FROM watch_events w "
-            "JOIN bench_allowed a ON a.member_id = w.member_id"
-        ).fetchall()
+        return db.execute(_BARE).fetchall()
 
 
 def filter_only(door: Gateway) -> int:
@@ -184,8 +209,7 @@ def phases(door: Gateway, work: Path, rounds: int) -> dict[str, float]:
         released = [
             member
             for (member,) in db.execute(
-                "SELECT DISTINCT w.member_id FROM watch_events w "
-                "JOIN bench_allowed a ON a.member_id = w.member_id"
+                _BARE.replace("w.title_id, w.watched_at", "DISTINCT w.member_id", 1)
             )
         ]
     timings: dict[str, list[float]] = {"consent filter": [], "ledger append": [], "bare SQL": []}

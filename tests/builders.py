@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from accord.consent import (
     PersonFacts,
     SignalSource,
 )
+from accord.filters import ConsentNeed, PersonFilter
 from accord.policy import Policy
 from accord.requests import Request, Subjects
 
@@ -115,3 +117,17 @@ def request(**overrides: Any) -> Request:
     }
     base.update(overrides)
     return Request(**base)
+
+
+def for_title(f: PersonFilter, title: str) -> PersonFilter:
+    """``f`` judging a disclosure of ``title``: every consent it asks for, asked for that title
+    (how a row that carries ``title`` is judged)."""
+    return replace(
+        f,
+        rules=tuple(
+            replace(r, requirement=replace(r.requirement, title=title))
+            if isinstance(r.requirement, ConsentNeed)
+            else r
+            for r in f.rules
+        ),
+    )

@@ -206,7 +206,8 @@ def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
     theirs = select(t.consents.c.id).where(
         t.consents.c.controller == party, t.consents.c.person == person
     )
-    for child in (t.consent_purposes, t.consent_categories, t.consent_excluded_titles):
+    children = (t.consent_purposes, t.consent_categories, t.consent_excluded_titles, t.consent_uses)
+    for child in children:
         gone(child.name, delete(child).where(child.c.consent_id.in_(theirs)))
     gone(
         "consents",

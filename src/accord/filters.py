@@ -18,6 +18,11 @@ A person is let through when
       - :class:`NoOptOut`: no opt-out of that kind of theirs is in force at ``at``.
 With ``group == EVERY_PARTICIPANT`` a record that concerns several people (a message thread) is
 let through only if every one of them is.
+
+A need without a title is met by ongoing consents only, whatever titles they exclude: it judges a
+person, not a title. Rows that carry a title are judged per (person, title) on top of it, with
+each need's title taken as the row's (:mod:`accord.store.title_sql`); a consent for one disclosure
+that a release relied on is spent, and the store no longer counts it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,12 @@ random consents, jurisdictions and opt-outs, whose rows sit in the providing par
 database. The request goes through the one door, :meth:`Gateway.exchange`. Every released row is
 then checked against the oracle of ``test_policy_properties`` — the rules restated from the
 statutes and the agreement format without Accord's filter, policy or SQL — and, the other way
-round, every person the oracle finds lawful must have all their rows released.
+round, every row the oracle finds lawful must be released.
+
+Rows carry a title, and the oracle judges each row by its person *and* its title: a row may go
+only if the person's consents allow that title (not excluded case by case, and ongoing or for one
+disclosure of that title, 18 U.S.C. 2710(b)(2)(B)(ii)-(iii)), and, when the request is about one
+title, only if it is that title's.
 """
 
 from __future__ import annotations
@@ -49,20 +54,24 @@ from test_policy_properties import (
 pytestmark = pytest.mark.integration
 
 FIELDS = ("a", "b", "c")
+TITLES = ("t1", "t2", "t3")
 _example = itertools.count()
 
 
 def dataset(party: str) -> str:
     # The released fields say nothing by their category (system), so any request may carry them;
-    # each value names its person, so a release shows whom every row is about.
+    # each value names its person and title, so a release shows whom and which title every row is
+    # about.
     return f"""
 dataset: {party}
 party: {party}
 collections:
   - name: t
     person: person_id
+    title: title_id
     fields:
       - {{name: person_id, category: user.unique_id}}
+      - {{name: title_id, category: system.operations}}
       - {{name: a, category: system.operations}}
       - {{name: b, category: system.operations}}
       - {{name: c, category: system.operations}}
@@ -99,7 +108,7 @@ def x(
 
 def _world(folder: Path, urls: dict[str, str], store: str | None) -> Iterator[Example]:
     metadata = MetaData()
-    table = Table("t", metadata, *(Column(n, String) for n in ("person_id", *FIELDS)))
+    table = Table("t", metadata, *(Column(n, String) for n in ("person_id", "title_id", *FIELDS)))
     engines = {p: make_engine(url) for p, url in urls.items()}
     try:
         for engine in engines.values():
@@ -123,6 +132,7 @@ def _empty(x: Example) -> None:
             conn.execute(x.tables["t"].delete())
     with x.accord.session() as s:
         for table in (
+            st_tables.consent_uses,
             st_tables.consent_purposes,
             st_tables.consent_categories,
             st_tables.consent_excluded_titles,
@@ -168,9 +178,15 @@ def test_every_release_is_what_the_statute_oracle_allows(x: Example, data: st.Da
         st.lists(people(holder, req), min_size=1, max_size=4, unique_by=lambda f: f.person.id)
     )
     rows = [
-        {"person_id": f.person.id, **{n: f"{f.person.id}:{n}:{k}" for n in FIELDS}}
+        {
+            "person_id": f.person.id,
+            "title_id": title,
+            **{n: f"{f.person.id}:{n}:{k}:{title}" for n in FIELDS},
+        }
         for f in population
-        for k in range(data.draw(st.integers(1, 2)))
+        for k, title in enumerate(
+            data.draw(st.lists(st.sampled_from(TITLES), min_size=1, max_size=3))
+        )
     ]
     with x.engines[holder].begin() as conn:
         if rows:
@@ -233,17 +249,32 @@ def test_every_release_is_what_the_statute_oracle_allows(x: Example, data: st.Da
     assert decision.allowed
     assert set(release.columns) <= {f"t.{n}".removeprefix("t.") for n in FIELDS}
     assert {f"t.{c}" for c in release.columns} <= decision.fields
-    whose = [str(next(v for v in row if v is not None)).split(":")[0] for row in release.rows]
-    lawful_people = {f.person.id for f in population if not lawful(reg, req, decision.fields, f)}
-    event(f"{len(set(whose))} of {len(population)} released")
-    # Nothing outside agreement ∩ consent ∩ law ...
-    assert set(whose) <= lawful_people
-    # ... and nobody lawful held back: all of their rows, and only theirs.
+    facts = {f.person.id: f for f in population}
+
+    def allowed_row(person: str, title: str) -> bool:
+        """The statutes' verdict on one row: its person, judged for its own title."""
+        if req.title is not None and title != req.title:
+            return False  # a request about one title is about that title's rows only
+        return not lawful(reg, replace(req, title=title), decision.fields, facts[person])
+
+    released_pairs = [
+        tuple(str(next(v for v in row if v is not None)).split(":")[i] for i in (0, 3))
+        for row in release.rows
+    ]
+    whose = {person for person, _ in released_pairs}
+    event(f"{len(whose)} of {len(population)} released")
+    event(f"{len(release.rows)} of {len(rows)} rows released")
+    # Nothing outside agreement ∩ consent ∩ law, row by row (person and title) ...
+    refused = [pair for pair in released_pairs if not allowed_row(*pair)]
+    assert not refused, (refused, decision.reason)
+    # ... and no lawful row held back: all of them, and only them.
     expected = sorted(
-        tuple(r[c] for c in release.columns) for r in rows if r["person_id"] in lawful_people
+        tuple(r[c] for c in release.columns)
+        for r in rows
+        if allowed_row(r["person_id"], r["title_id"])
     )
     assert sorted(release.rows) == expected
-    assert release.people == len(set(whose))
+    assert release.people == len(whose)
     decided, released = last_entries(x.accord.ledger, 2)
     assert decided["kind"] == "decision"
     assert decided["allowed"] is True

@@ -124,6 +124,7 @@ collections:
   - name: watch_events
     description: Watch activity Reelix posted for the feed, by Reelix member id.
     person: member_id
+    title: title_id
     fields:
       - {name: member_id, category: user.unique_id}
       - {name: title_id, category: user.behavior.media_consumption}
@@ -136,6 +137,7 @@ party: reelix
 collections:
   - name: watch_events
     person: member_id
+    title: title_id
     fields:
       - {name: event_id, category: system.operations}
       - {name: member_id, category: user.unique_id}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from accord import agreements as ag
 from accord.consent import Operation, PersonFacts
@@ -32,6 +33,7 @@ from accord.scenario.population import CHIRP, REELIX, Population, generate
 from accord.service import Accord
 from accord.sources import Source, load
 from accord.store.engine import make_engine
+from builders import for_title
 
 pytestmark = pytest.mark.integration
 
@@ -225,20 +227,45 @@ def watch_read(clause: str, purpose: str, **overrides: Any) -> Request:
     )
 
 
-def events_of(flows: Flows, people: frozenset[str], title: str | None = None) -> list[Any]:
-    rows = flows.sql(REELIX, "SELECT member_id, title_id, watched_at FROM watch_events")
-    return sorted((t, w) for m, t, w in rows if str(m) in people and (title is None or t == title))
+def spent(flows: Flows) -> set[str]:
+    """The consents for one disclosure that earlier releases relied on (never counted again)."""
+    with flows.accord.engine.connect() as conn:
+        return set(conn.execute(text("SELECT consent_id FROM consent_uses")).scalars())
+
+
+def viewings(
+    flows: Flows, f: PersonFilter, spent_before: set[str], title: str | None = None
+) -> list[Any]:
+    """(title, watched_at) of every viewing ``f`` lets go, each judged for its own title on the
+    consents not spent before the exchange; of ``title`` only, when given."""
+    p = flows.population
+    kept = [c for c in p.consents if c.id not in spent_before]
+    facts = {
+        person.id: PersonFacts.of(person, kept, p.opt_outs)
+        for person in p.people
+        if person.party == f.controller
+    }
+    judges: dict[str, PersonFilter] = {}
+    out = []
+    for m, t, w in flows.sql(REELIX, "SELECT member_id, title_id, watched_at FROM watch_events"):
+        if title is not None and t != title:
+            continue
+        judge = judges.setdefault(t, for_title(f, t))
+        if str(m) in facts and judge.admits(facts[str(m)]):
+            out.append((t, w))
+    return sorted(out)
 
 
 def test_watch_activity_reaches_chirp_only_with_consent_and_vppa_in_the_us(
     flows: Flows,
 ) -> None:
     r = watch_read("watch-activity", "functional.service")
+    before = spent(flows)
     release = flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "watch_events"))
     allowed = flows.reference(flows.decided(r))
     assert release.columns == ("title_id", "watched_at")
     assert release.rows
-    assert sorted(release.rows) == events_of(flows, allowed)
+    assert sorted(release.rows) == viewings(flows, flows.decided(r), before)
     # Every US member let through holds a distinct and separate consent for this purpose.
     us = {p.id for p in flows.population.people if p.party == REELIX and p.jurisdiction[:2] == "US"}
     separate = {
@@ -254,22 +281,23 @@ def test_watch_activity_reaches_chirp_only_with_consent_and_vppa_in_the_us(
 def test_watch_activity_for_one_title(flows: Flows) -> None:
     title = "title-0003"
     r = watch_read("watch-activity", "functional.service", title=title)
+    before = spent(flows)
     release = flows.gateway.exchange(
         Exchange(r, flows.tokens[CHIRP], "watch_events", where={"title_id": title})
     )
-    allowed = flows.reference(flows.decided(r))
     assert release.rows
-    assert sorted(release.rows) == events_of(flows, allowed, title)
+    assert sorted(release.rows) == viewings(flows, flows.decided(r), before, title)
 
 
 def test_interest_segments_leave_out_people_who_opted_out_of_sale_or_sharing(
     flows: Flows,
 ) -> None:
     r = watch_read("interest-segments", TARGETED)
+    before = spent(flows)
     release = flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "watch_events"))
     allowed = flows.reference(flows.decided(r))
     assert release.columns == ("title_id",)
-    assert sorted(release.rows) == [(t,) for t, _ in events_of(flows, allowed)]
+    assert sorted(release.rows) == [(t,) for t, _ in viewings(flows, flows.decided(r), before)]
     opted_out = {o.person for o in flows.population.opt_outs}
     assert opted_out  # the population has people who opted out, and none of them is let through
     assert not allowed & opted_out

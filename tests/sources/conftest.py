@@ -126,6 +126,7 @@ class Databases:
                 conn.execute(table.delete())
         with self.store.begin() as conn:
             for table in (
+                t.consent_uses,
                 t.consent_excluded_titles,
                 t.consent_categories,
                 t.consent_purposes,

@@ -42,6 +42,12 @@ def test_a_declaration_parses_into_its_model() -> None:
         edit("    person: member_no\n", "    person: member_no\n    relation_of: member_no\n")
     ).collection("ratings")
     assert friends.relation_of == "member_no"
+    assert events.title is None  # no title field declared: rows are judged by person only
+
+
+def test_a_collection_names_its_title_field() -> None:
+    d = parse(edit("    person: member_id\n", "    person: member_id\n    title: title_id\n"))
+    assert d.collection("watch_events").title == "title_id"
 
 
 @pytest.mark.parametrize(
@@ -131,6 +137,24 @@ ROWS = [
         edit("{field: thread_id,", "{field: thread,"),
         ["reelix.yaml:14: collections[1]: the group field 'thread' must be one of the declared"],
         id="group field not declared",
+    ),
+    pytest.param(
+        edit("    person: member_id\n", "    person: member_id\n    title: titel_id\n"),
+        ["reelix.yaml:5: collections[0]: the title 'titel_id' must be one of the declared fields"],
+        id="title field not declared",
+    ),
+    pytest.param(
+        edit(
+            "            member_person: person_id}\n",
+            "            member_person: person_id}\n    title: body\n",
+        ),
+        ["reelix.yaml:14: collections[1]: a title field is judged per person and title: only a"],
+        id="a title on rows about groups",
+    ),
+    pytest.param(
+        edit("    description: The catalogue; about no person.\n", "    title: title_id\n"),
+        ["reelix.yaml:28: collections[3]: a title field is judged per person and title"],
+        id="a title on a catalogue",
     ),
     pytest.param(
         edit("member_person: person_id}", "member_persn: person_id}"),

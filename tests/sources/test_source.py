@@ -94,6 +94,45 @@ def test_a_few_ids_or_many_read_the_same_rows(world: Databases, strangers: int) 
     )
 
 
+TITLED = DATASET.replace(
+    "    person: member_id\n", "    person: member_id\n    title: title_id\n", 1
+)
+# m1 withheld t1 case by case; m3 (not otherwise allowed) consented to t0 once; m9 has no rows.
+VERDICTS = (("m1", "t1", False), ("m3", "t0", True), ("m9", "t0", True))
+
+
+def _by_title(e: dict[str, Any], people: list[str]) -> bool:
+    """The statute's verdict on one viewing, stated directly: the person's, unless their title
+    has a verdict of its own."""
+    own = {(p, title): ok for p, title, ok in VERDICTS}
+    return own.get((e["member_id"], e["title_id"]), e["member_id"] in people)
+
+
+@pytest.mark.parametrize("bound", [True, False])  # a few ids as parameters, or streamed
+def test_title_verdicts_judge_each_row_by_its_own_title(world: Databases, bound: bool) -> None:
+    people = ["m1", "m2"]
+    allowed = Allowed(people if bound else Streamed(people), party="reelix", titles=VERDICTS)
+    source = Source(world.party, parse(TITLED))
+    with source.read("watch_events", ["event_id", "member_id", "title_id"], allowed) as rows:
+        got = sorted(tuple(r) for r in rows)
+        granted = rows.granted()
+    expected = sorted(
+        (e["event_id"], e["member_id"], e["title_id"]) for e in EVENTS if _by_title(e, people)
+    )
+    assert got == expected
+    assert ("m1", "t1") not in {(m, title) for _, m, title in got}
+    assert granted == {("m3", "t0")}  # the rows a granting verdict let through, by pair
+    counted = source.aggregate("watch_events", ["title_id"], {"views": "count"}, 1, allowed)
+    views = Counter(e["title_id"] for e in EVENTS if _by_title(e, people))
+    assert dict(counted.rows) == dict(views)
+
+
+def test_title_verdicts_need_a_title_field(world: Databases) -> None:
+    allowed = Allowed(["m1"], party="reelix", titles=VERDICTS)
+    with pytest.raises(InvalidInput, match="names its title field"):
+        world.source.read_all("watch_events", ["event_id"], allowed)
+
+
 def test_nobody_allowed_reads_nothing(world: Databases) -> None:
     assert world.source.read_all("watch_events", ["title_id"], Allowed([])) == (("title_id",), [])
 

@@ -31,6 +31,7 @@ STORE_TABLES = {
     "consent_purposes",
     "consent_categories",
     "consent_excluded_titles",
+    "consent_uses",
     "opt_outs",
 }
 

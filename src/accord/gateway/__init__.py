@@ -17,6 +17,11 @@ activity for the feed) runs the same steps, keeps only the rows whose person the
 through (and, for a message, only into threads the person is in), writes the ledger entries first
 and then the rows, in one transaction.
 
+Rows that carry a title (a collection naming its title field) are judged by person and title,
+in reads and writes alike: a title a person excluded case by case never goes, a consent for one
+disclosure releases its title once, and a request about one title moves only that title's rows
+(:mod:`~accord.gateway.titles`).
+
 What narrows a read is checked as strictly as what it returns: a condition (``where``) may name a
 released field or an identifier, never other personal data; a read about one person's relations
 (a collection declaring ``relation_of``, or rows about groups) is made only on that person's
@@ -50,6 +55,7 @@ from accord.gateway.door import (
     ERROR_RULE,
     NOT_A_MEMBER,
     RELEASE_FAILED_RULE,
+    TITLE_WITHHELD,
     UNAUTHENTICATED_RULE,
     UNKNOWN_PERSON,
     Gateway,
@@ -62,6 +68,7 @@ __all__ = [
     "ERROR_RULE",
     "NOT_A_MEMBER",
     "RELEASE_FAILED_RULE",
+    "TITLE_WITHHELD",
     "UNAUTHENTICATED_RULE",
     "UNKNOWN_PERSON",
     "Exchange",

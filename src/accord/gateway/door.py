@@ -19,6 +19,8 @@ from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthen
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
 from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
+from accord.gateway.titles import admit_rows, with_title
+from accord.gateway.titles import scope as title_scope
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
@@ -29,6 +31,7 @@ from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
 from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
+from accord.store.title_sql import record_uses
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
 ERROR_RULE = "gateway:error"
@@ -37,6 +40,8 @@ UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
 NOT_A_MEMBER = "gateway:not-a-member"
 """The reason counted for a row posted on a person's behalf into a group they are not in."""
+TITLE_WITHHELD = "gateway:title-withheld"
+"""The reason counted for a written row whose title the person's consents do not allow."""
 
 # Fields that say which rows or people a condition picks, not what the rows hold: a ``where`` may
 # name them even when the decision does not release them.
@@ -72,6 +77,8 @@ class _Outcome:
     about: frozenset[str]
     people: int
     fields: tuple[str, ...]
+    granted: frozenset[tuple[str, str]] = frozenset()
+    """The (person, title) pairs released under a title verdict (see :mod:`.titles`)."""
 
 
 # -- the door --------------------------------------------------------------------------------------
@@ -255,6 +262,8 @@ class Gateway:
         self._check_where(plan, exchange.where)
         exchange = self._with_clause_conditions(plan, exchange)
         self._check_relations(plan, exchange)
+        request = plan.decision.request
+        exchange = replace(exchange, where=with_title(plan.collection, request, exchange.where))
         granularity = plan.clause.granularity
         if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
             raise InvalidInput(
@@ -264,13 +273,24 @@ class Gateway:
         plan = self._narrowed(plan, exchange)
         # No session: judging the people is one Core query (or a stream), on a connection of the
         # store's engine taken when they are judged.
-        allowed = Allowed.by_filter(self.accord.engine, plan.filter)
+        by_title = title_scope(
+            self.accord.engine, plan.collection, request, plan.filter, granularity
+        )
+        allowed = by_title.allowing(Allowed.by_filter(self.accord.engine, plan.filter))
         if granularity is Granularity.AGGREGATE:
             outcome = self._aggregate(plan, exchange, allowed)
         elif granularity is Granularity.MATCH_ONLY:
             outcome = self._match(plan, exchange, allowed)
         else:
             outcome = self._records(plan, exchange, allowed)
+        # Consents for one disclosure are spent before the release is logged: if recording fails,
+        # nothing is released (and a consent another release spent first is a conflict).
+        record_uses(
+            self.accord.engine,
+            by_title.spent(request, outcome.about, outcome.granted),
+            request.at,
+            request.id,
+        )
         receipts = self._log_release(plan, outcome, granularity)
         return Release(
             decision=plan.decision,
@@ -385,7 +405,8 @@ class Gateway:
                     else:
                         rows.extend(map(tuple, batch))
                 subjects.update(read.whom())
-            return self._outcome(plan, rows, subjects)
+                granted = read.granted()
+            return self._outcome(plan, rows, subjects, granted)
         # Each row as a tuple of the released fields only, and whom it is about: a batch at a
         # time, by C-level getters rather than Python loops.
         released = _getter(range(len(plan.fields)))
@@ -395,9 +416,16 @@ class Gateway:
                 kept = batch if within is None else [r for r in batch if r[at] in within]
                 subjects.update(map(whose, kept))
                 rows.extend(map(released, kept))
-        return self._outcome(plan, rows, subjects)
+            granted = read.granted()
+        return self._outcome(plan, rows, subjects, granted)
 
-    def _outcome(self, plan: _Plan, rows: list[tuple[Any, ...]], subjects: set[Any]) -> _Outcome:
+    def _outcome(
+        self,
+        plan: _Plan,
+        rows: list[tuple[Any, ...]],
+        subjects: set[Any],
+        granted: set[tuple[str, str]] | None = None,
+    ) -> _Outcome:
         """A record read's outcome: its rows, and the people they are about (a group's members,
         for a collection about groups)."""
         c = plan.collection
@@ -405,7 +433,9 @@ class Gateway:
             about = frozenset(str(s) for s in subjects)
         else:
             about = self._members(plan, subjects)
-        return _Outcome(plan.fields, rows, about, len(about), plan.fields)
+        return _Outcome(
+            plan.fields, rows, about, len(about), plan.fields, granted=frozenset(granted or ())
+        )
 
     @staticmethod
     def _members_collection(plan: _Plan) -> tuple[Collection, GroupSpec]:
@@ -530,7 +560,7 @@ class Gateway:
             )
         rows = [{**fixed, **row} for row in rows] if fixed else rows
         person_of = self._whose(plan, rows, permitted)
-        keep, withheld = self._admit(plan, rows, person_of)
+        keep, withheld, spent = self._admit(plan, rows, person_of)
         kept = [rows[i] for i in keep]
         writers = frozenset(person_of[i] for i in keep)
         columns = tuple(n for n in c.field_names if n in permitted)
@@ -541,6 +571,7 @@ class Gateway:
             if len(kept) < len(rows)
             else ""
         )
+        record_uses(self.accord.engine, spent, request.at, request.id)
         receipts = self._log_release(plan, outcome, Granularity.RECORD, note=note)
         written = 0
         if kept:
@@ -609,21 +640,38 @@ class Gateway:
 
     def _admit(
         self, plan: _Plan, rows: list[Mapping[str, Any]], person_of: list[str]
-    ) -> tuple[list[int], dict[str, int]]:
-        """The indexes of the rows to write, and how many people each rule kept out.
+    ) -> tuple[list[int], dict[str, int], set[str]]:
+        """The indexes of the rows to write, how many people each rule kept out, and the ids of
+        the consents for one disclosure the rows rely on.
 
         The people are judged in one query; a row posted on a person's behalf into a group
-        (a thread) also needs the person to belong to it.
+        (a thread) also needs the person to belong to it; a row of a collection with a title
+        field is judged by its title too (:func:`.titles.admit_rows`).
         """
         people = set(person_of)
         f = plan.filter
         judged = replace(
             f, subjects=frozenset(people) if f.subjects is None else f.subjects & people
         )
+        request = plan.decision.request
+        # Before the people are judged (see titles.scope).
+        by_title = title_scope(
+            self.accord.engine, plan.collection, request, judged, Granularity.RECORD
+        )
         with self.accord.session() as session:
             admitted = filter_sql.allowed_people(session, judged) if judged.subjects else set()
-            withheld = _withheld(session, f, people - admitted)
-        keep = [i for i, person in enumerate(person_of) if person in admitted]
+            written = admit_rows(
+                plan.collection,
+                request,
+                by_title,
+                rows=rows,
+                person_of=person_of,
+                admitted=admitted,
+            )
+            withheld = _withheld(session, f, people - written.people)
+        if written.withheld:
+            withheld[TITLE_WITHHELD] = written.withheld
+        keep = written.keep
         g = plan.collection.group
         on_behalf_of = plan.decision.request.on_behalf_of
         if g is not None and keep and on_behalf_of is not None:
@@ -632,7 +680,7 @@ class Gateway:
             if len(inside) < len(keep):
                 withheld[NOT_A_MEMBER] = len(keep) - len(inside)
             keep = inside
-        return keep, withheld
+        return keep, withheld, written.spent
 
     # -- the ledger --------------------------------------------------------------------------------
 
@@ -672,6 +720,7 @@ class Gateway:
 _OWN_REASONS = {
     UNKNOWN_PERSON: "unknown to Accord",
     NOT_A_MEMBER: "posted into a group the person is not in",
+    TITLE_WITHHELD: "rows of a title the person's consents do not allow",
 }
 
 

@@ -21,7 +21,8 @@ Accord reads this as: viewing data (``user.behavior.media_consumption``) about a
 United States reaches a recipient only under a consent record that is distinct and separate,
 is in force, was given less than two years before the disclosure (whatever expiry it states),
 does not exclude the title (case-by-case withdrawal), and, if given for one disclosure, is for
-this one.
+this one and was not relied on by an earlier release. Where rows carry their title, each row is
+judged for its own title, whether or not the request names one (:mod:`accord.store.title_sql`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Insert, MetaData, Table
+from sqlalchemy import Boolean, Column, Connection, Insert, MetaData, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
@@ -60,6 +60,14 @@ class _StoreIds:
                 yield from [person for (person,) in rows]
 
 
+TitleVerdict = tuple[str, str, bool]
+"""A person's id, a title, and whether that person's rows of that title may be returned."""
+
+TITLE = "title"
+ALLOWED = "allowed"
+"""The title verdicts' temporary table's other columns (beside :data:`PERSON`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Allowed:
     """The people a read may return rows about, by their id at the party, and how groups are judged.
@@ -73,6 +81,16 @@ class Allowed:
     people: Iterable[str]
     group: Group = Group.EACH
     party: str | None = None
+    titles: tuple[TitleVerdict, ...] = ()
+    """Per (person, title) verdicts that override ``people`` for the rows of a collection with a
+    title field (:attr:`accord.sources.datasets.Collection.title`): a row of a denied pair is
+    not returned even if its person is allowed, a row of a granted pair is returned even if its
+    person is not (see :mod:`accord.store.title_sql`)."""
+
+    @property
+    def granting(self) -> bool:
+        """Some title verdict lets rows through that ``people`` alone would not."""
+        return any(allowed for _, _, allowed in self.titles)
 
     @classmethod
     def by_filter(cls, store: Store, f: PersonFilter) -> Allowed:
@@ -171,6 +189,50 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
         # Autovacuum never sees temporary tables; without statistics the planner guesses.
         conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
     return table
+
+
+def load_titles(
+    conn: Connection,
+    verdicts: Iterable[TitleVerdict],
+    id_type: TypeEngine[Any],
+    title_type: TypeEngine[Any],
+) -> Table:
+    """A new temporary table on ``conn`` holding the title verdicts, keyed by (person, title).
+
+    The ids and titles are converted for the columns they are joined with; a pair that cannot be
+    one matches no row, and is left out.
+    """
+    table = Table(
+        f"accord_titles_{secrets.token_hex(6)}",
+        MetaData(),
+        Column(PERSON, id_type, primary_key=True),
+        Column(TITLE, title_type, primary_key=True),
+        Column(ALLOWED, Boolean, nullable=False),
+        prefixes=["TEMPORARY"],
+        sqlite_with_rowid=False,
+    )
+    table.create(conn)
+    rows = [
+        {PERSON: person, TITLE: title, ALLOWED: allowed}
+        for person, title, allowed in _pairs_as(id_type, title_type, verdicts)
+    ]
+    for chunk in chunked(rows, BATCH):
+        conn.execute(table.insert(), chunk)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
+    return table
+
+
+def _pairs_as(
+    id_type: TypeEngine[Any], title_type: TypeEngine[Any], verdicts: Iterable[TitleVerdict]
+) -> Iterator[tuple[Any, Any, bool]]:
+    seen: set[tuple[Any, Any]] = set()
+    for person, title, allowed in verdicts:
+        ids, titles = list(_ids_as(id_type, [person])), list(_ids_as(title_type, [title]))
+        if not ids or not titles or (ids[0], titles[0]) in seen:
+            continue
+        seen.add((ids[0], titles[0]))
+        yield ids[0], titles[0], allowed
 
 
 def drop_allowed(conn: Connection, table: Table) -> None:

@@ -8,6 +8,7 @@ A declaration is a YAML document in the style of fides datasets::
     collections:
       - name: watch_events
         person: member_id            # the field holding the party's own id of the person
+        title: title_id              # the field naming the title (video) each row is about
         fields:
           - {name: member_id, category: user.unique_id}
           - {name: title_id, category: user.behavior.media_consumption}
@@ -26,7 +27,10 @@ about no person (a catalogue) and may hold no category under ``user``. A collect
 person may also name ``relation_of``, the field holding the person whose relation each row is
 (their friend list): reading it is reading that person's relations, which is done only on that
 person's behalf, pinned to them (see :mod:`accord.gateway`). Rows about a group are the relation
-of each member, and are read the same way. Names end up in SQL, so they
+of each member, and are read the same way. A collection about one
+person whose rows each concern a title (a video watched, a title recommended) names that field as
+``title``: a consent's excluded titles, a one-disclosure consent's title and a request's title are
+then judged row by row on it (18 U.S.C. 2710(b)(2)(B)). Names end up in SQL, so they
 must be plain identifiers. Errors name the file, the line and the field, and suggest the nearest
 key, as agreement documents do (:func:`accord.agreements.parse`).
 """
@@ -123,6 +127,9 @@ class Collection(_Strict):
     relation_of: Identifier | None = None
     """The field holding whose relation each row is (a friendship's owner), if rows are one
     person's relations: read only on that person's behalf, pinned to them."""
+    title: Identifier | None = None
+    """The field naming the title each row is about, when rows carry one (see the module
+    docstring)."""
     fields: Annotated[tuple[Field, ...], pydantic.Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -149,6 +156,14 @@ class Collection(_Strict):
             raise ValueError(f"the {what} {subject!r} must be one of the declared fields")
         if self.relation_of is not None:
             self._check_relation(self.relation_of)
+        if self.title is not None:
+            if self.person is None:
+                raise ValueError(
+                    "a title field is judged per person and title: only a collection about one "
+                    "person (person) may name one"
+                )
+            if self.title not in names:
+                raise ValueError(f"the title {self.title!r} must be one of the declared fields")
         return self
 
     def _check_relation(self, name: str) -> None:

@@ -33,20 +33,36 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    and_,
     bindparam,
     case,
     cast,
     distinct,
+    exists,
+    false,
     func,
+    not_,
+    or_,
     select,
     true,
+    union,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import NoSuchTableError
 
 from accord.errors import InvalidInput, StoreError, translate
 from accord.filters import Group
-from accord.sources.allowed import BATCH, FEW, PERSON, Allowed, drop_allowed, load_allowed
+from accord.sources.allowed import (
+    ALLOWED,
+    BATCH,
+    FEW,
+    PERSON,
+    TITLE,
+    Allowed,
+    drop_allowed,
+    load_allowed,
+    load_titles,
+)
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
 from accord.store.driver import Prepared, batches, driver_rows, prepare, prepared_rows
 from accord.store.people import chunked
@@ -90,6 +106,16 @@ class Rows:
     """The next batch of rows; empty when there are no more."""
     _doing: str
     _whom: Callable[[], list[Any]] | None = None
+    _granted: Callable[[], list[Any]] | None = None
+
+    def granted(self) -> set[tuple[str, str]]:
+        """The (person, title) pairs among the rows that a granting title verdict let through
+        (:attr:`Allowed.titles`), asked of the database in the read's own snapshot; empty when
+        no verdict grants anything."""
+        if self._granted is None:
+            return set()
+        with translate(StoreError, self._doing):
+            return {(str(person), str(title)) for person, title in self._granted()}
 
     def whom(self) -> list[Any]:
         """Whom the rows are about: each distinct value of the collection's subject field (a
@@ -152,6 +178,46 @@ def _column(conn: Connection, query: Select[Any], doing: str) -> list[Any]:
                 out.extend([value for (value,) in batch])
         return out
     return list(conn.execute(query).scalars())
+
+
+def _all(conn: Connection, query: Select[Any]) -> list[Any]:
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def _judged_by_title(
+    admitted: ColumnElement[bool],
+    ids: Table | list[Any],
+    verdicts: Table,
+    person: ColumnElement[Any],
+    title: ColumnElement[Any],
+    *,
+    granting: bool,
+) -> ColumnElement[bool]:
+    """The condition for a row to be returned, given the people's condition ``admitted`` (their
+    ``ids``) and a table of title verdicts (without granting ones, only an anti-join).
+
+    With granting verdicts the rows are still picked by person first (the allowed people and
+    those granted a title, one semi-join the database drives by the person column's index), and
+    only then judged by title: ``(allowed OR granted) AND NOT denied``.
+    """
+
+    def verdict(allowed: bool) -> ColumnElement[bool]:
+        return exists().where(
+            verdicts.c[PERSON] == person,
+            verdicts.c[TITLE] == title,
+            verdicts.c[ALLOWED] == (true() if allowed else false()),
+        )
+
+    denied = not_(verdict(False))
+    if not granting:
+        return and_(admitted, denied)
+    granted_people = select(verdicts.c[PERSON]).where(verdicts.c[ALLOWED] == true())
+    picked: ColumnElement[bool]
+    if isinstance(ids, Table):
+        picked = person.in_(union(select(ids.c[PERSON]), granted_people))
+    else:
+        picked = or_(person.in_(ids), person.in_(granted_people))
+    return and_(picked, denied, or_(admitted, verdict(True)))
 
 
 @contextmanager
@@ -335,10 +401,15 @@ class Source:
     @contextmanager
     def _allowed_rows(
         self, c: Collection, allowed: Allowed, doing: str, *, snapshot: bool = False
-    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool]]:
+    ) -> Iterator[tuple[Connection, Table, FromClause, ColumnElement[bool], bool, Table | None]]:
         """A connection in a transaction, the collection's table, its rows of allowed people
-        (what to select from, and a condition), and whether the ids were bound as parameters
-        (a small read, at most a few people's rows).
+        (what to select from, and a condition), whether the ids were bound as parameters (a
+        small read, at most a few people's rows), and, when title verdicts grant some rows, the
+        temporary table of the verdicts.
+
+        For a collection with a title field, the title verdicts (:attr:`Allowed.titles`) sit in
+        a temporary table of their own, and the condition is ``(person allowed AND NOT (person,
+        title) denied) OR (person, title) granted``: judged on each row's own title.
 
         With ``snapshot``, every query of the transaction sees the same database: on PostgreSQL
         the transaction is REPEATABLE READ; on SQLite it is begun explicitly, and a transaction
@@ -351,6 +422,8 @@ class Source:
         with translate(StoreError, doing):
             conn = self.engine.connect()
         allowed_table: Table | None = None
+        titles_table: Table | None = None
+        granting: Table | None = None
         try:
             with translate(StoreError, doing):
                 if snapshot and conn.dialect.name == "postgresql":
@@ -365,23 +438,46 @@ class Source:
                 # A catalogue (about no person) is read whole; anything else only where allowed.
                 restricted: FromClause = table
                 admitted: ColumnElement[bool] = true()
+                ids: Table | list[Any] | None = None
                 if subject is not None:
                     id_type = self._subject_type(conn, c, table, subject)
-                    ids: Table | list[Any] | None = allowed.few(id_type)
+                    ids = allowed.few(id_type)
                     if ids is None:
                         ids = allowed_table = load_allowed(conn, allowed, id_type)
                     restricted, admitted = self._restricted(
                         conn, c, table, ids, group=allowed.group, subject=subject
                     )
-            yield conn, table, restricted, admitted, allowed_table is None
+                if allowed.titles:
+                    person, title = (table.c[name] for name in self._title_fields(c))
+                    titles_table = load_titles(conn, allowed.titles, person.type, title.type)
+                    admitted = _judged_by_title(
+                        admitted,
+                        ids if ids is not None else [],
+                        titles_table,
+                        person,
+                        title,
+                        granting=allowed.granting,
+                    )
+                    granting = titles_table if allowed.granting else None
+            yield conn, table, restricted, admitted, allowed_table is None, granting
         finally:
             with translate(StoreError, doing):
                 try:
                     conn.rollback()
-                    if allowed_table is not None:
-                        drop_allowed(conn, allowed_table)
+                    for temporary in (allowed_table, titles_table):
+                        if temporary is not None:
+                            drop_allowed(conn, temporary)
                 finally:
                     conn.close()
+
+    def _title_fields(self, c: Collection) -> tuple[str, str]:
+        """The person and title fields of a collection whose rows are judged by title."""
+        if c.title is None or c.person is None:
+            raise InvalidInput(
+                f"{self._where(c)}: title verdicts are for a collection about one person that "
+                "names its title field (title)"
+            )
+        return c.person, c.title
 
     # -- whom rows are about (never released) ----------------------------------------------------
 
@@ -456,7 +552,8 @@ class Source:
         self._fields(c, where or {}, "condition field")
         doing = f"reading {self.dataset.id}.{c.name}"
         self._check_party(c, allowed)
-        ids = self._few_ids(c, allowed, doing) if _preparable(where) and not whom else None
+        preparable = _preparable(where) and not whom and not allowed.titles
+        ids = self._few_ids(c, allowed, doing) if preparable else None
         if ids is not None:
             prepared = self._prepared_read(
                 c, tuple(names), where, group=allowed.group, count=len(ids), doing=doing
@@ -469,12 +566,13 @@ class Source:
             ):
                 yield Rows(tuple(names), fetch, doing)
             return
-        with self._allowed_rows(c, allowed, doing, snapshot=whom) as (
+        with self._allowed_rows(c, allowed, doing, snapshot=whom or allowed.granting) as (
             conn,
             table,
             restricted,
             admitted,
             few,
+            granting,
         ):
             conditions = self._conditions(c, table, where)
             query = select(*(table.c[n] for n in names)).select_from(restricted)
@@ -487,8 +585,19 @@ class Source:
                 distinct = select(table.c[subject]).select_from(restricted)
                 distinct = distinct.where(admitted, *conditions).distinct()
                 asked = partial(_column, conn, distinct, doing)
+            granted_rows = None
+            if granting is not None:
+                # From the few granting verdicts, each looking its rows up by person: not a
+                # second pass over every row read.
+                person, title = (table.c[name] for name in self._title_fields(c))
+                v = granting.c
+                pairs = select(v[PERSON], v[TITLE]).where(
+                    v[ALLOWED] == true(),
+                    exists().where(person == v[PERSON], title == v[TITLE], *conditions),
+                )
+                granted_rows = partial(_all, conn, pairs)
             with _cursor(conn, query, batch_size, doing, direct=not few) as fetch:
-                yield Rows(tuple(names), fetch, doing, asked)
+                yield Rows(tuple(names), fetch, doing, asked, granted_rows)
 
     # -- a few people's rows, by a statement prepared once per kind of read ---------------------
 
@@ -606,7 +715,7 @@ class Source:
             raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
         doing = f"aggregating {self.dataset.id}.{c.name}"
         self._fields(c, where or {}, "condition field")
-        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, _):
+        with self._allowed_rows(c, allowed, doing) as (conn, table, restricted, admitted, _, _):
             key_exprs = [self._key_expr(conn, table, field, by_day) for _, field, by_day in keys]
             conditions = [admitted, *self._conditions(c, table, where)]
             subject = c.subject_field

@@ -139,10 +139,28 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
     """Consents in force at ``f.at`` covering ``need`` (its recipient, operation, purpose,
     category and title), with what the rules may further ask of them."""
     c = t.consents.alias("c")
+    excluded = t.consent_excluded_titles.alias("cx")
+    conditions = consent_covers(c, need, f)
+    if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
+        # Only the named people's consents: an index seek each, not a scan of everyone's.
+        conditions.append(c.c.person.in_(_subjects(f)))
+    if need.title is None:
+        # Without a title only an ongoing consent can be in scope.
+        conditions.append(c.c.scope == Scope.ONGOING.value)
+    else:
+        conditions.append(
+            not_(exists().where(excluded.c.consent_id == c.c.id, excluded.c.title == need.title))
+        )
+        conditions.append(or_(c.c.scope == Scope.ONGOING.value, one_disclosure_for(c, need.title)))
+    return select(c.c.person, c.c.distinct_and_separate, c.c.given_at).where(*conditions)
+
+
+def consent_covers(c: FromClause, need: ConsentNeed, f: PersonFilter) -> list[ColumnElement[bool]]:
+    """Consent ``c`` is the controller's, in force at ``f.at``, for ``need``'s recipient, and
+    covers its operation, purpose and category (whatever its scope and titles)."""
     purposes = t.consent_purposes.alias("cp")
     categories = t.consent_categories.alias("cc")
-    excluded = t.consent_excluded_titles.alias("cx")
-    conditions: list[ColumnElement[bool]] = [
+    return [
         c.c.controller == f.controller,
         c.c.recipient == need.recipient,
         c.c.operations.in_(_operation_sets(need.operation)),
@@ -158,18 +176,17 @@ def _holders_base(need: ConsentNeed, f: PersonFilter) -> Select[Any]:
             _Filtered(categories.c.category).in_(ancestors(need.category)),
         ),
     ]
-    if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
-        # Only the named people's consents: an index seek each, not a scan of everyone's.
-        conditions.append(c.c.person.in_(_subjects(f)))
-    if need.title is None:
-        # Without a title only an ongoing consent can be in scope.
-        conditions.append(c.c.scope == Scope.ONGOING.value)
-    else:
-        conditions.append(
-            not_(exists().where(excluded.c.consent_id == c.c.id, excluded.c.title == need.title))
-        )
-        conditions.append(or_(c.c.scope == Scope.ONGOING.value, c.c.disclosure == need.title))
-    return select(c.c.person, c.c.distinct_and_separate, c.c.given_at).where(*conditions)
+
+
+def one_disclosure_for(c: FromClause, title: Any) -> ColumnElement[bool]:
+    """Consent ``c`` is for one disclosure, about ``title``, and no release has relied on it yet
+    (18 U.S.C. 2710(b)(2)(B)(ii)(I): given at the time that disclosure is sought)."""
+    used = t.consent_uses.alias("cu")
+    return and_(
+        c.c.scope == Scope.ONE_DISCLOSURE.value,
+        c.c.disclosure == title,
+        not_(exists().where(used.c.consent_id == c.c.id)),
+    )
 
 
 def consent_holders(

@@ -230,6 +230,22 @@ class ConsentExcludedTitleRow(Base):
     __table_args__ = (_child_fk("consent_excluded_titles"),)
 
 
+class ConsentUseRow(Base):
+    """A consent for one disclosure, spent: a release relied on it, and no later one may.
+
+    18 U.S.C. 2710(b)(2)(B)(ii)(I): consent "given at the time the disclosure is sought" is for
+    that disclosure only.
+    """
+
+    __tablename__ = "consent_uses"
+
+    consent_id: Mapped[str] = mapped_column(String, primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_id: Mapped[str] = mapped_column(String)
+
+    __table_args__ = (_child_fk("consent_uses"),)
+
+
 class OptOutRow(Base):
     """An opt-out signal (see :class:`accord.consent.OptOut`)."""
 
@@ -327,6 +343,7 @@ consents = _table(ConsentRow)
 consent_purposes = _table(ConsentPurposeRow)
 consent_categories = _table(ConsentCategoryRow)
 consent_excluded_titles = _table(ConsentExcludedTitleRow)
+consent_uses = _table(ConsentUseRow)
 opt_outs = _table(OptOutRow)
 erased_people = _table(ErasedPersonRow)
 erasure_notices = _table(ErasureNoticeRow)

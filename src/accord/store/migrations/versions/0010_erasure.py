@@ -7,7 +7,7 @@
   from their ledger key, which erasure shreds.
 
 Revision ID: 0010_erasure
-Revises: 0008_ledger_index_parts
+Revises: 0009_consent_use
 Create Date: 2026-12-04
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_erasure"
-down_revision: str | None = "0008_ledger_index_parts"
+down_revision: str | None = "0009_consent_use"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
