@@ -18,9 +18,9 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
-from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.gateway.titles import admit_rows, with_title
 from accord.gateway.titles import scope as title_scope
+from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.policy import Decision
