@@ -37,6 +37,9 @@ def data(tmp_path: Path) -> list[str]:
     run("agreement", "register", str(doc), *store)
     run("agreement", "review", "chirp-reelix", "--reviewer", "Dana", "--findings", "none", *store)
     run("agreement", "activate", "chirp-reelix", *store)
+    people = doc.parent / "members.csv"
+    people.write_text("person,jurisdiction\nr1,US-NY\n")
+    run("person", "load", str(people), "--party", "reelix", *store)
     run(
         "consent", "grant", "--person", "r1", "--controller", "reelix", "--recipient", "chirp",
         "--purpose", "functional.service", "--category", "user.behavior.media_consumption",

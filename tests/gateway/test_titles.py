@@ -289,9 +289,12 @@ def test_a_request_naming_a_title_of_a_collection_without_titles_is_refused(w: W
         "friend-picker",
         categories=frozenset({"user.social"}),
         title="x1",
+        on_behalf_of="c1",
     )
     with pytest.raises(InvalidInput, match="names no title field"):
-        w.gateway.exchange(Exchange(r, w.tokens["reelix"], "friendships"))
+        w.gateway.exchange(
+            Exchange(r, w.tokens["reelix"], "friendships", where={"person_id": "c1"})
+        )
 
 
 # -- a write of titled rows is judged row by row too --------------------------------------------
