@@ -21,6 +21,7 @@ from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
+from accord.ledger.rows import digest_if_small
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry
@@ -596,6 +597,14 @@ class Gateway:
             fields=fields,
             granularity=LEDGER_GRANULARITY[granularity],
             at=request.at,
+            # What an auditor needs to replay the release (accord.audit): no person in it.
+            operation=request.operation.value,
+            title=request.title,
+            scope=request.subjects.kind.value,
+            rows=len(outcome.rows) if request.operation is Operation.READ else None,
+            rows_digest=digest_if_small(outcome.rows)
+            if request.operation is Operation.READ and granularity is not Granularity.AGGREGATE
+            else None,
         )
         return tuple(
             self.accord.ledger.append([decision_entry(plan.decision, outcome.people), release])
