@@ -151,7 +151,12 @@ def audit(
             replay.erasures.append(leaf.at)
         elif leaf.kind == "release":
             inside = (since is None or leaf.at >= since) and (until is None or leaf.at < until)
-            found = replay.release(leaf, previous, subjects.refs.get(leaf.index, set()))
+            found = replay.release(
+                leaf,
+                previous,
+                subjects.refs.get(leaf.index, set()),
+                subjects.unexplained.get(leaf.index, 0),
+            )
             if inside:
                 report.releases += 1
                 report.people += found.people
@@ -167,6 +172,8 @@ class _Found:
     differences: list[Difference] = field(default_factory=list)
     people: int = 0
     compared: int = 0
+    unexplained: int = 0
+    """Pseudonyms of the release no key explains (people erased since)."""
 
 
 class _Replay:
@@ -251,14 +258,16 @@ class _Replay:
 
     # -- one release ----------------------------------------------------------------------------
 
-    def release(self, leaf: Leaf, previous: Leaf | None, refs: set[str]) -> _Found:
+    def release(
+        self, leaf: Leaf, previous: Leaf | None, refs: set[str], unexplained: int = 0
+    ) -> _Found:
         e = leaf.entry
         people = sorted(tuple(ref.partition("/")[::2]) for ref in refs)
         controller = people[0][0] if people else str(e.get("provider"))
         if e.get("operation") == "write" and not people:
             controller = str(e.get("recipient"))
         d = self.disclosure(leaf, previous, controller)
-        found = _Found()
+        found = _Found(unexplained=unexplained)
 
         def differ(kind: Kind, who: str | None, reasons: Iterable[str]) -> None:
             found.differences.append(
@@ -312,7 +321,9 @@ class _Replay:
     def _reasons(self, verdict: Verdict, party: str, pid: str, leaf: Leaf) -> list[str]:
         reasons = list(verdict.reasons)
         if not self.person(party, pid).known:
-            earlier = [at for at in self.erasures if at <= leaf.at]
+            # Erasures appended before this release (ledger order: an erasure's own time is
+            # when it was carried out, a release's the request's).
+            earlier = self.erasures
             if earlier:
                 reasons.append(
                     f"the ledger records {len(earlier)} erasure(s) before this release, the last "
@@ -382,6 +393,10 @@ class _Rebuild:
     def digest_matches(self, rows: Iterable[tuple[Any, ...]]) -> bool | None:
         """Whether ``rows`` are what the release committed to (``None``: nothing to compare)."""
         e = self.leaf.entry
+        if self.found.unexplained:
+            # Someone it was about has been erased since: who, and their rows, are gone for
+            # good, so the rows cannot be rebuilt (the people still known are judged).
+            return None
         listed = list(rows)
         if e.get("rows_digest"):
             return combine(map(row_hash, listed)) == e["rows_digest"]
