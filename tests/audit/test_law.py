@@ -150,20 +150,50 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     (release(), member("CA", consent(purposes=frozenset({ADS}))), None, False, "no consent"),
     # A consent to read does not allow writing.
     (
-        release("send", operation=Operation.WRITE, categories=frozenset({PRIVATE}),
-                field_categories=frozenset({PRIVATE}), provider="reelix", recipient="chirp",
-                controller="chirp"),
-        Person("m1", "chirp", "CA", (consent(controller="chirp", recipient="reelix",
-                categories=frozenset({PRIVATE})),)),
-        None, False, "2702(b)(3)",
+        release(
+            "send",
+            operation=Operation.WRITE,
+            categories=frozenset({PRIVATE}),
+            field_categories=frozenset({PRIVATE}),
+            provider="reelix",
+            recipient="chirp",
+            controller="chirp",
+        ),
+        Person(
+            "m1",
+            "chirp",
+            "CA",
+            (consent(controller="chirp", recipient="reelix", categories=frozenset({PRIVATE})),),
+        ),
+        None,
+        False,
+        "2702(b)(3)",
     ),
     # ... while the person's own consent to sending does (SCA house rule: the sender's consent).
     (
-        release("send", operation=Operation.WRITE, categories=frozenset({PRIVATE}),
-                field_categories=frozenset({PRIVATE}), controller="chirp"),
-        Person("m1", "chirp", "CA", (consent(controller="chirp", recipient="reelix",
-                categories=frozenset({PRIVATE}), operations=frozenset({Operation.WRITE})),)),
-        None, True, "",
+        release(
+            "send",
+            operation=Operation.WRITE,
+            categories=frozenset({PRIVATE}),
+            field_categories=frozenset({PRIVATE}),
+            controller="chirp",
+        ),
+        Person(
+            "m1",
+            "chirp",
+            "CA",
+            (
+                consent(
+                    controller="chirp",
+                    recipient="reelix",
+                    categories=frozenset({PRIVATE}),
+                    operations=frozenset({Operation.WRITE}),
+                ),
+            ),
+        ),
+        None,
+        True,
+        "",
     ),
     # VPPA (b)(2)(B)(i)-(ii): a US viewer, distinct and separate consent given a year before.
     (release(), member("US-TX", consent(given_at=AT - 365 * DAY)), None, True, ""),
@@ -177,10 +207,17 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     (release(), member("US-CA", consent(excluded_titles=frozenset({"t9"}))), "t1", True, ""),
     # VPPA (a)(3): counts over groups of at least k identify no one; the clause needs no consent.
     (
-        release("report", purpose="analytics.reporting.content_performance",
-                categories=frozenset({"user.behavior"}), field_categories=frozenset(),
-                granularity="aggregate"),
-        member("US-TX"), None, True, "",
+        release(
+            "report",
+            purpose="analytics.reporting.content_performance",
+            categories=frozenset({"user.behavior"}),
+            field_categories=frozenset(),
+            granularity="aggregate",
+        ),
+        member("US-TX"),
+        None,
+        True,
+        "",
     ),
     # Outside the US and the GDPR, a bundled consent meets the clause's own condition.
     (release(), member("BR", consent(distinct_and_separate=False)), None, True, ""),
@@ -190,36 +227,81 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     (release(), member("GB", consent(distinct_and_separate=False)), None, False, "Art. 7(2)"),
     # GDPR, another lawful basis (contract) and no consent needed by the clause: allowed.
     (
-        release("link", purpose="essential.service.authentication",
-                categories=frozenset({"user.account.linked"}),
-                field_categories=frozenset({"user.account.linked"})),
-        member("DE"), None, True, "",
+        release(
+            "link",
+            purpose="essential.service.authentication",
+            categories=frozenset({"user.account.linked"}),
+            field_categories=frozenset({"user.account.linked"}),
+        ),
+        member("DE"),
+        None,
+        True,
+        "",
     ),
     # A one-disclosure consent covers its own title...
-    (release(title="t1"), member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
-     None, True, ""),
+    (
+        release(title="t1"),
+        member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
+        None,
+        True,
+        "",
+    ),
     # ... not another title.
-    (release(title="t2"), member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
-     None, False, "one disclosure"),
+    (
+        release(title="t2"),
+        member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
+        None,
+        False,
+        "one disclosure",
+    ),
     # ... nor a read that names no title at all.
-    (release(), member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
-     None, False, "one disclosure"),
+    (
+        release(),
+        member("CA", consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")),
+        None,
+        False,
+        "one disclosure",
+    ),
     # A sale/sharing opt-out bars advertising in California (CCPA 1798.120, 11 CCR 7025) ...
-    (release("ads", purpose=ADS, field_categories=frozenset({MEDIA})),
-     member("US-CA", replace(ADS_CONSENT), opt_outs=(OPTED_OUT,)), None, False, "opted out"),
+    (
+        release("ads", purpose=ADS, field_categories=frozenset({MEDIA})),
+        member("US-CA", replace(ADS_CONSENT), opt_outs=(OPTED_OUT,)),
+        None,
+        False,
+        "opted out",
+    ),
     # ... in Texas (its opt-out signal law) ...
-    (release("ads", purpose=ADS), member("US-TX", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
-     None, False, "opted out"),
+    (
+        release("ads", purpose=ADS),
+        member("US-TX", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
+        None,
+        False,
+        "opted out",
+    ),
     # ... in Germany (GDPR Art. 21(2)-(3): objection to direct marketing) ...
-    (release("ads", purpose=ADS), member("DE", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
-     None, False, "opted out"),
+    (
+        release("ads", purpose=ADS),
+        member("DE", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
+        None,
+        False,
+        "opted out",
+    ),
     # ... and in Brazil, where Accord's own rule applies: everywhere.
-    (release("ads", purpose=ADS), member("BR", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
-     None, False, "opted out"),
+    (
+        release("ads", purpose=ADS),
+        member("BR", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
+        None,
+        False,
+        "opted out",
+    ),
     # An opt-out revoked before the release no longer bars it.
-    (release("ads", purpose=ADS),
-     member("BR", ADS_CONSENT, opt_outs=(replace(OPTED_OUT, revoked_at=AT - DAY),)),
-     None, True, ""),
+    (
+        release("ads", purpose=ADS),
+        member("BR", ADS_CONSENT, opt_outs=(replace(OPTED_OUT, revoked_at=AT - DAY),)),
+        None,
+        True,
+        "",
+    ),
     # An opt-out of sale and sharing says nothing of a flow that is not advertising.
     (release(), member("BR", consent(), opt_outs=(OPTED_OUT,)), None, True, ""),
     # Erased before the release: never released again, whatever the records say.
@@ -233,29 +315,64 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     (release("eu-feed"), member("FR", consent()), None, True, ""),
     # Friends' data: a clause needing no consent still needs a friend's own when a person asks.
     (
-        release("picker", provider="chirp", recipient="reelix", controller="chirp",
-                categories=frozenset({"user.social"}), field_categories=frozenset(),
-                relative=True, acting="m0"),
-        Person("m1", "chirp", "BR"), None, False, "friend's own consent",
+        release(
+            "picker",
+            provider="chirp",
+            recipient="reelix",
+            controller="chirp",
+            categories=frozenset({"user.social"}),
+            field_categories=frozenset(),
+            relative=True,
+            acting="m0",
+        ),
+        Person("m1", "chirp", "BR"),
+        None,
+        False,
+        "friend's own consent",
     ),
     # ... but not the asking person's own.
     (
-        release("picker", provider="chirp", recipient="reelix", controller="chirp",
-                categories=frozenset({"user.social"}), field_categories=frozenset(),
-                relative=True, acting="m1"),
-        Person("m1", "chirp", "BR"), None, True, "",
+        release(
+            "picker",
+            provider="chirp",
+            recipient="reelix",
+            controller="chirp",
+            categories=frozenset({"user.social"}),
+            field_categories=frozenset(),
+            relative=True,
+            acting="m1",
+        ),
+        Person("m1", "chirp", "BR"),
+        None,
+        True,
+        "",
     ),
     # The agreement was not active at the release: nothing flows.
-    (release(in_force="agreement x was suspended, not active"), member("CA", consent()),
-     None, False, "suspended"),
+    (
+        release(in_force="agreement x was suspended, not active"),
+        member("CA", consent()),
+        None,
+        False,
+        "suspended",
+    ),
     # A purpose outside the clause: purpose limitation.
     (release(purpose=ADS), member("CA", ADS_CONSENT), None, False, "purpose limitation"),
     # Fields beyond the clause's list.
-    (release(fields=frozenset({"watch_events.seconds"})), member("CA", consent()), None, False,
-     "does not list the fields"),
+    (
+        release(fields=frozenset({"watch_events.seconds"})),
+        member("CA", consent()),
+        None,
+        False,
+        "does not list the fields",
+    ),
     # Data moving the other way than the clause says.
-    (release(provider="chirp", recipient="reelix"), member("CA", consent()), None, False,
-     "moves data from reelix to chirp"),
+    (
+        release(provider="chirp", recipient="reelix"),
+        member("CA", consent()),
+        None,
+        False,
+        "moves data from reelix to chirp",
+    ),
 ]
 
 
@@ -272,7 +389,8 @@ def test_decision_table(
 def test_a_one_disclosure_consent_is_spent_once() -> None:
     single = consent(scope=Scope.ONE_DISCLOSURE, disclosure="t1")
     first = judge(release(title="t1"), member("US-TX", single))
-    assert first.allowed and first.spends == {"k1"}
+    assert first.allowed
+    assert first.spends == {"k1"}
     again = judge(release(title="t1"), member("US-TX", single), spent=first.spends)
     assert not again.allowed
     assert any("already made" in r for r in again.reasons)
@@ -281,7 +399,8 @@ def test_a_one_disclosure_consent_is_spent_once() -> None:
 def test_an_ongoing_consent_is_preferred_to_spending_a_single_one() -> None:
     single = consent(id="k2", scope=Scope.ONE_DISCLOSURE, disclosure="t1")
     verdict = judge(release(title="t1"), member("CA", consent(), single))
-    assert verdict.allowed and not verdict.spends
+    assert verdict.allowed
+    assert not verdict.spends
 
 
 def test_a_release_under_no_agreement_is_a_problem_for_everyone() -> None:

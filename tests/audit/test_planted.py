@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,9 +86,7 @@ class World:
 
     def rows(self, *people: str, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """The (title, watched at) rows of ``people``, as Reelix's database holds them."""
-        return [
-            row for p in people for row in MEMBERS[p][1] if row[0] not in leave_out
-        ]
+        return [row for p in people for row in MEMBERS[p][1] if row[0] not in leave_out]
 
     def plant(self, **kw: Any) -> int:
         """Append a release entry as a faulty gateway would have; its leaf index."""
@@ -156,7 +153,7 @@ def _reelix_database(path: Path) -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path) -> World:
     reelix = tmp_path / "reelix.db"
     _reelix_database(reelix)
     store = tmp_path / "accord"
@@ -165,22 +162,23 @@ def world(tmp_path: Path) -> Iterator[World]:
             accord.add_party(party, party)
         document = (resources.files("accord") / "examples" / "chirp-reelix.yaml").read_text()
         accord.register(document, source="chirp-reelix.yaml", by="test")
-        accord.review(
-            "chirp-reelix", reviewer="board", findings="ok", approved=True, on=AT.date()
-        )
+        accord.review("chirp-reelix", reviewer="board", findings="ok", approved=True, on=AT.date())
         accord.move("chirp-reelix", ag.Status.ACTIVE, by="board")
         people = [Person(p, "reelix", home) for p, (home, _) in MEMBERS.items()]
         accord.import_records(people, CONSENTS, OPT_OUTS)
-    yield World(store, reelix)
+    return World(store, reelix)
 
 
 def _erase(world: World, person: str) -> None:
     """Erase a member as the erasure flow does: their store records go, then their ledger key."""
     with Accord.open(data_dir=world.store) as accord:
         with accord.engine.begin() as conn:
-            ids = [r for (r,) in conn.execute(
-                text("SELECT id FROM consents WHERE person = :p"), {"p": person}
-            )]
+            ids = [
+                r
+                for (r,) in conn.execute(
+                    text("SELECT id FROM consents WHERE person = :p"), {"p": person}
+                )
+            ]
             for table in ("consent_purposes", "consent_categories", "consent_excluded_titles"):
                 for consent_id in ids:
                     conn.execute(
@@ -230,9 +228,7 @@ def test_each_planted_wrong_release_is_reported(world: World) -> None:
     )
     _erase(world, "r6")
     erased = world.plant(about=["r6"], rows=world.rows("r6"))
-    excluded = world.plant(
-        scope="all", about=["r1", "r7", "r8"], rows=world.rows("r1", "r7", "r8")
-    )
+    excluded = world.plant(scope="all", about=["r1", "r7", "r8"], rows=world.rows("r1", "r7", "r8"))
     withheld = world.plant(
         scope="all", about=["r1", "r7"], rows=world.rows("r1") + world.rows("r7", leave_out=("t9",))
     )

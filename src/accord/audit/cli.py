@@ -74,17 +74,19 @@ def party_databases(
     bundled = resources.files("accord") / "scenario" / "datasets"
     out: dict[str, PartyDatabase] = {}
     for party, url in urls.items():
-        path = declared.get(party)
-        if path is None:
+        declaration = declared.get(party)
+        if declaration is None:
             candidate = bundled / f"{party}.yaml"
             if not candidate.is_file():
                 raise InvalidInput(
                     f"no dataset declaration for {party}: pass --dataset {party}=PATH"
                 )
-            path = str(candidate)
-        dataset = load(path)
+            declaration = str(candidate)
+        dataset = load(declaration)
         if dataset.party != party:
-            raise InvalidInput(f"--dataset {party}={path} declares {dataset.party}'s dataset")
+            raise InvalidInput(
+                f"--dataset {party}={declaration} declares {dataset.party}'s dataset"
+            )
         out[party] = PartyDatabase(make_engine(url), dataset)
     return out
 
@@ -139,6 +141,7 @@ def show(console: Console, report: AuditReport) -> None:
 
 @handled
 def command(
+    *,
     since: Annotated[
         str | None, typer.Option(help="Replay releases at or after this instant (ISO 8601).")
     ] = None,
@@ -163,7 +166,7 @@ def command(
     data_dir: DataDir = None,
 ) -> None:
     """Replay every release in the ledger against the law, the agreements, the consents and the
-    parties' own databases; exit 1 if anyone was released (or held back) who should not have been."""
+    parties' own databases; exit 1 if anyone was released (or held back) who should not be."""
     start, end = _instant(since, "--since"), _instant(until, "--until")
     parties = party_databases(source or [], dataset or [], scenario)
     try:

@@ -240,17 +240,17 @@ def needs(d: Disclosure, person: Person) -> list[Need]:
     if d.messages:
         what = "reading their messages" if d.operation is Operation.READ else "sending for them"
         out.append(Need("SCA", PRIVATE, d.operation, why=f"{SCA}: their own consent to {what}"))
-    if not clause.consent_needed and (d.relative or d.acting is not None):
-        if person.id != d.acting:
-            out += [
-                Need("friends", c, d.operation, why=f"a friend's own consent to {c}")
-                for c in sorted(d.categories)
-            ]
+    friends = not clause.consent_needed and (d.relative or d.acting is not None)
+    if friends and person.id != d.acting:
+        out += [
+            Need("friends", c, d.operation, why=f"a friend's own consent to {c}")
+            for c in sorted(d.categories)
+        ]
     return out
 
 
 def _meets(
-    c: Consent, need: Need, d: Disclosure, person: Person, title: str | None, spent: set[str]
+    c: Consent, need: Need, d: Disclosure, *, person: Person, title: str | None, spent: set[str]
 ) -> bool:
     at = d.at
     if c.person != person.id or c.controller != person.party or c.recipient != d.counterparty:
@@ -259,7 +259,7 @@ def _meets(
         return False
     if not under_any(d.purpose, c.purposes) or not under_any(need.category, c.categories):
         return False
-    if not (c.given_at <= at):
+    if c.given_at > at:
         return False
     if c.withdrawn_at is not None and c.withdrawn_at <= at:
         return False
@@ -326,7 +326,8 @@ def judge(
     if problems:
         return Verdict(False, tuple(problems))
     clause = d.clause
-    assert clause is not None  # release_problems says so
+    if clause is None:  # pragma: no cover - release_problems says so
+        return Verdict(False, ("no such clause",))
     if person.erased_at is not None and person.erased_at <= d.at:
         reasons.append(f"was erased at {person.erased_at.isoformat()}: never released again")
     if not person.known:
@@ -341,14 +342,16 @@ def judge(
         ongoing = [
             c
             for c in person.consents
-            if c.scope is Scope.ONGOING and _meets(c, need, d, person, title, used)
+            if c.scope is Scope.ONGOING
+            and _meets(c, need, d, person=person, title=title, spent=used)
         ]
         if ongoing:
             continue
         single = [
             c
             for c in person.consents
-            if c.scope is Scope.ONE_DISCLOSURE and _meets(c, need, d, person, title, used)
+            if c.scope is Scope.ONE_DISCLOSURE
+            and _meets(c, need, d, person=person, title=title, spent=used)
         ]
         if single:
             spends.add(single[0].id)

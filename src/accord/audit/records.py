@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, select
 from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.orm import Session, sessionmaker
 
 from accord.agreements import Registered
 from accord.audit.law import Person
@@ -29,6 +30,7 @@ from accord.errors import InvalidInput, StoreError, translate
 from accord.ledger.shred import subject_tags
 from accord.ledger.tables import leaves_table, person_index_table, person_keys_table
 from accord.sources.datasets import Collection, Dataset
+from accord.store import tables as t
 from accord.store.repositories import AgreementRepository, ConsentRepository, OptOutRepository
 from accord.store.tables import people as people_table
 
@@ -144,11 +146,11 @@ class StoreRecords:
     """Where the store says people live (used only for parties whose database is not given)."""
 
 
-def read_store(accord_sessions: Any, engine: Engine, parties: Iterable[str]) -> StoreRecords:
+def read_store(sessions: sessionmaker[Session], parties: Iterable[str]) -> StoreRecords:
     """Every agreement, and the people, consents and opt-outs of ``parties``."""
     consents: dict[tuple[str, str], list[Consent]] = defaultdict(list)
     outs: dict[tuple[str, str], list[OptOut]] = defaultdict(list)
-    with accord_sessions() as session, session.begin():
+    with sessions() as session, session.begin():
         agreements = {r.agreement.id: r for r in AgreementRepository(session).list()}
         repo = ConsentRepository(session)
         for party in parties:
@@ -157,8 +159,6 @@ def read_store(accord_sessions: Any, engine: Engine, parties: Iterable[str]) -> 
                 outs[(party, person)].extend(facts.opt_outs)
         # Consents and opt-outs of people the store has no row for count too (they are the
         # records); such a person is simply unknown to the store.
-        from accord.store import tables as t
-
         for party in parties:
             seen = {person for (p, person) in consents if p == party}
             rows = session.execute(
@@ -208,9 +208,11 @@ class PartyDatabase:
             if c.person is not None and located:
                 table = self.table(c.name)
                 query = select(table.c[c.person], table.c[located[0]])
-                with translate(StoreError, f"reading {self.party}.{c.name}"):
-                    with self.engine.connect() as conn:
-                        return {str(p): str(j) for p, j in conn.execute(query) if j is not None}
+                with (
+                    translate(StoreError, f"reading {self.party}.{c.name}"),
+                    self.engine.connect() as conn,
+                ):
+                    return {str(p): str(j) for p, j in conn.execute(query) if j is not None}
         raise InvalidInput(
             f"dataset {self.dataset.id} declares no collection about people with a field of "
             f"{LOCATION}: the audit cannot tell where {self.party}'s people live"
