@@ -311,18 +311,24 @@ def _why_not(need: Need, d: Disclosure, person: Person, title: str | None) -> st
 
 
 def judge(
-    d: Disclosure, person: Person, title: str | None = None, spent: Iterable[str] = ()
+    d: Disclosure,
+    person: Person,
+    title: str | None = None,
+    spent: Iterable[str] = (),
+    *,
+    checked: bool = False,
 ) -> Verdict:
     """Whether ``person`` may be in ``d`` (for rows of ``title``, if given; else ``d.title``).
 
     ``spent`` are the ids of one-disclosure consents already used by earlier releases. The
     verdict's ``spends`` are the one-disclosure consents this one relies on (only where no
-    ongoing consent would do).
+    ongoing consent would do). With ``checked``, the caller has found no
+    :func:`release_problems` already (they are the same for everyone in a release).
     """
     title = title if title is not None else d.title
     used = set(spent)
     reasons: list[str] = []
-    problems = release_problems(d)
+    problems = [] if checked else release_problems(d)
     if problems:
         return Verdict(False, tuple(problems))
     clause = d.clause

@@ -105,32 +105,33 @@ def resolve_subjects(engine: Engine, leaves: Iterable[Leaf]) -> Subjects:
     k, ix = person_keys_table.c, person_index_table.c
     candidates: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
     with translate(StoreError, "reading the ledger's person keys"), engine.connect() as conn:
+        # Every key once, then the index rows of the leaves wanted: two scans, joined here.
+        every = [
+            (str(p), bytes(key), bytes(look))
+            for p, key, look in conn.execute(select(k.person_id, k.key, k.lookup))
+        ]
+        by_lookup = {look: (p, key) for p, key, look in every}
         low, high = min(wanted), max(wanted)
         rows = conn.execute(
-            select(ix.leaf_idx, k.person_id, k.key)
-            .join(person_keys_table, k.lookup == ix.pseudonym)
-            .where(ix.leaf_idx >= low, ix.leaf_idx <= high)
+            select(ix.leaf_idx, ix.pseudonym).where(ix.leaf_idx >= low, ix.leaf_idx <= high)
         )
-        for idx, person, key in rows:
-            if int(idx) in wanted:
-                candidates[int(idx)].append((str(person), bytes(key)))
-        every: list[tuple[str, bytes]] | None = None
-        for idx, tags in wanted.items():
-            people = candidates.get(idx, [])
-            tagged = subject_tags([key for _, key in people], idx)
-            refs = {person for (person, _), tag in zip(people, tagged, strict=True) if tag in tags}
+        for idx, pseudonym in rows:
+            known = by_lookup.get(bytes(pseudonym))
+            if known is not None and int(idx) in wanted:
+                candidates[int(idx)].append(known)
+    for idx, tags in wanted.items():
+        people = candidates.get(idx, [])
+        tagged = subject_tags([key for _, key in people], idx)
+        refs = {person for (person, _), tag in zip(people, tagged, strict=True) if tag in tags}
+        left = len(tags) - len(refs)
+        if left > 0:
+            # Pseudonyms the index did not explain: every key is tried.
+            tagged = subject_tags([key for _, key, _ in every], idx)
+            refs = {p for (p, _, _), tag in zip(every, tagged, strict=True) if tag in tags}
             left = len(tags) - len(refs)
-            if left > 0:
-                if every is None:
-                    every = [
-                        (str(p), bytes(key)) for p, key in conn.execute(select(k.person_id, k.key))
-                    ]
-                tagged = subject_tags([key for _, key in every], idx)
-                refs = {p for (p, _), tag in zip(every, tagged, strict=True) if tag in tags}
-                left = len(tags) - len(refs)
-            found.refs[idx] = refs
-            if left:
-                found.unexplained[idx] = left
+        found.refs[idx] = refs
+        if left:
+            found.unexplained[idx] = left
     return found
 
 

@@ -27,10 +27,10 @@ in particular, so only its agreement and clause are judged.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,11 +49,13 @@ from accord.audit.records import (
 )
 from accord.consent import Operation
 from accord.ledger.rows import combine, row_hash
-from accord.sources.datasets import Collection
+from accord.sources.datasets import Collection, GroupSpec
 
 Kind = Literal["released", "withheld", "rows", "release"]
+_ThreadRows = tuple[dict[str, set[str]], dict[str, set[str]], dict[str, list[tuple[Any, ...]]]]
 
 PERSON_ID = "user.unique_id"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +214,16 @@ class _Replay:
         self.erasures: list[datetime] = []
         self.spent: set[str] = set()
         self._people: dict[tuple[str, str], Person] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     # -- context --------------------------------------------------------------------------------
+
+    def cached(self, key: tuple[Any, ...], read: Callable[[], _T]) -> _T:
+        """What ``read`` returns, read once per replay for ``key`` (a party's database does
+        not change during an audit)."""
+        if key not in self._cache:
+            self._cache[key] = read()
+        return cast(_T, self._cache[key])
 
     def person(self, party: str, pid: str) -> Person:
         key = (party, pid)
@@ -331,7 +341,7 @@ class _Replay:
 
     def judge(self, d: Disclosure, party: str, pid: str, title: str | None = None) -> Verdict:
         """The auditor's verdict on one person, with the one-disclosure consents spent so far."""
-        return judge(d, self.person(party, pid), title, self.spent)
+        return judge(d, self.person(party, pid), title, self.spent, checked=True)
 
     def reasons(self, verdict: Verdict, party: str, pid: str) -> list[str]:
         """The verdict's reasons, with the ledger's erasures where the store no longer knows the
@@ -514,13 +524,11 @@ class _Rows(_Rebuild):
         # Which rows crossed that should not have? The likeliest: every row of each person
         # released, the ones their consent left out included (an exclusion judged per request,
         # not per row).
-        leaked = {
-            pid: found.refused[pid]
-            for pid in self.about
-            if found.refused.get(pid) and found.allowed(pid)
-        }
+        leaked = {pid: found.refused[pid] for pid in self.about if found.refused.get(pid)}
         if leaked and self.digest_matches(expected + [r for rs in leaked.values() for r in rs]):
             for pid, extra in sorted(leaked.items()):
+                if not found.allowed(pid):
+                    continue  # reported above: none of their rows could cross
                 self.differ(
                     "released",
                     self.ref(pid),
@@ -561,14 +569,14 @@ class _Friends(_Rebuild):
         if not self.about or not anchors:
             return
         anchor = anchors[0]
+        of, by_anchor = self.replay.cached(
+            ("friends", self.party, c.name, anchor, tuple(self.names), tuple(self.conditions)),
+            lambda: self._relations(subject, anchor),
+        )
         # Whose friends are they? Someone every released friend is a friend of.
-        rows = list(self.db.rows(c, [subject, anchor], self.conditions, people=self.about))
-        of: dict[str, set[str]] = defaultdict(set)
-        for friend, whose in rows:
-            of[str(friend)].add(str(whose))
         candidates = set.intersection(*(of.get(p, set()) for p in self.about))
         for a in sorted(candidates):
-            theirs = list(self.db.rows(c, [subject, *self.names], {**self.conditions, anchor: a}))
+            theirs = by_anchor.get(a, [])
             allowed = [
                 (str(r[0]), tuple(r[1:]))
                 for r in theirs
@@ -586,11 +594,24 @@ class _Friends(_Rebuild):
             ["the friends released are not the friends who allowed it of any one person"],
         )
 
+    def _relations(
+        self, subject: str, anchor: str
+    ) -> tuple[dict[str, set[str]], dict[str, list[tuple[Any, ...]]]]:
+        """Whose relation each person is, and each person's relation rows (as released, after
+        the subject): the collection read once per replay."""
+        of: dict[str, set[str]] = defaultdict(set)
+        by_anchor: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in self.db.rows(self.c, [subject, anchor, *self.names], self.conditions):
+            of[str(row[0])].add(str(row[1]))
+            by_anchor[str(row[1])].append((row[0], *row[2:]))
+        return of, by_anchor
+
 
 def judge_acting(rebuild: _Rebuild, pid: str, acting: str) -> Verdict:
     """A verdict with ``acting`` as the person on whose behalf the recipient read."""
     d = replace(rebuild.d, acting=acting)
-    return judge(d, rebuild.replay.person(rebuild.party, pid), d.title, rebuild.replay.spent)
+    person = rebuild.replay.person(rebuild.party, pid)
+    return judge(d, person, d.title, rebuild.replay.spent, checked=True)
 
 
 class _Threads(_Rebuild):
@@ -613,18 +634,10 @@ class _Threads(_Rebuild):
         self.found.people += len(self.about)
         if not self.about:
             return
-        pairs = [
-            (str(t), str(p))
-            for t, p in self.db.rows(members, [g.member_group, g.member_person], {})
-        ]
-        members_of: dict[str, set[str]] = defaultdict(set)
-        threads_of: dict[str, set[str]] = defaultdict(set)
-        for t, p in pairs:
-            members_of[t].add(p)
-            threads_of[p].add(t)
-        rows_by_thread: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        for row in self.db.rows(c, [g.field, *self.names], self.conditions):
-            rows_by_thread[str(row[0])].append(tuple(row[1:]))
+        members_of, threads_of, rows_by_thread = self.replay.cached(
+            ("threads", self.party, c.name, tuple(self.names), tuple(sorted(self.conditions))),
+            lambda: self._threads(members, g),
+        )
         for a in sorted(self.about):
             threads = [t for t in sorted(threads_of.get(a, ())) if rows_by_thread.get(t)]
             # The house rule: a thread crosses only if every participant consented.
@@ -648,3 +661,16 @@ class _Threads(_Rebuild):
                 )
             ],
         )
+
+    def _threads(self, members: Collection, g: GroupSpec) -> _ThreadRows:
+        """Every thread's members, every person's threads, and every thread's rows (read once
+        per replay: a party's threads do not change between the releases of one audit)."""
+        members_of: dict[str, set[str]] = defaultdict(set)
+        threads_of: dict[str, set[str]] = defaultdict(set)
+        for t, p in self.db.rows(members, [g.member_group, g.member_person], {}):
+            members_of[str(t)].add(str(p))
+            threads_of[str(p)].add(str(t))
+        rows_by_thread: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in self.db.rows(self.c, [g.field, *self.names], self.conditions):
+            rows_by_thread[str(row[0])].append(tuple(row[1:]))
+        return members_of, threads_of, rows_by_thread
