@@ -299,7 +299,14 @@ class _Replay:
         d = self.disclosure(leaf, previous, controller)
         found = _Found(leaf, people, unexplained)
         differ = found.differ
-        problems = release_problems(d)
+        if e.get("scope") is None and not people:
+            # About no one, and not saying what was asked (a clean room's result, computed from
+            # tables the gateway released and logged apart): judged on its agreement only.
+            problems = [d.in_force] if d.in_force else []
+            if d.agreement is None:
+                problems = [f"no agreement {e.get('agreement')!r} is registered"]
+        else:
+            problems = release_problems(d)
         if problems:
             if not people:
                 differ("release", None, problems)
