@@ -26,7 +26,7 @@ from accord import agreements as ag
 from accord.cli import app
 from accord.consent import Consent, OptOut, OptOutKind, Person, SignalSource
 from accord.ledger.entries import ReleaseEntry
-from accord.ledger.rows import rows_digest
+from accord.ledger.rows import rows_sum
 from accord.service import Accord
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ class World:
             operation="read",
             scope=kw.pop("scope", "people"),
             rows=len(rows),
-            rows_digest=rows_digest(rows),
+            rows_sum=rows_sum(rows),
             at=AT,
             **kw,
         )

@@ -18,7 +18,7 @@ from law_builders import ADS, AT, DAY, consent, release
 
 from accord.audit.law import Person, judge
 from accord.consent import OptOut, OptOutKind, Scope, SignalSource
-from accord.ledger.rows import rows_digest
+from accord.ledger.rows import rows_sum, seal
 
 pytestmark = pytest.mark.unit
 
@@ -35,14 +35,14 @@ rows = st.lists(st.tuples(values, values), max_size=30)
 def test_the_digest_ignores_order(drawn: list[tuple[object, object]], rnd: object) -> None:
     shuffled = list(drawn)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
-    assert rows_digest(shuffled) == rows_digest(drawn)
+    assert rows_sum(shuffled) == rows_sum(drawn)
 
 
 @given(rows, st.tuples(values, values))
 def test_a_row_more_changes_the_digest(
     drawn: list[tuple[object, object]], extra: tuple[object, object]
 ) -> None:
-    assert rows_digest([*drawn, extra]) != rows_digest(drawn)
+    assert rows_sum([*drawn, extra]) != rows_sum(drawn)
 
 
 homes = st.sampled_from(["US-CA", "US-TX", "US-NY", "DE", "GB", "FR", "CA", "BR", "MX", "JP"])
@@ -76,3 +76,22 @@ def test_saying_no_never_lets_anyone_through(
     assert before.allowed or not after_opt_out.allowed
     if ads:
         assert not after_opt_out.allowed  # an opt-out bars advertising, wherever they live
+
+
+keys = st.binary(min_size=32, max_size=32)
+
+
+@given(rows, keys, keys, st.integers(0, 2**40))
+def test_the_seal_needs_every_key_and_the_leaf(
+    drawn: list[tuple[object, object]], one: bytes, other: bytes, index: int
+) -> None:
+    total = rows_sum(drawn)
+    both = seal(total, [one, other], index)
+    # Whatever order the people come in, the same seal ...
+    assert seal(total, [other, one], index) == both
+    # ... which one person's key alone cannot make (an erased person's key is gone for good),
+    # which differs from leaf to leaf, and which is not the rows' plain sum.
+    if one != other:
+        assert seal(total, [one], index) != both
+    assert seal(total, [one, other], index + 1) != both
+    assert both != f"{total:064x}"

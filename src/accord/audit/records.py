@@ -64,6 +64,8 @@ class Subjects:
     pseudonyms no key the store holds explains (people erased since)."""
 
     refs: dict[int, set[str]] = field(default_factory=dict)
+    keys: dict[int, list[bytes]] = field(default_factory=dict)
+    """The ledger keys of the people each leaf is about (what seals its rows' commitment)."""
     unexplained: dict[int, int] = field(default_factory=dict)
 
 
@@ -122,14 +124,17 @@ def resolve_subjects(engine: Engine, leaves: Iterable[Leaf]) -> Subjects:
     for idx, tags in wanted.items():
         people = candidates.get(idx, [])
         tagged = subject_tags([key for _, key in people], idx)
-        refs = {person for (person, _), tag in zip(people, tagged, strict=True) if tag in tags}
-        left = len(tags) - len(refs)
+        mine = {
+            person: key for (person, key), tag in zip(people, tagged, strict=True) if tag in tags
+        }
+        left = len(tags) - len(mine)
         if left > 0:
             # Pseudonyms the index did not explain: every key is tried.
             tagged = subject_tags([key for _, key, _ in every], idx)
-            refs = {p for (p, _, _), tag in zip(every, tagged, strict=True) if tag in tags}
-            left = len(tags) - len(refs)
-        found.refs[idx] = refs
+            mine = {p: key for (p, key, _), tag in zip(every, tagged, strict=True) if tag in tags}
+            left = len(tags) - len(mine)
+        found.refs[idx] = set(mine)
+        found.keys[idx] = list(mine.values())
         if left:
             found.unexplained[idx] = left
     return found

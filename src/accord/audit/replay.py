@@ -48,7 +48,7 @@ from accord.audit.records import (
     resolve_subjects,
 )
 from accord.consent import Operation
-from accord.ledger.rows import combine, row_hash
+from accord.ledger.rows import combine, row_hash, seal
 from accord.sources.datasets import Collection, GroupSpec
 
 Kind = Literal["released", "withheld", "rows", "release"]
@@ -158,6 +158,7 @@ def audit(
                 previous,
                 subjects.refs.get(leaf.index, set()),
                 subjects.unexplained.get(leaf.index, 0),
+                subjects.keys.get(leaf.index, []),
             )
             if inside:
                 report.releases += 1
@@ -178,6 +179,8 @@ class _Found:
     """Whom the release was about, as (party, id)."""
     unexplained: int = 0
     """Pseudonyms of the release no key explains (people erased since)."""
+    keys: list[bytes] = field(default_factory=list)
+    """The ledger keys of the people the release is about (what seals its rows' commitment)."""
     differences: list[Difference] = field(default_factory=list)
     people: int = 0
     compared: int = 0
@@ -289,7 +292,12 @@ class _Replay:
     # -- one release ----------------------------------------------------------------------------
 
     def release(
-        self, leaf: Leaf, previous: Leaf | None, refs: set[str], unexplained: int = 0
+        self,
+        leaf: Leaf,
+        previous: Leaf | None,
+        refs: set[str],
+        unexplained: int = 0,
+        keys: list[bytes] | None = None,
     ) -> _Found:
         e = leaf.entry
         people = sorted(_split(ref) for ref in refs)
@@ -297,7 +305,7 @@ class _Replay:
         if e.get("operation") == "write" and not people:
             controller = str(e.get("recipient"))
         d = self.disclosure(leaf, previous, controller)
-        found = _Found(leaf, people, unexplained)
+        found = _Found(leaf, people, unexplained, keys or [])
         differ = found.differ
         if e.get("scope") is None and not people:
             # About no one, and not saying what was asked (a clean room's result, computed from
@@ -431,7 +439,8 @@ class _Rebuild:
             return None
         listed = list(rows)
         if e.get("rows_digest"):
-            return combine(map(row_hash, listed)) == str(e["rows_digest"])
+            total = combine(map(row_hash, listed))
+            return seal(total, self.found.keys, self.leaf.index) == str(e["rows_digest"])
         if e.get("rows") is not None:
             return len(listed) == int(e["rows"])
         return None

@@ -21,7 +21,7 @@ from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
-from accord.ledger.rows import digest_if_small
+from accord.ledger.rows import sum_if_small
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry
@@ -602,7 +602,8 @@ class Gateway:
             title=request.title,
             scope=request.subjects.kind.value,
             rows=len(outcome.rows) if request.operation is Operation.READ else None,
-            rows_digest=digest_if_small(outcome.rows)
+            # Sealed by the ledger with the keys of the people it is about (accord.ledger.rows).
+            rows_sum=sum_if_small(outcome.rows)
             if request.operation is Operation.READ and granularity is not Granularity.AGGREGATE
             else None,
         )

@@ -14,8 +14,8 @@ hex pseudonyms.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal
@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 import rfc8785
 
 from accord.errors import InvalidInput
+from accord.ledger.rows import seal
 
 LEAF_VERSION = 1
 """The format version of every leaf but a release's (see :attr:`Entry.version`)."""
@@ -297,6 +298,11 @@ class Entry:
         """This entry's leaf bytes: RFC 8785 canonical JSON of :meth:`leaf`."""
         return _encoder(type(self))(self, subjects)
 
+    def sealed(self, keys: Sequence[bytes], index: int) -> Entry:  # noqa: ARG002 - a hook
+        """This entry as written in leaf ``index``, given the ledger keys of the people it is
+        about (a release seals the commitment to its rows with them)."""
+        return self
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DecisionEntry(Entry):
@@ -370,7 +376,10 @@ class ReleaseEntry(Entry):
     rows: int | None = None
     """How many rows crossed (read or written)."""
     rows_digest: str | None = None
-    """:func:`accord.ledger.rows.rows_digest` of the rows read, where recorded."""
+    """The rows' commitment (:func:`accord.ledger.rows.seal`), where recorded."""
+    rows_sum: int | None = None
+    """The rows' unsealed sum (:func:`accord.ledger.rows.rows_sum`). Never written: the ledger
+    seals it into ``rows_digest`` with the keys of the people the release is about."""
 
     def __post_init__(self) -> None:
         Entry.__post_init__(self)
@@ -390,6 +399,13 @@ class ReleaseEntry(Entry):
             _check_text("fields", name)
         if self.granularity not in ("record", "aggregate", "match-only"):
             raise InvalidInput(f"unknown granularity {self.granularity!r}")
+
+    def sealed(self, keys: Sequence[bytes], index: int) -> Entry:
+        """This entry with its rows' sum sealed under the keys of its people, for leaf
+        ``index``."""
+        if self.rows_sum is None:
+            return self
+        return replace(self, rows_digest=seal(self.rows_sum, keys, index), rows_sum=None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

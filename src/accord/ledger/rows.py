@@ -2,16 +2,23 @@
 
 The ledger records people by pseudonym, not rows: a release about a person who was allowed could
 still carry a row it should not have (a title the person excluded). So a release entry also holds
-:func:`rows_digest` of its rows. An auditor reads the same rows from the party's own database,
-works out which of them were allowed, and compares digests: equal means exactly the allowed rows
-crossed, no more and no fewer.
+a commitment to its rows. An auditor reads the same rows from the party's own database, works out
+which of them were allowed, and compares: equal means exactly the allowed rows crossed, no more
+and no fewer.
 
-The digest is a multiset hash (the sum, modulo 2**256, of each row's SHA-256), so it does not
-depend on the order rows come back in, and the auditor need not sort millions of rows. A row is
-hashed as the canonical JSON array of its values, each value as JSON has it (text, number,
-``null``) or, for other types (dates, times, decimals), its ISO 8601 or decimal text.
+The rows are first summed (:func:`rows_sum`): a multiset hash, the sum modulo 2**256 of each
+row's SHA-256, so it does not depend on the order rows come back in and nobody need sort millions
+of rows. A row is hashed as the canonical JSON array of its values, each value as JSON has it
+(text, number, ``null``) or, for other types (dates, times), its ISO 8601 text.
 
-Computing it costs about a microsecond a row, so releases of more than :data:`DIGEST_LIMIT` rows
+Rows hold people's ids and what they did, often guessable: a plain hash of one friend's id would
+name the friend to anyone who tries every id. So the leaf holds the sum sealed (:func:`seal`) with
+a key only the people the release is about can give: HMAC-SHA256 under
+``SHA-256(context || leaf index || their ledger keys, in order)``. The ledger seals it when it
+writes the leaf, where it holds those keys; an auditor holding the store's keys recomputes it;
+once any of those people is erased, nobody can, and the leaf stays unlinkable.
+
+Summing costs about a microsecond a row, so releases of more than :data:`DIGEST_LIMIT` rows
 record their row count only (``rows_digest`` is then ``null``), and are audited person by person
 and by count.
 """
@@ -19,6 +26,7 @@ and by count.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
@@ -29,6 +37,7 @@ DIGEST_LIMIT = 250_000
 
 _MODULUS = 1 << 256
 _PREFIX = b"accord/ledger/rows/v1\n"
+_SEAL_CONTEXT = b"accord/ledger/rows-seal/v1\n"
 
 
 def _text(value: Any) -> str:
@@ -50,17 +59,26 @@ def row_hash(row: Sequence[Any]) -> int:
     return int.from_bytes(hashlib.sha256(data).digest(), "big")
 
 
-def combine(hashes: Iterable[int]) -> str:
-    """The digest of rows with these :func:`row_hash` values, as 64 hex digits."""
-    return f"{sum(hashes) % _MODULUS:064x}"
+def combine(hashes: Iterable[int]) -> int:
+    """The sum of rows with these :func:`row_hash` values."""
+    return sum(hashes) % _MODULUS
 
 
-def rows_digest(rows: Iterable[Sequence[Any]]) -> str:
-    """The multiset digest of ``rows`` (see the module docstring)."""
+def rows_sum(rows: Iterable[Sequence[Any]]) -> int:
+    """The multiset sum of ``rows`` (see the module docstring)."""
     return combine(map(row_hash, rows))
 
 
-def digest_if_small(rows: Sequence[Sequence[Any]]) -> str | None:
-    """:func:`rows_digest` of ``rows``, or ``None`` when there are more than
+def sum_if_small(rows: Sequence[Sequence[Any]]) -> int | None:
+    """:func:`rows_sum` of ``rows``, or ``None`` when there are more than
     :data:`DIGEST_LIMIT`."""
-    return rows_digest(rows) if len(rows) <= DIGEST_LIMIT else None
+    return rows_sum(rows) if len(rows) <= DIGEST_LIMIT else None
+
+
+def seal(total: int, keys: Iterable[bytes], index: int) -> str:
+    """The commitment written in leaf ``index``: ``total`` sealed under the ledger keys of the
+    people the leaf is about (hex)."""
+    key = hashlib.sha256(
+        _SEAL_CONTEXT + str(index).encode("ascii") + b"\n" + b"".join(sorted(keys))
+    ).digest()
+    return hmac.digest(key, total.to_bytes(32, "big"), "sha256").hex()
