@@ -174,7 +174,8 @@ def release_problems(d: Disclosure) -> list[str]:
     if clause.fields and not d.fields <= clause.fields:
         extra = sorted(d.fields - clause.fields)
         problems.append(f"clause {clause.id} does not list the fields {', '.join(extra)}")
-    if d.granularity != clause.granularity.value:
+    # The ledger writes "match-only" for the clause's "match_only".
+    if d.granularity.replace("-", "_") != clause.granularity.value:
         problems.append(
             f"clause {clause.id} releases {clause.granularity.value}s, not {d.granularity}s"
         )

@@ -207,8 +207,9 @@ class PartyDatabase:
             self._tables[name] = table
         return table
 
-    def homes(self) -> dict[str, str]:
-        """Where the party says each of its people lives, from its own people table."""
+    def homes(self) -> dict[str, str] | None:
+        """Where the party says each of its people lives, from its own people table; ``None``
+        if its dataset declares no such field (then where it told the Accord store counts)."""
         for c in self.dataset.collections:
             located = [f.name for f in c.fields if f.category == LOCATION]
             if c.person is not None and located:
@@ -219,10 +220,7 @@ class PartyDatabase:
                     self.engine.connect() as conn,
                 ):
                     return {str(p): str(j) for p, j in conn.execute(query) if j is not None}
-        raise InvalidInput(
-            f"dataset {self.dataset.id} declares no collection about people with a field of "
-            f"{LOCATION}: the audit cannot tell where {self.party}'s people live"
-        )
+        return None
 
     def rows(
         self,
