@@ -70,7 +70,9 @@ def _audit_the_world(folder: Path, store_url: str | None) -> None:
     with world(folder, store_url=store_url) as w:
         releases = _exchanges(w)
         clean = audit(w.accord.engine, w.accord.sessions, _parties(w))
-        assert [d.to_json() for d in clean.differences] == [], [d.reasons for d in clean.differences]
+        assert [d.to_json() for d in clean.differences] == [], [
+            d.reasons for d in clean.differences
+        ]
         assert clean.releases == releases
         assert clean.rows_compared == 4  # all but the match, whose rows are its people
         # A faulty door lets m4's viewing through: a US member whose consent is bundled.

@@ -363,7 +363,7 @@ def judge(
         if single:
             spends.add(single[0].id)
             continue
-        reasons.append(f"{need.rule}: {_why_not(need, d, person, title)}")
+        reasons.append(_why_not(need, d, person, title))
     if d.advertising:
         out = [
             o
