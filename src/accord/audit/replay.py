@@ -142,7 +142,11 @@ def audit(
         ref.partition("/")[0] for refs in subjects.refs.values() for ref in refs
     }
     records = read_store(sessions, sorted(controllers))
-    homes = {party: found for party, db in parties.items() if (found := db.homes()) is not None}
+    homes: dict[str, dict[str, str]] = {}
+    for party, db in parties.items():
+        said = db.homes()
+        if said is not None:
+            homes[party] = said
     replay = _Replay(records, parties, homes)
     report = AuditReport(since, until)
     previous: Leaf | None = None
