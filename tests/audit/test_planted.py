@@ -203,11 +203,18 @@ def _clean(world: World) -> None:
 
 def test_a_clean_ledger_has_no_difference(world: World) -> None:
     _clean(world)
+    index = world.plant(about=["r8"], rows=world.rows("r8"))
+    with Accord.open(data_dir=world.store) as accord:
+        leaf = accord.ledger.leaf(index).entry()
+    # The leaf holds the rows' commitment sealed, never their plain sum.
+    assert "rows_sum" not in leaf
+    assert leaf["rows"] == 1
+    assert leaf["rows_digest"] != f"{rows_sum(world.rows('r8')):064x}"
     code, report = world.audit()
     assert code == 0, json.dumps(report["differences"])
-    assert report["releases"] == 2
+    assert report["releases"] == 3
     assert report["differences"] == []
-    assert report["rows_compared"] == 2
+    assert report["rows_compared"] == 3
 
 
 def _found(report: dict[str, Any], leaf: int) -> list[dict[str, Any]]:
