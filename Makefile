@@ -5,12 +5,18 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two stamps: the demo needs only Accord and what it runs on; the test tools (mypy, Playwright,
+# Schemathesis, OpenMined's PSI ...) come with `make test`.
+STAMP  := $(VENV)/.installed-$(SUM)
+DEV    := $(VENV)/.installed-dev-$(SUM)
 export ACCORD_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install demo test lint typecheck contracts unit services bench clean
+.PHONY: install install-dev demo test lint typecheck contracts unit services bench clean
 
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Accord needs Python 3.11 or newer"'
@@ -18,21 +24,25 @@ $(STAMP): pyproject.toml
 	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e .
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
 demo: install
 	$(BIN)/accord demo
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-contracts: install
+contracts: install-dev
 	$(BIN)/lint-imports
 
 services:
@@ -40,13 +50,13 @@ services:
 	@bash scripts/ensure-redis.sh
 	@bash scripts/ensure-chromium.sh
 
-unit: install
+unit: install-dev
 	$(BIN)/pytest -m "not postgres and not slow"
 
-test: install lint typecheck contracts services
+test: install-dev lint typecheck contracts services
 	$(BIN)/pytest
 
-bench: install
+bench: install-dev
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/release.py

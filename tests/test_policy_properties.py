@@ -297,6 +297,8 @@ def lawful(
     private = any(touches(cat, "user.content.private") for cat in req.categories)
     if private and req.on_behalf_of is None:
         broken.append("message contents without a participant asking")
+    if req.subjects.relative and req.subjects.anchor != req.on_behalf_of:
+        broken.append("someone's friends or threads, not asked for by that person")
     subjects_at = receiver if (private and req.operation is Operation.WRITE) else sender
     counterparty = receiver if subjects_at == sender else sender
     base = {
@@ -402,7 +404,8 @@ def test_explanations_agree_with_cedar(data: st.DataObject) -> None:
     req = data.draw(requests(reg))
     decision = policy.decide(req)
     rule, _ = policy.explain_refusal(req)
-    law_refused = any(r.startswith("law:") for r in decision.rules)
+    # Forbids (of the law, and Accord's own rule on relations) are not conditions of a permit.
+    law_refused = any(r.startswith(("law:", "rule:")) for r in decision.rules)
     if decision.allowed:
         assert rule == "policy:default-deny"
     elif not law_refused:

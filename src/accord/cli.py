@@ -35,6 +35,7 @@ from accord.consent import (
 from accord.console import DatabaseUrl, DataDir, err, handled
 from accord.errors import AgreementFormatError, InvalidInput
 from accord.ledger.cli import app as ledger_app
+from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
@@ -59,6 +60,7 @@ app.add_typer(scenario_app, name="scenario")
 app.add_typer(api_app, name="app")
 app.add_typer(cleanroom_app, name="cleanroom")
 app.add_typer(psi_app, name="psi")
+app.add_typer(person_app, name="person")
 app.command("serve")(api_serve)
 app.command("audit")(audit_command)
 

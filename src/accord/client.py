@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -121,6 +122,24 @@ class AccordClient:
         """Revoke one permission (or, with no scope, all of them: remove the app)."""
         path = "/v1/me/permissions" + (f"/{scope}" if scope else "")
         return int(self._call("DELETE", path)["revoked"])
+
+    def erase(self, person: str, known_as: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Erase a person the app's party holds (the app's own token): what was done."""
+        body = {"known_as": dict(known_as)} if known_as else None
+        result: dict[str, Any] = self._call(
+            "POST", f"/v1/people/{quote(person, safe='')}/erasure", json=body
+        )
+        return result
+
+    def erasure_notices(self) -> list[dict[str, Any]]:
+        """People erased by a provider whose data the app's party received (the app's own
+        token)."""
+        result: list[dict[str, Any]] = self._call("GET", "/v1/erasure-notices")
+        return result
+
+    def acknowledge(self, notice: str) -> None:
+        """The app's party has erased the person of ``notice`` too; the notice is deleted."""
+        self._call("DELETE", f"/v1/erasure-notices/{quote(notice, safe='')}")
 
     # -- the example agreement's flows ---------------------------------------------------------
 

@@ -3,10 +3,11 @@
 Every clause of every agreement in force becomes one Cedar ``permit`` policy naming the party
 that may act, the operation, the clause, its purposes, categories and fields, and its validity
 dates. Every agreement that is not active becomes a ``forbid`` that says why. Every request-level
-rule of the law (``accord.law``) becomes a ``forbid``. The policy set, the entities and the
-schema are parsed once, when a :class:`Policy` is built, and reused for every decision
-(``cedarpy.PolicySet``, ``Entities``, ``Schema`` handles); batches of requests go to Cedar in one
-call.
+rule of the law (``accord.law``) becomes a ``forbid``, and so does Accord's rule that a person's
+relations are read only with that person acting (``accord.law.friends``). The policy set, the
+entities and the schema are parsed once, when a :class:`Policy` is built, and reused for every
+decision (``cedarpy.PolicySet``, ``Entities``, ``Schema`` handles); batches of requests go to
+Cedar in one call.
 
 Cedar decides the request as a whole, once. What depends on each person — their consent, their
 jurisdiction, their opt-outs — is returned as a :class:`~accord.filters.PersonFilter`, a
@@ -44,6 +45,7 @@ namespace Accord {
     now: Long,
     delegated: Bool,
     relative: Bool,
+    for_anchor: Bool,
   };
   action "read", "write" appliesTo {
     principal: [Party],
@@ -186,6 +188,19 @@ def compile_policies(
                         ),
                     )
                 )
+    # A person's friends or threads are read only by that person (through the partner acting
+    # for them): a request about the relations of anyone else, or of no one acting, is refused.
+    out.append(
+        CompiledPolicy(
+            id=friends.RELATIONS_RULE_ID,
+            effect="forbid",
+            text=(
+                "forbid (principal, action, resource)\n"
+                "when { context.relative && !context.for_anchor };"
+            ),
+            reason=friends.RELATIONS_REASON,
+        )
+    )
     for rule in law:
         touching: set[str] = set()
         for category in rule.categories:
@@ -296,6 +311,8 @@ class Policy:
                 "now": int(request.at.timestamp()),
                 "delegated": request.delegated,
                 "relative": request.subjects.relative,
+                "for_anchor": request.subjects.anchor is not None
+                and request.subjects.anchor == request.on_behalf_of,
             },
         }
 

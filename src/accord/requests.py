@@ -42,13 +42,16 @@ class Subjects:
         return self.kind in {SubjectsKind.FRIENDS_OF, SubjectsKind.THREADS_OF}
 
     def describe(self) -> str:
-        """A short phrase: 'everyone', '3 named people', 'the friends of p1'."""
+        """A short phrase: 'everyone', '3 named people', 'the friends of one person'.
+
+        It never names the person: the phrase goes into reasons, which the ledger keeps.
+        """
         if self.kind is SubjectsKind.ALL:
             return "everyone"
         if self.kind is SubjectsKind.PEOPLE:
             return f"{len(self.people)} named {'person' if len(self.people) == 1 else 'people'}"
         what = "friends" if self.kind is SubjectsKind.FRIENDS_OF else "message threads"
-        return f"the {what} of {self.anchor}"
+        return f"the {what} of one person"
 
 
 EVERYONE = Subjects()

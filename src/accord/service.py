@@ -7,6 +7,7 @@ decision, refusals included. The ledger entry is durable before the call returns
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from accord.ledger.log import Ledger, Receipt
 from accord.policy import Decision, Policy
 from accord.requests import Request
 from accord.store import filter_sql
+from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.migrate import open_store
 from accord.store.registry import revision as registry_revision
 from accord.store.repositories import (
@@ -72,6 +74,9 @@ class Accord:
         self.engine = engine
         self.sessions = sessions
         self.ledger = ledger
+        if ledger.suppressed is None:
+            # No entry after an erasure may give the erased person a new key.
+            ledger.suppressed = suppressed_refs
         self._policy: tuple[int, Policy] | None = None
 
     @classmethod
@@ -254,6 +259,13 @@ class Accord:
         """
         with self.session() as s:
             PeopleRepository(s).upsert_many(people)
+            # People their party erased stay out, consents and opt-outs included.
+            erased = suppressed_of(
+                s, {c.controller for c in consents} | {o.controller for o in opt_outs}
+            )
+        if erased:
+            consents = [c for c in consents if (c.controller, c.person) not in erased]
+            opt_outs = [o for o in opt_outs if (o.controller, o.person) not in erased]
         for start in range(0, len(consents), batch):
             chunk = consents[start : start + batch]
             with self.session() as s:
@@ -318,7 +330,7 @@ def decision_entry(decision: Decision, people: int) -> DecisionEntry:
         clause=r.clause,
         purpose=r.purpose,
         categories=tuple(sorted(r.categories)),
-        reason=decision.reason,
+        reason=without_people(decision.reason, r),
         people=people,
         allowed=decision.allowed,
         rules=decision.rules,
@@ -336,7 +348,7 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         clause=request.clause,
         purpose=request.purpose,
         categories=tuple(sorted(request.categories)),
-        reason=reason,
+        reason=without_people(reason, request),
         people=0,
         allowed=False,
         rules=(rule,),
@@ -344,6 +356,58 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         action=request.operation.value,
         at=at,
     )
+
+
+ACTING = "the person acting"
+ANCHOR = "the person whose relations were asked for"
+NAMED = "a person the request named"
+A_VALUE = "(a value)"
+
+
+def without_people(text: str, request: Request) -> str:
+    """``text`` as the ledger may hold it: every person the request names replaced by their part
+    in it (:data:`ACTING`, :data:`ANCHOR`, :data:`NAMED`).
+
+    The ledger is public and forever; crypto-shredding can forget a person only where the log
+    names them by a keyed pseudonym, never in a sentence. Requests (and errors about them) name
+    people by their ids, so every text that goes into an entry built from a request passes here.
+    """
+    roles = [(request.on_behalf_of, ACTING), (request.subjects.anchor, ANCHOR)]
+    people = request.subjects.people
+    if len(people) <= _FEW:
+        roles += [(person, NAMED) for person in people]
+    else:
+        # A request may name a hundred thousand people (a private match): the text's words are
+        # looked up among them, rather than each of them searched for in the text.
+        words = {w for word in _WORD.findall(text) for w in (word, word.rstrip("."))}
+        roles += [(person, NAMED) for person in words & people]
+    return _replaced(text, [(person, role) for person, role in roles if person])
+
+
+_FEW = 64
+_WORD = re.compile(r"[^\s'\"(),;:\[\]]+")
+
+
+def without_values(text: str, values: Iterable[object]) -> str:
+    """``text`` (an error's) with every one of ``values`` (what a partner sent: conditions, rows,
+    any of which may be someone's id, e-mail address or phone number) replaced by
+    :data:`A_VALUE`, quoted or not."""
+    found = {str(v) for v in values if v is not None and not isinstance(v, bool)}
+    # Quoted forms first, as repr and JSON write them; then the bare value as a whole token.
+    pairs = [(f"{quote}{v}{quote}", A_VALUE) for v in found for quote in ("'", '"')]
+    pairs += [(v, A_VALUE) for v in found]
+    return _replaced(text, pairs)
+
+
+def _replaced(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each whole-token ``value`` of ``pairs`` replaced by its ``by``, in one pass
+    (what was put in is not searched again), the longest value first where two overlap."""
+    present = {value: by for value, by in pairs if value and value in text}
+    if not present:
+        return text
+    alternatives = "|".join(map(re.escape, sorted(present, key=len, reverse=True)))
+    pattern = re.compile(rf"(?<![\w@.-])(?:{alternatives})(?![\w@-])")
+    return pattern.sub(lambda match: present[match.group(0)], text)
 
 
 def _given(consent: Consent) -> ConsentChangeEntry:

@@ -173,7 +173,9 @@ def test_the_report_is_aggregate_with_small_groups_held_back(world: World, base_
     assert report["granularity"] == "aggregate"
     assert sorted(map(tuple, report["rows"])) == sorted(expected)
     groups = world.sql(REELIX, "SELECT count(DISTINCT interface) FROM recommendations")[0][0]
-    assert len(report["rows"]) + report["suppressed"] == groups
+    assert len(report["rows"]) < groups  # some interfaces have fewer than 50 senders...
+    assert "suppressed" not in report  # ...and the answer says nothing of them
+    assert report["people"] == (50 if report["rows"] else 0)
 
 
 def test_segments_and_the_account_link(world: World, base_url: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accord.law.friends import RELATIONS_RULE_ID
 from accord.scenario.population import REELIX
 from api.world import World, app_token, bearer, delegated_token
 
@@ -98,6 +99,54 @@ def test_an_apps_own_token_cannot_act_for_a_person(world: World, client: httpx.C
         headers=bearer(token),
     )
     refused(r, 403, "api:no-delegation")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"person_id": "c0000002"},  # one person's friend list, pinned by a condition only
+        {"friendships.person_id": "c0000002"},  # the same, the field named in full
+        None,  # every friend list at once: the social graph
+        {"friend_id": "c0000002"},  # every friend list that names one person
+    ],
+)
+def test_an_apps_own_token_reads_no_ones_friends_by_a_condition(
+    world: World, client: httpx.Client, where: dict[str, str] | None
+) -> None:
+    token = app_token(client, world.reelix, world.reelix_secret)
+    r = client.post(
+        EXCHANGES.format(agreement="chirp-reelix", clause="friend-picker"),
+        json={
+            "collection": "friendships",
+            "purpose": "functional.service",
+            "categories": ["user.social"],
+            "where": where,
+        },
+        headers=bearer(token),
+    )
+    body = refused(r, 403, RELATIONS_RULE_ID)
+    assert "rows" not in body
+    logged_refusal(world, body["receipt"], RELATIONS_RULE_ID)
+    assert "c0000002" not in world.accord.ledger.leaf(body["receipt"]).entry()["reason"]
+
+
+def test_a_persons_token_reads_no_one_elses_friends_by_a_condition(
+    world: World, client: httpx.Client
+) -> None:
+    token = delegated_token(client, world.reelix, world.reelix_secret, "c0000047", [SOCIAL])
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="friend-picker")
+    mine = {
+        "collection": "friendships",
+        "purpose": "functional.service",
+        "categories": ["user.social"],
+        "subjects": {"kind": "people", "people": ["c0000047"]},
+    }
+    theirs = {**mine, "where": {"person_id": "c0000048"}}
+    body = refused(client.post(path, json=theirs, headers=bearer(token)), 403, RELATIONS_RULE_ID)
+    logged_refusal(world, body["receipt"], RELATIONS_RULE_ID)
+    # Their own friend list, asked the ordinary way, still comes back.
+    own = client.post(path, json=friends("c0000047"), headers=bearer(token))
+    assert own.status_code == 200, own.text
 
 
 def test_a_bulk_inbox_read_is_refused_by_the_policy(world: World, client: httpx.Client) -> None:
@@ -254,3 +303,68 @@ def test_a_person_cannot_be_signed_in_at_the_wrong_party(
     )
     assert r.status_code == 401
     assert REELIX not in r.headers.get("set-cookie", "")
+
+
+REPORT = {
+    "collection": "recommendations",
+    "purpose": "analytics.reporting.content_performance",
+    "categories": ["user.behavior"],
+    "group_by": ["day(sent_at)"],
+    "measures": {"sends": "count", "clicks": "count(clicked_at)"},
+}
+
+
+def test_an_aggregate_pinned_to_one_sender_says_nothing_of_them(
+    world: World, client: httpx.Client
+) -> None:
+    """Whether a member sent recommendations or not, a report pinned to them answers the same,
+    and names them nowhere: not in the answer, not in the ledger."""
+    ((sender,),) = world.sql(
+        REELIX,
+        "SELECT sender_member_id FROM recommendations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    ((silent,),) = world.sql(
+        REELIX,
+        "SELECT member_id FROM members WHERE member_id NOT IN "
+        "(SELECT sender_member_id FROM recommendations) ORDER BY 1 LIMIT 1",
+    )
+    token = app_token(client, world.chirp, world.chirp_secret)
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="recommendation-report")
+    answers = []
+    for member in (sender, silent):
+        body = {**REPORT, "where": {"sender_member_id": member}}
+        problem = refused(client.post(path, json=body, headers=bearer(token)), 422)
+        assert "about no one in particular" in problem["detail"]
+        assert member not in problem["detail"]
+        (leaf,) = world.accord.ledger.recent(1)
+        logged = leaf.entry()
+        assert logged["allowed"] is False
+        assert member not in logged["reason"]
+        answers.append((problem["detail"], logged["reason"], logged["people"]))
+    assert answers[0] == answers[1]
+
+
+def test_an_aggregate_over_a_few_senders_is_the_one_over_nobody(
+    world: World, client: httpx.Client
+) -> None:
+    """The senders of one rare interface, day by day, against an interface nobody used: below
+    the minimum of 50, the two answers are the same (no count of people, nor of the groups held
+    back)."""
+    ((interface, most),) = world.sql(
+        REELIX,
+        "SELECT interface, max(n) FROM (SELECT interface, date(sent_at) AS d, "
+        "count(DISTINCT sender_member_id) AS n FROM recommendations GROUP BY 1, 2) "
+        "GROUP BY 1 ORDER BY 2 LIMIT 1",
+    )
+    assert 0 < most < 50
+    token = app_token(client, world.chirp, world.chirp_secret)
+    path = EXCHANGES.format(agreement="chirp-reelix", clause="recommendation-report")
+    seen = []
+    for value in (interface, "no-such-interface"):
+        r = client.post(path, json={**REPORT, "where": {"interface": value}}, headers=bearer(token))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "suppressed" not in body
+        seen.append((body["columns"], body["rows"], body["people"]))
+    assert seen[0] == seen[1]
+    assert seen[0][1:] == ([], 0)

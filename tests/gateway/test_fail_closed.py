@@ -34,6 +34,7 @@ PICKER = request(
     "friend-picker",
     categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+    on_behalf_of="c1",  # the person whose friends they are asks
 )
 
 
@@ -53,6 +54,7 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
         requester=requester,
         categories=frozenset({"user.social"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+        on_behalf_of="c1",
     )
     token = w.tokens[token_of] if token_of else "not-a-token"
     with pytest.raises(Unauthenticated) as refused:

@@ -19,6 +19,7 @@ PICKER = request(
     "friend-picker",
     categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+    on_behalf_of="c1",  # the person whose friends they are asks
 )
 COUNTS = request(
     "watch-counts",
@@ -40,7 +41,12 @@ ACTIVITY = request(
         # A read carries no rows.
         (PICKER, "friendships", {"rows": [{"friend_id": "c2"}]}, "posts no rows"),
         # Grouping is for aggregate clauses only.
-        (PICKER, "friendships", {"group_by": ("friend_id",)}, "for aggregate clauses"),
+        (
+            PICKER,
+            "friendships",
+            {"group_by": ("friend_id",), "where": {"person_id": "c1"}},
+            "for aggregate clauses",
+        ),
         # An aggregate measures something.
         (COUNTS, "watch_events", {"group_by": ("title_id",)}, "at least one measure"),
         # A write posts rows.

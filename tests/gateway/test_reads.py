@@ -23,6 +23,7 @@ FRIEND_PICKER = request(
     "friend-picker",
     categories=frozenset({"user.social"}),
     subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+    on_behalf_of="c1",  # the person whose friends they are asks
 )
 
 
@@ -132,17 +133,13 @@ def test_a_field_of_another_collection_is_refused_and_logged(w: World) -> None:
         categories=frozenset({"user.social"}),
         fields=frozenset({"friendships.friend_id"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
+        on_behalf_of="c1",
     )
     with pytest.raises(InvalidInput, match="not in collection people"):
         w.gateway.exchange(Exchange(r, w.tokens["reelix"], "people"))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
     assert logged["allowed"] is False
-
-
-def test_a_friends_read_must_be_pinned_to_the_person(w: World) -> None:
-    with pytest.raises(InvalidInput, match="names c1 in a condition"):
-        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships"))
 
 
 def test_a_condition_on_an_unreleased_field_is_refused(w: World) -> None:
@@ -167,13 +164,14 @@ def test_aggregate_suppresses_groups_below_the_clause_minimum(w: World) -> None:
     t1 = [e for e in WATCH if e["title_id"] == "t1"]
     assert release.granularity is Granularity.AGGREGATE
     assert release.columns == ("title_id", "views", "seconds")
-    # t1 has 5 viewers; t2 (2) and t3 (1) are under the minimum of 3 and are dropped.
+    # t1 has 5 viewers; t2 (2) and t3 (1) are under the minimum of 3 and are dropped, unsaid.
     assert release.rows == [("t1", len(t1), sum(e["seconds"] for e in t1))]
-    assert release.suppressed == 2
-    assert release.people == 5
+    assert release.people == 3  # all the row shown says: at least the minimum, not 5
     released = last_entries(w.accord.ledger, 1)[0]
     assert released["granularity"] == "aggregate"
     assert released["subjects"] == []  # an aggregate names no one
+    assert released["people"] == 3
+    assert "each about at least 3 people" in released["reason"]
 
 
 def test_aggregate_may_not_use_an_unreleased_field(w: World) -> None:

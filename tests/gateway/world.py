@@ -100,12 +100,14 @@ collections:
   - name: friendships
     description: One row per direction of a friendship, about the friend, with their email.
     person: friend_id
+    relation_of: person_id
     fields:
       - {name: person_id, category: user.unique_id}
       - {name: friend_id, category: user.social}
       - {name: email, category: user.contact.email}
   - name: thread_participants
     person: person_id
+    relation_of: person_id
     fields:
       - {name: thread_id, category: system.operations}
       - {name: person_id, category: user.unique_id}

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -214,3 +215,50 @@ def test_run_and_report_on_the_scenario(tmp_path: Path) -> None:
         )
         assert no_delta.exit_code == 2
         assert "needs a delta" in no_delta.output
+
+
+def test_the_privacy_budget_lasts_from_one_report_to_the_next(tmp_path: Path) -> None:
+    """Each sender has epsilon 10 in all; a report at epsilon 4 spends 4 of it. Two reports on
+    one data folder leave 2, so the third is refused, whatever the command line is run as; a new
+    folder is a new store, where everyone starts with the whole budget."""
+
+    def report(folder: Path, *more: str) -> Any:
+        return runner.invoke(
+            app,
+            [
+                "report",
+                "--people",
+                "150",
+                "--data-dir",
+                str(folder),
+                "--min-people",
+                "2",
+                "--no-by-day",
+                "--epsilon",
+                "4",
+                "--delta",
+                "1e-8",
+                "--start",
+                "2026-11-01",
+                "--days",
+                "28",
+                *more,
+            ],
+        )
+
+    same = tmp_path / "same"
+    for run in (1, 2):
+        ran = report(same)
+        assert ran.exit_code == 0, (run, ran.output)
+        assert "spent the budget of" in ran.output
+    spent = report(same)
+    assert spent.exit_code == 3, spent.output
+    assert "less than epsilon 4.0" in spent.output
+    assert "privacy budget left" in spent.output
+    assert "nothing was charged or released" in spent.output
+    assert "Traceback" not in spent.output
+    # Another population asked of the same folder would start everyone afresh: refused.
+    other = report(same, "--seed", "12")
+    assert other.exit_code == 2, other.output
+    assert "--seed 7" in other.output
+    assert report(tmp_path / "fresh").exit_code == 0

@@ -24,6 +24,7 @@ from accord.consent import Operation, PersonFacts
 from accord.errors import InvalidInput
 from accord.filters import PersonFilter
 from accord.gateway import Exchange, Gateway, Keyring, Refused
+from accord.law.friends import RELATIONS_RULE_ID
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.generate import write_databases
@@ -149,9 +150,12 @@ def test_friend_picker_without_pinning_the_asker_is_refused(flows: Flows) -> Non
         "friend-picker",
         categories=frozenset({"user.social"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c0000001"),
+        on_behalf_of="c0000001",
     )
-    with pytest.raises(InvalidInput, match="condition"):
+    # On the person's behalf, but with no condition naming them: every friend list at once.
+    with pytest.raises(Refused) as refused:
         flows.gateway.exchange(Exchange(r, flows.tokens[REELIX], "friendships"))
+    assert refused.value.decision.rules == (RELATIONS_RULE_ID,)
 
 
 def sync(asker: str) -> Request:
@@ -311,7 +315,7 @@ def test_recommendation_report_is_aggregate_with_its_threshold(flows: Flows) -> 
     )
     assert max(n for (n,) in groups) < 50
     assert daily.rows == []
-    assert daily.suppressed == len(groups)
+    assert daily.people == 0  # and nothing is said of the groups held back
     with pytest.raises(InvalidInput, match="measure"):
         flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "recommendations"))
 
@@ -323,6 +327,7 @@ def test_the_titan_agreement_is_refused(flows: Flows) -> None:
         purpose="marketing.advertising",
         categories=frozenset({"user.social", "user.name"}),
         subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c0000001"),
+        on_behalf_of="c0000001",  # even asked by the person: the agreement is not in force
     )
     with pytest.raises(Refused) as refused:
         flows.gateway.exchange(

@@ -37,6 +37,11 @@ def test_a_declaration_parses_into_its_model() -> None:
     }
     assert d.fields_in(["user.content"]) == {"messages.body"}  # a parent covers its children
     assert d.fields_in([]) == frozenset()
+    assert events.relation_of is None  # a viewing is the member's own, no one's relation
+    friends = parse(
+        edit("    person: member_no\n", "    person: member_no\n    relation_of: member_no\n")
+    ).collection("ratings")
+    assert friends.relation_of == "member_no"
 
 
 @pytest.mark.parametrize(
@@ -147,6 +152,29 @@ ROWS = [
         edit("  - name: ratings\n", "  - name: messages\n"),
         ["reelix.yaml:4: collections: collection names must be unique; repeated: messages"],
         id="a collection declared twice",
+    ),
+    pytest.param(
+        edit("    person: member_no\n", "    person: member_no\n    relation_of: owner\n"),
+        ["reelix.yaml:23: collections[2]: relation_of 'owner' must be one of the declared fields"],
+        id="relation_of names no declared field",
+    ),
+    pytest.param(
+        edit("    person: member_no\n", "    person: member_no\n    relation_of: stars\n"),
+        [
+            (
+                "reelix.yaml:23: collections[2]: relation_of 'stars' must hold a person's id "
+                "(user.unique_id), not user.behavior.media_consumption"
+            )
+        ],
+        id="relation_of is not a person's id",
+    ),
+    pytest.param(
+        edit(
+            "            member_person: person_id}\n",
+            "            member_person: person_id}\n    relation_of: sender\n",
+        ),
+        ["reelix.yaml:14: collections[1]: relation_of is for a collection about one person"],
+        id="relation_of on rows about a group",
     ),
     pytest.param(
         edit("dataset: reelix\n", ""),

@@ -138,13 +138,13 @@ class Access:
         named = {request.on_behalf_of, subjects.anchor, *subjects.people} - {None}
         if named - {person}:
             raise Forbidden(
-                f"the token is for person {person}; the request names "
+                "the token is for one person; the request also names "
                 f"{', '.join(sorted(str(n) for n in named - {person}))}",
                 rule=NOT_THIS_PERSON,
             )
         if subjects.kind is SubjectsKind.ALL:
             raise Forbidden(
-                f"a token for person {person} reads about that person only; name them in subjects",
+                "a person's token reads about that person only; name them in subjects",
                 rule=NOT_THIS_PERSON,
             )
         return Request(

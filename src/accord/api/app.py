@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from accord.api import problems
 from accord.api.access import Access
 from accord.api.apps import PartnerApps
+from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.middleware import AccessLog, LimitBody
 from accord.api.oauth import OAuthServer
@@ -115,6 +116,7 @@ def create_app(
     app.add_exception_handler(RateLimitStoreUnreachable, store_unreachable)
     app.include_router(router)
     app.include_router(registry_router)
+    app.include_router(erasure_router)
     app.include_router(build_router(Screens(accord, apps, server, signing)))
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])

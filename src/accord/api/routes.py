@@ -99,10 +99,15 @@ class ExchangeOut(BaseModel):
     granularity: str
     columns: list[str]
     rows: list[list[Any]]
-    people: int
+    people: int = Field(
+        description=(
+            "How many people the rows are about. For an aggregate, only what the rows shown "
+            "imply: the clause's minimum when any row is shown, else 0; nothing is said of "
+            "groups or people below the minimum."
+        )
+    )
     written: int
     withheld: dict[str, int]
-    suppressed: int
     receipts: list[ReceiptOut]
 
 
@@ -318,7 +323,6 @@ def exchange(
         people=release.people,
         written=release.written,
         withheld=dict(release.withheld),
-        suppressed=release.suppressed,
         receipts=[
             ReceiptOut(index=r.index, leaf_hash=r.leaf_hash.hex(), tree_size=r.tree_size)
             for r in release.receipts

@@ -7,8 +7,8 @@
                only the allowed people's rows (the allowed ids travel into the party's database as
                a temporary table; a request naming a few people has them judged at once and their
                ids bound into the query)
-             → apply the clause's granularity: records, aggregates with small groups suppressed,
-               or only which of the requested people are present
+             → apply the clause's granularity: records, aggregates (small groups dropped, and
+               not mentioned), or only which of the requested people are present
              → append the decision and the release to the ledger, durably
              → release
 
@@ -19,9 +19,13 @@ and then the rows, in one transaction.
 
 What narrows a read is checked as strictly as what it returns: a condition (``where``) may name a
 released field or an identifier, never other personal data; a read about one person's relations
-is pinned to that person (their own threads; a condition naming them for their friends); an
-aggregate groups and measures only released fields. Each release is logged with whom it is about
-(pseudonymised by the ledger); an aggregate is logged with how many contributed, naming no one.
+(a collection declaring ``relation_of``, or rows about groups) is made only on that person's
+behalf and pinned to them (their own threads; a condition naming them for their friends), and is
+refused and logged otherwise, however the request names the person; an aggregate groups and
+measures only released fields. Each release is logged with whom it is about
+(pseudonymised by the ledger); an aggregate names no one, and says nothing of the groups below
+the clause's minimum: it may not be pinned by a condition to one person, it counts no
+contributors, and its rows are said to be about at least the minimum of people each.
 
 Memory: a record read holds its released rows once, in the :class:`Release`, plus the set of
 the people they are about for the ledger entry; nothing is held twice.

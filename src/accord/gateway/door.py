@@ -19,15 +19,17 @@ from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
 from accord.gateway.keyring import Keyring
+from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.ledger.rows import sum_if_small
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
-from accord.service import Accord, decision_entry, person_refs, refusal_entry
+from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, GroupSpec
 from accord.store import filter_sql
+from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
@@ -72,7 +74,6 @@ class _Outcome:
     about: frozenset[str]
     people: int
     fields: tuple[str, ...]
-    suppressed: int = 0
 
 
 # -- the door --------------------------------------------------------------------------------------
@@ -101,11 +102,13 @@ class Gateway:
         except (Refused, ReleaseFailed):
             raise  # already in the ledger
         except AccordError as exc:
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {exc.message}")
+            logged = without_values(exc.message, _sent(exchange))
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {message}")
+            logged = without_values(message, _sent(exchange))
+            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
             raise GatewayError(f"the exchange failed and released nothing: {message}") from exc
 
     def _run(self, exchange: Exchange) -> Release:
@@ -115,9 +118,25 @@ class Gateway:
             receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
             raise Refused(decision, receipt)
         plan = self._plan(decision, exchange)
+        self._refuse_erased(plan)
         if request.operation is Operation.WRITE:
             return self._write(plan, exchange)
         return self._read(plan, exchange)
+
+    def _refuse_erased(self, plan: _Plan) -> None:
+        """Nothing flows on behalf of, or about the relations of, a person their party erased:
+        their friend list or threads are about them too."""
+        asking = plan.decision.request.requester_person
+        if asking is None:
+            return
+        # A Core connection: a lookup by primary key needs none of the ORM's machinery.
+        with self.accord.engine.connect() as conn:
+            gone = is_erased(conn, plan.filter.controller, asking)
+        if gone:
+            raise InvalidInput(
+                "the person this request is made for or about was erased: nothing about them "
+                "flows any more"
+            )
 
     # -- failing closed ----------------------------------------------------------------------------
 
@@ -237,6 +256,7 @@ class Gateway:
             raise InvalidInput("a read posts no rows")
         self._check_where(plan, exchange.where)
         exchange = self._with_clause_conditions(plan, exchange)
+        self._check_relations(plan, exchange)
         granularity = plan.clause.granularity
         if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
             raise InvalidInput(
@@ -261,8 +281,55 @@ class Gateway:
             people=outcome.people,
             receipts=receipts,
             granularity=granularity,
-            suppressed=outcome.suppressed,
         )
+
+    def _check_relations(self, plan: _Plan, exchange: Exchange) -> None:
+        """Refuse (and log) a read of people's relations that is not one person's own.
+
+        The collection declares whose relation each row is (``relation_of``: a friendship is
+        its owner's; a row about a group is each member's). A record or match read of it is made
+        on behalf of one person and pinned to them: by a condition naming them in that field, or
+        (rows about groups) to the groups they are in. However the request names the person (its
+        subjects, ``on_behalf_of``, a condition), a partner acting on its own account, or for
+        someone else, reads nothing; nor does a read of everyone's relations at once. An
+        aggregate over everyone's relations is about no one in particular, but one pinned to a
+        person is about them.
+        """
+        c = plan.collection
+        acting = plan.decision.request.on_behalf_of
+        aggregate = plan.clause.granularity is Granularity.AGGREGATE
+        if c.relation_of is not None:
+            pinned = _condition_on(c, exchange.where, c.relation_of)
+            if pinned is _NO_CONDITION:
+                if aggregate:
+                    return
+                why = (
+                    f"this read of {c.name} names no one in {c.relation_of}, so it would read "
+                    "everyone's relations at once"
+                )
+            elif acting is not None and str(pinned) == acting:
+                return
+            else:
+                whose = "nobody's" if acting is None else "someone else's"
+                why = (
+                    f"its condition on {c.name}.{c.relation_of} pins it to one person, and it "
+                    f"is made on {whose} behalf"
+                )
+        elif c.group is not None and not aggregate and acting is None:
+            why = (
+                f"rows of {c.name} are about groups, each the relation of its members; they are "
+                "read on behalf of a member, only the groups that member is in"
+            )
+        else:
+            return
+        decision = Decision(
+            plan.decision.request,
+            False,
+            (RELATIONS_RULE_ID,),
+            f"Refused: {RELATIONS_REASON}; {why}.",
+        )
+        receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
+        raise Refused(decision, receipt)
 
     def _narrowed(self, plan: _Plan, exchange: Exchange) -> _Plan:
         """For a read of one person's relations, the filter judging only the people concerned.
@@ -271,17 +338,14 @@ class Gateway:
         are about their members. Only they can appear in the release, so only they are judged,
         instead of everyone the party holds (the same verdicts, at any population size).
         """
-        subjects = plan.decision.request.subjects
         c = plan.collection
-        if plan.clause.granularity is not Granularity.RECORD or not subjects.relative:
+        acting = plan.decision.request.on_behalf_of
+        if plan.clause.granularity is not Granularity.RECORD or acting is None:
             return plan
-        if subjects.kind is SubjectsKind.FRIENDS_OF and c.group is None:
-            if subjects.anchor not in (exchange.where or {}).values():
-                return plan  # refused in _records, with its reason
+        if c.relation_of is not None:  # pinned to the person acting (_check_relations)
             concerned = plan.source.people_in(c.name, exchange.where or {})
-        elif subjects.kind is SubjectsKind.THREADS_OF and c.group is not None:
-            groups = self._groups_of(plan, subjects.anchor or "")
-            concerned = plan.source.members_of(c.name, groups)
+        elif c.group is not None:
+            concerned = plan.source.members_of(c.name, self._groups_of(plan, acting))
         else:
             return plan
         f = plan.filter
@@ -291,22 +355,22 @@ class Gateway:
     def _records(self, plan: _Plan, exchange: Exchange, allowed: Allowed) -> _Outcome:
         """The released fields of the allowed rows, and whom they are about (read alongside).
 
-        A read about one person's relations is never a bulk read: for their threads
-        (``threads_of``), rows about groups the person is not in are dropped; for their friends
-        (``friends_of``), a condition must pin the rows to that person.
+        A read about one person's relations is never a bulk read: rows about groups the person
+        acting is not in are dropped; a friend list is pinned to that person by its condition
+        (:meth:`_check_relations`).
         """
         c = plan.collection
         subject = plan.subject
         extra = () if subject in plan.fields else (subject,)
         at = len(plan.fields) if extra else plan.fields.index(subject)
-        subjects_of = plan.decision.request.subjects
+        request = plan.decision.request
         within: set[Any] | None = None
-        if c.group is not None and subjects_of.kind is SubjectsKind.THREADS_OF:
-            within = self._groups_of(plan, subjects_of.anchor or "")
-        elif subjects_of.relative and subjects_of.anchor not in (exchange.where or {}).values():
+        if c.group is not None:
+            within = self._groups_of(plan, request.on_behalf_of or "")
+        elif request.subjects.relative and c.relation_of is None:
             raise InvalidInput(
-                f"a read of {subjects_of.describe()} names {subjects_of.anchor} in a condition "
-                f"on {c.name} (e.g. the field holding whose relation each row is)"
+                f"collection {c.name} holds no one's relations (it declares no relation_of): "
+                "a read of a person's friends or threads reads a collection of relations"
             )
         rows: list[tuple[Any, ...]] = []
         subjects: set[Any] = set()
@@ -418,22 +482,26 @@ class Gateway:
                 f"an aggregate may use only the fields the decision releases "
                 f"({', '.join(plan.fields)}), not {', '.join(hidden)}"
             )
+        pinning = sorted(
+            f"{c.name}.{name}"
+            for name in (k.removeprefix(c.name + ".") for k in exchange.where or {})
+            if name == plan.subject or _names_a_person(c, name)
+        )
+        if pinning:
+            raise InvalidInput(
+                "an aggregate is about no one in particular: a condition may not pin it to one "
+                f"person or group ({', '.join(pinning)})"
+            )
         result = plan.source.aggregate(
             c.name, exchange.group_by, exchange.measures, minimum, allowed, where=exchange.where
         )
-        # How many contributed: counted in SQL, never named (an aggregate is about no one in
-        # particular); the store's ids stream anew for this second read.
-        contributors = plan.source.aggregate(
-            c.name,
-            (),
-            {"people": f"count_distinct({plan.subject})"},
-            1,
-            allowed,
-            where=exchange.where,
-        )
-        people = int(contributors.rows[0][0]) if contributors.rows else 0
+        # Nothing about the groups below the minimum, nor an exact count of contributors: one
+        # person's presence could be read off either (a pinned condition, or two queries that
+        # differ by one person). What is said of the people is what the rows shown imply: each
+        # is about at least the clause's minimum of them.
+        people = minimum if result.rows else 0
         fields = tuple(sorted(set(used)))
-        return _Outcome(result.columns, result.rows, frozenset(), people, fields, result.suppressed)
+        return _Outcome(result.columns, result.rows, frozenset(), people, fields)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -486,7 +554,7 @@ class Gateway:
                     request,
                     RELEASE_FAILED_RULE,
                     f"the release logged at index {receipts[-1].index} failed in "
-                    f"{plan.receiver}'s database: {message}",
+                    f"{plan.receiver}'s database: {without_values(message, _sent(exchange))}",
                 )
                 raise ReleaseFailed(
                     f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
@@ -584,7 +652,7 @@ class Gateway:
             categories=tuple(sorted(request.categories)),
             reason=(
                 f"{plan.sender} → {plan.receiver}: {len(outcome.rows) or 'no'} rows of "
-                f"{plan.collection.name} about {outcome.people} people, "
+                f"{plan.collection.name} {_about(outcome, granularity)}, "
                 f"{LEDGER_GRANULARITY[granularity]}{note}"
                 if request.operation is Operation.READ
                 else f"{plan.sender} → {plan.receiver}: rows into {plan.collection.name} about "
@@ -624,6 +692,42 @@ def _getter(positions: range) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
         (only,) = positions
         return lambda row: (row[only],)
     return itemgetter(*positions)
+
+
+_NO_CONDITION = object()
+
+
+def _condition_on(c: Collection, where: Mapping[str, Any] | None, name: str) -> Any:
+    """The value ``where`` gives field ``name`` of ``c`` (named bare or qualified), or
+    :data:`_NO_CONDITION`."""
+    for key, value in (where or {}).items():
+        if key.removeprefix(c.name + ".") == name:
+            return value
+    return _NO_CONDITION
+
+
+def _about(outcome: _Outcome, granularity: Granularity) -> str:
+    """Whom a read's rows are about, as its ledger entry says it."""
+    if granularity is not Granularity.AGGREGATE:
+        return f"about {outcome.people} people"
+    if outcome.people:
+        return f"each about at least {outcome.people} people"
+    return "about no one"
+
+
+def _names_a_person(c: Collection, name: str) -> bool:
+    """Whether field ``name`` of ``c`` holds a person's id."""
+    declared = c.field(name)
+    return declared is not None and taxonomy.covers(PERSON_ID, declared.category)
+
+
+def _sent(exchange: Exchange) -> list[Any]:
+    """Every value a partner sent in an exchange (its conditions and rows): an error may quote
+    one, and the ledger's copy of the error must not (any may be a person's id)."""
+    values = list((exchange.where or {}).values())
+    for row in exchange.rows or ():
+        values.extend(row.values())
+    return values
 
 
 def _condition_only(category: str) -> bool:

@@ -37,8 +37,10 @@ class Release:
 
     The rows are held in memory once (a read of a million rows holds them here, and nowhere
     else). For a write, ``rows`` is empty and ``written`` counts the rows posted; ``withheld``
-    counts the rows (or people) kept out by each rule. ``suppressed`` counts the groups an
-    aggregate dropped for being too small.
+    counts the rows (or people) kept out by each rule. For an aggregate, ``people`` is only what
+    the rows shown imply — the clause's minimum when any row is shown, else 0 — and nothing is
+    said of the groups below the minimum (not even how many were dropped): an exact count would
+    tell whether one person is among them.
     """
 
     decision: Decision
@@ -49,7 +51,6 @@ class Release:
     granularity: Granularity = Granularity.RECORD
     written: int = 0
     withheld: Mapping[str, int] = field(default_factory=dict)
-    suppressed: int = 0
 
 
 LEDGER_GRANULARITY: dict[Granularity, Literal["record", "aggregate", "match-only"]] = {

@@ -43,7 +43,7 @@ from accord.errors import (
 from accord.ledger import merkle, shred
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
-from accord.ledger.entries import Entry, ErasureEntry, leaf_writer
+from accord.ledger.entries import Entry, ErasureEntry, decode_leaf, leaf_writer
 from accord.ledger.results import (
     ConsistencyProof,
     InclusionProof,
@@ -146,6 +146,7 @@ class Ledger:
         *,
         verifier: Verifier | None = None,
         batch_size: int = 512,
+        suppressed: shred.Suppressed | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
@@ -153,6 +154,8 @@ class Ledger:
         self.signer = signer
         self.verifier = verifier or (signer.verifier if signer else None)
         self.batch_size = batch_size
+        self.suppressed = suppressed
+        """Which people were erased (the store's suppression list): none gets a key again."""
         self._sqlite = engine.dialect.name == "sqlite"
         self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._queue: list[_Pending] = []
@@ -294,7 +297,9 @@ class Ledger:
             about = [offset for offset, data in enumerate(datas) if data is None]
             datas, hashes = list(datas), list(hashes)
             named = {offset: set(leaves.entries[offset].about) for offset in about}
-            keys = shred.keys_for(conn, set().union(*named.values()), create=True)
+            keys = shred.keys_for(
+                conn, set().union(*named.values()), create=True, suppressed=self.suppressed
+            )
             many = [offset for offset in about if len(named[offset]) >= shred.MANY]
             # The index rows of an entry about many people are one statement the database runs
             # in another thread, while this one computes the entry's tags and writes its leaf:
@@ -536,6 +541,29 @@ class Ledger:
         with self._reading("looking up a person in the ledger") as conn:
             found = shred.leaves_of(conn, person_id)
         return found[1] if found else []
+
+    def key_of(self, person_id: str) -> tuple[bytes, bytes] | None:
+        """A person's key and lookup pseudonym; ``None`` if they have none (never recorded, or
+        erased)."""
+        with self._reading("reading a person's ledger key") as conn:
+            return shred.keys_for(conn, [person_id], create=False).get(person_id)
+
+    def leaves_about(self, person_id: str) -> list[dict[str, Any]]:
+        """The entries about a person, as the JSON objects of their leaves (none once erased)."""
+        with self._reading("reading a person's ledger entries") as conn:
+            found = shred.leaves_of(conn, person_id)
+            if found is None:
+                return []
+            indexes = found[1]
+            datas: list[bytes] = []
+            for start in range(0, len(indexes), 500):  # within every backend's parameter limit
+                rows = conn.execute(
+                    select(_leaves.c.data)
+                    .where(_leaves.c.idx.in_(indexes[start : start + 500]))
+                    .order_by(_leaves.c.idx)
+                )
+                datas.extend(bytes(data) for (data,) in rows)
+        return [decode_leaf(data) for data in datas]
 
     def prove_person(self, person_id: str) -> dict[str, Any]:
         """Every entry about a person with its inclusion proof under a fresh signed checkpoint.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -34,6 +34,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from accord.errors import LedgerError
 from accord.ledger.tables import index_parts_table as _parts_table
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
@@ -75,10 +76,22 @@ def lookup_pseudonym(key: bytes) -> bytes:
     return hmac.digest(key, LOOKUP_CONTEXT, "sha256")[:LOOKUP_SIZE]
 
 
-def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> dict[str, PersonKey]:
+Suppressed = Callable[[Connection, list[str]], Collection[str]]
+"""Which of some people (as the ledger names them) were erased: no new key is made for them."""
+
+
+def keys_for(
+    conn: Connection,
+    person_ids: Iterable[str],
+    *,
+    create: bool,
+    suppressed: Suppressed | None = None,
+) -> dict[str, PersonKey]:
     """The keys of these people; with ``create``, a new random key for each who has none.
 
     Call it inside the ledger's append lock when creating, so two writers never race on a key.
+    A person ``suppressed`` names (someone erased) never gets a key again: the entry naming them
+    is refused with :class:`~accord.errors.LedgerError`, and the message does not say who.
     """
     # In id order: the database then walks the key table's pages in order, each once.
     wanted = sorted(set(person_ids))
@@ -96,6 +109,11 @@ def keys_for(conn: Connection, person_ids: Iterable[str], *, create: bool) -> di
         found = {person: (key, look) for person, key, look in cursor.fetchall()}
         if create and len(found) < len(wanted):
             missing = [person_id for person_id in wanted if person_id not in found]
+            if suppressed is not None and suppressed(conn, missing):
+                raise LedgerError(
+                    "an entry names a person who was erased: it is refused, so that no new key "
+                    "ties them to the log again"
+                )
             # The column's own conversion: timestamptz on PostgreSQL, fixed text on SQLite.
             convert = _keys.c.created_at.type.bind_processor(conn.dialect)
             now: object = datetime.now(UTC)

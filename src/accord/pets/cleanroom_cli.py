@@ -1,9 +1,10 @@
 """``accord cleanroom``: check and run clean-room queries, and the fortnightly report.
 
 ``check`` needs only the rule: it checks a query against it, with the columns the rule names.
-``run`` and ``report`` work on the Chirp–Reelix reference scenario, generated afresh in the data
-folder: the rule's tables are fetched through the gateway, and with ``--epsilon`` every sender's
-privacy budget is spent in the scenario's store and ledger.
+``run`` and ``report`` work on the Chirp–Reelix reference scenario, built in the data folder on
+the first run and kept there: the rule's tables are fetched through the gateway, and with
+``--epsilon`` every sender's privacy budget is spent in the scenario's store and ledger, where it
+stays spent for the next run (only a new data folder starts every budget at zero).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ SeedOption = Annotated[int, typer.Option(help="Seed of the generated scenario.")
 DataOption = Annotated[
     Path,
     typer.Option(
-        help="Folder for the scenario's databases and store (its parties/ and accord/ "
-        "are replaced)."
+        help="Folder for the scenario's databases and store: built on the first run, then kept, "
+        "with the privacy budgets spent so far (a new folder starts them at zero)."
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

@@ -97,7 +97,6 @@ class FlowResult:
     """People whose data the exchanges released, summed over exchanges."""
     records: int = 0
     written: int = 0
-    suppressed: int = 0
     entries: int = 0
     """Ledger entries the flow's exchanges appended (decisions, releases, refusals)."""
     delivered_in_reelix: int = 0
@@ -234,7 +233,6 @@ class _Runner:
         result.people += release.people
         result.records += len(release.rows)
         result.written += release.written
-        result.suppressed += release.suppressed
         for rule, n in release.withheld.items():
             result.kept_out[rule] = result.kept_out.get(rule, 0) + n
             filt = release.decision.filter
@@ -798,8 +796,6 @@ def show(console: Console, result: DemoResult) -> None:
         moved = f"{f.records:,}" + (f" + {f.written:,} written" if f.written else "")
         if f.delivered_in_reelix:
             moved += f"\n({f.delivered_in_reelix:,} delivered inside Reelix)"
-        if f.suppressed:
-            moved += f"\n({f.suppressed:,} groups under k held back)"
         verdict = f"[green]{f.allowed:,}[/] / [red]{f.refused:,}[/]"
         table.add_row(name, verdict, people, "\n".join(lines) or "—", moved, f"{f.entries:,}")
     console.print(table)

@@ -11,6 +11,10 @@ A declaration is a YAML document in the style of fides datasets::
         fields:
           - {name: member_id, category: user.unique_id}
           - {name: title_id, category: user.behavior.media_consumption}
+      - name: friendships            # one person's relations: the rows of one person's friends
+        person: friend_id            # each row is about the friend...
+        relation_of: person_id       # ...and is the relation of the person in person_id
+        fields: [...]
       - name: messages               # rows about several people at once
         group: {field: thread_id, members: thread_participants,
                 member_group: thread_id, member_person: person_id}
@@ -18,7 +22,11 @@ A declaration is a YAML document in the style of fides datasets::
 
 Each collection names one of ``person`` (the row is about one person) or ``group`` (the row is
 about every member of a group, listed in a members table); a collection that names neither is
-about no person (a catalogue) and may hold no category under ``user``. Names end up in SQL, so they
+about no person (a catalogue) and may hold no category under ``user``. A collection about one
+person may also name ``relation_of``, the field holding the person whose relation each row is
+(their friend list): reading it is reading that person's relations, which is done only on that
+person's behalf, pinned to them (see :mod:`accord.gateway`). Rows about a group are the relation
+of each member, and are read the same way. Names end up in SQL, so they
 must be plain identifiers. Errors name the file, the line and the field, and suggest the nearest
 key, as agreement documents do (:func:`accord.agreements.parse`).
 """
@@ -43,6 +51,9 @@ from pydantic import (
 from accord import taxonomy
 from accord.documents import parse_document
 from accord.errors import DatasetFormatError, InvalidInput
+
+PERSON_ID = "user.unique_id"
+"""The category of a field holding a person's id at the party."""
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 """What a collection or field name must look like: it is written into SQL as an identifier."""
@@ -109,6 +120,9 @@ class Collection(_Strict):
     description: str = ""
     person: Identifier | None = None
     group: GroupSpec | None = None
+    relation_of: Identifier | None = None
+    """The field holding whose relation each row is (a friendship's owner), if rows are one
+    person's relations: read only on that person's behalf, pinned to them."""
     fields: Annotated[tuple[Field, ...], pydantic.Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -133,7 +147,23 @@ class Collection(_Strict):
         elif subject not in names:
             what = "person" if self.person is not None else "group field"
             raise ValueError(f"the {what} {subject!r} must be one of the declared fields")
+        if self.relation_of is not None:
+            self._check_relation(self.relation_of)
         return self
+
+    def _check_relation(self, name: str) -> None:
+        if self.person is None:
+            raise ValueError(
+                "relation_of is for a collection about one person per row (person); rows about a "
+                "group are already the relation of each member"
+            )
+        anchor = self.field(name)
+        if anchor is None:
+            raise ValueError(f"relation_of {name!r} must be one of the declared fields")
+        if not taxonomy.covers(PERSON_ID, anchor.category):
+            raise ValueError(
+                f"relation_of {name!r} must hold a person's id ({PERSON_ID}), not {anchor.category}"
+            )
 
     @property
     def subject_field(self) -> str | None:

@@ -27,6 +27,7 @@ from accord.consent import (
 )
 from accord.errors import ConsentError, NotFound, StoreError, translate
 from accord.store import tables as t
+from accord.store.erased import suppressed_of
 from accord.store.people import (
     ANALYZE_AFTER,
     BATCH,
@@ -84,6 +85,18 @@ _CHILDREN: tuple[tuple[Table, str], ...] = (
 )
 
 
+def _refuse_erased(session: Session, people: Sequence[tuple[str, str]]) -> None:
+    """Refuse a record about a person their party erased: it would bring them back."""
+    erased = suppressed_of(session, {party for party, _ in people})
+    gone = sorted({pair for pair in people if pair in erased})
+    if gone:
+        party, person = gone[0]
+        raise ConsentError(
+            f"party {party} erased person {person!r}: no record about them is taken again "
+            "(someone who comes back is recorded under a new id)"
+        )
+
+
 class ConsentRepository:
     """Consent records: add, withdraw, read one person's, and load many people's facts."""
 
@@ -95,6 +108,7 @@ class ConsentRepository:
         PartyRepository(self.session).require(
             {consent.controller, consent.recipient}, needed_for=f"recording consent {consent.id}"
         )
+        _refuse_erased(self.session, [(consent.controller, consent.person)])
         with translate(StoreError, f"recording consent {consent.id}"):
             if self.session.execute(
                 select(t.consents.c.id).where(t.consents.c.id == consent.id)
@@ -116,6 +130,7 @@ class ConsentRepository:
             named = {c.controller for c in batch} | {c.recipient for c in batch}
             parties.require(named - checked, needed_for="recording consents")
             checked |= named
+            _refuse_erased(self.session, [(c.controller, c.person) for c in batch])
             with translate(StoreError, f"recording {len(batch)} consents"):
                 self._insert(batch)
             count += len(batch)
@@ -241,6 +256,7 @@ class OptOutRepository:
         PartyRepository(self.session).require(
             {opt_out.controller}, needed_for=f"recording an opt-out of {opt_out.person}"
         )
+        _refuse_erased(self.session, [(opt_out.controller, opt_out.person)])
         with translate(StoreError, f"recording an opt-out of {opt_out.person}"):
             result = self.session.execute(
                 t.opt_outs.insert().returning(t.opt_outs.c.id),

@@ -230,9 +230,20 @@ def requirement(rule: Rule, f: PersonFilter, shared: Shared | None = None) -> Co
     return consent_exists(req, f, shared)
 
 
+def not_erased() -> ColumnElement[bool]:
+    """The person is not on their party's suppression list (``erased_people``).
+
+    Erasure deletes the person's row, and no load brings it back; every read still joins
+    against the list, so a row restored from a backup or written around Accord stays out.
+    """
+    e = t.erased_people.alias("erased")
+    return not_(exists().where(e.c.party == _person.party, e.c.person_id == _person.person_id))
+
+
 def _considered(f: PersonFilter) -> list[ColumnElement[bool]]:
-    """The people a filter looks at: the controller's, and only the named ones if any are."""
-    where = [_person.party == f.controller]
+    """The people a filter looks at: the controller's not erased, and only the named ones if
+    any are."""
+    where = [_person.party == f.controller, not_erased()]
     if f.subjects is not None:
         where.append(_person.person_id.in_(_subjects(f)))
     return where

@@ -19,6 +19,7 @@ from accord.consent import Person
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.jurisdictions import country
 from accord.store import tables as t
+from accord.store.erased import suppressed_of
 
 T = TypeVar("T")
 
@@ -141,9 +142,14 @@ class PeopleRepository:
         self.session = session
 
     def upsert_many(self, people: Iterable[Person]) -> int:
-        """Insert or update ``people`` (a later entry for the same person wins); how many."""
+        """Insert or update ``people`` (a later entry for the same person wins); how many.
+
+        A person their party erased is left out: a reload from the party's own systems does
+        not bring them back (the suppression list, :mod:`accord.store.erased`).
+        """
         parties = PartyRepository(self.session)
         checked: set[str] = set()
+        suppressed: set[tuple[str, str]] = set()
         count = 0
         for chunk in chunked(people, BATCH):
             rows = {
@@ -157,7 +163,12 @@ class PeopleRepository:
             }
             new_parties = {party for party, _ in rows} - checked
             parties.require(new_parties, needed_for="recording its people")
+            suppressed |= suppressed_of(self.session, new_parties)
             checked |= new_parties
+            if suppressed:
+                rows = {key: row for key, row in rows.items() if key not in suppressed}
+                if not rows:
+                    continue
             stmt = upsert(self.session, t.people)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[t.people.c.party, t.people.c.person_id],

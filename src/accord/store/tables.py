@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Table,
@@ -247,6 +248,70 @@ class OptOutRow(Base):
     __table_args__ = (Index("ix_opt_outs_controller_person_kind", "controller", "person", "kind"),)
 
 
+class ErasedPersonRow(Base):
+    """A person a party erased: the suppression entry every read joins against.
+
+    It holds the person's id at the party in clear, and nothing else about them but when. A
+    keyed hash of the id would hide it from a reader of the store, but every read would then have
+    to hash every person it judges inside the database: SQLite has no HMAC, and a function called
+    back into Python for each row would turn the set-based filter into a per-person loop. The id
+    alone tells nothing about the person (no consent, no place, no activity: those are deleted),
+    and keeping it is what lets the party honour the erasure for good: a suppression list is the
+    minimum the controller needs to comply with it (GDPR Art. 17(3)(b)), so that a reload from
+    its own systems cannot bring the person back.
+
+    It holds no time either: the ledger's withdrawals and erasure entry carry the instant of the
+    erasure, and a time here would tie the person's id to those entries (and to what they had
+    consented to).
+    """
+
+    __tablename__ = "erased_people"
+
+    party: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_erased_people_party"), primary_key=True
+    )
+    person_id: Mapped[str] = mapped_column(String, primary_key=True)
+
+
+class ErasureNoticeRow(Base):
+    """A recipient's notice that a person whose data it received was erased (GDPR Art. 19).
+
+    It names the person by the id the recipient knows them by, and is deleted once the recipient
+    acknowledges it: the only row naming an erased person besides the suppression entry, and
+    only for as long as the recipient takes to act on it.
+    """
+
+    __tablename__ = "erasure_notices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recipient: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_erasure_notices_recipient")
+    )
+    provider: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_erasure_notices_provider")
+    )
+    person: Mapped[str] = mapped_column(String)
+    """The person's id as the recipient knows them."""
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_erasure_notices_recipient", "recipient"),)
+
+
+class SealedConsentProofRow(Base):
+    """An erased person's consent records, sealed under a key derived from their ledger key.
+
+    Found by the person's ledger lookup pseudonym (which whoever holds their key can recompute),
+    never by their id. Shredding the ledger key leaves it unreadable.
+    """
+
+    __tablename__ = "sealed_consent_proofs"
+
+    lookup: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def _table(row: type[Base]) -> Table:
     return cast(Table, row.__table__)
 
@@ -263,3 +328,6 @@ consent_purposes = _table(ConsentPurposeRow)
 consent_categories = _table(ConsentCategoryRow)
 consent_excluded_titles = _table(ConsentExcludedTitleRow)
 opt_outs = _table(OptOutRow)
+erased_people = _table(ErasedPersonRow)
+erasure_notices = _table(ErasureNoticeRow)
+sealed_consent_proofs = _table(SealedConsentProofRow)

@@ -1,0 +1,142 @@
+"""Erasure over the partner API: the party holding a person erases them, and each recipient reads
+and acknowledges its notices (GDPR Art. 17 and 19).
+
+``POST /v1/people/{person}/erasure`` runs :func:`accord.erasure.erase` for the calling app's
+party. It takes the app's own token (client credentials), not a person's: erasure is the
+controller's act (Art. 17(1)), and the controller authenticates as itself, as it does at the door.
+A person's token is the partner app acting for one person under a grant of data access, which
+gives no power over the holder's records; and no app can erase anyone at a party other than its
+own, so a recipient cannot stop the holder's data about a person by erasing them.
+
+``GET /v1/erasure-notices`` lists what the calling app's party must act on: each person erased by
+a party that had released their data to it, named by the id it knows them by.
+``DELETE /v1/erasure-notices/{id}`` acknowledges one; the notice, which names the person, is then
+deleted. Both take the app's own token, for the same reason: the notice is to the party, not to
+any person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from accord import erasure
+from accord.api.access import NO_DELEGATION, Caller
+from accord.api.errors import Forbidden
+from accord.api.problems import PROBLEM_RESPONSES
+from accord.api.routes import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["erasure"])
+
+PersonId = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+class ErasureIn(BaseModel):
+    """How recipients know the person, where not by the holding party's own id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    known_as: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[str, Field(min_length=1, max_length=255)],
+    ] = Field(
+        default={},
+        max_length=50,
+        description="Recipient party → the person's id there (an account the person linked).",
+    )
+
+
+class ErasureOut(BaseModel):
+    """What the erasure did."""
+
+    party: str
+    withdrawn: int = Field(description="Consents withdrawn.")
+    recipients: list[str] = Field(description="Parties told (each has a notice).")
+    deleted: dict[str, int] = Field(description="Rows of the store deleted, by table.")
+    sealed: bool = Field(description="Whether a proof of past consent is kept under their key.")
+    entries_forgotten: int = Field(description="Ledger entries no longer tied to the person.")
+    receipt: int | None = Field(description="Ledger index of the erasure entry.")
+    already: bool = Field(description="The person had been erased before.")
+
+
+class NoticeOut(BaseModel):
+    """A person whose data the caller's party received was erased by its provider."""
+
+    id: str
+    provider: str
+    person: str = Field(description="The person's id as the recipient knows them.")
+    erased_at: datetime
+
+
+class AcknowledgedOut(BaseModel):
+    """The notice acted on, and deleted."""
+
+    acknowledged: str
+
+
+def _party_itself(who: Caller) -> str:
+    """The calling app's party, for a token of the app acting for itself."""
+    if who.person is not None:
+        raise Forbidden(
+            "erasure and its notices are for a party acting as itself: use the app's own token "
+            "(client credentials), not a person's",
+            rule=NO_DELEGATION,
+        )
+    return who.app.party
+
+
+@router.post(
+    "/people/{person}/erasure",
+    response_model=ErasureOut,
+    summary="Erase a person the calling app's party holds (GDPR Art. 17)",
+)
+def erase_person(
+    person: PersonId, who: CallerDep, svc: ServicesDep, body: ErasureIn | None = None
+) -> ErasureOut:
+    """Withdraw their consents, stop every flow about them, delete their records (keeping the
+    proof of past consent sealed under their key), tell each recipient, destroy their key."""
+    party = _party_itself(who)
+    done = erasure.erase(
+        svc.gateway.accord, party, person, known_as=body.known_as if body else None
+    )
+    return ErasureOut(
+        party=done.party,
+        withdrawn=done.withdrawn,
+        recipients=list(done.recipients),
+        deleted=done.deleted,
+        sealed=done.sealed,
+        entries_forgotten=done.entries_forgotten,
+        receipt=done.receipt,
+        already=done.already,
+    )
+
+
+@router.get(
+    "/erasure-notices",
+    response_model=list[NoticeOut],
+    summary="People erased by a provider whose data the calling app's party received (Art. 19)",
+)
+def erasure_notices(who: CallerDep, svc: ServicesDep) -> list[NoticeOut]:
+    """The notices waiting for the caller's party, oldest first."""
+    party = _party_itself(who)
+    return [
+        NoticeOut(id=n.id, provider=n.provider, person=n.person, erased_at=n.erased_at)
+        for n in erasure.notices(svc.gateway.accord, party)
+    ]
+
+
+@router.delete(
+    "/erasure-notices/{notice}",
+    response_model=AcknowledgedOut,
+    summary="Acknowledge an erasure notice: it is deleted",
+)
+def acknowledge_notice(
+    notice: Annotated[str, Path(min_length=1, max_length=64)], who: CallerDep, svc: ServicesDep
+) -> AcknowledgedOut:
+    """The caller's party has erased the person on its side; the notice naming them goes."""
+    party = _party_itself(who)
+    erasure.acknowledge(svc.gateway.accord, party, notice)
+    return AcknowledgedOut(acknowledged=notice)

@@ -1,0 +1,355 @@
+"""Erasure as one flow: a party erases a person it holds, and the person stops flowing and is
+forgotten (GDPR Art. 17), their recipients told (Art. 19).
+
+:func:`erase` does, in this order:
+
+1. withdraws every consent of the person still in force, each withdrawal logged as any other;
+2. finds whom their data went to: the recipients of their consents and of every release entry
+   the ledger holds about them (found through their ledger key, before it goes);
+3. seals their consent records (with the withdrawals) under a key derived from their ledger key,
+   with AES-GCM: the proof of past consent the law lets the controller keep (Art. 7(1),
+   17(3)(e)), which shredding the ledger key then puts beyond anyone but a holder of that key
+   (the person, from their proof bundle: ``accord ledger prove``);
+4. in one transaction: puts the person on the party's suppression list (``erased_people``,
+   which every read joins against and no load passes), deletes every row of the store about them
+   (their person row, consents with their purposes, categories and excluded titles, opt-outs,
+   grants, authorization codes and tokens of partner apps, test-person entries, privacy budget),
+   keeps the sealed proof, and leaves each recipient a notice naming them by the id that
+   recipient knows them by;
+5. last, shreds their ledger key and logs an erasure entry that names nobody.
+
+Run again after a failure, it finishes what is left; on a person already erased, it does
+nothing. No entry after it can give the person a new key: the ledger refuses one for anyone on
+the suppression list.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.orm import Session
+
+from accord.api import tables as api_t
+from accord.consent import Consent, OptOut
+from accord.errors import InvalidInput, NotFound, StoreError, translate
+from accord.ledger.shred import lookup_pseudonym
+from accord.pets import tables as pets_t
+from accord.service import Accord, person_ref
+from accord.store import tables as t
+from accord.store.erased import is_erased
+from accord.store.repositories import ConsentRepository, OptOutRepository, PartyRepository
+
+PROOF_CONTEXT = b"accord/erasure/consent-proof/v1"
+"""HKDF info and AES-GCM associated data of a sealed proof: the key is for this use only."""
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure did."""
+
+    party: str
+    person: str
+    withdrawn: int = 0
+    """Consents withdrawn by the erasure (those already withdrawn or expired are not counted)."""
+    recipients: tuple[str, ...] = ()
+    """The parties told (each has a notice waiting)."""
+    deleted: dict[str, int] = field(default_factory=dict)
+    """Rows deleted from the store, by table."""
+    sealed: bool = False
+    """Whether a proof of past consent was kept, sealed under the person's key."""
+    entries_forgotten: int = 0
+    """Ledger entries no longer tied to the person."""
+    receipt: int | None = None
+    """The ledger index of the erasure entry; ``None`` if the person was already erased."""
+    already: bool = False
+    """The person was erased before: nothing was left to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A recipient is told that a person whose data it received was erased (GDPR Art. 19)."""
+
+    id: str
+    recipient: str
+    provider: str
+    person: str
+    """The person's id as the recipient knows them."""
+    erased_at: datetime
+
+
+def erase(
+    accord: Accord,
+    party: str,
+    person: str,
+    *,
+    known_as: Mapping[str, str] | None = None,
+    at: datetime | None = None,
+) -> Erasure:
+    """Erase ``person``, whom ``party`` holds; see the module's docstring for the steps.
+
+    ``known_as`` gives, for a recipient that knows the person by another id (an account the
+    person linked), that id; every other recipient is told ``party``'s own id for them, the id
+    the data it received carried. Raises :class:`~accord.errors.InvalidInput` for a party or
+    person Accord does not know.
+    """
+    when = at or datetime.now(UTC)
+    ref = person_ref(party, person)
+    with accord.session() as s:
+        try:
+            PartyRepository(s).get(party)
+        except NotFound:
+            raise InvalidInput(f"no party {party!r} is registered", where="erasure") from None
+        consents = ConsentRepository(s).for_person(party, person)
+        opt_outs = OptOutRepository(s).for_person(party, person)
+        held = s.execute(
+            select(t.people.c.person_id).where(
+                t.people.c.party == party, t.people.c.person_id == person
+            )
+        ).first()
+        erased_before = is_erased(s, party, person)
+    key = accord.ledger.key_of(ref)
+    if erased_before and key is None:
+        return Erasure(party, person, already=True)
+    if held is None and not consents and not opt_outs and key is None and not erased_before:
+        raise InvalidInput(
+            f"party {party} holds no person {person!r}: Accord has no record of them and no "
+            "ledger entry about them, so there is nothing to erase",
+            where="erasure",
+        )
+    withdrawn = 0
+    for consent in consents:
+        if consent.withdrawn_at is None and (
+            consent.expires_at is None or consent.expires_at > when
+        ):
+            accord.withdraw(consent.id, max(when, consent.given_at))
+            withdrawn += 1
+    recipients = {c.recipient for c in consents}
+    for leaf in accord.ledger.leaves_about(ref):
+        if leaf.get("kind") == "release" and isinstance(leaf.get("recipient"), str):
+            recipients.add(leaf["recipient"])
+    recipients.discard(party)
+    with accord.session() as s:
+        # The records as they stand now, the withdrawals included, are what the proof keeps.
+        consents = ConsentRepository(s).for_person(party, person)
+        sealed = False
+        if key is not None and not erased_before and (consents or opt_outs):
+            seal_proof(s, key[0], consents, opt_outs, when)
+            sealed = True
+        if not erased_before:
+            s.execute(insert(t.erased_people).values(party=party, person_id=person))
+            names = dict(known_as or {})
+            notices_rows = [
+                {
+                    "id": uuid.uuid4().hex,
+                    "recipient": r,
+                    "provider": party,
+                    "person": names.get(r, person),
+                    "erased_at": when,
+                }
+                for r in sorted(_known_parties(s, recipients))
+            ]
+            if notices_rows:
+                s.execute(insert(t.erasure_notices), notices_rows)
+        deleted = _delete_rows(s, party, person)
+    forgotten = 0
+    receipt = None
+    told = tuple(sorted(recipients))
+    if key is not None or not erased_before:
+        done = accord.ledger.erase(
+            ref,
+            f"a person was erased at {party}'s request: {withdrawn} consents withdrawn, "
+            f"{len(told)} recipients told, their records deleted"
+            + (", the proof of their consent sealed under their key" if sealed else "")
+            + "; their key is destroyed",
+        )
+        receipt = done.index
+        forgotten = accord.ledger.leaf(done.index).entry().get("entries_forgotten", 0)
+    return Erasure(
+        party,
+        person,
+        withdrawn=withdrawn,
+        recipients=told,
+        deleted=deleted,
+        sealed=sealed,
+        entries_forgotten=int(forgotten),
+        receipt=receipt,
+    )
+
+
+def _known_parties(s: Session, parties: set[str]) -> set[str]:
+    if not parties:
+        return set()
+    return set(
+        s.execute(select(t.parties.c.id).where(t.parties.c.id.in_(sorted(parties)))).scalars()
+    )
+
+
+def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
+    """Delete every row of the store about ``person`` of ``party``: how many, by table."""
+    counts: dict[str, int] = {}
+
+    def gone(table_name: str, statement: Any) -> None:
+        with translate(StoreError, f"deleting the erased person's rows from {table_name}"):
+            counts[table_name] = int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+    theirs = select(t.consents.c.id).where(
+        t.consents.c.controller == party, t.consents.c.person == person
+    )
+    for child in (t.consent_purposes, t.consent_categories, t.consent_excluded_titles):
+        gone(child.name, delete(child).where(child.c.consent_id.in_(theirs)))
+    gone(
+        "consents",
+        delete(t.consents).where(t.consents.c.controller == party, t.consents.c.person == person),
+    )
+    gone(
+        "opt_outs",
+        delete(t.opt_outs).where(t.opt_outs.c.controller == party, t.opt_outs.c.person == person),
+    )
+    gone(
+        "people",
+        delete(t.people).where(t.people.c.party == party, t.people.c.person_id == person),
+    )
+    # Partner apps under an agreement the party is in: a person token, code or test-person
+    # entry there names the person by the party's id for them.
+    agreements = select(t.agreements.c.id).where(
+        or_(t.agreements.c.provider == party, t.agreements.c.recipient == party)
+    )
+    apps = select(api_t.apps_table.c.client_id).where(api_t.apps_table.c.agreement.in_(agreements))
+    grants = api_t.grants_table
+    gone(
+        grants.name,
+        delete(grants).where(grants.c.controller == party, grants.c.person == person),
+    )
+    for table in (api_t.tokens_table, api_t.codes_table, api_t.test_people_table):
+        gone(
+            table.name,
+            delete(table).where(table.c.person == person, table.c.client_id.in_(apps)),
+        )
+    budgets = pets_t.privacy_budgets
+    gone(
+        budgets.name,
+        delete(budgets).where(budgets.c.party == party, budgets.c.person_id == person),
+    )
+    return {name: n for name, n in counts.items() if n}
+
+
+# -- the sealed proof of past consent ------------------------------------------------------------
+
+
+def _proof_key(ledger_key: bytes) -> bytes:
+    """The AES-256 key of a sealed proof, derived from the person's ledger key (RFC 5869)."""
+    return HKDF(hashes.SHA256(), 32, salt=None, info=PROOF_CONTEXT).derive(ledger_key)
+
+
+def _records(consents: list[Consent], opt_outs: list[OptOut]) -> dict[str, Any]:
+    def instant(moment: datetime | None) -> str | None:
+        return None if moment is None else moment.isoformat()
+
+    return {
+        "consents": [
+            {
+                "id": c.id,
+                "controller": c.controller,
+                "recipient": c.recipient,
+                "purposes": sorted(c.purposes),
+                "categories": sorted(c.categories),
+                "operations": sorted(o.value for o in c.operations),
+                "given_at": instant(c.given_at),
+                "expires_at": instant(c.expires_at),
+                "withdrawn_at": instant(c.withdrawn_at),
+                "method": c.method.value,
+                "notice": c.notice,
+                "distinct_and_separate": c.distinct_and_separate,
+                "scope": c.scope.value,
+                "disclosure": c.disclosure,
+                "excluded_titles": sorted(c.excluded_titles),
+            }
+            for c in consents
+        ],
+        "opt_outs": [
+            {
+                "kind": o.kind.value,
+                "source": o.source.value,
+                "at": instant(o.at),
+                "revoked_at": instant(o.revoked_at),
+            }
+            for o in opt_outs
+        ],
+    }
+
+
+def seal_proof(
+    s: Session, ledger_key: bytes, consents: list[Consent], opt_outs: list[OptOut], at: datetime
+) -> None:
+    """Keep the person's consent records sealed under their ledger key, found by their lookup
+    pseudonym (which only a holder of the key can recompute)."""
+    lookup = lookup_pseudonym(ledger_key)
+    nonce = secrets.token_bytes(12)
+    plain = json.dumps(_records(consents, opt_outs), sort_keys=True).encode("utf-8")
+    sealed = AESGCM(_proof_key(ledger_key)).encrypt(nonce, plain, PROOF_CONTEXT + lookup)
+    with translate(StoreError, "sealing the proof of past consent"):
+        s.execute(
+            insert(t.sealed_consent_proofs).values(
+                lookup=lookup, nonce=nonce, sealed=sealed, sealed_at=at
+            )
+        )
+
+
+def open_proof(accord: Accord, ledger_key: bytes) -> dict[str, Any]:
+    """The consent records sealed at a person's erasure, opened with their ledger key (from
+    their proof bundle). Raises :class:`~accord.errors.NotFound` when no proof is sealed under
+    that key, :class:`~accord.errors.InvalidInput` when it does not open."""
+    lookup = lookup_pseudonym(ledger_key)
+    with accord.session() as s:
+        row = s.execute(
+            select(t.sealed_consent_proofs.c.nonce, t.sealed_consent_proofs.c.sealed).where(
+                t.sealed_consent_proofs.c.lookup == lookup
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no proof of past consent is sealed under this key")
+    try:
+        plain = AESGCM(_proof_key(ledger_key)).decrypt(
+            bytes(row.nonce), bytes(row.sealed), PROOF_CONTEXT + lookup
+        )
+    except InvalidTag:
+        raise InvalidInput("the sealed proof does not open with this key") from None
+    records: dict[str, Any] = json.loads(plain)
+    return records
+
+
+# -- recipients' notices ----------------------------------------------------------------------
+
+
+def notices(accord: Accord, recipient: str) -> list[Notice]:
+    """The erasure notices waiting for ``recipient``, oldest first."""
+    n = t.erasure_notices.c
+    with accord.session() as s:
+        rows = s.execute(
+            select(n.id, n.recipient, n.provider, n.person, n.erased_at)
+            .where(n.recipient == recipient)
+            .order_by(n.erased_at, n.id)
+        ).all()
+    return [Notice(r.id, r.recipient, r.provider, r.person, r.erased_at) for r in rows]
+
+
+def acknowledge(accord: Accord, recipient: str, notice_id: str) -> None:
+    """``recipient`` has acted on a notice: it is deleted (it named the person).
+
+    Raises :class:`~accord.errors.NotFound` for a notice that is not the recipient's."""
+    n = t.erasure_notices
+    with accord.session() as s:
+        done = s.execute(delete(n).where(n.c.id == notice_id, n.c.recipient == recipient))
+        if not done.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"{recipient} has no erasure notice {notice_id!r}")
