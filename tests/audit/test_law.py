@@ -199,8 +199,8 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     ),
     # An opt-out of sale and sharing says nothing of a flow that is not advertising.
     (release(), member("BR", consent(), opt_outs=(OPTED_OUT,)), None, True, ""),
-    # Erased before the release: never released again, whatever the records say.
-    (release(), member("CA", consent(), erased_at=AT - DAY), None, False, "erased"),
+    # On the party's suppression list: never released again, whatever the records say.
+    (release(), member("CA", consent(), erased=True), None, False, "erased"),
     # Unknown to the store (its records erased): never released.
     (release(), member("CA", consent(), known=False), None, False, "unknown to the Accord"),
     # Unknown to the party holding them: nobody can say where they live.

@@ -303,3 +303,16 @@ def test_bad_input_is_exit_2_with_a_message(world: World, args: list[str], says:
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_release_still_tied_to_an_erased_person_is_reported(world: World) -> None:
+    """A person on the party's suppression list whose key was never shredded: every release the
+    ledger still ties to them is reported (an erasure must forget)."""
+    index = world.plant(about=["r8"], rows=world.rows("r8"))
+    with Accord.open(data_dir=world.store) as accord, accord.engine.begin() as conn:
+        conn.execute(text("INSERT INTO erased_people (party, person_id) VALUES ('reelix', 'r8')"))
+    code, report = world.audit()
+    assert code == 1
+    found = [d for d in report["differences"] if d["leaf"] == index]
+    assert [d["person"] for d in found] == ["reelix/r8"]
+    assert any("erased by reelix" in r for r in found[0]["reasons"])

@@ -84,7 +84,10 @@ class Person:
     opt_outs: tuple[OptOut, ...] = ()
     known: bool = True
     """Whether the Accord store knows the person (an erased person's records are gone)."""
-    erased_at: datetime | None = None
+    erased: bool = False
+    """Whether the party erased the person (its suppression list). The list holds no time, and
+    needs none: an erased person's key is gone, so only a release after the erasure could be
+    tied to them again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +338,8 @@ def judge(
     clause = d.clause
     if clause is None:  # pragma: no cover - release_problems says so
         return Verdict(False, ("no such clause",))
-    if person.erased_at is not None and person.erased_at <= d.at:
-        reasons.append(f"was erased at {person.erased_at.isoformat()}: never released again")
+    if person.erased:
+        reasons.append(f"was erased by {person.party}: never released again (GDPR Art. 17)")
     if not person.known:
         reasons.append("is unknown to the Accord store (erased, or never recorded)")
     if person.jurisdiction is None:

@@ -148,6 +148,8 @@ class StoreRecords:
     consents: dict[tuple[str, str], list[Consent]]
     opt_outs: dict[tuple[str, str], list[OptOut]]
     known: set[tuple[str, str]]
+    erased: set[tuple[str, str]]
+    """The people each party erased (its suppression list)."""
     homes: dict[tuple[str, str], str]
     """Where the store says people live (used only for parties whose database is not given)."""
 
@@ -177,11 +179,14 @@ def read_store(sessions: sessionmaker[Session], parties: Iterable[str]) -> Store
         people = session.execute(
             select(people_table.c.party, people_table.c.person_id, people_table.c.jurisdiction)
         ).all()
+        e = t.erased_people.c
+        erased = session.execute(select(e.party, e.person_id)).all()
     return StoreRecords(
         agreements,
         dict(consents),
         dict(outs),
         {(str(p), str(i)) for p, i, _ in people},
+        {(str(p), str(i)) for p, i in erased},
         {(str(p), str(i)): str(j) for p, i, j in people},
     )
 
@@ -267,4 +272,5 @@ def person(records: StoreRecords, homes: Mapping[str, str] | None, party: str, p
         consents=tuple(records.consents.get(key, ())),
         opt_outs=tuple(records.opt_outs.get(key, ())),
         known=key in records.known,
+        erased=key in records.erased,
     )
