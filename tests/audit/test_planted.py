@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from accord import agreements as ag
 from accord.cli import app
-from accord.consent import Consent, OptOut, OptOutKind, Person, SignalSource
+from accord.consent import Consent, OptOut, OptOutKind, Person, Scope, SignalSource
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.rows import rows_sum
 from accord.service import Accord
@@ -47,6 +47,7 @@ MEMBERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "r6": ("CA", [("t5", "2026-11-07T10:00:00")]),  # erased
     "r7": ("CA", [("t1", "2026-11-08T10:00:00"), ("t9", "2026-11-09T10:00:00")]),  # excluded t9
     "r8": ("CA", [("t6", "2026-11-10T10:00:00")]),  # consented: must not be left out
+    "r9": ("US-NY", [("t1", "2026-11-11T10:00:00")]),  # consented to one disclosure of t1
 }
 
 
@@ -75,6 +76,7 @@ CONSENTS = [
     _consent("r6"),
     _consent("r7", excluded_titles=frozenset({"t9"})),
     _consent("r8"),
+    _consent("r9", scope=Scope.ONE_DISCLOSURE, disclosure="t1"),
 ]
 OPT_OUTS = [OptOut("r5", "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, AT - 20 * DAY)]
 
@@ -316,3 +318,16 @@ def test_a_release_still_tied_to_an_erased_person_is_reported(world: World) -> N
     found = [d for d in report["differences"] if d["leaf"] == index]
     assert [d["person"] for d in found] == ["reelix/r8"]
     assert any("erased by reelix" in r for r in found[0]["reasons"])
+
+
+def test_a_one_disclosure_consent_used_again_is_reported(world: World) -> None:
+    """VPPA 2710(b)(2)(B)(ii)(I): consent given for one disclosure covers that one; a second
+    release of the same title on its strength is a release the member never agreed to."""
+    first = world.plant(about=["r9"], title="t1", rows=world.rows("r9"))
+    again = world.plant(about=["r9"], title="t1", rows=world.rows("r9"))
+    code, report = world.audit()
+    assert code == 1
+    assert _found(report, first) == []
+    (found,) = _found(report, again)
+    assert found["person"] == "reelix/r9"
+    assert any("already made" in r for r in found["reasons"])
