@@ -21,6 +21,7 @@ from rich.table import Table
 from accord import agreements as ag
 from accord.api.cli import app as api_app
 from accord.api.cli import serve as api_serve
+from accord.audit.cli import command as audit_command
 from accord.consent import (
     Consent,
     Method,
@@ -61,6 +62,7 @@ app.add_typer(cleanroom_app, name="cleanroom")
 app.add_typer(psi_app, name="psi")
 app.add_typer(person_app, name="person")
 app.command("serve")(api_serve)
+app.command("audit")(audit_command)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)

@@ -23,6 +23,7 @@ from accord.gateway.titles import scope as title_scope
 from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
+from accord.ledger.rows import sum_if_small
 from accord.policy import Decision
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
@@ -711,6 +712,15 @@ class Gateway:
             fields=fields,
             granularity=LEDGER_GRANULARITY[granularity],
             at=request.at,
+            # What an auditor needs to replay the release (accord.audit): no person in it.
+            operation=request.operation.value,
+            title=request.title,
+            scope=request.subjects.kind.value,
+            rows=len(outcome.rows) if request.operation is Operation.READ else None,
+            # Sealed by the ledger with the keys of the people it is about (accord.ledger.rows).
+            rows_sum=sum_if_small(outcome.rows)
+            if request.operation is Operation.READ and granularity is not Granularity.AGGREGATE
+            else None,
         )
         return tuple(
             self.accord.ledger.append([decision_entry(plan.decision, outcome.people), release])

@@ -14,8 +14,8 @@ hex pseudonyms.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal
@@ -23,8 +23,10 @@ from typing import Any, ClassVar, Literal
 import rfc8785
 
 from accord.errors import InvalidInput
+from accord.ledger.rows import seal
 
 LEAF_VERSION = 1
+"""The format version of every leaf but a release's (see :attr:`Entry.version`)."""
 _quote: Callable[[str], str] = encode_basestring
 
 # RFC 8785 serialises numbers as IEEE doubles; integers beyond this would not round-trip.
@@ -119,6 +121,9 @@ _TEXT = _Field(lambda v: v, "_quoted[{v}]")
 _PROSE = _Field(lambda v: v, '("null" if {v} is None else _quote({v}))')
 _TEXTS = _Field(list, "(_texts_quoted[{v}] if type({v}) is tuple else _texts_json({v}))")
 _COUNT = _Field(int, "str({v})")
+_MAYBE_COUNT = _Field(
+    lambda v: None if v is None else int(v), '("null" if {v} is None else str({v}))'
+)
 _FLAG = _Field(bool, '("true" if {v} else "false")')
 # ``at`` (in UTC, see Entry.__post_init__) as a JSON string "YYYY-MM-DDTHH:MM:SS.ffffffZ", the
 # same text as _timestamp in a quarter of the time of ``isoformat``, which dominated writing a leaf.
@@ -159,7 +164,7 @@ def _encoder(cls: type[Entry]) -> _Encoder:
                 lines.append(f"    f{n} = {how.code.format(v=f'entry.{name}')}")
                 template.append(f"{{f{n}}}")
             elif name == "v":
-                template.append(str(LEAF_VERSION))
+                template.append(str(cls.version))
             elif name == "kind":
                 template.append(_quote(cls.kind).replace("{", "{{").replace("}", "}}"))
             else:
@@ -226,6 +231,9 @@ class Entry:
     """Fields every ledger entry has. Subclasses set ``kind`` and add their own."""
 
     kind: ClassVar[str] = "entry"
+    version: ClassVar[int] = LEAF_VERSION
+    """The leaf format version written as ``v``; a kind's version moves when its fields change,
+    and leaves already written keep theirs (their bytes are what the tree hashes)."""
     _leaf_fields: ClassVar[dict[str, _Field]] = {
         "agreement": _TEXT,
         "reason": _PROSE,
@@ -278,7 +286,7 @@ class Entry:
     def leaf(self, subjects: list[str] | None = None) -> dict[str, Any]:
         """The JSON object written as this entry's leaf, with ``subjects`` as its pseudonyms."""
         out: dict[str, Any] = {
-            "v": LEAF_VERSION,
+            "v": self.version,
             "kind": self.kind,
             "subjects": sorted(subjects) if subjects else [],
         }
@@ -289,6 +297,11 @@ class Entry:
     def encode(self, subjects: list[str] | None = None) -> bytes:
         """This entry's leaf bytes: RFC 8785 canonical JSON of :meth:`leaf`."""
         return _encoder(type(self))(self, subjects)
+
+    def sealed(self, keys: Sequence[bytes], index: int) -> Entry:  # noqa: ARG002 - a hook
+        """This entry as written in leaf ``index``, given the ledger keys of the people it is
+        about (a release seals the commitment to its rows with them)."""
+        return self
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -320,26 +333,64 @@ class DecisionEntry(Entry):
         _check_text("action", self.action)
 
 
+SCOPES = ("all", "people", "friends_of", "threads_of")
+"""Whom a request asked about, as a release records it (never naming the people)."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReleaseEntry(Entry):
-    """Data crossed the boundary: from whom to whom, which fields, at what granularity."""
+    """Data crossed the boundary: from whom to whom, which fields, at what granularity.
+
+    Version 2 of the leaf adds what an auditor needs to replay the release without the request:
+    the ``operation``, the ``title`` the request named, whom it asked about (``scope``), and how
+    many ``rows`` crossed with a commitment to them (``rows_digest``, see
+    :mod:`accord.ledger.rows`). Each is ``null`` where it does not apply or was not recorded;
+    version 1 leaves have none of them.
+    """
 
     kind: ClassVar[str] = "release"
+    version: ClassVar[int] = 2
     _leaf_fields: ClassVar[dict[str, _Field]] = {
         **Entry._leaf_fields,
         "provider": _TEXT,
         "recipient": _TEXT,
         "fields": _TEXTS,
         "granularity": _TEXT,
+        "operation": _TEXT,
+        "title": _TEXT,
+        "scope": _TEXT,
+        "rows": _MAYBE_COUNT,
+        "rows_digest": _TEXT,
     }
 
     provider: str
     recipient: str
     fields: tuple[str, ...] = ()
     granularity: Literal["record", "aggregate", "match-only"] = "record"
+    operation: str | None = None
+    """``read`` or ``write``: what the recipient did."""
+    title: str | None = None
+    """The title the request named (a title is not a person), if any."""
+    scope: str | None = None
+    """Whom the request asked about: one of :data:`SCOPES`."""
+    rows: int | None = None
+    """How many rows crossed (read or written)."""
+    rows_digest: str | None = None
+    """The rows' commitment (:func:`accord.ledger.rows.seal`), where recorded."""
+    rows_sum: int | None = None
+    """The rows' unsealed sum (:func:`accord.ledger.rows.rows_sum`). Never written: the ledger
+    seals it into ``rows_digest`` with the keys of the people the release is about."""
 
     def __post_init__(self) -> None:
         Entry.__post_init__(self)
+        for name in ("operation", "title", "scope", "rows_digest"):
+            _check_text(name, getattr(self, name))
+        if self.operation not in (None, "read", "write"):
+            raise InvalidInput(f"unknown operation {self.operation!r}")
+        if self.scope is not None and self.scope not in SCOPES:
+            raise InvalidInput(f"unknown scope {self.scope!r}")
+        if self.rows is not None:
+            _check_count("rows", self.rows)
         if not isinstance(self.fields, tuple):
             object.__setattr__(self, "fields", tuple(self.fields))
         _check_text("provider", self.provider)
@@ -348,6 +399,13 @@ class ReleaseEntry(Entry):
             _check_text("fields", name)
         if self.granularity not in ("record", "aggregate", "match-only"):
             raise InvalidInput(f"unknown granularity {self.granularity!r}")
+
+    def sealed(self, keys: Sequence[bytes], index: int) -> Entry:
+        """This entry with its rows' sum sealed under the keys of its people, for leaf
+        ``index``."""
+        if self.rows_sum is None:
+            return self
+        return replace(self, rows_digest=seal(self.rows_sum, keys, index), rows_sum=None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -317,7 +317,7 @@ class Ledger:
                     tags = shred.subject_tags([key for key, _ in mine], index)
                     if len(mine) < shred.MANY:
                         index_rows.extend([(lookup, index) for _, lookup in mine])
-                    data = entry.encode(tags)
+                    data = entry.sealed([key for key, _ in mine], index).encode(tags)
                     datas[offset] = data
                     hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
                 for done in indexing:

@@ -43,6 +43,10 @@ from rich.progress import (
 from rich.table import Table
 
 from accord import agreements as ag
+from accord.audit import AuditReport
+from accord.audit import audit as replay_releases
+from accord.audit.cli import show as show_audit
+from accord.audit.records import PartyDatabase
 from accord.consent import Operation
 from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
@@ -130,6 +134,8 @@ class DemoResult:
     checkpoint: str
     verifier_key: str
     rows: dict[str, int]
+    audit: AuditReport | None = None
+    """The auditor's replay of every release (``accord audit``), run after the flows."""
 
 
 # -- the world -----------------------------------------------------------------------------------
@@ -739,6 +745,11 @@ def run_demo(
                     "the ledger does not verify: " + "; ".join(p.message for p in audit.problems)
                 )
             checkpoint = accord.ledger.checkpoint()
+            replayed = replay_releases(
+                accord.engine,
+                accord.sessions,
+                {party: PartyDatabase(engines[party], s.dataset) for party, s in sources.items()},
+            )
             result = DemoResult(
                 people=people,
                 seed=seed,
@@ -749,6 +760,7 @@ def run_demo(
                 checkpoint=checkpoint.note,
                 verifier_key=_verifier_key(accord),
                 rows=written.rows,
+                audit=replayed,
             )
     finally:
         for engine in engines.values():
@@ -799,6 +811,8 @@ def show(console: Console, result: DemoResult) -> None:
             title=f"[green]ledger verified: {result.ledger_size:,} entries; signed checkpoint",
         )
     )
+    if result.audit is not None:
+        show_audit(console, result.audit)
 
 
 def _most(item: tuple[str, int]) -> tuple[int, str]:

@@ -1,0 +1,183 @@
+"""``accord audit``: replay the ledger's releases against the law and report every difference.
+
+Exit status: 0 when every release matches what the law and the agreements allowed, 1 when any
+person was released who should not have been (or held back who should not have been), 2 on bad
+input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from accord.audit.records import PartyDatabase
+from accord.audit.replay import AuditReport, audit
+from accord.console import DatabaseUrl, DataDir, handled
+from accord.errors import InvalidInput
+from accord.service import Accord
+from accord.sources.datasets import load
+from accord.store.engine import make_engine
+
+SHOWN = 200
+"""Differences listed in the table at most; ``--json`` lists them all."""
+
+out = Console(width=None if Console().is_terminal else 140)
+
+
+def _instant(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {text!r} is not a date or time: use ISO 8601, e.g. 2026-06-01 or "
+            "2026-06-01T12:00:00+00:00"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        party, sep, target = value.partition("=")
+        if not sep or not party or not target:
+            raise InvalidInput(f"{option} takes PARTY=VALUE, not {value!r}")
+        pairs[party] = target
+    return pairs
+
+
+def party_databases(
+    sources: list[str], datasets: list[str], scenario: Path | None
+) -> dict[str, PartyDatabase]:
+    """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``."""
+    urls = _pairs(sources, "--source")
+    if scenario is not None:
+        if not scenario.is_dir():
+            raise InvalidInput(f"--scenario {scenario} is not a folder")
+        for party in ("chirp", "reelix"):
+            path = scenario / f"{party}.db"
+            if not path.is_file():
+                raise InvalidInput(f"--scenario {scenario} holds no {party}.db")
+            urls.setdefault(party, f"sqlite:///{path.resolve()}")
+    declared = _pairs(datasets, "--dataset")
+    bundled = resources.files("accord") / "scenario" / "datasets"
+    out: dict[str, PartyDatabase] = {}
+    for party, url in urls.items():
+        declaration = declared.get(party)
+        if declaration is None:
+            candidate = bundled / f"{party}.yaml"
+            if not candidate.is_file():
+                raise InvalidInput(
+                    f"no dataset declaration for {party}: pass --dataset {party}=PATH"
+                )
+            declaration = str(candidate)
+        dataset = load(declaration)
+        if dataset.party != party:
+            raise InvalidInput(
+                f"--dataset {party}={declaration} declares {dataset.party}'s dataset"
+            )
+        out[party] = PartyDatabase(make_engine(url), dataset)
+    return out
+
+
+def run(
+    accord: Accord,
+    parties: Mapping[str, PartyDatabase],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> AuditReport:
+    """Audit the ledger of ``accord`` against ``parties``' databases."""
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
+    return audit(accord.engine, accord.sessions, parties, since=since, until=until)
+
+
+def show(console: Console, report: AuditReport) -> None:
+    """The report for a person: what was replayed, and each difference with its reasons."""
+    period = (
+        f"from {report.since.isoformat() if report.since else 'the start'} "
+        f"until {report.until.isoformat() if report.until else 'now'}"
+    )
+    summary = (
+        f"{report.releases:,} releases replayed {period}; {report.people:,} people judged; "
+        f"{report.rows_compared:,} releases' rows rebuilt and compared"
+    )
+    if report.unexplained:
+        summary += f"; {report.unexplained:,} pseudonyms of people erased since, not linkable"
+    if report.ok:
+        console.print(Panel(escape(summary), title="[green]audit: no differences"))
+        return
+    table = Table(title=f"{len(report.differences):,} differences", show_lines=True)
+    table.add_column("leaf", justify="right")
+    table.add_column("clause")
+    table.add_column("what")
+    table.add_column("person")
+    table.add_column("why", ratio=3, overflow="fold")
+    for d in report.differences[:SHOWN]:
+        table.add_row(
+            str(d.leaf),
+            escape(f"{d.agreement}/{d.clause}"),
+            d.kind,
+            escape(d.person or "—"),
+            escape("; ".join(d.reasons)),
+        )
+    console.print(table)
+    if len(report.differences) > SHOWN:
+        console.print(f"… and {len(report.differences) - SHOWN:,} more (use --json for all)")
+    console.print(Panel(escape(summary), title="[red]audit: differences found"))
+
+
+@handled
+def command(
+    *,
+    since: Annotated[
+        str | None, typer.Option(help="Replay releases at or after this instant (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Replay releases before this instant (ISO 8601).")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="A party's own database, PARTY=URL (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A party's dataset declaration, PARTY=PATH (default: the bundled one by name)."
+        ),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replay every release in the ledger against the law, the agreements, the consents and the
+    parties' own databases; exit 1 if anyone was released (or held back) who should not be."""
+    start, end = _instant(since, "--since"), _instant(until, "--until")
+    parties = party_databases(source or [], dataset or [], scenario)
+    try:
+        with Accord.open(database_url, data_dir) as accord:
+            report = run(accord, parties, since=start, until=end)
+    finally:
+        for db in parties.values():
+            db.engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        show(out, report)
+    if not report.ok:
+        raise typer.Exit(1)
