@@ -37,6 +37,12 @@ clauses:
     fields: [watch_events.title_id]
     purposes: [marketing.advertising.third_party.targeted]
     retention_days: 30
+  - id: mail
+    direction: recipient_to_provider
+    categories: [user.behavior.media_consumption]
+    fields: [watch_events.title_id]
+    purposes: [marketing.communications.email]
+    retention_days: 30
   - id: report
     direction: recipient_to_provider
     categories: [user.behavior]

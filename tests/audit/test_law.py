@@ -25,6 +25,7 @@ def member(home: str = "CA", *consents: Consent, **kw: Any) -> Person:
 
 OPTED_OUT = OptOut("m1", "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, AT - 10 * DAY)
 ADS_CONSENT = consent(purposes=frozenset({ADS}))
+EMAIL = "marketing.communications.email"
 
 ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     # The clause needs consent: one in force, for this recipient, purpose and category, allows.
@@ -185,6 +186,14 @@ ROWS: list[tuple[Disclosure, Person, str | None, bool, str]] = [
     (
         release("ads", purpose=ADS),
         member("BR", ADS_CONSENT, opt_outs=(OPTED_OUT,)),
+        None,
+        False,
+        "opted out",
+    ),
+    # ... and from marketing messages too: GDPR Art. 21(2) covers direct marketing as a whole.
+    (
+        release("mail", purpose=EMAIL),
+        member("DE", consent(purposes=frozenset({EMAIL})), opt_outs=(OPTED_OUT,)),
         None,
         False,
         "opted out",

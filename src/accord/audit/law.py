@@ -31,7 +31,8 @@ A release may be about a person only when all of this holds at the instant of th
 * **Opt-outs** (Cal. Civ. Code 1798.120 and 1798.135, 11 CCR 7025; the state laws that honour
   opt-out signals; GDPR Art. 21(2)-(3) and (5) for direct marketing; Accord's own rule
   elsewhere): a person with a sale/sharing opt-out in force, from a form or ``Sec-GPC: 1``, is
-  left out of every advertising flow, wherever they live.
+  left out of every partner flow for marketing (advertising of any kind, and marketing messages:
+  Art. 21(2) covers direct marketing as a whole), wherever they live.
 
 Nothing here does I/O. Records come in as :class:`~accord.consent.Consent` and
 :class:`~accord.consent.OptOut` (plain data); the agreement as
@@ -50,7 +51,7 @@ from accord.jurisdictions import EEA, country
 
 MEDIA = "user.behavior.media_consumption"
 PRIVATE = "user.content.private"
-ADVERTISING = "marketing.advertising"
+MARKETING = "marketing"
 GDPR_COUNTRIES = EEA | {"GB"}
 """Where the GDPR protects people: the EEA (Art. 3, EEA Agreement Annex XI) and the UK (UK GDPR)."""
 VPPA_YEARS = 2
@@ -129,8 +130,9 @@ class Disclosure:
 
     @property
     def advertising(self) -> bool:
-        """Whether the purpose is advertising (opt-outs of sale and sharing bar it)."""
-        return under(self.purpose, ADVERTISING)
+        """Whether the purpose is marketing, advertising included (opt-outs of sale and sharing
+        bar it)."""
+        return under(self.purpose, MARKETING)
 
     @property
     def viewing(self) -> bool:
@@ -378,7 +380,7 @@ def judge(
         if out:
             reasons.append(
                 f"opted out of sale and sharing ({out[0].source.value}) on "
-                f"{out[0].at.date().isoformat()}, which bars advertising everywhere ({OPT_OUT})"
+                f"{out[0].at.date().isoformat()}, which bars marketing everywhere ({OPT_OUT})"
             )
     if reasons:
         return Verdict(False, tuple(dict.fromkeys(reasons)))
