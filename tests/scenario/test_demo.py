@@ -269,3 +269,35 @@ def test_the_auditors_replay_finds_no_difference(demo: tuple[DemoResult, Path, s
     html = (folder / "accord-report.html").read_text()
     assert 'id="audit-verdict"' in html
     assert "No differences" in html
+
+
+def test_the_erased_member_is_gone_from_the_feed_read_after(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    """The demo erases a member whose every viewing the automatic feed released (an ongoing,
+    distinct consent with no title excluded); the feed read again releases exactly the first
+    read's records less that member's viewings, and nothing ties the member to the ledger."""
+    result, folder, printed = demo
+    erased = result.erasure
+    assert erased is not None
+    assert erased.done.withdrawn >= 1
+    assert erased.done.entries_forgotten >= 1  # the first read had released them
+    assert erased.done.recipients == ("chirp",)
+    with closing(sqlite3.connect(folder / "data" / "parties" / "reelix.db")) as db:
+        (theirs,) = db.execute(
+            "SELECT count(*) FROM watch_events WHERE member_id = ?", (erased.person,)
+        ).fetchone()
+    assert theirs > 0
+    before = flow(result, "watch-activity").records
+    after = flow(result, "watch-activity-after-erasure")
+    # Fewer still where the first read spent a consent given for one disclosure; the auditor's
+    # replay (no differences, above) checks the second read released everyone it should.
+    assert after.records == erased.records_after <= before - theirs
+    assert after.allowed == 1
+    assert not erased.key_again
+    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+        assert accord.consents(REELIX, erased.person) == []
+        assert accord.ledger.key_of(f"{REELIX}/{erased.person}") is None
+    assert f"erasure: {REELIX}/{erased.person}" in printed
+    html = (folder / "accord-report.html").read_text()
+    assert '<p class="allowed" id="erasure-verdict">' in html

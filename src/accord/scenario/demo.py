@@ -47,7 +47,8 @@ from accord.audit import AuditReport
 from accord.audit import audit as replay_releases
 from accord.audit.cli import show as show_audit
 from accord.audit.records import PartyDatabase
-from accord.consent import Operation
+from accord.consent import Operation, Scope, add_years
+from accord.erasure import Erasure, erase
 from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
@@ -55,7 +56,7 @@ from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.generate import write_databases
 from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
 from accord.scenario.report import write_report
-from accord.service import Accord
+from accord.service import Accord, person_ref
 from accord.sources import Source, load
 from accord.store import filter_sql
 from accord.store.engine import make_engine
@@ -134,8 +135,24 @@ class DemoResult:
     checkpoint: str
     verifier_key: str
     rows: dict[str, int]
+    erasure: ErasureShown | None = None
+    """A member erased after the flows, and the feed read again without them."""
     audit: AuditReport | None = None
     """The auditor's replay of every release (``accord audit``), run after the flows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureShown:
+    """A member the feed had released, erased (GDPR Art. 17), and the feed read again."""
+
+    party: str
+    person: str
+    done: Erasure
+    records_after: int
+    """Records the automatic feed read released after the erasure."""
+    people_after: int
+    key_again: bool
+    """Whether any entry after the erasure tied the person to a ledger key again (it must not)."""
 
 
 # -- the world -----------------------------------------------------------------------------------
@@ -528,6 +545,66 @@ def _segments(w: _World, run: _Runner) -> FlowResult:
     return r
 
 
+def _erasure(w: _World, run: _Runner) -> tuple[FlowResult, ErasureShown | None]:
+    """Erase a US member whose viewings the automatic feed released, then read the feed again.
+
+    The member is one with a VPPA consent in force (so the feed did release them); the erasure
+    withdraws it, suppresses them, tells Chirp (by the Chirp account they linked, if any), and
+    shreds their ledger key. The read after it must release nothing about them and tie no entry
+    to them again; the auditor's replay checks it too.
+    """
+    after = FlowResult(
+        "watch-activity-after-erasure",
+        "Watch activity to the Chirp feed, after a member's erasure",
+        PARTNERSHIP,
+        "watch-activity",
+        REELIX,
+        CHIRP,
+        (WATCHED,),
+        "functional.service",
+    )
+    viewers = {member for (member,) in w.own(REELIX, "SELECT DISTINCT member_id FROM watch_events")}
+    oldest = add_years(DEMO_AT, -2)
+    chosen = next(
+        (
+            c.person
+            for c in w.population.consents
+            if c.controller == REELIX
+            and c.recipient == CHIRP
+            and c.person in viewers
+            and c.distinct_and_separate
+            and c.scope is Scope.ONGOING
+            and not c.excluded_titles
+            and c.in_force_at(DEMO_AT)
+            and c.given_at > oldest
+            and WATCHED in c.categories
+            and "functional.service" in c.purposes
+        ),
+        None,
+    )
+    feed = _request("watch-activity", requester=CHIRP, categories=frozenset({WATCHED}))
+    if chosen is None:  # a population too small to have such a member
+        return after, None
+    linked = w.own(
+        REELIX, "SELECT chirp_person_id FROM linked_accounts WHERE member_id = ?", chosen
+    )
+    known_as = {CHIRP: str(linked[0][0])} if linked else {}
+    done = erase(w.accord, REELIX, chosen, known_as=known_as, at=DEMO_AT)
+    released: Release | None = None
+    with run.flow(after, 1) as exchange:
+        released = exchange(Exchange(feed, w.tokens[CHIRP], "watch_events"))
+    run.explain(after, feed)
+    shown = ErasureShown(
+        REELIX,
+        chosen,
+        done,
+        records_after=len(released.rows) if released is not None else 0,
+        people_after=released.people if released is not None else 0,
+        key_again=w.accord.ledger.key_of(person_ref(REELIX, chosen)) is not None,
+    )
+    return after, shown
+
+
 def _abuses(w: _World, run: _Runner) -> list[FlowResult]:
     """The requests of the filings that Accord refuses, each logged with its reasons."""
     asker = _chirp(0)
@@ -739,6 +816,8 @@ def run_demo(
                 results += _watch_activity(world, run)
                 results += [_report(world, run), _segments(world, run)]
                 results += _abuses(world, run)
+                after, erased = _erasure(world, run)
+                results.append(after)
             audit = verify_ledger(accord.ledger)
             if not audit.ok:
                 raise LedgerIntegrityError(
@@ -760,6 +839,7 @@ def run_demo(
                 checkpoint=checkpoint.note,
                 verifier_key=_verifier_key(accord),
                 rows=written.rows,
+                erasure=erased,
                 audit=replayed,
             )
     finally:
@@ -811,8 +891,42 @@ def show(console: Console, result: DemoResult) -> None:
             title=f"[green]ledger verified: {result.ledger_size:,} entries; signed checkpoint",
         )
     )
+    if result.erasure is not None:
+        show_erasure(console, result.erasure)
     if result.audit is not None:
         show_audit(console, result.audit)
+
+
+def show_erasure(console: Console, e: ErasureShown) -> None:
+    """What erasing one member did, and what the feed released after it."""
+    done = e.done
+    deleted = sum(done.deleted.values())
+    lines = [
+        f"{_count(done.withdrawn, 'consent')} withdrawn; {_count(deleted, 'row')} about them "
+        "deleted from the store"
+        + ("; the proof of their past consent sealed under their key" if done.sealed else ""),
+        (
+            f"told: {', '.join(done.recipients) or 'no recipient'} (GDPR Art. 19); "
+            f"{_count(done.entries_forgotten, 'ledger entry', 'ledger entries')} no longer tied "
+            "to them (key destroyed)"
+        ),
+        f"the feed read again: {e.records_after:,} records about {e.people_after:,} people, "
+        + (
+            "[red]and the ledger tied them to a key again[/]"
+            if e.key_again
+            else "none about them, and no entry tied to them again"
+        ),
+    ]
+    console.print(
+        Panel(
+            "\n".join(lines),
+            title=f"[green]erasure: {escape(e.party)}/{escape(e.person)}",
+        )
+    )
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _most(item: tuple[str, int]) -> tuple[int, str]:
