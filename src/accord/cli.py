@@ -40,7 +40,7 @@ from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.cli import app as scenario_app
-from accord.scenario.demo import run_demo
+from accord.scenario.demo import AUDIT_BY_DEFAULT_UP_TO, run_demo
 from accord.service import Accord, Outcome
 
 app = typer.Typer(
@@ -461,9 +461,17 @@ def demo(
     report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
         "accord-report.html"
     ),
+    audit: Annotated[
+        bool | None,
+        typer.Option(
+            "--audit/--no-audit",
+            help="Replay every release with the auditor's own evaluator at the end (default: up "
+            f"to {AUDIT_BY_DEFAULT_UP_TO:,} people; it judges each person in plain Python).",
+        ),
+    ] = None,
 ) -> None:
     """Run every flow of the Chirp–Reelix partnership through the gateway, and write a report."""
-    run_demo(out, people=people, seed=seed, data_dir=data_dir, report=report)
+    run_demo(out, people=people, seed=seed, data_dir=data_dir, report=report, replay=audit)
 
 
 def main() -> None:

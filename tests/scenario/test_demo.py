@@ -218,6 +218,19 @@ def test_the_cli_writes_the_report(tmp_path: Path) -> None:
     assert "accord.local/ledger" in html
 
 
+def test_the_replay_is_left_out_when_asked_and_the_demo_says_so(tmp_path: Path) -> None:
+    report = tmp_path / "r.html"
+    args = ["demo", "--people", "150", "--data-dir", str(tmp_path / "d"), "--report", str(report)]
+    outcome = CliRunner().invoke(app, [*args, "--no-audit"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "the auditor's replay was not run" in outcome.output
+    assert 'id="audit-verdict"' not in report.read_text()
+    outcome = CliRunner().invoke(app, [*args, "--audit"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "audit: no differences" in outcome.output
+    assert 'id="audit-verdict"' in report.read_text()
+
+
 def test_a_report_that_cannot_be_written_says_where(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -41,6 +41,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from sqlalchemy import Engine
 
 from accord import agreements as ag
 from accord.audit import AuditReport
@@ -75,6 +76,9 @@ REPORTING = "analytics.reporting.content_performance"
 # How many people act in the flows a person starts, at most (each is one exchange).
 ACTORS = {"account-link": 200, "friend-picker": 200, "message-sync": 40, "send": 100}
 POPULAR_TITLES = 3
+AUDIT_BY_DEFAULT_UP_TO = 100_000
+"""The demo replays its releases with the auditor's evaluator by default up to this many people:
+plain Python, about a minute and a half and 1.5 GB at 50,000 (``--audit`` asks for it beyond)."""
 
 
 @dataclass
@@ -753,8 +757,13 @@ def run_demo(
     seed: int,
     data_dir: Path,
     report: Path | None = None,
+    replay: bool | None = None,
 ) -> DemoResult:
-    """Run the demo in a fresh ``data_dir``; write the HTML report to ``report`` if given."""
+    """Run the demo in a fresh ``data_dir``; write the HTML report to ``report`` if given.
+
+    ``replay`` runs the auditor's replay at the end; by default (``None``) only up to
+    :data:`AUDIT_BY_DEFAULT_UP_TO` people (its plain evaluator takes minutes beyond).
+    """
     if people < 1:
         raise InvalidInput("the demo needs at least one person")
     if report is not None and not report.parent.is_dir():
@@ -824,10 +833,10 @@ def run_demo(
                     "the ledger does not verify: " + "; ".join(p.message for p in audit.problems)
                 )
             checkpoint = accord.ledger.checkpoint()
-            replayed = replay_releases(
-                accord.engine,
-                accord.sessions,
-                {party: PartyDatabase(engines[party], s.dataset) for party, s in sources.items()},
+            replayed = (
+                _replay(console, accord, engines, sources)
+                if (people <= AUDIT_BY_DEFAULT_UP_TO if replay is None else replay)
+                else None
             )
             result = DemoResult(
                 people=people,
@@ -850,6 +859,18 @@ def run_demo(
         write_report(result, report)
         console.print(f"report written to [bold]{escape(str(report))}[/]")
     return result
+
+
+def _replay(
+    console: Console, accord: Accord, engines: Mapping[str, Engine], sources: Mapping[str, Source]
+) -> AuditReport:
+    """The auditor's replay of every release in the ledger (``accord audit``)."""
+    console.print("the auditor's replay: every release judged again …")
+    return replay_releases(
+        accord.engine,
+        accord.sessions,
+        {party: PartyDatabase(engines[party], s.dataset) for party, s in sources.items()},
+    )
 
 
 def show(console: Console, result: DemoResult) -> None:
@@ -895,6 +916,11 @@ def show(console: Console, result: DemoResult) -> None:
         show_erasure(console, result.erasure)
     if result.audit is not None:
         show_audit(console, result.audit)
+    else:
+        console.print(
+            "the auditor's replay was not run (by default only up to "
+            f"{AUDIT_BY_DEFAULT_UP_TO:,} people): `accord demo --audit` or `accord audit` runs it"
+        )
 
 
 def show_erasure(console: Console, e: ErasureShown) -> None:
