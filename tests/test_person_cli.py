@@ -85,4 +85,4 @@ def test_erasing_an_unknown_person_exits_2_and_says_why(data: list[str]) -> None
         "person", "erase", "--party", "reelix", "--person", "r1", "--known-as", "chirp", *data,
         code=2,
     )  # fmt: skip
-    assert "is not party=id" in out
+    assert "--known-as takes PARTY=VALUE" in out

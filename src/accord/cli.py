@@ -32,7 +32,7 @@ from accord.consent import (
     SignalSource,
     consent_status,
 )
-from accord.console import DatabaseUrl, DataDir, err, handled
+from accord.console import DatabaseUrl, DataDir, err, handled, instant
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.ledger.cli import app as ledger_app
 from accord.person_cli import app as person_app
@@ -66,19 +66,6 @@ app.command("audit")(audit_command)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
 out = Console(width=None if Console().is_terminal else 140)
-
-
-def _instant(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {text!r} is not a date or time: use ISO 8601, e.g. 2026-06-01 or "
-            "2026-06-01T12:00:00+00:00"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- agreements --------------------------------------------------------------------------------
@@ -254,8 +241,8 @@ def consent_grant(
     data_dir: DataDir = None,
 ) -> None:
     """Record a person's consent (ISO/IEC TS 27560 fields)."""
-    given_at = _instant(given, "--given") or datetime.now(UTC)
-    expires_at = _instant(expires, "--expires")
+    given_at = instant(given, "--given") or datetime.now(UTC)
+    expires_at = instant(expires, "--expires")
     with Accord.open(database_url, data_dir) as accord:
         try:
             home = accord.person(controller, person).jurisdiction
@@ -298,7 +285,7 @@ def consent_withdraw(
 ) -> None:
     """Withdraw a consent, and say what the law then requires."""
     with Accord.open(database_url, data_dir) as accord:
-        record, duty = accord.withdraw(consent_id, _instant(at, "--at"))
+        record, duty = accord.withdraw(consent_id, instant(at, "--at"))
     out.print(f"consent {record.id} withdrawn at {record.withdrawn_at}")
     out.print(f"  {duty.reason}")
     if duty.notify:
@@ -403,7 +390,7 @@ def decide(
         subjects=_subjects(subjects),
         on_behalf_of=on_behalf_of,
         title=title,
-        at=_instant(at, "--at") or datetime.now(UTC),
+        at=instant(at, "--at") or datetime.now(UTC),
     )
     with Accord.open(database_url, data_dir) as accord:
         outcome = accord.decide(request)

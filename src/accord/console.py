@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from accord.errors import AccordError
+from accord.errors import AccordError, InvalidInput
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,3 +52,30 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
 
     return run
+
+
+def instant(text: str | None, name: str) -> datetime | None:
+    """An option's date or time (ISO 8601) as an aware UTC instant; naive ones are taken as UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {text!r} is not a date or time: use ISO 8601, e.g. 2026-06-01 or "
+            "2026-06-01T12:00:00+00:00"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def pairs(
+    values: list[str], option: str, error: type[AccordError] = InvalidInput
+) -> dict[str, str]:
+    """``PARTY=VALUE`` options (repeated) as a mapping, or ``error`` naming the bad one."""
+    found: dict[str, str] = {}
+    for value in values:
+        party, sep, target = value.partition("=")
+        if not sep or not party.strip() or not target.strip():
+            raise error(f"{option} takes PARTY=VALUE, not {value!r}")
+        found[party.strip()] = target.strip()
+    return found

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from accord.consent import Person
-from accord.console import DatabaseUrl, DataDir, handled
+from accord.console import DatabaseUrl, DataDir, handled, pairs
 from accord.erasure import erase
 from accord.errors import InvalidInput
 from accord.service import Accord
@@ -29,19 +29,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _out = Console(soft_wrap=True)
-
-
-def _known_as(values: list[str]) -> dict[str, str]:
-    """``party=id`` pairs, one per recipient."""
-    pairs: dict[str, str] = {}
-    for value in values:
-        party, sep, person = value.partition("=")
-        if not sep or not party.strip() or not person.strip():
-            raise InvalidInput(
-                f"--known-as {value!r} is not party=id (e.g. --known-as chirp=c0000042)"
-            )
-        pairs[party.strip()] = person.strip()
-    return pairs
 
 
 @app.command("erase")
@@ -65,7 +52,7 @@ def person_erase(
     """Erase a person (GDPR Art. 17): withdraw their consents, stop every flow about them,
     delete their records (the proof of past consent kept sealed under their key), tell every
     recipient (Art. 19), and destroy their ledger key."""
-    names = _known_as(known_as or [])
+    names = pairs(known_as or [], "--known-as")
     with Accord.open(database_url, data_dir) as accord:
         done = erase(accord, party, person, known_as=names)
     if as_json:

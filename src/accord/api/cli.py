@@ -30,7 +30,7 @@ from accord.api.apps import PartnerApps
 from accord.api.scopes import Scope
 from accord.api.serving import PROTOCOL
 from accord.api.settings import ApiSettings
-from accord.console import err, handled
+from accord.console import err, handled, pairs
 from accord.errors import AccordError, ConfigError
 from accord.service import Accord
 from accord.sources import Source, load
@@ -38,16 +38,6 @@ from accord.store.engine import make_engine
 
 SERVE_ENV = "ACCORD_API_SERVE"
 out = Console()
-
-
-def _pairs(values: list[str], option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        party, sep, target = value.partition("=")
-        if not sep or not party or not target:
-            raise ConfigError(f"{option} takes PARTY=VALUE; got {value!r}")
-        pairs[party] = target
-    return pairs
 
 
 def plan(
@@ -58,11 +48,11 @@ def plan(
     database_url: str | None,
 ) -> dict[str, Any]:
     """What each worker opens: the store, and each party's database and dataset declaration."""
-    urls = _pairs(sources, "--source")
+    urls = pairs(sources, "--source", ConfigError)
     if scenario is not None:
         for party in ("chirp", "reelix"):
             urls.setdefault(party, f"sqlite:///{(scenario / f'{party}.db').resolve()}")
-    declared = _pairs(datasets, "--dataset")
+    declared = pairs(datasets, "--dataset", ConfigError)
     bundled = resources.files("accord") / "scenario" / "datasets"
     for party in urls:
         if party not in declared:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +22,7 @@ from rich.table import Table
 
 from accord.audit.records import PartyDatabase
 from accord.audit.replay import AuditReport, audit
-from accord.console import DatabaseUrl, DataDir, handled
+from accord.console import DatabaseUrl, DataDir, handled, instant, pairs
 from accord.errors import InvalidInput
 from accord.service import Accord
 from accord.sources.datasets import load
@@ -34,34 +34,11 @@ SHOWN = 200
 out = Console(width=None if Console().is_terminal else 140)
 
 
-def _instant(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {text!r} is not a date or time: use ISO 8601, e.g. 2026-06-01 or "
-            "2026-06-01T12:00:00+00:00"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _pairs(values: list[str], option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        party, sep, target = value.partition("=")
-        if not sep or not party or not target:
-            raise InvalidInput(f"{option} takes PARTY=VALUE, not {value!r}")
-        pairs[party] = target
-    return pairs
-
-
 def party_databases(
     sources: list[str], datasets: list[str], scenario: Path | None
 ) -> dict[str, PartyDatabase]:
     """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``."""
-    urls = _pairs(sources, "--source")
+    urls = pairs(sources, "--source")
     if scenario is not None:
         if not scenario.is_dir():
             raise InvalidInput(f"--scenario {scenario} is not a folder")
@@ -70,7 +47,7 @@ def party_databases(
             if not path.is_file():
                 raise InvalidInput(f"--scenario {scenario} holds no {party}.db")
             urls.setdefault(party, f"sqlite:///{path.resolve()}")
-    declared = _pairs(datasets, "--dataset")
+    declared = pairs(datasets, "--dataset")
     bundled = resources.files("accord") / "scenario" / "datasets"
     out: dict[str, PartyDatabase] = {}
     for party, url in urls.items():
@@ -167,7 +144,7 @@ def command(
 ) -> None:
     """Replay every release in the ledger against the law, the agreements, the consents and the
     parties' own databases; exit 1 if anyone was released (or held back) who should not be."""
-    start, end = _instant(since, "--since"), _instant(until, "--until")
+    start, end = instant(since, "--since"), instant(until, "--until")
     parties = party_databases(source or [], dataset or [], scenario)
     try:
         with Accord.open(database_url, data_dir) as accord:
