@@ -84,7 +84,7 @@ def test_lifecycle_consent_and_decisions(tmp_path: Path, data: list[str]) -> Non
     # Reelix's member r1 lives in New York, as Reelix's own records say
     members = tmp_path / "members.csv"
     members.write_text("person,jurisdiction\nr1,US-NY\n")
-    assert "1 people of reelix recorded" in run(
+    assert "1 person of reelix recorded" in run(
         "person", "load", str(members), "--party", "reelix", *data
     )
 

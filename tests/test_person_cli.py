@@ -76,6 +76,25 @@ def test_erase_withdraws_deletes_and_tells_the_recipient(data: list[str]) -> Non
     assert "no entries about" in missing
 
 
+def test_no_consent_is_taken_for_an_erased_person_nor_are_they_loaded_again(
+    data: list[str], tmp_path: Path
+) -> None:
+    run("person", "erase", "--party", "reelix", "--person", "r1", *data)
+    grant = [
+        "consent", "grant", "--person", "r1", "--controller", "reelix", "--recipient", "chirp",
+        "--purpose", "functional.service", "--category", "user.behavior.media_consumption",
+        "--notice", "n-2026", "--separate", *data,
+    ]  # fmt: skip
+    out = run(*grant, code=2)
+    assert "erased person 'r1'" in out
+    # Reloading the party's records does not bring them back either.
+    people = tmp_path / "again.csv"
+    people.write_text("person,jurisdiction\nr1,US-NY\n")
+    loaded = run("person", "load", str(people), "--party", "reelix", *data)
+    assert "0 people of reelix recorded; 1 left out: reelix erased them" in loaded
+    assert "erased person 'r1'" in run(*grant, code=2)
+
+
 def test_erasing_an_unknown_person_exits_2_and_says_why(data: list[str]) -> None:
     out = run("person", "erase", "--party", "reelix", "--person", "r404", *data, code=2)
     assert "party reelix holds no person 'r404'" in out

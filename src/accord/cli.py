@@ -42,6 +42,7 @@ from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.cli import app as scenario_app
 from accord.scenario.demo import AUDIT_BY_DEFAULT_UP_TO, run_demo
 from accord.service import Accord, Outcome
+from accord.store.erased import is_erased
 
 app = typer.Typer(
     help="Accord: data partnerships that release only what the people, the law and a published "
@@ -247,6 +248,13 @@ def consent_grant(
         try:
             home = accord.person(controller, person).jurisdiction
         except NotFound as exc:
+            with accord.session() as s:
+                if is_erased(s, controller, person):
+                    raise ConsentError(
+                        f"party {controller} erased person {person!r}: no record about them is "
+                        "taken again (someone who comes back is recorded under a new id)",
+                        where="--person",
+                    ) from None
             raise ConsentError(
                 f"{exc.message}; record the party's people first, with where each lives "
                 "(`accord person load`): a consent never places a person",

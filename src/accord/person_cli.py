@@ -117,4 +117,8 @@ def load(
     found = read_people(file, party)
     with Accord.open(database_url, data_dir) as accord:
         count = accord.add_people(found)
-    _out.print(f"{count:,} people of {party} recorded")
+    left_out = len(found) - count
+    _out.print(
+        f"{count:,} {'person' if count == 1 else 'people'} of {party} recorded"
+        + (f"; {left_out:,} left out: {party} erased them" if left_out else "")
+    )
