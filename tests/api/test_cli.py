@@ -83,6 +83,8 @@ def test_apps_are_registered_reviewed_and_revoked_from_the_command_line(tmp_path
 
 
 def test_serve_plans_each_partys_database_and_declaration(tmp_path: Path) -> None:
+    for party in ("chirp", "reelix"):
+        (tmp_path / f"{party}.db").touch()
     layout = plan([], [], tmp_path, None, None)
     assert set(layout["sources"]) == {"chirp", "reelix"}
     assert layout["datasets"]["chirp"].endswith("chirp.yaml")
@@ -197,3 +199,14 @@ def _code_flow(url: str, client_id: str) -> None:
         assert api.app()["person"] == person
         friends = api.friends(person)
     assert isinstance(friends, list)
+
+
+def test_serve_refuses_a_scenario_folder_without_the_parties_databases(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigError, match=r"there is no chirp\.db in it"):
+        plan([], [], missing, None, None)
+    assert not missing.exists()  # nothing is made where the user pointed by mistake
+    (tmp_path / "chirp.db").touch()
+    with pytest.raises(ConfigError, match=r"there is no reelix\.db in it"):
+        plan([], [], tmp_path, None, None)
+    assert not (tmp_path / "reelix.db").exists()

@@ -306,3 +306,38 @@ def test_compact_on_the_command_line(tmp_path: Path) -> None:
     again = runner.invoke(app, ["compact", "--database-url", url, "--data-dir", str(tmp_path)])
     assert again.exit_code == 0
     assert "nothing to fold" in again.output
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "says", "code"),
+    [
+        # no file at that path
+        (None, [], "no such file", 2),
+        # an empty file (a prove that wrote nothing)
+        ("", [], "the file is empty", 2),
+        # text that is not JSON
+        ("{not json", [], "not JSON", 2),
+        # JSON, but not an object
+        ("[1, 2]", [], "not a proof bundle", 2),
+        # an Accord bundle missing its parts
+        ('{"format": "%s", "vkey": "k"}', [], "FAIL checkpoint", 1),
+        # --vkey with nothing after it
+        ("{}", ["--vkey"], "--vkey needs", 2),
+    ],
+)
+def test_the_standalone_verifier_says_what_is_wrong_with_a_bundle_file(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    content: str | None,
+    args: list[str],
+    says: str,
+    code: int,
+) -> None:
+    path = tmp_path / "proof.json"
+    if content is not None:
+        path.write_text(content.replace("%s", standalone.FORMAT) if "%s" in content else content)
+    assert standalone.main([str(path), *args]) == code
+    printed = capsys.readouterr().out
+    assert says in printed
+    assert "Traceback" not in printed

@@ -51,7 +51,16 @@ def plan(
     urls = pairs(sources, "--source", ConfigError)
     if scenario is not None:
         for party in ("chirp", "reelix"):
-            urls.setdefault(party, f"sqlite:///{(scenario / f'{party}.db').resolve()}")
+            if party in urls:
+                continue
+            database = scenario / f"{party}.db"
+            # SQLite would make an empty database there, and the API would serve nobody.
+            if not database.is_file():
+                raise ConfigError(
+                    f"--scenario {scenario}: there is no {party}.db in it (write both parties' "
+                    f"databases with `accord scenario generate --out {scenario}`)"
+                )
+            urls[party] = f"sqlite:///{database.resolve()}"
     declared = pairs(datasets, "--dataset", ConfigError)
     bundled = resources.files("accord") / "scenario" / "datasets"
     for party in urls:

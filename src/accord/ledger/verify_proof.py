@@ -218,6 +218,26 @@ def check(bundle: dict[str, object], trusted_vkey: str | None = None) -> list[st
     return problems
 
 
+def _read_bundle(path: str) -> tuple[dict[str, object] | None, str]:
+    """The bundle in ``path``, or ``None`` and what is wrong with the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:  # noqa: PTH123  (stdlib only, on purpose)
+            text = handle.read()
+    except FileNotFoundError:
+        return None, "no such file"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot be read ({exc.__class__.__name__}: {exc})"
+    if not text.strip():
+        return None, "the file is empty: write the bundle with `accord ledger prove --person ...`"
+    try:
+        bundle = json.loads(text)
+    except ValueError as exc:
+        return None, f"not JSON ({exc})"
+    if not isinstance(bundle, dict):
+        return None, "not a proof bundle (a JSON object with entries and a checkpoint)"
+    return bundle, ""
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -225,12 +245,26 @@ def main(argv: list[str]) -> int:
     trusted = None
     if "--vkey" in argv:
         at = argv.index("--vkey")
+        if at + 1 >= len(argv):
+            print("FAIL --vkey needs the log's verifier key after it")
+            return 2
         trusted = argv[at + 1]
         argv = argv[:at] + argv[at + 2 :]
-    with open(argv[0], encoding="utf-8") as handle:  # noqa: PTH123  (stdlib only, on purpose)
-        bundle = json.load(handle)
-    problems = check(bundle, trusted)
-    entries = bundle.get("entries", [])
+    if not argv:
+        print("FAIL name the proof bundle to check (the JSON `accord ledger prove` writes)")
+        return 2
+    bundle, problem = _read_bundle(argv[0])
+    if bundle is None:
+        print(f"FAIL {argv[0]}: {problem}")
+        return 2
+    try:
+        problems = check(bundle, trusted)
+    except (KeyError, TypeError, ValueError, AssertionError) as exc:
+        print(f"FAIL {argv[0]}: a malformed proof bundle ({exc.__class__.__name__}: {exc})")
+        return 1
+    entries = bundle.get("entries")
+    if not isinstance(entries, list):  # check() has asserted it; this tells the type checker
+        entries = []
     if problems:
         for problem in problems:
             print(f"FAIL {problem}")
@@ -238,7 +272,8 @@ def main(argv: list[str]) -> int:
     for entry in entries:
         kind = json.loads(entry["leaf"]).get("kind")
         print(f"ok   entry {entry['index']} ({kind}) is in the log and about this person")
-    print(f"ok   {len(entries)} entries under a checkpoint signed by {bundle['vkey']}")
+    many = "entry" if len(entries) == 1 else "entries"
+    print(f"ok   {len(entries)} {many} under a checkpoint signed by {bundle['vkey']}")
     if trusted is None:
         print("note: pass --vkey with the log's published key to be sure who signed it")
     return 0
