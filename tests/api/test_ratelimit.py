@@ -99,6 +99,8 @@ def test_a_malformed_store_url_is_refused_saying_what_is_wrong(url: str, problem
 
 
 def test_accord_serve_names_the_bad_setting_and_exits_2(tmp_path: Path) -> None:
+    for party in ("chirp", "reelix"):
+        (tmp_path / f"{party}.db").touch()
     command = typer.Typer()
     command.command()(serve)
     result = CliRunner().invoke(
