@@ -40,6 +40,26 @@ DataDir = Annotated[
 ]
 
 
+PartySources = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="A party's own database, PARTY=URL (repeatable)."),
+]
+"""The parties' databases, for the commands that read them (``serve``, ``audit``)."""
+
+PartyDatasets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset",
+        help="A party's dataset declaration, PARTY=PATH (default: the bundled one by name).",
+    ),
+]
+
+ScenarioDir = Annotated[
+    Path | None,
+    typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
+]
+
+
 def handled(command: Callable[P, R]) -> Callable[P, R]:
     """Print Accord's errors as a message, not a trace, and exit with their code."""
 

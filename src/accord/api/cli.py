@@ -30,7 +30,7 @@ from accord.api.apps import PartnerApps
 from accord.api.scopes import Scope
 from accord.api.serving import PROTOCOL
 from accord.api.settings import ApiSettings
-from accord.console import err, handled, pairs
+from accord.console import PartyDatasets, PartySources, ScenarioDir, err, handled, pairs
 from accord.errors import AccordError, ConfigError
 from accord.service import Accord
 from accord.sources import Source, load
@@ -125,20 +125,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    source: Annotated[
-        list[str] | None,
-        typer.Option(help="A party's database, PARTY=URL (repeatable)."),
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A party's dataset declaration, PARTY=PATH (default: the bundled one by name)."
-        ),
-    ] = None,
-    scenario: Annotated[
-        Path | None,
-        typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
-    ] = None,
+    source: PartySources = None,
+    dataset: PartyDatasets = None,
+    scenario: ScenarioDir = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder of the Accord store and the ledger key.")
     ] = None,

@@ -22,7 +22,16 @@ from rich.table import Table
 
 from accord.audit.records import PartyDatabase
 from accord.audit.replay import AuditReport, audit
-from accord.console import DatabaseUrl, DataDir, handled, instant, pairs
+from accord.console import (
+    DatabaseUrl,
+    DataDir,
+    PartyDatasets,
+    PartySources,
+    ScenarioDir,
+    handled,
+    instant,
+    pairs,
+)
 from accord.errors import InvalidInput
 from accord.service import Accord
 from accord.sources.datasets import load
@@ -125,19 +134,9 @@ def command(
     until: Annotated[
         str | None, typer.Option(help="Replay releases before this instant (ISO 8601).")
     ] = None,
-    source: Annotated[
-        list[str] | None, typer.Option(help="A party's own database, PARTY=URL (repeatable).")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A party's dataset declaration, PARTY=PATH (default: the bundled one by name)."
-        ),
-    ] = None,
-    scenario: Annotated[
-        Path | None,
-        typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
-    ] = None,
+    source: PartySources = None,
+    dataset: PartyDatasets = None,
+    scenario: ScenarioDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,

@@ -452,6 +452,15 @@ class _Rebuild:
     def ref(self, pid: str) -> str:
         return f"{self.party}/{pid}"
 
+    def judge_about(self, title: str | None) -> None:
+        """Judge each person the release was about; report those who should not have been."""
+        for pid in sorted(self.about):
+            verdict = self.verdict(pid, title)
+            if not verdict.allowed:
+                reasons = self.replay.reasons(verdict, self.party, pid)
+                self.differ("released", self.ref(pid), reasons)
+        self.found.people += len(self.about)
+
 
 @dataclass
 class _Sorted:
@@ -577,15 +586,7 @@ class _Friends(_Rebuild):
         if subject is None:  # pragma: no cover - routed here only for collections about people
             return
         anchors = [f.name for f in c.fields if f.category == PERSON_ID and f.name != subject]
-        for pid in sorted(self.about):
-            verdict = self.verdict(pid, d.title)
-            if not verdict.allowed:
-                self.differ(
-                    "released",
-                    self.ref(pid),
-                    self.replay.reasons(verdict, self.party, pid),
-                )
-        self.found.people += len(self.about)
+        self.judge_about(d.title)
         if not self.about or not anchors:
             return
         anchor = anchors[0]
@@ -643,15 +644,7 @@ class _Threads(_Rebuild):
         if g is None:  # pragma: no cover - routed here only for collections about groups
             return
         members = self.db.dataset.collection(g.members)
-        for pid in sorted(self.about):
-            verdict = self.verdict(pid, d.title)
-            if not verdict.allowed:
-                self.differ(
-                    "released",
-                    self.ref(pid),
-                    self.replay.reasons(verdict, self.party, pid),
-                )
-        self.found.people += len(self.about)
+        self.judge_about(d.title)
         if not self.about:
             return
         members_of, threads_of, rows_by_thread = self.replay.cached(
