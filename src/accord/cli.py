@@ -33,6 +33,7 @@ from accord.consent import (
     consent_status,
 )
 from accord.console import DatabaseUrl, DataDir, err, handled, instant
+from accord.datafolder import DataFolder
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.ledger.cli import app as ledger_app
 from accord.person_cli import app as person_app
@@ -163,7 +164,7 @@ def agreement_list(
     data_dir: DataDir = None,
 ) -> None:
     """List registered agreements: status, review, validity, clauses."""
-    with Accord.open(database_url, data_dir) as accord:
+    with Accord.open(database_url, data_dir, existing=True) as accord:
         registered = accord.agreements()
     table = Table(title="Agreements")
     for col in ("id", "version", "parties", "status", "published", "review", "valid", "clauses"):
@@ -451,8 +452,15 @@ def demo(
     ] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed runs the same demo.")] = 7,
     data_dir: Annotated[
-        Path, typer.Option(help="Folder for the parties' databases, the store and the ledger.")
-    ] = Path("accord-data/demo"),
+        Path | None,
+        typer.Option(
+            help="The data folder the demo writes its scenario into: both parties' databases, "
+            "the store and the ledger's key, where every other command finds them. A folder "
+            "holding an earlier demo or scenario is replaced; a store no scenario made is not "
+            "[default: ACCORD_DATA_DIR or accord-data].",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
         "accord-report.html"
     ),
@@ -466,7 +474,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run every flow of the Chirp–Reelix partnership through the gateway, and write a report."""
-    run_demo(out, people=people, seed=seed, data_dir=data_dir, report=report, replay=audit)
+    folder = DataFolder.chosen(data_dir).path
+    run_demo(out, people=people, seed=seed, data_dir=folder, report=report, replay=audit)
 
 
 def main() -> None:

@@ -34,12 +34,6 @@ class Settings(BaseSettings):
         description="Largest number of ledger entries appended in one durable transaction.",
     )
 
-    def resolved_database_url(self) -> str:
-        """The store URL: the configured one, or the embedded SQLite file in the data folder."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.data_dir / 'accord.db'}"
-
 
 SETTINGS: dict[str, str] = {
     f"ACCORD_{name.upper()}": (field.description or "")

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from accord.datafolder import DataFolder
 from accord.errors import AccordError, InvalidInput
 
 P = ParamSpec("P")
@@ -56,7 +57,11 @@ PartyDatasets = Annotated[
 
 ScenarioDir = Annotated[
     Path | None,
-    typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
+    typer.Option(
+        help="A folder holding chirp.db and reelix.db, or a data folder holding a scenario "
+        "[default: the scenario in the data folder, if it holds one].",
+        show_default=False,
+    ),
 ]
 
 
@@ -99,3 +104,41 @@ def pairs(
             raise error(f"{option} takes PARTY=VALUE, not {value!r}")
         found[party.strip()] = target.strip()
     return found
+
+
+def scenario_sources(
+    sources: list[str],
+    scenario: Path | None,
+    data_dir: Path | None,
+    error: type[AccordError] = InvalidInput,
+) -> dict[str, str]:
+    """The parties' database URLs from ``--source``, ``--scenario`` or, with neither, the scenario
+    in the data folder (``accord demo``, ``accord scenario generate``) if it holds one.
+
+    ``--scenario`` takes a folder holding ``chirp.db`` and ``reelix.db`` (``scenario generate
+    --out``) or a data folder holding a scenario.
+    """
+    urls = pairs(sources, "--source", error)
+    if scenario is None:
+        if urls:
+            return urls
+        found = DataFolder.chosen(data_dir).scenario_parties()
+    else:
+        if not scenario.is_dir():
+            raise error(f"--scenario {scenario} is not a folder")
+        held = DataFolder(scenario).scenario_parties()
+        found = held or {
+            party: scenario / f"{party}.db"
+            for party in ("chirp", "reelix")
+            if (scenario / f"{party}.db").is_file()
+        }
+        missing = [party for party in ("chirp", "reelix") if party not in found]
+        if missing:
+            # SQLite would make an empty database there, and nobody would be served or audited.
+            raise error(
+                f"--scenario {scenario}: there is no {missing[0]}.db in it (`accord scenario "
+                "generate` writes a scenario into the data folder; `--out DIR` only the databases)"
+            )
+    for party, path in found.items():
+        urls.setdefault(party, f"sqlite:///{path.resolve()}")
+    return urls

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accord import agreements as ag
 from accord.config import Settings
 from accord.consent import Consent, OptOut, Person, utc
+from accord.datafolder import DataFolder
 from accord.errors import ConsentError, NotFound, StoreError, translate
 from accord.law import gdpr
 from accord.ledger.checkpoint import Signer
@@ -82,19 +83,25 @@ class Accord:
     @classmethod
     @contextmanager
     def open(
-        cls, database_url: str | None = None, data_dir: Path | None = None
+        cls,
+        database_url: str | None = None,
+        data_dir: Path | None = None,
+        *,
+        existing: bool = False,
     ) -> Iterator[Accord]:
-        """Open (and migrate) the store; the ledger signs with the key in the data folder."""
+        """Open (and migrate) the store; the ledger signs with the key in the data folder.
+
+        ``data_dir`` moves the store and the key together (:mod:`accord.datafolder`);
+        ``database_url`` puts the store elsewhere. With ``existing``, for commands that only
+        read, an embedded store that is not there is an error rather than a new empty store.
+        """
         settings = Settings()
-        folder = data_dir if data_dir is not None else settings.data_dir
-        url = database_url or (
-            settings.resolved_database_url()
-            if data_dir is None
-            else f"sqlite:///{folder / 'accord.db'}"
-        )
+        folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
+        url = database_url or (settings.database_url if data_dir is None else None)
+        url = folder.existing_store_url(url) if existing else folder.store_url(url)
         engine, sessions = open_store(url)
         try:
-            signer = Signer.load_or_create(folder)
+            signer = Signer.load_or_create(folder.path)
             yield cls(
                 engine, sessions, Ledger(engine, signer, batch_size=settings.ledger_batch_size)
             )

@@ -203,7 +203,7 @@ def _code_flow(url: str, client_id: str) -> None:
 
 def test_serve_refuses_a_scenario_folder_without_the_parties_databases(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(ConfigError, match=r"there is no chirp\.db in it"):
+    with pytest.raises(ConfigError, match=r"nowhere is not a folder"):
         plan([], [], missing, None, None)
     assert not missing.exists()  # nothing is made where the user pointed by mistake
     (tmp_path / "chirp.db").touch()

@@ -177,7 +177,7 @@ def test_erasure_deletes_the_person_rows_and_keeps_only_the_suppression_entry(w:
 
 def test_the_sealed_proof_opens_only_with_the_person_key(w: World) -> None:
     ref = person_ref("reelix", "m1")
-    bundle = w.accord.ledger.prove_person(ref)  # what the person holds: their key
+    bundle = w.accord.ledger.prove_person(ref, sign=True)  # what the person holds: their key
     theirs = bytes.fromhex(bundle["person"]["key"])
     done = erase(w.accord, "reelix", "m1", at=AT)
     assert done.sealed

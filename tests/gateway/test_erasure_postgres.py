@@ -25,7 +25,7 @@ def test_erasure_on_postgres(tmp_path: Path, pg_url: str) -> None:
         before = set(w.gateway.exchange(feed).rows)
         assert set(events_of("m1")) <= before
         ref = person_ref("reelix", "m1")
-        theirs = bytes.fromhex(w.accord.ledger.prove_person(ref)["person"]["key"])
+        theirs = bytes.fromhex(w.accord.ledger.prove_person(ref, sign=True)["person"]["key"])
         done = erase(w.accord, "reelix", "m1", at=AT)
         assert done.recipients == ("chirp",)
         after = set(w.gateway.exchange(feed).rows)

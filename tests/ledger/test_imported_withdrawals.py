@@ -32,7 +32,7 @@ def test_an_imported_withdrawal_is_in_the_persons_proof_bundle(tmp_path: Path) -
                 consent("p2", jurisdiction="US-NY", given_at=given),  # still in force
             ],
         )
-        bundle = accord.ledger.prove_person("chirp/p1")
+        bundle = accord.ledger.prove_person("chirp/p1", sign=True)
         leaves = [json.loads(e["leaf"]) for e in bundle["entries"]]
         history = sorted((leaf["at"], leaf["change"]) for leaf in leaves)
         assert history == [
@@ -43,7 +43,7 @@ def test_an_imported_withdrawal_is_in_the_persons_proof_bundle(tmp_path: Path) -
         (gone,) = [leaf for leaf in leaves if leaf["change"] == "withdrawn"]
         assert "Art. 17(1)(b)" in gone["reason"]
         # a consent still in force has only its giving
-        other = accord.ledger.prove_person("chirp/p2")
+        other = accord.ledger.prove_person("chirp/p2", sign=True)
         changes = [json.loads(e["leaf"])["change"] for e in other["entries"]]
         assert changes == ["given"]
         assert verify_ledger(accord.ledger).ok

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from accord.datafolder import KEY_FILE_NAME
 from accord.errors import ConfigError, LedgerError, LedgerIntegrityError
 from accord.ledger.checkpoint import (
-    KEY_FILE_NAME,
     Checkpoint,
     Signer,
     Verifier,

@@ -11,7 +11,8 @@ from ledger_builders import decision, release
 from typer.testing import CliRunner
 
 from accord.consent import Person
-from accord.ledger.checkpoint import KEY_FILE_NAME, Verifier
+from accord.datafolder import KEY_FILE_NAME
+from accord.ledger.checkpoint import Verifier
 from accord.ledger.cli import app
 from accord.ledger.log import Ledger
 from accord.ledger.tables import create_ledger_tables
@@ -163,7 +164,14 @@ def test_the_docs_name_a_person_as_prove_takes_them(tmp_path: Path) -> None:
         )
     url = f"sqlite:///{tmp_path / 'accord.db'}"
     code, stdout, output = _run(
-        "prove", "--person", shown.group(1), "--database-url", url, "--data-dir", str(tmp_path)
+        "prove",
+        "--person",
+        shown.group(1),
+        "--checkpoint",
+        "--database-url",
+        url,
+        "--data-dir",
+        str(tmp_path),
     )
     assert code == 0, output
     bundle = json.loads(stdout)

@@ -260,5 +260,6 @@ def test_the_privacy_budget_lasts_from_one_report_to_the_next(tmp_path: Path) ->
     # Another population asked of the same folder would start everyone afresh: refused.
     other = report(same, "--seed", "12")
     assert other.exit_code == 2, other.output
-    assert "--seed 7" in other.output
+    assert "(seed 7), not 150 (seed 12)" in other.output
+    assert "leave out --people and --seed" in other.output
     assert report(tmp_path / "fresh").exit_code == 0

@@ -95,7 +95,7 @@ def test_watch_activity_released_exactly_the_consenting_members_events(
     result, folder, _ = demo
     population = generate(PEOPLE, seed=SEED, at=DEMO_AT)
     reelix_people = [p for p in population.people if p.party == REELIX]
-    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+    with Accord.open(data_dir=folder / "data") as accord:
         feed = accord.policy().decide(_watch_request())
     assert feed.filter is not None
     facts = {
@@ -136,7 +136,7 @@ def test_the_ledger_holds_every_exchange_and_verifies(demo: tuple[DemoResult, Pa
     for f in result.flows:
         # A decision and a release per allowed exchange (a write adds none), one entry per refusal.
         assert f.entries == 2 * f.allowed + f.refused, f.name
-    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+    with Accord.open(data_dir=folder / "data") as accord:
         audit = verify_ledger(accord.ledger)
         assert audit.ok
         assert audit.size == result.ledger_size
@@ -269,7 +269,7 @@ def test_the_auditors_replay_finds_no_difference(demo: tuple[DemoResult, Path, s
         [
             "audit",
             "--data-dir",
-            str(folder / "data" / "accord"),
+            str(folder / "data"),
             "--scenario",
             str(folder / "data" / "parties"),
             "--json",
@@ -308,7 +308,7 @@ def test_the_erased_member_is_gone_from_the_feed_read_after(
     assert after.records == erased.records_after <= before - theirs
     assert after.allowed == 1
     assert not erased.key_again
-    with Accord.open(data_dir=folder / "data" / "accord") as accord:
+    with Accord.open(data_dir=folder / "data") as accord:
         assert accord.consents(REELIX, erased.person) == []
         assert accord.ledger.key_of(f"{REELIX}/{erased.person}") is None
     assert f"erasure: {REELIX}/{erased.person}" in printed

@@ -47,7 +47,7 @@ def test_no_leaf_of_the_demo_ledger_names_a_person(tmp_path: Path) -> None:
     ids = identifiers(tmp_path / "data" / "parties")
     assert len(ids) >= 2 * PEOPLE  # every person's id and e-mail address at both parties
     with (
-        Accord.open(data_dir=tmp_path / "data" / "accord") as accord,
+        Accord.open(data_dir=tmp_path / "data") as accord,
         accord.engine.connect() as conn,
     ):
         leaves = [bytes(d).decode() for (d,) in conn.execute(select(leaves_table.c.data))]

@@ -30,7 +30,16 @@ from accord.api.apps import PartnerApps
 from accord.api.scopes import Scope
 from accord.api.serving import PROTOCOL
 from accord.api.settings import ApiSettings
-from accord.console import PartyDatasets, PartySources, ScenarioDir, err, handled, pairs
+from accord.console import (
+    PartyDatasets,
+    PartySources,
+    ScenarioDir,
+    err,
+    handled,
+    pairs,
+    scenario_sources,
+)
+from accord.datafolder import DataFolder
 from accord.errors import AccordError, ConfigError
 from accord.service import Accord
 from accord.sources import Source, load
@@ -48,19 +57,7 @@ def plan(
     database_url: str | None,
 ) -> dict[str, Any]:
     """What each worker opens: the store, and each party's database and dataset declaration."""
-    urls = pairs(sources, "--source", ConfigError)
-    if scenario is not None:
-        for party in ("chirp", "reelix"):
-            if party in urls:
-                continue
-            database = scenario / f"{party}.db"
-            # SQLite would make an empty database there, and the API would serve nobody.
-            if not database.is_file():
-                raise ConfigError(
-                    f"--scenario {scenario}: there is no {party}.db in it (write both parties' "
-                    f"databases with `accord scenario generate --out {scenario}`)"
-                )
-            urls[party] = f"sqlite:///{database.resolve()}"
+    urls = scenario_sources(sources, scenario, data_dir, ConfigError)
     declared = pairs(datasets, "--dataset", ConfigError)
     bundled = resources.files("accord") / "scenario" / "datasets"
     for party in urls:
@@ -149,6 +146,7 @@ def serve(
             name = "ACCORD_API_" + "_".join(str(p) for p in problem["loc"]).upper()
             err.print(f"[bold red]error:[/] {name}: {escape(problem['msg'])}")
         raise typer.Exit(2) from None
+    _say_what_is_served(layout, data_dir)
     os.environ[SERVE_ENV] = json.dumps(layout)
     os.environ.setdefault("ACCORD_API_SECRET", secrets.token_urlsafe(32))
     uvicorn.run(
@@ -162,6 +160,24 @@ def serve(
         proxy_headers=True,
         http=PROTOCOL,
     )
+
+
+def _say_what_is_served(layout: dict[str, Any], data_dir: Path | None) -> None:
+    """One line on what this server reads, before uvicorn's own lines."""
+    store = layout["database_url"] or str(DataFolder.chosen(data_dir).store)
+    parties = ", ".join(
+        f"{party} ({url.removeprefix('sqlite:///')})" for party, url in layout["sources"].items()
+    )
+    if parties:
+        err.print(
+            f"serving the store {escape(store)}, and the parties' databases {escape(parties)}"
+        )
+    else:
+        err.print(
+            f"serving the store {escape(store)} without any party's database: sign-in and "
+            "exchanges need one (`accord demo` writes a scenario into the data folder; or pass "
+            "--scenario or --source)"
+        )
 
 
 # -- accord app: the partner apps ---------------------------------------------------------------

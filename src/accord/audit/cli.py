@@ -31,6 +31,7 @@ from accord.console import (
     handled,
     instant,
     pairs,
+    scenario_sources,
 )
 from accord.errors import InvalidInput
 from accord.service import Accord
@@ -44,18 +45,11 @@ out = Console(width=None if Console().is_terminal else 140)
 
 
 def party_databases(
-    sources: list[str], datasets: list[str], scenario: Path | None
+    sources: list[str], datasets: list[str], scenario: Path | None, data_dir: Path | None = None
 ) -> dict[str, PartyDatabase]:
-    """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``."""
-    urls = pairs(sources, "--source")
-    if scenario is not None:
-        if not scenario.is_dir():
-            raise InvalidInput(f"--scenario {scenario} is not a folder")
-        for party in ("chirp", "reelix"):
-            path = scenario / f"{party}.db"
-            if not path.is_file():
-                raise InvalidInput(f"--scenario {scenario} holds no {party}.db")
-            urls.setdefault(party, f"sqlite:///{path.resolve()}")
+    """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``
+    (by default the scenario in the data folder)."""
+    urls = scenario_sources(sources, scenario, data_dir)
     declared = pairs(datasets, "--dataset")
     bundled = resources.files("accord") / "scenario" / "datasets"
     out: dict[str, PartyDatabase] = {}
@@ -144,9 +138,9 @@ def command(
     """Replay every release in the ledger against the law, the agreements, the consents and the
     parties' own databases; exit 1 if anyone was released (or held back) who should not be."""
     start, end = instant(since, "--since"), instant(until, "--until")
-    parties = party_databases(source or [], dataset or [], scenario)
+    parties = party_databases(source or [], dataset or [], scenario, data_dir)
     try:
-        with Accord.open(database_url, data_dir) as accord:
+        with Accord.open(database_url, data_dir, existing=True) as accord:
             report = run(accord, parties, since=start, until=end)
     finally:
         for db in parties.values():

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
 from accord.ledger import merkle, shred
+from accord.ledger.checkpoint import Verifier, split_note
 from accord.ledger.entries import decode_leaf
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
@@ -456,6 +457,10 @@ def _check_checkpoints(
         if ledger.verifier is None:
             report.add(where, "cannot be checked: no verifier key was given")
             continue
+        foreign = _signed_by_another_key(note, ledger.verifier)
+        if foreign is not None:
+            report.add(where, foreign)
+            continue
         try:
             signed = ledger.verifier.open(note)
         except LedgerIntegrityError as exc:
@@ -480,6 +485,26 @@ def _check_checkpoints(
             continue
         if not merkle.verify_consistency(cp_size, size, signed.root, roots[size], proof.path):
             report.add(where, f"the consistency proof to size {size} does not verify")
+
+
+def _signed_by_another_key(note: str, verifier: Verifier) -> str | None:
+    """Why a checkpoint cannot be checked with ``verifier`` when no signature on it claims to be
+    that key's (another log's key, or this log's key replaced): a different problem from a
+    signature that claims the key and fails, which is what tampering looks like."""
+    try:
+        text, signatures = split_note(note)
+    except LedgerIntegrityError:
+        return None
+    if any(name == verifier.name and blob[:4] == verifier.key_id for name, blob in signatures):
+        return None
+    signers = ", ".join(sorted({f"{name} (key {blob[:4].hex()})" for name, blob in signatures}))
+    origin = text.split("\n", 1)[0]
+    return (
+        f"signed for the log {origin!r} by {signers or 'nobody'}, not by the key checked "
+        f"against, {verifier.name} (key {verifier.key_id.hex()}): the store and the signing key "
+        "come from different data folders, or the key was replaced. Name the folder that holds "
+        "both with --data-dir, or check against the log's published key with --vkey"
+    )
 
 
 def _check_people(conn: Connection, report: VerifyReport) -> None:

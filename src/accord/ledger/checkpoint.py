@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +32,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from accord.datafolder import KEY_FILE_NAME
 from accord.errors import ConfigError, LedgerError, LedgerIntegrityError, translate
 
 ED25519 = b"\x01"
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space
-DEFAULT_ORIGIN = "accord.local/ledger"
-KEY_FILE_NAME = "ledger-signing.key"
+ORIGIN_PREFIX = "accord.local/ledger/"
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
+
+
+def new_origin() -> str:
+    """A name no other ledger has: C2SP checkpoints name their log by a unique origin line, and a
+    verifier keyed by origin must never mistake one Accord's log for another's."""
+    return f"{ORIGIN_PREFIX}{secrets.token_hex(8)}"
 
 
 def _check_name(name: str) -> str:
@@ -180,9 +187,9 @@ class Signer:
         self.verifier = Verifier(name, public)
 
     @classmethod
-    def generate(cls, name: str = DEFAULT_ORIGIN) -> Signer:
-        """A new random key."""
-        return cls(name, Ed25519PrivateKey.generate())
+    def generate(cls, name: str | None = None) -> Signer:
+        """A new random key, for the log ``name`` (default: a new unique origin)."""
+        return cls(name or new_origin(), Ed25519PrivateKey.generate())
 
     @classmethod
     def from_text(cls, text: str) -> Signer:
@@ -227,8 +234,9 @@ class Signer:
         return f"{text}\n{SIGNATURE_PREFIX}{self.name} {blob}\n"
 
     @classmethod
-    def load_or_create(cls, data_dir: Path, name: str = DEFAULT_ORIGIN) -> Signer:
-        """The signing key in ``data_dir``, created (mode 0600) on first use."""
+    def load_or_create(cls, data_dir: Path, name: str | None = None) -> Signer:
+        """The signing key in ``data_dir``, created (mode 0600) on first use for the log ``name``
+        (default: a new unique origin)."""
         path = data_dir / KEY_FILE_NAME
         with translate(ConfigError, f"reading the ledger signing key {path}"):
             if path.exists():

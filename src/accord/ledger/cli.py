@@ -15,9 +15,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from accord.config import Settings
+from accord.datafolder import DataFolder, NoStore
 from accord.errors import AccordError, ConfigError, translate
 from accord.ledger.audit import VerifyReport
-from accord.ledger.checkpoint import KEY_FILE_NAME, Signer, Verifier
+from accord.ledger.checkpoint import Signer, Verifier
 from accord.ledger.log import Ledger
 from accord.store.engine import make_engine
 
@@ -40,7 +41,8 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Folder holding the ledger's signing key. Default: ACCORD_DATA_DIR (accord-data).",
+        help="Folder holding the store and the ledger's signing key. Default: ACCORD_DATA_DIR "
+        "(accord-data).",
         show_default=False,
     ),
 ]
@@ -69,12 +71,16 @@ def _ledger(
 ) -> Iterator[Ledger]:
     """The ledger behind the settings; with ``signing``, its key (created on first use)."""
     settings = _settings()
-    folder = data_dir if data_dir is not None else settings.data_dir
-    engine = make_engine(database_url or settings.resolved_database_url())
+    folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
+    # --data-dir moves the store with the key; without it, ACCORD_DATABASE_URL may name the store.
+    named = database_url or (settings.database_url if data_dir is None else None)
+    # Only a signature writes; every other command reads a store that must already be there.
+    url = folder.store_url(named) if signing else folder.existing_store_url(named)
+    engine = make_engine(url)
     try:
         signer: Signer | None = None
-        if signing or (vkey is None and (folder / KEY_FILE_NAME).exists()):
-            signer = Signer.load_or_create(folder)
+        if signing or (vkey is None and folder.key.exists()):
+            signer = Signer.load_or_create(folder.path)
         verifier = Verifier.from_vkey(vkey) if vkey else None
         yield Ledger(engine, signer, verifier=verifier, batch_size=settings.ledger_batch_size)
     finally:
@@ -183,17 +189,31 @@ def prove(
     ],
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint",
+            help="Sign a checkpoint of the current tree first, so the newest entries are proved "
+            "too (a write; without it the latest stored checkpoint is used).",
+        ),
+    ] = False,
 ) -> None:
-    """Every entry about a person, with inclusion proofs under a signed checkpoint, as JSON.
+    """Every entry about a person, with inclusion proofs under the latest signed checkpoint, as
+    JSON; entries newer than it are listed under "pending".
 
     The output includes the person's ledger key; check it with verify_proof.py.
     """
     try:
-        with _ledger(database_url, data_dir, signing=True) as ledger:
-            bundle = ledger.prove_person(person)
+        with _ledger(database_url, data_dir, signing=sign) as ledger:
+            bundle = ledger.prove_person(person, sign=sign)
     except AccordError as exc:
         _fail(exc)
     typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+    if bundle["pending"]:
+        _err.print(
+            f"{len(bundle['pending'])} newer entries are not under the latest checkpoint yet; "
+            "`accord ledger checkpoint` signs one (or pass --checkpoint)"
+        )
 
 
 @app.command()
@@ -227,10 +247,16 @@ def compact(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
 
 @app.command()
 def key(data_dir: DataDir = None) -> None:
-    """Print the verifier key of the log's signing key (created on first use)."""
+    """Print the verifier key of the log's signing key: what anyone checks checkpoints with."""
     try:
-        folder = data_dir if data_dir is not None else _settings().data_dir
-        signer = Signer.load_or_create(folder)
+        folder = DataFolder(data_dir if data_dir is not None else _settings().data_dir)
+        if not folder.key.is_file():
+            raise NoStore(
+                f"there is no ledger signing key in {folder.path}: a store makes one when it is "
+                "first opened (run `accord demo`), or name the folder that holds it with "
+                "--data-dir"
+            )
+        signer = Signer.load_or_create(folder.path)
     except AccordError as exc:
         _fail(exc)
     typer.echo(signer.verifier.vkey)

@@ -565,15 +565,33 @@ class Ledger:
                 datas.extend(bytes(data) for (data,) in rows)
         return [decode_leaf(data) for data in datas]
 
-    def prove_person(self, person_id: str) -> dict[str, Any]:
-        """Every entry about a person with its inclusion proof under a fresh signed checkpoint.
+    def prove_person(self, person_id: str, *, sign: bool = False) -> dict[str, Any]:
+        """Every entry about a person with its inclusion proof under a signed checkpoint.
+
+        The proofs are under the latest stored checkpoint; with ``sign``, under a new one of the
+        current tree (a write: the only one this method makes). Entries appended after the
+        checkpoint are listed by index under ``pending``, without proofs: they are proved once a
+        checkpoint covers them.
 
         The bundle includes the person's key, so whoever holds it can check that each leaf's
         subject tag is theirs: it is the person's to share. ``verify_proof.py`` checks it alone.
         """
         if self.verifier is None:
             raise LedgerError("this ledger was opened without a key to sign or check checkpoints")
-        signed = self.checkpoint()
+        if not self.entries_about(person_id):
+            raise NotFound(
+                f"the ledger holds no entries about {person_id!r} (never recorded, or erased)"
+            )
+        if sign:
+            signed = self.checkpoint()
+        else:
+            note = self.latest_checkpoint()
+            if note is None:
+                raise NotFound(
+                    "the ledger has no signed checkpoint to prove entries under yet: sign one "
+                    "with `accord ledger checkpoint` (or ask for one with --checkpoint)"
+                )
+            signed = SignedCheckpoint(self.verifier.open(note), note)
         size = signed.checkpoint.size
         with self._reading("proving a person's entries") as conn:
             found = shred.leaves_of(conn, person_id)
@@ -582,6 +600,7 @@ class Ledger:
                     f"the ledger holds no entries about {person_id!r} (never recorded, or erased)"
                 )
             key, indexes = found
+            pending = [i for i in indexes if i >= size]
             indexes = [i for i in indexes if i < size]
             leaves: dict[int, bytes] = {}
             for start in range(0, len(indexes), 500):  # within every backend's parameter limit
@@ -612,6 +631,7 @@ class Ledger:
             "tree_size": size,
             "root": signed.checkpoint.root.hex(),
             "entries": entries,
+            "pending": pending,
         }
 
 

@@ -274,6 +274,12 @@ def main(argv: list[str]) -> int:
         print(f"ok   entry {entry['index']} ({kind}) is in the log and about this person")
     many = "entry" if len(entries) == 1 else "entries"
     print(f"ok   {len(entries)} {many} under a checkpoint signed by {bundle['vkey']}")
+    pending = bundle.get("pending")
+    if isinstance(pending, list) and pending:
+        print(
+            f"note: {len(pending)} newer entries about this person are not yet under a signed "
+            "checkpoint, so not proved here; ask for a proof again once one covers them"
+        )
     if trusted is None:
         print("note: pass --vkey with the log's published key to be sure who signed it")
     return 0

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.console import handled
+from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
 from accord.pets.budget import PrivacyBudgets
 from accord.pets.checks import check_query
@@ -53,14 +54,25 @@ QueryOption = Annotated[
     str, typer.Option("--query", help="The SQL query (one SELECT).", show_default=False)
 ]
 PeopleOption = Annotated[
-    int, typer.Option(min=1, help="People in the generated scenario (each at both parties).")
-]
-SeedOption = Annotated[int, typer.Option(help="Seed of the generated scenario.")]
-DataOption = Annotated[
-    Path,
+    int | None,
     typer.Option(
-        help="Folder for the scenario's databases and store: built on the first run, then kept, "
-        "with the privacy budgets spent so far (a new folder starts them at zero)."
+        min=1,
+        help="People in the scenario (each at both parties), if the data folder holds none yet "
+        "[default: the folder's scenario, or 10,000 for a new one].",
+        show_default=False,
+    ),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(help="Seed of a new scenario [default: the folder's, or 7].", show_default=False),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The data folder: the scenario there (from `accord demo`, say) is used with its "
+        "store and the privacy budgets spent so far; a folder without one gets one built "
+        "[default: ACCORD_DATA_DIR or accord-data].",
+        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -87,9 +99,9 @@ def run(
     *,
     rule: RuleOption,
     query: QueryOption,
-    people: PeopleOption = 2_000,
-    seed: SeedOption = 7,
-    data_dir: DataOption = Path("accord-data/cleanroom"),
+    people: PeopleOption = None,
+    seed: SeedOption = None,
+    data_dir: DataOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a query under a rule on the reference scenario, fetching its tables through the door."""
@@ -101,7 +113,9 @@ def run(
             f"not {', '.join(unknown)}",
             where=str(rule),
         )
-    with scenario_partnership(data_dir, people=people, seed=seed) as partnership:
+    with scenario_partnership(
+        DataFolder.chosen(data_dir).path, people=people, seed=seed
+    ) as partnership:
         result = _in_room(partnership, analysis, lambda room: room.run(query))
     _show(result, as_json=as_json)
 
@@ -117,7 +131,13 @@ def report(
     min_people: Annotated[
         int, typer.Option(min=2, help="Fewest distinct senders in a row of the report.")
     ] = 50,
-    by_day: Annotated[bool, typer.Option(help="One row per day (else the whole period).")] = True,
+    by_day: Annotated[
+        bool,
+        typer.Option(
+            help="One row per day (a day has fewer senders: rows need a large population) "
+            "instead of one per interface, surface and variant over the whole period."
+        ),
+    ] = False,
     epsilon: Annotated[
         float | None,
         typer.Option(min=0, help="Add differential-privacy noise for this epsilon per query."),
@@ -134,9 +154,9 @@ def report(
     max_rows: Annotated[
         int, typer.Option(min=1, help="Rows one sender may contribute (with noise).")
     ] = 10,
-    people: PeopleOption = 2_000,
-    seed: SeedOption = 7,
-    data_dir: DataOption = Path("accord-data/cleanroom"),
+    people: PeopleOption = None,
+    seed: SeedOption = None,
+    data_dir: DataOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The fortnightly recommendation report, run in the clean room on the reference scenario."""
@@ -154,7 +174,9 @@ def report(
             problems = "; ".join(str(e["msg"]) for e in exc.errors())
             raise InvalidInput(problems, where="noise options") from exc
     analysis = report_rule(min_people=min_people, privacy=privacy)
-    with scenario_partnership(data_dir, people=people, seed=seed) as partnership:
+    with scenario_partnership(
+        DataFolder.chosen(data_dir).path, people=people, seed=seed
+    ) as partnership:
         result = _in_room(
             partnership,
             analysis,
@@ -214,7 +236,10 @@ def _show(result: Result, *, as_json: bool) -> None:
         table.add_row(*(escape(_cell(v)) for v in row))
     console.print(table)
     if result.checked.kind is RuleKind.AGGREGATION and not result.rows:
-        console.print("no row reached the rule's minimum of distinct people")
+        console.print(
+            "no row reached the rule's minimum of distinct people: fewer groups (no --by-day), a "
+            "longer period (--days) or a larger population gives each row more people"
+        )
     if result.noise:
         console.print(f"noise: {result.noise}")
     for spend in result.spends:

@@ -9,8 +9,6 @@ review approves beside the clause. Whose rows come in is still decided per perso
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,51 +16,25 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from accord import agreements as ag
 from accord.consent import Operation
+from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
 from accord.gateway import Exchange, Gateway, Keyring, Release
 from accord.pets.cleanroom import CleanRoom
 from accord.requests import Request, Subjects
+from accord.scenario.build import CLEANROOM, load_population, prepare, register_agreements
 from accord.scenario.generate import write_databases
 from accord.scenario.population import CHIRP, REELIX, generate
 from accord.service import Accord
 from accord.sources import Source, load
 from accord.store.engine import make_engine
 
-CLEANROOM_AGREEMENT_ID = "chirp-reelix-cleanroom"
+CLEANROOM_AGREEMENT_ID = CLEANROOM
 REPORTING = "analytics.reporting.content_performance"
 SCENARIO_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
-CLEANROOM_AGREEMENT = f"""\
-id: {CLEANROOM_AGREEMENT_ID}
-title: Chirp and Reelix clean room
-version: 1
-provider: chirp
-recipient: reelix
-valid_from: 2026-01-01
-valid_until: 2028-01-01
-description: >
-  Rows that enter the Chirp–Reelix clean room, where only aggregates allowed by an analysis rule
-  (at least 50 people per row, with differential privacy where the rule asks) leave it.
-clauses:
-  - id: report-rows
-    description: Reelix's recommendation sends, for the fortnightly report run in the clean room.
-    direction: recipient_to_provider
-    operations: [read]
-    categories: [user.behavior]
-    fields:
-      - recommendations.sender_member_id
-      - recommendations.sent_at
-      - recommendations.interface
-      - recommendations.surface
-      - recommendations.variant
-      - recommendations.clicked_at
-    purposes: [{REPORTING}]
-    retention_days: 0
-    legal_basis: legitimate_interests
-    consent_needed: false
-"""
+CLEANROOM_AGREEMENT = (resources.files("accord") / "examples" / f"{CLEANROOM}.yaml").read_text()
+"""The clean room's agreement, as shipped in the examples."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,44 +47,42 @@ class Partnership:
     at: datetime
 
 
-SCENARIO_FILE = "scenario.json"
-"""The file in a scenario's folder saying what was built there: written once the store is ready."""
+NEW_SCENARIO_PEOPLE = 10_000
+NEW_SCENARIO_SEED = 7
 
 
 @contextmanager
 def scenario_partnership(
-    folder: Path, *, people: int, seed: int, at: datetime = SCENARIO_AT
+    folder: Path,
+    *,
+    people: int | None = None,
+    seed: int | None = None,
+    at: datetime = SCENARIO_AT,
 ) -> Iterator[Partnership]:
-    """The scenario in ``folder``: both parties' databases, the store with the people's consents,
-    the clean room's agreement active, and the gateway.
+    """The reference scenario in the data folder ``folder``: both parties' databases, the store
+    with the people's consents, the clean room's agreement active, and the gateway.
 
-    Built the first time (its ``parties`` and ``accord`` subfolders replaced), and opened as it
-    is on every later run: the store keeps what the runs did, above all each person's privacy
-    budget, so a budget spent by one run stays spent for the next. Only a new folder starts
-    every budget at zero. A folder built for another population (``people``, ``seed``) is
-    refused rather than rebuilt, which would hand everyone a fresh budget.
+    A folder holding a finished scenario (from ``accord demo``, ``accord scenario generate`` or an
+    earlier run) is opened as it is: the store keeps what the runs did, above all each person's
+    privacy budget, so a budget spent by one run stays spent for the next. A folder holding
+    none gets one built (``people`` and ``seed``, by default 10,000 and 7). Asking for another
+    population (``people``, ``seed``) than the folder holds is refused rather than rebuilt,
+    which would hand everyone a fresh budget.
     """
-    wanted = {"people": people, "seed": seed}
-    built = _built(folder)
-    if built is not None and built != wanted:
-        raise InvalidInput(
-            f"the folder holds the scenario of {built['people']} people (seed {built['seed']}), "
-            f"not {people} (seed {seed}), and its people's privacy budgets: run with "
-            f"--people {built['people']} --seed {built['seed']}, or give another --data-dir "
-            "for a new scenario",
-            where=str(folder),
-        )
-    files = {CHIRP: folder / "parties" / "chirp.db", REELIX: folder / "parties" / "reelix.db"}
-    if built is None:
-        # Only what an earlier, unfinished setup wrote here is replaced; anything else stays.
-        for own in ("parties", "accord"):
-            if (folder / own).exists():
-                shutil.rmtree(folder / own)
-        written = write_databases(
-            folder / "parties", people=people, seed=seed, at=at, parallel=False
-        )
-        files = {CHIRP: written.chirp, REELIX: written.reelix}
-    else:
+    data = DataFolder(folder)
+    mark = data.scenario()
+    new: tuple[int, int] | None = None
+    if mark is not None and mark.ready:
+        asked = {"people": people or mark.people, "seed": mark.seed if seed is None else seed}
+        if asked != {"people": mark.people, "seed": mark.seed}:
+            raise InvalidInput(
+                f"the folder holds the scenario of {mark.people} people (seed {mark.seed}), "
+                f"not {asked['people']} (seed {asked['seed']}), and its people's privacy "
+                f"budgets: leave out --people and --seed to use it, or give another --data-dir "
+                "for a new scenario",
+                where=str(folder),
+            )
+        files = {party: data.party_database(party) for party in (CHIRP, REELIX)}
         missing = sorted(str(f) for f in files.values() if not f.is_file())
         if missing:
             raise InvalidInput(
@@ -120,13 +90,20 @@ def scenario_partnership(
                 "--data-dir for a new scenario",
                 where=str(folder),
             )
+    else:
+        new = (people or NEW_SCENARIO_PEOPLE, NEW_SCENARIO_SEED if seed is None else seed)
+        prepare(data)
+        data.mark(people=new[0], seed=new[1], ready=False, made_by="cleanroom")
+        written = write_databases(data.parties, people=new[0], seed=new[1], at=at, parallel=False)
+        files = {CHIRP: written.chirp, REELIX: written.reelix}
     engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
     datasets = resources.files("accord") / "scenario" / "datasets"
     try:
-        with Accord.open(data_dir=folder / "accord") as accord:
-            if built is None:
-                _set_up(accord, people=people, seed=seed, at=at)
-                (folder / SCENARIO_FILE).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+        with Accord.open(data_dir=data.path) as accord:
+            if new is not None:
+                register_agreements(accord, at)
+                load_population(accord, generate(new[0], seed=new[1], at=at))
+                data.mark(people=new[0], seed=new[1], ready=True, made_by="cleanroom")
             sources = {
                 party: Source(engines[party], load(str(datasets / f"{party}.yaml")))
                 for party in (CHIRP, REELIX)
@@ -137,39 +114,6 @@ def scenario_partnership(
     finally:
         for engine in engines.values():
             engine.dispose()
-
-
-def _built(folder: Path) -> dict[str, int] | None:
-    """What the folder's scenario was built for, or None if no setup finished there."""
-    marker = folder / SCENARIO_FILE
-    if not marker.is_file():
-        return None
-    try:
-        found = json.loads(marker.read_text(encoding="utf-8"))
-        return {"people": int(found["people"]), "seed": int(found["seed"])}
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidInput(
-            f"{marker} does not say which scenario was built there ({exc}); give another "
-            "--data-dir for a new scenario",
-            where=str(marker),
-        ) from exc
-
-
-def _set_up(accord: Accord, *, people: int, seed: int, at: datetime) -> None:
-    """A new store: the parties, the clean room's agreement active, the people and consents."""
-    for party in (CHIRP, REELIX):
-        accord.add_party(party, party.capitalize())
-    accord.register(CLEANROOM_AGREEMENT, source="cleanroom.yaml", by="partnerships team")
-    accord.review(
-        CLEANROOM_AGREEMENT_ID,
-        reviewer="Privacy review board",
-        findings="Rows enter the clean room only; reports leave it with k=50.",
-        approved=True,
-        on=at.date(),
-    )
-    accord.move(CLEANROOM_AGREEMENT_ID, ag.Status.ACTIVE, by="privacy review board")
-    population = generate(people, seed=seed, at=at)
-    accord.import_records(population.people, population.consents, population.opt_outs)
 
 
 def report_rows_request(at: datetime) -> Request:

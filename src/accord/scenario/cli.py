@@ -20,7 +20,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from accord.console import DataDir, handled
+from accord.datafolder import DataFolder
+from accord.errors import InvalidInput
+from accord.scenario.build import load_population, prepare, register_agreements
 from accord.scenario.generate import write_databases
+from accord.scenario.population import generate as generate_population
+from accord.service import Accord
 
 # The instant the scenario is written as of, unless told otherwise: the demo's.
 DEFAULT_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -43,44 +49,82 @@ def _instant(text: str) -> datetime:
 
 
 @app.command()
+@handled
 def generate(
     people: Annotated[
         int, typer.Option(min=1, help="People in the population (each at both parties).")
     ] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same rows.")] = 7,
     out: Annotated[
-        Path, typer.Option(help="Folder for chirp.db and reelix.db (replaced if present).")
-    ] = Path("accord-data/scenario"),
+        Path | None,
+        typer.Option(
+            help="Write only chirp.db and reelix.db, into this folder (replaced if present), "
+            "and nothing into the data folder.",
+            show_default=False,
+        ),
+    ] = None,
     at: Annotated[
         str, typer.Option(help="ISO 8601 instant the data is as of (UTC if no offset).")
     ] = DEFAULT_AT.isoformat(),
+    data_dir: DataDir = None,
 ) -> None:
-    """Write Chirp's and Reelix's own SQLite databases for a synthetic population."""
+    """Write the scenario into the data folder: Chirp's and Reelix's own SQLite databases for a
+    synthetic population, and the Accord store with their people, consents, opt-outs and the
+    partnership's agreements, ready for `accord serve`, `accord audit` and `accord cleanroom`.
+
+    A folder holding an earlier scenario (or demo) is replaced; a store no scenario made is not.
+    """
     try:
         moment = _instant(at)
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 instant: {at!r}", param_hint="--at") from exc
+        raise InvalidInput(f"not an ISO 8601 instant: {at!r}", where="--at") from exc
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bars:
+    folder: DataFolder | None = None
+    if out is not None:
+        target = out
+    else:
+        folder = DataFolder.chosen(data_dir)
+        prepare(folder)
+        folder.mark(people=people, seed=seed, ready=False, made_by="scenario")
+        target = folder.parties
+    with _bars() as bars:
 
         def phase(description: str, total: int, /) -> Callable[[int], None]:
             task = bars.add_task(description, total=total)
             return lambda steps: bars.advance(task, steps)
 
-        written = write_databases(out, people=people, seed=seed, at=moment, report=phase)
+        written = write_databases(target, people=people, seed=seed, at=moment, report=phase)
     table = Table(title=f"{people:,} people, seed {seed}, as of {moment.isoformat()}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, count in written.rows.items():
         table.add_row(name, f"{count:,}")
     console.print(table)
-    console.print(
-        f"wrote {written.chirp} and {written.reelix} in {time.perf_counter() - started:.1f} s"
+    console.print(f"wrote {written.chirp} and {written.reelix}")
+    if folder is not None:
+        population = generate_population(people, seed=seed, at=moment)
+        with Accord.open(data_dir=folder.path) as accord, _bars() as bars:
+            task = bars.add_task("consents into the store", total=len(population.consents))
+            register_agreements(accord, moment)
+            load_population(accord, population, lambda n: bars.advance(task, n))
+        folder.mark(people=people, seed=seed, ready=True, made_by="scenario")
+        console.print(
+            f"and the store {folder.store}: {len(population.people):,} people a party, "
+            f"{len(population.consents):,} consents, {len(population.opt_outs):,} opt-outs, "
+            "the partnership's agreements"
+        )
+        console.print(
+            "`accord serve`, `accord audit` and `accord cleanroom` use this scenario from here on"
+        )
+    console.print(f"in {time.perf_counter() - started:.1f} s")
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
     )

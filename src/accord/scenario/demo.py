@@ -19,7 +19,6 @@ the gateway.
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -43,18 +42,19 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Engine
 
-from accord import agreements as ag
 from accord.audit import AuditReport
 from accord.audit import audit as replay_releases
 from accord.audit.cli import show as show_audit
 from accord.audit.records import PartyDatabase
 from accord.consent import Operation, Scope, add_years
+from accord.datafolder import DataFolder
 from accord.erasure import Erasure, erase
 from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
-from accord.scenario.generate import write_databases
+from accord.scenario.build import PARTNERSHIP, TITAN, load_population, prepare, register_agreements
+from accord.scenario.generate import Written, write_databases
 from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
 from accord.scenario.report import write_report
 from accord.service import Accord, person_ref
@@ -66,8 +66,6 @@ from accord.store.repositories import PeopleRepository
 # A fixed instant, so the same seed always gives the same decisions.
 DEMO_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
-PARTNERSHIP = "chirp-reelix"
-TITAN = "chirp-reelix-titan"
 WATCHED = "user.behavior.media_consumption"
 PRIVATE = "user.content.private"
 TARGETED = "marketing.advertising.third_party.targeted"
@@ -143,6 +141,8 @@ class DemoResult:
     """A member erased after the flows, and the feed read again without them."""
     audit: AuditReport | None = None
     """The auditor's replay of every release (``accord audit``), run after the flows."""
+    next_steps: tuple[tuple[str, str], ...] = ()
+    """Commands to run next on the demo's data folder, each with what it shows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,6 +609,46 @@ def _erasure(w: _World, run: _Runner) -> tuple[FlowResult, ErasureShown | None]:
     return after, shown
 
 
+def _sample_person(w: _World, erased: ErasureShown | None) -> str:
+    """A Reelix member the feed released (``reelix/ID``), not the one erased: someone with a
+    release about them in the ledger, for the report's ``accord ledger prove`` example."""
+    gone = erased.person if erased is not None else None
+    members = sorted({c.person for c in w.population.consents if c.controller == REELIX} - {gone})
+    fallback = None
+    for member in members[:500]:
+        kinds = {
+            leaf.get("kind") for leaf in w.accord.ledger.leaves_about(person_ref(REELIX, member))
+        }
+        if "release" in kinds:
+            return person_ref(REELIX, member)
+        if fallback is None and kinds:
+            fallback = person_ref(REELIX, member)
+    return fallback or person_ref(REELIX, members[0] if members else "r0000001")
+
+
+def next_steps(folder: DataFolder, person: str) -> tuple[tuple[str, str], ...]:
+    """What to run after the demo, verbatim: each command finds the demo's data folder."""
+    where = "" if folder.path == DataFolder.chosen().path else f" --data-dir {folder.path}"
+    return (
+        (f"accord ledger verify{where}", "recompute every leaf, node and signed checkpoint"),
+        (
+            f"accord ledger prove --person {person}{where} > proof.json",
+            "every entry about one person, with inclusion proofs under the signed checkpoint",
+        ),
+        (
+            "python src/accord/ledger/verify_proof.py proof.json",
+            "check those proofs with nothing but Python's standard library",
+        ),
+        (f"accord ledger show{where}", "the latest entries and checkpoint"),
+        (f"accord audit{where}", "the auditor's replay of every release against the law"),
+        (
+            f"accord cleanroom report{where}",
+            "the fortnightly recommendation report, run in the clean room",
+        ),
+        (f"accord serve{where}", "the partner API on http://127.0.0.1:8000 (docs at /docs)"),
+    )
+
+
 def _abuses(w: _World, run: _Runner) -> list[FlowResult]:
     """The requests of the filings that Accord refuses, each logged with its reasons."""
     asker = _chirp(0)
@@ -733,21 +773,32 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _register(accord: Accord) -> None:
-    examples = resources.files("accord") / "examples"
-    for party in (CHIRP, REELIX):
-        accord.add_party(party, party.capitalize())
-    for name in (f"{PARTNERSHIP}.yaml", f"{TITAN}.yaml"):
-        accord.register((examples / name).read_text(), source=name, by="partnerships team")
-    accord.review(
-        PARTNERSHIP,
-        reviewer="Privacy review board",
-        findings="Flows limited to consenting people; messages read only for display and sync; "
-        "VPPA consent screen separate; report aggregate with k=50.",
-        approved=True,
-        on=DEMO_AT.date(),
-    )
-    accord.move(PARTNERSHIP, ag.Status.ACTIVE, by="privacy review board")
+def _flows(console: Console, world: _World) -> tuple[list[FlowResult], ErasureShown | None]:
+    """Every flow of the partnership, every abuse, then the erasure and the feed read again."""
+    with _progress(console) as bars:
+        run = _Runner(world, bars)
+        results = [_account_link(world, run)]
+        picker, shown = _friend_picker(world, run)
+        results += [picker, _message_sync(world, run), _send(world, run, shown)]
+        results += _watch_activity(world, run)
+        results += [_report(world, run), _segments(world, run)]
+        results += _abuses(world, run)
+        after, erased = _erasure(world, run)
+        results.append(after)
+    return results, erased
+
+
+def _write_parties(console: Console, folder: DataFolder, *, people: int, seed: int) -> Written:
+    """A folder made ready for the scenario, and both parties' databases written in it."""
+    prepare(folder)
+    folder.mark(people=people, seed=seed, ready=False, made_by="demo")
+    with _progress(console) as bars:
+
+        def phase(description: str, total: int, /) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda steps: bars.advance(task, steps)
+
+        return write_databases(folder.parties, people=people, seed=seed, at=DEMO_AT, report=phase)
 
 
 def run_demo(
@@ -768,35 +819,22 @@ def run_demo(
         raise InvalidInput("the demo needs at least one person")
     if report is not None and not report.parent.is_dir():
         raise InvalidInput(f"cannot write the report to {report}: {report.parent} is not a folder")
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    with _progress(console) as bars:
-
-        def phase(description: str, total: int, /) -> Callable[[int], None]:
-            task = bars.add_task(description, total=total)
-            return lambda steps: bars.advance(task, steps)
-
-        written = write_databases(
-            data_dir / "parties", people=people, seed=seed, at=DEMO_AT, report=phase
-        )
+    folder = DataFolder(data_dir)
+    written = _write_parties(console, folder, people=people, seed=seed)
     files = {CHIRP: written.chirp, REELIX: written.reelix}
     datasets = resources.files("accord") / "scenario" / "datasets"
     engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
     try:
-        with Accord.open(data_dir=data_dir / "accord") as accord:
-            _register(accord)
+        with Accord.open(data_dir=folder.path) as accord:
+            register_agreements(accord, DEMO_AT)
             population = generate(people, seed=seed, at=DEMO_AT)
             with _progress(console) as bars:
                 task = bars.add_task(
                     "consents into the store and ledger", total=len(population.consents)
                 )
-                accord.import_records(
-                    population.people,
-                    population.consents,
-                    population.opt_outs,
-                    progress=lambda n: bars.advance(task, n),
-                )
+                load_population(accord, population, lambda n: bars.advance(task, n))
+            # The scenario is complete: the other commands may use the folder from here on.
+            folder.mark(people=people, seed=seed, ready=True, made_by="demo")
             console.print(
                 f"{people:,} people at each party, {len(population.consents):,} consents, "
                 f"{len(population.opt_outs):,} opt-outs of sale/sharing"
@@ -817,16 +855,7 @@ def run_demo(
                 seed,
                 random.Random(f"{seed}:demo"),
             )
-            with _progress(console) as bars:
-                run = _Runner(world, bars)
-                results = [_account_link(world, run)]
-                picker, shown = _friend_picker(world, run)
-                results += [picker, _message_sync(world, run), _send(world, run, shown)]
-                results += _watch_activity(world, run)
-                results += [_report(world, run), _segments(world, run)]
-                results += _abuses(world, run)
-                after, erased = _erasure(world, run)
-                results.append(after)
+            results, erased = _flows(console, world)
             audit = verify_ledger(accord.ledger)
             if not audit.ok:
                 raise LedgerIntegrityError(
@@ -850,6 +879,7 @@ def run_demo(
                 rows=written.rows,
                 erasure=erased,
                 audit=replayed,
+                next_steps=next_steps(folder, _sample_person(world, erased)),
             )
     finally:
         for engine in engines.values():
@@ -921,6 +951,13 @@ def show(console: Console, result: DemoResult) -> None:
             "the auditor's replay was not run (by default only up to "
             f"{AUDIT_BY_DEFAULT_UP_TO:,} people): `accord demo --audit` or `accord audit` runs it"
         )
+    if result.next_steps:
+        steps = Table(title="Check it yourself", show_header=False, box=None)
+        steps.add_column(style="bold", no_wrap=True)
+        steps.add_column()
+        for command, what in result.next_steps:
+            steps.add_row(escape(command), escape(what))
+        console.print(steps)
 
 
 def show_erasure(console: Console, e: ErasureShown) -> None:
