@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
 from accord.scenario.population import CHIRP, REELIX
 from api.world import REDIRECT, World, bearer, pkce
@@ -157,3 +157,75 @@ def test_a_person_takes_a_permission_back_on_their_apps_page(
     assert page.locator("#no-apps").is_visible()
     context.close()
     assert world.apps.live_scopes(world.reelix.client_id, "c0000062") == frozenset()
+
+
+def offline(context: BrowserContext, base_url: str) -> list[str]:
+    """Cut the browser off from everything but this server; the URLs it tried are kept."""
+    tried: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(f"{base_url}/"):
+            route.continue_()
+        else:
+            tried.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", guard)
+    return tried
+
+
+def watch_console(page: Page) -> list[str]:
+    """The page's console errors (a script or style sheet refused by the policy shows there)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def test_the_api_reference_renders_without_the_internet(base_url: str, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tried = offline(context, base_url)
+    page = context.new_page()
+    errors = watch_console(page)
+    page.goto(f"{base_url}/docs")
+    exchanges = page.locator(
+        ".opblock-summary-path", has_text="/v1/agreements/{agreement}/clauses/{clause}/exchanges"
+    )
+    exchanges.wait_for(state="visible")
+    assert page.locator(".opblock").count() >= 10
+    assert page.locator(".info .title", has_text="Accord partner API").is_visible()
+    context.close()
+    assert tried == []
+    assert errors == []
+
+
+def test_a_person_finds_their_apps_from_the_start_page(base_url: str, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tried = offline(context, base_url)
+    page = context.new_page()
+    errors = watch_console(page)
+    page.goto(f"{base_url}/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Accord partner API"
+    assert page.get_by_role("main").is_visible()
+    assert page.get_by_role("banner").is_visible()
+    # The style sheet is this server's own and the policy lets it in.
+    button = page.get_by_role("link", name="See your apps")
+    assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(11, 87, 208)"
+    assert page.get_by_role("link", name="API reference").get_attribute("href") == "/docs"
+    button.click()
+    page.wait_for_url(f"{base_url}/me/apps")
+    assert page.get_by_role("heading", level=1).inner_text() == "Which account do you use?"
+    page.get_by_role("link", name=f"Continue with {CHIRP}").click()
+    assert page.get_by_role("heading", level=1).inner_text() == f"Sign in to {CHIRP}"
+    page.get_by_label(f"Your {CHIRP} id").fill("c0000063")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}/me/apps?party={CHIRP}")
+    assert page.get_by_role("heading", level=1).inner_text() == "Apps you let in"
+    assert page.locator("#no-apps").is_visible()
+    page.goto(f"{base_url}/me/apps?party=acme")
+    assert page.get_by_role("heading", level=1).inner_text() == "No such account"
+    page.goto(f"{base_url}/no/such/page")
+    assert page.get_by_role("heading", level=1).inner_text() == "Page not found"
+    context.close()
+    assert tried == []
+    assert [e for e in errors if "404" not in e] == []

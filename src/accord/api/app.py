@@ -9,19 +9,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 from limits import parse as parse_limit
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 
 from accord.api import problems
 from accord.api.access import Access
 from accord.api.apps import PartnerApps
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
-from accord.api.middleware import AccessLog, LimitBody
+from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
 from accord.api.ratelimit import deployment_prefix, limiter
 from accord.api.registry import router as registry_router
@@ -94,7 +96,7 @@ def create_app(
         title="Accord partner API",
         version="1",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         lifespan=life,
     )
@@ -117,7 +119,8 @@ def create_app(
     app.include_router(router)
     app.include_router(registry_router)
     app.include_router(erasure_router)
-    app.include_router(build_router(Screens(accord, apps, server, signing)))
+    app.include_router(build_router(Screens(accord, apps, server, signing, served=set(sources))))
+    _docs(app)
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])
     def healthz() -> dict[str, Any]:
@@ -150,6 +153,41 @@ def create_app(
     app.add_middleware(LimitBody, limit=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
+
+
+SWAGGER_UI = "/docs/static"
+"""Where Swagger UI's own files are served from (the ``fastapi-swagger`` package ships them)."""
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI over the OpenAPI document, every file of it served by this server
+    (the page works without the internet), its one inline script allowed by a nonce; and
+    ``/static``, the pages' own style sheet."""
+    app.mount(
+        SWAGGER_UI,
+        StaticFiles(packages=[("fastapi_swagger", "resources")]),
+        name="swagger-ui",
+    )
+    app.mount("/static", StaticFiles(packages=[("accord.web", "static")]), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title}: API reference",
+            swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+        )
+        nonce = secrets.token_urlsafe(16)
+        html = (
+            bytes(page.body)
+            .decode()
+            .replace("<html>", '<html lang="en">', 1)
+            .replace("<script>", f'<script nonce="{nonce}">')
+        )
+        return HTMLResponse(html, headers={CSP: content_security_policy(script_nonce=nonce)})
 
 
 def _deployment(accord: Accord) -> str:

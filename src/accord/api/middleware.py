@@ -14,14 +14,28 @@ from accord.api.problems import problem
 
 access_log = logging.getLogger("accord.api.access")
 
-# No page of the API may be framed (the consent screens are a clickjacking target), and no
-# response is sniffed into another type.
+CSP = "content-security-policy"
+
+
+def content_security_policy(script_nonce: str | None = None) -> str:
+    """The Content-Security-Policy of every response: scripts, styles, fonts and fetches from
+    this server only, no inline script (but the one carrying ``script_nonce``, where a page
+    needs one), no plugins, and no framing (the consent screens are a clickjacking target)."""
+    scripts = f"'self' 'nonce-{script_nonce}'" if script_nonce else "'self'"
+    return (
+        f"default-src 'self'; script-src {scripts}; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+# No page may be framed, and no response is sniffed into another type. A response that sets its
+# own Content-Security-Policy (built with content_security_policy) keeps it.
 _HARDENING = (
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
+_DEFAULT_CSP = (CSP.encode(), content_security_policy().encode())
 
 
 class LimitBody:
@@ -81,7 +95,8 @@ class LimitBody:
 class AccessLog:
     """One JSON line per request: id, method, path (no query: it may hold codes), status, time,
     and the partner app, on the ``accord.api.access`` logger. The id is echoed as X-Request-ID,
-    beside headers that keep pages out of frames and responses from being sniffed."""
+    beside headers that keep pages out of frames, responses from being sniffed, and scripts and
+    styles to this server's own."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -102,6 +117,8 @@ class AccessLog:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(_HARDENING)
+                if not any(name.lower() == _DEFAULT_CSP[0] for name, _ in headers):
+                    headers.append(_DEFAULT_CSP)
                 message = {**message, "headers": headers}
             await send(message)
 

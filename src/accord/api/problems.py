@@ -2,7 +2,8 @@
 
 Every error a caller can cause becomes a problem document saying what is wrong and where; an
 unexpected failure becomes a 500 problem that says only that, never a stack trace (the trace
-goes to the server's log).
+goes to the server's log). A browser asking for a page off the API's paths gets the same as an
+HTML page instead (see :mod:`accord.api.pages`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
+from accord.api.pages import error_page, wants_page
 from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound
 from accord.gateway import Refused, Unauthenticated
 
@@ -130,45 +132,83 @@ def _location(loc: Any) -> str:
     return ".".join(str(part) for part in loc)
 
 
+_PAGE_TITLES = {
+    404: "Page not found",
+    405: "This page does not take that request",
+    422: "This form is not complete",
+    500: "Something went wrong",
+}
+
+
+def _as_page(request: Request, response: JSONResponse) -> Response:
+    """The problem ``response`` as an HTML page for a browser off the API's paths, else as is."""
+    if not wants_page(request):
+        return response
+    body = Problem.model_validate_json(bytes(response.body))
+    status = body.status
+    detail = body.detail
+    if status == 404:
+        detail = f"There is no page at {request.url.path}."
+    headers = {k: v for k, v in response.headers.items() if k in {"retry-after", "allow"}}
+    return error_page(
+        request,
+        status,
+        _PAGE_TITLES.get(status, body.title),
+        detail,
+        links=[("Go to the start page", "/")],
+        headers=headers or None,
+    )
+
+
 def install(app: FastAPI) -> None:
-    """Install the handlers that turn every error into a problem document."""
+    """Install the handlers that turn every error into a problem document (or, for a browser
+    off the API's paths, an HTML page)."""
 
-    async def accord_error(request: Request, exc: Exception) -> JSONResponse:
-        return for_error(cast(AccordError, exc), request.url.path)
+    async def accord_error(request: Request, exc: Exception) -> Response:
+        return _as_page(request, for_error(cast(AccordError, exc), request.url.path))
 
-    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> Response:
         errors = [
             {"where": _location(e.get("loc", ())), "problem": str(e.get("msg", ""))}
             for e in cast(RequestValidationError, exc).errors()
         ]
         detail = "; ".join(f"{e['where']}: {e['problem']}" for e in errors[:5])
-        return problem(
-            422,
-            "Invalid request",
-            detail or "the request is malformed",
-            instance=request.url.path,
-            slug="invalid-input",
-            errors=errors,
+        return _as_page(
+            request,
+            problem(
+                422,
+                "Invalid request",
+                detail or "the request is malformed",
+                instance=request.url.path,
+                slug="invalid-input",
+                errors=errors,
+            ),
         )
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         exc = cast(HTTPException, exc)
-        return problem(
-            exc.status_code,
-            str(exc.detail) if exc.status_code < 500 else "Server error",
-            str(exc.detail),
-            instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+        return _as_page(
+            request,
+            problem(
+                exc.status_code,
+                str(exc.detail) if exc.status_code < 500 else "Server error",
+                str(exc.detail),
+                instance=request.url.path,
+                headers=dict(exc.headers) if exc.headers else None,
+            ),
         )
 
-    async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, _exc: Exception) -> Response:
         log.exception("unexpected failure on %s", request.url.path)
-        return problem(
-            500,
-            "Internal error",
-            "the server failed unexpectedly; nothing was released",
-            instance=request.url.path,
-            slug="internal",
+        return _as_page(
+            request,
+            problem(
+                500,
+                "Internal error",
+                "the server failed unexpectedly; nothing was released",
+                instance=request.url.path,
+                slug="internal",
+            ),
         )
 
     app.add_exception_handler(AccordError, accord_error)

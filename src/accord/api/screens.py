@@ -10,6 +10,9 @@
 * A ``Sec-GPC: 1`` header is an opt-out of sale and sharing for that person (11 CCR 7025): it is
   recorded, and permissions for cross-context advertising are not offered.
 
+The start page (``/``) says what the server is and links onward, and ``/me/apps`` without a
+party asks which account the person signs in with.
+
 Signing in is the data holder's own business; the bundled sign-in page (``/login``, where a
 person types their id) stands in for it so that the flow runs end to end. OAuth errors keep the
 form RFC 6749 gives them (``{"error": ...}``); everything else is a problem document.
@@ -17,20 +20,20 @@ form RFC 6749 gives them (``{"error": ...}``); everything else is a problem docu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Form, Request
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from accord.api.apps import VPPA_MAX_MONTHS, App, PartnerApps
 from accord.api.oauth import Delegation, FormRequest, OAuthServer, read_request
+from accord.api.pages import accepts_html, error_page, listed, templates
 from accord.api.scopes import Scope, parse_all
 from accord.api.signing import Signer
 from accord.consent import OptOut, OptOutKind, SignalSource
@@ -41,8 +44,6 @@ from accord.store.repositories import ConsentRepository, PeopleRepository
 PERSON_COOKIE = "accord_person"
 SIGN_IN_SECONDS = 3600
 PENDING_SECONDS = 900
-
-templates = Jinja2Templates(directory=str(resources.files("accord.web") / "templates"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +58,22 @@ class Offer:
 class Screens:
     """The OAuth endpoints and consent screens over one authorization server."""
 
-    def __init__(self, accord: Accord, apps: PartnerApps, server: OAuthServer, key: bytes) -> None:
+    def __init__(
+        self,
+        accord: Accord,
+        apps: PartnerApps,
+        server: OAuthServer,
+        key: bytes,
+        *,
+        served: Iterable[str] = (),
+    ) -> None:
         self.accord = accord
         self.apps = apps
         self.server = server
         self.cookies = Signer(key, "sign-in")
         self.pending = Signer(key, "consent")
+        self.served = frozenset(served)
+        """The parties whose databases this server reads."""
 
     def controller_of(self, app: App) -> str:
         """The party whose people the app asks about: the other party of its agreement."""
@@ -70,8 +81,9 @@ class Screens:
         return a.provider if app.party == a.recipient else a.recipient
 
     def parties(self) -> set[str]:
-        """Every party of a registered agreement."""
-        return {
+        """Every party this server serves: those whose databases it reads, and every party of a
+        registered agreement."""
+        return set(self.served) | {
             p
             for r in self.accord.agreements()
             for p in (r.agreement.provider, r.agreement.recipient)
@@ -120,9 +132,7 @@ class Screens:
 
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
-    return templates.TemplateResponse(
-        request, "error.html", {"title": title, "detail": detail}, status_code=status
-    )
+    return error_page(request, status, title, detail)
 
 
 async def _oauth(request: Request) -> FormRequest | Response:
@@ -142,11 +152,55 @@ def build_router(screens: Screens) -> APIRouter:
     """The OAuth endpoints, the server metadata, the consent screens, the sign-in page, and the
     page where a person sees and takes back what they allowed."""
     router = APIRouter(include_in_schema=False)
+    _home_routes(router, screens)
     _oauth_routes(router, screens)
     _consent_routes(router, screens)
     _sign_in_routes(router, screens)
     _my_apps_routes(router, screens)
     return router
+
+
+INDEX = {
+    "docs": "/docs",
+    "openapi": "/openapi.json",
+    "oauth_authorization_server": "/.well-known/oauth-authorization-server",
+    "agreements": "/v1/agreements",
+    "my_apps": "/me/apps",
+    "health": "/healthz",
+}
+"""What the server's start page links to, as its JSON form names them."""
+
+
+def _home_routes(router: APIRouter, screens: Screens) -> None:
+    """``/``: the start page, saying what this server is and where to go (the API reference,
+    the OAuth metadata, the published agreements, a person's own apps); a client asking for
+    JSON only gets the same links as a JSON index."""
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        return await run_in_threadpool(_home, request)
+
+    def _home(request: Request) -> Response:
+        vary = {"Vary": "Accept"}
+        accept = request.headers.get("accept", "").lower()
+        if "application/json" in accept and not accepts_html(request):
+            base = str(request.base_url).rstrip("/")
+            body = {"name": "Accord partner API", **{k: f"{base}{v}" for k, v in INDEX.items()}}
+            return JSONResponse(body, headers=vary)
+        published = [r for r in screens.accord.agreements() if r.published]
+        return templates.TemplateResponse(
+            request,
+            "home.html",
+            {
+                "parties": sorted(screens.parties()),
+                "agreements": [
+                    (r, len(screens.apps.under(r.agreement.id)))
+                    for r in sorted(published, key=lambda r: r.agreement.id)
+                ],
+                "index": INDEX,
+            },
+            headers=vary,
+        )
 
 
 def _oauth_routes(router: APIRouter, screens: Screens) -> None:
@@ -311,9 +365,24 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
 
 
 def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
+    def party_of(target: str) -> str | None:
+        """The party a sign-in for ``target`` is at, where it can be told."""
+        parts = urlsplit(target)
+        query = dict(_pairs(parts.query))
+        if parts.path == "/me/apps":
+            party = query.get("party")
+            return party if party in screens.parties() else None
+        if parts.path == "/oauth/authorize":
+            app = screens.apps.get(query.get("client_id", ""))
+            return screens.controller_of(app) if app is not None else None
+        return None
+
     @router.get("/login")
     async def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
-        return templates.TemplateResponse(request, "login.html", {"next": next, "error": None})
+        party = await run_in_threadpool(party_of, next)
+        return templates.TemplateResponse(
+            request, "login.html", {"next": next, "error": None, "party": party}
+        )
 
     @router.post("/login")
     async def login(
@@ -330,8 +399,16 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
             return _error_page(request, 400, "Nowhere to go", "Sign in from an app's request.")
         if parts.path == "/me/apps":
             party = query.get("party", "")
-            if party not in screens.parties():
-                return _error_page(request, 400, "Unknown party", f"No party {party!r} here.")
+            parties = sorted(screens.parties())
+            if party not in parties:
+                return error_page(
+                    request,
+                    400,
+                    "Unknown party",
+                    f"There is no party named {party!r} here. "
+                    f"It serves {listed(parties) or 'none yet'}.",
+                    links=[("Choose your account", "/me/apps")],
+                )
         else:
             app = screens.apps.get(query.get("client_id", ""))
             if app is None:
@@ -344,7 +421,7 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
             return templates.TemplateResponse(
                 request,
                 "login.html",
-                {"next": target, "error": f"{party} has no person {person!r}."},
+                {"next": target, "error": f"{party} has no person {person!r}.", "party": party},
                 status_code=401,
             )
         response = RedirectResponse(target, status_code=303)
@@ -368,6 +445,25 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
         return await run_in_threadpool(_my_apps, request, party)
 
     def _my_apps(request: Request, party: str) -> Response:
+        parties = sorted(screens.parties())
+        if not party:
+            signed_in = screens.person(request)
+            return templates.TemplateResponse(
+                request,
+                "choose_party.html",
+                {"parties": parties, "signed_in": signed_in[0] if signed_in else None},
+            )
+        if party not in parties:
+            return error_page(
+                request,
+                404,
+                "No such account",
+                f"There is no party named {party!r} here. "
+                f"It serves {listed(parties) or 'none yet'}.",
+                links=[
+                    (f"Your apps at {p}", f"/me/apps?{urlencode({'party': p})}") for p in parties
+                ],
+            )
         signed_in = screens.person(request)
         if signed_in is None or signed_in[0] != party:
             target = f"/me/apps?{urlencode({'party': party})}"

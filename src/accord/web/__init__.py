@@ -1,1 +1,2 @@
-"""Templates and static files for the pages people see: consent screens, sign-in, errors."""
+"""Templates and static files for the pages people see: the start page, consent screens,
+sign-in, a person's apps, errors."""
