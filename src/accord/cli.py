@@ -7,6 +7,7 @@ stack trace reaches the person at the terminal.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from accord.consent import (
 from accord.console import DatabaseUrl, DataDir, err, handled, instant
 from accord.datafolder import DataFolder
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
+from accord.examples_cli import command as examples_command
 from accord.ledger.cli import app as ledger_app
 from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
@@ -65,9 +67,11 @@ app.add_typer(psi_app, name="psi")
 app.add_typer(person_app, name="person")
 app.command("serve")(api_serve)
 app.command("audit")(audit_command)
+app.command("examples")(examples_command)
 
 # Tables of decisions need room; when output is not a terminal, do not squeeze them to 80.
-out = Console(width=None if Console().is_terminal else 140)
+# Piped output is wide (a table a script reads should not wrap), unless COLUMNS says otherwise.
+out = Console(width=None if Console().is_terminal or "COLUMNS" in os.environ else 140)
 
 
 # --- agreements --------------------------------------------------------------------------------
@@ -167,8 +171,10 @@ def agreement_list(
     with Accord.open(database_url, data_dir, existing=True) as accord:
         registered = accord.agreements()
     table = Table(title="Agreements")
-    for col in ("id", "version", "parties", "status", "published", "review", "valid", "clauses"):
+    table.add_column("id", no_wrap=True)  # an id is what the other commands take: never cut
+    for col in ("version", "parties", "status", "published", "review", "valid"):
         table.add_column(col)
+    table.add_column("clauses", overflow="fold")
     for reg in registered:
         a = reg.agreement
         review = (
@@ -294,7 +300,14 @@ def consent_withdraw(
 ) -> None:
     """Withdraw a consent, and say what the law then requires."""
     with Accord.open(database_url, data_dir) as accord:
-        record, duty = accord.withdraw(consent_id, instant(at, "--at"))
+        try:
+            record, duty = accord.withdraw(consent_id, instant(at, "--at"))
+        except NotFound as exc:
+            # A consent id that is not there is a mistake in the input, like any other (exit 2).
+            raise InvalidInput(
+                f"{exc.message}: `accord consent list --person P --controller C` shows the ids",
+                where=consent_id,
+            ) from None
     out.print(f"consent {record.id} withdrawn at {record.withdrawn_at}")
     out.print(f"  {duty.reason}")
     if duty.notify:
