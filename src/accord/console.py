@@ -1,19 +1,24 @@
 """What every ``accord`` command shares: the error console, the decorator that turns Accord's
-errors into a message and an exit code (never a stack trace), and the options naming the store."""
+errors into a message and an exit code (never a stack trace), the options naming the store, and
+the store itself, opened only when a command runs."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from accord.errors import AccordError, InvalidInput
+
+if TYPE_CHECKING:
+    from accord.service import Accord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,6 +63,16 @@ ScenarioDir = Annotated[
     Path | None,
     typer.Option(help="A folder holding chirp.db and reelix.db (from `accord scenario`)."),
 ]
+
+
+def open_accord(
+    database_url: str | None = None, data_dir: Path | None = None
+) -> AbstractContextManager[Accord]:
+    """:meth:`Accord.open`, imported when a command opens the store: the service brings
+    SQLAlchemy, Alembic and the policy engine, which no command's help needs."""
+    from accord.service import Accord  # noqa: PLC0415
+
+    return Accord.open(database_url, data_dir)
 
 
 def handled(command: Callable[P, R]) -> Callable[P, R]:

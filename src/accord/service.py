@@ -82,9 +82,13 @@ class Accord:
     @classmethod
     @contextmanager
     def open(
-        cls, database_url: str | None = None, data_dir: Path | None = None
+        cls, database_url: str | None = None, data_dir: Path | None = None, *, migrate: bool = True
     ) -> Iterator[Accord]:
-        """Open (and migrate) the store; the ledger signs with the key in the data folder."""
+        """Open (and migrate) the store; the ledger signs with the key in the data folder.
+
+        ``migrate=False`` opens a store another process has just migrated (and whose key it has
+        made), as each of ``accord serve``'s workers does.
+        """
         settings = Settings()
         folder = data_dir if data_dir is not None else settings.data_dir
         url = database_url or (
@@ -92,7 +96,7 @@ class Accord:
             if data_dir is None
             else f"sqlite:///{folder / 'accord.db'}"
         )
-        engine, sessions = open_store(url)
+        engine, sessions = open_store(url, migrate=migrate)
         try:
             signer = Signer.load_or_create(folder)
             yield cls(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +20,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from accord.audit.records import PartyDatabase
-from accord.audit.replay import AuditReport, audit
 from accord.console import (
     DatabaseUrl,
     DataDir,
@@ -30,12 +28,16 @@ from accord.console import (
     ScenarioDir,
     handled,
     instant,
+    open_accord,
     pairs,
 )
 from accord.errors import InvalidInput
-from accord.service import Accord
-from accord.sources.datasets import load
-from accord.store.engine import make_engine
+
+if TYPE_CHECKING:
+    # The store, the ledger and the parties' databases are read when the command runs.
+    from accord.audit.records import PartyDatabase
+    from accord.audit.replay import AuditReport
+    from accord.service import Accord
 
 SHOWN = 200
 """Differences listed in the table at most; ``--json`` lists them all."""
@@ -47,6 +49,10 @@ def party_databases(
     sources: list[str], datasets: list[str], scenario: Path | None
 ) -> dict[str, PartyDatabase]:
     """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``."""
+    from accord.audit.records import PartyDatabase
+    from accord.sources.datasets import load
+    from accord.store.engine import make_engine
+
     urls = pairs(sources, "--source")
     if scenario is not None:
         if not scenario.is_dir():
@@ -85,6 +91,8 @@ def run(
     until: datetime | None = None,
 ) -> AuditReport:
     """Audit the ledger of ``accord`` against ``parties``' databases."""
+    from accord.audit.replay import audit
+
     if since is not None and until is not None and until <= since:
         raise InvalidInput(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
     return audit(accord.engine, accord.sessions, parties, since=since, until=until)
@@ -146,7 +154,7 @@ def command(
     start, end = instant(since, "--since"), instant(until, "--until")
     parties = party_databases(source or [], dataset or [], scenario)
     try:
-        with Accord.open(database_url, data_dir) as accord:
+        with open_accord(database_url, data_dir) as accord:
             report = run(accord, parties, since=start, until=end)
     finally:
         for db in parties.values():

@@ -20,8 +20,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from accord.scenario.generate import write_databases
-
 # The instant the scenario is written as of, unless told otherwise: the demo's.
 DEFAULT_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -60,6 +58,8 @@ def generate(
         moment = _instant(at)
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO 8601 instant: {at!r}", param_hint="--at") from exc
+    from accord.scenario.generate import write_databases
+
     started = time.perf_counter()
     with Progress(
         TextColumn("[bold]{task.description}"),
