@@ -48,8 +48,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from accord.pets import psi_curve as curve
-from accord.pets.psi import Mode, intersect
-from accord.pets.psi_ids import Kind, encode
+from accord.pets.psi import intersect
+from accord.pets.psi_choices import Kind, Mode
+from accord.pets.psi_ids import encode
 
 console = Console(width=None if Console().is_terminal else 160)
 SAMPLE = 40_000  # identifiers per rate measurement

@@ -2,6 +2,11 @@
 
 Every command prints a clear message and exits non-zero on bad input or a refused operation; no
 stack trace reaches the person at the terminal.
+
+Importing this module (and every ``*cli`` module it gathers) loads only Typer, Rich and the enums
+and defaults the options name: ``accord --help`` and each group's help need nothing more. A
+command imports the machinery it runs on (the store, the policy engine, the web stack, DuckDB)
+when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -19,7 +24,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from accord import agreements as ag
 from accord.api.cli import app as api_app
 from accord.api.cli import serve as api_serve
 from accord.audit.cli import command as audit_command
@@ -33,7 +37,7 @@ from accord.consent import (
     SignalSource,
     consent_status,
 )
-from accord.console import DatabaseUrl, DataDir, err, handled, instant
+from accord.console import DatabaseUrl, DataDir, err, handled, instant, open_accord
 from accord.datafolder import DataFolder
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.examples_cli import command as examples_command
@@ -42,10 +46,11 @@ from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
+from accord.scenario import AUDIT_BY_DEFAULT_UP_TO
 from accord.scenario.cli import app as scenario_app
-from accord.scenario.demo import AUDIT_BY_DEFAULT_UP_TO, run_demo
-from accord.service import Accord, Outcome
-from accord.store.erased import is_erased
+
+if TYPE_CHECKING:
+    from accord.service import Outcome
 
 app = typer.Typer(
     help="Accord: data partnerships that release only what the people, the law and a published "
@@ -83,6 +88,8 @@ def agreement_check(
     files: Annotated[list[Path], typer.Argument(help="Agreement YAML files.", exists=False)],
 ) -> None:
     """Validate agreement documents and explain, in plain words, what each lets through."""
+    from accord import agreements as ag
+
     failed = 0
     for path in files:
         try:
@@ -115,7 +122,7 @@ def agreement_register(
     data_dir: DataDir = None,
 ) -> None:
     """Register agreements as drafts (a new version goes back to draft)."""
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         for path in files:
             reg = accord.register(_read(path), source=str(path), by=by)
             out.print(f"registered {reg.agreement.id} v{reg.agreement.version}: {reg.status.value}")
@@ -132,12 +139,14 @@ def agreement_review(
     data_dir: DataDir = None,
 ) -> None:
     """Record the privacy review an agreement needs before it can be activated."""
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         reg = accord.review(agreement_id, reviewer=reviewer, findings=findings, approved=approve)
     out.print(f"{agreement_id}: {reg.status.value} (reviewed by {reviewer})")
 
 
-def _move(to: ag.Status) -> Callable[..., None]:
+def _move(to: Literal["in_review", "active", "suspended", "ended"]) -> Callable[..., None]:
+    """A command moving an agreement to the status ``to`` (an ``agreements.Status`` value)."""
+
     @handled
     def command(
         agreement_id: Annotated[str, typer.Argument(help="The agreement's id.")],
@@ -146,19 +155,21 @@ def _move(to: ag.Status) -> Callable[..., None]:
         database_url: DatabaseUrl = None,
         data_dir: DataDir = None,
     ) -> None:
-        with Accord.open(database_url, data_dir) as accord:
-            reg = accord.move(agreement_id, to, by=by, note=note)
+        from accord.agreements import Status
+
+        with open_accord(database_url, data_dir) as accord:
+            reg = accord.move(agreement_id, Status(to), by=by, note=note)
         out.print(f"{agreement_id}: {reg.status.value}")
 
     return command
 
 
-agreement_app.command("submit", help="Send a draft for privacy review.")(_move(ag.Status.IN_REVIEW))
+agreement_app.command("submit", help="Send a draft for privacy review.")(_move("in_review"))
 agreement_app.command("activate", help="Activate (and publish) a reviewed agreement.")(
-    _move(ag.Status.ACTIVE)
+    _move("active")
 )
-agreement_app.command("suspend", help="Suspend an active agreement.")(_move(ag.Status.SUSPENDED))
-agreement_app.command("end", help="End an agreement for good.")(_move(ag.Status.ENDED))
+agreement_app.command("suspend", help="Suspend an active agreement.")(_move("suspended"))
+agreement_app.command("end", help="End an agreement for good.")(_move("ended"))
 
 
 @agreement_app.command("list")
@@ -168,7 +179,7 @@ def agreement_list(
     data_dir: DataDir = None,
 ) -> None:
     """List registered agreements: status, review, validity, clauses."""
-    with Accord.open(database_url, data_dir, existing=True) as accord:
+    with open_accord(database_url, data_dir, existing=True) as accord:
         registered = accord.agreements()
     table = Table(title="Agreements")
     table.add_column("id", no_wrap=True)  # an id is what the other commands take: never cut
@@ -251,10 +262,12 @@ def consent_grant(
     """Record a person's consent (ISO/IEC TS 27560 fields)."""
     given_at = instant(given, "--given") or datetime.now(UTC)
     expires_at = instant(expires, "--expires")
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         try:
             home = accord.person(controller, person).jurisdiction
         except NotFound as exc:
+            from accord.store.erased import is_erased
+
             with accord.session() as s:
                 if is_erased(s, controller, person):
                     raise ConsentError(
@@ -299,7 +312,7 @@ def consent_withdraw(
     data_dir: DataDir = None,
 ) -> None:
     """Withdraw a consent, and say what the law then requires."""
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         try:
             record, duty = accord.withdraw(consent_id, instant(at, "--at"))
         except NotFound as exc:
@@ -323,7 +336,7 @@ def consent_list(
     data_dir: DataDir = None,
 ) -> None:
     """A person's consent records and where each stands now."""
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         records = accord.consents(controller, person)
     now = datetime.now(UTC)
     table = Table(title=f"Consents of {person} at {controller}")
@@ -354,7 +367,7 @@ def consent_opt_out(
     data_dir: DataDir = None,
 ) -> None:
     """Record an opt-out of sale and sharing (honoured everywhere), e.g. a Sec-GPC: 1 signal."""
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         accord.opt_out(
             OptOut(person, controller, OptOutKind.SALE_SHARING, source, datetime.now(UTC))
         )
@@ -414,7 +427,7 @@ def decide(
         title=title,
         at=instant(at, "--at") or datetime.now(UTC),
     )
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         outcome = accord.decide(request)
     if as_json:
         out.print_json(json.dumps(_outcome_json(outcome)))
@@ -487,6 +500,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run every flow of the Chirp–Reelix partnership through the gateway, and write a report."""
+    from accord.scenario.demo import run_demo
+
     folder = DataFolder.chosen(data_dir).path
     run_demo(out, people=people, seed=seed, data_dir=folder, report=report, replay=audit)
 

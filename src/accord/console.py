@@ -1,13 +1,15 @@
 """What every ``accord`` command shares: the error console, the decorator that turns Accord's
-errors into a message and an exit code (never a stack trace), and the options naming the store."""
+errors into a message and an exit code (never a stack trace), the options naming the store, and
+the store itself, opened only when a command runs."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +17,9 @@ from rich.markup import escape
 
 from accord.datafolder import DataFolder
 from accord.errors import AccordError, InvalidInput
+
+if TYPE_CHECKING:
+    from accord.service import Accord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +68,17 @@ ScenarioDir = Annotated[
         show_default=False,
     ),
 ]
+
+
+def open_accord(
+    database_url: str | None = None, data_dir: Path | None = None, *, existing: bool = False
+) -> AbstractContextManager[Accord]:
+    """:meth:`Accord.open`, imported when a command opens the store: the service brings
+    SQLAlchemy, Alembic and the policy engine, which no command's help needs. With
+    ``existing`` (commands that only read), a missing embedded store is an error, not made."""
+    from accord.service import Accord  # noqa: PLC0415
+
+    return Accord.open(database_url, data_dir, existing=existing)
 
 
 def handled(command: Callable[P, R]) -> Callable[P, R]:

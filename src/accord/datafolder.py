@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accord.config import Settings
 from accord.errors import InvalidInput
 
 STORE_FILE = "accord.db"
@@ -60,6 +59,8 @@ class DataFolder:
         """``data_dir`` if given, else ``ACCORD_DATA_DIR``, else ``accord-data``."""
         if data_dir is not None:
             return cls(data_dir)
+        from accord.config import Settings  # noqa: PLC0415  (pydantic-settings: only if needed)
+
         return cls(Settings().data_dir)
 
     @property

@@ -19,10 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from accord.consent import Person
-from accord.console import DatabaseUrl, DataDir, handled, pairs
-from accord.erasure import erase
+from accord.console import DatabaseUrl, DataDir, handled, open_accord, pairs
 from accord.errors import InvalidInput
-from accord.service import Accord
 
 app = typer.Typer(
     help="People: record whom a party holds and where each lives; erase a person.",
@@ -52,8 +50,10 @@ def person_erase(
     """Erase a person (GDPR Art. 17): withdraw their consents, stop every flow about them,
     delete their records (the proof of past consent kept sealed under their key), tell every
     recipient (Art. 19), and destroy their ledger key."""
+    from accord.erasure import erase
+
     names = pairs(known_as or [], "--known-as")
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         done = erase(accord, party, person, known_as=names)
     if as_json:
         _out.print_json(json.dumps(asdict(done)))
@@ -115,7 +115,7 @@ def load(
 ) -> None:
     """Record a party's people and where each lives (ISO 3166), from the party's own records."""
     found = read_people(file, party)
-    with Accord.open(database_url, data_dir) as accord:
+    with open_accord(database_url, data_dir) as accord:
         count = accord.add_people(found)
     left_out = len(found) - count
     _out.print(

@@ -88,18 +88,21 @@ class Accord:
         data_dir: Path | None = None,
         *,
         existing: bool = False,
+        migrate: bool = True,
     ) -> Iterator[Accord]:
         """Open (and migrate) the store; the ledger signs with the key in the data folder.
 
         ``data_dir`` moves the store and the key together (:mod:`accord.datafolder`);
         ``database_url`` puts the store elsewhere. With ``existing``, for commands that only
         read, an embedded store that is not there is an error rather than a new empty store.
+        ``migrate=False`` opens a store another process has just migrated (and whose key it has
+        made), as each of ``accord serve``'s workers does.
         """
         settings = Settings()
         folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
         url = database_url or (settings.database_url if data_dir is None else None)
         url = folder.existing_store_url(url) if existing else folder.store_url(url)
-        engine, sessions = open_store(url)
+        engine, sessions = open_store(url, migrate=migrate)
         try:
             signer = Signer.load_or_create(folder.path)
             yield cls(

@@ -14,8 +14,6 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from fideslang.default_taxonomy import DEFAULT_TAXONOMY
-
 from accord.errors import TaxonomyError
 
 
@@ -59,6 +57,10 @@ THIRD_PARTY_TARGETED_ADS = "marketing.advertising.third_party.targeted"
 
 @cache
 def _terms(kind: Kind) -> dict[str, Term]:
+    # fideslang's taxonomy is a few hundred pydantic models: built when a key is first looked up,
+    # not by every module (and command) that merely names a vocabulary.
+    from fideslang.default_taxonomy import DEFAULT_TAXONOMY  # noqa: PLC0415
+
     sources: dict[Kind, list[Any]] = {
         Kind.CATEGORY: DEFAULT_TAXONOMY.data_category,
         Kind.PURPOSE: DEFAULT_TAXONOMY.data_use,

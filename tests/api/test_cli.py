@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import json
 import os
 import re
 import subprocess
@@ -20,10 +23,10 @@ from typer.testing import CliRunner
 
 from accord import agreements as ag
 from accord.api import PartnerApps
+from accord.api.cli import SERVE_ENV, plan, prepare, serve, worker_app
 from accord.api.cli import app as apps_cli
-from accord.api.cli import plan, serve
 from accord.client import AccordClient
-from accord.errors import ConfigError
+from accord.errors import ConfigError, StoreError
 from accord.scenario.generate import write_databases
 from accord.scenario.population import generate
 from accord.service import Accord
@@ -210,3 +213,49 @@ def test_serve_refuses_a_scenario_folder_without_the_parties_databases(tmp_path:
     with pytest.raises(ConfigError, match=r"there is no reelix\.db in it"):
         plan([], [], tmp_path, None, None)
     assert not (tmp_path / "reelix.db").exists()
+
+
+def test_serve_migrates_the_store_once_and_each_worker_only_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's start-up opens what ``serve`` prepared; the migration is the parent's to run."""
+    for party in ("chirp", "reelix"):
+        (tmp_path / f"{party}.db").touch()
+    layout = plan([], [], tmp_path, tmp_path / "store", None)
+    monkeypatch.setenv(SERVE_ENV, json.dumps(layout))  # how serve hands the plan to its workers
+    with pytest.raises(StoreError, match="no such table"):
+        worker_app()  # a store nobody prepared: the worker does not migrate it
+    prepare(layout)
+    assert (tmp_path / "store" / "ledger-signing.key").is_file()
+    app = worker_app()
+
+    async def start_ask_and_stop() -> int:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as web,
+        ):
+            return (await web.get("/readyz")).status_code
+
+    try:
+        assert asyncio.run(start_ask_and_stop()) == 200
+    finally:
+        gc.unfreeze()  # the worker froze what it had made; this process goes on
+
+
+def test_serve_refuses_a_bad_dataset_declaration_before_starting_a_worker(tmp_path: Path) -> None:
+    for party in ("chirp", "reelix"):
+        (tmp_path / f"{party}.db").touch()
+    bad = tmp_path / "chirp.yaml"
+    bad.write_text("party: chirp\ncollections: {posts: {columns: [}\n")
+    command = [
+        sys.executable, "-c", SERVE, "--port", "0", "--workers", "2", "--scenario", str(tmp_path),
+        "--dataset", f"chirp={bad}", "--data-dir", str(tmp_path / "store"),
+    ]  # fmt: skip
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        command, capture_output=True, text=True, timeout=120, check=False
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert str(bad) in said.replace("\n", "")
+    assert "Traceback" not in said
+    assert "Started parent process" not in said  # uvicorn never started

@@ -14,7 +14,7 @@ from accord.errors import ConfigError, InvalidInput
 from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused, check_query
 from accord.pets.cleanroom import CleanRoom
-from accord.pets.dp import Mechanism
+from accord.pets.mechanisms import Mechanism
 from accord.pets.reports import ad_measurement, measurement_rule
 from accord.pets.rules import PrivacyRule, parse_rule
 from accord.service import Accord

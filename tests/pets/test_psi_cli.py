@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from accord.gateway import Keyring
 from accord.pets import psi_curve as curve
+from accord.pets.psi_choices import Kind
 from accord.pets.psi_cli import app, read_records
 from accord.pets.psi_http import psi_app
-from accord.pets.psi_ids import Kind
 from pets.psi_world import ADS, AUDIENCE, records, serving, store
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,9 @@ import pytest
 
 from accord.gateway import Keyring
 from accord.pets import psi_curve as curve
-from accord.pets.psi import Mode
 from accord.pets.psi_accord import ask_for, match_through_accord
+from accord.pets.psi_choices import Kind, Mode
 from accord.pets.psi_http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
-from accord.pets.psi_ids import Kind
 from accord.pets.psi_wire import (
     Frame,
     MatchError,

@@ -1,8 +1,14 @@
 """``accord serve`` and ``accord app``: run the partner API, and manage the partner apps.
 
-``serve`` runs uvicorn over :func:`worker_app`, a factory each worker process calls; the options
-reach the workers in the environment (``ACCORD_API_SERVE``, a JSON document) with one signing key
-for all of them (``ACCORD_API_SECRET``, made up for the run when unset).
+``serve`` checks what the workers will open (migrating the store and making the ledger's key on
+the way), then runs uvicorn over :func:`worker_app`, a factory each worker process calls; the
+options reach the workers in the environment (``ACCORD_API_SERVE``, a JSON document) with one
+signing key for all of them (``ACCORD_API_SECRET``, made up for the run when unset).
+
+A worker only opens what ``serve`` has checked: uvicorn kills one that is slow to answer its
+health check, and each spawned worker imports the ``accord`` command's module first, so neither
+that import nor the worker's start-up does more than serving needs. The web stack is imported
+when a command runs, not when this module is.
 """
 
 from __future__ import annotations
@@ -16,34 +22,27 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-from fastapi import FastAPI
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from accord.api.app import create_app
-from accord.api.apps import PartnerApps
-from accord.api.scopes import Scope
-from accord.api.serving import PROTOCOL
-from accord.api.settings import ApiSettings
 from accord.console import (
     PartyDatasets,
     PartySources,
     ScenarioDir,
     err,
     handled,
+    open_accord,
     pairs,
     scenario_sources,
 )
 from accord.datafolder import DataFolder
 from accord.errors import AccordError, ConfigError
-from accord.service import Accord
-from accord.sources import Source, load
-from accord.store.engine import make_engine
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 SERVE_ENV = "ACCORD_API_SERVE"
 out = Console()
@@ -76,31 +75,35 @@ def plan(
     }
 
 
+def prepare(layout: dict[str, Any]) -> None:
+    """Do once, before any worker starts, what the workers would otherwise each do or fail at:
+    migrate the store and make the ledger's key, and read every party's dataset declaration."""
+    from accord.sources import load
+
+    with open_accord(
+        layout["database_url"], Path(layout["data_dir"]) if layout["data_dir"] else None
+    ):
+        pass
+    for declaration in layout["datasets"].values():
+        load(declaration)
+
+
 def worker_app() -> FastAPI:
-    """The app one worker serves, from the plan ``serve`` left in the environment."""
-    config = json.loads(os.environ.get(SERVE_ENV, "{}"))
-    stack = ExitStack()
-    try:
-        accord = stack.enter_context(
-            Accord.open(
-                config.get("database_url"),
-                Path(config["data_dir"]) if config.get("data_dir") else None,
-            )
-        )
-        sources = {}
-        for party, url in config.get("sources", {}).items():
-            engine = make_engine(url)
-            stack.callback(engine.dispose)
-            sources[party] = Source(engine, load(config["datasets"][party]))
-    except BaseException:
-        stack.close()
-        raise
+    """The app one worker serves, from the plan ``serve`` left in the environment (and checked)."""
+    from accord.api.app import create_app
+    from accord.api.settings import ApiSettings
+    from accord.service import Accord
+    from accord.sources import Source, load
+    from accord.store.engine import make_engine
+
     access = logging.getLogger("accord.api")
     if not access.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(handler)
         access.setLevel(logging.INFO)
+    config = json.loads(os.environ.get(SERVE_ENV, "{}"))
+    stack = ExitStack()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +117,23 @@ def worker_app() -> FastAPI:
         finally:
             stack.close()
 
-    return create_app(accord, sources, ApiSettings(), lifespan=lifespan)
+    try:
+        accord = stack.enter_context(
+            Accord.open(
+                config.get("database_url"),
+                Path(config["data_dir"]) if config.get("data_dir") else None,
+                migrate=False,
+            )
+        )
+        sources = {}
+        for party, url in config.get("sources", {}).items():
+            engine = make_engine(url)
+            stack.callback(engine.dispose)
+            sources[party] = Source(engine, load(config["datasets"][party]))
+        return create_app(accord, sources, ApiSettings(), lifespan=lifespan)
+    except BaseException:
+        stack.close()
+        raise
 
 
 def serve(
@@ -134,6 +153,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the partner API (OAuth 2.0, consent screens, exchanges) with uvicorn."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from accord.api.serving import PROTOCOL
+    from accord.api.settings import ApiSettings
+
     try:
         layout = plan(source or [], dataset or [], scenario, data_dir, database_url)
     except AccordError as exc:
@@ -146,6 +171,11 @@ def serve(
             name = "ACCORD_API_" + "_".join(str(p) for p in problem["loc"]).upper()
             err.print(f"[bold red]error:[/] {name}: {escape(problem['msg'])}")
         raise typer.Exit(2) from None
+    try:
+        prepare(layout)
+    except AccordError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(exc.exit_code) from None
     _say_what_is_served(layout, data_dir)
     os.environ[SERVE_ENV] = json.dumps(layout)
     os.environ.setdefault("ACCORD_API_SECRET", secrets.token_urlsafe(32))
@@ -204,7 +234,9 @@ def register(
     data_dir: DataDir = None,
 ) -> None:
     """Register a partner app; prints its client id and (once) its secret."""
-    with Accord.open(data_dir=data_dir) as accord:
+    from accord.api.apps import PartnerApps
+
+    with open_accord(data_dir=data_dir) as accord:
         registered, secret = PartnerApps(accord).register(
             name, party=party, agreement=agreement, redirect_uris=redirect_uri or [], public=public
         )
@@ -225,7 +257,10 @@ def review(
     data_dir: DataDir = None,
 ) -> None:
     """Record an app review of one permission (only approved ones reach the public)."""
-    with Accord.open(data_dir=data_dir) as accord:
+    from accord.api.apps import PartnerApps
+    from accord.api.scopes import Scope
+
+    with open_accord(data_dir=data_dir) as accord:
         PartnerApps(accord).review(
             client_id, Scope.parse(scope), approved=approve, reviewer=reviewer, findings=findings
         )
@@ -240,7 +275,9 @@ def add_test_person(
     data_dir: DataDir = None,
 ) -> None:
     """Make a person one of the partner's test people for an app."""
-    with Accord.open(data_dir=data_dir) as accord:
+    from accord.api.apps import PartnerApps
+
+    with open_accord(data_dir=data_dir) as accord:
         PartnerApps(accord).add_test_person(client_id, person)
     out.print(f"{person} is a test person of {client_id}")
 
@@ -252,6 +289,8 @@ def revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Revoke an app: its tokens stop working at once and every grant is withdrawn."""
-    with Accord.open(data_dir=data_dir) as accord:
+    from accord.api.apps import PartnerApps
+
+    with open_accord(data_dir=data_dir) as accord:
         withdrawn = PartnerApps(accord).revoke_app(client_id)
     out.print(f"revoked {client_id}; {withdrawn} grants withdrawn")

@@ -11,6 +11,17 @@ parties' own databases.
 
 from __future__ import annotations
 
-from accord.audit.replay import AuditReport, Difference, audit
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from accord.audit.replay import AuditReport, Difference, audit
 
 __all__ = ["AuditReport", "Difference", "audit"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first used (PEP 562): ``accord audit --help`` loads no store nor ledger.
+    if name in __all__:
+        return getattr(import_module("accord.audit.replay"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

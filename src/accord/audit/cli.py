@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +20,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from accord.audit.records import PartyDatabase
-from accord.audit.replay import AuditReport, audit
 from accord.console import (
     DatabaseUrl,
     DataDir,
@@ -30,13 +28,17 @@ from accord.console import (
     ScenarioDir,
     handled,
     instant,
+    open_accord,
     pairs,
     scenario_sources,
 )
 from accord.errors import InvalidInput
-from accord.service import Accord
-from accord.sources.datasets import load
-from accord.store.engine import make_engine
+
+if TYPE_CHECKING:
+    # The store, the ledger and the parties' databases are read when the command runs.
+    from accord.audit.records import PartyDatabase
+    from accord.audit.replay import AuditReport
+    from accord.service import Accord
 
 SHOWN = 200
 """Differences listed in the table at most; ``--json`` lists them all."""
@@ -49,6 +51,10 @@ def party_databases(
 ) -> dict[str, PartyDatabase]:
     """Each party's database and declaration, from ``--source``, ``--dataset``, ``--scenario``
     (by default the scenario in the data folder)."""
+    from accord.audit.records import PartyDatabase
+    from accord.sources.datasets import load
+    from accord.store.engine import make_engine
+
     urls = scenario_sources(sources, scenario, data_dir)
     declared = pairs(datasets, "--dataset")
     bundled = resources.files("accord") / "scenario" / "datasets"
@@ -79,6 +85,8 @@ def run(
     until: datetime | None = None,
 ) -> AuditReport:
     """Audit the ledger of ``accord`` against ``parties``' databases."""
+    from accord.audit.replay import audit
+
     if since is not None and until is not None and until <= since:
         raise InvalidInput(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
     return audit(accord.engine, accord.sessions, parties, since=since, until=until)
@@ -140,7 +148,7 @@ def command(
     start, end = instant(since, "--since"), instant(until, "--until")
     parties = party_databases(source or [], dataset or [], scenario, data_dir)
     try:
-        with Accord.open(database_url, data_dir, existing=True) as accord:
+        with open_accord(database_url, data_dir, existing=True) as accord:
             report = run(accord, parties, since=start, until=end)
     finally:
         for db in parties.values():

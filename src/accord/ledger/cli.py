@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,13 +14,14 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from accord.config import Settings
 from accord.datafolder import DataFolder, NoStore
 from accord.errors import AccordError, ConfigError, translate
-from accord.ledger.audit import VerifyReport
-from accord.ledger.checkpoint import Signer, Verifier
-from accord.ledger.log import Ledger
-from accord.store.engine import make_engine
+
+if TYPE_CHECKING:
+    # The settings, the store and the log are imported when a command runs, not for its help.
+    from accord.config import Settings
+    from accord.ledger.audit import VerifyReport
+    from accord.ledger.log import Ledger
 
 app = typer.Typer(
     help="The ledger: an append-only Merkle log of every decision and release, with signed "
@@ -57,6 +58,8 @@ def _fail(exc: AccordError) -> NoReturn:
 
 
 def _settings() -> Settings:
+    from accord.config import Settings
+
     with translate(ConfigError, "reading the ACCORD_ settings"):
         return Settings()
 
@@ -70,6 +73,10 @@ def _ledger(
     vkey: str | None = None,
 ) -> Iterator[Ledger]:
     """The ledger behind the settings; with ``signing``, its key (created on first use)."""
+    from accord.ledger.checkpoint import Signer, Verifier
+    from accord.ledger.log import Ledger
+    from accord.store.engine import make_engine
+
     settings = _settings()
     folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
     # --data-dir moves the store with the key; without it, ACCORD_DATABASE_URL may name the store.
@@ -248,6 +255,8 @@ def compact(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
 @app.command()
 def key(data_dir: DataDir = None) -> None:
     """Print the verifier key of the log's signing key: what anyone checks checkpoints with."""
+    from accord.ledger.checkpoint import Signer
+
     try:
         folder = DataFolder(data_dir if data_dir is not None else _settings().data_dir)
         if not folder.key.is_file():

@@ -13,10 +13,9 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,13 +23,13 @@ from rich.table import Table
 from accord.console import handled
 from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
-from accord.pets.budget import PrivacyBudgets
-from accord.pets.checks import check_query
-from accord.pets.cleanroom import CleanRoom, Result
-from accord.pets.dp import Mechanism
-from accord.pets.partnership import Partnership, fetch_report_rows, scenario_partnership
-from accord.pets.reports import fortnightly_report, report_rule
-from accord.pets.rules import AnalysisRule, PrivacyRule, RuleKind, load_rule
+from accord.pets.mechanisms import Mechanism
+
+if TYPE_CHECKING:
+    # The room (DuckDB, SQLGlot, OpenDP) and the scenario are imported when a command runs.
+    from accord.pets.cleanroom import CleanRoom, Result
+    from accord.pets.partnership import Partnership
+    from accord.pets.rules import AnalysisRule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,6 +86,9 @@ def cleanroom() -> None:
 @handled
 def check(rule: RuleOption, query: QueryOption) -> None:
     """Check a query against a rule, and show the query as it would run."""
+    from accord.pets.checks import check_query
+    from accord.pets.rules import load_rule
+
     analysis = load_rule(rule)
     checked = check_query(analysis, query, _schema(analysis))
     console.print(f"[green]allowed[/] under the {analysis.kind.value} rule; it runs as:")
@@ -105,6 +107,9 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a query under a rule on the reference scenario, fetching its tables through the door."""
+    from accord.pets.partnership import scenario_partnership
+    from accord.pets.rules import load_rule
+
     analysis = load_rule(rule)
     unknown = sorted(set(analysis.tables) - set(FETCHABLE))
     if unknown:
@@ -160,6 +165,12 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """The fortnightly recommendation report, run in the clean room on the reference scenario."""
+    from pydantic import ValidationError
+
+    from accord.pets.partnership import scenario_partnership
+    from accord.pets.reports import fortnightly_report, report_rule
+    from accord.pets.rules import PrivacyRule
+
     try:
         first = date.fromisoformat(start)
     except ValueError as exc:
@@ -188,6 +199,10 @@ def report(
 def _in_room(
     partnership: Partnership, analysis: AnalysisRule, query: Callable[[CleanRoom], Result]
 ) -> Result:
+    from accord.pets.budget import PrivacyBudgets
+    from accord.pets.cleanroom import CleanRoom
+    from accord.pets.partnership import fetch_report_rows
+
     budgets = None
     if analysis.privacy is not None:
         budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
@@ -215,6 +230,8 @@ def _schema(analysis: AnalysisRule) -> dict[str, list[str]]:
 
 
 def _show(result: Result, *, as_json: bool) -> None:
+    from accord.pets.rules import RuleKind
+
     if as_json:
         rows: Sequence[Any] = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
         console.print_json(

@@ -42,22 +42,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
 import opendp.prelude as dp
 
 from accord.errors import InvalidInput
+from accord.pets.mechanisms import Mechanism
 
 dp.enable_features("contrib")
-
-
-class Mechanism(StrEnum):
-    """The noise a query gets."""
-
-    LAPLACE = "laplace"
-    GAUSSIAN = "gaussian"
 
 
 @dataclass(frozen=True, slots=True)

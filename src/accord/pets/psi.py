@@ -37,12 +37,12 @@ import random
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 from accord.errors import AccordError
 from accord.pets import psi_curve as curve
-from accord.pets.psi_ids import Kind, encode, normalise
+from accord.pets.psi_choices import Kind, Mode
+from accord.pets.psi_ids import encode, normalise
 from accord.pets.psi_wire import (
     Frame,
     MatchError,
@@ -59,13 +59,6 @@ CHUNK = 32_768
 MAX_CHUNK = 1 << 20
 MAX_ITEMS = 100_000_000
 _SUB = 2_048  # identifiers per task handed to one worker
-
-
-class Mode(StrEnum):
-    """What the client learns."""
-
-    INTERSECTION = "intersection"
-    SIZE = "size"
 
 
 @dataclass(frozen=True, slots=True)

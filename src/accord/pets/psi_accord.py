@@ -33,8 +33,9 @@ from accord.gateway.errors import Refused
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.pets import psi_curve as curve
-from accord.pets.psi import Admit, Mode, Result, Transport, match
-from accord.pets.psi_ids import Kind, encode, normalise
+from accord.pets.psi import Admit, Result, Transport, match
+from accord.pets.psi_choices import Kind, Mode
+from accord.pets.psi_ids import encode, normalise
 from accord.pets.psi_wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision
 from accord.requests import Request

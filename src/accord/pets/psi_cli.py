@@ -18,25 +18,22 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.markup import escape
 
 from accord.consent import Operation
-from accord.console import DatabaseUrl, DataDir
+from accord.console import DatabaseUrl, DataDir, open_accord
 from accord.errors import AccordError, InvalidInput
-from accord.gateway.keyring import Keyring, hash_token
-from accord.pets import psi_curve as curve
-from accord.pets.psi import LocalTransport, Mode, Server, Transport
-from accord.pets.psi_accord import Matched, Records, admit_through_accord, ask_for
-from accord.pets.psi_accord import match_through_accord as through_accord
-from accord.pets.psi_http import HttpTransport, psi_app
-from accord.pets.psi_ids import Kind
+from accord.pets.psi_choices import Kind, Mode
 from accord.requests import Request
-from accord.service import Accord
+
+if TYPE_CHECKING:
+    # The protocol, its curve and its HTTP server are imported when a command runs.
+    from accord.pets.psi import Transport
+    from accord.pets.psi_accord import Matched, Records
 
 app = typer.Typer(
     help="Private matching: which of our people a partner also has, without either side "
@@ -158,16 +155,23 @@ def run(
     data_dir: DataDir = None,
 ) -> None:
     """Match our people with the partner's; print how many matched (and, with --out, who)."""
+    from accord.pets import psi_curve as curve
+    from accord.pets.psi import LocalTransport, Server
+    from accord.pets.psi_accord import admit_through_accord, ask_for
+    from accord.pets.psi_accord import match_through_accord as through_accord
+
     try:
         records = read_records(ours, kind, column)
         categories = category or ["user.contact.email"]
         ours_out = _request(partner, agreement, clause, purpose, categories)
         theirs_out = _request(party, agreement, their_clause, purpose, categories)
         with ExitStack() as stack:
-            accord = stack.enter_context(Accord.open(database_url, data_dir))
+            accord = stack.enter_context(open_accord(database_url, data_dir))
             engine = stack.enter_context(curve.Engine(workers))
             transport: Transport
             if theirs.startswith(("http://", "https://")):
+                from accord.pets.psi_http import HttpTransport
+
                 transport = stack.enter_context(closing(HttpTransport(theirs, party, token)))
             else:
                 their_records = read_records(Path(theirs), kind, column)
@@ -227,6 +231,12 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Answer partners' private matches with our records, through this Accord."""
+    import uvicorn
+
+    from accord.gateway.keyring import Keyring, hash_token
+    from accord.pets import psi_curve as curve
+    from accord.pets.psi_http import psi_app
+
     try:
         records = read_records(records_file, kind, column)
         hashes: dict[str, bytes] = {}
@@ -239,7 +249,7 @@ def serve(
                 _out.print(f"token for {escape(name)}: {token}")
             hashes[name] = hash_token(token)
         keyring = Keyring(hashes)
-        with Accord.open(database_url, data_dir) as accord, curve.Engine(workers) as engine:
+        with open_accord(database_url, data_dir) as accord, curve.Engine(workers) as engine:
             application = psi_app(accord, keyring, records, kind=kind, engine=engine, region=region)
             _out.print(f"answering private matches on http://{host}:{port}/psi/v1/messages")
             uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -28,7 +28,7 @@ from accord.gateway.keyring import Keyring
 from accord.pets import psi_curve as curve
 from accord.pets.psi import Server
 from accord.pets.psi_accord import Records, admit_through_accord
-from accord.pets.psi_ids import Kind
+from accord.pets.psi_choices import Kind
 from accord.pets.psi_wire import (
     MatchError,
     MatchUnauthenticated,

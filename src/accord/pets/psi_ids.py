@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from enum import StrEnum
 
 import phonenumbers
 
 from accord.errors import InvalidInput
-
-
-class Kind(StrEnum):
-    """What an identifier is."""
-
-    EMAIL = "email"
-    PHONE = "phone"
+from accord.pets.psi_choices import Kind
 
 
 @dataclass(frozen=True, slots=True)

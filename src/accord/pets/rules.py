@@ -37,7 +37,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from accord.documents import Loc, parse_document
 from accord.errors import DocumentFormatError, InvalidInput
-from accord.pets.dp import Bounds, Mechanism, Privacy
+from accord.pets.dp import Bounds, Privacy
+from accord.pets.mechanisms import Mechanism
 
 
 class RuleKind(StrEnum):

@@ -23,10 +23,6 @@ from rich.table import Table
 from accord.console import DataDir, handled
 from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
-from accord.scenario.build import load_population, prepare, register_agreements
-from accord.scenario.generate import write_databases
-from accord.scenario.population import generate as generate_population
-from accord.service import Accord
 
 # The instant the scenario is written as of, unless told otherwise: the demo's.
 DEFAULT_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -78,6 +74,11 @@ def generate(
         moment = _instant(at)
     except ValueError as exc:
         raise InvalidInput(f"not an ISO 8601 instant: {at!r}", where="--at") from exc
+    from accord.scenario.build import load_population, prepare, register_agreements
+    from accord.scenario.generate import write_databases
+    from accord.scenario.population import generate as generate_population
+    from accord.service import Accord
+
     started = time.perf_counter()
     folder: DataFolder | None = None
     if out is not None:

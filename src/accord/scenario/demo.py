@@ -53,6 +53,7 @@ from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
+from accord.scenario import AUDIT_BY_DEFAULT_UP_TO
 from accord.scenario.build import PARTNERSHIP, TITAN, load_population, prepare, register_agreements
 from accord.scenario.generate import Written, write_databases
 from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
@@ -74,9 +75,6 @@ REPORTING = "analytics.reporting.content_performance"
 # How many people act in the flows a person starts, at most (each is one exchange).
 ACTORS = {"account-link": 200, "friend-picker": 200, "message-sync": 40, "send": 100}
 POPULAR_TITLES = 3
-AUDIT_BY_DEFAULT_UP_TO = 100_000
-"""The demo replays its releases with the auditor's evaluator by default up to this many people:
-plain Python, about a minute and a half and 1.5 GB at 50,000 (``--audit`` asks for it beyond)."""
 
 
 @dataclass

@@ -48,12 +48,17 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def open_store(url: str, **engine_options: Any) -> tuple[Engine, sessionmaker[Any]]:
-    """An engine for ``url``, migrated to the newest schema, and its sessions.
+def open_store(
+    url: str, *, migrate: bool = True, **engine_options: Any
+) -> tuple[Engine, sessionmaker[Any]]:
+    """An engine for ``url``, migrated to the newest schema (unless not to ``migrate``), and its
+    sessions.
 
     The caller disposes of the engine.
     """
     engine = make_engine(url, **engine_options)
+    if not migrate:
+        return engine, make_sessionmaker(engine)
     try:
         upgrade(engine)
     except BaseException:
