@@ -68,7 +68,9 @@ def test_erase_withdraws_deletes_and_tells_the_recipient(data: list[str]) -> Non
     assert out["recipients"] == ["chirp"]
     assert out["deleted"]["consents"] == 1
     assert out["sealed"] is True
-    assert "k1" not in run("consent", "list", "--person", "r1", "--controller", "reelix", *data)
+    listed = run("consent", "list", "--person", "r1", "--controller", "reelix", *data, code=2)
+    assert "party reelix erased person 'r1'" in listed
+    assert "k1" not in listed
     again = run("person", "erase", "--party", "reelix", "--person", "r1", *data)
     assert "already erased" in again
     # The ledger no longer knows the person.

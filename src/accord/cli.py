@@ -35,9 +35,9 @@ from accord.consent import (
     OptOutKind,
     Scope,
     SignalSource,
-    consent_status,
 )
-from accord.console import DatabaseUrl, DataDir, err, handled, instant, open_accord
+from accord.consent_view import person_json, person_view
+from accord.console import DatabaseUrl, DataDir, err, handled, instant, open_accord, printable
 from accord.datafolder import DataFolder
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.examples_cli import command as examples_command
@@ -300,7 +300,7 @@ def consent_grant(
             excluded_titles=frozenset(exclude_title or ()),
         )
         accord.grant(record)
-    out.print(f"consent {record.id} recorded")
+    out.print(f"consent {printable(record.id)} recorded")
 
 
 @consent_app.command("withdraw")
@@ -321,10 +321,11 @@ def consent_withdraw(
                 f"{exc.message}: `accord consent list --person P --controller C` shows the ids",
                 where=consent_id,
             ) from None
-    out.print(f"consent {record.id} withdrawn at {record.withdrawn_at}")
-    out.print(f"  {duty.reason}")
+    when = record.withdrawn_at.isoformat(timespec="seconds") if record.withdrawn_at else "now"
+    out.print(f"consent {printable(record.id)} withdrawn at {when}")
+    out.print(f"  {printable(duty.reason)}")
     if duty.notify:
-        out.print(f"  recipients to tell: {', '.join(sorted(duty.notify))}")
+        out.print(f"  recipients to tell: {printable(', '.join(sorted(duty.notify)))}")
 
 
 @consent_app.command("list")
@@ -332,27 +333,38 @@ def consent_withdraw(
 def consent_list(
     person: Annotated[str, typer.Option(help="The person's id at the controller.")],
     controller: Annotated[str, typer.Option(help="The party that holds the data.")],
+    at: Annotated[str | None, typer.Option(help="As of when (ISO 8601; default now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """A person's consent records and where each stands now."""
-    with open_accord(database_url, data_dir) as accord:
-        records = accord.consents(controller, person)
-    now = datetime.now(UTC)
-    table = Table(title=f"Consents of {person} at {controller}")
-    for col in ("id", "recipient", "purposes", "categories", "given", "status", "scope"):
-        table.add_column(col)
-    for r in records:
-        table.add_row(
-            r.id,
-            r.recipient,
-            ", ".join(sorted(r.purposes)),
-            ", ".join(sorted(r.categories)),
-            r.given_at.date().isoformat(),
-            consent_status(r, now).value,
-            r.scope.value + (f" ({r.disclosure})" if r.disclosure else ""),
-        )
-    out.print(table)
+    """A person's consents and where each stands now, and their opt-outs of sale and sharing.
+
+    Each consent: recipient, purposes, categories, operations, titles, when given, when it ends
+    (its stated expiry, and for a US viewer's consent given in advance the VPPA's two years), and
+    its state: in force, not yet given, withdrawn, expired or spent (one disclosure, made).
+    """
+    from accord.store.erased import is_erased
+
+    with open_accord(database_url, data_dir, existing=True) as accord:
+        standing = accord.standing(controller, person, instant(at, "--at"))
+        if standing.lives_in is None and not standing.consents and not standing.opt_outs:
+            with accord.session() as s:
+                erased = is_erased(s, controller, person)
+            if erased:
+                raise InvalidInput(
+                    f"party {controller} erased person {person!r}: no record about them is kept",
+                    where="--person",
+                )
+            raise InvalidInput(
+                f"party {controller} holds no person {person!r} and no consent or opt-out of "
+                "theirs is recorded",
+                where="--person",
+            )
+    if as_json:
+        typer.echo(json.dumps(person_json(standing), indent=2))
+    else:
+        out.print(person_view(standing))
 
 
 @consent_app.command("opt-out")
@@ -363,15 +375,45 @@ def consent_opt_out(
     source: Annotated[SignalSource, typer.Option(help="Where the opt-out came from.")] = (
         SignalSource.GPC
     ),
+    at: Annotated[str | None, typer.Option(help="When (ISO 8601; default now).")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
     """Record an opt-out of sale and sharing (honoured everywhere), e.g. a Sec-GPC: 1 signal."""
+    when = instant(at, "--at") or datetime.now(UTC)
     with open_accord(database_url, data_dir) as accord:
-        accord.opt_out(
-            OptOut(person, controller, OptOutKind.SALE_SHARING, source, datetime.now(UTC))
-        )
-    out.print(f"opt-out of sale/sharing recorded for {person} at {controller}")
+        accord.opt_out(OptOut(person, controller, OptOutKind.SALE_SHARING, source, when))
+    out.print(
+        f"opt-out of sale/sharing recorded for {printable(person)} at {printable(controller)}"
+    )
+
+
+@consent_app.command("opt-in")
+@handled
+def consent_opt_in(
+    person: Annotated[str, typer.Option(help="The person's id at the controller.")],
+    controller: Annotated[str, typer.Option(help="The party that holds the data.")],
+    at: Annotated[str | None, typer.Option(help="When (ISO 8601; default now).")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record that a person withdrew their opt-out of sale and sharing (opted back in).
+
+    Record it only once the person has asked and then confirmed it (11 CCR 7028(a): two steps).
+    Their opt-out stays on record, ended: releases made while it was in force are still judged by
+    it. From then on marketing flows may include them again, where their consent allows.
+
+    Named as 11 CCR 7028 names it ("Requests to Opt-In After Opting-Out of the Sale or Sharing of
+    Personal Information"). ``opt-out --undo`` would read as if the opt-out had never been: it
+    is not erased but ended, and the ledger records the opt-in as a change of its own.
+    """
+    with open_accord(database_url, data_dir) as accord:
+        ended = accord.opt_in(controller, person, instant(at, "--at"))
+    since = ", ".join(o.at.date().isoformat() for o in ended)
+    out.print(
+        f"opt-out of sale/sharing withdrawn for {printable(person)} at {printable(controller)} "
+        f"(in force since {since})"
+    )
 
 
 # --- decide ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accord import agreements as ag
 from accord.config import Settings
-from accord.consent import Consent, OptOut, Person, utc
+from accord.consent import Consent, OptOut, OptOutKind, Person, utc
+from accord.consent import Scope as ConsentScope
 from accord.datafolder import DataFolder
 from accord.errors import ConsentError, NotFound, StoreError, translate
 from accord.law import gdpr
@@ -32,6 +33,7 @@ from accord.ledger.entries import (
 from accord.ledger.log import Ledger, Receipt
 from accord.policy import Decision, Policy
 from accord.requests import Request
+from accord.standing import PersonStanding, person_standing
 from accord.store import filter_sql
 from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.migrate import open_store
@@ -316,9 +318,68 @@ class Accord:
             return ConsentRepository(s).for_person(party, person)
 
     def opt_out(self, signal: OptOut) -> None:
-        """Record a sale/sharing opt-out (a form, or a Global Privacy Control signal)."""
+        """Record a sale/sharing opt-out (a form, or a Global Privacy Control signal), and write
+        it to the ledger."""
         with self.session() as s:
             OptOutRepository(s).add(signal)
+        self.ledger.append([_opted_out(signal)])
+
+    def opt_in(
+        self,
+        controller: str,
+        person: str,
+        at: datetime | None = None,
+        kind: OptOutKind = OptOutKind.SALE_SHARING,
+    ) -> list[OptOut]:
+        """Withdraw a person's opt-out of ``kind`` at ``at`` (default now), and write that to the
+        ledger; the opt-outs it ended, as they now stand.
+
+        The record of the opt-out stays, ended (``revoked_at``): the filter and the auditor judge
+        each release by the opt-outs in force at its instant, so a release made while the person
+        was opted out stays judged by it. Refused (:class:`ConsentError`) when no opt-out of
+        theirs is in force then: there is nothing to withdraw.
+        """
+        when = utc(at) if at else datetime.now(UTC)
+        with self.session() as s:
+            repo = OptOutRepository(s)
+            live = [
+                o
+                for o in repo.for_person(controller, person)
+                if o.kind is kind and o.in_force_at(when)
+            ]
+            if not live:
+                raise ConsentError(
+                    f"person {person!r} has no opt-out of {kind.value.replace('_', '/')} in force "
+                    f"at {controller} on {when.isoformat(timespec='seconds')}: nothing to withdraw",
+                    where="--person",
+                )
+            repo.revoke(controller, person, kind, when)
+        self.ledger.append([_opted_in(controller, person, kind, when)])
+        return [replace(o, revoked_at=when) for o in live]
+
+    def standing(self, party: str, person: str, at: datetime | None = None) -> PersonStanding:
+        """A person's consents and opt-outs at ``party``, and where each stands at ``at``
+        (default now); ``lives_in`` is ``None`` for a person the party does not hold."""
+        with self.session() as s:
+            home = PeopleRepository(s).get_many(party, [person]).get(person)
+            consents = ConsentRepository(s).for_person(party, person)
+            single = [c.id for c in consents if c.scope is ConsentScope.ONE_DISCLOSURE]
+            spent = ConsentRepository(s).spent(single)
+            opt_outs = OptOutRepository(s).for_person(party, person)
+        return person_standing(
+            party,
+            person,
+            at or datetime.now(UTC),
+            lives_in=home.jurisdiction if home else None,
+            consents=consents,
+            opt_outs=opt_outs,
+            spent=spent,
+        )
+
+    def opt_outs(self, party: str, person: str) -> list[OptOut]:
+        """Every opt-out a person sent a party, in force or ended, oldest first."""
+        with self.session() as s:
+            return OptOutRepository(s).for_person(party, person)
 
     # -- decisions -----------------------------------------------------------------------------
 
@@ -464,6 +525,35 @@ def _withdrawn(consent: Consent, duty: gdpr.Obligations, at: datetime) -> Consen
         about=(person_ref(consent.controller, consent.person),),
         change="withdrawn",
         recipient=consent.recipient,
+        at=at,
+    )
+
+
+OPT_OUT_PURPOSE = "marketing"
+"""What a sale/sharing opt-out bars, in every place (:mod:`accord.law.optout`): its ledger
+entries name it as their purpose."""
+
+
+def _opted_out(signal: OptOut) -> ConsentChangeEntry:
+    return ConsentChangeEntry(
+        agreement=None,
+        reason=f"opted out of the sale and sharing of their data ({signal.source.value}): "
+        "left out of every marketing flow from now on",
+        purpose=OPT_OUT_PURPOSE,
+        about=(person_ref(signal.controller, signal.person),),
+        change="opted_out",
+        at=signal.at,
+    )
+
+
+def _opted_in(controller: str, person: str, kind: OptOutKind, at: datetime) -> ConsentChangeEntry:
+    return ConsentChangeEntry(
+        agreement=None,
+        reason=f"withdrew their opt-out of {kind.value.replace('_', ' and ')}: marketing flows "
+        "may include them again where their consent allows",
+        purpose=OPT_OUT_PURPOSE,
+        about=(person_ref(controller, person),),
+        change="opted_in",
         at=at,
     )
 

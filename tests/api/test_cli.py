@@ -26,6 +26,8 @@ from accord.api import PartnerApps
 from accord.api.cli import SERVE_ENV, plan, prepare, serve, worker_app
 from accord.api.cli import app as apps_cli
 from accord.client import AccordClient
+from accord.consent import Person
+from accord.erasure import erase
 from accord.errors import ConfigError, StoreError
 from accord.scenario.generate import write_databases
 from accord.scenario.population import generate
@@ -69,6 +71,8 @@ def test_apps_are_registered_reviewed_and_revoked_from_the_command_line(tmp_path
         apps_cli, ["review", cid, scope, "--reviewer", "Ola", "--findings", "ok", *d]
     )
     assert reviewed.exit_code == 0, reviewed.output
+    with Accord.open(data_dir=tmp_path) as accord:
+        accord.add_people([Person("r0000001", "reelix", "US-NY")])
     assert runner.invoke(apps_cli, ["test-person", cid, "r0000001", *d]).exit_code == 0
     assert runner.invoke(apps_cli, ["revoke", cid, *d]).exit_code == 0
     with Accord.open(data_dir=tmp_path) as accord:
@@ -83,6 +87,47 @@ def test_apps_are_registered_reviewed_and_revoked_from_the_command_line(tmp_path
     )
     assert wrong.exit_code == 2
     assert "not a party" in wrong.output
+
+
+@pytest.mark.parametrize(
+    ("person", "message"),
+    [
+        # an id Reelix never recorded (a typo): no request could ever be about them
+        ("r0000404", "party reelix holds no person 'r0000404'"),
+        # Chirp's own member: the Chirp app's test people are Reelix's, whose data it reads
+        ("c0000001", "party reelix holds no person 'c0000001'"),
+        # a member Reelix erased stays out of every record
+        ("r0000002", "party reelix erased person 'r0000002'"),
+    ],
+)
+def test_a_test_person_must_be_one_the_data_holder_has(
+    tmp_path: Path, person: str, message: str
+) -> None:
+    store(tmp_path)
+    d = ["--data-dir", str(tmp_path)]
+    with Accord.open(data_dir=tmp_path) as accord:
+        accord.add_people(
+            [
+                Person("r0000001", "reelix", "US-NY"),
+                Person("r0000002", "reelix", "US-NY"),
+                Person("c0000001", "chirp", "US-NY"),
+            ]
+        )
+        erase(accord, "reelix", "r0000002")
+        chirp_app, _ = PartnerApps(accord).register(
+            "Chirp feed", party="chirp", agreement="chirp-reelix"
+        )
+    cid = chirp_app.client_id
+    refused = CliRunner().invoke(apps_cli, ["test-person", cid, person, *d])
+    assert refused.exit_code == 2, refused.output
+    assert message in refused.output
+    assert "Traceback" not in refused.output
+    # Reelix's member is one; adding them twice keeps one row and says so again.
+    for _ in range(2):
+        added = CliRunner().invoke(apps_cli, ["test-person", cid, "r0000001", *d])
+        assert added.exit_code == 0, added.output
+    with Accord.open(data_dir=tmp_path) as accord:
+        assert PartnerApps(accord).test_people(cid) == {"r0000001"}
 
 
 def test_serve_plans_each_partys_database_and_declaration(tmp_path: Path) -> None:

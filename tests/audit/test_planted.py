@@ -331,3 +331,33 @@ def test_a_one_disclosure_consent_used_again_is_reported(world: World) -> None:
     (found,) = _found(report, again)
     assert found["person"] == "reelix/r9"
     assert any("already made" in r for r in found["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("back_in", "flagged"),
+    [
+        # opted back in the day before the release: nothing wrong
+        (AT - DAY, False),
+        # opted back in only the day after: still opted out when the release was made
+        (AT + DAY, True),
+    ],
+)
+def test_a_member_who_opted_back_in_may_be_in_an_ads_release(
+    world: World, back_in: datetime, flagged: bool
+) -> None:
+    """r5 opted out (GPC), then withdrew the opt-out (`accord consent opt-in`): the auditor reads
+    the ended opt-out from the store and judges the release by the opt-out in force at it."""
+    with Accord.open(data_dir=world.store) as accord:
+        (ended,) = accord.opt_in("reelix", "r5", back_in)
+    assert ended.revoked_at == back_in
+    ads = world.plant(
+        clause="interest-segments",
+        purpose=ADS,
+        fields=("watch_events.title_id",),
+        about=["r5"],
+        rows=[(title,) for title, _ in world.rows("r5")],
+    )
+    code, report = world.audit()
+    assert code == (1 if flagged else 0), json.dumps(report["differences"])
+    reasons = [r for d in _found(report, ads) if d["person"] == "reelix/r5" for r in d["reasons"]]
+    assert any("opted out" in r for r in reasons) is flagged

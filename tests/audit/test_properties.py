@@ -3,7 +3,8 @@
 * A release's row digest depends on which rows crossed, not on the order they came back in, and
   any row more or fewer changes it.
 * The auditor's verdict only narrows as a person says no: withdrawing a consent, or opting out
-  of sale and sharing, never lets through someone who was kept out.
+  of sale and sharing, never lets through someone who was kept out; and an opt-out the person
+  withdrew counts for the releases made while it was in force, and no later one.
 """
 
 from __future__ import annotations
@@ -76,6 +77,27 @@ def test_saying_no_never_lets_anyone_through(
     assert before.allowed or not after_opt_out.allowed
     if ads:
         assert not after_opt_out.allowed  # an opt-out bars advertising, wherever they live
+
+
+@given(
+    homes,
+    st.lists(consents(), max_size=3, unique_by=lambda c: c.id),
+    titles,
+    st.booleans(),
+    st.integers(-3, 3),
+)
+def test_an_opt_out_withdrawn_before_a_release_no_longer_counts(
+    home: str, records: list, title: str | None, ads: bool, back: int
+) -> None:
+    """A person who opted back in (``accord consent opt-in``) is judged as if they had never
+    opted out, for a release after; for a release before, the opt-out still counts."""
+    d = release("ads", purpose=ADS) if ads else release()
+    opted = OptOut("m1", "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, AT - 5 * DAY)
+    undone = replace(opted, revoked_at=AT + back * timedelta(seconds=1))
+    never = judge(d, Person("m1", "reelix", home, tuple(records)), title)
+    still = judge(d, Person("m1", "reelix", home, tuple(records), (opted,)), title)
+    judged = judge(d, Person("m1", "reelix", home, tuple(records), (undone,)), title)
+    assert judged.allowed == (never.allowed if back <= 0 else still.allowed)
 
 
 keys = st.binary(min_size=32, max_size=32)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from accord.errors import InvalidInput
 from accord.ledger.entries import (
+    CONSENT_CHANGES,
     ENTRY_KINDS,
     AgreementChangeEntry,
     ConsentChangeEntry,
@@ -59,7 +60,7 @@ entries = st.one_of(
     ),
     st.builds(
         ConsentChangeEntry,
-        change=st.sampled_from(["given", "renewed", "withdrawn", "expired"]),
+        change=st.sampled_from(CONSENT_CHANGES),
         recipient=st.none() | text,
         **common,
     ),

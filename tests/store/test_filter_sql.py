@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,21 +61,56 @@ AT = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)  # a leap day, so max_years meets 
 US = "marketing.advertising.third_party.targeted"
 WATCHED = "user.behavior.media_consumption"
 MICRO = timedelta(microseconds=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """A person withdrew their opt-out of sale and sharing (``accord consent opt-in``)."""
+
+    person: str
+    controller: str
+    at: datetime
+
+
+def undone(records: Sequence[OptOut], events: Sequence[OptOut | OptIn]) -> tuple[OptOut, ...]:
+    """The opt-outs after ``events`` in order, written from what an opt-in means, not from the
+    store: an opt-in at ``t`` ends, at ``t``, each of the person's opt-outs at that controller in
+    force at ``t`` (sent by then, not ended by then)."""
+    out = list(records)
+    for e in events:
+        if isinstance(e, OptOut):
+            out.append(e)
+            continue
+        out = [
+            replace(o, revoked_at=e.at)
+            if o.person == e.person
+            and o.controller == e.controller
+            and o.at <= e.at
+            and (o.revoked_at is None or o.revoked_at > e.at)
+            else o
+            for o in out
+        ]
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class World:
-    """A population: people (of Chirp and of Reelix), consents and opt-outs."""
+    """A population: people (of Chirp and of Reelix), consents and opt-outs.
+
+    ``events`` are opt-outs sent and withdrawn after ``opt_outs`` were loaded, in order: the
+    store records them as the service does (an opt-in ends the opt-outs in force).
+    """
 
     people: tuple[Person, ...]
     consents: tuple[Consent, ...]
     opt_outs: tuple[OptOut, ...]
+    events: tuple[OptOut | OptIn, ...] = ()
 
     def facts(self, party: str = "chirp") -> dict[str, PersonFacts]:
+        outs = undone(self.opt_outs, self.events)
         return {
-            p.id: PersonFacts.of(p, self.consents, self.opt_outs)
-            for p in self.people
-            if p.party == party
+            p.id: PersonFacts.of(p, self.consents, outs) for p in self.people if p.party == party
         }
 
 
@@ -86,8 +121,14 @@ def loaded(sessions: sessionmaker[Any], world: World) -> Iterator[Session]:
         try:
             PeopleRepository(session).upsert_many(world.people)
             ConsentRepository(session).bulk_add(world.consents)
+            opt_outs = OptOutRepository(session)
             for out in world.opt_outs:
-                OptOutRepository(session).add(out)
+                opt_outs.add(out)
+            for e in world.events:
+                if isinstance(e, OptOut):
+                    opt_outs.add(e)
+                else:
+                    opt_outs.revoke(e.controller, e.person, OptOutKind.SALE_SHARING, e.at)
             yield session
         finally:
             session.rollback()
@@ -267,6 +308,63 @@ def test_opt_outs_regions_and_subjects(store: tuple[Engine, sessionmaker[Any]]) 
         assert refusals(session, f) == {REGION_RULE: 0, "ccpa": 1}
         assert allowed_people(session, PersonFilter(AT, "chirp", regions=Jurisdictions())) == set()
         assert allowed_people(session, PersonFilter(AT, "reelix")) == set()
+
+
+def sent(at: datetime, controller: str = "chirp") -> OptOut:
+    return OptOut("p1", controller, OptOutKind.SALE_SHARING, SignalSource.GPC, at)
+
+
+def back_in(at: datetime, controller: str = "chirp") -> OptIn:
+    return OptIn("p1", controller, at)
+
+
+OPT_IN_ROWS = [
+    # (what p1 did, in order; p1 let through at AT under the opt-out rule?)
+    pytest.param((sent(AT - DAY),), False, id="opted out"),
+    pytest.param((sent(AT - 2 * DAY), back_in(AT - DAY)), True, id="opted back in"),
+    pytest.param((sent(AT - DAY), back_in(AT)), True, id="opted back in at the instant"),
+    pytest.param((sent(AT - DAY), back_in(AT + MICRO)), False, id="back in just after"),
+    pytest.param(
+        (sent(AT - 3 * DAY), back_in(AT - 2 * DAY), sent(AT - DAY)),
+        False,
+        id="opted out again after opting in",
+    ),
+    pytest.param(
+        (sent(AT - 3 * DAY), back_in(AT - 2 * DAY), sent(AT + MICRO)),
+        True,
+        id="opted out again only after the instant",
+    ),
+    pytest.param(
+        (sent(AT - 3 * DAY), sent(AT - 2 * DAY), back_in(AT - DAY)),
+        True,
+        id="one opt-in ends both signals",
+    ),
+    pytest.param(
+        (back_in(AT - 2 * DAY), sent(AT - DAY)),
+        False,
+        id="an opt-in before the opt-out ends nothing",
+    ),
+    pytest.param(
+        (sent(AT - 2 * DAY), back_in(AT - DAY, controller="reelix")),
+        False,
+        id="an opt-in at another party",
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "admitted"), OPT_IN_ROWS)
+def test_opting_back_in(
+    store: tuple[Engine, sessionmaker[Any]], events: tuple[OptOut | OptIn, ...], admitted: bool
+) -> None:
+    _, sessions = store
+    world = World((person("p1"),), (), (), events)
+    f = PersonFilter(AT, "chirp", rules=(Rule("ccpa", "opted out", NoOptOut()),))
+    assert f.admits(world.facts()["p1"]) is admitted  # the row itself is right
+    with loaded(sessions, world) as session:
+        stored = ConsentRepository(session).facts("chirp")["p1"]
+        assert set(stored.opt_outs) == set(world.facts()["p1"].opt_outs)
+        assert allowed_people(session, f) == ({"p1"} if admitted else set())
+        check(session, world, f)
 
 
 def test_the_query_is_one_select() -> None:
@@ -527,6 +625,28 @@ def opt_outs(draw: st.DrawFn, at: datetime, person: str) -> OptOut:
 
 
 @st.composite
+def history(draw: st.DrawFn, at: datetime, person: str) -> list[OptOut | OptIn]:
+    """A person's opt-outs and opt-ins at one party, alternating, often right at ``at``."""
+    controller = draw(controllers)
+    instants = sorted(
+        draw(
+            st.sets(
+                st.sampled_from([at - 2 * DAY, at - DAY, at - MICRO, at, at + MICRO, at + DAY]),
+                min_size=1,
+                max_size=4,
+            )
+        )
+    )
+    source = draw(st.sampled_from(SignalSource))
+    return [
+        OptOut(person, controller, OptOutKind.SALE_SHARING, source, moment)
+        if n % 2 == 0
+        else OptIn(person, controller, moment)
+        for n, moment in enumerate(instants)
+    ]
+
+
+@st.composite
 def worlds(draw: st.DrawFn, at: datetime, needs: Sequence[ConsentNeed]) -> World:
     chirp = draw(st.lists(ids, unique=True, max_size=len(IDS)))
     reelix = draw(st.lists(ids, unique=True, max_size=3))
@@ -543,7 +663,11 @@ def worlds(draw: st.DrawFn, at: datetime, needs: Sequence[ConsentNeed]) -> World
         else:
             made.append(draw(random_consent(at, i, person)))
     outs = [draw(opt_outs(at, draw(someone))) for _ in range(draw(st.integers(0, 4)))]
-    return World(tuple(people), tuple(made), tuple(outs))
+    # Some people opt out and back in (and out again); an opt-in also ends the opt-outs above.
+    events: list[OptOut | OptIn] = []
+    for _ in range(draw(st.integers(0, 2))):
+        events += draw(history(at, draw(someone)))
+    return World(tuple(people), tuple(made), tuple(outs), tuple(events))
 
 
 @st.composite

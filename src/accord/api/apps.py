@@ -24,6 +24,7 @@ from accord.consent import Scope as ConsentScope
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.gateway.keyring import hash_token
 from accord.service import Accord
+from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 from accord.store.types import UTCDateTime
 
@@ -401,10 +402,41 @@ class PartnerApps:
         return _latest_approved((scope, ok) for scope, ok in rows)
 
     def add_test_person(self, client_id: str, person: str) -> None:
-        """Make ``person`` one of the partner's own test people for ``client_id``."""
-        self.require(client_id)
-        with self.accord.session() as s, translate(StoreError, "adding a test person"):
-            s.execute(t.test_people_table.insert().values(client_id=client_id, person=person))
+        """Make ``person`` one of the partner's own test people for ``client_id``.
+
+        The person is named by their id at the party holding their data: the app's counterparty
+        in its agreement. That party must hold them (an unknown id would make a test person no
+        request can ever be about), and not have erased them. Adding one twice changes nothing.
+        """
+        app = self.require(client_id)
+        holder = self.data_holder(app)
+        where = f"test person of app {client_id}"
+        with self.accord.session() as s:
+            if is_erased(s, holder, person):
+                raise InvalidInput(
+                    f"party {holder} erased person {person!r}: no record about them is taken again",
+                    where=where,
+                )
+            try:
+                PeopleRepository(s).get(holder, person)
+            except NotFound:
+                raise InvalidInput(
+                    f"party {holder} holds no person {person!r}: a test person is one of the "
+                    f"people {holder} has recorded (`accord person load --party {holder}`)",
+                    where=where,
+                ) from None
+            tp = t.test_people_table
+            with translate(StoreError, "adding a test person"):
+                known = s.execute(
+                    select(tp.c.person).where(tp.c.client_id == client_id, tp.c.person == person)
+                ).first()
+                if known is None:
+                    s.execute(tp.insert().values(client_id=client_id, person=person))
+
+    def data_holder(self, app: App) -> str:
+        """The party whose people ``app`` reads about or acts for: its agreement's other party."""
+        registered = self.accord.agreement(app.agreement).agreement
+        return registered.recipient if app.party == registered.provider else registered.provider
 
     def test_people(self, client_id: str) -> frozenset[str]:
         """The partner's own test people for ``client_id``."""

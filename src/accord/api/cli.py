@@ -271,10 +271,16 @@ def review(
 @handled
 def add_test_person(
     client_id: Annotated[str, typer.Argument(help="The app.")],
-    person: Annotated[str, typer.Argument(help="The person, by their id at the data holder.")],
+    person: Annotated[
+        str,
+        typer.Argument(help="The person, by their id at the data holder (the other party)."),
+    ],
     data_dir: DataDir = None,
 ) -> None:
-    """Make a person one of the partner's test people for an app."""
+    """Make a person one of the partner's test people for an app.
+
+    The person must be one the other party of the app's agreement holds, and has not erased.
+    """
     from accord.api.apps import PartnerApps
 
     with open_accord(data_dir=data_dir) as accord:

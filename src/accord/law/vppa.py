@@ -27,10 +27,13 @@ judged for its own title, whether or not the request names one (:mod:`accord.sto
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from accord.consent import Consent, Scope, add_years
 from accord.filters import ConsentNeed, Rule
 from accord.jurisdictions import Jurisdictions
 from accord.law import Disclosure
-from accord.taxonomy import MEDIA_CONSUMPTION
+from accord.taxonomy import MEDIA_CONSUMPTION, covered_by_any, covers
 
 CITATION = "18 U.S.C. 2710(b)(2)(B)"
 APPLIES_TO = Jurisdictions.of(["US"])
@@ -63,3 +66,32 @@ def person_rules(d: Disclosure) -> tuple[Rule, ...]:
         )
         for category in d.touched(MEDIA_CONSUMPTION)
     )
+
+
+def covers_viewing(consent: Consent) -> bool:
+    """Whether ``consent`` covers some of what a person watched (a category at, above or below
+    ``user.behavior.media_consumption``)."""
+    return any(
+        covers(category, MEDIA_CONSUMPTION) or covers(MEDIA_CONSUMPTION, category)
+        for category in consent.categories
+    )
+
+
+def only_viewing(consent: Consent) -> bool:
+    """Whether every category of ``consent`` is what a person watched."""
+    return all(covered_by_any(category, {MEDIA_CONSUMPTION}) for category in consent.categories)
+
+
+def advance_limit(consent: Consent, lives_in: str | None) -> datetime | None:
+    """When ``consent`` stops counting for disclosing what a US viewer watched: two years after it
+    was given in advance, whatever expiry it states (2710(b)(2)(B)(ii)(II)).
+
+    ``None`` where no such limit binds it: a person who lives outside the US (or whose home is
+    unknown), a consent that covers no viewing data, or one given for one disclosure at the time
+    it is sought (2710(b)(2)(B)(ii)(I)).
+    """
+    if lives_in is None or not APPLIES_TO.contains(lives_in):
+        return None
+    if consent.scope is not Scope.ONGOING or not covers_viewing(consent):
+        return None
+    return add_years(consent.given_at, MAX_ADVANCE_YEARS)

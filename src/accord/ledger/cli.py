@@ -1,4 +1,5 @@
-"""``accord ledger``: verify the log, show it, prove a person's entries, sign checkpoints."""
+"""``accord ledger``: verify the log, show it or one entry, prove a person's entries, sign
+checkpoints."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from accord.console import instant, printable
 from accord.datafolder import DataFolder, NoStore
-from accord.errors import AccordError, ConfigError, translate
+from accord.errors import AccordError, ConfigError, InvalidInput, translate
+from accord.ledger.entries import ENTRY_KINDS
 
 if TYPE_CHECKING:
     # The settings, the store and the log are imported when a command runs, not for its help.
     from accord.config import Settings
     from accord.ledger.audit import VerifyReport
     from accord.ledger.log import Ledger
+    from accord.ledger.results import InclusionProof, StoredLeaf
 
 app = typer.Typer(
     help="The ledger: an append-only Merkle log of every decision and release, with signed "
@@ -150,40 +154,243 @@ def _print_report(report: VerifyReport) -> None:
 
 @app.command()
 def show(
+    *,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many recent entries to show.")] = 10,
+    limit: Annotated[int, typer.Option(min=1, help="How many entries to show, newest first.")] = 10,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Only entries of this kind (repeatable): {', '.join(sorted(ENTRY_KINDS))}."
+        ),
+    ] = None,
+    party: Annotated[
+        str | None, typer.Option(help="Only entries naming this party as provider or recipient.")
+    ] = None,
+    agreement: Annotated[
+        str | None, typer.Option(help="Only entries under this agreement.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only entries at or after this instant (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only entries before this instant (ISO 8601).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the entries and the checkpoint as JSON.")
+    ] = False,
 ) -> None:
-    """The most recent entries and the latest checkpoint."""
+    """The most recent entries (or those the filters let through) and the latest checkpoint."""
+    from accord.ledger.browse import EntryFilter, find, require_ledger
+
     try:
+        wanted = EntryFilter(
+            frozenset(kind or ()),
+            party,
+            agreement,
+            instant(since, "--since"),
+            instant(until, "--until"),
+        )
         with _ledger(database_url, data_dir, signing=False) as ledger:
+            require_ledger(ledger)
             head = ledger.head()
-            leaves = ledger.recent(limit)
-            note = ledger.latest_checkpoint()
+            found = find(ledger, wanted, limit)
+            stored = ledger.checkpoints()
     except AccordError as exc:
         _fail(exc)
-    table = Table(title=f"Ledger: {head.size} entries, root {head.root.hex()}")
-    for column in ("#", "kind", "at", "agreement", "purpose", "people", "reason"):
-        table.add_column(column)
-    for leaf in leaves:
-        try:
-            entry: dict[str, Any] = leaf.entry()
-        except AccordError:
-            entry = {"kind": "(unreadable)"}
+    latest = stored[-1] if stored else None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "tree_size": head.size,
+                    "root": head.root.hex(),
+                    "entries": [
+                        {"index": leaf.index, "leaf_hash": leaf.leaf_hash.hex(), "entry": entry}
+                        for leaf, entry in found
+                    ],
+                    "checkpoint": _checkpoint_json(latest),
+                },
+                indent=2,
+            )
+        )
+        return
+    filtered = "" if wanted.everything else f"; {len(found)} shown that match"
+    table = Table(title=f"Ledger: {head.size} entries{filtered}, root {head.root.hex()}")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("at (UTC)", max_width=10)  # the date, then the time below it
+    table.add_column("agreement", overflow="fold", ratio=2)
+    table.add_column("parties", overflow="fold", ratio=2)
+    table.add_column("purpose", overflow="fold", ratio=3)
+    table.add_column("people", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=6)
+    for leaf, entry in found:
         table.add_row(
             str(leaf.index),
-            escape(str(entry.get("kind", ""))),
-            escape(str(entry.get("at", ""))),
-            escape(str(entry.get("agreement") or "—")),
-            escape(str(entry.get("purpose") or "—")),
-            str(entry.get("people", "")),
-            escape(str(entry.get("reason", ""))),
+            printable(entry.get("kind", "")),
+            printable(_short_time(entry.get("at"))),
+            printable(entry.get("agreement") or "—"),
+            printable(_parties(entry)),
+            printable(entry.get("purpose") or "—"),
+            printable(entry.get("people", "")),
+            printable(entry.get("reason", "")),
         )
     _out.print(table)
-    if note is None:
+    if not found and not wanted.everything:
+        _out.print("No entry matches.")
+    if latest is None:
         _out.print("No checkpoint yet: run [bold]accord ledger checkpoint[/].")
     else:
-        _out.print(Panel(escape(note.rstrip("\n")), title="latest checkpoint", expand=False))
+        note = "\n".join(printable(line) for line in latest[2].rstrip("\n").split("\n"))
+        _out.print(Panel(note, title="latest checkpoint", expand=False))
+
+
+def _short_time(at: object) -> str:
+    """``2026-11-29T12:00:00.000000Z`` as ``2026-11-29 12:00:00``."""
+    text = str(at or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10:11] == "T" else text
+
+
+def _parties(entry: dict[str, Any]) -> str:
+    provider, recipient = entry.get("provider"), entry.get("recipient")
+    if provider and recipient:
+        return f"{provider} → {recipient}"
+    return str(recipient or provider or "—")
+
+
+def _checkpoint_json(latest: tuple[int, bytes, str] | None) -> dict[str, Any] | None:
+    if latest is None:
+        return None
+    size, root, note = latest
+    return {"size": size, "root": root.hex(), "note": note}
+
+
+@app.command()
+def entry(
+    index: Annotated[int, typer.Argument(min=0, help="The entry's index in the log (from 0).")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """One entry in full: every field, its leaf hash, and its inclusion proof against the latest
+    checkpoint, checked."""
+    from accord.ledger.browse import require_ledger
+
+    try:
+        with _ledger(database_url, data_dir, signing=False) as ledger:
+            require_ledger(ledger)
+            size = ledger.head().size
+            if index >= size:
+                raise InvalidInput(
+                    f"the ledger has {size} entries (0 to {size - 1}): there is no entry {index}"
+                    if size
+                    else "the ledger has no entries yet"
+                )
+            leaf = ledger.leaf(index)
+            stored = ledger.checkpoints()
+            latest = stored[-1] if stored else None
+            proof = (
+                ledger.inclusion_proof(index, latest[0])
+                if latest is not None and index < latest[0]
+                else None
+            )
+            signature = _signature(ledger, latest[2]) if latest is not None else None
+    except AccordError as exc:
+        _fail(exc)
+    try:
+        fields: dict[str, Any] | None = leaf.entry()
+    except AccordError:
+        fields = None
+    verifies = None
+    if proof is not None and latest is not None:
+        verifies = proof.root == latest[1] and proof.verify()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "index": index,
+                    "leaf": leaf.data.decode("utf-8", errors="replace"),
+                    "entry": fields,
+                    "leaf_hash": leaf.leaf_hash.hex(),
+                    "checkpoint": None
+                    if latest is None
+                    else {**(_checkpoint_json(latest) or {}), "signature": signature},
+                    "inclusion_proof": None if proof is None else [h.hex() for h in proof.path],
+                    "proof_verifies": verifies,
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_entry(
+            leaf,
+            fields=fields,
+            latest=latest,
+            proof=proof,
+            verifies=verifies,
+            signature=signature,
+        )
+    if verifies is False:
+        raise typer.Exit(1)
+
+
+def _signature(ledger: Ledger, note: str) -> str:
+    """Whether the checkpoint's signature verifies with the local key, in words."""
+    if ledger.verifier is None:
+        return "not checked: no signing key in the data folder (pass --data-dir)"
+    try:
+        ledger.verifier.open(note)
+    except AccordError as exc:
+        return f"does not verify: {exc}"
+    return f"verified with {ledger.verifier.vkey}"
+
+
+def _print_entry(
+    leaf: StoredLeaf,
+    *,
+    fields: dict[str, Any] | None,
+    latest: tuple[int, bytes, str] | None,
+    proof: InclusionProof | None,
+    verifies: bool | None,
+    signature: str | None,
+) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    if fields is None:
+        grid.add_row("leaf", printable(leaf.data.decode("utf-8", errors="replace")))
+        grid.add_row("", "[red](not a JSON object: unreadable)[/]")
+    else:
+        for name in sorted(fields, key=lambda n: (n not in _FIRST, _FIRST.get(n, 0), n)):
+            value = fields[name]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            grid.add_row(printable(name), printable("—" if shown in (None, "") else shown))
+    grid.add_row("leaf hash", leaf.leaf_hash.hex())
+    if latest is None:
+        grid.add_row("proof", "no checkpoint yet: run [bold]accord ledger checkpoint[/]")
+    elif proof is None:
+        grid.add_row(
+            "proof",
+            f"the latest checkpoint covers {latest[0]} entries, not this one yet: run "
+            "[bold]accord ledger checkpoint[/]",
+        )
+    else:
+        grid.add_row("checkpoint", f"size {latest[0]}, root {latest[1].hex()}")
+        grid.add_row("signature", printable(signature or ""))
+        grid.add_row("inclusion proof", "\n".join(h.hex() for h in proof.path) or "(none needed)")
+        grid.add_row(
+            "verifies",
+            "[green]✓ the proof leads from the leaf hash to the checkpoint's root[/]"
+            if verifies
+            else "[red]✗ the proof does not lead to the checkpoint's root[/]",
+        )
+    kind = printable(fields.get("kind", "")) if fields else "unreadable"
+    _out.print(Panel(grid, title=f"ledger entry #{leaf.index} ({kind})", title_align="left"))
+
+
+_FIRST = {"kind": 0, "at": 1, "agreement": 2, "clause": 3, "reason": 4}
+"""Fields shown first, in this order; the others follow by name."""
 
 
 @app.command()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import rfc8785
 
@@ -408,9 +408,15 @@ class ReleaseEntry(Entry):
         return replace(self, rows_digest=seal(self.rows_sum, keys, index), rows_sum=None)
 
 
+ConsentChange = Literal["given", "renewed", "withdrawn", "expired", "opted_out", "opted_in"]
+CONSENT_CHANGES: tuple[str, ...] = get_args(ConsentChange)
+"""The changes a consent entry records."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConsentChangeEntry(Entry):
-    """A person gave, renewed or withdrew consent, or it expired."""
+    """A person gave, renewed or withdrew consent, or it expired; or they opted out of the sale
+    and sharing of their data, or withdrew that opt-out (``opted_out``, ``opted_in``)."""
 
     kind: ClassVar[str] = "consent"
     _leaf_fields: ClassVar[dict[str, _Field]] = {
@@ -419,12 +425,12 @@ class ConsentChangeEntry(Entry):
         "recipient": _TEXT,
     }
 
-    change: Literal["given", "renewed", "withdrawn", "expired"]
+    change: ConsentChange
     recipient: str | None = None
 
     def __post_init__(self) -> None:
         Entry.__post_init__(self)
-        if self.change not in ("given", "renewed", "withdrawn", "expired"):
+        if self.change not in CONSENT_CHANGES:
             raise InvalidInput(f"unknown consent change {self.change!r}")
         _check_text("recipient", self.recipient)
 

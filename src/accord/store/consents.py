@@ -170,6 +170,18 @@ class ConsentRepository:
         """Every consent ``person`` gave ``party`` (as controller), oldest first."""
         return self._load(and_(t.consents.c.controller == party, t.consents.c.person == person))
 
+    def spent(self, consent_ids: Iterable[str]) -> dict[str, datetime]:
+        """When a release relied on each of ``consent_ids`` that is for one disclosure and spent."""
+        u = t.consent_uses.c
+        found: dict[str, datetime] = {}
+        with translate(StoreError, "reading the consents releases relied on"):
+            for chunk in chunked(consent_ids, IN_CHUNK):
+                rows = self.session.execute(
+                    select(u.consent_id, u.used_at).where(u.consent_id.in_(chunk))
+                )
+                found.update({str(i): utc(used) for i, used in rows})
+        return found
+
     def count(self) -> int:
         """How many consents are recorded."""
         with translate(StoreError, "counting consents"):
