@@ -34,6 +34,7 @@ $(DEV): $(STAMP)
 
 demo: install
 	$(BIN)/accord demo
+	@echo "The accord command is in $(BIN): run 'source $(BIN)/activate', then the commands above (README: Using it)."
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -36,7 +36,6 @@ from accord.consent import (
     Scope,
     SignalSource,
 )
-from accord.consent_view import person_json, person_view
 from accord.console import DatabaseUrl, DataDir, err, handled, instant, open_accord, printable
 from accord.datafolder import DataFolder
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
@@ -344,6 +343,7 @@ def consent_list(
     (its stated expiry, and for a US viewer's consent given in advance the VPPA's two years), and
     its state: in force, not yet given, withdrawn, expired or spent (one disclosure, made).
     """
+    from accord.consent_view import person_json, person_view
     from accord.store.erased import is_erased
 
     with open_accord(database_url, data_dir, existing=True) as accord:

@@ -203,3 +203,11 @@ def test_a_list_where_a_tuple_belongs_is_written_the_same() -> None:
     entry = DecisionEntry(agreement="a", reason="r", allowed=True, rules=("x",))
     object.__setattr__(entry, "rules", ["x", "y"])
     assert entry.encode() == rfc8785.dumps(entry.leaf())
+
+
+def test_the_kinds_the_commands_name_are_the_kinds_there_are() -> None:
+    """`accord ledger show --kind` names them from a light list: it must be the whole list."""
+    from accord.ledger.entries import ENTRY_KINDS
+    from accord.ledger.kinds import KINDS
+
+    assert sorted(ENTRY_KINDS) == list(KINDS)

@@ -18,7 +18,7 @@ from rich.table import Table
 from accord.console import instant, printable
 from accord.datafolder import DataFolder, NoStore
 from accord.errors import AccordError, ConfigError, InvalidInput, translate
-from accord.ledger.entries import ENTRY_KINDS
+from accord.ledger.kinds import KINDS
 
 if TYPE_CHECKING:
     # The settings, the store and the log are imported when a command runs, not for its help.
@@ -160,9 +160,7 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="How many entries to show, newest first.")] = 10,
     kind: Annotated[
         list[str] | None,
-        typer.Option(
-            help=f"Only entries of this kind (repeatable): {', '.join(sorted(ENTRY_KINDS))}."
-        ),
+        typer.Option(help=f"Only entries of this kind (repeatable): {', '.join(KINDS)}."),
     ] = None,
     party: Annotated[
         str | None, typer.Option(help="Only entries naming this party as provider or recipient.")

@@ -6,23 +6,18 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from accord.console import DataDir, handled
 from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # The instant the scenario is written as of, unless told otherwise: the demo's.
 DEFAULT_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -121,6 +116,15 @@ def generate(
 
 
 def _bars() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
