@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 
 from accord.consent import utc
@@ -67,11 +67,14 @@ def _amount(micros: int, where: str, *, minimum: int = 0) -> int:
     return micros
 
 
-def show_money(micros: int) -> str:
-    """Micros as currency units with two decimals at least (``12500000`` → ``12.50``)."""
-    text = f"{Decimal(micros) / MICROS:f}"
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{(fraction.rstrip('0') or '').ljust(2, '0')}"
+def show_money(micros: int, *, exact: bool = False) -> str:
+    """Micros as currency units: to the cent (``12504000`` → ``12.50``), or ``exact`` with every
+    micro that is not zero (``12.504``)."""
+    amount = Decimal(micros) / MICROS
+    if not exact:
+        return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+    whole, _, fraction = f"{amount:f}".partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
 def key(value: str, what: str, where: str) -> str:

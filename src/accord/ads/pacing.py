@@ -23,8 +23,10 @@ Wei and Zhang, "Budget Pacing for Targeted Online Advertisements at LinkedIn", K
 campaign takes part in each auction it is eligible for with probability ``rate`` (its
 pass-through rate). The day is cut into windows; at the end of each window the campaign's spend so
 far is compared with its plan, the allowance times the share of the day's traffic forecast to have
-come by then (its traffic curve); ahead of plan, the rate is multiplied by ``1 - step``, behind it
-by ``1 + step``, within ``[floor, 1]``. The rate carries over from one day to the next.
+come by then (its traffic curve), run a little ahead (``lead``) so that the allowance is planned
+to be spent shortly before the day ends; ahead of plan, the rate is multiplied by ``1 - step``,
+behind it by ``1 + step`` (``1 + 2 step`` when behind by more than a tenth of the allowance),
+within ``[floor, 1]``. The rate carries over from one day to the next.
 """
 
 from __future__ import annotations
@@ -61,12 +63,16 @@ class PacingSettings:
 
     windows: int = 96
     """Windows a day is cut into (96: a quarter of an hour each)."""
-    step: float = 0.15
+    step: float = 0.2
     """How much a rate moves at the end of a window: times ``1 - step`` or ``1 + step``."""
     floor: float = 0.005
     """The lowest pass-through rate."""
     start: float = 0.2
     """A new campaign's rate."""
+    lead: float = 0.2
+    """How far the plan runs ahead of the traffic: the allowance is planned to be spent when
+    ``1 / (1 + lead)`` of the day's traffic has come, so a day that falls behind late can still
+    catch up before midnight."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.windows <= 1440 or 1440 % self.windows:
@@ -75,6 +81,8 @@ class PacingSettings:
             raise InvalidInput(f"step must be between 0 and 1, not {self.step}")
         if not 0 < self.floor <= self.start <= 1:
             raise InvalidInput("rates must satisfy 0 < floor <= start <= 1")
+        if not 0 <= self.lead <= 1:
+            raise InvalidInput(f"lead must be from 0 to 1, not {self.lead}")
 
 
 def flat_curve(windows: int) -> Floats:
@@ -181,10 +189,13 @@ class Pacer:
 
     def _end_window(self, window: int) -> None:
         """Move each campaign's rate by its spend against plan at the end of ``window``."""
-        plan = self.allowance * self.curves[:, window]
         s = self.settings
+        plan = self.allowance * np.minimum(1.0, self.curves[:, window] * (1 + s.lead))
         ahead = self.spent_today > plan
-        self.rate = np.where(ahead, self.rate * (1 - s.step), self.rate * (1 + s.step))
+        # Far behind (more than a tenth of the day's allowance): twice the step up.
+        far = plan - self.spent_today > self.allowance / 10
+        up = np.where(far, 1 + 2 * s.step, 1 + s.step)
+        self.rate = np.where(ahead, self.rate * (1 - s.step), self.rate * up)
         np.clip(self.rate, s.floor, 1.0, out=self.rate)
 
     # -- money ------------------------------------------------------------------------------------
