@@ -106,7 +106,7 @@ def run(
 def test_budgets_caps_prices_and_opt_outs_hold_under_random_traffic(
     chosen: list[Campaign], who: list[PersonSignals], seed: int, rule: PriceRule
 ) -> None:
-    market, shown, charges = run(chosen, who, seed, rule, requests=600)
+    _market, shown, charges = run(chosen, who, seed, rule, requests=600)
     by_id = {c.id: c for c in chosen}
 
     spent_day: dict[tuple[int, object], int] = defaultdict(int)

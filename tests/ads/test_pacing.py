@@ -86,9 +86,9 @@ def test_pacing_delivers_each_daily_budget_spread_through_the_day() -> None:
         )
         for at in times:
             for placement in market.request(rng.choice(people), at, 2):
-                if placement.campaign.bid.strategy is BidStrategy.CPC:
-                    if rng.random() < placement.predicted_ctr:
-                        market.click(placement, at)
+                cpc = placement.campaign.bid.strategy is BidStrategy.CPC
+                if cpc and rng.random() < placement.predicted_ctr:
+                    market.click(placement, at)
             for charge in market.take_charges():
                 spent[(charge.campaign, charge.at.date())] += charge.micros
                 if charge.at.hour < 12:

@@ -185,6 +185,12 @@ class Market:
         later = np.concatenate((self._starts[self._starts > now], self._ends[self._ends > now]))
         self._recheck_at = min(hour_ends, int(later.min())) if len(later) else hour_ends
 
+    def refresh(self) -> None:
+        """Take in budgets changed from outside (spend read from the records)."""
+        self.pacer.refresh()
+        self.live = self._open & self._scheduled & self.pacer.funded
+        self._gate_row = _GATE_ROWS
+
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, person: PersonSignals, at: datetime, slots: int) -> list[Placement]:

@@ -179,8 +179,15 @@ class Pacer:
                 self.spent_month[:] = 0
         self.spent_today[:] = 0
         self.day = today
-        month_start = today.replace(day=1).toordinal()
-        days_run = today.toordinal() - np.maximum(self.first_days, month_start) + 1
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute today's allowances and who is funded from what has been spent (after the
+        spend was set from records kept elsewhere)."""
+        if self.day is None:
+            return
+        month_start = self.day.replace(day=1).toordinal()
+        days_run = self.day.toordinal() - np.maximum(self.first_days, month_start) + 1
         days_run = np.maximum(days_run, 0)
         allowance = np.minimum(self.cap, self.daily * days_run - self.spent_month)
         allowance = np.minimum(allowance, self.lifetime - self.spent_total)

@@ -178,7 +178,8 @@ class SpendBook:
                     agreement=None,
                     reason=(
                         f"{self.platform} charged advertiser {r.advertiser} "
-                        f"{show_money(int(r.amount), exact=True)} for campaign {r.campaign_id} on {day}"
+                        f"{show_money(int(r.amount), exact=True)} "
+                        f"for campaign {r.campaign_id} on {day}"
                         + (", a campaign targeting with partner data" if r.partner_data else "")
                     ),
                     at=at,
