@@ -352,9 +352,10 @@ def advertiser_months(engine: Engine, platform: str) -> list[AdvertiserMonth]:
     s, im, a, c = t.spend.c, t.impressions.c, t.advertisers.c, t.campaigns.c
     on_platform = and_(a.id == s.advertiser, a.platform == platform)
     with translate(StoreError, "summing spend per advertiser and month"), engine.connect() as conn:
-        names = dict(
-            conn.execute(select(a.id, a.name).where(a.platform == platform)).tuples().all()
-        )
+        names = {
+            row.id: row.name
+            for row in conn.execute(select(a.id, a.name).where(a.platform == platform))
+        }
         spent = conn.execute(
             select(s.advertiser, s.day, func.sum(s.amount_micros))
             .join(t.advertisers, on_platform)
