@@ -113,7 +113,7 @@ def plans() -> list[Plan]:
         Plan(
             Advertiser("northwind-shoes", "Northwind Shoes", chirp),
             "Northwind running shoes",
-            0.20,
+            0.17,
             Bid(BidStrategy.CPC, 300_000),
             Targeting(regions=("US", "CA", "GB"), interests=frozenset({"fitness", "sports"})),
             -4.3,
@@ -122,7 +122,7 @@ def plans() -> list[Plan]:
         Plan(
             Advertiser("lumen-bank", "Lumen Bank", chirp),
             "Lumen savings account",
-            0.18,
+            0.15,
             Bid(BidStrategy.CPC, 400_000),
             Targeting(regions=("US",), age_bands=frozenset({"25-34", "35-44", "45-54"})),
             -4.6,
