@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text, update
 
 from accord.ads import tables as ads_t
@@ -37,7 +39,7 @@ from accord.audit.replay import audit
 from accord.consent import OptOut, OptOutKind, Person, SignalSource
 from accord.erasure import erase
 from accord.errors import InvalidInput
-from accord.ledger.entries import AdSpendEntry
+from accord.ledger.entries import ENTRY_KINDS, AdSpendEntry, decode_leaf
 from accord.service import Accord
 
 pytestmark = pytest.mark.integration
@@ -303,3 +305,41 @@ def test_a_spend_entry_names_nobody_and_writes_canonical_json() -> None:
             clicks=0,
             amount_micros=0,
         )
+
+
+@pytest.mark.unit
+@settings(max_examples=200)
+@given(
+    advertiser=st.text(max_size=20),
+    reason=st.text(min_size=1, max_size=60),
+    campaign=st.integers(0, 2**53 - 1),
+    day=st.dates(),
+    counts=st.tuples(*(st.integers(0, 2**53 - 1) for _ in range(3))),
+    partner=st.booleans(),
+)
+def test_spend_leaves_are_exactly_rfc8785_and_decode_to_their_kind(
+    *,
+    advertiser: str,
+    reason: str,
+    campaign: int,
+    day: date,
+    counts: tuple[int, int, int],
+    partner: bool,
+) -> None:
+    entry = AdSpendEntry(
+        agreement=None,
+        reason=reason,
+        platform="chirp",
+        advertiser=advertiser,
+        campaign=campaign,
+        day=day.isoformat(),
+        impressions=counts[0],
+        clicks=counts[1],
+        amount_micros=counts[2],
+        partner_data=partner,
+    )
+    assert entry.encode() == rfc8785.dumps(entry.leaf())
+    leaf = decode_leaf(entry.encode())
+    assert ENTRY_KINDS[leaf["kind"]] is AdSpendEntry
+    assert leaf["subjects"] == []
+    assert leaf["amount_micros"] == counts[2]
