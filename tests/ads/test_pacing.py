@@ -138,11 +138,13 @@ def test_a_day_makes_up_for_the_month_so_far_but_never_beyond_one_and_three_quar
 def test_a_charge_beyond_what_is_left_is_cut_and_counted_as_over_delivery() -> None:
     pacer = Pacer(np.array([1_000]), np.array([1_500]), np.array([400]), [date(2026, 3, 1)])
     pacer.advance(datetime(2026, 3, 1, tzinfo=UTC))
-    assert pacer.charge(0, 700) == 700
-    assert bool(pacer.funded[0])  # 300 left: less than one more event at the bid
+    assert pacer.charge(0, 500) == 500
+    assert bool(pacer.funded[0])  # 500 left: one more event at the bid
+    assert pacer.charge(0, 200) == 200
+    assert not pacer.funded[0]  # 300 left: less than one more event, out of the auctions
+    # A click of an ad shown before arrives now: cut to what is left, the rest over-delivered.
     assert pacer.charge(0, 400) == 300
     assert pacer.over_delivered.tolist() == [100]
-    assert not pacer.funded[0]
 
 
 @pytest.mark.parametrize(
