@@ -64,6 +64,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/psi.py
 	$(BIN)/python benchmarks/cleanroom.py
+	$(BIN)/python benchmarks/auction.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -28,3 +28,20 @@ def test_the_decide_benchmark_runs_and_reports_its_ratio_to_bare_cedar() -> None
     assert result["decide_vs_bare_cedar_ratio"] > 0
     # the per-person filter of the interest-segments request was allowed and let people through
     assert 0 < result["allowed_people"] <= result["people"]
+
+
+def test_the_auction_benchmark_runs_and_reports_its_ratio_to_a_bare_top_k() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "auction.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "auction"
+    assert result["auction_vs_bare_topk_ratio"] > 0
+    assert result["all_eligible_vs_bare_topk_ratio"] > 0
+    # Every request filled its two slots or fewer, and some ads were placed.
+    assert 0 < result["ads_placed"] <= 2 * result["auctions"]

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from accord.ads.cli import app as ads_app
 from accord.api.cli import app as api_app
 from accord.api.cli import serve as api_serve
 from accord.audit.cli import command as audit_command
@@ -69,6 +70,7 @@ app.add_typer(api_app, name="app")
 app.add_typer(cleanroom_app, name="cleanroom")
 app.add_typer(psi_app, name="psi")
 app.add_typer(person_app, name="person")
+app.add_typer(ads_app, name="ads")
 app.command("serve")(api_serve)
 app.command("audit")(audit_command)
 app.command("examples")(examples_command)

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
+from accord.ads import tables as ads_t
 from accord.api import tables as api_t
 from accord.consent import Consent, OptOut
 from accord.errors import InvalidInput, NotFound, StoreError, translate
@@ -241,6 +242,36 @@ def _delete_rows(s: Session, party: str, person: str) -> dict[str, int]:
     gone(
         budgets.name,
         delete(budgets).where(budgets.c.party == party, budgets.c.person_id == person),
+    )
+    # The ad platform's rows: the party's own signals and ad log about the person, and their
+    # place in any audience, whether the party runs the platform or provided the audience.
+    gone(
+        ads_t.profiles.name,
+        delete(ads_t.profiles).where(
+            ads_t.profiles.c.platform == party, ads_t.profiles.c.person == person
+        ),
+    )
+    gone(
+        ads_t.impressions.name,
+        delete(ads_t.impressions).where(
+            ads_t.impressions.c.platform == party, ads_t.impressions.c.person == person
+        ),
+    )
+    members, audiences, advertisers = ads_t.audience_members, ads_t.audiences, ads_t.advertisers
+    on_platform = (
+        select(audiences.c.id)
+        .join(advertisers, advertisers.c.id == audiences.c.advertiser)
+        .where(advertisers.c.platform == party)
+    )
+    provided = select(audiences.c.id).where(audiences.c.provider == party)
+    gone(
+        members.name,
+        delete(members).where(
+            or_(
+                (members.c.person == person) & members.c.audience_id.in_(on_platform),
+                (members.c.source_person == person) & members.c.audience_id.in_(provided),
+            )
+        ),
     )
     return {name: n for name, n in counts.items() if n}
 

@@ -17,7 +17,12 @@ import accord.store.tables  # noqa: F401  (the store's tables on Base.metadata)
 from accord.store.engine import Base, make_engine
 from accord.store.migrate import alembic_config, current, open_store, upgrade
 
-for _module in ("accord.ledger.tables", "accord.api.tables", "accord.pets.tables"):
+for _module in (
+    "accord.ledger.tables",
+    "accord.api.tables",
+    "accord.pets.tables",
+    "accord.ads.tables",
+):
     if importlib.util.find_spec(_module) is not None:
         importlib.import_module(_module)
 

@@ -20,6 +20,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from accord.api import problems
 from accord.api.access import Access
+from accord.api.ads import AdServers
+from accord.api.ads import router as ads_router
 from accord.api.apps import PartnerApps
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
@@ -102,6 +104,7 @@ def create_app(
     )
     app.state.services = services
     app.state.oauth = server
+    app.state.ads = AdServers(accord)
     problems.install(app)
 
     async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:
@@ -119,6 +122,7 @@ def create_app(
     app.include_router(router)
     app.include_router(registry_router)
     app.include_router(erasure_router)
+    app.include_router(ads_router)
     app.include_router(build_router(Screens(accord, apps, server, signing, served=set(sources))))
     _docs(app)
 

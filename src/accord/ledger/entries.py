@@ -536,3 +536,56 @@ class BudgetEntry(Entry):
 
 
 ENTRY_KINDS[BudgetEntry.kind] = BudgetEntry
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AdSpendEntry(Entry):
+    """What an advertiser was charged for one campaign on one (UTC) day, summed: it names nobody.
+
+    ``partner_data`` says whether the campaign targets with an audience built from a partner's
+    data: the money beside the data it bought reach with. ``about`` must stay empty and
+    ``people`` 0; the auditor's replay of releases passes over these entries.
+    """
+
+    kind: ClassVar[str] = "ad_spend"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "platform": _TEXT,
+        "advertiser": _TEXT,
+        "campaign": _COUNT,
+        "day": _TEXT,
+        "impressions": _COUNT,
+        "clicks": _COUNT,
+        "amount_micros": _COUNT,
+        "partner_data": _FLAG,
+    }
+
+    platform: str
+    advertiser: str
+    campaign: int
+    day: str
+    """The day, ``YYYY-MM-DD`` (UTC)."""
+    impressions: int
+    """Impressions charged (CPM)."""
+    clicks: int
+    """Clicks charged (CPC)."""
+    amount_micros: int
+    partner_data: bool = False
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        if self.about or self.people:
+            raise InvalidInput("an ad spend entry is a sum: it must not name or count people")
+        for name in ("platform", "advertiser", "day"):
+            _check_text(name, getattr(self, name))
+        for name in ("campaign", "impressions", "clicks", "amount_micros"):
+            _check_count(name, getattr(self, name))
+        try:
+            ok = date.fromisoformat(self.day).isoformat() == self.day
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidInput(f"day must be a date written YYYY-MM-DD, not {self.day!r}")
+
+
+ENTRY_KINDS[AdSpendEntry.kind] = AdSpendEntry

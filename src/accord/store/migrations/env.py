@@ -15,9 +15,14 @@ from sqlalchemy import Connection
 import accord.store.tables  # noqa: F401  (registers the store's tables on Base.metadata)
 from accord.store.engine import Base, make_engine
 
-# The ledger's, the partner API's and the privacy-enhancing computations' tables live beside the
-# store's, on the same metadata; they are migrated with it.
-for _module in ("accord.ledger.tables", "accord.api.tables", "accord.pets.tables"):
+# The ledger's, the partner API's, the privacy-enhancing computations' and the ad platform's tables
+# live beside the store's, on the same metadata; they are migrated with it.
+for _module in (
+    "accord.ledger.tables",
+    "accord.api.tables",
+    "accord.pets.tables",
+    "accord.ads.tables",
+):
     if importlib.util.find_spec(_module) is not None:
         importlib.import_module(_module)
 

@@ -1,0 +1,208 @@
+"""The auction: rank the eligible candidates and price the winners, vectorised with NumPy.
+
+Every candidate has a bid per billable event (per click for CPC, per impression for CPM, in
+micros) and a weight, the billable events it is expected to bring per impression: its predicted
+click-through rate (CTR) for CPC, 1 for CPM. Its **rank score** is ``bid × weight``, the revenue
+it is expected to bring per impression — bid × predicted CTR for a CPC bid, the one currency in
+which CPC and CPM bids compete. Candidates are ranked by score, highest first; equal scores are
+ordered by campaign id, lowest first, so the same auction always has the same result. The first
+``slots`` win, one slot each.
+
+Prices (per billable event, in whole micros):
+
+* **Generalised second price** (Edelman, Ostrovsky and Schwarz, "Internet Advertising and the
+  Generalized Second-Price Auction", American Economic Review 97(1), 2007; Varian, "Position
+  auctions", International Journal of Industrial Organization 25(6), 2007): each winner pays the
+  least whole bid that keeps its slot, that is the least ``b`` whose score ``b × weight`` still
+  ranks above the candidate just below it — ``next score / own weight`` (for CPC, next rank score
+  / own CTR), rounded up to the next micro, one micro more where equal scores would put it
+  behind — and never less than the reserve. A winner with nobody below it pays the reserve. The
+  price is never more than the winner's own bid (its own bid keeps the slot).
+* **First price**: each winner pays its own bid.
+
+Every candidate handed in must already be eligible (bid at least the reserve, predicted CTR at
+least the quality floor: see :mod:`accord.ads.market`), in tie-break order. The best few are
+found by as many passes of ``argmax`` (the first of equal maxima is the earliest candidate), more
+by ``argpartition`` and ``lexsort``: no Python loop over the candidates, only over the slots,
+which are then priced one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from accord.ads.model import MAX_MONEY, PER_MILLE, BidStrategy
+from accord.errors import InvalidInput
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+
+# Up to this many places, the best are found by passes of argmax; beyond, by a partition.
+_ARGMAX_UP_TO = 12
+
+
+class PriceRule(StrEnum):
+    """How winners pay: the generalised second price, or their own bid."""
+
+    SECOND = "second"
+    FIRST = "first"
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionRules:
+    """A platform's auction rules.
+
+    ``reserve_cpc`` is the least price of a click and ``reserve_cpm`` of a thousand impressions
+    (a whole number of micros per impression), in micros; ``min_ctr`` is the quality floor: a
+    candidate whose predicted click-through rate is lower never takes part.
+    """
+
+    reserve_cpc: int = 10_000
+    reserve_cpm: int = 100_000
+    min_ctr: float = 0.0005
+    price_rule: PriceRule = PriceRule.SECOND
+    max_slots: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "price_rule", PriceRule(self.price_rule))
+        for name in ("reserve_cpc", "reserve_cpm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MONEY:
+                raise InvalidInput(f"{name} must be a whole number of micros, at least 1")
+        if self.reserve_cpm % PER_MILLE:
+            raise InvalidInput(
+                f"reserve_cpm must be a whole number of micros per impression (a multiple of "
+                f"{PER_MILLE}), not {self.reserve_cpm}"
+            )
+        if not 0.0 < self.min_ctr <= 1.0:
+            raise InvalidInput(f"min_ctr must be above 0 and at most 1, not {self.min_ctr}")
+        if not 1 <= self.max_slots <= 100:
+            raise InvalidInput(f"max_slots must be from 1 to 100, not {self.max_slots}")
+
+    def reserve(self, strategy: BidStrategy) -> int:
+        """The reserve per billable event of a bid of this strategy."""
+        return self.reserve_cpc if strategy is BidStrategy.CPC else self.reserve_cpm // PER_MILLE
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """The winners (positions in the candidate arrays, best first), what each pays per billable
+    event, and their rank scores."""
+
+    winners: list[int]
+    prices: list[int]
+    scores: list[float]
+
+
+def rank(
+    scores: Floats, count: int, quality: Floats | None = None, floor: float = 0.0
+) -> list[int]:
+    """Positions of the ``count`` best candidates (fewer if there are fewer), in rank order:
+    score descending, then position ascending (candidates come in tie-break order).
+
+    Eligible candidates score above 0; a score of 0 or less marks one that is not. With
+    ``quality``, a candidate whose quality is below ``floor`` is passed over too. ``scores`` is
+    overwritten.
+    """
+    want = min(count, len(scores))
+    if want <= 0:
+        return []
+    if want <= _ARGMAX_UP_TO:
+        # A few passes of argmax, which returns the first of equal maxima: the lowest position.
+        order: list[int] = []
+        while len(order) < want:
+            best = int(scores.argmax())
+            if scores.item(best) <= 0.0:
+                break
+            scores[best] = -np.inf
+            if quality is None or quality.item(best) >= floor:
+                order.append(best)
+        return order
+    usable = scores > 0.0
+    if quality is not None:
+        usable &= quality >= floor
+    kept = np.flatnonzero(usable)
+    mine = scores[kept]
+    want = min(want, len(kept))
+    if want < len(kept):
+        top = np.argpartition(-mine, want - 1)[:want]
+        edge = mine[top].min()
+        if np.count_nonzero(mine >= edge) > want:
+            # Equal scores at the edge: which of them are in is for the positions to say.
+            top = np.flatnonzero(mine >= edge)
+    else:
+        top = np.arange(len(kept))
+    ranked = top[np.lexsort((top, -mine[top]))]
+    return [int(kept[i]) for i in ranked[:want]]
+
+
+def rank_and_price(
+    bids: Ints,
+    ctr: Floats,
+    cpc: Mask,
+    reserves: Ints,
+    slots: int,
+    *,
+    rule: PriceRule = PriceRule.SECOND,
+    eligible: Mask | None = None,
+    floor: float = 0.0,
+    scores: Floats | None = None,
+) -> Ranked:
+    """Rank the eligible candidates and price the first ``slots`` of them.
+
+    Candidates come in tie-break order (ascending campaign id): of equal scores, the earlier
+    wins. ``bids`` and ``reserves`` are micros per billable event, ``ctr`` the predicted
+    click-through rates (above 0), ``cpc`` which bids are per click (the others are per
+    impression). Eligible are all candidates, or those ``eligible`` marks; one whose predicted
+    CTR is below the quality ``floor`` neither wins nor sets a price. ``scores`` may be given,
+    computed already: ``bid × weight`` for eligible candidates and 0 for the others (they are
+    overwritten).
+    """
+    if scores is None:
+        computed = np.multiply(bids, np.where(cpc, ctr, 1.0), dtype=np.float64)
+        if eligible is not None:
+            computed[~eligible] = 0.0
+        scores = computed
+    order = rank(scores, slots + 1, ctr, floor)
+    # The few values pricing needs, as Python numbers: the bid and the weight (predicted CTR
+    # for CPC, 1 for CPM) of each candidate in the order.
+    bid = [bids.item(i) for i in order]
+    weight = [ctr.item(i) if cpc.item(i) else 1.0 for i in order]
+    winners = order[:slots]
+    won = [bid[k] * weight[k] for k in range(len(winners))]
+    if rule is PriceRule.FIRST:
+        return Ranked(winners, bid[: len(winners)], won)
+    prices = []
+    for k, mine in enumerate(winners):
+        price = reserves.item(mine)
+        if k + 1 < len(order):
+            below = order[k + 1]
+            least = _least_bid(weight[k], bid[k + 1] * weight[k + 1], first=mine < below)
+            price = max(price, least)
+        # Never above the bid (the bid itself keeps the slot: this only guards the arithmetic).
+        prices.append(min(price, bid[k]))
+    return Ranked(winners, prices, won)
+
+
+def _least_bid(weight: float, next_score: float, *, first: bool) -> int:
+    """The least whole bid whose score ``bid × weight`` ranks before ``next_score``: above it,
+    or equal to it where the candidate comes ``first`` on equal scores."""
+    # The quotient's ceiling, moved by the rounding of the division and of the product (a micro
+    # either way at most).
+    bid = max(1, math.ceil(next_score / weight))
+    while bid > 1 and (
+        (bid - 1) * weight > next_score or (first and (bid - 1) * weight == next_score)
+    ):
+        bid -= 1
+    while not (bid * weight > next_score or (first and bid * weight == next_score)):
+        bid += 1
+    return bid
+
+
+__all__ = ["AuctionRules", "PriceRule", "Ranked", "rank", "rank_and_price"]

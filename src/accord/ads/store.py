@@ -1,0 +1,426 @@
+"""The ad platform's records in the Accord store: accounts, audiences, campaigns, profiles, and
+the rows an ad request leaves (impressions and charges).
+
+Large writes (a simulated season's impressions and charges) go through the driver's own
+``executemany`` with values already in each backend's stored form (:func:`insert_rows`), as the
+ledger's appends do: SQLAlchemy's per-row handling would cost more than the inserts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection, Engine, Table, select
+
+from accord.ads import tables as t
+from accord.ads.market import Charge
+from accord.ads.model import (
+    Advertiser,
+    Audience,
+    Bid,
+    BidStrategy,
+    Campaign,
+    CampaignStatus,
+    Creative,
+    PersonSignals,
+    Schedule,
+    Targeting,
+)
+from accord.consent import OptOutKind
+from accord.errors import InvalidInput, NotFound, StoreError, translate
+from accord.store import tables as store_tables
+from accord.store.types import to_text
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _texts(values: Iterable[str]) -> str:
+    return json.dumps(sorted(values))
+
+
+def _stored(value: object, sqlite: bool) -> object:
+    """A value in the form the backend stores it (what the columns' types would bind)."""
+    if not sqlite:
+        return value
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> int:
+    """Insert ``rows`` (values in ``columns`` order) with the driver's ``executemany``."""
+    if not rows:
+        return 0
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our own table
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    converting = [
+        n for n, row_value in enumerate(rows[0]) if isinstance(row_value, (datetime, date, bool))
+    ]
+    if sqlite and converting:
+        rows = [
+            tuple(_stored(v, True) if n in converting else v for n, v in enumerate(row))
+            for row in rows
+        ]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+    return len(rows)
+
+
+IMPRESSION_COLUMNS = (
+    "request_id",
+    "platform",
+    "person",
+    "campaign_id",
+    "advertiser",
+    "creative_id",
+    "slot",
+    "at",
+    "day",
+    "billing",
+    "price_micros",
+    "predicted_ctr",
+    "p_click",
+    "clicked",
+    "p_conversion",
+    "converted",
+)
+SPEND_COLUMNS = ("campaign_id", "advertiser", "at", "day", "event", "amount_micros", "request_id")
+
+
+def charge_rows(charges: Iterable[Charge]) -> list[tuple[object, ...]]:
+    """Spend rows (:data:`SPEND_COLUMNS`) of charges."""
+    return [
+        (c.campaign, c.advertiser, c.at, c.at.date(), c.event, c.micros, c.request_id)
+        for c in charges
+    ]
+
+
+class AdsStore:
+    """The ad platform's accounts, audiences, campaigns and people's signals in one store."""
+
+    def __init__(self, engine: Engine, platform: str) -> None:
+        self.engine = engine
+        self.platform = platform
+
+    # -- accounts and audiences -------------------------------------------------------------------
+
+    def add_advertiser(self, advertiser: Advertiser) -> Advertiser:
+        """Open an advertiser's account on this platform."""
+        if advertiser.platform != self.platform:
+            raise InvalidInput(
+                f"advertiser {advertiser.id} is on {advertiser.platform}, not {self.platform}"
+            )
+        with translate(StoreError, f"adding advertiser {advertiser.id}"), self.engine.begin() as c:
+            self._require_parties(c, {advertiser.platform, advertiser.party} - {None})
+            if c.execute(
+                select(t.advertisers.c.id).where(t.advertisers.c.id == advertiser.id)
+            ).first():
+                raise InvalidInput(f"advertiser {advertiser.id} exists already")
+            c.execute(
+                t.advertisers.insert().values(
+                    id=advertiser.id,
+                    name=advertiser.name,
+                    platform=advertiser.platform,
+                    party=advertiser.party,
+                    created_at=_now(),
+                )
+            )
+        return advertiser
+
+    def add_audience(
+        self, audience: Audience, members: Iterable[tuple[str, str | None]] = ()
+    ) -> int:
+        """Create an audience with its members (person at the platform, their id at the
+        provider or None); returns how many members it holds."""
+        rows = [(audience.id, person, source) for person, source in members]
+        with translate(StoreError, f"adding audience {audience.id}"), self.engine.begin() as c:
+            self._require_advertiser(c, audience.advertiser)
+            if audience.provider is not None:
+                self._require_parties(c, {audience.provider})
+            c.execute(
+                t.audiences.insert().values(
+                    id=audience.id,
+                    advertiser=audience.advertiser,
+                    name=audience.name,
+                    provider=audience.provider,
+                    created_at=_now(),
+                )
+            )
+            insert_rows(c, t.audience_members, ("audience_id", "person", "source_person"), rows)
+        return len(rows)
+
+    def add_campaign(self, campaign: Campaign) -> Campaign:
+        """Record a campaign; the store numbers it (``campaign.id`` is ignored) and sets whether it
+        uses partner data from its audiences. Returns it as recorded."""
+        tg = campaign.targeting
+        named = tg.every_audience
+        with translate(StoreError, f"adding campaign {campaign.name!r}"), self.engine.begin() as c:
+            self._require_advertiser(c, campaign.advertiser)
+            found = {
+                row.id: row.provider
+                for row in c.execute(
+                    select(t.audiences.c.id, t.audiences.c.provider).where(
+                        t.audiences.c.id.in_(sorted(named))
+                    )
+                )
+            }
+            missing = sorted(named - set(found))
+            if missing:
+                raise NotFound(f"no audience {missing[0]!r}", where=f"campaign {campaign.name!r}")
+            partner = any(p is not None and p != self.platform for p in found.values())
+            s = campaign.schedule
+            new_id = c.execute(
+                t.campaigns.insert()
+                .values(
+                    advertiser=campaign.advertiser,
+                    name=campaign.name,
+                    status=campaign.status.value,
+                    bid_strategy=campaign.bid.strategy.value,
+                    bid_micros=campaign.bid.micros,
+                    daily_budget_micros=campaign.daily_budget,
+                    lifetime_budget_micros=campaign.lifetime_budget,
+                    frequency_cap=campaign.frequency_cap,
+                    starts_at=s.start,
+                    ends_at=s.end,
+                    hours=None if s.hours is None else json.dumps(sorted(s.hours)),
+                    regions=_texts(tg.regions),
+                    age_bands=_texts(tg.age_bands),
+                    interests=_texts(tg.interests),
+                    partner_data=partner,
+                    created_at=_now(),
+                )
+                .returning(t.campaigns.c.id)
+            ).scalar_one()
+            if named:
+                c.execute(
+                    t.campaign_audiences.insert(),
+                    [
+                        {
+                            "campaign_id": new_id,
+                            "audience_id": a,
+                            "excluded": a in tg.excluded_audiences,
+                        }
+                        for a in sorted(named)
+                    ],
+                )
+            c.execute(
+                t.creatives.insert(),
+                [
+                    {
+                        "campaign_id": new_id,
+                        "id": cr.id,
+                        "headline": cr.headline,
+                        "body": cr.body,
+                        "url": cr.url,
+                    }
+                    for cr in campaign.creatives
+                ],
+            )
+        return Campaign(
+            id=int(new_id),
+            advertiser=campaign.advertiser,
+            name=campaign.name,
+            daily_budget=campaign.daily_budget,
+            schedule=campaign.schedule,
+            bid=campaign.bid,
+            creatives=campaign.creatives,
+            targeting=campaign.targeting,
+            lifetime_budget=campaign.lifetime_budget,
+            frequency_cap=campaign.frequency_cap,
+            status=campaign.status,
+            partner_data=partner,
+        )
+
+    def _require_parties(self, c: Connection, parties: set[str | None]) -> None:
+        known = set(
+            c.execute(
+                select(store_tables.parties.c.id).where(
+                    store_tables.parties.c.id.in_(sorted(p for p in parties if p))
+                )
+            ).scalars()
+        )
+        missing = sorted(p for p in parties if p and p not in known)
+        if missing:
+            raise NotFound(f"no party {missing[0]!r}: register it first")
+
+    def _require_advertiser(self, c: Connection, advertiser: str) -> None:
+        row = c.execute(
+            select(t.advertisers.c.platform).where(t.advertisers.c.id == advertiser)
+        ).first()
+        if row is None:
+            raise NotFound(f"no advertiser {advertiser!r}")
+        if row.platform != self.platform:
+            raise InvalidInput(f"advertiser {advertiser} is on {row.platform}, not {self.platform}")
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def advertisers(self) -> list[Advertiser]:
+        """Every advertiser on this platform, by id."""
+        a = t.advertisers.c
+        with translate(StoreError, "reading advertisers"), self.engine.connect() as c:
+            rows = c.execute(
+                select(a.id, a.name, a.platform, a.party)
+                .where(a.platform == self.platform)
+                .order_by(a.id)
+            ).all()
+        return [Advertiser(r.id, r.name, r.platform, r.party) for r in rows]
+
+    def campaigns(self) -> list[Campaign]:
+        """Every campaign of this platform's advertisers, by id."""
+        cm, ad = t.campaigns.c, t.advertisers.c
+        with translate(StoreError, "reading campaigns"), self.engine.connect() as c:
+            rows = c.execute(
+                select(t.campaigns)
+                .join(t.advertisers, ad.id == cm.advertiser)
+                .where(ad.platform == self.platform)
+                .order_by(cm.id)
+            ).all()
+            audiences: dict[int, list[tuple[str, bool]]] = {}
+            for r in c.execute(select(t.campaign_audiences)):
+                audiences.setdefault(r.campaign_id, []).append((r.audience_id, r.excluded))
+            creatives: dict[int, list[Creative]] = {}
+            for r in c.execute(select(t.creatives).order_by(t.creatives.c.id)):
+                creatives.setdefault(r.campaign_id, []).append(
+                    Creative(r.id, r.headline, r.body, r.url)
+                )
+        out = []
+        for r in rows:
+            named = audiences.get(r.id, [])
+            out.append(
+                Campaign(
+                    id=r.id,
+                    advertiser=r.advertiser,
+                    name=r.name,
+                    daily_budget=r.daily_budget_micros,
+                    schedule=Schedule(
+                        r.starts_at,
+                        r.ends_at,
+                        None if r.hours is None else frozenset(json.loads(r.hours)),
+                    ),
+                    bid=Bid(BidStrategy(r.bid_strategy), r.bid_micros),
+                    creatives=tuple(creatives.get(r.id, ())),
+                    targeting=Targeting(
+                        regions=tuple(json.loads(r.regions)),
+                        age_bands=frozenset(json.loads(r.age_bands)),
+                        interests=frozenset(json.loads(r.interests)),
+                        audiences=frozenset(a for a, excluded in named if not excluded),
+                        excluded_audiences=frozenset(a for a, excluded in named if excluded),
+                    ),
+                    lifetime_budget=r.lifetime_budget_micros,
+                    frequency_cap=r.frequency_cap,
+                    status=CampaignStatus(r.status),
+                    partner_data=r.partner_data,
+                )
+            )
+        return out
+
+    # -- people's signals -------------------------------------------------------------------------
+
+    def set_profiles(self, profiles: Iterable[tuple[str, str, frozenset[str]]]) -> int:
+        """Record the platform's own signals (person, age band, interests), replacing any."""
+        rows = [
+            (self.platform, person, band, _texts(interests), _now())
+            for person, band, interests in profiles
+        ]
+        with translate(StoreError, "recording ad profiles"), self.engine.begin() as c:
+            c.execute(t.profiles.delete().where(t.profiles.c.platform == self.platform))
+            insert_rows(
+                c, t.profiles, ("platform", "person", "age_band", "interests", "updated_at"), rows
+            )
+        return len(rows)
+
+    def signals(self, person: str, at: datetime, *, gpc: bool = False) -> PersonSignals:
+        """What an ad request for ``person`` is judged on: where they live (the store's people),
+        their profile, their audiences, and whether a sale/sharing opt-out is in force for them
+        at ``at`` — recorded by this platform, or by the provider of an audience they are in for
+        the id it knows them by, or sent with this request (``gpc``, a ``Sec-GPC: 1`` header)."""
+        p, pr, m, au, o = (
+            store_tables.people.c,
+            t.profiles.c,
+            t.audience_members.c,
+            t.audiences.c,
+            store_tables.opt_outs.c,
+        )
+        with translate(StoreError, "reading a person's ad signals"), self.engine.connect() as c:
+            home = c.execute(
+                select(p.jurisdiction).where(p.party == self.platform, p.person_id == person)
+            ).scalar_one_or_none()
+            if home is None:
+                raise NotFound(f"{self.platform} has no person {person!r}")
+            profile = c.execute(
+                select(pr.age_band, pr.interests).where(
+                    pr.platform == self.platform, pr.person == person
+                )
+            ).first()
+            if profile is None:
+                raise NotFound(f"{self.platform} has no ad profile of person {person!r}")
+            memberships = c.execute(
+                select(m.audience_id, au.provider, m.source_person)
+                .join(t.audiences, au.id == m.audience_id)
+                .where(m.person == person)
+            ).all()
+            known_as = {(self.platform, person)} | {
+                (r.provider, r.source_person)
+                for r in memberships
+                if r.provider is not None and r.source_person is not None
+            }
+            opted_out = gpc
+            if not opted_out:
+                for controller, who in sorted(known_as):
+                    hit = c.execute(
+                        select(o.id).where(
+                            o.controller == controller,
+                            o.person == who,
+                            o.kind == OptOutKind.SALE_SHARING.value,
+                            o.at <= at,
+                            (o.revoked_at.is_(None)) | (o.revoked_at > at),
+                        )
+                    ).first()
+                    if hit is not None:
+                        opted_out = True
+                        break
+        return PersonSignals(
+            person,
+            home,
+            profile.age_band,
+            frozenset(json.loads(profile.interests)),
+            frozenset(r.audience_id for r in memberships),
+            opted_out=opted_out,
+        )
+
+    # -- what requests leave ----------------------------------------------------------------------
+
+    def record(
+        self, impressions: Sequence[Sequence[object]], charges: Sequence[Charge]
+    ) -> tuple[int, int]:
+        """Append impression rows (:data:`IMPRESSION_COLUMNS`) and charges, in one transaction."""
+        with translate(StoreError, "recording impressions and charges"), self.engine.begin() as c:
+            shown = insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
+            charged = insert_rows(c, t.spend, SPEND_COLUMNS, charge_rows(charges))
+        return shown, charged
+
+
+__all__ = [
+    "IMPRESSION_COLUMNS",
+    "SPEND_COLUMNS",
+    "AdsStore",
+    "charge_rows",
+    "insert_rows",
+]

@@ -1,0 +1,196 @@
+"""Ad requests: ``POST /v1/ads/request`` answers the winning ads for a person, with their prices.
+
+Who may call it: the platform's own ad service, with its app's own token (client credentials)
+of an app whose party is the platform named in the body (``party``: ``chirp``). The ads a
+platform's people see are the platform's to choose, from its own records: a partner's app is
+refused (it would learn which advertisers, and so which targeting, reach a person), and so is a
+person's token (the partner app acting for one person under a grant of data access, which gives
+no power over the platform's ads). Each refusal is logged to the ledger, as the API's other
+refusals are.
+
+The person's sale/sharing opt-out counts wherever it is recorded, and a ``Sec-GPC: 1`` signal
+counts at once: the platform's front end passes it in ``context.gpc`` (or sends the header on
+this call). Either way no ad targeted with partner data reaches them.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+
+from accord.ads.model import show_money
+from accord.ads.serving import AdServer
+from accord.ads.store import AdsStore
+from accord.api.access import NO_DELEGATION
+from accord.api.errors import Forbidden
+from accord.api.problems import PROBLEM_RESPONSES
+from accord.api.routes import CallerDep
+from accord.ledger.entries import DecisionEntry
+from accord.service import Accord
+
+router = APIRouter(prefix="/v1/ads", responses=PROBLEM_RESPONSES, tags=["ads"])
+
+FIRST_PARTY = "api:ads-first-party"
+"""The rule refusing an ad request from anyone but the platform itself."""
+
+Key = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdContext(_In):
+    """Where and when the ads are shown."""
+
+    surface: Literal["feed", "stories", "search"] = Field(
+        default="feed", description="The surface the slots are on."
+    )
+    gpc: bool = Field(
+        default=False,
+        description="The person's browser or app sent a Global Privacy Control signal "
+        "(Sec-GPC: 1): an opt-out of sale and sharing, honoured at once.",
+    )
+    at: datetime | None = Field(
+        default=None, description="When the ads are shown (RFC 3339); by default, now."
+    )
+
+
+class AdRequestIn(_In):
+    """An ad request for one person of the platform."""
+
+    person: Key = Field(description="The person, by the platform's own id for them.")
+    party: Key = Field(description="The platform whose people see the ads (e.g. chirp).")
+    slots: int = Field(default=2, ge=1, le=10, description="How many ad slots to fill.")
+    context: AdContext = Field(default_factory=AdContext)
+
+
+class CreativeOut(BaseModel):
+    """What the person sees."""
+
+    id: str
+    headline: str
+    body: str
+    url: str
+
+
+class AdOut(BaseModel):
+    """One slot's winning ad and what it costs the advertiser."""
+
+    slot: int = Field(description="0 is the first slot.")
+    campaign: int
+    advertiser: str
+    creative: CreativeOut
+    billing: Literal["cpc", "cpm"] = Field(
+        description="cpc: the price is charged if the ad is clicked; cpm: for the impression."
+    )
+    price_micros: int = Field(
+        description="Price per click (cpc) or per impression (cpm), in micro-units of currency."
+    )
+    price: str = Field(description="The price in currency units, to the cent.")
+
+
+class AdResponseOut(BaseModel):
+    """The ads that won, in slot order (fewer than asked if fewer campaigns were eligible)."""
+
+    request_id: str | None
+    ads: list[AdOut]
+
+
+class AdServers:
+    """One :class:`AdServer` per platform, made at its first request."""
+
+    def __init__(self, accord: Accord) -> None:
+        self.accord = accord
+        self._servers: dict[str, AdServer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, platform: str) -> AdServer:
+        """The platform's server."""
+        with self._lock:
+            server = self._servers.get(platform)
+            if server is None:
+                server = AdServer(AdsStore(self.accord.engine, platform))
+                self._servers[platform] = server
+            return server
+
+
+@router.post(
+    "/request",
+    response_model=AdResponseOut,
+    summary="The winning ads for one of the platform's people, with their prices",
+)
+async def request_ads(
+    body: AdRequestIn,
+    who: CallerDep,
+    request: HttpRequest,
+    sec_gpc: Annotated[str | None, Header(alias="Sec-GPC")] = None,
+) -> AdResponseOut:
+    """Run the auction for ``slots`` slots shown to ``person``: eligibility (targeting, schedule,
+    budgets, frequency caps, opt-outs), pacing, generalised second price; CPM winners are
+    charged and every impression recorded before the answer."""
+    servers: AdServers = request.app.state.ads
+    if who.person is not None:
+        await _refuse(
+            servers.accord,
+            who.app.party,
+            "ads are asked for by the platform's own service with its app's own token "
+            "(client credentials), not with a person's",
+            NO_DELEGATION,
+        )
+    if who.app.party != body.party:
+        await _refuse(
+            servers.accord,
+            who.app.party,
+            f"ads for {body.party}'s people are asked for by {body.party}'s own service, "
+            f"not by an app of {who.app.party}",
+            FIRST_PARTY,
+        )
+    gpc = body.context.gpc or (sec_gpc or "").strip() == "1"
+    placed = await run_in_threadpool(
+        lambda: servers.get(body.party).serve(body.person, body.slots, at=body.context.at, gpc=gpc)
+    )
+    return AdResponseOut(
+        request_id=placed[0].request_id if placed else None,
+        ads=[
+            AdOut(
+                slot=p.slot,
+                campaign=p.campaign.id,
+                advertiser=p.campaign.advertiser,
+                creative=CreativeOut(
+                    id=p.creative.id,
+                    headline=p.creative.headline,
+                    body=p.creative.body,
+                    url=p.creative.url,
+                ),
+                billing=p.billing.value,
+                price_micros=p.price,
+                price=show_money(p.price),
+            )
+            for p in placed
+        ],
+    )
+
+
+async def _refuse(accord: Accord, party: str, message: str, rule: str) -> None:
+    """Log the refusal to the ledger, then raise it (403)."""
+    refused = Forbidden(message, rule=rule)
+    entry = DecisionEntry(
+        agreement=None,
+        purpose="marketing.advertising",
+        reason=f"Refused: {message}; no ad was chosen.",
+        people=0,
+        allowed=False,
+        rules=(rule,),
+        recipient=party,
+        action="read",
+    )
+    receipts = await run_in_threadpool(accord.ledger.append, [entry])
+    refused.receipt = receipts[0].index if receipts else None
+    raise refused
