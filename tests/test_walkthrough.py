@@ -65,6 +65,38 @@ def decided_as_the_readme_shows(output: str, _: Path) -> None:
             assert got == want
 
 
+def file_exists(name: str) -> Check:
+    def check(_: str, cwd: Path) -> None:
+        assert (cwd / name).is_file(), f"{name} was not written"
+
+    return check
+
+
+def matches_line(pattern: str) -> Check:
+    def check(output: str, _: Path) -> None:
+        assert re.search(pattern, output, re.M), f"expected a line like {pattern!r} in:\n{output}"
+
+    return check
+
+
+def lines_are(*lines: str) -> Check:
+    def check(output: str, _: Path) -> None:
+        assert output.split("\n") == [*lines, ""], output
+
+    return check
+
+
+def printed_as_shown(doc: str, after: str) -> Check:
+    """The output is what docs/`doc` shows in the first plain ``` block after the text `after`,
+    word for word (the terminal's wrapping and ledger entry numbers aside)."""
+
+    def check(output: str, _: Path) -> None:
+        shown = _shown_after(doc, after)
+        assert _words(output) == _words(shown), f"printed:\n{output}\n{doc} shows:\n{shown}"
+
+    return check
+
+
 def rows_shown(output: str, _: Path) -> None:
     match = re.search(r"(\d+) rows", output)
     assert match is not None, output
@@ -84,10 +116,44 @@ CHECKS: list[tuple[str, Check]] = [
     (r"^accord ledger show", has("Ledger:", "latest checkpoint")),
     (r"^accord audit$", has("audit: no differences")),
     (r"^accord audit .*--json > audit\.json$", has()),
+    (
+        r"^accord cleanroom report --epsilon",
+        has("noise: rows shown only where", "spent the budget of 1,037 people", "released from"),
+    ),
     (r"^accord cleanroom report", rows_shown),
+    (r"^QUERY=", has()),
+    (r"^accord cleanroom check ", has("allowed under the aggregation rule", 'ORDER BY "sends"')),
+    (r"^accord cleanroom run ", printed_as_shown("cleanroom.md", "room's agreement, and prints")),
     (r"^accord decide .* --at 2026-11-29$", decided_as_the_readme_shows),
     (r"^accord decide .*--title title-0003$", has("ALLOWED", "people let through: 1 of 8")),
     (r"^accord examples$", has("Examples written to accord-examples", "members.csv")),
+    (r"^accord examples --force > /dev/null$", file_exists("accord-examples/report-rule.yaml")),
+    (
+        r"^accord examples --force$",
+        has("chirp-reelix-audience.yaml", "chirp-audience.csv", "reelix-audience.csv"),
+    ),
+    (
+        r"^accord agreement register \S*chirp-reelix-audience\.yaml$",
+        has("registered chirp-reelix-audience v1: draft"),
+    ),
+    (
+        r"^accord agreement review chirp-reelix-audience ",
+        has("chirp-reelix-audience: approved (reviewed by Privacy board)"),
+    ),
+    (r"^accord agreement activate chirp-reelix-audience$", has("chirp-reelix-audience: active")),
+    (r"^accord person load \S*/chirp-audience\.csv ", has("6 people of chirp recorded")),
+    (r"^accord person load \S*/reelix-audience\.csv ", has("6 people of reelix recorded")),
+    (r"^accord consent grant --id \S+-match ", matches_line(r"^consent [cr]\d{7}-match recorded$")),
+    (
+        r"^accord consent opt-out --person c0000003 ",
+        has("opt-out of sale/sharing recorded for c0000003 at chirp"),
+    ),
+    (
+        r"^accord psi run .* --out accord-psi/matched\.txt$",
+        printed_as_shown("psi.md", "match prints"),
+    ),
+    (r"^cat accord-psi/matched\.txt$", lines_are("c0000001", "c0000002")),
+    (r"^accord psi run .* --mode size$", printed_as_shown("psi.md", "learns only how many:")),
     (r"^accord agreement check ", has("chirp-reelix.yaml: valid")),
     (r"^accord agreement register ", has("registered chirp-reelix v1: draft")),
     (r"^accord agreement review ", has("approved (reviewed by Privacy board)")),
@@ -112,6 +178,20 @@ def _readme_decide_output() -> list[str]:
     found = re.search(r"--at 2026-11-29\n```\n\n```\n(.*?)\n```", readme, re.S)
     assert found is not None, "the README shows the decision's output after the command"
     return [line.rstrip() for line in found.group(1).splitlines()]
+
+
+def _shown_after(doc: str, after: str) -> str:
+    """The first plain ``` block of docs/`doc` after the text `after`."""
+    text = (ROOT / "docs" / doc).read_text()
+    assert after in text, f"{doc} has no {after!r}"
+    found = re.search(r"^```\n(.*?)\n```", text[text.index(after) :], re.S | re.M)
+    assert found is not None, f"{doc} shows no output after {after!r}"
+    return found.group(1)
+
+
+def _words(text: str) -> str:
+    """The text's words, one space apart; every ledger entry's number as N."""
+    return " ".join(re.sub(r"ledger entry #?\d+", "ledger entry N", text).split())
 
 
 def _shell_blocks(path: Path) -> list[list[str]]:

@@ -1,8 +1,9 @@
 """``accord examples``: write out the example files the README and the docs use.
 
 They ship inside the package, so a command in the docs works as written wherever Accord was
-installed from: the agreements of the partnership, a members file for ``accord person load``, the
-clean room's report rule, and the parties' dataset declarations.
+installed from: the agreements of the partnership, a members file for ``accord person load``, both
+parties' customer files for a private match (``accord psi run``), the clean room's report rule,
+and the parties' dataset declarations.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ WHAT = {
     "chirp-reelix.yaml": "the published partnership agreement (accord agreement check|register)",
     "chirp-reelix-titan.yaml": "a Titan-style whitelist nobody reviewed: what Accord refuses",
     "chirp-reelix-cleanroom.yaml": "the clean room's agreement: rows in, aggregates out",
+    "chirp-reelix-audience.yaml": "audience overlap: a private match of e-mail addresses",
     "members.csv": "Reelix's members and where each lives (accord person load)",
+    "chirp-audience.csv": "Chirp's customers, where each lives, their e-mail (accord psi run)",
+    "reelix-audience.csv": "Reelix's members, where each lives, their e-mail (accord psi run)",
     "report-rule.yaml": "the fortnightly report's analysis rule (accord cleanroom check|run)",
     "datasets/chirp.yaml": "Chirp's dataset declaration: what its database holds, about whom",
     "datasets/reelix.yaml": "Reelix's dataset declaration",
