@@ -42,9 +42,15 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     c.close()
 
 
-def member_with_a_release(world: World, base_url: str, n: int) -> str:
+@pytest.fixture(scope="module")
+def watchers(world: World) -> list[str]:
+    """The members the tests use, each one test's own, chosen before any test changes them."""
+    return fresh_watchers(world)
+
+
+def member_with_a_release(world: World, base_url: str, n: int, watchers: list[str]) -> str:
     """A US member who let Chirp's app see what they watch, and whose watch activity went."""
-    member = fresh_watchers(world)[n]
+    member = watchers[n]
     with httpx.Client(base_url=base_url) as http:
         delegated_token(http, world.chirp, world.chirp_secret, member, [WATCHED])
     watch_activity_of(world, base_url, member)
@@ -76,9 +82,9 @@ def states(page: Page) -> dict[int, str]:
 
 
 def test_the_page_verifies_every_entry_then_that_the_log_only_grew(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 0)
+    member = member_with_a_release(world, base_url, 0, watchers)
     page = context.new_page()
     errors = watch_console(page)
     sign_in(page, base_url, member)
@@ -87,7 +93,7 @@ def test_the_page_verifies_every_entry_then_that_the_log_only_grew(
     assert states(page) == dict.fromkeys(oracle, "verified")
     assert page.locator("li.entry .proof-state", has_text="Verified").count() == len(oracle)
     assert "signature checked" in page.locator("#check-status").inner_text()
-    assert page.locator("#consistency").get_attribute("data-state") == "first"
+    assert page.locator("#consistency[data-state]").get_attribute("data-state") == "first"
     first = world.accord.ledger.checkpoints()[-1][0]
     # The log grows (the person opts out, a checkpoint is signed); the next visit checks it.
     page.goto(f"{base_url}/me")
@@ -95,7 +101,7 @@ def test_the_page_verifies_every_entry_then_that_the_log_only_grew(
     page.wait_for_url(f"{base_url}/me?done=opted-out*")
     world.accord.ledger.checkpoint()
     assert checked(page, f"{base_url}/me/releases") == "verified"
-    consistency = page.locator("#consistency")
+    consistency = page.locator("#consistency[data-state]")
     assert consistency.get_attribute("data-state") == "verified"
     assert f"extends the checkpoint this browser saw last ({first} entries)" in (
         consistency.inner_text()
@@ -104,9 +110,9 @@ def test_the_page_verifies_every_entry_then_that_the_log_only_grew(
 
 
 def test_a_log_that_rewrote_its_past_does_not_verify(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 1)
+    member = member_with_a_release(world, base_url, 1, watchers)
     page = context.new_page()
     sign_in(page, base_url, member)
     size = world.accord.ledger.checkpoints()[-1][0]
@@ -115,7 +121,7 @@ def test_a_log_that_rewrote_its_past_does_not_verify(
         [{"name": "accord_seen", "value": f"{size - 3}:{'ab' * 32}", "url": f"{base_url}/me"}]
     )
     checked(page, f"{base_url}/me/releases")
-    consistency = page.locator("#consistency")
+    consistency = page.locator("#consistency[data-state]")
     assert consistency.get_attribute("data-state") == "failed"
     assert "Does not verify" in consistency.inner_text()
     # And a log smaller than the one the browser saw.
@@ -127,18 +133,40 @@ def test_a_log_that_rewrote_its_past_does_not_verify(
 
 
 def test_since_compares_with_a_stored_checkpoint(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 2)
+    member = member_with_a_release(world, base_url, 2, watchers)
     earlier = world.accord.ledger.checkpoints()[0][0]
     page = context.new_page()
     sign_in(page, base_url, member)
     checked(page, f"{base_url}/me/releases?since={earlier}")
-    consistency = page.locator("#consistency")
+    consistency = page.locator("#consistency[data-state]")
     assert consistency.get_attribute("data-state") == "verified"
     assert f"the signed checkpoint of {earlier} entries you asked to compare with" in (
         consistency.inner_text()
     )
+
+
+def test_a_browser_without_ed25519_is_told_so(
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
+) -> None:
+    member = member_with_a_release(world, base_url, 8, watchers)
+    # A browser whose WebCrypto has no Ed25519 (as older ones): importing such a key fails.
+    context.add_init_script(
+        """(() => {
+          const original = crypto.subtle.importKey.bind(crypto.subtle);
+          crypto.subtle.importKey = (format, key, algorithm, ...rest) =>
+            (algorithm && algorithm.name === "Ed25519")
+              ? Promise.reject(new DOMException("Unrecognized name", "NotSupportedError"))
+              : original(format, key, algorithm, ...rest);
+        })();"""
+    )
+    page = context.new_page()
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "verified"
+    status = page.locator("#check-status").inner_text()
+    assert "whose Ed25519 signature this browser cannot check" in status
+    assert set(states(page).values()) == {"verified"}
 
 
 def _flip(text: str) -> str:
@@ -153,9 +181,9 @@ def tampered(route: Route, change: Any) -> None:
 
 
 def test_a_tampered_proof_does_not_verify_in_the_page(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 3)
+    member = member_with_a_release(world, base_url, 3, watchers)
     page = context.new_page()
     sign_in(page, base_url, member)
     oracle = sorted(entries_about(world.accord, REELIX, member))
@@ -185,9 +213,15 @@ def test_a_tampered_proof_does_not_verify_in_the_page(
     ],
 )
 def test_each_tampered_part_is_named(
-    world: World, base_url: str, context: BrowserContext, part: str, said: str
+    world: World,
+    base_url: str,
+    context: BrowserContext,
+    *,
+    watchers: list[str],
+    part: str,
+    said: str,
 ) -> None:
-    member = member_with_a_release(world, base_url, 4)
+    member = member_with_a_release(world, base_url, 4, watchers)
     page = context.new_page()
     sign_in(page, base_url, member)
 
@@ -212,9 +246,9 @@ def test_each_tampered_part_is_named(
 
 
 def test_the_page_s_javascript_agrees_with_the_python_tree(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 5)
+    member = member_with_a_release(world, base_url, 5, watchers)
     page = context.new_page()
     sign_in(page, base_url, member)
     checked(page, f"{base_url}/me/releases")
@@ -254,9 +288,9 @@ def test_the_page_s_javascript_agrees_with_the_python_tree(
 
 
 def test_the_overview_works_from_the_keyboard(
-    world: World, base_url: str, context: BrowserContext
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
 ) -> None:
-    member = member_with_a_release(world, base_url, 6)
+    member = member_with_a_release(world, base_url, 6, watchers)
     page = context.new_page()
     sign_in(page, base_url, member)
     switch = page.get_by_role("switch", name=SWITCH)
@@ -309,9 +343,9 @@ CONTRAST = """() => {
 
 
 def test_every_page_has_landmarks_labels_and_contrast(
-    world: World, base_url: str, context: BrowserContext, tmp_path: Path
+    world: World, base_url: str, context: BrowserContext, *, watchers: list[str], tmp_path: Path
 ) -> None:
-    member = member_with_a_release(world, base_url, 7)
+    member = member_with_a_release(world, base_url, 7, watchers)
     page = context.new_page()
     errors = watch_console(page)
     sign_in(page, base_url, member)
@@ -332,3 +366,21 @@ def test_every_page_has_landmarks_labels_and_contrast(
             path=str(tmp_path / f"{path.strip('/').replace('/', '-')}.png"), full_page=True
         )
     assert [e for e in errors if "404" not in e] == []
+
+
+def test_no_page_scrolls_sideways_on_a_phone(
+    world: World, base_url: str, browser: Browser, watchers: list[str]
+) -> None:
+    member = member_with_a_release(world, base_url, 9, watchers)
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = phone.new_page()
+        sign_in(page, base_url, member)
+        for path in PAGES:
+            page.goto(f"{base_url}{path}")
+            if path == "/me/releases":
+                page.locator("#check-status[data-state]").wait_for()
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+    finally:
+        phone.close()

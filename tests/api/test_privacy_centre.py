@@ -45,12 +45,13 @@ def us_watchers(world: World) -> list[str]:
 
 
 def fresh_watchers(world: World) -> list[str]:
-    """US members who watched something and gave no consent that covers what they watch: what
-    they share is only what a test lets them."""
+    """US members who watched something, never opted out and gave no consent that covers what
+    they watch: what they share is only what a test lets them."""
     return [
         m
         for m in us_watchers(world)
-        if not any(
+        if not world.accord.standing(REELIX, m).opt_outs
+        and not any(
             "media_consumption" in k or k in {"user.behavior", "user"}
             for c in world.accord.consents(REELIX, m)
             for k in c.categories

@@ -56,6 +56,8 @@ class Home:
     code: str
     laws: tuple[str, ...]
     opt_out_law: str
+    vppa: bool
+    """Whether the VPPA binds what they watched (they live in the US)."""
 
 
 def home(code: str) -> Home:
@@ -68,7 +70,7 @@ def home(code: str) -> Home:
         laws.append("GDPR: consent for each purpose, withdrawable at any time (Art. 6, 7)")
     law = next(x for x in optout.LAWS if x.places.contains(code))
     cited = law.name if law.citation == law.name else f"{law.name}, {law.citation}"
-    return Home(code, tuple(laws), cited)
+    return Home(code, tuple(laws), cited, vppa.APPLIES_TO.contains(code))
 
 
 @dataclass(frozen=True, slots=True)
