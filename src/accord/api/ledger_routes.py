@@ -52,14 +52,12 @@ def checkpoint(
 ) -> dict[str, Any]:
     """The latest signed checkpoint of the log, or with ``size`` the stored one of that size."""
     ledger = svc.apps.accord.ledger
-    stored = ledger.checkpoints()
-    if not stored:
+    latest = ledger.stored_checkpoint()
+    if latest is None:
         raise NotFound("the ledger has no signed checkpoint yet")
-    found = stored[-1] if size is None else next((c for c in stored if c[0] == size), None)
+    found = latest if size is None else ledger.stored_checkpoint(size)
     if found is None:
-        raise NotFound(
-            f"no checkpoint of size {size} is stored; the latest is of size {stored[-1][0]}"
-        )
+        raise NotFound(f"no checkpoint of size {size} is stored; the latest is of size {latest[0]}")
     verifier = ledger.verifier
     return {
         "size": found[0],
@@ -86,6 +84,6 @@ def consistency(
     stored signed checkpoints of both sizes, for the caller to check."""
     ledger = svc.apps.accord.ledger
     if new is None:
-        stored = ledger.checkpoints()
-        new = stored[-1][0] if stored else ledger.head().size
+        latest = ledger.stored_checkpoint()
+        new = latest[0] if latest is not None else ledger.head().size
     return prove_consistency(ledger, old, new).json()

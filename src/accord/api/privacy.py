@@ -150,8 +150,8 @@ class Centre:
         indexes = ledger.entries_about(ref)
         if not indexes:
             return
-        stored = ledger.checkpoints()
-        if stored and max(indexes) < stored[-1][0]:
+        latest = ledger.stored_checkpoint()
+        if latest is not None and max(indexes) < latest[0]:
             return
         with self._lock:
             now = time.monotonic()

@@ -81,13 +81,17 @@ def prove_consistency(ledger: Ledger, old: int, new: int) -> ConsistencyReport:
     checkpoints of both sizes checked; :class:`InvalidInput` for sizes the log cannot link."""
     check_sizes(old, new, ledger.head().size)
     proof = ledger.consistency_proof(old, new)
-    notes = {size: note for size, _, note in ledger.checkpoints() if size in (old, new)}
+    notes = {size: ledger.stored_checkpoint(size) for size in {old, new}}
     return ConsistencyReport(
         proof,
         proof.verify(),
-        _checkpoint(ledger.verifier, old, proof.old_root, notes.get(old)),
-        _checkpoint(ledger.verifier, new, proof.new_root, notes.get(new)),
+        _checkpoint(ledger.verifier, old, proof.old_root, _note(notes[old])),
+        _checkpoint(ledger.verifier, new, proof.new_root, _note(notes[new])),
     )
+
+
+def _note(stored: tuple[int, bytes, str] | None) -> str | None:
+    return None if stored is None else stored[2]
 
 
 def _checkpoint(
