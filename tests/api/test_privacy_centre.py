@@ -431,3 +431,13 @@ def test_a_checkpoint_of_a_size_never_signed_is_not_found(client: httpx.Client) 
     r = client.get("/v1/ledger/checkpoint", params={"size": 10**9})
     assert r.status_code == 404
     assert "no checkpoint of size" in r.json()["detail"]
+
+
+def test_signing_out_leaves_nothing_to_see(client: httpx.Client) -> None:
+    sign_in(client, REELIX, "r0000160")
+    page = client.get("/me")
+    assert "<strong>r0000160</strong>" in page.text
+    r = client.post("/me/sign-out", data={"form": form_of(page.text)})
+    assert r.status_code == 303
+    assert "r0000160" not in client.get("/me").text
+    assert client.get("/me/releases/proof.json", params={"party": REELIX}).status_code == 303
