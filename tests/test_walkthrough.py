@@ -114,6 +114,8 @@ CHECKS: list[tuple[str, Check]] = [
     (r"^accord ledger prove .* > proof\.json$", file_is_json("proof.json")),
     (r"verify_proof\.py proof\.json", has("ok   ", "under a checkpoint signed by")),
     (r"^accord ledger show", has("Ledger:", "latest checkpoint")),
+    (r"^accord ledger consistency .*--json", has('"verifies": true')),
+    (r"^accord ledger consistency ", has("is a prefix of the tree of")),
     (r"^accord audit$", has("audit: no differences")),
     (r"^accord audit .*--json > audit\.json$", has()),
     (

@@ -8,6 +8,7 @@ decision, refusals included. The ledger entry is durable before the call returns
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from accord.consent import Consent, OptOut, OptOutKind, Person, utc
 from accord.consent import Scope as ConsentScope
 from accord.datafolder import DataFolder
 from accord.errors import ConsentError, NotFound, StoreError, translate
-from accord.law import gdpr
+from accord.law import gdpr, vppa
 from accord.ledger.checkpoint import Signer
 from accord.ledger.entries import (
     AgreementChangeEntry,
@@ -246,6 +247,62 @@ class Accord:
         duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
         self.ledger.append([_withdrawn(consent, duty, when)])
         return consent, duty
+
+    def withdraw_title(self, consent_id: str, title: str, at: datetime | None = None) -> Consent:
+        """Withdraw a consent for one title only: the case-by-case withdrawal the VPPA requires
+        be offered (18 U.S.C. 2710(b)(2)(B)(iii)); the consent carries on for every other title.
+
+        The record is withdrawn at ``at`` (default now) and a new one takes its place, the same
+        in every field but leaving the title out: given when the first was, so it ends when the
+        first would have, the VPPA's two years included, while earlier releases stay judged by
+        the first, in force when they were made. Returns the new record. Its ledger entry does
+        not name the title: what a person stopped sharing tells what they watched.
+        """
+        when = utc(at) if at else datetime.now(UTC)
+        where = f"consent {consent_id}"
+        title = title.strip()
+        if not title:
+            raise ConsentError("name the title to stop sharing", where=where)
+        with self.session() as s:
+            repo = ConsentRepository(s)
+            old = repo.get(consent_id)
+            if not old.in_force_at(when):
+                raise ConsentError("is not in force: there is nothing to withdraw", where=where)
+            if not vppa.covers_viewing(old):
+                raise ConsentError(
+                    "does not cover what the person watched: it has no titles to withdraw",
+                    where=where,
+                )
+            if old.scope is ConsentScope.ONE_DISCLOSURE:
+                raise ConsentError(
+                    "is for one disclosure only: withdraw it as a whole", where=where
+                )
+            if title in old.excluded_titles:
+                raise ConsentError(f"already leaves out title {title!r}", where=where)
+            repo.withdraw(consent_id, when)
+            narrowed = replace(
+                old,
+                id=f"{old.id.split('~')[0]}~{secrets.token_hex(4)}",
+                excluded_titles=old.excluded_titles | {title},
+                withdrawn_at=None,
+            )
+            repo.add(narrowed)
+        self.ledger.append(
+            [
+                ConsentChangeEntry(
+                    agreement=None,
+                    reason=f"consent to {old.recipient} withdrawn for one title, case by case "
+                    f"({vppa.CITATION}(iii)); in force for every other title",
+                    purpose=sorted(old.purposes)[0],
+                    categories=tuple(sorted(old.categories)),
+                    about=(person_ref(old.controller, old.person),),
+                    change="withdrawn",
+                    recipient=old.recipient,
+                    at=when,
+                )
+            ]
+        )
+        return narrowed
 
     def import_records(
         self,

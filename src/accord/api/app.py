@@ -27,6 +27,7 @@ from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
+from accord.api.privacy import centre as privacy_centre
 from accord.api.ratelimit import deployment_prefix, limiter
 from accord.api.registry import router as registry_router
 from accord.api.routes import Services, router
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(erasure_router)
     app.include_router(ads_router)
     app.include_router(build_router(Screens(accord, apps, server, signing, served=set(sources))))
+    app.include_router(privacy_centre(accord, apps, server, signing, served=set(sources)))
     _docs(app)
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])

@@ -573,6 +573,21 @@ class PartnerApps:
         """Revoke a person's grants to an app (all, or only ``scopes``); returns how many."""
         return self._withdraw(client_id, person, None if scopes is None else list(scopes), at)
 
+    def grants_of_consent(self, consent_id: str) -> list[Grant]:
+        """The grants a consent stands behind (one, for a consent given on the consent screen)."""
+        g = t.grants_table
+        with self.accord.session() as s, translate(StoreError, "reading grants"):
+            rows = s.execute(select(g).where(g.c.consent_id == consent_id)).all()
+        return [_grant(r) for r in rows]
+
+    def replace_consent(self, old_id: str, new_id: str) -> int:
+        """Let the grants behind consent ``old_id`` stand behind ``new_id`` instead (the record
+        that replaced it when the person narrowed it); how many."""
+        g = t.grants_table
+        with self.accord.session() as s, translate(StoreError, "moving grants to a consent"):
+            done = s.execute(update(g).where(g.c.consent_id == old_id).values(consent_id=new_id))
+        return int(done.rowcount)  # type: ignore[attr-defined]
+
     def _withdraw(
         self,
         client_id: str,

@@ -369,7 +369,7 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
         """The party a sign-in for ``target`` is at, where it can be told."""
         parts = urlsplit(target)
         query = dict(_pairs(parts.query))
-        if parts.path == "/me/apps":
+        if _person_page(parts.path):
             party = query.get("party")
             return party if party in screens.parties() else None
         if parts.path == "/oauth/authorize":
@@ -395,9 +395,13 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
     def _login(request: Request, person: str, target: str) -> Response:
         parts = urlsplit(target)
         query = dict(_pairs(parts.query))
-        if parts.scheme or parts.netloc or parts.path not in {"/oauth/authorize", "/me/apps"}:
+        if (
+            parts.scheme
+            or parts.netloc
+            or not (parts.path == "/oauth/authorize" or _person_page(parts.path))
+        ):
             return _error_page(request, 400, "Nowhere to go", "Sign in from an app's request.")
-        if parts.path == "/me/apps":
+        if _person_page(parts.path):
             party = query.get("party", "")
             parties = sorted(screens.parties())
             if party not in parties:
@@ -407,7 +411,7 @@ def _sign_in_routes(router: APIRouter, screens: Screens) -> None:
                     "Unknown party",
                     f"There is no party named {party!r} here. "
                     f"It serves {listed(parties) or 'none yet'}.",
-                    links=[("Choose your account", "/me/apps")],
+                    links=[("Choose your account", parts.path)],
                 )
         else:
             app = screens.apps.get(query.get("client_id", ""))
@@ -502,6 +506,12 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
         screens.apps.revoke(client_id, state["person"], scopes)
         back = f"/me/apps?{urlencode({'party': state['party']})}"
         return RedirectResponse(back, status_code=303)
+
+
+def _person_page(path: str) -> bool:
+    """Whether ``path`` is one of a person's own pages (``/me`` and below), which name the
+    party to sign in at in their ``party`` parameter."""
+    return path == "/me" or path.startswith("/me/")
 
 
 def _pairs(query: str) -> list[tuple[str, str]]:

@@ -429,6 +429,68 @@ def prove(
 
 
 @app.command()
+def consistency(
+    old: Annotated[
+        int, typer.Argument(metavar="OLD", help="The earlier tree size (a checkpoint's).")
+    ],
+    new: Annotated[
+        int, typer.Argument(metavar="NEW", help="The later tree size, at most the ledger's.")
+    ],
+    *,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    vkey: Annotated[
+        str | None,
+        typer.Option(help="Check the checkpoints' signatures against this verifier key."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the proof as JSON.")] = False,
+) -> None:
+    """The consistency proof (RFC 9162) that the tree of OLD entries is a prefix of the tree of
+    NEW entries, checked, with the signed checkpoints of both sizes; exit 1 if it does not
+    verify."""
+    from accord.ledger.browse import require_ledger
+    from accord.ledger.consistency import prove_consistency
+
+    try:
+        with _ledger(database_url, data_dir, signing=False, vkey=vkey) as ledger:
+            require_ledger(ledger)
+            report = prove_consistency(ledger, old, new)
+    except AccordError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(report.json(), indent=2))
+    else:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        p = report.proof
+        for label, size, root, cp in (
+            ("old", p.old_size, p.old_root, report.old),
+            ("new", p.new_size, p.new_root, report.new),
+        ):
+            grid.add_row(f"{label} size", str(size))
+            grid.add_row(f"{label} root", root.hex())
+            stated = ""
+            if cp.signed:
+                stated = (
+                    "; states this root" if cp.root_matches else "; [red]states another root[/]"
+                )
+            grid.add_row(f"{label} checkpoint", escape(cp.signature) + stated)
+        grid.add_row("proof", "\n".join(h.hex() for h in p.path) or "(none needed)")
+        grid.add_row(
+            "verifies",
+            f"[green]✓ the tree of {p.old_size} entries is a prefix of the tree of {p.new_size}[/]"
+            if report.verifies
+            else "[red]✗ the proof does not link the two roots[/]",
+        )
+        _out.print(Panel(grid, title="ledger consistency proof", title_align="left"))
+    if not report.verifies or any(
+        cp.note is not None and cp.signed and not cp.root_matches for cp in (report.old, report.new)
+    ):
+        raise typer.Exit(1)
+
+
+@app.command()
 def checkpoint(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Sign the current tree head, store it, and print the signed note."""
     try:

@@ -524,8 +524,21 @@ class Ledger:
 
     def latest_checkpoint(self) -> str | None:
         """The signed note of the largest stored checkpoint, if any."""
-        stored = self.checkpoints()
-        return stored[-1][2] if stored else None
+        latest = self.stored_checkpoint()
+        return latest[2] if latest else None
+
+    def stored_checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
+        """The stored checkpoint of ``size`` leaves (default: the largest) as ``(size, root,
+        signed note)``, if there is one: one indexed row, however many are stored."""
+        c = _checkpoints.c
+        query = select(c.size, c.root, c.note)
+        if size is None:
+            query = query.order_by(c.size.desc()).limit(1)
+        else:
+            query = query.where(c.size == size)
+        with self._reading("reading a ledger checkpoint") as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
 
     def verify(self, *, workers: int | None = None) -> VerifyReport:
         """Recompute the whole tree from the leaves and check every checkpoint against it.

@@ -1,0 +1,227 @@
+// Checking Accord ledger proofs in the browser with WebCrypto, as verify_proof.py does in Python:
+// RFC 9162 leaf and node hashes (SHA-256), inclusion proofs (section 2.1.3.2) and consistency
+// proofs (section 2.1.4.2); the subject tag HMAC-SHA256(person key, "accord/ledger/subject/v1\n" +
+// leaf index); and C2SP signed-note checkpoints signed with Ed25519 (RFC 8032), where the browser's
+// WebCrypto has Ed25519. Everything is exposed as window.AccordLedger.
+"use strict";
+
+(() => {
+  const encoder = new TextEncoder();
+  const SUBJECT_CONTEXT = "accord/ledger/subject/v1\n";
+
+  function hex(bytes) {
+    return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function unhex(text) {
+    if (typeof text !== "string" || !/^(?:[0-9a-f]{2})*$/.test(text)) {
+      throw new Error("not a hex string");
+    }
+    const out = new Uint8Array(text.length / 2);
+    for (let i = 0; i < out.length; i += 1) {
+      out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+    }
+    return out;
+  }
+
+  function unbase64(text) {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  }
+
+  function concat(...parts) {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  function same(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  function leafHash(data) {
+    return sha256(concat(Uint8Array.of(0), data));
+  }
+
+  function nodeHash(left, right) {
+    return sha256(concat(Uint8Array.of(1), left, right));
+  }
+
+  // Halving with arithmetic, not bit operators: those cut numbers to 32 bits.
+  const half = (n) => Math.floor(n / 2);
+  const odd = (n) => n % 2 === 1;
+
+  async function verifyInclusion(leaf, index, size, proof, root) {
+    if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) {
+      return false;
+    }
+    let fn = index;
+    let sn = size - 1;
+    let r = leaf;
+    for (const p of proof) {
+      if (sn === 0 || p.length !== 32) return false;
+      if (odd(fn) || fn === sn) {
+        r = await nodeHash(p, r);
+        while (!odd(fn) && fn !== 0) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn = half(fn);
+      sn = half(sn);
+    }
+    return sn === 0 && same(r, root);
+  }
+
+  async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+    if (!(Number.isSafeInteger(oldSize) && Number.isSafeInteger(newSize))) return false;
+    if (oldSize < 0 || oldSize > newSize || proof.some((p) => p.length !== 32)) return false;
+    if (oldSize === newSize) return proof.length === 0 && same(oldRoot, newRoot);
+    if (oldSize === 0) return proof.length === 0;
+    if (proof.length === 0) return false;
+    const path = proof.slice();
+    let power = oldSize;
+    while (power % 2 === 0) power /= 2;
+    if (power === 1) path.unshift(oldRoot); // oldSize is a power of two
+    let fn = oldSize - 1;
+    let sn = newSize - 1;
+    while (odd(fn)) {
+      fn = half(fn);
+      sn = half(sn);
+    }
+    let fr = path[0];
+    let sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) return false;
+      if (odd(fn) || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while (!odd(fn) && fn !== 0) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = half(fn);
+      sn = half(sn);
+    }
+    return sn === 0 && same(fr, oldRoot) && same(sr, newRoot);
+  }
+
+  async function subjectTag(key, index) {
+    const hmacKey = await crypto.subtle.importKey(
+      "raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"],
+    );
+    const tag = await crypto.subtle.sign("HMAC", hmacKey, encoder.encode(SUBJECT_CONTEXT + String(index)));
+    return hex(tag);
+  }
+
+  // A verifier key, NAME+KEYID+BASE64(0x01 || Ed25519 public key), its id checked.
+  async function parseVkey(vkey) {
+    const first = vkey.indexOf("+");
+    const second = vkey.indexOf("+", first + 1);
+    if (first < 1 || second < 0) throw new Error("not a verifier key (name+id+key)");
+    const name = vkey.slice(0, first);
+    const idHex = vkey.slice(first + 1, second).toLowerCase();
+    const raw = unbase64(vkey.slice(second + 1));
+    if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 verifier key");
+    const keyId = (await sha256(concat(encoder.encode(name + "\n"), raw))).slice(0, 4);
+    if (hex(keyId) !== idHex) throw new Error("the verifier key's id does not match its name and key");
+    return { name, keyId, publicKey: raw.slice(1) };
+  }
+
+  // Whether this browser's WebCrypto verifies Ed25519 signatures (null: it cannot).
+  async function ed25519Verify(publicKey, message, signature) {
+    let key;
+    try {
+      key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    } catch (error) {
+      return null;
+    }
+    return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+  }
+
+  // The checkpoint in a signed note: {origin, size, root, signature}, where signature is
+  // "verified" or "unsupported" (no Ed25519 here); throws with the reason if it does not hold.
+  async function openCheckpoint(note, vkey) {
+    const { name, keyId, publicKey } = await parseVkey(vkey);
+    const cut = note.lastIndexOf("\n\n");
+    if (cut < 0 || !note.endsWith("\n")) throw new Error("not a signed note");
+    const text = note.slice(0, cut + 1);
+    const lines = note.slice(cut + 2, -1).split("\n");
+    let signature = null;
+    for (const line of lines) {
+      if (!line.startsWith("\u2014 ")) throw new Error("not a signature line");
+      const space = line.indexOf(" ", 2);
+      const blob = unbase64(line.slice(space + 1));
+      if (line.slice(2, space) === name && same(blob.slice(0, 4), keyId)) {
+        signature = blob.slice(4);
+        break;
+      }
+    }
+    if (signature === null) throw new Error(`the checkpoint is not signed by ${name}`);
+    const verified = await ed25519Verify(publicKey, encoder.encode(text), signature);
+    if (verified === false) throw new Error(`the signature by ${name} does not verify`);
+    const [origin, sizeText, rootText] = text.split("\n");
+    if (origin !== name) throw new Error(`the checkpoint's origin ${origin} is not the signer's log`);
+    if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) throw new Error("the checkpoint's size is not a number");
+    const root = unbase64(rootText);
+    if (root.length !== 32) throw new Error("the checkpoint's root is not 32 bytes");
+    return {
+      origin,
+      size: Number(sizeText),
+      root,
+      signature: verified === null ? "unsupported" : "verified",
+    };
+  }
+
+  // Every problem with one entry of a proof bundle under an opened checkpoint (none: it holds).
+  async function entryProblems(entry, checkpoint, key) {
+    const problems = [];
+    const data = encoder.encode(entry.leaf);
+    const hashed = await leafHash(data);
+    if (hex(hashed) !== entry.leaf_hash) problems.push("the leaf does not hash to its leaf hash");
+    let proof;
+    try {
+      proof = entry.inclusion_proof.map(unhex);
+    } catch (error) {
+      return [...problems, "the inclusion proof is not hex"];
+    }
+    if (!(await verifyInclusion(hashed, entry.index, checkpoint.size, proof, checkpoint.root))) {
+      problems.push(`not included under the checkpoint of ${checkpoint.size} entries`);
+    }
+    let subjects = [];
+    try {
+      subjects = JSON.parse(entry.leaf).subjects || [];
+    } catch (error) {
+      problems.push("the leaf is not JSON");
+    }
+    if (!subjects.includes(await subjectTag(key, entry.index))) {
+      problems.push("the entry does not carry your tag: it is not about you");
+    }
+    return problems;
+  }
+
+  window.AccordLedger = {
+    hex,
+    unhex,
+    leafHash,
+    nodeHash,
+    verifyInclusion,
+    verifyConsistency,
+    subjectTag,
+    openCheckpoint,
+    entryProblems,
+  };
+})();
