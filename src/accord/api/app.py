@@ -23,6 +23,7 @@ from accord.api.access import Access
 from accord.api.ads import AdServers
 from accord.api.ads import router as ads_router
 from accord.api.apps import PartnerApps
+from accord.api.audit_console import console as audit_console
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(ads_router)
     app.include_router(build_router(Screens(accord, apps, server, signing, served=set(sources))))
     app.include_router(privacy_centre(accord, apps, server, signing, served=set(sources)))
+    app.include_router(audit_console(accord))
     _docs(app)
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])

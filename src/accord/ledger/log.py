@@ -28,7 +28,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.errors import (
@@ -522,6 +522,27 @@ class Ledger:
             )
             return [(int(size), bytes(root), str(note)) for size, root, note in rows]
 
+    def checkpoint_count(self) -> int:
+        """How many checkpoints are stored."""
+        with self._reading("counting ledger checkpoints") as conn:
+            return int(conn.execute(select(func.count()).select_from(_checkpoints)).scalar_one())
+
+    def recent_checkpoints(
+        self, limit: int, offset: int = 0
+    ) -> list[tuple[int, bytes, str, datetime]]:
+        """Stored checkpoints, newest first, as ``(size, root, signed note, stored at)``: at most
+        ``limit`` of them after skipping the ``offset`` newest."""
+        c = _checkpoints.c
+        query = (
+            select(c.size, c.root, c.note, c.created_at)
+            .order_by(c.size.desc())
+            .limit(max(limit, 0))
+            .offset(max(offset, 0))
+        )
+        with self._reading("reading ledger checkpoints") as conn:
+            rows = conn.execute(query).all()
+        return [(int(s), bytes(r), str(n), _aware(at)) for s, r, n, at in rows]
+
     def latest_checkpoint(self) -> str | None:
         """The signed note of the largest stored checkpoint, if any."""
         latest = self.stored_checkpoint()
@@ -698,3 +719,8 @@ def _decode_state(size: int, root: bytes, frontier: bytes) -> _State:
             "the stored root is not the fold of the stored frontier", where="ledger_state"
         )
     return _State(size, root, hashes)
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands it back without its zone)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
