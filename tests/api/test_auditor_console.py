@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import select
 
 from accord.api.audit_view import Logged, Window
@@ -23,6 +24,7 @@ from accord.ledger.entries import DecisionEntry, ReleaseEntry
 from accord.ledger.tables import leaves_table
 from accord.requests import Request, Subjects
 from accord.scenario.population import CHIRP, REELIX, generate
+from api.test_browser import CHROMIUM_ARGS, watch_console
 from api.world import PEOPLE, SEED, World, build_world, now, serving
 
 pytestmark = pytest.mark.integration
@@ -360,3 +362,91 @@ def test_dates_in_the_window_include_the_whole_last_day() -> None:
     after = Logged(1, {"at": (DAY2 + timedelta(hours=12)).isoformat()})
     assert window.holds(late)
     assert not window.holds(after)
+
+
+# -- in the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def consistency_check(page: Page, base_url: str, old: int, new: int) -> tuple[str, str]:
+    """Ask the ledger page's form to check ``old`` → ``new``; the state and text it ends with."""
+    page.goto(f"{base_url}/audit/ledger")
+    page.fill("#old", str(old))
+    page.fill("#new", str(new))
+    page.click("#consistency-form button[type=submit]")
+    page.locator("#consistency-result:not([data-state=pending])").wait_for()
+    result = page.locator("#consistency-result")
+    return str(result.get_attribute("data-state")), result.inner_text()
+
+
+def tamper(field: str) -> Any:
+    """A route handler that changes one field of the server's consistency answer."""
+
+    def handle(route: Route) -> None:
+        answer = route.fetch().json()
+        if field == "proof":
+            first = answer["proof"][0]
+            answer["proof"][0] = ("0" if first[0] != "0" else "1") + first[1:]
+        else:
+            answer[field] = "00" * 32
+        route.fulfill(json=answer)
+
+    return handle
+
+
+@pytest.mark.browser
+def test_the_consistency_form_verifies_in_the_page(
+    world: World, base_url: str, browser: Browser
+) -> None:
+    sizes = [size for size, _, _ in world.accord.ledger.checkpoints()]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = watch_console(page)
+    state, text = consistency_check(page, base_url, sizes[0], sizes[-1])
+    context.close()
+    assert state == "verified", text
+    assert f"the log of {sizes[-1]} entries (signed checkpoint, signature checked)" in text
+    assert errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("field", "says"),
+    [
+        ("proof", "Does not verify: the proof does not show"),  # a hash of the proof changed
+        ("new_root", "is not the one its checkpoint signs"),  # a root its checkpoint does not sign
+    ],
+)
+def test_the_consistency_form_shows_a_tampered_proof_fails(
+    world: World, base_url: str, browser: Browser, field: str, says: str
+) -> None:
+    sizes = [size for size, _, _ in world.accord.ledger.checkpoints()]
+    old, new = sizes[1], sizes[-1]
+    assert world.accord.ledger.consistency_proof(old, new).path  # a proof with hashes to change
+    context = browser.new_context()
+    page = context.new_page()
+    page.route("**/v1/ledger/consistency?*", tamper(field))
+    state, text = consistency_check(page, base_url, old, new)
+    context.close()
+    assert state == "failed"
+    assert says in text
+
+
+@pytest.mark.browser
+def test_sizes_in_the_wrong_order_are_refused(
+    world: World, base_url: str, browser: Browser
+) -> None:
+    size = world.accord.ledger.head().size
+    context = browser.new_context()
+    page = context.new_page()
+    state, text = consistency_check(page, base_url, size, 1)
+    context.close()
+    assert state == "failed"
+    assert "pick the smaller size first" in text

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -33,6 +34,15 @@ from accord.service import Accord
 
 PER_PAGE = 20
 """Checkpoints listed on one page of ``/audit/ledger``."""
+
+
+def breakable(text: object) -> Markup:
+    """``text`` escaped, with a line break allowed after each dot (a long taxonomy key or
+    ``collection.field`` may wrap in a narrow table cell)."""
+    return Markup(".<wbr>").join(escape(part) for part in str(text).split("."))
+
+
+templates.env.filters["breakable"] = breakable
 
 STAGE_NAMES = ("holder to data category", "data category to purpose", "purpose to recipient")
 
