@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from html import unescape
 from typing import Any
 
@@ -17,7 +17,6 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import select
 
-from accord.api.audit_view import Logged, Window
 from accord.consent import Operation
 from accord.gateway import Exchange, Gateway, Keyring, Refused
 from accord.ledger.entries import DecisionEntry, ReleaseEntry
@@ -354,14 +353,6 @@ def test_the_start_page_links_the_console(client: httpx.Client) -> None:
     html = client.get("/", headers={"Accept": "text/html"}).text
     for path in ("/audit", "/audit/flows", "/audit/ledger"):
         assert f'href="{path}"' in html
-
-
-def test_dates_in_the_window_include_the_whole_last_day() -> None:
-    window = Window.parse("", "2026-03-09", "")
-    late = Logged(0, {"at": (DAY2 + timedelta(hours=11, minutes=59)).isoformat()})
-    after = Logged(1, {"at": (DAY2 + timedelta(hours=12)).isoformat()})
-    assert window.holds(late)
-    assert not window.holds(after)
 
 
 # -- in the browser ---------------------------------------------------------------------------
