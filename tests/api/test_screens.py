@@ -314,7 +314,9 @@ def test_how_long_it_is_kept_reads_in_words(days: int, words: str) -> None:
 def test_the_wording_comes_from_the_taxonomy_and_the_clause(world: World) -> None:
     agreement = world.accord.agreement("chirp-reelix").agreement
     w = word(Scope.parse(TARGETED), agreement, CHIRP, {CHIRP: "Chirp", REELIX: "Reelix"})
-    assert w.title == "Chirp may read your media consumption"
+    assert w.title == (
+        "Chirp may read your media consumption, for: Third Party Targeted Advertising"
+    )
     assert w.what.startswith("Media Consumption: Content consumption history")
     assert w.why.startswith("Third Party Targeted Advertising: ")
     assert w.clause.startswith("Interest segments derived from watch history")

@@ -22,7 +22,7 @@ class Wording:
     """One permission as a person reads it."""
 
     title: str
-    """``Chirp may read your private content``."""
+    """``Chirp may read your private content, for: Service`` (one purpose a title)."""
     what: str
     """The data category's name and description."""
     why: str
@@ -60,10 +60,13 @@ def word(scope: Scope, agreement: Agreement, asking: str, names: Mapping[str, st
     other = agreement.recipient if asking == agreement.provider else agreement.provider
     asker = names.get(asking, asking)
     if scope.operation is Operation.WRITE:
-        title = f"{asker} may send your {cat.name.lower()} to {names.get(other, other)} for you"
+        title = (
+            f"{asker} may send your {cat.name.lower()} to {names.get(other, other)} for you, "
+            f"for: {use.name}"
+        )
         keeper = names.get(other, other)
     else:
-        title = f"{asker} may read your {cat.name.lower()}"
+        title = f"{asker} may read your {cat.name.lower()}, for: {use.name}"
         keeper = asker
     clauses = offered(agreement, asking).get(scope, ())
     days = max((c.retention_days for c in clauses), default=0)
