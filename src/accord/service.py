@@ -472,8 +472,8 @@ class Accord:
         return Outcome(decision, allowed, considered, withheld, receipt)
 
 
-def decision_entry(decision: Decision, people: int) -> DecisionEntry:
-    """The ledger entry for a decision."""
+def decision_entry(decision: Decision, people: int, client: str | None = None) -> DecisionEntry:
+    """The ledger entry for a decision (``client``: the partner app that asked, if one did)."""
     r = decision.request
     return DecisionEntry(
         agreement=r.agreement,
@@ -487,10 +487,13 @@ def decision_entry(decision: Decision, people: int) -> DecisionEntry:
         recipient=r.requester,
         action=r.operation.value,
         at=r.at,
+        client=client,
     )
 
 
-def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> DecisionEntry:
+def refusal_entry(
+    request: Request, rule: str, reason: str, at: datetime, client: str | None = None
+) -> DecisionEntry:
     """The ledger entry for a request refused by ``rule`` outside the policy (a failure on the
     way, a credential, an app review), with ``reason`` as a person reads it."""
     return DecisionEntry(
@@ -505,6 +508,7 @@ def refusal_entry(request: Request, rule: str, reason: str, at: datetime) -> Dec
         recipient=request.requester,
         action=request.operation.value,
         at=at,
+        client=client,
     )
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
+from accord.api.scopes import Scope
 from accord.scenario.population import CHIRP, REELIX
 from api.world import REDIRECT, World, bearer, pkce
 
@@ -123,6 +124,9 @@ def test_gpc_and_the_separate_vppa_screen(world: World, base_url: str, browser: 
     assert page.locator("h1").inner_text().startswith("Share what you watch")
     assert page.locator("select#months option").count() == 24
     page.select_option("select#months", "6")
+    # Advertising is not offered under GPC; sharing for the feed is its own box.
+    assert page.locator("input[type=checkbox]").count() == 1
+    page.check(f"input[value='{WATCHED}']")
     page.click("button[value=allow]")
     page.wait_for_url(f"{REDIRECT}**")
     context.close()
@@ -149,7 +153,7 @@ def test_a_person_takes_a_permission_back_on_their_apps_page(
     page.wait_for_url(f"{REDIRECT}**")
     page.goto(f"{base_url}/me/apps?party={CHIRP}")
     assert page.locator("button", has_text="Take back").count() == 2
-    page.locator("li", has_text=SOCIAL).locator("button").click()
+    page.locator(f"li[data-scope='{SOCIAL}']").locator("button").click()
     page.wait_for_load_state()
     assert page.locator("button", has_text="Take back").count() == 1
     page.click("button.remove")
@@ -229,3 +233,45 @@ def test_a_person_finds_their_apps_from_the_start_page(base_url: str, browser: B
     context.close()
     assert tried == []
     assert [e for e in errors if "404" not in e] == []
+
+
+def test_a_person_shares_for_the_feed_and_not_for_advertising(
+    world: World, base_url: str, browser: Browser
+) -> None:
+    member = "r0000092"
+    context = browser.new_context()
+    page = context.new_page()
+    catch_redirect(page)
+    url, _ = authorize_url(base_url, world.chirp.client_id, [WATCHED, TARGETED])
+    page.goto(url)
+    sign_in(page, member)
+    # Nothing to tick on the first page, and nothing said about ticking.
+    assert page.locator("input[type=checkbox]").count() == 0
+    assert "ticked" not in page.locator("main").inner_text().lower()
+    page.click("button[value=allow]")
+    boxes = page.locator("input[type=checkbox]")
+    assert boxes.count() == 2
+    assert not boxes.nth(0).is_checked()
+    assert not boxes.nth(1).is_checked()
+    text = page.locator("main").inner_text()
+    assert "Advertising" in text
+    assert "user.behavior" not in text
+    page.check(f"input[value='{WATCHED}']")
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{REDIRECT}**")
+    given = [c for c in world.accord.consents(REELIX, member) if c.id.startswith("oauth-")]
+    assert [sorted(c.purposes) for c in given] == [["functional.service"]]
+    assert world.apps.live_scopes(world.chirp.client_id, member) == {Scope.parse(WATCHED)}
+    # The apps page shows the consent's own end (12 months), and the opt-out, reversible.
+    page.goto(f"{base_url}/me/apps?party={REELIX}")
+    (consent,) = given
+    assert consent.expires_at is not None
+    until = page.locator(f"li[data-scope='{WATCHED}'] .until").inner_text()
+    assert consent.expires_at.strftime("%-d %B %Y") in until
+    page.click("#opt-out")
+    page.wait_for_selector("#opt-in")
+    assert world.accord.standing(REELIX, member).opted_out
+    page.click("#opt-in")
+    page.wait_for_selector("#opt-out")
+    assert not world.accord.standing(REELIX, member).opted_out
+    context.close()

@@ -79,6 +79,9 @@ def build_world(
     engines = {party: make_engine(f"sqlite:///{path}") for party, path in files.items()}
     try:
         with Accord.open(database_url, data_dir=folder / "accord") as accord:
+            # Display names, as a person reads them on the consent screens.
+            accord.add_party(CHIRP, "Chirp")
+            accord.add_party(REELIX, "Reelix")
             for name in ("chirp-reelix", "chirp-reelix-titan"):
                 doc = (EXAMPLES / f"{name}.yaml").read_text()
                 accord.register(doc, source=f"{name}.yaml", by="legal")
@@ -190,13 +193,14 @@ def consent(
         headers=headers,
     )
     if r.status_code == 200 and "/oauth/authorize/vppa" in r.text:
-        viewing = any("media_consumption" in s for s in chosen)
+        viewing = [s for s in chosen if "media_consumption" in s]
         r = client.post(
             "/oauth/authorize/vppa",
             data={
                 "pending": _hidden(r.text, "pending"),
                 "months": str(months),
                 "action": "allow" if viewing else "deny",
+                "scope": viewing,
             },
         )
     assert r.status_code == 302, r.text

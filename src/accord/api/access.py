@@ -97,7 +97,7 @@ class Access:
         try:
             return self._checked(caller, request)
         except Forbidden as exc:
-            self._log(request, exc)
+            self._log(request, exc, caller.app.client_id)
             raise
 
     def _checked(self, caller: Caller, request: Request) -> Request:
@@ -176,8 +176,8 @@ class Access:
                 rule=NOT_REVIEWED,
             )
 
-    def _log(self, request: Request, exc: Forbidden) -> None:
+    def _log(self, request: Request, exc: Forbidden, client: str) -> None:
         reason = f"Refused: {exc.message}; nothing was released."
-        entry = refusal_entry(request, exc.rule, reason, request.at)
+        entry = refusal_entry(request, exc.rule, reason, request.at, client)
         receipts = self.accord.ledger.append([entry])
         exc.receipt = receipts[0].index if receipts else None

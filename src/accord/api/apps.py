@@ -23,7 +23,8 @@ from accord.consent import Consent, Method, add_years
 from accord.consent import Scope as ConsentScope
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.gateway.keyring import hash_token
-from accord.service import Accord
+from accord.ledger.entries import AppEntry, AppEvent
+from accord.service import Accord, person_refs
 from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 from accord.store.types import UTCDateTime
@@ -305,7 +306,38 @@ class PartnerApps:
                     created_at=app.created_at,
                 )
             )
+        kind = "public app" if public else "app"
+        self._log(app, "registered", f"{party} registered the {kind} {name!r}.", app.created_at)
         return app, secret
+
+    def _log(
+        self,
+        app: App,
+        event: AppEvent,
+        reason: str,
+        at: datetime,
+        *,
+        scope: Scope | None = None,
+        approved: bool = False,
+        about: tuple[str, ...] = (),
+    ) -> None:
+        """Put what happened to ``app`` in the ledger (after the store has it)."""
+        self.accord.ledger.append(
+            [
+                AppEntry(
+                    agreement=app.agreement,
+                    reason=reason,
+                    purpose=None if scope is None else scope.purpose,
+                    categories=() if scope is None else (scope.category,),
+                    about=about,
+                    event=event,
+                    client=app.client_id,
+                    party=app.party,
+                    approved=approved,
+                    at=at,
+                )
+            ]
+        )
 
     def get(self, client_id: str) -> App | None:
         """The app ``client_id``, or None."""
@@ -350,14 +382,22 @@ class PartnerApps:
         Returns how many grants were withdrawn.
         """
         when = at or _now()
-        self.require(client_id)
+        app = self.require(client_id)
         with self.accord.session() as s, translate(StoreError, "revoking an app"):
             s.execute(
                 update(t.apps_table)
                 .where(t.apps_table.c.client_id == client_id)
                 .values(revoked_at=when)
             )
-        return self._withdraw(client_id, None, None, when)
+        withdrawn = self._withdraw(client_id, None, None, when)
+        self._log(
+            app,
+            "revoked",
+            f"The app {app.name!r} of {app.party} was revoked: its tokens stopped working and "
+            f"{withdrawn} grants were withdrawn.",
+            when,
+        )
+        return withdrawn
 
     # -- review and test people ------------------------------------------------------------------
 
@@ -378,6 +418,7 @@ class PartnerApps:
                 f"agreement {app.agreement} does not offer {scope} to {app.party}",
                 where=f"review of app {client_id}",
             )
+        when = at or _now()
         with self.accord.session() as s, translate(StoreError, "recording an app review"):
             s.execute(
                 t.reviews_table.insert().values(
@@ -386,9 +427,18 @@ class PartnerApps:
                     approved=approved,
                     reviewer=reviewer,
                     findings=findings,
-                    at=at or _now(),
+                    at=when,
                 )
             )
+        verdict = "approved" if approved else "did not approve"
+        self._log(
+            app,
+            "reviewed",
+            f"A review {verdict} the app {app.name!r} of {app.party} for {scope.describe()}.",
+            when,
+            scope=scope,
+            approved=approved,
+        )
 
     def approved(self, client_id: str) -> frozenset[Scope]:
         """The scopes whose newest review approved them."""
@@ -432,6 +482,14 @@ class PartnerApps:
                 ).first()
                 if known is None:
                     s.execute(tp.insert().values(client_id=client_id, person=person))
+        if known is None:
+            self._log(
+                app,
+                "test_person",
+                f"{app.party} made one of {holder}'s people a test person of the app {app.name!r}.",
+                _now(),
+                about=person_refs(holder, [person]),
+            )
 
     def data_holder(self, app: App) -> str:
         """The party whose people ``app`` reads about or acts for: its agreement's other party."""
@@ -483,7 +541,7 @@ class PartnerApps:
         access_until = when + timedelta(days=GRANT_DAYS)
         for scope in chosen:
             consent_until = (
-                _months_later(when, vppa_months or VPPA_MAX_MONTHS)
+                months_later(when, vppa_months or VPPA_MAX_MONTHS)
                 if scope.viewing
                 else access_until
             )
@@ -788,7 +846,7 @@ def _instant(value: Any, dialect: Dialect) -> Any:
     return _INSTANT.process_result_value(value, dialect)
 
 
-def _months_later(moment: datetime, months: int) -> datetime:
+def months_later(moment: datetime, months: int) -> datetime:
     """``months`` calendar months after ``moment`` (the day clamped to 28 where needed)."""
     years, month0 = divmod(moment.month - 1 + months, 12)
     shifted = add_years(moment, years)

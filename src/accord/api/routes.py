@@ -312,6 +312,7 @@ def exchange(
             rows=body.rows,
             group_by=tuple(body.group_by),
             measures=body.measures,
+            client=who.app.client_id,
         )
     )
     d = release.decision

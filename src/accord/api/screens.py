@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -31,14 +31,16 @@ from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from accord.api.apps import VPPA_MAX_MONTHS, App, PartnerApps
+from accord.api.apps import GRANT_DAYS, VPPA_MAX_MONTHS, App, PartnerApps, months_later
 from accord.api.oauth import Delegation, FormRequest, OAuthServer, read_request
 from accord.api.pages import accepts_html, error_page, listed, templates
 from accord.api.scopes import Scope, parse_all
 from accord.api.signing import Signer
+from accord.api.wording import Wording, word
 from accord.consent import OptOut, OptOutKind, SignalSource
-from accord.errors import AccordError, NotFound
+from accord.errors import AccordError, ConsentError, NotFound
 from accord.service import Accord
+from accord.store.people import PartyRepository
 from accord.store.repositories import ConsentRepository, PeopleRepository
 
 PERSON_COOKIE = "accord_person"
@@ -51,7 +53,7 @@ class Offer:
     """One permission as the screen shows it: offered, or shown with why it is not."""
 
     scope: Scope
-    description: str
+    wording: Wording
     why_not: str | None = None
 
 
@@ -89,6 +91,15 @@ class Screens:
             for p in (r.agreement.provider, r.agreement.recipient)
         }
 
+    def names(self) -> dict[str, str]:
+        """Each party's display name, by id (``Accord.add_party``)."""
+        with self.accord.session() as s:
+            return {p.id: p.name for p in PartyRepository(s).list()}
+
+    def agreement_title(self, app: App) -> str:
+        """The title of the agreement ``app`` is registered under."""
+        return self.accord.policy().registry[app.agreement].agreement.title
+
     def person(self, request: Request) -> tuple[str, str] | None:
         """The signed-in person: (party, id)."""
         value = self.cookies.unsign(request.cookies.get(PERSON_COOKIE))
@@ -117,6 +128,8 @@ class Screens:
         """Each permission asked for, and whether it can be granted now."""
         approved = self.apps.approved(app.client_id)
         tester = person in self.apps.test_people(app.client_id)
+        agreement = self.accord.policy().registry[app.agreement].agreement
+        names = self.names()
         out = []
         for scope in sorted(asked):
             why = None
@@ -127,8 +140,9 @@ class Screens:
                 )
             elif scope not in approved and not tester:
                 why = "Not offered: this app has not yet passed review for this permission."
-            out.append(Offer(scope, scope.describe(), why))
-        return out
+            out.append(Offer(scope, word(scope, agreement, app.party, names), why))
+        # One choice per purpose, the service first and advertising last.
+        return sorted(out, key=lambda o: (o.wording.advertising, o.scope.purpose, o.scope))
 
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
@@ -155,8 +169,10 @@ def build_router(screens: Screens) -> APIRouter:
     _home_routes(router, screens)
     _oauth_routes(router, screens)
     _consent_routes(router, screens)
+    _vppa_routes(router, screens)
     _sign_in_routes(router, screens)
     _my_apps_routes(router, screens)
+    _sale_sharing_routes(router, screens)
     return router
 
 
@@ -278,17 +294,23 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
             },
             PENDING_SECONDS,
         )
+        names = screens.names()
         return templates.TemplateResponse(
             request,
             "consent.html",
             {
                 "app": app,
-                "controller": controller,
+                "party_name": names.get(app.party, app.party),
+                "agreement_title": screens.agreement_title(app),
+                "controller": names.get(controller, controller),
+                "controller_id": controller,
                 "person": person,
                 "offers": [o for o in offers if not o.scope.viewing],
                 "viewing": [o for o in offers if o.scope.viewing],
                 "gpc": gpc,
                 "pending": pending,
+                "until": datetime.now(UTC) + timedelta(days=GRANT_DAYS),
+                "grant_days": GRANT_DAYS,
             },
         )
 
@@ -317,18 +339,27 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
         viewing = [o for o in offers if o.scope.viewing and o.why_not is None]
         if action == "allow" and viewing:
             next_pending = screens.pending.sign({**state, "chosen": picked}, PENDING_SECONDS)
+            names = screens.names()
+            today = datetime.now(UTC)
             return templates.TemplateResponse(
                 request,
                 "vppa.html",
                 {
                     "app": app,
-                    "controller": state["party"],
+                    "party_name": names.get(app.party, app.party),
+                    "controller": names.get(state["party"], state["party"]),
+                    "controller_id": state["party"],
                     "offers": viewing,
                     "pending": next_pending,
-                    "max_months": VPPA_MAX_MONTHS,
+                    "months": [(m, months_later(today, m)) for m in range(1, VPPA_MAX_MONTHS + 1)],
                 },
             )
         return _finish(screens, request, req, grant, state, picked=picked, months=None)
+
+
+def _vppa_routes(router: APIRouter, screens: Screens) -> None:
+    """The VPPA screen's answer: one consent per purpose ticked, for the months chosen."""
+    server = screens.server
 
     @router.post("/oauth/authorize/vppa")
     async def vppa(
@@ -336,10 +367,13 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
         pending: Annotated[str, Form()],
         months: Annotated[int, Form(ge=1, le=VPPA_MAX_MONTHS)] = 12,
         action: Annotated[str, Form()] = "deny",
+        scope: Annotated[list[str] | None, Form()] = None,
     ) -> Response:
-        return await run_in_threadpool(_vppa, request, pending, months, action)
+        return await run_in_threadpool(_vppa, request, pending, months, action, scope or [])
 
-    def _vppa(request: Request, pending: str, months: int, action: str) -> Response:
+    def _vppa(
+        request: Request, pending: str, months: int, action: str, ticked: list[str]
+    ) -> Response:
         state = _verified(screens, request, pending)
         if isinstance(state, Response) or "chosen" not in state:
             return state if isinstance(state, Response) else _expired(request)
@@ -350,17 +384,20 @@ def _consent_routes(router: APIRouter, screens: Screens) -> None:
             return _error_page(request, 400, "This app's request is invalid", exc.description)
         app: App = grant.client
         picked = list(state["chosen"])
+        shared: list[str] = []
         if action == "allow":
+            # Only the purposes ticked: sharing for the feed never brings advertising with it.
             offers = screens.offers(app, state["person"], parse_all(req.scope), bool(state["gpc"]))
-            picked += [str(o.scope) for o in offers if o.scope.viewing and o.why_not is None]
+            offered = {str(o.scope) for o in offers if o.scope.viewing and o.why_not is None}
+            shared = sorted(set(ticked) & offered)
         return _finish(
             screens,
             request,
             req,
             grant,
             state,
-            picked=picked,
-            months=months if action == "allow" else None,
+            picked=picked + shared,
+            months=months if shared else None,
         )
 
 
@@ -473,18 +510,77 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
             target = f"/me/apps?{urlencode({'party': party})}"
             return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         person = signed_in[1]
-        screens.honour_gpc(request, party, person)
-        apps: dict[str, tuple[App, list[Any]]] = {}
+        gpc = screens.honour_gpc(request, party, person)
+        names = screens.names()
+        consents = {c.id: c for c in screens.accord.consents(party, person)}
+        apps: dict[str, tuple[App, list[Held]]] = {}
         for grant in screens.apps.granted_by(person, party):
             app = screens.apps.get(grant.client_id)
-            if app is not None and app.revoked_at is None:
-                apps.setdefault(app.client_id, (app, []))[1].append(grant)
+            if app is None or app.revoked_at is not None:
+                continue
+            agreement = screens.accord.policy().registry[app.agreement].agreement
+            consent = consents.get(grant.consent_id)
+            # The consent governs the sharing; the grant only bounds how long the app's access
+            # lasts before it must ask again.
+            until = consent.expires_at if consent and consent.expires_at else grant.expires_at
+            held = Held(grant, word(grant.scope, agreement, app.party, names), until)
+            apps.setdefault(app.client_id, (app, []))[1].append(held)
+        for _, held_list in apps.values():
+            held_list.sort(key=lambda h: (h.wording.advertising, h.grant.scope))
+        standing = screens.accord.standing(party, person)
+        live_out = [o for o in standing.opt_outs if o.in_force_at(standing.at)]
         form = screens.pending.sign({"party": party, "person": person}, PENDING_SECONDS)
         return templates.TemplateResponse(
             request,
             "my_apps.html",
-            {"party": party, "person": person, "apps": list(apps.values()), "form": form},
+            {
+                "party": party,
+                "party_name": names.get(party, party),
+                "names": names,
+                "titles": {a.client_id: screens.agreement_title(a) for a, _ in apps.values()},
+                "person": person,
+                "apps": list(apps.values()),
+                "form": form,
+                "opted_out": bool(live_out),
+                "opted_out_since": live_out[0].at if live_out else None,
+                "gpc": gpc,
+                "done": _DONE.get(request.query_params.get("done", "")),
+            },
         )
+
+
+def _sale_sharing_routes(router: APIRouter, screens: Screens) -> None:
+    """``/me/apps``'s opt-out of the sale and sharing of one's data, and its withdrawal."""
+
+    @router.post("/me/apps/opt-out")
+    async def opt_out_mine(request: Request, form: Annotated[str, Form()]) -> Response:
+        return await run_in_threadpool(_sale_sharing, request, form, True)
+
+    @router.post("/me/apps/opt-in")
+    async def opt_in_mine(request: Request, form: Annotated[str, Form()]) -> Response:
+        return await run_in_threadpool(_sale_sharing, request, form, False)
+
+    def _sale_sharing(request: Request, form: str, out: bool) -> Response:
+        """Opt out of the sale and sharing of one's data, or withdraw that opt-out."""
+        state = _verified(screens, request, form)
+        if isinstance(state, Response):
+            return state
+        party, person = state["party"], state["person"]
+        if out:
+            done = "nothing"
+            if not screens.accord.standing(party, person).opted_out:
+                screens.accord.opt_out(
+                    OptOut(person, party, OptOutKind.SALE_SHARING, SignalSource.SETTINGS, _now())
+                )
+                done = "opted-out"
+        else:
+            try:
+                screens.accord.opt_in(party, person)
+                done = "opted-in"
+            except ConsentError:
+                done = "nothing"
+        back = f"/me/apps?{urlencode({'party': party, 'done': done})}#sale"
+        return RedirectResponse(back, status_code=303)
 
     @router.post("/me/apps/{client_id}/revoke")
     async def revoke_mine(
@@ -506,6 +602,28 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
         screens.apps.revoke(client_id, state["person"], scopes)
         back = f"/me/apps?{urlencode({'party': state['party']})}"
         return RedirectResponse(back, status_code=303)
+
+
+_DONE = {
+    "opted-out": "You are opted out of the sale and sharing of your data: no app receives it "
+    "for advertising.",
+    "opted-in": "Your opt-out is withdrawn. Advertising you consented to may use your data again.",
+    "nothing": "Nothing needed changing.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A permission a person granted an app, in plain words, with the date its consent ends."""
+
+    grant: Any
+    wording: Wording
+    until: datetime
+    """When the consent behind it expires (what governs the sharing)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _person_page(path: str) -> bool:

@@ -69,6 +69,8 @@ class _Plan:
     """The field saying whom each row is about: the person field, or the group field."""
     fields: tuple[str, ...]
     """Bare names of the decision's fields in this collection, in declaration order."""
+    client: str | None = None
+    """The partner app that asked, if one did (:attr:`Exchange.client`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,26 +104,31 @@ class Gateway:
         """
         request = exchange.request
         if not self.credentials.authenticate(request.requester, exchange.token):
-            raise Unauthenticated(self._log_unauthenticated(request))
+            raise Unauthenticated(self._log_unauthenticated(request, exchange.client))
         try:
             return self._run(exchange)
         except (Refused, ReleaseFailed):
             raise  # already in the ledger
         except AccordError as exc:
             logged = without_values(exc.message, _sent(exchange))
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
+            self._log_failure(
+                request, ERROR_RULE, f"the exchange failed: {logged}", exchange.client
+            )
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             logged = without_values(message, _sent(exchange))
-            self._log_failure(request, ERROR_RULE, f"the exchange failed: {logged}")
+            self._log_failure(
+                request, ERROR_RULE, f"the exchange failed: {logged}", exchange.client
+            )
             raise GatewayError(f"the exchange failed and released nothing: {message}") from exc
 
     def _run(self, exchange: Exchange) -> Release:
         request = exchange.request
         decision = self.accord.policy().decide(request)
         if not decision.allowed:
-            receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
+            entry = decision_entry(decision, 0, exchange.client)
+            receipt = self.accord.ledger.append([entry])[0]
             raise Refused(decision, receipt)
         plan = self._plan(decision, exchange)
         self._refuse_erased(plan)
@@ -146,20 +153,23 @@ class Gateway:
 
     # -- failing closed ----------------------------------------------------------------------------
 
-    def _log_failure(self, request: Request, rule: str, what: str) -> Receipt | None:
+    def _log_failure(
+        self, request: Request, rule: str, what: str, client: str | None = None
+    ) -> Receipt | None:
         """Log a refused decision for a failure, if the ledger can still take it."""
         reason = f"Refused: {what}; nothing was released."
-        entry = refusal_entry(request, rule, reason, request.at)
+        entry = refusal_entry(request, rule, reason, request.at, client)
         try:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
             return None
 
-    def _log_unauthenticated(self, request: Request) -> Receipt | None:
+    def _log_unauthenticated(self, request: Request, client: str | None) -> Receipt | None:
         return self._log_failure(
             request,
             UNAUTHENTICATED_RULE,
             "the credentials presented are not valid for the requesting party",
+            client,
         )
 
     # -- planning ----------------------------------------------------------------------------------
@@ -188,7 +198,16 @@ class Gateway:
             )
         fields = self._fields(decision, collection, source)
         return _Plan(
-            decision, clause, person_filter, sender, receiver, source, collection, subject, fields
+            decision,
+            clause,
+            person_filter,
+            sender,
+            receiver,
+            source,
+            collection,
+            subject,
+            fields,
+            exchange.client,
         )
 
     @staticmethod
@@ -347,7 +366,7 @@ class Gateway:
             (RELATIONS_RULE_ID,),
             f"Refused: {RELATIONS_REASON}; {why}.",
         )
-        receipt = self.accord.ledger.append([decision_entry(decision, 0)])[0]
+        receipt = self.accord.ledger.append([decision_entry(decision, 0, plan.client)])[0]
         raise Refused(decision, receipt)
 
     def _narrowed(self, plan: _Plan, exchange: Exchange) -> _Plan:
@@ -585,6 +604,7 @@ class Gateway:
                     RELEASE_FAILED_RULE,
                     f"the release logged at index {receipts[-1].index} failed in "
                     f"{plan.receiver}'s database: {without_values(message, _sent(exchange))}",
+                    plan.client,
                 )
                 raise ReleaseFailed(
                     f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
@@ -723,7 +743,9 @@ class Gateway:
             else None,
         )
         return tuple(
-            self.accord.ledger.append([decision_entry(plan.decision, outcome.people), release])
+            self.accord.ledger.append(
+                [decision_entry(plan.decision, outcome.people, plan.client), release]
+            )
         )
 
 

@@ -29,6 +29,8 @@ class Exchange:
     rows: Sequence[Mapping[str, Any]] | None = None
     group_by: Sequence[str] = ()
     measures: Mapping[str, str] | None = None
+    client: str | None = None
+    """The OAuth client id of the partner app making the call, if one is (for the ledger)."""
 
 
 @dataclass(frozen=True, slots=True)

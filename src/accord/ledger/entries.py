@@ -306,15 +306,22 @@ class Entry:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DecisionEntry(Entry):
-    """A request was decided: allowed or refused, by which rules."""
+    """A request was decided: allowed or refused, by which rules.
+
+    Version 2 of the leaf adds ``client``: the partner app (its OAuth client id) that made the
+    request through the partner API, or ``null`` for a request made otherwise; version 1 leaves
+    have no ``client``.
+    """
 
     kind: ClassVar[str] = "decision"
+    version: ClassVar[int] = 2
     _leaf_fields: ClassVar[dict[str, _Field]] = {
         **Entry._leaf_fields,
         "allowed": _FLAG,
         "rules": _TEXTS,
         "recipient": _TEXT,
         "action": _TEXT,
+        "client": _TEXT,
     }
 
     allowed: bool
@@ -322,6 +329,8 @@ class DecisionEntry(Entry):
     """The rules that decided, e.g. ``agreement:chirp-reelix/clause:recs``, ``law:vppa``."""
     recipient: str | None = None
     action: str = "read"
+    client: str | None = None
+    """The OAuth client id of the partner app that asked, where one did."""
 
     def __post_init__(self) -> None:
         Entry.__post_init__(self)
@@ -331,6 +340,7 @@ class DecisionEntry(Entry):
             _check_text("rules", rule)
         _check_text("recipient", self.recipient)
         _check_text("action", self.action)
+        _check_text("client", self.client)
 
 
 SCOPES = ("all", "people", "friends_of", "threads_of")
@@ -480,9 +490,54 @@ class ErasureEntry(Entry):
         _check_count("entries_forgotten", self.entries_forgotten)
 
 
+AppEvent = Literal["registered", "reviewed", "test_person", "revoked"]
+APP_EVENTS: tuple[str, ...] = get_args(AppEvent)
+"""What happened to a partner app, as an app entry records it."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppEntry(Entry):
+    """A partner app was registered, reviewed (one permission approved or not), given a test
+    person, or revoked.
+
+    ``client`` is its OAuth client id and ``party`` the party it belongs to; a review names the
+    permission as ``categories`` and ``purpose`` and says whether it was ``approved``; a test
+    person is in ``about`` (so the leaf holds only their pseudonym).
+    """
+
+    kind: ClassVar[str] = "app"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "event": _TEXT,
+        "client": _TEXT,
+        "party": _TEXT,
+        "approved": _FLAG,
+    }
+
+    event: AppEvent
+    client: str
+    party: str
+    approved: bool = False
+    """For a review: whether the permission was approved."""
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        if self.event not in APP_EVENTS:
+            raise InvalidInput(f"unknown app event {self.event!r}")
+        for name in ("client", "party"):
+            _check_text(name, getattr(self, name))
+
+
 ENTRY_KINDS: dict[str, type[Entry]] = {
     cls.kind: cls
-    for cls in (DecisionEntry, ReleaseEntry, ConsentChangeEntry, AgreementChangeEntry, ErasureEntry)
+    for cls in (
+        DecisionEntry,
+        ReleaseEntry,
+        ConsentChangeEntry,
+        AgreementChangeEntry,
+        ErasureEntry,
+        AppEntry,
+    )
 }
 
 
