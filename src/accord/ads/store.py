@@ -71,10 +71,12 @@ def insert_rows(
         n for n, row_value in enumerate(rows[0]) if isinstance(row_value, (datetime, date, bool))
     ]
     if sqlite and converting:
-        rows = [
-            tuple(_stored(v, True) if n in converting else v for n, v in enumerate(row))
-            for row in rows
-        ]
+        # Column by column: only the columns to convert are touched, value by value; the rows
+        # are taken apart and put together again by zip (in C).
+        by_column: list[Sequence[object]] = list(zip(*rows, strict=True))
+        for n in converting:
+            by_column[n] = [_stored(v, True) for v in by_column[n]]
+        rows = list(zip(*by_column, strict=True))
     cursor = conn.connection.cursor()
     try:
         cursor.executemany(sql, rows)
