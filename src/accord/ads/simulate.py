@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -88,7 +89,7 @@ class Season:
                     f"the sampled day {day} is outside the season ({self.start} to "
                     f"{end - timedelta(days=1)})"
                 )
-        if any(a >= b for a, b in zip(self.sample, self.sample[1:], strict=False)):
+        if any(a >= b for a, b in pairwise(self.sample)):
             raise InvalidInput("a season's sampled days must be in ascending order, each once")
 
     def dates(self) -> list[date]:

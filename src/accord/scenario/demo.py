@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
-from accord.scenario import ADS_BY_DEFAULT_FROM, AUDIT_BY_DEFAULT_UP_TO
+from accord.scenario import ADS_BY_DEFAULT_FROM, ADS_BY_DEFAULT_UP_TO, AUDIT_BY_DEFAULT_UP_TO
 from accord.scenario.ads import (
     DEMO_DAYS,
     DEMO_YEARS,
@@ -162,6 +162,8 @@ class AdsShown:
 
     season: SampledSeason
     money: SpendBesideAccess
+    flows_on: date
+    """The day of the data flows (every exchange of the demo happens on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -855,7 +857,7 @@ def run_demo(
         raise InvalidInput("the demo needs at least one person")
     if report is not None and not report.parent.is_dir():
         raise InvalidInput(f"cannot write the report to {report}: {report.parent} is not a folder")
-    with_ads = ADS_BY_DEFAULT_FROM <= people <= AUDIT_BY_DEFAULT_UP_TO if ads is None else ads
+    with_ads = ADS_BY_DEFAULT_FROM <= people <= ADS_BY_DEFAULT_UP_TO if ads is None else ads
     if with_ads:
         _check_ad_budgets(people)
     folder = DataFolder(data_dir)
@@ -899,7 +901,7 @@ def run_demo(
             )
             results, erased = _flows(console, world)
             shown_ads = (
-                AdsShown(season, spend_beside_access(accord.engine, CHIRP))
+                AdsShown(season, spend_beside_access(accord.engine, CHIRP), DEMO_AT.date())
                 if season is not None
                 else None
             )
@@ -1038,6 +1040,11 @@ def show(console: Console, result: DemoResult) -> None:
     console.print(legend)
     if result.ads is not None:
         show_ads(console, result.ads)
+    else:
+        console.print(
+            f"Chirp's ad season was not run (by default only from {ADS_BY_DEFAULT_FROM:,} to "
+            f"{ADS_BY_DEFAULT_UP_TO:,} people): `accord demo --ads` runs it"
+        )
     console.print(
         Panel(
             escape(result.checkpoint),
