@@ -1,8 +1,9 @@
-"""A season on a sample of its days: the days, the windows, the budgets scaled to them; periods."""
+"""A season on a sample of its days: the days, the windows, the budgets scaled to them; periods;
+how its rows are stored."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import pairwise
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from accord.ads.access import period_days, period_of
 from accord.ads.model import MICROS
 from accord.ads.simulate import Season
+from accord.ads.store import _sqlite_form
 from accord.errors import InvalidInput
 from accord.scenario import ADS_BY_DEFAULT_FROM
 from accord.scenario.ads import (
@@ -22,6 +24,7 @@ from accord.scenario.ads import (
     sample_windows,
     season_campaigns,
 )
+from accord.store.types import to_text
 
 days = st.dates(min_value=date(2001, 1, 1), max_value=date(2090, 12, 31))
 
@@ -118,3 +121,22 @@ def test_a_day_falls_in_its_period(day: date) -> None:
 def test_a_period_that_is_no_year_or_month_is_refused() -> None:
     with pytest.raises(InvalidInput, match="YYYY or YYYY-MM"):
         period_days("2026-13")
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.one_of(
+            st.none(),
+            st.just(UTC),
+            st.builds(lambda m: timezone(timedelta(minutes=m)), st.integers(-900, 900)),
+        ),
+    )
+)
+def test_impressions_and_charges_store_instants_as_the_column_type_does(moment: datetime) -> None:
+    """Rows written in bulk keep the text the store's instant type writes (RFC 3339, UTC, Z)."""
+    assert _sqlite_form(moment)(moment) == to_text(moment)
+    day = moment.date()
+    assert _sqlite_form(day)(day) == day.isoformat()
+    assert _sqlite_form(True)(True) == 1
