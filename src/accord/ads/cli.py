@@ -1,4 +1,5 @@
-"""``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser.
+"""``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser,
+beside the data access its party holds.
 
 Heavy modules (NumPy, SQLAlchemy, the scenario) are imported inside the commands, so that
 ``accord`` starts without them.
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from accord.ads.access import Access, SpendBesideAccess
 
 app = typer.Typer(
-    help="Chirp's ad platform: a simulated campaign season; spend per advertiser and month.",
+    help="Chirp's ad platform: a simulated campaign season; each advertiser's spend beside its "
+    "data access.",
     no_args_is_help=True,
 )
 out = Console()

@@ -7,8 +7,12 @@ beside a Titan-style whitelist nobody reviewed, and then runs every flow of the 
 every abuse of the filings through :meth:`accord.gateway.Gateway.exchange`: many people's own
 requests for the flows a person starts (the friend picker, message sync, sending a
 recommendation, an account link), and one bulk exchange for the flows that move many people's
-data at once (watch activity, interest segments, the fortnightly report). It prints a summary,
-verifies the ledger, signs a checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
+data at once (watch activity, interest segments, the fortnightly report). Before the flows,
+Chirp's ad platform runs a campaign season on a week of each of three years, Reelix buying ads in
+the filings' shape (:func:`accord.scenario.ads.run_sampled_season`); after them, each
+advertiser's spend is set beside the data access its party holds
+(:func:`accord.ads.access.spend_beside_access`). It prints a summary, verifies the ledger, signs a
+checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
 
 The demo is the parties' operator here: it picks which people act, and reads each party's own
 database only for what that party itself would know (Chirp resolves a message's recipient to a
@@ -1077,7 +1081,7 @@ def show_ads(console: Console, ads: AdsShown) -> None:
     console.print(
         f"spend on {s.days} days of each year, each year's budgets scaled to those days: a "
         f"year's spend is about {s.scale:.0f} times it; the exchanges all happened on "
-        f"{DEMO_AT:%d %B %Y}, in the season's last year"
+        f"{ads.flows_on:%d %B %Y}, in the season's last year"
     )
     for line in ledger_lines(ads.money):
         console.print(line)

@@ -3,8 +3,10 @@
 One self-contained file (``accord-report.html``) a person can open without a network: a Sankey
 chart of the records released, from the party holding them through their data category and
 purpose to the party receiving them (Plotly, its JavaScript inlined), the people each rule kept out,
-a table per flow, the refusals with their reasons, and the ledger's signed checkpoint with the
-verifier key to check it. Rendered with Jinja2, every value escaped.
+a table per flow, the refusals with their reasons, the money beside the data (Reelix's yearly
+ad spend beside the filings' amounts and its data access, and every advertiser's spend beside its
+party's access), and the ledger's signed checkpoint with the verifier key to check it. Rendered
+with Jinja2, every value escaped.
 """
 
 from __future__ import annotations
