@@ -46,6 +46,17 @@ def has(*texts: str) -> Check:
     return check
 
 
+def has_words(*texts: str) -> Check:
+    """Each text is in the output, whatever the terminal's wrapping did to its spaces."""
+
+    def check(output: str, _: Path) -> None:
+        words = " ".join(output.split())
+        for text in texts:
+            assert " ".join(text.split()) in words, f"expected {text!r} in:\n{output}"
+
+    return check
+
+
 def file_is_json(name: str) -> Check:
     def check(_: str, cwd: Path) -> None:
         bundle = json.loads((cwd / name).read_text())
@@ -123,6 +134,27 @@ CHECKS: list[tuple[str, Check]] = [
         has("noise: rows shown only where", "spent the budget of 1,037 people", "released from"),
     ),
     (r"^accord cleanroom report", rows_shown),
+    (
+        r"^accord ads spend --by month$",
+        has_words(
+            "The money beside the data", "per month", "Reelix", "2026-11", "clauses in force"
+        ),
+    ),
+    (
+        r"^accord ads spend$",
+        has_words(
+            "The money beside the data",
+            "Reelix",
+            "2026",
+            "clauses in force",
+            "ad_spend entries",
+            "the same as the spend records",
+        ),
+    ),
+    (
+        r"^accord ads simulate .*--data-dir accord-ads$",
+        has_words("ad requests", "ledger entries", "The money beside the data", "Reelix"),
+    ),
     (r"^QUERY=", has()),
     (r"^accord cleanroom check ", has("allowed under the aggregation rule", 'ORDER BY "sends"')),
     (r"^accord cleanroom run ", printed_as_shown("cleanroom.md", "room's agreement, and prints")),

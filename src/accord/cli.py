@@ -46,7 +46,7 @@ from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
 from accord.pets.psi_cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
-from accord.scenario import AUDIT_BY_DEFAULT_UP_TO
+from accord.scenario import ADS_BY_DEFAULT_FROM, ADS_BY_DEFAULT_UP_TO, AUDIT_BY_DEFAULT_UP_TO
 from accord.scenario.cli import app as scenario_app
 
 if TYPE_CHECKING:
@@ -542,12 +542,21 @@ def demo(
             f"to {AUDIT_BY_DEFAULT_UP_TO:,} people; it judges each person in plain Python).",
         ),
     ] = None,
+    ads: Annotated[
+        bool | None,
+        typer.Option(
+            "--ads/--no-ads",
+            help="Run Chirp's ad season first (a week of each of three years, Reelix spending in "
+            "the filings' shape) and show each advertiser's spend beside its data access "
+            f"(default: from {ADS_BY_DEFAULT_FROM:,} to {ADS_BY_DEFAULT_UP_TO:,} people).",
+        ),
+    ] = None,
 ) -> None:
     """Run every flow of the Chirp–Reelix partnership through the gateway, and write a report."""
     from accord.scenario.demo import run_demo
 
     folder = DataFolder.chosen(data_dir).path
-    run_demo(out, people=people, seed=seed, data_dir=folder, report=report, replay=audit)
+    run_demo(out, people=people, seed=seed, data_dir=folder, report=report, replay=audit, ads=ads)
 
 
 def main() -> None:

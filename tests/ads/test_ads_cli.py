@@ -35,19 +35,41 @@ def season(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_season_is_recorded_and_the_ledger_verifies(season: Path) -> None:
-    rows = json.loads(run("ads", "spend", "--json", "--data-dir", str(season)))
-    assert {r["month"] for r in rows} == {"2023-01"}
+    spent = json.loads(run("ads", "spend", "--json", "--by", "month", "--data-dir", str(season)))
+    rows = spent["rows"]
+    assert spent["by"] == "month"
+    assert {r["period"] for r in rows} == {"2023-01"}
+    assert all(r["days"] == 3 for r in rows)
     by = {r["advertiser"]: r for r in rows}
     assert "reelix" in by
     assert all(r["spend_micros"] > 0 and r["impressions"] > 0 for r in by.values())
-    # Reelix is the largest advertiser.
+    # Reelix is the largest advertiser, listed first.
+    assert rows[0]["advertiser"] == "reelix"
     assert by["reelix"]["spend_micros"] == max(r["spend_micros"] for r in rows)
+    # Reelix is a party, with no agreement in this store; the others are no party at all.
+    assert by["reelix"]["access"]["party"] == "reelix"
+    assert by["reelix"]["access"]["clauses_in_force"] == 0
+    assert all(r["access"] is None for r in rows if r["advertiser"] != "reelix")
+    # Every charge is in the ledger: three days' entries add up to the spend records.
+    assert spent["ledger"]["ad_spend_micros"] == spent["spend_micros"]
+    assert spent["spend_micros"] == sum(r["spend_micros"] for r in rows)
+    assert spent["ledger"]["ad_spend_entries"] >= 3 * len(rows)
     url = f"sqlite:///{season / 'accord.db'}"
     verified = run("ledger", "verify", "--data-dir", str(season), "--database-url", url)
     assert "the ledger verifies" in verified
-    table = run("ads", "spend", "--data-dir", str(season))
+    table = run("ads", "spend", "--by", "month", "--data-dir", str(season))
     assert "Reelix" in table
     assert "2023-01" in table
+    assert "the same as the spend records" in " ".join(table.split())
+    yearly = json.loads(run("ads", "spend", "--json", "--data-dir", str(season)))
+    assert yearly["by"] == "year"
+    assert {r["period"] for r in yearly["rows"]} == {"2023"}
+
+
+def test_spend_periods_are_a_year_or_a_month(season: Path) -> None:
+    out = run("ads", "spend", "--by", "week", "--data-dir", str(season), code=2)
+    assert "--by" in out
+    assert "year or month" in out
 
 
 def test_reelix_buys_in_the_filings_shape_scaled_to_the_population(season: Path) -> None:

@@ -11,6 +11,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text, update
 
 from accord.ads import tables as ads_t
+from accord.ads.access import spend_beside_access
 from accord.ads.auction import AuctionRules
 from accord.ads.market import Market
 from accord.ads.model import (
@@ -35,11 +37,18 @@ from accord.ads.model import (
 )
 from accord.ads.spend import SpendBook, advertiser_months
 from accord.ads.store import AdsStore
+from accord.agreements import Status
 from accord.audit.replay import audit
 from accord.consent import OptOut, OptOutKind, Person, SignalSource
 from accord.erasure import erase
 from accord.errors import InvalidInput
-from accord.ledger.entries import ENTRY_KINDS, AdSpendEntry, decode_leaf
+from accord.ledger.entries import (
+    ENTRY_KINDS,
+    AdSpendEntry,
+    DecisionEntry,
+    ReleaseEntry,
+    decode_leaf,
+)
 from accord.service import Accord
 
 pytestmark = pytest.mark.integration
@@ -343,3 +352,99 @@ def test_spend_leaves_are_exactly_rfc8785_and_decode_to_their_kind(
     assert ENTRY_KINDS[leaf["kind"]] is AdSpendEntry
     assert leaf["subjects"] == []
     assert leaf["amount_micros"] == counts[2]
+
+
+def test_spend_beside_access_reads_the_records_the_registry_and_the_ledger(
+    accord: Accord,
+) -> None:
+    """Per advertiser and month: the spend records' sums beside the access of its party, counted
+    from the ledger's decisions and releases dated in the month and the agreements in force."""
+    store, _ = season(accord)
+    traffic(accord, store)
+    examples = resources.files("accord") / "examples"
+    accord.register((examples / "chirp-reelix.yaml").read_text(), source="x.yaml", by="test")
+    accord.review(
+        "chirp-reelix", reviewer="board", findings="ok", approved=True, on=date(2026, 1, 2)
+    )
+    accord.move("chirp-reelix", Status.ACTIVE, by="board")
+    clauses = len(accord.agreement("chirp-reelix").agreement.clauses)
+
+    def release(at: datetime, provider: str, recipient: str, rows: int) -> ReleaseEntry:
+        return ReleaseEntry(
+            agreement="chirp-reelix",
+            clause="friend-picker",
+            purpose="functional.service",
+            categories=("user.social",),
+            reason="a release",
+            people=rows // 2,
+            at=at,
+            provider=provider,
+            recipient=recipient,
+            operation="read",
+            rows=rows,
+        )
+
+    def decision(at: datetime, allowed: bool, agreement: str = "chirp-reelix") -> DecisionEntry:
+        return DecisionEntry(
+            agreement=agreement,
+            clause="friend-picker",
+            purpose="functional.service",
+            categories=("user.social",),
+            reason="decided",
+            people=0,
+            at=at,
+            allowed=allowed,
+            recipient="reelix",
+        )
+
+    feb = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    accord.ledger.append(
+        [
+            decision(START, True),
+            release(START, "chirp", "reelix", 10),
+            decision(feb, True),
+            release(feb, "chirp", "reelix", 6),
+            decision(feb, True),
+            release(feb, "reelix", "chirp", 4),
+            decision(feb, False),
+            decision(feb, False, agreement="a-secret-one"),  # Reelix asked: counted too
+            decision(datetime(2026, 3, 1, tzinfo=UTC), True),  # a month with no spend
+        ]
+    )
+    result = spend_beside_access(accord.engine, "chirp", by="month")
+    months = advertiser_months(accord.engine, "chirp")
+    assert [(r.advertiser, r.period) for r in result.rows] == sorted(
+        ((m.advertiser, m.month) for m in months),
+        key=lambda k: (-sum(m.spend for m in months if m.advertiser == k[0]), k),
+    )
+    for r in result.rows:
+        (m,) = [m for m in months if (m.advertiser, m.month) == (r.advertiser, r.period)]
+        assert (r.spend, r.impressions, r.clicks, r.conversions) == (
+            m.spend,
+            m.impressions,
+            m.clicks,
+            m.conversions,
+        )
+        assert r.days == {"2026-01": 2, "2026-02": 2}[r.period]
+        if r.advertiser == "northwind":
+            assert r.access is None
+    access = {r.period: r.access for r in result.rows if r.advertiser == "reelix"}
+    january, february = access["2026-01"], access["2026-02"]
+    assert january is not None
+    assert february is not None
+    assert (january.agreements, january.clauses) == (("chirp-reelix",), clauses)
+    assert (january.allowed, january.refused, january.received, january.given) == (1, 0, 10, 0)
+    assert (february.allowed, february.refused) == (2, 2)
+    assert (february.received, february.given, february.people, february.releases) == (6, 4, 5, 2)
+    # The ledger's ad_spend entries add up to the records, and are counted.
+    assert result.spend_in_ledger == result.spend == sum(m.spend for m in months)
+    assert result.spend_entries == sum(
+        1 for leaf in accord.ledger.recent(1_000) if leaf.entry()["kind"] == "ad_spend"
+    )
+    yearly = spend_beside_access(accord.engine, "chirp")
+    assert {r.period for r in yearly.rows} == {"2026"}
+    reelix = next(r for r in yearly.rows if r.advertiser == "reelix")
+    assert reelix.access is not None
+    assert (reelix.access.allowed, reelix.access.refused) == (4, 2)  # March's decision too
+    with pytest.raises(InvalidInput, match="year or month"):
+        spend_beside_access(accord.engine, "chirp", by="week")  # type: ignore[arg-type]

@@ -44,7 +44,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path]:
     folder = tmp_path_factory.mktemp("report")
     path = folder / "accord-report.html"
     console = Console(file=io.StringIO())
-    result = run_demo(console, people=400, seed=3, data_dir=folder / "data", report=path)
+    # Enough people for the ad season to run (ADS_BY_DEFAULT_FROM).
+    result = run_demo(console, people=1_000, seed=3, data_dir=folder / "data", report=path)
     return result, path
 
 
@@ -76,6 +77,52 @@ def test_the_report_draws_the_flows_and_lists_every_one(
     assert page.locator("section#friend-picker").is_visible()
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+    page.close()
+
+
+def test_the_money_beside_the_data_draws_its_chart_and_lists_reelix_first(
+    browser: Browser, report: tuple[DemoResult, Path], tmp_path: Path
+) -> None:
+    result, path = report
+    assert result.ads is not None
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    page.wait_for_selector("#ads-chart .main-svg", timeout=30_000)
+    # Two bars a year (the filings' budget scaled, what Reelix was charged) and the access line.
+    years = result.ads.season.windows
+    assert page.locator("#ads-chart .barlayer .point").count() == 2 * len(years)
+    assert page.locator("#ads-chart .scatterlayer .trace").count() == 1
+    assert page.locator("#ads-chart .scatterlayer .point").count() == len(years)
+    texts = "elements => elements.map(element => element.textContent)"
+    ticks = page.locator("#ads-chart .xtick text").evaluate_all(texts)
+    assert ticks == [str(begins.year) for begins, _ in years]
+    legend = " ".join(page.locator("#ads-chart .legendtext").evaluate_all(texts))
+    assert "$40M, $150M, $200M" in legend
+    # The table: Reelix first, and the largest advertiser every year.
+    first = page.locator("#ads-table tbody tr").first
+    assert first.get_attribute("data-advertiser") == "reelix"
+    assert first.locator("td.advertiser").inner_text() == "Reelix"
+    spend: dict[str, dict[str, float]] = {}
+    for row in page.locator("#ads-table tbody tr").all():
+        cells = row.locator("td.n").all_inner_texts()
+        advertiser = row.get_attribute("data-advertiser") or ""
+        period = row.get_attribute("data-period") or ""
+        spend.setdefault(period, {})[advertiser] = float(cells[0].lstrip("$").replace(",", ""))
+    for period, by in spend.items():
+        assert max(by, key=lambda a: by[a]) == "reelix", period
+    # Non-parties have no access; Reelix has its agreements' in the year of the flows.
+    assert page.locator("#ads-table td.none").count() == len(
+        {r.advertiser for r in result.ads.money.rows if r.access is None}
+    )
+    assert page.locator("#ads-entries").inner_text() == f"{result.ads.money.spend_entries:,}"
+    section = page.locator("section#money")
+    assert section.is_visible()
+    shot = tmp_path / "money.png"
+    section.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
     assert errors == []
     page.close()

@@ -1,4 +1,5 @@
-"""``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser.
+"""``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser,
+beside the data access its party holds.
 
 Heavy modules (NumPy, SQLAlchemy, the scenario) are imported inside the commands, so that
 ``accord`` starts without them.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +18,12 @@ from rich.table import Table
 
 from accord.console import DatabaseUrl, DataDir, handled
 
+if TYPE_CHECKING:
+    from accord.ads.access import Access, SpendBesideAccess
+
 app = typer.Typer(
-    help="Chirp's ad platform: a simulated campaign season; spend per advertiser and month.",
+    help="Chirp's ad platform: a simulated campaign season; each advertiser's spend beside its "
+    "data access.",
     no_args_is_help=True,
 )
 out = Console()
@@ -123,56 +128,125 @@ def simulate(
         f"{done.ledger_entries:,} ledger entries (tree size {head.size:,}), "
         f"{done.invoices} invoices; {time.perf_counter() - started:.1f} s"
     )
-    _print_spend(database_url, data_dir, as_json=False)
+    _print_spend(database_url, data_dir, as_json=False, by="year")
 
 
 @app.command("spend")
 @handled
 def spend(
+    by: Annotated[str, typer.Option(help="Periods: year or month.", show_default=True)] = "year",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Spend, impressions, clicks and conversions per advertiser and month."""
-    _print_spend(database_url, data_dir, as_json=as_json)
+    """Spend, impressions, clicks and conversions per advertiser and year (or month), beside the
+    data access the advertiser's party holds through agreements in the same period: clauses in
+    force, exchanges allowed and refused, people and records released (from the ledger)."""
+    _print_spend(database_url, data_dir, as_json=as_json, by=by)
 
 
-def _print_spend(database_url: str | None, data_dir: Path | None, *, as_json: bool) -> None:
-    from accord.ads.model import show_money
-    from accord.ads.spend import advertiser_months
+def _print_spend(
+    database_url: str | None, data_dir: Path | None, *, as_json: bool, by: str = "year"
+) -> None:
+    from accord.ads.access import PERIODS, Period, spend_beside_access
+    from accord.errors import InvalidInput
     from accord.service import Accord
 
+    if by not in PERIODS:
+        raise InvalidInput(f"periods are {' or '.join(PERIODS)}, not {by!r}", where="--by")
+    period: Period = "year" if by == "year" else "month"
     with Accord.open(database_url, data_dir) as accord:
-        rows = advertiser_months(accord.engine, PLATFORM)
+        result = spend_beside_access(accord.engine, PLATFORM, by=period)
     if as_json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
+        print(json.dumps(result.to_json(), indent=2))
         return
-    if not rows:
+    if not result.rows:
         out.print("no ad spend recorded")
         return
-    table = Table(title="Ad spend per advertiser and month")
-    for column in ("advertiser", "month", "spend", "impressions", "clicks", "conversions"):
-        table.add_column(column, justify="left" if column in ("advertiser", "month") else "right")
-    for r in rows:
+    for table in spend_tables(result, out.width):
+        out.print(table)
+    for line in ledger_lines(result):
+        out.print(line)
+
+
+NARROW = 100
+"""Below this many columns the access is shown in a table of its own, under the money."""
+
+
+def spend_tables(result: SpendBesideAccess, width: int) -> list[Table]:
+    """The money beside the data, as Rich tables: a row per advertiser and period, its spend and
+    what its ads did, then what its party's agreements let it do in the same period (on a
+    console narrower than :data:`NARROW`, in a second table under the first)."""
+    from accord.ads.model import show_money
+
+    narrow = width < NARROW
+    caption = (
+        "data access: what the advertiser's party holds through agreements in the "
+        f"{result.by}, from the registry and the ledger (exchanges and releases dated in it); "
+        "none for an advertiser that is no party"
+    )
+    money = Table(
+        title=f"The money beside the data: {result.platform.capitalize()}'s advertisers, "
+        f"per {result.by}",
+        caption=None if narrow else caption,
+    )
+    money.add_column("advertiser")
+    money.add_column(result.by, no_wrap=True)
+    for column in ("spend ($)", "impressions", "clicks", "conversions"):
+        money.add_column(column, justify="right", no_wrap=True)
+    if not narrow:
+        money.add_column("data access", min_width=24, ratio=1)
+    access = Table(title="... and the data access of each", caption=caption)
+    access.add_column("advertiser")
+    access.add_column(result.by, no_wrap=True)
+    access.add_column("data access", ratio=1)
+    for r in result.rows:
         name = escape(r.name) + (" [dim](partner data)[/]" if r.partner_data else "")
-        table.add_row(
+        cells = [
             name,
-            r.month,
+            r.period,
             show_money(r.spend),
             f"{r.impressions:,}",
             f"{r.clicks:,}",
             f"{r.conversions:,}",
+        ]
+        money.add_row(*cells, *(() if narrow else (access_text(r.access),)))
+        access.add_row(name, r.period, access_text(r.access))
+    return [money, access] if narrow else [money]
+
+
+def access_text(a: Access | None) -> str:
+    """A party's data access in a period, in a few words (Rich markup)."""
+    if a is None:
+        return "[dim]none[/]"
+    clauses = f"{a.clauses:,} clause{'' if a.clauses == 1 else 's'} in force"
+    if not a.clauses:
+        clauses = "no clause in force"
+    exchanges = f"exchanges [green]{a.allowed:,} allowed[/], [red]{a.refused:,} refused[/]"
+    if not a.allowed + a.refused:
+        exchanges = "no exchange"
+    released = (
+        f"{a.people:,} people, {a.records:,} records ({a.received:,} to it, {a.given:,} from it)"
+        if a.releases
+        else "nothing released"
+    )
+    return f"{clauses}; {exchanges}; {released}"
+
+
+def ledger_lines(result: SpendBesideAccess) -> list[str]:
+    """What the ledger holds of the spend, checked against the spend records."""
+    from accord.ads.model import show_money
+
+    same = result.spend_in_ledger == result.spend
+    days = ", ".join(f"{n:,} in {period}" for period, n in sorted(result.days.items()))
+    return [
+        f"days with spend records: {days}",
+        f"the ledger holds {result.spend_entries:,} ad_spend entries (one per campaign and day) "
+        f"for ${show_money(result.spend_in_ledger)}: "
+        + (
+            "the same as the spend records"
+            if same
+            else f"[red]the spend records hold ${show_money(result.spend)}[/]"
         )
-    out.print(table)
-    years: dict[str, dict[str, int]] = {}
-    for r in rows:
-        years.setdefault(r.name, {}).setdefault(r.month[:4], 0)
-        years[r.name][r.month[:4]] += r.spend
-    summary = Table(title="Spend per advertiser and year")
-    all_years = sorted({y for by in years.values() for y in by})
-    summary.add_column("advertiser")
-    for year in all_years:
-        summary.add_column(year, justify="right")
-    for name, by in sorted(years.items()):
-        summary.add_row(escape(name), *(show_money(by.get(y, 0)) for y in all_years))
-    out.print(summary)
+        + "; `accord ledger verify` checks every one",
+    ]

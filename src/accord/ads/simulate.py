@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +68,8 @@ class World:
 
 @dataclass(frozen=True)
 class Season:
-    """The days simulated."""
+    """The days simulated: ``days`` days from ``start``, or only the days of ``sample`` among
+    them (a sample of the season, in ascending order)."""
 
     start: date
     days: int
@@ -75,10 +77,26 @@ class Season:
     seed: int = 7
     rules: AuctionRules = field(default_factory=AuctionRules)
     pacing: PacingSettings = field(default_factory=PacingSettings)
+    sample: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
         if self.days < 1:
             raise InvalidInput(f"a season lasts at least a day, not {self.days}")
+        end = self.start + timedelta(days=self.days)
+        for day in self.sample:
+            if not self.start <= day < end:
+                raise InvalidInput(
+                    f"the sampled day {day} is outside the season ({self.start} to "
+                    f"{end - timedelta(days=1)})"
+                )
+        if any(a >= b for a, b in pairwise(self.sample)):
+            raise InvalidInput("a season's sampled days must be in ascending order, each once")
+
+    def dates(self) -> list[date]:
+        """The days simulated, in order."""
+        if self.sample:
+            return list(self.sample)
+        return [self.start + timedelta(days=d) for d in range(self.days)]
 
 
 @dataclass
@@ -155,8 +173,8 @@ def run_season(
     )
     rng = np.random.default_rng([season.seed, 1])
     result = SeasonResult()
-    for d in range(season.days):
-        day = season.start + timedelta(days=d)
+    dates = season.dates()
+    for n, day in enumerate(dates):
         impressions = _one_day(world, season, market, rng, row_of=row_of, day=day, result=result)
         charges = market.take_charges()
         store.record(impressions, charges)
@@ -166,7 +184,12 @@ def run_season(
             result.spend += charge.micros
         result.impressions += len(impressions)
         result.ledger_entries += len(book.close_day(day))
-        if (day + timedelta(days=1)).month != day.month:
+        # A month is invoiced once its last day is done: the calendar's last, or, for a sample,
+        # the last sampled day in it (no charge can come in it after that).
+        after = dates[n + 1] if n + 1 < len(dates) else None
+        if (day + timedelta(days=1)).month != day.month or (
+            season.sample and (after is None or month_of(after) != month_of(day))
+        ):
             result.invoices += len(book.invoice_month(month_of(day)))
         result.days += 1
         if progress is not None:

@@ -9,8 +9,9 @@ ledger's appends do: SQLAlchemy's per-row handling would cost more than the inse
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
 
@@ -42,17 +43,23 @@ def _texts(values: Iterable[str]) -> str:
     return json.dumps(sorted(values))
 
 
-def _stored(value: object, sqlite: bool) -> object:
-    """A value in the form the backend stores it (what the columns' types would bind)."""
-    if not sqlite:
-        return value
-    if isinstance(value, datetime):
-        return to_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _sqlite_form(sample: object) -> Callable[[Any], object]:
+    """How SQLite stores the values of a column whose first value is ``sample`` (an instant, a
+    day or a flag): what the columns' types would bind (:func:`accord.store.types.to_text` for
+    an instant, ISO 8601 for a day, 0 or 1), without their per-value work."""
+    if isinstance(sample, datetime):
+        return _instant_text
+    if isinstance(sample, date):
+        return date.isoformat
+    return int
+
+
+def _instant_text(moment: datetime) -> str:
+    # An instant already in UTC (the common case) is written as to_text writes it without the
+    # conversions on the way.
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    return to_text(moment)
 
 
 def insert_rows(
@@ -71,10 +78,13 @@ def insert_rows(
         n for n, row_value in enumerate(rows[0]) if isinstance(row_value, (datetime, date, bool))
     ]
     if sqlite and converting:
-        rows = [
-            tuple(_stored(v, True) if n in converting else v for n, v in enumerate(row))
-            for row in rows
-        ]
+        # Column by column: only the columns to convert are touched, value by value; the rows
+        # are taken apart and put together again by zip (in C).
+        by_column: list[Sequence[object]] = list(zip(*rows, strict=True))
+        for n in converting:
+            convert = _sqlite_form(rows[0][n])
+            by_column[n] = [None if v is None else convert(v) for v in by_column[n]]
+        rows = list(zip(*by_column, strict=True))
     cursor = conn.connection.cursor()
     try:
         cursor.executemany(sql, rows)

@@ -25,9 +25,10 @@ import math
 import random
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,12 @@ from accord.ads.model import (
     Targeting,
     show_money,
 )
-from accord.ads.simulate import World
+from accord.ads.simulate import Season, SeasonResult, World, run_season
+from accord.ads.spend import SpendBook
 from accord.ads.store import AdsStore
 from accord.consent import OptOut, OptOutKind, Person, SignalSource
 from accord.errors import InvalidInput
-from accord.scenario.population import CHIRP, REELIX, generate, person_id
+from accord.scenario.population import CHIRP, REELIX, Population, generate, person_id
 from accord.service import Accord
 
 SCALE_AUDIENCE = 200_000_000
@@ -228,23 +230,46 @@ def _watching(reelix_db: Path) -> dict[str, int]:
         )
 
 
-def build_world(accord: Accord, scenario: Path, *, seed: int, start: date, years: int) -> World:
+def build_world(
+    accord: Accord,
+    scenario: Path,
+    *,
+    seed: int,
+    start: date,
+    years: int,
+    windows: Sequence[tuple[date, date]] | None = None,
+    population: Population | None = None,
+) -> World:
     """Record Chirp's ad business for the scenario in ``scenario`` (``chirp.db``, ``reelix.db``)
-    in Accord's store, and the world a season of ``years`` from ``start`` runs on."""
+    in Accord's store, and the world a season of ``years`` from ``start`` runs on.
+
+    With ``windows`` (one per year of the season: its first day and the day after its last),
+    every campaign runs in those windows only, each year's budgets scaled to its window's days:
+    a sample of the season (:func:`sample_windows`). With ``population`` (the one already in the
+    store, as the demo loads it), Chirp's people and their opt-outs are taken as recorded there;
+    without, they are recorded here, each opt-out as the Global Privacy Control signal the person
+    sends Chirp too.
+    """
     chirp_db, reelix_db = scenario / "chirp.db", scenario / "reelix.db"
     for path in (chirp_db, reelix_db):
         if not path.is_file():
             raise InvalidInput(f"{path} is missing: run `accord scenario generate` first")
     if years < 1:
         raise InvalidInput(f"a season lasts at least a year, not {years}")
+    if windows is not None and len(windows) != years:
+        raise InvalidInput(f"a sampled season needs a window for each of its {years} years")
     ids, homes, interests, friends = _read_people(chirp_db)
     watched = _watching(reelix_db)
     n = len(ids)
     if not n:
         raise InvalidInput(f"{chirp_db} holds no people")
+    # Every campaign is made (and its budget checked) before anything is recorded.
+    planned = season_campaigns(n, start=start, years=years, windows=windows)
     rng = random.Random(f"{seed}:ads people")
     at = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    population = generate(n, seed=seed, at=at)
+    recorded = population is not None
+    if population is None:
+        population = generate(n, seed=seed, at=at)
     opted = {int(o.person[1:]) for o in population.opt_outs if o.kind is OptOutKind.SALE_SHARING}
     bands = rng.choices(AGE_BANDS, AGE_SHARES, k=n)
     signals = [
@@ -259,32 +284,26 @@ def build_world(accord: Accord, scenario: Path, *, seed: int, start: date, years
     ]
     accord.add_party(CHIRP, "Chirp")
     accord.add_party(REELIX, "Reelix")
-    accord.add_people([Person(ids[i], CHIRP, homes[i]) for i in range(n)])
-    for i in sorted(opted):
-        if i < n:
-            accord.opt_out(
-                OptOut(person_id(CHIRP, i), CHIRP, OptOutKind.SALE_SHARING, SignalSource.GPC, at)
-            )
+    if not recorded:
+        accord.add_people([Person(ids[i], CHIRP, homes[i]) for i in range(n)])
+        for i in sorted(opted):
+            if i < n:
+                accord.opt_out(
+                    OptOut(
+                        person_id(CHIRP, i), CHIRP, OptOutKind.SALE_SHARING, SignalSource.GPC, at
+                    )
+                )
     store = AdsStore(accord.engine, CHIRP)
     store.set_profiles((s.person, s.age_band, s.interests) for s in signals)
     known = {a.id for a in store.advertisers()}
     campaigns: list[Campaign] = []
     chosen: list[Plan] = []
-    season_end = date(start.year + years, start.month, start.day)
-    for plan in plans():
+    for plan, campaign in planned:
         if plan.advertiser.id not in known:
             store.add_advertiser(plan.advertiser)
             known.add(plan.advertiser.id)
-        campaigns.append(store.add_campaign(_campaign(plan, n, 1.0, start, season_end)))
+        campaigns.append(store.add_campaign(campaign))
         chosen.append(plan)
-    if REELIX_ADVERTISER.id not in known:
-        store.add_advertiser(REELIX_ADVERTISER)
-    for year in range(years):
-        begins = date(start.year + year, start.month, start.day)
-        ends = date(start.year + year + 1, start.month, start.day)
-        for plan, share in reelix_plans(year):
-            campaigns.append(store.add_campaign(_campaign(plan, n, share, begins, ends)))
-            chosen.append(plan)
     return World(
         CHIRP,
         signals,
@@ -293,6 +312,165 @@ def build_world(accord: Accord, scenario: Path, *, seed: int, start: date, years
         _model(chosen, signals, [watched.get(person_id(REELIX, i), 0) for i in range(n)], seed),
         campaigns,
     )
+
+
+DEMO_YEARS = 3
+"""Years of the demo's season, the filings' three amounts."""
+DEMO_DAYS = 7
+"""Days the demo simulates in each year of its season: a week."""
+
+
+@dataclass(frozen=True)
+class SampledSeason:
+    """A season simulated on a sample of its days: the same week of each year, each year's
+    budgets scaled to the week (what ``accord demo`` runs)."""
+
+    people: int
+    windows: tuple[tuple[date, date], ...]
+    """Each year's sampled days: the first, and the day after the last."""
+    campaigns: tuple[Campaign, ...]
+    result: SeasonResult
+    invoices: int
+    unreconciled: tuple[str, ...]
+    """What differs between an invoice and its records summed again (nothing, if all is well)."""
+
+    @property
+    def days(self) -> int:
+        """Days simulated in each year."""
+        begins, ends = self.windows[0]
+        return (ends - begins).days
+
+    @property
+    def scale(self) -> float:
+        """What a year's spend is to its sampled days' (budgets are a year's times days/365)."""
+        return 365 / self.days
+
+    def reelix_budgets(self) -> list[tuple[int, int, int]]:
+        """For each year of the season: the year, Reelix's budget for the year at this
+        population (the filings' amount scaled, in micros) and its budget for the sampled days
+        (its campaigns' lifetime budgets)."""
+        out = []
+        for n, (begins, ends) in enumerate(self.windows):
+            yearly = REELIX_YEARLY[min(n, len(REELIX_YEARLY) - 1)]
+            sampled = sum(
+                c.lifetime_budget or 0
+                for c in self.campaigns
+                if c.advertiser == REELIX_ADVERTISER.id and begins <= c.schedule.start.date() < ends
+            )
+            scaled = round(yearly * self.people / SCALE_AUDIENCE * MICROS)
+            out.append((begins.year, scaled, sampled))
+        return out
+
+
+def run_sampled_season(
+    accord: Accord,
+    scenario: Path,
+    population: Population,
+    *,
+    seed: int,
+    last_day: date,
+    years: int = DEMO_YEARS,
+    days: int = DEMO_DAYS,
+    phase: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> SampledSeason:
+    """Run a season of ``years`` years on ``days`` days of each, the last ending on
+    ``last_day``, for the people of ``population`` already in the store; every charge recorded,
+    each campaign's day closed in the ledger, each month with charges invoiced and reconciled.
+    ``phase(description, total)`` is told of each phase and returns what to tell of its steps."""
+    windows = sample_windows(last_day, years, days)
+    first = windows[0][0]
+    setup = phase("Chirp's ad platform: people's signals, advertisers", 1) if phase else None
+    world = build_world(
+        accord,
+        scenario,
+        seed=seed,
+        start=first,
+        years=years,
+        windows=windows,
+        population=population,
+    )
+    if setup is not None:
+        setup(1)
+    sample = tuple(
+        begins + timedelta(days=d) for begins, ends in windows for d in range((ends - begins).days)
+    )
+    season = Season(first, (windows[-1][1] - first).days, seed=seed, rules=RULES, sample=sample)
+    book = SpendBook(accord.engine, accord.ledger, CHIRP)
+    step = (
+        phase(
+            f"ad season: {len(world.people):,} people, {len(world.campaigns)} campaigns, "
+            f"{days} days in each of {years} years",
+            len(sample),
+        )
+        if phase
+        else None
+    )
+    result = run_season(world, season, AdsStore(accord.engine, CHIRP), book, step)
+    invoices = book.invoices()
+    unreconciled = tuple(f"{i.id}: {p}" for i in invoices for p in book.reconcile(i.id))
+    return SampledSeason(
+        len(world.people),
+        tuple(windows),
+        tuple(world.campaigns),
+        result,
+        len(invoices),
+        unreconciled,
+    )
+
+
+def season_campaigns(
+    people: int,
+    *,
+    start: date,
+    years: int,
+    windows: Sequence[tuple[date, date]] | None = None,
+) -> list[tuple[Plan, Campaign]]:
+    """Every campaign of a season for ``people`` people, with the plan it comes from, in the
+    order they are recorded: the smaller advertisers' (all season, or one in each window), then
+    Reelix's two of each year. Refused if a daily budget would not pay for one billable event."""
+    planned: list[tuple[Plan, Campaign]] = []
+    season_end = _same_day(start, start.year + years)
+    for plan in plans():
+        if windows is None:
+            planned.append((plan, _campaign(plan, people, 1.0, start, season_end)))
+            continue
+        for year, (begins, ends) in enumerate(windows):
+            named = replace(plan, name=f"{plan.name}, year {year + 1}")
+            planned.append((named, _campaign(named, people, 1.0, begins, ends)))
+    for year in range(years):
+        if windows is None:
+            begins = _same_day(start, start.year + year)
+            ends = _same_day(start, start.year + year + 1)
+        else:
+            begins, ends = windows[year]
+        planned += [
+            (plan, _campaign(plan, people, share, begins, ends))
+            for plan, share in reelix_plans(year)
+        ]
+    return planned
+
+
+def sample_windows(last_day: date, years: int, days: int) -> list[tuple[date, date]]:
+    """A sample of a season of ``years`` years: ``days`` days in each, the same days of the
+    year, the last window ending on ``last_day``; each as its first day and the day after its
+    last."""
+    if days < 1 or years < 1:
+        raise InvalidInput("a sample needs at least a day in each of at least one year")
+    if days > 365:
+        raise InvalidInput(f"a sample of {days} days a year is more than a year")
+    windows = []
+    for year in range(years):
+        last = _same_day(last_day, last_day.year - (years - 1 - year))
+        windows.append((last - timedelta(days=days - 1), last + timedelta(days=1)))
+    return windows
+
+
+def _same_day(day: date, year: int) -> date:
+    """``day`` in ``year`` (the 28th for the 29th of February of a year without one)."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
 
 
 def _campaign(plan: Plan, people: int, share: float, begins: date, ends: date) -> Campaign:
@@ -354,11 +532,17 @@ def _model(
 
 
 __all__ = [
+    "DEMO_DAYS",
+    "DEMO_YEARS",
     "INTERESTS",
     "REELIX_YEARLY",
     "RULES",
     "SCALE_AUDIENCE",
+    "SampledSeason",
     "build_world",
     "plans",
     "reelix_plans",
+    "run_sampled_season",
+    "sample_windows",
+    "season_campaigns",
 ]

@@ -7,8 +7,12 @@ beside a Titan-style whitelist nobody reviewed, and then runs every flow of the 
 every abuse of the filings through :meth:`accord.gateway.Gateway.exchange`: many people's own
 requests for the flows a person starts (the friend picker, message sync, sending a
 recommendation, an account link), and one bulk exchange for the flows that move many people's
-data at once (watch activity, interest segments, the fortnightly report). It prints a summary,
-verifies the ledger, signs a checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
+data at once (watch activity, interest segments, the fortnightly report). Before the flows,
+Chirp's ad platform runs a campaign season on a week of each of three years, Reelix buying ads in
+the filings' shape (:func:`accord.scenario.ads.run_sampled_season`); after them, each
+advertiser's spend is set beside the data access its party holds
+(:func:`accord.ads.access.spend_beside_access`). It prints a summary, verifies the ledger, signs a
+checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
 
 The demo is the parties' operator here: it picks which people act, and reads each party's own
 database only for what that party itself would know (Chirp resolves a message's recipient to a
@@ -24,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,8 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Engine
 
+from accord.ads.access import SpendBesideAccess, spend_beside_access
+from accord.ads.cli import ledger_lines, spend_tables
 from accord.audit import AuditReport
 from accord.audit import audit as replay_releases
 from accord.audit.cli import show as show_audit
@@ -53,7 +59,15 @@ from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
 from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.ledger.audit import verify_ledger
 from accord.requests import Request, Subjects, SubjectsKind
-from accord.scenario import AUDIT_BY_DEFAULT_UP_TO
+from accord.scenario import ADS_BY_DEFAULT_FROM, ADS_BY_DEFAULT_UP_TO, AUDIT_BY_DEFAULT_UP_TO
+from accord.scenario.ads import (
+    DEMO_DAYS,
+    DEMO_YEARS,
+    SampledSeason,
+    run_sampled_season,
+    sample_windows,
+    season_campaigns,
+)
 from accord.scenario.build import PARTNERSHIP, TITAN, load_population, prepare, register_agreements
 from accord.scenario.generate import Written, write_databases
 from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
@@ -141,6 +155,19 @@ class DemoResult:
     """The auditor's replay of every release (``accord audit``), run after the flows."""
     next_steps: tuple[tuple[str, str], ...] = ()
     """Commands to run next on the demo's data folder, each with what it shows."""
+    ads: AdsShown | None = None
+    """Chirp's ad season, and each advertiser's money beside its party's data access."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdsShown:
+    """The demo's ad season (a week of each of three years) and, after the flows, every
+    advertiser's spend beside the data access its party holds, per year."""
+
+    season: SampledSeason
+    money: SpendBesideAccess
+    flows_on: date
+    """The day of the data flows (every exchange of the demo happens on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,9 +651,21 @@ def _sample_person(w: _World, erased: ErasureShown | None) -> str:
     return fallback or person_ref(REELIX, members[0] if members else "r0000001")
 
 
-def next_steps(folder: DataFolder, person: str) -> tuple[tuple[str, str], ...]:
+def next_steps(
+    folder: DataFolder, person: str, *, ads: bool = False
+) -> tuple[tuple[str, str], ...]:
     """What to run after the demo, verbatim: each command finds the demo's data folder."""
     where = "" if folder.path == DataFolder.chosen().path else f" --data-dir {folder.path}"
+    money = (
+        (
+            (
+                f"accord ads spend{where}",
+                "each advertiser's spend beside the data access its party holds, per year",
+            ),
+        )
+        if ads
+        else ()
+    )
     return (
         (f"accord ledger verify{where}", "recompute every leaf, node and signed checkpoint"),
         (
@@ -643,6 +682,7 @@ def next_steps(folder: DataFolder, person: str) -> tuple[tuple[str, str], ...]:
             f"accord cleanroom report{where}",
             "the fortnightly recommendation report, run in the clean room",
         ),
+        *money,
         (f"accord serve{where}", "the partner API on http://127.0.0.1:8000 (docs at /docs)"),
     )
 
@@ -807,16 +847,23 @@ def run_demo(
     data_dir: Path,
     report: Path | None = None,
     replay: bool | None = None,
+    ads: bool | None = None,
 ) -> DemoResult:
     """Run the demo in a fresh ``data_dir``; write the HTML report to ``report`` if given.
 
     ``replay`` runs the auditor's replay at the end; by default (``None``) only up to
     :data:`AUDIT_BY_DEFAULT_UP_TO` people (its plain evaluator takes minutes beyond).
+    ``ads`` runs Chirp's ad season before the flows (:func:`_ad_season`); by default from
+    :data:`ADS_BY_DEFAULT_FROM` people (fewer cannot pay for the smallest campaigns' clicks) up
+    to :data:`ADS_BY_DEFAULT_UP_TO`.
     """
     if people < 1:
         raise InvalidInput("the demo needs at least one person")
     if report is not None and not report.parent.is_dir():
         raise InvalidInput(f"cannot write the report to {report}: {report.parent} is not a folder")
+    with_ads = ADS_BY_DEFAULT_FROM <= people <= ADS_BY_DEFAULT_UP_TO if ads is None else ads
+    if with_ads:
+        _check_ad_budgets(people)
     folder = DataFolder(data_dir)
     written = _write_parties(console, folder, people=people, seed=seed)
     files = {CHIRP: written.chirp, REELIX: written.reelix}
@@ -837,6 +884,9 @@ def run_demo(
                 f"{people:,} people at each party, {len(population.consents):,} consents, "
                 f"{len(population.opt_outs):,} opt-outs of sale/sharing"
             )
+            season = (
+                _ad_season(console, accord, folder, population, seed=seed) if with_ads else None
+            )
             sources = {
                 party: Source(engines[party], load(str(datasets / f"{party}.yaml")))
                 for party in (CHIRP, REELIX)
@@ -854,6 +904,11 @@ def run_demo(
                 random.Random(f"{seed}:demo"),
             )
             results, erased = _flows(console, world)
+            shown_ads = (
+                AdsShown(season, spend_beside_access(accord.engine, CHIRP), DEMO_AT.date())
+                if season is not None
+                else None
+            )
             audit = verify_ledger(accord.ledger)
             if not audit.ok:
                 raise LedgerIntegrityError(
@@ -877,7 +932,10 @@ def run_demo(
                 rows=written.rows,
                 erasure=erased,
                 audit=replayed,
-                next_steps=next_steps(folder, _sample_person(world, erased)),
+                next_steps=next_steps(
+                    folder, _sample_person(world, erased), ads=shown_ads is not None
+                ),
+                ads=shown_ads,
             )
     finally:
         for engine in engines.values():
@@ -887,6 +945,56 @@ def run_demo(
         write_report(result, report)
         console.print(f"report written to [bold]{escape(str(report))}[/]")
     return result
+
+
+AD_SEASON_ENDS = DEMO_AT.date() - timedelta(days=1)
+"""The last day of the demo's ad season: the day before the flows, so that every ``ad_spend``
+entry (written as its day closes) comes before them in the ledger, in the same year."""
+
+
+def _check_ad_budgets(people: int) -> None:
+    """Refuse, before anything is written, a population too small for the season's budgets."""
+    windows = sample_windows(AD_SEASON_ENDS, DEMO_YEARS, DEMO_DAYS)
+    try:
+        season_campaigns(people, start=windows[0][0], years=DEMO_YEARS, windows=windows)
+    except InvalidInput as error:
+        raise InvalidInput(
+            f"{error.message} (the ad season runs by default from {ADS_BY_DEFAULT_FROM:,} "
+            "people), or leave it out with --no-ads",
+            where="--people",
+        ) from None
+
+
+def _ad_season(
+    console: Console,
+    accord: Accord,
+    folder: DataFolder,
+    population: Population,
+    *,
+    seed: int,
+) -> SampledSeason:
+    """Chirp's ad season, before the flows: the same week of each of the filings' three years,
+    each year's budgets scaled to the week; every charge recorded, each campaign's day in the
+    ledger, each month invoiced and reconciled."""
+    with _progress(console) as bars:
+
+        def phase(description: str, total: int, /) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda steps: bars.advance(task, steps)
+
+        season = run_sampled_season(
+            accord, folder.parties, population, seed=seed, last_day=AD_SEASON_ENDS, phase=phase
+        )
+    done = season.result
+    console.print(
+        f"ad season: {season.days} days in each of {len(season.windows)} years "
+        f"({', '.join(f'{b:%d %b} to {e - timedelta(days=1):%d %b %Y}' for b, e in season.windows)}"
+        f"): {done.requests:,} ad requests, {done.impressions:,} impressions, "
+        f"{done.clicks:,} clicks; {done.ledger_entries:,} ad_spend ledger entries, "
+        f"{season.invoices} invoices"
+        + ("" if not season.unreconciled else f", [red]{len(season.unreconciled)} unreconciled[/]")
+    )
+    return season
 
 
 def _replay(
@@ -934,6 +1042,13 @@ def show(console: Console, result: DemoResult) -> None:
     for rule, reason in sorted(reasons.items()):
         legend.add_row(escape(rule), escape(reason))
     console.print(legend)
+    if result.ads is not None:
+        show_ads(console, result.ads)
+    else:
+        console.print(
+            f"Chirp's ad season was not run (by default only from {ADS_BY_DEFAULT_FROM:,} to "
+            f"{ADS_BY_DEFAULT_UP_TO:,} people): `accord demo --ads` runs it"
+        )
     console.print(
         Panel(
             escape(result.checkpoint),
@@ -956,6 +1071,20 @@ def show(console: Console, result: DemoResult) -> None:
         for command, what in result.next_steps:
             steps.add_row(escape(command), escape(what))
         console.print(steps)
+
+
+def show_ads(console: Console, ads: AdsShown) -> None:
+    """Each advertiser's money beside its party's data access, and how the season was sampled."""
+    for table in spend_tables(ads.money, console.width):
+        console.print(table)
+    s = ads.season
+    console.print(
+        f"spend on {s.days} days of each year, each year's budgets scaled to those days: a "
+        f"year's spend is about {s.scale:.0f} times it; the exchanges all happened on "
+        f"{ads.flows_on:%d %B %Y}, in the season's last year"
+    )
+    for line in ledger_lines(ads.money):
+        console.print(line)
 
 
 def show_erasure(console: Console, e: ErasureShown) -> None:

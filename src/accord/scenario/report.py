@@ -3,25 +3,32 @@
 One self-contained file (``accord-report.html``) a person can open without a network: a Sankey
 chart of the records released, from the party holding them through their data category and
 purpose to the party receiving them (Plotly, its JavaScript inlined), the people each rule kept out,
-a table per flow, the refusals with their reasons, and the ledger's signed checkpoint with the
-verifier key to check it. Rendered with Jinja2, every value escaped.
+a table per flow, the refusals with their reasons, the money beside the data (Reelix's yearly
+ad spend beside the filings' amounts and its data access, and every advertiser's spend beside its
+party's access), and the ledger's signed checkpoint with the verifier key to check it. Rendered
+with Jinja2, every value escaped.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from contextlib import suppress
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from accord.ads.access import Access, AdvertiserPeriod
+from accord.ads.model import MICROS, show_money
 from accord.errors import InvalidInput
+from accord.scenario.ads import REELIX_ADVERTISER, REELIX_YEARLY
 
 if TYPE_CHECKING:
-    from accord.scenario.demo import DemoResult, FlowResult
+    from accord.scenario.demo import AdsShown, DemoResult, FlowResult
 
 _env = Environment(
     loader=PackageLoader("accord.scenario", "templates"),
@@ -122,15 +129,166 @@ def _kept_out(flows: list[FlowResult]) -> str:
     return str(figure.to_html(full_html=False, include_plotlyjs=False, div_id="kept-out"))
 
 
+@dataclass(frozen=True, slots=True)
+class ReelixYear:
+    """One year of the season for the partner: its budget, what it was charged, its access."""
+
+    year: str
+    filed: int
+    """The filings' amount for the year, in dollars."""
+    budget: int
+    """That amount scaled to the population, for a year (micros)."""
+    budget_sampled: int
+    """... and for the sampled days: its campaigns' lifetime budgets (micros)."""
+    charged: int
+    """Charged on the sampled days (micros)."""
+    charged_a_year: int
+    """Charged on the sampled days times 365 over their number (micros)."""
+    access: Access | None
+
+
+def reelix_years(ads: AdsShown) -> list[ReelixYear]:
+    """Reelix's years: the filings' amounts scaled, what it was charged, and its access."""
+    by_year = {r.period: r for r in ads.money.rows if r.advertiser == REELIX_ADVERTISER.id}
+    years = []
+    for n, (year, budget, sampled) in enumerate(ads.season.reelix_budgets()):
+        row = by_year.get(str(year))
+        charged = row.spend if row is not None else 0
+        years.append(
+            ReelixYear(
+                str(year),
+                REELIX_YEARLY[min(n, len(REELIX_YEARLY) - 1)],
+                budget,
+                sampled,
+                charged,
+                round(charged * ads.season.scale),
+                row.access if row is not None else None,
+            )
+        )
+    return years
+
+
+_REELIX = "rgba(214,39,40,0.85)"
+_FILED = "rgba(87,96,106,0.35)"
+_ACCESS = "#8250df"
+
+
+def _ads_chart(ads: AdsShown, *, with_js: bool) -> str:
+    """Reelix's yearly spend as bars beside the filings' amounts scaled to the population, and
+    the records released to and from it under its agreements as a line on a second axis."""
+    years = reelix_years(ads)
+    x = [y.year for y in years]
+    dollars = [y.budget / MICROS for y in years]
+    charged = [y.charged_a_year / MICROS for y in years]
+    records = [y.access.records if y.access is not None else 0 for y in years]
+    exchanges = [
+        f"{y.access.allowed:,} allowed, {y.access.refused:,} refused; "
+        f"{y.access.clauses:,} clauses in force"
+        if y.access is not None
+        else "no party"
+        for y in years
+    ]
+    days = ads.season.days
+    filed = ", ".join(f"${y.filed // 1_000_000}M" for y in years)
+    figure = go.Figure()
+    figure.add_bar(
+        x=x,
+        y=dollars,
+        name=f"Reelix's budget: the filings' {filed} a year scaled to {ads.season.people:,} people",
+        marker_color=_FILED,
+        text=[f"${d:,.0f}" for d in dollars],
+        textposition="outside",
+        hovertemplate="%{x}: budget $%{y:,.2f} a year<extra></extra>",
+    )
+    figure.add_bar(
+        x=x,
+        y=charged,
+        name=f"Reelix charged: its {days} sampled days × 365/{days}",
+        marker_color=_REELIX,
+        text=[f"${c:,.0f}" for c in charged],
+        textposition="outside",
+        hovertemplate="%{x}: charged $%{y:,.2f} at a year's rate<extra></extra>",
+    )
+    figure.add_scatter(
+        x=x,
+        y=records,
+        name="records released to and from Reelix under its agreements (ledger)",
+        yaxis="y2",
+        mode="lines+markers+text",
+        line={"color": _ACCESS, "width": 3},
+        marker={"size": 10},
+        text=[f"{r:,} records" for r in records],
+        textposition="top center",
+        customdata=exchanges,
+        hovertemplate="%{x}: %{y:,} records released; exchanges %{customdata}<extra></extra>",
+    )
+    # The bars fill the lower two thirds, the line's highest point sits above them.
+    top = max([*dollars, *charged, 1.0])
+    most = max([*records, 1])
+    figure.update_layout(
+        title="Reelix: its money beside its data access, by year",
+        barmode="group",
+        height=460,
+        margin={"l": 60, "r": 70, "t": 60, "b": 40},
+        yaxis={"title": "dollars a year", "range": [0, top * 1.45], "tickprefix": "$"},
+        yaxis2={
+            "title": "records released (ledger)",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, most * 1.12],
+            "dtick": _step(most),
+            "tickformat": ",",
+            "showgrid": False,
+        },
+        legend={"orientation": "h", "y": -0.15},
+        font={"size": 12},
+    )
+    return str(figure.to_html(full_html=False, include_plotlyjs=with_js, div_id="ads-chart"))
+
+
+def _in_force(years: list[ReelixYear]) -> list[tuple[str, tuple[str, ...], int]]:
+    """The years in which some of the partner's agreements were in force: which, how many
+    clauses."""
+    return [
+        (y.year, y.access.agreements, y.access.clauses)
+        for y in years
+        if y.access is not None and y.access.agreements
+    ]
+
+
+def _by_advertiser(ads: AdsShown) -> list[tuple[str, list[AdvertiserPeriod]]]:
+    """The money rows grouped by advertiser, in their order (largest spender first)."""
+    groups: dict[str, list[AdvertiserPeriod]] = {}
+    for row in ads.money.rows:
+        groups.setdefault(row.name, []).append(row)
+    return list(groups.items())
+
+
+def _step(most: int) -> int:
+    """A round step for about five ticks up to ``most``: 1, 2 or 5 times a power of ten."""
+    rough = max(most / 5, 1)
+    power = int(10 ** math.floor(math.log10(rough)))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+
+
 def render(result: DemoResult, *, at: datetime | None = None) -> str:
     """The report as HTML text."""
     template = _env.get_template("report.html.j2")
+    sankey = _sankey(result.flows)
+    ads = result.ads
     return template.render(
         result=result,
         flows=[f for f in result.flows if not f.abuse],
         abuses=[f for f in result.flows if f.abuse],
-        sankey=_sankey(result.flows),
+        sankey=sankey,
         kept_out=_kept_out(result.flows),
+        ads=ads,
+        ads_chart=_ads_chart(ads, with_js="plotly" not in sankey.lower()) if ads else "",
+        reelix_years=reelix_years(ads) if ads else [],
+        ads_groups=_by_advertiser(ads) if ads else [],
+        in_force=_in_force(reelix_years(ads)) if ads else [],
+        money=show_money,
+        one_day=timedelta(days=1),
         written_at=(at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

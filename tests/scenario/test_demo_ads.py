@@ -1,0 +1,331 @@
+"""``accord demo``'s ad season and the money beside the data, end to end on 1,000 people.
+
+The season is checked against the store's own records (every charge, day, invoice and ledger
+entry), and the data access beside the money against the demo's own tally of its flows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections import defaultdict
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from accord.ads.access import spend_beside_access
+from accord.ads.model import MICROS
+from accord.ads.pacing import day_cap
+from accord.ads.spend import SpendBook
+from accord.ads.store import AdsStore
+from accord.cli import app
+from accord.ledger.audit import verify_ledger
+from accord.scenario.ads import DEMO_DAYS, DEMO_YEARS, REELIX_YEARLY, SCALE_AUDIENCE
+from accord.scenario.demo import AD_SEASON_ENDS, DEMO_AT, DemoResult, run_demo
+from accord.service import Accord
+
+pytestmark = pytest.mark.integration
+
+PEOPLE, SEED = 1_000, 5
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path, str]:
+    folder = tmp_path_factory.mktemp("demo-ads")
+    console = Console(file=io.StringIO(), width=160, record=True)
+    result = run_demo(
+        console,
+        people=PEOPLE,
+        seed=SEED,
+        data_dir=folder / "data",
+        report=folder / "accord-report.html",
+        replay=False,
+    )
+    return result, folder, console.export_text()
+
+
+def store_rows(folder: Path, query: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(folder / "data" / "accord.db")) as db:
+        return db.execute(query).fetchall()
+
+
+def run(*args: str, code: int = 0) -> str:
+    outcome = runner.invoke(app, list(args), env={"COLUMNS": "160"})
+    assert outcome.exit_code == code, outcome.output
+    assert "Traceback" not in outcome.output
+    return outcome.output
+
+
+def test_the_season_ran_a_week_of_each_year_before_the_flows(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, printed = demo
+    assert result.ads is not None
+    season = result.ads.season
+    assert len(season.windows) == DEMO_YEARS
+    assert season.days == DEMO_DAYS
+    last = DEMO_AT.date() - timedelta(days=1)
+    assert last == AD_SEASON_ENDS
+    sampled = set()
+    for n, (begins, ends) in enumerate(season.windows):
+        assert ends - begins == timedelta(days=DEMO_DAYS)
+        assert ends - timedelta(days=1) == last.replace(year=last.year - DEMO_YEARS + 1 + n)
+        sampled |= {begins + timedelta(days=d) for d in range(DEMO_DAYS)}
+    # The store holds charges on exactly the sampled days, and each is closed in the ledger.
+    charged = {
+        date.fromisoformat(d) for (d,) in store_rows(folder, "SELECT DISTINCT day FROM ads_spend")
+    }
+    closed = {
+        date.fromisoformat(d)
+        for (d,) in store_rows(folder, "SELECT DISTINCT day FROM ads_spend_days")
+    }
+    assert charged == closed == sampled
+    assert season.result.days == len(sampled) == DEMO_YEARS * DEMO_DAYS
+    assert season.result.requests > 0
+    assert (
+        season.result.impressions
+        == store_rows(folder, "SELECT count(*) FROM ads_impressions")[0][0]
+    )
+    assert f"{DEMO_DAYS} days in each of {DEMO_YEARS} years" in printed
+    # Every ad_spend entry comes before the flows in the ledger, as in time.
+    with Accord.open(data_dir=folder / "data") as accord:
+        leaves = [accord.ledger.leaf(i).entry() for i in range(accord.ledger.head().size)]
+    spends = [n for n, e in enumerate(leaves) if e["kind"] == "ad_spend"]
+    flows = [n for n, e in enumerate(leaves) if e["kind"] in ("decision", "release")]
+    assert spends
+    assert flows
+    assert max(spends) < min(flows)
+    assert max(e["at"] for e in leaves if e["kind"] == "ad_spend") < DEMO_AT.isoformat()
+
+
+def test_each_years_budgets_are_scaled_to_its_sampled_days_and_held(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    season = result.ads.season
+    with Accord.open(data_dir=folder / "data") as accord:
+        campaigns = AdsStore(accord.engine, "chirp").campaigns()
+    assert len(campaigns) == len(season.campaigns)
+    for n, (year, yearly, sampled) in enumerate(season.reelix_budgets()):
+        assert year == season.windows[n][0].year
+        filed = REELIX_YEARLY[n] * PEOPLE / SCALE_AUDIENCE * MICROS
+        assert yearly == round(filed)
+        assert abs(sampled - filed * DEMO_DAYS / 365) <= 2
+    windows = set(season.windows)
+    spent: dict[int, int] = defaultdict(int)
+    by_day: dict[tuple[int, str], int] = defaultdict(int)
+    for campaign, day, micros in store_rows(
+        folder, "SELECT campaign_id, day, amount_micros FROM ads_spend"
+    ):
+        spent[campaign] += micros
+        by_day[(campaign, day)] += micros
+    for c in campaigns:
+        # Each campaign runs in one sampled week, its budget that week's share of a year's.
+        assert (c.schedule.start.date(), c.schedule.end.date()) in windows  # type: ignore[union-attr]
+        assert c.lifetime_budget is not None
+        assert c.daily_budget == c.lifetime_budget // DEMO_DAYS
+        assert spent[c.id] <= c.lifetime_budget
+    daily = {c.id: c.daily_budget for c in campaigns}
+    for (campaign, _), micros in by_day.items():
+        assert micros <= day_cap(daily[campaign])
+
+
+def test_spend_reconciles_with_the_invoices_and_the_ledger(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    season = result.ads.season
+    assert season.unreconciled == ()
+    ((total, charges),) = store_rows(folder, "SELECT sum(amount_micros), count(*) FROM ads_spend")
+    with Accord.open(data_dir=folder / "data") as accord:
+        book = SpendBook(accord.engine, accord.ledger, "chirp")
+        invoices = book.invoices()
+        assert all(book.reconcile(i.id) == [] for i in invoices)
+        leaves = [accord.ledger.leaf(i).entry() for i in range(accord.ledger.head().size)]
+        assert verify_ledger(accord.ledger).ok
+    assert len(invoices) == season.invoices > 0
+    # One invoice per advertiser and month with charges: every sampled week is in November.
+    assert {i.month for i in invoices} == {f"{b.year}-{b.month:02d}" for b, _ in season.windows}
+    assert sum(i.total for i in invoices) == total > 0
+    assert sum(i.charges for i in invoices) == charges
+    entries = [e for e in leaves if e["kind"] == "ad_spend"]
+    days = store_rows(folder, "SELECT count(*) FROM ads_spend_days")[0][0]
+    assert len(entries) == days == season.result.ledger_entries
+    assert sum(e["amount_micros"] for e in entries) == total
+    assert all(e["subjects"] == [] and e["people"] == 0 for e in entries)
+    money = result.ads.money
+    assert money.spend_entries == len(entries)
+    assert money.spend_in_ledger == money.spend == total
+
+
+def test_reelix_is_the_largest_advertiser_in_the_filings_shape(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, _, _ = demo
+    assert result.ads is not None
+    rows = result.ads.money.rows
+    assert rows[0].advertiser == "reelix"
+    years = sorted({r.period for r in rows})
+    assert years == [str(b.year) for b, _ in result.ads.season.windows]
+    reelix = {r.period: r.spend for r in rows if r.advertiser == "reelix"}
+    for year in years:
+        others = [r.spend for r in rows if r.period == year and r.advertiser != "reelix"]
+        assert reelix[year] > max(others)
+    # Its yearly spend rises as the filings' budgets do, and stays within them.
+    first, second, third = (reelix[y] for y in years)
+    assert first < second < third
+    for (_, _, sampled), year in zip(result.ads.season.reelix_budgets(), years, strict=True):
+        assert 0.8 * sampled <= reelix[year] <= sampled
+
+
+def test_the_data_access_beside_the_money_is_what_the_flows_did(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    reelix = {r.period: r.access for r in result.ads.money.rows if r.advertiser == "reelix"}
+    flows_year = str(DEMO_AT.year)
+    for year, access in reelix.items():
+        assert access is not None
+        assert access.party == "reelix"
+        if year != flows_year:
+            # The partnership's agreements are valid from 2026: before, money and no access.
+            assert (access.clauses, access.allowed, access.refused, access.records) == (0, 0, 0, 0)
+    access = reelix[flows_year]
+    assert access is not None
+    with Accord.open(data_dir=folder / "data") as accord:
+        registered = {r.agreement.id: r for r in accord.agreements()}
+    in_force = [a for a, r in registered.items() if r.in_force(DEMO_AT.date())]
+    assert (
+        access.agreements == tuple(sorted(in_force)) == ("chirp-reelix", "chirp-reelix-cleanroom")
+    )
+    assert access.clauses == sum(len(registered[a].agreement.clauses) for a in in_force)
+    flows = result.flows
+    assert access.allowed == sum(f.allowed for f in flows) > 0
+    assert access.refused == sum(f.refused for f in flows) > 0
+    assert access.people == sum(f.people for f in flows) > 0
+    assert access.records == sum(f.records for f in flows) > 0
+    to_reelix = sum(f.records for f in flows if f.recipient == "reelix")
+    assert (access.received, access.given) == (to_reelix, access.records - to_reelix)
+    assert all(r.access is None for r in result.ads.money.rows if r.advertiser != "reelix")
+
+
+def test_accord_ads_spend_prints_the_money_beside_the_data(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    data = str(folder / "data")
+    printed = json.loads(run("ads", "spend", "--json", "--data-dir", data))
+    assert printed["by"] == "year"
+    rows = {(r["advertiser"], r["period"]): r for r in printed["rows"]}
+    for row in result.ads.money.rows:
+        shown = rows[(row.advertiser, row.period)]
+        assert shown["spend_micros"] == row.spend
+        assert shown["days"] == DEMO_DAYS
+        if row.access is None:
+            assert shown["access"] is None
+            continue
+        access = shown["access"]
+        assert access["clauses_in_force"] == row.access.clauses
+        assert access["exchanges_allowed"] == row.access.allowed
+        assert access["exchanges_refused"] == row.access.refused
+        assert access["people_let_through"] == row.access.people
+        assert access["records_released"] == row.access.records
+    assert printed["ledger"]["ad_spend_entries"] == result.ads.money.spend_entries
+    table = run("ads", "spend", "--data-dir", data)
+    words = " ".join(table.split())
+    reelix = rows[("reelix", str(DEMO_AT.year))]["access"]
+    assert f"{reelix['clauses_in_force']} clauses in force" in words
+    assert (
+        f"exchanges {reelix['exchanges_allowed']:,} allowed, {reelix['exchanges_refused']} refused"
+        in words
+    )
+    assert "no clause in force; no exchange; nothing released" in words
+    assert "│ none" in table
+    assert "the same as the spend records" in words
+    assert table.index("Reelix") < table.index("Northwind Shoes")
+
+
+def test_the_report_shows_the_money_beside_the_data(demo: tuple[DemoResult, Path, str]) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    html = (folder / "accord-report.html").read_text()
+    section = html[
+        html.index('<section id="money">') : html.index(
+            "</section>", html.index('<section id="money">')
+        )
+    ]
+    assert '<h2 id="ads">The money beside the data</h2>' in section
+    assert 'id="ads-chart"' in section
+    assert "side by side" in section
+    assert f"{DEMO_DAYS} days of each year" in section
+    entries = f'<span id="ads-entries">{result.ads.money.spend_entries:,}</span>'
+    assert entries in section
+    assert "accord ledger verify" in section
+    for row in result.ads.money.rows:
+        assert f'data-advertiser="{row.advertiser}" data-period="{row.period}"' in section
+    assert section.count("none: not a party to any agreement") == 5
+    assert "accord ads spend" in html.split('id="check-it-yourself"')[1]
+
+
+def test_the_same_seed_runs_the_same_season(
+    demo: tuple[DemoResult, Path, str], tmp_path: Path
+) -> None:
+    _, folder, _ = demo
+    again = tmp_path / "data"
+    run(
+        "demo",
+        "--people",
+        str(PEOPLE),
+        "--seed",
+        str(SEED),
+        "--no-audit",
+        "--data-dir",
+        str(again),
+        "--report",
+        str(tmp_path / "r.html"),
+    )
+    first = json.loads(run("ads", "spend", "--json", "--data-dir", str(folder / "data")))
+    second = json.loads(run("ads", "spend", "--json", "--data-dir", str(again)))
+    assert first == second
+    query = (
+        "SELECT campaign_id, day, impressions, clicks, amount_micros FROM ads_spend_days "
+        "ORDER BY campaign_id, day"
+    )
+    assert store_rows(folder, query) == store_rows(tmp_path, query)
+
+
+def test_a_population_too_small_for_the_season_leaves_it_out_or_says_why(tmp_path: Path) -> None:
+    args = ["demo", "--people", "150", "--no-audit", "--report", str(tmp_path / "r.html")]
+    out = run(*args, "--data-dir", str(tmp_path / "a"))
+    assert "Chirp's ad season was not run" in " ".join(out.split())
+    assert 'id="ads"' not in (tmp_path / "r.html").read_text()
+    out = run(*args, "--ads", "--data-dir", str(tmp_path / "b"), code=2)
+    words = " ".join(out.split())
+    assert "too few" in words
+    assert "--no-ads" in words
+    assert not (tmp_path / "b").exists()  # refused before anything was written
+
+
+def test_spend_beside_access_is_read_from_the_store_alone(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    assert result.ads is not None
+    with Accord.open(data_dir=folder / "data") as accord:
+        monthly = spend_beside_access(accord.engine, "chirp", by="month")
+    assert {r.period for r in monthly.rows} == {
+        f"{b.year}-{b.month:02d}" for b, _ in result.ads.season.windows
+    }
+    assert monthly.spend == result.ads.money.spend
+    assert monthly.spend_entries == result.ads.money.spend_entries
