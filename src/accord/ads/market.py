@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from accord.ads.auction import AuctionRules, rank_and_price
+from accord.ads.auction import AuctionRules, PriceRule, best, second_prices
 from accord.ads.eligibility import CandidateIndex
 from accord.ads.model import (
     HOURS_IN_WEEK,
@@ -75,6 +75,28 @@ class Placement(NamedTuple):
     def billing(self) -> BidStrategy:
         """What the advertiser pays for."""
         return self.campaign.bid.strategy
+
+
+_new = tuple.__new__
+"""A named tuple from its fields in order, without the keyword handling of its constructor."""
+
+
+class _Seen:
+    """What one person was shown today: impressions per campaign position, and the positions
+    at their frequency cap (the first ``capped`` of ``positions``, an array that grows)."""
+
+    __slots__ = ("capped", "positions", "shown")
+
+    def __init__(self) -> None:
+        self.shown: dict[int, int] = {}
+        self.positions: Ints = np.empty(4, dtype=np.int64)
+        self.capped = 0
+
+    def cap(self, position: int) -> None:
+        if self.capped == len(self.positions):
+            self.positions = np.concatenate((self.positions, np.empty_like(self.positions)))
+        self.positions[self.capped] = position
+        self.capped += 1
 
 
 class Charge(NamedTuple):
@@ -145,14 +167,26 @@ class Market:
         self._scheduled = np.zeros(n, dtype=bool)
         self._recheck_at = np.iinfo(np.int64).min
         self._next_tick = np.iinfo(np.int64).min
+        self._next_at = datetime.min.replace(tzinfo=UTC)
         self.live: Mask = np.zeros(n, dtype=bool)
         self._buffer = np.empty(n, dtype=bool)
         self._rng = np.random.default_rng(seed)
         self._gate = np.zeros((_GATE_ROWS, n), dtype=bool)
+        # Each row as a view made once, rather than one made per auction.
+        self._gate_rows: list[Mask] = list(self._gate)
         self._gate_row = _GATE_ROWS
-        self._shown: dict[str, dict[int, int]] = {}
-        self._capped: dict[str, Ints] = {}
-        self._creative_turn = np.zeros(n, dtype=np.int64)
+        # What each person was shown today.
+        self._seen: dict[str, _Seen] = {}
+        # What a request reads per winner, as Python values (cheaper to index than arrays).
+        self._bids: list[int] = self.bid.tolist()
+        self._cpc: list[bool] = self.cpc.tolist()
+        self._reserves: list[int] = self.reserve.tolist()
+        self._caps: list[int] = self.caps.tolist()
+        self._creatives = [c.creatives for c in ordered]
+        self._turns = [0] * n
+        self._max_slots = rules.max_slots
+        self._floor = rules.min_ctr
+        self._first_price = rules.price_rule is PriceRule.FIRST
         self.day: date | None = None
         self.charges: list[Charge] = []
         self.auctions = 0
@@ -167,13 +201,13 @@ class Market:
         if now < self._next_tick:
             return
         if self.pacer.advance(at):
-            self._shown.clear()
-            self._capped.clear()
+            self._seen.clear()
             self.day = self.pacer.day
         window = 86_400 // self.pacer.settings.windows
         if now >= self._recheck_at:
             self._schedule(at, now)
         self._next_tick = min(self._recheck_at, now - now % window + window)
+        self._next_at = datetime.fromtimestamp(self._next_tick, UTC)
         self.live = self._open & self._scheduled & self.pacer.funded
         # Rates and what is live have moved: the pacing draws made ahead are redrawn.
         self._gate_row = _GATE_ROWS
@@ -196,57 +230,82 @@ class Market:
     def request(self, person: PersonSignals, at: datetime, slots: int) -> list[Placement]:
         """Run the auction for ``slots`` ad slots shown to ``person`` at ``at``; charge CPM
         winners; count every winner against its frequency cap."""
-        if not 1 <= slots <= self.rules.max_slots:
-            raise InvalidInput(f"slots must be from 1 to {self.rules.max_slots}, not {slots}")
-        self.advance(at)
+        if not 1 <= slots <= self._max_slots:
+            raise InvalidInput(f"slots must be from 1 to {self._max_slots}, not {slots}")
+        if at.tzinfo is None or at >= self._next_at:
+            self.advance(at)
         self.auctions += 1
         # Targeting, then what is live and passed its pacing draw for this auction.
-        mask = np.logical_and(self.index.targets(person), self._gates(), out=self._buffer)
-        capped = self._capped.get(person.person)
-        if capped is not None:
-            mask[capped] = False
+        if self._gate_row >= _GATE_ROWS:
+            self._draw_gates()
+        gate = self._gate_rows[self._gate_row]
+        self._gate_row += 1
+        mask = np.logical_and(self.index.targets(person), gate, out=self._buffer)
         ctr = self.predict(person, mask)
         # Rank scores, bid × predicted CTR (CPC) or bid (CPM), in three passes: eligible
         # scores are above 0, the others 0 (below any eligible one).
         scores = np.multiply(ctr, self._cpc_bid, out=self._scores)
         scores += self._cpm_bid
         scores *= mask
-        ranked = rank_and_price(
-            self.bid,
-            ctr,
-            self.cpc,
-            self.reserve,
-            slots,
-            rule=self.rules.price_rule,
-            floor=self.rules.min_ctr,
-            scores=scores,
-        )
+        who = person.person
+        seen = self._seen.get(who)
+        if seen is None:
+            seen = self._seen[who] = _Seen()
+        elif seen.capped:
+            # Campaigns at their frequency cap for this person today are not eligible.
+            scores[seen.positions[: seen.capped]] = 0.0
+        order, ranked = best(scores, slots + 1, ctr, self._floor)
+        winners = order[:slots]
+        if self._first_price:
+            prices = [self._bids[i] for i in winners]
+        else:
+            prices = second_prices(
+                order,
+                ranked,
+                slots,
+                ctr=ctr,
+                cpc=self._cpc,
+                bids=self._bids,
+                reserves=self._reserves,
+            )
         request_id = f"{self._prefix}{self.auctions:016x}"
         placements = []
-        won = zip(ranked.winners, ranked.prices, ranked.scores, strict=True)
-        for slot, (position, price, score) in enumerate(won):
-            campaign = self.index.campaigns[position]
-            creatives = campaign.creatives
+        campaigns, creatives_of, caps, shown = (
+            self.index.campaigns,
+            self._creatives,
+            self._caps,
+            seen.shown,
+        )
+        for slot, position in enumerate(winners):
+            creatives = creatives_of[position]
             if len(creatives) == 1:
                 creative = creatives[0]
             else:
-                turn = int(self._creative_turn[position])
-                self._creative_turn[position] = turn + 1
+                turn = self._turns[position]
+                self._turns[position] = turn + 1
                 creative = creatives[turn % len(creatives)]
+            price = prices[slot]
             placements.append(
-                Placement(
-                    request_id,
-                    slot,
-                    campaign,
-                    creative,
-                    price,
-                    ctr.item(position),
-                    score,
-                    position,
+                _new(
+                    Placement,
+                    (
+                        request_id,
+                        slot,
+                        campaigns[position],
+                        creative,
+                        price,
+                        ctr.item(position),
+                        ranked[slot],
+                        position,
+                    ),
                 )
             )
-            self._count(person.person, position)
-            if not self.cpc.item(position):
+            # Count it against the frequency cap.
+            count = shown.get(position, 0) + 1
+            shown[position] = count
+            if count >= caps[position]:
+                seen.cap(position)
+            if not self._cpc[position]:
                 self._charge(position, price, at, "impression", request_id)
         return placements
 
@@ -274,38 +333,25 @@ class Market:
         )
         return charged
 
-    def _count(self, person: str, position: int) -> None:
-        shown = self._shown.setdefault(person, {})
-        count = shown.get(position, 0) + 1
-        shown[position] = count
-        if count >= self.caps.item(position):
-            held = self._capped.get(person)
-            self._capped[person] = (
-                np.array([position]) if held is None else np.append(held, position)
-            )
-
-    def _gates(self) -> Mask:
-        """This auction's row of the pacing draws: each live campaign passes with probability
-        its pass-through rate (in steps of 1/65536), independently in every auction. Rows are
-        drawn a block at a time, as 16-bit random numbers, and redrawn when rates or what is
-        live move."""
-        if self._gate_row >= _GATE_ROWS:
-            n = self.index.size
-            words = -(-_GATE_ROWS * n // 4)
-            draws = self._rng.bit_generator.random_raw(words).view(np.uint16)
-            # A draw d in [0, 65535] passes when d < rate × 65536, i.e. d <= that - 1.
-            passing = np.round(self.pacer.rate * _RATE_SCALE).astype(np.int64)
-            last = (np.clip(passing, 1, _RATE_SCALE) - 1).astype(np.uint16)
-            np.less_equal(draws[: _GATE_ROWS * n].reshape(_GATE_ROWS, n), last, out=self._gate)
-            self._gate &= self.live
-            self._gate_row = 0
-        row: Mask = self._gate[self._gate_row]
-        self._gate_row += 1
-        return row
+    def _draw_gates(self) -> None:
+        """Draw the next block of pacing draws: in each of the next auctions, each live campaign
+        passes with probability its pass-through rate (in steps of 1/65536), independently in
+        every auction. Rows are drawn a block at a time, as 16-bit random numbers, and redrawn
+        when rates or what is live move."""
+        n = self.index.size
+        words = -(-_GATE_ROWS * n // 4)
+        draws = self._rng.bit_generator.random_raw(words).view(np.uint16)
+        # A draw d in [0, 65535] passes when d < rate × 65536, i.e. d <= that - 1.
+        passing = np.round(self.pacer.rate * _RATE_SCALE).astype(np.int64)
+        last = (np.clip(passing, 1, _RATE_SCALE) - 1).astype(np.uint16)
+        np.less_equal(draws[: _GATE_ROWS * n].reshape(_GATE_ROWS, n), last, out=self._gate)
+        self._gate &= self.live
+        self._gate_row = 0
 
     def shown_today(self, person: str, campaign: int) -> int:
         """Impressions ``person`` got today from ``campaign`` (by id)."""
-        return self._shown.get(person, {}).get(self.index.position[campaign], 0)
+        seen = self._seen.get(person)
+        return 0 if seen is None else seen.shown.get(self.index.position[campaign], 0)
 
 
 def _seconds(at: datetime) -> int:
