@@ -174,3 +174,46 @@ def test_the_market_agrees_exactly_with_the_reference_on_random_markets(
                 else:
                     late.append((mine, theirs))
     assert [charged(c) for c in market.take_charges()] == [charged(c) for c in reference.charges]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    campaigns(),
+    people(),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(list(PriceRule)),
+    st.sampled_from([0.2, 1.0]),
+)
+def test_requests_run_together_give_exactly_what_they_give_one_by_one(
+    chosen: list[Campaign], who: list[PersonSignals], seed: int, rule: PriceRule, start: float
+) -> None:
+    # Runs of requests of a few people (the same person several times in a run) against small
+    # budgets and caps of 1 to 3: caps are reached and budgets spent out within a run.
+    rng = random.Random(seed)
+    ctr = {p.person: np.array([rng.choice(CTRS) for _ in chosen]) for p in who}
+
+    def predict(person: PersonSignals, _eligible: object) -> np.ndarray:
+        return ctr[person.person]  # type: ignore[no-any-return]
+
+    rules = AuctionRules(20_000, 200_000, 0.001, rule, max_slots=14)
+    pacing = PacingSettings(start=start)
+    together = Market(chosen, rules, predict, pacing=pacing, seed=seed)
+    alone = Market(chosen, rules, predict, pacing=pacing, seed=seed)
+    at = START
+    for _ in range(12):
+        run = []
+        for _ in range(rng.choice([1, 5, 40, 150])):
+            at += timedelta(seconds=rng.choice([0, 1, 20, 120, 900]))
+            run.append((rng.choice(who), at, rng.choice([1, 2, 2, 3, 14])))
+        ours = together.request_many(run)
+        expected = [alone.request(person, moment, slots) for person, moment, slots in run]
+        assert [[placed(p) for p in r] for r in ours] == [[placed(p) for p in r] for r in expected]
+        # Clicks between runs, at the time of the run's last request.
+        for mine, theirs in zip(ours, expected, strict=True):
+            for a, b in zip(mine, theirs, strict=True):
+                if rng.random() < 0.5:
+                    together.click(a, at)
+                    alone.click(b, at)
+    assert [charged(c) for c in together.take_charges()] == [
+        charged(c) for c in alone.take_charges()
+    ]

@@ -187,8 +187,15 @@ def second_prices(
         mine = order[k]
         price = reserves[mine]
         if k < last:
-            weight = ctr.item(mine) if cpc[mine] else 1.0
-            least = _least_bid(weight, scores[k + 1], first=mine < order[k + 1])
+            below, first = scores[k + 1], mine < order[k + 1]
+            if cpc[mine]:
+                least = _least_bid(ctr.item(mine), below, first)
+            else:
+                # A weight of 1: the least whole number above the score below (or equal to it,
+                # for the candidate first on equal scores; scores are above 0).
+                least = math.ceil(below)
+                if least == below and not first:
+                    least += 1
             price = max(price, least)
         # Never above the bid (the bid itself keeps the slot: this only guards the arithmetic).
         bid = bids[mine]
@@ -238,7 +245,7 @@ def rank_and_price(
     )
 
 
-def _least_bid(weight: float, next_score: float, *, first: bool) -> int:
+def _least_bid(weight: float, next_score: float, first: bool) -> int:
     """The least whole bid whose score ``bid × weight`` ranks before ``next_score``: above it,
     or equal to it where the candidate comes ``first`` on equal scores."""
     # The quotient's ceiling, moved by the rounding of the division and of the product (a micro
