@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -30,7 +31,7 @@ from accord.ads.market import Market, Placement
 from accord.ads.model import PersonSignals
 from accord.ads.store import AdsStore
 from accord.consent import utc
-from accord.errors import InvalidInput, NotFound, StoreError, translate
+from accord.errors import AccordError, InvalidInput, NotFound, StoreError, translate
 
 SYNC_SECONDS = 5.0
 """How often a server re-reads what every process has charged."""
@@ -137,6 +138,37 @@ class AdServer:
         if ask.error is not None:
             raise ask.error
         return ask.placements
+
+    def serve_many(
+        self, requests: Sequence[tuple[str, int, datetime | None, bool]]
+    ) -> list[list[Placement] | AccordError]:
+        """:meth:`serve` for each of ``requests`` (person, slots, instant or None for now, GPC
+        signal) as one group, in order: the ads of each, or the error that refused it (a person
+        the platform does not know). An error of the store fails them all (it is raised)."""
+        now = datetime.now(UTC)
+        group = [
+            _Ask(person, slots, utc(at) if at is not None else now, gpc)
+            for person, slots, at, gpc in requests
+        ]
+        with self._turn:
+            while self._busy:
+                self._turn.wait()
+            self._busy = True
+        try:
+            self._serve(group)
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
+        out: list[list[Placement] | AccordError] = []
+        for ask in group:
+            if isinstance(ask.error, AccordError):
+                out.append(ask.error)
+            elif ask.error is not None:
+                raise ask.error
+            else:
+                out.append(ask.placements)
+        return out
 
     def _serve(self, group: list[_Ask]) -> None:
         found = self.store.signals_many([(a.person, a.at, a.gpc) for a in group])

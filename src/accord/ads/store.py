@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, select
 
 from accord.ads import tables as t
 from accord.ads.market import Charge
@@ -110,6 +111,42 @@ def charge_rows(charges: Iterable[Charge]) -> list[tuple[object, ...]]:
         (c.campaign, c.advertiser, c.at, c.at.date(), c.event, c.micros, c.request_id)
         for c in charges
     ]
+
+
+def _signal_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The statements :meth:`AdsStore.signals_many` runs, built once: each person's place and
+    ad profile; their audiences with each audience's provider; sale/sharing opt-outs."""
+    p, pr, m, au, o = (
+        store_tables.people.c,
+        t.profiles.c,
+        t.audience_members.c,
+        t.audiences.c,
+        store_tables.opt_outs.c,
+    )
+    people = (
+        select(p.person_id, p.jurisdiction, pr.age_band, pr.interests)
+        .select_from(
+            store_tables.people.outerjoin(
+                t.profiles, and_(pr.platform == p.party, pr.person == p.person_id)
+            )
+        )
+        .where(p.party == bindparam("platform"), p.person_id.in_(bindparam("people")))
+    )
+    memberships = (
+        select(m.person, m.audience_id, au.provider, m.source_person)
+        .join(t.audiences, au.id == m.audience_id)
+        .where(m.person.in_(bindparam("people")))
+        .order_by(m.person, m.audience_id)
+    )
+    opt_outs = select(o.controller, o.person, o.at, o.revoked_at).where(
+        o.person.in_(bindparam("ids")),
+        o.kind == OptOutKind.SALE_SHARING.value,
+        o.at <= bindparam("latest"),
+    )
+    return people, memberships, opt_outs
+
+
+_PEOPLE, _MEMBERSHIPS, _OPT_OUTS = _signal_statements()
 
 
 class AdsStore:
@@ -362,38 +399,15 @@ class AdsStore:
         """:meth:`signals` for each of ``requests`` (person, instant, GPC signal), read with one
         query per table for all of them; a person the platform does not know, or has no ad
         profile of, is a :class:`NotFound` in their place."""
-        p, pr, m, au, o = (
-            store_tables.people.c,
-            t.profiles.c,
-            t.audience_members.c,
-            t.audiences.c,
-            store_tables.opt_outs.c,
-        )
         people = sorted({person for person, _at, _gpc in requests})
         with translate(StoreError, "reading people's ad signals"), self.engine.connect() as c:
-            homes = {
-                r.person_id: r.jurisdiction
-                for r in c.execute(
-                    select(p.person_id, p.jurisdiction).where(
-                        p.party == self.platform, p.person_id.in_(people)
-                    )
-                )
-            }
-            profiles = {
-                r.person: (r.age_band, r.interests)
-                for r in c.execute(
-                    select(pr.person, pr.age_band, pr.interests).where(
-                        pr.platform == self.platform, pr.person.in_(people)
-                    )
-                )
-            }
+            homes, profiles = {}, {}
+            for r in c.execute(_PEOPLE, {"platform": self.platform, "people": people}):
+                homes[r.person_id] = r.jurisdiction
+                if r.age_band is not None:
+                    profiles[r.person_id] = (r.age_band, r.interests)
             memberships: dict[str, list[tuple[str, str | None, str | None]]] = {}
-            for r in c.execute(
-                select(m.person, m.audience_id, au.provider, m.source_person)
-                .join(t.audiences, au.id == m.audience_id)
-                .where(m.person.in_(people))
-                .order_by(m.person, m.audience_id)
-            ):
+            for r in c.execute(_MEMBERSHIPS, {"people": people}):
                 memberships.setdefault(r.person, []).append(
                     (r.audience_id, r.provider, r.source_person)
                 )
@@ -410,13 +424,7 @@ class AdsStore:
             ids = sorted({who for names in known_as.values() for _controller, who in names})
             latest = max(at for _person, at, _gpc in requests)
             opt_outs: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
-            for r in c.execute(
-                select(o.controller, o.person, o.at, o.revoked_at).where(
-                    o.person.in_(ids),
-                    o.kind == OptOutKind.SALE_SHARING.value,
-                    o.at <= latest,
-                )
-            ):
+            for r in c.execute(_OPT_OUTS, {"ids": ids, "latest": latest}):
                 opt_outs.setdefault((r.controller, r.person), []).append((r.at, r.revoked_at))
         out: list[PersonSignals | NotFound] = []
         for person, at, gpc in requests:
