@@ -483,15 +483,16 @@ class Market:
 
     def _charge(self, position: int, price: int, at: datetime, event: str, request: str) -> int:
         charged = self.pacer.charge(position, price)
-        if not self.pacer.funded[position]:
+        if not self.pacer.funded.item(position):
             # Out of budget for today: out of every auction still to come.
             self.live[position] = False
             self._gate[self._gate_row :, position] = False
             if self._gone is not None:
                 self._gone.add(position)
         campaign = self.index.campaigns[position]
+        moment = at if at.tzinfo is UTC else utc(at)
         self.charges.append(
-            Charge(campaign.id, campaign.advertiser, utc(at), event, charged, request)
+            _new(Charge, (campaign.id, campaign.advertiser, moment, event, charged, request))
         )
         return charged
 
