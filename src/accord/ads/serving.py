@@ -4,7 +4,13 @@
 (today's, this month's, each campaign's life), and answers each request through its
 :class:`accord.ads.market.Market`: the person's signals are read from the store (where they
 live, their profile, audiences, opt-outs), the auction runs, and the impressions and charges are
-written before the answer goes out. Requests are served one at a time per server (a lock).
+written before the answer goes out.
+
+Requests are served in groups (group commit): one group at a time per server, and the requests
+that arrive meanwhile wait and form the next group, in the order they arrived. A group's signals
+are read with one query per table, its auctions run through :meth:`Market.request_many` (each
+gets what serving the requests one by one in that order gives), and its impressions and charges
+are written in one transaction: one durable commit for the group, not one per request.
 
 Several processes may serve one store: each re-reads the spend records every
 :data:`SYNC_SECONDS`, so what one process charged counts against the budgets of all within that
