@@ -48,7 +48,9 @@ Mask = npt.NDArray[np.bool_]
 
 Predictor = Callable[[PersonSignals, "Mask"], Floats]
 """Predicted click-through rates of every campaign of the index for a person, in index order;
-the values of campaigns outside the mask (not eligible) are not used."""
+the values of campaigns outside the mask are not used. The mask is the campaigns that targeting
+and the auction's pacing draw let in; frequency caps, budgets spent out earlier in a run of
+requests and the quality floor may leave out more of them after the prediction."""
 
 _GATE_ROWS = 128
 """Auctions whose pacing draws are made at once (one row of pass/fail per campaign each)."""
@@ -320,26 +322,30 @@ class Market:
         self._gone = gone = set[int]()
         capped: dict[str, set[int]] = {}
         out = []
-        for j, (person, at, slots) in enumerate(run):
-            self.auctions += 1
-            who = person.person
-            seen = self._seen.get(who)
-            if seen is None:
-                seen = self._seen[who] = _Seen()
-            top, value = found[j]
-            order, ranked = top[: slots + 1], value[: slots + 1]
-            if ranked and ranked[-1] <= 0.0:
-                # Fewer eligible than asked for: up to the first that is not (scores descend).
-                cut = next(k for k, score in enumerate(ranked) if score <= 0.0)
-                order, ranked = order[:cut], ranked[:cut]
-            taken = capped.get(who)
-            if (gone or taken) and any(p in gone or (taken and p in taken) for p in order):
-                order, ranked = self._again(j, seen, slots)
-            before = seen.capped
-            out.append(self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctrs[j]))
-            if seen.capped > before:
-                capped.setdefault(who, set()).update(seen.positions[before : seen.capped].tolist())
-        self._gone = None
+        try:
+            for j, (person, at, slots) in enumerate(run):
+                self.auctions += 1
+                who = person.person
+                seen = self._seen.get(who)
+                if seen is None:
+                    seen = self._seen[who] = _Seen()
+                top, value = found[j]
+                order, ranked = top[: slots + 1], value[: slots + 1]
+                if ranked and ranked[-1] <= 0.0:
+                    # Fewer eligible than asked for: up to the first that is not (scores descend).
+                    cut = next(k for k, score in enumerate(ranked) if score <= 0.0)
+                    order, ranked = order[:cut], ranked[:cut]
+                taken = capped.get(who)
+                if (gone or taken) and any(p in gone or (taken and p in taken) for p in order):
+                    order, ranked = self._again(j, seen, slots)
+                before = seen.capped
+                out.append(self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctrs[j]))
+                if seen.capped > before:
+                    capped.setdefault(who, set()).update(
+                        seen.positions[before : seen.capped].tolist()
+                    )
+        finally:
+            self._gone = None
         return out
 
     def _pass(
