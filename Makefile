@@ -58,6 +58,7 @@ test: install-dev lint typecheck contracts services
 	$(BIN)/pytest
 
 bench: install-dev
+	@bash scripts/ensure-wrk.sh
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/release.py
@@ -65,6 +66,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/psi.py
 	$(BIN)/python benchmarks/cleanroom.py
 	$(BIN)/python benchmarks/auction.py
+	$(BIN)/python benchmarks/ads_api.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -45,3 +45,24 @@ def test_the_auction_benchmark_runs_and_reports_its_ratio_to_a_bare_top_k() -> N
     assert result["all_eligible_vs_bare_topk_ratio"] > 0
     # Every request filled its two slots or fewer, and some ads were placed.
     assert 0 < result["ads_placed"] <= 2 * result["auctions"]
+
+
+def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -> None:
+    # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "ads_api.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "ads_api"
+    assert result["ads_vs_bare_ratio"] > 0
+    # Both sides answered every request, and wrk measured latencies for both.
+    assert result["ads_requests"] > 0
+    assert result["bare_requests"] > 0
+    assert result["ads_errors"] == result["bare_errors"] == 0
+    assert 0 < result["ads_p50_ms"] <= result["ads_p99_ms"]
+    assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]

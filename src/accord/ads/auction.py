@@ -30,8 +30,10 @@ which are then priced one by one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,9 +44,18 @@ from accord.errors import InvalidInput
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Indexed(Protocol[T_co]):
+    """Values by candidate position: a list, or a mapping of the positions used."""
+
+    def __getitem__(self, position: int, /) -> T_co: ...
+
 
 # Up to this many places, the best are found by passes of argmax; beyond, by a partition.
 _ARGMAX_UP_TO = 12
+_SPENT = -math.inf
 
 
 class PriceRule(StrEnum):
@@ -110,20 +121,33 @@ def rank(
     ``quality``, a candidate whose quality is below ``floor`` is passed over too. ``scores`` is
     overwritten.
     """
+    return best(scores, count, quality, floor)[0]
+
+
+def best(
+    scores: Floats,
+    count: int,
+    quality: Floats | None = None,
+    floor: float = 0.0,
+) -> tuple[list[int], list[float]]:
+    """:func:`rank`, with the rank scores of the candidates found. ``scores`` is overwritten."""
     want = min(count, len(scores))
+    order: list[int] = []
+    found: list[float] = []
     if want <= 0:
-        return []
+        return order, found
     if want <= _ARGMAX_UP_TO:
         # A few passes of argmax, which returns the first of equal maxima: the lowest position.
-        order: list[int] = []
         while len(order) < want:
-            best = int(scores.argmax())
-            if scores.item(best) <= 0.0:
+            at = int(scores.argmax())
+            score = scores.item(at)
+            if score <= 0.0:
                 break
-            scores[best] = -np.inf
-            if quality is None or quality.item(best) >= floor:
-                order.append(best)
-        return order
+            scores[at] = _SPENT
+            if quality is None or quality.item(at) >= floor:
+                order.append(at)
+                found.append(score)
+        return order, found
     usable = scores > 0.0
     if quality is not None:
         usable &= quality >= floor
@@ -138,8 +162,45 @@ def rank(
             top = np.flatnonzero(mine >= edge)
     else:
         top = np.arange(len(kept))
-    ranked = top[np.lexsort((top, -mine[top]))]
-    return [int(kept[i]) for i in ranked[:want]]
+    ranked = top[np.lexsort((top, -mine[top]))][:want]
+    return kept[ranked].tolist(), mine[ranked].tolist()
+
+
+def second_prices(
+    order: Sequence[int],
+    scores: Sequence[float],
+    slots: int,
+    *,
+    ctr: Floats,
+    cpc: Indexed[bool],
+    bids: Indexed[int],
+    reserves: Indexed[int],
+) -> list[int]:
+    """The generalised second price of each of the first ``slots`` candidates of ``order`` (in
+    rank order, with their rank ``scores``): the least whole bid that keeps its slot, at least
+    its reserve, at most its bid. ``ctr``, ``cpc``, ``bids`` and ``reserves`` are indexed by
+    candidate position. A Python loop over the slots: with a few slots it costs less than the
+    NumPy calls a vectorised form would make."""
+    prices = []
+    last = len(order) - 1
+    for k in range(min(slots, last + 1)):
+        mine = order[k]
+        price = reserves[mine]
+        if k < last:
+            below, first = scores[k + 1], mine < order[k + 1]
+            if cpc[mine]:
+                least = _least_bid(ctr.item(mine), below, first)
+            else:
+                # A weight of 1: the least whole number above the score below (or equal to it,
+                # for the candidate first on equal scores; scores are above 0).
+                least = math.ceil(below)
+                if least == below and not first:
+                    least += 1
+            price = max(price, least)
+        # Never above the bid (the bid itself keeps the slot: this only guards the arithmetic).
+        bid = bids[mine]
+        prices.append(price if price < bid else bid)
+    return prices
 
 
 def rank_and_price(
@@ -169,28 +230,22 @@ def rank_and_price(
         if eligible is not None:
             computed[~eligible] = 0.0
         scores = computed
-    order = rank(scores, slots + 1, ctr, floor)
-    # The few values pricing needs, as Python numbers: the bid and the weight (predicted CTR
-    # for CPC, 1 for CPM) of each candidate in the order.
-    bid = [bids.item(i) for i in order]
-    weight = [ctr.item(i) if cpc.item(i) else 1.0 for i in order]
+    order, found = best(scores, slots + 1, ctr, floor)
     winners = order[:slots]
-    won = [bid[k] * weight[k] for k in range(len(winners))]
+    won = found[:slots]
     if rule is PriceRule.FIRST:
-        return Ranked(winners, bid[: len(winners)], won)
-    prices = []
-    for k, mine in enumerate(winners):
-        price = reserves.item(mine)
-        if k + 1 < len(order):
-            below = order[k + 1]
-            least = _least_bid(weight[k], bid[k + 1] * weight[k + 1], first=mine < below)
-            price = max(price, least)
-        # Never above the bid (the bid itself keeps the slot: this only guards the arithmetic).
-        prices.append(min(price, bid[k]))
-    return Ranked(winners, prices, won)
+        return Ranked(winners, [bids.item(i) for i in winners], won)
+    bid = {i: bids.item(i) for i in order}
+    reserve = {i: reserves.item(i) for i in order}
+    kind = {i: bool(cpc.item(i)) for i in order}
+    return Ranked(
+        winners,
+        second_prices(order, found, slots, ctr=ctr, cpc=kind, bids=bid, reserves=reserve),
+        won,
+    )
 
 
-def _least_bid(weight: float, next_score: float, *, first: bool) -> int:
+def _least_bid(weight: float, next_score: float, first: bool) -> int:
     """The least whole bid whose score ``bid × weight`` ranks before ``next_score``: above it,
     or equal to it where the candidate comes ``first`` on equal scores."""
     # The quotient's ceiling, moved by the rounding of the division and of the product (a micro
@@ -205,4 +260,4 @@ def _least_bid(weight: float, next_score: float, *, first: bool) -> int:
     return bid
 
 
-__all__ = ["AuctionRules", "PriceRule", "Ranked", "rank", "rank_and_price"]
+__all__ = ["AuctionRules", "PriceRule", "Ranked", "best", "rank", "rank_and_price", "second_prices"]

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from accord.ads.auction import AuctionRules, rank_and_price
+from accord.ads.auction import _ARGMAX_UP_TO, AuctionRules, PriceRule, best, second_prices
 from accord.ads.eligibility import CandidateIndex
 from accord.ads.model import (
     HOURS_IN_WEEK,
@@ -48,10 +48,14 @@ Mask = npt.NDArray[np.bool_]
 
 Predictor = Callable[[PersonSignals, "Mask"], Floats]
 """Predicted click-through rates of every campaign of the index for a person, in index order;
-the values of campaigns outside the mask (not eligible) are not used."""
+the values of campaigns outside the mask are not used. The mask is the campaigns that targeting
+and the auction's pacing draw let in; frequency caps, budgets spent out earlier in a run of
+requests and the quality floor may leave out more of them after the prediction."""
 
 _GATE_ROWS = 128
 """Auctions whose pacing draws are made at once (one row of pass/fail per campaign each)."""
+_GATE_CHUNK = 16
+"""Rows of pacing draws made at once (a multiple of 4: whole 64-bit words)."""
 _RATE_SCALE = 1 << 16
 _NEVER = np.iinfo(np.int64).max
 
@@ -75,6 +79,41 @@ class Placement(NamedTuple):
     def billing(self) -> BidStrategy:
         """What the advertiser pays for."""
         return self.campaign.bid.strategy
+
+
+_new = tuple.__new__
+"""A named tuple from its fields in order, without the keyword handling of its constructor."""
+
+
+class _RunBuffers:
+    """Arrays for a run of requests (:meth:`Market.request_many`): a row per request."""
+
+    __slots__ = ("ctrs", "masks", "rows", "scores", "usable")
+
+    def __init__(self, n: int) -> None:
+        self.masks = np.empty((_GATE_ROWS, n), dtype=bool)
+        self.usable = np.empty((_GATE_ROWS, n), dtype=bool)
+        self.ctrs = np.empty((_GATE_ROWS, n), dtype=np.float64)
+        self.scores = np.empty((_GATE_ROWS, n), dtype=np.float64)
+        self.rows = np.arange(_GATE_ROWS)
+
+
+class _Seen:
+    """What one person was shown today: impressions per campaign position, and the positions
+    at their frequency cap (the first ``capped`` of ``positions``, an array that grows)."""
+
+    __slots__ = ("capped", "positions", "shown")
+
+    def __init__(self) -> None:
+        self.shown: dict[int, int] = {}
+        self.positions: Ints = np.empty(4, dtype=np.int64)
+        self.capped = 0
+
+    def cap(self, position: int) -> None:
+        if self.capped == len(self.positions):
+            self.positions = np.concatenate((self.positions, np.empty_like(self.positions)))
+        self.positions[self.capped] = position
+        self.capped += 1
 
 
 class Charge(NamedTuple):
@@ -136,23 +175,37 @@ class Market:
             ],
             dtype=np.int64,
         )
-        hours = np.ones((HOURS_IN_WEEK, n), dtype=bool)
-        for row, c in enumerate(ordered):
-            if c.schedule.hours is not None:
-                hours[:, row] = False
-                hours[sorted(c.schedule.hours), row] = True
-        self._hours = hours
+        self._hours = _hours_of_week(ordered)
         self._scheduled = np.zeros(n, dtype=bool)
         self._recheck_at = np.iinfo(np.int64).min
         self._next_tick = np.iinfo(np.int64).min
+        self._next_at = datetime.min.replace(tzinfo=UTC)
         self.live: Mask = np.zeros(n, dtype=bool)
         self._buffer = np.empty(n, dtype=bool)
-        self._rng = np.random.default_rng(seed)
+        # The pacing draws' generator (numpy.random.default_rng's), used as raw 64-bit words.
+        self._bits = np.random.PCG64(seed)
         self._gate = np.zeros((_GATE_ROWS, n), dtype=bool)
-        self._gate_row = _GATE_ROWS
-        self._shown: dict[str, dict[int, int]] = {}
-        self._capped: dict[str, Ints] = {}
-        self._creative_turn = np.zeros(n, dtype=np.int64)
+        # Each row as a view made once, rather than one made per auction.
+        self._gate_rows: list[Mask] = list(self._gate)
+        self._gate_row = self._gate_ready = _GATE_ROWS
+        """The next row of pacing draws to use, and how many rows of the block are made."""
+        self._gate_last: npt.NDArray[np.uint16] | None = None
+        """The highest draw that passes, per campaign (from the pass-through rates)."""
+        # What each person was shown today.
+        self._seen: dict[str, _Seen] = {}
+        # What a request reads per winner, as Python values (cheaper to index than arrays).
+        self._bids: list[int] = self.bid.tolist()
+        self._cpc: list[bool] = self.cpc.tolist()
+        self._reserves: list[int] = self.reserve.tolist()
+        self._caps: list[int] = self.caps.tolist()
+        self._creatives = [c.creatives for c in ordered]
+        self._turns = [0] * n
+        self._max_slots = rules.max_slots
+        self._runs = _RunBuffers(n)
+        self._gone: set[int] | None = None
+        """Campaigns spent out during a run of requests (None outside one)."""
+        self._floor = rules.min_ctr
+        self._first_price = rules.price_rule is PriceRule.FIRST
         self.day: date | None = None
         self.charges: list[Charge] = []
         self.auctions = 0
@@ -167,16 +220,16 @@ class Market:
         if now < self._next_tick:
             return
         if self.pacer.advance(at):
-            self._shown.clear()
-            self._capped.clear()
+            self._seen.clear()
             self.day = self.pacer.day
         window = 86_400 // self.pacer.settings.windows
         if now >= self._recheck_at:
             self._schedule(at, now)
         self._next_tick = min(self._recheck_at, now - now % window + window)
+        self._next_at = datetime.fromtimestamp(self._next_tick, UTC)
         self.live = self._open & self._scheduled & self.pacer.funded
         # Rates and what is live have moved: the pacing draws made ahead are redrawn.
-        self._gate_row = _GATE_ROWS
+        self._restart_draws()
 
     def _schedule(self, at: datetime, now: int) -> None:
         within = (self._starts <= now) & (now < self._ends)
@@ -189,64 +242,236 @@ class Market:
         """Take in budgets changed from outside (spend read from the records)."""
         self.pacer.refresh()
         self.live = self._open & self._scheduled & self.pacer.funded
-        self._gate_row = _GATE_ROWS
+        self._restart_draws()
 
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, person: PersonSignals, at: datetime, slots: int) -> list[Placement]:
         """Run the auction for ``slots`` ad slots shown to ``person`` at ``at``; charge CPM
         winners; count every winner against its frequency cap."""
-        if not 1 <= slots <= self.rules.max_slots:
-            raise InvalidInput(f"slots must be from 1 to {self.rules.max_slots}, not {slots}")
-        self.advance(at)
+        if not 1 <= slots <= self._max_slots:
+            raise InvalidInput(f"slots must be from 1 to {self._max_slots}, not {slots}")
+        if at.tzinfo is None or at >= self._next_at:
+            self.advance(at)
         self.auctions += 1
         # Targeting, then what is live and passed its pacing draw for this auction.
-        mask = np.logical_and(self.index.targets(person), self._gates(), out=self._buffer)
-        capped = self._capped.get(person.person)
-        if capped is not None:
-            mask[capped] = False
+        if self._gate_row >= self._gate_ready:
+            self._draw_gates()
+        gate = self._gate_rows[self._gate_row]
+        self._gate_row += 1
+        mask = np.logical_and(self.index.targets(person), gate, out=self._buffer)
         ctr = self.predict(person, mask)
         # Rank scores, bid × predicted CTR (CPC) or bid (CPM), in three passes: eligible
         # scores are above 0, the others 0 (below any eligible one).
         scores = np.multiply(ctr, self._cpc_bid, out=self._scores)
         scores += self._cpm_bid
         scores *= mask
-        ranked = rank_and_price(
-            self.bid,
-            ctr,
-            self.cpc,
-            self.reserve,
-            slots,
-            rule=self.rules.price_rule,
-            floor=self.rules.min_ctr,
-            scores=scores,
+        who = person.person
+        seen = self._seen.get(who)
+        if seen is None:
+            seen = self._seen[who] = _Seen()
+        elif seen.capped:
+            # Campaigns at their frequency cap for this person today are not eligible.
+            scores[seen.positions[: seen.capped]] = 0.0
+        order, ranked = best(scores, slots + 1, ctr, self._floor)
+        return self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctr)
+
+    def request_many(
+        self, requests: Sequence[tuple[PersonSignals, datetime, int]]
+    ) -> list[list[Placement]]:
+        """:meth:`request` for each of ``requests`` (person, instant, slots) in turn — the same
+        placements, charges and counts, request by request — with the array work of
+        consecutive requests done in one pass.
+
+        Requests run together up to the next change of the market's clock (a pacing window's
+        end, an hour's end, a campaign's start or end) and within one block of pacing draws.
+        Within such a run the auctions are independent but for what earlier ones change: a
+        budget spent out, a frequency cap reached. Each request's best candidates are found in
+        the pass; then, in order, a request any of whose best candidates an earlier one of the
+        run took out is ranked again on its own, so that every result is the one the requests
+        one by one would give. Predictions are asked for the whole run before its auctions: the
+        predictor must not depend on what the auctions before it in the run did.
+        """
+        for _person, _at, slots in requests:
+            if not 1 <= slots <= self._max_slots:
+                raise InvalidInput(f"slots must be from 1 to {self._max_slots}, not {slots}")
+        out: list[list[Placement]] = []
+        k, total = 0, len(requests)
+        while k < total:
+            at = requests[k][1]
+            if at.tzinfo is None or at >= self._next_at:
+                self.advance(at)
+            if self._gate_row >= _GATE_ROWS:
+                self._draw_gates()
+            end, last = k + 1, min(total, k + _GATE_ROWS - self._gate_row)
+            while end < last:
+                at = requests[end][1]
+                if at.tzinfo is None or at >= self._next_at:
+                    break
+                end += 1
+            out += self._run(requests[k:end])
+            k = end
+        return out
+
+    def _run(self, run: Sequence[tuple[PersonSignals, datetime, int]]) -> list[list[Placement]]:
+        """Requests within one period of the clock and one block of pacing draws."""
+        found = self._pass(run)
+        ctrs = self._runs.ctrs
+        # In order: what each auction changes (budgets spent out, caps reached) counts for the
+        # next ones.
+        self._gone = gone = set[int]()
+        capped: dict[str, set[int]] = {}
+        out = []
+        try:
+            for j, (person, at, slots) in enumerate(run):
+                self.auctions += 1
+                who = person.person
+                seen = self._seen.get(who)
+                if seen is None:
+                    seen = self._seen[who] = _Seen()
+                top, value = found[j]
+                order, ranked = top[: slots + 1], value[: slots + 1]
+                if ranked and ranked[-1] <= 0.0:
+                    # Fewer eligible than asked for: up to the first that is not (scores descend).
+                    cut = next(k for k, score in enumerate(ranked) if score <= 0.0)
+                    order, ranked = order[:cut], ranked[:cut]
+                taken = capped.get(who)
+                if (gone or taken) and any(p in gone or (taken and p in taken) for p in order):
+                    order, ranked = self._again(j, seen, slots)
+                before = seen.capped
+                out.append(self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctrs[j]))
+                if seen.capped > before:
+                    capped.setdefault(who, set()).update(
+                        seen.positions[before : seen.capped].tolist()
+                    )
+        finally:
+            self._gone = None
+        return out
+
+    def _pass(
+        self, run: Sequence[tuple[PersonSignals, datetime, int]]
+    ) -> list[tuple[list[int], list[float]]]:
+        """The eligible candidates of each request of a run, best first (as many as the most
+        slots asked and one more, or fewer), with their rank scores: array operations over the
+        whole run, as things stand before its first auction."""
+        size = len(run)
+        first = self._gate_row
+        if first + size > self._gate_ready:
+            self._draw_gates(size)
+        self._gate_row += size
+        buffers = self._runs
+        masks, ctrs, scores = buffers.masks[:size], buffers.ctrs[:size], buffers.scores[:size]
+        n = self.index.size
+        targets, predict = self.index.targets, self.predict
+        np.concatenate([targets(person) for person, _at, _s in run], out=masks.reshape(size * n))
+        np.logical_and(masks, self._gate[first : first + size], out=masks)
+        np.concatenate(
+            [predict(person, masks[j]) for j, (person, _at, _s) in enumerate(run)],
+            out=ctrs.reshape(size * n),
         )
+        # Below the quality floor is not eligible (as if passed over in the ranking).
+        masks &= np.greater_equal(ctrs, self._floor, out=buffers.usable[:size])
+        np.multiply(ctrs, self._cpc_bid, out=scores)
+        scores += self._cpm_bid
+        scores *= masks
+        # Campaigns at their frequency cap are not eligible: every request's at once.
+        requests, capped = [], []
+        for j, (person, _at, _slots) in enumerate(run):
+            seen = self._seen.get(person.person)
+            if seen is not None and seen.capped:
+                requests.append(j)
+                capped.append(seen.positions[: seen.capped])
+        if capped:
+            counts = [len(positions) for positions in capped]
+            scores[np.repeat(requests, counts), np.concatenate(capped)] = 0.0
+        want = max(slots for _p, _a, slots in run) + 1
+        if want > _ARGMAX_UP_TO:
+            return [best(scores[j], want) for j in range(size)]
+        # Passes of argmax along each row: the first of equal maxima, the lowest position.
+        rows = buffers.rows[:size]
+        tops = np.empty((want, size), dtype=np.intp)
+        values = np.empty((want, size), dtype=np.float64)
+        for n in range(want):
+            top = scores.argmax(axis=1)
+            tops[n] = top
+            values[n] = scores[rows, top]
+            scores[rows, top] = -np.inf
+        return list(zip(tops.T.tolist(), values.T.tolist(), strict=True))
+
+    def _again(self, j: int, seen: _Seen, slots: int) -> tuple[list[int], list[float]]:
+        """Rank request ``j`` of a run on its own, without what earlier ones took out."""
+        masks, ctr = self._runs.masks, self._runs.ctrs[j]
+        scores = np.multiply(ctr, self._cpc_bid, out=self._scores)
+        scores += self._cpm_bid
+        scores *= masks[j]
+        scores *= self.live
+        if seen.capped:
+            scores[seen.positions[: seen.capped]] = 0.0
+        return best(scores, slots + 1, ctr, self._floor)
+
+    def _settle(
+        self,
+        seen: _Seen,
+        at: datetime,
+        slots: int,
+        *,
+        order: list[int],
+        ranked: list[float],
+        ctr: Floats,
+    ) -> list[Placement]:
+        """Price the winners of an auction, place them, count them against their frequency
+        caps, and charge the CPM ones."""
+        winners = order[:slots]
+        if self._first_price:
+            prices = [self._bids[i] for i in winners]
+        else:
+            prices = second_prices(
+                order,
+                ranked,
+                slots,
+                ctr=ctr,
+                cpc=self._cpc,
+                bids=self._bids,
+                reserves=self._reserves,
+            )
         request_id = f"{self._prefix}{self.auctions:016x}"
         placements = []
-        won = zip(ranked.winners, ranked.prices, ranked.scores, strict=True)
-        for slot, (position, price, score) in enumerate(won):
-            campaign = self.index.campaigns[position]
-            creatives = campaign.creatives
+        campaigns, creatives_of, caps, shown = (
+            self.index.campaigns,
+            self._creatives,
+            self._caps,
+            seen.shown,
+        )
+        for slot, position in enumerate(winners):
+            creatives = creatives_of[position]
             if len(creatives) == 1:
                 creative = creatives[0]
             else:
-                turn = int(self._creative_turn[position])
-                self._creative_turn[position] = turn + 1
+                turn = self._turns[position]
+                self._turns[position] = turn + 1
                 creative = creatives[turn % len(creatives)]
+            price = prices[slot]
             placements.append(
-                Placement(
-                    request_id,
-                    slot,
-                    campaign,
-                    creative,
-                    price,
-                    ctr.item(position),
-                    score,
-                    position,
+                _new(
+                    Placement,
+                    (
+                        request_id,
+                        slot,
+                        campaigns[position],
+                        creative,
+                        price,
+                        ctr.item(position),
+                        ranked[slot],
+                        position,
+                    ),
                 )
             )
-            self._count(person.person, position)
-            if not self.cpc.item(position):
+            # Count it against the frequency cap.
+            count = shown.get(position, 0) + 1
+            shown[position] = count
+            if count >= caps[position]:
+                seen.cap(position)
+            if not self._cpc[position]:
                 self._charge(position, price, at, "impression", request_id)
         return placements
 
@@ -264,48 +489,68 @@ class Market:
 
     def _charge(self, position: int, price: int, at: datetime, event: str, request: str) -> int:
         charged = self.pacer.charge(position, price)
-        if not self.pacer.funded[position]:
+        if not self.pacer.funded.item(position):
             # Out of budget for today: out of every auction still to come.
             self.live[position] = False
             self._gate[self._gate_row :, position] = False
+            if self._gone is not None:
+                self._gone.add(position)
         campaign = self.index.campaigns[position]
+        moment = at if at.tzinfo is UTC else utc(at)
         self.charges.append(
-            Charge(campaign.id, campaign.advertiser, utc(at), event, charged, request)
+            _new(Charge, (campaign.id, campaign.advertiser, moment, event, charged, request))
         )
         return charged
 
-    def _count(self, person: str, position: int) -> None:
-        shown = self._shown.setdefault(person, {})
-        count = shown.get(position, 0) + 1
-        shown[position] = count
-        if count >= self.caps.item(position):
-            held = self._capped.get(person)
-            self._capped[person] = (
-                np.array([position]) if held is None else np.append(held, position)
-            )
+    def _draw_gates(self, rows: int = 1) -> None:
+        """Draw pacing draws for the next ``rows`` auctions (a new block if this one is used
+        up): in each auction each live campaign passes with probability its pass-through rate
+        (in steps of 1/65536), independently in every auction.
 
-    def _gates(self) -> Mask:
-        """This auction's row of the pacing draws: each live campaign passes with probability
-        its pass-through rate (in steps of 1/65536), independently in every auction. Rows are
-        drawn a block at a time, as 16-bit random numbers, and redrawn when rates or what is
-        live move."""
+        The draws are 16-bit random numbers, a row of one per campaign for each auction, in
+        blocks of 128 rows; a block is started afresh when rates or what is live move (the
+        rest of the one before is passed over). Rows are made as needed, 16 at a time: a block
+        given up early is not made at all, the generator is moved past it (what it yields does
+        not change)."""
         if self._gate_row >= _GATE_ROWS:
-            n = self.index.size
-            words = -(-_GATE_ROWS * n // 4)
-            draws = self._rng.bit_generator.random_raw(words).view(np.uint16)
+            self._gate_row = self._gate_ready = 0
+        if self._gate_last is None:
             # A draw d in [0, 65535] passes when d < rate × 65536, i.e. d <= that - 1.
             passing = np.round(self.pacer.rate * _RATE_SCALE).astype(np.int64)
-            last = (np.clip(passing, 1, _RATE_SCALE) - 1).astype(np.uint16)
-            np.less_equal(draws[: _GATE_ROWS * n].reshape(_GATE_ROWS, n), last, out=self._gate)
-            self._gate &= self.live
-            self._gate_row = 0
-        row: Mask = self._gate[self._gate_row]
-        self._gate_row += 1
-        return row
+            np.clip(passing, 1, _RATE_SCALE, out=passing)
+            passing -= 1
+            self._gate_last = passing.astype(np.uint16)
+        n = self.index.size
+        while self._gate_ready < self._gate_row + rows:
+            start = self._gate_ready
+            made = self._gate[start : start + _GATE_CHUNK]
+            draws = self._bits.random_raw(_GATE_CHUNK * n // 4).view(np.uint16)
+            np.less_equal(draws.reshape(_GATE_CHUNK, n), self._gate_last, out=made)
+            made &= self.live
+            self._gate_ready = start + _GATE_CHUNK
+
+    def _restart_draws(self) -> None:
+        """Pass over the rest of this block of pacing draws: the next auction starts a new one."""
+        unused = (_GATE_ROWS - self._gate_ready) * self.index.size // 4
+        if unused:
+            self._bits.advance(unused)
+        self._gate_row = self._gate_ready = _GATE_ROWS
+        self._gate_last = None
 
     def shown_today(self, person: str, campaign: int) -> int:
         """Impressions ``person`` got today from ``campaign`` (by id)."""
-        return self._shown.get(person, {}).get(self.index.position[campaign], 0)
+        seen = self._seen.get(person)
+        return 0 if seen is None else seen.shown.get(self.index.position[campaign], 0)
+
+
+def _hours_of_week(campaigns: Sequence[Campaign]) -> Mask:
+    """Whether each campaign (column) runs in each hour of the week (row): its day-parting."""
+    hours = np.ones((HOURS_IN_WEEK, len(campaigns)), dtype=bool)
+    for column, c in enumerate(campaigns):
+        if c.schedule.hours is not None:
+            hours[:, column] = False
+            hours[sorted(c.schedule.hours), column] = True
+    return hours
 
 
 def _seconds(at: datetime) -> int:

@@ -223,12 +223,14 @@ class Pacer:
         counted as over-delivery). Returns the amount charged."""
         if micros < 0:
             raise InvalidInput(f"a charge cannot be negative: {micros}")
-        room = self.room(i)
+        # Python integers read once (item) and written back: no NumPy scalar arithmetic.
+        today, total = self.spent_today.item(i), self.spent_total.item(i)
+        room = min(self.allowance.item(i) - today, self.lifetime.item(i) - total)
         charged = micros if micros <= room else max(room, 0)
         if charged != micros:
             self.over_delivered[i] += micros - charged
-        self.spent_today[i] += charged
-        self.spent_total[i] += charged
+        self.spent_today[i] = today + charged
+        self.spent_total[i] = total + charged
         if room - charged < self.max_charge.item(i):
             self.funded[i] = False
         return charged

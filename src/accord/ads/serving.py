@@ -4,7 +4,13 @@
 (today's, this month's, each campaign's life), and answers each request through its
 :class:`accord.ads.market.Market`: the person's signals are read from the store (where they
 live, their profile, audiences, opt-outs), the auction runs, and the impressions and charges are
-written before the answer goes out. Requests are served one at a time per server (a lock).
+written before the answer goes out.
+
+Requests are served in groups (group commit): one group at a time per server, and the requests
+that arrive meanwhile wait and form the next group, in the order they arrived. A group's signals
+are read with one query per table, its auctions run through :meth:`Market.request_many` (each
+gets what serving the requests one by one in that order gives), and its impressions and charges
+are written in one transaction: one durable commit for the group, not one per request.
 
 Several processes may serve one store: each re-reads the spend records every
 :data:`SYNC_SECONDS`, so what one process charged counts against the budgets of all within that
@@ -18,7 +24,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +37,7 @@ from accord.ads.market import Market, Placement
 from accord.ads.model import PersonSignals
 from accord.ads.store import AdsStore
 from accord.consent import utc
-from accord.errors import NotFound, StoreError, translate
+from accord.errors import AccordError, InvalidInput, NotFound, StoreError, translate
 
 SYNC_SECONDS = 5.0
 """How often a server re-reads what every process has charged."""
@@ -43,7 +50,10 @@ class AdServer:
     def __init__(self, store: AdsStore, rules: AuctionRules | None = None) -> None:
         self.store = store
         self.rules = rules or AuctionRules()
-        self._lock = threading.Lock()
+        # Requests waiting to be served, and whether a group is being served.
+        self._turn = threading.Condition()
+        self._waiting: list[_Ask] = []
+        self._busy = False
         campaigns = store.campaigns()
         if not campaigns:
             raise NotFound(f"{store.platform} runs no campaign")
@@ -102,43 +112,132 @@ class AdServer:
     def serve(
         self, person: str, slots: int, *, at: datetime | None = None, gpc: bool = False
     ) -> list[Placement]:
-        """The ads for ``person`` in ``slots`` slots, charged and recorded."""
-        moment = utc(at) if at is not None else datetime.now(UTC)
-        signals = self.store.signals(person, moment, gpc=gpc)
-        with self._lock:
-            self.market.advance(moment)
-            now = time.monotonic()
-            if now - self._synced >= SYNC_SECONDS:
-                self._sync(moment)
-                self._synced = now
-            placements = self.market.request(signals, moment, slots)
-            charges = self.market.take_charges()
-            day: date = moment.date()
-            self.store.record(
-                [
-                    (
-                        p.request_id,
-                        self.store.platform,
-                        person,
-                        p.campaign.id,
-                        p.campaign.advertiser,
-                        p.creative.id,
-                        p.slot,
-                        moment,
-                        day,
-                        p.billing.value,
-                        p.price,
-                        p.predicted_ctr,
-                        None,
-                        False,
-                        None,
-                        False,
-                    )
-                    for p in placements
-                ],
-                charges,
-            )
-        return placements
+        """The ads for ``person`` in ``slots`` slots, charged and recorded.
+
+        Requests that arrive while another group is being served wait and are then served
+        together, in the order they arrived (group commit): their people's signals read at
+        once, their auctions run as :meth:`Market.request_many` runs them (the results of
+        serving them one by one), and their impressions and charges written in one transaction,
+        before any of them is answered."""
+        ask = _Ask(person, slots, utc(at) if at is not None else datetime.now(UTC), gpc)
+        group: list[_Ask] = []
+        with self._turn:
+            self._waiting.append(ask)
+            while not ask.done and self._busy:
+                self._turn.wait()
+            if not ask.done:
+                # Nobody is serving: serve everyone waiting, this request among them.
+                self._busy = True
+                group, self._waiting = self._waiting, []
+        if group:
+            try:
+                self._serve(group)
+            except BaseException as exc:
+                for other in group:
+                    if not other.done:
+                        other.error, other.done = exc, True
+                raise
+            finally:
+                with self._turn:
+                    self._busy = False
+                    self._turn.notify_all()
+        if ask.error is not None:
+            raise ask.error
+        return ask.placements
+
+    def serve_many(
+        self, requests: Sequence[tuple[str, int, datetime | None, bool]]
+    ) -> list[list[Placement] | AccordError]:
+        """:meth:`serve` for each of ``requests`` (person, slots, instant or None for now, GPC
+        signal) as one group, in order: the ads of each, or the error that refused it (a person
+        the platform does not know). An error of the store fails them all (it is raised)."""
+        now = datetime.now(UTC)
+        group = [
+            _Ask(person, slots, utc(at) if at is not None else now, gpc)
+            for person, slots, at, gpc in requests
+        ]
+        with self._turn:
+            while self._busy:
+                self._turn.wait()
+            self._busy = True
+        try:
+            self._serve(group)
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
+        out: list[list[Placement] | AccordError] = []
+        for ask in group:
+            if isinstance(ask.error, AccordError):
+                out.append(ask.error)
+            elif ask.error is not None:
+                raise ask.error
+            else:
+                out.append(ask.placements)
+        return out
+
+    def _serve(self, group: list[_Ask]) -> None:
+        found = self.store.signals_many([(a.person, a.at, a.gpc) for a in group])
+        runs: list[tuple[_Ask, PersonSignals]] = []
+        for ask, signals in zip(group, found, strict=True):
+            if isinstance(signals, NotFound):
+                ask.error, ask.done = signals, True
+            elif not 1 <= ask.slots <= self.rules.max_slots:
+                ask.error = InvalidInput(
+                    f"slots must be from 1 to {self.rules.max_slots}, not {ask.slots}"
+                )
+                ask.done = True
+            else:
+                runs.append((ask, signals))
+        if not runs:
+            return
+        self.market.advance(runs[0][0].at)
+        now = time.monotonic()
+        if now - self._synced >= SYNC_SECONDS:
+            self._sync(runs[0][0].at)
+            self._synced = now
+        placed = self.market.request_many([(sig, ask.at, ask.slots) for ask, sig in runs])
+        charges = self.market.take_charges()
+        platform = self.store.platform
+        self.store.record(
+            [
+                (
+                    p.request_id,
+                    platform,
+                    ask.person,
+                    p.campaign.id,
+                    p.campaign.advertiser,
+                    p.creative.id,
+                    p.slot,
+                    ask.at,
+                    ask.at.date(),
+                    p.billing.value,
+                    p.price,
+                    p.predicted_ctr,
+                    None,
+                    False,
+                    None,
+                    False,
+                )
+                for (ask, _signals), placements in zip(runs, placed, strict=True)
+                for p in placements
+            ],
+            charges,
+        )
+        for (ask, _signals), placements in zip(runs, placed, strict=True):
+            ask.placements, ask.done = placements, True
+
+
+class _Ask:
+    """One ad request waiting to be served, and then its answer (placements or an error)."""
+
+    __slots__ = ("at", "done", "error", "gpc", "person", "placements", "slots")
+
+    def __init__(self, person: str, slots: int, at: datetime, gpc: bool) -> None:
+        self.person, self.slots, self.at, self.gpc = person, slots, at, gpc
+        self.done = False
+        self.placements: list[Placement] = []
+        self.error: BaseException | None = None
 
 
 __all__ = ["SYNC_SECONDS", "AdServer"]

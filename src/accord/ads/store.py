@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, select
 
 from accord.ads import tables as t
 from accord.ads.market import Charge
@@ -120,6 +120,42 @@ def charge_rows(charges: Iterable[Charge]) -> list[tuple[object, ...]]:
         (c.campaign, c.advertiser, c.at, c.at.date(), c.event, c.micros, c.request_id)
         for c in charges
     ]
+
+
+def _signal_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The statements :meth:`AdsStore.signals_many` runs, built once: each person's place and
+    ad profile; their audiences with each audience's provider; sale/sharing opt-outs."""
+    p, pr, m, au, o = (
+        store_tables.people.c,
+        t.profiles.c,
+        t.audience_members.c,
+        t.audiences.c,
+        store_tables.opt_outs.c,
+    )
+    people = (
+        select(p.person_id, p.jurisdiction, pr.age_band, pr.interests)
+        .select_from(
+            store_tables.people.outerjoin(
+                t.profiles, and_(pr.platform == p.party, pr.person == p.person_id)
+            )
+        )
+        .where(p.party == bindparam("platform"), p.person_id.in_(bindparam("people")))
+    )
+    memberships = (
+        select(m.person, m.audience_id, au.provider, m.source_person)
+        .join(t.audiences, au.id == m.audience_id)
+        .where(m.person.in_(bindparam("people")))
+        .order_by(m.person, m.audience_id)
+    )
+    opt_outs = select(o.controller, o.person, o.at, o.revoked_at).where(
+        o.person.in_(bindparam("ids")),
+        o.kind == OptOutKind.SALE_SHARING.value,
+        o.at <= bindparam("latest"),
+    )
+    return people, memberships, opt_outs
+
+
+_PEOPLE, _MEMBERSHIPS, _OPT_OUTS = _signal_statements()
 
 
 class AdsStore:
@@ -361,59 +397,70 @@ class AdsStore:
         their profile, their audiences, and whether a sale/sharing opt-out is in force for them
         at ``at`` — recorded by this platform, or by the provider of an audience they are in for
         the id it knows them by, or sent with this request (``gpc``, a ``Sec-GPC: 1`` header)."""
-        p, pr, m, au, o = (
-            store_tables.people.c,
-            t.profiles.c,
-            t.audience_members.c,
-            t.audiences.c,
-            store_tables.opt_outs.c,
-        )
-        with translate(StoreError, "reading a person's ad signals"), self.engine.connect() as c:
-            home = c.execute(
-                select(p.jurisdiction).where(p.party == self.platform, p.person_id == person)
-            ).scalar_one_or_none()
-            if home is None:
-                raise NotFound(f"{self.platform} has no person {person!r}")
-            profile = c.execute(
-                select(pr.age_band, pr.interests).where(
-                    pr.platform == self.platform, pr.person == person
+        found = self.signals_many([(person, at, gpc)])[0]
+        if isinstance(found, NotFound):
+            raise found
+        return found
+
+    def signals_many(
+        self, requests: Sequence[tuple[str, datetime, bool]]
+    ) -> list[PersonSignals | NotFound]:
+        """:meth:`signals` for each of ``requests`` (person, instant, GPC signal), read with one
+        query per table for all of them; a person the platform does not know, or has no ad
+        profile of, is a :class:`NotFound` in their place."""
+        people = sorted({person for person, _at, _gpc in requests})
+        with translate(StoreError, "reading people's ad signals"), self.engine.connect() as c:
+            homes, profiles = {}, {}
+            for r in c.execute(_PEOPLE, {"platform": self.platform, "people": people}):
+                homes[r.person_id] = r.jurisdiction
+                if r.age_band is not None:
+                    profiles[r.person_id] = (r.age_band, r.interests)
+            memberships: dict[str, list[tuple[str, str | None, str | None]]] = {}
+            for r in c.execute(_MEMBERSHIPS, {"people": people}):
+                memberships.setdefault(r.person, []).append(
+                    (r.audience_id, r.provider, r.source_person)
                 )
-            ).first()
-            if profile is None:
-                raise NotFound(f"{self.platform} has no ad profile of person {person!r}")
-            memberships = c.execute(
-                select(m.audience_id, au.provider, m.source_person)
-                .join(t.audiences, au.id == m.audience_id)
-                .where(m.person == person)
-            ).all()
-            known_as = {(self.platform, person)} | {
-                (r.provider, r.source_person)
-                for r in memberships
-                if r.provider is not None and r.source_person is not None
+            # Each person as the platform knows them, and as each audience's provider does.
+            known_as = {
+                person: {(self.platform, person)}
+                | {
+                    (provider, source)
+                    for _audience, provider, source in memberships.get(person, [])
+                    if provider is not None and source is not None
+                }
+                for person in people
             }
-            opted_out = gpc
-            if not opted_out:
-                for controller, who in sorted(known_as):
-                    hit = c.execute(
-                        select(o.id).where(
-                            o.controller == controller,
-                            o.person == who,
-                            o.kind == OptOutKind.SALE_SHARING.value,
-                            o.at <= at,
-                            (o.revoked_at.is_(None)) | (o.revoked_at > at),
-                        )
-                    ).first()
-                    if hit is not None:
-                        opted_out = True
-                        break
-        return PersonSignals(
-            person,
-            home,
-            profile.age_band,
-            frozenset(json.loads(profile.interests)),
-            frozenset(r.audience_id for r in memberships),
-            opted_out=opted_out,
-        )
+            ids = sorted({who for names in known_as.values() for _controller, who in names})
+            latest = max(at for _person, at, _gpc in requests)
+            opt_outs: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
+            for r in c.execute(_OPT_OUTS, {"ids": ids, "latest": latest}):
+                opt_outs.setdefault((r.controller, r.person), []).append((r.at, r.revoked_at))
+        out: list[PersonSignals | NotFound] = []
+        for person, at, gpc in requests:
+            home = homes.get(person)
+            if home is None:
+                out.append(NotFound(f"{self.platform} has no person {person!r}"))
+                continue
+            profile = profiles.get(person)
+            if profile is None:
+                out.append(NotFound(f"{self.platform} has no ad profile of person {person!r}"))
+                continue
+            opted_out = gpc or any(
+                since <= at and (revoked is None or revoked > at)
+                for name in known_as[person]
+                for since, revoked in opt_outs.get(name, ())
+            )
+            out.append(
+                PersonSignals(
+                    person,
+                    home,
+                    profile[0],
+                    frozenset(json.loads(profile[1])),
+                    frozenset(a for a, _provider, _source in memberships.get(person, [])),
+                    opted_out=opted_out,
+                )
+            )
+        return out
 
     # -- what requests leave ----------------------------------------------------------------------
 

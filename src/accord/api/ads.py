@@ -15,6 +15,7 @@ this call). Either way no ad targeted with partner data reaches them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import datetime
 from typing import Annotated, Literal
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 
+from accord.ads.market import Placement
 from accord.ads.model import show_money
 from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
@@ -31,6 +33,7 @@ from accord.api.access import NO_DELEGATION
 from accord.api.errors import Forbidden
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.routes import CallerDep
+from accord.errors import AccordError
 from accord.ledger.entries import DecisionEntry
 from accord.service import Accord
 
@@ -110,6 +113,18 @@ class AdServers:
         self.accord = accord
         self._servers: dict[str, AdServer] = {}
         self._lock = threading.Lock()
+        # Requests waiting, per platform, and the platforms whose group is being served.
+        self._waiting: dict[
+            str,
+            list[
+                tuple[
+                    tuple[str, int, datetime | None, bool],
+                    asyncio.Future[list[Placement] | AccordError],
+                ]
+            ],
+        ] = {}
+        self._serving: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def get(self, platform: str) -> AdServer:
         """The platform's server."""
@@ -119,6 +134,41 @@ class AdServers:
                 server = AdServer(AdsStore(self.accord.engine, platform))
                 self._servers[platform] = server
             return server
+
+    async def ask(
+        self, platform: str, person: str, slots: int, at: datetime | None, *, gpc: bool
+    ) -> list[Placement]:
+        """The ads for one request. Requests that come in while a group of the platform's is
+        being served wait for the next group; each group is served in one call of a worker
+        thread (:meth:`AdServer.serve_many`: one read of the people's signals, one transaction
+        for the impressions and charges), then each request gets its own answer."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Placement] | AccordError] = loop.create_future()
+        self._waiting.setdefault(platform, []).append(((person, slots, at, gpc), answer))
+        if platform not in self._serving:
+            self._serving.add(platform)
+            self._tasks.add(task := loop.create_task(self._serve(platform)))
+            task.add_done_callback(self._tasks.discard)
+        found = await answer
+        if isinstance(found, AccordError):
+            raise found
+        return found
+
+    async def _serve(self, platform: str) -> None:
+        """Serve the platform's waiting requests, group after group, until none is left."""
+        try:
+            while group := self._waiting.pop(platform, []):
+                try:
+                    server = await run_in_threadpool(self.get, platform)
+                    found = await run_in_threadpool(server.serve_many, [a for a, _ in group])
+                except Exception as exc:  # noqa: BLE001 - every request of the group gets it
+                    for _ask, answer in group:
+                        answer.set_exception(exc)
+                    continue
+                for (_ask, answer), result in zip(group, found, strict=True):
+                    answer.set_result(result)
+        finally:
+            self._serving.discard(platform)
 
 
 @router.post(
@@ -153,9 +203,7 @@ async def request_ads(
             FIRST_PARTY,
         )
     gpc = body.context.gpc or (sec_gpc or "").strip() == "1"
-    placed = await run_in_threadpool(
-        lambda: servers.get(body.party).serve(body.person, body.slots, at=body.context.at, gpc=gpc)
-    )
+    placed = await servers.ask(body.party, body.person, body.slots, body.context.at, gpc=gpc)
     return AdResponseOut(
         request_id=placed[0].request_id if placed else None,
         ads=[

@@ -1,0 +1,129 @@
+"""Serving ad requests in groups: what arrives while a group is served is served next, together,
+and gets exactly what serving the requests one by one in the same order gives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from accord.ads import serving
+from accord.ads import tables as ads_t
+from accord.ads.market import Placement
+from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
+from accord.ads.serving import AdServer
+from accord.ads.store import AdsStore
+from accord.consent import Person
+from accord.errors import NotFound
+from accord.service import Accord
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 3, 2, 12, tzinfo=UTC)
+PEOPLE = [f"c{i:07d}" for i in range(6)]
+
+
+def platform(accord: Accord) -> AdsStore:
+    """Chirp's people and campaigns with a frequency cap of one and a budget of a few
+    impressions: caps are reached and a budget spent out within one group."""
+    accord.add_party("chirp", "Chirp")
+    accord.add_people([Person(p, "chirp", "US-CA") for p in PEOPLE])
+    store = AdsStore(accord.engine, "chirp")
+    store.add_advertiser(Advertiser("northwind", "Northwind", "chirp"))
+    store.set_profiles((p, "25-34", frozenset({"fitness"})) for p in PEOPLE)
+    for n, (bid, daily) in enumerate([(9_000, 20_000), (8_000, 10**9), (7_000, 10**9)]):
+        store.add_campaign(
+            Campaign(
+                id=0,
+                advertiser="northwind",
+                name=f"campaign {n}",
+                daily_budget=daily,
+                schedule=Schedule(AT - timedelta(days=1)),
+                bid=Bid(BidStrategy.CPM, bid * 1_000),
+                creatives=(Creative("ad", "An ad", "", "https://example.com/"),),
+                frequency_cap=1,
+            )
+        )
+    return store
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[tuple[AdsStore, AdsStore]]:
+    with ExitStack() as stack:
+        grouped = stack.enter_context(Accord.open(None, tmp_path / "grouped"))
+        alone = stack.enter_context(Accord.open(None, tmp_path / "alone"))
+        yield platform(grouped), platform(alone)
+
+
+def shown(placements: list[Placement]) -> list[tuple[object, ...]]:
+    return [(p.slot, p.campaign.id, p.creative.id, p.price, p.request_id[-16:]) for p in placements]
+
+
+def test_requests_that_wait_are_served_together_as_one_by_one(
+    stores: tuple[AdsStore, AdsStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spend is read from the records once, at the first request, on both servers alike.
+    monkeypatch.setattr(serving, "SYNC_SECONDS", 1e9)
+    grouped_store, alone_store = stores
+    server, alone = AdServer(grouped_store), AdServer(alone_store)
+    for each in (server, alone):
+        each.market.pacer.rate[:] = 1.0  # no throttling: every campaign in every auction
+    # Each person twice (one slot, then two): the second finds the cap of the first reached.
+    asks = [(p, slots) for slots in (1, 2) for p in PEOPLE] + [("c9999999", 2)]
+    groups: list[list[tuple[str, int]]] = []
+    serve_group = server._serve
+
+    def watched(group: list[serving._Ask]) -> None:
+        groups.append([(a.person, a.slots) for a in group])
+        if len(groups) == 1:
+            # Hold the first request until every other one waits behind it.
+            deadline = time.monotonic() + 30
+            while len(server._waiting) < len(asks) - 1:
+                assert time.monotonic() < deadline, "the requests did not arrive"
+                time.sleep(0.005)
+        serve_group(group)
+
+    server._serve = watched  # type: ignore[method-assign]
+    answers: dict[tuple[str, int], list[Placement] | Exception] = {}
+
+    def ask(person: str, slots: int) -> None:
+        try:
+            answers[(person, slots)] = server.serve(person, slots, at=AT)
+        except NotFound as exc:
+            answers[(person, slots)] = exc
+
+    first = threading.Thread(target=ask, args=asks[0])
+    first.start()
+    while not groups:
+        time.sleep(0.001)
+    rest = [threading.Thread(target=ask, args=a) for a in asks[1:]]
+    for thread in rest:
+        thread.start()
+    for thread in [first, *rest]:
+        thread.join(timeout=60)
+    # One request alone, then all the others together.
+    assert [len(g) for g in groups] == [1, len(asks) - 1]
+    unknown = answers.pop(("c9999999", 2))
+    assert isinstance(unknown, NotFound)  # refused alone; the rest of its group was served
+    order = [a for g in groups for a in g if a[0] != "c9999999"]
+    for person, slots in order:
+        expected = alone.serve(person, slots, at=AT)
+        got = answers[(person, slots)]
+        assert not isinstance(got, Exception)
+        assert shown(got) == shown(expected), (person, slots)
+    placed = sum(len(a) for a in answers.values() if not isinstance(a, Exception))
+    # Caps were reached, and a budget spent out, within the group: some asked for two got one.
+    assert 0 < placed < sum(slots for (_p, slots) in answers)
+    for store in (grouped_store, alone_store):
+        with store.engine.connect() as c:
+            assert c.execute(select(func.count()).select_from(ads_t.impressions)).scalar() == placed
+            spent = c.execute(select(func.sum(ads_t.spend.c.amount_micros))).scalar()
+        assert spent == sum(
+            p.price for a in answers.values() if not isinstance(a, Exception) for p in a
+        )
