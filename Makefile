@@ -50,6 +50,7 @@ services:
 	@bash scripts/ensure-services.sh
 	@bash scripts/ensure-redis.sh
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-wrk.sh
 
 unit: install-dev
 	$(BIN)/pytest -m "not postgres and not slow"
