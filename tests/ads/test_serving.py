@@ -3,6 +3,7 @@ and gets exactly what serving the requests one by one in the same order gives.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -127,3 +128,45 @@ def test_requests_that_wait_are_served_together_as_one_by_one(
         assert spent == sum(
             p.price for a in answers.values() if not isinstance(a, Exception) for p in a
         )
+
+
+def test_a_request_whose_caller_went_away_leaves_the_rest_of_its_group_answered() -> None:
+    from accord.api.ads import AdServers
+
+    served: list[list[str]] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    class Server:
+        def serve_many(self, asks: list[tuple[str, int, object, bool]]) -> list[object]:
+            served.append([person for person, _slots, _at, _gpc in asks])
+            started.set()
+            release.wait(10)
+            return [[] if person != "unknown" else NotFound("no person") for person, *_ in asks]
+
+    servers = AdServers(None)  # type: ignore[arg-type]
+    server = Server()
+    servers.get = lambda _platform: server  # type: ignore[assignment,method-assign,return-value]
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(servers.ask("chirp", "a", 2, None, gpc=False))
+        await asyncio.to_thread(started.wait, 10)
+        # Three more arrive while the first is served: the next group. One caller goes away.
+        waiting = [
+            asyncio.create_task(servers.ask("chirp", person, 2, None, gpc=False))
+            for person in ("b", "gone", "unknown")
+        ]
+        await asyncio.sleep(0)
+        waiting[1].cancel()
+        release.set()
+        # Every request still there is answered (a wait, not a hang, if one is not).
+        return await asyncio.wait_for(
+            asyncio.gather(first, *waiting, return_exceptions=True), timeout=30
+        )
+
+    first, b, gone, unknown = asyncio.run(scenario())
+    assert served == [["a"], ["b", "gone", "unknown"]]
+    assert first == []
+    assert b == []
+    assert isinstance(gone, asyncio.CancelledError)
+    assert isinstance(unknown, NotFound)

@@ -365,10 +365,9 @@ class Market:
         targets, predict = self.index.targets, self.predict
         np.concatenate([targets(person) for person, _at, _s in run], out=masks.reshape(size * n))
         np.logical_and(masks, self._gate[first : first + size], out=masks)
-        np.concatenate(
-            [predict(person, masks[j]) for j, (person, _at, _s) in enumerate(run)],
-            out=ctrs.reshape(size * n),
-        )
+        for j, (person, _at, _slots) in enumerate(run):
+            # Copied at once: a predictor may answer in a buffer of its own that it reuses.
+            ctrs[j] = predict(person, masks[j])
         # Below the quality floor is not eligible (as if passed over in the ranking).
         masks &= np.greater_equal(ctrs, self._floor, out=buffers.usable[:size])
         np.multiply(ctrs, self._cpc_bid, out=scores)
@@ -391,10 +390,10 @@ class Market:
         rows = buffers.rows[:size]
         tops = np.empty((want, size), dtype=np.intp)
         values = np.empty((want, size), dtype=np.float64)
-        for n in range(want):
+        for place in range(want):
             top = scores.argmax(axis=1)
-            tops[n] = top
-            values[n] = scores[rows, top]
+            tops[place] = top
+            values[place] = scores[rows, top]
             scores[rows, top] = -np.inf
         return list(zip(tops.T.tolist(), values.T.tolist(), strict=True))
 

@@ -163,10 +163,12 @@ class AdServers:
                     found = await run_in_threadpool(server.serve_many, [a for a, _ in group])
                 except Exception as exc:  # noqa: BLE001 - every request of the group gets it
                     for _ask, answer in group:
-                        answer.set_exception(exc)
+                        if not answer.done():  # its caller may have gone (cancelled)
+                            answer.set_exception(exc)
                     continue
                 for (_ask, answer), result in zip(group, found, strict=True):
-                    answer.set_result(result)
+                    if not answer.done():
+                        answer.set_result(result)
         finally:
             self._serving.discard(platform)
 
