@@ -22,9 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accord.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from accord.config import Settings
 
 STORE_FILE = "accord.db"
 KEY_FILE_NAME = "ledger-signing.key"
@@ -86,6 +89,16 @@ class DataFolder:
     def party_database(self, party: str) -> Path:
         """A scenario party's own SQLite database."""
         return self.parties / f"{party}.db"
+
+    @classmethod
+    def of_settings(
+        cls, settings: Settings, database_url: str | None, data_dir: Path | None
+    ) -> tuple[DataFolder, str | None]:
+        """The folder and the store URL named for a command: ``--data-dir`` moves the store with
+        the key; without it, ``ACCORD_DATABASE_URL`` may name the store. ``None``: the folder's."""
+        if data_dir is not None:
+            return cls(data_dir), database_url
+        return cls(settings.data_dir), database_url or settings.database_url
 
     def store_url(self, database_url: str | None = None) -> str:
         """The store: ``database_url`` if given, else the SQLite file in this folder."""

@@ -102,9 +102,8 @@ class Accord:
         made), as each of ``accord serve``'s workers does.
         """
         settings = Settings()
-        folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
-        url = database_url or (settings.database_url if data_dir is None else None)
-        url = folder.existing_store_url(url) if existing else folder.store_url(url)
+        folder, named = DataFolder.of_settings(settings, database_url, data_dir)
+        url = folder.existing_store_url(named) if existing else folder.store_url(named)
         engine, sessions = open_store(url, migrate=migrate)
         try:
             signer = Signer.load_or_create(folder.path)

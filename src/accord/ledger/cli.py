@@ -82,9 +82,7 @@ def _ledger(
     from accord.store.engine import make_engine
 
     settings = _settings()
-    folder = DataFolder(data_dir if data_dir is not None else settings.data_dir)
-    # --data-dir moves the store with the key; without it, ACCORD_DATABASE_URL may name the store.
-    named = database_url or (settings.database_url if data_dir is None else None)
+    folder, named = DataFolder.of_settings(settings, database_url, data_dir)
     # Only a signature writes; every other command reads a store that must already be there.
     url = folder.store_url(named) if signing else folder.existing_store_url(named)
     engine = make_engine(url)
