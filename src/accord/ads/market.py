@@ -481,6 +481,16 @@ class Market:
         self.advance(at)
         return self._charge(placement.position, placement.price, at, "click", placement.request_id)
 
+    def charge_click(self, campaign: int, price: int, at: datetime, request_id: str) -> int:
+        """Charge a click on ``campaign``'s CPC ad, won at ``price`` in request ``request_id``
+        (one the records hold, perhaps served by another process): at most what its budgets
+        have left; the amount. A campaign this market does not run is charged nothing."""
+        position = self.index.position.get(campaign)
+        if position is None or not self._cpc[position]:
+            return 0
+        self.advance(at)
+        return self._charge(position, price, at, "click", request_id)
+
     def take_charges(self) -> list[Charge]:
         """The charges since the last call, oldest first."""
         taken, self.charges = self.charges, []

@@ -33,9 +33,9 @@ from sqlalchemy import case, func, select
 
 from accord.ads import tables as t
 from accord.ads.auction import AuctionRules
-from accord.ads.market import Market, Placement
+from accord.ads.market import Charge, Market, Placement
 from accord.ads.model import PersonSignals
-from accord.ads.store import AdsStore
+from accord.ads.store import AdsStore, Click
 from accord.consent import utc
 from accord.errors import AccordError, InvalidInput, NotFound, StoreError, translate
 
@@ -226,6 +226,30 @@ class AdServer:
         )
         for (ask, _signals), placements in zip(runs, placed, strict=True):
             ask.placements, ask.done = placements, True
+
+    def click(self, request_id: str, slot: int, at: datetime | None = None) -> Click:
+        """Record a click on the ad shown in ``slot`` of ``request_id`` (see
+        :meth:`AdsStore.click`): counted once, and a CPC campaign charged its price, at most
+        what its budgets have left. Served in turn with the groups of requests, so that the
+        market's budgets move one change at a time. If the records refuse the write, the budget
+        already taken in this process is given back at the next re-read of the records."""
+        moment = utc(at) if at is not None else datetime.now(UTC)
+        with self._turn:
+            while self._busy:
+                self._turn.wait()
+            self._busy = True
+        try:
+
+            def charge(campaign: int, price: int, when: datetime, request: str) -> Charge | None:
+                amount = self.market.charge_click(campaign, price, when, request)
+                charges = self.market.take_charges()
+                return charges[-1] if amount and charges else None
+
+            return self.store.click(request_id, slot, moment, charge)
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
 
 
 class _Ask:

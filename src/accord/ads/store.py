@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, select, update
 
 from accord.ads import tables as t
 from accord.ads.market import Charge
@@ -473,11 +473,89 @@ class AdsStore:
             charged = insert_rows(c, t.spend, SPEND_COLUMNS, charge_rows(charges))
         return shown, charged
 
+    def click(
+        self,
+        request_id: str,
+        slot: int,
+        at: datetime,
+        charge: Callable[[int, int, datetime, str], Charge | None],
+    ) -> Click:
+        """Record a click on the ad shown in ``slot`` of ad request ``request_id``, at ``at``.
+
+        Counted once: the impression is marked clicked in the same transaction as its charge,
+        and a second click on it (a double tap, a retry, a click fraud script) is answered as
+        already counted and charges nothing, in this process or any other. ``charge`` (campaign
+        id, price, instant, request id) charges a CPC campaign's budget and gives the charge to
+        record, or None if it has ended. A click before its impression, or more than
+        :data:`CLICK_WINDOW` after it, is refused; so is one on an ad no request showed."""
+        im = t.impressions.c
+        with translate(StoreError, "recording a click"), self.engine.begin() as c:
+            shown = c.execute(
+                select(im.id, im.campaign_id, im.billing, im.price_micros, im.at, im.clicked).where(
+                    im.platform == self.platform, im.request_id == request_id, im.slot == slot
+                )
+            ).first()
+            if shown is None:
+                raise NotFound(
+                    f"{self.platform} showed no ad in slot {slot} of ad request {request_id!r}",
+                    where="request_id",
+                )
+            moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            if moment < shown.at:
+                raise InvalidInput(
+                    f"a click at {moment.isoformat()} comes before its ad was shown "
+                    f"({shown.at.isoformat()})",
+                    where="at",
+                )
+            if moment - shown.at > CLICK_WINDOW:
+                raise InvalidInput(
+                    f"a click at {moment.isoformat()} comes more than {CLICK_WINDOW.days} days "
+                    f"after its ad was shown ({shown.at.isoformat()}); it is not counted",
+                    where="at",
+                )
+            marked = c.execute(
+                update(t.impressions)
+                .where(im.id == shown.id, im.clicked.is_(False))
+                .values(clicked=True)
+            ).rowcount
+            charged = 0
+            if marked and shown.billing == BidStrategy.CPC.value:
+                made = charge(shown.campaign_id, shown.price_micros, moment, request_id)
+                if made is not None and made.micros:
+                    insert_rows(c, t.spend, SPEND_COLUMNS, charge_rows([made]))
+                    charged = made.micros
+        return Click(
+            request_id,
+            slot,
+            shown.campaign_id,
+            shown.billing,
+            counted=bool(marked),
+            charged=charged,
+        )
+
+
+CLICK_WINDOW = timedelta(days=7)
+"""How long after an ad was shown a click on it counts."""
+
+
+class Click(NamedTuple):
+    """A click as recorded: on which ad, whether it counted (the first click on the impression),
+    and what it charged (a CPC campaign's price, at most what its budgets had left)."""
+
+    request_id: str
+    slot: int
+    campaign: int
+    billing: str
+    counted: bool
+    charged: int
+
 
 __all__ = [
+    "CLICK_WINDOW",
     "IMPRESSION_COLUMNS",
     "SPEND_COLUMNS",
     "AdsStore",
+    "Click",
     "charge_rows",
     "insert_rows",
 ]

@@ -228,6 +228,77 @@ async def request_ads(
     )
 
 
+class ClickIn(_In):
+    """A click on an ad an ad request showed, reported by the platform's own service."""
+
+    party: Key = Field(description="The platform that showed the ad (e.g. chirp).")
+    request_id: Annotated[str, Field(min_length=1, max_length=32)] = Field(
+        description="The ad request's id, as its answer gave it."
+    )
+    slot: int = Field(ge=0, le=9, description="The slot of the ad clicked (0 is the first).")
+    at: datetime | None = Field(
+        default=None, description="When the person clicked (RFC 3339); by default, now."
+    )
+
+
+class ClickOut(BaseModel):
+    """The click as recorded."""
+
+    request_id: str
+    slot: int
+    campaign: int
+    billing: Literal["cpc", "cpm"]
+    counted: bool = Field(
+        description="True for the first click on this ad; a repeated click is not counted again."
+    )
+    charged_micros: int = Field(
+        description="What the click cost the advertiser (a CPC ad's price, at most what its "
+        "budgets had left; 0 for a CPM ad or a repeated click)."
+    )
+    charged: str = Field(description="The same in currency units, to the cent.")
+
+
+@router.post(
+    "/click",
+    response_model=ClickOut,
+    summary="Record a click on an ad an ad request showed, and charge a CPC advertiser once",
+)
+async def click_ad(body: ClickIn, who: CallerDep, request: HttpRequest) -> ClickOut:
+    """Count a person's click on the ad in ``slot`` of ad request ``request_id``: the first
+    click on it is counted and, for a CPC ad, charged at the auction's price (at most what the
+    campaign's budgets have left); a repeated click is answered as already counted and charged
+    nothing. A click on an ad no request showed is 404; one before the ad was shown, or more
+    than 7 days after, is 422."""
+    servers: AdServers = request.app.state.ads
+    if who.person is not None:
+        await _refuse(
+            servers.accord,
+            who.app.party,
+            "clicks are reported by the platform's own service with its app's own token "
+            "(client credentials), not with a person's",
+            NO_DELEGATION,
+        )
+    if who.app.party != body.party:
+        await _refuse(
+            servers.accord,
+            who.app.party,
+            f"clicks on {body.party}'s ads are reported by {body.party}'s own service, "
+            f"not by an app of {who.app.party}",
+            FIRST_PARTY,
+        )
+    server = await run_in_threadpool(servers.get, body.party)
+    click = await run_in_threadpool(server.click, body.request_id, body.slot, body.at)
+    return ClickOut(
+        request_id=click.request_id,
+        slot=click.slot,
+        campaign=click.campaign,
+        billing="cpc" if click.billing == "cpc" else "cpm",
+        counted=click.counted,
+        charged_micros=click.charged,
+        charged=show_money(click.charged),
+    )
+
+
 async def _refuse(accord: Accord, party: str, message: str, rule: str) -> None:
     """Log the refusal to the ledger, then raise it (403)."""
     refused = Forbidden(message, rule=rule)
