@@ -91,6 +91,7 @@ def test_axe_runs_offline_and_finds_a_violation(axe: Axe, context: BrowserContex
         "/audit",
         "/audit/flows",
         "/audit/flows?agreement=chirp-reelix-titan",
+        "/audit/money",
         "/audit/ledger",
         "/audit/ledger?old=0&new=1",
     ],

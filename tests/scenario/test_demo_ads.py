@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from contextlib import closing
@@ -329,3 +330,70 @@ def test_spend_beside_access_is_read_from_the_store_alone(
     }
     assert monthly.spend == result.ads.money.spend
     assert monthly.spend_entries == result.ads.money.spend_entries
+
+
+def test_the_auditors_console_shows_each_advertisers_spend_beside_its_access(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    """``/audit/money``, against the spend records read here with SQL and the demo's own tally
+    of its flows: Reelix's money and its data access, year by year; the other advertisers no
+    party to any agreement; the ledger's spend entries against the records; no person named."""
+    import httpx
+
+    from accord.ads.model import show_money
+    from accord.api import create_app
+    from api.world import serving
+
+    result, folder, _ = demo
+    spend = {
+        (advertiser, year): int(micros)
+        for advertiser, year, micros in store_rows(
+            folder,
+            "SELECT advertiser, substr(day, 1, 4), sum(amount_micros) FROM ads_spend "
+            "GROUP BY advertiser, substr(day, 1, 4)",
+        )
+    }
+    flows_year = str(DEMO_AT.year)
+    with (
+        Accord.open(data_dir=folder / "data") as accord,
+        serving(create_app(accord, {})) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        page = c.get("/audit/money")
+        by_month = c.get("/audit/money?by=month")
+        wrong = c.get("/audit/money?by=week")
+    assert page.status_code == 200, page.text
+    html = page.text
+
+    def row(advertiser: str, period: str) -> list[str]:
+        found = re.search(
+            rf'<tr data-advertiser="{advertiser}" data-period="{period}">(.*?)</tr>', html, re.S
+        )
+        assert found, (advertiser, period)
+        return [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", found.group(1), re.S)
+        ]
+
+    for (advertiser, year), micros in spend.items():
+        cells = row(advertiser, year)
+        assert cells[2] == show_money(micros)
+        if advertiser != "reelix":
+            assert "not a party to any agreement" in cells[-1]
+    flows = result.flows
+    to_reelix = sum(f.records for f in flows if f.recipient == "reelix")
+    reelix = row("reelix", flows_year)
+    assert reelix[6] == "chirp-reelix, chirp-reelix-cleanroom"
+    assert reelix[7:] == [
+        f"{sum(f.allowed for f in flows):,}",
+        f"{sum(f.refused for f in flows):,}",
+        f"{sum(f.people for f in flows):,}",
+        f"{to_reelix:,}",
+        f"{sum(f.records for f in flows) - to_reelix:,}",
+    ]
+    assert 'id="ledger-check-chirp"' in html
+    assert not re.search(r"\b[cr]\d{7}\b", html)  # no person's id on a public page
+    assert by_month.status_code == 200
+    assert f'data-period="{flows_year}-' in by_month.text
+    assert wrong.status_code == 400
+    assert "year or month" in wrong.text

@@ -6,6 +6,11 @@
 * ``/audit/flows``: the flow map, releases counted by party, data category and purpose from the
   ledger's ``release`` entries (how many releases, how many people, never who), filtered by date
   range and agreement; and the refusals from its ``decision`` entries, by reason and rule.
+* ``/audit/money``: each advertiser's ad spend beside the data access its party held through
+  agreements in the same year (or month): the filings' question, what a partner paid the platform
+  while it read the platform's data, answered from the spend records, the registry and the ledger
+  (:func:`accord.ads.access.spend_beside_access`), with the ledger's own ``ad_spend`` entries
+  summed beside the records.
 * ``/audit/ledger``: the ledger's size and root, its signed checkpoints newest first, the verifier
   key, and a consistency check between two sizes that the page itself checks with WebCrypto
   (``/static/ledger-proofs.js``, RFC 9162 section 2.1.4.2).
@@ -17,10 +22,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from accord import agreements as ag
+from accord.ads.access import PERIODS, Period, SpendBesideAccess, spend_beside_access
+from accord.ads.model import show_money
+from accord.ads.tables import advertisers
 from accord.api.audit_view import (
     Window,
     flow_map,
@@ -43,6 +52,7 @@ def breakable(text: object) -> Markup:
 
 
 templates.env.filters["breakable"] = breakable
+templates.env.globals["show_money"] = show_money
 
 STAGE_NAMES = ("holder to data category", "data category to purpose", "purpose to recipient")
 
@@ -60,6 +70,10 @@ def console(accord: Accord) -> APIRouter:
         request: Request, since: str = "", until: str = "", agreement: str = ""
     ) -> Response:
         return await run_in_threadpool(_flows, request, accord, since, until, agreement)
+
+    @router.get("/audit/money")
+    async def money(request: Request, by: str = "year") -> Response:
+        return await run_in_threadpool(_money, request, accord, by)
 
     @router.get("/audit/ledger")
     async def ledger(request: Request, page: str = "1", old: str = "", new: str = "") -> Response:
@@ -110,6 +124,62 @@ def _flows(request: Request, accord: Accord, since: str, until: str, agreement: 
             "stages": STAGE_NAMES,
         },
     )
+
+
+def _money(request: Request, accord: Accord, by: str) -> Response:
+    if by not in PERIODS:
+        return error_page(
+            request,
+            400,
+            "That cannot be read",
+            f"by is {' or '.join(PERIODS)}, not {by!r}.",
+            links=[("Ad spend beside data access", "/audit/money")],
+        )
+    with accord.engine.connect() as c:
+        platforms = sorted(c.execute(select(advertisers.c.platform).distinct()).scalars().all())
+    period: Period = "year" if by == "year" else "month"
+    tables = [spend_beside_access(accord.engine, p, by=period) for p in platforms]
+    return templates.TemplateResponse(
+        request,
+        "audit/money.html",
+        {
+            "current": "money",
+            "by": by,
+            "tables": [(table, money_chart(table)) for table in tables],
+        },
+    )
+
+
+def money_chart(table: SpendBesideAccess) -> dict[str, Any] | None:
+    """Bars of each period's spend beside the records its party's agreements released, for the
+    advertisers that are parties to an agreement (the others hold no data access to compare):
+    two scales, one for money and one for records, each bar a share of its scale's largest."""
+    rows = [(r, r.access) for r in table.rows if r.access is not None]
+    if not rows:
+        return None
+    top_spend = max(r.spend for r, _ in rows) or 1
+    top_records = max(access.records for _, access in rows) or 1
+    bar, gap, label, width = 14, 12, 190, 300
+    bars = []
+    for n, (r, access) in enumerate(rows):
+        y = 30 + n * (2 * bar + gap)
+        bars.append(
+            {
+                "label": f"{r.name}, {r.period}",
+                "y": y,
+                "spend": r.spend,
+                "spend_w": round(width * r.spend / top_spend, 1),
+                "records": access.records,
+                "records_w": round(width * access.records / top_records, 1),
+            }
+        )
+    return {
+        "bars": bars,
+        "bar": bar,
+        "label": label,
+        "width": label + width + 120,
+        "height": 30 + len(rows) * (2 * bar + gap),
+    }
 
 
 def _ledger(request: Request, accord: Accord, page: str, old: str, new: str) -> Response:
