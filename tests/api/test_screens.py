@@ -122,10 +122,21 @@ def test_ticking_only_the_feed_grants_no_advertising_consent(
     assert any(e["purpose"] == "functional.service" for e in consents)
 
 
+def not_opted_out(world: World, first: int) -> str:
+    """The first Reelix member from ``first`` on with no opt-out of sale and sharing (the
+    scenario opts some people out): advertising can be offered to them."""
+    member = next(
+        f"r{n:07d}"
+        for n in range(first, first + 100)
+        if not world.accord.standing(REELIX, f"r{n:07d}").opted_out
+    )
+    return member
+
+
 def test_ticking_both_purposes_records_two_separate_consents(
     world: World, client: httpx.Client
 ) -> None:
-    member = "r0000081"
+    member = not_opted_out(world, 300)
     consent(client, world.chirp, member, [WATCHED, TARGETED], months=3)
     given = [c for c in world.accord.consents(REELIX, member) if c.id.startswith("oauth-")]
     assert sorted(tuple(c.purposes) for c in given) == [
@@ -323,3 +334,41 @@ def test_the_wording_comes_from_the_taxonomy_and_the_clause(world: World) -> Non
     assert w.kept == "Chirp keeps it for at most 90 days."
     assert w.advertising
     assert not word(Scope.parse(WATCHED), agreement, CHIRP, {}).advertising
+
+
+def test_a_person_who_opted_out_earlier_is_not_offered_advertising(
+    world: World, client: httpx.Client
+) -> None:
+    """An opt-out of sale and sharing made in the privacy settings, with no GPC signal on this
+    visit, still bars the advertising permission: a form that offered it would ask the person to
+    opt back in (Cal. Civ. Code 1798.135(c)(4))."""
+    from accord.consent import OptOut, OptOutKind, SignalSource
+
+    member = not_opted_out(world, 200)
+    world.accord.opt_out(
+        OptOut(member, REELIX, OptOutKind.SALE_SHARING, SignalSource.SETTINGS, datetime.now(UTC))
+    )
+    html = first_page(client, world, world.chirp, member, [WATCHED, TARGETED])
+    shown = visible(html)
+    assert "you opted out of the sale and sharing of your data" in shown
+    assert f'value="{TARGETED}"' not in html  # no box to tick for it
+    assert f'value="{WATCHED}"' in html or "watch" in shown.lower()
+    # Ticking it anyway, by a crafted form, grants nothing for advertising.
+    r = client.post(
+        "/oauth/authorize/consent", data={"pending": _hidden(html, "pending"), "action": "allow"}
+    )
+    assert r.status_code == 200, r.text
+    assert f'<input type="checkbox" name="scope" value="{TARGETED}"' not in r.text
+    r = client.post(
+        "/oauth/authorize/vppa",
+        data={
+            "pending": _hidden(r.text, "pending"),
+            "months": "12",
+            "action": "allow",
+            "scope": [WATCHED, TARGETED],
+        },
+    )
+    assert r.status_code == 302, r.text
+    assert world.apps.live_scopes(world.chirp.client_id, member) == {Scope.parse(WATCHED)}
+    given = [c for c in world.accord.consents(REELIX, member) if c.id.startswith("oauth-")]
+    assert [sorted(c.purposes) for c in given] == [["functional.service"]]

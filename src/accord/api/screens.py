@@ -113,23 +113,35 @@ class Screens:
         if request.headers.get("sec-gpc") != "1":
             return False
         now = datetime.now(UTC)
-        with self.accord.session() as s:
-            facts = ConsentRepository(s).facts(party, [person]).get(person)
-        held = facts is not None and any(
-            o.kind is OptOutKind.SALE_SHARING and o.in_force_at(now) for o in facts.opt_outs
-        )
-        if not held:
+        if not self.opted_out(party, person, now):
             self.accord.opt_out(
                 OptOut(person, party, OptOutKind.SALE_SHARING, SignalSource.GPC, now)
             )
         return True
 
+    def opted_out(self, party: str, person: str, at: datetime | None = None) -> bool:
+        """Whether an opt-out of sale and sharing of ``person``'s data at ``party`` is in force
+        (recorded by any means: this page, the privacy centre, a GPC signal, a bulk import)."""
+        moment = at or datetime.now(UTC)
+        with self.accord.session() as s:
+            facts = ConsentRepository(s).facts(party, [person]).get(person)
+        return facts is not None and any(
+            o.kind is OptOutKind.SALE_SHARING and o.in_force_at(moment) for o in facts.opt_outs
+        )
+
     def offers(self, app: App, person: str, asked: frozenset[Scope], gpc: bool) -> list[Offer]:
-        """Each permission asked for, and whether it can be granted now."""
+        """Each permission asked for, and whether it can be granted now. Sale and sharing
+        (cross-context advertising) is not offered to a person whose browser sent a GPC signal
+        or who opted out of it earlier: the opt-out stands until they withdraw it themselves
+        (Cal. Civ. Code 1798.135(c)(4): a business waits at least 12 months before asking a
+        person who opted out to authorise sale or sharing again; the privacy centre's withdrawal
+        is theirs to use whenever they like)."""
         approved = self.apps.approved(app.client_id)
         tester = person in self.apps.test_people(app.client_id)
         agreement = self.accord.policy().registry[app.agreement].agreement
         names = self.names()
+        opted_out = (not gpc) and any(s.sale_or_sharing for s in asked)
+        opted_out = opted_out and self.opted_out(self.controller_of(app), person)
         out = []
         for scope in sorted(asked):
             why = None
@@ -137,6 +149,12 @@ class Screens:
                 why = (
                     "Not offered: your browser's Global Privacy Control signal opted you out of "
                     "the sale and sharing of your data."
+                )
+            elif scope.sale_or_sharing and opted_out:
+                why = (
+                    "Not offered: you opted out of the sale and sharing of your data. Your "
+                    "opt-out stands; you can withdraw it under Connected apps in your privacy "
+                    "settings."
                 )
             elif scope not in approved and not tester:
                 why = "Not offered: this app has not yet passed review for this permission."
