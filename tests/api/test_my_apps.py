@@ -66,3 +66,46 @@ def test_a_forged_revocation_form_is_refused(world: World, client: httpx.Client)
     )
     assert r.status_code == 400
     assert client.get("/v1/app", headers=bearer(token)).json()["token_scopes"] == [SOCIAL]
+
+
+def test_a_vppa_consent_that_outlives_its_grant_is_still_listed_and_can_be_taken_back(
+    world: World, client: httpx.Client
+) -> None:
+    """A 12-month VPPA consent behind a 90-day grant: once the grant lapses the consent still
+    lets watch activity be shared, so the person must still see it, with its date, and stop it."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from accord.api import tables as api_t
+    from accord.scenario.population import REELIX
+    from api.world import consent
+
+    person = "r0000120"
+    watched = "user.behavior.media_consumption:functional.service"
+    consent(client, world.chirp, person, [watched], months=12)
+    given = [
+        c
+        for c in world.accord.consents(REELIX, person)
+        if c.id.startswith("oauth-") and c.withdrawn_at is None
+    ]
+    assert len(given) == 1
+    assert given[0].expires_at is not None
+    # The app's 90 days pass; the consent's 12 months do not.
+    lapsed = datetime.now(UTC) - timedelta(days=1)
+    g = api_t.grants_table
+    with world.accord.session() as s:
+        s.execute(update(g).where(g.c.person == person).values(expires_at=lapsed))
+    assert world.apps.live_scopes(world.chirp.client_id, person) == frozenset()
+    assert given[0].in_force_at(datetime.now(UTC))
+
+    page = client.get("/me/apps", params={"party": REELIX})
+    assert page.status_code == 200
+    assert f'data-app="{world.chirp.client_id}"' in page.text
+    assert "access ended on" in page.text
+    assert given[0].expires_at.strftime("%-d %B %Y") in page.text
+    back = client.post(f"/me/apps/{world.chirp.client_id}/revoke", data={"form": _form(page.text)})
+    assert back.status_code == 303
+    after = world.accord.consents(REELIX, person)
+    assert all(c.withdrawn_at is not None for c in after if c.id == given[0].id)
+    assert 'id="no-apps"' in client.get("/me/apps", params={"party": REELIX}).text

@@ -125,12 +125,11 @@ def test_ticking_only_the_feed_grants_no_advertising_consent(
 def not_opted_out(world: World, first: int) -> str:
     """The first Reelix member from ``first`` on with no opt-out of sale and sharing (the
     scenario opts some people out): advertising can be offered to them."""
-    member = next(
+    return next(
         f"r{n:07d}"
         for n in range(first, first + 100)
         if not world.accord.standing(REELIX, f"r{n:07d}").opted_out
     )
-    return member
 
 
 def test_ticking_both_purposes_records_two_separate_consents(

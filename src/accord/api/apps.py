@@ -614,6 +614,19 @@ class PartnerApps:
             ).all()
         return [grant for grant in map(_grant, rows) if grant.live(when)]
 
+    def made_by(self, person: str, controller: str) -> list[Grant]:
+        """Every grant ``person`` (of ``controller``) made and did not take back, lapsed or
+        not: a lapsed grant's consent may still be in force (a VPPA consent for 12 months
+        behind a 90-day grant)."""
+        g = t.grants_table
+        with self.accord.session() as s, translate(StoreError, "reading grants"):
+            rows = s.execute(
+                select(g)
+                .where(g.c.person == person, g.c.controller == controller)
+                .order_by(g.c.client_id, g.c.scope)
+            ).all()
+        return [grant for grant in map(_grant, rows) if grant.revoked_at is None]
+
     def live_scopes(
         self, client_id: str, person: str, at: datetime | None = None
     ) -> frozenset[Scope]:

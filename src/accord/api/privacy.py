@@ -235,15 +235,18 @@ def _overview_routes(router: APIRouter, centre: Centre) -> None:
             # chose otherwise on this page, which 7025(c)(3) lets the business ask them.
             centre.screens.honour_gpc(request, party, person)
             standing = accord.standing(party, person)
-        grants = centre.apps.granted_by(person, party)
+        # Every grant not taken back names the app on its consent's card (a VPPA consent can
+        # outlive its app's 90-day access); the apps connected are those whose access is live.
+        now = datetime.now(UTC)
         names: dict[str, str] = {}
         connected: dict[str, tuple[Any, list[Any]]] = {}
-        for grant in grants:
+        for grant in centre.apps.made_by(person, party):
             app = centre.apps.get(grant.client_id)
             if app is None or app.revoked_at is not None:
                 continue
             names[grant.consent_id] = app.name
-            connected.setdefault(app.client_id, (app, []))[1].append(grant)
+            if grant.live(now):
+                connected.setdefault(app.client_id, (app, []))[1].append(grant)
         cards = consent_cards(standing, names)
         leaves = accord.ledger.leaves_about(person_ref(party, person))
         titles = sorted({str(e["title"]) for e in leaves if e.get("title")})

@@ -532,16 +532,26 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
         names = screens.names()
         consents = {c.id: c for c in screens.accord.consents(party, person)}
         apps: dict[str, tuple[App, list[Held]]] = {}
-        for grant in screens.apps.granted_by(person, party):
+        now = datetime.now(UTC)
+        for grant in screens.apps.made_by(person, party):
             app = screens.apps.get(grant.client_id)
             if app is None or app.revoked_at is not None:
                 continue
-            agreement = screens.accord.policy().registry[app.agreement].agreement
             consent = consents.get(grant.consent_id)
             # The consent governs the sharing; the grant only bounds how long the app's access
-            # lasts before it must ask again.
+            # lasts before it must ask again. A lapsed grant whose consent is still in force (a
+            # VPPA consent for 12 months behind a 90-day grant) is listed, so that the person
+            # sees the sharing that goes on and can stop it.
+            if not grant.live(now) and not (consent is not None and consent.in_force_at(now)):
+                continue
+            agreement = screens.accord.policy().registry[app.agreement].agreement
             until = consent.expires_at if consent and consent.expires_at else grant.expires_at
-            held = Held(grant, word(grant.scope, agreement, app.party, names), until)
+            held = Held(
+                grant,
+                word(grant.scope, agreement, app.party, names),
+                until,
+                lapsed=not grant.live(now),
+            )
             apps.setdefault(app.client_id, (app, []))[1].append(held)
         for _, held_list in apps.values():
             held_list.sort(key=lambda h: (h.wording.advertising, h.grant.scope))
@@ -638,6 +648,8 @@ class Held:
     wording: Wording
     until: datetime
     """When the consent behind it expires (what governs the sharing)."""
+    lapsed: bool = False
+    """The app's access lapsed (it must ask again) while the consent still stands."""
 
 
 def _now() -> datetime:
