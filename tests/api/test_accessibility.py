@@ -9,6 +9,7 @@ and the auditor's console. ``/docs`` is Swagger UI's page, not Accord's, and is 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,4 +138,19 @@ def test_the_vppa_screen(world: World, axe: Axe, context: BrowserContext, base_u
     sign_in(page, member)
     page.click("button[value=allow]")
     page.locator("select#months").wait_for()
+    check(axe, page, errors)
+
+
+def test_the_partner_console(
+    world: World, axe: Axe, context: BrowserContext, base_url: str, tmp_path: Path
+) -> None:
+    page = context.new_page()
+    errors = watch_console(page)
+    page.goto(f"{base_url}/partner/login")
+    check(axe, page, errors)
+    page.fill("#client_id", world.reelix.client_id)
+    page.fill("#client_secret", world.reelix_secret)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/partner")
+    page.screenshot(path=str(tmp_path / "partner-console.png"), full_page=True)
     check(axe, page, errors)

@@ -28,6 +28,7 @@ from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
+from accord.api.partner_console import partner_console
 from accord.api.privacy import centre as privacy_centre
 from accord.api.ratelimit import deployment_prefix, limiter
 from accord.api.registry import router as registry_router
@@ -121,13 +122,17 @@ def create_app(
         )
 
     app.add_exception_handler(RateLimitStoreUnreachable, store_unreachable)
-    app.include_router(router)
-    app.include_router(registry_router)
-    app.include_router(erasure_router)
-    app.include_router(ads_router)
-    app.include_router(build_router(Screens(accord, apps, server, signing, served=set(sources))))
-    app.include_router(privacy_centre(accord, apps, server, signing, served=set(sources)))
-    app.include_router(audit_console(accord))
+    for routes in (
+        router,
+        registry_router,
+        erasure_router,
+        ads_router,
+        build_router(Screens(accord, apps, server, signing, served=set(sources))),
+        privacy_centre(accord, apps, server, signing, served=set(sources)),
+        audit_console(accord),
+        partner_console(accord, apps, signing, rate_limit=config.rate_limit),
+    ):
+        app.include_router(routes)
     _docs(app)
 
     @app.get("/healthz", response_model=Health, summary="Liveness", tags=["health"])
