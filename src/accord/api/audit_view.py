@@ -11,18 +11,22 @@ A leaf's ``subjects`` (the people's pseudonyms) are never read here: only counts
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
-from accord.errors import InvalidInput
-from accord.ledger.browse import newest_first
+from sqlalchemy import bindparam, select
+
+from accord.errors import InvalidInput, StoreError, translate
+from accord.ledger.browse import CHUNK
 from accord.ledger.entries import decode_leaf
 from accord.ledger.log import Ledger
+from accord.ledger.tables import leaves_table
 
 NO_PURPOSE = "(no purpose recorded)"
 """The purpose node of a release whose leaf names none."""
@@ -47,21 +51,53 @@ class Logged:
 
 
 def ledger_entries(ledger: Ledger, kinds: Iterable[str]) -> list[Logged]:
-    """Every readable leaf of ``kinds``, oldest first, without its subjects."""
-    wanted = [f'"kind":{encode_basestring(k)}'.encode() for k in kinds]
-    found: list[Logged] = []
-    with closing(newest_first(ledger)) as leaves:
-        for leaf in leaves:
-            if not any(w in leaf.data for w in wanted):
-                continue
-            try:
-                entry = decode_leaf(leaf.data)
-            except InvalidInput:
-                continue
-            entry.pop("subjects", None)
-            found.append(Logged(leaf.index, entry))
-    found.reverse()
-    return found
+    """Every readable leaf of ``kinds``, oldest first, without its subjects.
+
+    The ledger only grows and a leaf never changes, so what was read is kept (per ledger and
+    set of kinds) and each call reads only the leaves appended since the last: a console page
+    costs the new leaves, not the whole log. Callers get a list of their own."""
+    wanted = frozenset(kinds)
+    with _CACHE_LOCK:
+        per_ledger = _CACHE.setdefault(ledger, {})
+        seen = per_ledger.setdefault(wanted, _Read())
+    with seen.lock:
+        seen.read_since(ledger, [f'"kind":{encode_basestring(k)}'.encode() for k in wanted])
+        return list(seen.entries)
+
+
+class _Read:
+    """The leaves of some kinds read so far from one ledger, and the next index to read."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next = 0
+        self.entries: list[Logged] = []
+
+    def read_since(self, ledger: Ledger, wanted: list[bytes]) -> None:
+        leaves = leaves_table.c
+        query = select(leaves.idx, leaves.data).where(leaves.idx >= bindparam("since"))
+        with translate(StoreError, "reading the ledger's entries"), ledger.engine.connect() as c:
+            while True:
+                rows = c.execute(
+                    query.order_by(leaves.idx).limit(CHUNK), {"since": self.next}
+                ).all()
+                if not rows:
+                    return
+                for idx, data in rows:
+                    raw = bytes(data)
+                    if not any(w in raw for w in wanted):
+                        continue
+                    try:
+                        entry = decode_leaf(raw)
+                    except InvalidInput:
+                        continue
+                    entry.pop("subjects", None)
+                    self.entries.append(Logged(int(idx), entry))
+                self.next = int(rows[-1][0]) + 1
+
+
+_CACHE: weakref.WeakKeyDictionary[Ledger, dict[frozenset[str], _Read]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
