@@ -68,6 +68,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/cleanroom.py
 	$(BIN)/python benchmarks/auction.py
 	$(BIN)/python benchmarks/ads_api.py
+	$(BIN)/python benchmarks/privacy_centre.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -66,3 +66,61 @@ def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_
     assert result["ads_errors"] == result["bare_errors"] == 0
     assert 0 < result["ads_p50_ms"] <= result["ads_p99_ms"]
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
+
+
+def test_the_privacy_centre_benchmark_times_the_page_beside_the_bare_lookup() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "privacy_centre.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "privacy_centre"
+    assert result["page_vs_bare_p95_ratio"] > 0
+    # Each sampled person is in their own release and, by the shares drawn, in some bulk ones.
+    assert result["entries_median"] >= 1
+    assert result["proof_bytes_median"] > 0
+
+
+def quick(script: str) -> dict[str, object]:
+    """The last line of a benchmark's ``--quick`` run, read as JSON."""
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_ledger_benchmark_appends_proves_and_verifies_beside_raw_sqlite() -> None:
+    result = quick("ledger.py")
+    assert result["leaves"] == 20_000
+    for key in (
+        "ledger_vs_raw_sqlite_ratio",
+        "ledger_vs_pymerkle_ratio",
+        "ledger_vs_raw_all_rows_ratio",
+    ):
+        assert float(result[key]) > 0  # type: ignore[arg-type]
+    assert float(result["verify_s"]) > 0  # type: ignore[arg-type]
+
+
+def test_the_psi_benchmark_matches_beside_openmined_and_the_floor() -> None:
+    result = quick("psi.py")
+    assert result["benchmark"] == "psi"
+    # Half of each side's 5,000 identifiers are shared, and the protocol finds exactly them.
+    assert result["intersection_5000"] == 2_500
+    assert float(result["speed_vs_openmined_ratio_5000"]) > 0  # type: ignore[arg-type]
+
+
+def test_the_cleanroom_benchmark_runs_the_report_beside_raw_duckdb() -> None:
+    result = quick("cleanroom.py")
+    assert float(result["dp_vs_raw_ratio"]) > 0  # type: ignore[arg-type]
+    # Every group above the threshold is released; none of fewer people.
+    assert 0 < int(result["groups_released"]) <= int(result["groups_raw"])  # type: ignore[call-overload]
