@@ -105,11 +105,19 @@ class Delegation:
     scopes: frozenset[Scope]
 
 
+def oauth_text(message: str) -> str:
+    """``message`` in the characters RFC 6749 (section 5.2) allows in an ``error_description``
+    (printable ASCII but ``"`` and ``\\``): a quote becomes ``'``, anything else not allowed
+    ``?``. What a client sent is echoed in errors, and must not break the answer."""
+    text = message.replace('"', "'").replace("\\", "/")
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
 def _scopes_within(grant: Any, offered: frozenset[Scope]) -> None:
     try:
         asked = parse_all(grant.request.payload.scope)
     except InvalidInput as exc:
-        raise InvalidScopeError(exc.message) from exc
+        raise InvalidScopeError(oauth_text(exc.message)) from exc
     outside = asked - offered
     if outside:
         raise InvalidScopeError(

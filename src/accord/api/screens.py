@@ -74,6 +74,8 @@ class Screens:
         self.server = server
         self.cookies = Signer(key, "sign-in")
         self.pending = Signer(key, "consent")
+        self.my_apps = Signer(key, "my-apps")
+        """Signs ``/me/apps``'s forms: a value of one page's forms is refused by every other's."""
         self.served = frozenset(served)
         """The parties whose databases this server reads."""
 
@@ -557,7 +559,7 @@ def _my_apps_routes(router: APIRouter, screens: Screens) -> None:
             held_list.sort(key=lambda h: (h.wording.advertising, h.grant.scope))
         standing = screens.accord.standing(party, person)
         live_out = [o for o in standing.opt_outs if o.in_force_at(standing.at)]
-        form = screens.pending.sign({"party": party, "person": person}, PENDING_SECONDS)
+        form = screens.my_apps.sign({"party": party, "person": person}, PENDING_SECONDS)
         return templates.TemplateResponse(
             request,
             "my_apps.html",
@@ -590,7 +592,7 @@ def _sale_sharing_routes(router: APIRouter, screens: Screens) -> None:
 
     def _sale_sharing(request: Request, form: str, out: bool) -> Response:
         """Opt out of the sale and sharing of one's data, or withdraw that opt-out."""
-        state = _verified(screens, request, form)
+        state = _verified(screens, request, form, my_apps=True)
         if isinstance(state, Response):
             return state
         party, person = state["party"], state["person"]
@@ -620,7 +622,7 @@ def _sale_sharing_routes(router: APIRouter, screens: Screens) -> None:
         return await run_in_threadpool(_revoke_mine, request, client_id, form, scope)
 
     def _revoke_mine(request: Request, client_id: str, form: str, scope: str | None) -> Response:
-        state = _verified(screens, request, form)
+        state = _verified(screens, request, form, my_apps=True)
         if isinstance(state, Response):
             return state
         try:
@@ -666,10 +668,14 @@ def _pairs(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
-def _verified(screens: Screens, request: Request, pending: str) -> dict[str, Any] | Response:
-    state = screens.pending.unsign(pending)
+def _verified(
+    screens: Screens, request: Request, pending: str, *, my_apps: bool = False
+) -> dict[str, Any] | Response:
+    """The signed state of a consent screen's form (or, with ``my_apps``, of ``/me/apps``'s),
+    for the person signed in now; a value signed for another page is refused as expired."""
+    state = (screens.my_apps if my_apps else screens.pending).unsign(pending)
     signed_in = screens.person(request)
-    if state is None:
+    if state is None or (not my_apps and not {"params", "client_id"} <= state.keys()):
         return _expired(request)
     if signed_in != (state["party"], state["person"]):
         return _error_page(request, 403, "Not signed in as this person", "Sign in again and retry.")
