@@ -73,7 +73,7 @@ def test_lifecycle_consent_and_decisions(tmp_path: Path, data: list[str]) -> Non
     doc = example("chirp-reelix.yaml", tmp_path)
     run("agreement", "register", doc, *data)
     # activation before review is refused, with the reason
-    refused = run("agreement", "activate", "chirp-reelix", *data, code=1)
+    refused = run("agreement", "activate", "chirp-reelix", *data, code=2)
     assert "can move to" in refused
     run("agreement", "review", "chirp-reelix", "--reviewer", "Dana", "--findings", "none", *data)
     assert "active" in run("agreement", "activate", "chirp-reelix", *data)

@@ -39,6 +39,7 @@ from accord.consent import (
 )
 from accord.console import DatabaseUrl, DataDir, err, handled, instant, open_accord, printable
 from accord.datafolder import DataFolder
+from accord.documents import read_text
 from accord.errors import AgreementFormatError, ConsentError, InvalidInput, NotFound
 from accord.examples_cli import command as examples_command
 from accord.ledger.cli import app as ledger_app
@@ -94,11 +95,9 @@ def agreement_check(
     failed = 0
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            err.print(
-                f"[bold red]{escape(str(path))}:[/] cannot read: {escape(exc.strerror or '')}"
-            )
+            text = read_text(path, what="the agreement")
+        except InvalidInput as exc:
+            err.print(f"[bold red]{escape(exc.where or str(path))}:[/] {escape(exc.message)}")
             failed += 1
             continue
         try:
@@ -209,10 +208,7 @@ def agreement_list(
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    return read_text(path)
 
 
 # --- consent -----------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ Agreements and dataset declarations are both written by people in YAML. This rea
 ruamel.yaml (which keeps every node's line), validates them with a pydantic model, and turns each
 validation error into one line: ``file:line: path.to[0].field: what is wrong``, suggesting the
 nearest valid key for a misspelt one.
+
+Documents come from people and from partners, so reading one is bounded: a document that expands
+to more than :data:`MAX_VALUES` values (a YAML alias bomb: a few hundred bytes of anchors that
+stand for billions of values) or nests deeper than :data:`MAX_DEPTH` is refused with a clear
+error, as are bytes YAML does not allow (a NUL) and a file that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -11,17 +16,43 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from io import StringIO
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from accord.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
+
+MAX_VALUES = 100_000
+"""Values (mappings, lists and scalars, counted after aliases are expanded) a document may hold."""
+MAX_DEPTH = 64
+"""How deep a document's mappings and lists may nest."""
+
+
+def read_text(path: Path, *, what: str = "the file") -> str:
+    """The UTF-8 text of ``path``, or a clear error: it cannot be read, or is not UTF-8 (where)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            where=f"{path}:{line}",
+        ) from None
+
+
+class _TooBig(Exception):
+    """A document beyond :data:`MAX_VALUES` or :data:`MAX_DEPTH`."""
 
 
 def parse_document(
@@ -39,16 +70,27 @@ def parse_document(
     mapping; ``model_at`` says which model's keys an error location's last part is one of, for
     suggesting the nearest key.
     """
+    if "\x00" in text:
+        at = text.count("\n", 0, text.index("\x00")) + 1
+        raise error([f"{source}:{at}: not valid YAML: a NUL character (YAML allows none)"])
     try:
         data = YAML(typ="rt").load(StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise error([f"{source}{line}: not valid YAML: {exc.problem}"]) from exc
+    except YAMLError as exc:
+        raise error([f"{source}: not valid YAML: {exc}"]) from exc
+    except RecursionError:
+        raise error([f"{source}: nested too deeply (at most {MAX_DEPTH} levels)"]) from None
     if not isinstance(data, Mapping):
         raise error([f"{source}:1: {what} is a mapping of keys to values"])
     try:
-        return model.model_validate(_plain(data))
+        plain = _plain(data, [0], 0)
+    except _TooBig as exc:
+        raise error([f"{source}: {exc}"]) from None
+    try:
+        return model.model_validate(plain)
     except ValidationError as exc:
         errors = exc.errors()
         # A list whose items failed is also reported "too short"; the item errors say more.
@@ -64,11 +106,21 @@ def parse_document(
         raise error([_describe(e, data, source, model_at) for e in errors]) from exc
 
 
-def _plain(node: Any) -> Any:
+def _plain(node: Any, count: list[int], depth: int) -> Any:
+    """``node`` as plain dicts and lists, counting every value (aliases expanded) in ``count``."""
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        raise _TooBig(
+            f"holds more than {MAX_VALUES:,} values once its aliases are expanded "
+            "(a document of this kind is far smaller; YAML anchors and aliases repeated "
+            "inside each other can stand for billions)"
+        )
+    if depth > MAX_DEPTH:
+        raise _TooBig(f"nested too deeply (at most {MAX_DEPTH} levels)")
     if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): _plain(v, count, depth + 1) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [_plain(v, count, depth + 1) for v in node]
     return node
 
 

@@ -74,11 +74,17 @@ class RequestError(InvalidInput):
 
 
 class LifecycleError(AccordError):
-    """An agreement moved in a way its lifecycle does not allow."""
+    """An agreement moved in a way its lifecycle does not allow (a request that cannot be done as
+    asked: exit 2, as bad input)."""
+
+    exit_code = 2
 
 
 class NotFound(AccordError):
-    """A party, agreement, consent or person that does not exist."""
+    """A party, agreement, consent or person that does not exist (named wrongly: exit 2, as bad
+    input)."""
+
+    exit_code = 2
 
 
 class PolicyError(AccordError):

@@ -102,6 +102,8 @@ def read_people(path: Path, party: str) -> list[Person]:
                     raise InvalidInput(exc.message, where=f"{path}:{line}") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read the people file: {exc.strerror}", where=str(path)) from exc
+    except UnicodeDecodeError:
+        raise InvalidInput("the people file is not UTF-8 text", where=str(path)) from None
     return found
 
 

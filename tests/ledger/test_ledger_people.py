@@ -221,7 +221,7 @@ def test_prove_on_the_command_line(tmp_path: Path) -> None:
     assert [entry["index"] for entry in bundle["entries"]] == [0]
     assert standalone.check(bundle) == []
     missing = runner.invoke(app, [*args[:2], "nobody", *args[3:]])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no entries about 'nobody'" in missing.output
     assert "Traceback" not in missing.output
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Dialect, bindparam, delete, select, update
 from sqlalchemy.orm import Session
@@ -174,6 +175,54 @@ class Grant:
         return self.granted_at <= at < self.expires_at and self.revoked_at is None
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_redirect_uri(uri: str) -> str:
+    """``uri`` if an app may register it as a redirect URI, else a clear error. As RFC 6749
+    (3.1.2) and RFC 8252 (7.1, 7.3) and the OAuth 2.0 Security Best Current Practice (RFC 9700,
+    2.1) have it: an absolute URI with no fragment, no user information and no wildcard;
+    ``https``, or ``http`` on a loopback host only (a native app's local listener), or a
+    native app's private-use scheme in reverse-domain form (``com.example.app:/callback``).
+    Anything else (``javascript:``, ``data:``, ``file:``, plain ``http`` to another host) is
+    refused: a code sent there could be read by others or run as script."""
+    where = "redirect URI"
+    text = uri.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise InvalidInput(f"{uri!r} is not a URI", where=where) from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise InvalidInput(f"{uri!r} is not an absolute URI (it has no scheme)", where=where)
+    if parts.fragment or "#" in text:
+        raise InvalidInput(
+            f"{uri!r} has a fragment, which a redirect URI may not have", where=where
+        )
+    if "*" in text:
+        raise InvalidInput(f"{uri!r} has a wildcard: register each URI in full", where=where)
+    if scheme in {"https", "http"}:
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise InvalidInput(f"{uri!r} names no host", where=where)
+        if parts.username is not None or parts.password is not None:
+            raise InvalidInput(f"{uri!r} holds user information", where=where)
+        if scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise InvalidInput(
+                f"{uri!r} is plain http to {host}: use https (plain http only to a loopback "
+                "address, 127.0.0.1, ::1 or localhost, as RFC 8252 7.3 allows native apps)",
+                where=where,
+            )
+        return text
+    if "." in scheme and scheme not in {"javascript", "data", "file", "vbscript", "blob"}:
+        return text  # a private-use scheme (RFC 8252 7.1), e.g. com.reelix.app:/callback
+    raise InvalidInput(
+        f"{uri!r} uses the {scheme}: scheme; a redirect URI is https, http to a loopback "
+        "address, or an app's own reverse-domain scheme (com.example.app:/callback)",
+        where=where,
+    )
+
+
 def _app(row: Any) -> App:
     return App(
         row.client_id,
@@ -279,6 +328,8 @@ class PartnerApps:
                 where="app registration",
             )
         uris = tuple(redirect_uris)
+        for uri in uris:
+            check_redirect_uri(uri)
         if public and not uris:
             raise InvalidInput(
                 "a public app needs a redirect URI (it can only act for people)",

@@ -150,12 +150,34 @@ def check_query(
     return _Checker(rule, tree, schema, observed or {}).run()
 
 
+MAX_NESTING = 64
+"""How deep a query's parentheses may nest: far beyond any report, and within what the parser's
+recursion can take."""
+
+
+def _nesting(sql: str) -> int:
+    """The deepest nesting of parentheses in ``sql`` (outside quoted text, roughly: enough to
+    refuse a query built to exhaust the parser)."""
+    depth = deepest = 0
+    for c in sql:
+        if c == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == ")":
+            depth -= 1
+    return deepest
+
+
 def _parse(sql: str) -> exp.Select:
+    if _nesting(sql) > MAX_NESTING:
+        raise QueryRefused("syntax", f"the query nests parentheses more than {MAX_NESTING} deep")
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except (ParseError, TokenError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise QueryRefused("syntax", f"the query is not valid SQL: {first}") from exc
+    except RecursionError:
+        raise QueryRefused("syntax", "the query nests too deeply to be read") from None
     if len(statements) != 1:
         raise QueryRefused("one-statement", "a clean-room query is exactly one SELECT statement")
     (tree,) = statements

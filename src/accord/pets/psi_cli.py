@@ -64,6 +64,8 @@ def read_records(path: Path, kind: Kind, column: str | None = None) -> Callable[
         raise InvalidInput(
             f"cannot read the records file: {exc.strerror}", where=str(path)
         ) from exc
+    except UnicodeDecodeError:
+        raise InvalidInput("the records file is not UTF-8 text", where=f"{path}:1") from None
     missing = [c for c in ("person", name) if c not in header]
     if missing:
         raise InvalidInput(
@@ -73,14 +75,21 @@ def read_records(path: Path, kind: Kind, column: str | None = None) -> Callable[
         )
 
     def rows() -> Iterator[tuple[str, str]]:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for line, row in enumerate(csv.DictReader(handle), 2):
-                person, value = (row.get("person") or "").strip(), (row.get(name) or "").strip()
-                if not value:
-                    continue
-                if not person:
-                    raise InvalidInput("the row names no person", where=f"{path}:{line}")
-                yield person, value
+        line = 1
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                for line, row in enumerate(csv.DictReader(handle), 2):
+                    person = (row.get("person") or "").strip()
+                    value = (row.get(name) or "").strip()
+                    if not value:
+                        continue
+                    if not person:
+                        raise InvalidInput("the row names no person", where=f"{path}:{line}")
+                    yield person, value
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "the records file is not UTF-8 text", where=f"{path}:{line + 1}"
+            ) from None
 
     return rows
 

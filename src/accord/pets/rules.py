@@ -35,7 +35,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from accord.documents import Loc, parse_document
+from accord.documents import Loc, parse_document, read_text
 from accord.errors import DocumentFormatError, InvalidInput
 from accord.pets.dp import Bounds, Privacy
 from accord.pets.mechanisms import Mechanism
@@ -234,8 +234,4 @@ def parse_rule(text: str, *, source: str = "<rule>") -> AnalysisRule:
 
 def load_rule(path: Path) -> AnalysisRule:
     """An analysis rule from a YAML file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the rule file: {exc.strerror}", where=str(path)) from exc
-    return parse_rule(text, source=str(path))
+    return parse_rule(read_text(path, what="the rule file"), source=str(path))
