@@ -1,0 +1,425 @@
+"""Audiences from a partner's data, lookalikes of a partner's seed, and conversion lift.
+
+Every audience here is built from the partner's people that Accord lets through, and nobody else:
+
+* **Custom audience** (:func:`build_partner_audience`): the partner's people of some kind (the
+  streaming service's viewers of a title or genre, :func:`viewers`) are matched into the
+  platform's people by consent-aware private set intersection (:mod:`accord.pets.psi_accord`).
+  On each side only people whose consent covers the clause's purpose (for the other party) and
+  who did not opt out of sale and sharing (:mod:`accord.law.optout`) are fed in, so nobody else
+  can end up in the audience. An audience smaller than its minimum is refused (and emptied, if it
+  was built before). Each build is an ``audience`` entry in the ledger: who built it, under which
+  agreement and clause, how many members, and a SHA-256 digest of the member list, never the
+  members. Building again (:func:`build_partner_audience` on an audience that exists) replaces
+  the members, so people who withdrew their consent or opted out since leave it.
+* **Lookalike** (:func:`build_lookalike_audience`): the partner's seed is matched the same way
+  inside the clean room, a model trained there on the platform's features scores the platform's
+  people (:mod:`accord.pets.lookalike`), and only the best-scored people outside the seed leave.
+* **Conversion lift** (:func:`holdout_audience`, :func:`conversion_lift`): a randomised holdout
+  kept out of a campaign by an excluded audience, and the difference in conversion rates, with
+  OpenDP noise and a confidence interval (:mod:`accord.pets.lift`), released as an aggregate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from accord.ads.model import Audience
+from accord.consent import Operation
+from accord.errors import InvalidInput
+from accord.ledger.entries import AudienceChange, AudienceEntry, ReleaseEntry
+from accord.ledger.log import Receipt
+from accord.requests import Request
+from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from accord.ads.store import AdsStore
+    from accord.pets import dp
+    from accord.pets.lift import Lift
+    from accord.pets.lookalike import Lookalike
+    from accord.pets.psi_choices import Kind
+    from accord.service import Accord
+
+MIN_AUDIENCE = 100
+"""The fewest members a partner-data audience may have (as the large platforms require of a
+custom audience): a smaller list would come close to naming its people."""
+
+Records = Iterable[tuple[str, str]]
+"""(person id at a party, raw identifier such as an e-mail address) pairs."""
+
+
+class AudienceTooSmall(InvalidInput):
+    """An audience would have fewer members than its minimum; it was not built."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerMatch:
+    """The agreement under which a partner's people are matched into the platform's.
+
+    ``platform_clause`` is the match-only clause under which the platform's people's blinded
+    identifiers go out, ``partner_clause`` the one under which the partner's do; each names the
+    data categories its side's request is for (the partner's should name what the match reveals,
+    e.g. ``user.behavior.media_consumption`` for viewers of a title, so the VPPA applies).
+    """
+
+    agreement: str
+    platform_clause: str
+    partner_clause: str
+    platform: str = "chirp"
+    partner: str = "reelix"
+    purpose: str = THIRD_PARTY_TARGETED_ADS
+    platform_categories: frozenset[str] = frozenset({"user.contact.email"})
+    partner_categories: frozenset[str] = frozenset({"user.contact.email"})
+    kind: str = "email"
+
+    def request(self, side: str, at: datetime) -> Request:
+        """The match-only request under which ``side``'s people go out to the other side."""
+        if side == self.platform:
+            requester, clause, categories = (
+                self.partner,
+                self.platform_clause,
+                self.platform_categories,
+            )
+        elif side == self.partner:
+            requester, clause, categories = self.platform, self.partner_clause, self.partner_categories
+        else:
+            raise InvalidInput(f"{side!r} is neither {self.platform} nor {self.partner}")
+        return Request(
+            requester=requester,
+            agreement=self.agreement,
+            clause=clause,
+            operation=Operation.READ,
+            purpose=self.purpose,
+            categories=categories,
+            at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """Platform people matched with the partner's, and the platform people allowed to take part
+    at all (those fed into the match)."""
+
+    people: frozenset[str]
+    allowed: frozenset[str]
+
+
+def match_partner_people(
+    accord: Accord,
+    how: PartnerMatch,
+    platform_records: Records,
+    partner_records: Records,
+    *,
+    partner_accord: Accord | None = None,
+    at: datetime | None = None,
+) -> Matched:
+    """The platform's people matched with ``partner_records`` by consent-aware private set
+    intersection: each side's Accord (the partner's is ``partner_accord``, or the same) feeds in
+    only its people allowed under its clause, and logs the release."""
+    from accord.pets import psi_curve as curve
+    from accord.pets.psi import LocalTransport, Server
+    from accord.pets.psi_accord import admit_through_accord, ask_for, match_through_accord
+    from accord.pets.psi_choices import Kind
+
+    kind: Kind = Kind(how.kind)
+    when = at or datetime.now(UTC)
+    partner_side = partner_accord or accord
+    partner_list = list(partner_records)
+    admit = admit_through_accord(partner_side, lambda: partner_list, how.platform, kind=kind)
+    with curve.Engine(1) as server_engine, curve.Engine(1) as client_engine:
+        matched = match_through_accord(
+            accord,
+            how.request(how.platform, when),
+            platform_records,
+            LocalTransport(Server(admit, server_engine)),
+            ask=ask_for(how.request(how.partner, when)),
+            kind=kind,
+            engine=client_engine,
+        )
+    allowed = frozenset().union(*matched.feed.owners.values()) if matched.feed.owners else None
+    return Matched(matched.people, allowed or frozenset())
+
+
+def viewers(
+    watches: Iterable[tuple[str, str, str]], *, title: str | None = None, genre: str | None = None
+) -> frozenset[str]:
+    """The partner's members who watched ``title`` or a title of ``genre``, from its own watch
+    rows (member, title, genre): what the partner selects on its side before matching."""
+    if title is None and genre is None:
+        raise InvalidInput("an audience of viewers names a title or a genre")
+    return frozenset(
+        member
+        for member, watched, kind in watches
+        if (title is not None and watched == title) or (genre is not None and kind == genre)
+    )
+
+
+def member_digest(members: Iterable[str]) -> str:
+    """SHA-256 of the sorted member ids, one a line: what the ledger holds of a member list."""
+    text = "".join(f"{m}\n" for m in sorted(set(members)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceBuild:
+    """An audience as built: how many members, their digest, and the ledger receipt."""
+
+    audience: Audience
+    change: AudienceChange
+    members: int
+    digest: str
+    receipt: Receipt
+    lookalike: Lookalike | None = field(default=None)
+
+
+def build_partner_audience(
+    accord: Accord,
+    store: AdsStore,
+    audience: Audience,
+    how: PartnerMatch,
+    platform_records: Records,
+    partner_records: Records,
+    *,
+    built_by: str,
+    min_size: int = MIN_AUDIENCE,
+    partner_accord: Accord | None = None,
+    at: datetime | None = None,
+) -> AudienceBuild:
+    """Build (or build again) ``audience`` from the partner's people in ``partner_records``.
+
+    Raises :class:`AudienceTooSmall` when fewer than ``min_size`` people match; an audience built
+    before is emptied then, so nobody stays in it on an old consent.
+    """
+    _check_provider(audience, how, store)
+    when = at or datetime.now(UTC)
+    existed = store.audience(audience.id) is not None
+    matched = match_partner_people(
+        accord, how, platform_records, partner_records, partner_accord=partner_accord, at=when
+    )
+    members = sorted(matched.people)
+    if len(members) < min_size:
+        if existed:
+            store.replace_audience_members(audience, ())
+            _log(accord, store, audience, how, [], "rebuilt", built_by, when)
+        raise AudienceTooSmall(
+            f"only {len(members)} people matched; a partner-data audience needs at least "
+            f"{min_size}" + (", so it was emptied" if existed else ", so it was not built"),
+            where=f"audience {audience.id}",
+        )
+    store.replace_audience_members(audience, [(p, None) for p in members])
+    change: AudienceChange = "rebuilt" if existed else "built"
+    receipt = _log(accord, store, audience, how, members, change, built_by, when)
+    return AudienceBuild(audience, change, len(members), member_digest(members), receipt)
+
+
+def build_lookalike_audience(
+    accord: Accord,
+    store: AdsStore,
+    audience: Audience,
+    how: PartnerMatch,
+    platform_records: Records,
+    seed_records: Records,
+    people: Sequence[str],
+    features: npt.NDArray[object],
+    size: int,
+    *,
+    built_by: str,
+    partner_accord: Accord | None = None,
+    at: datetime | None = None,
+    random_state: int = 0,
+) -> AudienceBuild:
+    """A lookalike of the partner's seed (``seed_records``, 25 to 500,000 people) among the
+    platform's ``people`` (one row of ``features`` each), ``size`` people at most.
+
+    The seed is matched into the platform's people inside this call (the clean room), the model
+    is trained and scores there, and only the best-scored platform people outside the seed who
+    may take part (fed into the match under the platform's clause) become the audience. The
+    seed never leaves: not in the audience, the ledger, or the result.
+    """
+    from accord.pets import lookalike
+
+    _check_provider(audience, how, store)
+    seed_list = list(seed_records)
+    lookalike.check_seed_size(len({person for person, _ in seed_list}))
+    when = at or datetime.now(UTC)
+    platform_list = list(platform_records)
+    matched = match_partner_people(
+        accord, how, platform_list, seed_list, partner_accord=partner_accord, at=when
+    )
+    keep = [n for n, p in enumerate(people) if p in matched.allowed]
+    found = lookalike.build(
+        [people[n] for n in keep],
+        features[keep],
+        matched.people,
+        size,
+        random_state=random_state,
+    )
+    members = list(found.members)
+    store.replace_audience_members(audience, [(p, None) for p in members])
+    receipt = _log(
+        accord,
+        store,
+        audience,
+        how,
+        members,
+        "lookalike",
+        built_by,
+        when,
+        seed=found.seed,
+        recall=f"{found.recall:.4f}",
+    )
+    return AudienceBuild(
+        audience, "lookalike", len(members), member_digest(members), receipt, found
+    )
+
+
+def holdout_audience(
+    store: AdsStore,
+    audience: Audience,
+    eligible: Iterable[str],
+    study: str,
+    holdout: float | None = None,
+) -> frozenset[str]:
+    """Make ``audience`` (the platform's own, no provider) the holdout of lift ``study`` among
+    ``eligible`` people; a campaign that excludes it never shows them its ads. Returns them."""
+    from accord.pets import lift
+
+    if audience.provider is not None:
+        raise InvalidInput(
+            "a holdout is the platform's own list, not a partner's", where=f"audience {audience.id}"
+        )
+    share = lift.HOLDOUT if holdout is None else holdout
+    held = frozenset(
+        p for p, g in lift.groups_of(eligible, study, share).items() if g is lift.Group.HOLDOUT
+    )
+    store.replace_audience_members(audience, [(p, None) for p in sorted(held)])
+    return held
+
+
+@dataclass(frozen=True, slots=True)
+class LiftStudy:
+    """A lift study of an advertiser's campaign: its name (the holdout's hash key), who is
+    told, and under which agreement and clause the aggregate is released."""
+
+    study: str
+    platform: str
+    advertiser_party: str
+    agreement: str
+    clause: str
+    purpose: str = "analytics.reporting.campaign_insights"
+    categories: tuple[str, ...] = ("user.behavior",)
+    holdout: float = 0.1
+
+
+def conversion_lift(
+    accord: Accord,
+    study: LiftStudy,
+    eligible: Iterable[str],
+    converted: Collection[str],
+    privacy: dp.Privacy,
+    *,
+    confidence: float = 0.95,
+    at: datetime | None = None,
+) -> tuple[Lift, Receipt]:
+    """The conversion lift of ``study`` in the clean room: ``eligible`` platform people, split
+    into exposed and holdout by :func:`accord.pets.lift.assign`, and ``converted`` the people
+    (matched into the platform) the advertiser's sign-ups and plays came from. Only the noisy
+    aggregates leave, logged as an aggregate release to the advertiser first."""
+    from accord.pets import lift
+
+    groups = lift.groups_of(eligible, study.study, study.holdout)
+    counts = lift.count(groups, converted)
+    result = lift.measure(counts, privacy, confidence=confidence)
+    people = sum(c.people for c in counts.values())
+    entry = ReleaseEntry(
+        agreement=study.agreement,
+        clause=study.clause,
+        purpose=study.purpose,
+        categories=study.categories,
+        reason=(
+            f"{study.platform} → {study.advertiser_party}: conversion lift of study "
+            f"{study.study}, four counts (people and converters of the exposed group and the "
+            f"holdout) with OpenDP noise (epsilon {privacy.epsilon:g}), each group at least "
+            f"{lift.MIN_PEOPLE} people"
+        ),
+        people=people,
+        provider=study.platform,
+        recipient=study.advertiser_party,
+        fields=("lift.people", "lift.converted"),
+        granularity="aggregate",
+        operation="read",
+        rows=len(lift.Group),
+        at=at or datetime.now(UTC),
+    )
+    receipt = accord.ledger.append([entry])[0]
+    return result, receipt
+
+
+def _check_provider(audience: Audience, how: PartnerMatch, store: AdsStore) -> None:
+    if audience.provider != how.partner or store.platform != how.platform:
+        raise InvalidInput(
+            f"audience {audience.id} is built from {how.partner}'s data for {how.platform}: its "
+            f"provider must be {how.partner} and the store {how.platform}'s",
+            where=f"audience {audience.id}",
+        )
+
+
+def _log(
+    accord: Accord,
+    store: AdsStore,
+    audience: Audience,
+    how: PartnerMatch,
+    members: Sequence[str],
+    change: AudienceChange,
+    built_by: str,
+    at: datetime,
+    *,
+    seed: int | None = None,
+    recall: str | None = None,
+) -> Receipt:
+    what = "a lookalike audience" if change == "lookalike" else "an audience"
+    entry = AudienceEntry(
+        agreement=how.agreement,
+        clause=how.partner_clause,
+        purpose=how.purpose,
+        categories=tuple(sorted(how.partner_categories)),
+        reason=(
+            f"{built_by} {change} {what} for {audience.advertiser} on {store.platform} from "
+            f"{how.partner}'s data matched privately: {len(members)} members"
+        ),
+        people=len(members),
+        change=change,
+        platform=store.platform,
+        audience=audience.id,
+        advertiser=audience.advertiser,
+        provider=how.partner,
+        built_by=built_by,
+        digest=member_digest(members),
+        seed=seed,
+        recall=recall,
+        at=at,
+    )
+    return accord.ledger.append([entry])[0]
+
+
+__all__ = [
+    "MIN_AUDIENCE",
+    "AudienceBuild",
+    "AudienceTooSmall",
+    "LiftStudy",
+    "Matched",
+    "PartnerMatch",
+    "build_lookalike_audience",
+    "build_partner_audience",
+    "conversion_lift",
+    "holdout_audience",
+    "match_partner_people",
+    "member_digest",
+    "viewers",
+]
