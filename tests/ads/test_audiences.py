@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from accord.ads.audiences import (
+    AudienceBuild,
     AudienceTooSmall,
     build_partner_audience,
     member_digest,
@@ -31,15 +32,17 @@ def world(tmp_path: Path) -> Iterator[tuple[Accord, World]]:
         yield built
 
 
-def _build(accord: Accord, world: World, min_size: int = 20):  # type: ignore[no-untyped-def]
+def _build(
+    accord: Accord, world: World, min_size: int = 20
+) -> tuple[frozenset[str], AudienceBuild]:
     drama = viewers(world.watches(), genre="drama")
     return drama, build_partner_audience(
         accord,
         AdsStore(accord.engine, "chirp"),
         DRAMA,
         HOW,
-        world.chirp_records(),
-        world.reelix_records(drama),
+        platform_records=world.chirp_records(),
+        partner_records=world.reelix_records(drama),
         built_by="reelix-ads",
         min_size=min_size,
     )

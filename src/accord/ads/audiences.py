@@ -33,17 +33,19 @@ from accord.consent import Operation
 from accord.errors import InvalidInput
 from accord.ledger.entries import AudienceChange, AudienceEntry, ReleaseEntry
 from accord.ledger.log import Receipt
+from accord.pets import lift, lookalike
+from accord.pets import psi_curve as curve
+from accord.pets.lift import Lift
+from accord.pets.lookalike import Floats, Lookalike
+from accord.pets.psi import LocalTransport, Server
+from accord.pets.psi_accord import admit_through_accord, ask_for, match_through_accord
+from accord.pets.psi_choices import Kind
 from accord.requests import Request
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
     from accord.ads.store import AdsStore
     from accord.pets import dp
-    from accord.pets.lift import Lift
-    from accord.pets.lookalike import Lookalike
-    from accord.pets.psi_choices import Kind
     from accord.service import Accord
 
 MIN_AUDIENCE = 100
@@ -87,7 +89,11 @@ class PartnerMatch:
                 self.platform_categories,
             )
         elif side == self.partner:
-            requester, clause, categories = self.platform, self.partner_clause, self.partner_categories
+            requester, clause, categories = (
+                self.platform,
+                self.partner_clause,
+                self.partner_categories,
+            )
         else:
             raise InvalidInput(f"{side!r} is neither {self.platform} nor {self.partner}")
         return Request(
@@ -122,11 +128,6 @@ def match_partner_people(
     """The platform's people matched with ``partner_records`` by consent-aware private set
     intersection: each side's Accord (the partner's is ``partner_accord``, or the same) feeds in
     only its people allowed under its clause, and logs the release."""
-    from accord.pets import psi_curve as curve
-    from accord.pets.psi import LocalTransport, Server
-    from accord.pets.psi_accord import admit_through_accord, ask_for, match_through_accord
-    from accord.pets.psi_choices import Kind
-
     kind: Kind = Kind(how.kind)
     when = at or datetime.now(UTC)
     partner_side = partner_accord or accord
@@ -183,9 +184,9 @@ def build_partner_audience(
     store: AdsStore,
     audience: Audience,
     how: PartnerMatch,
+    *,
     platform_records: Records,
     partner_records: Records,
-    *,
     built_by: str,
     min_size: int = MIN_AUDIENCE,
     partner_accord: Accord | None = None,
@@ -206,7 +207,7 @@ def build_partner_audience(
     if len(members) < min_size:
         if existed:
             store.replace_audience_members(audience, ())
-            _log(accord, store, audience, how, [], "rebuilt", built_by, when)
+            _log(accord, store, audience, how, [], change="rebuilt", built_by=built_by, at=when)
         raise AudienceTooSmall(
             f"only {len(members)} people matched; a partner-data audience needs at least "
             f"{min_size}" + (", so it was emptied" if existed else ", so it was not built"),
@@ -214,7 +215,7 @@ def build_partner_audience(
         )
     store.replace_audience_members(audience, [(p, None) for p in members])
     change: AudienceChange = "rebuilt" if existed else "built"
-    receipt = _log(accord, store, audience, how, members, change, built_by, when)
+    receipt = _log(accord, store, audience, how, members, change=change, built_by=built_by, at=when)
     return AudienceBuild(audience, change, len(members), member_digest(members), receipt)
 
 
@@ -223,12 +224,12 @@ def build_lookalike_audience(
     store: AdsStore,
     audience: Audience,
     how: PartnerMatch,
+    *,
     platform_records: Records,
     seed_records: Records,
     people: Sequence[str],
-    features: npt.NDArray[object],
+    features: Floats,
     size: int,
-    *,
     built_by: str,
     partner_accord: Accord | None = None,
     at: datetime | None = None,
@@ -242,8 +243,6 @@ def build_lookalike_audience(
     may take part (fed into the match under the platform's clause) become the audience. The
     seed never leaves: not in the audience, the ledger, or the result.
     """
-    from accord.pets import lookalike
-
     _check_provider(audience, how, store)
     seed_list = list(seed_records)
     lookalike.check_seed_size(len({person for person, _ in seed_list}))
@@ -268,9 +267,9 @@ def build_lookalike_audience(
         audience,
         how,
         members,
-        "lookalike",
-        built_by,
-        when,
+        change="lookalike",
+        built_by=built_by,
+        at=when,
         seed=found.seed,
         recall=f"{found.recall:.4f}",
     )
@@ -288,8 +287,6 @@ def holdout_audience(
 ) -> frozenset[str]:
     """Make ``audience`` (the platform's own, no provider) the holdout of lift ``study`` among
     ``eligible`` people; a campaign that excludes it never shows them its ads. Returns them."""
-    from accord.pets import lift
-
     if audience.provider is not None:
         raise InvalidInput(
             "a holdout is the platform's own list, not a partner's", where=f"audience {audience.id}"
@@ -331,8 +328,6 @@ def conversion_lift(
     into exposed and holdout by :func:`accord.pets.lift.assign`, and ``converted`` the people
     (matched into the platform) the advertiser's sign-ups and plays came from. Only the noisy
     aggregates leave, logged as an aggregate release to the advertiser first."""
-    from accord.pets import lift
-
     groups = lift.groups_of(eligible, study.study, study.holdout)
     counts = lift.count(groups, converted)
     result = lift.measure(counts, privacy, confidence=confidence)
@@ -376,10 +371,10 @@ def _log(
     audience: Audience,
     how: PartnerMatch,
     members: Sequence[str],
+    *,
     change: AudienceChange,
     built_by: str,
     at: datetime,
-    *,
     seed: int | None = None,
     recall: str | None = None,
 ) -> Receipt:

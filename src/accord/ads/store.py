@@ -261,9 +261,7 @@ class AdsStore:
         """The people (at the platform) in ``audience``."""
         m = t.audience_members.c
         with translate(StoreError, f"reading audience {audience}"), self.engine.connect() as c:
-            return frozenset(
-                c.execute(select(m.person).where(m.audience_id == audience)).scalars()
-            )
+            return frozenset(c.execute(select(m.person).where(m.audience_id == audience)).scalars())
 
     def add_campaign(self, campaign: Campaign) -> Campaign:
         """Record a campaign; the store numbers it (``campaign.id`` is ignored) and sets whether it

@@ -11,7 +11,7 @@ people it holds and how many of them converted, each with OpenDP noise, each gro
 The lift is the difference of the two conversion rates (intention to treat: everyone assigned,
 whether or not an ad reached them). Its confidence interval adds, under the normal
 approximation, the sampling variance of each rate, p(1 - p)/n, and the variance the noise adds,
-found by the delta method for a ratio of noisy counts: (σ² + p² σ²) / n², where σ is the
+found by the delta method for a ratio of noisy counts: s² (1 + p²) / n², where s is the
 standard deviation of the OpenDP noise of each count (Laplace: √2 times its scale). An interval
 that left the noise out would be too narrow at the small counts where the noise matters.
 

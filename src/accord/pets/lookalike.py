@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from accord.errors import InvalidInput
 
@@ -81,10 +84,6 @@ def build(
     people (the partner's seed, matched into the platform). Seed members the platform has no
     features of are left out of the seed.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if size < 1:
         raise InvalidInput(f"a lookalike audience has at least one person, not {size}")
     x = np.asarray(features, dtype=np.float64)
