@@ -252,7 +252,7 @@ def run_partner_ads(
         lookalike=lookalike,
         seed=seed_size,
         recall=recall,
-        lift=_lift(accord, store, people, audience, epsilon, seed, when),
+        lift=_lift(accord, store, people, audience, epsilon=epsilon, seed=seed, at=when),
     )
 
 
@@ -279,6 +279,7 @@ def _lift(
     store: AdsStore,
     people: list[str],
     audience: Audience,
+    *,
     epsilon: float,
     seed: int,
     at: datetime,
