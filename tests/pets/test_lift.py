@@ -16,6 +16,7 @@ from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput
 from accord.pets import dp
+from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused
 from accord.pets.lift import MIN_PEOPLE, Counts, Group, assign, count, groups_of, measure
 from accord.service import Accord
@@ -147,3 +148,28 @@ def test_a_holdout_is_the_platforms_own_list() -> None:
             [],
             "s",
         )
+
+
+@pytest.mark.integration
+def test_a_study_spends_everyones_budget_first_and_is_refused_when_it_would_overspend(
+    world: tuple[Accord, World],
+) -> None:
+    accord, _records = world
+    budgets = PrivacyBudgets(accord.engine, accord.ledger, default_epsilon=1.0)
+    study = LiftStudy("budgeted", "chirp", "reelix", AGREEMENT_ID, "lift-report", holdout=0.3)
+    eligible = [f"c{i}" for i in range(300)]
+    converted = {p for n, p in enumerate(eligible) if n % 9 == 0}
+    _result, receipt = conversion_lift(
+        accord, study, eligible, converted, dp.Privacy(0.6), budgets=budgets
+    )
+    spent = accord.ledger.leaf(receipt.index - 1).entry()
+    assert spent["kind"] == "budget"
+    assert spent["people"] == 300
+    assert budgets.remaining("chirp", "c0").epsilon == pytest.approx(0.4)
+    size = accord.ledger.head().size
+    with pytest.raises(BudgetExceeded):
+        conversion_lift(accord, study, eligible, converted, dp.Privacy(0.6), budgets=budgets)
+    # The refusal is logged; no release follows it.
+    after = [accord.ledger.leaf(n).entry() for n in range(size, accord.ledger.head().size)]
+    assert [e["kind"] for e in after] == ["budget"]
+    assert budgets.remaining("chirp", "c0").epsilon == pytest.approx(0.4)

@@ -35,6 +35,7 @@ from accord.ledger.entries import AudienceChange, AudienceEntry, ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.pets import lift, lookalike
 from accord.pets import psi_curve as curve
+from accord.pets.budget import Charge, Cost, PrivacyBudgets
 from accord.pets.lift import Lift
 from accord.pets.lookalike import Floats, Lookalike
 from accord.pets.psi import LocalTransport, Server
@@ -213,9 +214,10 @@ def build_partner_audience(
             f"{min_size}" + (", so it was emptied" if existed else ", so it was not built"),
             where=f"audience {audience.id}",
         )
-    store.replace_audience_members(audience, [(p, None) for p in members])
     change: AudienceChange = "rebuilt" if existed else "built"
+    # The ledger first: no member list reaches the ad system before its entry is durable.
     receipt = _log(accord, store, audience, how, members, change=change, built_by=built_by, at=when)
+    store.replace_audience_members(audience, [(p, None) for p in members])
     return AudienceBuild(audience, change, len(members), member_digest(members), receipt)
 
 
@@ -260,7 +262,6 @@ def build_lookalike_audience(
         random_state=random_state,
     )
     members = list(found.members)
-    store.replace_audience_members(audience, [(p, None) for p in members])
     receipt = _log(
         accord,
         store,
@@ -273,6 +274,7 @@ def build_lookalike_audience(
         seed=found.seed,
         recall=f"{found.recall:.4f}",
     )
+    store.replace_audience_members(audience, [(p, None) for p in members])
     return AudienceBuild(
         audience, "lookalike", len(members), member_digest(members), receipt, found
     )
@@ -321,15 +323,36 @@ def conversion_lift(
     converted: Collection[str],
     privacy: dp.Privacy,
     *,
+    budgets: PrivacyBudgets | None = None,
     confidence: float = 0.95,
     at: datetime | None = None,
 ) -> tuple[Lift, Receipt]:
     """The conversion lift of ``study`` in the clean room: ``eligible`` platform people, split
     into exposed and holdout by :func:`accord.pets.lift.assign`, and ``converted`` the people
     (matched into the platform) the advertiser's sign-ups and plays came from. Only the noisy
-    aggregates leave, logged as an aggregate release to the advertiser first."""
+    aggregates leave, logged as an aggregate release to the advertiser first.
+
+    With ``budgets``, every person in the study pays ``privacy``'s epsilon from their privacy
+    budget first (durably, in the ledger); a study that would overspend anyone is refused whole
+    (:class:`~accord.pets.budget.BudgetExceeded`), as is one with a group under 50 people.
+    """
     groups = lift.groups_of(eligible, study.study, study.holdout)
     counts = lift.count(groups, converted)
+    lift.check_groups(counts)
+    if budgets is not None:
+        budgets.spend(
+            Charge(
+                party=study.platform,
+                people=sorted(groups),
+                cost=Cost(privacy.epsilon, privacy.delta, privacy.mechanism.value),
+                recipient=study.advertiser_party,
+                description=f"conversion lift of study {study.study}",
+                agreement=study.agreement,
+                clause=study.clause,
+                purpose=study.purpose,
+                categories=study.categories,
+            )
+        )
     result = lift.measure(counts, privacy, confidence=confidence)
     people = sum(c.people for c in counts.values())
     entry = ReleaseEntry(

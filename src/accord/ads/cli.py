@@ -220,7 +220,7 @@ def partner_lines(shown: PartnerAdsShown) -> list[str]:
         )
     lift = shown.lift
     if lift is None:
-        lines.append("lift: refused (a group under 50 people)")
+        lines.append("lift: refused (a group under 50 people, or someone's privacy budget spent)")
     else:
         lines.append(
             f"lift: {lift.lift * 100:+.2f} points ({lift.confidence:.0%} interval "

@@ -124,6 +124,20 @@ class Lift:
         }
 
 
+def check_groups(counts: Mapping[Group, Counts], min_people: int = MIN_PEOPLE) -> None:
+    """Refuse (:class:`~accord.pets.checks.QueryRefused`) a study with a group of fewer than
+    ``min_people`` people, or a minimum below :data:`MIN_PEOPLE`."""
+    if min_people < MIN_PEOPLE:
+        raise InvalidInput(f"a lift study's groups hold at least {MIN_PEOPLE} people")
+    small = [g.value for g in Group if counts[g].people < min_people]
+    if small:
+        raise QueryRefused(
+            MIN_GROUP_CHECK,
+            f"the {' and '.join(small)} group of the lift study holds fewer than {min_people} "
+            "people: its numbers would say too much about each of them, so none are released",
+        )
+
+
 def measure(
     counts: Mapping[Group, Counts],
     privacy: dp.Privacy,
@@ -138,15 +152,7 @@ def measure(
     """
     if not 0 < confidence < 1:
         raise InvalidInput(f"the confidence is between 0 and 1, not {confidence!r}")
-    if min_people < MIN_PEOPLE:
-        raise InvalidInput(f"a lift study's groups hold at least {MIN_PEOPLE} people")
-    small = [g.value for g in Group if counts[g].people < min_people]
-    if small:
-        raise QueryRefused(
-            MIN_GROUP_CHECK,
-            f"the {' and '.join(small)} group of the lift study holds fewer than {min_people} "
-            "people: its numbers would say too much about each of them, so none are released",
-        )
+    check_groups(counts, min_people)
     half = privacy.split(2)
     noise = dp.calibrate(half, 1, integer=True)
     bounds = dp.Bounds(max_rows=1)
@@ -196,6 +202,7 @@ __all__ = [
     "Group",
     "Lift",
     "assign",
+    "check_groups",
     "count",
     "groups_of",
     "measure",

@@ -44,6 +44,7 @@ from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput, NotFound
 from accord.pets import dp
+from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused
 from accord.pets.lift import Lift
 from accord.scenario.ads import POST_INTERESTS, REELIX_ADVERTISER
@@ -299,12 +300,13 @@ def _lift(
     converted = {
         p for p in eligible if rng.random() < BASE_RATE + (0.0 if p in held else PLANTED_EFFECT)
     }
+    budgets = PrivacyBudgets(accord.engine, accord.ledger)
     try:
         result, _receipt = conversion_lift(
-            accord, study, eligible, converted, dp.Privacy(epsilon), at=at
+            accord, study, eligible, converted, dp.Privacy(epsilon), budgets=budgets, at=at
         )
-    except QueryRefused:
-        return None
+    except (QueryRefused, BudgetExceeded):
+        return None  # a group under 50 people, or someone's privacy budget spent
     return result
 
 
