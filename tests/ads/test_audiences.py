@@ -17,7 +17,9 @@ from accord.ads.audiences import (
     member_digest,
     viewers,
 )
+from accord.ads.model import Audience
 from accord.ads.store import AdsStore
+from accord.errors import InvalidInput, NotFound
 from accord.service import Accord
 from ads.audience_world import DRAMA, HOW, World, opened
 
@@ -177,3 +179,47 @@ def test_viewers_of_a_title_or_a_genre() -> None:
     watches = [("m1", "t1", "drama"), ("m2", "t2", "comedy"), ("m3", "t1", "drama")]
     assert viewers(watches, title="t2") == {"m2"}
     assert viewers(watches, genre="drama") == {"m1", "m3"}
+
+
+def test_an_audience_of_nobody_is_refused(world: tuple[Accord, World]) -> None:
+    accord, records = world
+    with pytest.raises(AudienceTooSmall, match="only 0 people matched"):
+        build_partner_audience(
+            accord,
+            AdsStore(accord.engine, "chirp"),
+            DRAMA,
+            HOW,
+            platform_records=records.chirp_records(),
+            partner_records=[],
+            built_by="reelix-ads",
+            min_size=1,
+        )
+
+
+@pytest.mark.parametrize(
+    ("audience", "error"),
+    [
+        # the platform's own audience: not built from a partner's data
+        (Audience("own", "reelix-ads", "Own"), InvalidInput),
+        # another partner's
+        (Audience("other", "reelix-ads", "Other", provider="chirp"), InvalidInput),
+        # an advertiser the platform does not know
+        (Audience("ghost", "nobody", "Ghost", provider="reelix"), NotFound),
+    ],
+)
+def test_an_audience_that_is_not_the_partners_is_refused_before_anything_is_logged(
+    world: tuple[Accord, World], audience: Audience, error: type[Exception]
+) -> None:
+    accord, records = world
+    size = accord.ledger.head().size
+    with pytest.raises(error):
+        build_partner_audience(
+            accord,
+            AdsStore(accord.engine, "chirp"),
+            audience,
+            HOW,
+            platform_records=records.chirp_records(),
+            partner_records=records.reelix_records({"m0"}),
+            built_by="reelix-ads",
+        )
+    assert accord.ledger.head().size == size

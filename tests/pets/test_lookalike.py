@@ -181,3 +181,14 @@ def test_a_seed_outside_the_limits_is_refused_before_anything_is_matched(
             built_by="reelix-ads",
         )
     assert accord.ledger.head().size == before
+
+
+@pytest.mark.unit
+def test_features_that_are_not_numbers_and_a_seed_of_everyone_are_refused() -> None:
+    people = [f"p{i}" for i in range(40)]
+    features = np.zeros((40, 2))
+    with pytest.raises(InvalidInput, match="everyone is in the seed"):
+        build(people, features, set(people), size=5)
+    features[3, 1] = np.nan
+    with pytest.raises(InvalidInput, match="finite"):
+        build(people, features, set(people[:30]), size=5)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from accord.ads.model import Audience
 from accord.consent import Operation
-from accord.errors import InvalidInput
+from accord.errors import InvalidInput, NotFound
 from accord.ledger.entries import AudienceChange, AudienceEntry, ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.pets import lift, lookalike
@@ -380,10 +380,17 @@ def conversion_lift(
 
 
 def _check_provider(audience: Audience, how: PartnerMatch, store: AdsStore) -> None:
+    """Refuse, before anything is matched or logged, an audience that is not the partner's on
+    this platform, or whose advertiser the platform does not know."""
     if audience.provider != how.partner or store.platform != how.platform:
         raise InvalidInput(
             f"audience {audience.id} is built from {how.partner}'s data for {how.platform}: its "
             f"provider must be {how.partner} and the store {how.platform}'s",
+            where=f"audience {audience.id}",
+        )
+    if audience.advertiser not in {a.id for a in store.advertisers()}:
+        raise NotFound(
+            f"no advertiser {audience.advertiser!r} on {store.platform}",
             where=f"audience {audience.id}",
         )
 

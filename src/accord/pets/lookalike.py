@@ -91,9 +91,13 @@ def build(
         raise InvalidInput(
             f"features are one row per person: {len(people)} people, shape {x.shape}"
         )
+    if not np.isfinite(x).all():
+        raise InvalidInput("features must be finite numbers (no NaN or infinity)")
     in_seed = np.fromiter((p in seed for p in people), dtype=bool, count=len(people))
     seeded = int(in_seed.sum())
     check_seed_size(seeded)
+    if seeded == len(people):
+        raise InvalidInput("everyone is in the seed: there is nobody outside it to find")
     rng = np.random.default_rng(random_state)
     seed_rows = np.flatnonzero(in_seed)
     held = rng.choice(seed_rows, size=max(1, round(HELD_OUT * seeded)), replace=False)
