@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.ads.audiences import LiftStudy, conversion_lift, holdout_audience
+from accord.ads.audiences import LiftStudy, conversion_lift, holdout_audience, partner_lift
 from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput
@@ -20,7 +20,7 @@ from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused
 from accord.pets.lift import MIN_PEOPLE, Counts, Group, assign, count, groups_of, measure
 from accord.service import Accord
-from ads.audience_world import AGREEMENT_ID, World, opened
+from ads.audience_world import AGREEMENT_ID, HOW, World, opened
 
 BASE = 0.05
 EFFECT = 0.02
@@ -173,3 +173,35 @@ def test_a_study_spends_everyones_budget_first_and_is_refused_when_it_would_over
     after = [accord.ledger.leaf(n).entry() for n in range(size, accord.ledger.head().size)]
     assert [e["kind"] for e in after] == ["budget"]
     assert budgets.remaining("chirp", "c0").epsilon == pytest.approx(0.4)
+
+
+@pytest.mark.integration
+def test_partner_conversions_come_in_only_for_members_who_may_take_part(
+    world: tuple[Accord, World],
+) -> None:
+    accord, records = world
+    study = LiftStudy("matched", "chirp", "reelix", AGREEMENT_ID, "lift-report", holdout=0.3)
+    eligible = [f"c{i}" for i in range(300)]
+    members = [f"m{i}" for i in range(300)]
+    converters = [m for m in members if int(m[1:]) % 4 == 0]
+    size = accord.ledger.head().size
+    result, receipt = partner_lift(
+        accord,
+        study,
+        HOW,
+        dp.Privacy(1.0),
+        eligible=eligible,
+        platform_records=records.chirp_records(),
+        member_records=records.reelix_records(members),
+        conversion_records=records.reelix_records(converters),
+    )
+    # The study holds exactly the Chirp people matched with a member who may take part, as the
+    # consent records say (both sides allowed).
+    seen = records.expected(members)
+    assert accord.ledger.leaf(receipt.index).entry()["people"] == len(seen)
+    assert len(seen) < len(eligible)
+    # Both matches were decided and released through Accord before the aggregate left.
+    kinds = [accord.ledger.leaf(n).entry()["kind"] for n in range(size, receipt.index + 1)]
+    assert kinds.count("release") == 2 * 2 + 1  # two sides of two matches, and the lift
+    assert kinds[-1] == "release"
+    assert result.people[Group.EXPOSED] + result.people[Group.HOLDOUT] > 0

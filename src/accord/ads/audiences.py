@@ -379,6 +379,52 @@ def conversion_lift(
     return result, receipt
 
 
+def partner_lift(
+    accord: Accord,
+    study: LiftStudy,
+    how: PartnerMatch,
+    privacy: dp.Privacy,
+    *,
+    eligible: Iterable[str],
+    platform_records: Records,
+    member_records: Records,
+    conversion_records: Records,
+    budgets: PrivacyBudgets | None = None,
+    partner_accord: Accord | None = None,
+    confidence: float = 0.95,
+    at: datetime | None = None,
+) -> tuple[Lift, Receipt]:
+    """The conversion lift of ``study`` with the partner's conversions matched in the room.
+
+    The partner's members (``member_records``) and those of them who converted
+    (``conversion_records``: sign-ups and plays in the study's window) are matched into the
+    platform's people by consent-aware private set intersection under ``how``: only members who
+    may take part come in, each match a decision and a release in the ledger. The study is the
+    ``eligible`` platform people whose conversions could be seen at all (matched with a member
+    who may take part), so that consent, which does not depend on the group, thins both groups
+    alike and does not dilute the lift. The matches stay in this call (the clean room); only the
+    noisy aggregates of :func:`conversion_lift` leave.
+    """
+    when = at or datetime.now(UTC)
+    platform_list = list(platform_records)
+    seen = match_partner_people(
+        accord, how, platform_list, member_records, partner_accord=partner_accord, at=when
+    ).people
+    converted = match_partner_people(
+        accord, how, platform_list, conversion_records, partner_accord=partner_accord, at=when
+    ).people
+    return conversion_lift(
+        accord,
+        study,
+        [p for p in eligible if p in seen],
+        converted & seen,
+        privacy,
+        budgets=budgets,
+        confidence=confidence,
+        at=when,
+    )
+
+
 def _check_provider(audience: Audience, how: PartnerMatch, store: AdsStore) -> None:
     """Refuse, before anything is matched or logged, an audience that is not the partner's on
     this platform, or whose advertiser the platform does not know."""
@@ -446,5 +492,6 @@ __all__ = [
     "holdout_audience",
     "match_partner_people",
     "member_digest",
+    "partner_lift",
     "viewers",
 ]

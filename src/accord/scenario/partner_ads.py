@@ -9,9 +9,11 @@ sale or sharing takes part on either side.
 
 Chirp's features for the lookalike are its own: how many of a person's posts are about each
 interest (:data:`accord.scenario.ads.POST_INTERESTS`) and how many friends they have. The lift's
-conversions (Reelix sign-ups and plays of the people in the study) are simulated with a planted
-effect, since the scenario's databases hold no campaign afterwards: a Chirp person converts with
-:data:`BASE_RATE`, plus :data:`PLANTED_EFFECT` if in the exposed group.
+conversions (Reelix sign-ups and plays) are simulated at Reelix with a planted effect, since the
+scenario's databases hold no campaign afterwards: a member converts with :data:`BASE_RATE`, plus
+:data:`PLANTED_EFFECT` if their Chirp account is in the exposed group. They reach the clean room
+matched privately under the members' consent, like the audiences
+(:func:`accord.ads.audiences.partner_lift`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from accord.ads.audiences import (
     PartnerMatch,
     build_lookalike_audience,
     build_partner_audience,
-    conversion_lift,
     holdout_audience,
+    partner_lift,
     viewers,
 )
 from accord.ads.model import Audience
@@ -48,7 +50,7 @@ from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused
 from accord.pets.lift import Lift
 from accord.scenario.ads import POST_INTERESTS, REELIX_ADVERTISER
-from accord.scenario.population import CHIRP, REELIX
+from accord.scenario.population import CHIRP, REELIX, person_id
 from accord.service import Accord
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
 
@@ -253,7 +255,16 @@ def run_partner_ads(
         lookalike=lookalike,
         seed=seed_size,
         recall=recall,
-        lift=_lift(accord, store, people, audience, epsilon=epsilon, seed=seed, at=when),
+        lift=_lift(
+            accord,
+            store,
+            audience,
+            chirp_records=chirp_records,
+            emails=emails,
+            epsilon=epsilon,
+            seed=seed,
+            at=when,
+        ),
     )
 
 
@@ -278,17 +289,20 @@ def _withdraw_some(accord: Accord, members: list[str], at: datetime) -> int:
 def _lift(
     accord: Accord,
     store: AdsStore,
-    people: list[str],
     audience: Audience,
     *,
+    chirp_records: list[tuple[str, str]],
+    emails: dict[str, str],
     epsilon: float,
     seed: int,
     at: datetime,
 ) -> Lift | None:
     """The conversion lift of a Reelix campaign to everyone on Chirp (as its "originals"
-    campaign targets), with simulated conversions; the holdout is an audience it excludes."""
-    eligible = people
-    study = LiftStudy(f"{audience.id}-lift", CHIRP, REELIX, AGREEMENT, "lift-report", holdout=0.2)
+    campaign targets); the holdout is an audience it excludes. Reelix's conversions are
+    simulated on its side (the world knows which Chirp person each member is, by their index)
+    and matched into Chirp in the room under the members' consent."""
+    eligible = [person for person, _email in chirp_records]
+    study = LiftStudy(f"{audience.id}-lift", CHIRP, REELIX, AGREEMENT, "lift-report", holdout=0.3)
     held = holdout_audience(
         store,
         Audience(f"{audience.id}-holdout"[:64], audience.advertiser, "Lift holdout"),
@@ -297,13 +311,25 @@ def _lift(
         study.holdout,
     )
     rng = random.Random(f"{seed}:conversions")
-    converted = {
-        p for p in eligible if rng.random() < BASE_RATE + (0.0 if p in held else PLANTED_EFFECT)
-    }
-    budgets = PrivacyBudgets(accord.engine, accord.ledger)
+    members = sorted(emails)
+    converters = [
+        m
+        for m in members
+        if rng.random()
+        < BASE_RATE + (0.0 if person_id(CHIRP, int(m[1:])) in held else PLANTED_EFFECT)
+    ]
     try:
-        result, _receipt = conversion_lift(
-            accord, study, eligible, converted, dp.Privacy(epsilon), budgets=budgets, at=at
+        result, _receipt = partner_lift(
+            accord,
+            study,
+            HOW,
+            dp.Privacy(epsilon),
+            eligible=eligible,
+            platform_records=chirp_records,
+            member_records=[(m, emails[m]) for m in members],
+            conversion_records=[(m, emails[m]) for m in converters],
+            budgets=PrivacyBudgets(accord.engine, accord.ledger),
+            at=at,
         )
     except (QueryRefused, BudgetExceeded):
         return None  # a group under 50 people, or someone's privacy budget spent
