@@ -223,3 +223,27 @@ def test_an_audience_that_is_not_the_partners_is_refused_before_anything_is_logg
             built_by="reelix-ads",
         )
     assert accord.ledger.head().size == size
+
+
+def test_an_erased_person_leaves_and_does_not_come_back_on_rebuild(
+    world: tuple[Accord, World],
+) -> None:
+    from accord.erasure import erase
+
+    accord, records = world
+    _build(accord, records)
+    store = AdsStore(accord.engine, "chirp")
+    first, second = sorted(store.audience_members(DRAMA.id))[:2]
+    # Reelix erases the member behind one; Chirp erases the other person itself.
+    member = f"m{first[1:]}"
+    erase(accord, "reelix", member)
+    records.withdrawn.add(f"k-{member}")
+    erase(accord, "chirp", second)
+    records.withdrawn.add(f"k-{second}")
+    # Chirp's own erasure takes its person out of every audience at once.
+    assert second not in store.audience_members(DRAMA.id)
+    drama, _ = _build(accord, records)
+    after = store.audience_members(DRAMA.id)
+    assert first not in after
+    assert second not in after
+    assert after == records.expected(drama)
