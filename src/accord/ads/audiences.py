@@ -79,7 +79,8 @@ class PartnerMatch:
     purpose: str = THIRD_PARTY_TARGETED_ADS
     platform_categories: frozenset[str] = frozenset({"user.contact.email"})
     partner_categories: frozenset[str] = frozenset({"user.contact.email"})
-    kind: str = "email"
+    kind: Kind = Kind.EMAIL
+    """The identifier matched on."""
 
     def request(self, side: str, at: datetime) -> Request:
         """The match-only request under which ``side``'s people go out to the other side."""
@@ -129,7 +130,7 @@ def match_partner_people(
     """The platform's people matched with ``partner_records`` by consent-aware private set
     intersection: each side's Accord (the partner's is ``partner_accord``, or the same) feeds in
     only its people allowed under its clause, and logs the release."""
-    kind: Kind = Kind(how.kind)
+    kind = Kind(how.kind)
     when = at or datetime.now(UTC)
     partner_side = partner_accord or accord
     partner_list = list(partner_records)
@@ -144,8 +145,8 @@ def match_partner_people(
             kind=kind,
             engine=client_engine,
         )
-    allowed = frozenset().union(*matched.feed.owners.values()) if matched.feed.owners else None
-    return Matched(matched.people, allowed or frozenset())
+    allowed: frozenset[str] = frozenset().union(*matched.feed.owners.values())
+    return Matched(matched.people, allowed)
 
 
 def viewers(
@@ -157,8 +158,8 @@ def viewers(
         raise InvalidInput("an audience of viewers names a title or a genre")
     return frozenset(
         member
-        for member, watched, kind in watches
-        if (title is not None and watched == title) or (genre is not None and kind == genre)
+        for member, watched, of_genre in watches
+        if (title is not None and watched == title) or (genre is not None and of_genre == genre)
     )
 
 
