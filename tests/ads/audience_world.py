@@ -153,9 +153,26 @@ def _consent(person: str, controller: str, recipient: str, categories: set[str])
     )
 
 
-def build(accord: Accord, n: int) -> World:
+def build(
+    accord: Accord,
+    n: int,
+    *,
+    never_consented: Iterable[int] | None = None,
+    chirp_opted_out: Iterable[int] | None = None,
+    reelix_opted_out: Iterable[int] | None = None,
+) -> World:
     """Register and activate the agreement; load both parties' people, consents, opt-outs; open
-    Reelix's advertiser account at Chirp."""
+    Reelix's advertiser account at Chirp. Who never consented at Reelix and who opted out on
+    each side follow the module's pattern unless given."""
+    unconsented = set(
+        (i for i in range(n) if i % 7 == 5) if never_consented is None else never_consented
+    )
+    chirp_opted = set(
+        (i for i in range(n) if i % 11 == 3) if chirp_opted_out is None else chirp_opted_out
+    )
+    reelix_opted = set(
+        (i for i in range(n) if i % 13 == 4) if reelix_opted_out is None else reelix_opted_out
+    )
     accord.register(yaml_text.dump(AGREEMENT), source="audiences.yaml", by="legal")
     accord.review(AGREEMENT_ID, reviewer="Dana Privacy", findings="no findings", approved=True)
     accord.move(AGREEMENT_ID, ag.Status.ACTIVE, by="dpo")
@@ -166,17 +183,15 @@ def build(accord: Accord, n: int) -> World:
     reelix_consents = [
         _consent(p.id, "reelix", "chirp", {EMAIL, WATCHED})
         for i, p in enumerate(reelix)
-        if i % 7 != 5
+        if i not in unconsented
     ]
     chirp_out = [
         OptOut(f"c{i}", "chirp", OptOutKind.SALE_SHARING, SignalSource.GPC, NOW - timedelta(1))
-        for i in range(n)
-        if i % 11 == 3
+        for i in sorted(chirp_opted)
     ]
     reelix_out = [
         OptOut(f"m{i}", "reelix", OptOutKind.SALE_SHARING, SignalSource.FORM, NOW - timedelta(1))
-        for i in range(n)
-        if i % 13 == 4
+        for i in sorted(reelix_opted)
     ]
     accord.import_records(chirp, chirp_consents, chirp_out)
     accord.import_records(reelix, reelix_consents, reelix_out)

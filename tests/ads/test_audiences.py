@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accord.ads.audiences import (
     AudienceBuild,
@@ -21,7 +24,7 @@ from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput, NotFound
 from accord.service import Accord
-from ads.audience_world import DRAMA, HOW, World, opened
+from ads.audience_world import DRAMA, HOW, World, build, opened
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +250,46 @@ def test_an_erased_person_leaves_and_does_not_come_back_on_rebuild(
     assert first not in after
     assert second not in after
     assert after == records.expected(drama)
+
+
+PROPERTY_PEOPLE = 24
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    never_consented=st.sets(st.integers(0, PROPERTY_PEOPLE - 1)),
+    chirp_opted_out=st.sets(st.integers(0, PROPERTY_PEOPLE - 1)),
+    reelix_opted_out=st.sets(st.integers(0, PROPERTY_PEOPLE - 1)),
+    watched=st.sets(st.integers(0, PROPERTY_PEOPLE - 1), min_size=1),
+)
+def test_an_audience_is_exactly_who_consented_and_did_not_opt_out(
+    never_consented: set[int],
+    chirp_opted_out: set[int],
+    reelix_opted_out: set[int],
+    watched: set[int],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder, Accord.open(data_dir=Path(folder)) as accord:
+        records = build(
+            accord,
+            PROPERTY_PEOPLE,
+            never_consented=never_consented,
+            chirp_opted_out=chirp_opted_out,
+            reelix_opted_out=reelix_opted_out,
+        )
+        chosen = {f"m{i}" for i in watched}
+        build_partner_audience(
+            accord,
+            AdsStore(accord.engine, "chirp"),
+            DRAMA,
+            HOW,
+            platform_records=records.chirp_records(),
+            partner_records=records.reelix_records(chosen),
+            built_by="reelix-ads",
+            min_size=0,
+        )
+        members = AdsStore(accord.engine, "chirp").audience_members(DRAMA.id)
+    assert members == records.expected(chosen)
+    # Nobody who opted out on either side, nobody without consent, nobody who did not watch.
+    assert not {int(m[1:]) for m in members} & (chirp_opted_out | reelix_opted_out)
+    assert not {int(m[1:]) for m in members} & never_consented
+    assert {int(m[1:]) for m in members} <= watched
