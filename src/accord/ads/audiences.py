@@ -455,15 +455,24 @@ def _log(
     seed: int | None = None,
     recall: str | None = None,
 ) -> Receipt:
-    what = "a lookalike audience" if change == "lookalike" else "an audience"
+    did = {
+        "built": "built audience",
+        "rebuilt": "built again audience",
+        "lookalike": "built lookalike audience",
+    }[change]
+    source = (
+        f"people like {how.partner}'s seed, which stayed in the clean room"
+        if change == "lookalike"
+        else f"{how.partner}'s people matched privately under their consent"
+    )
     entry = AudienceEntry(
         agreement=how.agreement,
         clause=how.partner_clause,
         purpose=how.purpose,
         categories=tuple(sorted(how.partner_categories)),
         reason=(
-            f"{built_by} {change} {what} for {audience.advertiser} on {store.platform} from "
-            f"{how.partner}'s data matched privately: {len(members)} members"
+            f"{built_by} {did} {audience.id} for {audience.advertiser} on {store.platform} "
+            f"from {source}: {len(members)} members"
         ),
         people=len(members),
         change=change,
