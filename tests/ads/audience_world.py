@@ -207,8 +207,9 @@ DRAMA = Audience("reelix-drama", "reelix-ads", "Reelix drama viewers", provider=
 
 
 @contextmanager
-def opened(folder: Path, n: int) -> Iterator[tuple[Accord, World]]:
-    """A built world of ``n`` people in a SQLite store in ``folder``."""
+def opened(folder: Path, n: int, url: str | None = None) -> Iterator[tuple[Accord, World]]:
+    """A built world of ``n`` people in the store at ``url`` (or a SQLite store in ``folder``),
+    the ledger's key in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    with Accord.open(data_dir=folder) as accord:
+    with Accord.open(database_url=url, data_dir=folder) as accord:
         yield accord, build(accord, n)
