@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.ads.audiences import LiftStudy, conversion_lift, holdout_audience, partner_lift
+from accord.ads.measurement import LiftStudy, conversion_lift, holdout_audience, partner_lift
 from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput

@@ -13,7 +13,7 @@ conversions (Reelix sign-ups and plays) are simulated at Reelix with a planted e
 scenario's databases hold no campaign afterwards: a member converts with :data:`BASE_RATE`, plus
 :data:`PLANTED_EFFECT` if their Chirp account is in the exposed group. They reach the clean room
 matched privately under the members' consent, like the audiences
-(:func:`accord.ads.audiences.partner_lift`).
+(:func:`accord.ads.measurement.partner_lift`).
 """
 
 from __future__ import annotations
@@ -34,14 +34,12 @@ from accord import agreements as ag
 from accord.ads.audiences import (
     MIN_AUDIENCE,
     AudienceTooSmall,
-    LiftStudy,
     PartnerMatch,
     build_lookalike_audience,
     build_partner_audience,
-    holdout_audience,
-    partner_lift,
     viewers,
 )
+from accord.ads.measurement import LiftStudy, holdout_audience, partner_lift
 from accord.ads.model import Audience
 from accord.ads.store import AdsStore
 from accord.errors import InvalidInput, NotFound
