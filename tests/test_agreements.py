@@ -41,6 +41,7 @@ def test_examples_shipped_with_accord_parse() -> None:
     assert names == [
         "chirp-reelix-audience.yaml",
         "chirp-reelix-cleanroom.yaml",
+        "chirp-reelix-partner-ads.yaml",
         "chirp-reelix-titan.yaml",
         "chirp-reelix.yaml",
     ]

@@ -124,3 +124,21 @@ def test_the_cleanroom_benchmark_runs_the_report_beside_raw_duckdb() -> None:
     assert float(result["dp_vs_raw_ratio"]) > 0  # type: ignore[arg-type]
     # Every group above the threshold is released; none of fewer people.
     assert 0 < int(result["groups_released"]) <= int(result["groups_raw"])  # type: ignore[call-overload]
+
+
+def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "audiences.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "audiences"
+    assert result["audience_vs_bare_psi_ratio"] > 0
+    # Consent and opt-outs keep some people out: the audience is smaller than the bare match.
+    assert 0 < result["members"] < result["bare_matched"]
+    # The lookalike finds the seed's held-out members more often than a random list would.
+    assert result["lookalike_recall_vs_random_ratio"] > 1

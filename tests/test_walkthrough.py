@@ -155,6 +155,8 @@ CHECKS: list[tuple[str, Check]] = [
         r"^accord ads simulate .*--data-dir accord-ads$",
         has_words("ad requests", "ledger entries", "The money beside the data", "Reelix"),
     ),
+    (r"^accord ads partner .*--json$", has('"audience"', '"withdrawn"', '"lift"')),
+    (r"^accord ads partner$", has_words("audience on Chirp", "built again", "lookalike", "lift")),
     (r"^QUERY=", has()),
     (r"^accord cleanroom check ", has("allowed under the aggregation rule", 'ORDER BY "sends"')),
     (r"^accord cleanroom run ", printed_as_shown("cleanroom.md", "room's agreement, and prints")),

@@ -28,6 +28,7 @@ WHAT = {
     "chirp-reelix-titan.yaml": "a Titan-style whitelist nobody reviewed: what Accord refuses",
     "chirp-reelix-cleanroom.yaml": "the clean room's agreement: rows in, aggregates out",
     "chirp-reelix-audience.yaml": "audience overlap: a private match of e-mail addresses",
+    "chirp-reelix-partner-ads.yaml": "Reelix's audiences and lift on Chirp, only as consented",
     "members.csv": "Reelix's members and where each lives (accord person load)",
     "chirp-audience.csv": "Chirp's customers, where each lives, their e-mail (accord psi run)",
     "reelix-audience.csv": "Reelix's members, where each lives, their e-mail (accord psi run)",

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from accord.errors import InvalidInput
 from accord.ledger.entries import (
+    AUDIENCE_CHANGES,
     CONSENT_CHANGES,
     ENTRY_KINDS,
     AgreementChangeEntry,
+    AudienceEntry,
     ConsentChangeEntry,
     DecisionEntry,
     Entry,
@@ -70,6 +72,21 @@ entries = st.one_of(
         to_status=text,
         actor=st.none() | text,
         **common,
+    ),
+    # An audience entry counts its members and never names them: ``about`` stays empty.
+    st.builds(
+        AudienceEntry,
+        change=st.sampled_from(AUDIENCE_CHANGES),
+        platform=text,
+        audience=text,
+        advertiser=text,
+        provider=text,
+        built_by=text,
+        digest=text,
+        seed=st.none() | st.integers(0, 2**53 - 1),
+        recall=st.none() | text,
+        people=st.integers(0, 10**9),
+        **{**common, "about": st.just(())},
     ),
 )
 tags = st.lists(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64), max_size=3)
@@ -211,3 +228,19 @@ def test_the_kinds_the_commands_name_are_the_kinds_there_are() -> None:
     from accord.ledger.kinds import KINDS
 
     assert sorted(ENTRY_KINDS) == list(KINDS)
+
+
+def test_an_audience_entry_refuses_to_name_its_members() -> None:
+    with pytest.raises(InvalidInput, match="must not name"):
+        AudienceEntry(
+            agreement="a",
+            reason="r",
+            change="built",
+            platform="chirp",
+            audience="drama",
+            advertiser="reelix-ads",
+            provider="reelix",
+            built_by="reelix-ads",
+            digest="00",
+            about=("c1",),
+        )

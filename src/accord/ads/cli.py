@@ -20,6 +20,7 @@ from accord.console import DatabaseUrl, DataDir, handled
 
 if TYPE_CHECKING:
     from accord.ads.access import Access, SpendBesideAccess
+    from accord.scenario.partner_ads import PartnerAdsShown
 
 app = typer.Typer(
     help="Chirp's ad platform: a simulated campaign season; each advertiser's spend beside its "
@@ -143,6 +144,90 @@ def spend(
     data access the advertiser's party holds through agreements in the same period: clauses in
     force, exchanges allowed and refused, people and records released (from the ledger)."""
     _print_spend(database_url, data_dir, as_json=as_json, by=by)
+
+
+@app.command("partner")
+@handled
+def partner(
+    genre: Annotated[
+        str | None,
+        typer.Option(
+            help="The genre whose Reelix viewers make the audience (default: the most watched).",
+            show_default=False,
+        ),
+    ] = None,
+    min_size: Annotated[
+        int, typer.Option(min=1, help="The fewest members the audience may have.")
+    ] = 100,
+    epsilon: Annotated[
+        float, typer.Option(min=0.01, help="Privacy loss of the lift's noisy counts.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the lookalike and simulated conversions.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Reelix's data in Chirp's ads, on the reference scenario (run `accord demo` first): an
+    audience of a genre's viewers matched privately under their consent, built again after some
+    withdraw, a lookalike of it, and a campaign's conversion lift with noise; each step in the
+    ledger."""
+    from accord.config import Settings
+    from accord.datafolder import DataFolder
+    from accord.errors import InvalidInput
+    from accord.scenario.partner_ads import run_partner_ads
+    from accord.service import Accord
+
+    folder, url = DataFolder.of_settings(Settings(), database_url, data_dir)
+    parties = folder.scenario_parties()
+    if set(parties) != {"chirp", "reelix"}:
+        raise InvalidInput(
+            f"{folder.path} holds no finished reference scenario: run `accord demo` first",
+            where="--data-dir",
+        )
+    with Accord.open(url, folder.path) as accord:
+        shown = run_partner_ads(
+            accord,
+            parties["chirp"],
+            parties["reelix"],
+            genre=genre,
+            min_size=min_size,
+            epsilon=epsilon,
+            seed=seed,
+        )
+    if as_json:
+        print(json.dumps(shown.to_json(), indent=2))
+        return
+    for line in partner_lines(shown):
+        out.print(line)
+
+
+def partner_lines(shown: PartnerAdsShown) -> list[str]:
+    """What ``accord ads partner`` prints."""
+    lines = [f"Reelix's {escape(shown.genre)} viewers: {shown.viewers:,} at Reelix"]
+    if shown.audience is None:
+        lines.append(f"audience refused: {escape(shown.refused or '')}")
+    else:
+        lines.append(
+            f"audience on Chirp: {shown.audience:,} people (only those who consented and did not "
+            "opt out)"
+        )
+        rebuilt = "refused" if shown.rebuilt is None else f"{shown.rebuilt:,} people"
+        lines.append(f"after {shown.withdrawn} withdrawals, built again: {rebuilt}")
+    if shown.lookalike is not None:
+        lines.append(
+            f"lookalike: {shown.lookalike:,} people outside a seed of {shown.seed:,}; recall of "
+            f"held-out seed members in the top 20%: {shown.recall:.2f} (random: 0.20)"
+        )
+    lift = shown.lift
+    if lift is None:
+        lines.append("lift: refused (a group under 50 people, or someone's privacy budget spent)")
+    else:
+        lines.append(
+            f"lift: {lift.lift * 100:+.2f} points ({lift.confidence:.0%} interval "
+            f"{lift.low * 100:+.2f} to {lift.high * 100:+.2f}, noise and sampling), planted "
+            f"{shown.planted * 100:+.2f}"
+        )
+    return lines
 
 
 def _print_spend(

@@ -212,6 +212,57 @@ class AdsStore:
             insert_rows(c, t.audience_members, ("audience_id", "person", "source_person"), rows)
         return len(rows)
 
+    def replace_audience_members(
+        self, audience: Audience, members: Iterable[tuple[str, str | None]]
+    ) -> int:
+        """Create ``audience`` if it is new, and make ``members`` its members (every earlier
+        member not among them leaves it), in one transaction; returns how many it holds."""
+        rows = [(audience.id, person, source) for person, source in members]
+        m = t.audience_members.c
+        with translate(StoreError, f"replacing audience {audience.id}"), self.engine.begin() as c:
+            found = c.execute(
+                select(t.audiences.c.advertiser, t.audiences.c.provider).where(
+                    t.audiences.c.id == audience.id
+                )
+            ).first()
+            if found is None:
+                self._require_advertiser(c, audience.advertiser)
+                if audience.provider is not None:
+                    self._require_parties(c, {audience.provider})
+                c.execute(
+                    t.audiences.insert().values(
+                        id=audience.id,
+                        advertiser=audience.advertiser,
+                        name=audience.name,
+                        provider=audience.provider,
+                        created_at=_now(),
+                    )
+                )
+            elif (found.advertiser, found.provider) != (audience.advertiser, audience.provider):
+                raise InvalidInput(
+                    f"audience {audience.id} belongs to {found.advertiser} with data of "
+                    f"{found.provider}, not to {audience.advertiser} with data of "
+                    f"{audience.provider}"
+                )
+            c.execute(t.audience_members.delete().where(m.audience_id == audience.id))
+            insert_rows(c, t.audience_members, ("audience_id", "person", "source_person"), rows)
+        return len(rows)
+
+    def audience(self, audience: str) -> Audience | None:
+        """The audience ``audience``, or None if there is none."""
+        a = t.audiences.c
+        with translate(StoreError, f"reading audience {audience}"), self.engine.connect() as c:
+            row = c.execute(
+                select(a.id, a.advertiser, a.name, a.provider).where(a.id == audience)
+            ).first()
+        return None if row is None else Audience(row.id, row.advertiser, row.name, row.provider)
+
+    def audience_members(self, audience: str) -> frozenset[str]:
+        """The people (at the platform) in ``audience``."""
+        m = t.audience_members.c
+        with translate(StoreError, f"reading audience {audience}"), self.engine.connect() as c:
+            return frozenset(c.execute(select(m.person).where(m.audience_id == audience)).scalars())
+
     def add_campaign(self, campaign: Campaign) -> Campaign:
         """Record a campaign; the store numbers it (``campaign.id`` is ignored) and sets whether it
         uses partner data from its audiences. Returns it as recorded."""

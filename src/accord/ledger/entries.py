@@ -644,3 +644,63 @@ class AdSpendEntry(Entry):
 
 
 ENTRY_KINDS[AdSpendEntry.kind] = AdSpendEntry
+
+
+AudienceChange = Literal["built", "rebuilt", "lookalike"]
+AUDIENCE_CHANGES: tuple[str, ...] = get_args(AudienceChange)
+"""How an audience entry's member list came to be."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AudienceEntry(Entry):
+    """An advertiser's audience was built (or rebuilt) from a partner's data: who built it, under
+    which agreement and clause, how many members it holds, and a digest of the member list.
+
+    The members are never named, not even by pseudonym: ``about`` must stay empty. ``digest`` is
+    the SHA-256 of the sorted member ids (one a line), so the platform can later show which list
+    a campaign used, and anyone holding that list can check it against the ledger; ``members`` is
+    ``people``. A lookalike records its quality, the recall of held-out seed members in the top
+    fifth of scores, as decimal text (``recall``; the leaf holds no floats), and the seed's size.
+    """
+
+    kind: ClassVar[str] = "audience"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "change": _TEXT,
+        "platform": _TEXT,
+        "audience": _TEXT,
+        "advertiser": _TEXT,
+        "provider": _TEXT,
+        "built_by": _TEXT,
+        "digest": _TEXT,
+        "seed": _MAYBE_COUNT,
+        "recall": _TEXT,
+    }
+
+    change: AudienceChange
+    platform: str
+    audience: str
+    advertiser: str
+    provider: str
+    built_by: str
+    digest: str
+    seed: int | None = None
+    """A lookalike's seed size (people matched into the platform); None for other audiences."""
+    recall: str | None = None
+    """A lookalike's recall of held-out seed members in the top 20% of scores."""
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        if self.about:
+            raise InvalidInput("an audience entry must not name the audience's members")
+        if self.change not in AUDIENCE_CHANGES:
+            raise InvalidInput(f"unknown audience change {self.change!r}")
+        for name in ("platform", "audience", "advertiser", "provider", "built_by", "digest"):
+            _check_text(name, getattr(self, name))
+        for name in ("recall",):
+            _check_text(name, getattr(self, name))
+        if self.seed is not None:
+            _check_count("seed", self.seed)
+
+
+ENTRY_KINDS[AudienceEntry.kind] = AudienceEntry
