@@ -145,7 +145,7 @@ def test_checking_an_agreement_loads_no_store_and_no_web_stack() -> None:
         pytest.param(["ledger", "show"], 0, id="ledger show"),
         pytest.param(["consent", "list", "--person", "r1", "--controller", "x"], 2, id="consent"),
         # the partner apps are in the store: their command loads none of the API's web stack
-        pytest.param(["app", "revoke", "no-such-app"], 1, id="app revoke"),
+        pytest.param(["app", "revoke", "no-such-app"], 2, id="app revoke"),
     ],
 )
 def test_commands_on_the_store_load_no_web_stack(
