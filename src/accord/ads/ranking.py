@@ -319,7 +319,8 @@ class ClickRanker:
     metrics: Metrics | None = None
     retrained: tuple[int, ...] = ()
     seconds: float = 0.0
-    """How long training (or forgetting) took: fitting shards and calibrating, not measuring."""
+    """The CPU seconds training (or forgetting) took: fitting shards and calibrating, not measuring
+    (CPU time, so that other work on the machine does not count)."""
     _roles: Ints = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     _shard: Ints = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     # Each shard's scores of the held-out rows (by role), with the rows' log positions: kept so
@@ -335,14 +336,14 @@ class ClickRanker:
         s = settings or Settings()
         if s.shards < 1:
             raise InvalidInput(f"a model needs at least one shard, not {s.shards}")
-        started = time.perf_counter()
+        started = time.process_time()
         role = roles(matrix.people)
         shard = shards_of(matrix.people, s.shards)
         states = [_fit_shard(matrix, role, shard, k, s) for k in range(s.shards)]
         ranker = cls(s, matrix.columns, states, None, (), 0, snapshot)
         ranker._roles, ranker._shard = role, shard
         ranker._calibrate(matrix, None)
-        ranker.seconds = time.perf_counter() - started
+        ranker.seconds = time.process_time() - started
         ranker._held_scores(matrix, ROLE_TEST)
         ranker.metrics = ranker._measure(matrix)
         return ranker
@@ -353,7 +354,7 @@ class ClickRanker:
         """A new model without ``people``'s rows or partner features as ``matrix`` (built from
         the new ``snapshot``) has them: only the shards that held them are retrained, the
         others are kept as they are, and the calibration is refitted."""
-        started = time.perf_counter()
+        started = time.process_time()
         people = list(people)
         position = {p: n for n, p in enumerate(matrix.people)}
         unknown = [p for p in people if p not in position]
@@ -376,7 +377,7 @@ class ClickRanker:
         new._roles, new._shard, new._held = role, shard, dict(self._held)
         changed = {position[p] for p in people}
         new._calibrate(matrix, changed, touched)
-        new.seconds = time.perf_counter() - started
+        new.seconds = time.process_time() - started
         new._held_scores(matrix, ROLE_TEST, changed, touched)
         new.metrics = new._measure(matrix)
         return new
@@ -501,7 +502,7 @@ class ClickRanker:
 def _fit_shard(matrix: Matrix, role: Ints, shard: Ints, k: int, s: Settings) -> ShardState:
     import lightgbm as lgb  # noqa: PLC0415 - heavy, only when training
 
-    started = time.perf_counter()
+    started = time.process_time()
     rows = (role[matrix.row_person] == ROLE_TRAIN) & (shard[matrix.row_person] == k)
     if not matrix.y[rows].any():
         raise InvalidInput(f"shard {k} has no click to learn from: too few impressions")
@@ -529,7 +530,7 @@ def _fit_shard(matrix: Matrix, role: Ints, shard: Ints, k: int, s: Settings) -> 
     partner = tuple(matrix.people[i] for i in who[matrix.joined[who]].tolist())
     partner_rows = int(matrix.joined[matrix.row_person[rows]].sum())
     return ShardState(
-        booster, people, partner, int(rows.sum()), partner_rows, time.perf_counter() - started
+        booster, people, partner, int(rows.sum()), partner_rows, time.process_time() - started
     )
 
 
