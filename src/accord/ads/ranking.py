@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from accord.ads.clicks import ClickLog
+from accord.ads.model import AGE_BANDS, PersonSignals
 from accord.consent import Consent, OptOut, OptOutKind, utc
 from accord.errors import InvalidInput
 from accord.taxonomy import MEDIA_CONSUMPTION
@@ -573,6 +574,43 @@ def person_features(
     return np.hstack([own, np.tile(np.asarray(values, dtype=np.float64), (n, 1))])
 
 
+class RankingPredictor:
+    """The market's predictor from a trained model: each campaign's calibrated click probability
+    for a person (in the first slot; the auction prices the position itself).
+
+    The person's features are read from ``people`` (by id); partner features are used only for
+    the people ``joined`` (the consent snapshot of the serving instant) and never for a request
+    whose person opted out (recorded, or a Global Privacy Control signal on the request), nor by
+    a model trained without them. A person the table does not know is scored with the average
+    past rate and no partner features. ``topics`` are the campaigns' topics in index order.
+    """
+
+    def __init__(
+        self, ranker: ClickRanker, people: People, topics: Bits, joined: frozenset[str]
+    ) -> None:
+        self.ranker, self.people, self.topics, self.joined = ranker, people, topics, joined
+        self.row = {p: n for n, p in enumerate(people.ids)}
+        self.partner = all(c in ranker.columns for c in PARTNER_FEATURES)
+        self.mean_past = float(np.mean(people.past_ctr)) if len(people.ids) else 0.0
+
+    def __call__(self, person: PersonSignals, _eligible: Bools) -> Floats:
+        """Calibrated click probabilities of every campaign for ``person``."""
+        n = self.row.get(person.person)
+        use = n is not None and person.person in self.joined and not person.opted_out
+        x = person_features(
+            self.topics,
+            age_band=AGE_BANDS.index(person.age_band)
+            if n is None
+            else int(self.people.age_band[n]),
+            interests=0 if n is None else int(self.people.interests[n]),
+            past=self.mean_past if n is None else float(self.people.past_ctr[n]),
+            partner=list(self.people.partner[n]) if use and n is not None else None,
+        )
+        if not self.partner:
+            x = x[:, : len(CHIRP_FEATURES)]
+        return self.ranker.predict(x)
+
+
 def partner_view(affinity: Floats, *, seed: int, noise: float = 0.3) -> Floats:
     """What the partner holds about each person in a simulated world: a noisy view of their
     hidden streaming affinity (one column per :data:`PARTNER_FEATURES`)."""
@@ -604,6 +642,7 @@ __all__ = [
     "Matrix",
     "Metrics",
     "People",
+    "RankingPredictor",
     "Settings",
     "auc",
     "consent_snapshot",

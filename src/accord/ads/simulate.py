@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from accord.ads.auction import AuctionRules
-from accord.ads.clicks import ClickModel
+from accord.ads.clicks import ClickLog, ClickModel
 from accord.ads.eligibility import CandidateIndex
-from accord.ads.market import Market
+from accord.ads.market import Market, Predictor
 from accord.ads.model import HOURS_IN_WEEK, Campaign, PersonSignals
 from accord.ads.pacing import PacingSettings, cumulative
 from accord.ads.spend import SpendBook, month_of
@@ -141,20 +141,14 @@ def traffic_curves(world: World, index: CandidateIndex, windows: int) -> Floats:
     return cumulative(curves)
 
 
-def run_season(
-    world: World,
-    season: Season,
-    store: AdsStore,
-    book: SpendBook,
-    progress: Callable[[int], None] | None = None,
-) -> SeasonResult:
-    """Simulate ``season`` on ``world``, writing impressions, charges, ledger entries and
-    invoices; ``progress`` is told of each day done."""
+def _market(world: World, season: Season, predictor: Predictor | None) -> Market:
+    """The market a season runs through: the world's campaigns, ranked by ``predictor`` (by
+    default the platform's own first model, :meth:`ClickModel.visible`)."""
     index = CandidateIndex(world.campaigns)
     model = world.model
     row_of = {p.person: n for n, p in enumerate(world.people)}
 
-    def predict(person: PersonSignals, _eligible: npt.NDArray[np.bool_]) -> Floats:
+    def visible(person: PersonSignals, _eligible: npt.NDArray[np.bool_]) -> Floats:
         return model.visible(row_of[person.person])
 
     # The click model's campaign columns are in the world's campaign order; the market's index
@@ -163,14 +157,31 @@ def run_season(
     order = [column[c.id] for c in index.campaigns]
     if order != sorted(order):
         raise InvalidInput("the world's campaigns must be in campaign id order")
-    market = Market(
+    return Market(
         world.campaigns,
         season.rules,
-        predict,
+        predictor or visible,
         curves=traffic_curves(world, index, season.pacing.windows),
         pacing=season.pacing,
         seed=season.seed,
     )
+
+
+def run_season(
+    world: World,
+    season: Season,
+    store: AdsStore,
+    book: SpendBook,
+    progress: Callable[[int], None] | None = None,
+    *,
+    predictor: Predictor | None = None,
+) -> SeasonResult:
+    """Simulate ``season`` on ``world``, writing impressions, charges, ledger entries and
+    invoices; ``progress`` is told of each day done. The auction ranks by ``predictor`` (a
+    trained click model, :class:`accord.ads.ranking.RankingPredictor`), or by default by the
+    platform's own first model."""
+    market = _market(world, season, predictor)
+    row_of = {p.person: n for n, p in enumerate(world.people)}
     rng = np.random.default_rng([season.seed, 1])
     result = SeasonResult()
     dates = season.dates()
@@ -258,4 +269,42 @@ def _one_day(
     return impressions
 
 
-__all__ = ["LOCAL_DAY", "Season", "SeasonResult", "World", "run_season", "traffic_curves"]
+def replay(
+    world: World, season: Season, predictor: Predictor | None = None
+) -> tuple[SeasonResult, ClickLog]:
+    """``season`` on ``world`` through the market alone, nothing written: what it did (its
+    ``spend`` is the revenue) and the log of its impressions, in the order shown, with their true
+    click probabilities (persons as rows of the world, campaigns as its columns): what a click
+    model is trained on, and how two rankings are compared on the same traffic."""
+    market = _market(world, season, predictor)
+    row_of = {p.person: n for n, p in enumerate(world.people)}
+    column = market.index.position
+    rng = np.random.default_rng([season.seed, 1])
+    result = SeasonResult()
+    rows: list[tuple[object, ...]] = []
+    for day in season.dates():
+        shown = _one_day(world, season, market, rng, row_of=row_of, day=day, result=result)
+        for charge in market.take_charges():
+            result.spend += charge.micros
+        result.impressions += len(shown)
+        result.days += 1
+        rows += shown
+    log = ClickLog(
+        np.array([row_of[str(r[2])] for r in rows], dtype=np.int64),
+        np.array([column[int(str(r[3]))] for r in rows], dtype=np.int64),
+        np.array([int(str(r[6])) for r in rows], dtype=np.int64),
+        np.array([bool(r[13]) for r in rows], dtype=np.bool_),
+        np.array([float(str(r[12])) for r in rows], dtype=np.float64),
+    )
+    return result, log
+
+
+__all__ = [
+    "LOCAL_DAY",
+    "Season",
+    "SeasonResult",
+    "World",
+    "replay",
+    "run_season",
+    "traffic_curves",
+]
