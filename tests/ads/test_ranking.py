@@ -18,16 +18,6 @@ from hypothesis import strategies as st
 
 from accord.ads.cards import absent_from, card_of, entry_of, record_card
 from accord.ads.clicks import ClickLog, ClickModel, random_model, sample_log
-from accord.ads.model import (
-    AGE_BANDS,
-    MICROS,
-    Bid,
-    BidStrategy,
-    Campaign,
-    Creative,
-    PersonSignals,
-    Schedule,
-)
 from accord.ads.ranking import (
     PARTNER_FEATURES,
     ClickRanker,
@@ -43,7 +33,7 @@ from accord.ads.ranking import (
     smoothed_ctr_auc,
     training_matrix,
 )
-from accord.ads.simulate import Season, World
+from accord.ads.simulate import Season, World, random_world
 from accord.ads.value import partner_value
 from accord.consent import Consent, OptOut, OptOutKind, SignalSource
 from accord.errors import InvalidInput
@@ -351,34 +341,7 @@ def test_a_card_is_a_ledger_entry_that_names_nobody(accord: Accord) -> None:
 
 
 def a_world(people: int, campaigns: int, seed: int) -> World:
-    """A world of ``people`` with a seeded click model and CPC campaigns open to everyone."""
-    model = random_model(people, campaigns, seed=seed)
-    ad = (Creative("ad", "An ad", "", "https://example.com/"),)
-    rng = np.random.default_rng(seed)
-    made = [
-        Campaign(
-            id=k + 1,
-            advertiser=f"a{k}",
-            name=f"campaign {k}",
-            daily_budget=10_000 * MICROS,
-            schedule=Schedule(AT - timedelta(days=1)),
-            bid=Bid(BidStrategy.CPC, int(rng.integers(200_000, 800_000))),
-            creatives=ad,
-            frequency_cap=1_000,
-        )
-        for k in range(campaigns)
-    ]
-    return World(
-        "chirp",
-        [
-            PersonSignals(f"c{i:06d}", "US-CA", AGE_BANDS[int(model.person_age[i])])
-            for i in range(people)
-        ],
-        np.zeros(people, dtype=np.int64),
-        np.full(people, 3.0),
-        model,
-        made,
-    )
+    return random_world(people, campaigns, seed=seed, start=AT - timedelta(days=1))
 
 
 def test_a_second_season_ranked_with_partner_features_predicts_its_clicks_better() -> None:
@@ -392,7 +355,7 @@ def test_a_second_season_ranked_with_partner_features_predicts_its_clicks_better
         Season(AT.date() + timedelta(days=12), days=4, seed=2),
         partner_view(world.model.affinity, seed=5),
         snapshot,
-        Settings(shards=2, rounds=60, min_leaf=50),
+        settings=Settings(shards=2, rounds=60, min_leaf=50),
     )
     assert value.partner_people == len(ids) - 1
     # On the same impressions, of a season after the one the models learned from.

@@ -24,10 +24,20 @@ import numpy as np
 import numpy.typing as npt
 
 from accord.ads.auction import AuctionRules
-from accord.ads.clicks import ClickLog, ClickModel
+from accord.ads.clicks import ClickLog, ClickModel, random_model
 from accord.ads.eligibility import CandidateIndex
 from accord.ads.market import Market, Predictor
-from accord.ads.model import HOURS_IN_WEEK, Campaign, PersonSignals
+from accord.ads.model import (
+    AGE_BANDS,
+    HOURS_IN_WEEK,
+    MICROS,
+    Bid,
+    BidStrategy,
+    Campaign,
+    Creative,
+    PersonSignals,
+    Schedule,
+)
 from accord.ads.pacing import PacingSettings, cumulative
 from accord.ads.spend import SpendBook, month_of
 from accord.ads.store import AdsStore
@@ -269,6 +279,35 @@ def _one_day(
     return impressions
 
 
+def random_world(people: int, campaigns: int, *, seed: int, start: datetime) -> World:
+    """A seeded world (:func:`accord.ads.clicks.random_model`) of ``people`` in one time zone,
+    each opening the feed three times a day on average, and ``campaigns`` CPC campaigns open to
+    everyone from ``start`` with budgets that do not bind: the ranking alone decides."""
+    model = random_model(people, campaigns, seed=seed)
+    rng = np.random.default_rng([seed, 31])
+    ad = (Creative("ad", "An ad", "", "https://example.com/"),)
+    made = [
+        Campaign(
+            id=k + 1,
+            advertiser=f"advertiser-{k}",
+            name=f"campaign {k}",
+            daily_budget=1_000_000 * MICROS,
+            schedule=Schedule(start),
+            bid=Bid(BidStrategy.CPC, int(rng.integers(200_000, 800_000))),
+            creatives=ad,
+            frequency_cap=1_000,
+        )
+        for k in range(campaigns)
+    ]
+    signals = [
+        PersonSignals(f"c{i:07d}", "US-CA", AGE_BANDS[int(model.person_age[i])])
+        for i in range(people)
+    ]
+    return World(
+        "chirp", signals, np.zeros(people, dtype=np.int64), np.full(people, 3.0), model, made
+    )
+
+
 def replay(
     world: World, season: Season, predictor: Predictor | None = None
 ) -> tuple[SeasonResult, ClickLog]:
@@ -304,6 +343,7 @@ __all__ = [
     "Season",
     "SeasonResult",
     "World",
+    "random_world",
     "replay",
     "run_season",
     "traffic_curves",

@@ -78,6 +78,7 @@ def partner_value(
     second: Season,
     partner: Floats,
     snapshot: ConsentSnapshot,
+    *,
     settings: Settings | None = None,
 ) -> PartnerValue:
     """Run ``first``, train on it with and without partner features (as ``snapshot`` allows),
