@@ -299,6 +299,23 @@ def test_an_erasure_removes_the_persons_rows_and_a_doctored_list_proves_nothing(
     assert abs(new.metrics.auc - old.metrics.auc) < 0.01
 
 
+def test_a_calibration_persons_withdrawal_retrains_no_shard_but_refits_the_calibration() -> None:
+    model, log, people = world()
+    old = trained()
+    person = next(
+        p for n, p in enumerate(people.ids) if old._roles[n] == 1 and (log.person == n).any()
+    )
+    snapshot = ConsentSnapshot(AT, frozenset(people.ids) - {person}, frozenset())
+    new = old.forget(training_matrix(log, people, model.topics, snapshot), [person], snapshot)
+    assert new.retrained == ()
+    assert all(a.booster is b.booster for a, b in zip(old.shards, new.shards, strict=True))
+    card = card_of(new, platform="chirp", trained_at=AT)
+    assert person in old.shard_lists()["calibration-partner"]
+    lists = {"calibration-partner": new.shard_lists()["calibration-partner"]}
+    assert absent_from(card, person, lists)
+    assert person in new.shard_lists()["calibration"]  # Chirp's own rows stay
+
+
 def test_forgetting_someone_unknown_is_refused() -> None:
     model, log, people = world()
     snapshot = everyone_joined(people)

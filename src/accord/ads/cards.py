@@ -87,7 +87,8 @@ class ModelCard:
         return text
 
     def list_named(self, name: str) -> PersonList:
-        """The person list called ``name`` (``shard-3``, ``shard-3-partner``, ``calibration``)."""
+        """The person list called ``name`` (``shard-3``, ``shard-3-partner``, ``calibration``,
+        ``calibration-partner``)."""
         for x in self.lists:
             if x.name == name:
                 return x
@@ -105,7 +106,10 @@ def card_of(
     if ranker.metrics is None:
         raise InvalidInput("a model is measured before its card is written")
     named = ranker.shard_lists()
-    rows = {"calibration": ranker.calibration_rows}
+    rows = {
+        "calibration": ranker.calibration_rows,
+        "calibration-partner": ranker.calibration_partner_rows,
+    }
     for k, state in enumerate(ranker.shards):
         rows[f"shard-{k}"] = state.rows
         rows[f"shard-{k}-partner"] = state.partner_rows
@@ -117,7 +121,6 @@ def card_of(
         p for name, people in named.items() if not name.endswith("-partner") for p in people
     }
     partner = {p for name, people in named.items() if name.endswith("-partner") for p in people}
-    partner |= set(ranker.calibration_people) & ranker.snapshot.joined
     snapshot = ranker.snapshot
     fingerprint = hashlib.sha256(
         "\n".join(

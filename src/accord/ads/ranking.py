@@ -318,6 +318,8 @@ class ClickRanker:
     calibration_rows: int
     snapshot: ConsentSnapshot
     metrics: Metrics | None = None
+    calibration_partner: tuple[str, ...] = ()
+    calibration_partner_rows: int = 0
     retrained: tuple[int, ...] = ()
     seconds: float = 0.0
     """The CPU seconds training (or forgetting) took: fitting shards and calibrating, not measuring
@@ -488,12 +490,20 @@ class ClickRanker:
         self.calibrator = iso
         people = np.unique(matrix.row_person[rows])
         self.calibration_people = tuple(matrix.people[i] for i in people.tolist())
+        self.calibration_partner = tuple(
+            matrix.people[i] for i in people[matrix.joined[people]].tolist()
+        )
         self.calibration_rows = len(rows)
+        self.calibration_partner_rows = int(matrix.joined[matrix.row_person[rows]].sum())
 
     def shard_lists(self) -> dict[str, tuple[str, ...]]:
         """Every person list the model was fitted on, by name: ``shard-<k>`` (rows),
-        ``shard-<k>-partner`` (partner features joined) and ``calibration``."""
-        out: dict[str, tuple[str, ...]] = {"calibration": self.calibration_people}
+        ``shard-<k>-partner`` (partner features joined), ``calibration`` and
+        ``calibration-partner``."""
+        out: dict[str, tuple[str, ...]] = {
+            "calibration": self.calibration_people,
+            "calibration-partner": self.calibration_partner,
+        }
         for k, state in enumerate(self.shards):
             out[f"shard-{k}"] = state.people
             out[f"shard-{k}-partner"] = state.partner_people
