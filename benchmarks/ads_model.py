@@ -32,22 +32,24 @@ from rich.table import Table
 
 from accord.ads.clicks import random_model, sample_log
 from accord.ads.ranking import (
-    CATEGORICAL,
     ROLE_TEST,
     ROLE_TRAIN,
     ClickRanker,
+    Settings,
+    auc,
+    roles,
+    smoothed_ctr_auc,
+)
+from accord.ads.simulate import Season, random_world
+from accord.ads.training import (
+    CATEGORICAL,
     ConsentSnapshot,
     Matrix,
     People,
-    Settings,
-    auc,
     partner_view,
     past_ctr,
-    roles,
-    smoothed_ctr_auc,
     training_matrix,
 )
-from accord.ads.simulate import Season, random_world
 from accord.ads.value import PartnerValue, partner_value
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)

@@ -18,22 +18,18 @@ from hypothesis import strategies as st
 
 from accord.ads.cards import absent_from, card_of, entry_of, record_card
 from accord.ads.clicks import ClickLog, ClickModel, random_model, sample_log
-from accord.ads.ranking import (
+from accord.ads.ranking import ClickRanker, RankingPredictor, Settings, shards_of, smoothed_ctr_auc
+from accord.ads.simulate import Season, World, random_world
+from accord.ads.training import (
     PARTNER_FEATURES,
-    ClickRanker,
     ConsentSnapshot,
     People,
-    RankingPredictor,
-    Settings,
     consent_snapshot,
     partner_view,
     past_ctr,
     person_list_sha256,
-    shards_of,
-    smoothed_ctr_auc,
     training_matrix,
 )
-from accord.ads.simulate import Season, World, random_world
 from accord.ads.value import partner_value
 from accord.consent import Consent, OptOut, OptOutKind, SignalSource
 from accord.errors import InvalidInput

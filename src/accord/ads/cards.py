@@ -20,7 +20,8 @@ from typing import Any
 
 import rfc8785
 
-from accord.ads.ranking import ClickRanker, person_list_sha256
+from accord.ads.ranking import ClickRanker
+from accord.ads.training import person_list_sha256
 from accord.consent import utc
 from accord.errors import InvalidInput
 from accord.ledger.entries import ModelCardEntry

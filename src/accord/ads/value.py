@@ -17,18 +17,9 @@ import numpy as np
 
 from accord.ads.clicks import ClickLog
 from accord.ads.model import AGE_BANDS
-from accord.ads.ranking import (
-    ClickRanker,
-    ConsentSnapshot,
-    Floats,
-    People,
-    RankingPredictor,
-    Settings,
-    auc,
-    past_ctr,
-    training_matrix,
-)
+from accord.ads.ranking import ClickRanker, RankingPredictor, Settings, auc
 from accord.ads.simulate import Season, SeasonResult, World, replay
+from accord.ads.training import ConsentSnapshot, Floats, People, past_ctr, training_matrix
 from accord.errors import InvalidInput
 
 
