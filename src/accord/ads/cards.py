@@ -101,9 +101,10 @@ def card_of(
     *,
     platform: str,
     trained_at: datetime,
-    replaces: ModelCard | None = None,
+    replaces: ModelCard | str | None = None,
 ) -> ModelCard:
-    """The card of ``ranker``; its id is a hash of what it was trained on and when."""
+    """The card of ``ranker`` (``replaces``: the card, or the id, of the model it replaces); its
+    id is a hash of what it was trained on and when."""
     if ranker.metrics is None:
         raise InvalidInput("a model is measured before its card is written")
     named = ranker.shard_lists()
@@ -141,7 +142,7 @@ def card_of(
         rows=sum(s.rows for s in ranker.shards) + ranker.calibration_rows,
         lists=lists,
         metrics=ranker.metrics.as_text(),
-        replaces=replaces.model if replaces is not None else None,
+        replaces=replaces.model if isinstance(replaces, ModelCard) else replaces,
         retrained=ranker.retrained,
         shards=len(ranker.shards),
     )

@@ -248,13 +248,12 @@ class ClickRanker:
 
     @staticmethod
     def _metrics(matrix: Matrix, rows: Bools, p: Floats) -> Metrics:
-        y = matrix.y[rows]
-        return Metrics(
-            auc(y, p),
-            expected_calibration_error(y, p),
-            auc(y, matrix.p_true[rows]),
-            int(rows.sum()),
-        )
+        y, truth = matrix.y[rows], matrix.p_true[rows]
+        if not y.any() or y.all():
+            raise InvalidInput("the test people's rows are all clicks or all not: too few rows")
+        # The true probabilities are known only in a simulated world.
+        bayes = float("nan") if np.isnan(truth).any() else auc(y, truth)
+        return Metrics(auc(y, p), expected_calibration_error(y, p), bayes, int(rows.sum()))
 
     def _held_scores(
         self,
