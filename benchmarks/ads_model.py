@@ -127,7 +127,8 @@ def models(impressions: int, n: int, campaigns: int, shards: int, *, quick: bool
         progress.update(step, advance=1, description=f"SISA, {shards} shards")
         sharded = ClickRanker.fit(matrix, snapshot, replace(settings, shards=shards))
         progress.update(step, advance=1, description="a withdrawal, forgotten")
-        person = next(p for i, p in enumerate(ids) if sharded._roles[i] == ROLE_TRAIN)
+        role = roles(ids)
+        person = next(p for i, p in enumerate(ids) if role[i] == ROLE_TRAIN)
         withdrawn = ConsentSnapshot(
             AT + timedelta(days=1), frozenset(ids) - {person}, frozenset(), snapshot.purpose
         )

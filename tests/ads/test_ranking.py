@@ -18,7 +18,17 @@ from hypothesis import strategies as st
 
 from accord.ads.cards import absent_from, card_of, entry_of, record_card
 from accord.ads.clicks import ClickLog, ClickModel, random_model, sample_log
-from accord.ads.ranking import ClickRanker, RankingPredictor, Settings, shards_of, smoothed_ctr_auc
+from accord.ads.ranking import (
+    ROLE_CALIBRATE,
+    ROLE_TEST,
+    ROLE_TRAIN,
+    ClickRanker,
+    RankingPredictor,
+    Settings,
+    roles,
+    shards_of,
+    smoothed_ctr_auc,
+)
 from accord.ads.simulate import Season, World, random_world
 from accord.ads.training import (
     PARTNER_FEATURES,
@@ -212,7 +222,7 @@ def test_the_model_is_calibrated_and_beats_the_smoothed_rate() -> None:
     assert ranker.metrics.ece < 0.01
     assert ranker.metrics.auc <= ranker.metrics.bayes_auc + 0.01
     # calibrated: the mean prediction on held-out people is the click rate there
-    test = np.isin(matrix.row_person, [i for i in range(PEOPLE) if ranker._roles[i] == 0])
+    test = np.isin(matrix.row_person, list(np.flatnonzero(roles(people.ids) == ROLE_TEST)))
     assert abs(ranker.predict(matrix.x[test]).mean() - matrix.y[test].mean()) < 0.005
 
 
@@ -236,7 +246,8 @@ def test_partner_features_lift_the_auc() -> None:
 
 
 def a_trained_person(ranker: ClickRanker, people: People) -> str:
-    return next(p for n, p in enumerate(people.ids) if ranker._roles[n] == 2)
+    role = roles(people.ids)
+    return next(p for n, p in enumerate(people.ids) if role[n] == ROLE_TRAIN)
 
 
 def test_a_withdrawal_retrains_only_the_persons_shard_and_the_card_shows_it() -> None:
@@ -298,8 +309,9 @@ def test_an_erasure_removes_the_persons_rows_and_a_doctored_list_proves_nothing(
 def test_a_calibration_persons_withdrawal_retrains_no_shard_but_refits_the_calibration() -> None:
     model, log, people = world()
     old = trained()
+    role = roles(people.ids)
     person = next(
-        p for n, p in enumerate(people.ids) if old._roles[n] == 1 and (log.person == n).any()
+        p for n, p in enumerate(people.ids) if role[n] == ROLE_CALIBRATE and (log.person == n).any()
     )
     snapshot = ConsentSnapshot(AT, frozenset(people.ids) - {person}, frozenset())
     new = old.forget(training_matrix(log, people, model.topics, snapshot), [person], snapshot)
@@ -344,7 +356,8 @@ def test_a_card_is_a_ledger_entry_that_names_nobody(accord: Accord) -> None:
     assert leaf["model"] == card.model
     assert leaf["subjects"] == []
     _, log, _ = world()
-    held_in = {int(i) for i in np.unique(log.person) if trained()._roles[i] != 0}
+    role = roles(people.ids)
+    held_in = {int(i) for i in np.unique(log.person) if role[i] != ROLE_TEST}
     assert json.loads(leaf["card"])["people"] == card.people == len(held_in)
     assert not any(p in leaf["card"] for p in people.ids[:50])
     assert entry_of(card).encode() == accord.ledger.leaf(receipt.index).data

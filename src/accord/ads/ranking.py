@@ -459,6 +459,9 @@ class RankingPredictor:
 
 __all__ = [
     "MAX_CALIBRATION_ROWS",
+    "ROLE_CALIBRATE",
+    "ROLE_TEST",
+    "ROLE_TRAIN",
     "ClickRanker",
     "Metrics",
     "RankingPredictor",
