@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,7 @@ from accord.ads.training import (
 from accord.ads.value import partner_value
 from accord.consent import Consent, OptOut, OptOutKind, SignalSource
 from accord.errors import InvalidInput
+from accord.ledger.entries import ENTRY_KINDS, ModelCardEntry
 from accord.service import Accord
 
 pytestmark = pytest.mark.unit
@@ -426,3 +428,41 @@ def test_a_predictor_uses_no_partner_data_of_someone_not_joined_or_opted_out() -
     assert np.array_equal(left_out(person, np.ones(4, bool)), without)
     assert np.array_equal(joined(opted, np.ones(4, bool)), without)
     assert joined(person, np.ones(4, bool)).shape == (4,)
+
+
+@given(
+    model=st.text(min_size=1, max_size=20),
+    replaces=st.none() | st.text(max_size=20),
+    people=st.integers(0, 2**53 - 1),
+    card=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4),
+)
+def test_card_leaves_are_exactly_rfc8785_and_decode_to_their_kind(
+    model: str, replaces: str | None, people: int, card: dict[str, str]
+) -> None:
+    entry = ModelCardEntry(
+        agreement=None,
+        reason="trained",
+        people=people,
+        platform="chirp",
+        model=model,
+        replaces=replaces,
+        card=json.dumps(card),
+    )
+    assert entry.encode() == rfc8785.dumps(entry.leaf())
+    leaf = json.loads(entry.encode())
+    assert ENTRY_KINDS[leaf["kind"]] is ModelCardEntry
+    assert leaf["subjects"] == []
+
+
+def test_a_card_entry_names_nobody_and_holds_a_json_object() -> None:
+    with pytest.raises(InvalidInput, match="must not name"):
+        ModelCardEntry(
+            agreement=None,
+            reason="x",
+            about=("c0000001",),
+            platform="chirp",
+            model="m",
+            card="{}",
+        )
+    with pytest.raises(InvalidInput, match="JSON object"):
+        ModelCardEntry(agreement=None, reason="x", platform="chirp", model="m", card="[1]")
