@@ -466,3 +466,51 @@ def test_a_card_entry_names_nobody_and_holds_a_json_object() -> None:
         )
     with pytest.raises(InvalidInput, match="JSON object"):
         ModelCardEntry(agreement=None, reason="x", platform="chirp", model="m", card="[1]")
+
+
+@cache
+def small() -> tuple[ClickModel, ClickLog, People, ClickRanker]:
+    model = random_model(300, 4, seed=9)
+    log = sample_log(model, 30_000, seed=9)
+    ids = tuple(f"s{i:04d}" for i in range(300))
+    people = People(
+        ids,
+        model.person_age,
+        model.person_interests,
+        np.zeros(300),
+        partner_view(model.affinity, seed=9),
+    )
+    snapshot = ConsentSnapshot(AT, frozenset(ids), frozenset())
+    tiny = Settings(shards=SHARDS, rounds=5, min_leaf=20)
+    return (
+        model,
+        log,
+        people,
+        ClickRanker.fit(training_matrix(log, people, model.topics, snapshot), snapshot, tiny),
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sets(st.integers(0, 299), min_size=1, max_size=4), st.booleans())
+def test_forgetting_retrains_exactly_the_shards_that_held_the_peoples_training_rows(
+    chosen: set[int], erase: bool
+) -> None:
+    model, log, people, old = small()
+    gone = {people.ids[i] for i in chosen}
+    snapshot = ConsentSnapshot(
+        AT, frozenset(people.ids) - gone, frozenset(gone) if erase else frozenset()
+    )
+    new = old.forget(training_matrix(log, people, model.topics, snapshot), gone, snapshot)
+    role = roles(people.ids)
+    # From the definition: a shard is retrained when one of them trained in it, no other.
+    expected = sorted(
+        {int(shards_of([people.ids[i]], SHARDS)[0]) for i in chosen if role[i] == ROLE_TRAIN}
+    )
+    assert list(new.retrained) == expected
+    for k in range(SHARDS):
+        assert (new.shards[k].booster is old.shards[k].booster) == (k not in expected)
+    lists = new.shard_lists()
+    for person in gone:
+        assert all(person not in v for name, v in lists.items() if name.endswith("partner"))
+        if erase:
+            assert all(person not in v for v in lists.values())
