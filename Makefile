@@ -67,6 +67,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/psi.py
 	$(BIN)/python benchmarks/cleanroom.py
 	$(BIN)/python benchmarks/auction.py
+	$(BIN)/python benchmarks/ads_model.py
 	$(BIN)/python benchmarks/ads_api.py
 	$(BIN)/python benchmarks/privacy_centre.py
 

@@ -142,3 +142,22 @@ def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() ->
     assert 0 < result["members"] < result["bare_matched"]
     # The lookalike finds the seed's held-out members more often than a random list would.
     assert result["lookalike_recall_vs_random_ratio"] > 1
+
+
+def test_the_click_model_benchmark_runs_and_reports_its_ratios() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "ads_model.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "ads_model"
+    assert 0 < result["auc_of_bayes_ratio"] <= 1.01
+    assert result["lightgbm_vs_sgd_time_ratio"] > 0
+    assert result["forget_vs_full_retrain_ratio"] > 0
+    # Forgetting one person retrained exactly one shard; partner features helped on this world.
+    assert len(result["retrained_shards"]) == 1
+    assert result["partner_auc_lift"] > 0

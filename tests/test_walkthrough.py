@@ -155,6 +155,7 @@ CHECKS: list[tuple[str, Check]] = [
         r"^accord ads simulate .*--data-dir accord-ads$",
         has_words("ad requests", "ledger entries", "The money beside the data", "Reelix"),
     ),
+    (r"^accord ads train$", has_words("model clicks-", "AUC", "calibration error", "ledger entry")),
     (r"^accord ads partner .*--json$", has('"audience"', '"withdrawn"', '"lift"')),
     (r"^accord ads partner$", has_words("audience on Chirp", "built again", "lookalike", "lift")),
     (r"^QUERY=", has()),

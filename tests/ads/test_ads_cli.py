@@ -111,3 +111,33 @@ def test_a_second_season_into_the_same_store_is_refused(season: Path) -> None:
 def test_bad_options_say_what_is_wrong(tmp_path: Path, args: list[str], said: str) -> None:
     out = run("ads", "simulate", "--days", "1", "--data-dir", str(tmp_path / "data"), *args, code=2)
     assert said in out
+
+
+def test_train_on_too_few_impressions_says_so(season: Path) -> None:
+    out = run("ads", "train", "--data-dir", str(season), code=2)
+    assert "too few" in out
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated month of a season for 1,000 people."""
+    data = tmp_path_factory.mktemp("ads") / "data"
+    run("ads", "simulate", "--people", str(PEOPLE), "--days", "30", "--data-dir", str(data))
+    return data
+
+
+def test_train_writes_a_model_card_to_the_ledger_and_prints_it(month: Path) -> None:
+    season = month
+    first = run("ads", "train", "--shards", "2", "--data-dir", str(season))
+    card = json.loads(first[: first.rindex("}") + 1])
+    assert card["partner_people"] == 0  # no partner data is read by this command
+    assert card["replaces"] is None
+    assert 0.5 < float(card["metrics"]["auc"]) <= 1.0
+    assert (
+        sum(x["rows"] for x in card["lists"] if not x["name"].endswith("partner")) == card["rows"]
+    )
+    second = run("ads", "train", "--shards", "2", "--data-dir", str(season))
+    again = json.loads(second[: second.rindex("}") + 1])
+    assert again["replaces"] == card["model"]  # the lineage: the new card names the old
+    shown = run("ledger", "show", "--kind", "model_card", "--data-dir", str(season))
+    assert "2 shown that match" in shown  # both cards are ledger entries of their kind

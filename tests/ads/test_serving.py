@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -170,3 +171,24 @@ def test_a_request_whose_caller_went_away_leaves_the_rest_of_its_group_answered(
     assert b == []
     assert isinstance(gone, asyncio.CancelledError)
     assert isinstance(unknown, NotFound)
+
+
+def test_a_server_ranks_by_the_predictor_it_is_given(tmp_path: Path) -> None:
+    # CPM campaigns rank by bid alone; the quality floor (AuctionRules.min_ctr) keeps out a
+    # campaign whose predicted click-through rate is below it: the predictor decides who runs.
+    with Accord.open(None, tmp_path / "data") as accord:
+        store = platform(accord)
+
+        def only_the_last(_person: object, _eligible: object) -> np.ndarray:
+            return np.array([0.0, 0.0, 0.05])
+
+        server = AdServer(store, predictor=only_the_last)
+        server.market.pacer.rate[:] = 1.0
+        placed = server.serve(PEOPLE[0], 2, at=AT)
+        assert [p.campaign.name for p in placed] == ["campaign 2"]
+        assert placed[0].predicted_ctr == pytest.approx(0.05)
+        # Without one, the smoothed rate of each campaign lets all in, ranked by their bids.
+        default = AdServer(store)
+        default.market.pacer.rate[:] = 1.0
+        others = default.serve(PEOPLE[1], 2, at=AT)
+        assert [p.campaign.name for p in others] == ["campaign 0", "campaign 1"]

@@ -14,6 +14,11 @@ summed per campaign per day into the ledger. See ``docs/ads.md``.
     spend        spend records, monthly invoices, per-campaign-day ledger entries
     tables       the store's ads tables
     store        reading and writing them
-    simulate     a simulated campaign season
+    simulate     a simulated campaign season; a season replayed on the market alone
+    training     what a click model may be trained on: consent snapshot, people, matrix
+    ranking      the click model: LightGBM, calibrated, sharded for forgetting (SISA)
+    cards        model cards, the ledger's ``model_card`` entries
+    value        a second season ranked with and without partner features
+    learn        training on the store's recorded impressions
     cli          ``accord ads``
 """

@@ -1,5 +1,5 @@
 """``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser,
-beside the data access its party holds.
+beside the data access its party holds; train the click model on the recorded impressions.
 
 Heavy modules (NumPy, SQLAlchemy, the scenario) are imported inside the commands, so that
 ``accord`` starts without them.
@@ -130,6 +130,38 @@ def simulate(
         f"{done.invoices} invoices; {time.perf_counter() - started:.1f} s"
     )
     _print_spend(database_url, data_dir, as_json=False, by="year")
+
+
+@app.command("train")
+@handled
+def train(
+    shards: Annotated[int, typer.Option(min=1, max=64, help="Shards (SISA) to train.")] = 4,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train the click model on the recorded impressions, append its model card to the ledger
+    and print the card (Chirp's own features: no partner data is read here)."""
+    from datetime import UTC, datetime
+
+    from accord.ads.learn import train_recorded
+    from accord.ads.ranking import Settings
+    from accord.ads.store import AdsStore
+    from accord.service import Accord
+
+    with Accord.open(database_url, data_dir) as accord:
+        card, receipt = train_recorded(
+            AdsStore(accord.engine, PLATFORM),
+            accord.ledger,
+            at=datetime.now(UTC),
+            settings=Settings(shards=shards, rounds=100, min_leaf=50),
+        )
+    print(json.dumps(card.document(), indent=2))
+    out.print(
+        f"model {card.model}: AUC {card.metrics['auc']} (Bayes-optimal "
+        f"{card.metrics['bayes_auc']}), calibration error {card.metrics['ece']}; "
+        f"ledger entry {receipt.index}",
+        highlight=False,
+    )
 
 
 @app.command("spend")

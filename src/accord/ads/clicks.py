@@ -87,9 +87,71 @@ class ClickModel:
         logit = self._logits.item(person, campaign) + shift
         return 1.0 / (1.0 + math.exp(-logit))
 
+    def p_clicks(self, people: Ints, campaigns: Ints, slots: Ints) -> Floats:
+        """:meth:`p_click` of many impressions at once (rows of people, campaigns and slots)."""
+        shift = np.asarray(POSITION_EFFECT)[np.minimum(slots, len(POSITION_EFFECT) - 1)]
+        return sigmoid(self._logits[people, campaigns] + shift)
+
     def p_conversion(self, person: int, campaign: int) -> float:
         """The true probability of a conversion after ``person`` clicked ``campaign``'s ad."""
         return self._conversion.item(person, campaign)
 
 
-__all__ = ["POSITION_EFFECT", "ClickModel", "sigmoid"]
+def random_model(people: int, campaigns: int, *, seed: int, age_bands: int = 7) -> ClickModel:
+    """A seeded world of ``people`` and ``campaigns`` with the shape of the reference scenario's:
+    a click-through rate of a few percent, an interest lift, a gentle slope with age, each
+    person's own hidden propensity, and a streaming affinity that lifts some campaigns more
+    than others (what a streaming partner's data would tell)."""
+    rng = np.random.default_rng([seed, 11])
+    interests = 16
+    one = np.uint64(1)
+
+    def bits(count: int, per: int) -> Bits:
+        out = np.zeros(count, dtype=np.uint64)
+        for _ in range(per):
+            out |= one << rng.integers(0, interests, count).astype(np.uint64)
+        return out
+
+    slope = np.linspace(0.2, -0.3, age_bands)
+    return ClickModel(
+        appeal=rng.normal(-3.3, 0.5, campaigns),
+        topics=bits(campaigns, 2),
+        interest_lift=np.full(campaigns, 0.8),
+        age_lift=np.tile(slope, (campaigns, 1)),
+        affinity_lift=rng.uniform(-0.2, 1.0, campaigns),
+        conversion_appeal=np.full(campaigns, -2.6),
+        conversion_affinity=rng.uniform(0.0, 0.8, campaigns),
+        person_interests=bits(people, 3),
+        person_age=rng.integers(0, age_bands, people),
+        propensity=rng.normal(0.0, 0.5, people),
+        affinity=rng.normal(0.0, 1.0, people),
+    )
+
+
+@dataclass(frozen=True)
+class ClickLog:
+    """Impressions as columns: who saw which campaign in which slot, whether they clicked, and
+    the true probability of the click (known in a simulated world)."""
+
+    person: Ints
+    campaign: Ints
+    slot: Ints
+    clicked: npt.NDArray[np.bool_]
+    p_click: Floats
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+
+def sample_log(model: ClickModel, impressions: int, *, seed: int, slots: int = 2) -> ClickLog:
+    """``impressions`` impressions of random people, campaigns and slots, clicked with the true
+    probabilities (seeded): a log to learn a click model from and to measure it against."""
+    rng = np.random.default_rng([seed, 12])
+    person = rng.integers(0, len(model.person_age), impressions)
+    campaign = rng.integers(0, len(model.appeal), impressions)
+    slot = rng.integers(0, slots, impressions)
+    p = model.p_clicks(person, campaign, slot)
+    return ClickLog(person, campaign, slot, rng.random(impressions) < p, p)
+
+
+__all__ = ["POSITION_EFFECT", "ClickLog", "ClickModel", "random_model", "sample_log", "sigmoid"]

@@ -16,8 +16,9 @@ Several processes may serve one store: each re-reads the spend records every
 :data:`SYNC_SECONDS`, so what one process charged counts against the budgets of all within that
 time (a campaign can overspend by what the processes charge in that time, no more).
 
-The predicted click-through rate, until a click model is trained on the impressions, is each
-campaign's own smoothed rate so far: ``(clicks + 1) / (impressions + 100)``.
+The predicted click-through rate, until a click model is trained on the impressions and handed
+to the server (``predictor``), is each campaign's own smoothed rate so far:
+``(clicks + 1) / (impressions + 100)``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlalchemy import case, func, select
 
 from accord.ads import tables as t
 from accord.ads.auction import AuctionRules
-from accord.ads.market import Charge, Market, Placement
+from accord.ads.market import Charge, Market, Placement, Predictor
 from accord.ads.model import PersonSignals
 from accord.ads.store import AdsStore, Click
 from accord.consent import utc
@@ -47,7 +48,16 @@ PRIOR_CLICKS, PRIOR_IMPRESSIONS = 1, 100
 class AdServer:
     """Ad requests for one platform's people, over the Accord store."""
 
-    def __init__(self, store: AdsStore, rules: AuctionRules | None = None) -> None:
+    def __init__(
+        self,
+        store: AdsStore,
+        rules: AuctionRules | None = None,
+        *,
+        predictor: Predictor | None = None,
+    ) -> None:
+        """A server of ``store``'s campaigns; the auction ranks by ``predictor`` (a trained click
+        model, :class:`accord.ads.ranking.RankingPredictor`) or, by default, by each campaign's
+        smoothed click-through rate so far."""
         self.store = store
         self.rules = rules or AuctionRules()
         # Requests waiting to be served, and whether a group is being served.
@@ -58,7 +68,7 @@ class AdServer:
         if not campaigns:
             raise NotFound(f"{store.platform} runs no campaign")
         self._ctr = self._prior_ctr([c.id for c in campaigns])
-        self.market = Market(campaigns, self.rules, self._predict)
+        self.market = Market(campaigns, self.rules, predictor or self._predict)
         self._synced = -np.inf
 
     def _predict(

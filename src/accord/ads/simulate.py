@@ -24,10 +24,20 @@ import numpy as np
 import numpy.typing as npt
 
 from accord.ads.auction import AuctionRules
-from accord.ads.clicks import ClickModel
+from accord.ads.clicks import ClickLog, ClickModel, random_model
 from accord.ads.eligibility import CandidateIndex
-from accord.ads.market import Market
-from accord.ads.model import HOURS_IN_WEEK, Campaign, PersonSignals
+from accord.ads.market import Market, Predictor
+from accord.ads.model import (
+    AGE_BANDS,
+    HOURS_IN_WEEK,
+    MICROS,
+    Bid,
+    BidStrategy,
+    Campaign,
+    Creative,
+    PersonSignals,
+    Schedule,
+)
 from accord.ads.pacing import PacingSettings, cumulative
 from accord.ads.spend import SpendBook, month_of
 from accord.ads.store import AdsStore
@@ -141,20 +151,14 @@ def traffic_curves(world: World, index: CandidateIndex, windows: int) -> Floats:
     return cumulative(curves)
 
 
-def run_season(
-    world: World,
-    season: Season,
-    store: AdsStore,
-    book: SpendBook,
-    progress: Callable[[int], None] | None = None,
-) -> SeasonResult:
-    """Simulate ``season`` on ``world``, writing impressions, charges, ledger entries and
-    invoices; ``progress`` is told of each day done."""
+def _market(world: World, season: Season, predictor: Predictor | None) -> Market:
+    """The market a season runs through: the world's campaigns, ranked by ``predictor`` (by
+    default the platform's own first model, :meth:`ClickModel.visible`)."""
     index = CandidateIndex(world.campaigns)
     model = world.model
     row_of = {p.person: n for n, p in enumerate(world.people)}
 
-    def predict(person: PersonSignals, _eligible: npt.NDArray[np.bool_]) -> Floats:
+    def visible(person: PersonSignals, _eligible: npt.NDArray[np.bool_]) -> Floats:
         return model.visible(row_of[person.person])
 
     # The click model's campaign columns are in the world's campaign order; the market's index
@@ -163,14 +167,31 @@ def run_season(
     order = [column[c.id] for c in index.campaigns]
     if order != sorted(order):
         raise InvalidInput("the world's campaigns must be in campaign id order")
-    market = Market(
+    return Market(
         world.campaigns,
         season.rules,
-        predict,
+        predictor or visible,
         curves=traffic_curves(world, index, season.pacing.windows),
         pacing=season.pacing,
         seed=season.seed,
     )
+
+
+def run_season(
+    world: World,
+    season: Season,
+    store: AdsStore,
+    book: SpendBook,
+    progress: Callable[[int], None] | None = None,
+    *,
+    predictor: Predictor | None = None,
+) -> SeasonResult:
+    """Simulate ``season`` on ``world``, writing impressions, charges, ledger entries and
+    invoices; ``progress`` is told of each day done. The auction ranks by ``predictor`` (a
+    trained click model, :class:`accord.ads.ranking.RankingPredictor`), or by default by the
+    platform's own first model."""
+    market = _market(world, season, predictor)
+    row_of = {p.person: n for n, p in enumerate(world.people)}
     rng = np.random.default_rng([season.seed, 1])
     result = SeasonResult()
     dates = season.dates()
@@ -258,4 +279,72 @@ def _one_day(
     return impressions
 
 
-__all__ = ["LOCAL_DAY", "Season", "SeasonResult", "World", "run_season", "traffic_curves"]
+def random_world(people: int, campaigns: int, *, seed: int, start: datetime) -> World:
+    """A seeded world (:func:`accord.ads.clicks.random_model`) of ``people`` in one time zone,
+    each opening the feed three times a day on average, and ``campaigns`` CPC campaigns open to
+    everyone from ``start`` with budgets that do not bind: the ranking alone decides."""
+    model = random_model(people, campaigns, seed=seed)
+    rng = np.random.default_rng([seed, 31])
+    ad = (Creative("ad", "An ad", "", "https://example.com/"),)
+    made = [
+        Campaign(
+            id=k + 1,
+            advertiser=f"advertiser-{k}",
+            name=f"campaign {k}",
+            daily_budget=1_000_000 * MICROS,
+            schedule=Schedule(start),
+            bid=Bid(BidStrategy.CPC, int(rng.integers(200_000, 800_000))),
+            creatives=ad,
+            frequency_cap=1_000,
+        )
+        for k in range(campaigns)
+    ]
+    signals = [
+        PersonSignals(f"c{i:07d}", "US-CA", AGE_BANDS[int(model.person_age[i])])
+        for i in range(people)
+    ]
+    return World(
+        "chirp", signals, np.zeros(people, dtype=np.int64), np.full(people, 3.0), model, made
+    )
+
+
+def replay(
+    world: World, season: Season, predictor: Predictor | None = None
+) -> tuple[SeasonResult, ClickLog]:
+    """``season`` on ``world`` through the market alone, nothing written: what it did (its
+    ``spend`` is the revenue) and the log of its impressions, in the order shown, with their true
+    click probabilities (persons as rows of the world, campaigns as its columns): what a click
+    model is trained on, and how two rankings are compared on the same traffic."""
+    market = _market(world, season, predictor)
+    row_of = {p.person: n for n, p in enumerate(world.people)}
+    column = market.index.position
+    rng = np.random.default_rng([season.seed, 1])
+    result = SeasonResult()
+    rows: list[tuple[object, ...]] = []
+    for day in season.dates():
+        shown = _one_day(world, season, market, rng, row_of=row_of, day=day, result=result)
+        for charge in market.take_charges():
+            result.spend += charge.micros
+        result.impressions += len(shown)
+        result.days += 1
+        rows += shown
+    log = ClickLog(
+        np.array([row_of[str(r[2])] for r in rows], dtype=np.int64),
+        np.array([column[int(str(r[3]))] for r in rows], dtype=np.int64),
+        np.array([int(str(r[6])) for r in rows], dtype=np.int64),
+        np.array([bool(r[13]) for r in rows], dtype=np.bool_),
+        np.array([float(str(r[12])) for r in rows], dtype=np.float64),
+    )
+    return result, log
+
+
+__all__ = [
+    "LOCAL_DAY",
+    "Season",
+    "SeasonResult",
+    "World",
+    "random_world",
+    "replay",
+    "run_season",
+    "traffic_curves",
+]

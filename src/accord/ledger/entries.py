@@ -704,3 +704,45 @@ class AudienceEntry(Entry):
 
 
 ENTRY_KINDS[AudienceEntry.kind] = AudienceEntry
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelCardEntry(Entry):
+    """A model was trained: its card (:class:`accord.ads.cards.ModelCard`) as canonical JSON.
+
+    The card names nobody: it counts the people trained on and fingerprints each shard's person
+    list (SHA-256 of the sorted ids), so whoever holds a list can check it against the card and
+    see whether a person was in it. ``about`` must stay empty; ``people`` counts the people.
+    ``replaces`` is the id of the model it took over from, if any.
+    """
+
+    kind: ClassVar[str] = "model_card"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "platform": _TEXT,
+        "model": _TEXT,
+        "replaces": _TEXT,
+        "card": _PROSE,
+    }
+
+    platform: str
+    model: str
+    replaces: str | None = None
+    card: str
+    """The card as canonical JSON text (RFC 8785): numbers as decimal text, no floats."""
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        if self.about:
+            raise InvalidInput("a model card counts people and must not name them")
+        for name in ("platform", "model", "replaces", "card"):
+            _check_text(name, getattr(self, name))
+        try:
+            ok = isinstance(json.loads(self.card), dict)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            raise InvalidInput("a model card entry's card must be a JSON object")
+
+
+ENTRY_KINDS[ModelCardEntry.kind] = ModelCardEntry

@@ -15,5 +15,6 @@ KINDS = (
     "consent",
     "decision",
     "erasure",
+    "model_card",
     "release",
 )
