@@ -15,6 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
+import accord.ledger.verify_proof as standalone
+from accord.api import privacy
 from accord.ledger import merkle
 from accord.scenario.population import REELIX
 from api.privacy_helpers import entries_about
@@ -384,3 +386,66 @@ def test_no_page_scrolls_sideways_on_a_phone(
             assert width <= 390, (path, width)
     finally:
         phone.close()
+
+
+def test_the_page_shows_that_nothing_is_hidden(
+    world: World, base_url: str, context: BrowserContext, watchers: list[str], tmp_path: Path
+) -> None:
+    member = member_with_a_release(world, base_url, 10, watchers)
+    page = context.new_page()
+    errors = watch_console(page)
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "verified"
+    found = page.locator("#completeness[data-state]")
+    assert found.get_attribute("data-state") == "verified"
+    count = len(entries_about(world.accord, REELIX, member))
+    assert f"commits to exactly {count} entr" in found.inner_text()
+    page.screenshot(path=str(tmp_path / "releases-complete.png"), full_page=True)
+    assert errors == [] or all("404" in e for e in errors)
+
+
+def test_a_release_the_server_leaves_out_is_caught_by_the_completeness_check(
+    world: World,
+    base_url: str,
+    context: BrowserContext,
+    watchers: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The server lists every entry about the person but one, on the page and in the bundle
+    alike: each proof shown still verifies, and only the people map says one is missing."""
+    member = member_with_a_release(world, base_url, 11, watchers)
+    watch_activity_of(world, base_url, member)  # a second release about them
+    world.accord.ledger.checkpoint()
+    oracle = sorted(entries_about(world.accord, REELIX, member))
+    releases = [
+        i for i in oracle if json.loads(world.accord.ledger.leaf(i).data)["kind"] == "release"
+    ]
+    hidden = releases[-1]
+    real = privacy.person_entries
+
+    def leaving_one_out(accord: Any, party: str, person: str) -> Any:
+        bundle, leaves = real(accord, party, person)
+        if person == member and bundle is not None:
+            bundle["entries"] = [e for e in bundle["entries"] if e["index"] != hidden]
+            leaves = [leaf for leaf in leaves if leaf.index != hidden]
+        return bundle, leaves
+
+    monkeypatch.setattr(privacy, "person_entries", leaving_one_out)
+    page = context.new_page()
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "failed"
+    assert page.locator(f"#entry-{hidden}").count() == 0
+    got = states(page)
+    assert got and all(state == "verified" for state in got.values())  # each shown one holds
+    found = page.locator("#completeness[data-state]")
+    assert found.get_attribute("data-state") == "failed"
+    assert (
+        f"commits to {len(oracle)} entries about you, but {len(oracle) - 1} are listed"
+        in found.inner_text()
+    )
+    assert "not the one the checkpoint" in page.locator("#check-status").inner_text()
+    page.screenshot(path=str(tmp_path / "releases-one-left-out.png"), full_page=True)
+    # The bundle the page offers fails the standalone verifier too.
+    bundle = page.evaluate("() => fetch('/me/releases/proof.json').then(r => r.json())")
+    assert any("not the whole list" in p for p in standalone.check(bundle))
