@@ -408,6 +408,7 @@ def test_a_release_the_server_leaves_out_is_caught_by_the_completeness_check(
     world: World,
     base_url: str,
     context: BrowserContext,
+    *,
     watchers: list[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -437,7 +438,8 @@ def test_a_release_the_server_leaves_out_is_caught_by_the_completeness_check(
     assert checked(page, f"{base_url}/me/releases") == "failed"
     assert page.locator(f"#entry-{hidden}").count() == 0
     got = states(page)
-    assert got and all(state == "verified" for state in got.values())  # each shown one holds
+    assert got
+    assert all(state == "verified" for state in got.values())  # each one shown holds
     found = page.locator("#completeness[data-state]")
     assert found.get_attribute("data-state") == "failed"
     assert (
