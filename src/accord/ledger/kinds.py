@@ -6,4 +6,14 @@ help names them without loading the entry classes and their canonical JSON encod
 
 from __future__ import annotations
 
-KINDS = ("ad_spend", "agreement", "app", "budget", "consent", "decision", "erasure", "release")
+KINDS = (
+    "ad_spend",
+    "agreement",
+    "app",
+    "budget",
+    "consent",
+    "decision",
+    "erasure",
+    "erasure_notice",
+    "release",
+)
