@@ -66,3 +66,22 @@ def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_
     assert result["ads_errors"] == result["bare_errors"] == 0
     assert 0 < result["ads_p50_ms"] <= result["ads_p99_ms"]
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
+
+
+def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "people_map.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "people_map"
+    assert result["first_checkpoint_vs_append_ratio"] > 0
+    assert result["completeness_vs_inclusion_proof_ratio"] > 0
+    # A later checkpoint reads again only the people the new entries are about.
+    assert 0 < result["later_people_touched"] < result["people"]
+    # The path: 16 levels of buckets, and a few below when people share one.
+    assert result["path_hashes"] >= 16

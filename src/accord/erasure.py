@@ -571,7 +571,7 @@ def retry_overdue(
     """Tell again every recipient whose notice is past its deadline unacknowledged (of one
     ``request``, or of all), with a new deadline and the reason; returns how many were told.
 
-    Run it from a schedule (``accord erasure retry``) or from the request's page; telling a
+    Run it from a schedule (``accord person retry-erasures``) or from the request's page; telling a
     recipient again is making its notice current in its list, with the attempt counted."""
     when = at or datetime.now(UTC)
     n = t.erasure_notices

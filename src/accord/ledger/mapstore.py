@@ -171,13 +171,32 @@ def _rebuild(conn: Connection, buckets: set[int]) -> bytes:
         return root(conn)
     leaves = _bucket_leaves(conn, buckets)
     hashes = {b: peoplemap.subtree_hash(peoplemap.TOP, found) for b, found in leaves.items()}
-    stored = {int(pos): bytes(h) for pos, h in conn.execute(select(_nodes.c.pos, _nodes.c.hash))}
-    changed = peoplemap.update_top(stored, hashes)
+    changed = peoplemap.update_top(_top_siblings(conn, buckets), hashes)
     positions = sorted(changed)
     for chunk in _chunks(positions):
         conn.execute(delete(_nodes).where(_nodes.c.pos.in_(chunk)))
     conn.execute(insert(_nodes), [{"pos": pos, "hash": changed[pos]} for pos in positions])
     return changed[1]
+
+
+def _top_siblings(conn: Connection, buckets: set[int]) -> dict[int, bytes]:
+    """The stored top-tree nodes beside the paths of ``buckets`` (all of them, for many)."""
+    needed: set[int] = set()
+    for bucket in buckets:
+        position = peoplemap.top_position(peoplemap.TOP, bucket)
+        while position > 1:
+            needed.add(position ^ 1)
+            position >>= 1
+    n = _nodes.c
+    if len(needed) > _CHUNK * 40:
+        rows = conn.execute(select(n.pos, n.hash)).all()
+    else:
+        rows = [
+            row
+            for chunk in _chunks(sorted(needed))
+            for row in conn.execute(select(n.pos, n.hash).where(n.pos.in_(chunk)))
+        ]
+    return {int(pos): bytes(h) for pos, h in rows}
 
 
 def _set_size(conn: Connection, size: int) -> None:
