@@ -24,8 +24,6 @@ from accord.ledger.tables import person_index_table as _index
 
 _CHUNK = 500
 """Values per IN list: within every backend's parameter limit."""
-_MANY_BUCKETS = 256
-"""Past this many changed buckets, one ordered read of the whole map beats a read per bucket."""
 
 
 def map_size(conn: Connection) -> int:
@@ -111,7 +109,14 @@ def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict
             key, _ = vuf.prove(lookup)
             head = peoplemap.chain(peoplemap.CHAIN_START, pairs)
             added.append(
-                {"key": key, "lookup": lookup, "count": len(pairs), "head": head, "removed": False}
+                {
+                    "key": key,
+                    "lookup": lookup,
+                    "bucket": peoplemap.bucket_of(key),
+                    "count": len(pairs),
+                    "head": head,
+                    "removed": False,
+                }
             )
         else:
             key = before.key
@@ -145,23 +150,16 @@ def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict
 
 
 def _bucket_leaves(conn: Connection, buckets: set[int]) -> dict[int, list[MapLeaf]]:
+    """The leaves of each of ``buckets``, sorted by key: only those buckets' rows are read."""
     m = _map.c
     found: dict[int, list[MapLeaf]] = {bucket: [] for bucket in buckets}
-    if len(buckets) > _MANY_BUCKETS:
-        queries = [select(m.key, m.count, m.head).order_by(m.key)]
-    else:
-        queries = [
-            select(m.key, m.count, m.head)
-            .where(m.key.between(*peoplemap.bucket_range(bucket)))
-            .order_by(m.key)
-            for bucket in sorted(buckets)
-        ]
-    for query in queries:
-        for key, count, head in conn.execute(query):
-            leaf = MapLeaf(bytes(key), int(count), bytes(head))
-            bucket = peoplemap.bucket_of(leaf.key)
-            if bucket in found:
-                found[bucket].append(leaf)
+    for chunk in _chunks(sorted(buckets)):
+        for bucket, key, count, head in conn.execute(
+            select(m.bucket, m.key, m.count, m.head).where(m.bucket.in_(chunk))
+        ):
+            found[int(bucket)].append(MapLeaf(bytes(key), int(count), bytes(head)))
+    for leaves in found.values():
+        leaves.sort(key=lambda leaf: leaf.key)
     return found
 
 
@@ -216,11 +214,12 @@ def prove(conn: Connection, lookup: bytes, vuf: Vuf) -> dict[str, Any]:
     ).first()
     if mine is not None and bytes(mine[0]) != key:
         raise LedgerIntegrityError("a person's map key is not the function's", where="ledger_map")
-    low, high = peoplemap.bucket_range(peoplemap.bucket_of(key))
     bucket = [
         MapLeaf(bytes(k), int(c), bytes(h))
         for k, c, h in conn.execute(
-            select(m.key, m.count, m.head).where(m.key.between(low, high)).order_by(m.key)
+            select(m.key, m.count, m.head)
+            .where(m.bucket == peoplemap.bucket_of(key))
+            .order_by(m.key)
         )
     ]
     inside, terminal = peoplemap.bucket_path(key, bucket)

@@ -123,12 +123,6 @@ def bucket_of(key: bytes) -> int:
     return int.from_bytes(key[:2], "big")
 
 
-def bucket_range(bucket: int) -> tuple[bytes, bytes]:
-    """The smallest and largest keys of a bucket."""
-    prefix = bucket.to_bytes(2, "big")
-    return prefix + bytes(KEY_SIZE - 2), prefix + b"\xff" * (KEY_SIZE - 2)
-
-
 @dataclass(frozen=True, slots=True)
 class MapLeaf:
     """A person's place in the map: key, entry count, chain head."""

@@ -147,11 +147,16 @@ class PeopleMapLeaf(Base):
 
     key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     lookup: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
+    bucket: Mapped[int] = mapped_column(Integer, nullable=False)
+    """The key's first 16 bits: a checkpoint reads the leaves of the buckets it changes."""
     count: Mapped[int] = mapped_column(BigInteger, nullable=False)
     head: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
-    __table_args__ = (Index("ix_ledger_map_leaves_lookup", "lookup", unique=True),)
+    __table_args__ = (
+        Index("ix_ledger_map_leaves_lookup", "lookup", unique=True),
+        Index("ix_ledger_map_leaves_bucket", "bucket"),
+    )
 
 
 class PeopleMapNode(Base):

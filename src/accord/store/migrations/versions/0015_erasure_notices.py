@@ -54,12 +54,14 @@ def upgrade() -> None:
         "ledger_map_leaves",
         sa.Column("key", sa.LargeBinary(length=32), nullable=False),
         sa.Column("lookup", sa.LargeBinary(length=16), nullable=True),
+        sa.Column("bucket", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("head", sa.LargeBinary(length=32), nullable=False),
         sa.Column("removed", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_index("ix_ledger_map_leaves_lookup", "ledger_map_leaves", ["lookup"], unique=True)
+    op.create_index("ix_ledger_map_leaves_bucket", "ledger_map_leaves", ["bucket"])
     op.create_table(
         "ledger_map_nodes",
         sa.Column("pos", sa.Integer(), autoincrement=False, nullable=False),
@@ -77,6 +79,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("ledger_map_state")
     op.drop_table("ledger_map_nodes")
+    op.drop_index("ix_ledger_map_leaves_bucket", table_name="ledger_map_leaves")
     op.drop_index("ix_ledger_map_leaves_lookup", table_name="ledger_map_leaves")
     op.drop_table("ledger_map_leaves")
     with op.batch_alter_table("erasure_notices") as batch:
