@@ -241,3 +241,28 @@ def test_the_lookup_pseudonym_in_the_proof_is_the_persons(people: Ledger) -> Non
     bundle = people.prove_person("alice", sign=True)
     key = bytes.fromhex(bundle["person"]["key"])
     assert bundle["completeness"]["lookup"] == shred.lookup_pseudonym(key).hex()
+
+
+def test_the_library_s_own_check_agrees_with_the_standalone_verifier(people: Ledger) -> None:
+    bundle = people.prove_person("bob", sign=True)
+    proof = bundle["completeness"]
+    committed = peoplemap.parse_checkpoint_line(
+        Checkpoint.parse(bundle["checkpoint"][: bundle["checkpoint"].rfind("\n\n") + 1]).extensions
+    )
+    assert committed is not None
+    root, function_key = committed
+    lookup = bytes.fromhex(proof["lookup"])
+    key = peoplemap.vuf_verify(function_key, lookup, bytes.fromhex(proof["vuf_proof"]))
+    assert key is not None
+    assert key.hex() == proof["key"]
+    assert (
+        peoplemap.vuf_verify(
+            function_key, secrets.token_bytes(16), bytes.fromhex(proof["vuf_proof"])
+        )
+        is None
+    )
+    leaf = peoplemap.MapLeaf(key, proof["count"], bytes.fromhex(proof["head"]))
+    siblings = [bytes.fromhex(h) for h in proof["siblings"]]
+    assert peoplemap.fold(key, leaf.hash, siblings) == root
+    entries = [(e["index"], bytes.fromhex(e["leaf_hash"])) for e in bundle["entries"]]
+    assert peoplemap.chain(peoplemap.CHAIN_START, entries) == leaf.head
