@@ -266,3 +266,23 @@ def test_the_library_s_own_check_agrees_with_the_standalone_verifier(people: Led
     assert peoplemap.fold(key, leaf.hash, siblings) == root
     entries = [(e["index"], bytes.fromhex(e["leaf_hash"])) for e in bundle["entries"]]
     assert peoplemap.chain(peoplemap.CHAIN_START, entries) == leaf.head
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_list_with_one_left_out_fails(ledger_pg_url: str, signer: Signer) -> None:
+    engine = make_engine(ledger_pg_url)
+    create_ledger_tables(engine)
+    try:
+        ledger = Ledger(engine, signer)
+        ledger.append([release(0, "alice"), release(1, "bob"), release(2, "alice", "bob")])
+        ledger.checkpoint()
+        ledger.append([release(3, "alice"), release(4, "carol")])
+        bundle = ledger.prove_person("alice", sign=True)
+        assert standalone.check(bundle) == []
+        assert bundle["completeness"]["count"] == 3
+        expected = {p: _entries(ledger, p) for p in ("alice", "bob", "carol")}
+        assert _map_root(ledger) == expected_root(signer, expected, ledger)
+        bundle["entries"] = bundle["entries"][1:]
+        assert any("not the whole list" in p for p in standalone.check(bundle))
+    finally:
+        engine.dispose()
