@@ -161,3 +161,22 @@ def test_the_click_model_benchmark_runs_and_reports_its_ratios() -> None:
     # Forgetting one person retrained exactly one shard; partner features helped on this world.
     assert len(result["retrained_shards"]) == 1
     assert result["partner_auc_lift"] > 0
+
+
+def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "people_map.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "people_map"
+    assert result["first_checkpoint_vs_append_ratio"] > 0
+    assert result["completeness_vs_inclusion_proof_ratio"] > 0
+    # A later checkpoint reads again only the people the new entries are about.
+    assert 0 < result["later_people_touched"] < result["people"]
+    # The path: 16 levels of buckets, and a few below when people share one.
+    assert result["path_hashes"] >= 16

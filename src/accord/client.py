@@ -138,8 +138,9 @@ class AccordClient:
         return result
 
     def acknowledge(self, notice: str) -> None:
-        """The app's party has erased the person of ``notice`` too; the notice is deleted."""
-        self._call("DELETE", f"/v1/erasure-notices/{quote(notice, safe='')}")
+        """The app's party has erased the person of ``notice`` too; the notice stops naming
+        them and the person's erasure page shows the acknowledgement."""
+        self._call("POST", f"/v1/erasure-notices/{quote(notice, safe='')}/acknowledgement")
 
     # -- the example agreement's flows ---------------------------------------------------------
 

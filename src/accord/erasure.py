@@ -15,8 +15,17 @@ forgotten (GDPR Art. 17), their recipients told (Art. 19).
    (their person row, consents with their purposes, categories and excluded titles, opt-outs,
    grants, authorization codes and tokens of partner apps, test-person entries, privacy budget),
    keeps the sealed proof, and leaves each recipient a notice naming them by the id that
-   recipient knows them by;
-5. last, shreds their ledger key and logs an erasure entry that names nobody.
+   recipient knows them by, with a deadline to acknowledge it (:data:`DEADLINE`, one month as
+   GDPR Art. 12(3) gives the controller), all under one erasure request whose unguessable id
+   the person keeps;
+5. last, shreds their ledger key and logs an erasure entry that names nobody, and an erasure
+   notice entry for each recipient told.
+
+A recipient reads its notices through the API and acknowledges each (:func:`acknowledge`): the
+person's id is then cleared from the notice, which stays to show the request's state. A notice
+past its deadline is *overdue*; :func:`retry_overdue` tells the recipient again, with a new
+deadline (:data:`RETRY_DEADLINE`) and the reason in a sentence, so no request stays stuck
+silently; every notice, retry and acknowledgement is in the ledger, naming nobody.
 
 Run again after a failure, it finishes what is left; on a person already erased, it does
 nothing. No entry after it can give the person a new key: the ledger refuses one for anyone on
@@ -25,31 +34,39 @@ the suppression list.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from accord.ads import tables as ads_t
 from accord.api import tables as api_t
 from accord.consent import Consent, OptOut
 from accord.errors import InvalidInput, NotFound, StoreError, translate
+from accord.ledger.entries import ErasureNoticeEntry, NoticeEvent
 from accord.ledger.shred import lookup_pseudonym
 from accord.pets import tables as pets_t
 from accord.service import Accord, person_ref
 from accord.store import tables as t
 from accord.store.erased import is_erased
 from accord.store.repositories import ConsentRepository, OptOutRepository, PartyRepository
+
+DEADLINE = timedelta(days=30)
+"""How long a recipient has to acknowledge a notice: one month, the time GDPR Art. 12(3) gives
+the controller to act on the request."""
+RETRY_DEADLINE = timedelta(days=7)
+"""How long a recipient told again has to acknowledge."""
 
 PROOF_CONTEXT = b"accord/erasure/consent-proof/v1"
 """HKDF info and AES-GCM associated data of a sealed proof: the key is for this use only."""
@@ -75,6 +92,8 @@ class Erasure:
     """The ledger index of the erasure entry; ``None`` if the person was already erased."""
     already: bool = False
     """The person was erased before: nothing was left to do."""
+    request: str | None = None
+    """The erasure request's id: the person keeps it to follow each recipient's notice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +106,49 @@ class Notice:
     person: str
     """The person's id as the recipient knows them."""
     erased_at: datetime
+    due_at: datetime | None = None
+    """By when the recipient must acknowledge it."""
+    attempts: int = 1
+    """How many times the recipient was told."""
+    problem: str | None = None
+    """Why it was told again, if it was."""
+
+
+NoticeState = Literal["notified", "acknowledged", "overdue"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    """Where one recipient's notice of an erasure request stands; names no person."""
+
+    recipient: str
+    state: NoticeState
+    told_at: datetime
+    due_at: datetime | None
+    attempts: int
+    acknowledged_at: datetime | None
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """An erasure request and each recipient's notice."""
+
+    id: str
+    provider: str
+    requested_at: datetime
+    recipients: tuple[RecipientState, ...]
+
+    @property
+    def done(self) -> bool:
+        """Every recipient has acknowledged."""
+        return all(r.state == "acknowledged" for r in self.recipients)
+
+
+def request_tag(request: str) -> str:
+    """How the ledger names an erasure request: SHA-256 of its id, so only who holds the id can
+    find its entries."""
+    return hashlib.sha256(request.encode("ascii")).hexdigest()
 
 
 def erase(
@@ -96,6 +158,7 @@ def erase(
     *,
     known_as: Mapping[str, str] | None = None,
     at: datetime | None = None,
+    deadline: timedelta = DEADLINE,
 ) -> Erasure:
     """Erase ``person``, whom ``party`` holds; see the module's docstring for the steps.
 
@@ -147,8 +210,14 @@ def erase(
         if key is not None and not erased_before and (consents or opt_outs):
             seal_proof(s, key[0], consents, opt_outs, when)
             sealed = True
+        request: str | None = None
+        notices_rows: list[dict[str, Any]] = []
         if not erased_before:
             s.execute(insert(t.erased_people).values(party=party, person_id=person))
+            request = secrets.token_hex(16)
+            s.execute(
+                insert(t.erasure_requests).values(id=request, provider=party, requested_at=when)
+            )
             names = dict(known_as or {})
             notices_rows = [
                 {
@@ -157,6 +226,10 @@ def erase(
                     "provider": party,
                     "person": names.get(r, person),
                     "erased_at": when,
+                    "request": request,
+                    "told_at": when,
+                    "due_at": when + deadline,
+                    "attempts": 1,
                 }
                 for r in sorted(_known_parties(s, recipients))
             ]
@@ -176,6 +249,13 @@ def erase(
         )
         receipt = done.index
         forgotten = accord.ledger.leaf(done.index).entry().get("entries_forgotten", 0)
+    if request is not None and notices_rows:
+        accord.ledger.append(
+            _notice_entry(
+                "notified", request, row["provider"], row["recipient"], attempt=1, due=row["due_at"]
+            )
+            for row in notices_rows
+        )
     return Erasure(
         party,
         person,
@@ -185,7 +265,49 @@ def erase(
         sealed=sealed,
         entries_forgotten=int(forgotten),
         receipt=receipt,
+        request=request,
     )
+
+
+_NOTICE_REASONS: dict[str, str] = {
+    "notified": "{recipient} was told that a person whose data it received from {provider} was "
+    "erased (GDPR Art. 19), and asked to acknowledge by {due}",
+    "told_again": "{recipient} had not acknowledged an erasure notice by its deadline: told "
+    "again (attempt {attempt}), to acknowledge by {due}",
+    "acknowledged": "{recipient} acknowledged an erasure notice from {provider}: it has erased "
+    "the person on its side",
+}
+
+
+def _notice_entry(
+    event: NoticeEvent,
+    request: str,
+    provider: str,
+    recipient: str,
+    *,
+    attempt: int,
+    due: datetime | None,
+) -> ErasureNoticeEntry:
+    due_text = _utc(due).isoformat().replace("+00:00", "Z") if due is not None else ""
+    reason = _NOTICE_REASONS[event].format(
+        recipient=recipient, provider=provider, attempt=attempt, due=due_text[:10]
+    )
+    return ErasureNoticeEntry(
+        agreement=None,
+        reason=reason,
+        people=1,
+        event=event,
+        request=request_tag(request),
+        provider=provider,
+        recipient=recipient,
+        attempt=attempt,
+        due=due_text,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands it back without its zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _known_parties(s: Session, parties: set[str]) -> set[str]:
@@ -365,23 +487,156 @@ def open_proof(accord: Accord, ledger_key: bytes) -> dict[str, Any]:
 
 
 def notices(accord: Accord, recipient: str) -> list[Notice]:
-    """The erasure notices waiting for ``recipient``, oldest first."""
+    """The erasure notices waiting for ``recipient`` (not yet acknowledged), oldest first."""
     n = t.erasure_notices.c
     with accord.session() as s:
         rows = s.execute(
-            select(n.id, n.recipient, n.provider, n.person, n.erased_at)
-            .where(n.recipient == recipient)
+            select(
+                n.id,
+                n.recipient,
+                n.provider,
+                n.person,
+                n.erased_at,
+                n.due_at,
+                n.attempts,
+                n.problem,
+            )
+            .where(n.recipient == recipient, n.acknowledged_at.is_(None))
             .order_by(n.erased_at, n.id)
         ).all()
-    return [Notice(r.id, r.recipient, r.provider, r.person, r.erased_at) for r in rows]
+    return [
+        Notice(
+            r.id,
+            r.recipient,
+            r.provider,
+            r.person or "",
+            _utc(r.erased_at),
+            None if r.due_at is None else _utc(r.due_at),
+            int(r.attempts),
+            r.problem,
+        )
+        for r in rows
+    ]
 
 
-def acknowledge(accord: Accord, recipient: str, notice_id: str) -> None:
-    """``recipient`` has acted on a notice: it is deleted (it named the person).
+def acknowledge(
+    accord: Accord, recipient: str, notice_id: str, *, at: datetime | None = None
+) -> None:
+    """``recipient`` has acted on a notice: the person's id is cleared from it, it is marked
+    acknowledged, and the ledger records it. Acknowledging twice changes nothing.
 
     Raises :class:`~accord.errors.NotFound` for a notice that is not the recipient's."""
+    when = at or datetime.now(UTC)
     n = t.erasure_notices
     with accord.session() as s:
-        done = s.execute(delete(n).where(n.c.id == notice_id, n.c.recipient == recipient))
-        if not done.rowcount:  # type: ignore[attr-defined]
+        row = s.execute(
+            select(n.c.request, n.c.provider, n.c.attempts, n.c.acknowledged_at).where(
+                n.c.id == notice_id, n.c.recipient == recipient
+            )
+        ).first()
+        if row is None:
             raise NotFound(f"{recipient} has no erasure notice {notice_id!r}")
+        if row.acknowledged_at is not None:
+            return
+        if row.request is None:
+            # A notice left before requests were followed: nothing shows its state, so it goes.
+            s.execute(delete(n).where(n.c.id == notice_id))
+            return
+        s.execute(
+            update(n)
+            .where(n.c.id == notice_id, n.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=when, person=None)
+        )
+    accord.ledger.append(
+        [
+            _notice_entry(
+                "acknowledged",
+                row.request,
+                row.provider,
+                recipient,
+                attempt=int(row.attempts),
+                due=None,
+            )
+        ]
+    )
+
+
+def retry_overdue(
+    accord: Accord,
+    *,
+    request: str | None = None,
+    at: datetime | None = None,
+    deadline: timedelta = RETRY_DEADLINE,
+) -> int:
+    """Tell again every recipient whose notice is past its deadline unacknowledged (of one
+    ``request``, or of all), with a new deadline and the reason; returns how many were told.
+
+    Run it from a schedule (``accord person retry-erasures``) or from the request's page; telling a
+    recipient again is making its notice current in its list, with the attempt counted."""
+    when = at or datetime.now(UTC)
+    n = t.erasure_notices
+    query = select(
+        n.c.id, n.c.request, n.c.provider, n.c.recipient, n.c.attempts, n.c.due_at
+    ).where(n.c.acknowledged_at.is_(None), n.c.request.is_not(None), n.c.due_at < when)
+    if request is not None:
+        query = query.where(n.c.request == request)
+    entries = []
+    with accord.session() as s:
+        for row in s.execute(query).all():
+            attempt = int(row.attempts) + 1
+            due = when + deadline
+            problem = (
+                f"{row.recipient} had not acknowledged by {_utc(row.due_at):%d %b %Y}: "
+                f"told again on {when:%d %b %Y} (attempt {attempt})"
+            )
+            s.execute(
+                update(n)
+                .where(n.c.id == row.id, n.c.acknowledged_at.is_(None))
+                .values(attempts=attempt, told_at=when, due_at=due, problem=problem)
+            )
+            entries.append(
+                _notice_entry(
+                    "told_again", row.request, row.provider, row.recipient, attempt=attempt, due=due
+                )
+            )
+    if entries:
+        accord.ledger.append(entries)
+    return len(entries)
+
+
+def request_state(accord: Accord, request: str, *, at: datetime | None = None) -> RequestState:
+    """Where an erasure request stands with each recipient.
+
+    Raises :class:`~accord.errors.NotFound` for an id no request has."""
+    when = at or datetime.now(UTC)
+    r, n = t.erasure_requests.c, t.erasure_notices.c
+    with accord.session() as s:
+        found = s.execute(select(r.id, r.provider, r.requested_at).where(r.id == request)).first()
+        if found is None:
+            raise NotFound("no erasure request has this id")
+        rows = s.execute(
+            select(n.recipient, n.told_at, n.due_at, n.attempts, n.acknowledged_at, n.problem)
+            .where(n.request == request)
+            .order_by(n.recipient)
+        ).all()
+    recipients = []
+    for row in rows:
+        due = None if row.due_at is None else _utc(row.due_at)
+        acked = None if row.acknowledged_at is None else _utc(row.acknowledged_at)
+        state: NoticeState = (
+            "acknowledged"
+            if acked
+            else ("overdue" if due is not None and due < when else "notified")
+        )
+        recipients.append(
+            RecipientState(
+                row.recipient,
+                state,
+                _utc(row.told_at),
+                due,
+                int(row.attempts),
+                acked,
+                row.problem,
+            )
+        )
+    return RequestState(found.id, found.provider, _utc(found.requested_at), tuple(recipients))

@@ -107,6 +107,22 @@ def read_people(path: Path, party: str) -> list[Person]:
     return found
 
 
+@app.command("retry-erasures")
+@handled
+def person_retry_erasures(
+    *,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Tell again every recipient past its deadline to acknowledge an erasure (GDPR Art. 19),
+    with a new deadline and the reason: run it from a schedule, so no request stays stuck."""
+    from accord.erasure import retry_overdue
+
+    with open_accord(database_url, data_dir) as accord:
+        told = retry_overdue(accord)
+    _out.print(f"told again: {told} overdue recipient{'' if told == 1 else 's'}")
+
+
 @app.command("load")
 @handled
 def load(

@@ -2,21 +2,26 @@
 ships, so no network is needed) in Debian's Chromium: no serious or critical violation.
 
 The pages: the start page, sign-in, the choice of account, both consent screens (the permissions
-and, on its own, the VPPA's), the person's apps, the privacy centre's three pages, an error page
-and the auditor's console. ``/docs`` is Swagger UI's page, not Accord's, and is not checked here.
+and, on its own, the VPPA's), the person's apps, the privacy centre's three pages, an erasure
+request's page in each state, an error page and the auditor's console. ``/docs`` is Swagger UI's
+page, not Accord's, and is not checked here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from sqlalchemy import update
 
+from accord import erasure
 from accord.scenario.population import CHIRP
+from accord.store import tables as t
 from api.test_browser import (
     CHROMIUM_ARGS,
     PRIVATE,
@@ -27,6 +32,7 @@ from api.test_browser import (
     sign_in,
     watch_console,
 )
+from api.test_erasure import consenting
 from api.test_privacy_centre import fresh_watchers
 from api.world import World
 
@@ -153,4 +159,32 @@ def test_the_partner_console(
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/partner")
     page.screenshot(path=str(tmp_path / "partner-console.png"), full_page=True)
+    check(axe, page, errors)
+
+
+def test_the_erasure_request_page(
+    world: World, axe: Axe, context: BrowserContext, base_url: str
+) -> None:
+    """Each state a recipient's notice can be in: told, overdue (with the button to tell it
+    again), acknowledged."""
+    person = consenting(world, "chirp", "reelix")
+    done = erasure.erase(world.accord, "chirp", person)
+    assert done.request is not None
+    page = context.new_page()
+    errors = watch_console(page)
+    page.goto(f"{base_url}/me/erasure/{done.request}?done=erased")
+    check(axe, page, errors)
+    with world.accord.session() as s:
+        s.execute(
+            update(t.erasure_notices)
+            .where(t.erasure_notices.c.request == done.request)
+            .values(due_at=datetime.now(UTC) - timedelta(days=1))
+        )
+    page.goto(f"{base_url}/me/erasure/{done.request}")
+    assert page.locator("tr[data-state=overdue]").count() == 1
+    check(axe, page, errors)
+    for notice in erasure.notices(world.accord, "reelix"):
+        erasure.acknowledge(world.accord, "reelix", notice.id)
+    page.goto(f"{base_url}/me/erasure/{done.request}")
+    assert page.locator("tr[data-state=acknowledged]").count() == 1
     check(axe, page, errors)

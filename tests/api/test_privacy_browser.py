@@ -8,19 +8,24 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from sqlalchemy import update
 
+import accord.ledger.verify_proof as standalone
+from accord.api import privacy
 from accord.ledger import merkle
 from accord.scenario.population import REELIX
+from accord.store import tables as t
 from api.privacy_helpers import entries_about
 from api.test_browser import CHROMIUM_ARGS, watch_console
 from api.test_privacy_centre import WATCHED, fresh_watchers, watch_activity_of
-from api.world import World, delegated_token
+from api.world import World, app_token, bearer, delegated_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -384,3 +389,129 @@ def test_no_page_scrolls_sideways_on_a_phone(
             assert width <= 390, (path, width)
     finally:
         phone.close()
+
+
+def test_the_page_shows_that_nothing_is_hidden(
+    world: World, base_url: str, context: BrowserContext, watchers: list[str], tmp_path: Path
+) -> None:
+    member = member_with_a_release(world, base_url, 10, watchers)
+    page = context.new_page()
+    errors = watch_console(page)
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "verified"
+    found = page.locator("#completeness[data-state]")
+    assert found.get_attribute("data-state") == "verified"
+    count = len(entries_about(world.accord, REELIX, member))
+    assert f"commits to exactly {count} entr" in found.inner_text()
+    page.screenshot(path=str(tmp_path / "releases-complete.png"), full_page=True)
+    assert errors == [] or all("404" in e for e in errors)
+
+
+def test_a_release_the_server_leaves_out_is_caught_by_the_completeness_check(
+    world: World,
+    base_url: str,
+    context: BrowserContext,
+    *,
+    watchers: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The server lists every entry about the person but one, on the page and in the bundle
+    alike: each proof shown still verifies, and only the people map says one is missing."""
+    member = member_with_a_release(world, base_url, 11, watchers)
+    watch_activity_of(world, base_url, member)  # a second release about them
+    world.accord.ledger.checkpoint()
+    oracle = sorted(entries_about(world.accord, REELIX, member))
+    releases = [
+        i for i in oracle if json.loads(world.accord.ledger.leaf(i).data)["kind"] == "release"
+    ]
+    hidden = releases[-1]
+    real = privacy.person_entries
+
+    def leaving_one_out(accord: Any, party: str, person: str) -> Any:
+        bundle, leaves = real(accord, party, person)
+        if person == member and bundle is not None:
+            bundle["entries"] = [e for e in bundle["entries"] if e["index"] != hidden]
+            leaves = [leaf for leaf in leaves if leaf.index != hidden]
+        return bundle, leaves
+
+    monkeypatch.setattr(privacy, "person_entries", leaving_one_out)
+    page = context.new_page()
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "failed"
+    assert page.locator(f"#entry-{hidden}").count() == 0
+    got = states(page)
+    assert got
+    assert all(state == "verified" for state in got.values())  # each one shown holds
+    found = page.locator("#completeness[data-state]")
+    assert found.get_attribute("data-state") == "failed"
+    assert (
+        f"commits to {len(oracle)} entries about you, but {len(oracle) - 1} are listed"
+        in found.inner_text()
+    )
+    assert "not the one the checkpoint" in page.locator("#check-status").inner_text()
+    page.screenshot(path=str(tmp_path / "releases-one-left-out.png"), full_page=True)
+    # The bundle the page offers fails the standalone verifier too.
+    bundle = page.evaluate("() => fetch('/me/releases/proof.json').then(r => r.json())")
+    assert any("not the whole list" in p for p in standalone.check(bundle))
+
+
+def test_an_erasure_shows_each_recipient_s_acknowledgement(
+    world: World, base_url: str, context: BrowserContext, watchers: list[str], tmp_path: Path
+) -> None:
+    """A member erases themselves from the overview; their request's page shows Chirp told, then
+    overdue once its deadline has passed, told again with the reason, and acknowledged once
+    Chirp's app acknowledges through the API."""
+    member = member_with_a_release(world, base_url, 12, watchers)
+    page = context.new_page()
+    errors = watch_console(page)
+    sign_in(page, base_url, member)
+    page.goto(f"{base_url}/me")
+    erase = page.get_by_role("button", name="Erase my data at reelix")
+    erase.click()  # not without ticking that they understand: the browser holds the form back
+    assert page.url == f"{base_url}/me"
+    page.get_by_label("I understand that this cannot be undone").check()
+    erase.click()
+    page.wait_for_url(f"{base_url}/me/erasure/*")
+    request = page.url.split("/me/erasure/")[1].split("?")[0]
+    row = page.locator("#recipient-chirp")
+    assert row.get_attribute("data-state") == "notified"
+    assert "Told, waiting for its acknowledgement" in row.inner_text()
+    assert "Your data is erased" in page.locator("#done").inner_text()
+    page.screenshot(path=str(tmp_path / "erasure-notified.png"), full_page=True)
+    # The person is signed out: their pages ask for a sign-in again.
+    page.goto(f"{base_url}/me/releases?party={REELIX}")
+    assert "/login" in page.url
+    # A month passes without an answer: overdue, and the person can have Chirp told again.
+    with world.accord.session() as s:
+        s.execute(
+            update(t.erasure_notices)
+            .where(t.erasure_notices.c.request == request)
+            .values(due_at=datetime.now(UTC) - timedelta(days=1))
+        )
+    page.goto(f"{base_url}/me/erasure/{request}")
+    assert row.get_attribute("data-state") == "overdue"
+    assert page.locator("#overdue-count").inner_text() == "1"
+    page.screenshot(path=str(tmp_path / "erasure-overdue.png"), full_page=True)
+    page.get_by_role("button", name="Tell the overdue company again").click()
+    page.wait_for_url(f"{base_url}/me/erasure/{request}?done=retried")
+    assert row.get_attribute("data-state") == "notified"
+    assert "told 2 times" in row.inner_text()
+    assert "had not acknowledged by" in row.locator(".problem").inner_text()
+    # Chirp's own app reads the notice and acknowledges it through the API.
+    with httpx.Client(base_url=base_url) as http:
+        token = app_token(http, world.chirp, world.chirp_secret)
+        notices = http.get("/v1/erasure-notices", headers=bearer(token)).json()
+        (notice,) = [n for n in notices if n["person"] == member]
+        assert notice["attempts"] == 2
+        r = http.post(f"/v1/erasure-notices/{notice['id']}/acknowledgement", headers=bearer(token))
+        assert r.status_code == 200, r.text
+    page.goto(f"{base_url}/me/erasure/{request}")
+    assert row.get_attribute("data-state") == "acknowledged"
+    assert "Acknowledged: erased on its side" in row.inner_text()
+    assert page.locator("#acknowledged-count").inner_text() == "1"
+    assert page.get_by_role("button", name="Tell the overdue company again").count() == 0
+    page.screenshot(path=str(tmp_path / "erasure-acknowledged.png"), full_page=True)
+    # Anyone without the request's address finds nothing.
+    assert page.goto(f"{base_url}/me/erasure/{'0' * 32}").status == 404  # type: ignore[union-attr]
+    assert errors == [] or all("404" in e for e in errors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,7 +86,13 @@ def create_app(
     prefix = config.rate_limit_prefix or (deployment_prefix(_deployment(accord)) if store else "")
     access = Access(accord, apps, limiter(parse_limit(config.rate_limit), store, prefix))
     server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
-    services = Services(gateway, apps, access, party_tokens)
+    services = Services(
+        gateway,
+        apps,
+        access,
+        party_tokens,
+        erasure_deadline=timedelta(days=config.erasure_deadline_days),
+    )
 
     @asynccontextmanager
     async def life(app: FastAPI) -> AsyncIterator[None]:
@@ -128,7 +135,14 @@ def create_app(
         erasure_router,
         ads_router,
         build_router(Screens(accord, apps, server, signing, served=set(sources))),
-        privacy_centre(accord, apps, server, signing, served=set(sources)),
+        privacy_centre(
+            accord,
+            apps,
+            server,
+            signing,
+            served=set(sources),
+            erasure_deadline=services.erasure_deadline,
+        ),
         audit_console(accord),
         partner_console(accord, apps, signing, rate_limit=config.rate_limit),
     ):

@@ -9,10 +9,13 @@ gives no power over the holder's records; and no app can erase anyone at a party
 own, so a recipient cannot stop the holder's data about a person by erasing them.
 
 ``GET /v1/erasure-notices`` lists what the calling app's party must act on: each person erased by
-a party that had released their data to it, named by the id it knows them by.
-``DELETE /v1/erasure-notices/{id}`` acknowledges one; the notice, which names the person, is then
-deleted. Both take the app's own token, for the same reason: the notice is to the party, not to
-any person.
+a party that had released their data to it, named by the id it knows them by, with the deadline
+to acknowledge (GDPR Art. 12(3): a month by default, ``ACCORD_API_ERASURE_DEADLINE_DAYS``), how
+many times it was told and why it was told again.
+``POST /v1/erasure-notices/{id}/acknowledgement`` (or ``DELETE /v1/erasure-notices/{id}``)
+acknowledges one: the person's id is cleared from it, the ledger records the acknowledgement, and
+the person's page shows it; acknowledging twice is harmless. Both take the app's own token, for
+the same reason: the notice is to the party, not to any person.
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ class ErasureOut(BaseModel):
     entries_forgotten: int = Field(description="Ledger entries no longer tied to the person.")
     receipt: int | None = Field(description="Ledger index of the erasure entry.")
     already: bool = Field(description="The person had been erased before.")
+    request: str | None = Field(
+        default=None,
+        description="The erasure request's id: give it to the person, whose page at "
+        "/me/erasure/{request} follows each recipient's acknowledgement.",
+    )
 
 
 class NoticeOut(BaseModel):
@@ -69,10 +77,15 @@ class NoticeOut(BaseModel):
     provider: str
     person: str = Field(description="The person's id as the recipient knows them.")
     erased_at: datetime
+    due_at: datetime | None = Field(
+        default=None, description="By when to acknowledge; past it, the notice is overdue."
+    )
+    attempts: int = Field(default=1, description="How many times the party was told.")
+    problem: str | None = Field(default=None, description="Why it was told again, if it was.")
 
 
 class AcknowledgedOut(BaseModel):
-    """The notice acted on, and deleted."""
+    """The notice acted on: the person's id is cleared from it."""
 
     acknowledged: str
 
@@ -100,7 +113,11 @@ def erase_person(
     proof of past consent sealed under their key), tell each recipient, destroy their key."""
     party = _party_itself(who)
     done = erasure.erase(
-        svc.gateway.accord, party, person, known_as=body.known_as if body else None
+        svc.gateway.accord,
+        party,
+        person,
+        known_as=body.known_as if body else None,
+        deadline=svc.erasure_deadline,
     )
     return ErasureOut(
         party=done.party,
@@ -111,6 +128,7 @@ def erase_person(
         entries_forgotten=done.entries_forgotten,
         receipt=done.receipt,
         already=done.already,
+        request=done.request,
     )
 
 
@@ -123,20 +141,44 @@ def erasure_notices(who: CallerDep, svc: ServicesDep) -> list[NoticeOut]:
     """The notices waiting for the caller's party, oldest first."""
     party = _party_itself(who)
     return [
-        NoticeOut(id=n.id, provider=n.provider, person=n.person, erased_at=n.erased_at)
+        NoticeOut(
+            id=n.id,
+            provider=n.provider,
+            person=n.person,
+            erased_at=n.erased_at,
+            due_at=n.due_at,
+            attempts=n.attempts,
+            problem=n.problem,
+        )
         for n in erasure.notices(svc.gateway.accord, party)
     ]
+
+
+NoticeId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/erasure-notices/{notice}/acknowledgement",
+    response_model=AcknowledgedOut,
+    summary="Acknowledge an erasure notice: the party has erased the person on its side",
+)
+def acknowledge_notice(notice: NoticeId, who: CallerDep, svc: ServicesDep) -> AcknowledgedOut:
+    """The caller's party has erased the person on its side: the notice stops naming them, the
+    ledger records the acknowledgement, and the person's page shows it."""
+    party = _party_itself(who)
+    erasure.acknowledge(svc.gateway.accord, party, notice)
+    return AcknowledgedOut(acknowledged=notice)
 
 
 @router.delete(
     "/erasure-notices/{notice}",
     response_model=AcknowledgedOut,
-    summary="Acknowledge an erasure notice: it is deleted",
+    summary="Acknowledge an erasure notice (the same as POST .../acknowledgement)",
 )
-def acknowledge_notice(
-    notice: Annotated[str, Path(min_length=1, max_length=64)], who: CallerDep, svc: ServicesDep
+def acknowledge_notice_by_delete(
+    notice: NoticeId, who: CallerDep, svc: ServicesDep
 ) -> AcknowledgedOut:
-    """The caller's party has erased the person on its side; the notice naming them goes."""
+    """The caller's party has erased the person on its side; the notice stops naming them."""
     party = _party_itself(who)
     erasure.acknowledge(svc.gateway.accord, party, notice)
     return AcknowledgedOut(acknowledged=notice)

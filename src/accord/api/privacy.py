@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,10 +34,12 @@ from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from accord import erasure
 from accord.api.apps import PartnerApps
 from accord.api.ledger_routes import router as ledger_router
 from accord.api.oauth import OAuthServer
 from accord.api.pages import error_page, listed, templates
+from accord.api.privacy_erasure import erasure_routes
 from accord.api.privacy_view import (
     consent_cards,
     entry_rows,
@@ -191,14 +193,28 @@ class Centre:
 
 
 def centre(
-    accord: Accord, apps: PartnerApps, server: OAuthServer, key: bytes, *, served: Iterable[str]
+    accord: Accord,
+    apps: PartnerApps,
+    server: OAuthServer,
+    key: bytes,
+    *,
+    served: Iterable[str],
+    erasure_deadline: timedelta = erasure.DEADLINE,
 ) -> APIRouter:
     """The privacy centre's router over the consent screens' sign-in: ``key`` is the key that
-    signs sign-in cookies and forms, ``served`` the parties whose databases the server reads."""
-    return build_router(Screens(accord, apps, server, key, served=served))
+    signs sign-in cookies and forms, ``served`` the parties whose databases the server reads,
+    ``erasure_deadline`` how long a recipient has to acknowledge an erasure."""
+    return build_router(
+        Screens(accord, apps, server, key, served=served), erasure_deadline=erasure_deadline
+    )
 
 
-def build_router(screens: Screens, *, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> APIRouter:
+def build_router(
+    screens: Screens,
+    *,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    erasure_deadline: timedelta = erasure.DEADLINE,
+) -> APIRouter:
     """The privacy centre's pages and forms, and the ledger's public checkpoint and consistency
     endpoints their checks use."""
     centre = Centre(screens, checkpoint_seconds=checkpoint_seconds)
@@ -207,6 +223,7 @@ def build_router(screens: Screens, *, checkpoint_seconds: float = CHECKPOINT_SEC
     _change_routes(router, centre)
     _release_routes(router, centre)
     _export_routes(router, centre)
+    erasure_routes(router, centre, deadline=erasure_deadline)
     router.include_router(ledger_router)
     return router
 

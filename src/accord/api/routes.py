@@ -13,7 +13,7 @@ import contextvars
 import json
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Security
@@ -32,6 +32,7 @@ from accord.api.errors import Forbidden
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
+from accord.erasure import DEADLINE as ERASURE_DEADLINE
 from accord.gateway import Exchange, Gateway
 from accord.requests import Request, Subjects, SubjectsKind
 
@@ -143,13 +144,21 @@ class Services:
     and the threads exchanges run in (shut down with :meth:`close`)."""
 
     def __init__(
-        self, gateway: Gateway, apps: PartnerApps, access: Access, party_tokens: dict[str, str]
+        self,
+        gateway: Gateway,
+        apps: PartnerApps,
+        access: Access,
+        party_tokens: dict[str, str],
+        *,
+        erasure_deadline: timedelta = ERASURE_DEADLINE,
     ) -> None:
         self.gateway = gateway
         self.apps = apps
         self.access = access
         self.party_tokens = party_tokens
         self.threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="accord-exchange")
+        self.erasure_deadline = erasure_deadline
+        """How long a recipient has to acknowledge an erasure notice."""
 
     def close(self) -> None:
         """Wait for the exchanges under way, then stop their threads."""

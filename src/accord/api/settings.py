@@ -47,6 +47,16 @@ class ApiSettings(BaseSettings):
             "name one store differently)."
         ),
     )
+    erasure_deadline_days: int = Field(
+        default=30,
+        ge=1,
+        le=90,
+        description=(
+            "Days a recipient has to acknowledge an erasure notice (GDPR Art. 19) before it is "
+            "overdue and told again: one month by default, as Art. 12(3) gives the controller; "
+            "at most three, the extension it allows."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
     )

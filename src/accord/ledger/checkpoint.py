@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from accord.datafolder import KEY_FILE_NAME
 from accord.errors import ConfigError, LedgerError, LedgerIntegrityError, translate
+from accord.ledger.peoplemap import Vuf
 
 ED25519 = b"\x01"
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space
@@ -72,14 +73,19 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
+    extensions: tuple[str, ...] = ()
+    """Lines after the root (C2SP tlog-checkpoint extension lines), such as the people map's
+    (:func:`accord.ledger.peoplemap.checkpoint_line`); checkpoints signed before it have none."""
 
     def body(self) -> str:
         """The checkpoint's text, the part the signatures cover."""
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode('ascii')}\n"
+        root = base64.b64encode(self.root).decode("ascii")
+        extra = "".join(f"{line}\n" for line in self.extensions)
+        return f"{self.origin}\n{self.size}\n{root}\n{extra}"
 
     @classmethod
     def parse(cls, body: str) -> Checkpoint:
-        """Read a checkpoint body (extension lines after the third are allowed and ignored)."""
+        """Read a checkpoint body (extension lines after the third are kept, not interpreted)."""
         lines = body.split("\n")
         if len(lines) < 4 or lines[-1] != "" or not lines[0]:
             raise LedgerIntegrityError("a checkpoint has an origin, a size and a root, one a line")
@@ -89,7 +95,10 @@ class Checkpoint:
         root = _b64decode(root_text, "checkpoint root")
         if len(root) != 32:
             raise LedgerIntegrityError(f"checkpoint root has {len(root)} bytes, not 32")
-        return cls(origin=origin, size=int(size_text), root=root)
+        extensions = tuple(lines[3:-1])
+        if any(not line for line in extensions):
+            raise LedgerIntegrityError("a checkpoint's extension lines are not empty")
+        return cls(origin=origin, size=int(size_text), root=root, extensions=extensions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +220,11 @@ class Signer:
         if signer.verifier.key_id.hex() != id_hex.lower():
             raise ConfigError("the ledger signing key's id does not match its name and key")
         return signer
+
+    def vuf(self) -> Vuf:
+        """The people map's keying function, its key derived from this one
+        (:meth:`accord.ledger.peoplemap.Vuf.derived`)."""
+        return Vuf.derived(self._key.private_bytes_raw())
 
     def to_text(self) -> str:
         """The key as the text kept in its file."""

@@ -746,3 +746,51 @@ class ModelCardEntry(Entry):
 
 
 ENTRY_KINDS[ModelCardEntry.kind] = ModelCardEntry
+
+
+NoticeEvent = Literal["notified", "told_again", "acknowledged"]
+NOTICE_EVENTS: tuple[str, ...] = get_args(NoticeEvent)
+"""What happened to a recipient's erasure notice, as an erasure notice entry records it."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ErasureNoticeEntry(Entry):
+    """A recipient of an erased person's data was told of the erasure (GDPR Art. 19), told again
+    once its deadline passed, or acknowledged it.
+
+    It names nobody (``about`` stays empty): ``request`` is the SHA-256 of the erasure request's
+    id, so the person who holds the id can find the entries of their request, and nobody else can
+    tie them to anything. ``due`` is the deadline set (ISO 8601, UTC), empty for an
+    acknowledgement; ``attempt`` counts the times the recipient was told.
+    """
+
+    kind: ClassVar[str] = "erasure_notice"
+    _leaf_fields: ClassVar[dict[str, _Field]] = {
+        **Entry._leaf_fields,
+        "event": _TEXT,
+        "request": _TEXT,
+        "provider": _TEXT,
+        "recipient": _TEXT,
+        "attempt": _COUNT,
+        "due": _TEXT,
+    }
+
+    event: NoticeEvent
+    request: str
+    provider: str
+    recipient: str
+    attempt: int = 1
+    due: str = ""
+
+    def __post_init__(self) -> None:
+        Entry.__post_init__(self)
+        if self.about:
+            raise InvalidInput("an erasure notice entry must not name the person erased")
+        if self.event not in NOTICE_EVENTS:
+            raise InvalidInput(f"unknown erasure notice event {self.event!r}")
+        for name in ("request", "provider", "recipient", "due"):
+            _check_text(name, getattr(self, name))
+        _check_count("attempt", self.attempt)
+
+
+ENTRY_KINDS[ErasureNoticeEntry.kind] = ErasureNoticeEntry

@@ -15,6 +15,7 @@ KINDS = (
     "consent",
     "decision",
     "erasure",
+    "erasure_notice",
     "model_card",
     "release",
 )

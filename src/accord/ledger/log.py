@@ -40,7 +40,7 @@ from accord.errors import (
     StoreError,
     translate,
 )
-from accord.ledger import merkle, shred
+from accord.ledger import mapstore, merkle, peoplemap, shred
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
 from accord.ledger.entries import Entry, ErasureEntry, decode_leaf, leaf_writer
@@ -161,6 +161,9 @@ class Ledger:
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._writer_lock = threading.Lock()
+        self.last_map_cost: dict[str, int] = {}
+        """What bringing the people map up to date cost at the last checkpoint (rows read,
+        people touched, functions signed, buckets rebuilt)."""
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -494,21 +497,32 @@ class Ledger:
     # Checkpoints --------------------------------------------------------------------------------
 
     def checkpoint(self) -> SignedCheckpoint:
-        """Sign the current tree head and store it; the same head is signed only once."""
+        """Sign the current tree head and store it; the same head is signed only once.
+
+        The people map (:mod:`accord.ledger.peoplemap`) is brought up to the same size in the
+        same transaction, under the append lock, and its root signed in the checkpoint's
+        extension line; :attr:`last_map_cost` tells what that took.
+        """
         if self.signer is None:
             raise LedgerError("this ledger was opened without a signing key")
-        head = self.head()
-        signed = self.signer.sign(Checkpoint(self.signer.name, head.size, head.root))
-        with translate(StoreError, "storing a ledger checkpoint"), self.engine.begin() as conn:
+        vuf = self.signer.vuf()
+        with (
+            self._writer_lock,
+            self._locked("signing a ledger checkpoint") as (conn, state),
+        ):
+            map_root, self.last_map_cost = mapstore.bring_up_to_date(conn, state.size, vuf)
+            line = peoplemap.checkpoint_line(map_root, vuf.public_key)
+            checkpoint = Checkpoint(self.signer.name, state.size, state.root, (line,))
+            signed = self.signer.sign(checkpoint)
             conn.execute(
                 _insert_if_absent(conn, _checkpoints)
                 .values(
-                    size=head.size, root=head.root, note=signed.note, created_at=datetime.now(UTC)
+                    size=state.size, root=state.root, note=signed.note, created_at=datetime.now(UTC)
                 )
                 .on_conflict_do_nothing(index_elements=["size"])
             )
             note = conn.execute(
-                select(_checkpoints.c.note).where(_checkpoints.c.size == head.size)
+                select(_checkpoints.c.note).where(_checkpoints.c.size == state.size)
             ).scalar_one()
         return SignedCheckpoint(self.signer.verifier.open(note), note)
 
@@ -643,6 +657,7 @@ class Ledger:
                     select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(chunk))
                 )
                 leaves.update({int(i): bytes(d) for i, d in rows})
+        completeness = self._completeness(key, signed)
         entries = []
         for index in indexes:
             proof = self.inclusion_proof(index, size)
@@ -666,7 +681,28 @@ class Ledger:
             "root": signed.checkpoint.root.hex(),
             "entries": entries,
             "pending": pending,
+            **({"completeness": completeness} if completeness is not None else {}),
         }
+
+    def _completeness(self, key: bytes, signed: SignedCheckpoint) -> dict[str, Any] | None:
+        """The person's proof in the people map under ``signed``, if the checkpoint carries the
+        map's line and the map still stands at its size (``None`` otherwise: an older
+        checkpoint, or one signed while this was read)."""
+        committed = peoplemap.parse_checkpoint_line(signed.checkpoint.extensions)
+        if committed is None or self.signer is None:
+            return None
+        vuf = self.signer.vuf()
+        with self._reading("proving a person's completeness") as conn, conn.begin():
+            if mapstore.map_size(conn) != signed.checkpoint.size:
+                return None
+            found = mapstore.prove(conn, shred.lookup_pseudonym(key), vuf)
+            if mapstore.map_size(conn) != signed.checkpoint.size:
+                return None
+        if committed[1] != vuf.public_key:
+            raise LedgerIntegrityError(
+                "the checkpoint names another key for the people map than this log's"
+            )
+        return found
 
 
 # Constant statements, run through the driver: the state row (id 1, STATE_ROW_ID) is read and

@@ -32,10 +32,12 @@ from sqlalchemy import (
     literal,
     select,
     union_all,
+    update,
 )
 
 from accord.errors import LedgerError
 from accord.ledger.tables import index_parts_table as _parts_table
+from accord.ledger.tables import map_leaves_table as _map
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
 
@@ -239,6 +241,8 @@ def forget(conn: Connection, person_id: str) -> int:
         return 0
     deleted = conn.execute(delete(_index).where(_parts(), _index.c.pseudonym == pseudonym))
     conn.execute(delete(_keys).where(_keys.c.person_id == person_id))
+    # Their leaf in the people map: taken out at the next checkpoint, unlinked from them now.
+    conn.execute(update(_map).where(_map.c.lookup == pseudonym).values(lookup=None, removed=True))
     return deleted.rowcount
 
 

@@ -11,6 +11,8 @@
   erasure.
 * ``ledger_person_index``: which leaves concern which person, by the person's lookup pseudonym,
   in parts (see :class:`LedgerPersonIndex`); ``ledger_index_parts`` lists the parts after 0.
+* ``ledger_map_leaves``, ``ledger_map_nodes``, ``ledger_map_state``: the people map each
+  checkpoint commits to (:mod:`accord.ledger.peoplemap`, migration ``0015_erasure_notices``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import BigInteger, Engine, Integer, LargeBinary, SmallInteger, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accord.errors import StoreError, translate
@@ -123,6 +136,48 @@ class LedgerIndexPart(Base):
     part: Mapped[int] = mapped_column(_Index, primary_key=True, autoincrement=False)
 
 
+class PeopleMapLeaf(Base):
+    """A person's leaf in the people map (:mod:`accord.ledger.peoplemap`) as of the map's size.
+
+    Found by the person's lookup pseudonym when entries about them are added; ``lookup`` is
+    cleared, and ``removed`` set, when they are erased: the leaf stays in the map until the next
+    checkpoint takes it out, so proofs under the current one still hold."""
+
+    __tablename__ = "ledger_map_leaves"
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    lookup: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
+    bucket: Mapped[int] = mapped_column(Integer, nullable=False)
+    """The key's first 16 bits: a checkpoint reads the leaves of the buckets it changes."""
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    head: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    __table_args__ = (
+        Index("ix_ledger_map_leaves_lookup", "lookup", unique=True),
+        Index("ix_ledger_map_leaves_bucket", "bucket"),
+    )
+
+
+class PeopleMapNode(Base):
+    """A node of the people map's top tree, in heap order (the root at 1); a missing one is an
+    empty subtree."""
+
+    __tablename__ = "ledger_map_nodes"
+
+    pos: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+
+
+class PeopleMapState(Base):
+    """How many leaves of the log the people map covers (one row, id 1)."""
+
+    __tablename__ = "ledger_map_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 leaves_table = cast(Table, LedgerLeaf.__table__)
 nodes_table = cast(Table, LedgerNode.__table__)
 state_table = cast(Table, LedgerState.__table__)
@@ -130,6 +185,9 @@ checkpoints_table = cast(Table, LedgerCheckpoint.__table__)
 person_keys_table = cast(Table, PersonKey.__table__)
 person_index_table = cast(Table, LedgerPersonIndex.__table__)
 index_parts_table = cast(Table, LedgerIndexPart.__table__)
+map_leaves_table = cast(Table, PeopleMapLeaf.__table__)
+map_nodes_table = cast(Table, PeopleMapNode.__table__)
+map_state_table = cast(Table, PeopleMapState.__table__)
 
 LEDGER_TABLES: list[Table] = [
     leaves_table,
@@ -139,6 +197,9 @@ LEDGER_TABLES: list[Table] = [
     person_keys_table,
     person_index_table,
     index_parts_table,
+    map_leaves_table,
+    map_nodes_table,
+    map_state_table,
 ]
 
 

@@ -12,7 +12,15 @@ code, no third-party packages, so anyone can read it and run it. It checks that
    checkpoint's root at the checkpoint's tree size;
 3. each entry carries the person's subject tag,
    HMAC-SHA256(person key, "accord/ledger/subject/v1\\n" + leaf index),
-   so it is about the person whose key the file holds.
+   so it is about the person whose key the file holds;
+4. nothing is left out, when the checkpoint commits to a people map (an extension line
+   "accord/people-map/v1 <map root> <function key>", the scheme of key-transparency systems
+   such as CONIKS): the person's map key is the Ed25519 signature by the function key of
+   SHA-256("accord/people-map/vuf/v1\\n" + their lookup pseudonym), hashed, where the lookup
+   pseudonym is HMAC-SHA256(person key, "accord/ledger/lookup/v1")[:16]; the leaf at that key,
+   proved up to the map root, holds the number of entries about the person and the head of a
+   hash chain over them; both must match the entries in the file, so a list with one left out
+   fails.
 
 Exit status 0 when everything holds, 1 otherwise.
 """
@@ -26,6 +34,11 @@ import sys
 
 FORMAT = "accord-ledger-proof/v1"
 SUBJECT_CONTEXT = b"accord/ledger/subject/v1\n"
+LOOKUP_CONTEXT = b"accord/ledger/lookup/v1"
+MAP_FORMAT = "accord/people-map/v1"
+VUF_CONTEXT = b"accord/people-map/vuf/v1\n"
+VUF_OUTPUT_CONTEXT = b"accord/people-map/vuf-output/v1\n"
+MAP_TOP = 16
 
 
 # --- RFC 9162 hashing and inclusion proofs ------------------------------------------------------
@@ -163,6 +176,13 @@ def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
 
 def open_checkpoint(note: str, vkey: str) -> tuple[str, int, bytes]:
     """Check the note's signature by ``vkey``; returns (origin, tree size, root hash)."""
+    origin, size, root, _ = open_checkpoint_lines(note, vkey)
+    return origin, size, root
+
+
+def open_checkpoint_lines(note: str, vkey: str) -> tuple[str, int, bytes, list[str]]:
+    """Check the note's signature by ``vkey``; returns (origin, tree size, root hash, extension
+    lines)."""
     name, key_id, public_key = parse_vkey(vkey)
     cut = note.rfind("\n\n")
     if cut < 0:
@@ -176,8 +196,8 @@ def open_checkpoint(note: str, vkey: str) -> tuple[str, int, bytes]:
         if signer == name and blob[:4] == key_id:
             if not ed25519_verify(public_key, text.encode("utf-8"), blob[4:]):
                 raise ValueError(f"the signature by {name} does not verify")
-            origin, size, root = text.split("\n")[:3]
-            return origin, int(size), base64.b64decode(root, validate=True)
+            origin, size, root, *extensions = text.split("\n")[:-1]
+            return origin, int(size), base64.b64decode(root, validate=True), extensions
     raise ValueError(f"the checkpoint is not signed by {name}")
 
 
@@ -193,7 +213,7 @@ def check(bundle: dict[str, object], trusted_vkey: str | None = None) -> list[st
     if trusted_vkey is not None and trusted_vkey.strip() != vkey:
         return ["the proof is signed by a different key than the one you trust"]
     try:
-        origin, size, root = open_checkpoint(str(bundle["checkpoint"]), vkey)
+        origin, size, root, extensions = open_checkpoint_lines(str(bundle["checkpoint"]), vkey)
     except (ValueError, KeyError) as exc:
         return [f"checkpoint: {exc}"]
     if origin != vkey.split("+", maxsplit=1)[0]:
@@ -215,7 +235,103 @@ def check(bundle: dict[str, object], trusted_vkey: str | None = None) -> list[st
         tag = hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode()).hex()
         if tag not in json.loads(data).get("subjects", []):
             problems.append(f"entry {index}: the leaf is not about this person")
+    problems += check_completeness(bundle, key, extensions)
     return problems
+
+
+# --- Nothing left out: the people map -----------------------------------------------------------
+
+
+def _map_bit(key: bytes, depth: int) -> int:
+    return (key[depth >> 3] >> (7 - (depth & 7))) & 1
+
+
+def map_root_of(key: bytes, terminal: bytes, siblings: list[bytes]) -> bytes:
+    """The map root reached from ``terminal`` at depth ``len(siblings)`` on ``key``'s path."""
+    hashed = terminal
+    for depth in range(len(siblings) - 1, -1, -1):
+        if _map_bit(key, depth):
+            hashed = node_hash(siblings[depth], hashed)
+        else:
+            hashed = node_hash(hashed, siblings[depth])
+    return hashed
+
+
+def _terminal(proof: dict[str, object], map_key: bytes, depth: int) -> tuple[bytes, int, bytes]:
+    """Where the person's map path ends: its hash, and the count and chain head it stands for
+    (0 and the chain's start when the path proves the person absent). Raises ValueError if the
+    path cannot end there."""
+    other = proof.get("other")
+    if isinstance(other, dict):
+        # The path ends at someone else's leaf: the person has no leaf, so no entries.
+        other_key = bytes.fromhex(str(other["key"]))
+        if other_key == map_key or any(
+            _map_bit(other_key, d) != _map_bit(map_key, d) for d in range(depth)
+        ):
+            raise ValueError("the absence proof ends at a leaf not on the person's path")
+        value = bytes.fromhex(str(other["value"]))
+        return hashlib.sha256(b"\x00" + other_key + value).digest(), 0, bytes(32)
+    count = int(str(proof["count"]))
+    head = bytes.fromhex(str(proof["head"]))
+    if count == 0:
+        return bytes(32), 0, bytes(32)
+    value = hashlib.sha256(count.to_bytes(8, "big") + head).digest()
+    return hashlib.sha256(b"\x00" + map_key + value).digest(), count, head
+
+
+def _map_key(proof: dict[str, object], key: bytes, function_key: bytes) -> bytes:
+    """The person's map key, checked against the function key; raises ValueError if it fails."""
+    lookup = hmac_sha256(key, LOOKUP_CONTEXT)[:16]
+    if proof.get("lookup") != lookup.hex():
+        raise ValueError("the proof is for someone else's lookup pseudonym")
+    signature = bytes.fromhex(str(proof["vuf_proof"]))
+    message = hashlib.sha256(VUF_CONTEXT + lookup).digest()
+    if not ed25519_verify(function_key, message, signature):
+        raise ValueError("the map key's proof does not verify under the checkpoint's key")
+    map_key = hashlib.sha256(VUF_OUTPUT_CONTEXT + signature).digest()
+    if proof.get("key") != map_key.hex():
+        raise ValueError("the map key is not the one its proof gives")
+    return map_key
+
+
+def check_completeness(bundle: dict[str, object], key: bytes, extensions: list[str]) -> list[str]:
+    """Every problem with the bundle's completeness proof (none: the list is the whole list as of
+    the checkpoint, or the checkpoint commits to no people map)."""
+    committed = [line.split(" ") for line in extensions if line.startswith(MAP_FORMAT + " ")]
+    if not committed:
+        return []
+    if len(committed[0]) != 3:
+        return ["completeness: the checkpoint's people-map line is malformed"]
+    map_root = base64.b64decode(committed[0][1], validate=True)
+    function_key = base64.b64decode(committed[0][2], validate=True)
+    proof = bundle.get("completeness")
+    if not isinstance(proof, dict):
+        return ["completeness: the checkpoint commits to a people map but the file has no proof"]
+    siblings = [bytes.fromhex(h) for h in proof["siblings"]]
+    if not MAP_TOP <= len(siblings) <= 256:
+        return ["completeness: the map path has an impossible length"]
+    try:
+        map_key = _map_key(proof, key, function_key)
+        terminal, count, head = _terminal(proof, map_key, len(siblings))
+    except ValueError as exc:
+        return [f"completeness: {exc}"]
+    if map_root_of(map_key, terminal, siblings) != map_root:
+        return ["completeness: the person's map leaf is not under the checkpoint's map root"]
+    entries = bundle["entries"]
+    assert isinstance(entries, list)  # noqa: S101
+    chained = bytes(32)
+    for entry in sorted(entries, key=lambda e: int(e["index"])):
+        step = int(entry["index"]).to_bytes(8, "big") + bytes.fromhex(entry["leaf_hash"])
+        chained = hashlib.sha256(b"\x03" + chained + step).digest()
+    if count != len(entries):
+        problem = (
+            f"completeness: the checkpoint commits to {count} entries about this person, the "
+            f"list has {len(entries)}: the list is not the whole list"
+        )
+        return [problem]
+    if chained != head:
+        return ["completeness: the entries listed are not the ones the checkpoint commits to"]
+    return []
 
 
 def _read_bundle(path: str) -> tuple[dict[str, object] | None, str]:
@@ -236,6 +352,13 @@ def _read_bundle(path: str) -> tuple[dict[str, object] | None, str]:
     if not isinstance(bundle, dict):
         return None, "not a proof bundle (a JSON object with entries and a checkpoint)"
     return bundle, ""
+
+
+def _print_completeness(bundle: dict[str, object], count: int) -> None:
+    if isinstance(bundle.get("completeness"), dict):
+        print(f"ok   nothing left out: the checkpoint commits to exactly these {count}")
+    else:
+        print("note: the checkpoint commits to no people map, so completeness is not checked")
 
 
 def main(argv: list[str]) -> int:
@@ -274,6 +397,7 @@ def main(argv: list[str]) -> int:
         print(f"ok   entry {entry['index']} ({kind}) is in the log and about this person")
     many = "entry" if len(entries) == 1 else "entries"
     print(f"ok   {len(entries)} {many} under a checkpoint signed by {bundle['vkey']}")
+    _print_completeness(bundle, len(entries))
     pending = bundle.get("pending")
     if isinstance(pending, list) and pending:
         print(

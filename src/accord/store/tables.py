@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -292,9 +293,10 @@ class ErasedPersonRow(Base):
 class ErasureNoticeRow(Base):
     """A recipient's notice that a person whose data it received was erased (GDPR Art. 19).
 
-    It names the person by the id the recipient knows them by, and is deleted once the recipient
-    acknowledges it: the only row naming an erased person besides the suppression entry, and
-    only for as long as the recipient takes to act on it.
+    It names the person by the id the recipient knows them by until the recipient acknowledges
+    it: the only row naming an erased person besides the suppression entry, and only for as long
+    as the recipient takes to act on it. Then the id is cleared and the row stays, so the
+    request's state per recipient can still be shown (:mod:`accord.erasure`).
     """
 
     __tablename__ = "erasure_notices"
@@ -306,11 +308,37 @@ class ErasureNoticeRow(Base):
     provider: Mapped[str] = mapped_column(
         String, ForeignKey("parties.id", name="fk_erasure_notices_provider")
     )
-    person: Mapped[str] = mapped_column(String)
-    """The person's id as the recipient knows them."""
+    person: Mapped[str | None] = mapped_column(String, nullable=True)
+    """The person's id as the recipient knows them; cleared once it acknowledges."""
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The erasure request the notice belongs to (none for notices left before requests)."""
+    told_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """When the recipient was last told."""
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """By when it must acknowledge; past it, the notice is overdue and is sent again."""
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    """How many times the recipient was told."""
+    problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why it was told again, in a sentence a person can read."""
 
-    __table_args__ = (Index("ix_erasure_notices_recipient", "recipient"),)
+    __table_args__ = (
+        Index("ix_erasure_notices_recipient", "recipient"),
+        Index("ix_erasure_notices_request", "request"),
+    )
+
+
+class ErasureRequestRow(Base):
+    """One erasure, by an unguessable id the person keeps to follow it; names no person."""
+
+    __tablename__ = "erasure_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(
+        String, ForeignKey("parties.id", name="fk_erasure_requests_provider")
+    )
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SealedConsentProofRow(Base):
@@ -347,4 +375,5 @@ consent_uses = _table(ConsentUseRow)
 opt_outs = _table(OptOutRow)
 erased_people = _table(ErasedPersonRow)
 erasure_notices = _table(ErasureNoticeRow)
+erasure_requests = _table(ErasureRequestRow)
 sealed_consent_proofs = _table(SealedConsentProofRow)

@@ -2,12 +2,19 @@
 // RFC 9162 leaf and node hashes (SHA-256), inclusion proofs (section 2.1.3.2) and consistency
 // proofs (section 2.1.4.2); the subject tag HMAC-SHA256(person key, "accord/ledger/subject/v1\n" +
 // leaf index); and C2SP signed-note checkpoints signed with Ed25519 (RFC 8032), where the browser's
-// WebCrypto has Ed25519. Everything is exposed as window.AccordLedger.
+// WebCrypto has Ed25519; and the people map a checkpoint commits to (accord/people-map/v1, as in
+// key-transparency systems such as CONIKS), which shows that a list of a person's entries is the
+// whole list. Everything is exposed as window.AccordLedger.
 "use strict";
 
 (() => {
   const encoder = new TextEncoder();
   const SUBJECT_CONTEXT = "accord/ledger/subject/v1\n";
+  const LOOKUP_CONTEXT = "accord/ledger/lookup/v1";
+  const MAP_FORMAT = "accord/people-map/v1";
+  const VUF_CONTEXT = "accord/people-map/vuf/v1\n";
+  const VUF_OUTPUT_CONTEXT = "accord/people-map/vuf-output/v1\n";
+  const MAP_TOP = 16;
 
   function hex(bytes) {
     return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -173,7 +180,7 @@
     if (signature === null) throw new Error(`the checkpoint is not signed by ${name}`);
     const verified = await ed25519Verify(publicKey, encoder.encode(text), signature);
     if (verified === false) throw new Error(`the signature by ${name} does not verify`);
-    const [origin, sizeText, rootText] = text.split("\n");
+    const [origin, sizeText, rootText, ...rest] = text.split("\n");
     if (origin !== name) throw new Error(`the checkpoint's origin ${origin} is not the signer's log`);
     if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) throw new Error("the checkpoint's size is not a number");
     const root = unbase64(rootText);
@@ -182,8 +189,81 @@
       origin,
       size: Number(sizeText),
       root,
+      extensions: rest.slice(0, -1),
       signature: verified === null ? "unsupported" : "verified",
     };
+  }
+
+  function bit(key, depth) {
+    return (key[Math.floor(depth / 8)] >> (7 - (depth % 8))) & 1;
+  }
+
+  function bigEndian8(n) {
+    const out = new Uint8Array(8);
+    let rest = n;
+    for (let i = 7; i >= 0; i -= 1) {
+      out[i] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
+    return out;
+  }
+
+  // Whether the entries shown ([{index, leafHash}]) are all the checkpoint's people map commits
+  // to for this person: null when the checkpoint carries no map; otherwise {problems, count,
+  // signature} where signature is "verified" or "unsupported" (no Ed25519 in this browser).
+  async function completenessProblems(proof, checkpoint, key, shown) {
+    const line = (checkpoint.extensions || []).find((l) => l.startsWith(`${MAP_FORMAT} `));
+    if (!line) return null;
+    const words = line.split(" ");
+    if (words.length !== 3) return { problems: ["the checkpoint's people-map line is malformed"] };
+    const mapRoot = unbase64(words[1]);
+    const functionKey = unbase64(words[2]);
+    if (!proof) return { problems: ["the checkpoint commits to a people map but the bundle has no proof"] };
+    const hmacKey = await crypto.subtle.importKey(
+      "raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"],
+    );
+    const lookup = new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, encoder.encode(LOOKUP_CONTEXT))).slice(0, 16);
+    if (proof.lookup !== hex(lookup)) return { problems: ["the proof is for someone else"] };
+    const signature = unhex(proof.vuf_proof);
+    const message = await sha256(concat(encoder.encode(VUF_CONTEXT), lookup));
+    const verified = await ed25519Verify(functionKey, message, signature);
+    if (verified === false) return { problems: ["your place in the map is not proved by the log's key"] };
+    const mapKey = await sha256(concat(encoder.encode(VUF_OUTPUT_CONTEXT), signature));
+    if (proof.key !== hex(mapKey)) return { problems: ["your place in the map is not the one its proof gives"] };
+    const siblings = proof.siblings.map(unhex);
+    if (siblings.length < MAP_TOP || siblings.length > 256) return { problems: ["the map path has an impossible length"] };
+    let count = 0;
+    let head = new Uint8Array(32);
+    let hashed = new Uint8Array(32);
+    if (proof.other) {
+      const otherKey = unhex(proof.other.key);
+      for (let d = 0; d < siblings.length; d += 1) {
+        if (bit(otherKey, d) !== bit(mapKey, d)) return { problems: ["the absence proof is not on your path"] };
+      }
+      if (same(otherKey, mapKey)) return { problems: ["the absence proof ends at your own place"] };
+      hashed = await sha256(concat(Uint8Array.of(0), otherKey, unhex(proof.other.value)));
+    } else if (proof.count > 0) {
+      count = proof.count;
+      head = unhex(proof.head);
+      const value = await sha256(concat(bigEndian8(count), head));
+      hashed = await sha256(concat(Uint8Array.of(0), mapKey, value));
+    }
+    for (let depth = siblings.length - 1; depth >= 0; depth -= 1) {
+      hashed = bit(mapKey, depth) ? await nodeHash(siblings[depth], hashed) : await nodeHash(hashed, siblings[depth]);
+    }
+    if (!same(hashed, mapRoot)) return { problems: ["your place in the map is not under the checkpoint's map root"] };
+    const ordered = shown.slice().sort((a, b) => a.index - b.index);
+    let chained = new Uint8Array(32);
+    for (const entry of ordered) {
+      chained = await sha256(concat(Uint8Array.of(3), chained, bigEndian8(entry.index), unhex(entry.leafHash)));
+    }
+    const problems = [];
+    if (count !== ordered.length) {
+      problems.push(`the checkpoint commits to ${count} entries about you, but ${ordered.length} are listed: the list is not the whole list`);
+    } else if (!same(chained, head)) {
+      problems.push("the entries listed are not the ones the checkpoint commits to");
+    }
+    return { problems, count, signature: verified === null ? "unsupported" : "verified" };
   }
 
   // Every problem with one entry of a proof bundle under an opened checkpoint (none: it holds).
@@ -223,5 +303,6 @@
     subjectTag,
     openCheckpoint,
     entryProblems,
+    completenessProblems,
   };
 })();

@@ -1,7 +1,8 @@
 // "Where my data went": checks, in the browser, the proof of every entry on the page (from the
 // same bundle the page offers to download), the checkpoint's signature, and that the log only
 // grew since the checkpoint this browser saw last (kept in the accord_seen cookie), or since the
-// one of the size in ?since=N.
+// one of the size in ?since=N; and that the entries listed are all there are (the people map the
+// checkpoint commits to: an entry left out of the list fails).
 "use strict";
 
 (() => {
@@ -9,6 +10,7 @@
   const check = document.getElementById("check");
   const status = document.getElementById("check-status");
   const consistency = document.getElementById("consistency");
+  const completeness = document.getElementById("completeness");
   if (!check || !status) return;
   const rows = Array.from(document.querySelectorAll("li.entry[data-index]"));
 
@@ -83,6 +85,28 @@
     return holds;
   }
 
+  async function checkCompleteness(bundle, checkpoint, key, proved) {
+    const L = window.AccordLedger;
+    const shown = proved.map((row) => ({ index: Number(row.dataset.index), leafHash: row.dataset.leafHash }));
+    const result = await L.completenessProblems(bundle.completeness, checkpoint, key, shown);
+    if (result === null) {
+      say(completeness, "none", "This checkpoint was signed before the log committed to each " +
+        "person's entries, so whether the list is complete cannot be checked yet.");
+      return;
+    }
+    if (result.problems.length) {
+      say(completeness, "failed", `Something is missing: ${result.problems.join("; ")}.`);
+      say(status, "failed", "Does not verify: the list of entries about you is not the one " +
+        `the checkpoint of ${checkpoint.size} entries commits to.`);
+      return;
+    }
+    const by = result.signature === "verified" ? "" : " (this browser cannot check the " +
+      "Ed25519 signature of your place in the map; verify_proof.py can)";
+    say(completeness, "verified", `Nothing hidden: the checkpoint of ${checkpoint.size} entries ` +
+      `commits to exactly ${result.count} entr${result.count === 1 ? "y" : "ies"} about you, and ` +
+      `they are the ones listed here${by}.`);
+  }
+
   async function run() {
     const L = window.AccordLedger;
     const proved = rows.filter((row) => row.dataset.proved === "true");
@@ -149,6 +173,14 @@
         : "whose Ed25519 signature this browser cannot check (check it with verify_proof.py)";
       say(status, "verified", `All ${proved.length} entries verify: each is in the log, under the ` +
         `checkpoint of ${checkpoint.size} entries ${signed}, and each carries your tag.`);
+    }
+    if (checkpoint && !failure && completeness) {
+      try {
+        await checkCompleteness(bundle, checkpoint, key, proved);
+      } catch (error) {
+        say(completeness, "failed", `Could not check that the list is complete: ${error.message}`);
+        say(status, "failed", "Does not verify: the list's completeness could not be checked.");
+      }
     }
     if (checkpoint && !failure && consistency) {
       try {
