@@ -184,6 +184,32 @@ def load(
     return found
 
 
+def profiler(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the server ``pid`` and its workers for ``seconds``, if ``out`` is given:
+    collapsed stacks (one line per stack with its count of samples) written to ``out``."""
+    if out is None:
+        return None
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def side(found: dict[str, Any]) -> dict[str, Any]:
     """One side's figures from wrk's summary and the CPU times."""
     seconds = found["duration_us"] / 1e6
@@ -383,6 +409,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server.")
     parser.add_argument("--database-url", default=None, help="The Accord store (default SQLite).")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="Sample the API's workers with py-spy during its load; collapsed stacks to this file.",
+    )
     args = parser.parse_args()
     people = args.people or (500 if args.quick else 10_000)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
@@ -438,9 +470,12 @@ def main() -> None:
             for name, server in servers.items():
                 console.print(f"loading the {name} endpoint for {seconds:g} s")
                 url = server.url + paths[name]
+                sampler = profiler(server.pid, seconds, args.profile) if name == "api" else None
                 found[name] = load(
                     wrk, url, scripts[name], seconds, server.pid, connections=args.connections
                 )
+                if sampler is not None:
+                    sampler.wait()
             logged = ledger_size(folder, args.database_url) - before
     api, bare = side(found["api"]), side(found["bare"])
     ratio = api["requests_per_s"] / max(1, bare["requests_per_s"])

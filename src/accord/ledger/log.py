@@ -18,6 +18,7 @@ query, whatever the size of the log.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, func, select
@@ -56,6 +58,11 @@ from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 from accord.store.driver import fetch_one
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there SQLite's own wait is all there is
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "PROOF_FORMAT",
@@ -161,6 +168,7 @@ class Ledger:
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._writer_lock = threading.Lock()
+        self._file_lock = _FileLock.beside(engine)
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -262,7 +270,12 @@ class Ledger:
         """A transaction holding the database's ledger write lock, committed on success."""
         # The transaction is begun explicitly: statements below go through the driver's own
         # cursor, which SQLAlchemy does not see, and it must still commit them.
-        with translate(StoreError, doing), self.engine.connect() as conn, conn.begin():
+        with (
+            translate(StoreError, doing),
+            self._file_lock,
+            self.engine.connect() as conn,
+            conn.begin(),
+        ):
             if self._sqlite:
                 # pysqlite would open a deferred transaction at the first write; take the write
                 # lock up front so the size read below cannot go stale before we write.
@@ -682,6 +695,40 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+class _FileLock:
+    """The ledger writers' turn on one SQLite file, across processes: ``flock`` on a file beside it.
+
+    SQLite's own wait for its write lock polls, sleeping 1, 2, 5, 10 ... 100 ms between tries
+    (its default busy handler), so a writer in one process could sleep through several commits of
+    another's and answer tens of milliseconds late. The kernel queues ``flock`` waiters and wakes
+    one as soon as the lock is let go. ``BEGIN IMMEDIATE`` still takes SQLite's lock under it,
+    so writers that do not take this lock stay safe; they only wait as SQLite makes them.
+    A no-op for PostgreSQL (its row lock queues waiters already) and for in-memory databases.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @classmethod
+    def beside(cls, engine: Engine) -> _FileLock:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return cls(None)
+        return cls(Path(database).with_name(Path(database).name + "-ledger-lock"))
+
+    def __enter__(self) -> None:
+        if self.path is None or fcntl is None:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _execute(conn: Connection, statement: str) -> None:
