@@ -117,19 +117,19 @@ def test_a_failed_group_commit_acknowledges_none_of_its_group(ledger: Ledger) ->
 
     # Hold the writer's turn so that every caller queues behind it, then fail the next commit:
     # the whole queue is one group, committed (and failed) at once.
-    ledger._writer_lock.acquire()  # noqa: SLF001  (the test forms the group deterministically)
+    ledger._writer_lock.acquire()  # the test forms the group deterministically
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
     try:
         for thread in threads:
             thread.start()
         while True:
-            with ledger._queue_lock:  # noqa: SLF001
-                if len(ledger._queue) == callers:  # noqa: SLF001
+            with ledger._queue_lock:
+                if len(ledger._queue) == callers:
                     break
             time.sleep(0.001)
         event.listen(ledger.engine, "commit", failing_disk)
     finally:
-        ledger._writer_lock.release()  # noqa: SLF001
+        ledger._writer_lock.release()
     for thread in threads:
         thread.join()
     event.remove(ledger.engine, "commit", failing_disk)
