@@ -2,9 +2,11 @@
 
 Writing. :meth:`Ledger.append` returns only once its entries are committed (SQLite with WAL and
 ``synchronous=FULL``; PostgreSQL commit), so a receipt is never handed out for an entry a crash
-could lose. Concurrent callers in one process are grouped: whoever holds the writer lock commits
-everything queued so far in one transaction (up to ``batch_size`` entries), and the others find
-their receipts waiting. Across processes, every append first takes the database's write lock
+could lose. Concurrent callers in one process are grouped (group commit, as databases do for their
+own write-ahead log): whoever holds the writer lock waits for the database's write lock, then
+commits everything queued by then in one transaction (up to ``batch_size`` entries), and the
+others find their receipts waiting; if that commit fails, every caller of the group gets the
+error and none a receipt. Across processes, every append first takes the database's write lock
 (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` of the one ``ledger_state`` row on
 PostgreSQL), reads the tree size and frontier under it, and moves them forward in the same
 transaction, so two writers can never both write leaf ``n``: the tree cannot fork.
@@ -187,41 +189,73 @@ class Ledger:
         return pending.receipts
 
     def _commit_next_group(self) -> None:
-        """Commit the oldest queued appends together (called holding the writer lock)."""
+        """Commit the oldest queued appends together (called holding the writer lock).
+
+        The group is taken from the queue only once the database's write lock is held: every
+        append that arrives while this writer waits for another process's commit (or for the
+        disk) joins the group, so the writers of several processes share each commit between
+        them as the threads of one process do.
+        """
+        with self._queue_lock:
+            lone = len(self._queue[0].leaves) > self.batch_size
+        if lone:
+            self._commit_alone()
+            return
+        group: list[_Pending] = []
+        try:
+            with self._locked("appending to the ledger") as (conn, state):
+                group = self._take_group()
+                written = self._write_locked(
+                    conn, state, _Leaves.joined(pending.leaves for pending in group)
+                )
+            # Committed: only now does any caller of the group get its receipts.
+            offset = 0
+            for pending in group:
+                pending.receipts = written[offset : offset + len(pending.leaves)]
+                offset += len(pending.leaves)
+        except AccordError as exc:
+            for pending in group or self._take_group():
+                pending.error = exc
+        except BaseException:
+            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
+            for pending in group or self._take_group():
+                pending.error = interrupted
+                pending.done = True
+            raise
+        for pending in group:
+            pending.done = True
+
+    def _take_group(self) -> list[_Pending]:
+        """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
         with self._queue_lock:
             group = [self._queue.pop(0)]
             total = len(group[0].leaves)
             while self._queue and total + len(self._queue[0].leaves) <= self.batch_size:
                 total += len(self._queue[0].leaves)
                 group.append(self._queue.pop(0))
+        return group
+
+    def _commit_alone(self) -> None:
+        """Commit the oldest queued append, larger than a batch, in order, batch by batch; it is
+        acknowledged when the last one is durable."""
+        with self._queue_lock:
+            pending = self._queue.pop(0)
         try:
-            if len(group) == 1:
-                # A lone caller may bring more than a batch: it is committed in order, batch by
-                # batch, and acknowledged when the last one is durable.
-                leaves = group[0].leaves
-                if len(leaves) <= self.batch_size:
-                    group[0].receipts = self._write(leaves)
-                else:
-                    for start in range(0, len(leaves), self.batch_size):
-                        part = leaves.part(start, start + self.batch_size)
-                        group[0].receipts.extend(self._write(part))
-            else:
-                receipts = self._write(_Leaves.joined(pending.leaves for pending in group))
-                offset = 0
-                for pending in group:
-                    pending.receipts = receipts[offset : offset + len(pending.leaves)]
-                    offset += len(pending.leaves)
+            leaves = pending.leaves
+            for start in range(0, len(leaves), self.batch_size):
+                part = leaves.part(start, start + self.batch_size)
+                pending.receipts.extend(self._write(part))
         except AccordError as exc:
-            for pending in group:
-                pending.error = exc
+            pending.receipts = []
+            pending.error = exc
         except BaseException:
-            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
-            for pending in group:
-                pending.error = interrupted
-                pending.done = True
-            raise
-        for pending in group:
+            pending.receipts = []
+            pending.error = LedgerError(
+                "the writer was interrupted before acknowledging this append"
+            )
             pending.done = True
+            raise
+        pending.done = True
 
     def _write(self, leaves: _Leaves) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
