@@ -89,3 +89,21 @@ def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
     # Each read through the API was logged: its decision and its release.
     assert result["ledger_entries_per_request"] >= 2
+
+
+def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "exchange_steps.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "exchange_steps"
+    assert 0 < result["bare_read_vs_exchange_cpu_ratio"] < 1
+    # Every step took some of the exchange's CPU, and the shares add up to the whole.
+    steps = result["steps"]
+    assert all(share > 0 for name, share in steps.items() if name != "scope check")
+    assert abs(sum(steps.values()) - 1) < 0.01
