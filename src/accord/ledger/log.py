@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -745,6 +746,7 @@ class _FileLock:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._fd: int | None = None
+        self._pid = 0
 
     @classmethod
     def beside(cls, engine: Engine) -> _FileLock:
@@ -756,8 +758,12 @@ class _FileLock:
     def __enter__(self) -> None:
         if self.path is None or fcntl is None:
             return
-        if self._fd is None:
+        if self._fd is None or self._pid != os.getpid():
+            # Opened once per process (a forked child opens its own: a lock is held by an open
+            # file, and a child would otherwise share its parent's), closed with this object.
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *_: object) -> None:
