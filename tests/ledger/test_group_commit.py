@@ -8,6 +8,7 @@ a receipt and none of their entries is in the log.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_builders import decision, release
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -172,3 +173,93 @@ def test_two_ledgers_on_one_sqlite_file_share_the_writers_turn(ledger_sqlite_url
     assert report.ok, report.problems
     for engine in engines:
         engine.dispose()
+
+
+def _one_commit_while_the_database_is_held(ledger: Ledger, hold: Any, release_hold: Any) -> None:
+    """Appends arriving while the database's write lock is held elsewhere (another process's
+    commit) share one commit once it is let go, and each gets its own entry's receipt."""
+    ledger.append([decision(0)])  # the state row exists
+    before = ledger.head().size
+    callers = 5
+    commits = 0
+
+    def count(_conn: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    outcomes: list[list[Receipt] | BaseException | None] = [None] * callers
+
+    def writer(n: int) -> None:
+        try:
+            outcomes[n] = ledger.append([decision(300 + n)])
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            outcomes[n] = exc
+
+    hold()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        # Every caller is queued: one of them waits for the database holding the writer's turn,
+        # its own append still in the queue (a writer that took its group before the database's
+        # lock would leave one fewer: a guard, not a timing, ends the wait then).
+        guard = time.monotonic() + 60
+        while True:
+            with ledger._queue_lock:
+                if len(ledger._queue) == callers:
+                    break
+            assert time.monotonic() < guard, "a writer took its group before the database's lock"
+            time.sleep(0.001)
+        event.listen(ledger.engine, "commit", count)
+    finally:
+        release_hold()
+    for thread in threads:
+        thread.join()
+    event.remove(ledger.engine, "commit", count)
+    assert commits == 1
+    for n, outcome in enumerate(outcomes):
+        assert isinstance(outcome, list), outcome
+        (receipt,) = outcome
+        assert ledger.leaf(receipt.index).entry()["reason"] == f"decision {300 + n}"
+    assert ledger.head().size == before + callers
+    report = ledger.verify()
+    assert report.ok, report.problems
+
+
+def test_appends_waiting_for_another_writer_share_one_commit(
+    ledger: Ledger, ledger_sqlite_url: str
+) -> None:
+    other = sqlite3.connect(ledger_sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("PRAGMA busy_timeout=30000")
+
+    def hold() -> None:
+        other.execute("BEGIN IMMEDIATE")
+
+    def release_hold() -> None:
+        other.execute("COMMIT")
+
+    _one_commit_while_the_database_is_held(ledger, hold, release_hold)
+    other.close()
+
+
+@pytest.mark.postgres
+def test_appends_waiting_for_another_writer_share_one_commit_on_postgres(
+    ledger_pg_url: str,
+) -> None:
+    engine = make_engine(ledger_pg_url)
+    create_ledger_tables(engine)
+    ledger = Ledger(engine)
+    other = make_engine(ledger_pg_url).connect()
+    held: list[Any] = []
+
+    def hold() -> None:
+        held.append(other.begin())
+        other.execute(text("SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE"))
+
+    def release_hold() -> None:
+        held.pop().commit()
+
+    _one_commit_while_the_database_is_held(ledger, hold, release_hold)
+    other.close()
+    other.engine.dispose()
+    engine.dispose()
