@@ -180,3 +180,44 @@ def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
     assert 0 < result["later_people_touched"] < result["people"]
     # The path: 16 levels of buckets, and a few below when people share one.
     assert result["path_hashes"] >= 16
+
+
+def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -> None:
+    # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "api.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "api"
+    assert result["api_vs_bare_ratio"] > 0
+    # Both sides answered every request with a 200, and wrk measured latencies for both.
+    assert result["api_requests"] > 0
+    assert result["bare_requests"] > 0
+    assert result["api_errors"] == result["bare_errors"] == 0
+    assert 0 < result["api_p50_ms"] <= result["api_p99_ms"]
+    assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
+    # Each read through the API was logged: its decision and its release.
+    assert result["ledger_entries_per_request"] >= 2
+
+
+def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio() -> None:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "exchange_steps.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["benchmark"] == "exchange_steps"
+    assert 0 < result["bare_read_vs_exchange_cpu_ratio"] < 1
+    # Every step took some of the exchange's CPU, and the shares add up to the whole.
+    steps = result["steps"]
+    assert all(share > 0 for name, share in steps.items() if name != "scope check")
+    assert abs(sum(steps.values()) - 1) < 0.01

@@ -36,9 +36,10 @@ from accord.policy import Decision, Policy
 from accord.requests import Request
 from accord.standing import PersonStanding, person_standing
 from accord.store import filter_sql
+from accord.store.driver import pooled_one
 from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.migrate import open_store
-from accord.store.registry import revision as registry_revision
+from accord.store.registry import REVISION_SQL
 from accord.store.repositories import (
     AgreementRepository,
     ConsentRepository,
@@ -446,8 +447,9 @@ class Accord:
         row), so an agreement suspended or ended by another process sharing the store (the
         command line, another API worker) is refused from the next decision on.
         """
-        with translate(StoreError, "reading the agreement registry"), self.engine.connect() as c:
-            current = registry_revision(c)
+        with translate(StoreError, "reading the agreement registry"):
+            row = pooled_one(self.engine, REVISION_SQL)
+        current = int(row[0]) if row is not None else 0
         cached = self._policy
         if cached is not None and cached[0] == current:
             return cached[1]

@@ -104,8 +104,10 @@ def test_a_revocation_refuses_the_next_exchange_in_every_worker(world: World) ->
             httpx.Client(base_url=two_url) as two,
         ):
             first, kept = app_token(one, app, secret), app_token(one, app, secret)
-            for http in (one, two):
+            # Both tokens served by both workers first: each worker now keeps them.
+            for http in (one, two, one, two):
                 assert http.post(LINK, json=GOOD, headers=bearer(first)).status_code == 200
+                assert http.post(LINK, json=GOOD, headers=bearer(kept)).status_code == 200
             # The token revoked through one worker (RFC 7009): refused by both.
             revoked = one.post("/oauth/revoke", data={"token": first}, auth=(app.client_id, secret))
             assert revoked.status_code == 200

@@ -1,7 +1,9 @@
 """Who is calling and what their token reaches, checked before anything goes to the door.
 
 A bearer token is looked up by its hash at each request, with the person's grants behind it, so
-a revoked token, a revoked app or a revoked or expired grant refuses the very next request. A
+a revoked token, a revoked app or a revoked or expired grant refuses the very next request (an
+app's own token is kept between requests only until the registry's revision moves, which every
+revocation and review does: see :meth:`accord.api.apps.PartnerApps.token_and_approved`). A
 refusal here is logged to the ledger as a refused decision, like the gateway's own refusals.
 """
 

@@ -27,6 +27,7 @@ from accord.gateway.keyring import hash_token
 from accord.ledger.entries import AppEntry, AppEvent
 from accord.service import Accord, person_refs
 from accord.store.erased import is_erased
+from accord.store.registry import REVISION_SQL, count_change
 from accord.store.repositories import PeopleRepository
 from accord.store.types import UTCDateTime
 
@@ -282,6 +283,8 @@ _REVIEWS_OF_APP = (
     .order_by(t.reviews_table.c.at, t.reviews_table.c.id)
 )
 _INSTANT = UTCDateTime()
+_KEPT_CALLERS = 10_000
+"""Apps' tokens a worker keeps between requests at most (all are dropped when it is full)."""
 
 
 def _latest_approved(reviews: Iterable[tuple[str, Any]]) -> frozenset[Scope]:
@@ -297,6 +300,9 @@ class PartnerApps:
 
     def __init__(self, accord: Accord) -> None:
         self.accord = accord
+        self._callers: dict[bytes, tuple[int, Token, frozenset[Scope]]] = {}
+        """Apps' own tokens with their apps' approved scopes, by token hash, as read at a
+        registry revision (:meth:`token_and_approved`)."""
 
     # -- apps ----------------------------------------------------------------------------------
 
@@ -440,6 +446,7 @@ class PartnerApps:
                 .where(t.apps_table.c.client_id == client_id)
                 .values(revoked_at=when)
             )
+            count_change(s)  # every worker's kept tokens of the app are dropped
         withdrawn = self._withdraw(client_id, None, None, when)
         self._log(
             app,
@@ -481,6 +488,7 @@ class PartnerApps:
                     at=when,
                 )
             )
+            count_change(s)  # every worker reads the app's reviews again
         verdict = "approved" if approved else "did not approve"
         self._log(
             app,
@@ -829,9 +837,16 @@ class PartnerApps:
 
     def token_and_approved(self, access_token: str) -> tuple[Token | None, frozenset[Scope]]:
         """:meth:`token`, and the scopes review approved for its app, read together (what every
-        request checks first: one statement, so one snapshot of the store)."""
+        request checks first: one statement, so one snapshot of the store).
+
+        An app's own token is kept with its approved scopes, and used again for as long as the
+        registry's revision (one indexed row, read first) has not moved: revoking a token or an
+        app, and reviewing an app, move it, so every worker sharing the store reads the token
+        again at the very next request.
+        """
         engine = self.accord.engine
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        hashed = hash_token(access_token)
         with translate(StoreError, "reading an access token"):
             # A connection of the pool's, without SQLAlchemy's around it: one statement, read at
             # once; the pool rolls back whatever the driver began as the connection goes back.
@@ -839,7 +854,17 @@ class PartnerApps:
             try:
                 cursor = connection.cursor()
                 try:
-                    cursor.execute(_CALLER_SQL.format(mark=mark), (hash_token(access_token),))
+                    # The revision first: a revocation or review counts a change of the registry
+                    # in its own transaction, so one committed after this read leaves a newer
+                    # revision that the next request sees, and one committed before it is in
+                    # the rows read below.
+                    cursor.execute(REVISION_SQL)
+                    found = cursor.fetchone()
+                    revision = int(found[0]) if found is not None else 0
+                    kept = self._callers.get(hashed)
+                    if kept is not None and kept[0] == revision:
+                        return kept[1], kept[2]
+                    cursor.execute(_CALLER_SQL.format(mark=mark), (hashed,))
                     rows = cursor.fetchall()
                 finally:
                     cursor.close()
@@ -867,7 +892,14 @@ class PartnerApps:
             _instant(first[5], dialect),
             _instant(first[6], dialect),
         )
-        return token, _latest_approved((r[14], r[15]) for r in rows if r[14] is not None)
+        approved = _latest_approved((r[14], r[15]) for r in rows if r[14] is not None)
+        if token.person is None:
+            # Only apps' own tokens are kept: a person's token is checked against their grants
+            # at each request anyway, and an erasure deletes it without a change of the registry.
+            if len(self._callers) >= _KEPT_CALLERS:
+                self._callers.clear()
+            self._callers[hashed] = (revision, token, approved)
+        return token, approved
 
     @staticmethod
     def _token(s: Session, access_token: str) -> Token | None:
@@ -903,6 +935,7 @@ class PartnerApps:
                 .where(t.tokens_table.c.token_hash == token.token_hash)
                 .values(revoked_at=at or _now())
             )
+            count_change(s)  # every worker drops the token it kept
 
 
 def _instant(value: Any, dialect: Dialect) -> Any:

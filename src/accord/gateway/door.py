@@ -24,7 +24,7 @@ from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.ledger.rows import sum_if_small
-from accord.policy import Decision
+from accord.policy import Decision, Policy
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
 from accord.sources import Allowed, Source
@@ -125,12 +125,14 @@ class Gateway:
 
     def _run(self, exchange: Exchange) -> Release:
         request = exchange.request
-        decision = self.accord.policy().decide(request)
+        # The policy is read once per exchange: deciding and planning see the same registry.
+        policy = self.accord.policy()
+        decision = policy.decide(request)
         if not decision.allowed:
             entry = decision_entry(decision, 0, exchange.client)
             receipt = self.accord.ledger.append([entry])[0]
             raise Refused(decision, receipt)
-        plan = self._plan(decision, exchange)
+        plan = self._plan(policy, decision, exchange)
         self._refuse_erased(plan)
         if request.operation is Operation.WRITE:
             return self._write(plan, exchange)
@@ -174,12 +176,12 @@ class Gateway:
 
     # -- planning ----------------------------------------------------------------------------------
 
-    def _plan(self, decision: Decision, exchange: Exchange) -> _Plan:
+    def _plan(self, policy: Policy, decision: Decision, exchange: Exchange) -> _Plan:
         request = decision.request
         clause, person_filter = decision.clause, decision.filter
         if clause is None or person_filter is None:
             raise GatewayError("the policy allowed the request without a clause or a filter")
-        agreement: Agreement = self.accord.policy().registry[request.agreement].agreement
+        agreement: Agreement = policy.registry[request.agreement].agreement
         sender, receiver = agreement.sender_of(clause), agreement.receiver_of(clause)
         holder = receiver if request.operation is Operation.WRITE else sender
         source = self.sources.get(holder)

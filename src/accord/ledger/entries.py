@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal, get_args
@@ -415,7 +416,12 @@ class ReleaseEntry(Entry):
         ``index``."""
         if self.rows_sum is None:
             return self
-        return replace(self, rows_digest=seal(self.rows_sum, keys, index), rows_sum=None)
+        # A copy with two fields set, not ``replace``: that would check every field again (the
+        # entry was checked when it was made, and a digest is hex text), once per release logged.
+        out = copy(self)
+        object.__setattr__(out, "rows_digest", seal(self.rows_sum, keys, index))
+        object.__setattr__(out, "rows_sum", None)
+        return out
 
 
 ConsentChange = Literal["given", "renewed", "withdrawn", "expired", "opted_out", "opted_in"]

@@ -2,9 +2,11 @@
 
 Writing. :meth:`Ledger.append` returns only once its entries are committed (SQLite with WAL and
 ``synchronous=FULL``; PostgreSQL commit), so a receipt is never handed out for an entry a crash
-could lose. Concurrent callers in one process are grouped: whoever holds the writer lock commits
-everything queued so far in one transaction (up to ``batch_size`` entries), and the others find
-their receipts waiting. Across processes, every append first takes the database's write lock
+could lose. Concurrent callers in one process are grouped (group commit, as databases do for their
+own write-ahead log): whoever holds the writer lock waits for the database's write lock, then
+commits everything queued by then in one transaction (up to ``batch_size`` entries), and the
+others find their receipts waiting; if that commit fails, every caller of the group gets the
+error and none a receipt. Across processes, every append first takes the database's write lock
 (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` of the one ``ledger_state`` row on
 PostgreSQL), reads the tree size and frontier under it, and moves them forward in the same
 transaction, so two writers can never both write leaf ``n``: the tree cannot fork.
@@ -18,7 +20,9 @@ query, whatever the size of the log.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, func, select
@@ -56,6 +61,11 @@ from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 from accord.store.driver import fetch_one
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there SQLite's own wait is all there is
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "PROOF_FORMAT",
@@ -164,6 +174,7 @@ class Ledger:
         self.last_map_cost: dict[str, int] = {}
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
+        self._file_lock = _FileLock.beside(engine)
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -182,41 +193,73 @@ class Ledger:
         return pending.receipts
 
     def _commit_next_group(self) -> None:
-        """Commit the oldest queued appends together (called holding the writer lock)."""
+        """Commit the oldest queued appends together (called holding the writer lock).
+
+        The group is taken from the queue only once the database's write lock is held: every
+        append that arrives while this writer waits for another process's commit (or for the
+        disk) joins the group, so the writers of several processes share each commit between
+        them as the threads of one process do.
+        """
+        with self._queue_lock:
+            lone = len(self._queue[0].leaves) > self.batch_size
+        if lone:
+            self._commit_alone()
+            return
+        group: list[_Pending] = []
+        try:
+            with self._locked("appending to the ledger") as (conn, state):
+                group = self._take_group()
+                written = self._write_locked(
+                    conn, state, _Leaves.joined(pending.leaves for pending in group)
+                )
+            # Committed: only now does any caller of the group get its receipts.
+            offset = 0
+            for pending in group:
+                pending.receipts = written[offset : offset + len(pending.leaves)]
+                offset += len(pending.leaves)
+        except AccordError as exc:
+            for pending in group or self._take_group():
+                pending.error = exc
+        except BaseException:
+            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
+            for pending in group or self._take_group():
+                pending.error = interrupted
+                pending.done = True
+            raise
+        for pending in group:
+            pending.done = True
+
+    def _take_group(self) -> list[_Pending]:
+        """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
         with self._queue_lock:
             group = [self._queue.pop(0)]
             total = len(group[0].leaves)
             while self._queue and total + len(self._queue[0].leaves) <= self.batch_size:
                 total += len(self._queue[0].leaves)
                 group.append(self._queue.pop(0))
+        return group
+
+    def _commit_alone(self) -> None:
+        """Commit the oldest queued append, larger than a batch, in order, batch by batch; it is
+        acknowledged when the last one is durable."""
+        with self._queue_lock:
+            pending = self._queue.pop(0)
         try:
-            if len(group) == 1:
-                # A lone caller may bring more than a batch: it is committed in order, batch by
-                # batch, and acknowledged when the last one is durable.
-                leaves = group[0].leaves
-                if len(leaves) <= self.batch_size:
-                    group[0].receipts = self._write(leaves)
-                else:
-                    for start in range(0, len(leaves), self.batch_size):
-                        part = leaves.part(start, start + self.batch_size)
-                        group[0].receipts.extend(self._write(part))
-            else:
-                receipts = self._write(_Leaves.joined(pending.leaves for pending in group))
-                offset = 0
-                for pending in group:
-                    pending.receipts = receipts[offset : offset + len(pending.leaves)]
-                    offset += len(pending.leaves)
+            leaves = pending.leaves
+            for start in range(0, len(leaves), self.batch_size):
+                part = leaves.part(start, start + self.batch_size)
+                pending.receipts.extend(self._write(part))
         except AccordError as exc:
-            for pending in group:
-                pending.error = exc
+            pending.receipts = []
+            pending.error = exc
         except BaseException:
-            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
-            for pending in group:
-                pending.error = interrupted
-                pending.done = True
-            raise
-        for pending in group:
+            pending.receipts = []
+            pending.error = LedgerError(
+                "the writer was interrupted before acknowledging this append"
+            )
             pending.done = True
+            raise
+        pending.done = True
 
     def _write(self, leaves: _Leaves) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
@@ -265,7 +308,12 @@ class Ledger:
         """A transaction holding the database's ledger write lock, committed on success."""
         # The transaction is begun explicitly: statements below go through the driver's own
         # cursor, which SQLAlchemy does not see, and it must still commit them.
-        with translate(StoreError, doing), self.engine.connect() as conn, conn.begin():
+        with (
+            translate(StoreError, doing),
+            self._file_lock,
+            self.engine.connect() as conn,
+            conn.begin(),
+        ):
             if self._sqlite:
                 # pysqlite would open a deferred transaction at the first write; take the write
                 # lock up front so the size read below cannot go stale before we write.
@@ -718,6 +766,45 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+class _FileLock:
+    """The ledger writers' turn on one SQLite file, across processes: ``flock`` on a file beside it.
+
+    SQLite's own wait for its write lock polls, sleeping 1, 2, 5, 10 ... 100 ms between tries
+    (its default busy handler), so a writer in one process could sleep through several commits of
+    another's and answer tens of milliseconds late. The kernel queues ``flock`` waiters and wakes
+    one as soon as the lock is let go. ``BEGIN IMMEDIATE`` still takes SQLite's lock under it,
+    so writers that do not take this lock stay safe; they only wait as SQLite makes them.
+    A no-op for PostgreSQL (its row lock queues waiters already) and for in-memory databases.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    @classmethod
+    def beside(cls, engine: Engine) -> _FileLock:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return cls(None)
+        return cls(Path(database).with_name(Path(database).name + "-ledger-lock"))
+
+    def __enter__(self) -> None:
+        if self.path is None or fcntl is None:
+            return
+        if self._fd is None or self._pid != os.getpid():
+            # Opened once per process (a forked child opens its own: a lock is held by an open
+            # file, and a child would otherwise share its parent's), closed with this object.
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _execute(conn: Connection, statement: str) -> None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import Dialect
 
 from accord.errors import StoreError, translate
@@ -46,6 +46,23 @@ def fetch_one(conn: Connection, sql: str) -> tuple[Any, ...] | None:
         row = cursor.fetchone()
     finally:
         cursor.close()
+    return None if row is None else tuple(row)
+
+
+def pooled_one(engine: Engine, sql: str) -> tuple[Any, ...] | None:
+    """:func:`fetch_one` on a connection of ``engine``'s pool, without a SQLAlchemy
+    :class:`~sqlalchemy.Connection` around it (building one costs more than the read). The pool
+    rolls back whatever the driver began as the connection goes back."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
     return None if row is None else tuple(row)
 
 

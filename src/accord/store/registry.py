@@ -26,7 +26,7 @@ from accord.store.people import PartyRepository, upsert
 REVISION_ROW = 1
 
 
-_REVISION_SQL = f"SELECT revision FROM registry_revision WHERE id = {REVISION_ROW}"  # noqa: S608
+REVISION_SQL = f"SELECT revision FROM registry_revision WHERE id = {REVISION_ROW}"  # noqa: S608
 
 
 def revision(conn: Connection) -> int:
@@ -37,8 +37,23 @@ def revision(conn: Connection) -> int:
     what SQLAlchemy's execution would cost.
     """
     with translate(StoreError, "reading the agreement registry's revision"):
-        row = fetch_one(conn, _REVISION_SQL)
+        row = fetch_one(conn, REVISION_SQL)
     return int(row[0]) if row is not None else 0
+
+
+def count_change(session: Session) -> None:
+    """Count a change of the registry, in ``session``'s transaction making it.
+
+    The registry is the agreements and the partner apps registered under them: every process
+    that keeps what it read from either (a compiled policy, an app's token and its reviews)
+    compares this revision before using it again.
+    """
+    r = t.registry_revision
+    session.execute(
+        upsert(session, r)
+        .values(id=REVISION_ROW, revision=1)
+        .on_conflict_do_update(index_elements=[r.c.id], set_={"revision": r.c.revision + 1})
+    )
 
 
 def _transition_key(tr: Transition) -> tuple[Status, datetime, str, str]:
@@ -134,12 +149,7 @@ class AgreementRepository:
 
     def _changed(self) -> None:
         """Count a change of the registry, in the transaction making it."""
-        r = t.registry_revision
-        self.session.execute(
-            upsert(self.session, r)
-            .values(id=REVISION_ROW, revision=1)
-            .on_conflict_do_update(index_elements=[r.c.id], set_={"revision": r.c.revision + 1})
-        )
+        count_change(self.session)
 
     def get(self, agreement_id: str) -> Registered:
         """The agreement with its review and history, or :class:`NotFound`."""

@@ -1,0 +1,265 @@
+"""Group commit: concurrent appends share commits, and each is acknowledged only with its group.
+
+What must hold whatever the timing (the contract of :meth:`accord.ledger.log.Ledger.append`):
+every receipt names the leaf holding exactly the entry its caller appended, no index is handed
+out twice, the tree verifies, and when the commit of a group fails, no caller of that group gets
+a receipt and none of their entries is in the log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ledger_builders import decision, release
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from accord.errors import AccordError
+from accord.ledger import merkle
+from accord.ledger.log import Ledger, Receipt
+from accord.ledger.tables import create_ledger_tables
+from accord.store.engine import make_engine
+
+pytestmark = pytest.mark.integration
+
+
+def _append_at_once(
+    ledger: Ledger, batches: list[list[Any]]
+) -> tuple[list[list[Receipt] | BaseException], int]:
+    """Append each batch from its own thread, all released at once; returns what each thread
+    got (its receipts, or the error it raised) and how many commits the ledger's engine made."""
+    commits = 0
+
+    def count(_conn: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(ledger.engine, "commit", count)
+    got: list[list[Receipt] | BaseException] = [[] for _ in batches]
+    start = threading.Barrier(len(batches))
+
+    def writer(n: int) -> None:
+        start.wait()
+        try:
+            got[n] = ledger.append(batches[n])
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            got[n] = exc
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    event.remove(ledger.engine, "commit", count)
+    return got, commits
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(sizes=st.lists(st.integers(1, 4), min_size=2, max_size=24))
+def test_every_receipt_names_its_own_entry(ledger: Ledger, sizes: list[int]) -> None:
+    """Threads appending at once: each receipt's leaf is that thread's entry, each index once."""
+    before = ledger.head().size
+    batches: list[list[Any]] = [
+        [
+            release(k, f"p{k % 3}") if k % 2 else decision(k)
+            for k in range(1000 * n, 1000 * n + size)
+        ]
+        for n, size in enumerate(sizes)
+    ]
+    got, commits = _append_at_once(ledger, batches)
+    indexes: list[int] = []
+    for batch, receipts in zip(batches, got, strict=True):
+        assert not isinstance(receipts, BaseException), receipts
+        assert len(receipts) == len(batch)
+        for entry, receipt in zip(batch, receipts, strict=True):
+            stored = ledger.leaf(receipt.index)
+            assert stored.entry()["reason"] == entry.reason
+            assert merkle.leaf_hash(stored.data) == stored.leaf_hash == receipt.leaf_hash
+            # Acknowledged as durable in a tree that holds it.
+            assert receipt.index < receipt.tree_size <= ledger.head().size
+            indexes.append(receipt.index)
+        # One caller's entries stay together and in order.
+        assert [r.index for r in receipts] == list(
+            range(receipts[0].index, receipts[0].index + len(batch))
+        )
+    assert sorted(indexes) == list(range(before, before + sum(sizes)))
+    assert ledger.head().size == before + sum(sizes)
+    assert commits <= len(batches)
+    report = ledger.verify()
+    assert report.ok, report.problems
+
+
+def test_a_failed_group_commit_acknowledges_none_of_its_group(ledger: Ledger) -> None:
+    """The disk fails as a group is committed: every caller in it gets an error, none a receipt,
+    and none of their entries is in the log; the next append is written after the last good one."""
+    first = ledger.append([decision(0)])
+    callers = 6
+    outcomes: list[list[Receipt] | BaseException | None] = [None] * callers
+
+    def writer(n: int) -> None:
+        try:
+            outcomes[n] = ledger.append([decision(100 + n), release(200 + n, f"p{n}")])
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            outcomes[n] = exc
+
+    def failing_disk(_conn: Connection) -> None:
+        raise OperationalError("COMMIT", {}, OSError("disk I/O error"))
+
+    # Hold the writer's turn so that every caller queues behind it, then fail the next commit:
+    # the whole queue is one group, committed (and failed) at once.
+    ledger._writer_lock.acquire()  # the test forms the group deterministically
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        while True:
+            with ledger._queue_lock:
+                if len(ledger._queue) == callers:
+                    break
+            time.sleep(0.001)
+        event.listen(ledger.engine, "commit", failing_disk)
+    finally:
+        ledger._writer_lock.release()
+    for thread in threads:
+        thread.join()
+    event.remove(ledger.engine, "commit", failing_disk)
+    for outcome in outcomes:
+        assert isinstance(outcome, AccordError), outcome
+        assert "disk I/O error" in str(outcome)
+    assert ledger.head().size == first[0].tree_size
+    after = ledger.append([decision(999)])
+    assert after[0].index == first[0].tree_size
+    report = ledger.verify()
+    assert report.ok, report.problems
+
+
+def test_two_ledgers_on_one_sqlite_file_share_the_writers_turn(ledger_sqlite_url: str) -> None:
+    """Two ledgers on one file (as two processes would open it) append at once: one tree."""
+    engines = [make_engine(ledger_sqlite_url) for _ in range(2)]
+    create_ledger_tables(engines[0])
+    ledgers = [Ledger(engine) for engine in engines]
+    got: list[list[int]] = [[], []]
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for k in range(60):
+                got[n].extend(r.index for r in ledgers[n].append([decision(1000 * n + k)]))
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(got[0] + got[1]) == list(range(120))
+    for n in range(2):
+        for k, index in enumerate(got[n]):
+            assert ledgers[0].leaf(index).entry()["reason"] == f"decision {1000 * n + k}"
+    report = ledgers[0].verify()
+    assert report.ok, report.problems
+    for engine in engines:
+        engine.dispose()
+
+
+def _one_commit_while_the_database_is_held(ledger: Ledger, hold: Any, release_hold: Any) -> None:
+    """Appends arriving while the database's write lock is held elsewhere (another process's
+    commit) share one commit once it is let go, and each gets its own entry's receipt."""
+    ledger.append([decision(0)])  # the state row exists
+    before = ledger.head().size
+    callers = 5
+    commits = 0
+
+    def count(_conn: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    outcomes: list[list[Receipt] | BaseException | None] = [None] * callers
+
+    def writer(n: int) -> None:
+        try:
+            outcomes[n] = ledger.append([decision(300 + n)])
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread's assertion)
+            outcomes[n] = exc
+
+    hold()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        # Every caller is queued: one of them waits for the database holding the writer's turn,
+        # its own append still in the queue (a writer that took its group before the database's
+        # lock would leave one fewer: a guard, not a timing, ends the wait then).
+        guard = time.monotonic() + 60
+        while True:
+            with ledger._queue_lock:
+                if len(ledger._queue) == callers:
+                    break
+            assert time.monotonic() < guard, "a writer took its group before the database's lock"
+            time.sleep(0.001)
+        event.listen(ledger.engine, "commit", count)
+    finally:
+        release_hold()
+    for thread in threads:
+        thread.join()
+    event.remove(ledger.engine, "commit", count)
+    assert commits == 1
+    for n, outcome in enumerate(outcomes):
+        assert isinstance(outcome, list), outcome
+        (receipt,) = outcome
+        assert ledger.leaf(receipt.index).entry()["reason"] == f"decision {300 + n}"
+    assert ledger.head().size == before + callers
+    report = ledger.verify()
+    assert report.ok, report.problems
+
+
+def test_appends_waiting_for_another_writer_share_one_commit(
+    ledger: Ledger, ledger_sqlite_url: str
+) -> None:
+    other = sqlite3.connect(ledger_sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("PRAGMA busy_timeout=30000")
+
+    def hold() -> None:
+        other.execute("BEGIN IMMEDIATE")
+
+    def release_hold() -> None:
+        other.execute("COMMIT")
+
+    _one_commit_while_the_database_is_held(ledger, hold, release_hold)
+    other.close()
+
+
+@pytest.mark.postgres
+def test_appends_waiting_for_another_writer_share_one_commit_on_postgres(
+    ledger_pg_url: str,
+) -> None:
+    engine = make_engine(ledger_pg_url)
+    create_ledger_tables(engine)
+    ledger = Ledger(engine)
+    other = make_engine(ledger_pg_url).connect()
+    held: list[Any] = []
+
+    def hold() -> None:
+        held.append(other.begin())
+        other.execute(text("SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE"))
+
+    def release_hold() -> None:
+        held.pop().commit()
+
+    _one_commit_while_the_database_is_held(ledger, hold, release_hold)
+    other.close()
+    other.engine.dispose()
+    engine.dispose()
