@@ -23,7 +23,7 @@ import sqlite3
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,11 @@ def run_partner_ads(
     and measure a campaign's conversion lift; each step's ledger entries are written as it runs.
     """
     when = at or datetime.now(UTC)
+    # Each step at an instant of its own: a release and a withdrawal at the same instant would
+    # leave an auditor unable to tell which came first (a consent withdrawn at t is not in force
+    # at t).
+    withdrawn_at = when + timedelta(seconds=1)
+    later = when + timedelta(seconds=2)
     register(accord, when.date())
     store = AdsStore(accord.engine, CHIRP)
     if REELIX_ADVERTISER.id not in {a.id for a in store.advertisers()}:
@@ -190,7 +195,7 @@ def run_partner_ads(
         provider=REELIX,
     )
 
-    def build() -> int:
+    def build(moment: datetime) -> int:
         return build_partner_audience(
             accord,
             store,
@@ -200,24 +205,24 @@ def run_partner_ads(
             partner_records=reelix_records,
             built_by=REELIX_ADVERTISER.id,
             min_size=min_size,
-            at=when,
+            at=moment,
         ).members
 
     refused = None
     size = rebuilt = None
     withdrawn = 0
     try:
-        size = build()
+        size = build(when)
     except AudienceTooSmall as exc:
         refused = exc.message
     else:
         # Viewers who are on Chirp too, so that their leaving shows in the rebuilt audience.
         on_chirp = {email for _person, email in chirp_records}
         withdrawn = _withdraw_some(
-            accord, [m for m in sorted(watched) if emails.get(m) in on_chirp], when
+            accord, [m for m in sorted(watched) if emails.get(m) in on_chirp], withdrawn_at
         )
         try:
-            rebuilt = build()
+            rebuilt = build(later)
         except AudienceTooSmall as exc:
             refused = exc.message
 
@@ -237,7 +242,7 @@ def run_partner_ads(
             features=features,
             size=lookalike_size or max(1, len(people) // 10),
             built_by=REELIX_ADVERTISER.id,
-            at=when,
+            at=later,
             random_state=seed,
         )
     except InvalidInput:
@@ -265,7 +270,7 @@ def run_partner_ads(
             emails=emails,
             epsilon=epsilon,
             seed=seed,
-            at=when,
+            at=later,
         ),
     )
 
