@@ -14,8 +14,8 @@ advertiser's spend is set beside the data access its party holds
 (:func:`accord.ads.access.spend_beside_access`), and Reelix's data goes into Chirp's ads under
 its consent: audiences, a withdrawal and the rebuild, a lookalike and a campaign's lift
 (:mod:`accord.scenario.partner_ads`), then the click model, its cards, one person forgotten and
-what the data bought (:mod:`accord.scenario.partner_model`). It prints a summary, verifies the ledger, signs a
-checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
+what the data bought (:mod:`accord.scenario.partner_model`). It prints a summary, verifies the
+ledger, signs a checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
 
 The demo is the parties' operator here: it picks which people act, and reads each party's own
 database only for what that party itself would know (Chirp resolves a message's recipient to a
