@@ -187,10 +187,15 @@ def run_partner_model(
     later = at + timedelta(minutes=1)
     role = roles(people.ids)
     who = next(
-        p
-        for i, p in enumerate(people.ids)
-        if role[i] == ROLE_TRAIN and p in before.joined and _withdraw(accord, p, later)
+        (
+            p
+            for i, p in enumerate(people.ids)
+            if role[i] == ROLE_TRAIN and p in before.joined and _withdraw(accord, p, later)
+        ),
+        None,
     )
+    if who is None:
+        raise InvalidInput("nobody the click model trained on has partner features to withdraw")
     after = snapshot_of(accord, chirp_people, later)
     second = first.forget(training_matrix(log, people, model.topics, after), [who], after)
     second_card = card_of(second, platform=CHIRP, trained_at=later, replaces=first_card)
