@@ -1015,7 +1015,9 @@ def _partner_data(console: Console, world: _World) -> PartnerShown:
     after some withdraw, its lookalike and a campaign's lift; then the click model trained with
     partner features, one person's withdrawal forgotten, and what the data bought. The minimum
     audience is the agreement's 100 people from 10,000 people on, a hundredth of the population
-    below (so that a small demo still shows an audience built and rebuilt)."""
+    below (so that a small demo still shows an audience built and rebuilt). It runs now, as the
+    erasure does: the partner's side of each match decides and logs at its own clock, and the
+    withdrawals must come after the releases made before them, for the auditor's replay."""
     with _progress(console) as bars:
         bars.add_task("Reelix's data in Chirp's ads: audiences, lift, click model", total=None)
         ads = run_partner_ads(
@@ -1024,10 +1026,9 @@ def _partner_data(console: Console, world: _World) -> PartnerShown:
             world.files[REELIX],
             min_size=min(MIN_AUDIENCE, max(world.people // 100, 10)),
             seed=world.seed,
-            at=DEMO_AT,
         )
         people = [r[0] for r in world.own(CHIRP, "SELECT person_id FROM people ORDER BY person_id")]
-        return run_partner_model(world.accord, people, ads, seed=world.seed, at=DEMO_AT)
+        return run_partner_model(world.accord, people, ads, seed=world.seed)
 
 
 def _replay(

@@ -213,8 +213,12 @@ def run_partner_ads(
     else:
         # Viewers who are on Chirp too, so that their leaving shows in the rebuilt audience.
         on_chirp = {email for _person, email in chirp_records}
+        # Withdrawn after the first build, by either side's clock: the partner's side of a match
+        # decides and logs at its own (the server does not take the client's word for the time).
         withdrawn = _withdraw_some(
-            accord, [m for m in sorted(watched) if emails.get(m) in on_chirp], when
+            accord,
+            [m for m in sorted(watched) if emails.get(m) in on_chirp],
+            max(when, datetime.now(UTC)),
         )
         try:
             rebuilt = build()

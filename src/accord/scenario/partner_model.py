@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -40,7 +40,7 @@ from accord.ads.training import (
     training_matrix,
 )
 from accord.ads.value import partner_value
-from accord.consent import OptOut
+from accord.consent import OptOut, utc
 from accord.errors import InvalidInput
 from accord.pets.tables import EPSILON_UNIT, privacy_spends
 from accord.scenario.partner_ads import AGREEMENT, PartnerAdsShown
@@ -59,6 +59,9 @@ SETTINGS = Settings(shards=4, rounds=60, min_leaf=50)
 VALUE_PEOPLE = 400
 """People in the world the second season is ranked in, with and without partner features."""
 VALUE_DAYS = 6
+VALUE_START = datetime(2026, 6, 1, tzinfo=UTC)
+"""When the value world's seasons begin: a simulation of its own (it writes nothing), on fixed
+days so that the same seed gives the same figures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +164,13 @@ def run_partner_model(
     ads: PartnerAdsShown,
     *,
     seed: int,
-    at: datetime,
+    at: datetime | None = None,
 ) -> PartnerShown:
-    """Train, record, withdraw, forget and value Chirp's click model (see the module docstring)."""
+    """Train, record, withdraw, forget and value Chirp's click model (see the module docstring).
+
+    The model is trained at ``at`` (now by default, and never before now: a consent withdrawn
+    earlier in this run must not look in force to it), the withdrawal and the second model
+    come after it."""
     n = len(chirp_people)
     if n < 2:
         raise InvalidInput("the click model needs at least two people")
@@ -178,13 +185,14 @@ def run_partner_model(
         past_ctr(history, n),
         partner_view(model.affinity, seed=seed),
     )
+    at = _after(at)
     before = snapshot_of(accord, chirp_people, at)
     first = ClickRanker.fit(training_matrix(log, people, model.topics, before), before, SETTINGS)
     first_card = card_of(first, platform=CHIRP, trained_at=at, replaces=_last_card(accord))
     first_shown = CardShown(first_card, record_card(accord.ledger, first_card).index, first.seconds)
 
     # One person the model used withdraws their consent; the next model forgets them.
-    later = at + timedelta(minutes=1)
+    later = _after(at + timedelta(minutes=1))
     role = roles(people.ids)
     who = next(
         (
@@ -196,24 +204,25 @@ def run_partner_model(
     )
     if who is None:
         raise InvalidInput("nobody the click model trained on has partner features to withdraw")
-    after = snapshot_of(accord, chirp_people, later)
+    retrained_at = _after(later + timedelta(seconds=1))
+    after = snapshot_of(accord, chirp_people, retrained_at)
     second = first.forget(training_matrix(log, people, model.topics, after), [who], after)
-    second_card = card_of(second, platform=CHIRP, trained_at=later, replaces=first_card)
+    second_card = card_of(second, platform=CHIRP, trained_at=retrained_at, replaces=first_card)
     second_shown = CardShown(
         second_card, record_card(accord.ledger, second_card).index, second.seconds
     )
     lists = {k: v for k, v in second.shard_lists().items() if k.endswith("-partner")}
 
     size = min(VALUE_PEOPLE, n)
-    world = random_world(size, CAMPAIGNS, seed=seed, start=later - timedelta(days=1))
-    start = later.date()
+    world = random_world(size, CAMPAIGNS, seed=seed, start=VALUE_START - timedelta(days=1))
+    start = VALUE_START.date()
     worth = partner_value(
         world,
         Season(start, days=VALUE_DAYS, seed=seed),
         Season(start + timedelta(days=VALUE_DAYS), days=max(VALUE_DAYS // 3, 1), seed=seed + 1),
         partner_view(world.model.affinity, seed=seed),
         ConsentSnapshot(
-            later,
+            retrained_at,
             after.joined & {p.person for p in world.people},
             frozenset(),
             PURPOSE,
@@ -241,6 +250,13 @@ def run_partner_model(
         budget_people=charged,
         epsilon_total=total,
     )
+
+
+def _after(at: datetime | None) -> datetime:
+    """``at``, or now if that is later: the run's ledger entries and consent changes by either
+    party's clock stay in order."""
+    now = datetime.now(UTC)
+    return now if at is None else max(utc(at), now)
 
 
 def _withdraw(accord: Accord, chirp_person: str, at: datetime) -> bool:
