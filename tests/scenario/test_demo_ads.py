@@ -13,6 +13,7 @@ import sqlite3
 from collections import defaultdict
 from contextlib import closing
 from datetime import date, timedelta
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,23 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from accord.ads.access import spend_beside_access
+from accord.ads.audiences import member_digest
+from accord.ads.cards import absent_from
 from accord.ads.model import MICROS
 from accord.ads.pacing import day_cap
 from accord.ads.spend import SpendBook
 from accord.ads.store import AdsStore
 from accord.cli import app
+from accord.errors import InvalidInput
 from accord.ledger.audit import verify_ledger
 from accord.scenario.ads import DEMO_DAYS, DEMO_YEARS, REELIX_YEARLY, SCALE_AUDIENCE
 from accord.scenario.demo import AD_SEASON_ENDS, DEMO_AT, DemoResult, run_demo
+from accord.scenario.partner_ads import AGREEMENT as PARTNER_ADS
+from accord.scenario.partner_ads import WITHDRAWALS
 from accord.service import Accord
+from accord.store.consents import ConsentRepository
+from accord.taxonomy import MEDIA_CONSUMPTION
+from accord.taxonomy import THIRD_PARTY_TARGETED_ADS as TARGETED_ADS
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +64,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path, st
 def store_rows(folder: Path, query: str) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(folder / "data" / "accord.db")) as db:
         return db.execute(query).fetchall()
+
+
+def partner_ads_access(folder: Path) -> dict[str, int]:
+    """What the ledger holds under the partner-ads agreement (the audiences' and the lift's
+    matching, after the flows): decisions allowed and refused, and the people its releases
+    involving Reelix let through."""
+    with Accord.open(data_dir=folder / "data") as accord:
+        entries = [leaf.entry() for leaf in accord.ledger.recent(400)]
+    found = {"allowed": 0, "refused": 0, "people": 0}
+    for e in entries:
+        if e.get("agreement") != PARTNER_ADS:
+            continue
+        if e.get("kind") == "decision":
+            found["allowed" if e.get("allowed") else "refused"] += 1
+        elif e.get("kind") == "release" and "reelix" in (e.get("provider"), e.get("recipient")):
+            found["people"] += int(e.get("people") or 0)
+    return found
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -206,14 +232,15 @@ def test_the_data_access_beside_the_money_is_what_the_flows_did(
     with Accord.open(data_dir=folder / "data") as accord:
         registered = {r.agreement.id: r for r in accord.agreements()}
     in_force = [a for a, r in registered.items() if r.in_force(DEMO_AT.date())]
-    assert (
-        access.agreements == tuple(sorted(in_force)) == ("chirp-reelix", "chirp-reelix-cleanroom")
-    )
+    # With the partner-ads agreement Reelix's data reached Chirp's ads under (after the flows).
+    assert access.agreements == tuple(sorted(in_force))
+    assert access.agreements == ("chirp-reelix", "chirp-reelix-cleanroom", PARTNER_ADS)
     assert access.clauses == sum(len(registered[a].agreement.clauses) for a in in_force)
     flows = result.flows
-    assert access.allowed == sum(f.allowed for f in flows) > 0
-    assert access.refused == sum(f.refused for f in flows) > 0
-    assert access.people == sum(f.people for f in flows) > 0
+    partner = partner_ads_access(folder)
+    assert access.allowed == sum(f.allowed for f in flows) + partner["allowed"] > 0
+    assert access.refused == sum(f.refused for f in flows) + partner["refused"] > 0
+    assert access.people == sum(f.people for f in flows) + partner["people"] > 0
     assert access.records == sum(f.records for f in flows) > 0
     to_reelix = sum(f.records for f in flows if f.recipient == "reelix")
     assert (access.received, access.given) == (to_reelix, access.records - to_reelix)
@@ -383,11 +410,12 @@ def test_the_auditors_console_shows_each_advertisers_spend_beside_its_access(
     flows = result.flows
     to_reelix = sum(f.records for f in flows if f.recipient == "reelix")
     reelix = row("reelix", flows_year)
-    assert reelix[6] == "chirp-reelix, chirp-reelix-cleanroom"
+    assert reelix[6] == f"chirp-reelix, chirp-reelix-cleanroom, {PARTNER_ADS}"
+    partner = partner_ads_access(folder)
     assert reelix[7:] == [
-        f"{sum(f.allowed for f in flows):,}",
-        f"{sum(f.refused for f in flows):,}",
-        f"{sum(f.people for f in flows):,}",
+        f"{sum(f.allowed for f in flows) + partner['allowed']:,}",
+        f"{sum(f.refused for f in flows) + partner['refused']:,}",
+        f"{sum(f.people for f in flows) + partner['people']:,}",
         f"{to_reelix:,}",
         f"{sum(f.records for f in flows) - to_reelix:,}",
     ]
@@ -397,3 +425,171 @@ def test_the_auditors_console_shows_each_advertisers_spend_beside_its_access(
     assert f'data-period="{flows_year}-' in by_month.text
     assert wrong.status_code == 400
     assert "year or month" in wrong.text
+
+
+# -- Reelix's data in Chirp's ads: audiences, lift, the click model's cards, value and cost ------
+
+
+def ledger_tail(folder: Path, limit: int = 400) -> list[dict[str, Any]]:
+    with Accord.open(data_dir=folder / "data") as accord:
+        return [leaf.entry() for leaf in reversed(accord.ledger.recent(limit))]
+
+
+def test_the_demo_shows_partner_data_in_ads(demo: tuple[DemoResult, Path, str]) -> None:
+    result, folder, printed = demo
+    p = result.partner
+    assert p is not None
+    assert p.ads.audience is not None
+    assert p.ads.rebuilt is not None
+    assert p.ads.withdrawn == WITHDRAWALS
+    assert p.ads.lookalike is not None
+    assert p.ads.recall is not None
+    assert "Reelix's data in Chirp's ads" in printed
+    assert "proven absent" in printed
+    assert f"replaces {p.first.card.model}" in printed
+    html = (folder / "accord-report.html").read_text()
+    start = html.index('<section id="partner">')
+    section = html[start : html.index("</section>", start)]
+    assert "Partner data in ads" in section
+    assert f'<td class="n" id="partner-audience">{p.ads.audience:,}</td>' in section
+    assert f'<td class="n" id="partner-rebuilt">{p.ads.rebuilt:,}</td>' in section
+    for shown in (p.first, p.second):
+        assert f'data-model="{shown.card.model}"' in section
+        assert f"{shown.auc:.4f}" in section
+        assert f"{shown.index:,}" in section
+    assert (
+        f"<code>{p.first.card.model}</code>"
+        in section.split(f'data-model="{p.second.card.model}"')[1]
+    )
+    assert 'id="partner-value-facts"' in section
+    assert f'<strong id="partner-people">{p.first.card.partner_people:,}</strong>' in section
+    assert f"{p.auc_with:.4f} / {p.auc_without:.4f}" in section
+    assert 'class="allowed" id="partner-absent"' in section
+    # The person forgotten is named nowhere in the report.
+    assert p.withdrawn not in html
+
+
+def test_the_withdrawn_persons_partner_rows_leave_the_next_model(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    p = result.partner
+    assert p is not None
+    first, second = p.first.card, p.second.card
+    assert second.replaces == first.model
+    assert first.replaces is None
+    # Only the shards that held the person were retrained (SISA); the others are the same lists.
+    assert second.retrained
+    assert len(second.retrained) < second.shards
+    for k in range(second.shards):
+        same = first.list_named(f"shard-{k}").sha256 == second.list_named(f"shard-{k}").sha256
+        assert same
+        changed = (
+            first.list_named(f"shard-{k}-partner").sha256
+            != second.list_named(f"shard-{k}-partner").sha256
+        )
+        assert changed == (k in second.retrained)
+    assert second.partner_people == first.partner_people - 1
+    assert absent_from(second, p.withdrawn, p.partner_lists)
+    # A list doctored to hide the person does not match the card's fingerprint.
+    doctored = {name: (*people, p.withdrawn) for name, people in p.partner_lists.items()}
+    with pytest.raises(InvalidInput):
+        absent_from(second, p.withdrawn, doctored)
+    # The consent records: the person's member withdrew the consent the model relied on.
+    member = "r" + p.withdrawn[1:]
+    with Accord.open(data_dir=folder / "data") as accord:
+        consents = accord.consents("reelix", member)
+    covering = [
+        c
+        for c in consents
+        if c.covers(recipient="chirp", purpose=TARGETED_ADS, category=MEDIA_CONSUMPTION)
+    ]
+    assert covering
+    assert all(c.withdrawn_at is not None for c in covering)
+    cards = [e for e in ledger_tail(folder) if e.get("kind") == "model_card"]
+    assert [e["model"] for e in cards] == [first.model, second.model]
+    assert cards[1]["replaces"] == first.model
+    assert json.loads(cards[1]["card"])["retrained"] == list(second.retrained)
+
+
+def test_the_rebuilt_audience_lost_only_withdrawn_members(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    result, folder, _ = demo
+    p = result.partner
+    assert p is not None
+    assert p.ads.audience is not None
+    assert p.ads.rebuilt is not None
+    audience = f"reelix-{p.ads.genre}-viewers".lower().replace(" ", "-")[:64]
+    built = [
+        e for e in ledger_tail(folder) if e.get("kind") == "audience" and e["audience"] == audience
+    ]
+    assert [e["change"] for e in built] == ["built", "rebuilt"]
+    # Oracle from the consent records: the members who withdrew the ads consent after the flows
+    # (but the one erased after them and the one whose withdrawal the click model forgot), and
+    # their Chirp accounts (the same e-mail address).
+    assert result.erasure is not None
+    with Accord.open(data_dir=folder / "data") as accord, accord.session() as s:
+        facts = ConsentRepository(s).facts("reelix")
+    withdrawn = {
+        person
+        for person, f in facts.items()
+        for c in f.consents
+        if c.withdrawn_at is not None
+        and c.withdrawn_at > DEMO_AT
+        and c.covers(recipient="chirp", purpose=TARGETED_ADS, category=MEDIA_CONSUMPTION)
+        and person not in (result.erasure.person, "r" + p.withdrawn[1:])
+    }
+    assert len(withdrawn) == WITHDRAWALS
+    data = folder / "data" / "parties"
+    with closing(sqlite3.connect(data / "reelix.db")) as db:
+        emails = dict(db.execute("SELECT member_id, email FROM members"))
+    with closing(sqlite3.connect(data / "chirp.db")) as db:
+        chirp = {e: c for c, e in db.execute("SELECT person_id, email FROM people")}
+    left = {chirp[emails[m]] for m in withdrawn if emails[m] in chirp}
+    with closing(sqlite3.connect(folder / "data" / "accord.db")) as db:
+        rows = db.execute(
+            "SELECT person FROM ads_audience_members WHERE audience_id = ?", (audience,)
+        ).fetchall()
+    members = {person for (person,) in rows}
+    assert len(members) == p.ads.rebuilt
+    assert not members & left
+    assert member_digest(members) == built[1]["digest"]
+    # The first audience was the rebuilt one plus the withdrawn members who were in it.
+    gone = p.ads.audience - p.ads.rebuilt
+    before = [
+        set(chosen)
+        for k in range(len(left) + 1)
+        for chosen in combinations(sorted(left), k)
+        if member_digest(members | set(chosen)) == built[0]["digest"]
+    ]
+    assert len(before) == 1
+    assert len(before[0]) == gone
+
+
+def test_the_auditors_replay_agrees_with_every_partner_data_release(
+    demo: tuple[DemoResult, Path, str],
+) -> None:
+    _, folder, _ = demo
+    out = run("audit", "--data-dir", str(folder / "data"))
+    assert "No differences" in out or "no differences" in out
+
+
+def test_the_value_and_cost_of_partner_data(demo: tuple[DemoResult, Path, str]) -> None:
+    result, folder, _ = demo
+    p = result.partner
+    assert p is not None
+    assert p.revenue_with > 0
+    assert p.revenue_without > 0
+    assert 0.5 < p.auc_with < 1
+    assert 0.5 < p.auc_without < 1
+    assert 0 < p.value_partner_people < p.value_people
+    # The people whose partner data trained the model are those whose consent covered it.
+    assert 0 < p.first.card.partner_people < p.first.card.people
+    spent = store_rows(
+        folder,
+        "SELECT COALESCE(SUM(people), 0) FROM privacy_spends "
+        "WHERE agreement = 'chirp-reelix-partner-ads'",
+    )
+    assert p.budget_people == spent[0][0]
+    assert (p.epsilon_each > 0) == (p.ads.lift is not None)

@@ -11,8 +11,11 @@ data at once (watch activity, interest segments, the fortnightly report). Before
 Chirp's ad platform runs a campaign season on a week of each of three years, Reelix buying ads in
 the filings' shape (:func:`accord.scenario.ads.run_sampled_season`); after them, each
 advertiser's spend is set beside the data access its party holds
-(:func:`accord.ads.access.spend_beside_access`). It prints a summary, verifies the ledger, signs a
-checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
+(:func:`accord.ads.access.spend_beside_access`), and Reelix's data goes into Chirp's ads under
+its consent: audiences, a withdrawal and the rebuild, a lookalike and a campaign's lift
+(:mod:`accord.scenario.partner_ads`), then the click model, its cards, one person forgotten and
+what the data bought (:mod:`accord.scenario.partner_model`). It prints a summary, verifies the
+ledger, signs a checkpoint and writes an HTML report (:mod:`accord.scenario.report`).
 
 The demo is the parties' operator here: it picks which people act, and reads each party's own
 database only for what that party itself would know (Chirp resolves a message's recipient to a
@@ -47,7 +50,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from accord.ads.access import SpendBesideAccess, spend_beside_access
+from accord.ads.audiences import MIN_AUDIENCE
 from accord.ads.cli import ledger_lines, spend_tables
+from accord.ads.model import show_money
 from accord.audit import AuditReport
 from accord.audit import audit as replay_releases
 from accord.audit.cli import show as show_audit
@@ -70,6 +75,8 @@ from accord.scenario.ads import (
 )
 from accord.scenario.build import PARTNERSHIP, TITAN, load_population, prepare, register_agreements
 from accord.scenario.generate import Written, write_databases
+from accord.scenario.partner_ads import run_partner_ads
+from accord.scenario.partner_model import PartnerShown, run_partner_model
 from accord.scenario.population import CHIRP, REELIX, TITLES, Population, generate, linked
 from accord.scenario.report import write_report
 from accord.service import Accord, person_ref
@@ -157,6 +164,8 @@ class DemoResult:
     """Commands to run next on the demo's data folder, each with what it shows."""
     ads: AdsShown | None = None
     """Chirp's ad season, and each advertiser's money beside its party's data access."""
+    partner: PartnerShown | None = None
+    """Reelix's data in Chirp's ads: audiences, lift, the click model's cards, what it bought."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -904,6 +913,9 @@ def run_demo(
                 random.Random(f"{seed}:demo"),
             )
             results, erased = _flows(console, world)
+            # Reelix's data in Chirp's ads, before the money is set beside the data access, so
+            # that the table is what `accord ads spend` prints from the folder afterwards.
+            partner = _partner_data(console, world) if season is not None else None
             shown_ads = (
                 AdsShown(season, spend_beside_access(accord.engine, CHIRP), DEMO_AT.date())
                 if season is not None
@@ -936,6 +948,7 @@ def run_demo(
                     folder, _sample_person(world, erased), ads=shown_ads is not None
                 ),
                 ads=shown_ads,
+                partner=partner,
             )
     finally:
         for engine in engines.values():
@@ -997,6 +1010,27 @@ def _ad_season(
     return season
 
 
+def _partner_data(console: Console, world: _World) -> PartnerShown:
+    """Reelix's data in Chirp's ads, after the flows: a genre's viewers as an audience, rebuilt
+    after some withdraw, its lookalike and a campaign's lift; then the click model trained with
+    partner features, one person's withdrawal forgotten, and what the data bought. The minimum
+    audience is the agreement's 100 people from 10,000 people on, a hundredth of the population
+    below (so that a small demo still shows an audience built and rebuilt). It runs now, as the
+    erasure does: the partner's side of each match decides and logs at its own clock, and the
+    withdrawals must come after the releases made before them, for the auditor's replay."""
+    with _progress(console) as bars:
+        bars.add_task("Reelix's data in Chirp's ads: audiences, lift, click model", total=None)
+        ads = run_partner_ads(
+            world.accord,
+            world.files[CHIRP],
+            world.files[REELIX],
+            min_size=min(MIN_AUDIENCE, max(world.people // 100, 10)),
+            seed=world.seed,
+        )
+        people = [r[0] for r in world.own(CHIRP, "SELECT person_id FROM people ORDER BY person_id")]
+        return run_partner_model(world.accord, people, ads, seed=world.seed)
+
+
 def _replay(
     console: Console, accord: Accord, engines: Mapping[str, Engine], sources: Mapping[str, Source]
 ) -> AuditReport:
@@ -1042,13 +1076,7 @@ def show(console: Console, result: DemoResult) -> None:
     for rule, reason in sorted(reasons.items()):
         legend.add_row(escape(rule), escape(reason))
     console.print(legend)
-    if result.ads is not None:
-        show_ads(console, result.ads)
-    else:
-        console.print(
-            f"Chirp's ad season was not run (by default only from {ADS_BY_DEFAULT_FROM:,} to "
-            f"{ADS_BY_DEFAULT_UP_TO:,} people): `accord demo --ads` runs it"
-        )
+    _show_ads_and_partner(console, result)
     console.print(
         Panel(
             escape(result.checkpoint),
@@ -1073,6 +1101,19 @@ def show(console: Console, result: DemoResult) -> None:
         console.print(steps)
 
 
+def _show_ads_and_partner(console: Console, result: DemoResult) -> None:
+    """The ad season and the partner's data in ads, or why they were not run."""
+    if result.ads is None:
+        console.print(
+            f"Chirp's ad season was not run (by default only from {ADS_BY_DEFAULT_FROM:,} to "
+            f"{ADS_BY_DEFAULT_UP_TO:,} people): `accord demo --ads` runs it"
+        )
+        return
+    show_ads(console, result.ads)
+    if result.partner is not None:
+        show_partner(console, result.partner)
+
+
 def show_ads(console: Console, ads: AdsShown) -> None:
     """Each advertiser's money beside its party's data access, and how the season was sampled."""
     for table in spend_tables(ads.money, console.width):
@@ -1085,6 +1126,53 @@ def show_ads(console: Console, ads: AdsShown) -> None:
     )
     for line in ledger_lines(ads.money):
         console.print(line)
+
+
+def show_partner(console: Console, p: PartnerShown) -> None:
+    """Reelix's data in Chirp's ads in a few lines: audiences, lift, cards, value and cost."""
+    a = p.ads
+    lines = [
+        (
+            f"audience of Reelix's {escape(a.genre)} viewers: {_size(a.audience)} of "
+            f"{a.viewers:,} viewers matched under consent; {a.withdrawn} withdrew, rebuilt: "
+            f"{_size(a.rebuilt)}; lookalike {_size(a.lookalike)}"
+            + (f" (recall of held-out seed {a.recall:.0%})" if a.recall is not None else "")
+        ),
+        (
+            f"conversion lift {a.lift.lift:+.2%} (95% interval {a.lift.low:+.2%} to "
+            f"{a.lift.high:+.2%}, planted {a.planted:+.2%}), ε = {a.lift.epsilon:g}"
+            if a.lift is not None
+            else "conversion lift: refused (a group under 50 people or a budget spent)"
+        ),
+    ]
+    for name, c in (("click model", p.first), ("after a withdrawal", p.second)):
+        card = c.card
+        lines.append(
+            f"{name} {card.model}: AUC {c.auc:.4f}, calibration error {c.ece:.4f}, "
+            f"{card.people:,} people ({card.partner_people:,} with partner features)"
+            + (f", replaces {card.replaces}" if card.replaces else "")
+            + (f", shard {', '.join(map(str, card.retrained))} of {card.shards} retrained "
+               f"({p.forget_ratio:.0%} of the full training's CPU time)" if card.retrained else "")
+            + f"; ledger entry {c.index:,}"
+        )  # fmt: skip
+    lines.append(
+        f"what the data bought: revenue ${show_money(p.revenue_with)} with partner features vs "
+        f"${show_money(p.revenue_without)} without ({p.revenue_lift:+.1%}), AUC "
+        f"{p.auc_with:.4f} vs {p.auc_without:.4f}; its cost: {p.first.card.partner_people:,} "
+        f"people's partner data, ε = {p.epsilon_each:g} from {p.budget_people:,} people's privacy "
+        "budgets"
+    )
+    verdict = "[green]proven absent[/]" if p.proven_absent else "[red]still in it[/]"
+    console.print(
+        Panel(
+            "\n".join(lines),
+            title=f"Reelix's data in Chirp's ads; the withdrawn person's partner rows: {verdict}",
+        )
+    )
+
+
+def _size(n: int | None) -> str:
+    return "refused as too small" if n is None else f"{n:,}"
 
 
 def show_erasure(console: Console, e: ErasureShown) -> None:

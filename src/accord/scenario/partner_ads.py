@@ -169,11 +169,11 @@ def run_partner_ads(
     and measure a campaign's conversion lift; each step's ledger entries are written as it runs.
     """
     when = at or datetime.now(UTC)
-    # Each step at an instant of its own: a release and a withdrawal at the same instant would
-    # leave an auditor unable to tell which came first (a consent withdrawn at t is not in force
-    # at t).
-    withdrawn_at = when + timedelta(seconds=1)
-    later = when + timedelta(seconds=2)
+    # Each step at an instant of its own, after the one before by either side's clock: a release
+    # and a withdrawal at the same instant would leave an auditor unable to tell which came first
+    # (a consent withdrawn at t is not in force at t), and the partner's side of a match decides
+    # and logs at its own clock (the server does not take the client's word for the time).
+    later = when
     register(accord, when.date())
     store = AdsStore(accord.engine, CHIRP)
     if REELIX_ADVERTISER.id not in {a.id for a in store.advertisers()}:
@@ -218,9 +218,11 @@ def run_partner_ads(
     else:
         # Viewers who are on Chirp too, so that their leaving shows in the rebuilt audience.
         on_chirp = {email for _person, email in chirp_records}
+        withdrawn_at = max(when + timedelta(milliseconds=1), datetime.now(UTC))
         withdrawn = _withdraw_some(
             accord, [m for m in sorted(watched) if emails.get(m) in on_chirp], withdrawn_at
         )
+        later = max(withdrawn_at + timedelta(milliseconds=1), datetime.now(UTC))
         try:
             rebuilt = build(later)
         except AudienceTooSmall as exc:

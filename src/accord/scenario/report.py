@@ -5,8 +5,9 @@ chart of the records released, from the party holding them through their data ca
 purpose to the party receiving them (Plotly, its JavaScript inlined), the people each rule kept out,
 a table per flow, the refusals with their reasons, the money beside the data (Reelix's yearly
 ad spend beside the filings' amounts and its data access, and every advertiser's spend beside its
-party's access), and the ledger's signed checkpoint with the verifier key to check it. Rendered
-with Jinja2, every value escaped.
+party's access), the partner's data in ads (audiences, lift, the click model's cards, and what
+the data bought beside what it cost), and the ledger's signed checkpoint with the verifier key to
+check it. Rendered with Jinja2, every value escaped.
 """
 
 from __future__ import annotations
