@@ -296,13 +296,23 @@ class Gateway:
         by_title = title_scope(
             self.accord.engine, plan.collection, request, plan.filter, granularity
         )
-        allowed = by_title.allowing(Allowed.by_filter(self.accord.engine, plan.filter))
+        snapshot = None
+        if plan.filter.subjects is None:
+            # Everyone: the clause's allowed people as kept between requests, confirmed below.
+            snapshot = self.accord.allowed.snapshot(plan.filter)
+            people = Allowed(snapshot.people, plan.filter.group, plan.filter.controller)
+        else:
+            people = Allowed.by_filter(self.accord.engine, plan.filter)
+        allowed = by_title.allowing(people)
         if granularity is Granularity.AGGREGATE:
             outcome = self._aggregate(plan, exchange, allowed)
         elif granularity is Granularity.MATCH_ONLY:
             outcome = self._match(plan, exchange, allowed)
         else:
             outcome = self._records(plan, exchange, allowed)
+        if snapshot is not None:
+            # Nobody the rows are about may have lost their standing while they were read.
+            self.accord.allowed.confirm(snapshot, outcome.about)
         # Consents for one disclosure are spent before the release is logged: if recording fails,
         # nothing is released (and a consent another release spent first is a conflict).
         record_uses(
