@@ -116,6 +116,9 @@ class MaintainedAllowed:
         self._lock = threading.RLock()
         self._kept: OrderedDict[PersonFilter, _Kept] = OrderedDict()
         self._changes = _Changes()
+        self.judged_anew = 0
+        """How many times a set was judged from scratch (the first time, or after a change
+        this process could not account for): the rest were brought up to date person by person."""
 
     # -- writers ---------------------------------------------------------------------------------
 
@@ -187,6 +190,7 @@ class MaintainedAllowed:
                 kept = None  # a read of the past: judged anew, and kept from then on
             since = None if kept is None else self._since(kept.applied, f.controller)
             if kept is None or since is None:
+                self.judged_anew += 1
                 kept = _Kept(
                     set(allowed_people(conn, f)), f.at, _next_instant(conn, f), changes.sequence
                 )
