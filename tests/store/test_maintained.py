@@ -247,3 +247,17 @@ def test_a_change_another_process_made_is_seen() -> None:
         other = Accord(accord.engine, accord.sessions, accord.ledger)
         other.withdraw("k0", START)
         assert accord.allowed.snapshot(FILTER).people == frozenset()
+
+
+def test_a_title_withdrawn_case_by_case_is_kept_as_denied_without_judging_everyone_again() -> None:
+    """18 U.S.C. 2710(b)(2)(B)(iii): withdrawing one title leaves the consent for every other."""
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), None))
+        first = accord.allowed.snapshot(FILTER, titles=True)
+        assert first.people == {"p0"}
+        assert first.titles == ()  # no consent mentions a title yet
+        accord.withdraw_title("k0", "t1", START - timedelta(hours=1))
+        kept = accord.allowed.snapshot(FILTER, titles=True)
+        assert kept.people == {"p0"}
+        assert kept.titles == (("p0", "t1", False),)
+        assert accord.allowed.judged_anew == 1

@@ -293,15 +293,22 @@ class Gateway:
         plan = self._narrowed(plan, exchange)
         # No session: judging the people is one Core query (or a stream), on a connection of the
         # store's engine taken when they are judged.
-        by_title = title_scope(
-            self.accord.engine, plan.collection, request, plan.filter, granularity
-        )
         snapshot = None
         if plan.filter.subjects is None:
-            # Everyone: the clause's allowed people as kept between requests, confirmed below.
-            snapshot = self.accord.allowed.snapshot(plan.filter)
+            # Everyone: the clause's allowed people (and their title verdicts) as kept between
+            # requests, confirmed below.
+            titled = plan.collection.title is not None and request.title is None
+            snapshot = self.accord.allowed.snapshot(plan.filter, titles=titled)
             people = Allowed(snapshot.people, plan.filter.group, plan.filter.controller)
-        else:
+        by_title = title_scope(
+            self.accord.engine,
+            plan.collection,
+            request,
+            plan.filter,
+            granularity,
+            kept=None if snapshot is None else snapshot.titles,
+        )
+        if snapshot is None:
             people = Allowed.by_filter(self.accord.engine, plan.filter)
         allowed = by_title.allowing(people)
         if granularity is Granularity.AGGREGATE:

@@ -48,6 +48,10 @@ from accord.errors import StoreError, translate
 from accord.filters import ConsentNeed, PersonFilter
 from accord.store import tables as t
 from accord.store.filter_sql import FEW_SUBJECTS, allowed_people
+from accord.store.title_sql import title_verdicts
+
+TitleVerdict = tuple[str, str, bool]
+"""A person's id, a title, and whether that person's rows of that title may be returned."""
 
 LOGGED_CHANGES = 100_000
 """At most this many changes are remembered; a set or a read older than them is judged anew."""
@@ -87,6 +91,9 @@ class _Kept:
     until: datetime | None
     applied: int
     """The sequence number of the last change applied."""
+    titles: dict[str, list[tuple[str, bool]]] | None = None
+    """Each person's verdicts on the titles their consents mention (:func:`accord.store.
+    title_sql.title_verdicts`), once a read has asked for them; kept up to date alike."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,8 @@ class Snapshot:
     mark: int
     """The sequence number of the last change this process knew of."""
     fingerprint: Fingerprint
+    titles: tuple[TitleVerdict, ...] | None = None
+    """(person, title, allowed) for the titles the people's consents mention, when asked for."""
 
 
 @dataclass(slots=True)
@@ -171,9 +180,10 @@ class MaintainedAllowed:
 
     # -- readers ---------------------------------------------------------------------------------
 
-    def snapshot(self, f: PersonFilter) -> Snapshot:
+    def snapshot(self, f: PersonFilter, *, titles: bool = False) -> Snapshot:
         """The people ``f`` (a filter naming nobody: a bulk read) lets through, from the kept set
-        brought up to date."""
+        brought up to date; with ``titles``, their verdicts on the titles their consents mention
+        too."""
         if f.subjects is not None:
             raise StoreError("only a filter of everyone is kept between requests")
         kind = replace(f, at=_KIND_AT)
@@ -199,13 +209,22 @@ class MaintainedAllowed:
                 if kept.until is not None and f.at >= kept.until:
                     again |= _with_instants_between(conn, f, kept.at, f.at)
                     kept.at, kept.until = f.at, _next_instant(conn, f)
-                _rejudge(conn, f, kept.people, again)
+                _rejudge(conn, f, kept, again)
                 kept.applied = changes.sequence
+            if titles and kept.titles is None:
+                kept.titles = _by_person(title_verdicts(conn, f))
             self._kept[kind] = kept
             self._kept.move_to_end(kind)
             while len(self._kept) > KEPT_KINDS:
                 self._kept.popitem(last=False)
-            return Snapshot(frozenset(kept.people), f, changes.sequence, now)
+            verdicts = None
+            if titles and kept.titles is not None:
+                verdicts = tuple(
+                    (person, title, ok)
+                    for person, theirs in kept.titles.items()
+                    for title, ok in theirs
+                )
+            return Snapshot(frozenset(kept.people), f, changes.sequence, now, verdicts)
 
     def confirm(self, snapshot: Snapshot, about: Iterable[str]) -> None:
         """Refuse (:class:`StoreError`) a release whose rows are about someone who lost their
@@ -246,12 +265,25 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _rejudge(conn: Connection, f: PersonFilter, people: set[str], again: set[str]) -> None:
-    """Bring ``people`` up to date for ``again``, judged at ``f.at`` a chunk at a time."""
+def _rejudge(conn: Connection, f: PersonFilter, kept: _Kept, again: set[str]) -> None:
+    """Bring ``kept`` up to date for the people ``again``, judged at ``f.at`` a chunk at a
+    time (their title verdicts too, if kept)."""
     for chunk in _chunks(sorted(again), FEW_SUBJECTS):
-        allowed = allowed_people(conn, replace(f, subjects=frozenset(chunk)))
-        people.difference_update(chunk)
-        people.update(allowed)
+        named = replace(f, subjects=frozenset(chunk))
+        kept.people.difference_update(chunk)
+        kept.people.update(allowed_people(conn, named))
+        if kept.titles is not None:
+            for person in chunk:
+                kept.titles.pop(person, None)
+            for person, theirs in _by_person(title_verdicts(conn, named)).items():
+                kept.titles[person] = theirs
+
+
+def _by_person(verdicts: Iterable[TitleVerdict]) -> dict[str, list[tuple[str, bool]]]:
+    out: dict[str, list[tuple[str, bool]]] = {}
+    for person, title, ok in verdicts:
+        out.setdefault(person, []).append((title, ok))
+    return out
 
 
 def _caps(f: PersonFilter) -> list[ConsentNeed]:
