@@ -200,7 +200,7 @@ def apply(accord: Accord, model: Model, step: tuple[object, ...], clock: datetim
 
 
 @given(steps)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_kept_set_equals_the_rules_after_every_change(
     sequence: list[tuple[object, ...]],
 ) -> None:

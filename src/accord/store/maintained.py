@@ -210,7 +210,9 @@ class MaintainedAllowed:
                 again = since
                 if kept.until is not None and f.at >= kept.until:
                     again |= _with_instants_between(conn, f, kept.at, f.at)
-                    kept.at, kept.until = f.at, _next_instant(conn, f)
+                    kept.until = _next_instant(conn, f)
+                # Nobody's verdict changes between the two instants (else they are in again).
+                kept.at = f.at
                 _rejudge(conn, f, kept, again)
                 kept.applied = changes.sequence
             if titles and kept.titles is None:
@@ -274,6 +276,10 @@ def _rejudge(conn: Connection, f: PersonFilter, kept: _Kept, again: set[str]) ->
         named = replace(f, subjects=frozenset(chunk))
         kept.people.difference_update(chunk)
         kept.people.update(allowed_people(conn, named))
+        # Their records changed: so may the next instant one of their verdicts changes at.
+        soonest = _next_instant(conn, f, chunk)
+        if soonest is not None and (kept.until is None or soonest < kept.until):
+            kept.until = soonest
         if kept.titles is not None:
             for person in chunk:
                 kept.titles.pop(person, None)
@@ -326,12 +332,18 @@ def _with_instants_between(
     return {str(person) for (person,) in conn.execute(query)}
 
 
-def _next_instant(conn: Connection, f: PersonFilter) -> datetime | None:
-    """The earliest instant after ``f.at`` at which some verdict of ``f`` can change, or a
-    little before it (never after); ``None`` when none is in sight."""
+def _next_instant(
+    conn: Connection, f: PersonFilter, people: list[str] | None = None
+) -> datetime | None:
+    """The earliest instant after ``f.at`` at which some verdict of ``f`` (of ``people``'s
+    only, if given) can change, or a little before it (never after); ``None`` when none is in
+    sight."""
     c, o = t.consents, t.opt_outs
     at = f.at
     mine_c, mine_o = c.c.controller == f.controller, o.c.controller == f.controller
+    if people is not None:
+        mine_c = mine_c & c.c.person.in_(people)
+        mine_o = mine_o & o.c.person.in_(people)
     firsts = [
         select(func.min(c.c.given_at)).where(mine_c, c.c.given_at > at),
         select(func.min(c.c.expires_at)).where(mine_c, c.c.expires_at > at),
