@@ -215,6 +215,12 @@ def _judged_by_title(
     picked: ColumnElement[bool]
     if isinstance(ids, Table):
         picked = person.in_(union(select(ids.c[PERSON]), granted_people))
+        # Under OR, PostgreSQL cannot make ``IN (SELECT ...)`` a join, and hashes the ids only
+        # if they fit in work_mem: else it scans them for every row. A lookup of the row's
+        # person in the ids' primary key costs the same on both databases at any size.
+        # (``admitted`` is then exactly the row's person among the ids: a collection judged by
+        # title is about one person.)
+        admitted = exists().where(ids.c[PERSON] == person)
     else:
         picked = or_(person.in_(ids), person.in_(granted_people))
     return and_(picked, denied, or_(admitted, verdict(True)))
