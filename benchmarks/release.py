@@ -274,8 +274,21 @@ WHERE w.member_id IN (SELECT member_id FROM bench_allowed
 for one disclosure: each viewing judged by its own title, as the gateway judges it."""
 
 
+_BARE_POSTGRES = _BARE.replace(
+    "AND (w.member_id IN (SELECT member_id FROM bench_allowed)",
+    "AND (EXISTS (SELECT 1 FROM bench_allowed a WHERE a.member_id = w.member_id)",
+)
+"""The same query as PostgreSQL needs it: under OR it cannot make ``IN (SELECT ...)`` a join, and
+once the ids outgrow work_mem it scans them for every row; a key lookup is what the gateway's
+read does there too."""
+
+
+def _bare_sql(target: Target) -> str:
+    return _BARE if target.postgres is None else _BARE_POSTGRES
+
+
 def bare(target: Target) -> list[tuple[Any, ...]]:
-    return target.query(_BARE)
+    return target.query(_bare_sql(target))
 
 
 def filter_only(door: Gateway) -> int:
@@ -309,7 +322,7 @@ def phases(door: Gateway, target: Target, rounds: int) -> dict[str, float]:
     released = [
         member
         for (member,) in target.query(
-            _BARE.replace("w.title_id, w.watched_at", "DISTINCT w.member_id", 1)
+            _bare_sql(target).replace("w.title_id, w.watched_at", "DISTINCT w.member_id", 1)
         )
     ]
     timings: dict[str, list[float]] = {"consent filter": [], "ledger append": [], "bare SQL": []}
