@@ -23,6 +23,11 @@ Their sum with the bare query, consent filter then read, is the floor of a relea
 people in the Accord store and then reads their rows from the party's database, however little the
 rest costs; the run prints it as a ratio too.
 
+With ``--postgres`` everything is on PostgreSQL: the benchmark creates a database of its own
+(dropped at the end), writes Reelix's database into its schema ``reelix`` with COPY
+(:mod:`accord.scenario.postgres`), keeps the Accord store there too, and runs the bare query
+through psycopg; both read Reelix's schema with JIT compilation off (:data:`NO_JIT`).
+
 Prints tables and ends with one line of JSON.
 """
 
@@ -32,6 +37,7 @@ import argparse
 import json
 import multiprocessing
 import resource
+import secrets
 import shutil
 import sqlite3
 import statistics
@@ -39,14 +45,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from accord import agreements as ag
 from accord.consent import Operation
@@ -55,6 +65,7 @@ from accord.ledger.entries import ReleaseEntry
 from accord.requests import Request
 from accord.scenario.generate import write_reelix
 from accord.scenario.population import CHIRP, REELIX, generate
+from accord.scenario.postgres import copy_party, party_url
 from accord.service import Accord, person_refs
 from accord.sources import Allowed, Source, load
 from accord.store import filter_sql, title_sql
@@ -87,10 +98,73 @@ def _bars() -> Progress:
     )
 
 
-def prepare(work: Path, people: int, seed: int) -> None:
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+NO_JIT = "-cjit=off"
+"""On both sides alike: PostgreSQL's JIT spends about a second compiling each of these queries
+(its cost model takes them for long ones), more than running them at these sizes."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the scenario lives: SQLite files in ``work``, or (``postgres``, a database URL)
+    Reelix's schema and the Accord store on PostgreSQL, the signing key in ``work``."""
+
+    work: Path
+    postgres: str | None = None
+
+    @property
+    def reelix_url(self) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.work / 'reelix.db'}"
+        url = make_url(party_url(self.postgres, REELIX))
+        options = f"{url.query['options']} {NO_JIT}"
+        return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+    @property
+    def store_url(self) -> str | None:
+        return self.postgres
+
+    @contextmanager
+    def bare_db(self) -> Iterator[Any]:
+        """A driver connection to Reelix's database (sqlite3, or psycopg on its schema)."""
+        if self.postgres is None:
+            with closing(sqlite3.connect(self.work / "reelix.db")) as db:
+                yield db
+            return
+        conninfo = make_url(self.postgres).set(drivername="postgresql")
+        with psycopg.connect(
+            conninfo.render_as_string(hide_password=False),
+            options=f"-csearch_path={REELIX} {NO_JIT}",
+        ) as db:
+            yield db
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.bare_db() as db:
+            return list(db.execute(sql).fetchall())
+
+
+@contextmanager
+def own_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database for the run, dropped at its end."""
+    name = f"accord_bench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def prepare(target: Target, people: int, seed: int) -> None:
     """Reelix's database, the Accord store with everyone's consents, and the bare table."""
+    work = target.work
     done = work / "ready"
-    if done.exists():
+    if done.exists() and target.postgres is None:
         console.print(f"reusing the prepared scenario in {work}")
         return
     if work.exists():
@@ -103,8 +177,11 @@ def prepare(work: Path, people: int, seed: int) -> None:
             return lambda steps: bars.advance(task, steps)
 
         write_reelix(work, people=people, seed=seed, at=AT, report=phase)
+        if target.postgres is not None:
+            conninfo = make_url(target.postgres).set(drivername="postgresql")
+            copy_party(conninfo.render_as_string(hide_password=False), REELIX, work / "reelix.db")
         population = generate(people, seed=seed, at=AT)
-        with Accord.open(data_dir=work / "accord") as accord:
+        with Accord.open(target.store_url, data_dir=work / "accord") as accord:
             examples = resources.files("accord") / "examples"
             accord.register((examples / "chirp-reelix.yaml").read_text(), source="x", by="bench")
             accord.review("chirp-reelix", reviewer="board", findings="ok", approved=True)
@@ -118,9 +195,9 @@ def prepare(work: Path, people: int, seed: int) -> None:
             )
     # One release first: it spends the consents given for one disclosure, so that every timed
     # release (and the baseline) sees the same consents.
-    with gateway(work) as (door, token):
+    with gateway(target) as (door, token):
         through_accord(door, token)
-    with Accord.open(data_dir=work / "accord") as accord:
+    with Accord.open(target.store_url, data_dir=work / "accord") as accord:
         decision = accord.policy().decide(request())
         if decision.filter is None:
             raise SystemExit(f"the watch-activity request was refused: {decision.reason}")
@@ -129,6 +206,10 @@ def prepare(work: Path, people: int, seed: int) -> None:
         verdicts = title_sql.title_verdicts(accord.engine, decision.filter)
     # The baseline's tables: the same people, and the same verdicts on the titles their consents
     # mention, already in Reelix's database.
+    if target.postgres is not None:
+        _bare_tables_on_postgres(target, allowed, verdicts)
+        done.touch()
+        return
     with closing(sqlite3.connect(work / "reelix.db")) as db:
         db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
         db.executemany("INSERT INTO bench_allowed VALUES (?)", ((p,) for p in sorted(allowed)))
@@ -141,12 +222,33 @@ def prepare(work: Path, people: int, seed: int) -> None:
     done.touch()
 
 
+def _bare_tables_on_postgres(
+    target: Target, allowed: set[str], verdicts: list[tuple[str, str, bool]]
+) -> None:
+    with target.bare_db() as db:
+        db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY)")
+        db.execute(
+            "CREATE TABLE bench_titles (member_id TEXT, title_id TEXT, allowed BOOLEAN, "
+            "PRIMARY KEY (member_id, title_id))"
+        )
+        with db.cursor() as cursor:
+            with cursor.copy("COPY bench_allowed (member_id) FROM STDIN") as copy:
+                for person in sorted(allowed):
+                    copy.write_row((person,))
+            with cursor.copy("COPY bench_titles (member_id, title_id, allowed) FROM STDIN") as copy:
+                for row in sorted(set(verdicts)):
+                    copy.write_row(row)
+        db.execute("ANALYZE bench_allowed")
+        db.execute("ANALYZE bench_titles")
+        db.commit()
+
+
 @contextmanager
-def gateway(work: Path) -> Iterator[tuple[Gateway, str]]:
+def gateway(target: Target) -> Iterator[tuple[Gateway, str]]:
     dataset = load(str(resources.files("accord") / "scenario" / "datasets" / "reelix.yaml"))
-    engine = make_engine(f"sqlite:///{work / 'reelix.db'}")
+    engine = make_engine(target.reelix_url)
     try:
-        with Accord.open(data_dir=work / "accord") as accord:
+        with Accord.open(target.store_url, data_dir=target.work / "accord") as accord:
             keyring = Keyring()
             token = keyring.issue(CHIRP)
             yield Gateway(accord, {REELIX: Source(engine, dataset)}, keyring), token
@@ -172,9 +274,21 @@ WHERE w.member_id IN (SELECT member_id FROM bench_allowed
 for one disclosure: each viewing judged by its own title, as the gateway judges it."""
 
 
-def bare(work: Path) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(work / "reelix.db")) as db:
-        return db.execute(_BARE).fetchall()
+_BARE_POSTGRES = _BARE.replace(
+    "AND (w.member_id IN (SELECT member_id FROM bench_allowed)",
+    "AND (EXISTS (SELECT 1 FROM bench_allowed a WHERE a.member_id = w.member_id)",
+)
+"""The same query as PostgreSQL needs it: under OR it cannot make ``IN (SELECT ...)`` a join, and
+once the ids outgrow work_mem it scans them for every row; a key lookup is what the gateway's
+read does there too."""
+
+
+def _bare_sql(target: Target) -> str:
+    return _BARE if target.postgres is None else _BARE_POSTGRES
+
+
+def bare(target: Target) -> list[tuple[Any, ...]]:
+    return target.query(_bare_sql(target))
 
 
 def filter_only(door: Gateway) -> int:
@@ -203,20 +317,19 @@ def ledger_only(door: Gateway, people: list[str]) -> int:
     return receipt.index
 
 
-def phases(door: Gateway, work: Path, rounds: int) -> dict[str, float]:
+def phases(door: Gateway, target: Target, rounds: int) -> dict[str, float]:
     """Median seconds of each part of a release alone, beside the bare query's."""
-    with closing(sqlite3.connect(work / "reelix.db")) as db:
-        released = [
-            member
-            for (member,) in db.execute(
-                _BARE.replace("w.title_id, w.watched_at", "DISTINCT w.member_id", 1)
-            )
-        ]
+    released = [
+        member
+        for (member,) in target.query(
+            _bare_sql(target).replace("w.title_id, w.watched_at", "DISTINCT w.member_id", 1)
+        )
+    ]
     timings: dict[str, list[float]] = {"consent filter": [], "ledger append": [], "bare SQL": []}
     steps: dict[str, Callable[[], object]] = {
         "consent filter": lambda: filter_only(door),
         "ledger append": lambda: ledger_only(door, released),
-        "bare SQL": lambda: bare(work),
+        "bare SQL": lambda: bare(target),
     }
     for _ in range(rounds):
         for name, step in steps.items():
@@ -226,12 +339,12 @@ def phases(door: Gateway, work: Path, rounds: int) -> dict[str, float]:
     return {name: statistics.median(runs) for name, runs in timings.items()}
 
 
-def _peak_child(kind: str, work: str, out: multiprocessing.Queue[tuple[int, int]]) -> None:
+def _peak_child(kind: str, target: Target, out: multiprocessing.Queue[tuple[int, int]]) -> None:
     if kind == "accord":
-        with gateway(Path(work)) as (door, token):
+        with gateway(target) as (door, token):
             rows = len(through_accord(door, token))
     else:
-        rows = len(bare(Path(work)))
+        rows = len(bare(target))
     out.put((rows, _peak_kb()))
 
 
@@ -243,11 +356,11 @@ def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def peak_rss_mb(kind: str, work: Path) -> tuple[int, float]:
+def peak_rss_mb(kind: str, target: Target) -> tuple[int, float]:
     """Rows released and the peak resident set (MB) of a fresh process doing one release."""
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[tuple[int, int]] = context.Queue()
-    child = context.Process(target=_peak_child, args=(kind, str(work), queue))
+    child = context.Process(target=_peak_child, args=(kind, target, queue))
     child.start()
     rows, kb = queue.get()
     child.join()
@@ -288,18 +401,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None, help="keep the scenario here")
     parser.add_argument("--quick", action="store_true", help="20,000 people, 2 rounds")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=POSTGRES_ADMIN,
+        default=None,
+        metavar="ADMIN_URL",
+        help="everything on PostgreSQL, in a database of its own created on this server (and "
+        f"dropped at the end); default {POSTGRES_ADMIN}",
+    )
     args = parser.parse_args()
     if args.quick:
         args.people, args.rounds = 20_000, 2
-    work = args.work or Path(tempfile.gettempdir()) / f"accord-release-{args.people}-{args.seed}"
-    prepare(work, args.people, args.seed)
-    with closing(sqlite3.connect(work / "reelix.db")) as db:
-        (events,) = db.execute("SELECT count(*) FROM watch_events").fetchone()
-        (allowed,) = db.execute("SELECT count(*) FROM bench_allowed").fetchone()
+    if args.postgres is None:
+        work = (
+            args.work or Path(tempfile.gettempdir()) / f"accord-release-{args.people}-{args.seed}"
+        )
+        run(Target(work), args)
+        return
+    with own_database(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
+        run(Target(args.work or Path(folder) / "release", url), args)
+
+
+def run(target: Target, args: argparse.Namespace) -> None:
+    prepare(target, args.people, args.seed)
+    ((events,),) = target.query("SELECT count(*) FROM watch_events")
+    ((allowed,),) = target.query("SELECT count(*) FROM bench_allowed")
 
     accord_s: list[float] = []
     bare_s: list[float] = []
-    with gateway(work) as (door, token), _bars() as bars:
+    with gateway(target) as (door, token), _bars() as bars:
         task = bars.add_task("releases, alternating", total=2 * args.rounds)
         for n in range(args.rounds):
             started = time.perf_counter()
@@ -307,18 +438,18 @@ def main() -> None:
             accord_s.append(time.perf_counter() - started)
             bars.advance(task)
             started = time.perf_counter()
-            selected = bare(work)
+            selected = bare(target)
             bare_s.append(time.perf_counter() - started)
             bars.advance(task)
             if n == 0 and sorted(released) != sorted(selected):
                 raise SystemExit("the gateway released other rows than the bare query selects")
             released = selected = []
-    with gateway(work) as (door, _), _bars() as bars:
+    with gateway(target) as (door, _), _bars() as bars:
         task = bars.add_task("the parts of a release, alone", total=None)
-        parts = phases(door, work, args.rounds)
+        parts = phases(door, target, args.rounds)
         bars.update(task, completed=1, total=1)
-    accord_rows, accord_mb = peak_rss_mb("accord", work)
-    bare_rows, bare_mb = peak_rss_mb("bare", work)
+    accord_rows, accord_mb = peak_rss_mb("accord", target)
+    bare_rows, bare_mb = peak_rss_mb("bare", target)
     if accord_rows != bare_rows:
         raise SystemExit(f"the processes released {accord_rows:,} and {bare_rows:,} rows")
 
@@ -342,6 +473,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "backend": "sqlite" if target.postgres is None else "postgresql",
                 "people": args.people,
                 "watch_events": events,
                 "consenting_people": allowed,

@@ -221,3 +221,38 @@ def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio
     steps = result["steps"]
     assert all(share > 0 for name, share in steps.items() if name != "scope check")
     assert abs(sum(steps.values()) - 1) < 0.01
+
+
+def _release(*extra: str) -> dict[str, object]:
+    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, str(BENCHMARKS / "release.py"), "--quick", *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
+    backend: str, tmp_path: Path
+) -> None:
+    extra = ("--work", str(tmp_path / "release"))
+    result = _release(*extra, *(("--postgres",) if backend == "postgresql" else ()))
+    assert result["backend"] == backend
+    ratio = result["release_vs_bare_sql_ratio"]
+    assert isinstance(ratio, float)
+    assert ratio > 0
+    # The gateway released exactly the rows the bare query selects (checked by the run), and
+    # some people consented.
+    released, people = result["released_rows"], result["consenting_people"]
+    assert isinstance(released, int)
+    assert isinstance(people, int)
+    assert 0 < people <= 20_000
+    assert released > 0

@@ -203,7 +203,7 @@ def erase(
         if leaf.get("kind") == "release" and isinstance(leaf.get("recipient"), str):
             recipients.add(leaf["recipient"])
     recipients.discard(party)
-    with accord.session() as s:
+    with accord.session() as s, accord.allowed.changing(s, party, [person]):
         # The records as they stand now, the withdrawals included, are what the proof keeps.
         consents = ConsentRepository(s).for_person(party, person)
         sealed = False

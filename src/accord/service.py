@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from accord.standing import PersonStanding, person_standing
 from accord.store import filter_sql
 from accord.store.driver import pooled_one
 from accord.store.erased import suppressed_of, suppressed_refs
+from accord.store.maintained import MaintainedAllowed
 from accord.store.migrate import open_store
 from accord.store.registry import REVISION_SQL
 from accord.store.repositories import (
@@ -83,6 +84,9 @@ class Accord:
             # No entry after an erasure may give the erased person a new key.
             ledger.suppressed = suppressed_refs
         self._policy: tuple[int, Policy] | None = None
+        self.allowed = MaintainedAllowed(engine)
+        """Each bulk filter's allowed people, kept between requests; every change below to a
+        person's standing goes through :meth:`MaintainedAllowed.changing`."""
 
     @classmethod
     @contextmanager
@@ -129,7 +133,12 @@ class Accord:
 
     def add_people(self, people: list[Person]) -> int:
         """Record (or update) people and their jurisdictions."""
-        with self.session() as s:
+        by_party: dict[str, set[str]] = {}
+        for p in people:
+            by_party.setdefault(p.party, set()).add(p.id)
+        with self.session() as s, ExitStack() as changing:
+            for party, ids in by_party.items():
+                changing.enter_context(self.allowed.changing(s, party, ids))
             return PeopleRepository(s).upsert_many(people)
 
     # -- agreements ----------------------------------------------------------------------------
@@ -231,7 +240,8 @@ class Accord:
                     "cannot be accepted under the GDPR: " + "; ".join(problems),
                     where=f"consent {consent.id}",
                 )
-            ConsentRepository(s).add(consent)
+            with self.allowed.changing(s, consent.controller, [consent.person]):
+                ConsentRepository(s).add(consent)
         self.ledger.append([_given(consent)])
         return consent
 
@@ -241,7 +251,10 @@ class Accord:
         """Withdraw a consent; returns it and what the GDPR then requires (erase, notify)."""
         when = utc(at) if at else datetime.now(UTC)
         with self.session() as s:
-            consent = ConsentRepository(s).withdraw(consent_id, when)
+            repo = ConsentRepository(s)
+            held = repo.get(consent_id)
+            with self.allowed.changing(s, held.controller, [held.person]):
+                consent = repo.withdraw(consent_id, when)
             home = PeopleRepository(s).get_many(consent.controller, [consent.person])
         lives_in = home[consent.person].jurisdiction if consent.person in home else None
         duty = gdpr.on_withdrawal(consent, lives_in=lives_in)
@@ -279,14 +292,15 @@ class Accord:
                 )
             if title in old.excluded_titles:
                 raise ConsentError(f"already leaves out title {title!r}", where=where)
-            repo.withdraw(consent_id, when)
             narrowed = replace(
                 old,
                 id=f"{old.id.split('~')[0]}~{secrets.token_hex(4)}",
                 excluded_titles=old.excluded_titles | {title},
                 withdrawn_at=None,
             )
-            repo.add(narrowed)
+            with self.allowed.changing(s, old.controller, [old.person]):
+                repo.withdraw(consent_id, when)
+                repo.add(narrowed)
         self.ledger.append(
             [
                 ConsentChangeEntry(
@@ -345,6 +359,8 @@ class Accord:
             repo = OptOutRepository(s)
             for signal in opt_outs:
                 repo.add(signal)
+        # Too many people to re-judge one by one: the kept sets are judged anew.
+        self.allowed.changed_everyone()
 
     def person(self, party: str, person_id: str) -> Person:
         """A person ``party`` holds, with where they live, or :class:`NotFound`."""
@@ -377,7 +393,7 @@ class Accord:
     def opt_out(self, signal: OptOut) -> None:
         """Record a sale/sharing opt-out (a form, or a Global Privacy Control signal), and write
         it to the ledger."""
-        with self.session() as s:
+        with self.session() as s, self.allowed.changing(s, signal.controller, [signal.person]):
             OptOutRepository(s).add(signal)
         self.ledger.append([_opted_out(signal)])
 
@@ -410,7 +426,8 @@ class Accord:
                     f"at {controller} on {when.isoformat(timespec='seconds')}: nothing to withdraw",
                     where="--person",
                 )
-            repo.revoke(controller, person, kind, when)
+            with self.allowed.changing(s, controller, [person]):
+                repo.revoke(controller, person, kind, when)
         self.ledger.append([_opted_in(controller, person, kind, when)])
         return [replace(o, revoked_at=when) for o in live]
 

@@ -295,16 +295,33 @@ class Gateway:
         plan = self._narrowed(plan, exchange)
         # No session: judging the people is one Core query (or a stream), on a connection of the
         # store's engine taken when they are judged.
+        snapshot = None
+        if plan.filter.subjects is None:
+            # Everyone: the clause's allowed people (and their title verdicts) as kept between
+            # requests, confirmed below.
+            titled = plan.collection.title is not None and request.title is None
+            snapshot = self.accord.allowed.snapshot(plan.filter, titles=titled)
+            people = Allowed(snapshot.people, plan.filter.group, plan.filter.controller)
         by_title = title_scope(
-            self.accord.engine, plan.collection, request, plan.filter, granularity
+            self.accord.engine,
+            plan.collection,
+            request,
+            plan.filter,
+            granularity,
+            kept=None if snapshot is None else snapshot.titles,
         )
-        allowed = by_title.allowing(Allowed.by_filter(self.accord.engine, plan.filter))
+        if snapshot is None:
+            people = Allowed.by_filter(self.accord.engine, plan.filter)
+        allowed = by_title.allowing(people)
         if granularity is Granularity.AGGREGATE:
             outcome = self._aggregate(plan, exchange, allowed)
         elif granularity is Granularity.MATCH_ONLY:
             outcome = self._match(plan, exchange, allowed)
         else:
             outcome = self._records(plan, exchange, allowed)
+        if snapshot is not None:
+            # Nobody the rows are about may have lost their standing while they were read.
+            self.accord.allowed.confirm(snapshot, outcome.about)
         # Consents for one disclosure are spent before the release is logged: if recording fails,
         # nothing is released (and a consent another release spent first is a conflict).
         record_uses(

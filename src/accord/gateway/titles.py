@@ -89,13 +89,24 @@ def with_title(
 
 
 def scope(
-    engine: Engine, c: Collection, request: Request, f: PersonFilter, granularity: Granularity
+    engine: Engine,
+    c: Collection,
+    request: Request,
+    f: PersonFilter,
+    granularity: Granularity,
+    *,
+    kept: Sequence[TitleVerdict] | None = None,
 ) -> TitleScope:
     """What a read of ``c`` may return by title (see the module docstring).
 
+    ``kept`` are the title verdicts of ``f``'s people as kept between requests
+    (:class:`accord.store.maintained.MaintainedAllowed`), if at hand; else they are judged here.
+
     Call it before the people are judged: the consents it may spend are read first, so that a
     consent another release spends meanwhile is either among them (and recording its use again
-    fails, releasing nothing) or already spent for every later query of this read.
+    fails, releasing nothing) or already spent for every later query of this read. (A read of
+    everyone without a title brings the kept people up to date first: a consent for one
+    disclosure spent in between is then missing here, so its title is not granted.)
     """
     if c.title is None:
         return TitleScope()
@@ -108,7 +119,7 @@ def scope(
         # consent for one disclosure makes, change what is read.
         verdicts = [
             (person, title, ok)
-            for person, title, ok in title_sql.title_verdicts(engine, f)
+            for person, title, ok in (title_sql.title_verdicts(engine, f) if kept is None else kept)
             if not ok or (person, title) in spendable
         ]
     return TitleScope(tuple(verdicts), spendable)

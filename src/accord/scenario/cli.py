@@ -41,7 +41,7 @@ def _instant(text: str) -> datetime:
 
 @app.command()
 @handled
-def generate(
+def generate(  # noqa: PLR0917 - one parameter per command-line option
     people: Annotated[
         int, typer.Option(min=1, help="People in the population (each at both parties).")
     ] = 10_000,
@@ -57,11 +57,22 @@ def generate(
     at: Annotated[
         str, typer.Option(help="ISO 8601 instant the data is as of (UTC if no offset).")
     ] = DEFAULT_AT.isoformat(),
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Write Chirp's and Reelix's databases on this PostgreSQL database "
+            "(postgresql+psycopg://...), each party in a schema of its own, loaded with COPY, "
+            "instead of as SQLite files.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Write the scenario into the data folder: Chirp's and Reelix's own SQLite databases for a
-    synthetic population, and the Accord store with their people, consents, opt-outs and the
-    partnership's agreements, ready for `accord serve`, `accord audit` and `accord cleanroom`.
+    synthetic population (or, with --database-url, their schemas on PostgreSQL), and the Accord
+    store with their people, consents, opt-outs and the partnership's agreements, ready for
+    `accord serve`, `accord audit` and `accord cleanroom`.
 
     A folder holding an earlier scenario (or demo) is replaced; a store no scenario made is not.
     """
@@ -89,14 +100,27 @@ def generate(
             task = bars.add_task(description, total=total)
             return lambda steps: bars.advance(task, steps)
 
-        written = write_databases(target, people=people, seed=seed, at=moment, report=phase)
+        if database_url is not None:
+            from accord.scenario.postgres import write_postgres
+
+            written = write_postgres(
+                database_url, people=people, seed=seed, at=moment, report=phase
+            )
+        else:
+            written = write_databases(target, people=people, seed=seed, at=moment, report=phase)
     table = Table(title=f"{people:,} people, seed {seed}, as of {moment.isoformat()}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, count in written.rows.items():
         table.add_row(name, f"{count:,}")
     console.print(table)
-    console.print(f"wrote {written.chirp} and {written.reelix}")
+    if database_url is None:
+        console.print(f"wrote {written.chirp} and {written.reelix}")
+    else:
+        console.print(
+            "wrote schemas chirp and reelix on PostgreSQL: each party's source connects with "
+            "its schema on the search path (accord.scenario.postgres.party_url)"
+        )
     if folder is not None:
         population = generate_population(people, seed=seed, at=moment)
         with Accord.open(data_dir=folder.path) as accord, _bars() as bars:

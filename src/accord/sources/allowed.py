@@ -2,10 +2,11 @@
 
 The allowed people are computed in the Accord store (:func:`accord.store.filter_sql.
 allowed_people_query`), which is a different database from the party's. Many people cross over as
-a temporary table in the party's database, filled by chunked ``executemany`` and joined by the
-read: never a loop over rows or people, never a huge ``IN (...)`` literal. A few people (a request
-naming at most :data:`FEW` of them: a person's own read) are judged at once and their ids bound
-into the read as parameters (``IN (?, ?)``): no table to create, fill and drop for every request.
+a temporary table in the party's database, filled by COPY on PostgreSQL and by chunks of JSON
+unpacked by ``json_each`` on SQLite, and joined by the read: never a loop over rows or people,
+never a huge ``IN (...)`` literal. A few people (a request naming at most :data:`FEW` of them: a
+person's own read) are judged at once and their ids bound into the read as parameters
+(``IN (?, ?)``): no table to create, fill and drop for every request.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Connection, Insert, MetaData, Table
-from sqlalchemy.dialects import postgresql
+import psycopg
+from sqlalchemy import Boolean, Column, Connection, MetaData, Table
 from sqlalchemy.types import TypeEngine
 
 from accord.errors import StoreError, translate
@@ -139,12 +140,6 @@ def _ids_as(sql_type: TypeEngine[Any], ids: Iterable[str]) -> Iterator[Any]:
             continue
 
 
-def _insert_ignoring_repeats(conn: Connection, table: Table) -> Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    raise StoreError(f"sources support SQLite and PostgreSQL, not {conn.dialect.name!r}")
-
-
 def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -> Table:
     """A new temporary table on ``conn`` holding the allowed people's ids (each once).
 
@@ -161,6 +156,12 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
         sqlite_with_rowid=False,
     )
     table.create(conn)
+    if conn.dialect.name == "postgresql":
+        # COPY takes no ON CONFLICT: each id once (two texts may be one number).
+        _copy_into(
+            conn, table, ([value] for value in dict.fromkeys(_ids_as(id_type, allowed.people)))
+        )
+        return table
     ids = chunked(_ids_as(id_type, allowed.people), BATCH)
     if conn.dialect.name == "sqlite":
         # A chunk is one JSON array, unpacked by SQLite's json_each: one statement, no
@@ -176,19 +177,7 @@ def load_allowed(conn: Connection, allowed: Allowed, id_type: TypeEngine[Any]) -
             else:
                 conn.exec_driver_sql(statement, (text,))
         return table
-    # Compiled once and handed to the driver's executemany: the ids are plain values, and
-    # building SQLAlchemy's parameters row by row would cost more than the insert itself.
-    compiled = _insert_ignoring_repeats(conn, table).compile(dialect=conn.dialect)
-    statement = str(compiled)
-    for chunk in ids:
-        if compiled.positional:
-            conn.exec_driver_sql(statement, [(value,) for value in chunk])
-        else:
-            conn.exec_driver_sql(statement, [{PERSON: value} for value in chunk])
-    if conn.dialect.name == "postgresql":
-        # Autovacuum never sees temporary tables; without statistics the planner guesses.
-        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
-    return table
+    raise StoreError(f"sources support SQLite and PostgreSQL, not {conn.dialect.name!r}")
 
 
 def load_titles(
@@ -212,15 +201,41 @@ def load_titles(
         sqlite_with_rowid=False,
     )
     table.create(conn)
-    rows = [
-        {PERSON: person, TITLE: title, ALLOWED: allowed}
-        for person, title, allowed in _pairs_as(id_type, title_type, verdicts)
-    ]
-    for chunk in chunked(rows, BATCH):
-        conn.execute(table.insert(), chunk)
+    pairs = _pairs_as(id_type, title_type, verdicts)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
+        _copy_into(conn, table, (list(pair) for pair in pairs))
+        return table
+    name = conn.dialect.identifier_preparer.quote(table.name)
+    # As the allowed ids: a chunk is one JSON array of [person, title, allowed], unpacked by
+    # SQLite's json_each (a NUL cuts SQLite's JSON text: such chunks go row by row).
+    statement = (
+        f"INSERT OR IGNORE INTO {name} SELECT json_extract(value, '$[0]'), "  # noqa: S608
+        f"json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)"
+    )
+    one_by_one = f"INSERT OR IGNORE INTO {name} VALUES (?, ?, ?)"  # noqa: S608
+    for chunk in chunked(pairs, BATCH):
+        text = json.dumps(chunk)
+        if "\\u0000" in text:
+            conn.exec_driver_sql(one_by_one, [tuple(row) for row in chunk])
+        else:
+            conn.exec_driver_sql(statement, (text,))
     return table
+
+
+def _copy_into(conn: Connection, table: Table, rows: Iterable[list[Any]]) -> None:
+    """Fill ``table`` on PostgreSQL with ``rows`` by COPY (psycopg's ``cursor.copy``): no
+    statement per row or per chunk; then its statistics, which autovacuum never gathers for a
+    temporary table."""
+    preparer = conn.dialect.identifier_preparer
+    name = preparer.quote(table.name)
+    columns = ", ".join(preparer.quote(c.name) for c in table.columns)
+    driver = conn.connection.dbapi_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise StoreError("sources on PostgreSQL are reached through psycopg (postgresql+psycopg)")
+    with driver.cursor() as cursor, cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    conn.exec_driver_sql(f"ANALYZE {name}")
 
 
 def _pairs_as(

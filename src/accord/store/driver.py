@@ -77,6 +77,10 @@ def driver_rows(
     with translate(StoreError, doing):
         sql, bound = driver_statement(conn, query)
         if conn.dialect.name == "postgresql":
+            # Every row will be fetched: plan for all of them, not (PostgreSQL's default for a
+            # cursor) for the first tenth, which favours nested loops over hash joins.
+            with driver.cursor() as setting:
+                setting.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             cursor = driver.cursor(name=f"accord_rows_{secrets.token_hex(6)}")
             cursor.itersize = batch_size
         else:

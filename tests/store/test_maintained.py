@@ -1,0 +1,263 @@
+"""The allowed people kept between requests equal the people the rules let through at every step.
+
+Hypothesis draws sequences of consents given, withdrawn, opt-outs made and ended, people erased
+and time moving on; after each step the kept set for a bulk filter is compared with an oracle
+written from the rules themselves over a plain model of what happened (not with the store's
+query):
+
+- VPPA, 18 U.S.C. 2710(b)(2)(B): an informed, written consent in force at the instant (given at
+  or before it, not expired, not withdrawn by then), given no more than two years before it;
+- CCPA/CPRA opt-out of sale and sharing (Cal. Civ. Code 1798.120), for people in the US: no
+  opt-out in force at the instant (made at or before it, not ended by then);
+- an erased person is nobody's to release (GDPR Art. 17).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
+from accord.erasure import erase
+from accord.filters import ConsentNeed, NoOptOut, PersonFilter, Rule
+from accord.jurisdictions import Jurisdictions
+from accord.service import Accord
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PURPOSE, CATEGORY = "functional.service", "user.behavior.media_consumption"
+PEOPLE = {"p0": "US-CA", "p1": "US-NY", "p2": "BR", "p3": "US-TX"}
+
+FILTER = PersonFilter(
+    START,
+    "reelix",
+    rules=(
+        Rule("vppa", "no consent", ConsentNeed("chirp", PURPOSE, CATEGORY, max_years=2)),
+        Rule("ccpa", "opted out", NoOptOut(), applies_to=Jurisdictions.of(["US"])),
+    ),
+)
+
+
+def two_years_before(at: datetime) -> datetime:
+    """The same calendar instant two years earlier (29 February becomes 28)."""
+    try:
+        return at.replace(year=at.year - 2)
+    except ValueError:
+        return at.replace(year=at.year - 2, day=28)
+
+
+@dataclass
+class Model:
+    """What happened, as plain records."""
+
+    consents: dict[str, tuple[str, datetime, datetime | None, datetime | None]] = field(
+        default_factory=dict
+    )
+    """id → (person, given, expires, withdrawn)."""
+    opt_outs: dict[str, list[tuple[datetime, datetime | None]]] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
+
+    def allowed(self, at: datetime) -> set[str]:
+        out = set()
+        for person, home in PEOPLE.items():
+            if person in self.erased:
+                continue
+            vppa = any(
+                who == person
+                and given <= at
+                and (expires is None or expires > at)
+                and (withdrawn is None or withdrawn > at)
+                and given > two_years_before(at)
+                for who, given, expires, withdrawn in self.consents.values()
+            )
+            opted_out = home.startswith("US") and any(
+                made <= at and (ended is None or ended > at)
+                for made, ended in self.opt_outs.get(person, [])
+            )
+            if vppa and not opted_out:
+                out.add(person)
+        return out
+
+
+person_st = st.sampled_from(sorted(PEOPLE))
+days = st.integers(min_value=-800, max_value=60)
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("grant"), person_st, days, st.none() | st.integers(min_value=1, max_value=500)
+        ),
+        st.tuples(st.just("withdraw"), st.integers(0, 20), st.integers(-10, 10)),
+        st.tuples(st.just("opt_out"), person_st, st.integers(-10, 10)),
+        st.tuples(st.just("opt_in"), person_st),
+        st.tuples(st.just("erase"), person_st),
+        st.tuples(st.just("advance"), st.integers(1, 400)),
+    ),
+    max_size=14,
+)
+
+
+@contextmanager
+def store() -> Iterator[Accord]:
+    with tempfile.TemporaryDirectory() as folder, Accord.open(data_dir=Path(folder)) as accord:
+        for party in ("reelix", "chirp"):
+            accord.add_party(party)
+        accord.add_people([Person(p, "reelix", home) for p, home in PEOPLE.items()])
+        yield accord
+
+
+def _consent(n: int, person: str, given: datetime, expires: datetime | None) -> Consent:
+    return Consent(
+        id=f"k{n}",
+        person=person,
+        controller="reelix",
+        recipient="chirp",
+        purposes=frozenset({PURPOSE}),
+        categories=frozenset({CATEGORY}),
+        jurisdiction=PEOPLE[person],
+        given_at=given,
+        expires_at=expires,
+        method=Method.IN_APP_DIALOG,
+        notice="notice-v1",
+        distinct_and_separate=True,
+        withdrawal_method=Method.SETTINGS_PAGE,
+        operations=frozenset({Operation.READ}),
+    )
+
+
+def apply(accord: Accord, model: Model, step: tuple[object, ...], clock: datetime) -> datetime:
+    """Do ``step`` to the store and the model alike; the clock after it."""
+    kind = step[0]
+    if kind == "advance":
+        return clock + timedelta(days=int(step[1]))  # type: ignore[call-overload]
+    if kind == "grant":
+        _, person, offset, lasts = step
+        assert isinstance(person, str)
+        assert isinstance(offset, int)
+        if person in model.erased:
+            return clock
+        given = clock + timedelta(days=offset)
+        expires = None if lasts is None else given + timedelta(days=int(lasts))  # type: ignore[call-overload]
+        n = len(model.consents)
+        accord.grant(_consent(n, person, given, expires))
+        model.consents[f"k{n}"] = (person, given, expires, None)
+    elif kind == "withdraw":
+        _, which, offset = step
+        assert isinstance(which, int)
+        assert isinstance(offset, int)
+        live = [
+            k for k, (p, *_, w) in model.consents.items() if w is None and p not in model.erased
+        ]
+        if not live:
+            return clock
+        key = live[which % len(live)]
+        person, given, expires, _ = model.consents[key]
+        when = max(given, clock + timedelta(days=offset))
+        accord.withdraw(key, when)
+        model.consents[key] = (person, given, expires, when)
+    elif kind == "opt_out":
+        _, person, offset = step
+        assert isinstance(person, str)
+        assert isinstance(offset, int)
+        if person in model.erased:
+            return clock
+        made = clock + timedelta(days=offset)
+        accord.opt_out(OptOut(person, "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, at=made))
+        model.opt_outs.setdefault(person, []).append((made, None))
+    elif kind == "opt_in":
+        _, person = step
+        assert isinstance(person, str)
+        mine = model.opt_outs.get(person, [])
+        if person in model.erased or not any(
+            made <= clock and (ended is None or ended > clock) for made, ended in mine
+        ):
+            return clock
+        accord.opt_in("reelix", person, at=clock)
+        model.opt_outs[person] = [
+            (made, clock if made <= clock and (ended is None or ended > clock) else ended)
+            for made, ended in mine
+        ]
+    elif kind == "erase":
+        _, person = step
+        assert isinstance(person, str)
+        if person in model.erased:
+            return clock
+        erase(accord, "reelix", person, at=clock)
+        model.erased.add(person)
+        # Erasure withdraws the person's consents in force at that instant.
+        for key, (p, given, expires, withdrawn) in list(model.consents.items()):
+            if p == person and withdrawn is None and (expires is None or expires > clock):
+                model.consents[key] = (p, given, expires, max(clock, given))
+    return clock
+
+
+@given(steps)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_kept_set_equals_the_rules_after_every_change(
+    sequence: list[tuple[object, ...]],
+) -> None:
+    model = Model()
+    clock = START
+    with store() as accord:
+        kept = accord.allowed.snapshot(FILTER)
+        assert kept.people == model.allowed(clock)
+        for step in sequence:
+            clock = apply(accord, model, step, clock)
+            f = replace(FILTER, at=clock)
+            assert set(accord.allowed.snapshot(f).people) == model.allowed(clock), step
+
+
+def test_a_withdrawal_updates_the_kept_set_without_judging_everyone_again() -> None:
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), None))
+        accord.grant(_consent(1, "p2", START - timedelta(days=1), None))
+        assert accord.allowed.snapshot(FILTER).people == {"p0", "p2"}
+        assert accord.allowed.judged_anew == 1
+        accord.withdraw("k0", START)
+        assert accord.allowed.snapshot(FILTER).people == {"p2"}
+        accord.opt_out(OptOut("p2", "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, START))
+        # p2 lives in Brazil: the CCPA's opt-out does not bind them.
+        assert accord.allowed.snapshot(FILTER).people == {"p2"}
+        assert accord.allowed.judged_anew == 1
+
+
+def test_a_consent_leaves_the_kept_set_at_the_instant_it_expires() -> None:
+    with store() as accord:
+        accord.grant(_consent(0, "p1", START - timedelta(days=1), START + timedelta(days=3)))
+        assert accord.allowed.snapshot(FILTER).people == {"p1"}
+        later = START + timedelta(days=3)
+        assert accord.allowed.snapshot(replace(FILTER, at=later - timedelta(seconds=1))).people
+        assert accord.allowed.snapshot(replace(FILTER, at=later)).people == frozenset()
+        assert accord.allowed.judged_anew == 1
+
+
+def test_a_change_another_process_made_is_seen() -> None:
+    """A second Accord on the same store stands for another process: its withdrawal is seen."""
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), None))
+        assert accord.allowed.snapshot(FILTER).people == {"p0"}
+        other = Accord(accord.engine, accord.sessions, accord.ledger)
+        other.withdraw("k0", START)
+        assert accord.allowed.snapshot(FILTER).people == frozenset()
+
+
+def test_a_title_withdrawn_case_by_case_is_kept_as_denied_without_judging_everyone_again() -> None:
+    """18 U.S.C. 2710(b)(2)(B)(iii): withdrawing one title leaves the consent for every other."""
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), None))
+        first = accord.allowed.snapshot(FILTER, titles=True)
+        assert first.people == {"p0"}
+        assert first.titles == ()  # no consent mentions a title yet
+        accord.withdraw_title("k0", "t1", START - timedelta(hours=1))
+        kept = accord.allowed.snapshot(FILTER, titles=True)
+        assert kept.people == {"p0"}
+        assert kept.titles == (("p0", "t1", False),)
+        assert accord.allowed.judged_anew == 1
