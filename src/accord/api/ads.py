@@ -29,7 +29,7 @@ from accord.ads.market import Placement
 from accord.ads.model import show_money
 from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
-from accord.api.access import NO_DELEGATION
+from accord.api.access import NO_DELEGATION, Caller
 from accord.api.errors import Forbidden
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.routes import CallerDep
@@ -188,22 +188,9 @@ async def request_ads(
     budgets, frequency caps, opt-outs), pacing, generalised second price; CPM winners are
     charged and every impression recorded before the answer."""
     servers: AdServers = request.app.state.ads
-    if who.person is not None:
-        await _refuse(
-            servers.accord,
-            who.app.party,
-            "ads are asked for by the platform's own service with its app's own token "
-            "(client credentials), not with a person's",
-            NO_DELEGATION,
-        )
-    if who.app.party != body.party:
-        await _refuse(
-            servers.accord,
-            who.app.party,
-            f"ads for {body.party}'s people are asked for by {body.party}'s own service, "
-            f"not by an app of {who.app.party}",
-            FIRST_PARTY,
-        )
+    await _first_party_only(
+        servers.accord, who, body.party, f"ads for {body.party}'s people are asked for"
+    )
     gpc = body.context.gpc or (sec_gpc or "").strip() == "1"
     placed = await servers.ask(body.party, body.person, body.slots, body.context.at, gpc=gpc)
     return AdResponseOut(
@@ -270,22 +257,9 @@ async def click_ad(body: ClickIn, who: CallerDep, request: HttpRequest) -> Click
     nothing. A click on an ad no request showed is 404; one before the ad was shown, or more
     than 7 days after, is 422."""
     servers: AdServers = request.app.state.ads
-    if who.person is not None:
-        await _refuse(
-            servers.accord,
-            who.app.party,
-            "clicks are reported by the platform's own service with its app's own token "
-            "(client credentials), not with a person's",
-            NO_DELEGATION,
-        )
-    if who.app.party != body.party:
-        await _refuse(
-            servers.accord,
-            who.app.party,
-            f"clicks on {body.party}'s ads are reported by {body.party}'s own service, "
-            f"not by an app of {who.app.party}",
-            FIRST_PARTY,
-        )
+    await _first_party_only(
+        servers.accord, who, body.party, f"clicks on {body.party}'s ads are reported"
+    )
     server = await run_in_threadpool(servers.get, body.party)
     click = await run_in_threadpool(server.click, body.request_id, body.slot, body.at)
     return ClickOut(
@@ -297,6 +271,26 @@ async def click_ad(body: ClickIn, who: CallerDep, request: HttpRequest) -> Click
         charged_micros=click.charged,
         charged=show_money(click.charged),
     )
+
+
+async def _first_party_only(accord: Accord, who: Caller, party: str, what: str) -> None:
+    """Refuse (403, logged) unless the caller is ``party``'s own service with its app's own
+    token: ``what`` ("ads for chirp's people are asked for") is said to be done that way."""
+    if who.person is not None:
+        await _refuse(
+            accord,
+            who.app.party,
+            f"{what} by the platform's own service with its app's own token "
+            "(client credentials), not with a person's",
+            NO_DELEGATION,
+        )
+    if who.app.party != party:
+        await _refuse(
+            accord,
+            who.app.party,
+            f"{what} by {party}'s own service, not by an app of {who.app.party}",
+            FIRST_PARTY,
+        )
 
 
 async def _refuse(accord: Accord, party: str, message: str, rule: str) -> None:
