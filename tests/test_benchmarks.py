@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,16 +15,22 @@ pytestmark = pytest.mark.integration
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-def test_the_decide_benchmark_runs_and_reports_its_ratio_to_bare_cedar() -> None:
+def quick(script: str, *extra: str) -> dict[str, Any]:
+    """The last line of a benchmark's ``--quick`` run (with ``extra`` arguments), read as JSON."""
     done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "decide.py"), "--quick"],
+        [sys.executable, str(BENCHMARKS / script), "--quick", *extra],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_decide_benchmark_runs_and_reports_its_ratio_to_bare_cedar() -> None:
+    result = quick("decide.py")
     assert result["benchmark"] == "decide"
     assert result["decide_vs_bare_cedar_ratio"] > 0
     # the per-person filter of the interest-segments request was allowed and let people through
@@ -31,15 +38,7 @@ def test_the_decide_benchmark_runs_and_reports_its_ratio_to_bare_cedar() -> None
 
 
 def test_the_auction_benchmark_runs_and_reports_its_ratio_to_a_bare_top_k() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "auction.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("auction.py")
     assert result["benchmark"] == "auction"
     assert result["auction_vs_bare_topk_ratio"] > 0
     assert result["all_eligible_vs_bare_topk_ratio"] > 0
@@ -49,15 +48,7 @@ def test_the_auction_benchmark_runs_and_reports_its_ratio_to_a_bare_top_k() -> N
 
 def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -> None:
     # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "ads_api.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("ads_api.py")
     assert result["benchmark"] == "ads_api"
     assert result["ads_vs_bare_ratio"] > 0
     # Both sides answered every request, and wrk measured latencies for both.
@@ -69,34 +60,12 @@ def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_
 
 
 def test_the_privacy_centre_benchmark_times_the_page_beside_the_bare_lookup() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "privacy_centre.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("privacy_centre.py")
     assert result["benchmark"] == "privacy_centre"
     assert result["page_vs_bare_p95_ratio"] > 0
     # Each sampled person is in their own release and, by the shares drawn, in some bulk ones.
     assert result["entries_median"] >= 1
     assert result["proof_bytes_median"] > 0
-
-
-def quick(script: str) -> dict[str, object]:
-    """The last line of a benchmark's ``--quick`` run, read as JSON."""
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / script), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_the_ledger_benchmark_appends_proves_and_verifies_beside_raw_sqlite() -> None:
@@ -107,8 +76,8 @@ def test_the_ledger_benchmark_appends_proves_and_verifies_beside_raw_sqlite() ->
         "ledger_vs_pymerkle_ratio",
         "ledger_vs_raw_all_rows_ratio",
     ):
-        assert float(result[key]) > 0  # type: ignore[arg-type]
-    assert float(result["verify_s"]) > 0  # type: ignore[arg-type]
+        assert float(result[key]) > 0
+    assert float(result["verify_s"]) > 0
 
 
 def test_the_psi_benchmark_matches_beside_openmined_and_the_floor() -> None:
@@ -116,26 +85,18 @@ def test_the_psi_benchmark_matches_beside_openmined_and_the_floor() -> None:
     assert result["benchmark"] == "psi"
     # Half of each side's 5,000 identifiers are shared, and the protocol finds exactly them.
     assert result["intersection_5000"] == 2_500
-    assert float(result["speed_vs_openmined_ratio_5000"]) > 0  # type: ignore[arg-type]
+    assert float(result["speed_vs_openmined_ratio_5000"]) > 0
 
 
 def test_the_cleanroom_benchmark_runs_the_report_beside_raw_duckdb() -> None:
     result = quick("cleanroom.py")
-    assert float(result["dp_vs_raw_ratio"]) > 0  # type: ignore[arg-type]
+    assert float(result["dp_vs_raw_ratio"]) > 0
     # Every group above the threshold is released; none of fewer people.
-    assert 0 < int(result["groups_released"]) <= int(result["groups_raw"])  # type: ignore[call-overload]
+    assert 0 < int(result["groups_released"]) <= int(result["groups_raw"])
 
 
 def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "audiences.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("audiences.py")
     assert result["benchmark"] == "audiences"
     assert result["audience_vs_bare_psi_ratio"] > 0
     # Consent and opt-outs keep some people out: the audience is smaller than the bare match.
@@ -145,15 +106,7 @@ def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() ->
 
 
 def test_the_click_model_benchmark_runs_and_reports_its_ratios() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "ads_model.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("ads_model.py")
     assert result["benchmark"] == "ads_model"
     assert 0 < result["auc_of_bayes_ratio"] <= 1.01
     assert result["lightgbm_vs_sgd_time_ratio"] > 0
@@ -164,15 +117,7 @@ def test_the_click_model_benchmark_runs_and_reports_its_ratios() -> None:
 
 
 def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "people_map.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("people_map.py")
     assert result["benchmark"] == "people_map"
     assert result["first_checkpoint_vs_append_ratio"] > 0
     assert result["completeness_vs_inclusion_proof_ratio"] > 0
@@ -184,15 +129,7 @@ def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
 
 def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -> None:
     # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "api.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("api.py")
     assert result["benchmark"] == "api"
     assert result["api_vs_bare_ratio"] > 0
     # Both sides answered every request with a 200, and wrk measured latencies for both.
@@ -206,34 +143,13 @@ def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -
 
 
 def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio() -> None:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "exchange_steps.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = quick("exchange_steps.py")
     assert result["benchmark"] == "exchange_steps"
     assert 0 < result["bare_read_vs_exchange_cpu_ratio"] < 1
     # Every step took some of the exchange's CPU, and the shares add up to the whole.
     steps = result["steps"]
     assert all(share > 0 for name, share in steps.items() if name != "scope check")
     assert abs(sum(steps.values()) - 1) < 0.01
-
-
-def _release(*extra: str) -> dict[str, object]:
-    done = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
-        [sys.executable, str(BENCHMARKS / "release.py"), "--quick", *extra],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.mark.parametrize(
@@ -244,7 +160,7 @@ def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     backend: str, tmp_path: Path
 ) -> None:
     extra = ("--work", str(tmp_path / "release"))
-    result = _release(*extra, *(("--postgres",) if backend == "postgresql" else ()))
+    result = quick("release.py", *extra, *(("--postgres",) if backend == "postgresql" else ()))
     assert result["backend"] == backend
     ratio = result["release_vs_bare_sql_ratio"]
     assert isinstance(ratio, float)
