@@ -26,9 +26,7 @@ import argparse
 import json
 import os
 import random
-import resource
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,22 +93,6 @@ end
 """
 
 
-def ensure_wrk() -> str:
-    """The wrk command, installed from Debian's packages (scripts/ensure-wrk.sh) if missing."""
-    found = shutil.which("wrk")
-    if found is None:
-        console.print("wrk not found: installing it with scripts/ensure-wrk.sh")
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-wrk.sh")], check=False)
-        found = shutil.which("wrk")
-        if done.returncode != 0 or found is None:
-            console.print(
-                "[bold red]error:[/] wrk is needed for this benchmark and could not be installed "
-                "(apt-get install -y wrk, as root)"
-            )
-            raise SystemExit(1)
-    return found
-
-
 def lua_script(folder: Path, name: str, path: str, token: str, people: list[str]) -> Path:
     """A wrk script posting an ad request for each of ``people`` in turn."""
     bodies = ",\n".join(
@@ -121,15 +103,9 @@ def lua_script(folder: Path, name: str, path: str, token: str, people: list[str]
     return script
 
 
-def children_cpu() -> float:
-    """CPU seconds used by this process's finished children (wrk runs)."""
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
 def load(wrk: str, url: str, script: Path, seconds: float, server_pid: int) -> dict[str, Any]:
     """wrk's summary of ``seconds`` of load on ``url``, with its CPU time and the server's."""
-    from api import cpu_seconds
+    from api import children_cpu, cpu_seconds
 
     client_before, server_before = children_cpu(), cpu_seconds(server_pid)
     done = subprocess.run(
@@ -274,26 +250,6 @@ def prepare(folder: Path, people: int, campaigns: int, seed: int = 7) -> dict[st
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def side(found: dict[str, Any]) -> dict[str, Any]:
-    seconds = found["duration_us"] / 1e6
-    errors = sum(
-        found[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return {
-        "requests": found["requests"],
-        "errors": errors,
-        "requests_per_s": round(found["requests"] / seconds),
-        "p50_ms": round(found["p50_us"] / 1000, 2),
-        "p99_ms": round(found["p99_us"] / 1000, 2),
-        "server_cores": round(found["server_cpu_s"] / seconds, 2),
-        "wrk_cores": round(found["client_cpu_s"] / seconds, 2),
-        "server_cpu_ms_per_request": round(1000 * found["server_cpu_s"] / found["requests"], 3),
-        # wrk's thread busy less than 90% of the time: it kept up, the server set the rate.
-        "server_bound": found["client_cpu_s"] / seconds < 0.9 * THREADS,
-    }
-
-
 def show(figures: dict[str, Any]) -> None:
     ads, bare = figures["ads"], figures["bare"]
     table = Table(
@@ -341,9 +297,10 @@ def main() -> None:
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     people = args.people or (300 if args.quick else 2_000)
     campaigns = args.campaigns or (200 if args.quick else 1_000)
-    wrk = ensure_wrk()
     sys.path.insert(0, str(HERE))
-    from api import uvicorn_workers
+    from api import ensure_wrk, side, uvicorn_workers
+
+    wrk = ensure_wrk()
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
