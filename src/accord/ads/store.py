@@ -197,20 +197,24 @@ class AdsStore:
         provider or None); returns how many members it holds."""
         rows = [(audience.id, person, source) for person, source in members]
         with translate(StoreError, f"adding audience {audience.id}"), self.engine.begin() as c:
-            self._require_advertiser(c, audience.advertiser)
-            if audience.provider is not None:
-                self._require_parties(c, {audience.provider})
-            c.execute(
-                t.audiences.insert().values(
-                    id=audience.id,
-                    advertiser=audience.advertiser,
-                    name=audience.name,
-                    provider=audience.provider,
-                    created_at=_now(),
-                )
-            )
+            self._insert_audience(c, audience)
             insert_rows(c, t.audience_members, ("audience_id", "person", "source_person"), rows)
         return len(rows)
+
+    def _insert_audience(self, c: Connection, audience: Audience) -> None:
+        """Insert ``audience``'s row, its advertiser and provider checked first."""
+        self._require_advertiser(c, audience.advertiser)
+        if audience.provider is not None:
+            self._require_parties(c, {audience.provider})
+        c.execute(
+            t.audiences.insert().values(
+                id=audience.id,
+                advertiser=audience.advertiser,
+                name=audience.name,
+                provider=audience.provider,
+                created_at=_now(),
+            )
+        )
 
     def replace_audience_members(
         self, audience: Audience, members: Iterable[tuple[str, str | None]]
@@ -226,18 +230,7 @@ class AdsStore:
                 )
             ).first()
             if found is None:
-                self._require_advertiser(c, audience.advertiser)
-                if audience.provider is not None:
-                    self._require_parties(c, {audience.provider})
-                c.execute(
-                    t.audiences.insert().values(
-                        id=audience.id,
-                        advertiser=audience.advertiser,
-                        name=audience.name,
-                        provider=audience.provider,
-                        created_at=_now(),
-                    )
-                )
+                self._insert_audience(c, audience)
             elif (found.advertiser, found.provider) != (audience.advertiser, audience.provider):
                 raise InvalidInput(
                     f"audience {audience.id} belongs to {found.advertiser} with data of "
