@@ -24,12 +24,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, update
 
 from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
 from accord.erasure import erase
 from accord.filters import ConsentNeed, NoOptOut, PersonFilter, Rule
 from accord.jurisdictions import Jurisdictions
 from accord.service import Accord
+from accord.store import tables as t
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +263,34 @@ def test_a_title_withdrawn_case_by_case_is_kept_as_denied_without_judging_everyo
         assert kept.people == {"p0"}
         assert kept.titles == (("p0", "t1", False),)
         assert accord.allowed.judged_anew == 1
+
+
+def test_a_move_another_process_made_is_seen() -> None:
+    """Where a person lives changes no count of rows: the store's revision still moves, so a
+    move made by another process is seen at the next read (CCPA opt-outs bind only people in
+    California, Cal. Civ. Code 1798.140(i))."""
+    with store() as accord:
+        accord.grant(_consent(0, "p2", START - timedelta(days=1), None))
+        accord.opt_out(OptOut("p2", "reelix", OptOutKind.SALE_SHARING, SignalSource.GPC, START))
+        # p2 lives in Brazil: the opt-out does not bind them.
+        assert accord.allowed.snapshot(FILTER).people == {"p2"}
+        other = Accord(accord.engine, accord.sessions, accord.ledger)
+        other.add_people([Person("p2", "reelix", "US-CA")])
+        assert accord.allowed.snapshot(FILTER).people == frozenset()
+
+
+def test_a_write_made_outside_accord_is_seen() -> None:
+    """A withdrawal written by hand on another connection, past every Accord process: the kept
+    set is judged anew, not trusted."""
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), None))
+        assert accord.allowed.snapshot(FILTER).people == {"p0"}
+        other = create_engine(accord.engine.url)
+        try:
+            with other.begin() as conn:
+                conn.execute(
+                    update(t.consents).where(t.consents.c.id == "k0").values(withdrawn_at=START)
+                )
+        finally:
+            other.dispose()
+        assert accord.allowed.snapshot(FILTER).people == frozenset()

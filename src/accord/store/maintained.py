@@ -14,22 +14,20 @@ the VPPA's two years, 18 U.S.C. 2710(b)(2)(B)(ii)). So each kind of filter's ans
 - the people changed since, re-judged one by one before the set is used. Every change Accord makes
   to a person's standing goes through :meth:`MaintainedAllowed.changing`, which marks the people
   before the write commits: a reader that begins after the commit re-judges them;
-- the store's *fingerprint* (row counts of consents, withdrawals, excluded titles, opt-outs and
-  their ends, people, erasures and consents for one disclosure spent) as this process last knew
-  it. A change that another process (another ``accord serve`` worker on the same store) made
-  shows as a fingerprint this process cannot account for, and the set is then judged again from
-  scratch. Writers take the store's write lock before reading the fingerprint, so what they see
-  before and after their own change brackets only their own change.
+- the store's *standing revision* as this process last knew it: one row that triggers on the
+  tables a verdict reads (:data:`STANDING_TABLES`) count up in every transaction writing them,
+  whoever writes (migration ``0017_standing_revision``). A change that another process (another
+  ``accord serve`` worker on the same store, a bulk load, a hand-made SQL statement) made shows
+  as a revision this process cannot account for, and the set is then judged again from scratch.
+  Writers take the store's write lock before reading the revision, so what they see before and
+  after their own change brackets only their own change.
 
 What a set may not be trusted for, a read must not release: after a bulk read has fetched its rows,
 :meth:`MaintainedAllowed.confirm` checks that nobody the rows are about lost their standing while
 they were read (a withdrawal committed meanwhile), and refuses the release if someone did.
 
-Known limits: a change of where a person lives made by another process, which changes no count,
-is seen by this process only once something else changes (or it restarts); changes made through
-this process are always seen. The fingerprint is counts over whole tables: on 1.5 million
-consents it takes a few tenths of a second on SQLite, paid twice by a bulk read and twice by each
-change of standing. A sequence of changes kept in the store itself would make both cheap.
+Reading the revision is one row by its key, whatever the store's size: a bulk read pays it
+twice, each change of standing twice.
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ from accord.consent import add_years
 from accord.errors import StoreError, translate
 from accord.filters import ConsentNeed, PersonFilter
 from accord.store import tables as t
+from accord.store.driver import fetch_one
 from accord.store.filter_sql import FEW_SUBJECTS, allowed_people
 from accord.store.title_sql import title_verdicts
 
@@ -61,29 +60,32 @@ LOGGED_CHANGES = 100_000
 KEPT_KINDS = 16
 """At most this many kinds of filter are kept (the least recently used is dropped)."""
 
-Fingerprint = tuple[int, ...]
+Fingerprint = int
+"""The store's standing revision (:func:`fingerprint`)."""
+
+STANDING_TABLES = (
+    "consents",
+    "consent_excluded_titles",
+    "consent_uses",
+    "opt_outs",
+    "people",
+    "erased_people",
+)
+"""The tables whose every write counts a change of standing (a consent's purposes and categories
+are written and erased only with the consent itself)."""
 
 _ADVISORY_LOCK = 0x616C6C6F776564  # "allowed": writers of people's standing take turns
 
+_REVISION_SQL = "SELECT revision FROM standing_revision WHERE id = 1"
+
 
 def fingerprint(conn: Connection | Session) -> Fingerprint:
-    """The store's counts that every change to someone's standing moves (see the module
-    docstring): one statement of counts, each from an index or a table scan."""
-    c, x, o = t.consents, t.consent_excluded_titles, t.opt_outs
-    query = select(
-        select(func.count()).select_from(c).scalar_subquery(),
-        select(func.count(c.c.withdrawn_at)).scalar_subquery(),
-        select(func.count()).select_from(x).scalar_subquery(),
-        select(func.count()).select_from(o).scalar_subquery(),
-        select(func.count(o.c.revoked_at)).scalar_subquery(),
-        select(func.count()).select_from(t.people).scalar_subquery(),
-        select(func.count()).select_from(t.erased_people).scalar_subquery(),
-        # A consent for one disclosure spent by a release (not a change of standing Accord
-        # notes person by person: the kept sets are judged anew).
-        select(func.count()).select_from(t.consent_uses).scalar_subquery(),
-    )
-    row = conn.execute(query).one()
-    return tuple(int(n) for n in row)
+    """The store's standing revision: how many transactions (statements on PostgreSQL, rows on
+    SQLite) have written the tables of :data:`STANDING_TABLES` (see the module docstring)."""
+    if isinstance(conn, Session):
+        conn = conn.connection()
+    row = fetch_one(conn, _REVISION_SQL)
+    return int(row[0]) if row is not None else 0
 
 
 @dataclass(slots=True)

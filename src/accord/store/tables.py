@@ -128,6 +128,20 @@ class RegistryRevisionRow(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
 
 
+class StandingRevisionRow(Base):
+    """How many times anyone's standing has changed, in its one row.
+
+    Kept by triggers (migration ``0017_standing_revision``) on the tables a verdict on a person
+    reads: :data:`accord.store.maintained.STANDING_TABLES`. A process keeping who a clause lets
+    through reads it to learn whether another process changed anything.
+    """
+
+    __tablename__ = "standing_revision"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
 class AgreementTransitionRow(Base):
     """One step of an agreement's history, numbered from 0."""
 
@@ -367,6 +381,7 @@ agreements = _table(AgreementRow)
 agreement_reviews = _table(AgreementReviewRow)
 agreement_transitions = _table(AgreementTransitionRow)
 registry_revision = _table(RegistryRevisionRow)
+standing_revision = _table(StandingRevisionRow)
 consents = _table(ConsentRow)
 consent_purposes = _table(ConsentPurposeRow)
 consent_categories = _table(ConsentCategoryRow)
