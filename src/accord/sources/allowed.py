@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,13 +241,23 @@ def _copy_into(conn: Connection, table: Table, rows: Iterable[list[Any]]) -> Non
 def _pairs_as(
     id_type: TypeEngine[Any], title_type: TypeEngine[Any], verdicts: Iterable[TitleVerdict]
 ) -> Iterator[tuple[Any, Any, bool]]:
+    as_id, as_title = _converter(id_type), _converter(title_type)
     seen: set[tuple[Any, Any]] = set()
     for person, title, allowed in verdicts:
-        ids, titles = list(_ids_as(id_type, [person])), list(_ids_as(title_type, [title]))
-        if not ids or not titles or (ids[0], titles[0]) in seen:
+        try:
+            pair = (as_id(person), as_title(title))
+        except (TypeError, ValueError):
             continue
-        seen.add((ids[0], titles[0]))
-        yield ids[0], titles[0], allowed
+        if pair in seen:
+            continue
+        seen.add(pair)
+        yield pair[0], pair[1], allowed
+
+
+def _converter(sql_type: TypeEngine[Any]) -> Callable[[str], Any]:
+    """How :func:`_ids_as` converts one id for a column of ``sql_type`` (raising ``ValueError``
+    for one that cannot be one)."""
+    return int if _python_type(sql_type) is int else str
 
 
 def drop_allowed(conn: Connection, table: Table) -> None:
