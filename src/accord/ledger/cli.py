@@ -134,6 +134,7 @@ def _print_report(report: VerifyReport) -> None:
     summary.add_row("stored nodes recomputed", str(report.nodes_checked))
     summary.add_row("checkpoints checked", str(report.checkpoints_checked))
     summary.add_row("person index rows checked", str(report.index_rows_checked))
+    summary.add_row("subject lists checked against their roots", str(report.subject_lists_checked))
     summary.add_row("time", f"{report.seconds:.2f} s")
     _out.print(summary)
     if report.ok:

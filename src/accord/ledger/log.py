@@ -45,7 +45,7 @@ from accord.errors import (
     StoreError,
     translate,
 )
-from accord.ledger import mapstore, merkle, peoplemap, shred
+from accord.ledger import mapstore, merkle, peoplemap, shred, subjects
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
 from accord.ledger.entries import Entry, ErasureEntry, decode_leaf, leaf_writer
@@ -60,6 +60,7 @@ from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
+from accord.ledger.tables import subjects_table as _subjects
 from accord.store.driver import fetch_one
 
 try:
@@ -344,6 +345,7 @@ class Ledger:
         size = start + len(leaves)
         datas, hashes = leaves.datas, leaves.hashes
         index_rows: list[tuple[bytes, int]] = []
+        subject_rows: list[tuple[int, int, bytes, bytes, bytes]] = []
         if None in datas:
             about = [offset for offset, data in enumerate(datas) if data is None]
             datas, hashes = list(datas), list(hashes)
@@ -368,7 +370,12 @@ class Ledger:
                     tags = shred.subject_tags([key for key, _ in mine], index)
                     if len(mine) < shred.MANY:
                         index_rows.extend([(lookup, index) for _, lookup in mine])
-                    data = entry.sealed([key for key, _ in mine], index).encode(tags)
+                    written: subjects.SubjectTree | list[str] = tags
+                    if len(tags) >= subjects.TREE_MIN:
+                        # The leaf holds the tags' root; the tags are stored beside it.
+                        written = subjects.SubjectTree.of(tags)
+                        subject_rows.extend((index, *chunk) for chunk in written.chunks())
+                    data = entry.sealed([key for key, _ in mine], index).encode(written)
                     datas[offset] = data
                     hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
                 for done in indexing:
@@ -388,6 +395,8 @@ class Ledger:
                 cursor.executemany(
                     self._sql(_INSERT_NODES), [(position(lv, i), h) for lv, i, h in grown.nodes]
                 )
+            if subject_rows:
+                cursor.executemany(self._sql(_INSERT_SUBJECTS), subject_rows)
             if index_rows:
                 # In key order: random pseudonyms inserted in order touch each index page once.
                 index_rows.sort(key=itemgetter(0))
@@ -705,6 +714,7 @@ class Ledger:
                     select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(chunk))
                 )
                 leaves.update({int(i): bytes(d) for i, d in rows})
+            memberships = self._memberships(conn, key, leaves)
         completeness = self._completeness(key, signed)
         entries = []
         for index in indexes:
@@ -718,6 +728,9 @@ class Ledger:
                     "leaf_hash": proof.leaf_hash.hex(),
                     "subject": shred.subject_tag(key, index),
                     "inclusion_proof": [p.hex() for p in proof.path],
+                    **(
+                        {"subject_proof": memberships[index].json()} if index in memberships else {}
+                    ),
                 }
             )
         return {
@@ -731,6 +744,38 @@ class Ledger:
             "pending": pending,
             **({"completeness": completeness} if completeness is not None else {}),
         }
+
+    def _memberships(
+        self, conn: Connection, key: bytes, leaves: dict[int, bytes]
+    ) -> dict[int, subjects.Membership]:
+        """The person's place in the subject tree of each of ``leaves`` that commits to its
+        subjects by a root, read from the chunks stored beside it."""
+        found: dict[int, subjects.Membership] = {}
+        c = _subjects.c
+        for index, data in leaves.items():
+            if b'"subjects_root":' not in data:
+                continue
+            tag = bytes.fromhex(shred.subject_tag(key, index))
+            rows = conn.execute(
+                select(c.chunk, c.first, c.root).where(c.leaf_idx == index).order_by(c.chunk)
+            ).all()
+            chunk = subjects.find_chunk([bytes(first) for _, first, _ in rows], tag)
+            tags = conn.execute(
+                select(c.tags).where(c.leaf_idx == index, c.chunk == chunk)
+            ).scalar_one_or_none()
+            membership = (
+                None
+                if tags is None
+                else subjects.membership(tag, chunk, bytes(tags), [bytes(r) for *_, r in rows])
+            )
+            if membership is None:
+                raise LedgerIntegrityError(
+                    f"leaf {index} is indexed as about this person, but its stored subject list "
+                    "does not hold their tag",
+                    where="ledger_subjects",
+                )
+            found[index] = membership
+        return found
 
     def _completeness(self, key: bytes, signed: SignedCheckpoint) -> dict[str, Any] | None:
         """The person's proof in the people map under ``signed``, if the checkpoint carries the
@@ -761,6 +806,10 @@ _INSERT_LEAVES = "INSERT INTO ledger_leaves (idx, data, leaf_hash) VALUES ({mark
 _INSERT_NODES = "INSERT INTO ledger_nodes (pos, hash) VALUES ({mark}, {mark})"
 _INSERT_INDEX = (
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) VALUES (0, {mark}, {mark})"
+)
+_INSERT_SUBJECTS = (
+    "INSERT INTO ledger_subjects (leaf_idx, chunk, first, tags, root) "
+    "VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
 )
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
