@@ -374,7 +374,10 @@ class Ledger:
                     if len(tags) >= subjects.TREE_MIN:
                         # The leaf holds the tags' root; the tags are stored beside it.
                         written = subjects.SubjectTree.of(tags)
-                        subject_rows.extend((index, *chunk) for chunk in written.chunks())
+                        subject_rows.extend(
+                            (index, n, first, root, chunk)
+                            for n, first, chunk, root in written.chunks()
+                        )
                     data = entry.sealed([key for key, _ in mine], index).encode(written)
                     datas[offset] = data
                     hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
@@ -749,24 +752,31 @@ class Ledger:
         self, conn: Connection, key: bytes, leaves: dict[int, bytes]
     ) -> dict[int, subjects.Membership]:
         """The person's place in the subject tree of each of ``leaves`` that commits to its
-        subjects by a root, read from the chunks stored beside it."""
-        found: dict[int, subjects.Membership] = {}
+        subjects by a root, read from the chunks stored beside it: every chunk's first tag and
+        root in one query, then the one chunk that holds the person, entry by entry."""
+        trees = sorted(index for index, data in leaves.items() if _TREE_MARK in data)
+        if not trees:
+            return {}
         c = _subjects.c
-        for index, data in leaves.items():
-            if b'"subjects_root":' not in data:
-                continue
-            tag = bytes.fromhex(shred.subject_tag(key, index))
+        heads: dict[int, list[tuple[bytes, bytes]]] = {index: [] for index in trees}
+        for start in range(0, len(trees), 500):  # within every backend's parameter limit
             rows = conn.execute(
-                select(c.chunk, c.first, c.root).where(c.leaf_idx == index).order_by(c.chunk)
-            ).all()
-            chunk = subjects.find_chunk([bytes(first) for _, first, _ in rows], tag)
+                select(c.leaf_idx, c.first, c.root)
+                .where(c.leaf_idx.in_(trees[start : start + 500]))
+                .order_by(c.leaf_idx, c.chunk)
+            )
+            for index, first, root in rows:
+                heads[int(index)].append((bytes(first), bytes(root)))
+        found: dict[int, subjects.Membership] = {}
+        for index in trees:
+            tag = bytes.fromhex(shred.subject_tag(key, index))
+            chunk = subjects.find_chunk([first for first, _ in heads[index]], tag)
             tags = conn.execute(
                 select(c.tags).where(c.leaf_idx == index, c.chunk == chunk)
             ).scalar_one_or_none()
+            roots = [root for _, root in heads[index]]
             membership = (
-                None
-                if tags is None
-                else subjects.membership(tag, chunk, bytes(tags), [bytes(r) for *_, r in rows])
+                None if tags is None else subjects.membership(tag, chunk, bytes(tags), roots)
             )
             if membership is None:
                 raise LedgerIntegrityError(
@@ -808,9 +818,11 @@ _INSERT_INDEX = (
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) VALUES (0, {mark}, {mark})"
 )
 _INSERT_SUBJECTS = (
-    "INSERT INTO ledger_subjects (leaf_idx, chunk, first, tags, root) "
+    "INSERT INTO ledger_subjects (leaf_idx, chunk, first, root, tags) "
     "VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
 )
+_TREE_MARK = b'"subjects_root":'
+"""How a leaf committing to its subjects by a root reads (canonical JSON: no space)."""
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"

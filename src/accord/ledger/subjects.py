@@ -124,9 +124,18 @@ def membership(
     inside = bisect_right(listed, tag) - 1
     if inside < 0 or listed[inside] != tag:
         return None
-    lower = merkle.MemoryTree(_tag_hashes(tags)).inclusion_proof(inside)
-    upper = merkle.MemoryTree(chunk_roots).inclusion_proof(chunk)
+    lower = _path(_tag_hashes(tags), inside)
+    upper = _path(chunk_roots, chunk)
     return Membership(chunk * CHUNK + inside, (*lower, *upper))
+
+
+def _path(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 9162 ``PATH(index, D)`` over leaf hashes ``hashes``: from their perfect nodes, level
+    by level (a list comprehension a level, not a node at a time)."""
+    levels = merkle.levels(hashes)
+    ranges = merkle.inclusion_ranges(index, len(hashes))
+    nodes = {(lv, i): levels[lv][i] for lv, i in merkle.nodes_for(ranges)}
+    return merkle.resolve(ranges, nodes)
 
 
 def verify_membership(

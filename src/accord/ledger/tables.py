@@ -147,10 +147,11 @@ class LedgerSubjects(Base):
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     first: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     """The chunk's first tag: a person's chunk is found among the firsts."""
-    tags: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    """The chunk's tags, 32 bytes each, sorted."""
     root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     """The Merkle tree hash of the chunk's tags."""
+    # Last in the row: the firsts and roots of every chunk are read without the tags' pages.
+    tags: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    """The chunk's tags, 32 bytes each, sorted."""
 
 
 class LedgerIndexPart(Base):

@@ -32,8 +32,8 @@ def upgrade() -> None:
         sa.Column("leaf_idx", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("chunk", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("first", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("tags", sa.LargeBinary(), nullable=False),
         sa.Column("root", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("tags", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("leaf_idx", "chunk"),
     )
 
