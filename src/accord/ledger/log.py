@@ -586,6 +586,14 @@ class Ledger:
             ).scalar_one()
         return SignedCheckpoint(self.signer.verifier.open(note), note)
 
+    def checkpoint_if_grown(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint if the tree has grown past the latest stored one (``None`` if it
+        has not): what a maintenance step runs (:class:`accord.ledger.signing.Checkpointer`)."""
+        latest = self.stored_checkpoint()
+        if latest is not None and latest[0] >= self.head().size:
+            return None
+        return self.checkpoint()
+
     def checkpoints(self) -> list[tuple[int, bytes, str]]:
         """Every stored checkpoint as ``(size, root, signed note)``, oldest first."""
         with self._reading("reading ledger checkpoints") as conn:
