@@ -142,7 +142,8 @@ def test_a_bulk_persons_proof_is_the_small_leaf_and_a_path(ledger: Ledger) -> No
     bundle = ledger.prove_person("p02999", sign=True)
     (entry,) = bundle["entries"]
     assert len(entry["leaf"]) < 1000
-    assert len(entry["subject_proof"]["path"]) == 12  # ceil(log2(3000))
+    # At most ceil(log2(3000)) hashes (fewer for a tag in the tree's last, smaller subtrees).
+    assert 9 <= len(entry["subject_proof"]["path"]) <= 12
     assert standalone.check(bundle) == []
     # Someone else's path passed off as this person's: the standalone verifier says no.
     other = ledger.prove_person("p00000")["entries"][0]["subject_proof"]

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, select
 
 from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
-from accord.ledger import merkle, shred, subjects
-from accord.ledger.checkpoint import Verifier, split_note
+from accord.ledger import mapstore, merkle, shred, subjects
+from accord.ledger.checkpoint import Checkpoint, Verifier, split_note
 from accord.ledger.entries import decode_leaf
+from accord.ledger.peoplemap import Vuf, parse_checkpoint_line
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import index_parts_table as _parts
@@ -69,6 +70,8 @@ class VerifyReport:
     checkpoints_checked: int = 0
     index_rows_checked: int = 0
     subject_lists_checked: int = 0
+    people_map: str | None = None
+    """What the check of the people map found, when it was asked for (``None``: not checked)."""
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
     problems_left_out: int = 0
@@ -100,7 +103,11 @@ def _node_name(level: int, index: int) -> str:
 
 
 def verify_ledger(
-    ledger: Ledger, *, workers: int | None = None, chunk_level: int = CHUNK_LEVEL
+    ledger: Ledger,
+    *,
+    workers: int | None = None,
+    chunk_level: int = CHUNK_LEVEL,
+    people_map: Vuf | None = None,
 ) -> VerifyReport:
     """Recompute everything from the leaves and compare; never raises for what it finds.
 
@@ -143,6 +150,8 @@ def verify_ledger(
         if roots is not None and state is not None:
             _check_state(size, bytes(state.root), bytes(state.frontier), roots[size], report)
         _check_people(conn, report)
+        if people_map is not None:
+            _check_people_map(conn, people_map, checkpoints, report)
     _check_checkpoints(
         ledger,
         checkpoints=checkpoints,
@@ -571,6 +580,50 @@ def _signed_by_another_key(note: str, verifier: Verifier) -> str | None:
         "come from different data folders, or the key was replaced. Name the folder that holds "
         "both with --data-dir, or check against the log's published key with --vkey"
     )
+
+
+def _check_people_map(
+    conn: Connection, vuf: Vuf, checkpoints: list[tuple[int, bytes, str]], report: VerifyReport
+) -> None:
+    """The stored people map, and the map recomputed from the person index and the leaf hashes,
+    are the one the checkpoint of the map's size signed."""
+    size = mapstore.map_size(conn)
+    note = next((n for s, _, n in checkpoints if s == size), None)
+    if size == 0 or note is None:
+        report.people_map = "no checkpoint commits to a people map yet"
+        return
+    try:
+        committed = parse_checkpoint_line(Checkpoint.parse(split_note(note)[0]).extensions)
+    except LedgerIntegrityError:
+        committed = None  # a malformed note is reported with the checkpoints
+    if committed is None:
+        report.add("people map", f"the checkpoint of size {size} commits to no people map")
+        return
+    if committed[1] != vuf.public_key:
+        report.add("people map", f"the checkpoint of size {size} names another map key")
+        return
+    # Its stored nodes and its stored leaves, each: proofs read both.
+    if committed[0] != mapstore.root(conn) or committed[0] != mapstore.root_of_leaves(conn):
+        report.add(
+            "people map",
+            f"the stored map is not the one the checkpoint of size {size} signed: rebuild it "
+            "with `accord ledger rebuild-map`",
+        )
+    erased = mapstore.pending_removals(conn)
+    if erased:
+        report.people_map = (
+            f"stored map checked; not recomputed: {erased} people erased since the checkpoint of "
+            f"size {size} leave it at the next one"
+        )
+        return
+    recomputed, people = mapstore.recompute(conn, size, vuf)
+    if recomputed != committed[0]:
+        report.add(
+            "people map",
+            f"the map recomputed from the person index is not the one the checkpoint of size "
+            f"{size} signed: the index or the leaves changed since",
+        )
+    report.people_map = f"recomputed for {people} people at size {size}"
 
 
 def _check_people(conn: Connection, report: VerifyReport) -> None:

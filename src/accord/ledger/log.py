@@ -571,20 +571,55 @@ class Ledger:
             self._locked("signing a ledger checkpoint") as (conn, state),
         ):
             map_root, self.last_map_cost = mapstore.bring_up_to_date(conn, state.size, vuf)
-            line = peoplemap.checkpoint_line(map_root, vuf.public_key)
-            checkpoint = Checkpoint(self.signer.name, state.size, state.root, (line,))
-            signed = self.signer.sign(checkpoint)
-            conn.execute(
-                _insert_if_absent(conn, _checkpoints)
-                .values(
-                    size=state.size, root=state.root, note=signed.note, created_at=datetime.now(UTC)
-                )
-                .on_conflict_do_nothing(index_elements=["size"])
+            return self._sign_locked(conn, state, map_root)
+
+    def _sign_locked(self, conn: Connection, state: _State, map_root: bytes) -> SignedCheckpoint:
+        """Sign and store the checkpoint of ``state`` with the people map's ``map_root``, inside
+        the locked transaction (the checkpoint already stored at that size, if there is one)."""
+        if self.signer is None:
+            raise LedgerError("this ledger was opened without a signing key")
+        line = peoplemap.checkpoint_line(map_root, self.signer.vuf().public_key)
+        checkpoint = Checkpoint(self.signer.name, state.size, state.root, (line,))
+        signed = self.signer.sign(checkpoint)
+        conn.execute(
+            _insert_if_absent(conn, _checkpoints)
+            .values(
+                size=state.size, root=state.root, note=signed.note, created_at=datetime.now(UTC)
             )
+            .on_conflict_do_nothing(index_elements=["size"])
+        )
+        note = conn.execute(
+            select(_checkpoints.c.note).where(_checkpoints.c.size == state.size)
+        ).scalar_one()
+        return SignedCheckpoint(self.signer.verifier.open(note), note)
+
+    def rebuild_people_map(self) -> SignedCheckpoint:
+        """Build the people map again from the person index and the leaf hashes, as of the
+        current tree, and sign a checkpoint committing to it (``accord ledger rebuild-map``): for
+        a store whose map tables were lost or damaged. Refused, with nothing changed, where the
+        tree has not grown since a checkpoint that committed to another map: that signature
+        stands, and the log would contradict it."""
+        if self.signer is None:
+            raise LedgerError("this ledger was opened without a signing key")
+        vuf = self.signer.vuf()
+        with (
+            self._writer_lock,
+            self._locked("rebuilding the people map") as (conn, state),
+        ):
+            map_root, self.last_map_cost = mapstore.rebuild(conn, state.size, vuf)
             note = conn.execute(
                 select(_checkpoints.c.note).where(_checkpoints.c.size == state.size)
-            ).scalar_one()
-        return SignedCheckpoint(self.signer.verifier.open(note), note)
+            ).scalar()
+            if note is not None and self.verifier is not None:
+                signed = peoplemap.parse_checkpoint_line(self.verifier.open(note).extensions)
+                if signed is not None and signed[0] != map_root:
+                    raise LedgerIntegrityError(
+                        f"the people map rebuilt from the person index is not the one the "
+                        f"checkpoint of size {state.size} signed: the person index or the leaves "
+                        "changed since; nothing was rebuilt",
+                        where="ledger_person_index",
+                    )
+            return self._sign_locked(conn, state, map_root)
 
     def checkpoint_if_grown(self) -> SignedCheckpoint | None:
         """Sign a checkpoint if the tree has grown past the latest stored one (``None`` if it
@@ -643,12 +678,20 @@ class Ledger:
             row = conn.execute(query).first()
         return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
 
-    def verify(self, *, workers: int | None = None) -> VerifyReport:
-        """Recompute the whole tree from the leaves and check every checkpoint against it.
+    def verify(self, *, workers: int | None = None, people_map: bool = False) -> VerifyReport:
+        """Recompute the whole tree from the leaves and check every checkpoint against it; with
+        ``people_map``, recompute the people map from the person index too (it needs the
+        signing key, from which the map's keying function is derived).
 
         Large logs are checked by ``workers`` processes (default: one per core).
         """
-        return verify_ledger(self, workers=workers)
+        if people_map and self.signer is None:
+            raise LedgerError(
+                "checking the people map needs the log's signing key (its keying function is "
+                "derived from it): run it where the data folder holds the key"
+            )
+        vuf = self.signer.vuf() if people_map and self.signer is not None else None
+        return verify_ledger(self, workers=workers, people_map=vuf)
 
     # People -------------------------------------------------------------------------------------
 
