@@ -75,6 +75,17 @@ def _leaf_hashes(conn: Connection, touched: dict[bytes, list[int]]) -> dict[int,
     return hashes
 
 
+def _pairs(indexes: list[int], hashes: dict[int, bytes]) -> list[tuple[int, bytes]]:
+    """A person's ``(leaf index, leaf hash)`` pairs in index order, as their chain takes them."""
+    indexes.sort()
+    try:
+        return [(index, hashes[index]) for index in indexes]
+    except KeyError as exc:
+        raise LedgerIntegrityError(
+            f"leaf {exc.args[0]} is indexed but missing", where="ledger_leaves"
+        ) from None
+
+
 def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict[str, int]]:
     """Fold the entries ``[map size, size)`` into the map, take out erased people, and return
     the new root with what it cost (rows read, leaves written, functions signed, buckets
@@ -98,13 +109,7 @@ def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict
     added: list[dict[str, Any]] = []
     buckets: set[int] = set()
     for lookup, indexes in touched.items():
-        indexes.sort()
-        try:
-            pairs = [(index, hashes[index]) for index in indexes]
-        except KeyError as exc:
-            raise LedgerIntegrityError(
-                f"leaf {exc.args[0]} is indexed but missing", where="ledger_leaves"
-            ) from None
+        pairs = _pairs(indexes, hashes)
         before = known.get(lookup)
         if before is None:
             key, _ = vuf.prove(lookup)
@@ -160,13 +165,7 @@ def recompute(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, int]:
     hashes = _leaf_hashes(conn, touched)
     buckets: dict[int, list[MapLeaf]] = defaultdict(list)
     for lookup, indexes in touched.items():
-        indexes.sort()
-        try:
-            pairs = [(index, hashes[index]) for index in indexes]
-        except KeyError as exc:
-            raise LedgerIntegrityError(
-                f"leaf {exc.args[0]} is indexed but missing", where="ledger_leaves"
-            ) from None
+        pairs = _pairs(indexes, hashes)
         key, _ = vuf.prove(lookup)
         head = peoplemap.chain(peoplemap.CHAIN_START, pairs)
         buckets[peoplemap.bucket_of(key)].append(MapLeaf(key, len(pairs), head))
