@@ -19,7 +19,7 @@ from ledger_builders import release
 import accord.ledger.verify_proof as standalone
 from accord.ledger import entries, shred, subjects
 from accord.ledger.log import Ledger
-from accord.ledger.subjects import SubjectTree, find_chunk, membership, verify_membership
+from accord.ledger.subjects import Heads, SubjectTree, membership, verify_membership
 
 
 def mth(tags: list[bytes]) -> bytes:
@@ -42,10 +42,11 @@ def chunks_of(size: int) -> Iterator[None]:
 def path_of(tree: SubjectTree, tag: bytes) -> subjects.Membership | None:
     """A tag's membership as the ledger finds it: its chunk by the chunks' first tags."""
     rows = tree.chunks()
-    chunk = find_chunk([first for _, first, _, _ in rows], tag)
+    heads = Heads.of([first for _, first, _, _ in rows], tree.chunk_roots)
+    chunk = heads.chunk_of(tag)
     if chunk < 0:
         return None
-    return membership(tag, chunk, rows[chunk][2], tree.chunk_roots)
+    return membership(tag, chunk, rows[chunk][2], heads)
 
 
 tag_sets = st.sets(st.binary(min_size=32, max_size=32), min_size=1, max_size=40)

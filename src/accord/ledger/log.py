@@ -60,7 +60,6 @@ from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
-from accord.ledger.tables import subjects_table as _subjects
 from accord.store.driver import fetch_one
 
 try:
@@ -176,6 +175,8 @@ class Ledger:
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
         self._file_lock = _FileLock.beside(engine)
+        self._heads: dict[int, subjects.Heads] = {}
+        self._heads_lock = threading.Lock()
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -803,39 +804,59 @@ class Ledger:
         self, conn: Connection, key: bytes, leaves: dict[int, bytes]
     ) -> dict[int, subjects.Membership]:
         """The person's place in the subject tree of each of ``leaves`` that commits to its
-        subjects by a root, read from the chunks stored beside it: every chunk's first tag and
-        root in one query, then the one chunk that holds the person, entry by entry."""
+        subjects by a root, read from the chunks stored beside it: the entry's chunk heads (kept
+        once read: they never change), then the one chunk that holds the person."""
         trees = sorted(index for index, data in leaves.items() if _TREE_MARK in data)
         if not trees:
             return {}
-        c = _subjects.c
-        heads: dict[int, list[tuple[bytes, bytes]]] = {index: [] for index in trees}
-        for start in range(0, len(trees), 500):  # within every backend's parameter limit
-            rows = conn.execute(
-                select(c.leaf_idx, c.first, c.root)
-                .where(c.leaf_idx.in_(trees[start : start + 500]))
-                .order_by(c.leaf_idx, c.chunk)
-            )
-            for index, first, root in rows:
-                heads[int(index)].append((bytes(first), bytes(root)))
+        heads = self._subject_heads(conn, trees)
         found: dict[int, subjects.Membership] = {}
-        for index in trees:
-            tag = bytes.fromhex(shred.subject_tag(key, index))
-            chunk = subjects.find_chunk([first for first, _ in heads[index]], tag)
-            tags = conn.execute(
-                select(c.tags).where(c.leaf_idx == index, c.chunk == chunk)
-            ).scalar_one_or_none()
-            roots = [root for _, root in heads[index]]
-            membership = (
-                None if tags is None else subjects.membership(tag, chunk, bytes(tags), roots)
-            )
-            if membership is None:
-                raise LedgerIntegrityError(
-                    f"leaf {index} is indexed as about this person, but its stored subject list "
-                    "does not hold their tag",
-                    where="ledger_subjects",
+        cursor = conn.connection.cursor()
+        try:
+            for index in trees:
+                tag = bytes.fromhex(shred.subject_tag(key, index))
+                chunk = heads[index].chunk_of(tag)
+                cursor.execute(self._sql(_CHUNK_SQL), (index, chunk))
+                row = cursor.fetchone()
+                membership = (
+                    None
+                    if row is None
+                    else subjects.membership(tag, chunk, bytes(row[0]), heads[index])
                 )
-            found[index] = membership
+                if membership is None:
+                    raise LedgerIntegrityError(
+                        f"leaf {index} is indexed as about this person, but its stored subject "
+                        "list does not hold their tag",
+                        where="ledger_subjects",
+                    )
+                found[index] = membership
+        finally:
+            cursor.close()
+        return found
+
+    def _subject_heads(self, conn: Connection, trees: list[int]) -> dict[int, subjects.Heads]:
+        """The chunk heads of the entries ``trees``: kept ones, and the others read (every
+        chunk's first tag and root, in one statement through the driver) and kept."""
+        with self._heads_lock:
+            found = {index: self._heads[index] for index in trees if index in self._heads}
+        missing = [index for index in trees if index not in found]
+        rows: dict[int, list[tuple[bytes, bytes]]] = {index: [] for index in missing}
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(missing), 500):  # within every backend's parameter limit
+                part = missing[start : start + 500]
+                cursor.execute(_HEADS_SQL.format(marks=self._marks(len(part))), part)
+                for index, first, root in cursor.fetchall():
+                    rows[int(index)].append((bytes(first), bytes(root)))
+        finally:
+            cursor.close()
+        for index, pairs in rows.items():
+            found[index] = subjects.Heads.of([f for f, _ in pairs], [r for _, r in pairs])
+        with self._heads_lock:
+            for index in missing:
+                self._heads[index] = found[index]
+            while len(self._heads) > _HEADS_KEPT:
+                self._heads.pop(next(iter(self._heads)))
         return found
 
     def _completeness(self, key: bytes, signed: SignedCheckpoint) -> dict[str, Any] | None:
@@ -873,6 +894,13 @@ _INSERT_SUBJECTS = (
     "VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
 )
 _TREE_MARK = b'"subjects_root":'
+_HEADS_SQL = (
+    "SELECT leaf_idx, first, root FROM ledger_subjects WHERE leaf_idx IN ({marks}) "
+    "ORDER BY leaf_idx, chunk"
+)
+_CHUNK_SQL = "SELECT tags FROM ledger_subjects WHERE leaf_idx = {mark} AND chunk = {mark}"
+_HEADS_KEPT = 64
+"""Entries whose chunk heads a ledger keeps (a bulk release's are about 60 KB a million people)."""
 """How a leaf committing to its subjects by a root reads (canonical JSON: no space)."""
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "

@@ -113,20 +113,42 @@ def find_chunk(firsts: Sequence[bytes], tag: bytes) -> int:
     return bisect_right(firsts, tag) - 1
 
 
-def membership(
-    tag: bytes, chunk: int, tags: bytes, chunk_roots: Sequence[bytes]
-) -> Membership | None:
-    """The path of ``tag`` in the tree whose chunk ``chunk`` holds ``tags`` and whose chunks have
-    ``chunk_roots``; ``None`` if the chunk does not hold the tag."""
-    if not 0 <= chunk < len(chunk_roots):
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """What proving a tag in an entry's tree needs beside the tag's own chunk: each chunk's first
+    tag (to find the chunk) and the levels of the tree over the chunk roots. An entry's chunks
+    never change once written, so a server keeps these for the entries it proves often."""
+
+    firsts: tuple[bytes, ...]
+    levels: tuple[tuple[bytes, ...], ...]
+
+    @classmethod
+    def of(cls, firsts: Sequence[bytes], chunk_roots: Sequence[bytes]) -> Heads:
+        levels = merkle.levels(chunk_roots) if chunk_roots else [[]]
+        return cls(tuple(firsts), tuple(tuple(level) for level in levels))
+
+    def chunk_of(self, tag: bytes) -> int:
+        """The number of the chunk that would hold ``tag`` (``-1``: before every tag)."""
+        return find_chunk(self.firsts, tag)
+
+    def path(self, chunk: int) -> list[bytes]:
+        """The path of chunk ``chunk``'s root among the chunk roots (RFC 9162 ``PATH``)."""
+        ranges = merkle.inclusion_ranges(chunk, len(self.levels[0]))
+        nodes = {(lv, i): self.levels[lv][i] for lv, i in merkle.nodes_for(ranges)}
+        return merkle.resolve(ranges, nodes)
+
+
+def membership(tag: bytes, chunk: int, tags: bytes, heads: Heads) -> Membership | None:
+    """The path of ``tag`` in the tree whose chunk ``chunk`` holds ``tags`` and whose chunks
+    ``heads`` describes; ``None`` if the chunk does not hold the tag."""
+    if not 0 <= chunk < len(heads.levels[0]):
         return None
     listed = [tags[i : i + TAG_SIZE] for i in range(0, len(tags), TAG_SIZE)]
     inside = bisect_right(listed, tag) - 1
     if inside < 0 or listed[inside] != tag:
         return None
     lower = _path(_tag_hashes(tags), inside)
-    upper = _path(chunk_roots, chunk)
-    return Membership(chunk * CHUNK + inside, (*lower, *upper))
+    return Membership(chunk * CHUNK + inside, (*lower, *heads.path(chunk)))
 
 
 def _path(hashes: Sequence[bytes], index: int) -> list[bytes]:
