@@ -328,6 +328,7 @@ def test_a_page_view_signs_nothing_and_the_log_s_growth_is_signed_apart(
     """Pages only read: an entry no checkpoint covers yet is shown pending; the checkpointer
     (what the server runs as the log grows) signs one, once, and then the entry is proved."""
     person = "r0000131"
+    world.accord.ledger.checkpoint()
     sign_in(client, REELIX, person)
     page = client.get("/me")
     client.post("/me/opt-out", data={"form": form_of(page.text)})
@@ -353,6 +354,7 @@ KEY = b"privacy-centre-test-key-32-bytes"
 
 def test_the_server_signs_a_checkpoint_of_a_grown_log_when_it_starts(world: World) -> None:
     ledger = world.accord.ledger
+    ledger.checkpoint()
     ledger.append([ConsentChangeEntry(agreement=None, reason="a test entry", change="given")])
     size = ledger.head().size
     before = ledger.checkpoints()
