@@ -52,9 +52,15 @@ def entries_about(accord: Accord, party: str, person: str) -> set[int]:
             return set()
         key = bytes(row[0])
         leaves = conn.execute(text("SELECT idx, data FROM ledger_leaves ORDER BY idx")).all()
+        # A leaf about many people holds their tags' root; the tags are stored beside it.
+        stored: dict[int, bytes] = {}
+        for index, tags in conn.execute(text("SELECT leaf_idx, tags FROM ledger_subjects")):
+            stored[int(index)] = stored.get(int(index), b"") + bytes(tags)
     found = set()
     for index, data in leaves:
-        tag = hmac.new(key, SUBJECT + str(index).encode(), hashlib.sha256).hexdigest()
-        if tag in json.loads(bytes(data)).get("subjects", []):
+        tag = hmac.new(key, SUBJECT + str(index).encode(), hashlib.sha256).digest()
+        listed = json.loads(bytes(data)).get("subjects", [])
+        beside = stored.get(int(index), b"")
+        if tag.hex() in listed or any(beside[i : i + 32] == tag for i in range(0, len(beside), 32)):
             found.add(int(index))
     return found

@@ -20,7 +20,9 @@ from sqlalchemy import update
 import accord.ledger.verify_proof as standalone
 from accord.api import privacy
 from accord.ledger import merkle
+from accord.ledger.entries import ReleaseEntry
 from accord.scenario.population import REELIX
+from accord.service import person_ref
 from accord.store import tables as t
 from api.privacy_helpers import entries_about
 from api.test_browser import CHROMIUM_ARGS, watch_console
@@ -248,6 +250,45 @@ def test_each_tampered_part_is_named(
     shown = page.locator("main").inner_text()
     assert said in shown
     assert "verified" not in set(states(page).values()) or part == "leaf"
+
+
+def test_a_release_about_many_people_is_proved_by_a_path_in_the_page(
+    world: World, base_url: str, context: BrowserContext, watchers: list[str]
+) -> None:
+    """A bulk release's leaf commits to its subjects by a Merkle root: the page checks the
+    person's path to it with WebCrypto, and a path changed by one bit does not verify."""
+    member = member_with_a_release(world, base_url, 13, watchers)
+    crowd = [person_ref(REELIX, member)] + [person_ref(REELIX, f"bulk-{i}") for i in range(99)]
+    (receipt,) = world.accord.ledger.append(
+        [
+            ReleaseEntry(
+                agreement="chirp-reelix",
+                reason="a bulk release about a hundred members",
+                provider=REELIX,
+                recipient="chirp",
+                about=tuple(crowd),
+            )
+        ]
+    )
+    world.accord.ledger.checkpoint()
+    bulk = receipt.index
+    assert "subjects_root" in world.accord.ledger.leaf(bulk).entry()
+    page = context.new_page()
+    sign_in(page, base_url, member)
+    assert checked(page, f"{base_url}/me/releases") == "verified"
+    assert states(page)[bulk] == "verified"
+
+    def bend_the_path(bundle: dict[str, Any]) -> None:
+        entry = next(e for e in bundle["entries"] if e["index"] == bulk)
+        path = entry["subject_proof"]["path"]
+        path[-1] = _flip(path[-1])
+
+    page.route("**/me/releases/proof.json", lambda r: tampered(r, bend_the_path))
+    assert checked(page, f"{base_url}/me/releases") == "failed"
+    got = states(page)
+    assert got[bulk] == "failed"
+    assert all(state == "verified" for index, state in got.items() if index != bulk)
+    assert "not about you" in page.locator(f"#entry-{bulk} .proof-state").inner_text()
 
 
 def test_the_page_s_javascript_agrees_with_the_python_tree(

@@ -7,6 +7,7 @@ store, the gateway's releases and an oracle that reads the ledger's leaves itsel
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -18,9 +19,12 @@ import jsonschema_rs
 import pytest
 from typer.testing import CliRunner
 
+from accord.api import ApiSettings, create_app
 from accord.client import AccordClient
 from accord.ledger import merkle
 from accord.ledger.cli import app as ledger_cli
+from accord.ledger.entries import ConsentChangeEntry
+from accord.ledger.signing import Checkpointer
 from accord.ledger.verify_proof import check as verify_bundle
 from accord.scenario.population import CHIRP, REELIX
 from api.privacy_helpers import entries_about, form_of, shown_entries, sign_in
@@ -318,18 +322,56 @@ def test_the_downloaded_bundle_is_what_the_cli_prints_and_passes_verify_proof(
     assert f"{len(r.json()['entries'])} entr" in done.stdout
 
 
-def test_the_page_signs_a_checkpoint_for_entries_none_covers(
+def test_a_page_view_signs_nothing_and_the_log_s_growth_is_signed_apart(
     world: World, client: httpx.Client
 ) -> None:
+    """Pages only read: an entry no checkpoint covers yet is shown pending; the checkpointer
+    (what the server runs as the log grows) signs one, once, and then the entry is proved."""
     person = "r0000131"
+    world.accord.ledger.checkpoint()
     sign_in(client, REELIX, person)
     page = client.get("/me")
     client.post("/me/opt-out", data={"form": form_of(page.text)})
     newest = max(entries_about(world.accord, REELIX, person))
-    assert world.accord.ledger.checkpoints()[-1][0] <= newest
+    signed = world.accord.ledger.checkpoints()
+    assert signed[-1][0] <= newest
     releases = client.get("/me/releases").text
-    assert world.accord.ledger.checkpoints()[-1][0] > newest
-    assert "Pending" not in releases.split('id="entries"')[1]
+    client.get("/me/releases/proof.json")
+    client.get("/me/export.json")
+    assert world.accord.ledger.checkpoints() == signed
+    assert "Pending" in releases.split('id="entries"')[1]
+    checkpointer = Checkpointer(world.accord.ledger, 60)
+    grown = checkpointer.tick()
+    assert grown is not None
+    assert grown.checkpoint.size > newest
+    # Nothing more to sign until the log grows again.
+    assert checkpointer.tick() is None
+    assert "Pending" not in client.get("/me/releases").text.split('id="entries"')[1]
+
+
+KEY = b"privacy-centre-test-key-32-bytes"
+
+
+def test_the_server_signs_a_checkpoint_of_a_grown_log_when_it_starts(world: World) -> None:
+    ledger = world.accord.ledger
+    ledger.checkpoint()
+    ledger.append([ConsentChangeEntry(agreement=None, reason="a test entry", change="given")])
+    size = ledger.head().size
+    before = ledger.checkpoints()
+    assert before[-1][0] < size
+
+    def checkpoints_while_serving(seconds: float) -> list[tuple[int, bytes, str]]:
+        app = create_app(world.accord, {}, ApiSettings(checkpoint_seconds=seconds), key=KEY)
+
+        async def serve() -> list[tuple[int, bytes, str]]:
+            async with app.router.lifespan_context(app):
+                return ledger.checkpoints()
+
+        return asyncio.run(serve())
+
+    # Told never to: a scheduled `accord ledger checkpoint` signs instead.
+    assert checkpoints_while_serving(0) == before
+    assert checkpoints_while_serving(3600)[-1][0] == size
 
 
 # -- the export --------------------------------------------------------------------------------

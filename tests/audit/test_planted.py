@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import text
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from accord import agreements as ag
 from accord.cli import app
 from accord.consent import Consent, OptOut, OptOutKind, Person, Scope, SignalSource
+from accord.ledger import entries, subjects
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.rows import rows_sum
 from accord.service import Accord
@@ -361,3 +363,50 @@ def test_a_member_who_opted_back_in_may_be_in_an_ads_release(
     assert code == (1 if flagged else 0), json.dumps(report["differences"])
     reasons = [r for d in _found(report, ads) if d["person"] == "reelix/r5" for r in d["reasons"]]
     assert any("opted out" in r for r in reasons) is flagged
+
+
+def _plant_by_root(world: World) -> int:
+    """The clean release about everyone, written as a leaf about many people is: committing to
+    its subjects by a root, with the list stored beside it (here from four subjects up)."""
+    with patch.object(entries, "TREE_MIN", 2), patch.object(subjects, "TREE_MIN", 2):
+        index = world.plant(
+            scope="all",
+            about=["r1", "r6", "r7", "r8"],
+            rows=world.rows("r1", "r6", "r8") + world.rows("r7", leave_out=("t9",)),
+        )
+    with Accord.open(data_dir=world.store) as accord:
+        assert "subjects_root" in accord.ledger.leaf(index).entry()
+    return index
+
+
+def test_a_release_committing_to_its_subjects_by_a_root_is_replayed(world: World) -> None:
+    _plant_by_root(world)
+    code, report = world.audit()
+    # Whom it was about is read from the stored list: without them, the rows' commitment,
+    # sealed with their keys, could not be matched.
+    assert code == 0, json.dumps(report["differences"])
+    assert report["releases"] == 1
+    assert report["unexplained"] == 0
+
+
+def test_a_stored_subject_list_that_is_not_the_leafs_is_reported(world: World) -> None:
+    """Someone drops a person from the list stored beside a release (rewriting the chunk's row to
+    match): the list no longer hashes to the root the leaf commits to, and the auditor says so."""
+    index = _plant_by_root(world)
+    with closing(sqlite3.connect(world.store / "accord.db")) as db:
+        (tags,) = db.execute(
+            "SELECT tags FROM ledger_subjects WHERE leaf_idx = ?", (index,)
+        ).fetchone()
+        kept = tags[32:]
+        db.execute(
+            "UPDATE ledger_subjects SET tags = ?, first = ?, root = ? WHERE leaf_idx = ?",
+            (kept, kept[:32], subjects.chunk_root(kept), index),
+        )
+        db.commit()
+    code, report = world.audit()
+    assert code == 1
+    (found,) = [d for d in _found(report, index) if d["kind"] == "release"]
+    assert found["person"] is None
+    assert found["reasons"] == [
+        "its subjects do not verify: 3 subject tags are stored, the leaf commits to 4"
+    ]

@@ -12,6 +12,7 @@ from ledger_builders import decision, release
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+import accord.ledger.verify_proof as standalone
 from accord.ledger import merkle, shred
 from accord.ledger.audit import verify_ledger
 from accord.ledger.checkpoint import Signer
@@ -126,6 +127,13 @@ def test_a_release_about_many_people_is_indexed_on_postgres(pg_engine: Engine) -
     assert report.index_rows_checked == len(crowd) + 1 + shred.MANY
     ledger.erase("p00001", "asked to be forgotten")
     assert ledger.entries_about("p00001") == []
+    # Each release commits to its subjects by a root; a person's proof is a path in its tree.
+    assert report.subject_lists_checked == 2
+    bundle = ledger.prove_person(crowd[5], sign=True)
+    assert [e["index"] for e in bundle["entries"]] == [0, 2]
+    assert all(len(e["subject_proof"]["path"]) <= 11 for e in bundle["entries"])  # log2(1300)
+    assert standalone.check(bundle) == []
+    assert ledger.verify(people_map=True).ok
 
 
 def test_the_index_parts_fold_on_postgres(pg_engine: Engine) -> None:

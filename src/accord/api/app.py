@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +42,7 @@ from accord.api.routes import Services, router
 from accord.api.screens import Screens, build_router
 from accord.api.settings import ApiSettings
 from accord.gateway import Gateway, Keyring
+from accord.ledger.signing import Checkpointer
 from accord.service import Accord
 from accord.sources import Source
 
@@ -58,6 +64,14 @@ class Health(BaseModel):
     """Whether the service is up (or ready)."""
 
     status: Literal["ok"]
+
+
+def _checkpointer(accord: Accord, seconds: float) -> AbstractContextManager[Any]:
+    """What signs the ledger's checkpoints while the app serves (nothing without a signing key,
+    or with ``seconds`` 0)."""
+    if accord.ledger.signer is None or seconds <= 0:
+        return nullcontext()
+    return Checkpointer(accord.ledger, seconds)
 
 
 def create_app(
@@ -99,7 +113,9 @@ def create_app(
         # The exchanges under way finish before the caller's lifespan closes the store.
         async with lifespan(app) if lifespan is not None else nullcontext():
             try:
-                yield
+                # Checkpoints are signed as the log grows, so pages only read.
+                with _checkpointer(accord, config.checkpoint_seconds):
+                    yield
             finally:
                 services.close()
                 access.close()

@@ -6,9 +6,11 @@
   toggle, and withdrawal in one click: one consent, one title of a viewing consent (case by case,
   2710(b)(2)(B)(iii)), or every consent at once (GDPR Art. 7(3): as easy as giving it).
 * ``/me/releases``: every ledger entry about them, each with its inclusion proof under the latest
-  signed checkpoint, checked in the page by ``/static/ledger-check.js`` with WebCrypto; the proof
-  bundle to download (``/me/releases/proof.json``, what ``accord ledger prove`` prints); and a
-  consistency proof from the checkpoint the browser saw last to the newest.
+  signed checkpoint (entries appended since are shown pending: pages only read, and checkpoints
+  are signed as the log grows, :mod:`accord.ledger.signing`), checked in the page by
+  ``/static/ledger-check.js`` with WebCrypto; the proof bundle to download
+  (``/me/releases/proof.json``, what ``accord ledger prove`` prints); and a consistency proof
+  from the checkpoint the browser saw last to the newest.
 * ``/me/export``: everything about them as one JSON document (GDPR Art. 15 and 20), with its
   JSON Schema, and as a page to read.
 
@@ -21,9 +23,6 @@ so another site cannot make one.
 from __future__ import annotations
 
 import json
-import math
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -53,13 +52,6 @@ from accord.errors import AccordError, NotFound
 from accord.export import SCHEMA_URL, export_person, person_entries
 from accord.service import Accord, person_ref
 
-CHECKPOINT_SECONDS = 60.0
-"""At most how often one server process signs a checkpoint so that a person's newest entries can
-be proved, for each person (and only when they have entries no checkpoint covers yet)."""
-
-_REMEMBERED = 10_000
-"""How many people's last signing a process remembers (it forgets them all past that)."""
-
 FORM = "privacy-centre"
 """The purpose a signed form value of these pages carries."""
 
@@ -78,13 +70,10 @@ DONE = {
 class Centre:
     """The privacy centre over the consent screens' sign-in and signing keys."""
 
-    def __init__(self, screens: Screens, *, checkpoint_seconds: float = CHECKPOINT_SECONDS):
+    def __init__(self, screens: Screens):
         self.screens = screens
         self.accord = screens.accord
         self.apps = screens.apps
-        self.checkpoint_seconds = checkpoint_seconds
-        self._lock = threading.Lock()
-        self._signed_for: dict[str, float] = {}
 
     def signed_in(self, request: Request, party: str, path: str) -> tuple[str, str] | Response:
         """The signed-in (party, person), or where to send the browser: the sign-in of ``party``
@@ -142,28 +131,6 @@ class Centre:
             )
         return who
 
-    def freshen(self, party: str, person: str) -> None:
-        """Sign a checkpoint of the current tree if the person has entries none covers yet, at
-        most once every :attr:`checkpoint_seconds` for each person in this process."""
-        ledger = self.accord.ledger
-        if ledger.signer is None:
-            return
-        ref = person_ref(party, person)
-        indexes = ledger.entries_about(ref)
-        if not indexes:
-            return
-        latest = ledger.stored_checkpoint()
-        if latest is not None and max(indexes) < latest[0]:
-            return
-        with self._lock:
-            now = time.monotonic()
-            if now - self._signed_for.get(ref, -math.inf) < self.checkpoint_seconds:
-                return
-            if len(self._signed_for) >= _REMEMBERED:
-                self._signed_for.clear()
-            self._signed_for[ref] = now
-        ledger.checkpoint()
-
     # -- changes ------------------------------------------------------------------------------
 
     def withdraw(self, party: str, person: str, consent_id: str) -> bool:
@@ -212,12 +179,11 @@ def centre(
 def build_router(
     screens: Screens,
     *,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
     erasure_deadline: timedelta = erasure.DEADLINE,
 ) -> APIRouter:
     """The privacy centre's pages and forms, and the ledger's public checkpoint and consistency
     endpoints their checks use."""
-    centre = Centre(screens, checkpoint_seconds=checkpoint_seconds)
+    centre = Centre(screens)
     router = APIRouter(include_in_schema=False)
     _overview_routes(router, centre)
     _change_routes(router, centre)
@@ -378,7 +344,6 @@ def _release_routes(router: APIRouter, centre: Centre) -> None:
         if isinstance(who, Response):
             return who
         party, person = who
-        centre.freshen(party, person)
         bundle, leaves = person_entries(centre.accord, party, person)
         proved = {e["index"] for e in bundle["entries"]} if bundle else set()
         rows = entry_rows(
@@ -409,7 +374,6 @@ def _release_routes(router: APIRouter, centre: Centre) -> None:
         if isinstance(who, Response):
             return who
         party, person = who
-        centre.freshen(party, person)
         bundle, _ = person_entries(centre.accord, party, person)
         if bundle is None:
             return error_page(
@@ -435,7 +399,6 @@ def _export_routes(router: APIRouter, centre: Centre) -> None:
         if isinstance(who, Response):
             return who
         party, person = who
-        centre.freshen(party, person)
         data = export_person(centre.accord, party, person)
         return _page(
             request,
@@ -457,7 +420,6 @@ def _export_routes(router: APIRouter, centre: Centre) -> None:
         if isinstance(who, Response):
             return who
         party, person = who
-        centre.freshen(party, person)
         data = export_person(centre.accord, party, person)
         return _download(
             json.dumps(data, indent=2, ensure_ascii=False) + "\n",

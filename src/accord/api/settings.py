@@ -57,6 +57,15 @@ class ApiSettings(BaseSettings):
             "at most three, the extension it allows."
         ),
     )
+    checkpoint_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How often the server signs a ledger checkpoint when the log has grown (and once when "
+            "it starts), so that new entries can be proved; pages only read. 0: never (sign them "
+            "with a scheduled `accord ledger checkpoint`)."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
     )

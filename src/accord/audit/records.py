@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, select
+from sqlalchemy import Connection, Engine, MetaData, Table, and_, select
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,7 +28,13 @@ from accord.audit.law import Person
 from accord.consent import Consent, OptOut, utc
 from accord.errors import InvalidInput, StoreError, translate
 from accord.ledger.shred import subject_tags
-from accord.ledger.tables import leaves_table, person_index_table, person_keys_table
+from accord.ledger.subjects import TAG_SIZE, check_chunks
+from accord.ledger.tables import (
+    leaves_table,
+    person_index_table,
+    person_keys_table,
+    subjects_table,
+)
 from accord.sources.datasets import Collection, Dataset
 from accord.store import tables as t
 from accord.store.repositories import AgreementRepository, ConsentRepository, OptOutRepository
@@ -67,6 +73,9 @@ class Subjects:
     keys: dict[int, list[bytes]] = field(default_factory=dict)
     """The ledger keys of the people each leaf is about (what seals its rows' commitment)."""
     unexplained: dict[int, int] = field(default_factory=dict)
+    broken: dict[int, str] = field(default_factory=dict)
+    """Leaves that commit to their subjects by a root the subject list stored beside them does
+    not hash to (or that have none stored): what is wrong with each."""
 
 
 _KINDS = (b'"kind":"release"', b'"kind":"agreement"', b'"kind":"erasure"')
@@ -99,14 +108,18 @@ def resolve_subjects(engine: Engine, leaves: Iterable[Leaf]) -> Subjects:
     recomputed from its key, is in the leaf. Pseudonyms no candidate explains are tried against
     every key; those still unexplained belong to people whose key is gone.
     """
-    wanted = {leaf.index: set(leaf.entry.get("subjects") or ()) for leaf in leaves}
-    wanted = {idx: tags for idx, tags in wanted.items() if tags}
+    leaves = list(leaves)
     found = Subjects()
-    if not wanted:
-        return found
     k, ix = person_keys_table.c, person_index_table.c
     candidates: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
     with translate(StoreError, "reading the ledger's person keys"), engine.connect() as conn:
+        wanted = {leaf.index: set(leaf.entry.get("subjects") or ()) for leaf in leaves}
+        for leaf in leaves:
+            if "subjects_root" in leaf.entry:
+                wanted[leaf.index] = _stored_subjects(conn, leaf, found)
+        wanted = {idx: tags for idx, tags in wanted.items() if tags}
+        if not wanted:
+            return found
         # Every key once, then the index rows of the leaves wanted: two scans, joined here.
         every = [
             (str(p), bytes(key), bytes(look))
@@ -274,3 +287,32 @@ def person(records: StoreRecords, homes: Mapping[str, str] | None, party: str, p
         known=key in records.known,
         erased=key in records.erased,
     )
+
+
+def _stored_subjects(conn: Connection, leaf: Leaf, found: Subjects) -> set[str]:
+    """The subject tags stored beside a leaf that commits to them by a root, checked against it;
+    what does not hold is noted in ``found.broken`` (the stored tags are still used, to name the
+    people the release may have been about)."""
+    c = subjects_table.c
+    rows = [
+        (int(n), bytes(first), bytes(tags), bytes(root))
+        for n, first, tags, root in conn.execute(
+            select(c.chunk, c.first, c.tags, c.root)
+            .where(c.leaf_idx == leaf.index)
+            .order_by(c.chunk)
+        )
+    ]
+    try:
+        count = int(leaf.entry.get("subjects_count"))  # type: ignore[arg-type]
+        root = bytes.fromhex(str(leaf.entry.get("subjects_root")))
+    except (TypeError, ValueError):
+        found.broken[leaf.index] = "the leaf's subjects_count or subjects_root is malformed"
+        count, root = -1, b""
+    if not rows:
+        found.broken.setdefault(leaf.index, "no subject list is stored beside the leaf")
+        return set()
+    _, problem = check_chunks(rows, count, root)
+    if problem is not None:
+        found.broken.setdefault(leaf.index, problem)
+    joined = b"".join(tags for _, _, tags, _ in rows)
+    return {joined[i : i + TAG_SIZE].hex() for i in range(0, len(joined), TAG_SIZE)}

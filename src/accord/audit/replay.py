@@ -164,6 +164,9 @@ def audit(
                 subjects.unexplained.get(leaf.index, 0),
                 subjects.keys.get(leaf.index, []),
             )
+            broken = subjects.broken.get(leaf.index)
+            if broken is not None:
+                found.differ("release", None, [f"its subjects do not verify: {broken}"])
             if inside:
                 report.releases += 1
                 report.people += found.people

@@ -1,6 +1,8 @@
 """Verify a stored ledger from scratch: every leaf, every stored node, every checkpoint.
 
-Nothing stored is trusted. Leaf hashes are recomputed from leaf data; every perfect node is
+Nothing stored is trusted. Leaf hashes are recomputed from leaf data; the subject list stored
+beside each leaf that commits to its subjects by a root must hash to that root
+(:mod:`accord.ledger.subjects`); every perfect node is
 recomputed from those and compared with the stored ones; the root of every checkpointed size and
 of the current tree is recomputed and compared with the signed checkpoints and the tree state; each
 checkpoint's signature is checked, and a consistency proof from it to the current tree, built from
@@ -24,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, select
 
 from accord.errors import InvalidInput, LedgerIntegrityError, StoreError, translate
-from accord.ledger import merkle, shred
-from accord.ledger.checkpoint import Verifier, split_note
+from accord.ledger import mapstore, merkle, shred, subjects
+from accord.ledger.checkpoint import Checkpoint, Verifier, split_note
 from accord.ledger.entries import decode_leaf
+from accord.ledger.peoplemap import Vuf, parse_checkpoint_line
 from accord.ledger.tables import STATE_ROW_ID, STORED_MIN_LEVEL
 from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import index_parts_table as _parts
@@ -35,6 +38,7 @@ from accord.ledger.tables import nodes_table as _nodes
 from accord.ledger.tables import person_index_table as _index
 from accord.ledger.tables import person_keys_table as _keys
 from accord.ledger.tables import state_table as _state
+from accord.ledger.tables import subjects_table as _subjects
 from accord.store.engine import make_engine
 
 if TYPE_CHECKING:
@@ -65,6 +69,9 @@ class VerifyReport:
     nodes_checked: int = 0
     checkpoints_checked: int = 0
     index_rows_checked: int = 0
+    subject_lists_checked: int = 0
+    people_map: str | None = None
+    """What the check of the people map found, when it was asked for (``None``: not checked)."""
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
     problems_left_out: int = 0
@@ -96,7 +103,11 @@ def _node_name(level: int, index: int) -> str:
 
 
 def verify_ledger(
-    ledger: Ledger, *, workers: int | None = None, chunk_level: int = CHUNK_LEVEL
+    ledger: Ledger,
+    *,
+    workers: int | None = None,
+    chunk_level: int = CHUNK_LEVEL,
+    people_map: Vuf | None = None,
 ) -> VerifyReport:
     """Recompute everything from the leaves and compare; never raises for what it finds.
 
@@ -125,6 +136,7 @@ def verify_ledger(
             )
         ]
         wanted_sizes = sorted({size} | {s for s, _, _ in checkpoints if 0 < s <= size})
+        trees: dict[int, tuple[int, bytes] | None] = {}
         roots = _check_tree(
             ledger,
             conn,
@@ -132,10 +144,14 @@ def verify_ledger(
             size=size,
             wanted_sizes=wanted_sizes,
             chunking=_Chunking(chunk_level, workers),
+            trees=trees,
         )
+        _check_subject_lists(conn, trees, report)
         if roots is not None and state is not None:
             _check_state(size, bytes(state.root), bytes(state.frontier), roots[size], report)
         _check_people(conn, report)
+        if people_map is not None:
+            _check_people_map(conn, people_map, checkpoints, report)
     _check_checkpoints(
         ledger,
         checkpoints=checkpoints,
@@ -155,8 +171,11 @@ def _check_tree(
     size: int,
     wanted_sizes: list[int],
     chunking: _Chunking,
+    trees: dict[int, tuple[int, bytes] | None],
 ) -> dict[int, bytes] | None:
-    """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size.
+    """Recompute leaves and nodes chunk by chunk; returns the root of every wanted size, and
+    puts in ``trees`` the subject count and root of every leaf that commits to its subjects by a
+    root (``None`` where they are malformed).
 
     Returns None when leaves are missing, since then no root can be recomputed.
     """
@@ -178,6 +197,7 @@ def _check_tree(
         for where, message in result.problems:
             report.add(where, message)
         report.problems_left_out += result.problems_left_out
+        trees.update(result.trees)
         if result.missing:
             return None
         if result.root is not None:
@@ -216,6 +236,8 @@ class _ChunkResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
     problems_left_out: int = 0
     missing: bool = False
+    trees: dict[int, tuple[int, bytes] | None] = field(default_factory=dict)
+    """The subject count and root of each leaf committing to its subjects by a root."""
 
     def add(self, where: str, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -326,6 +348,11 @@ def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
         result.missing = True
         return result
     hashes = _rehash(rows, result)
+    result.trees = {
+        int(idx): _tree_of(bytes(data))
+        for idx, data, _ in rows
+        if isinstance(data, _BYTES) and _TREE_MARK in data
+    }
     stored = [row[2] for row in rows]  # bytes from both drivers
     if hashes != stored:
         for offset, (hashed, on_disk) in enumerate(zip(hashes, stored, strict=True)):
@@ -363,6 +390,54 @@ def _check_chunk(dbapi: Any, mark: str, task: _ChunkTask) -> _ChunkResult:
 
 
 _BYTES = (bytes, bytearray, memoryview)
+_TREE_MARK = b'"subjects_root":'
+
+
+def _tree_of(data: bytes) -> tuple[int, bytes] | None:
+    """A leaf's subject count and root (``None`` if it does not decode or they are malformed)."""
+    try:
+        leaf = decode_leaf(data)
+        count, root = leaf["subjects_count"], bytes.fromhex(leaf["subjects_root"])
+    except (InvalidInput, KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(count, int) or len(root) != merkle.HASH_SIZE:
+        return None
+    return count, root
+
+
+def _check_subject_lists(
+    conn: Connection, trees: dict[int, tuple[int, bytes] | None], report: VerifyReport
+) -> None:
+    """The subject list stored beside each leaf that commits to its subjects by a root hashes to
+    that root, and none is stored beside any other leaf."""
+    c = _subjects.c
+    stored = {int(i) for (i,) in conn.execute(select(c.leaf_idx).distinct())}
+    for idx in sorted(stored - trees.keys()):
+        report.add(f"leaf {idx}", "has a subject list stored beside it, but no subjects_root")
+    for idx, tree in sorted(trees.items()):
+        if tree is None:
+            report.add(f"leaf {idx}", "its subjects_count or subjects_root is malformed")
+            continue
+        problem = _stored_list(conn, idx, tree)[1]
+        report.subject_lists_checked += 1
+        if problem is not None:
+            report.add(f"leaf {idx}", problem)
+
+
+def _stored_list(
+    conn: Connection, idx: int, tree: tuple[int, bytes]
+) -> tuple[subjects.SubjectTree | None, str | None]:
+    """The subject list stored beside leaf ``idx``, checked against its ``(count, root)``."""
+    c = _subjects.c
+    rows = [
+        (int(n), bytes(first), bytes(tags), bytes(root))
+        for n, first, tags, root in conn.execute(
+            select(c.chunk, c.first, c.tags, c.root).where(c.leaf_idx == idx).order_by(c.chunk)
+        )
+    ]
+    if not rows:
+        return None, "commits to its subjects by a root, but no subject list is stored beside it"
+    return subjects.check_chunks(rows, *tree)
 
 
 def _rehash(rows: list[tuple[Any, ...]], result: _ChunkResult) -> list[bytes]:
@@ -507,6 +582,50 @@ def _signed_by_another_key(note: str, verifier: Verifier) -> str | None:
     )
 
 
+def _check_people_map(
+    conn: Connection, vuf: Vuf, checkpoints: list[tuple[int, bytes, str]], report: VerifyReport
+) -> None:
+    """The stored people map, and the map recomputed from the person index and the leaf hashes,
+    are the one the checkpoint of the map's size signed."""
+    size = mapstore.map_size(conn)
+    note = next((n for s, _, n in checkpoints if s == size), None)
+    if size == 0 or note is None:
+        report.people_map = "no checkpoint commits to a people map yet"
+        return
+    try:
+        committed = parse_checkpoint_line(Checkpoint.parse(split_note(note)[0]).extensions)
+    except LedgerIntegrityError:
+        committed = None  # a malformed note is reported with the checkpoints
+    if committed is None:
+        report.add("people map", f"the checkpoint of size {size} commits to no people map")
+        return
+    if committed[1] != vuf.public_key:
+        report.add("people map", f"the checkpoint of size {size} names another map key")
+        return
+    # Its stored nodes and its stored leaves, each: proofs read both.
+    if committed[0] != mapstore.root(conn) or committed[0] != mapstore.root_of_leaves(conn):
+        report.add(
+            "people map",
+            f"the stored map is not the one the checkpoint of size {size} signed: rebuild it "
+            "with `accord ledger rebuild-map`",
+        )
+    erased = mapstore.pending_removals(conn)
+    if erased:
+        report.people_map = (
+            f"stored map checked; not recomputed: {erased} people erased since the checkpoint of "
+            f"size {size} leave it at the next one"
+        )
+        return
+    recomputed, people = mapstore.recompute(conn, size, vuf)
+    if recomputed != committed[0]:
+        report.add(
+            "people map",
+            f"the map recomputed from the person index is not the one the checkpoint of size "
+            f"{size} signed: the index or the leaves changed since",
+        )
+    report.people_map = f"recomputed for {people} people at size {size}"
+
+
 def _check_people(conn: Connection, report: VerifyReport) -> None:
     """Every index row belongs to a person with a key, and points at a leaf tagged for them."""
     keys: dict[bytes, bytes] = {}
@@ -544,6 +663,24 @@ def _check_people(conn: Connection, report: VerifyReport) -> None:
         )
 
 
+def _tags_of(
+    conn: Connection, idx: int, data: bytes, report: VerifyReport
+) -> frozenset[str] | None:
+    """The subject tags of leaf ``idx``: listed in it, or stored beside it (``None`` where they
+    cannot be read; that is reported once, here or with the stored lists)."""
+    try:
+        leaf = decode_leaf(data)
+    except InvalidInput as exc:
+        report.add(f"leaf {idx}", exc.message)
+        return None
+    if "subjects_root" not in leaf:
+        return frozenset(leaf.get("subjects", []))
+    # Checked against the root with the other stored lists: read here for its tags.
+    tree = _tree_of(data)
+    found = _stored_list(conn, idx, tree)[0] if tree is not None else None
+    return frozenset(found.hex_tags()) if found is not None else None
+
+
 def _check_index_rows(
     conn: Connection,
     rows: Iterable[tuple[bytes, int]],
@@ -572,11 +709,7 @@ def _check_index_rows(
         if not isinstance(data, _BYTES):
             tagged[idx] = None  # named once already, where the leaves are rehashed
             continue
-        try:
-            tagged[idx] = frozenset(decode_leaf(bytes(data)).get("subjects", []))
-        except InvalidInput as exc:
-            report.add(f"leaf {idx}", exc.message)
-            tagged[idx] = None
+        tagged[idx] = _tags_of(conn, idx, bytes(data), report)
     for pseudonym, idx in rows:
         report.index_rows_checked += 1
         where = f"person index row for leaf {idx}"

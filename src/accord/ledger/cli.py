@@ -112,11 +112,18 @@ def verify(
             min=1, help="Processes rehashing the leaves of large logs [default: one per core]."
         ),
     ] = None,
+    people_map: Annotated[
+        bool,
+        typer.Option(
+            "--people-map",
+            help="Also recompute the people map from the person index (needs the signing key).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the whole tree from its leaves and check every checkpoint against it."""
     try:
         with _ledger(database_url, data_dir, signing=False, vkey=vkey) as ledger:
-            report = ledger.verify(workers=workers)
+            report = ledger.verify(workers=workers, people_map=people_map)
     except AccordError as exc:
         _fail(exc)
     _print_report(report)
@@ -134,6 +141,9 @@ def _print_report(report: VerifyReport) -> None:
     summary.add_row("stored nodes recomputed", str(report.nodes_checked))
     summary.add_row("checkpoints checked", str(report.checkpoints_checked))
     summary.add_row("person index rows checked", str(report.index_rows_checked))
+    summary.add_row("subject lists checked against their roots", str(report.subject_lists_checked))
+    if report.people_map is not None:
+        summary.add_row("people map", report.people_map)
     summary.add_row("time", f"{report.seconds:.2f} s")
     _out.print(summary)
     if report.ok:
@@ -496,6 +506,28 @@ def checkpoint(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> No
             signed = ledger.checkpoint()
     except AccordError as exc:
         _fail(exc)
+    typer.echo(signed.note, nl=False)
+
+
+@app.command("rebuild-map")
+def rebuild_map(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Build the people map again from the person index, and sign a checkpoint committing to it.
+
+    For a store whose people map was lost or damaged (`accord ledger verify --people-map` says
+    so). Refused, with nothing changed, where it would contradict a checkpoint already signed.
+    """
+    try:
+        with _ledger(database_url, data_dir, signing=False) as ledger:
+            if ledger.signer is None:
+                raise NoStore(
+                    "rebuilding the people map needs the log's signing key: name the data folder "
+                    "that holds it with --data-dir"
+                )
+            signed = ledger.rebuild_people_map()
+            people = ledger.last_map_cost.get("people_touched", 0)
+    except AccordError as exc:
+        _fail(exc)
+    _out.print(f"Rebuilt the people map for {people:,} people at size {signed.checkpoint.size}.")
     typer.echo(signed.note, nl=False)
 
 

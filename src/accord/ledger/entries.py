@@ -8,7 +8,9 @@ saying *who*.
 
 A leaf is the UTF-8 canonical JSON of an object with a ``v`` (format version), a ``kind``, an ``at``
 timestamp (RFC 3339, UTC) and the entry's fields; ``about`` becomes ``subjects``, the sorted list of
-hex pseudonyms.
+hex pseudonyms, or for an entry about :data:`accord.ledger.subjects.TREE_MIN` people or more,
+``subjects_count`` and ``subjects_root``, the Merkle tree hash of that list (see
+:mod:`accord.ledger.subjects`; the list itself is stored beside the leaf).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import rfc8785
 
 from accord.errors import InvalidInput
 from accord.ledger.rows import seal
+from accord.ledger.subjects import TREE_MIN, SubjectTree
+
+Subjects = Sequence[str] | SubjectTree | None
+"""An entry's subject tags as a leaf is written with them: hex tags, or their tree."""
 
 LEAF_VERSION = 1
 """The format version of every leaf but a release's (see :attr:`Entry.version`)."""
@@ -62,6 +68,30 @@ def _timestamp(at: datetime) -> str:
 # entries.
 def _texts_json(values: Iterable[str]) -> str:
     return "[" + ",".join(map(_quote, values)) + "]"
+
+
+def _subjects_json(subjects: Subjects) -> str:
+    """The leaf's commitment to its subjects: ``"subjects":[...]`` listing fewer than
+    :data:`TREE_MIN` tags, else ``"subjects_count":n,"subjects_root":"<hex>"``."""
+    if not subjects:
+        return '"subjects":[]'
+    if not isinstance(subjects, SubjectTree):
+        if len(subjects) < TREE_MIN:
+            return '"subjects":' + _texts_json(sorted(subjects))
+        subjects = SubjectTree.of(subjects)
+    return f'"subjects_count":{subjects.count},"subjects_root":"{subjects.root.hex()}"'
+
+
+def subjects_fields(subjects: Subjects) -> dict[str, Any]:
+    """The fields of a leaf's JSON object that commit to its subjects (as
+    :func:`_subjects_json` writes them)."""
+    if not subjects:
+        return {"subjects": []}
+    if not isinstance(subjects, SubjectTree):
+        if len(subjects) < TREE_MIN:
+            return {"subjects": sorted(subjects)}
+        subjects = SubjectTree.of(subjects)
+    return {"subjects_count": subjects.count, "subjects_root": subjects.root.hex()}
 
 
 # Entries repeat most of their text (agreement, clause, purpose, categories, rules, recipient): the
@@ -140,11 +170,12 @@ _WRITER_NAMES: dict[str, Any] = {
     "_quoted": _QUOTED,
     "_texts_json": _texts_json,
     "_texts_quoted": _TEXTS_QUOTED,
+    "_subjects_json": _subjects_json,
     "_days": _DAYS,
     "_two": _TWO_DIGITS,
 }
 
-_Encoder = Callable[["Entry", "list[str] | None"], bytes]
+_Encoder = Callable[["Entry", Subjects], bytes]
 _ENCODERS: dict[type, _Encoder] = {}
 
 
@@ -158,8 +189,10 @@ def _encoder(cls: type[Entry]) -> _Encoder:
         lines = [f"def encode(entry, subjects, {defaults}):"]
         template = []
         for n, name in enumerate(sorted(fields)):
-            # Braces are doubled: the constant text goes into an f-string.
-            template.append(("{{" if n == 0 else ",") + _quote(name) + ":")
+            # Braces are doubled: the constant text goes into an f-string. The subjects write
+            # their own keys (a list, or a count and a root, in the same place in key order).
+            key = "" if name == "subjects" else _quote(name) + ":"
+            template.append(("{{" if n == 0 else ",") + key)
             how = fields[name]
             if how is not None:
                 lines.append(f"    f{n} = {how.code.format(v=f'entry.{name}')}")
@@ -169,7 +202,7 @@ def _encoder(cls: type[Entry]) -> _Encoder:
             elif name == "kind":
                 template.append(_quote(cls.kind).replace("{", "{{").replace("}", "}}"))
             else:
-                lines.append(f'    f{n} = _texts_json(sorted(subjects)) if subjects else "[]"')
+                lines.append(f"    f{n} = _subjects_json(subjects)")
                 template.append(f"{{f{n}}}")
         template.append("}}")
         lines.append(f"    return f{''.join(template)!r}.encode('utf-8')")
@@ -182,7 +215,7 @@ def _encoder(cls: type[Entry]) -> _Encoder:
     return encoder
 
 
-def leaf_writer(cls: type[Entry]) -> Callable[[Entry, list[str] | None], bytes]:
+def leaf_writer(cls: type[Entry]) -> Callable[[Entry, Subjects], bytes]:
     """The function writing leaves of an entry class: ``writer(entry, subjects)`` is
     ``entry.encode(subjects)``, without finding the writer again for every entry."""
     return _encoder(cls)
@@ -284,18 +317,14 @@ class Entry:
         if self.at.tzinfo is not UTC:
             object.__setattr__(self, "at", self.at.astimezone(UTC))
 
-    def leaf(self, subjects: list[str] | None = None) -> dict[str, Any]:
+    def leaf(self, subjects: Subjects = None) -> dict[str, Any]:
         """The JSON object written as this entry's leaf, with ``subjects`` as its pseudonyms."""
-        out: dict[str, Any] = {
-            "v": self.version,
-            "kind": self.kind,
-            "subjects": sorted(subjects) if subjects else [],
-        }
+        out: dict[str, Any] = {"v": self.version, "kind": self.kind, **subjects_fields(subjects)}
         for name, how in self._leaf_fields.items():
             out[name] = how.value(getattr(self, name))
         return out
 
-    def encode(self, subjects: list[str] | None = None) -> bytes:
+    def encode(self, subjects: Subjects = None) -> bytes:
         """This entry's leaf bytes: RFC 8785 canonical JSON of :meth:`leaf`."""
         return _encoder(type(self))(self, subjects)
 

@@ -45,7 +45,7 @@ from accord.errors import (
     StoreError,
     translate,
 )
-from accord.ledger import mapstore, merkle, peoplemap, shred
+from accord.ledger import mapstore, merkle, peoplemap, shred, subjects
 from accord.ledger.audit import VerifyReport, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
 from accord.ledger.entries import Entry, ErasureEntry, decode_leaf, leaf_writer
@@ -175,6 +175,8 @@ class Ledger:
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
         self._file_lock = _FileLock.beside(engine)
+        self._heads: dict[int, subjects.Heads] = {}
+        self._heads_lock = threading.Lock()
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -344,6 +346,7 @@ class Ledger:
         size = start + len(leaves)
         datas, hashes = leaves.datas, leaves.hashes
         index_rows: list[tuple[bytes, int]] = []
+        subject_rows: list[tuple[int, int, bytes, bytes, bytes]] = []
         if None in datas:
             about = [offset for offset, data in enumerate(datas) if data is None]
             datas, hashes = list(datas), list(hashes)
@@ -368,7 +371,15 @@ class Ledger:
                     tags = shred.subject_tags([key for key, _ in mine], index)
                     if len(mine) < shred.MANY:
                         index_rows.extend([(lookup, index) for _, lookup in mine])
-                    data = entry.sealed([key for key, _ in mine], index).encode(tags)
+                    written: subjects.SubjectTree | list[str] = tags
+                    if len(tags) >= subjects.TREE_MIN:
+                        # The leaf holds the tags' root; the tags are stored beside it.
+                        written = subjects.SubjectTree.of(tags)
+                        subject_rows.extend(
+                            (index, n, first, root, chunk)
+                            for n, first, chunk, root in written.chunks()
+                        )
+                    data = entry.sealed([key for key, _ in mine], index).encode(written)
                     datas[offset] = data
                     hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
                 for done in indexing:
@@ -388,6 +399,8 @@ class Ledger:
                 cursor.executemany(
                     self._sql(_INSERT_NODES), [(position(lv, i), h) for lv, i, h in grown.nodes]
                 )
+            if subject_rows:
+                cursor.executemany(self._sql(_INSERT_SUBJECTS), subject_rows)
             if index_rows:
                 # In key order: random pseudonyms inserted in order touch each index page once.
                 index_rows.sort(key=itemgetter(0))
@@ -559,20 +572,63 @@ class Ledger:
             self._locked("signing a ledger checkpoint") as (conn, state),
         ):
             map_root, self.last_map_cost = mapstore.bring_up_to_date(conn, state.size, vuf)
-            line = peoplemap.checkpoint_line(map_root, vuf.public_key)
-            checkpoint = Checkpoint(self.signer.name, state.size, state.root, (line,))
-            signed = self.signer.sign(checkpoint)
-            conn.execute(
-                _insert_if_absent(conn, _checkpoints)
-                .values(
-                    size=state.size, root=state.root, note=signed.note, created_at=datetime.now(UTC)
-                )
-                .on_conflict_do_nothing(index_elements=["size"])
+            return self._sign_locked(conn, state, map_root)
+
+    def _sign_locked(self, conn: Connection, state: _State, map_root: bytes) -> SignedCheckpoint:
+        """Sign and store the checkpoint of ``state`` with the people map's ``map_root``, inside
+        the locked transaction (the checkpoint already stored at that size, if there is one)."""
+        if self.signer is None:
+            raise LedgerError("this ledger was opened without a signing key")
+        line = peoplemap.checkpoint_line(map_root, self.signer.vuf().public_key)
+        checkpoint = Checkpoint(self.signer.name, state.size, state.root, (line,))
+        signed = self.signer.sign(checkpoint)
+        conn.execute(
+            _insert_if_absent(conn, _checkpoints)
+            .values(
+                size=state.size, root=state.root, note=signed.note, created_at=datetime.now(UTC)
             )
+            .on_conflict_do_nothing(index_elements=["size"])
+        )
+        note = conn.execute(
+            select(_checkpoints.c.note).where(_checkpoints.c.size == state.size)
+        ).scalar_one()
+        return SignedCheckpoint(self.signer.verifier.open(note), note)
+
+    def rebuild_people_map(self) -> SignedCheckpoint:
+        """Build the people map again from the person index and the leaf hashes, as of the
+        current tree, and sign a checkpoint committing to it (``accord ledger rebuild-map``): for
+        a store whose map tables were lost or damaged. Refused, with nothing changed, where the
+        tree has not grown since a checkpoint that committed to another map: that signature
+        stands, and the log would contradict it."""
+        if self.signer is None:
+            raise LedgerError("this ledger was opened without a signing key")
+        vuf = self.signer.vuf()
+        with (
+            self._writer_lock,
+            self._locked("rebuilding the people map") as (conn, state),
+        ):
+            map_root, self.last_map_cost = mapstore.rebuild(conn, state.size, vuf)
             note = conn.execute(
                 select(_checkpoints.c.note).where(_checkpoints.c.size == state.size)
-            ).scalar_one()
-        return SignedCheckpoint(self.signer.verifier.open(note), note)
+            ).scalar()
+            if note is not None and self.verifier is not None:
+                signed = peoplemap.parse_checkpoint_line(self.verifier.open(note).extensions)
+                if signed is not None and signed[0] != map_root:
+                    raise LedgerIntegrityError(
+                        f"the people map rebuilt from the person index is not the one the "
+                        f"checkpoint of size {state.size} signed: the person index or the leaves "
+                        "changed since; nothing was rebuilt",
+                        where="ledger_person_index",
+                    )
+            return self._sign_locked(conn, state, map_root)
+
+    def checkpoint_if_grown(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint if the tree has grown past the latest stored one (``None`` if it
+        has not): what a maintenance step runs (:class:`accord.ledger.signing.Checkpointer`)."""
+        latest = self.stored_checkpoint()
+        if latest is not None and latest[0] >= self.head().size:
+            return None
+        return self.checkpoint()
 
     def checkpoints(self) -> list[tuple[int, bytes, str]]:
         """Every stored checkpoint as ``(size, root, signed note)``, oldest first."""
@@ -623,12 +679,20 @@ class Ledger:
             row = conn.execute(query).first()
         return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
 
-    def verify(self, *, workers: int | None = None) -> VerifyReport:
-        """Recompute the whole tree from the leaves and check every checkpoint against it.
+    def verify(self, *, workers: int | None = None, people_map: bool = False) -> VerifyReport:
+        """Recompute the whole tree from the leaves and check every checkpoint against it; with
+        ``people_map``, recompute the people map from the person index too (it needs the
+        signing key, from which the map's keying function is derived).
 
         Large logs are checked by ``workers`` processes (default: one per core).
         """
-        return verify_ledger(self, workers=workers)
+        if people_map and self.signer is None:
+            raise LedgerError(
+                "checking the people map needs the log's signing key (its keying function is "
+                "derived from it): run it where the data folder holds the key"
+            )
+        vuf = self.signer.vuf() if people_map and self.signer is not None else None
+        return verify_ledger(self, workers=workers, people_map=vuf)
 
     # People -------------------------------------------------------------------------------------
 
@@ -705,6 +769,7 @@ class Ledger:
                     select(_leaves.c.idx, _leaves.c.data).where(_leaves.c.idx.in_(chunk))
                 )
                 leaves.update({int(i): bytes(d) for i, d in rows})
+            memberships = self._memberships(conn, key, leaves)
         completeness = self._completeness(key, signed)
         entries = []
         for index in indexes:
@@ -718,6 +783,9 @@ class Ledger:
                     "leaf_hash": proof.leaf_hash.hex(),
                     "subject": shred.subject_tag(key, index),
                     "inclusion_proof": [p.hex() for p in proof.path],
+                    **(
+                        {"subject_proof": memberships[index].json()} if index in memberships else {}
+                    ),
                 }
             )
         return {
@@ -731,6 +799,65 @@ class Ledger:
             "pending": pending,
             **({"completeness": completeness} if completeness is not None else {}),
         }
+
+    def _memberships(
+        self, conn: Connection, key: bytes, leaves: dict[int, bytes]
+    ) -> dict[int, subjects.Membership]:
+        """The person's place in the subject tree of each of ``leaves`` that commits to its
+        subjects by a root, read from the chunks stored beside it: the entry's chunk heads (kept
+        once read: they never change), then the one chunk that holds the person."""
+        trees = sorted(index for index, data in leaves.items() if _TREE_MARK in data)
+        if not trees:
+            return {}
+        heads = self._subject_heads(conn, trees)
+        found: dict[int, subjects.Membership] = {}
+        cursor = conn.connection.cursor()
+        try:
+            for index in trees:
+                tag = bytes.fromhex(shred.subject_tag(key, index))
+                chunk = heads[index].chunk_of(tag)
+                cursor.execute(self._sql(_CHUNK_SQL), (index, chunk))
+                row = cursor.fetchone()
+                membership = (
+                    None
+                    if row is None
+                    else subjects.membership(tag, chunk, bytes(row[0]), heads[index])
+                )
+                if membership is None:
+                    raise LedgerIntegrityError(
+                        f"leaf {index} is indexed as about this person, but its stored subject "
+                        "list does not hold their tag",
+                        where="ledger_subjects",
+                    )
+                found[index] = membership
+        finally:
+            cursor.close()
+        return found
+
+    def _subject_heads(self, conn: Connection, trees: list[int]) -> dict[int, subjects.Heads]:
+        """The chunk heads of the entries ``trees``: kept ones, and the others read (every
+        chunk's first tag and root, in one statement through the driver) and kept."""
+        with self._heads_lock:
+            found = {index: self._heads[index] for index in trees if index in self._heads}
+        missing = [index for index in trees if index not in found]
+        rows: dict[int, list[tuple[bytes, bytes]]] = {index: [] for index in missing}
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(missing), 500):  # within every backend's parameter limit
+                part = missing[start : start + 500]
+                cursor.execute(_HEADS_SQL.format(marks=self._marks(len(part))), part)
+                for index, first, root in cursor.fetchall():
+                    rows[int(index)].append((bytes(first), bytes(root)))
+        finally:
+            cursor.close()
+        for index, pairs in rows.items():
+            found[index] = subjects.Heads.of([f for f, _ in pairs], [r for _, r in pairs])
+        with self._heads_lock:
+            for index in missing:
+                self._heads[index] = found[index]
+            while len(self._heads) > _HEADS_KEPT:
+                self._heads.pop(next(iter(self._heads)))
+        return found
 
     def _completeness(self, key: bytes, signed: SignedCheckpoint) -> dict[str, Any] | None:
         """The person's proof in the people map under ``signed``, if the checkpoint carries the
@@ -762,6 +889,19 @@ _INSERT_NODES = "INSERT INTO ledger_nodes (pos, hash) VALUES ({mark}, {mark})"
 _INSERT_INDEX = (
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) VALUES (0, {mark}, {mark})"
 )
+_INSERT_SUBJECTS = (
+    "INSERT INTO ledger_subjects (leaf_idx, chunk, first, root, tags) "
+    "VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
+)
+_TREE_MARK = b'"subjects_root":'
+_HEADS_SQL = (
+    "SELECT leaf_idx, first, root FROM ledger_subjects WHERE leaf_idx IN ({marks}) "
+    "ORDER BY leaf_idx, chunk"
+)
+_CHUNK_SQL = "SELECT tags FROM ledger_subjects WHERE leaf_idx = {mark} AND chunk = {mark}"
+_HEADS_KEPT = 64
+"""Entries whose chunk heads a ledger keeps (a bulk release's are about 60 KB a million people)."""
+"""How a leaf committing to its subjects by a root reads (canonical JSON: no space)."""
 _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"

@@ -1,5 +1,6 @@
 """The people map (:mod:`accord.ledger.peoplemap`) in the ledger's tables: brought up to date when
-a checkpoint is signed, and a person's proof read from it.
+a checkpoint is signed, a person's proof read from it, and the whole map recomputed from the log's
+person index (to check it, or to build it again).
 
 The map's tables hold its state as of ``ledger_map_state.size`` leaves, the size of the newest
 checkpoint that carries its line: proofs under that checkpoint are read from them as they stand.
@@ -74,6 +75,17 @@ def _leaf_hashes(conn: Connection, touched: dict[bytes, list[int]]) -> dict[int,
     return hashes
 
 
+def _pairs(indexes: list[int], hashes: dict[int, bytes]) -> list[tuple[int, bytes]]:
+    """A person's ``(leaf index, leaf hash)`` pairs in index order, as their chain takes them."""
+    indexes.sort()
+    try:
+        return [(index, hashes[index]) for index in indexes]
+    except KeyError as exc:
+        raise LedgerIntegrityError(
+            f"leaf {exc.args[0]} is indexed but missing", where="ledger_leaves"
+        ) from None
+
+
 def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict[str, int]]:
     """Fold the entries ``[map size, size)`` into the map, take out erased people, and return
     the new root with what it cost (rows read, leaves written, functions signed, buckets
@@ -97,13 +109,7 @@ def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict
     added: list[dict[str, Any]] = []
     buckets: set[int] = set()
     for lookup, indexes in touched.items():
-        indexes.sort()
-        try:
-            pairs = [(index, hashes[index]) for index in indexes]
-        except KeyError as exc:
-            raise LedgerIntegrityError(
-                f"leaf {exc.args[0]} is indexed but missing", where="ledger_leaves"
-            ) from None
+        pairs = _pairs(indexes, hashes)
         before = known.get(lookup)
         if before is None:
             key, _ = vuf.prove(lookup)
@@ -147,6 +153,57 @@ def bring_up_to_date(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict
         "buckets_rebuilt": len(buckets),
     }
     return top, cost
+
+
+def recompute(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, int]:
+    """The map's root as of ``size`` leaves recomputed from the person index and the leaf hashes
+    alone, without reading or writing the map's tables; and how many people it holds.
+
+    Erased people have no index rows, so they are not in it: it equals a checkpoint's map only
+    when nobody was erased since that checkpoint (a map leaf marked ``removed``)."""
+    touched, _ = _touched(conn, 0, size)
+    hashes = _leaf_hashes(conn, touched)
+    buckets: dict[int, list[MapLeaf]] = defaultdict(list)
+    for lookup, indexes in touched.items():
+        pairs = _pairs(indexes, hashes)
+        key, _ = vuf.prove(lookup)
+        head = peoplemap.chain(peoplemap.CHAIN_START, pairs)
+        buckets[peoplemap.bucket_of(key)].append(MapLeaf(key, len(pairs), head))
+    return _root_of_buckets(buckets), len(touched)
+
+
+def root_of_leaves(conn: Connection) -> bytes:
+    """The map's root recomputed from its stored leaves (those marked removed included: they are
+    in the map until the next checkpoint), not from its stored nodes."""
+    m = _map.c
+    buckets: dict[int, list[MapLeaf]] = defaultdict(list)
+    for bucket, key, count, head in conn.execute(select(m.bucket, m.key, m.count, m.head)):
+        buckets[int(bucket)].append(MapLeaf(bytes(key), int(count), bytes(head)))
+    return _root_of_buckets(buckets)
+
+
+def _root_of_buckets(buckets: dict[int, list[MapLeaf]]) -> bytes:
+    tops = {}
+    for bucket, leaves in buckets.items():
+        leaves.sort(key=lambda leaf: leaf.key)
+        tops[bucket] = peoplemap.subtree_hash(peoplemap.TOP, leaves)
+    return peoplemap.update_top({}, tops)[1] if tops else peoplemap.EMPTY_ROOT
+
+
+def pending_removals(conn: Connection) -> int:
+    """How many people were erased since the map's size: their leaves leave it at the next
+    checkpoint."""
+    m = _map.c
+    return len(conn.execute(select(m.key).where(m.removed.is_(True))).all())
+
+
+def rebuild(conn: Connection, size: int, vuf: Vuf) -> tuple[bytes, dict[str, int]]:
+    """Throw the map's tables away and build them again from the person index, as of ``size``
+    leaves (in the ledger's append lock, in the transaction that signs the next checkpoint)."""
+    conn.execute(delete(_map))
+    conn.execute(delete(_nodes))
+    conn.execute(delete(_state))
+    return bring_up_to_date(conn, size, vuf)
 
 
 def _bucket_leaves(conn: Connection, buckets: set[int]) -> dict[int, list[MapLeaf]]:

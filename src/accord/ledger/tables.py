@@ -13,6 +13,9 @@
   in parts (see :class:`LedgerPersonIndex`); ``ledger_index_parts`` lists the parts after 0.
 * ``ledger_map_leaves``, ``ledger_map_nodes``, ``ledger_map_state``: the people map each
   checkpoint commits to (:mod:`accord.ledger.peoplemap`, migration ``0015_erasure_notices``).
+* ``ledger_subjects``: the sorted subject tags of each entry whose leaf commits to them by a root
+  (:mod:`accord.ledger.subjects`), in chunks (migration ``0016_ledger_leaf_index``, which also
+  indexes the person index by leaf).
 """
 
 from __future__ import annotations
@@ -119,12 +122,36 @@ class LedgerPersonIndex(Base):
     """
 
     __tablename__ = "ledger_person_index"
-    # One b-tree on SQLite: a release about many people inserts a row for each.
-    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declaration
+    # One b-tree on SQLite (``sqlite_with_rowid``): a release about many people inserts a row
+    # for each.
 
     part: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     pseudonym: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+    # By leaf too: a checkpoint reads the rows of the leaves appended since the last one, and
+    # the auditor the rows of the releases it replays, without scanning every part.
+    __table_args__ = (
+        Index("ix_ledger_person_index_leaf", "leaf_idx"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class LedgerSubjects(Base):
+    """A chunk of the sorted subject tags of the entry at ``leaf_idx``, whose leaf holds only
+    their root (:mod:`accord.ledger.subjects`): kept beside the leaf, outside its hash."""
+
+    __tablename__ = "ledger_subjects"
+
+    leaf_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    """The chunk's first tag: a person's chunk is found among the firsts."""
+    root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    """The Merkle tree hash of the chunk's tags."""
+    # Last in the row: the firsts and roots of every chunk are read without the tags' pages.
+    tags: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    """The chunk's tags, 32 bytes each, sorted."""
 
 
 class LedgerIndexPart(Base):
@@ -188,6 +215,7 @@ index_parts_table = cast(Table, LedgerIndexPart.__table__)
 map_leaves_table = cast(Table, PeopleMapLeaf.__table__)
 map_nodes_table = cast(Table, PeopleMapNode.__table__)
 map_state_table = cast(Table, PeopleMapState.__table__)
+subjects_table = cast(Table, LedgerSubjects.__table__)
 
 LEDGER_TABLES: list[Table] = [
     leaves_table,
@@ -200,6 +228,7 @@ LEDGER_TABLES: list[Table] = [
     map_leaves_table,
     map_nodes_table,
     map_state_table,
+    subjects_table,
 ]
 
 

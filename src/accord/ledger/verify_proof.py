@@ -12,7 +12,10 @@ code, no third-party packages, so anyone can read it and run it. It checks that
    checkpoint's root at the checkpoint's tree size;
 3. each entry carries the person's subject tag,
    HMAC-SHA256(person key, "accord/ledger/subject/v1\\n" + leaf index),
-   so it is about the person whose key the file holds;
+   so it is about the person whose key the file holds: listed in the leaf's "subjects", or, for
+   a leaf about many people that holds "subjects_count" and "subjects_root" instead, proved in
+   the entry's "subject_proof" (its position and RFC 9162 inclusion path in the Merkle tree over
+   the leaf's sorted tags, each tag's 32 bytes one leaf of that tree);
 4. nothing is left out, when the checkpoint commits to a people map (an extension line
    "accord/people-map/v1 <map root> <function key>", the scheme of key-transparency systems
    such as CONIKS): the person's map key is the Ed25519 signature by the function key of
@@ -232,11 +235,31 @@ def check(bundle: dict[str, object], trusted_vkey: str | None = None) -> list[st
         path = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
         if not verify_inclusion(hashed, index, size, path, root):
             problems.append(f"entry {index}: not included under the checkpoint (size {size})")
-        tag = hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode()).hex()
-        if tag not in json.loads(data).get("subjects", []):
+        tag = hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode())
+        if not is_subject(json.loads(data), tag, entry.get("subject_proof")):
             problems.append(f"entry {index}: the leaf is not about this person")
     problems += check_completeness(bundle, key, extensions)
     return problems
+
+
+def is_subject(leaf: dict[str, object], tag: bytes, proof: object) -> bool:
+    """Whether the leaf is about the person whose subject tag is ``tag``: listed in it, or, for a
+    leaf committing to its subjects by a root, proved by ``proof`` ({"position", "path"})."""
+    if "subjects_root" not in leaf:
+        listed = leaf.get("subjects", [])
+        return isinstance(listed, list) and tag.hex() in listed
+    if not isinstance(proof, dict):
+        return False
+    try:
+        root = bytes.fromhex(str(leaf["subjects_root"]))
+        count = int(str(leaf["subjects_count"]))
+        position = int(str(proof["position"]))
+        path = [bytes.fromhex(str(p)) for p in proof["path"]]
+    except (KeyError, TypeError, ValueError):
+        return False
+    if any(len(p) != 32 for p in path) or len(root) != 32:
+        return False
+    return verify_inclusion(leaf_hash(tag), position, count, path, root)
 
 
 # --- Nothing left out: the people map -----------------------------------------------------------

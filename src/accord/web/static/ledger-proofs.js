@@ -1,8 +1,8 @@
 // Checking Accord ledger proofs in the browser with WebCrypto, as verify_proof.py does in Python:
 // RFC 9162 leaf and node hashes (SHA-256), inclusion proofs (section 2.1.3.2) and consistency
 // proofs (section 2.1.4.2); the subject tag HMAC-SHA256(person key, "accord/ledger/subject/v1\n" +
-// leaf index); and C2SP signed-note checkpoints signed with Ed25519 (RFC 8032), where the browser's
-// WebCrypto has Ed25519; and the people map a checkpoint commits to (accord/people-map/v1, as in
+// leaf index), listed in the leaf or proved in its tree of subjects; and C2SP signed-note
+// checkpoints signed with Ed25519 (RFC 8032), where the browser's WebCrypto has Ed25519; and the people map a checkpoint commits to (accord/people-map/v1, as in
 // key-transparency systems such as CONIKS), which shows that a list of a person's entries is the
 // whole list. Everything is exposed as window.AccordLedger.
 "use strict";
@@ -281,16 +281,35 @@
     if (!(await verifyInclusion(hashed, entry.index, checkpoint.size, proof, checkpoint.root))) {
       problems.push(`not included under the checkpoint of ${checkpoint.size} entries`);
     }
-    let subjects = [];
+    let leaf = {};
     try {
-      subjects = JSON.parse(entry.leaf).subjects || [];
+      leaf = JSON.parse(entry.leaf);
     } catch (error) {
       problems.push("the leaf is not JSON");
     }
-    if (!subjects.includes(await subjectTag(key, entry.index))) {
+    if (!(await isSubject(leaf, await subjectTag(key, entry.index), entry.subject_proof))) {
       problems.push("the entry does not carry your tag: it is not about you");
     }
     return problems;
+  }
+
+  // Whether a leaf is about the person whose subject tag (hex) is given: listed in its subjects,
+  // or, for a leaf about many people that holds only subjects_count and subjects_root, proved by
+  // the entry's subject_proof: the tag's position and RFC 9162 inclusion path in the Merkle tree
+  // over the leaf's sorted tags (each tag's 32 bytes one leaf of that tree).
+  async function isSubject(leaf, tag, proof) {
+    if (!("subjects_root" in leaf)) return (leaf.subjects || []).includes(tag);
+    if (!proof || !Array.isArray(proof.path)) return false;
+    let root;
+    let path;
+    try {
+      root = unhex(leaf.subjects_root);
+      path = proof.path.map(unhex);
+    } catch (error) {
+      return false;
+    }
+    if (root.length !== 32) return false;
+    return verifyInclusion(await leafHash(unhex(tag)), proof.position, leaf.subjects_count, path, root);
   }
 
   window.AccordLedger = {
@@ -301,6 +320,7 @@
     verifyInclusion,
     verifyConsistency,
     subjectTag,
+    isSubject,
     openCheckpoint,
     entryProblems,
     completenessProblems,
