@@ -11,7 +11,7 @@ PostgreSQL counts once per statement (a bulk ``COPY`` of a million consents is o
 SQLite, which has only row triggers, once per row.
 
 Revision ID: 0017_standing_revision
-Revises: 0015_erasure_notices
+Revises: 0016_ledger_leaf_index
 Create Date: 2026-12-05
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_standing_revision"
-down_revision: str | None = "0015_erasure_notices"
+down_revision: str | None = "0016_ledger_leaf_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
