@@ -17,6 +17,7 @@ from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
 from accord.api.ratelimit import Limiter
 from accord.api.scopes import Scope, covered, needed
+from accord.ledger.entries import DecisionEntry
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, refusal_entry
 
@@ -46,6 +47,36 @@ class Caller:
     def person(self) -> str | None:
         """The person who delegated access, or None for the app acting for itself."""
         return self.token.person
+
+
+def refusal(
+    accord: Accord,
+    message: str,
+    rule: str,
+    *,
+    party: str,
+    client: str | None,
+    purpose: str | None = None,
+    outcome: str = "nothing was done",
+) -> Forbidden:
+    """A :class:`Forbidden` for a call outside the exchanges (a function of another kind of
+    caller), logged to the ledger first as a refused decision about no one; ``outcome`` ends its
+    reason ("no ad was chosen")."""
+    refused = Forbidden(message, rule=rule)
+    entry = DecisionEntry(
+        agreement=None,
+        purpose=purpose,
+        reason=f"Refused: {message}; {outcome}.",
+        people=0,
+        allowed=False,
+        rules=(rule,),
+        recipient=party,
+        action="read",
+        client=client,
+    )
+    receipts = accord.ledger.append([entry])
+    refused.receipt = receipts[0].index if receipts else None
+    return refused
 
 
 class Access:
