@@ -16,8 +16,8 @@ from attacks.helpers import (
     PRIVATE,
     SOCIAL,
     WATCHED,
-    exchanges,
     entries_since,
+    exchanges,
     logged_refusal,
     refused,
     refused_and_logged,
@@ -232,7 +232,7 @@ class TestAPI3BrokenObjectPropertyLevelAuthorization:
         assert r.status_code in {403, 422}, r.text
         assert "Traceback" not in r.text
         assert "rows" not in r.json()
-        written = [e for e in refused_and_logged_or_none(world, size)]
+        written = refused_and_logged_or_none(world, size)
         if field is not None:
             assert all(field not in str(e.get("fields", [])) for e in written)
 
@@ -341,7 +341,7 @@ class TestAPI5BrokenFunctionLevelAuthorization:
 
     @pytest.mark.parametrize("party", [CHIRP, REELIX, ""])
     def test_the_partners_console_needs_the_partners_own_sign_in(
-        self, world: World, client: httpx.Client, party: str
+        self, client: httpx.Client, party: str
     ) -> None:
         # A person signed in at the privacy centre is not a partner.
         sign_in(client, REELIX, "r0000213")
@@ -351,7 +351,7 @@ class TestAPI5BrokenFunctionLevelAuthorization:
 
     @pytest.mark.parametrize("path", ["/audit", "/audit/flows", "/audit/ledger"])
     def test_the_public_auditors_console_shows_no_one_signed_in(
-        self, world: World, client: httpx.Client, path: str
+        self, client: httpx.Client, path: str
     ) -> None:
         # The auditor's console is public by design: it must then name no person, not even
         # the one whose sign-in cookie the browser sends.
