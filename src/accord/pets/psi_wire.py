@@ -22,13 +22,12 @@ Errors of private matching, under Accord's one root::
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from accord.errors import AccordError, InvalidInput
+from accord.errors import AccordError, InvalidInput, visible
 
 MAGIC = b"APSI"
 VERSION = 1
@@ -148,22 +147,16 @@ def error_frame(exc: Exception) -> Frame:
 
 MAX_MESSAGE = 500
 """Characters of the other side's error message kept (it goes into the ledger and on screens)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def peer_text(value: object) -> str:
     """Text the other side sent, as it may be kept and shown: every control character (terminal
     escape codes, line breaks, bidirectional overrides) written as its code, ``\\x1b``, and at
     most :data:`MAX_MESSAGE` characters."""
-    text = _CONTROL.sub(_code_of, str(value))
+    text = visible(value)
     if len(text) > MAX_MESSAGE:
         text = f"{text[:MAX_MESSAGE]}… ({len(text) - MAX_MESSAGE:,} more characters)"
     return text
-
-
-def _code_of(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def raise_error(frame: Frame) -> None:
