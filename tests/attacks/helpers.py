@@ -20,6 +20,18 @@ def exchanges(clause: str, agreement: str = "chirp-reelix") -> str:
     return EXCHANGES.format(agreement=agreement, clause=clause)
 
 
+def friends_of(anchor: str, **extra: Any) -> dict[str, Any]:
+    """A friend-picker read of ``anchor``'s friends, pinned to them."""
+    return {
+        "collection": "friendships",
+        "purpose": "functional.service",
+        "categories": ["user.social"],
+        "subjects": {"kind": "friends_of", "anchor": anchor},
+        "where": {"person_id": anchor},
+        **extra,
+    }
+
+
 def refused(r: httpx.Response, status: int, rule: str | None = None) -> dict[str, Any]:
     """The problem document (RFC 9457) of a refusal with ``status``, naming ``rule`` if given."""
     assert r.status_code == status, r.text

@@ -18,6 +18,7 @@ from attacks.helpers import (
     WATCHED,
     entries_since,
     exchanges,
+    friends_of,
     logged_refusal,
     refused,
     refused_and_logged,
@@ -27,16 +28,6 @@ pytestmark = pytest.mark.integration
 
 NOT_THIS_PERSON = "api:not-this-person"
 NO_DELEGATION = "api:no-delegation"
-
-
-def friends_of(anchor: str) -> dict[str, Any]:
-    return {
-        "collection": "friendships",
-        "purpose": "functional.service",
-        "categories": ["user.social"],
-        "subjects": {"kind": "friends_of", "anchor": anchor},
-        "where": {"person_id": anchor},
-    }
 
 
 def inbox(subjects: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ runs. Each attempt is refused or answered as if the person were not there, and l
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from api.world import app_token, bearer
 from attacks.helpers import exchanges
 from gateway import conftest as gateway_fixtures
 from gateway.helpers import last_entries
-from gateway.test_concurrent_withdrawal import PausingSource, watch_history
+from gateway.test_concurrent_withdrawal import read_while, watch_history
 from gateway.world import AT, WATCH, WATCHED, World, request
 from pets.test_cleanroom import COLUMNS, RULE, noisy_rule, watch_rows
 
@@ -280,23 +279,8 @@ def test_a_withdrawal_during_a_bulk_release_keeps_that_person_out(
     exchange = Exchange(watch_history(), w.tokens["chirp"], "watch_events")
     assert w.gateway.exchange(exchange).people == 3  # m1, m3 and m5 may be read
     before = released_about(w.accord, person)
-    source = PausingSource(w.sources["reelix"])
-    w.gateway.sources["reelix"] = source
-    outcome: dict[str, Release | BaseException] = {}
-
-    def read() -> None:
-        try:
-            outcome["release"] = w.gateway.exchange(exchange)
-        except BaseException as exc:  # noqa: BLE001 - examined below
-            outcome["error"] = exc
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert source.reading.wait(timeout=30)
-    w.accord.withdraw(consent, AT)  # committed while the rows are being read
-    source.go_on.set()
-    reader.join(timeout=60)
-    assert not reader.is_alive()
+    # The withdrawal is committed while the rows are being read.
+    outcome = read_while(w, exchange, lambda: w.accord.withdraw(consent, AT))
     if "error" in outcome:
         assert isinstance(outcome["error"], AccordError)
         logged = last_entries(w.accord.ledger, 1)[0]
