@@ -20,6 +20,27 @@ def exchanges(clause: str, agreement: str = "chirp-reelix") -> str:
     return EXCHANGES.format(agreement=agreement, clause=clause)
 
 
+def inbox(subjects: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A message-sync read of messages about ``subjects``."""
+    return {
+        "collection": "messages",
+        "purpose": "functional.service",
+        "categories": ["user.content.private"],
+        "subjects": subjects,
+        **extra,
+    }
+
+
+def watch(**extra: Any) -> dict[str, Any]:
+    """A watch-activity read of Reelix's watch events."""
+    return {
+        "collection": "watch_events",
+        "purpose": "functional.service",
+        "categories": ["user.behavior.media_consumption"],
+        **extra,
+    }
+
+
 def friends_of(anchor: str, **extra: Any) -> dict[str, Any]:
     """A friend-picker read of ``anchor``'s friends, pinned to them."""
     return {

@@ -19,31 +19,17 @@ from attacks.helpers import (
     entries_since,
     exchanges,
     friends_of,
+    inbox,
     logged_refusal,
     refused,
     refused_and_logged,
+    watch,
 )
 
 pytestmark = pytest.mark.integration
 
 NOT_THIS_PERSON = "api:not-this-person"
 NO_DELEGATION = "api:no-delegation"
-
-
-def inbox(subjects: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "collection": "messages",
-        "purpose": "functional.service",
-        "categories": ["user.content.private"],
-        "subjects": subjects,
-    }
-
-
-WATCH = {
-    "collection": "watch_events",
-    "purpose": "functional.service",
-    "categories": ["user.behavior.media_consumption"],
-}
 
 
 class TestAPI1BrokenObjectLevelAuthorization:
@@ -87,7 +73,7 @@ class TestAPI1BrokenObjectLevelAuthorization:
         ]
         token = delegated_token(client, world.chirp, world.chirp_secret, member, [WATCHED])
         size = world.accord.ledger.head().size
-        body = {**WATCH, "subjects": {"kind": "people", "people": [other]}}
+        body = watch(subjects={"kind": "people", "people": [other]})
         r = client.post(exchanges("watch-activity"), json=body, headers=bearer(token))
         problem = refused(r, 403, NOT_THIS_PERSON)
         logged_refusal(world, problem["receipt"], NOT_THIS_PERSON)
@@ -180,7 +166,7 @@ class TestAPI3BrokenObjectPropertyLevelAuthorization:
         self, world: World, client: httpx.Client, field: str
     ) -> None:
         token = app_token(client, world.chirp, world.chirp_secret)
-        body = {**WATCH, "subjects": {"kind": "all"}, field: MASS_ASSIGNMENT[field]}
+        body = watch(subjects={"kind": "all"}, **{field: MASS_ASSIGNMENT[field]})
         size = world.accord.ledger.head().size
         r = client.post(exchanges("watch-activity"), json=body, headers=bearer(token))
         problem = refused(r, 422)
@@ -202,7 +188,7 @@ class TestAPI3BrokenObjectPropertyLevelAuthorization:
             # how long a member watched, which watch activity does not release
             (
                 "watch-activity",
-                {**WATCH, "subjects": {"kind": "people", "people": ["c0000208"]}},
+                watch(subjects={"kind": "people", "people": ["c0000208"]}),
                 None,
             ),
         ],

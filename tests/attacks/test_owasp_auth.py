@@ -29,7 +29,7 @@ from api.world import (
     pkce,
     serving,
 )
-from attacks.helpers import SOCIAL, entries_since, exchanges, refused
+from attacks.helpers import SOCIAL, entries_since, exchanges, refused, watch
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,16 @@ FORGED = {
     # a key id pointing to a URL the server might fetch
     "jku": jwt({"alg": "RS256", "jku": "http://127.0.0.1:1/jwks"}, CLAIMS, b"k"),
 }
+
+
+def code_exchange(got: dict[str, list[str]]) -> dict[str, str]:
+    """The token request for an authorization code (RFC 6749 4.1.3, RFC 7636 4.5)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": got["code"][0],
+        "redirect_uri": REDIRECT,
+        "code_verifier": got["verifier"][0],
+    }
 
 
 def refused_token_logged(world: World, size: int) -> None:
@@ -138,12 +148,7 @@ class TestAPI2BrokenAuthentication:
         self, world: World, client: httpx.Client
     ) -> None:
         got = consent(client, world.reelix, "c0000301", [SOCIAL])
-        data = {
-            "grant_type": "authorization_code",
-            "code": got["code"][0],
-            "redirect_uri": REDIRECT,
-            "code_verifier": got["verifier"][0],
-        }
+        data = code_exchange(got)
         auth = (world.reelix.client_id, world.reelix_secret)
         assert client.post("/oauth/token", data=data, auth=auth).status_code == 200
         again = client.post("/oauth/token", data=data, auth=auth)
@@ -165,12 +170,7 @@ class TestAPI2BrokenAuthentication:
         self, world: World, client: httpx.Client, change: str
     ) -> None:
         got = consent(client, world.reelix, f"c00003{10 + len(change):02d}", [SOCIAL])
-        data = {
-            "grant_type": "authorization_code",
-            "code": got["code"][0],
-            "redirect_uri": REDIRECT,
-            "code_verifier": got["verifier"][0],
-        }
+        data = code_exchange(got)
         auth = (world.reelix.client_id, world.reelix_secret)
         if change == "verifier":
             data["code_verifier"] = pkce()[0]
@@ -264,12 +264,7 @@ class TestAPI4UnrestrictedResourceConsumption:
         self, world: World, client: httpx.Client, case: str
     ) -> None:
         token = app_token(client, world.chirp, world.chirp_secret)
-        body = {
-            "collection": "watch_events",
-            "purpose": "functional.service",
-            "categories": ["user.behavior.media_consumption"],
-            **TOO_MUCH[case],
-        }
+        body = watch(**TOO_MUCH[case])
         size = world.accord.ledger.head().size
         r = client.post(exchanges("watch-activity"), json=body, headers=bearer(token))
         problem = refused(r, 422)

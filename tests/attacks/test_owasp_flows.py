@@ -19,8 +19,10 @@ from attacks.helpers import (
     SOCIAL,
     entries_since,
     exchanges,
+    inbox,
     refused,
     refused_and_logged,
+    watch,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,12 +56,7 @@ class TestAPI6SensitiveBusinessFlows:
     ) -> None:
         token = app_token(client, world.reelix, world.reelix_secret)
         size = world.accord.ledger.head().size
-        body = {
-            "collection": "messages",
-            "purpose": "functional.service",
-            "categories": ["user.content.private"],
-            "subjects": {"kind": "all"},
-        }
+        body = inbox({"kind": "all"})
         r = client.post(exchanges("message-sync"), json=body, headers=bearer(token))
         assert "law:sca.no-bulk-read" in refused(r, 403)["rules"]
         refused_and_logged(world, size)
@@ -92,12 +89,7 @@ class TestAPI6SensitiveBusinessFlows:
             "ORDER BY 1 LIMIT 1",
         )
         token = delegated_token(client, world.reelix, world.reelix_secret, person, [PRIVATE])
-        body = {
-            "collection": "messages",
-            "purpose": "functional.service",
-            "categories": ["user.content.private"],
-            "subjects": {"kind": "threads_of", "anchor": person},
-        }
+        body = inbox({"kind": "threads_of", "anchor": person})
         r = client.post(exchanges("message-sync"), json=body, headers=bearer(token))
         assert r.status_code in {200, 403}, r.text
         if r.status_code == 200:
@@ -160,12 +152,7 @@ class TestAPI6SensitiveBusinessFlows:
         assert without
         token = app_token(client, world.chirp, world.chirp_secret)
         size = world.accord.ledger.head().size
-        body = {
-            "collection": "watch_events",
-            "purpose": "functional.service",
-            "categories": ["user.behavior.media_consumption"],
-            "subjects": {"kind": "people", "people": without},
-        }
+        body = watch(subjects={"kind": "people", "people": without})
         r = client.post(exchanges("watch-activity"), json=body, headers=bearer(token))
         assert r.status_code in {200, 403}, r.text
         if r.status_code == 200:
@@ -216,13 +203,8 @@ class TestAPI6SensitiveBusinessFlows:
         token = delegated_token(client, world.reelix, world.reelix_secret, "c0000352", [PRIVATE])
         before = world.sql(CHIRP, "SELECT count(*) FROM messages WHERE thread_id = ?", thread)
         size = world.accord.ledger.head().size
-        body = {
-            "collection": "messages",
-            "operation": "write",
-            "purpose": "functional.service",
-            "categories": ["user.content.private"],
-            "rows": [{"thread_id": thread, "body": "watch this", "sent_via": "reelix"}],
-        }
+        row = {"thread_id": thread, "body": "watch this", "sent_via": "reelix"}
+        body = inbox({"kind": "all"}, operation="write", rows=[row])
         r = client.post(exchanges("send-recommendation"), json=body, headers=bearer(token))
         assert r.status_code in {403, 422}, r.text
         assert world.sql(CHIRP, "SELECT count(*) FROM messages WHERE thread_id = ?", thread) == (

@@ -22,7 +22,7 @@ from accord.pets.psi_http import MEDIA_TYPE, HttpTransport, accord_servers
 from accord.pets.psi_wire import Frame, Type, decode, json_frame
 from accord.service import Accord
 from api.world import World, app_token, bearer
-from attacks.helpers import exchanges, refused
+from attacks.helpers import exchanges, refused, watch
 from pets.psi_world import records, request, store
 
 HEADERS = {
@@ -105,12 +105,7 @@ class TestAPI8SecurityMisconfiguration:
         self, world: World, client: httpx.Client, agreement: str, clause: str
     ) -> None:
         token = app_token(client, world.chirp, world.chirp_secret)
-        body = {
-            "collection": "watch_events",
-            "purpose": "functional.service",
-            "categories": ["user.behavior.media_consumption"],
-        }
-        r = client.post(exchanges(clause, agreement), json=body, headers=bearer(token))
+        r = client.post(exchanges(clause, agreement), json=watch(), headers=bearer(token))
         problem = refused(r, r.status_code)
         assert 400 <= r.status_code < 500
         for internal in ("sqlalchemy", "sqlite", "Traceback", 'File "', "cedar", ".py"):
