@@ -5,7 +5,6 @@ the store itself, opened only when a command runs."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from accord.datafolder import DataFolder
-from accord.errors import AccordError, InvalidInput
+from accord.errors import AccordError, InvalidInput, visible
 
 if TYPE_CHECKING:
     from accord.service import Accord
@@ -96,26 +95,12 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-_UNPRINTABLE = re.compile(
-    # C0 controls and DEL (ESC starts terminal escape sequences), C1 controls (U+009B is a
-    # one-character CSI), and the bidirectional overrides and isolates that reorder what a
-    # terminal shows (the "Trojan Source" characters, CVE-2021-42574).
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-
-
 def printable(value: object) -> str:
     """``value`` as text safe to print in Rich markup: its markup escaped, and every control
     character (terminal escape codes, line breaks, bidirectional overrides) shown as its code,
     ``\\x1b`` or ``\\u202e``, so text a partner wrote can neither restyle the terminal nor
     pass for another line or column."""
-    text = _UNPRINTABLE.sub(_code_of, str(value))
-    return escape(text)
-
-
-def _code_of(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return escape(visible(value))
 
 
 def instant(text: str | None, name: str) -> datetime | None:

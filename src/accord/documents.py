@@ -23,8 +23,9 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
-from accord.errors import InvalidInput
+from accord.errors import InvalidInput, visible
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
@@ -78,9 +79,17 @@ def parse_document(
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise error([f"{source}{line}: not valid YAML: {exc.problem}"]) from exc
+        raise error([f"{source}{line}: not valid YAML: {visible(exc.problem)}"]) from exc
+    except ReaderError as exc:
+        # A character YAML does not allow (a control character): said with its line.
+        at = text.count("\n", 0, exc.position) + 1
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else "a character"
+        problem = (
+            f"not valid YAML: {what} (YAML allows no control characters but tab and line breaks)"
+        )
+        raise error([f"{source}:{at}: {problem}"]) from exc
     except YAMLError as exc:
-        raise error([f"{source}: not valid YAML: {exc}"]) from exc
+        raise error([f"{source}: not valid YAML: {visible(exc)}"]) from exc
     except RecursionError:
         raise error([f"{source}: nested too deeply (at most {MAX_DEPTH} levels)"]) from None
     if not isinstance(data, Mapping):
@@ -154,4 +163,5 @@ def _describe(err: Any, data: Any, source: str, model_at: Callable[[Loc], type[B
         message = f"unknown key{hint}"
     elif err["type"] == "missing":
         message = "required and missing"
-    return f"{source}:{line_of(data, loc)}: {path or '(document)'}: {message}"
+    # Keys and values quoted from the document may hold line breaks: one problem, one line.
+    return f"{source}:{line_of(data, loc)}: {visible(path or '(document)')}: {visible(message)}"

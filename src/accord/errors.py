@@ -24,8 +24,29 @@ error: it is a ``Decision`` with ``allowed=False``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_UNPRINTABLE = re.compile(
+    # C0 controls and DEL (ESC starts terminal escape sequences), C1 controls (U+009B is a
+    # one-character CSI), line and paragraph separators, and the bidirectional overrides and
+    # isolates that reorder what a terminal shows (the "Trojan Source" characters, CVE-2021-42574).
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
+
+
+def visible(value: object) -> str:
+    """``value`` as text fit for a message, a log line or a terminal: every control character
+    (terminal escape codes, line breaks, bidirectional overrides) shown as its code, ``\\x1b`` or
+    ``\\u202e``, so text someone else wrote can neither restyle a screen nor pass for another
+    line of the message."""
+    return _UNPRINTABLE.sub(_code_of, str(value))
+
+
+def _code_of(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class AccordError(Exception):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from accord.law.friends import RELATIONS_RULE_ID
 from accord.scenario.population import REELIX
 from api.world import World, app_token, bearer, delegated_token
+from attacks.helpers import logged_refusal, refused
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +33,6 @@ def friends(person: str, anchor: str | None = None, **extra: Any) -> dict[str, A
         "where": {"person_id": anchor or person},
         **extra,
     }
-
-
-def refused(r: httpx.Response, status: int, rule: str | None = None) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert "Traceback" not in r.text
-    if rule is not None:
-        assert body["rules"] == [rule]
-    return body
-
-
-def logged_refusal(world: World, receipt: int, rule: str) -> None:
-    entry = world.accord.ledger.leaf(receipt).entry()
-    assert entry["allowed"] is False
-    assert entry["rules"] == [rule]
-    assert entry["people"] == 0
 
 
 def test_a_scope_the_app_was_not_reviewed_for(world: World, client: httpx.Client) -> None:

@@ -8,12 +8,12 @@ handled holds that person's id.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 import pytest
 
 from api.world import World, app_token, bearer, delegated_token
+from attacks.helpers import friends_of
 
 pytestmark = pytest.mark.integration
 
@@ -22,26 +22,15 @@ SOCIAL = "user.social:functional.service"
 PRIVATE_SEND = "user.content.private:functional.service"
 
 
-def friends(anchor: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "collection": "friendships",
-        "purpose": "functional.service",
-        "categories": ["user.social"],
-        "subjects": {"kind": "friends_of", "anchor": anchor},
-        "where": {"person_id": anchor},
-        **extra,
-    }
-
-
 NOBODYS = {  # the app's own token, on nobody's behalf
     # The friend picker pinned to one person by a condition alone.
-    "condition": ("friend-picker", {**friends("c0000002"), "subjects": {"kind": "all"}}),
+    "condition": ("friend-picker", {**friends_of("c0000002"), "subjects": {"kind": "all"}}),
     # Someone's friends, asked for outright.
-    "anchor": ("friend-picker", friends("c0000002")),
+    "anchor": ("friend-picker", friends_of("c0000002")),
     # Someone's friends with no condition pinning them.
-    "unpinned": ("friend-picker", {**friends("c0000002"), "where": None}),
+    "unpinned": ("friend-picker", {**friends_of("c0000002"), "where": None}),
     # Acting for a person without their token.
-    "on behalf": ("friend-picker", {**friends("c0000002"), "on_behalf_of": "c0000002"}),
+    "on behalf": ("friend-picker", {**friends_of("c0000002"), "on_behalf_of": "c0000002"}),
     # A message written as someone, on nobody's behalf.
     "rows": (
         "send-recommendation",
@@ -93,8 +82,8 @@ def test_a_person_token_naming_someone_else_leaves_no_id_in_the_ledger(
     )
     size = world.accord.ledger.head().size
     for clause, body in (
-        ("friend-picker", friends("c0000042")),  # someone else's friends
-        ("friend-picker", {**friends("c0000041"), "on_behalf_of": "c0000042"}),
+        ("friend-picker", friends_of("c0000042")),  # someone else's friends
+        ("friend-picker", {**friends_of("c0000041"), "on_behalf_of": "c0000042"}),
         (
             "send-recommendation",  # a message as someone else, into a thread
             {

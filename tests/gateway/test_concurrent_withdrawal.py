@@ -9,7 +9,7 @@ in it, however the allowed people were kept since an earlier read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,18 +62,11 @@ class PausingSource(Source):
             yield rows
 
 
-def _released_about(accord: Accord, person: str) -> int:
-    """How many releases the ledger holds about ``person``."""
-    leaves = accord.ledger.leaves_about(person_ref("reelix", person))
-    return sum(1 for leaf in leaves if leaf.get("kind") == "release")
-
-
-def test_a_withdrawal_during_a_bulk_read_keeps_the_person_out_of_it(w: World) -> None:
-    exchange = Exchange(watch_history(), w.tokens["chirp"], "watch_events")
-    # A first read keeps the allowed people (m1, m3, m5) for the next.
-    first = w.gateway.exchange(exchange)
-    assert first.people == 3
-    before = _released_about(w.accord, "m1")
+def read_while(
+    w: World, exchange: Exchange, change: Callable[[], object]
+) -> dict[str, Release | BaseException]:
+    """Run ``exchange`` in a thread, paused once Reelix's rows are being read, while ``change``
+    runs; its release (``"release"``) or what it raised (``"error"``)."""
     source = PausingSource(w.sources["reelix"])
     w.gateway.sources["reelix"] = source
     outcome: dict[str, Release | BaseException] = {}
@@ -87,10 +80,27 @@ def test_a_withdrawal_during_a_bulk_read_keeps_the_person_out_of_it(w: World) ->
     reader = threading.Thread(target=read)
     reader.start()
     assert source.reading.wait(timeout=30)
-    w.accord.withdraw("k-m1-1", AT)  # committed while the rows are being read
+    change()
     source.go_on.set()
     reader.join(timeout=60)
     assert not reader.is_alive()
+    return outcome
+
+
+def _released_about(accord: Accord, person: str) -> int:
+    """How many releases the ledger holds about ``person``."""
+    leaves = accord.ledger.leaves_about(person_ref("reelix", person))
+    return sum(1 for leaf in leaves if leaf.get("kind") == "release")
+
+
+def test_a_withdrawal_during_a_bulk_read_keeps_the_person_out_of_it(w: World) -> None:
+    exchange = Exchange(watch_history(), w.tokens["chirp"], "watch_events")
+    # A first read keeps the allowed people (m1, m3, m5) for the next.
+    first = w.gateway.exchange(exchange)
+    assert first.people == 3
+    before = _released_about(w.accord, "m1")
+    # The withdrawal is committed while the rows are being read.
+    outcome = read_while(w, exchange, lambda: w.accord.withdraw("k-m1-1", AT))
     if "error" in outcome:
         assert isinstance(outcome["error"], AccordError)
         assert "changed while they were read" in str(outcome["error"])

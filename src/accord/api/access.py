@@ -17,6 +17,7 @@ from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
 from accord.api.ratelimit import Limiter
 from accord.api.scopes import Scope, covered, needed
+from accord.ledger.entries import DecisionEntry
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, refusal_entry
 
@@ -25,6 +26,7 @@ SCOPE_NOT_GRANTED = "api:scope-not-granted"
 NOT_REVIEWED = "api:not-reviewed"
 NOT_THIS_PERSON = "api:not-this-person"
 NO_DELEGATION = "api:no-delegation"
+INVALID_TOKEN = "api:invalid-token"  # noqa: S105 - a rule id, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,36 @@ class Caller:
         return self.token.person
 
 
+def refusal(
+    accord: Accord,
+    message: str,
+    rule: str,
+    *,
+    party: str,
+    client: str | None,
+    purpose: str | None = None,
+    outcome: str = "nothing was done",
+) -> Forbidden:
+    """A :class:`Forbidden` for a call outside the exchanges (a function of another kind of
+    caller), logged to the ledger first as a refused decision about no one; ``outcome`` ends its
+    reason ("no ad was chosen")."""
+    refused = Forbidden(message, rule=rule)
+    entry = DecisionEntry(
+        agreement=None,
+        purpose=purpose,
+        reason=f"Refused: {message}; {outcome}.",
+        people=0,
+        allowed=False,
+        rules=(rule,),
+        recipient=party,
+        action="read",
+        client=client,
+    )
+    receipts = accord.ledger.append([entry])
+    refused.receipt = receipts[0].index if receipts else None
+    return refused
+
+
 class Access:
     """Authenticates bearer tokens, limits each partner's rate, checks requests against tokens."""
 
@@ -57,20 +89,23 @@ class Access:
         self._limiter = limiter
 
     def caller(self, authorization: str | None) -> Caller:
-        """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1)."""
+        """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1); a token
+        refused is logged to the ledger before it is answered."""
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise InvalidToken("send an access token as 'Authorization: Bearer <token>'")
+            raise self._refused_token("send an access token as 'Authorization: Bearer <token>'")
         token, approved = self.apps.token_and_approved(value.strip())
         if token is None:
-            raise InvalidToken("the access token is not one this server issued")
+            raise self._refused_token("the access token is not one this server issued")
         now = datetime.now(UTC)
         if token.app.revoked_at is not None:
-            raise InvalidToken(f"app {token.app.client_id} was revoked")
+            raise self._refused_token(f"app {token.app.client_id} was revoked", token.app)
         if token.revoked_at is not None:
-            raise InvalidToken("the access token was revoked")
+            raise self._refused_token("the access token was revoked", token.app)
         if now >= token.expires_at:
-            raise InvalidToken(f"the access token expired at {token.expires_at.isoformat()}")
+            raise self._refused_token(
+                f"the access token expired at {token.expires_at.isoformat()}", token.app
+            )
         # One limit per partner (party), over all its apps. A store that cannot be reached
         # raises RateLimitStoreUnreachable: refused, never served unlimited.
         partner = token.app.party
@@ -86,6 +121,21 @@ class Access:
             live = self.apps.live_scopes(token.app.client_id, token.person, now)
             scopes = frozenset(s for s in scopes if s in live)
         return Caller(token, scopes, approved)
+
+    def _refused_token(self, message: str, app: App | None = None) -> InvalidToken:
+        """:class:`InvalidToken`, logged first as a refusal about no one: of ``app``'s party
+        where the token was one of its apps' (never the token itself)."""
+        entry = DecisionEntry(
+            agreement=app.agreement if app else None,
+            reason=f"Refused: {message}; nothing was released.",
+            people=0,
+            allowed=False,
+            rules=(INVALID_TOKEN,),
+            recipient=app.party if app else None,
+            client=app.client_id if app else None,
+        )
+        self.accord.ledger.append([entry])
+        return InvalidToken(message)
 
     def close(self) -> None:
         """Let go of the rate limiter's connections."""

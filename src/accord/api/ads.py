@@ -29,12 +29,10 @@ from accord.ads.market import Placement
 from accord.ads.model import show_money
 from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
-from accord.api.access import NO_DELEGATION, Caller
-from accord.api.errors import Forbidden
+from accord.api.access import NO_DELEGATION, Caller, refusal
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.routes import CallerDep
 from accord.errors import AccordError
-from accord.ledger.entries import DecisionEntry
 from accord.service import Accord
 
 router = APIRouter(prefix="/v1/ads", responses=PROBLEM_RESPONSES, tags=["ads"])
@@ -279,7 +277,7 @@ async def _first_party_only(accord: Accord, who: Caller, party: str, what: str) 
     if who.person is not None:
         await _refuse(
             accord,
-            who.app.party,
+            who,
             f"{what} by the platform's own service with its app's own token "
             "(client credentials), not with a person's",
             NO_DELEGATION,
@@ -287,25 +285,22 @@ async def _first_party_only(accord: Accord, who: Caller, party: str, what: str) 
     if who.app.party != party:
         await _refuse(
             accord,
-            who.app.party,
+            who,
             f"{what} by {party}'s own service, not by an app of {who.app.party}",
             FIRST_PARTY,
         )
 
 
-async def _refuse(accord: Accord, party: str, message: str, rule: str) -> None:
+async def _refuse(accord: Accord, who: Caller, message: str, rule: str) -> None:
     """Log the refusal to the ledger, then raise it (403)."""
-    refused = Forbidden(message, rule=rule)
-    entry = DecisionEntry(
-        agreement=None,
-        purpose="marketing.advertising",
-        reason=f"Refused: {message}; no ad was chosen.",
-        people=0,
-        allowed=False,
-        rules=(rule,),
-        recipient=party,
-        action="read",
+    raise await run_in_threadpool(
+        lambda: refusal(
+            accord,
+            message,
+            rule,
+            party=who.app.party,
+            client=who.app.client_id,
+            purpose="marketing.advertising",
+            outcome="no ad was chosen",
+        )
     )
-    receipts = await run_in_threadpool(accord.ledger.append, [entry])
-    refused.receipt = receipts[0].index if receipts else None
-    raise refused

@@ -32,6 +32,7 @@ from accord.api.apps import PartnerApps
 from accord.api.audit_console import console as audit_console
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
+from accord.api.ledger_routes import router as ledger_router
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
 from accord.api.partner_console import partner_console
@@ -148,6 +149,7 @@ def create_app(
     for routes in (
         router,
         registry_router,
+        ledger_router,
         erasure_router,
         ads_router,
         build_router(Screens(accord, apps, server, signing, served=set(sources))),

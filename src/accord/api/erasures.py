@@ -27,10 +27,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from accord import erasure
-from accord.api.access import NO_DELEGATION, Caller
-from accord.api.errors import Forbidden
+from accord.api.access import NO_DELEGATION, Caller, refusal
 from accord.api.problems import PROBLEM_RESPONSES
-from accord.api.routes import CallerDep, ServicesDep
+from accord.api.routes import CallerDep, Services, ServicesDep
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["erasure"])
 
@@ -90,13 +89,17 @@ class AcknowledgedOut(BaseModel):
     acknowledged: str
 
 
-def _party_itself(who: Caller) -> str:
-    """The calling app's party, for a token of the app acting for itself."""
+def _party_itself(who: Caller, svc: Services) -> str:
+    """The calling app's party, for a token of the app acting for itself (else refused, logged)."""
     if who.person is not None:
-        raise Forbidden(
+        raise refusal(
+            svc.gateway.accord,
             "erasure and its notices are for a party acting as itself: use the app's own token "
             "(client credentials), not a person's",
-            rule=NO_DELEGATION,
+            NO_DELEGATION,
+            party=who.app.party,
+            client=who.app.client_id,
+            outcome="no one was erased and no notice was read",
         )
     return who.app.party
 
@@ -111,7 +114,7 @@ def erase_person(
 ) -> ErasureOut:
     """Withdraw their consents, stop every flow about them, delete their records (keeping the
     proof of past consent sealed under their key), tell each recipient, destroy their key."""
-    party = _party_itself(who)
+    party = _party_itself(who, svc)
     done = erasure.erase(
         svc.gateway.accord,
         party,
@@ -139,7 +142,7 @@ def erase_person(
 )
 def erasure_notices(who: CallerDep, svc: ServicesDep) -> list[NoticeOut]:
     """The notices waiting for the caller's party, oldest first."""
-    party = _party_itself(who)
+    party = _party_itself(who, svc)
     return [
         NoticeOut(
             id=n.id,
@@ -165,7 +168,7 @@ NoticeId = Annotated[str, Path(min_length=1, max_length=64)]
 def acknowledge_notice(notice: NoticeId, who: CallerDep, svc: ServicesDep) -> AcknowledgedOut:
     """The caller's party has erased the person on its side: the notice stops naming them, the
     ledger records the acknowledgement, and the person's page shows it."""
-    party = _party_itself(who)
+    party = _party_itself(who, svc)
     erasure.acknowledge(svc.gateway.accord, party, notice)
     return AcknowledgedOut(acknowledged=notice)
 
@@ -179,6 +182,6 @@ def acknowledge_notice_by_delete(
     notice: NoticeId, who: CallerDep, svc: ServicesDep
 ) -> AcknowledgedOut:
     """The caller's party has erased the person on its side; the notice stops naming them."""
-    party = _party_itself(who)
+    party = _party_itself(who, svc)
     erasure.acknowledge(svc.gateway.accord, party, notice)
     return AcknowledgedOut(acknowledged=notice)

@@ -35,7 +35,6 @@ from starlette.responses import RedirectResponse, Response
 
 from accord import erasure
 from accord.api.apps import PartnerApps
-from accord.api.ledger_routes import router as ledger_router
 from accord.api.oauth import OAuthServer
 from accord.api.pages import error_page, listed, templates
 from accord.api.privacy_erasure import erasure_routes
@@ -181,8 +180,8 @@ def build_router(
     *,
     erasure_deadline: timedelta = erasure.DEADLINE,
 ) -> APIRouter:
-    """The privacy centre's pages and forms, and the ledger's public checkpoint and consistency
-    endpoints their checks use."""
+    """The privacy centre's pages and forms (the ledger's public checkpoint and consistency
+    endpoints their checks use are the API's own, in its OpenAPI document)."""
     centre = Centre(screens)
     router = APIRouter(include_in_schema=False)
     _overview_routes(router, centre)
@@ -190,7 +189,6 @@ def build_router(
     _release_routes(router, centre)
     _export_routes(router, centre)
     erasure_routes(router, centre, deadline=erasure_deadline)
-    router.include_router(ledger_router)
     return router
 
 

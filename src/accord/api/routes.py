@@ -26,9 +26,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 
-from accord.api.access import Access, Caller
+from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.apps import PartnerApps
-from accord.api.errors import Forbidden
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
@@ -369,11 +368,16 @@ def app_info(who: CallerDep, svc: ServicesDep) -> AppOut:
     )
 
 
-def _person(who: Caller) -> str:
+def _person(who: Caller, svc: Services) -> str:
+    """The token's person, for a person's own permissions (an app's own token: refused, logged)."""
     if who.person is None:
-        raise Forbidden(
+        raise refusal(
+            svc.gateway.accord,
             "this is about a person's permissions; use a token the person authorized",
-            rule="api:no-delegation",
+            NO_DELEGATION,
+            party=who.app.party,
+            client=who.app.client_id,
+            outcome="no permission was read or revoked",
         )
     return who.person
 
@@ -385,7 +389,7 @@ def _person(who: Caller) -> str:
 )
 def permissions(who: CallerDep, svc: ServicesDep) -> list[PermissionOut]:
     """Every permission the person granted the app, with when it expires or was revoked."""
-    person = _person(who)
+    person = _person(who, svc)
     now = datetime.now(UTC)
     out = []
     for g in svc.apps.grants(who.app.client_id, person):
@@ -419,7 +423,7 @@ def revoke_permission(
     scope: Annotated[str, Path(min_length=1, max_length=300)], who: CallerDep, svc: ServicesDep
 ) -> RevokedOut:
     """The person takes back one permission; the next request that needs it is refused."""
-    person = _person(who)
+    person = _person(who, svc)
     return RevokedOut(revoked=svc.apps.revoke(who.app.client_id, person, [Scope.parse(scope)]))
 
 
@@ -430,5 +434,5 @@ def revoke_permission(
 )
 def revoke_all(who: CallerDep, svc: ServicesDep) -> RevokedOut:
     """The person removes the app: every grant is revoked and every consent withdrawn."""
-    person = _person(who)
+    person = _person(who, svc)
     return RevokedOut(revoked=svc.apps.revoke(who.app.client_id, person))

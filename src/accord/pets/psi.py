@@ -291,7 +291,7 @@ def match(
     hello = {"mode": mode.value, "count": len(items), "chunk": chunk, "request": request or {}}
     welcome = link.call(json_frame(Type.HELLO, dict(hello)), Type.WELCOME)
     try:
-        theirs = int(welcome.json()["count"])
+        theirs = _count(welcome.json()["count"])
         client = _Client(link, welcome.session, engine, mode, chunk)
         found = client.read_theirs(client.send_ours(items))
         link.call(Frame(Type.BYE, welcome.session), Type.ACK)
@@ -303,6 +303,13 @@ def match(
         raise MatchError(f"the match failed: {type(exc).__name__}: {exc}") from exc
     matched = frozenset(items[i] for i in found) if mode is Mode.INTERSECTION else frozenset()
     return Result(mode, len(found), len(items), theirs, matched, link.sent, link.received)
+
+
+def _count(value: object) -> int:
+    """The server's count of people, which a hostile server could send as anything."""
+    if type(value) is not int or value < 0:
+        raise ProtocolError(f"the server's count is not a number of people: {value!r}"[:200])
+    return value
 
 
 @dataclass

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from accord.errors import AccordError, InvalidInput
+from accord.errors import AccordError, InvalidInput, visible
 
 MAGIC = b"APSI"
 VERSION = 1
@@ -145,10 +145,24 @@ def error_frame(exc: Exception) -> Frame:
     return json_frame(Type.ERROR, {"kind": kind, "message": message})
 
 
+MAX_MESSAGE = 500
+"""Characters of the other side's error message kept (it goes into the ledger and on screens)."""
+
+
+def peer_text(value: object) -> str:
+    """Text the other side sent, as it may be kept and shown: every control character (terminal
+    escape codes, line breaks, bidirectional overrides) written as its code, ``\\x1b``, and at
+    most :data:`MAX_MESSAGE` characters."""
+    text = visible(value)
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}… ({len(text) - MAX_MESSAGE:,} more characters)"
+    return text
+
+
 def raise_error(frame: Frame) -> None:
-    """Raise the error an ERROR frame reports."""
+    """Raise the error an ERROR frame reports (its message made safe by :func:`peer_text`)."""
     body = frame.json()
-    message = str(body.get("message", "no reason given"))
+    message = peer_text(body.get("message", "no reason given"))
     if body.get("kind") == "refused":
         raise MatchRefused(message)
     if body.get("kind") == "unauthenticated":
