@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pyspark.sql import SparkSession
 
 from accord.pets.budget import PrivacyBudgets

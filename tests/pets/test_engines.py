@@ -9,8 +9,8 @@ added to) runs on both engines over the same admitted tables; the answers must b
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,34 +141,53 @@ def same(duck: Any, spark: Any) -> None:
     "sql",
     [
         # grouping, every aggregate a metric allows
-        "SELECT title_id, count(seconds) AS views, sum(seconds) AS s, avg(seconds) AS a "
-        "FROM watch GROUP BY title_id ORDER BY title_id",
+        (
+            "SELECT title_id, count(seconds) AS views, sum(seconds) AS s, avg(seconds) AS a "
+            "FROM watch GROUP BY title_id ORDER BY title_id"
+        ),
         # distinct people, with filters of each kind
-        "SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch "
-        "WHERE seconds > 600 AND device IN ('tv', 'phone') GROUP BY title_id ORDER BY title_id",
-        "SELECT device, count(*) AS views FROM watch WHERE device IS NOT NULL "
-        "AND title_id LIKE 't%' AND seconds BETWEEN 100 AND 3000 GROUP BY device ORDER BY device",
+        (
+            "SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch "
+            "WHERE seconds > 600 AND device IN ('tv', 'phone') GROUP BY title_id ORDER BY title_id"
+        ),
+        (
+            "SELECT device, count(*) AS views FROM watch WHERE device IS NOT NULL "
+            "AND title_id LIKE 't%' AND seconds BETWEEN 100 AND 3000 "
+            "GROUP BY device ORDER BY device"
+        ),
         # nulls as a group of their own, ordered as DuckDB orders them (last)
-        "SELECT device, sum(rating) AS r, avg(rating) AS a, count(rating) AS rated FROM watch "
-        "GROUP BY device ORDER BY device",
+        (
+            "SELECT device, sum(rating) AS r, avg(rating) AS a, count(rating) AS rated FROM watch "
+            "GROUP BY device ORDER BY device"
+        ),
         # dates and times as dimensions
-        "SELECT CAST(watched_at AS DATE) AS day, count(*) AS views FROM watch "
-        "GROUP BY 1 ORDER BY 1",
-        "SELECT date_trunc('week', watched_at) AS week, count(*) AS views FROM watch "
-        "WHERE watched_at >= TIMESTAMP '2026-11-03' GROUP BY 1 ORDER BY 1",
+        (
+            "SELECT CAST(watched_at AS DATE) AS day, count(*) AS views FROM watch "
+            "GROUP BY 1 ORDER BY 1"
+        ),
+        (
+            "SELECT date_trunc('week', watched_at) AS week, count(*) AS views FROM watch "
+            "WHERE watched_at >= TIMESTAMP '2026-11-03' GROUP BY 1 ORDER BY 1"
+        ),
         # no grouping: one row, under the threshold too
         "SELECT count(*) AS n, sum(seconds) AS s FROM watch",
         "SELECT count(*) AS n FROM watch WHERE title_id IN ('t4', 't5')",
         # ordered by an aggregate, limited
-        "SELECT title_id, count(*) AS views FROM watch GROUP BY title_id "
-        "ORDER BY views DESC, title_id LIMIT 2 OFFSET 1",
+        (
+            "SELECT title_id, count(*) AS views FROM watch GROUP BY title_id "
+            "ORDER BY views DESC, title_id LIMIT 2 OFFSET 1"
+        ),
         # a join, every table's people counted for the threshold
-        "SELECT m.country, w.title_id, count(DISTINCT w.member_id) AS viewers, "
-        "sum(w.seconds) AS s FROM watch AS w JOIN members AS m ON w.member_id = m.member_id "
-        "WHERE m.plan = 'premium' GROUP BY m.country, w.title_id ORDER BY m.country, w.title_id",
-        "SELECT m.plan, count(DISTINCT m.member_id) AS members, avg(w.rating) AS a "
-        "FROM watch AS w JOIN members AS m ON w.member_id = m.member_id "
-        "GROUP BY m.plan ORDER BY m.plan",
+        (
+            "SELECT m.country, w.title_id, count(DISTINCT w.member_id) AS viewers, "
+            "sum(w.seconds) AS s FROM watch AS w JOIN members AS m ON w.member_id = m.member_id "
+            "WHERE m.plan = 'premium' GROUP BY m.country, w.title_id ORDER BY m.country, w.title_id"
+        ),
+        (
+            "SELECT m.plan, count(DISTINCT m.member_id) AS members, avg(w.rating) AS a "
+            "FROM watch AS w JOIN members AS m ON w.member_id = m.member_id "
+            "GROUP BY m.plan ORDER BY m.plan"
+        ),
     ],
 )
 def test_an_exact_rule_gives_the_same_rows_on_both_engines(spark: SparkSession, sql: str) -> None:
@@ -181,11 +200,15 @@ def test_an_exact_rule_gives_the_same_rows_on_both_engines(spark: SparkSession, 
     "sql",
     [
         # each person's rows bounded, each counted in one group, values clamped
-        "SELECT title_id, count(*) AS views, sum(seconds) AS s FROM watch "
-        "GROUP BY title_id ORDER BY title_id",
+        (
+            "SELECT title_id, count(*) AS views, sum(seconds) AS s FROM watch "
+            "GROUP BY title_id ORDER BY title_id"
+        ),
         # a filter: each person counted at the first row it keeps
-        "SELECT device, avg(seconds) AS a FROM watch WHERE seconds > 300 "
-        "GROUP BY device ORDER BY device",
+        (
+            "SELECT device, avg(seconds) AS a FROM watch WHERE seconds > 300 "
+            "GROUP BY device ORDER BY device"
+        ),
     ],
 )
 def test_a_noisy_rules_counts_before_noise_are_the_same_on_both_engines(
@@ -201,16 +224,20 @@ def test_list_and_custom_rules_give_the_same_rows_on_both_engines(spark: SparkSe
         *both(
             LIST,
             spark,
-            "SELECT DISTINCT w.title_id, m.country FROM watch AS w JOIN members AS m "
-            "ON w.member_id = m.member_id ORDER BY 1, 2",
+            (
+                "SELECT DISTINCT w.title_id, m.country FROM watch AS w JOIN members AS m "
+                "ON w.member_id = m.member_id ORDER BY 1, 2"
+            ),
         )
     )
     same(
         *both(
             CUSTOM,
             spark,
-            "SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch "
-            "WHERE title_id = 't2' GROUP BY title_id HAVING count(DISTINCT member_id) >= 3",
+            (
+                "SELECT title_id, count(DISTINCT member_id) AS viewers FROM watch "
+                "WHERE title_id = 't2' GROUP BY title_id HAVING count(DISTINCT member_id) >= 3"
+            ),
         )
     )
 
@@ -259,13 +286,17 @@ def test_noise_is_added_outside_spark_and_the_budget_spent_first(
 
 
 def test_a_query_spark_cannot_run_is_a_clear_error(spark: SparkSession) -> None:
-    with CleanRoom(EXACT, analyst="chirp", engine=SparkEngine(spark)) as room, pytest.raises(
-        StoreError, match="on Spark failed"
+    with (
+        CleanRoom(EXACT, analyst="chirp", engine=SparkEngine(spark)) as room,
+        pytest.raises(StoreError, match="on Spark failed"),
     ):
         room.engine.query("SELECT nothing FROM nowhere")
-    with pytest.raises(InvalidInput):  # a table outside the rule never reaches Spark
-        with CleanRoom(EXACT, analyst="chirp", engine=SparkEngine(spark)) as room:
-            room.load("other", ["member_id"], [("m1",)], party="reelix")
+    # a table outside the rule never reaches Spark
+    with (
+        CleanRoom(EXACT, analyst="chirp", engine=SparkEngine(spark)) as room,
+        pytest.raises(InvalidInput),
+    ):
+        room.load("other", ["member_id"], [("m1",)], party="reelix")
 
 
 def test_the_dialects_differ_where_sqlglot_translates() -> None:
@@ -298,10 +329,14 @@ min_people: 2
 """
 )
 SHAPES = [
-    "SELECT kind, count(*) AS n, sum(amount) AS s, count(DISTINCT person) AS k FROM events "
-    "WHERE amount > -500 OR amount IS NULL GROUP BY kind ORDER BY kind",
-    "SELECT p.region, e.tag, count(e.amount) AS n, avg(e.amount) AS a FROM events AS e "
-    "JOIN people AS p ON e.person = p.person GROUP BY p.region, e.tag ORDER BY 1, 2",
+    (
+        "SELECT kind, count(*) AS n, sum(amount) AS s, count(DISTINCT person) AS k FROM events "
+        "WHERE amount > -500 OR amount IS NULL GROUP BY kind ORDER BY kind"
+    ),
+    (
+        "SELECT p.region, e.tag, count(e.amount) AS n, avg(e.amount) AS a FROM events AS e "
+        "JOIN people AS p ON e.person = p.person GROUP BY p.region, e.tag ORDER BY 1, 2"
+    ),
 ]
 
 
@@ -323,7 +358,9 @@ def test_generated_tables_give_the_same_rows_on_both_engines(
         typed = [("p0", "a", 0, "x"), *events]
         room.load("events", ("person", "kind", "amount", "tag"), typed, party="reelix")
         room.load(
-            "people", ("person", "region"), [(f"p{i}", r) for i, r in enumerate(regions)],
+            "people",
+            ("person", "region"),
+            [(f"p{i}", r) for i, r in enumerate(regions)],
             party="reelix",
         )
         checked = room.check(shape)

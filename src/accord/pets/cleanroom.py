@@ -9,13 +9,13 @@
             epsilon (and delta) from their budget across all partnerships
             (:mod:`accord.pets.budget`); the spend is durable in the ledger before anything is
             released, and a query that would overspend anyone is refused whole
-    run     the rebuilt query on the room's engine (DuckDB, or Spark: :mod:`accord.pets.engines`),
-            which returns exact aggregates only: each output row counts distinct people and rows below
-            the minimum are dropped; with differential privacy, rows are bounded per person, a
-            row shows only if its count of people (each person counted in one group, chosen at
-            random among their rows) plus noise reaches a threshold of at least the minimum
-            (OpenDP's threshold mechanism), and the aggregates get OpenDP noise
-            (:mod:`accord.pets.dp`)
+    run     the rebuilt query on the room's engine (DuckDB, or Spark: see
+            :mod:`accord.pets.engines`), which returns exact aggregates only: each output row
+            counts distinct people and rows below the minimum are dropped; with differential
+            privacy, rows are bounded per person, a row shows only if its count of people (each
+            person counted in one group, chosen at random among their rows) plus noise reaches a
+            threshold of at least the minimum (OpenDP's threshold mechanism), and the aggregates
+            get OpenDP noise in the room (:mod:`accord.pets.dp`), outside the engine
     log     the result as a release in the ledger, durable before it is returned
 
 Only the query's result leaves the room; its rows stay in the DuckDB database (and the engine's

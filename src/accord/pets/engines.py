@@ -21,6 +21,8 @@ in different orders.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +76,9 @@ class DuckDBEngine:
     def take(self, name: str, db: duckdb.DuckDBPyConnection) -> None:
         """Nothing to do: the table is in the database already."""
         if db is not self._db:
-            raise ConfigError("a DuckDB engine runs the queries of its own room's database only")
+            raise ConfigError(
+                f"table {name}: a DuckDB engine runs the queries of its own room's database only"
+            )
 
     def query(self, sql: str) -> Rows:
         """Run ``sql`` on the room's database."""
@@ -103,16 +107,19 @@ def spark_session(settings: SparkSettings) -> SparkSession:
     The UI and the console's progress bars are off, and times are read in UTC, as DuckDB does.
     """
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # noqa: PLC0415 - an optional extra
     except ImportError as exc:
         raise ConfigError(
             "the Spark engine needs pyspark: pip install 'accord[spark]' (and Java 17)"
         ) from exc
+    builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
+    if settings.master.startswith("local"):
+        # Python tasks on this machine run in this interpreter's environment, with Accord in it
+        # (PySpark starts its workers with PYSPARK_PYTHON, or else whatever python3 is first).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         session = (
-            SparkSession.builder.master(settings.master)
-            .appName(settings.app_name)
-            .config("spark.ui.enabled", "false")
+            builder.config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
             .config("spark.sql.session.timeZone", "UTC")
@@ -160,7 +167,7 @@ class SparkEngine:
     def query(self, sql: str) -> Rows:
         """Run ``sql`` (DuckDB's dialect), transpiled, on Spark; its rows come back here."""
         spark_sql = to_spark_sql(sql)
-        from pyspark.sql.types import TimestampType
+        from pyspark.sql.types import TimestampType  # noqa: PLC0415 - an optional extra
 
         with spark_errors("running the clean-room query on Spark"):
             frame = self._spark.sql(spark_sql)
