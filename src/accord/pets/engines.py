@@ -99,6 +99,9 @@ class SparkSettings:
     shuffle_partitions: int = 8
     """Partitions of a shuffle (Spark's default of 200 is for clusters, not one machine)."""
     app_name: str = "accord"
+    driver_memory: str | None = None
+    """Memory of Spark's driver (e.g. ``4g``); in local mode, of the whole of Spark. Tables are
+    handed over through the driver, so it holds the largest table once."""
 
 
 def spark_session(settings: SparkSettings) -> SparkSession:
@@ -117,6 +120,8 @@ def spark_session(settings: SparkSettings) -> SparkSession:
         # Python tasks on this machine run in this interpreter's environment, with Accord in it
         # (PySpark starts its workers with PYSPARK_PYTHON, or else whatever python3 is first).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.driver_memory is not None:
+        builder = builder.config("spark.driver.memory", settings.driver_memory)
     try:
         session = (
             builder.config("spark.ui.enabled", "false")
