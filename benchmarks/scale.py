@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from accord.pets.checks import check_query
@@ -165,22 +165,24 @@ def main() -> None:
         spark_intersect(spark, warm, warm, partitions=4 * cores)
         figures["spark_start_s"] = time.perf_counter() - started
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bars:
+        with Progress(*Progress.get_default_columns(), console=console) as bars:
             task = bars.add_task("aggregate, DuckDB and Spark", total=len(events))
             agg = []
             for n in events:
                 agg.append(aggregate(spark, n, args.titles, args.repeats))
+                bars.console.print(
+                    f"{n:,} events: DuckDB {agg[-1]['duckdb_s']:.3f} s, "
+                    f"Spark {agg[-1]['spark_s']:.3f} s (hand-over {agg[-1]['handover_s']:.1f} s)"
+                )
                 bars.advance(task)
             task = bars.add_task("match, in process and on Spark", total=len(match_sizes))
             matched = []
             for n in match_sizes:
                 matched.append(match(spark, n, 4 * cores))
+                bars.console.print(
+                    f"{n:,} a side: in process {matched[-1]['in_process_s']:.1f} s, "
+                    f"Spark {matched[-1]['spark_s']:.1f} s"
+                )
                 bars.advance(task)
     finally:
         spark.stop()
