@@ -29,7 +29,7 @@ def test_an_empty_group_counts_nobody(spark: SparkSession) -> None:
 
 
 @settings(
-    max_examples=5,
+    max_examples=3,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

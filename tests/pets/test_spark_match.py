@@ -36,7 +36,7 @@ def test_a_match_on_spark_finds_what_the_protocol_finds(spark: SparkSession) -> 
 
 
 @settings(
-    max_examples=5,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
