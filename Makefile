@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 # Two stamps: the demo needs only Accord and what it runs on; the test tools (mypy, Playwright,
-# Schemathesis, OpenMined's PSI ...) come with `make test`.
+# Schemathesis, OpenMined's PSI, PySpark ...) come with `make test`.
 STAMP  := $(VENV)/.installed-$(SUM)
 DEV    := $(VENV)/.installed-dev-$(SUM)
 export ACCORD_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,spark]'
 	@touch $@
 
 demo: install
@@ -51,6 +51,7 @@ services:
 	@bash scripts/ensure-redis.sh
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-wrk.sh
+	@bash scripts/ensure-java.sh
 
 unit: install-dev
 	$(BIN)/pytest -m "not postgres and not slow"
@@ -71,6 +72,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/ads_model.py
 	$(BIN)/python benchmarks/ads_api.py
 	$(BIN)/python benchmarks/privacy_centre.py
+	@bash scripts/ensure-java.sh
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -95,6 +95,19 @@ def test_the_cleanroom_benchmark_runs_the_report_beside_raw_duckdb() -> None:
     assert 0 < int(result["groups_released"]) <= int(result["groups_raw"])
 
 
+def test_the_scale_benchmark_runs_spark_beside_duckdb_and_the_in_process_match() -> None:
+    result = quick("scale.py")
+    assert result["benchmark"] == "scale"
+    assert result["aggregate_spark_vs_duckdb_ratio"] > 0
+    assert result["match_spark_vs_in_process_ratio"] > 0
+    # Both sides agreed (the benchmark stops otherwise): half of each side's 2,000 are shared,
+    # and every title of the aggregate has far more than 50 members.
+    assert result["match_matched_2000"] == 1_000
+    assert result["aggregate_rows_200000"] == 50
+    assert "aggregate_spark_wins_how" in result
+    assert "match_spark_wins_how" in result
+
+
 def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() -> None:
     result = quick("audiences.py")
     assert result["benchmark"] == "audiences"

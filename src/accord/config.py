@@ -7,6 +7,7 @@ test that checks the docs mention each one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,25 @@ class Settings(BaseSettings):
         default=512,
         ge=1,
         description="Largest number of ledger entries appended in one durable transaction.",
+    )
+    cleanroom_engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description=(
+            "Engine the clean room's checked queries run on: duckdb (in the process) or spark "
+            "(Apache Spark at ACCORD_SPARK_MASTER; needs accord[spark] and Java 17)."
+        ),
+    )
+    spark_master: str = Field(
+        default="local[*]",
+        description=(
+            "Spark master URL for the spark engine and Spark matching: local[N] on this "
+            "machine, spark://host:7077, yarn, k8s://..."
+        ),
+    )
+    spark_shuffle_partitions: int = Field(
+        default=8,
+        ge=1,
+        description="Partitions of a Spark shuffle (a clean-room GROUP BY, a match's join).",
     )
 
 

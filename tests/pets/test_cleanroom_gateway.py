@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
 from accord.ledger.audit import verify_ledger
 from accord.pets.budget import PrivacyBudgets
 from accord.pets.cleanroom import CleanRoom
 from accord.pets.cleanroom_cli import app
+from accord.pets.engines import SparkEngine
 from accord.pets.partnership import Partnership, fetch_report_rows, scenario_partnership
 from accord.pets.reports import fortnightly_report, report_query, report_rule
 from accord.pets.rules import PrivacyRule
@@ -108,6 +110,36 @@ def test_a_noisy_report_spends_every_senders_budget(partnership: Partnership) ->
     assert budgets.remaining("reelix", some).epsilon == pytest.approx(9.0)
     assert result.noise is not None
     assert all(sends >= 0 and clicks >= 0 for *_, sends, clicks in result.rows)
+
+
+@pytest.mark.parametrize(
+    ("by_day", "minimum"),
+    [
+        (False, 4),  # by interface, surface and variant over four weeks
+        (True, 2),  # a row a day: fewer senders a row
+    ],
+)
+def test_the_fortnightly_report_is_the_same_on_spark(
+    partnership: Partnership, spark: SparkSession, by_day: bool, minimum: int
+) -> None:
+    results = []
+    for engine in (None, SparkEngine(spark)):
+        with CleanRoom(
+            report_rule(min_people=minimum),
+            analyst="chirp",
+            ledger=partnership.accord.ledger,
+            engine=engine,
+        ) as room:
+            fetch_report_rows(room, partnership)
+            results.append(fortnightly_report(room, START, 28, by_day=by_day))
+    duck, on_spark = results
+    assert duck.rows, "the report should have rows at this minimum"
+    assert on_spark.columns == duck.columns
+    assert on_spark.rows == duck.rows
+    # Both are releases from the room, each with its own ledger entry.
+    assert on_spark.receipt is not None
+    assert duck.receipt is not None
+    assert on_spark.receipt.index > duck.receipt.index
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -263,3 +295,41 @@ def test_the_privacy_budget_lasts_from_one_report_to_the_next(tmp_path: Path) ->
     assert "(seed 7), not 150 (seed 12)" in other.output
     assert "leave out --people and --seed" in other.output
     assert report(tmp_path / "fresh").exit_code == 0
+
+
+def test_run_chooses_its_engine(tmp_path: Path, spark: SparkSession) -> None:
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+
+    def run(*engine: str) -> Any:
+        return runner.invoke(
+            app,
+            [
+                "run",
+                "--rule",
+                str(rule),
+                "--people",
+                "300",
+                "--data-dir",
+                str(tmp_path / "a"),
+                "--query",
+                "SELECT interface, count(*) AS sends FROM recommendations GROUP BY 1 ORDER BY 1",
+                "--json",
+                *engine,
+            ],
+        )
+
+    def rows(output: str) -> Any:
+        return json.loads(output[output.index("{") :])["rows"]
+
+    on_duckdb = run()
+    on_spark = run("--engine", "spark")  # the Spark application of this process
+    assert on_duckdb.exit_code == 0, on_duckdb.output
+    assert on_spark.exit_code == 0, on_spark.output
+    assert rows(on_spark.output) == rows(on_duckdb.output) != []
+    unknown = run("--engine", "sqlite")
+    assert unknown.exit_code == 2
+    assert "no engine 'sqlite': choose duckdb or spark" in unknown.output
+    stray = run("--spark-master", "local[1]")
+    assert stray.exit_code == 2
+    assert "--spark-master goes with --engine spark" in stray.output

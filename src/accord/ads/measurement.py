@@ -27,8 +27,11 @@ from accord.ledger.log import Receipt
 from accord.pets import lift
 from accord.pets.budget import Charge, Cost, PrivacyBudgets
 from accord.pets.lift import Lift
+from accord.pets.lift_counts import count_on
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from accord.ads.store import AdsStore
     from accord.pets import dp
     from accord.service import Accord
@@ -80,6 +83,7 @@ def conversion_lift(
     budgets: PrivacyBudgets | None = None,
     confidence: float = 0.95,
     at: datetime | None = None,
+    spark: SparkSession | None = None,
 ) -> tuple[Lift, Receipt]:
     """The conversion lift of ``study`` in the clean room: ``eligible`` platform people, split
     into exposed and holdout by :func:`accord.pets.lift.assign`, and ``converted`` the people
@@ -89,9 +93,15 @@ def conversion_lift(
     With ``budgets``, every person in the study pays ``privacy``'s epsilon from their privacy
     budget first (durably, in the ledger); a study that would overspend anyone is refused whole
     (:class:`~accord.pets.budget.BudgetExceeded`), as is one with a group under 50 people.
+
+    The groups are counted in this process, or with ``spark`` by Apache Spark
+    (:func:`accord.pets.lift_counts.count_on`: the same counts); the noise is added here.
     """
     groups = lift.groups_of(eligible, study.study, study.holdout)
-    counts = lift.count(groups, converted)
+    if spark is None:
+        counts = lift.count(groups, converted)
+    else:
+        counts = count_on(groups, converted, spark=spark)
     lift.check_groups(counts)
     if budgets is not None:
         budgets.spend(

@@ -9,24 +9,24 @@
             epsilon (and delta) from their budget across all partnerships
             (:mod:`accord.pets.budget`); the spend is durable in the ledger before anything is
             released, and a query that would overspend anyone is refused whole
-    run     the rebuilt query on DuckDB: each output row counts distinct people and rows below
-            the minimum are dropped; with differential privacy, rows are bounded per person, a
-            row shows only if its count of people (each person counted in one group, chosen at
-            random among their rows) plus noise reaches a threshold of at least the minimum
-            (OpenDP's threshold mechanism), and the aggregates get OpenDP noise
-            (:mod:`accord.pets.dp`)
+    run     the rebuilt query on the room's engine (DuckDB, or Spark: see
+            :mod:`accord.pets.engines`), which returns exact aggregates only: each output row
+            counts distinct people and rows below the minimum are dropped; with differential
+            privacy, rows are bounded per person, a row shows only if its count of people (each
+            person counted in one group, chosen at random among their rows) plus noise reaches a
+            threshold of at least the minimum (OpenDP's threshold mechanism), and the aggregates
+            get OpenDP noise in the room (:mod:`accord.pets.dp`), outside the engine
     log     the result as a release in the ledger, durable before it is returned
 
-Only the query's result leaves the room; its rows stay in the DuckDB database, which is closed
-with the room.
+Only the query's result leaves the room; its rows stay in the DuckDB database (and the engine's
+session), closed with the room.
 """
 
 from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 
 from accord.agreements import Granularity
-from accord.errors import ConfigError, InvalidInput, StoreError
+from accord.errors import ConfigError, InvalidInput
 from accord.gateway import Exchange, Gateway, GatewayError, Release
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Ledger, Receipt
@@ -53,6 +53,9 @@ from accord.pets.checks import (
     avg_count,
     check_query,
 )
+from accord.pets.engines import DuckDBEngine, QueryEngine
+from accord.pets.engines import duck as _duck
+from accord.pets.engines import quote as _quote
 from accord.pets.rules import AnalysisRule, RuleKind
 
 __all__ = ["CleanRoom", "QueryRefused", "Result", "Table", "answer"]
@@ -107,8 +110,13 @@ class CleanRoom:
         analyst: str,
         budgets: PrivacyBudgets | None = None,
         ledger: Ledger | None = None,
+        engine: QueryEngine | None = None,
     ) -> None:
-        """A room for ``analyst``; results are logged to ``ledger`` (or the budgets' ledger)."""
+        """A room for ``analyst``; results are logged to ``ledger`` (or the budgets' ledger).
+
+        ``engine`` runs the checked queries (default: the room's DuckDB database); the room
+        closes it with itself.
+        """
         if rule.privacy is not None and budgets is None:
             raise ConfigError("a rule with differential privacy needs the privacy budgets")
         self.rule = rule
@@ -117,6 +125,8 @@ class CleanRoom:
         self.ledger = ledger if ledger is not None else budgets.ledger if budgets else None
         self.tables: dict[str, Table] = {}
         self._db = duckdb.connect(":memory:")
+        self.engine: QueryEngine = engine if engine is not None else DuckDBEngine(self._db)
+        self._taken: set[str] = set()
 
     def __enter__(self) -> CleanRoom:
         return self
@@ -130,8 +140,11 @@ class CleanRoom:
         self.close()
 
     def close(self) -> None:
-        """Drop every table with the database."""
-        self._db.close()
+        """Drop every table with the database (and the engine's copies)."""
+        try:
+            self.engine.close()
+        finally:
+            self._db.close()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -294,7 +307,11 @@ class CleanRoom:
         noisy = self.rule.privacy is not None and checked.kind is RuleKind.AGGREGATION
         # The spend is durable in the ledger before anything is computed or released.
         spends = self._spend(checked) if noisy else ()
-        result = replace(answer(self._db, self.rule, checked), spends=spends)
+        for name in checked.tables:
+            if name not in self._taken:
+                self.engine.take(name, self._db)
+                self._taken.add(name)
+        result = replace(answer(self.engine, self.rule, checked), spends=spends)
         if self.ledger is None:
             return result
         return replace(result, receipt=self._log(result))
@@ -367,16 +384,18 @@ class CleanRoom:
 # -- answering -------------------------------------------------------------------------------------
 
 
-def answer(db: duckdb.DuckDBPyConnection, rule: AnalysisRule, checked: Checked) -> Result:
-    """Run a checked query on ``db``: small groups dropped, aggregates noised if the rule says.
+def answer(
+    db: duckdb.DuckDBPyConnection | QueryEngine, rule: AnalysisRule, checked: Checked
+) -> Result:
+    """Run a checked query on ``db`` (a DuckDB database or an engine): small groups dropped,
+    aggregates noised if the rule says. The engine computes exact aggregates; the noise is
+    OpenDP's, added here.
 
     With noise, which groups show is chosen with noise too (:class:`accord.pets.dp.Selection`).
     This spends no budget: :meth:`CleanRoom.run` spends before it calls this.
     """
-    with _duck(f"running the clean-room query over {', '.join(checked.tables)}"):
-        cursor = db.execute(checked.sql)
-        columns = tuple(d[0] for d in cursor.description or ())
-        rows = [tuple(r) for r in cursor.fetchall()]
+    engine = DuckDBEngine(db) if isinstance(db, duckdb.DuckDBPyConnection) else db
+    columns, rows = engine.query(checked.sql)
     privacy = rule.privacy
     if privacy is None or checked.kind is not RuleKind.AGGREGATION:
         return Result(columns, rows, checked)
@@ -549,18 +568,6 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
-
-
-@contextmanager
-def _duck(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except duckdb.Error as exc:
-        raise StoreError(f"{doing} failed: {exc}") from exc
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:

@@ -28,6 +28,7 @@ from accord.pets.mechanisms import Mechanism
 if TYPE_CHECKING:
     # The room (DuckDB, SQLGlot, OpenDP) and the scenario are imported when a command runs.
     from accord.pets.cleanroom import CleanRoom, Result
+    from accord.pets.engines import QueryEngine
     from accord.pets.partnership import Partnership
     from accord.pets.rules import AnalysisRule
 
@@ -35,7 +36,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 app = typer.Typer(
-    help="The clean room: queries checked against analysis rules, run on DuckDB over data "
+    help="The clean room: queries checked against analysis rules, run on DuckDB (or Apache "
+    "Spark) over data "
     "fetched through the gateway, with differential privacy and per-person budgets.",
     no_args_is_help=True,
 )
@@ -75,6 +77,23 @@ DataOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the checked query runs: duckdb or spark (Apache Spark at "
+        "ACCORD_SPARK_MASTER, or --spark-master) [default: ACCORD_CLEANROOM_ENGINE or duckdb].",
+        show_default=False,
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL with --engine spark [default: ACCORD_SPARK_MASTER or local[*]].",
+        show_default=False,
+    ),
+]
 
 
 @app.callback()
@@ -105,6 +124,8 @@ def run(
     seed: SeedOption = None,
     data_dir: DataOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Run a query under a rule on the reference scenario, fetching its tables through the door."""
     from accord.pets.partnership import scenario_partnership
@@ -121,7 +142,13 @@ def run(
     with scenario_partnership(
         DataFolder.chosen(data_dir).path, people=people, seed=seed
     ) as partnership:
-        result = _in_room(partnership, analysis, lambda room: room.run(query))
+        result = _in_room(
+            partnership,
+            analysis,
+            lambda room: room.run(query),
+            engine=engine,
+            spark_master=spark_master,
+        )
     _show(result, as_json=as_json)
 
 
@@ -163,6 +190,8 @@ def report(
     seed: SeedOption = None,
     data_dir: DataOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """The fortnightly recommendation report, run in the clean room on the reference scenario."""
     from pydantic import ValidationError
@@ -192,22 +221,34 @@ def report(
             partnership,
             analysis,
             lambda room: fortnightly_report(room, first, days, by_day=by_day),
+            engine=engine,
+            spark_master=spark_master,
         )
     _show(result, as_json=as_json)
 
 
 def _in_room(
-    partnership: Partnership, analysis: AnalysisRule, query: Callable[[CleanRoom], Result]
+    partnership: Partnership,
+    analysis: AnalysisRule,
+    query: Callable[[CleanRoom], Result],
+    *,
+    engine: str | None,
+    spark_master: str | None,
 ) -> Result:
     from accord.pets.budget import PrivacyBudgets
     from accord.pets.cleanroom import CleanRoom
     from accord.pets.partnership import fetch_report_rows
 
+    runs_on = _engine(engine, spark_master)
     budgets = None
     if analysis.privacy is not None:
         budgets = PrivacyBudgets(partnership.accord.engine, partnership.accord.ledger)
     with CleanRoom(
-        analysis, analyst="chirp", budgets=budgets, ledger=partnership.accord.ledger
+        analysis,
+        analyst="chirp",
+        budgets=budgets,
+        ledger=partnership.accord.ledger,
+        engine=runs_on,
     ) as room:
         release = fetch_report_rows(room, partnership)
         # On stderr: with --json, stdout carries the JSON alone.
@@ -216,6 +257,32 @@ def _in_room(
             f"gateway (ledger entry {release.receipts[-1].index})"
         )
         return query(room)
+
+
+def _engine(engine: str | None, spark_master: str | None) -> QueryEngine | None:
+    """The engine chosen by the options or the settings (None: the room's DuckDB)."""
+    from accord.config import Settings
+    from accord.pets.engines import EngineKind, SparkEngine, SparkSettings, spark_session
+
+    settings = Settings()
+    chosen = engine or settings.cleanroom_engine
+    try:
+        kind = EngineKind(chosen.lower())
+    except ValueError:
+        raise InvalidInput(
+            f"no engine {chosen!r}: choose {' or '.join(k.value for k in EngineKind)}",
+            where="--engine",
+        ) from None
+    if kind is EngineKind.DUCKDB:
+        if spark_master is not None:
+            raise InvalidInput("--spark-master goes with --engine spark", where="--spark-master")
+        return None
+    master = spark_master or settings.spark_master
+    progress.print(f"starting Spark at {master}")
+    spark = spark_session(
+        SparkSettings(master=master, shuffle_partitions=settings.spark_shuffle_partitions)
+    )
+    return SparkEngine(spark)
 
 
 def _schema(analysis: AnalysisRule) -> dict[str, list[str]]:
