@@ -172,3 +172,14 @@ def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     assert isinstance(people, int)
     assert 0 < people <= 20_000
     assert released > 0
+
+
+def test_the_kills_benchmark_kills_the_api_under_load_and_loses_nothing() -> None:
+    result = quick("kills.py")
+    assert result["benchmark"] == "kills"
+    assert result["kills"] == result["verified_after_kills"] == 3
+    # Releases were acknowledged in the rounds, and none is missing from the ledger.
+    assert result["acknowledged"] > 0
+    assert result["lost"] == 0
+    assert result["lost_acknowledged_ratio"] == 0
+    assert result["logged_unacknowledged_per_kill_ratio"] >= 0
