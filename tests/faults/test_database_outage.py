@@ -80,6 +80,16 @@ def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
                         link.cut()  # mid-load: requests are in flight on every connection
                         for member in members[:3]:
                             _assert_refused(http.post(LINK, json=link_read(member), headers=token))
+                        # The other routes too: a token, the app's own page, the registry.
+                        _assert_refused(
+                            http.post(
+                                "/oauth/token",
+                                data={"grant_type": "client_credentials"},
+                                auth=(world.chirp.client_id, world.chirp_secret),
+                            )
+                        )
+                        _assert_refused(http.get("/v1/app", headers=token))
+                        _assert_refused(http.get("/v1/agreements"))
                         ready = http.get("/readyz")
                         assert ready.status_code == 503
                         assert ready.headers["content-type"] == "application/problem+json"
