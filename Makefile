@@ -71,6 +71,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/ads_model.py
 	$(BIN)/python benchmarks/ads_api.py
 	$(BIN)/python benchmarks/privacy_centre.py
+	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/kills.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis
