@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import signal
 import tempfile
 import threading
@@ -108,25 +107,17 @@ def kill_rounds(
 ) -> None:
     """Serve, load, SIGKILL at a random moment, then ``after_kill``: ``kills`` times."""
     from accord.service import Accord
-    from api import uvicorn_workers
+    from api import partner_token, serve_env, uvicorn_workers
 
     rng = random.Random(seed)
-    env = {
-        "ACCORD_API_SERVE": json.dumps(prepared["layout"]),
-        "ACCORD_API_SECRET": secrets.token_urlsafe(32),
-        "ACCORD_API_RATE_LIMIT": "100000000/minute",
-    }
+    env = serve_env(prepared)
     token = ""
     for number in range(kills):
         started = time.monotonic()
         with uvicorn_workers("accord.api.cli:worker_app", env, 1) as server:
             up = time.monotonic() - started  # until it answers its readiness probe
             if not token:  # tokens are in the store: one lasts every restart
-                token = httpx.post(
-                    f"{server.url}/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(prepared["client_id"], prepared["secret"]),
-                ).json()["access_token"]
+                token = partner_token(server.url, prepared)
             stop = threading.Event()
             seen = Round(start_s=up)
             loader = threading.Thread(

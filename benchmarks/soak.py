@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import statistics
 import tempfile
 import threading
@@ -32,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -130,7 +128,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers.")
     parser.add_argument("--database-url", default=None, help="The Accord store (default SQLite).")
     args = parser.parse_args()
-    from api import EXCHANGE_PATH, ensure_wrk, load, lua_script, prepare, side, uvicorn_workers
+    from api import (
+        EXCHANGE_PATH,
+        ensure_wrk,
+        load,
+        lua_script,
+        partner_token,
+        prepare,
+        serve_env,
+        side,
+        uvicorn_workers,
+    )
 
     seconds = args.seconds or (10.0 if args.quick else 300.0)
     people = args.people or (500 if args.quick else 10_000)
@@ -140,17 +148,9 @@ def main() -> None:
         folder = Path(tmp)
         console.print(f"preparing the scenario and the store: {people:,} people")
         prepared = prepare(folder, people, args.database_url)
-        env = {
-            "ACCORD_API_SERVE": json.dumps(prepared["layout"]),
-            "ACCORD_API_SECRET": secrets.token_urlsafe(32),
-            "ACCORD_API_RATE_LIMIT": "100000000/minute",
-        }
+        env = serve_env(prepared)
         with uvicorn_workers("accord.api.cli:worker_app", env, args.workers) as server:
-            token = httpx.post(
-                f"{server.url}/oauth/token",
-                data={"grant_type": "client_credentials"},
-                auth=(prepared["client_id"], prepared["secret"]),
-            ).json()["access_token"]
+            token = partner_token(server.url, prepared)
             members = random.Random(7).sample(prepared["members"], len(prepared["members"]))
             script = lua_script(folder, "soak", EXCHANGE_PATH, token, members)
             found: dict[str, Any] = {}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import resource
 import secrets
-import socket
 from pathlib import Path
 
 import httpx
@@ -22,23 +21,16 @@ import pytest
 
 from api.world import app_token, bearer, build_world
 from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
-from faults.serve import accord_serve
+from serving import accord_serve
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_a_full_disk_fails_the_release_and_work_resumes_when_space_returns(tmp_path: Path) -> None:
     with build_world(tmp_path) as world:
         ledger = world.accord.ledger
         with (
-            accord_serve(tmp_path, secrets.token_urlsafe(32), _free_port()) as served,
+            accord_serve(tmp_path, secrets.token_urlsafe(32)) as served,
             httpx.Client(base_url=served.url, timeout=60) as http,
         ):
             token = bearer(app_token(http, world.chirp, world.chirp_secret))

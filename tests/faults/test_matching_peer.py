@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from accord.pets.psi_cli import app
 from accord.service import Accord
 from faults.helpers import assert_verifies
-from pets.psi_world import ADS, AUDIENCE, records, store
+from pets.psi_world import store
+from pets.test_psi_cli import args
 
 pytestmark = pytest.mark.integration
 
@@ -64,27 +65,8 @@ def peer(*, answer: bool) -> Iterator[str]:
 
 
 def _run(folder: Path, url: str) -> tuple[int, str, Path]:
-    ours = folder / "chirp.csv"
-    ours.write_text(
-        "person,email\n" + "".join(f"{p},{e}\n" for p, e in records("chirp")), encoding="utf-8"
-    )
     out = folder / "matched.txt"
-    arguments = [
-        "run",
-        "--ours", str(ours),
-        "--theirs", url,
-        "--as", "chirp",
-        "--with", "reelix",
-        "--agreement", AUDIENCE,
-        "--clause", "chirp-match",
-        "--their-clause", "reelix-match",
-        "--purpose", ADS,
-        "--workers", "1",
-        "--token", "t0ken",
-        "--timeout", "1",
-        "--out", str(out),
-        "--data-dir", str(folder),
-    ]  # fmt: skip
+    arguments = args(folder, url, "--token", "t0ken", "--timeout", "1", "--out", str(out))
     result = CliRunner().invoke(app, arguments)
     return result.exit_code, result.output, out
 

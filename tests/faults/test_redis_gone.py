@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,15 +30,9 @@ import redis
 from accord.api import ApiSettings, create_app
 from api.world import World, app_token, bearer, build_world, serving
 from faults.helpers import LINK, assert_verifies, link_read
+from serving import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -85,7 +78,7 @@ def _refused(r: httpx.Response) -> None:
 def test_requests_are_refused_while_redis_is_stopped_and_served_once_it_is_back(
     world: World, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = ApiSettings(rate_limit_store=f"redis://127.0.0.1:{port}/0", rate_limit="1000/minute")
     app = create_app(world.accord, world.sources, settings)
     ledger = world.accord.ledger
@@ -109,7 +102,7 @@ def test_requests_are_refused_while_redis_is_stopped_and_served_once_it_is_back(
 
 
 def test_requests_are_refused_while_redis_stalls_and_served_once_it_answers(world: World) -> None:
-    port = _free_port()
+    port = free_port()
     settings = ApiSettings(rate_limit_store=f"redis://127.0.0.1:{port}/0", rate_limit="1000/minute")
     app = create_app(world.accord, world.sources, settings)
     ledger = world.accord.ledger

@@ -1,9 +1,10 @@
-"""``accord serve`` as a process of its own, over a world's parties and store, for faults that
-need one: a signal, a resource limit."""
+"""``accord serve`` as a process of its own, over a world's parties and store, for tests that
+need one (a signal, a resource limit, two servers on one store); and a free loopback port."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -30,9 +31,20 @@ class Served:
         return "".join(self.lines)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 @contextmanager
-def accord_serve(folder: Path, secret: str, port: int) -> Iterator[Served]:
-    """``accord serve`` (one worker) on ``port`` over the world built in ``folder``, ready."""
+def accord_serve(folder: Path, secret: str, *, database_url: str | None = None) -> Iterator[Served]:
+    """``accord serve`` (one worker) on a free port over the world built in ``folder`` (its store
+    there, or at ``database_url``), answering when yielded."""
+    port = free_port()
+    store = ["--database-url", database_url] if database_url else []
     process = subprocess.Popen(  # noqa: S603  (our own command, by path)
         [
             str(Path(sys.executable).parent / "accord"),
@@ -43,6 +55,7 @@ def accord_serve(folder: Path, secret: str, port: int) -> Iterator[Served]:
             str(folder / "parties"),
             "--data-dir",
             str(folder / "accord"),
+            *store,
             "--log-level",
             "warning",
         ],
