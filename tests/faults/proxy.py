@@ -1,6 +1,8 @@
 """A TCP proxy on the loopback interface whose link can be cut and restored, as a database
 server stopping and starting again looks to its clients: every open connection is closed, new
-ones are refused, and after :meth:`Proxy.restore` connections reach the server again."""
+ones are refused, and after :meth:`Proxy.restore` connections reach the server again. It can
+also stall (:meth:`Proxy.stall`): connections stay open and every byte is held, as a server that
+hangs looks, until :meth:`Proxy.resume` lets them through."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.cuts = 0
 
     def start(self) -> None:
@@ -45,6 +49,14 @@ class Proxy:
 
     restore = start
 
+    def stall(self) -> None:
+        """Hold every byte from now on, both ways, keeping the connections open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Let the held bytes, and the rest, through."""
+        self._flowing.set()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -69,6 +81,7 @@ class Proxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -80,6 +93,7 @@ class Proxy:
 
     def close(self) -> None:
         """Cut for good."""
+        self.resume()
         self.cut()
 
 

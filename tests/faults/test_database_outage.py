@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from accord.api import ApiSettings
 from api.world import app_token, bearer, build_world, serving
 from databases import fresh_postgres_database
 from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
@@ -116,4 +117,53 @@ def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
                 # partner received.
                 assert assert_logged(ledger, ok) == len(ok)
                 assert len(releases_from(ledger, start)) == len(ok)
+                assert_verifies(ledger)
+
+
+def test_an_exchange_held_by_a_stalled_database_is_answered_and_never_logged_as_released(
+    tmp_path: Path,
+) -> None:
+    # A database that hangs keeps its connections open and answers nothing: without a time
+    # limit an exchange would wait for as long as it hangs.
+    with fresh_postgres_database() as url:
+        real = make_url(url)
+        with proxy_to(real.host or "127.0.0.1", real.port or 5432) as link:
+            proxied = real.set(port=link.port).render_as_string(hide_password=False)
+            settings = ApiSettings(exchange_seconds=2)
+            with (
+                build_world(tmp_path, settings, database_url=proxied) as world,
+                serving(world.app) as base,
+                httpx.Client(base_url=base, timeout=60) as http,
+            ):
+                ledger = world.accord.ledger
+                token = bearer(app_token(http, world.chirp, world.chirp_secret))
+                first = http.post(LINK, json=link_read("r0000001"), headers=token)
+                assert first.status_code == 200, first.text
+                start = ledger.head().size
+                link.stall()
+                try:
+                    held = http.post(LINK, json=link_read("r0000002"), headers=token)
+                finally:
+                    link.resume()
+                _assert_refused(held)
+                assert held.json()["detail"] == (
+                    "the exchange did not finish within 2 s and was abandoned; nothing was released"
+                )
+                # The database answers again: the abandoned exchange goes on, and logs that it
+                # was abandoned instead of a release nobody received.
+                failures: list[dict[str, Any]] = []
+                for _ in range(600):
+                    entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+                    failures = [e for e in entries if "abandoned" in e.get("reason", "")]
+                    if failures:
+                        break
+                    threading.Event().wait(0.1)
+                (failure,) = failures
+                assert failure["kind"] == "decision"
+                assert failure["allowed"] is False
+                assert failure["rules"] == ["gateway:error"]
+                assert releases_from(ledger, start) == []
+                again = http.post(LINK, json=link_read("r0000002"), headers=token)
+                assert again.status_code == 200, again.text
+                assert assert_logged(ledger, [again.json()]) == 1
                 assert_verifies(ledger)
