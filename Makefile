@@ -74,6 +74,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/privacy_centre.py
 	@bash scripts/ensure-java.sh
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/kills.py
 
 clean:
 	rm -rf $(VENV) accord-data accord-report.html .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -353,6 +353,27 @@ def prepare(folder: Path, people: int, database_url: str | None) -> dict[str, An
     }
 
 
+def serve_env(prepared: dict[str, Any]) -> dict[str, str]:
+    """The environment ``accord serve`` leaves its workers, for the prepared store, with no
+    rate limit that load could reach."""
+    return {
+        "ACCORD_API_SERVE": json.dumps(prepared["layout"]),
+        "ACCORD_API_SECRET": secrets.token_urlsafe(32),
+        "ACCORD_API_RATE_LIMIT": "100000000/minute",
+    }
+
+
+def partner_token(url: str, prepared: dict[str, Any]) -> str:
+    """A client-credentials token of the prepared partner app, from the API at ``url``."""
+    answer = httpx.post(
+        f"{url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(prepared["client_id"], prepared["secret"]),
+    )
+    token: str = answer.json()["access_token"]
+    return token
+
+
 def ledger_size(folder: Path, database_url: str | None) -> int:
     from accord.service import Accord
 
@@ -423,21 +444,13 @@ def main() -> None:
         folder = Path(tmp)
         console.print(f"preparing the scenario and the store: {people:,} people")
         prepared = prepare(folder, people, args.database_url)
-        env = {
-            "ACCORD_API_SERVE": json.dumps(prepared["layout"]),
-            "ACCORD_API_SECRET": secrets.token_urlsafe(32),
-            "ACCORD_API_RATE_LIMIT": "100000000/minute",
-        }
+        env = serve_env(prepared)
         bare_env = {"BENCH_REELIX_URL": prepared["reelix_url"]}
         with (
             uvicorn_workers("accord.api.cli:worker_app", env, args.workers) as api_server,
             uvicorn_workers("api:bare_app", bare_env, args.workers, app_dir=HERE) as bare_server,
         ):
-            token = httpx.post(
-                f"{api_server.url}/oauth/token",
-                data={"grant_type": "client_credentials"},
-                auth=(prepared["client_id"], prepared["secret"]),
-            ).json()["access_token"]
+            token = partner_token(api_server.url, prepared)
             members = random.Random(3).sample(prepared["members"], len(prepared["members"]))
             # Both sides answer the same member with the same row before any load.
             first = exchange_body(members[0])

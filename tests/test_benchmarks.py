@@ -185,3 +185,29 @@ def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     assert isinstance(people, int)
     assert 0 < people <= 20_000
     assert released > 0
+
+
+def test_the_kills_benchmark_kills_the_api_under_load_and_loses_nothing() -> None:
+    result = quick("kills.py")
+    assert result["benchmark"] == "kills"
+    assert result["kills"] == result["verified_after_kills"] == 3
+    # Releases were acknowledged in the rounds, and none is missing from the ledger.
+    assert result["acknowledged"] > 0
+    assert result["lost"] == 0
+    assert result["lost_acknowledged_ratio"] == 0
+    assert result["logged_unacknowledged_per_kill_ratio"] >= 0
+
+
+def test_the_soak_benchmark_loads_the_api_with_wrk_and_checks_memory_and_the_ledger() -> None:
+    # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
+    result = quick("soak.py")
+    assert result["benchmark"] == "soak"
+    assert result["connections"] == 50
+    # Every request was answered with a 200, and each was logged: decision and release.
+    assert result["requests"] > 0
+    assert result["errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert result["ledger_verified"]
+    assert result["ledger_entries_per_request_ratio"] >= 2
+    assert result["rss_last_vs_first_minute_ratio"] > 0
+    assert result["rss_samples"] > 0

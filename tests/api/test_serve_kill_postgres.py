@@ -7,17 +7,11 @@ log exactly once, at the indexes its receipts name, and no entry is written twic
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,63 +21,11 @@ from sqlalchemy import text
 
 from api.world import app_token, bearer, build_world
 from databases import fresh_postgres_database
+from serving import accord_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
 LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _accord_serve(
-    folder: Path, url: str, secret: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`accord serve` (one worker) over the world's parties and the store at ``url``."""
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603  (our own command, by path)
-        [
-            str(Path(sys.executable).parent / "accord"),
-            "serve",
-            "--port",
-            str(port),
-            "--scenario",
-            str(folder / "parties"),
-            "--data-dir",
-            str(folder / "accord"),
-            "--database-url",
-            url,
-            "--log-level",
-            "warning",
-        ],
-        env={
-            **os.environ,
-            "ACCORD_API_SECRET": secret,
-            "ACCORD_API_RATE_LIMIT": "100000000/minute",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "accord serve exited at start"
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=60)
 
 
 def test_two_servers_on_one_postgres_store_survive_a_sigkill(tmp_path: Path) -> None:
@@ -91,9 +33,10 @@ def test_two_servers_on_one_postgres_store_survive_a_sigkill(tmp_path: Path) -> 
         members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
         secret = secrets.token_urlsafe(32)
         with (
-            _accord_serve(tmp_path, url, secret) as (one, killed),
-            _accord_serve(tmp_path, url, secret) as (two, _),
+            accord_serve(tmp_path, secret, database_url=url) as first,
+            accord_serve(tmp_path, secret, database_url=url) as second,
         ):
+            one, two, killed = first.url, second.url, first.process
             with httpx.Client(base_url=one) as http:
                 token = app_token(http, world.chirp, world.chirp_secret)
             acknowledged: list[dict[str, Any]] = []

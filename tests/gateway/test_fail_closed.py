@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,27 @@ def test_a_failing_source_releases_nothing_and_is_logged(w: World) -> None:
     assert logged["rules"] == [ERROR_RULE]
     assert logged["allowed"] is False
     assert "no table 'friendships'" in logged["reason"]
+
+
+def test_an_exchange_past_its_deadline_logs_its_failure_and_no_release(w: World) -> None:
+    # The caller stopped waiting (a store stalled on the way): a release it will never receive
+    # is not logged, the failure is.
+    size = w.accord.ledger.head().size
+    late = Exchange(
+        PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() - 1
+    )
+    with pytest.raises(GatewayError, match="abandoned before its release was logged"):
+        w.gateway.exchange(late)
+    (logged,) = last_entries(w.accord.ledger, 1)
+    assert w.accord.ledger.head().size == size + 1
+    assert logged["kind"] == "decision"
+    assert logged["allowed"] is False
+    assert logged["rules"] == [ERROR_RULE]
+    # In time, the same exchange is released.
+    timely = Exchange(
+        PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() + 60
+    )
+    assert w.gateway.exchange(timely).receipts
 
 
 class BrokenPolicy(Accord):

@@ -107,6 +107,7 @@ def create_app(
         access,
         party_tokens,
         erasure_deadline=timedelta(days=config.erasure_deadline_days),
+        exchange_seconds=config.exchange_seconds,
     )
 
     @asynccontextmanager

@@ -4,7 +4,8 @@
     ├── InvalidToken     no bearer token, or one that is unknown, expired or revoked (401)
     ├── Forbidden        a valid token that does not reach this request; names the rule (403)
     ├── RateLimited      the app sent more requests than its limit allows (429)
-    └── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
+    ├── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
+    └── ExchangeTimedOut  an exchange ran past its time (a store stalled) and was abandoned (503)
 
 Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
 """
@@ -43,3 +44,15 @@ class RateLimitStoreUnreachable(AccordError):
     def __init__(self, store: str) -> None:
         self.store = store
         super().__init__(f"the rate-limit store at {store} cannot be reached; nothing was released")
+
+
+class ExchangeTimedOut(AccordError):
+    """An exchange did not finish within its time (a store that stalls): it is answered 503 and
+    abandoned; the door logs its failure, never its release, once it gets that far."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the exchange did not finish within {seconds:g} s and was abandoned; "
+            "nothing was released"
+        )

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from accord.api.errors import Forbidden, InvalidToken, RateLimited
+from accord.api.errors import ExchangeTimedOut, Forbidden, InvalidToken, RateLimited
 from accord.api.pages import error_page, wants_page
 from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound
 from accord.gateway import Refused, Unauthenticated
@@ -54,6 +54,7 @@ _STATUS: tuple[tuple[type[AccordError], int, str, str], ...] = (
     (InvalidInput, 422, "Invalid request", "invalid-input"),
     (NotFound, 404, "Not found", "not-found"),
     (LifecycleError, 409, "Conflict", "conflict"),
+    (ExchangeTimedOut, 503, "Service unavailable", "timed-out"),
 )
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -120,9 +121,10 @@ def for_error(exc: AccordError, instance: str | None = None) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     detail = str(exc)
     if status >= 500:
-        # The store's or a party's own message stays in the server's log.
         log.error("request to %s failed: %s", instance, exc)
-        detail = "a store or a party's database failed; nothing was released"
+        if not isinstance(exc, ExchangeTimedOut):
+            # The store's or a party's own message stays in the server's log.
+            detail = "a store or a party's database failed; nothing was released"
     return problem(
         status, title, detail, instance=instance, slug=slug, headers=headers or None, **extra
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from starlette.responses import Response
 
 from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.apps import PartnerApps
+from accord.api.errors import ExchangeTimedOut
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
@@ -135,6 +137,15 @@ class AppOut(BaseModel):
 
 
 EXCHANGE_THREADS = 40
+EXCHANGE_SECONDS = 30.0
+"""How long an exchange may take by default (``ACCORD_API_EXCHANGE_SECONDS``)."""
+DOOR_SHARE = 0.8
+"""The share of an exchange's time after which the door no longer logs its release: the rest
+is for a release being logged then to commit before the caller is answered 503, so that a
+release is logged only if it is answered."""
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "accord_exchange_deadline", default=None
+)
 """Exchanges a worker runs at once (as many as the thread pool FastAPI runs other routes in)."""
 
 
@@ -150,6 +161,7 @@ class Services:
         party_tokens: dict[str, str],
         *,
         erasure_deadline: timedelta = ERASURE_DEADLINE,
+        exchange_seconds: float = EXCHANGE_SECONDS,
     ) -> None:
         self.gateway = gateway
         self.apps = apps
@@ -158,6 +170,8 @@ class Services:
         self.threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="accord-exchange")
         self.erasure_deadline = erasure_deadline
         """How long a recipient has to acknowledge an erasure notice."""
+        self.exchange_seconds = exchange_seconds
+        """How long an exchange may take before it is answered 503 and abandoned."""
 
     def close(self) -> None:
         """Wait for the exchanges under way, then stop their threads."""
@@ -218,12 +232,20 @@ class ExchangeRoute(APIRoute):
 
         async def handle(request: HttpRequest) -> Response:
             body = await _json_body(request)
+            svc: Services = request.app.state.services
+            seconds = svc.exchange_seconds
             # Straight to the executor: anyio's hop (FastAPI's) costs about twice the CPU.
-            threads = request.app.state.services.threads
             context = contextvars.copy_context()
-            return await asyncio.get_running_loop().run_in_executor(
-                threads, context.run, _exchange_in_thread, request, body
+            context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
+            running = asyncio.get_running_loop().run_in_executor(
+                svc.threads, context.run, _exchange_in_thread, request, body
             )
+            try:
+                return await asyncio.wait_for(running, seconds)
+            except TimeoutError:
+                # A store that stalls holds the thread; the partner is answered, and the door
+                # will log the failure instead of the release if the store comes back.
+                raise ExchangeTimedOut(seconds) from None
 
         return handle
 
@@ -321,6 +343,7 @@ def exchange(
             group_by=tuple(body.group_by),
             measures=body.measures,
             client=who.app.client_id,
+            deadline=_DEADLINE.get(),
         )
     )
     d = release.decision

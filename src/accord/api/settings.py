@@ -66,6 +66,14 @@ class ApiSettings(BaseSettings):
             "with a scheduled `accord ledger checkpoint`)."
         ),
     )
+    exchange_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds an exchange may take before it is answered 503 and abandoned (a store that "
+            "stalls); an abandoned exchange logs its failure, never its release."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, in bytes."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
@@ -71,6 +72,8 @@ class _Plan:
     """Bare names of the decision's fields in this collection, in declaration order."""
     client: str | None = None
     """The partner app that asked, if one did (:attr:`Exchange.client`)."""
+    deadline: float | None = None
+    """When the caller stops waiting (:attr:`Exchange.deadline`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,7 @@ class Gateway:
             subject,
             fields,
             exchange.client,
+            exchange.deadline,
         )
 
     @staticmethod
@@ -727,7 +731,15 @@ class Gateway:
     def _log_release(
         self, plan: _Plan, outcome: _Outcome, granularity: Granularity, note: str = ""
     ) -> tuple[Receipt, ...]:
-        """Append the decision and the release together; returns once both are durable."""
+        """Append the decision and the release together; returns once both are durable.
+
+        Not once the caller has stopped waiting: a release it will never receive is not logged
+        (the failure is, by :meth:`exchange`)."""
+        if plan.deadline is not None and time.monotonic() > plan.deadline:
+            raise GatewayError(
+                "the exchange ran past its time (a store was slow to answer) and was abandoned "
+                "before its release was logged"
+            )
         request = plan.decision.request
         controller = plan.filter.controller
         fields = tuple(sorted(f"{plan.collection.name}.{name}" for name in outcome.fields))

@@ -160,6 +160,14 @@ def run(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Cores to use (default: all).")
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds to wait for each answer of a partner over HTTP before giving up.",
+        ),
+    ] = 120.0,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -181,7 +189,8 @@ def run(
             if theirs.startswith(("http://", "https://")):
                 from accord.pets.psi_http import HttpTransport
 
-                transport = stack.enter_context(closing(HttpTransport(theirs, party, token)))
+                transport = HttpTransport(theirs, party, token, timeout=timeout)
+                stack.enter_context(closing(transport))
             else:
                 their_records = read_records(Path(theirs), kind, column)
                 admit = admit_through_accord(accord, their_records, party, kind=kind, region=region)

@@ -131,8 +131,16 @@ def psi_app(
     return app
 
 
+TIMEOUT = 120.0
+"""Seconds to wait for the other side to connect, and to send each part of an answer: a side
+that stalls ends the match with an error after this long, not never. Answering a message of
+:data:`~accord.pets.psi.CHUNK` identifiers takes a few seconds."""
+
+
 class HttpTransport:
-    """The client's side: each frame is POSTed to ``{url}{prefix}/messages`` as ``party``."""
+    """The client's side: each frame is POSTed to ``{url}{prefix}/messages`` as ``party``;
+    a side that does not answer within ``timeout`` seconds, or hangs up, ends the match with a
+    :class:`MatchError` saying which."""
 
     def __init__(
         self,
@@ -141,7 +149,7 @@ class HttpTransport:
         token: str,
         *,
         client: httpx.Client | None = None,
-        timeout: float = 600.0,
+        timeout: float = TIMEOUT,
     ) -> None:
         self.endpoint = url.rstrip("/") + PREFIX + "/messages"
         self.headers = {
@@ -149,12 +157,23 @@ class HttpTransport:
             "Authorization": f"Bearer {token}",
             "Content-Type": MEDIA_TYPE,
         }
+        self.timeout = timeout
         self.client = client or httpx.Client(timeout=timeout)
 
     def call(self, data: bytes) -> bytes:
         """POST one frame; the answer frame (an ERROR frame when the server reports one)."""
         try:
             response = self.client.post(self.endpoint, content=data, headers=self.headers)
+        except httpx.TimeoutException as exc:
+            raise MatchError(
+                f"the other side at {self.endpoint} did not answer within {self.timeout:g} s; "
+                "the match was abandoned"
+            ) from exc
+        except httpx.RemoteProtocolError as exc:
+            raise MatchError(
+                f"the other side at {self.endpoint} hung up without answering; "
+                "the match was abandoned"
+            ) from exc
         except httpx.HTTPError as exc:
             raise MatchError(
                 f"the other side could not be reached at {self.endpoint}: {exc}"

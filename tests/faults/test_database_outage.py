@@ -1,0 +1,177 @@
+"""The database stops while the partner API is serving, then comes back.
+
+The API runs over a PostgreSQL store reached through a TCP proxy the test controls: cutting it
+closes every connection the server holds and refuses new ones, as a stopped database server
+does, without stopping the PostgreSQL server other tests share (a private server would need
+``initdb`` for each run, and could only be stopped between statements, not mid-request).
+
+While the link is cut every request is refused with 503 and an RFC 9457 problem document,
+nothing is released (no rows answered, no release logged that the partner did not get), and
+once the link is restored the same requests are served again, with the ledger whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from accord.api import ApiSettings
+from api.world import app_token, bearer, build_world, serving
+from databases import fresh_postgres_database
+from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
+from faults.proxy import Proxy, proxy_to
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def _assert_refused(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 503
+    assert "nothing was released" in problem["detail"]
+    assert "rows" not in problem
+    assert "Traceback" not in response.text
+    assert "psycopg" not in response.text  # the driver's message stays in the server's log
+
+
+@contextmanager
+def _proxied_database() -> Iterator[tuple[Proxy, str]]:
+    """A fresh PostgreSQL database, and its URL through a proxy this test controls."""
+    with fresh_postgres_database() as url:
+        real = make_url(url)
+        with proxy_to(real.host or "127.0.0.1", real.port or 5432) as link:
+            yield link, real.set(port=link.port).render_as_string(hide_password=False)
+
+
+def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
+    tmp_path: Path,
+) -> None:
+    with (
+        _proxied_database() as (link, proxied),
+        build_world(tmp_path, database_url=proxied) as world,
+        serving(world.app) as base,
+    ):
+        rows = world.sql("reelix", "SELECT member_id FROM linked_accounts")
+        members = [m for (m,) in rows]
+        ledger = world.accord.ledger
+        with httpx.Client(base_url=base, timeout=60) as http:
+            token = bearer(app_token(http, world.chirp, world.chirp_secret))
+            start = ledger.head().size
+            answers: list[httpx.Response] = []
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def partner(n: int) -> None:
+                with httpx.Client(base_url=base, timeout=60) as own:
+                    k = 0
+                    while not stop.is_set():
+                        member = members[(11 * n + k) % len(members)]
+                        k += 1
+                        r = own.post(LINK, json=link_read(member), headers=token)
+                        with lock:
+                            answers.append(r)
+
+            def served() -> int:
+                with lock:
+                    return sum(r.status_code == 200 for r in answers)
+
+            threads = [threading.Thread(target=partner, args=(n,)) for n in range(4)]
+            for thread in threads:
+                thread.start()
+            try:
+                while served() < 20:
+                    threading.Event().wait(0.02)
+                link.cut()  # mid-load: requests are in flight on every connection
+                for member in members[:3]:
+                    _assert_refused(http.post(LINK, json=link_read(member), headers=token))
+                # The other routes too: a token, the app's own page, the registry.
+                _assert_refused(
+                    http.post(
+                        "/oauth/token",
+                        data={"grant_type": "client_credentials"},
+                        auth=(world.chirp.client_id, world.chirp_secret),
+                    )
+                )
+                _assert_refused(http.get("/v1/app", headers=token))
+                _assert_refused(http.get("/v1/agreements"))
+                ready = http.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.headers["content-type"] == "application/problem+json"
+                link.restore()
+                before = served()
+                while served() < before + 20:
+                    threading.Event().wait(0.02)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join()
+            # Served again, from a fresh connection: the same read and readiness.
+            again = http.post(LINK, json=link_read(members[0]), headers=token)
+            assert again.status_code == 200, again.text
+            assert http.get("/readyz").status_code == 200
+        ok: list[dict[str, Any]] = []
+        for r in answers:
+            if r.status_code == 200:
+                ok.append(r.json())
+            else:
+                _assert_refused(r)
+        ok.append(again.json())
+        # Every acknowledged release is logged, and no release is logged that no
+        # partner received.
+        assert assert_logged(ledger, ok) == len(ok)
+        assert len(releases_from(ledger, start)) == len(ok)
+        assert_verifies(ledger)
+
+
+def test_an_exchange_held_by_a_stalled_database_is_answered_and_never_logged_as_released(
+    tmp_path: Path,
+) -> None:
+    # A database that hangs keeps its connections open and answers nothing: without a time
+    # limit an exchange would wait for as long as it hangs.
+    with _proxied_database() as (link, proxied):
+        settings = ApiSettings(exchange_seconds=2)
+        with (
+            build_world(tmp_path, settings, database_url=proxied) as world,
+            serving(world.app) as base,
+            httpx.Client(base_url=base, timeout=60) as http,
+        ):
+            ledger = world.accord.ledger
+            token = bearer(app_token(http, world.chirp, world.chirp_secret))
+            first = http.post(LINK, json=link_read("r0000001"), headers=token)
+            assert first.status_code == 200, first.text
+            start = ledger.head().size
+            link.stall()
+            try:
+                held = http.post(LINK, json=link_read("r0000002"), headers=token)
+            finally:
+                link.resume()
+            _assert_refused(held)
+            assert held.json()["detail"] == (
+                "the exchange did not finish within 2 s and was abandoned; nothing was released"
+            )
+            # The database answers again: the abandoned exchange goes on, and logs that it
+            # was abandoned instead of a release nobody received.
+            failures: list[dict[str, Any]] = []
+            for _ in range(600):
+                entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+                failures = [e for e in entries if "abandoned" in e.get("reason", "")]
+                if failures:
+                    break
+                threading.Event().wait(0.1)
+            (failure,) = failures
+            assert failure["kind"] == "decision"
+            assert failure["allowed"] is False
+            assert failure["rules"] == ["gateway:error"]
+            assert releases_from(ledger, start) == []
+            again = http.post(LINK, json=link_read("r0000002"), headers=token)
+            assert again.status_code == 200, again.text
+            assert assert_logged(ledger, [again.json()]) == 1
+            assert_verifies(ledger)

@@ -1,0 +1,92 @@
+"""``accord serve`` as a process of its own, over a world's parties and store, for tests that
+need one (a signal, a resource limit, two servers on one store); and a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass
+class Served:
+    """A running ``accord serve``: its URL, its process, the lines of its log so far."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    lines: list[str]
+
+    @property
+    def log(self) -> str:
+        """The server's log (read through a pipe: a file limit on the server leaves it whole)."""
+        return "".join(self.lines)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def accord_serve(folder: Path, secret: str, *, database_url: str | None = None) -> Iterator[Served]:
+    """``accord serve`` (one worker) on a free port over the world built in ``folder`` (its store
+    there, or at ``database_url``), answering when yielded."""
+    port = free_port()
+    store = ["--database-url", database_url] if database_url else []
+    process = subprocess.Popen(  # noqa: S603  (our own command, by path)
+        [
+            str(Path(sys.executable).parent / "accord"),
+            "serve",
+            "--port",
+            str(port),
+            "--scenario",
+            str(folder / "parties"),
+            "--data-dir",
+            str(folder / "accord"),
+            *store,
+            "--log-level",
+            "warning",
+        ],
+        env={
+            **os.environ,
+            "ACCORD_API_SECRET": secret,
+            "ACCORD_API_RATE_LIMIT": "100000000/minute",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(
+        target=lambda out: lines.extend(line.decode() for line in out), args=(process.stdout,)
+    )
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.1)
+        yield Served(url, process, lines)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=60)
+        reader.join()
+        process.stdout.close()
