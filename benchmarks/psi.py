@@ -5,7 +5,7 @@ sets and the same machine, in one run:
 
 1. **Accord**: :func:`accord.pets.psi.intersect`, both sides in this process exchanging the same
    frames as over HTTP, every core used through the process pool of
-   :class:`accord.pets.psi_curve.Engine`; the client learns the intersection.
+   :class:`accord.pets.psi.curve.Engine`; the client learns the intersection.
 2. **OpenMined PSI** (``openmined-psi``, P-256, its C++ core), revealing the intersection, with
    the server's setup sent raw (no Bloom filter or Golomb-compressed set, so every element is
    exact, as in Accord's protocol).
@@ -47,10 +47,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from accord.pets import psi_curve as curve
+from accord.pets.psi import curve
 from accord.pets.psi import intersect
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_ids import encode
+from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.ids import encode
 
 console = Console(width=None if Console().is_terminal else 160)
 SAMPLE = 40_000  # identifiers per rate measurement

@@ -9,9 +9,9 @@ import pytest
 
 from accord.errors import InvalidInput
 from accord.gateway import Refused
-from accord.pets import psi_curve as curve
+from accord.pets.psi import curve
 from accord.pets.psi import LocalTransport, Server
-from accord.pets.psi_accord import (
+from accord.pets.psi.consented import (
     FAILED_RULE,
     NOT_MATCH_ONLY_RULE,
     admit_through_accord,
@@ -19,8 +19,8 @@ from accord.pets.psi_accord import (
     feed,
     match_through_accord,
 )
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_wire import Frame, MatchRefused, Type, decode
+from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.wire import Frame, MatchRefused, Type, decode
 from accord.service import Accord, person_ref
 from pets.psi_world import ADS, AUDIENCE, records, request, store
 

@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.gateway import Keyring
-from accord.pets import psi_curve as curve
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_cli import app, read_records
-from accord.pets.psi_http import psi_app
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.cli import app, read_records
+from accord.pets.psi.http import psi_app
 from pets.psi_world import ADS, AUDIENCE, records, serving, store
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from accord.gateway import Keyring
-from accord.pets import psi_curve as curve
-from accord.pets.psi_accord import ask_for, match_through_accord
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
-from accord.pets.psi_wire import (
+from accord.pets.psi import curve
+from accord.pets.psi.consented import ask_for, match_through_accord
+from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
+from accord.pets.psi.wire import (
     Frame,
     MatchError,
     MatchRefused,

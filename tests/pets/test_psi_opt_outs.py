@@ -24,7 +24,7 @@ import yaml_text
 from accord import agreements as ag
 from accord.cli import app as accord_app
 from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
-from accord.pets.psi_cli import app as psi_app
+from accord.pets.psi.cli import app as psi_app
 from accord.service import Accord
 from pets.psi_world import ADS, AGREEMENT, AUDIENCE, EMAIL, NOW
 

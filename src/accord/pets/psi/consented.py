@@ -32,11 +32,11 @@ from accord.errors import AccordError, InvalidInput
 from accord.gateway.errors import Refused
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
-from accord.pets import psi_curve as curve
-from accord.pets.psi import Admit, Result, Transport, match
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_ids import encode, normalise
-from accord.pets.psi_wire import MatchError, MatchRefused, ProtocolError
+from accord.pets.psi import curve
+from accord.pets.psi.ecdh import Admit, Result, Transport, match
+from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.ids import encode, normalise
+from accord.pets.psi.wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision
 from accord.requests import Request
 from accord.service import Accord, decision_entry, person_refs, refusal_entry

@@ -1,7 +1,7 @@
 """What a private match is asked for: the kind of identifiers matched, and what the client learns.
 
 The names live apart from the protocol (:mod:`accord.pets.psi`) and the normalisation
-(:mod:`accord.pets.psi_ids`), so that naming one (an option of ``accord psi``) loads neither
+(:mod:`accord.pets.psi.ids`), so that naming one (an option of ``accord psi``) loads neither
 libsodium nor libphonenumber.
 """
 

@@ -4,7 +4,7 @@ The protocol is elliptic-curve Diffie–Hellman matching (C. Meadows, "A more ef
 cryptographic matchmaking protocol", IEEE S&P 1986; B. Huberman, M. Franklin, T. Hogg,
 "Enhancing privacy and trust in electronic communities", ACM EC 1999), secure against parties
 that follow it (semi-honest), with ``H`` a hash onto Curve25519 and ``a``, ``b`` the two sides'
-secret keys (:mod:`accord.pets.psi_curve`)::
+secret keys (:mod:`accord.pets.psi.curve`)::
 
     client (learns the result)                     server
     HELLO: mode, |X|, the Accord request   ──▶   decide; open a session; key b
@@ -22,13 +22,13 @@ are (``size``). The server learns only how many identifiers the client has. Neit
 identifier, or a hash of one: every value that crosses is blinded by a key the receiver lacks.
 
 Work is streamed in chunks (:data:`CHUNK` identifiers per message), each spread over every core
-by :class:`~accord.pets.psi_curve.Engine`; the client keeps one 32-byte value per identifier of
+by :class:`~accord.pets.psi.curve.Engine`; the client keeps one 32-byte value per identifier of
 its own, the server one per identifier of the client's in size-only mode.
 
-Messages are the frames of :mod:`accord.pets.psi_wire`; :class:`Server` answers one frame with
-one frame, whether the frame came over HTTP (:mod:`accord.pets.psi_http`) or from this process
+Messages are the frames of :mod:`accord.pets.psi.wire`; :class:`Server` answers one frame with
+one frame, whether the frame came over HTTP (:mod:`accord.pets.psi.http`) or from this process
 (:class:`LocalTransport`). Whom each side feeds in is decided by Accord
-(:mod:`accord.pets.psi_accord`).
+(:mod:`accord.pets.psi.consented`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from accord.errors import AccordError
-from accord.pets import psi_curve as curve
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_ids import encode, normalise
-from accord.pets.psi_wire import (
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.ids import encode, normalise
+from accord.pets.psi.wire import (
     Frame,
     MatchError,
     ProtocolError,
@@ -117,7 +117,7 @@ def _chunks(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
 Admit = Callable[[Mapping[str, Any], "Mode"], Sequence[bytes]]
 """Given the HELLO's ``request`` (what the match is for) and mode, the server's identifiers.
 
-Raises :class:`~accord.pets.psi_wire.MatchRefused` (or any Accord error) to release nothing.
+Raises :class:`~accord.pets.psi.wire.MatchRefused` (or any Accord error) to release nothing.
 """
 
 
@@ -284,7 +284,7 @@ def match(
     """Run the protocol as the client over ``transport``; ``ours`` are encoded identifiers.
 
     ``request`` says what the match is for (the server's Accord decides it). Raises
-    :class:`~accord.pets.psi_wire.MatchError` on failure; nothing is learned then.
+    :class:`~accord.pets.psi.wire.MatchError` on failure; nothing is learned then.
     """
     items = list(dict.fromkeys(ours))
     link = _Counted(transport)
