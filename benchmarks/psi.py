@@ -47,8 +47,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from accord.pets.psi import curve
-from accord.pets.psi import intersect
+from accord.pets.psi import curve, intersect
 from accord.pets.psi.choices import Kind, Mode
 from accord.pets.psi.ids import encode
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accord.pets.psi import curve
-from accord.pets.psi import LocalTransport, Mode, Server, identifiers, intersect, match
+from accord.pets.psi import LocalTransport, Mode, Server, curve, identifiers, intersect, match
 from accord.pets.psi.ids import Kind, encode, normalise
 from accord.pets.psi.wire import HEADER_BYTES, Frame, ProtocolError, Type, decode, json_frame
 

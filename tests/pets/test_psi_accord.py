@@ -9,8 +9,8 @@ import pytest
 
 from accord.errors import InvalidInput
 from accord.gateway import Refused
-from accord.pets.psi import curve
-from accord.pets.psi import LocalTransport, Server
+from accord.pets.psi import LocalTransport, Server, curve
+from accord.pets.psi.choices import Kind, Mode
 from accord.pets.psi.consented import (
     FAILED_RULE,
     NOT_MATCH_ONLY_RULE,
@@ -19,7 +19,6 @@ from accord.pets.psi.consented import (
     feed,
     match_through_accord,
 )
-from accord.pets.psi.choices import Kind, Mode
 from accord.pets.psi.wire import Frame, MatchRefused, Type, decode
 from accord.service import Accord, person_ref
 from pets.psi_world import ADS, AUDIENCE, records, request, store

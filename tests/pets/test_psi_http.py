@@ -13,8 +13,8 @@ import pytest
 
 from accord.gateway import Keyring
 from accord.pets.psi import curve
-from accord.pets.psi.consented import ask_for, match_through_accord
 from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.consented import ask_for, match_through_accord
 from accord.pets.psi.http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
 from accord.pets.psi.wire import (
     Frame,

@@ -34,11 +34,10 @@ from accord.errors import InvalidInput, NotFound
 from accord.ledger.entries import AudienceChange, AudienceEntry
 from accord.ledger.log import Receipt
 from accord.pets import lookalike
-from accord.pets.psi import curve
 from accord.pets.lookalike import Floats, Lookalike
-from accord.pets.psi import LocalTransport, Server
-from accord.pets.psi.consented import admit_through_accord, ask_for, match_through_accord
+from accord.pets.psi import LocalTransport, Server, curve
 from accord.pets.psi.choices import Kind
+from accord.pets.psi.consented import admit_through_accord, ask_for, match_through_accord
 from accord.requests import Request
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
 

@@ -32,8 +32,8 @@ from accord.requests import Request
 
 if TYPE_CHECKING:
     # The protocol, its curve and its HTTP server are imported when a command runs.
-    from accord.pets.psi.ecdh import Transport
     from accord.pets.psi.consented import Matched, Records
+    from accord.pets.psi.ecdh import Transport
 
 app = typer.Typer(
     help="Private matching: which of our people a partner also has, without either side "
@@ -165,9 +165,9 @@ def run(
 ) -> None:
     """Match our people with the partner's; print how many matched (and, with --out, who)."""
     from accord.pets.psi import curve
-    from accord.pets.psi.ecdh import LocalTransport, Server
     from accord.pets.psi.consented import admit_through_accord, ask_for
     from accord.pets.psi.consented import match_through_accord as through_accord
+    from accord.pets.psi.ecdh import LocalTransport, Server
 
     try:
         records = read_records(ours, kind, column)

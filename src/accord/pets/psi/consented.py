@@ -33,8 +33,8 @@ from accord.gateway.errors import Refused
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.pets.psi import curve
-from accord.pets.psi.ecdh import Admit, Result, Transport, match
 from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.ecdh import Admit, Result, Transport, match
 from accord.pets.psi.ids import encode, normalise
 from accord.pets.psi.wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision

@@ -26,9 +26,9 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.gateway.keyring import Keyring
 from accord.pets.psi import curve
-from accord.pets.psi.ecdh import Server
-from accord.pets.psi.consented import Records, admit_through_accord
 from accord.pets.psi.choices import Kind
+from accord.pets.psi.consented import Records, admit_through_accord
+from accord.pets.psi.ecdh import Server
 from accord.pets.psi.wire import (
     MatchError,
     MatchUnauthenticated,
