@@ -89,7 +89,32 @@ _WHERE = {
     ),
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "CHUNK",
+    "MAX_CHUNK",
+    "MAX_ITEMS",
+    "AccordError",
+    "Admit",
+    "Frame",
+    "Kind",
+    "LocalTransport",
+    "MatchError",
+    "Mode",
+    "ProtocolError",
+    "Result",
+    "Server",
+    "Transport",
+    "Type",
+    "decode",
+    "encode",
+    "error_frame",
+    "identifiers",
+    "intersect",
+    "json_frame",
+    "match",
+    "normalise",
+    "raise_error",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,3 +22,27 @@ class Mode(StrEnum):
 
     INTERSECTION = "intersection"
     SIZE = "size"
+
+
+class Protocol(StrEnum):
+    """How the match is computed (see :mod:`accord.pets.psi`)."""
+
+    ECDH = "ecdh"
+    OPRF = "oprf"
+
+
+OPRF_FROM = 2_000
+"""Client identifiers from which the OPRF protocol is the faster (``benchmarks/psi.py``)."""
+OPRF_MAX = 1 << 25
+"""The most client identifiers the OPRF protocol takes (:mod:`accord.pets.psi.params`)."""
+
+
+def choose(mode: Mode, count: int) -> Protocol:
+    """The protocol for a match of ``count`` client identifiers, when none is named.
+
+    Only ECDH can reveal just the size of the intersection; of the two, OPRF is the faster from
+    :data:`OPRF_FROM` identifiers.
+    """
+    if mode is Mode.INTERSECTION and OPRF_FROM <= count <= OPRF_MAX:
+        return Protocol.OPRF
+    return Protocol.ECDH
