@@ -54,7 +54,14 @@ from typing import TypeVar
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from accord.pets.psi.ot import OtSender, ot_receive, prg_rows, random_bits
+from accord.pets.psi.ot import (
+    OtSender,
+    extend_receive,
+    extend_send,
+    ot_receive,
+    prg_rows,
+    random_bits,
+)
 from accord.pets.psi.params import Params, params
 from accord.pets.psi.wire import Frame, ProtocolError, Type
 
@@ -176,8 +183,9 @@ class SenderSession:
         if len(frame.payload) != (last - first) * p.column_bytes:
             raise ProtocolError(f"MATRIX {frame.seq} holds {len(frame.payload)} bytes")
         u = np.frombuffer(frame.payload, dtype=np.uint8).reshape(last - first, p.column_bytes)
-        mask = np.array(self.choices[first:last], dtype=np.uint8)[:, None] * np.uint8(0xFF)
-        self.matrix[first:last] = prg_rows(self.seeds[first:last], p.column_bytes) ^ (u & mask)
+        self.matrix[first:last] = extend_receive(
+            self.seeds[first:last], self.choices[first:last], u
+        )
         self.blocks += 1
         return Frame(Type.ACK, frame.session, frame.seq)
 
@@ -262,8 +270,8 @@ def client_values(
         seeds = zeros[first : first + p.block_columns]
         columns = _Columns(p, key, hashed=hashed, rows=rows, first=first, seeds=seeds)
         _each(workers, columns.fill, n)
-        u = columns.a ^ prg_rows(ones[first : columns.last], p.column_bytes)
-        u ^= np.packbits(columns.d, axis=1, bitorder="little")
+        d = np.packbits(columns.d, axis=1, bitorder="little")
+        u = extend_send(columns.a, ones[first : columns.last], d)
         send(Frame(Type.MATRIX, seq=block, payload=u.tobytes()))
     send(Frame(Type.PRF_KEY, payload=key))
     return np.concatenate(
