@@ -159,7 +159,8 @@ def test_output_length_bounds_false_matches_by_two_to_the_minus_forty():
     p = params(1_000_000, 1_000_000)
     # n1 · n2 · 2^-l2 ≤ 2^-40 (the paper: l2 = sigma + log2 n1 + log2 n2).
     assert math.log2(1_000_000) * 2 - 8 * p.out_bytes <= -40
-    assert p.height >= 1_000_000 and p.height & (p.height - 1) == 0
+    assert p.height >= 1_000_000
+    assert p.height & (p.height - 1) == 0
 
 
 def test_parameters_refuse_a_set_too_large():
