@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from accord.errors import InvalidInput
+
 
 class Kind(StrEnum):
     """What an identifier is."""
@@ -46,3 +48,13 @@ def choose(mode: Mode, count: int) -> Protocol:
     if mode is Mode.INTERSECTION and OPRF_FROM <= count <= OPRF_MAX:
         return Protocol.OPRF
     return Protocol.ECDH
+
+
+def check(protocol: Protocol | None, mode: Mode) -> None:
+    """Refuse a protocol named for a mode it cannot give, before anything is decided or sent."""
+    if protocol is Protocol.OPRF and mode is not Mode.INTERSECTION:
+        raise InvalidInput(
+            "the OPRF protocol shows the client which of its identifiers matched; for the size "
+            "alone, use --protocol ecdh",
+            where="--protocol oprf",
+        )

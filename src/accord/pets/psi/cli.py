@@ -27,7 +27,7 @@ from rich.markup import escape
 from accord.consent import Operation
 from accord.console import DatabaseUrl, DataDir, open_accord
 from accord.errors import AccordError, InvalidInput
-from accord.pets.psi.choices import Kind, Mode
+from accord.pets.psi.choices import OPRF_FROM, Kind, Mode, Protocol, check
 from accord.requests import Request
 
 if TYPE_CHECKING:
@@ -148,6 +148,15 @@ def run(
     mode: Annotated[
         Mode, typer.Option("--mode", help="intersection: which; size: only how many.")
     ] = Mode.INTERSECTION,
+    protocol: Annotated[
+        Protocol | None,
+        typer.Option(
+            "--protocol",
+            help="ecdh: Diffie–Hellman on Curve25519, the only one for --mode size; oprf: an "
+            "oblivious PRF from oblivious transfers, faster on large sets (default: oprf from "
+            f"{OPRF_FROM:,} of our identifiers in intersection mode, ecdh otherwise).",
+        ),
+    ] = None,
     token: Annotated[
         str,
         typer.Option(
@@ -170,6 +179,7 @@ def run(
     from accord.pets.psi.ecdh import LocalTransport, Server
 
     try:
+        check(protocol, mode)
         records = read_records(ours, kind, column)
         categories = category or ["user.contact.email"]
         ours_out = _request(partner, agreement, clause, purpose, categories)
@@ -196,6 +206,7 @@ def run(
                 mode=mode,
                 engine=engine,
                 region=region,
+                protocol=protocol,
             )
     except AccordError as exc:
         raise _fail(exc) from None
