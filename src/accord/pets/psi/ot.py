@@ -116,7 +116,7 @@ def extend_send(a: np.ndarray, ones: Sequence[bytes], columns: np.ndarray) -> np
     """The OT sender's extension: ``u_i = A_i ⊕ G(k_i^1) ⊕ D_i``, where ``A_i = G(k_i^0)``
     (:func:`prg_rows` of the seeds ``k_i^0``); ``a``, ``columns`` (the ``D_i``) and the result
     are rows of packed bytes."""
-    u = a ^ prg_rows(ones, columns.shape[1])
+    u: np.ndarray = np.bitwise_xor(a, prg_rows(ones, columns.shape[1]))
     u ^= columns
     return u
 
@@ -124,7 +124,8 @@ def extend_send(a: np.ndarray, ones: Sequence[bytes], columns: np.ndarray) -> np
 def extend_receive(seeds: Sequence[bytes], choices: Sequence[int], u: np.ndarray) -> np.ndarray:
     """The OT receiver's extension: ``C_i = G(k_i^{c_i}) ⊕ c_i·u_i`` (rows of packed bytes)."""
     mask = np.array(choices, dtype=np.uint8)[:, None] * np.uint8(0xFF)
-    return prg_rows(seeds, u.shape[1]) ^ (u & mask)
+    c: np.ndarray = np.bitwise_xor(prg_rows(seeds, u.shape[1]), u & mask)
+    return c
 
 
 def random_bits(count: int) -> list[int]:
