@@ -257,6 +257,16 @@ def bench(n: int, workers: int, seed: int, progress: Progress) -> dict[str, Any]
     }
 
 
+def show(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of right-aligned columns."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def oprf_only(sizes: list[int], workers: int, seed: int) -> None:
     """The OPRF protocol alone at each size: seconds, peak memory, against the goals."""
     results = []
@@ -275,18 +285,20 @@ def oprf_only(sizes: list[int], workers: int, seed: int) -> None:
                 "oprf_bytes": r["bytes"],
                 "time_vs_ten_minutes_ratio": round(r["seconds"] / 600, 3),
             })  # fmt: skip
-    table = Table(title=f"OPRF private set intersection, {workers} cores, half the items shared")
-    for column in ("n × n", "seconds", "CPU s", "peak MB", "MB sent"):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(
-            f"{r['n']:,}",
-            f"{r['oprf_s']:.1f}",
-            f"{r['oprf_cpu_s']:.1f}",
-            f"{r['oprf_peak_mb']:.0f}",
-            f"{r['oprf_bytes'] / 1e6:.0f}",
-        )
-    console.print(table)
+    show(
+        f"OPRF private set intersection, {workers} cores, half the items shared",
+        ("n × n", "seconds", "CPU s", "peak MB", "MB sent"),
+        [
+            (
+                f"{r['n']:,}",
+                f"{r['oprf_s']:.1f}",
+                f"{r['oprf_cpu_s']:.1f}",
+                f"{r['oprf_peak_mb']:.0f}",
+                f"{r['oprf_bytes'] / 1e6:.0f}",
+            )
+            for r in results
+        ],
+    )
     flat = {f"{k}_{r['n']}": v for r in results for k, v in r.items() if k != "n"}
     goal = all(r["time_vs_ten_minutes_ratio"] <= 1 for r in results)
     print(json.dumps({"benchmark": "psi-oprf", "workers": workers, "goal_time_met": goal, **flat}))
@@ -307,12 +319,14 @@ def crossover(workers: int, seed: int) -> None:
                 intersect(a, b, engine=engine, protocol=protocol)
                 times[protocol.value] = time.perf_counter() - start
             rows.append({"n": n, **times, "ratio": times["ecdh"] / times["oprf"]})
-    table = Table(title="ECDH against OPRF on small sets")
-    for column in ("n × n", "ECDH s", "OPRF s", "ECDH / OPRF"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(f"{r['n']:,}", f"{r['ecdh']:.2f}", f"{r['oprf']:.2f}", f"{r['ratio']:.2f}")
-    console.print(table)
+    show(
+        "ECDH against OPRF on small sets",
+        ("n × n", "ECDH s", "OPRF s", "ECDH / OPRF"),
+        [
+            (f"{r['n']:,}", f"{r['ecdh']:.2f}", f"{r['oprf']:.2f}", f"{r['ratio']:.2f}")
+            for r in rows
+        ],
+    )
     wins = [r["n"] for r in rows if r["ratio"] > 1]
     flat = {f"ecdh_vs_oprf_time_ratio_{r['n']}": round(r["ratio"], 2) for r in rows}
     print(
