@@ -103,7 +103,7 @@ def run_accord(n: int, seed: int, workers: int) -> dict[str, Any]:
         start = time.perf_counter()
         a = [encode(Kind.EMAIL, s) for s in ours]
         b = [encode(Kind.EMAIL, s) for s in theirs]
-        result = intersect(a, b, mode=Mode.INTERSECTION, engine=engine)
+        result = intersect(a, b, mode=Mode.INTERSECTION, engine=engine, protocol=Protocol.ECDH)
         seconds = time.perf_counter() - start
         peaks = {int(p) for p in engine.map(worker_peak, range(4 * workers))}
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
