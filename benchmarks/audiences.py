@@ -34,10 +34,9 @@ from accord.ads.model import Advertiser, Audience
 from accord.ads.store import AdsStore
 from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
 from accord.pets import lookalike
-from accord.pets import psi_curve as curve
-from accord.pets.psi import intersect
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_ids import encode, normalise
+from accord.pets.psi import curve, intersect
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.ids import encode, normalise
 from accord.service import Accord
 
 console = Console(width=None if Console().is_terminal else 160)

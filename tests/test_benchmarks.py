@@ -86,6 +86,8 @@ def test_the_psi_benchmark_matches_beside_openmined_and_the_floor() -> None:
     # Half of each side's 5,000 identifiers are shared, and the protocol finds exactly them.
     assert result["intersection_5000"] == 2_500
     assert float(result["speed_vs_openmined_ratio_5000"]) > 0
+    assert float(result["oprf_speed_vs_openmined_ratio_5000"]) > 0
+    assert float(result["oprf_peak_mb_5000"]) > 0
 
 
 def test_the_cleanroom_benchmark_runs_the_report_beside_raw_duckdb() -> None:

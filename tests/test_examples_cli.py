@@ -14,8 +14,8 @@ from accord import agreements as ag
 from accord.cli import app
 from accord.examples_cli import WHAT
 from accord.person_cli import read_people
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_cli import read_records
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.cli import read_records
 from accord.pets.reports import report_rule
 from accord.pets.rules import load_rule
 

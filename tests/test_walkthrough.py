@@ -191,6 +191,10 @@ CHECKS: list[tuple[str, Check]] = [
     ),
     (r"^cat accord-psi/matched\.txt$", lines_are("c0000001", "c0000002")),
     (r"^accord psi run .* --mode size$", printed_as_shown("psi.md", "learns only how many:")),
+    (
+        r"^accord psi run .* --protocol oprf$",
+        printed_as_shown("psi.md", "With the OPRF protocol it prints"),
+    ),
     (r"^accord agreement check ", has("chirp-reelix.yaml: valid")),
     (r"^accord agreement register ", has("registered chirp-reelix v1: draft")),
     (r"^accord agreement review ", has("approved (reviewed by Privacy board)")),

@@ -45,7 +45,7 @@ from accord.examples_cli import command as examples_command
 from accord.ledger.cli import app as ledger_app
 from accord.person_cli import app as person_app
 from accord.pets.cleanroom_cli import app as cleanroom_app
-from accord.pets.psi_cli import app as psi_app
+from accord.pets.psi.cli import app as psi_app
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario import ADS_BY_DEFAULT_FROM, ADS_BY_DEFAULT_UP_TO, AUDIT_BY_DEFAULT_UP_TO
 from accord.scenario.cli import app as scenario_app

@@ -23,8 +23,8 @@ from accord.cli import app as cli
 from accord.errors import AccordError, InvalidInput
 from accord.person_cli import read_people
 from accord.pets.checks import QueryRefused, check_query
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_cli import read_records
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.cli import read_records
 from accord.pets.rules import parse_rule
 from accord.sources import datasets
 

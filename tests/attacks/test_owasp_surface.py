@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from accord.errors import AccordError
-from accord.pets import psi_curve as curve
-from accord.pets.psi_accord import FAILED_RULE, ask_for, match_through_accord
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_http import MEDIA_TYPE, HttpTransport, accord_servers
-from accord.pets.psi_wire import Frame, Type, decode, json_frame
+from accord.pets.psi import curve
+from accord.pets.psi.consented import FAILED_RULE, ask_for, match_through_accord
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.http import MEDIA_TYPE, HttpTransport, accord_servers
+from accord.pets.psi.wire import Frame, Type, decode, json_frame
 from accord.service import Accord
 from api.world import World, app_token, bearer
 from attacks.helpers import exchanges, refused, watch

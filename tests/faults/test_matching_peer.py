@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from accord.pets.psi_cli import app
+from accord.pets.psi.cli import app
 from accord.service import Accord
 from faults.helpers import assert_verifies
 from pets.psi_world import store

@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accord.pets import psi_curve as curve
-from accord.pets.psi import LocalTransport, Mode, Server, identifiers, intersect, match
-from accord.pets.psi_ids import Kind, encode, normalise
-from accord.pets.psi_wire import HEADER_BYTES, Frame, ProtocolError, Type, decode, json_frame
+from accord.pets.psi import LocalTransport, Mode, Server, curve, identifiers, intersect, match
+from accord.pets.psi.ids import Kind, encode, normalise
+from accord.pets.psi.wire import HEADER_BYTES, Frame, ProtocolError, Type, decode, json_frame
 
 pytestmark = pytest.mark.unit
 

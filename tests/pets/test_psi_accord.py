@@ -9,9 +9,9 @@ import pytest
 
 from accord.errors import InvalidInput
 from accord.gateway import Refused
-from accord.pets import psi_curve as curve
-from accord.pets.psi import LocalTransport, Server
-from accord.pets.psi_accord import (
+from accord.pets.psi import LocalTransport, Server, curve
+from accord.pets.psi.choices import Kind, Mode, Protocol
+from accord.pets.psi.consented import (
     FAILED_RULE,
     NOT_MATCH_ONLY_RULE,
     admit_through_accord,
@@ -19,8 +19,7 @@ from accord.pets.psi_accord import (
     feed,
     match_through_accord,
 )
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_wire import Frame, MatchRefused, Type, decode
+from accord.pets.psi.wire import Frame, MatchRefused, Type, decode
 from accord.service import Accord, person_ref
 from pets.psi_world import ADS, AUDIENCE, records, request, store
 
@@ -78,7 +77,10 @@ def test_only_allowed_people_are_fed_in_and_the_release_is_logged(
         assert bool(releases) == (f"{prefix}{i}" in fed)
 
 
-def test_match_through_accord_matches_only_people_allowed_on_both_sides(accord: Accord) -> None:
+@pytest.mark.parametrize("protocol", [Protocol.ECDH, Protocol.OPRF])
+def test_match_through_accord_matches_only_people_allowed_on_both_sides(
+    accord: Accord, protocol: Protocol
+) -> None:
     server = reelix_server(accord)
     matched = match_through_accord(
         accord,
@@ -88,6 +90,7 @@ def test_match_through_accord_matches_only_people_allowed_on_both_sides(accord: 
         ask=ask_for(request("reelix")),
         kind=Kind.EMAIL,
         engine=curve.Engine(1),
+        protocol=protocol,
     )
     # Alice (c1/m1) and Erin (c5/m5, the same Gmail mailbox) are fed in on both sides. Bob is
     # fed in at Reelix only (c2 opted out), Frank at Chirp only (m4 never consented), Carol on

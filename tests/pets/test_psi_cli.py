@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.gateway import Keyring
-from accord.pets import psi_curve as curve
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_cli import app, read_records
-from accord.pets.psi_http import psi_app
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.cli import app, read_records
+from accord.pets.psi.http import psi_app
 from pets.psi_world import ADS, AUDIENCE, records, serving, store
 
 pytestmark = pytest.mark.integration
@@ -42,12 +42,14 @@ def args(folder: Path, theirs: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_run_in_process_prints_the_count_and_writes_who(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["ecdh", "oprf"])
+def test_run_in_process_prints_the_count_and_writes_who(tmp_path: Path, protocol: str) -> None:
     with store(tmp_path):
         pass
     theirs = write(tmp_path / "reelix.csv", "reelix")
     out = tmp_path / "matched.txt"
-    result = CliRunner().invoke(app, args(tmp_path, str(theirs), "--out", str(out)))
+    extra = ("--out", str(out), "--protocol", protocol)
+    result = CliRunner().invoke(app, args(tmp_path, str(theirs), *extra))
     assert result.exit_code == 0, result.output
     assert "2 of our 3 identifiers (3 people allowed to take part)" in result.output
     assert out.read_text() == "c1\nc5\n"
@@ -66,7 +68,21 @@ def test_run_size_only_says_how_many_and_writes_no_one(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_run_against_a_partner_over_http(tmp_path: Path) -> None:
+def test_size_only_with_the_oprf_protocol_exits_2_before_anything_is_decided(
+    tmp_path: Path,
+) -> None:
+    with store(tmp_path):
+        pass
+    theirs = write(tmp_path / "reelix.csv", "reelix")
+    extra = ("--mode", "size", "--protocol", "oprf")
+    result = CliRunner().invoke(app, args(tmp_path, str(theirs), *extra))
+    assert result.exit_code == 2
+    assert "--protocol ecdh" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("protocol", ["ecdh", "oprf"])
+def test_run_against_a_partner_over_http(tmp_path: Path, protocol: str) -> None:
     partner = tmp_path / "partner"
     with store(partner) as accord:
         keyring = Keyring()
@@ -77,7 +93,8 @@ def test_run_against_a_partner_over_http(tmp_path: Path) -> None:
         with serving(served) as url:
             with store(tmp_path / "us"):
                 pass
-            result = CliRunner().invoke(app, args(tmp_path / "us", url, "--token", token))
+            extra = ("--token", token, "--protocol", protocol)
+            result = CliRunner().invoke(app, args(tmp_path / "us", url, *extra))
     assert result.exit_code == 0, result.output
     assert "2 of our people matched" in result.output
 

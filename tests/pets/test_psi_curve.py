@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from nacl import bindings as sodium
 
 from accord.errors import InvalidInput
-from accord.pets import psi_curve as curve
+from accord.pets.psi import curve
 
 pytestmark = pytest.mark.unit
 

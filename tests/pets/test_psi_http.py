@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from accord.gateway import Keyring
-from accord.pets import psi_curve as curve
-from accord.pets.psi_accord import ask_for, match_through_accord
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
-from accord.pets.psi_wire import (
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind, Mode, Protocol
+from accord.pets.psi.consented import ask_for, match_through_accord
+from accord.pets.psi.http import MEDIA_TYPE, PREFIX, HttpTransport, psi_app
+from accord.pets.psi.wire import (
     Frame,
     MatchError,
     MatchRefused,
@@ -60,7 +60,13 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Party, Party
         yield chirp, reelix
 
 
-def run(me: Party, them: Party, mode: Mode = Mode.INTERSECTION, token: str | None = None):  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    me: Party,
+    them: Party,
+    mode: Mode = Mode.INTERSECTION,
+    token: str | None = None,
+    protocol: Protocol | None = None,
+):
     transport = HttpTransport(them.url, me.name, token or them.token_for_other)
     try:
         return match_through_accord(
@@ -72,6 +78,7 @@ def run(me: Party, them: Party, mode: Mode = Mode.INTERSECTION, token: str | Non
             kind=Kind.EMAIL,
             mode=mode,
             engine=curve.Engine(1),
+            protocol=protocol,
         )
     finally:
         transport.close()
@@ -82,6 +89,12 @@ def test_each_side_matches_against_the_other_over_http(two: tuple[Party, Party])
     assert run(chirp, reelix).people == {"c1", "c5"}  # Alice and Erin
     assert run(reelix, chirp).people == {"m1", "m5"}  # the same two, by Reelix's ids
     assert run(chirp, reelix, Mode.SIZE).result.size == 2
+
+
+def test_the_oprf_protocol_over_http_matches_the_same_people(two: tuple[Party, Party]) -> None:
+    chirp, reelix = two
+    assert run(chirp, reelix, protocol=Protocol.OPRF).people == {"c1", "c5"}
+    assert run(reelix, chirp, protocol=Protocol.OPRF).people == {"m1", "m5"}
 
 
 def test_the_server_logs_its_own_release_in_its_own_ledger(two: tuple[Party, Party]) -> None:

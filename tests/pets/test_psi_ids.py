@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accord.errors import InvalidInput
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_ids import encode, normalise, normalise_email, normalise_phone
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.ids import encode, normalise, normalise_email, normalise_phone
 
 pytestmark = pytest.mark.unit
 

@@ -24,7 +24,7 @@ import yaml_text
 from accord import agreements as ag
 from accord.cli import app as accord_app
 from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
-from accord.pets.psi_cli import app as psi_app
+from accord.pets.psi.cli import app as psi_app
 from accord.service import Accord
 from pets.psi_world import ADS, AGREEMENT, AUDIENCE, EMAIL, NOW
 
@@ -84,7 +84,10 @@ def write(path: Path, prefix: str) -> Path:
     return path
 
 
-def test_psi_run_leaves_out_people_who_opted_out_in_texas_and_germany(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["ecdh", "oprf"])
+def test_psi_run_leaves_out_people_who_opted_out_in_texas_and_germany(
+    tmp_path: Path, protocol: str
+) -> None:
     build(tmp_path)
     out = tmp_path / "matched.txt"
     result = CliRunner().invoke(
@@ -102,6 +105,7 @@ def test_psi_run_leaves_out_people_who_opted_out_in_texas_and_germany(tmp_path: 
             "--workers", "1",
             "--data-dir", str(tmp_path),
             "--out", str(out),
+            "--protocol", protocol,
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

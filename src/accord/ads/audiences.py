@@ -4,7 +4,7 @@ Every audience here is built from the partner's people that Accord lets through,
 
 * **Custom audience** (:func:`build_partner_audience`): the partner's people of some kind (the
   streaming service's viewers of a title or genre, :func:`viewers`) are matched into the
-  platform's people by consent-aware private set intersection (:mod:`accord.pets.psi_accord`).
+  platform's people by consent-aware private set intersection (:mod:`accord.pets.psi.consented`).
   On each side only people whose consent covers the clause's purpose (for the other party) and
   who did not opt out of sale and sharing (:mod:`accord.law.optout`) are fed in, so nobody else
   can end up in the audience. An audience smaller than its minimum is refused (and emptied, if it
@@ -34,11 +34,10 @@ from accord.errors import InvalidInput, NotFound
 from accord.ledger.entries import AudienceChange, AudienceEntry
 from accord.ledger.log import Receipt
 from accord.pets import lookalike
-from accord.pets import psi_curve as curve
 from accord.pets.lookalike import Floats, Lookalike
-from accord.pets.psi import LocalTransport, Server
-from accord.pets.psi_accord import admit_through_accord, ask_for, match_through_accord
-from accord.pets.psi_choices import Kind
+from accord.pets.psi import LocalTransport, Server, curve
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.consented import admit_through_accord, ask_for, match_through_accord
 from accord.requests import Request
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
 

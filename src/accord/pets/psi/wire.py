@@ -8,7 +8,8 @@ Every message, in process or over HTTP, is one frame::
     session  16 bytes  the session the server opened (zeros in HELLO)
     seq      4 bytes   big-endian: the chunk's number, from 0
     length   4 bytes   big-endian: bytes of payload that follow
-    payload  length bytes: UTF-8 JSON (HELLO, WELCOME, ERROR) or 32-byte points, back to back
+    payload  length bytes: UTF-8 JSON (HELLO, WELCOME, ERROR), or binary: 32-byte points
+                       back to back, or the OPRF protocol's columns, keys and values
 
 Errors of private matching, under Accord's one root::
 
@@ -79,6 +80,14 @@ class Type(IntEnum):
     """client → server, empty: the session may be forgotten."""
     ERROR = 10
     """server → client, JSON: ``kind`` (refused, unauthenticated, invalid, error), ``message``."""
+    OT_SEND = 11
+    """client → server, a point: the base-OT sender's ``A`` (the OPRF protocol)."""
+    OT_REPLY = 12
+    """server → client, points: the base-OT receiver's ``B_1 … B_w``."""
+    MATRIX = 13
+    """client → server, bytes: block ``seq`` of the columns ``u_i`` of the OT extension."""
+    PRF_KEY = 14
+    """client → server, 16 bytes: the key of the PRF that places items in the matrix."""
 
 
 @dataclass(frozen=True, slots=True)

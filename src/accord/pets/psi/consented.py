@@ -32,11 +32,11 @@ from accord.errors import AccordError, InvalidInput
 from accord.gateway.errors import Refused
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
-from accord.pets import psi_curve as curve
-from accord.pets.psi import Admit, Result, Transport, match
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_ids import encode, normalise
-from accord.pets.psi_wire import MatchError, MatchRefused, ProtocolError
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind, Mode, Protocol, check
+from accord.pets.psi.ecdh import Admit, Result, Transport, match
+from accord.pets.psi.ids import encode, normalise
+from accord.pets.psi.wire import MatchError, MatchRefused, ProtocolError
 from accord.policy import Decision
 from accord.requests import Request
 from accord.service import Accord, decision_entry, person_refs, refusal_entry
@@ -142,16 +142,19 @@ def match_through_accord(
     mode: Mode = Mode.INTERSECTION,
     engine: curve.Engine | None = None,
     region: str | None = None,
+    protocol: Protocol | None = None,
 ) -> Matched:
     """Match our allowed people with the other side's, as the client.
 
     ``request`` is our side's (the clause under which our people's blinded identifiers go out);
-    ``ask`` is what the other side decides for theirs (see :func:`ask_for`).
+    ``ask`` is what the other side decides for theirs (see :func:`ask_for`); ``protocol`` how
+    the match is computed (by default, as :func:`~accord.pets.psi.choices.choose` says).
     """
+    check(protocol, mode)
     fed = feed(accord, request, records, kind=kind, mode=mode, region=region)
     own = engine or curve.Engine()
     try:
-        result = match(transport, fed.identifiers, own, mode=mode, request=ask)
+        result = match(transport, fed.identifiers, own, mode=mode, request=ask, protocol=protocol)
     except MatchRefused as exc:
         _log_failure(accord, request, FAILED_RULE, f"the other side refused: {exc.message}")
         raise

@@ -4,7 +4,7 @@ The protocol is elliptic-curve Diffie–Hellman matching (C. Meadows, "A more ef
 cryptographic matchmaking protocol", IEEE S&P 1986; B. Huberman, M. Franklin, T. Hogg,
 "Enhancing privacy and trust in electronic communities", ACM EC 1999), secure against parties
 that follow it (semi-honest), with ``H`` a hash onto Curve25519 and ``a``, ``b`` the two sides'
-secret keys (:mod:`accord.pets.psi_curve`)::
+secret keys (:mod:`accord.pets.psi.curve`)::
 
     client (learns the result)                     server
     HELLO: mode, |X|, the Accord request   ──▶   decide; open a session; key b
@@ -22,28 +22,33 @@ are (``size``). The server learns only how many identifiers the client has. Neit
 identifier, or a hash of one: every value that crosses is blinded by a key the receiver lacks.
 
 Work is streamed in chunks (:data:`CHUNK` identifiers per message), each spread over every core
-by :class:`~accord.pets.psi_curve.Engine`; the client keeps one 32-byte value per identifier of
+by :class:`~accord.pets.psi.curve.Engine`; the client keeps one 32-byte value per identifier of
 its own, the server one per identifier of the client's in size-only mode.
 
-Messages are the frames of :mod:`accord.pets.psi_wire`; :class:`Server` answers one frame with
-one frame, whether the frame came over HTTP (:mod:`accord.pets.psi_http`) or from this process
+Messages are the frames of :mod:`accord.pets.psi.wire`; :class:`Server` answers one frame with
+one frame, whether the frame came over HTTP (:mod:`accord.pets.psi.http`) or from this process
 (:class:`LocalTransport`). Whom each side feeds in is decided by Accord
-(:mod:`accord.pets.psi_accord`).
+(:mod:`accord.pets.psi.consented`).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from accord.errors import AccordError
-from accord.pets import psi_curve as curve
-from accord.pets.psi_choices import Kind, Mode
-from accord.pets.psi_ids import encode, normalise
-from accord.pets.psi_wire import (
+import numpy as np
+
+from accord.errors import AccordError, InvalidInput
+from accord.pets.psi import curve, oprf
+from accord.pets.psi.choices import OPRF_MAX, Kind, Mode, Protocol, choose
+from accord.pets.psi.ids import encode, normalise
+from accord.pets.psi.params import params
+from accord.pets.psi.wire import (
     Frame,
     MatchError,
     ProtocolError,
@@ -59,6 +64,10 @@ CHUNK = 32_768
 MAX_CHUNK = 1 << 20
 MAX_ITEMS = 100_000_000
 _SUB = 2_048  # identifiers per task handed to one worker
+_OPRF_LIMITS = (
+    f"the OPRF protocol matches at most {OPRF_MAX:,} identifiers of the client's and shows the "
+    "client which of them matched; for the size alone, or more identifiers, use ECDH"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,13 @@ def _task_size(engine: curve.Engine, n: int) -> int:
     return max(64, min(_SUB, -(-n // (4 * engine.workers))))
 
 
+def shuffled(items: Sequence[bytes]) -> list[bytes]:
+    """``items`` in a uniformly random order: sorted by 64-bit keys from the system's CSPRNG
+    (two keys tie with probability below n²/2^65, which leaves the order still random)."""
+    keys = np.frombuffer(os.urandom(8 * len(items)), dtype=np.uint64)
+    return [items[i] for i in np.argsort(keys, kind="stable").tolist()]
+
+
 def _hash_all(engine: curve.Engine, items: Sequence[bytes]) -> bytes:
     step = _task_size(engine, len(items))
     return b"".join(engine.hash(items[i : i + step] for i in range(0, len(items), step)))
@@ -117,7 +133,7 @@ def _chunks(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
 Admit = Callable[[Mapping[str, Any], "Mode"], Sequence[bytes]]
 """Given the HELLO's ``request`` (what the match is for) and mode, the server's identifiers.
 
-Raises :class:`~accord.pets.psi_wire.MatchRefused` (or any Accord error) to release nothing.
+Raises :class:`~accord.pets.psi.wire.MatchRefused` (or any Accord error) to release nothing.
 """
 
 
@@ -143,7 +159,7 @@ class Server:
         self.admit = admit
         self.engine = engine
         self.max_sessions = max_sessions
-        self._sessions: dict[bytes, _Session] = {}
+        self._sessions: dict[bytes, _Session | oprf.SenderSession] = {}
 
     def handle(self, data: bytes) -> bytes:
         """One message in, one message out; failures come back as an ERROR frame."""
@@ -158,15 +174,17 @@ class Server:
         session = self._sessions.get(frame.session)
         if session is None:
             raise ProtocolError("no such session (it ended, or was never opened)")
+        if frame.type is Type.BYE:
+            del self._sessions[frame.session]
+            return Frame(Type.ACK, frame.session)
+        if isinstance(session, oprf.SenderSession):
+            return session.answer(frame)
         if frame.type is Type.BLINDED:
             return self._blinded(frame, session)
         if frame.type is Type.FETCH_DOUBLE:
             return self._fetch_double(frame, session)
         if frame.type is Type.FETCH_SET:
             return self._fetch_set(frame, session)
-        if frame.type is Type.BYE:
-            del self._sessions[frame.session]
-            return Frame(Type.ACK, frame.session)
         raise ProtocolError(f"a server does not take {frame.type.name} messages")
 
     def _hello(self, frame: Frame) -> Frame:
@@ -174,20 +192,26 @@ class Server:
         try:
             mode = Mode(str(body["mode"]))
             count, chunk = int(body["count"]), int(body.get("chunk", CHUNK))
+            protocol = Protocol(str(body.get("protocol", Protocol.ECDH.value)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"HELLO needs mode, count and chunk: {exc}") from exc
+        if protocol is Protocol.OPRF and (mode is not Mode.INTERSECTION or count > OPRF_MAX):
+            raise ProtocolError(_OPRF_LIMITS)
         if not 0 <= count <= MAX_ITEMS or not 1 <= chunk <= MAX_CHUNK:
             raise ProtocolError(f"HELLO's count ({count}) or chunk ({chunk}) is out of range")
         request = body.get("request") or {}
         if not isinstance(request, dict):
             raise ProtocolError("HELLO's request must be a JSON object")
-        items = list(dict.fromkeys(self.admit(request, mode)))
-        random.SystemRandom().shuffle(items)  # the order of the set says nothing
+        items = shuffled(list(dict.fromkeys(self.admit(request, mode))))
         while len(self._sessions) >= self.max_sessions:
             del self._sessions[next(iter(self._sessions))]  # the oldest
         session_id = secrets.token_bytes(16)
-        self._sessions[session_id] = _Session(curve.new_key(), mode, items, count, chunk)
-        return json_frame(Type.WELCOME, {"count": len(items), "chunk": chunk}, session_id)
+        if protocol is Protocol.OPRF:
+            self._sessions[session_id] = oprf.open_session(count, items, self.engine.workers)
+        else:
+            self._sessions[session_id] = _Session(curve.new_key(), mode, items, count, chunk)
+        welcome = {"count": len(items), "chunk": chunk, "protocol": protocol.value}
+        return json_frame(Type.WELCOME, welcome, session_id)
 
     def _blinded(self, frame: Frame, s: _Session) -> Frame:
         n = len(frame.payload) // curve.POINT
@@ -229,7 +253,7 @@ class Server:
 # -- transports ----------------------------------------------------------------------------------
 
 
-class Transport(Protocol):
+class Transport(typing.Protocol):
     """Carries one request frame to the server and returns its answer."""
 
     def call(self, data: bytes) -> bytes:
@@ -280,20 +304,34 @@ def match(
     mode: Mode = Mode.INTERSECTION,
     request: Mapping[str, Any] | None = None,
     chunk: int = CHUNK,
+    protocol: Protocol | None = None,
 ) -> Result:
     """Run the protocol as the client over ``transport``; ``ours`` are encoded identifiers.
 
-    ``request`` says what the match is for (the server's Accord decides it). Raises
-    :class:`~accord.pets.psi_wire.MatchError` on failure; nothing is learned then.
+    ``request`` says what the match is for (the server's Accord decides it); ``protocol`` how it
+    is computed (by default, :func:`~accord.pets.psi.choices.choose`). Raises
+    :class:`~accord.pets.psi.wire.MatchError` on failure; nothing is learned then.
     """
     items = list(dict.fromkeys(ours))
+    chosen = protocol or choose(mode, len(items))
+    if chosen is Protocol.OPRF and (mode is not Mode.INTERSECTION or len(items) > OPRF_MAX):
+        raise InvalidInput(_OPRF_LIMITS, where="--protocol oprf")
     link = _Counted(transport)
-    hello = {"mode": mode.value, "count": len(items), "chunk": chunk, "request": request or {}}
+    hello = {
+        "mode": mode.value,
+        "count": len(items),
+        "chunk": chunk,
+        "protocol": chosen.value,
+        "request": request or {},
+    }
     welcome = link.call(json_frame(Type.HELLO, dict(hello)), Type.WELCOME)
     try:
         theirs = _count(welcome.json()["count"])
-        client = _Client(link, welcome.session, engine, mode, chunk)
-        found = client.read_theirs(client.send_ours(items))
+        if chosen is Protocol.OPRF:
+            found = _oprf_client(link, welcome.session, items, theirs, engine.workers)
+        else:
+            client = _Client(link, welcome.session, engine, mode, chunk)
+            found = client.read_theirs(client.send_ours(items))
         link.call(Frame(Type.BYE, welcome.session), Type.ACK)
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"the server's answer is malformed: {exc}") from exc
@@ -310,6 +348,29 @@ def _count(value: object) -> int:
     if type(value) is not int or value < 0:
         raise ProtocolError(f"the server's count is not a number of people: {value!r}"[:200])
     return value
+
+
+def _oprf_client(
+    link: _Counted, session: bytes, items: Sequence[bytes], theirs: int, workers: int
+) -> list[int]:
+    """The OPRF protocol's client (:mod:`accord.pets.psi.oprf`): positions of ours matched."""
+    answers = {Type.OT_SEND: Type.OT_REPLY, Type.MATRIX: Type.ACK, Type.PRF_KEY: Type.ACK}
+
+    def send(frame: Frame) -> Frame:
+        return link.call(Frame(frame.type, session, frame.seq, frame.payload), answers[frame.type])
+
+    ours = oprf.client_values(params(len(items), theirs), items, send, workers)
+
+    def sets() -> Iterator[bytes]:
+        seq = 0
+        while True:
+            reply = link.call(Frame(Type.FETCH_SET, session, seq), Type.SET)
+            if not reply.payload:
+                return
+            yield reply.payload
+            seq += 1
+
+    return oprf.find(ours, sets(), params(len(items), theirs).out_bytes)
 
 
 @dataclass
@@ -370,12 +431,13 @@ def intersect(
     mode: Mode = Mode.INTERSECTION,
     engine: curve.Engine | None = None,
     chunk: int = CHUNK,
+    protocol: Protocol | None = None,
 ) -> Result:
     """Both sides in this process (the same messages as over HTTP): ours as client."""
     own = engine or curve.Engine(1)
     try:
         server = Server(lambda _request, _mode: theirs, own)
-        return match(LocalTransport(server), ours, own, mode=mode, chunk=chunk)
+        return match(LocalTransport(server), ours, own, mode=mode, chunk=chunk, protocol=protocol)
     finally:
         if engine is None:
             own.close()

@@ -3,7 +3,7 @@
 ``accord psi run`` matches as the client, against a partner's Accord over HTTP or against a
 second file in this process; ``accord psi serve`` answers partners' matches. Both go through
 this Accord's store: the decision, the per-person filter and the ledger (see
-:mod:`accord.pets.psi_accord`).
+:mod:`accord.pets.psi.consented`).
 
 Records files are CSV with a header: a ``person`` column (the person's id at our party) and a
 column of identifiers (``email`` or ``phone`` by default, or ``--column``). A person may have
@@ -27,13 +27,13 @@ from rich.markup import escape
 from accord.consent import Operation
 from accord.console import DatabaseUrl, DataDir, open_accord
 from accord.errors import AccordError, InvalidInput
-from accord.pets.psi_choices import Kind, Mode
+from accord.pets.psi.choices import OPRF_FROM, Kind, Mode, Protocol, check
 from accord.requests import Request
 
 if TYPE_CHECKING:
     # The protocol, its curve and its HTTP server are imported when a command runs.
-    from accord.pets.psi import Transport
-    from accord.pets.psi_accord import Matched, Records
+    from accord.pets.psi.consented import Matched, Records
+    from accord.pets.psi.ecdh import Transport
 
 app = typer.Typer(
     help="Private matching: which of our people a partner also has, without either side "
@@ -148,6 +148,15 @@ def run(
     mode: Annotated[
         Mode, typer.Option("--mode", help="intersection: which; size: only how many.")
     ] = Mode.INTERSECTION,
+    protocol: Annotated[
+        Protocol | None,
+        typer.Option(
+            "--protocol",
+            help="ecdh: Diffie–Hellman on Curve25519, the only one for --mode size; oprf: an "
+            "oblivious PRF from oblivious transfers, faster on large sets (default: oprf from "
+            f"{OPRF_FROM:,} of our identifiers in intersection mode, ecdh otherwise).",
+        ),
+    ] = None,
     token: Annotated[
         str,
         typer.Option(
@@ -172,12 +181,13 @@ def run(
     data_dir: DataDir = None,
 ) -> None:
     """Match our people with the partner's; print how many matched (and, with --out, who)."""
-    from accord.pets import psi_curve as curve
-    from accord.pets.psi import LocalTransport, Server
-    from accord.pets.psi_accord import admit_through_accord, ask_for
-    from accord.pets.psi_accord import match_through_accord as through_accord
+    from accord.pets.psi import curve
+    from accord.pets.psi.consented import admit_through_accord, ask_for
+    from accord.pets.psi.consented import match_through_accord as through_accord
+    from accord.pets.psi.ecdh import LocalTransport, Server
 
     try:
+        check(protocol, mode)
         records = read_records(ours, kind, column)
         categories = category or ["user.contact.email"]
         ours_out = _request(partner, agreement, clause, purpose, categories)
@@ -187,7 +197,7 @@ def run(
             engine = stack.enter_context(curve.Engine(workers))
             transport: Transport
             if theirs.startswith(("http://", "https://")):
-                from accord.pets.psi_http import HttpTransport
+                from accord.pets.psi.http import HttpTransport
 
                 transport = HttpTransport(theirs, party, token, timeout=timeout)
                 stack.enter_context(closing(transport))
@@ -205,6 +215,7 @@ def run(
                 mode=mode,
                 engine=engine,
                 region=region,
+                protocol=protocol,
             )
     except AccordError as exc:
         raise _fail(exc) from None
@@ -252,8 +263,8 @@ def serve(
     import uvicorn
 
     from accord.gateway.keyring import Keyring, hash_token
-    from accord.pets import psi_curve as curve
-    from accord.pets.psi_http import psi_app
+    from accord.pets.psi import curve
+    from accord.pets.psi.http import psi_app
 
     try:
         records = read_records(records_file, kind, column)

@@ -1,6 +1,6 @@
 """Private matching over HTTP between two Accord instances.
 
-One route, ``POST {prefix}/messages``: the body is one frame of :mod:`accord.pets.psi_wire`
+One route, ``POST {prefix}/messages``: the body is one frame of :mod:`accord.pets.psi.wire`
 (``Content-Type: application/x-accord-psi``), the answer one frame. The calling party names
 itself in ``Accord-Party`` and proves it with ``Authorization: Bearer <token>`` (its token in the
 server's :class:`~accord.gateway.Keyring`). Each party's sessions are its own: a session id
@@ -25,11 +25,11 @@ from fastapi import APIRouter, FastAPI, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.gateway.keyring import Keyring
-from accord.pets import psi_curve as curve
-from accord.pets.psi import Server
-from accord.pets.psi_accord import Records, admit_through_accord
-from accord.pets.psi_choices import Kind
-from accord.pets.psi_wire import (
+from accord.pets.psi import curve
+from accord.pets.psi.choices import Kind
+from accord.pets.psi.consented import Records, admit_through_accord
+from accord.pets.psi.ecdh import Server
+from accord.pets.psi.wire import (
     MatchError,
     MatchUnauthenticated,
     ProtocolError,
@@ -83,7 +83,7 @@ def psi_router(
         accord_party: Annotated[str, Header()] = "",
         authorization: Annotated[str, Header()] = "",
     ) -> Response:
-        """One protocol message in, one out (see :mod:`accord.pets.psi_wire`)."""
+        """One protocol message in, one out (see :mod:`accord.pets.psi.wire`)."""
         token = authorization.removeprefix("Bearer ").strip()
         if not accord_party or not keyring.authenticate(accord_party, token):
             refused = MatchUnauthenticated("the credentials are not valid for the calling party")

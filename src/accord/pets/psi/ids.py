@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import phonenumbers
 
 from accord.errors import InvalidInput
-from accord.pets.psi_choices import Kind
+from accord.pets.psi.choices import Kind
 
 
 @dataclass(frozen=True, slots=True)
