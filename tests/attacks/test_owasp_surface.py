@@ -16,8 +16,8 @@ from fastapi.routing import APIRoute
 
 from accord.errors import AccordError
 from accord.pets.psi import curve
-from accord.pets.psi.consented import FAILED_RULE, ask_for, match_through_accord
 from accord.pets.psi.choices import Kind
+from accord.pets.psi.consented import FAILED_RULE, ask_for, match_through_accord
 from accord.pets.psi.http import MEDIA_TYPE, HttpTransport, accord_servers
 from accord.pets.psi.wire import Frame, Type, decode, json_frame
 from accord.service import Accord
