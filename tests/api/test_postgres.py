@@ -61,6 +61,9 @@ def test_the_privacy_centre_on_postgresql(tmp_path: Path) -> None:
         page = http.get("/me")
         http.post(f"/me/consents/{live[0].id}/withdraw", data={"form": form_of(page.text)})
         assert all(c.withdrawn_at for c in world.accord.consents(REELIX, member))
+        # Pages only read: the server's checkpointer (or a scheduled `accord ledger checkpoint`)
+        # signs the checkpoint that covers the entries just written.
+        world.accord.ledger.checkpoint()
         releases = http.get("/me/releases").text
         assert shown_entries(releases) == entries_about(world.accord, REELIX, member)
         export = http.get("/me/export.json").json()
