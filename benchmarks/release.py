@@ -396,11 +396,15 @@ def print_parts(parts: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument(
+        "--people", type=int, default=None, help="people (1,000,000; 20,000 with --quick)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None, help="keep the scenario here")
-    parser.add_argument("--quick", action="store_true", help="20,000 people, 2 rounds")
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 people (unless --people), 2 rounds"
+    )
     parser.add_argument(
         "--postgres",
         nargs="?",
@@ -412,7 +416,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.people, args.rounds = 20_000, 2
+        args.people, args.rounds = args.people or 20_000, 2
+    args.people = args.people or 1_000_000
     if args.postgres is None:
         work = (
             args.work or Path(tempfile.gettempdir()) / f"accord-release-{args.people}-{args.seed}"

@@ -174,7 +174,9 @@ def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio
 def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     backend: str, tmp_path: Path
 ) -> None:
-    extra = ("--work", str(tmp_path / "release"))
+    # A small population: the PostgreSQL run's preparation (every consent through the store and
+    # its ledger) is most of its time.
+    extra = ("--work", str(tmp_path / "release"), "--people", "5000")
     result = quick("release.py", *extra, *(("--postgres",) if backend == "postgresql" else ()))
     assert result["backend"] == backend
     ratio = result["release_vs_bare_sql_ratio"]
@@ -185,7 +187,7 @@ def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     released, people = result["released_rows"], result["consenting_people"]
     assert isinstance(released, int)
     assert isinstance(people, int)
-    assert 0 < people <= 20_000
+    assert 0 < people <= 5_000
     assert released > 0
 
 
@@ -202,7 +204,7 @@ def test_the_kills_benchmark_kills_the_api_under_load_and_loses_nothing() -> Non
 
 def test_the_soak_benchmark_loads_the_api_with_wrk_and_checks_memory_and_the_ledger() -> None:
     # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
-    result = quick("soak.py")
+    result = quick("soak.py", "--seconds", "5")
     assert result["benchmark"] == "soak"
     assert result["connections"] == 50
     # Every request was answered with a 200, and each was logged: decision and release.
