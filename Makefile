@@ -56,8 +56,17 @@ services:
 unit: install-dev
 	$(BIN)/pytest -m "not postgres and not slow"
 
+# The newcomer's walkthrough (a copy of the repository running `make demo` and every documented
+# command, about three minutes, mostly in its own processes) runs beside the rest of the suite, on
+# the second core; `make test` fails if either fails, and prints the walkthrough's report after.
+WALK_LOG := .pytest-walkthrough.log
+
 test: install-dev lint typecheck contracts services
-	$(BIN)/pytest
+	@$(BIN)/pytest -p no:cacheprovider tests/test_walkthrough.py > $(WALK_LOG) 2>&1 & walk=$$!; \
+	$(BIN)/pytest --ignore=tests/test_walkthrough.py; suite=$$?; \
+	wait $$walk; walked=$$?; \
+	echo "--- tests/test_walkthrough.py (run beside the suite) ---"; cat $(WALK_LOG); \
+	test $$suite -eq 0 && test $$walked -eq 0
 
 bench: install-dev
 	@bash scripts/ensure-wrk.sh
