@@ -30,10 +30,10 @@ class Exchange:
     group_by: Sequence[str] = ()
     measures: Mapping[str, str] | None = None
     client: str | None = None
+    """The OAuth client id of the partner app making the call, if one is (for the ledger)."""
     deadline: float | None = None
     """A :func:`time.monotonic` instant: an exchange still running then is abandoned before its
     release is logged (the caller has stopped waiting for it)."""
-    """The OAuth client id of the partner app making the call, if one is (for the ledger)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,7 @@ def _python_type(sql_type: TypeEngine[Any]) -> type | None:
 
 def _ids_as(sql_type: TypeEngine[Any], ids: Iterable[str]) -> Iterator[Any]:
     """``ids`` converted for a column of ``sql_type``; ids that cannot be one match no row."""
-    if _python_type(sql_type) is not int:
+    if _converter(sql_type) is not int:
         yield from ids
         return
     for value in ids:
