@@ -127,3 +127,62 @@ def test_a_write_rolled_back_leaves_the_revision_alone(
             tx.rollback()
     with engine.connect() as c:
         assert fingerprint(c) == before
+
+
+def _consents(first: int, count: int) -> list[dict[str, Any]]:
+    return [{**CONSENT, "id": f"k{n}"} for n in range(first, first + count)]
+
+
+def test_each_transaction_that_writes_standing_moves_the_revision_on_from_the_last(
+    store: tuple[Engine, sessionmaker[Any]],
+) -> None:
+    engine, _ = store
+    _seed(engine)
+    seen = []
+    for first in (10, 20, 30):
+        with engine.begin() as c:
+            for row in _consents(first, 3):  # three statements in one transaction
+                c.execute(insert(t.consents).values(row))
+        with engine.connect() as c:
+            seen.append(fingerprint(c))
+    assert seen == sorted(set(seen)), seen
+
+
+def test_a_transaction_of_many_statements_counts_once_on_postgres_and_a_row_on_sqlite(
+    store: tuple[Engine, sessionmaker[Any]],
+) -> None:
+    """PostgreSQL counts once a transaction: a bulk load sent a statement a row does not update
+    the revision's row once a row (each update in one transaction walks every earlier version of
+    the row). SQLite, with row triggers only, counts each row written."""
+    engine, _ = store
+    _seed(engine)
+    with engine.connect() as c:
+        before = fingerprint(c)
+    with engine.begin() as c:
+        c.execute(insert(t.consents), _consents(100, 500))  # executemany: 500 statements
+        c.execute(update(t.consents).values(withdrawn_at=AT))
+    counted = 1 if engine.dialect.name == "postgresql" else 500 + 501
+    with engine.connect() as c:
+        assert fingerprint(c) == before + counted
+
+
+def test_a_savepoint_rolled_back_does_not_hide_the_writes_after_it(
+    store: tuple[Engine, sessionmaker[Any]],
+) -> None:
+    engine, _ = store
+    _seed(engine)
+    with engine.connect() as c:
+        before = fingerprint(c)
+    with engine.begin() as c:
+        savepoint = c.begin_nested()
+        STANDING["a consent withdrawn"](c)
+        savepoint.rollback()
+    with engine.connect() as c:
+        assert fingerprint(c) == before  # what was rolled back counts for nothing
+    with engine.begin() as c:
+        savepoint = c.begin_nested()
+        STANDING["a title excluded"](c)
+        savepoint.rollback()
+        STANDING["a consent withdrawn"](c)  # counted, though a count was rolled back before it
+    with engine.connect() as c:
+        assert fingerprint(c) > before

@@ -16,7 +16,8 @@ the VPPA's two years, 18 U.S.C. 2710(b)(2)(B)(ii)). So each kind of filter's ans
   before the write commits: a reader that begins after the commit re-judges them;
 - the store's *standing revision* as this process last knew it: one row that triggers on the
   tables a verdict reads (:data:`STANDING_TABLES`) count up in every transaction writing them,
-  whoever writes (migration ``0017_standing_revision``). A change that another process (another
+  whoever writes (migrations ``0017_standing_revision`` and
+  ``0018_standing_per_transaction``). A change that another process (another
   ``accord serve`` worker on the same store, a bulk load, a hand-made SQL statement) made shows
   as a revision this process cannot account for, and the set is then judged again from scratch.
   Writers take the store's write lock before reading the revision, so what they see before and
@@ -80,8 +81,8 @@ _REVISION_SQL = "SELECT revision FROM standing_revision WHERE id = 1"
 
 
 def fingerprint(conn: Connection | Session) -> Fingerprint:
-    """The store's standing revision: how many transactions (statements on PostgreSQL, rows on
-    SQLite) have written the tables of :data:`STANDING_TABLES` (see the module docstring)."""
+    """The store's standing revision: how many transactions (rows, on SQLite) have written the
+    tables of :data:`STANDING_TABLES` (see the module docstring)."""
     if isinstance(conn, Session):
         conn = conn.connection()
     row = fetch_one(conn, _REVISION_SQL)
