@@ -11,6 +11,7 @@ no longer difference to that person's own figure. A clause without a budget answ
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,16 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accord.errors import InvalidInput
 from accord.gateway import Exchange, Refused, Release
 from accord.gateway.private import DEFAULT_MAX_ROWS
 from accord.ledger.audit import verify_ledger
 from accord.pets.budget import BUDGET_RULE, DEFAULT_EPSILON
-from accord.sources import Allowed
+from accord.sources import Allowed, Source, parse
+from accord.store.engine import make_engine
 from databases import fresh_postgres_database
 from gateway.helpers import last_entries
 from gateway.plays_world import (
+    DATASET,
+    DEVICES,
     HEAVY,
     LONE,
     MEMBERS,
@@ -38,6 +44,7 @@ from gateway.plays_world import (
     contributors,
     counts,
     plays_world,
+    tables,
 )
 
 pytestmark = pytest.mark.integration
@@ -313,3 +320,42 @@ def test_an_answer_spends_and_is_refused_on_postgres(tmp_path: Path) -> None:
             ask(w, epsilon=0.1)
         assert w.gateway.budgets.clause_spent("reelix", "plays", "private-counts") == 1.0
         assert verify_ledger(w.accord.ledger).ok
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.dictionaries(
+        st.sampled_from([f"p{i}" for i in range(12)]),
+        st.lists(st.sampled_from(DEVICES), min_size=1, max_size=12),
+        max_size=12,
+    ),
+    k=st.integers(min_value=1, max_value=6),
+)
+def test_bounding_keeps_at_most_k_rows_of_each_person(rows: dict[str, list[str]], k: int) -> None:
+    """Whatever rows each person has, the bounded counts add up to the sum over people of their
+    rows capped at k; each person is counted once for the choice of groups, in a group holding one
+    of their kept rows; and whom the rows are about is exactly who has one."""
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'reelix.db'}")
+        try:
+            tables.create_all(engine)
+            plays = [
+                {"member_id": p, "device": d, "title_id": "t"}
+                for p, devices in rows.items()
+                for d in devices
+            ]
+            if plays:
+                with engine.begin() as conn:
+                    conn.execute(tables.tables["plays"].insert(), plays)
+            source = Source(engine, parse(DATASET, source="reelix.yaml"))
+            result = source.bounded_aggregate(
+                "plays", ("device",), COUNT, Allowed(set(rows), party="reelix"), max_rows=k
+            )
+        finally:
+            engine.dispose()
+    assert sum(n for _, n in result.rows) == sum(min(len(d), k) for d in rows.values())
+    assert sum(result.people) == len(rows)
+    by_device = Counter(d for devices in rows.values() for d in devices)
+    for (device, n), people in zip(result.rows, result.people, strict=True):
+        assert people <= n <= by_device[device]
+    assert result.contributors == frozenset(rows)
