@@ -223,18 +223,22 @@ class AccordClient:
         self,
         group_by: Sequence[str] = ("day(sent_at)", "interface", "surface", "variant"),
         measures: Mapping[str, str] | None = None,
+        *,
+        epsilon: float | None = None,
     ) -> dict[str, Any]:
-        """Counts of recommendation sends and clicks, small groups held back."""
-        return self.exchange(
-            "recommendation-report",
-            {
-                "collection": "recommendations",
-                "purpose": "analytics.reporting.content_performance",
-                "categories": ["user.behavior"],
-                "group_by": list(group_by),
-                "measures": dict(measures or {"sends": "count", "clicks": "count(clicked_at)"}),
-            },
-        )
+        """Counts of recommendation sends and clicks, noised with differential privacy: the
+        clause has a privacy budget, and each report spends ``epsilon`` of it (a tenth by
+        default); which groups show is chosen with noise too. Its ``noise`` says how."""
+        body: dict[str, Any] = {
+            "collection": "recommendations",
+            "purpose": "analytics.reporting.content_performance",
+            "categories": ["user.behavior"],
+            "group_by": list(group_by),
+            "measures": dict(measures or {"sends": "count", "clicks": "count(clicked_at)"}),
+        }
+        if epsilon is not None:
+            body["epsilon"] = epsilon
+        return self.exchange("recommendation-report", body)
 
     def linked_account(self, member: str) -> dict[str, Any]:
         """The Chirp account a Reelix member linked."""

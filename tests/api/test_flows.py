@@ -16,6 +16,7 @@ from sqlalchemy import text
 from accord.client import AccordClient, ApiProblem
 from accord.consent import Operation
 from accord.gateway import Exchange, Gateway, Keyring
+from accord.pets.budget import PrivacyBudgets
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.population import CHIRP, REELIX
 from api.world import World, app_token, delegated_token
@@ -175,20 +176,32 @@ def test_a_member_shares_their_watch_activity_after_the_vppa_screen(
     assert 180 <= (vppa.expires_at - vppa.given_at).days <= 184
 
 
-def test_the_report_is_aggregate_with_small_groups_held_back(world: World, base_url: str) -> None:
+def test_the_report_is_noised_and_spends_what_it_says(world: World, base_url: str) -> None:
+    """The report's clause has a privacy budget of 1: the answer is differentially private,
+    and spends a tenth of it (unless asked otherwise) of every sender it reads."""
     with AccordClient.for_app(base_url, world.chirp.client_id, world.chirp_secret) as api:
         report = api.recommendation_report(group_by=["interface"])
-    expected = world.sql(
-        REELIX,
-        "SELECT interface, count(*), count(clicked_at) FROM recommendations GROUP BY interface "
-        "HAVING count(DISTINCT sender_member_id) >= 50",
-    )
+        asked = api.recommendation_report(group_by=["interface"], epsilon=0.25)
     assert report["granularity"] == "aggregate"
-    assert sorted(map(tuple, report["rows"])) == sorted(expected)
-    groups = world.sql(REELIX, "SELECT count(DISTINCT interface) FROM recommendations")[0][0]
-    assert len(report["rows"]) < groups  # some interfaces have fewer than 50 senders...
-    assert "suppressed" not in report  # ...and the answer says nothing of them
+    assert report["columns"] == ["interface", "sends", "clicks"]
+    assert report["noise"]["epsilon"] == pytest.approx(0.1)
+    assert asked["noise"]["epsilon"] == 0.25
+    assert report["noise"]["threshold"] >= 50
+    assert "noised with differential privacy" in report["noise"]["description"]
+    interfaces = {i for (i,) in world.sql(REELIX, "SELECT DISTINCT interface FROM recommendations")}
+    for interface, sends, clicks in report["rows"] + asked["rows"]:
+        assert interface in interfaces
+        assert isinstance(sends, int)
+        assert isinstance(clicks, int)
+        assert min(sends, clicks) >= 0
+    assert "suppressed" not in report  # nothing is said of the groups held back
     assert report["people"] == (50 if report["rows"] else 0)
+    # Spent before the release: the spend's receipt comes before the release's.
+    spend = report["noise"]["spend"]["index"]
+    assert spend < min(r["index"] for r in report["receipts"])
+    budgets = PrivacyBudgets(world.accord.engine, world.accord.ledger)
+    spent = budgets.clause_spent(REELIX, "chirp-reelix", "recommendation-report")
+    assert spent == pytest.approx(0.35)
 
 
 def test_segments_and_the_account_link(world: World, base_url: str) -> None:

@@ -201,11 +201,6 @@ def test_many_small_queries_never_overspend_anyone(accord: Accord, budgets: Priv
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="the gateway's aggregates do not spend the clause's privacy_budget: the API answers "
-    "an aggregate clause with a budget as often as it is asked",
-    strict=True,
-)
 def test_an_api_aggregate_with_a_budget_is_refused_once_it_is_spent(
     world: ApiWorld, client: httpx.Client
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,106 @@ def test_a_budget_entry_is_written_as_exactly_rfc8785(
 def test_a_budget_entry_holds_only_real_amounts(amount: str) -> None:
     with pytest.raises(InvalidInput, match="non-negative decimal"):
         BudgetEntry(agreement=None, reason="r", recipient="x", mechanism="laplace", epsilon=amount)
+
+
+# -- a clause's own cap ----------------------------------------------------------------------------
+
+
+def capped(people: list[str], epsilon: float, cap: float, **kw: object) -> Charge:
+    return replace(charge(people, epsilon, **kw), cap=cap)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    spends=st.lists(
+        st.tuples(
+            st.sets(st.sampled_from(["a", "b", "c", "d"]), max_size=4),
+            st.sampled_from([0.05, 0.1, 0.25, 0.4]),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    cap=st.sampled_from([0.1, 0.5, 1.0]),
+)
+def test_a_clause_never_spends_past_its_cap(
+    tmp_path_factory: pytest.TempPathFactory, spends: list[tuple[set[str], float]], cap: float
+) -> None:
+    """Each answer is counted against the clause as though it read everyone: one answers iff
+    the clause's total with it stays within the cap and every person it reads can pay."""
+    folder = tmp_path_factory.mktemp("cap")
+    with Accord.open(database_url=f"sqlite:///{folder / 'a.db'}", data_dir=folder) as accord:
+        budgets = PrivacyBudgets(accord.engine, accord.ledger, default_epsilon=0.8)
+        people = dict.fromkeys("abcd", epsilon_units(0.8))
+        clause = 0
+        for chosen, epsilon in spends:
+            cost = epsilon_units(epsilon)
+            fits = clause + cost <= epsilon_units(cap) and all(people[p] >= cost for p in chosen)
+            if fits:
+                budgets.spend(capped(sorted(chosen), epsilon, cap))
+                clause += cost
+                for p in chosen:
+                    people[p] -= cost
+            else:
+                with pytest.raises(BudgetExceeded):
+                    budgets.spend(capped(sorted(chosen), epsilon, cap))
+        spent = budgets.clause_spent("reelix", "chirp-reelix", "recommendation-report")
+        assert spent == pytest.approx(clause / EPSILON_UNIT)
+        assert spent <= cap
+        for p, left in people.items():
+            assert budgets.remaining("reelix", p).epsilon == pytest.approx(left / EPSILON_UNIT)
+
+
+def test_a_clause_at_its_cap_refuses_and_logs_why(accord: Accord, budgets: PrivacyBudgets) -> None:
+    budgets.spend(capped(["m1"], 0.3, 0.5))
+    with pytest.raises(BudgetExceeded) as refused:
+        budgets.spend(capped(["m2"], 0.3, 0.5))  # m2's own budget is untouched: the clause's is not
+    assert "clause recommendation-report of agreement chirp-reelix" in refused.value.message
+    assert refused.value.receipt is not None
+    (leaf,) = accord.ledger.recent(1)
+    assert leaf.entry()["spent"] is False
+    assert budgets.remaining("reelix", "m2").epsilon == 1.0
+
+
+@pytest.mark.parametrize(
+    ("cap", "agreement"), [(float("nan"), "a"), (0.0, "a"), (-1.0, "a"), (1.0, None)]
+)
+def test_a_cap_must_be_a_budget_of_a_clause(cap: float, agreement: str | None) -> None:
+    with pytest.raises(InvalidInput):
+        replace(charge(["m1"], 0.1), cap=cap, agreement=agreement)
+
+
+def test_concurrent_answers_never_take_a_clause_past_its_cap(db_url: str, accord: Accord) -> None:
+    """Six threads, each charging people of its own (no person's row in common to lock), race
+    to spend 0.3 of a clause capped at 1: exactly three get through."""
+    engines = [make_engine(db_url) for _ in range(6)]
+    start = threading.Barrier(len(engines))
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        budgets = PrivacyBudgets(engines[n], accord.ledger)
+        start.wait()
+        try:
+            budgets.spend(capped([f"p{n}-{i}" for i in range(5)], 0.3, 1.0, by=f"partner{n}"))
+            done = True
+        except BudgetExceeded:
+            done = False
+        with lock:
+            outcomes.append(done)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(len(engines))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for engine in engines:
+        engine.dispose()
+    assert sorted(outcomes) == [False] * 3 + [True] * 3
+    budgets = PrivacyBudgets(accord.engine, accord.ledger)
+    assert budgets.clause_spent("reelix", "chirp-reelix", "recommendation-report") == (
+        pytest.approx(0.9)
+    )

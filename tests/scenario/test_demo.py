@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from rich.console import Console
 from typer.testing import CliRunner
 
 from accord.cli import app
 from accord.consent import Operation, PersonFacts
 from accord.ledger.audit import verify_ledger
+from accord.pets.budget import PrivacyBudgets
 from accord.requests import Request
-from accord.scenario.demo import DEMO_AT, DemoResult, FlowResult, run_demo
+from accord.scenario.demo import DEMO_AT, REPORTS, DemoResult, FlowResult, run_demo
 from accord.scenario.population import REELIX, generate
 from accord.scenario.report import sankey_links
 from accord.service import Accord
@@ -134,8 +136,10 @@ def _watch_request() -> Request:
 def test_the_ledger_holds_every_exchange_and_verifies(demo: tuple[DemoResult, Path, str]) -> None:
     result, folder, _ = demo
     for f in result.flows:
-        # A decision and a release per allowed exchange (a write adds none), one entry per refusal.
-        assert f.entries == 2 * f.allowed + f.refused, f.name
+        # A decision and a release per allowed exchange (a write adds none), one entry per
+        # refusal, and before each noised answer the spend of its privacy budget.
+        spends = f.allowed if f.epsilon else 0
+        assert f.entries == 2 * f.allowed + f.refused + spends, f.name
     with Accord.open(data_dir=folder / "data") as accord:
         audit = verify_ledger(accord.ledger)
         assert audit.ok
@@ -169,31 +173,35 @@ def test_recommendations_cross_only_as_messages_on_the_senders_behalf(
     assert send.written < send.exchanges + send.delivered_in_reelix  # some were not allowed
 
 
-def test_the_report_is_aggregate_and_holds_back_small_groups(
+def test_the_report_is_noised_and_spends_what_it_says(
     demo: tuple[DemoResult, Path, str],
 ) -> None:
-    result, folder, _ = demo
+    """The report's clause has a privacy budget: each of the three reports (aggregate, under
+    legitimate interests, needing no consent) is differentially private, and spends its epsilon
+    of each sender's budget and of the clause's, as it says; nothing is said of the groups held
+    back, and a row shown is said to be about at least the minimum of 50 people."""
+    result, folder, printed = demo
     report = flow(result, "recommendation-report")
-    reelix = folder / "data" / "parties" / "reelix.db"
     assert report.allowed == 3
-    # Each of the three reports (the clause needs no consent: it is aggregate, under legitimate
-    # interests) shows only the groups of at least 50 senders, and says of its people only what
-    # its rows imply: at least 50 if it shows a row, else nothing.
-    shown = 0
-    count = "SELECT count(DISTINCT sender_member_id) FROM recommendations GROUP BY "
-    for keys in (
-        "date(sent_at)",
-        "date(sent_at), interface",
-        "date(sent_at), interface, surface, variant",
-    ):
-        shown += any(n >= 50 for (n,) in rows(reelix, count + keys))
-    assert report.people == 50 * shown
-    daily = rows(
-        reelix,
-        "SELECT count(DISTINCT sender_member_id) FROM recommendations "
-        "GROUP BY date(sent_at), interface, surface, variant",
-    )
-    assert any(n < 50 for (n,) in daily)  # small groups exist, and are held back unmentioned
+    spent = sum(epsilon for _, epsilon in REPORTS.values())
+    assert report.epsilon == pytest.approx(spent)
+    assert spent <= 1.0  # within the clause's privacy_budget
+    assert report.people % 50 == 0
+    assert report.people <= 50 * report.allowed
+    assert f"spent epsilon {spent:.2g}" in report.noise
+    assert f"noised: ε {spent:.2g} spent" in printed
+    assert str(escape(report.noise)) in (folder / "accord-report.html").read_text()
+    reelix = folder / "data" / "parties" / "reelix.db"
+    interfaces = {i for (i,) in rows(reelix, "SELECT DISTINCT interface FROM recommendations")}
+    for row in report.sample:
+        assert row[0] in interfaces
+        for n in row[1:]:
+            assert isinstance(n, int)
+            assert n >= 0
+    with Accord.open(data_dir=folder / "data") as accord:
+        budgets = PrivacyBudgets(accord.engine, accord.ledger)
+        clause = budgets.clause_spent(REELIX, "chirp-reelix", "recommendation-report")
+    assert clause == pytest.approx(spent)
     assert not hasattr(report, "suppressed")
 
 

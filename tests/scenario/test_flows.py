@@ -24,9 +24,10 @@ from accord import agreements as ag
 from accord.consent import Operation, PersonFacts
 from accord.errors import InvalidInput
 from accord.filters import PersonFilter
-from accord.gateway import Exchange, Gateway, Keyring, Refused
+from accord.gateway import Exchange, Gateway, Keyring, Refused, Release
 from accord.law.friends import RELATIONS_RULE_ID
 from accord.ledger.audit import verify_ledger
+from accord.pets.budget import BUDGET_RULE, DEFAULT_EPSILON
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.scenario.generate import write_databases
 from accord.scenario.population import CHIRP, REELIX, Population, generate
@@ -303,7 +304,9 @@ def test_interest_segments_leave_out_people_who_opted_out_of_sale_or_sharing(
     assert not allowed & opted_out
 
 
-def test_recommendation_report_is_aggregate_with_its_threshold(flows: Flows) -> None:
+def test_recommendation_report_is_noised_and_spends_its_budget(flows: Flows) -> None:
+    """The clause sets a privacy budget of 1: each report is differentially private, and spends
+    its epsilon of every sender's budget and of the clause's."""
     r = request(
         "recommendation-report",
         requester=CHIRP,
@@ -311,39 +314,48 @@ def test_recommendation_report_is_aggregate_with_its_threshold(flows: Flows) -> 
         categories=frozenset({"user.behavior"}),
     )
     measures = {"sends": "count", "clicks": "count(clicked_at)"}
-    # By interface over the whole period: the groups of at least 50 senders show.
-    by_interface = flows.gateway.exchange(
-        Exchange(
-            r, flows.tokens[CHIRP], "recommendations", group_by=("interface",), measures=measures
+
+    def report(*group_by: str, epsilon: float | None = 0.5) -> Release:
+        return flows.gateway.exchange(
+            Exchange(
+                r,
+                flows.tokens[CHIRP],
+                "recommendations",
+                group_by=group_by,
+                measures=measures,
+                epsilon=epsilon,
+            )
         )
-    )
-    expected = flows.sql(
-        REELIX,
-        "SELECT interface, count(*), count(clicked_at) FROM recommendations "
-        "GROUP BY interface HAVING count(DISTINCT sender_member_id) >= 50",
-    )
-    assert expected
+
+    by_interface = report("interface")
     assert by_interface.columns == ("interface", "sends", "clicks")
-    assert sorted(by_interface.rows) == sorted(expected)
-    # Day by day, by interface, surface and variant: in a population this small, no group has
-    # 50 senders, and every one is held back.
-    daily = flows.gateway.exchange(
-        Exchange(
-            r,
-            flows.tokens[CHIRP],
-            "recommendations",
-            group_by=("day(sent_at)", "interface", "surface", "variant"),
-            measures=measures,
-        )
-    )
+    assert by_interface.noise is not None
+    assert by_interface.noise.epsilon == 0.5
+    interfaces = {i for (i,) in flows.sql(REELIX, "SELECT DISTINCT interface FROM recommendations")}
+    for interface, sends, clicks in by_interface.rows:
+        assert interface in interfaces
+        assert isinstance(sends, int)
+        assert isinstance(clicks, int)
+        assert min(sends, clicks) >= 0
+    senders = {s for (s,) in flows.sql(REELIX, "SELECT sender_member_id FROM recommendations")}
+    left = {s: flows.gateway.budgets.remaining(REELIX, s).epsilon for s in senders}
+    charged = {s for s, e in left.items() if e < DEFAULT_EPSILON}
+    assert charged  # every sender the clause lets through paid exactly the report's epsilon
+    assert sorted(left[s] for s in charged) == pytest.approx([DEFAULT_EPSILON - 0.5] * len(charged))
+    # Day by day, by interface, surface and variant: in a population this small each group has
+    # a handful of senders, far below the noisy threshold (at least 50), and none shows.
+    daily = report("day(sent_at)", "interface", "surface", "variant")
     groups = flows.sql(
         REELIX,
         "SELECT count(DISTINCT sender_member_id) FROM recommendations "
         "GROUP BY date(sent_at), interface, surface, variant",
     )
-    assert max(n for (n,) in groups) < 50
+    assert max(n for (n,) in groups) <= 10
     assert daily.rows == []
     assert daily.people == 0  # and nothing is said of the groups held back
+    with pytest.raises(Refused) as refused:  # the clause's budget of 1 is spent
+        report("interface", epsilon=None)
+    assert refused.value.decision.rules == (BUDGET_RULE,)
     with pytest.raises(InvalidInput, match="measure"):
         flows.gateway.exchange(Exchange(r, flows.tokens[CHIRP], "recommendations"))
 

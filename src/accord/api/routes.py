@@ -34,7 +34,7 @@ from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
 from accord.erasure import DEADLINE as ERASURE_DEADLINE
-from accord.gateway import Exchange, Gateway
+from accord.gateway import Exchange, Gateway, Noise
 from accord.requests import Request, Subjects, SubjectsKind
 
 Scalar = str | int | float | bool | None
@@ -76,6 +76,25 @@ class ExchangeIn(_In):
     rows: list[dict[Key, Scalar]] | None = Field(default=None, max_length=1000)
     group_by: list[Key] = Field(default=[], max_length=8)
     measures: dict[Key, Key] | None = Field(default=None, max_length=16)
+    epsilon: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "For an aggregate under a clause with a privacy budget: the epsilon the answer "
+            "spends of each contributor's budget and of the clause's (default: a tenth of the "
+            "clause's budget)."
+        ),
+    )
+    max_rows: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "For the same: the most rows each person contributes to the answer (default 5); "
+            "the noise grows with it."
+        ),
+    )
 
 
 class DecisionOut(BaseModel):
@@ -92,6 +111,20 @@ class ReceiptOut(BaseModel):
     index: int
     leaf_hash: str
     tree_size: int
+
+
+class NoiseOut(BaseModel):
+    """How an aggregate under a clause with a privacy budget was made differentially private."""
+
+    epsilon: float = Field(description="What the answer spent of each contributor's budget.")
+    delta: float
+    mechanism: str
+    max_rows: int = Field(description="The most rows each person contributed.")
+    threshold: int = Field(
+        description="A group shows only if its noisy count of people reaches this."
+    )
+    description: str
+    spend: ReceiptOut = Field(description="The ledger receipt of the spend (a budget entry).")
 
 
 class ExchangeOut(BaseModel):
@@ -111,6 +144,13 @@ class ExchangeOut(BaseModel):
     written: int
     withheld: dict[str, int]
     receipts: list[ReceiptOut]
+    noise: NoiseOut | None = Field(
+        default=None,
+        description=(
+            "Under a clause with a privacy budget: the figures are noisy, which groups show was "
+            "chosen with noise, and the answer spent this much of every contributor's budget."
+        ),
+    )
 
 
 class PermissionOut(BaseModel):
@@ -344,6 +384,8 @@ def exchange(
             measures=body.measures,
             client=who.app.client_id,
             deadline=_DEADLINE.get(),
+            epsilon=body.epsilon,
+            max_rows=body.max_rows,
         )
     )
     d = release.decision
@@ -359,10 +401,28 @@ def exchange(
             ReceiptOut(index=r.index, leaf_hash=r.leaf_hash.hex(), tree_size=r.tree_size)
             for r in release.receipts
         ],
+        noise=_noise_out(release.noise),
     )
     # Serialised here, in the worker thread, by pydantic's own encoder: returned as a response,
     # it skips FastAPI's second validation and the thread hop that would take.
     return Response(out.model_dump_json(), media_type="application/json")
+
+
+def _noise_out(noise: Noise | None) -> NoiseOut | None:
+    if noise is None:
+        return None
+    spend = noise.spend
+    return NoiseOut(
+        epsilon=noise.epsilon,
+        delta=noise.delta,
+        mechanism=noise.mechanism,
+        max_rows=noise.max_rows,
+        threshold=noise.threshold,
+        description=noise.description,
+        spend=ReceiptOut(
+            index=spend.index, leaf_hash=spend.leaf_hash.hex(), tree_size=spend.tree_size
+        ),
+    )
 
 
 router.add_api_route(

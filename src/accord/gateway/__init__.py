@@ -8,7 +8,9 @@
                a temporary table; a request naming a few people has them judged at once and their
                ids bound into the query)
              → apply the clause's granularity: records, aggregates (small groups dropped, and
-               not mentioned), or only which of the requested people are present
+               not mentioned; under a clause with a privacy budget, each person's rows bounded,
+               the budget spent, the groups chosen and the counts noised with differential
+               privacy), or only which of the requested people are present
              → append the decision and the release to the ledger, durably
              → release
 
@@ -36,7 +38,8 @@ Memory: a record read holds its released rows once, in the :class:`Release`, plu
 the people they are about for the ledger entry; nothing is held twice.
 
 Modules: :mod:`~accord.gateway.door` (the steps), :mod:`~accord.gateway.exchange` (what goes in
-and comes out), :mod:`~accord.gateway.keyring` (party credentials), :mod:`~accord.gateway.errors`.
+and comes out), :mod:`~accord.gateway.private` (aggregates with differential privacy),
+:mod:`~accord.gateway.keyring` (party credentials), :mod:`~accord.gateway.errors`.
 
 Fail closed: any error after authentication releases nothing. It is logged to the ledger, where
 the ledger is still reachable, as a refused decision with the rule ``gateway:error``, and raised
@@ -61,7 +64,7 @@ from accord.gateway.door import (
     Gateway,
 )
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
-from accord.gateway.exchange import Exchange, Release
+from accord.gateway.exchange import Exchange, Noise, Release
 from accord.gateway.keyring import Keyring, hash_token
 
 __all__ = [
@@ -75,6 +78,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "Keyring",
+    "Noise",
     "Refused",
     "Release",
     "ReleaseFailed",

@@ -16,8 +16,9 @@ from accord.agreements import Agreement, Clause, Granularity
 from accord.consent import Operation
 from accord.errors import AccordError, InvalidInput
 from accord.filters import SUBJECT_RULE, PersonFilter
+from accord.gateway import private
 from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
-from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Release
+from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Noise, Release
 from accord.gateway.keyring import Keyring
 from accord.gateway.titles import admit_rows, with_title
 from accord.gateway.titles import scope as title_scope
@@ -25,6 +26,7 @@ from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Receipt
 from accord.ledger.rows import sum_if_small
+from accord.pets.budget import BUDGET_RULE, BudgetExceeded, Charge, Cost, PrivacyBudgets
 from accord.policy import Decision, Policy
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
@@ -85,6 +87,8 @@ class _Outcome:
     fields: tuple[str, ...]
     granted: frozenset[tuple[str, str]] = frozenset()
     """The (person, title) pairs released under a title verdict (see :mod:`.titles`)."""
+    noise: Noise | None = None
+    """How an aggregate under a clause with a privacy budget was noised, and its spend."""
 
 
 # -- the door --------------------------------------------------------------------------------------
@@ -93,10 +97,19 @@ class _Outcome:
 class Gateway:
     """The one door between parties: authenticate, decide, fetch, transform, log, release."""
 
-    def __init__(self, accord: Accord, sources: Mapping[str, Source], credentials: Keyring) -> None:
+    def __init__(
+        self,
+        accord: Accord,
+        sources: Mapping[str, Source],
+        credentials: Keyring,
+        *,
+        budgets: PrivacyBudgets | None = None,
+    ) -> None:
         self.accord = accord
         self.sources = dict(sources)
         self.credentials = credentials
+        self.budgets = budgets or PrivacyBudgets(accord.engine, accord.ledger)
+        """Each person's privacy budget, which aggregates under a clause with a budget spend."""
 
     def exchange(self, exchange: Exchange) -> Release:
         """Run one exchange; returns the release only once its ledger entries are durable.
@@ -291,10 +304,15 @@ class Gateway:
         request = plan.decision.request
         exchange = replace(exchange, where=with_title(plan.collection, request, exchange.where))
         granularity = plan.clause.granularity
-        if granularity is not Granularity.AGGREGATE and (exchange.group_by or exchange.measures):
+        if granularity is not Granularity.AGGREGATE and (
+            exchange.group_by
+            or exchange.measures
+            or exchange.epsilon is not None
+            or exchange.max_rows is not None
+        ):
             raise InvalidInput(
-                f"clause {plan.clause.id} releases {granularity.value}s; group_by and measures "
-                "are for aggregate clauses"
+                f"clause {plan.clause.id} releases {granularity.value}s; group_by, measures, "
+                "epsilon and max_rows are for aggregate clauses"
             )
         plan = self._narrowed(plan, exchange)
         # No session: judging the people is one Core query (or a stream), on a connection of the
@@ -342,6 +360,7 @@ class Gateway:
             people=outcome.people,
             receipts=receipts,
             granularity=granularity,
+            noise=outcome.noise,
         )
 
     def _check_relations(self, plan: _Plan, exchange: Exchange) -> None:
@@ -563,6 +582,14 @@ class Gateway:
                 "an aggregate is about no one in particular: a condition may not pin it to one "
                 f"person or group ({', '.join(pinning)})"
             )
+        fields = tuple(sorted(set(used)))
+        if plan.clause.privacy_budget is not None:
+            return self._private_aggregate(plan, exchange, allowed, fields)
+        if exchange.epsilon is not None or exchange.max_rows is not None:
+            raise InvalidInput(
+                f"clause {plan.clause.id} sets no privacy budget: its aggregates are exact "
+                "counts of groups of at least its minimum, and take no epsilon or max_rows"
+            )
         result = plan.source.aggregate(
             c.name, exchange.group_by, exchange.measures, minimum, allowed, where=exchange.where
         )
@@ -571,8 +598,70 @@ class Gateway:
         # differ by one person). What is said of the people is what the rows shown imply: each
         # is about at least the clause's minimum of them.
         people = minimum if result.rows else 0
-        fields = tuple(sorted(set(used)))
         return _Outcome(result.columns, result.rows, frozenset(), people, fields)
+
+    def _private_aggregate(
+        self, plan: _Plan, exchange: Exchange, allowed: Allowed, fields: tuple[str, ...]
+    ) -> _Outcome:
+        """An aggregate under a clause with a privacy budget (:mod:`.private`): each person's rows
+        bounded in SQL, the loss spent from every contributor's budget and the clause's before
+        anything leaves, the groups chosen and the counts noised."""
+        measures = exchange.measures or {}
+        how = private.plan(
+            plan.clause, measures, epsilon=exchange.epsilon, max_rows=exchange.max_rows
+        )
+        exact = plan.source.bounded_aggregate(
+            plan.collection.name,
+            exchange.group_by,
+            measures,
+            allowed,
+            max_rows=how.max_rows,
+            where=exchange.where,
+        )
+        spend = self._spend(plan, how, exact.contributors, exchange.group_by)
+        rows = private.noised(exact, len(exchange.group_by), how)
+        minimum = plan.clause.min_group_size or 0
+        noise = Noise(
+            epsilon=how.epsilon,
+            delta=how.delta,
+            mechanism=how.mechanism,
+            max_rows=how.max_rows,
+            threshold=how.selection.threshold,
+            description=how.describe(minimum, len(measures)),
+            spend=spend,
+        )
+        # As for an exact aggregate, what is said of the people is what the rows shown imply.
+        people = minimum if rows else 0
+        return _Outcome(exact.columns, rows, frozenset(), people, fields, noise=noise)
+
+    def _spend(
+        self, plan: _Plan, how: private.Plan, people: frozenset[str], group_by: Sequence[str]
+    ) -> Receipt:
+        """Charge ``people`` (and the clause) the answer's loss; refused, and logged, if short."""
+        request = plan.decision.request
+        by = f" by {', '.join(group_by)}" if group_by else ""
+        charge = Charge(
+            party=plan.sender,
+            people=people,
+            cost=Cost(how.epsilon, how.delta, how.mechanism),
+            recipient=plan.receiver,
+            description=f"an aggregate of {plan.collection.name}{by} through the gateway",
+            agreement=request.agreement,
+            clause=request.clause,
+            purpose=request.purpose,
+            categories=tuple(sorted(request.categories)),
+            cap=plan.clause.privacy_budget,
+        )
+        try:
+            return self.budgets.spend(charge).receipt
+        except BudgetExceeded as exc:
+            if exc.receipt is None:
+                raise GatewayError(
+                    f"the answer would overspend a privacy budget, and the ledger could not "
+                    f"record the refusal; nothing was released: {exc.message}"
+                ) from exc
+            refusal = Decision(request, False, (BUDGET_RULE,), exc.message)
+            raise Refused(refusal, exc.receipt) from exc
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -751,7 +840,7 @@ class Gateway:
             reason=(
                 f"{plan.sender} → {plan.receiver}: {len(outcome.rows) or 'no'} rows of "
                 f"{plan.collection.name} {_about(outcome, granularity)}, "
-                f"{LEDGER_GRANULARITY[granularity]}{note}"
+                f"{LEDGER_GRANULARITY[granularity]}{_noted(outcome)}{note}"
                 if request.operation is Operation.READ
                 else f"{plan.sender} → {plan.receiver}: rows into {plan.collection.name} about "
                 f"{outcome.people} people{note}"
@@ -814,6 +903,14 @@ def _about(outcome: _Outcome, granularity: Granularity) -> str:
     if outcome.people:
         return f"each about at least {outcome.people} people"
     return "about no one"
+
+
+def _noted(outcome: _Outcome) -> str:
+    """How a release's figures were noised, as its ledger entry says it (nothing if exact)."""
+    n = outcome.noise
+    if n is None:
+        return ""
+    return f", {n.description}; spent as logged at index {n.spend.index}"
 
 
 def _names_a_person(c: Collection, name: str) -> bool:

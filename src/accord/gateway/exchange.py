@@ -34,6 +34,28 @@ class Exchange:
     deadline: float | None = None
     """A :func:`time.monotonic` instant: an exchange still running then is abandoned before its
     release is logged (the caller has stopped waiting for it)."""
+    epsilon: float | None = None
+    """For an aggregate under a clause with a privacy budget: the epsilon the answer may spend of
+    each person's budget and the clause's (default: a tenth of the clause's budget; see
+    :mod:`accord.gateway.private`)."""
+    max_rows: int | None = None
+    """For the same: the rows each person may contribute to the answer (default 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Noise:
+    """How a differentially private answer was made, and what it spent of each person's budget
+    and of the clause's (see :mod:`accord.gateway.private`)."""
+
+    epsilon: float
+    delta: float
+    mechanism: str
+    max_rows: int
+    threshold: int
+    """The noisy count of a group's people must reach this for the group to show."""
+    description: str
+    spend: Receipt
+    """The ledger receipt of the spend (a ``budget`` entry), durable before the release."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +67,8 @@ class Release:
     counts the rows (or people) kept out by each rule. For an aggregate, ``people`` is only what
     the rows shown imply — the clause's minimum when any row is shown, else 0 — and nothing is
     said of the groups below the minimum (not even how many were dropped): an exact count would
-    tell whether one person is among them.
+    tell whether one person is among them. Under a clause with a privacy budget, ``noise`` says
+    how its figures were noised.
     """
 
     decision: Decision
@@ -56,6 +79,9 @@ class Release:
     granularity: Granularity = Granularity.RECORD
     written: int = 0
     withheld: Mapping[str, int] = field(default_factory=dict)
+    noise: Noise | None = None
+    """For an aggregate under a clause with a privacy budget: its noise and its spend; its
+    figures are then noisy, and which groups show was chosen with noise too."""
 
 
 LEDGER_GRANULARITY: dict[Granularity, Literal["record", "aggregate", "match-only"]] = {

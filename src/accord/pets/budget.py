@@ -17,6 +17,13 @@ A spend is atomic and can never take a budget below zero, however many queries r
   commits only if it changed one row per person; otherwise it is rolled back and refused;
 * the table refuses an overspent row by a ``CHECK`` constraint, whatever code writes to it.
 
+A clause may cap what its own answers spend (its ``privacy_budget``: :attr:`Charge.cap`). The
+spends table says under which agreement and clause each query spent, so the clause's total is read
+from it, in the spend's own transaction (behind ``BEGIN IMMEDIATE`` on SQLite, and a transaction
+lock on the clause on PostgreSQL, taken before any person's row): a charge that would take the
+clause past its cap is refused whole, like one that would take a person past theirs. The total is
+counted as though every answer read everyone, so no person's spend under the clause can exceed it.
+
 Every spend, and every refusal, is a :class:`~accord.ledger.entries.BudgetEntry` in the ledger;
 a spend names (pseudonymously) everyone it charged, so each person can find their spends.
 """
@@ -89,6 +96,17 @@ class Charge:
     clause: str | None = None
     purpose: str | None = None
     categories: tuple[str, ...] = ()
+    cap: float | None = None
+    """The most epsilon the charge's clause may spend per person in all (its ``privacy_budget``),
+    counting every earlier spend under the same agreement and clause, or ``None``."""
+
+    def __post_init__(self) -> None:
+        if self.cap is not None and (self.agreement is None or self.clause is None):
+            raise InvalidInput(
+                "a charge capped by its clause's budget names the agreement and clause"
+            )
+        if self.cap is not None and not (math.isfinite(self.cap) and self.cap > 0):
+            raise InvalidInput(f"a clause's privacy budget is a positive number, not {self.cap!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +169,12 @@ class PrivacyBudgets:
             return Remaining(self.default_epsilon, self.default_delta)
         return Remaining(int(row[0]) / EPSILON_UNIT, int(row[1]) / DELTA_UNIT)
 
+    def clause_spent(self, party: str, agreement: str, clause: str) -> float:
+        """The epsilon the answers under ``clause`` of ``agreement`` have spent of ``party``'s
+        people, counted as though each read everyone (what :attr:`Charge.cap` is held to)."""
+        with translate(StoreError, "reading a clause's privacy spend"), self.engine.connect() as c:
+            return _clause_units(c, party, agreement, clause) / EPSILON_UNIT
+
     # -- writing -----------------------------------------------------------------------------------
 
     def set_total(
@@ -200,12 +224,14 @@ class PrivacyBudgets:
         for charge, people, _ in plans:
             if people:
                 self._ensure(charge.party, people)
-        shorts: list[tuple[Charge, list[str], int]] = []
+        shorts: list[tuple[Charge, list[str], int, str | None]] = []
         with self._transaction("spending privacy budget") as conn:
+            self._lock_clauses(conn, charges)
             for charge, people, query_id in sorted(plans, key=lambda plan: plan[0].party):
-                short = self._charge(conn, charge, people)
-                if short:
-                    shorts.append((charge, people, short))
+                over = self._over_cap(conn, charge)
+                short = len(people) if over else self._charge(conn, charge, people)
+                if short or over:
+                    shorts.append((charge, people, short, over))
                 else:
                     self._record(conn, charge, people, query_id)
             if shorts:
@@ -264,6 +290,30 @@ class PrivacyBudgets:
             ).rowcount
         return len(people) - changed
 
+    def _lock_clauses(self, conn: Connection, charges: Sequence[Charge]) -> None:
+        """On PostgreSQL, hold a transaction lock on each capped clause (in one order, before any
+        person's row) so that two spends under one clause read its total one after the other."""
+        if self._sqlite:
+            return  # BEGIN IMMEDIATE already holds the database's one write lock
+        keys = sorted({_clause_key(c) for c in charges if c.cap is not None})
+        for key in keys:
+            conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+
+    @staticmethod
+    def _over_cap(conn: Connection, charge: Charge) -> str | None:
+        """Why ``charge`` would take its clause past its cap, or ``None`` if it would not."""
+        if charge.cap is None or charge.agreement is None or charge.clause is None:
+            return None
+        spent = _clause_units(conn, charge.party, charge.agreement, charge.clause)
+        if spent + epsilon_units(charge.cost.epsilon) <= epsilon_units(charge.cap):
+            return None
+        return (
+            f"clause {charge.clause} of agreement {charge.agreement} may spend epsilon "
+            f"{_text(charge.cap)} of each person's privacy budget in all; its answers have spent "
+            f"{_text(spent / EPSILON_UNIT)}, and this one would spend "
+            f"{_text(charge.cost.epsilon)} more"
+        )
+
     @staticmethod
     def _record(conn: Connection, charge: Charge, people: Sequence[str], query_id: str) -> None:
         cost = charge.cost
@@ -292,19 +342,24 @@ class PrivacyBudgets:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _refuse(
-        self, charges: Sequence[Charge], shorts: Sequence[tuple[Charge, list[str], int]]
+        self,
+        charges: Sequence[Charge],
+        shorts: Sequence[tuple[Charge, list[str], int, str | None]],
     ) -> BudgetExceeded:
         """The refusal of a spend, logged once for each charge that was short."""
-        short = sum(n for _, _, n in shorts)
+        short = sum(n for _, _, n, _ in shorts)
         reasons = []
-        for charge, people, n in shorts:
+        for charge, people, n, over in shorts:
             cost = charge.cost
-            reasons.append(
-                f"Refused: {n} of the {len(people)} people of {charge.party} this query reads "
+            why = over or (
+                f"{n} of the {len(people)} people of {charge.party} this query reads "
                 f"{'has' if n == 1 else 'have'} less than epsilon {_text(cost.epsilon)}"
                 f"{f' or delta {_text(cost.delta)}' if cost.delta else ''} of privacy budget "
-                "left (budgets are per person, across all partnerships); nothing was charged or "
-                "released" + (f" for any of the {len(charges)} parties" if len(charges) > 1 else "")
+                "left (budgets are per person, across all partnerships)"
+            )
+            reasons.append(
+                f"Refused: {why}; nothing was charged or released"
+                + (f" for any of the {len(charges)} parties" if len(charges) > 1 else "")
             )
         receipt: Receipt | None
         try:
@@ -312,7 +367,7 @@ class PrivacyBudgets:
             receipts = self.ledger.append(
                 [
                     self._entry(charge, reason, people=len(people), about=(), spent=False)
-                    for (charge, people, _), reason in zip(shorts, reasons, strict=True)
+                    for (charge, people, _, _), reason in zip(shorts, reasons, strict=True)
                 ]
             )
             receipt = receipts[0]
@@ -373,6 +428,19 @@ class PrivacyBudgets:
                 raise
             if conn.in_transaction():
                 conn.commit()
+
+
+def _clause_key(charge: Charge) -> str:
+    return f"accord:privacy-spends:{charge.party}:{charge.agreement}:{charge.clause}"
+
+
+def _clause_units(conn: Connection, party: str, agreement: str, clause: str) -> int:
+    """The epsilon units spent under ``clause`` of ``agreement`` of ``party``'s people."""
+    s = privacy_spends.c
+    query = select(func.coalesce(func.sum(s.epsilon), 0)).where(
+        s.party == party, s.agreement == agreement, s.clause == clause
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[list[str]]:

@@ -136,6 +136,10 @@ class FlowResult:
     columns: tuple[str, ...] = ()
     sample: list[tuple[Any, ...]] = field(default_factory=list)
     """Rows of an aggregate release, to show in the report."""
+    epsilon: float = 0.0
+    """What the flow's differentially private answers spent of each person's budget, in all."""
+    noise: str = ""
+    """How the flow's figures were noised, in a sentence (empty if they are exact)."""
 
     @property
     def moved(self) -> int:
@@ -521,17 +525,22 @@ def _watch_activity(w: _World, run: _Runner) -> list[FlowResult]:
     return [automatic, per_title]
 
 
-REPORTS = {
-    "daily totals": ("day(sent_at)",),
-    "daily by interface": ("day(sent_at)", "interface"),
-    "daily by interface, surface and variant": ("day(sent_at)", "interface", "surface", "variant"),
+REPORTS: dict[str, tuple[tuple[str, ...], float]] = {
+    "totals by interface": (("interface",), 0.3),
+    "daily totals": (("day(sent_at)",), 0.15),
+    "daily by interface, surface and variant": (
+        ("day(sent_at)", "interface", "surface", "variant"),
+        0.15,
+    ),
 }
+"""Each report's grouping, and the epsilon it spends of the clause's privacy budget of 1 (and of
+each sender's): 0.6 in all, leaving the rest for the API's own reports."""
 
 
 def _report(w: _World, run: _Runner) -> FlowResult:
     r = FlowResult(
         "recommendation-report",
-        "Report every two weeks: daily sends and clicks (aggregate, k = 50)",
+        "Report every two weeks: sends and clicks, noised (aggregate, k = 50, ε 0.6)",
         PARTNERSHIP,
         "recommendation-report",
         REELIX,
@@ -546,8 +555,9 @@ def _report(w: _World, run: _Runner) -> FlowResult:
         categories=frozenset({"user.behavior"}),
     )
     measures = {"sends": "count", "clicks": "count(clicked_at)"}
+    shown = ""
     with run.flow(r, len(REPORTS)) as exchange:
-        for name, group_by in REPORTS.items():
+        for name, (group_by, epsilon) in REPORTS.items():
             release = exchange(
                 Exchange(
                     request,
@@ -555,11 +565,22 @@ def _report(w: _World, run: _Runner) -> FlowResult:
                     "recommendations",
                     group_by=group_by,
                     measures=measures,
+                    epsilon=epsilon,
                 )
             )
-            if release is not None and name == "daily totals":
+            if release is None or release.noise is None:
+                continue
+            r.epsilon += release.noise.epsilon
+            if release.rows and not r.sample:
                 r.columns = release.columns
                 r.sample = sorted(release.rows)
+                shown = f"Shown: the {name}, {release.noise.description}."
+    if r.epsilon:
+        r.noise = (
+            f"The figures are noisy: the {len(REPORTS)} reports spent epsilon {r.epsilon:.2g} of "
+            "each sender's privacy budget and of the clause's. "
+            + (shown or "No group's noisy count of senders reached the threshold.")
+        )
     return r
 
 
@@ -1065,6 +1086,8 @@ def show(console: Console, result: DemoResult) -> None:
             f"[red]refused: {escape(rule)}[/]" for rule in sorted(f.refusals) if f.refusals[rule]
         ]
         moved = f"{f.records:,}" + (f" + {f.written:,} written" if f.written else "")
+        if f.epsilon:
+            moved += f"\n(noised: ε {f.epsilon:.2g} spent)"
         if f.delivered_in_reelix:
             moved += f"\n({f.delivered_in_reelix:,} delivered inside Reelix)"
         verdict = f"[green]{f.allowed:,}[/] / [red]{f.refused:,}[/]"

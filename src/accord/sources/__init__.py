@@ -20,11 +20,12 @@ from accord.sources.datasets import (
     load,
     parse,
 )
-from accord.sources.source import Aggregate, Rows, Source
+from accord.sources.source import Aggregate, BoundedAggregate, Rows, Source
 
 __all__ = [
     "Aggregate",
     "Allowed",
+    "BoundedAggregate",
     "Collection",
     "Dataset",
     "DatasetFormatError",

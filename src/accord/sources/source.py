@@ -149,6 +149,26 @@ class Aggregate:
     suppressed: int
 
 
+@dataclass(frozen=True, slots=True)
+class BoundedAggregate:
+    """Every group of an aggregate over at most ``max_rows`` rows of each person, none dropped.
+
+    The exact figures a differentially private answer is computed from (the gateway adds the
+    noise, and chooses which groups show, before anything leaves): each group's keys and
+    measures, in ``columns`` and ``rows``; ``people`` holds, for each row, how many people it
+    counts when each person is counted in one group only (the group of the first of their rows
+    kept); ``contributors`` whom the rows kept are about.
+    """
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    people: list[int]
+    contributors: frozenset[str]
+
+
+_KEPT = "_accord_n"
+"""The column numbering each person's rows in random order, in a bounded aggregate."""
+
 _MEASURE = re.compile(r"^(count|count_distinct|sum)(?:\(([A-Za-z_][A-Za-z0-9_]*)\))?$")
 _DAY = re.compile(r"^day\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 
@@ -767,6 +787,85 @@ class Source:
                 ).scalar_one()
         return Aggregate(tuple(labels), rows, int(suppressed))
 
+    def bounded_aggregate(
+        self,
+        collection: str,
+        group_by: Sequence[str],
+        measures: Mapping[str, str],
+        allowed: Allowed,
+        *,
+        max_rows: int,
+        where: Mapping[str, Any] | None = None,
+    ) -> BoundedAggregate:
+        """Counts per group over at most ``max_rows`` rows of each allowed person, kept at random.
+
+        Each person's rows are numbered in random order by a window function (``row_number()
+        OVER (PARTITION BY person ORDER BY random())``, on SQLite and PostgreSQL alike) and only
+        the first ``max_rows`` are counted, so one person changes the counts of all the groups
+        together by at most ``max_rows``: the sensitivity differential privacy calibrates its
+        noise to. Measures are ``count``, ``count(field)`` and ``count_distinct(field)``; a sum's
+        sensitivity would depend on values no one bounded, and is refused. Nothing is dropped:
+        which groups may show is the caller's to choose, with noise. Read in one snapshot.
+        """
+        c = self.dataset.collection(collection)
+        subject = c.person
+        if subject is None or c.group is not None:
+            raise InvalidInput(
+                f"{self._where(c)}: a bounded aggregate bounds each person's rows, and the rows "
+                "of this collection are about no one person"
+            )
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise InvalidInput(f"max_rows must be a whole number of at least 1, not {max_rows!r}")
+        keys = [self._group_key(c, spec) for spec in group_by]
+        specs = [self._measure(c, name, spec) for name, spec in measures.items()]
+        summed = sorted(name for name, fn, _ in specs if fn == "sum")
+        if summed:
+            raise InvalidInput(
+                f"{self._where(c)}: measures {', '.join(summed)} are sums; a bounded aggregate "
+                "counts (a sum's sensitivity depends on bounds on its values)"
+            )
+        labels = [k[0] for k in keys] + list(measures)
+        dupes = sorted({n for n in labels if labels.count(n) > 1})
+        if dupes:
+            raise InvalidInput(f"{self._where(c)}: repeated output columns: {', '.join(dupes)}")
+        doing = f"aggregating {self.dataset.id}.{c.name} over bounded rows"
+        self._fields(c, where or {}, "condition field")
+        used = dict.fromkeys([subject, *(f for _, f, _ in keys), *(f for _, _, f in specs if f)])
+        with self._allowed_rows(c, allowed, doing, snapshot=True) as (
+            conn,
+            table,
+            restricted,
+            admitted,
+            _,
+            _,
+        ):
+            conditions = [admitted, *self._conditions(c, table, where)]
+            numbered = (
+                select(
+                    *(table.c[name] for name in used),
+                    func.row_number()
+                    .over(partition_by=table.c[subject], order_by=func.random())
+                    .label(_KEPT),
+                )
+                .select_from(restricted)
+                .where(*conditions)
+                .subquery("bounded")
+            )
+            key_exprs = [self._key_expr(conn, numbered, field, by_day) for _, field, by_day in keys]
+            counted = select(
+                *(e.label(k[0]) for e, k in zip(key_exprs, keys, strict=True)),
+                *(self._measure_expr(numbered, name, fn, field) for name, fn, field in specs),
+                func.count(case((numbered.c[_KEPT] == 1, 1))).label("_accord_people"),
+            ).where(numbered.c[_KEPT] <= max_rows)
+            if key_exprs:
+                counted = counted.group_by(*key_exprs).order_by(*key_exprs)
+            whom = select(table.c[subject]).select_from(restricted).where(*conditions).distinct()
+            with translate(StoreError, doing):
+                found = [tuple(r) for r in conn.execute(counted)]
+                contributors = frozenset(str(p) for (p,) in conn.execute(whom))
+        rows = [r[:-1] for r in found]
+        return BoundedAggregate(tuple(labels), rows, [int(r[-1]) for r in found], contributors)
+
     def _group_key(self, c: Collection, spec: str) -> tuple[str, str, bool]:
         match = _DAY.fullmatch(spec)
         name = match.group(1) if match else spec
@@ -774,7 +873,7 @@ class Source:
         return name, name, match is not None
 
     def _key_expr(
-        self, conn: Connection, table: Table, field: str, by_day: bool
+        self, conn: Connection, table: FromClause, field: str, by_day: bool
     ) -> ColumnElement[Any]:
         column = table.c[field]
         if not by_day:
@@ -798,7 +897,7 @@ class Source:
         return name, fn, field
 
     @staticmethod
-    def _measure_expr(table: Table, name: str, fn: str, field: str | None) -> Any:
+    def _measure_expr(table: FromClause, name: str, fn: str, field: str | None) -> Any:
         if field is None:
             return func.count().label(name)
         column = table.c[field]
