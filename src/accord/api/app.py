@@ -38,6 +38,7 @@ from accord.api.oauth import OAuthServer
 from accord.api.partner_console import partner_console
 from accord.api.privacy import centre as privacy_centre
 from accord.api.ratelimit import deployment_prefix, limiter
+from accord.api.refusals import RefusalLimit, RefusalLogger
 from accord.api.registry import router as registry_router
 from accord.api.routes import Services, router
 from accord.api.screens import Screens, build_router
@@ -99,7 +100,13 @@ def create_app(
     gateway = Gateway(accord, sources, keyring)
     store = config.rate_limit_store
     prefix = config.rate_limit_prefix or (deployment_prefix(_deployment(accord)) if store else "")
-    access = Access(accord, apps, limiter(parse_limit(config.rate_limit), store, prefix))
+    refused = limiter(parse_limit(config.refusal_limit), store, f"{prefix}:refused")
+    access = Access(
+        accord,
+        apps,
+        limiter(parse_limit(config.rate_limit), store, prefix),
+        RefusalLimit(accord.ledger, refused),
+    )
     server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
     services = Services(
         gateway,
@@ -116,7 +123,10 @@ def create_app(
         async with lifespan(app) if lifespan is not None else nullcontext():
             try:
                 # Checkpoints are signed as the log grows, so pages only read.
-                with _checkpointer(accord, config.checkpoint_seconds):
+                with (
+                    _checkpointer(accord, config.checkpoint_seconds),
+                    RefusalLogger(access.refusals, config.refusal_log_seconds),
+                ):
                     yield
             finally:
                 services.close()
