@@ -145,17 +145,45 @@ class TestAPI2BrokenAuthentication:
             r = client.get("/v1/app", headers={"Cookie": f"access_token={token}"})
         refused(r, 401)
 
-    def test_an_authorization_code_used_twice_gives_no_second_token(
+    def test_an_authorization_code_used_twice_gives_no_second_token_and_revokes_the_first(
         self, world: World, client: httpx.Client
     ) -> None:
+        # RFC 6749 section 4.1.2: "If an authorization code is used more than once, the
+        # authorization server MUST deny the request and SHOULD revoke (when possible) all tokens
+        # previously issued based on that authorization code." The first use may have been an
+        # attacker's, who read the code on its way back.
         got = consent(client, world.reelix, "c0000301", [SOCIAL])
         data = code_exchange(got)
         auth = (world.reelix.client_id, world.reelix_secret)
-        assert client.post("/oauth/token", data=data, auth=auth).status_code == 200
+        first = client.post("/oauth/token", data=data, auth=auth)
+        assert first.status_code == 200, first.text
+        # No refresh token is issued (only the code and client credentials grants are offered),
+        # so the access token is all there is to revoke.
+        assert "refresh_token" not in first.json()
+        token = first.json()["access_token"]
+        assert client.get("/v1/me/permissions", headers=bearer(token)).status_code == 200
+        size = world.accord.ledger.head().size
         again = client.post("/oauth/token", data=data, auth=auth)
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_grant"
         assert "access_token" not in again.json()
+        body = refused(client.get("/v1/me/permissions", headers=bearer(token)), 401)
+        assert "revoked" in body["detail"]
+        introspected = client.post("/oauth/introspect", data={"token": token}, auth=auth).json()
+        assert introspected == {"active": False}
+        (revocation, refusal) = entries_since(world, size)
+        assert revocation["kind"] == "app"
+        assert revocation["event"] == "tokens_revoked"
+        assert revocation["client"] == world.reelix.client_id
+        assert "used a second time" in revocation["reason"]
+        assert "1 access token issued from it revoked" in revocation["reason"]
+        assert revocation["people"] == 1  # the person, by pseudonym only
+        assert "c0000301" not in json.dumps(revocation)
+        assert refusal["rules"] == [INVALID_TOKEN]
+        # A third use is refused as well, and finds nothing more to revoke.
+        assert client.post("/oauth/token", data=data, auth=auth).json()["error"] == (
+            "invalid_grant"
+        )
 
     @pytest.mark.parametrize(
         "change",
