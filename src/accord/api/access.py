@@ -62,6 +62,7 @@ def refusal(
     client: str | None,
     purpose: str | None = None,
     outcome: str = "nothing was done",
+    action: str = "read",
 ) -> Forbidden:
     """A :class:`Forbidden` for a call outside the exchanges (a function of another kind of
     caller), logged to the ledger first as a refused decision about no one; ``outcome`` ends its
@@ -75,7 +76,7 @@ def refusal(
         allowed=False,
         rules=(rule,),
         recipient=party,
-        action="read",
+        action=action,
         client=client,
     )
     receipts = accord.ledger.append([entry])

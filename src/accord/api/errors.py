@@ -3,6 +3,8 @@
     AccordError
     ├── InvalidToken     no bearer token, or one that is unknown, expired or revoked (401)
     ├── Forbidden        a valid token that does not reach this request; names the rule (403)
+    ├── InvalidInput
+    │   └── NothingToErase  an erasure of a person the caller's party does not hold (422), logged
     ├── RateLimited      the app sent more requests than its limit allows (429)
     ├── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
     └── ExchangeTimedOut  an exchange ran past its time (a store stalled) and was abandoned (503)
@@ -12,7 +14,7 @@ Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
 
 from __future__ import annotations
 
-from accord.errors import AccordError
+from accord.errors import AccordError, InvalidInput
 
 
 class InvalidToken(AccordError):
@@ -27,6 +29,16 @@ class Forbidden(AccordError):
         self.receipt: int | None = None
         """The ledger index of the refusal, once logged."""
         super().__init__(message, where=where)
+
+
+class NothingToErase(InvalidInput):
+    """An erasure of a person the calling party does not hold: unprocessable (422), and logged
+    as a refusal; ``rule`` names it, ``receipt`` is its ledger index."""
+
+    def __init__(self, message: str, *, rule: str, receipt: int | None) -> None:
+        self.rule = rule
+        self.receipt = receipt
+        super().__init__(message, where="erasure")
 
 
 class RateLimited(AccordError):

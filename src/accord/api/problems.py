@@ -18,7 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from accord.api.errors import ExchangeTimedOut, Forbidden, InvalidToken, RateLimited
+from accord.api.errors import (
+    ExchangeTimedOut,
+    Forbidden,
+    InvalidToken,
+    NothingToErase,
+    RateLimited,
+)
 from accord.api.pages import error_page, wants_page
 from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound
 from accord.gateway import Refused, Unauthenticated
@@ -112,7 +118,7 @@ def for_error(exc: AccordError, instance: str | None = None) -> JSONResponse:
         extra["rules"] = list(exc.decision.rules)
         if exc.receipt is not None:
             extra["receipt"] = exc.receipt.index
-    if isinstance(exc, Forbidden):
+    if isinstance(exc, Forbidden | NothingToErase):
         extra["rules"] = [exc.rule]
         extra["receipt"] = exc.receipt
     if isinstance(exc, InvalidToken | Unauthenticated):
