@@ -88,8 +88,9 @@ class ApiSettings(BaseSettings):
         default=30.0,
         gt=0,
         description=(
-            "Seconds an exchange may take before it is answered 503 and abandoned (a store that "
-            "stalls); an abandoned exchange logs its failure, never its release."
+            "Seconds an exchange, or any other request (a token, a page), may take before it is "
+            "answered 503 and abandoned (a store that stalls); an abandoned exchange logs its "
+            "failure, never its release, and an abandoned token request issues no token."
         ),
     )
     max_body_bytes: int = Field(
