@@ -39,6 +39,10 @@ def held() -> Iterator[tuple[str, threading.Event, list[str]]]:
         seen.append("stored")
         return PlainTextResponse("done")
 
+    @app.get("/quick")
+    def quick() -> PlainTextResponse:
+        return PlainTextResponse("quick")
+
     @app.get("/passed-by/held")
     def passed_by() -> PlainTextResponse:
         release.wait(30)
@@ -98,3 +102,21 @@ def test_a_request_passed_by_and_a_response_under_way_are_not_cut(
 
 def test_outside_a_request_nothing_is_past_its_deadline() -> None:
     deadline.check()  # no request: raises nothing
+
+
+def test_requests_answered_meanwhile_do_not_keep_a_held_one_from_its_deadline(
+    held: tuple[str, threading.Event, list[str]],
+) -> None:
+    # Requests fall due in the order they came; the quick ones after a held one end first.
+    url, release, _ = held
+    release.clear()
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=url, timeout=20) as http:
+        waiting = threading.Thread(target=lambda: answers.append(http.get("/held")))
+        waiting.start()
+        with httpx.Client(base_url=url, timeout=20) as other:
+            assert [other.get("/quick").text for _ in range(20)] == ["quick"] * 20
+        waiting.join()
+        release.set()
+    (r,) = answers
+    assert r.status_code == 503
