@@ -200,7 +200,8 @@ def _partner_apps(
         {**_app(apps, r.client_id), "scope": r.scope.split(), "expires_at": _instant(r.expires_at)}
         for r in s.execute(
             select(api_t.codes_table)
-            .where(c.person == person, c.client_id.in_(ids))
+            # A used code is kept only to know a second use; it is not the person's to act on.
+            .where(c.person == person, c.client_id.in_(ids), c.used_at.is_(None))
             .order_by(c.expires_at)
         )
     ]

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from accord.api import GRANT_DAYS
 from accord.api import tables as t
+from accord.api.scopes import Scope
 from accord.consent import Method
 from accord.scenario.population import CHIRP
 from api.world import REDIRECT, World, app_token, bearer, browse, consent, delegated_token, pkce
@@ -201,3 +202,32 @@ def test_signing_in_as_an_unknown_person_fails(world: World, client: httpx.Clien
     assert "has no person" in r.text
     away = client.post("/login", data={"person": "c0000001", "next": "https://evil.example/"})
     assert away.status_code == 400  # no open redirect
+
+
+def test_two_exchanges_of_one_code_at_once_leave_no_live_token(
+    world: World, client: httpx.Client
+) -> None:
+    # Both exchanges found the code unused; the one that stores its token first marks it used,
+    # and the other, finding it used, is a second use (RFC 6749 section 4.1.2): it stores
+    # nothing and revokes the first one's token.
+    got = consent(client, world.reelix, "c0000311", ["user.social:functional.service"])
+    code = world.apps.find_code(got["code"][0], world.reelix.client_id)
+    assert code is not None
+    assert code.used_at is None
+    scopes = frozenset(Scope.parse(s) for s in ["user.social:functional.service"])
+    first, second = generate_token(43), generate_token(43)
+    kw: dict[str, Any] = {
+        "client_id": world.reelix.client_id,
+        "person": "c0000311",
+        "scopes": scopes,
+        "expires_in": 600,
+        "code": code,
+    }
+    assert world.apps.save_token(first, **kw) is True
+    assert world.apps.save_token(second, **kw) is False
+    assert world.apps.token(second) is None  # nothing stored for the second
+    assert world.apps.replayed_code(code) == 1
+    revoked = world.apps.token(first)
+    assert revoked is not None
+    assert revoked.revoked_at is not None
+    assert world.apps.find_code(got["code"][0], world.reelix.client_id) is None  # forgotten

@@ -401,6 +401,8 @@ def test_the_export_holds_everything_about_the_person_and_meets_its_schema(
     assert [g["scope"] for g in data["grants"] if g["in_force"]] == [WATCHED]
     assert data["tokens"]
     assert all("hash" not in json.dumps(t) for t in data["tokens"])
+    # The code was exchanged: kept to know a second use, it is no longer one to act on.
+    assert data["authorization_codes"] == []
     assert {e["index"] for e in data["ledger"]["entries"]} == entries_about(
         world.accord, REELIX, member
     )

@@ -273,3 +273,21 @@ def test_workers_over_one_store_share_a_prefix_derived_from_it(world: World) -> 
         if made:
             client.delete(*made)
         client.close()
+
+
+def test_a_full_shared_window_is_known_without_asking_once_a_hit_found_it_full(
+    workers: tuple[SharedMovingWindow, SharedMovingWindow],
+) -> None:
+    # What the limit on refused tokens asks before authenticating: no round trip to Redis.
+    one, two = workers
+    assert [one.hit("203.0.113.7") for _ in range(3)] == [None, None, None]
+    assert one.refusing("203.0.113.7") is None  # full, but no hit of this worker found it so
+    wait = one.hit("203.0.113.7")
+    assert wait is not None
+    refusing = one.refusing("203.0.113.7")
+    assert refusing is not None
+    assert 0 < refusing <= 2
+    assert two.refusing("203.0.113.7") is None  # the other worker learns at its own next hit
+    assert two.hit("203.0.113.7") is not None
+    assert two.refusing("203.0.113.7") is not None
+    assert one.refusing("198.51.100.20") is None  # another address

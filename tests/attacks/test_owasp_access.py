@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 NOT_THIS_PERSON = "api:not-this-person"
 NO_DELEGATION = "api:no-delegation"
+NOT_HELD = "api:not-held"
 
 
 class TestAPI1BrokenObjectLevelAuthorization:
@@ -87,13 +88,41 @@ class TestAPI1BrokenObjectLevelAuthorization:
         before = world.accord.consents(REELIX, "r0000203")
         size = world.accord.ledger.head().size
         r = client.post("/v1/people/r0000203/erasure", headers=bearer(token))
-        problem = refused(r, 422)
+        problem = refused(r, 422, NOT_HELD)
         assert "holds no person" in problem["detail"]
-        # The member is still there at Reelix, their consents untouched, no erasure logged.
+        # The member is still there at Reelix, their consents untouched, no erasure logged:
+        # the refusal is, like every other.
         assert world.accord.person(REELIX, "r0000203").id == "r0000203"
         assert world.accord.consents(REELIX, "r0000203") == before
-        kinds = {e["kind"] for e in entries_since(world, size)}
-        assert not kinds & {"erasure", "erasure_notice", "release"}
+        logged_refusal(world, problem["receipt"], NOT_HELD)
+        (entry,) = refused_and_logged(world, size)
+        assert entry["recipient"] == CHIRP
+        assert entry["client"] == world.chirp.client_id
+        assert "r0000203" not in entry["reason"]
+
+    def test_a_refused_erasure_says_nothing_of_who_another_party_holds(
+        self, world: World, client: httpx.Client
+    ) -> None:
+        # Chirp asks to erase a member Reelix holds, then an id nobody holds: the answers and the
+        # ledger's entries are the same but for the id Chirp sent itself.
+        token = app_token(client, world.chirp, world.chirp_secret)
+        answers, entries = [], []
+        for person in ("r0000204", "r9999999"):
+            size = world.accord.ledger.head().size
+            problem = refused(
+                client.post(f"/v1/people/{person}/erasure", headers=bearer(token)), 422, NOT_HELD
+            )
+            answers.append({k: v for k, v in problem.items() if k != "receipt"})
+            (entry,) = entries_since(world, size)
+            entries.append({k: v for k, v in entry.items() if k != "at"})
+        held, nobody = answers
+        assert held == {
+            **nobody,
+            "detail": nobody["detail"].replace("r9999999", "r0000204"),
+            "instance": nobody["instance"].replace("r9999999", "r0000204"),
+        }
+        assert entries[0] == entries[1]
+        assert entries[0]["people"] == 0
 
     @pytest.mark.parametrize("notice", ["1", "n-0000", "../../erasure-notices", "%2e%2e"])
     def test_a_notice_that_is_not_the_partners_cannot_be_acknowledged(
@@ -296,9 +325,11 @@ class TestAPI5BrokenFunctionLevelAuthorization:
         before = world.accord.consents(CHIRP, "c0000212")
         size = world.accord.ledger.head().size
         r = client.post("/v1/people/c0000212/erasure", headers=bearer(token))
-        assert "holds no person" in refused(r, 422)["detail"]
+        problem = refused(r, 422, NOT_HELD)
+        assert "holds no person" in problem["detail"]
         assert world.accord.person(CHIRP, "c0000212").id == "c0000212"
         assert world.accord.consents(CHIRP, "c0000212") == before
+        logged_refusal(world, problem["receipt"], NOT_HELD)
         assert not {e["kind"] for e in entries_since(world, size)} & {"erasure", "release"}
 
     @pytest.mark.parametrize(

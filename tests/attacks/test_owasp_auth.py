@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from accord.api import ApiSettings, create_app
 from accord.api.access import INVALID_TOKEN
+from accord.api.refusals import TOO_MANY_REFUSED
 from api.world import (
     REDIRECT,
     World,
@@ -144,17 +145,45 @@ class TestAPI2BrokenAuthentication:
             r = client.get("/v1/app", headers={"Cookie": f"access_token={token}"})
         refused(r, 401)
 
-    def test_an_authorization_code_used_twice_gives_no_second_token(
+    def test_an_authorization_code_used_twice_gives_no_second_token_and_revokes_the_first(
         self, world: World, client: httpx.Client
     ) -> None:
+        # RFC 6749 section 4.1.2: "If an authorization code is used more than once, the
+        # authorization server MUST deny the request and SHOULD revoke (when possible) all tokens
+        # previously issued based on that authorization code." The first use may have been an
+        # attacker's, who read the code on its way back.
         got = consent(client, world.reelix, "c0000301", [SOCIAL])
         data = code_exchange(got)
         auth = (world.reelix.client_id, world.reelix_secret)
-        assert client.post("/oauth/token", data=data, auth=auth).status_code == 200
+        first = client.post("/oauth/token", data=data, auth=auth)
+        assert first.status_code == 200, first.text
+        # No refresh token is issued (only the code and client credentials grants are offered),
+        # so the access token is all there is to revoke.
+        assert "refresh_token" not in first.json()
+        token = first.json()["access_token"]
+        assert client.get("/v1/me/permissions", headers=bearer(token)).status_code == 200
+        size = world.accord.ledger.head().size
         again = client.post("/oauth/token", data=data, auth=auth)
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_grant"
         assert "access_token" not in again.json()
+        body = refused(client.get("/v1/me/permissions", headers=bearer(token)), 401)
+        assert "revoked" in body["detail"]
+        introspected = client.post("/oauth/introspect", data={"token": token}, auth=auth).json()
+        assert introspected == {"active": False}
+        (revocation, refusal) = entries_since(world, size)
+        assert revocation["kind"] == "app"
+        assert revocation["event"] == "tokens_revoked"
+        assert revocation["client"] == world.reelix.client_id
+        assert "used a second time" in revocation["reason"]
+        assert "1 access token issued from it revoked" in revocation["reason"]
+        assert revocation["people"] == 1  # the person, by pseudonym only
+        assert "c0000301" not in json.dumps(revocation)
+        assert refusal["rules"] == [INVALID_TOKEN]
+        # A third use is refused as well, and finds nothing more to revoke.
+        assert client.post("/oauth/token", data=data, auth=auth).json()["error"] == (
+            "invalid_grant"
+        )
 
     @pytest.mark.parametrize(
         "change",
@@ -326,3 +355,48 @@ class TestAPI4UnrestrictedResourceConsumption:
                 for t in (first, second, first, second)
             ]
         assert statuses == [200, 200, 429, 429]
+
+    def test_refused_tokens_cannot_flood_the_ledger(self, world: World) -> None:
+        # Every refused token is logged; with no limit before authentication, anyone could
+        # append to the ledger as fast as they send requests. 1,000 bad tokens from one address:
+        # the first ones are logged one by one, the rest answered 429 and logged as one count.
+        limited = create_app(
+            world.accord,
+            world.sources,
+            ApiSettings(refusal_limit="20/minute", refusal_log_seconds=3600),
+            key=secrets.token_bytes(32),
+        )
+        with serving(limited) as url:
+            # Two clients from two addresses (all of 127.0.0.0/8 is this host's).
+            attacker = httpx.Client(
+                base_url=url, transport=httpx.HTTPTransport(local_address="127.0.0.7")
+            )
+            partner = httpx.Client(
+                base_url=url, transport=httpx.HTTPTransport(local_address="127.0.0.20")
+            )
+            with attacker, partner:
+                token = app_token(partner, world.reelix, world.reelix_secret)
+                size = world.accord.ledger.head().size
+                answers = [
+                    attacker.get("/v1/app", headers=bearer(f"forged-{n}")) for n in range(1000)
+                ]
+                logged = entries_since(world, size)
+                # The same address's live token is not even looked up; another's is served.
+                assert attacker.get("/v1/app", headers=bearer(token)).status_code == 429
+                assert partner.get("/v1/app", headers=bearer(token)).status_code == 200
+        # What was counted is logged every ACCORD_API_REFUSAL_LOG_SECONDS (and at the end).
+        limited.state.services.access.refusals.flush()
+        assert [r.status_code for r in answers[:20]] == [401] * 20
+        for r in answers[20:]:
+            refused(r, 429)
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert len(logged) == 20
+        assert all(e["rules"] == [INVALID_TOKEN] and e["allowed"] is False for e in logged)
+        counted = entries_since(world, size)[20:]
+        assert len(counted) == 1
+        (tally,) = counted
+        assert tally["rules"] == [TOO_MANY_REFUSED]
+        assert tally["allowed"] is False
+        assert tally["people"] == 0
+        assert "981 requests from 1 address " in tally["reason"]
+        assert "127.0.0.7" not in json.dumps(counted)  # an address is personal data

@@ -12,6 +12,7 @@ once the link is restored the same requests are served again, with the ledger wh
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from accord.api import ApiSettings
-from api.world import app_token, bearer, build_world, serving
+from api.world import World, app_token, bearer, build_world, serving
 from databases import fresh_postgres_database
 from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
 from faults.proxy import Proxy, proxy_to
@@ -175,3 +177,60 @@ def test_an_exchange_held_by_a_stalled_database_is_answered_and_never_logged_as_
             assert again.status_code == 200, again.text
             assert assert_logged(ledger, [again.json()]) == 1
             assert_verifies(ledger)
+
+
+def test_a_token_request_held_by_a_stalled_database_is_answered_and_issues_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The token endpoint, and every other route but the exchanges, had no time limit: a client
+    # asking for a token waited for as long as the database hung.
+    with _proxied_database() as (link, proxied):
+        settings = ApiSettings(exchange_seconds=2)
+        with (
+            build_world(tmp_path, settings, database_url=proxied) as world,
+            serving(world.app) as base,
+            # Far shorter than the stall, which lasts until the test ends it: without a limit
+            # the requests would fail here, not be answered.
+            httpx.Client(base_url=base, timeout=20) as http,
+        ):
+            token = bearer(app_token(http, world.chirp, world.chirp_secret))
+            tokens = _count_tokens(world)
+            caplog.set_level(logging.WARNING, logger="accord.api")
+            link.stall()
+            try:
+                held = http.post(
+                    "/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(world.chirp.client_id, world.chirp_secret),
+                )
+                page = http.get("/v1/app", headers=token)
+                registry = http.get("/v1/agreements")
+            finally:
+                link.resume()
+            for answer in (held, page, registry):
+                _assert_refused(answer)
+                assert "did not finish within 2 s" in answer.json()["detail"]
+            assert "access_token" not in held.json()
+            # The database answers again: the abandoned token request goes on, and stores no
+            # token (nobody was given it), nor does the page's.
+            ended = "a request to /oauth/token abandoned at its deadline ended"
+            for _ in range(600):
+                if any(r.getMessage().startswith(ended) for r in caplog.records):
+                    break
+                threading.Event().wait(0.1)
+            (end,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(ended)]
+            assert end == f"{ended} answering 503 (dropped)"  # it found itself past its time
+            assert _count_tokens(world) == tokens
+            # Served again.
+            again = http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(world.chirp.client_id, world.chirp_secret),
+            )
+            assert again.status_code == 200, again.text
+            assert _count_tokens(world) == tokens + 1
+
+
+def _count_tokens(world: World) -> int:
+    with world.accord.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM api_tokens")).scalar_one())

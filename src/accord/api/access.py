@@ -4,7 +4,9 @@ A bearer token is looked up by its hash at each request, with the person's grant
 a revoked token, a revoked app or a revoked or expired grant refuses the very next request (an
 app's own token is kept between requests only until the registry's revision moves, which every
 revocation and review does: see :meth:`accord.api.apps.PartnerApps.token_and_approved`). A
-refusal here is logged to the ledger as a refused decision, like the gateway's own refusals.
+refusal here is logged to the ledger as a refused decision, like the gateway's own refusals;
+before any of that, a client address that had too many tokens refused is answered 429 without its
+token being looked up, and counted (:mod:`accord.api.refusals`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from accord.api.apps import App, PartnerApps, Token
 from accord.api.errors import Forbidden, InvalidToken, RateLimited
 from accord.api.ratelimit import Limiter
+from accord.api.refusals import RefusalLimit, address_key
 from accord.api.scopes import Scope, covered, needed
 from accord.ledger.entries import DecisionEntry
 from accord.requests import Request, SubjectsKind
@@ -59,6 +62,7 @@ def refusal(
     client: str | None,
     purpose: str | None = None,
     outcome: str = "nothing was done",
+    action: str = "read",
 ) -> Forbidden:
     """A :class:`Forbidden` for a call outside the exchanges (a function of another kind of
     caller), logged to the ledger first as a refused decision about no one; ``outcome`` ends its
@@ -72,7 +76,7 @@ def refusal(
         allowed=False,
         rules=(rule,),
         recipient=party,
-        action="read",
+        action=action,
         client=client,
     )
     receipts = accord.ledger.append([entry])
@@ -83,28 +87,37 @@ def refusal(
 class Access:
     """Authenticates bearer tokens, limits each partner's rate, checks requests against tokens."""
 
-    def __init__(self, accord: Accord, apps: PartnerApps, limiter: Limiter) -> None:
+    def __init__(
+        self, accord: Accord, apps: PartnerApps, limiter: Limiter, refusals: RefusalLimit
+    ) -> None:
         self.accord = accord
         self.apps = apps
         self._limiter = limiter
+        self.refusals = refusals
+        """The limit on refused tokens per client address, and the tally of those past it."""
 
-    def caller(self, authorization: str | None) -> Caller:
-        """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1); a token
-        refused is logged to the ledger before it is answered."""
+    def caller(self, authorization: str | None, peer: str | None = None) -> Caller:
+        """The caller an ``Authorization: Bearer`` header names (RFC 6750 section 2.1), for a
+        request from the address ``peer``; a token refused is logged to the ledger before it is
+        answered, or past the address's limit of refusals counted and answered 429."""
+        address = address_key(peer)
+        self.refusals.before(address)
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise self._refused_token("send an access token as 'Authorization: Bearer <token>'")
+            raise self._refused_token(
+                address, "send an access token as 'Authorization: Bearer <token>'"
+            )
         token, approved = self.apps.token_and_approved(value.strip())
         if token is None:
-            raise self._refused_token("the access token is not one this server issued")
+            raise self._refused_token(address, "the access token is not one this server issued")
         now = datetime.now(UTC)
         if token.app.revoked_at is not None:
-            raise self._refused_token(f"app {token.app.client_id} was revoked", token.app)
+            raise self._refused_token(address, f"app {token.app.client_id} was revoked", token.app)
         if token.revoked_at is not None:
-            raise self._refused_token("the access token was revoked", token.app)
+            raise self._refused_token(address, "the access token was revoked", token.app)
         if now >= token.expires_at:
             raise self._refused_token(
-                f"the access token expired at {token.expires_at.isoformat()}", token.app
+                address, f"the access token expired at {token.expires_at.isoformat()}", token.app
             )
         # One limit per partner (party), over all its apps. A store that cannot be reached
         # raises RateLimitStoreUnreachable: refused, never served unlimited.
@@ -122,9 +135,15 @@ class Access:
             scopes = frozenset(s for s in scopes if s in live)
         return Caller(token, scopes, approved)
 
-    def _refused_token(self, message: str, app: App | None = None) -> InvalidToken:
+    def _refused_token(
+        self, address: str, message: str, app: App | None = None
+    ) -> InvalidToken | RateLimited:
         """:class:`InvalidToken`, logged first as a refusal about no one: of ``app``'s party
-        where the token was one of its apps' (never the token itself)."""
+        where the token was one of its apps' (never the token itself); past ``address``'s limit
+        of refusals, :class:`RateLimited` instead, counted and not logged one by one."""
+        over = self.refusals.refused(address)
+        if over is not None:
+            return over
         entry = DecisionEntry(
             agreement=app.agreement if app else None,
             reason=f"Refused: {message}; nothing was released.",
@@ -138,8 +157,9 @@ class Access:
         return InvalidToken(message)
 
     def close(self) -> None:
-        """Let go of the rate limiter's connections."""
+        """Let go of the rate limiters' connections."""
         self._limiter.close()
+        self.refusals.close()
 
     def check(self, caller: Caller, request: Request) -> Request:
         """``request`` as the caller may make it (acting for its person), or :class:`Forbidden`.

@@ -30,6 +30,7 @@ from accord.api.ads import AdServers
 from accord.api.ads import router as ads_router
 from accord.api.apps import PartnerApps
 from accord.api.audit_console import console as audit_console
+from accord.api.deadline import Deadline
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
 from accord.api.ledger_routes import router as ledger_router
@@ -38,8 +39,9 @@ from accord.api.oauth import OAuthServer
 from accord.api.partner_console import partner_console
 from accord.api.privacy import centre as privacy_centre
 from accord.api.ratelimit import deployment_prefix, limiter
+from accord.api.refusals import RefusalLimit, RefusalLogger
 from accord.api.registry import router as registry_router
-from accord.api.routes import Services, router
+from accord.api.routes import ExchangeRoute, Services, router
 from accord.api.screens import Screens, build_router
 from accord.api.settings import ApiSettings
 from accord.gateway import Gateway, Keyring
@@ -99,7 +101,13 @@ def create_app(
     gateway = Gateway(accord, sources, keyring)
     store = config.rate_limit_store
     prefix = config.rate_limit_prefix or (deployment_prefix(_deployment(accord)) if store else "")
-    access = Access(accord, apps, limiter(parse_limit(config.rate_limit), store, prefix))
+    refused = limiter(parse_limit(config.refusal_limit), store, f"{prefix}:refused")
+    access = Access(
+        accord,
+        apps,
+        limiter(parse_limit(config.rate_limit), store, prefix),
+        RefusalLimit(accord.ledger, refused),
+    )
     server = OAuthServer(apps, issuer=config.issuer, token_seconds=config.token_seconds)
     services = Services(
         gateway,
@@ -116,7 +124,10 @@ def create_app(
         async with lifespan(app) if lifespan is not None else nullcontext():
             try:
                 # Checkpoints are signed as the log grows, so pages only read.
-                with _checkpointer(accord, config.checkpoint_seconds):
+                with (
+                    _checkpointer(accord, config.checkpoint_seconds),
+                    RefusalLogger(access.refusals, config.refusal_log_seconds),
+                ):
                     yield
             finally:
                 services.close()
@@ -196,6 +207,14 @@ def create_app(
             )
         return JSONResponse({"status": "ok"})
 
+    # The exchanges keep their own deadline, which also keeps the door from logging a release
+    # nobody receives; every other request is answered within the same time.
+    exchanges = [r.path_regex for r in router.routes if isinstance(r, ExchangeRoute)]
+    app.add_middleware(
+        Deadline,
+        seconds=config.exchange_seconds,
+        passed_by=lambda path: any(p.match(path) for p in exchanges),
+    )
     app.add_middleware(LimitBody, limit=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

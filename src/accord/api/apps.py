@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Dialect, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from accord.api import deadline
 from accord.api import tables as t
 from accord.api.scopes import Scope, offered, parse_all, render
 from accord.consent import Consent, Method, add_years
@@ -37,6 +38,9 @@ VPPA_MAX_MONTHS = 24
 """18 U.S.C. 2710(b)(2)(B)(ii)(II): consent in advance for at most two years."""
 CODE_SECONDS = 60
 """An authorization code is exchanged within a minute (RFC 6749 section 4.1.2 advises 10)."""
+CODE_KEPT_SECONDS = 2 * 3600
+"""A used code is kept this long after it expires, so that a replay revokes its tokens for as
+long as they could live (an hour at most)."""
 
 
 def _now() -> datetime:
@@ -147,6 +151,8 @@ class Code:
     code_challenge: str
     code_challenge_method: str
     expires_at: datetime
+    used_at: datetime | None = None
+    """When a token was issued from it: used again, it is a replay (RFC 6749 section 4.1.2)."""
 
     # -- authlib.oauth2.rfc6749.AuthorizationCodeMixin -------------------------------------------
 
@@ -765,8 +771,12 @@ class PartnerApps:
         code_challenge: str,
         code_challenge_method: str,
     ) -> None:
-        """Keep an authorization code (its hash) for one exchange within :data:`CODE_SECONDS`."""
+        """Keep an authorization code (its hash) for one exchange within :data:`CODE_SECONDS`;
+        forget those past :data:`CODE_KEPT_SECONDS`."""
+        now = _now()
+        c = t.codes_table
         with self.accord.session() as s, translate(StoreError, "saving an authorization code"):
+            s.execute(delete(c).where(c.c.expires_at < now - timedelta(seconds=CODE_KEPT_SECONDS)))
             s.execute(
                 t.codes_table.insert().values(
                     code_hash=hash_token(code),
@@ -776,12 +786,12 @@ class PartnerApps:
                     redirect_uri=redirect_uri,
                     code_challenge=code_challenge,
                     code_challenge_method=code_challenge_method,
-                    expires_at=_now() + timedelta(seconds=CODE_SECONDS),
+                    expires_at=now + timedelta(seconds=CODE_SECONDS),
                 )
             )
 
     def find_code(self, code: str, client_id: str) -> Code | None:
-        """The unexpired code ``code`` issued to ``client_id``, or None."""
+        """The unexpired code ``code`` issued to ``client_id`` (used or not), or None."""
         c = t.codes_table
         with self.accord.session() as s, translate(StoreError, "reading an authorization code"):
             row = s.execute(
@@ -798,12 +808,40 @@ class PartnerApps:
             row.code_challenge,
             row.code_challenge_method,
             row.expires_at,
+            row.used_at,
         )
 
-    def delete_code(self, code: Code) -> None:
-        """Forget a code once used: a code works once (RFC 6749 section 4.1.2)."""
-        with self.accord.session() as s, translate(StoreError, "deleting an authorization code"):
-            s.execute(delete(t.codes_table).where(t.codes_table.c.code_hash == code.code_hash))
+    def replayed_code(self, code: Code) -> int:
+        """``code`` was used a second time (RFC 6749 section 4.1.2): forget it, so no token is
+        ever issued from it again, revoke every token issued from it, and log that in the
+        ledger; how many were revoked. The first use may have been an attacker's, or this one.
+
+        The code's row is deleted first: an exchange issuing a token from it holds that row
+        until its token is stored, so the tokens revoked here include any issued at this moment.
+        """
+        now = _now()
+        c, k = t.codes_table, t.tokens_table
+        with self.accord.session() as s, translate(StoreError, "revoking a replayed code's tokens"):
+            s.execute(delete(c).where(c.c.code_hash == code.code_hash))
+            done = s.execute(
+                update(k)
+                .where(k.c.code_hash == code.code_hash, k.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            revoked = int(done.rowcount)  # type: ignore[attr-defined]
+            count_change(s)  # every worker drops a token it kept
+        app = self.get(code.client_id)
+        if app is not None:
+            self._log(
+                app,
+                "tokens_revoked",
+                f"An authorization code of the app {app.name!r} was used a second time (RFC 6749 "
+                f"section 4.1.2): it was refused, and the {revoked} access token"
+                f"{'' if revoked == 1 else 's'} issued from it revoked.",
+                now,
+                about=person_refs(self.data_holder(app), [code.person]),
+            )
+        return revoked
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -815,10 +853,22 @@ class PartnerApps:
         person: str | None,
         scopes: Iterable[Scope],
         expires_in: int,
-    ) -> None:
-        """Keep an access token's hash, what it is for, and when it expires."""
+        code: Code | None = None,
+    ) -> bool:
+        """Keep an access token's hash, what it is for, when it expires, and the authorization
+        ``code`` it is issued from, marking the code used; False (nothing kept) if the code was
+        used already, or forgotten as replayed (:meth:`replayed_code`)."""
         now = _now()
         with self.accord.session() as s, translate(StoreError, "saving an access token"):
+            if code is not None:
+                c = t.codes_table
+                claimed = s.execute(
+                    update(c)
+                    .where(c.c.code_hash == code.code_hash, c.c.used_at.is_(None))
+                    .values(used_at=now)
+                )
+                if int(claimed.rowcount) != 1:  # type: ignore[attr-defined]
+                    return False
             s.execute(
                 t.tokens_table.insert().values(
                     token_hash=hash_token(access_token),
@@ -827,8 +877,13 @@ class PartnerApps:
                     scope=render(scopes),
                     issued_at=now,
                     expires_at=now + timedelta(seconds=expires_in),
+                    code_hash=None if code is None else code.code_hash,
                 )
             )
+            # Past the request's deadline its caller was answered 503: nothing is issued, and
+            # the code's use is undone with the token.
+            deadline.check()
+        return True
 
     def token(self, access_token: str) -> Token | None:
         """The token ``access_token`` names (live or not), with its app; None if unknown."""

@@ -28,12 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accord import erasure
 from accord.api.access import NO_DELEGATION, Caller, refusal
+from accord.api.errors import NothingToErase
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.routes import CallerDep, Services, ServicesDep
+from accord.errors import InvalidInput
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, tags=["erasure"])
 
 PersonId = Annotated[str, Path(min_length=1, max_length=255)]
+NOT_HELD = "api:not-held"
+"""The rule of an erasure refused because the caller's party does not hold the person."""
 
 
 class ErasureIn(BaseModel):
@@ -104,6 +108,24 @@ def _party_itself(who: Caller, svc: Services) -> str:
     return who.app.party
 
 
+def _not_held(svc: Services, who: Caller, exc: InvalidInput) -> NothingToErase:
+    """The erasure refused, logged first like every refusal: about no one, and without the id
+    asked for (it names someone the party does not hold, perhaps someone another party holds).
+    The answer says only what the caller's own party holds, the same whether or not anyone
+    else knows the id."""
+    party = who.app.party
+    logged = refusal(
+        svc.gateway.accord,
+        f"party {party} holds no such person to erase",
+        NOT_HELD,
+        party=party,
+        client=who.app.client_id,
+        outcome="no one was erased and no one was told",
+        action="write",
+    )
+    return NothingToErase(exc.message, rule=NOT_HELD, receipt=logged.receipt)
+
+
 @router.post(
     "/people/{person}/erasure",
     response_model=ErasureOut,
@@ -115,13 +137,16 @@ def erase_person(
     """Withdraw their consents, stop every flow about them, delete their records (keeping the
     proof of past consent sealed under their key), tell each recipient, destroy their key."""
     party = _party_itself(who, svc)
-    done = erasure.erase(
-        svc.gateway.accord,
-        party,
-        person,
-        known_as=body.known_as if body else None,
-        deadline=svc.erasure_deadline,
-    )
+    try:
+        done = erasure.erase(
+            svc.gateway.accord,
+            party,
+            person,
+            known_as=body.known_as if body else None,
+            deadline=svc.erasure_deadline,
+        )
+    except InvalidInput as exc:
+        raise _not_held(svc, who, exc) from None
     return ErasureOut(
         party=done.party,
         withdrawn=done.withdrawn,

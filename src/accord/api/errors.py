@@ -3,16 +3,19 @@
     AccordError
     ├── InvalidToken     no bearer token, or one that is unknown, expired or revoked (401)
     ├── Forbidden        a valid token that does not reach this request; names the rule (403)
+    ├── InvalidInput
+    │   └── NothingToErase  an erasure of a person the caller's party does not hold (422), logged
     ├── RateLimited      the app sent more requests than its limit allows (429)
     ├── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
-    └── ExchangeTimedOut  an exchange ran past its time (a store stalled) and was abandoned (503)
+    ├── ExchangeTimedOut  an exchange ran past its time (a store stalled) and was abandoned (503)
+    └── RequestTimedOut   any other request ran past that time, and was abandoned (503)
 
 Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
 """
 
 from __future__ import annotations
 
-from accord.errors import AccordError
+from accord.errors import AccordError, InvalidInput
 
 
 class InvalidToken(AccordError):
@@ -27,6 +30,16 @@ class Forbidden(AccordError):
         self.receipt: int | None = None
         """The ledger index of the refusal, once logged."""
         super().__init__(message, where=where)
+
+
+class NothingToErase(InvalidInput):
+    """An erasure of a person the calling party does not hold: unprocessable (422), and logged
+    as a refusal; ``rule`` names it, ``receipt`` is its ledger index."""
+
+    def __init__(self, message: str, *, rule: str, receipt: int | None) -> None:
+        self.rule = rule
+        self.receipt = receipt
+        super().__init__(message, where="erasure")
 
 
 class RateLimited(AccordError):
@@ -55,4 +68,17 @@ class ExchangeTimedOut(AccordError):
         super().__init__(
             f"the exchange did not finish within {seconds:g} s and was abandoned; "
             "nothing was released"
+        )
+
+
+class RequestTimedOut(AccordError):
+    """A request other than an exchange (a token, a page) did not finish within the exchange
+    time (a store that stalls): it is answered 503 and abandoned, and what it would store past
+    that time it does not (see :mod:`accord.api.deadline`)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the request did not finish within {seconds:g} s (a store did not answer) and was "
+            "abandoned; nothing was released or issued"
         )

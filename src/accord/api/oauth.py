@@ -19,6 +19,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Payload,
@@ -164,14 +165,28 @@ class _AuthorizationCode(AuthorizationCodeGrant):  # type: ignore[misc]
 
     def query_authorization_code(self, code: str, client: App) -> Code | None:
         server: OAuthServer = self.server
-        return server.apps.find_code(code, client.client_id)
+        found = server.apps.find_code(code, client.client_id)
+        if found is not None and found.used_at is not None:
+            raise _replayed(server, found)
+        return found
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        server: OAuthServer = self.server
-        server.apps.delete_code(authorization_code)
+        """Nothing: the code was marked used as its token was stored, and is kept so that a
+        second use is known as one (see :meth:`PartnerApps.replayed_code`)."""
 
     def authenticate_user(self, authorization_code: Code) -> Delegation:
         return Delegation(authorization_code.person, parse_all(authorization_code.scope))
+
+
+def _replayed(server: OAuthServer, code: Code) -> InvalidGrantError:
+    """A code used a second time: every token issued from it revoked (RFC 6749 section 4.1.2:
+    "If an authorization code is used more than once, the authorization server MUST deny the
+    request and SHOULD revoke (when possible) all tokens previously issued based on that
+    authorization code"), and the request denied."""
+    server.apps.replayed_code(code)
+    return InvalidGrantError(
+        "the authorization code was used before; the tokens issued from it are revoked"
+    )
 
 
 class _S256Only(CodeChallenge):  # type: ignore[misc]
@@ -263,13 +278,18 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def save_token(self, token: Mapping[str, Any], request: FormRequest) -> None:
         delegation: Delegation | None = request.user
-        self.apps.save_token(
+        code: Code | None = getattr(request, "authorization_code", None)
+        saved = self.apps.save_token(
             token["access_token"],
             client_id=request.client.client_id,
             person=None if delegation is None else delegation.person,
             scopes=parse_all(token.get("scope")),
             expires_in=int(token["expires_in"]),
+            code=code,
         )
+        if not saved and code is not None:
+            # Another exchange of the same code got there first: a replay too.
+            raise _replayed(self, code)
 
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request

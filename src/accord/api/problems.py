@@ -18,7 +18,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from accord.api.errors import ExchangeTimedOut, Forbidden, InvalidToken, RateLimited
+from accord.api.errors import (
+    ExchangeTimedOut,
+    Forbidden,
+    InvalidToken,
+    NothingToErase,
+    RateLimited,
+    RequestTimedOut,
+)
 from accord.api.pages import error_page, wants_page
 from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound
 from accord.gateway import Refused, Unauthenticated
@@ -55,6 +62,7 @@ _STATUS: tuple[tuple[type[AccordError], int, str, str], ...] = (
     (NotFound, 404, "Not found", "not-found"),
     (LifecycleError, 409, "Conflict", "conflict"),
     (ExchangeTimedOut, 503, "Service unavailable", "timed-out"),
+    (RequestTimedOut, 503, "Service unavailable", "timed-out"),
 )
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -112,7 +120,7 @@ def for_error(exc: AccordError, instance: str | None = None) -> JSONResponse:
         extra["rules"] = list(exc.decision.rules)
         if exc.receipt is not None:
             extra["receipt"] = exc.receipt.index
-    if isinstance(exc, Forbidden):
+    if isinstance(exc, Forbidden | NothingToErase):
         extra["rules"] = [exc.rule]
         extra["receipt"] = exc.receipt
     if isinstance(exc, InvalidToken | Unauthenticated):
@@ -122,7 +130,7 @@ def for_error(exc: AccordError, instance: str | None = None) -> JSONResponse:
     detail = str(exc)
     if status >= 500:
         log.error("request to %s failed: %s", instance, exc)
-        if not isinstance(exc, ExchangeTimedOut):
+        if not isinstance(exc, ExchangeTimedOut | RequestTimedOut):
             # The store's or a party's own message stays in the server's log.
             detail = "a store or a party's database failed; nothing was released"
     return problem(
@@ -162,12 +170,18 @@ def _as_page(request: Request, response: JSONResponse) -> Response:
     )
 
 
+def answer(request: Request, exc: AccordError) -> Response:
+    """The answer to ``exc``: its problem document, or for a browser off the API's paths, the
+    same as an HTML page."""
+    return _as_page(request, for_error(exc, request.url.path))
+
+
 def install(app: FastAPI) -> None:
     """Install the handlers that turn every error into a problem document (or, for a browser
     off the API's paths, an HTML page)."""
 
     async def accord_error(request: Request, exc: Exception) -> Response:
-        return _as_page(request, for_error(cast(AccordError, exc), request.url.path))
+        return answer(request, cast(AccordError, exc))
 
     async def invalid(request: Request, exc: Exception) -> Response:
         errors = [

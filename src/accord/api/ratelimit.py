@@ -49,6 +49,11 @@ class Limiter(Protocol):
         until one would be allowed."""
         ...
 
+    def refusing(self, key: str) -> float | None:
+        """The seconds until a hit for ``key`` would be allowed, where this limiter already
+        knows ``key`` is over the limit; else None. Counts nothing and asks no store."""
+        ...
+
     def close(self) -> None:
         """Let go of any connection."""
         ...
@@ -77,6 +82,21 @@ class MovingWindow:
             if len(hits) >= self.amount:
                 return hits[0] - horizon
             hits.append(moment)
+            return None
+
+    def refusing(self, key: str, at: float | None = None) -> float | None:
+        """The seconds until a hit for ``key`` would be allowed at ``at`` (default now), if the
+        window is full; else None. Counts nothing."""
+        moment = time.monotonic() if at is None else at
+        horizon = moment - self.seconds
+        with self._lock:
+            hits = self._hits.get(key)
+            if not hits:
+                return None
+            while hits and hits[0] < horizon:
+                hits.popleft()
+            if len(hits) >= self.amount:
+                return hits[0] - horizon
             return None
 
     def close(self) -> None:
@@ -138,6 +158,16 @@ class SharedMovingWindow:
             return 0.0
         self._frees[key] = frees
         return max(0.0, frees - time.time())
+
+    def refusing(self, key: str) -> float | None:
+        """The seconds until the shared window has room for ``key``, where a hit this limiter
+        counted found it full and it has not freed since; else None (the store is not asked:
+        another worker's hits are seen at this limiter's next :meth:`hit`)."""
+        frees = self._frees.get(key)
+        if frees is None:
+            return None
+        now = time.time()
+        return frees - now if now < frees else None
 
     def close(self) -> None:
         """Close the connections to the store."""

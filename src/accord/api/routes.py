@@ -239,8 +239,10 @@ def caller(
     svc: ServicesDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Caller:
-    """The authenticated caller (401 otherwise); rate-limited per app."""
-    found = svc.access.caller(request.headers.get("authorization"))
+    """The authenticated caller (401 otherwise); rate-limited per partner, and refused tokens
+    per client address."""
+    peer = request.scope.get("client")
+    found = svc.access.caller(request.headers.get("authorization"), peer[0] if peer else None)
     request.state.client_id = found.app.client_id
     return found
 

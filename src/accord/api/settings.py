@@ -47,6 +47,24 @@ class ApiSettings(BaseSettings):
             "name one store differently)."
         ),
     )
+    refusal_limit: str = Field(
+        default="60/minute",
+        description=(
+            "Requests with a refused token (none, unknown, expired, revoked) one client address "
+            "may make in a moving window, e.g. '60/minute' (an IPv6 address counts by its /64). "
+            "Each is logged to the ledger; past the limit, every request from the address is "
+            "answered 429 until the window frees, and counted instead of logged one by one. "
+            "Counted where ACCORD_API_RATE_LIMIT_STORE says."
+        ),
+    )
+    refusal_log_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How often the requests refused past ACCORD_API_REFUSAL_LIMIT are logged to the "
+            "ledger, as one entry saying how many (and when the server stops)."
+        ),
+    )
     erasure_deadline_days: int = Field(
         default=30,
         ge=1,
@@ -70,8 +88,9 @@ class ApiSettings(BaseSettings):
         default=30.0,
         gt=0,
         description=(
-            "Seconds an exchange may take before it is answered 503 and abandoned (a store that "
-            "stalls); an abandoned exchange logs its failure, never its release."
+            "Seconds an exchange, or any other request (a token, a page), may take before it is "
+            "answered 503 and abandoned (a store that stalls); an abandoned exchange logs its "
+            "failure, never its release, and an abandoned token request issues no token."
         ),
     )
     max_body_bytes: int = Field(
@@ -89,7 +108,7 @@ class ApiSettings(BaseSettings):
         description="The authorization server's issuer URL (RFC 8414); unset: the request's base.",
     )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "refusal_limit")
     @classmethod
     def _a_limit(cls, value: str) -> str:
         try:

@@ -35,8 +35,11 @@ class Signer:
         if not signed or signed.count(".") != 1:
             return None
         body, mac = signed.split(".")
-        expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(mac, expected):
+        expected = _b64(
+            hmac.new(self._key, body.encode(errors="surrogatepass"), hashlib.sha256).digest()
+        )
+        # As bytes: compare_digest refuses text outside ASCII, and a form may hold any.
+        if not hmac.compare_digest(mac.encode(errors="surrogatepass"), expected.encode()):
             return None
         try:
             data = json.loads(_unb64(body))

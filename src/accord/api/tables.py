@@ -1,12 +1,15 @@
-"""The partner API's tables in the Accord store (created by migration ``0003_api``).
+"""The partner API's tables in the Accord store (created by migration ``0003_api``; a token's
+code and a code's use by ``0019_code_tokens``).
 
 * ``api_apps``: partner apps (OAuth 2.0 clients, RFC 6749 section 2), each registered against one
   agreement for one of its parties; a confidential app's secret is kept only as its SHA-256.
 * ``api_reviews``: recorded app reviews, one row per permission judged; the newest decides.
 * ``api_test_people``: the partner's own test people, for whom an unreviewed permission works.
 * ``api_grants``: a person's grant of one permission to one app, with its consent and expiry.
-* ``api_codes``: authorization codes (RFC 6749 section 4.1) by hash, with their PKCE challenge.
-* ``api_tokens``: access tokens by hash, never the token itself.
+* ``api_codes``: authorization codes (RFC 6749 section 4.1) by hash, with their PKCE challenge,
+  kept once used (marked) so that a second use is known as one.
+* ``api_tokens``: access tokens by hash, never the token itself, with the code each was issued
+  from.
 """
 
 from __future__ import annotations
@@ -100,13 +103,18 @@ class ApiCode(Base):
     code_challenge: Mapped[str] = mapped_column(String(128), nullable=False)
     code_challenge_method: Mapped[str] = mapped_column(String(16), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """When a token was issued from it; a code is used once (RFC 6749 section 4.1.2)."""
 
 
 class ApiToken(Base):
     """An access token, by its SHA-256: for the app alone, or for one person."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_client", "client_id"),)
+    __table_args__ = (
+        Index("ix_api_tokens_client", "client_id"),
+        Index("ix_api_tokens_code", "code_hash"),
+    )
 
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     client_id: Mapped[str] = mapped_column(
@@ -117,6 +125,8 @@ class ApiToken(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    code_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    """SHA-256 of the authorization code it was issued from; None for an app's own token."""
 
 
 apps_table = cast(Table, ApiApp.__table__)

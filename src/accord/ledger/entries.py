@@ -525,7 +525,7 @@ class ErasureEntry(Entry):
         _check_count("entries_forgotten", self.entries_forgotten)
 
 
-AppEvent = Literal["registered", "reviewed", "test_person", "revoked"]
+AppEvent = Literal["registered", "reviewed", "test_person", "revoked", "tokens_revoked"]
 APP_EVENTS: tuple[str, ...] = get_args(AppEvent)
 """What happened to a partner app, as an app entry records it."""
 
@@ -533,7 +533,8 @@ APP_EVENTS: tuple[str, ...] = get_args(AppEvent)
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AppEntry(Entry):
     """A partner app was registered, reviewed (one permission approved or not), given a test
-    person, or revoked.
+    person, or revoked; or the tokens issued from one of its authorization codes were revoked,
+    the code having been used twice (the person it was for in ``about``).
 
     ``client`` is its OAuth client id and ``party`` the party it belongs to; a review names the
     permission as ``categories`` and ``purpose`` and says whether it was ``approved``; a test
