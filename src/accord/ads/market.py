@@ -83,6 +83,8 @@ class Placement(NamedTuple):
 
 _new = tuple.__new__
 """A named tuple from its fields in order, without the keyword handling of its constructor."""
+_and, _multiply = np.logical_and, np.multiply
+"""Called with the output array in third place (not as ``out=``: no keywords to parse)."""
 
 
 class _RunBuffers:
@@ -100,20 +102,23 @@ class _RunBuffers:
 
 class _Seen:
     """What one person was shown today: impressions per campaign position, and the positions
-    at their frequency cap (the first ``capped`` of ``positions``, an array that grows)."""
+    at their frequency cap (the first ``capped`` of ``positions``, an array that grows; and
+    ``capped_view``, a view of them made as one is added rather than at each request)."""
 
-    __slots__ = ("capped", "positions", "shown")
+    __slots__ = ("capped", "capped_view", "positions", "shown")
 
     def __init__(self) -> None:
         self.shown: dict[int, int] = {}
         self.positions: Ints = np.empty(4, dtype=np.int64)
         self.capped = 0
+        self.capped_view: Ints = self.positions[:0]
 
     def cap(self, position: int) -> None:
         if self.capped == len(self.positions):
             self.positions = np.concatenate((self.positions, np.empty_like(self.positions)))
         self.positions[self.capped] = position
         self.capped += 1
+        self.capped_view = self.positions[: self.capped]
 
 
 class Charge(NamedTuple):
@@ -263,15 +268,16 @@ class Market:
             self.advance(at)
         self.auctions += 1
         # Targeting, then what is live and passed its pacing draw for this auction.
-        if self._gate_row >= self._gate_ready:
+        row = self._gate_row
+        if row >= self._gate_ready:
             self._draw_gates()
-        gate = self._gate_rows[self._gate_row]
-        self._gate_row += 1
-        mask = np.logical_and(self.index.targets(person), gate, out=self._buffer)
+            row = self._gate_row
+        self._gate_row = row + 1
+        mask = _and(self.index.targets(person), self._gate_rows[row], self._buffer)
         ctr = self.predict(person, mask)
         # Rank scores, bid × predicted CTR (CPC) or bid (CPM), in three passes: eligible
         # scores are above 0, the others 0 (below any eligible one).
-        scores = np.multiply(ctr, self._cpc_bid, out=self._scores)
+        scores = _multiply(ctr, self._cpc_bid, self._scores)
         scores += self._cpm_bid
         scores *= mask
         who = person.person
@@ -280,7 +286,7 @@ class Market:
             seen = self._seen[who] = _Seen()
         elif seen.capped:
             # Campaigns at their frequency cap for this person today are not eligible.
-            scores[seen.positions[: seen.capped]] = 0.0
+            scores[seen.capped_view] = 0.0
         # The best slots + 1 (the last sets the price of the one before it), by passes of
         # argmax, as auction.best finds them (written out here: its general form costs more
         # per call than these few passes).
@@ -404,7 +410,7 @@ class Market:
             seen = self._seen.get(person.person)
             if seen is not None and seen.capped:
                 requests.append(j)
-                capped.append(seen.positions[: seen.capped])
+                capped.append(seen.capped_view)
         if capped:
             counts = [len(positions) for positions in capped]
             scores[np.repeat(requests, counts), np.concatenate(capped)] = 0.0
@@ -430,7 +436,7 @@ class Market:
         scores *= masks[j]
         scores *= self.live
         if seen.capped:
-            scores[seen.positions[: seen.capped]] = 0.0
+            scores[seen.capped_view] = 0.0
         return best(scores, slots + 1, ctr, self._floor)
 
     def _settle(
