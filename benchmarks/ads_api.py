@@ -293,12 +293,19 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=None, help="People at each party.")
     parser.add_argument("--campaigns", type=int, default=None, help="Campaigns in the market.")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server.")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="Sample the ads endpoint's workers with py-spy during its load; collapsed stacks "
+        "to this file.",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     people = args.people or (300 if args.quick else 2_000)
     campaigns = args.campaigns or (200 if args.quick else 1_000)
     sys.path.insert(0, str(HERE))
-    from api import ensure_wrk, side, uvicorn_workers
+    from api import ensure_wrk, profiler, side, uvicorn_workers
 
     wrk = ensure_wrk()
 
@@ -343,7 +350,10 @@ def main() -> None:
                 for name, server in servers.items():
                     console.print(f"loading the {name} endpoint for {seconds:g} s")
                     url = server.url + paths[name]
+                    sampler = profiler(server.pid, seconds, args.profile) if name == "ads" else None
                     found[name] = load(wrk, url, scripts[name], seconds, server.pid)
+                    if sampler is not None:
+                        sampler.wait()
     cores = os.cpu_count() or 1
     ads, bare = side(found["ads"]), side(found["bare"])
     ratio = ads["requests_per_s"] / max(1, bare["requests_per_s"])

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -132,7 +133,8 @@ def test_requests_that_wait_are_served_together_as_one_by_one(
 
 
 def test_a_request_whose_caller_went_away_leaves_the_rest_of_its_group_answered() -> None:
-    from accord.api.ads import AdServers
+    from accord.api.ads import AdRequestIn, AdServers, _Asked
+    from accord.api.errors import InvalidToken
 
     served: list[list[str]] = []
     started = threading.Event()
@@ -145,18 +147,29 @@ def test_a_request_whose_caller_went_away_leaves_the_rest_of_its_group_answered(
             release.wait(10)
             return [[] if person != "unknown" else NotFound("no person") for person, *_ in asks]
 
+    class Access:
+        """Chirp's own ad service for the token "ads"; any other token is refused."""
+
+        def caller(self, authorization: str | None) -> object:
+            if authorization != "Bearer ads":
+                raise InvalidToken("the access token is not one this server issued")
+            return SimpleNamespace(person=None, app=SimpleNamespace(party="chirp", client_id="a"))
+
     servers = AdServers(None)  # type: ignore[arg-type]
     server = Server()
     servers.get = lambda _platform: server  # type: ignore[assignment,method-assign,return-value]
 
+    def ask(person: str, credential: str = "ads") -> asyncio.Task[list[Placement]]:
+        body = AdRequestIn(person=person, party="chirp", slots=2)
+        asked = _Asked(f"Bearer {credential}", body, gpc=False)
+        return asyncio.create_task(servers.ask(Access(), asked))  # type: ignore[arg-type]
+
     async def scenario() -> list[object]:
-        first = asyncio.create_task(servers.ask("chirp", "a", 2, None, gpc=False))
+        first = ask("a")
         await asyncio.to_thread(started.wait, 10)
-        # Three more arrive while the first is served: the next group. One caller goes away.
-        waiting = [
-            asyncio.create_task(servers.ask("chirp", person, 2, None, gpc=False))
-            for person in ("b", "gone", "unknown")
-        ]
+        # Four more arrive while the first is served: the next group. One caller goes away;
+        # one came with a token the server never issued.
+        waiting = [ask("b"), ask("gone"), ask("unknown"), ask("c", credential="forged")]
         await asyncio.sleep(0)
         waiting[1].cancel()
         release.set()
@@ -165,12 +178,14 @@ def test_a_request_whose_caller_went_away_leaves_the_rest_of_its_group_answered(
             asyncio.gather(first, *waiting, return_exceptions=True), timeout=30
         )
 
-    first, b, gone, unknown = asyncio.run(scenario())
+    first, b, gone, unknown, forged = asyncio.run(scenario())
+    # The forged token's request is refused before anything is served for it.
     assert served == [["a"], ["b", "gone", "unknown"]]
     assert first == []
     assert b == []
     assert isinstance(gone, asyncio.CancelledError)
     assert isinstance(unknown, NotFound)
+    assert isinstance(forged, InvalidToken)
 
 
 def test_a_server_ranks_by_the_predictor_it_is_given(tmp_path: Path) -> None:

@@ -183,20 +183,14 @@ def second_prices(
     NumPy calls a vectorised form would make."""
     prices = []
     last = len(order) - 1
-    for k in range(min(slots, last + 1)):
+    for k in range(slots if slots <= last else last + 1):
         mine = order[k]
         price = reserves[mine]
         if k < last:
-            below, first = scores[k + 1], mine < order[k + 1]
-            if cpc[mine]:
-                least = _least_bid(ctr.item(mine), below, first)
-            else:
-                # A weight of 1: the least whole number above the score below (or equal to it,
-                # for the candidate first on equal scores; scores are above 0).
-                least = math.ceil(below)
-                if least == below and not first:
-                    least += 1
-            price = max(price, least)
+            # A CPM bid's weight is 1.
+            weight = ctr.item(mine) if cpc[mine] else 1.0
+            least = least_bid(weight, scores[k + 1], mine < order[k + 1])
+            price = least if least > price else price
         # Never above the bid (the bid itself keeps the slot: this only guards the arithmetic).
         bid = bids[mine]
         prices.append(price if price < bid else bid)
@@ -245,19 +239,36 @@ def rank_and_price(
     )
 
 
-def _least_bid(weight: float, next_score: float, first: bool) -> int:
+def least_bid(weight: float, next_score: float, first: bool) -> int:
     """The least whole bid whose score ``bid × weight`` ranks before ``next_score``: above it,
     or equal to it where the candidate comes ``first`` on equal scores."""
     # The quotient's ceiling, moved by the rounding of the division and of the product (a micro
-    # either way at most).
+    # either way at most). Mostly it is right as it is: two products tell.
     bid = max(1, math.ceil(next_score / weight))
-    while bid > 1 and (
-        (bid - 1) * weight > next_score or (first and (bid - 1) * weight == next_score)
-    ):
+    if first:
+        if bid * weight >= next_score and (bid == 1 or (bid - 1) * weight < next_score):
+            return bid
+        while bid > 1 and (bid - 1) * weight >= next_score:
+            bid -= 1
+        while bid * weight < next_score:
+            bid += 1
+        return bid
+    if bid * weight > next_score and (bid == 1 or (bid - 1) * weight <= next_score):
+        return bid
+    while bid > 1 and (bid - 1) * weight > next_score:
         bid -= 1
-    while not (bid * weight > next_score or (first and bid * weight == next_score)):
+    while bid * weight <= next_score:
         bid += 1
     return bid
 
 
-__all__ = ["AuctionRules", "PriceRule", "Ranked", "best", "rank", "rank_and_price", "second_prices"]
+__all__ = [
+    "AuctionRules",
+    "PriceRule",
+    "Ranked",
+    "best",
+    "least_bid",
+    "rank",
+    "rank_and_price",
+    "second_prices",
+]

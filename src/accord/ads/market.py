@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from accord.ads.auction import _ARGMAX_UP_TO, AuctionRules, PriceRule, best, second_prices
+from accord.ads.auction import _ARGMAX_UP_TO, _SPENT, AuctionRules, PriceRule, best, least_bid
 from accord.ads.eligibility import CandidateIndex
 from accord.ads.model import (
     HOURS_IN_WEEK,
@@ -83,6 +83,8 @@ class Placement(NamedTuple):
 
 _new = tuple.__new__
 """A named tuple from its fields in order, without the keyword handling of its constructor."""
+_and, _multiply = np.logical_and, np.multiply
+"""Called with the output array in third place (not as ``out=``: no keywords to parse)."""
 
 
 class _RunBuffers:
@@ -100,20 +102,23 @@ class _RunBuffers:
 
 class _Seen:
     """What one person was shown today: impressions per campaign position, and the positions
-    at their frequency cap (the first ``capped`` of ``positions``, an array that grows)."""
+    at their frequency cap (the first ``capped`` of ``positions``, an array that grows; and
+    ``capped_view``, a view of them made as one is added rather than at each request)."""
 
-    __slots__ = ("capped", "positions", "shown")
+    __slots__ = ("capped", "capped_view", "positions", "shown")
 
     def __init__(self) -> None:
         self.shown: dict[int, int] = {}
         self.positions: Ints = np.empty(4, dtype=np.int64)
         self.capped = 0
+        self.capped_view: Ints = self.positions[:0]
 
     def cap(self, position: int) -> None:
         if self.capped == len(self.positions):
             self.positions = np.concatenate((self.positions, np.empty_like(self.positions)))
         self.positions[self.capped] = position
         self.capped += 1
+        self.capped_view = self.positions[: self.capped]
 
 
 class Charge(NamedTuple):
@@ -199,6 +204,14 @@ class Market:
         self._reserves: list[int] = self.reserve.tolist()
         self._caps: list[int] = self.caps.tolist()
         self._creatives = [c.creatives for c in ordered]
+        # What settling a winner reads, by position: the campaign, its one creative (None where
+        # it has several: they take turns), whether it pays per click, its bid, reserve, cap.
+        self._info = [
+            (c, c.creatives[0] if len(c.creatives) == 1 else None, per_click, bid, reserve, cap)
+            for c, per_click, bid, reserve, cap in zip(
+                ordered, self._cpc, self._bids, self._reserves, self._caps, strict=True
+            )
+        ]
         self._turns = [0] * n
         self._max_slots = rules.max_slots
         self._runs = _RunBuffers(n)
@@ -255,15 +268,16 @@ class Market:
             self.advance(at)
         self.auctions += 1
         # Targeting, then what is live and passed its pacing draw for this auction.
-        if self._gate_row >= self._gate_ready:
+        row = self._gate_row
+        if row >= self._gate_ready:
             self._draw_gates()
-        gate = self._gate_rows[self._gate_row]
-        self._gate_row += 1
-        mask = np.logical_and(self.index.targets(person), gate, out=self._buffer)
+            row = self._gate_row
+        self._gate_row = row + 1
+        mask = _and(self.index.targets(person), self._gate_rows[row], self._buffer)
         ctr = self.predict(person, mask)
         # Rank scores, bid × predicted CTR (CPC) or bid (CPM), in three passes: eligible
         # scores are above 0, the others 0 (below any eligible one).
-        scores = np.multiply(ctr, self._cpc_bid, out=self._scores)
+        scores = _multiply(ctr, self._cpc_bid, self._scores)
         scores += self._cpm_bid
         scores *= mask
         who = person.person
@@ -272,9 +286,26 @@ class Market:
             seen = self._seen[who] = _Seen()
         elif seen.capped:
             # Campaigns at their frequency cap for this person today are not eligible.
-            scores[seen.positions[: seen.capped]] = 0.0
-        order, ranked = best(scores, slots + 1, ctr, self._floor)
-        return self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctr)
+            scores[seen.capped_view] = 0.0
+        # The best slots + 1 (the last sets the price of the one before it), by passes of
+        # argmax, as auction.best finds them (written out here: its general form costs more
+        # per call than these few passes).
+        order: list[int] = []
+        ranked: list[float] = []
+        want, floor, argmax, value = slots + 1, self._floor, scores.argmax, scores.item
+        while True:
+            top = int(argmax())
+            score = value(top)
+            if score <= 0.0:
+                break
+            if ctr.item(top) >= floor:
+                order.append(top)
+                ranked.append(score)
+                want -= 1
+                if not want:
+                    break
+            scores[top] = _SPENT
+        return self._settle(seen, at, slots, order, ranked, ctr=ctr)
 
     def request_many(
         self, requests: Sequence[tuple[PersonSignals, datetime, int]]
@@ -339,7 +370,7 @@ class Market:
                 if (gone or taken) and any(p in gone or (taken and p in taken) for p in order):
                     order, ranked = self._again(j, seen, slots)
                 before = seen.capped
-                out.append(self._settle(seen, at, slots, order=order, ranked=ranked, ctr=ctrs[j]))
+                out.append(self._settle(seen, at, slots, order, ranked, ctr=ctrs[j]))
                 if seen.capped > before:
                     capped.setdefault(who, set()).update(
                         seen.positions[before : seen.capped].tolist()
@@ -379,7 +410,7 @@ class Market:
             seen = self._seen.get(person.person)
             if seen is not None and seen.capped:
                 requests.append(j)
-                capped.append(seen.positions[: seen.capped])
+                capped.append(seen.capped_view)
         if capped:
             counts = [len(positions) for positions in capped]
             scores[np.repeat(requests, counts), np.concatenate(capped)] = 0.0
@@ -405,7 +436,7 @@ class Market:
         scores *= masks[j]
         scores *= self.live
         if seen.capped:
-            scores[seen.positions[: seen.capped]] = 0.0
+            scores[seen.capped_view] = 0.0
         return best(scores, slots + 1, ctr, self._floor)
 
     def _settle(
@@ -413,53 +444,49 @@ class Market:
         seen: _Seen,
         at: datetime,
         slots: int,
-        *,
         order: list[int],
         ranked: list[float],
+        *,
         ctr: Floats,
     ) -> list[Placement]:
         """Price the winners of an auction, place them, count them against their frequency
         caps, and charge the CPM ones."""
-        winners = order[:slots]
-        if self._first_price:
-            prices = [self._bids[i] for i in winners]
-        else:
-            prices = second_prices(
-                order,
-                ranked,
-                slots,
-                ctr=ctr,
-                cpc=self._cpc,
-                bids=self._bids,
-                reserves=self._reserves,
-            )
+        if not order:
+            return []
         request_id = f"{self._prefix}{self.auctions:016x}"
         placements = []
-        campaigns, creatives_of, caps, shown = (
-            self.index.campaigns,
-            self._creatives,
-            self._caps,
-            seen.shown,
-        )
-        for slot, position in enumerate(winners):
-            creatives = creatives_of[position]
-            if len(creatives) == 1:
-                creative = creatives[0]
+        info, shown, first_price = self._info, seen.shown, self._first_price
+        last = len(order) - 1
+        for slot, position in enumerate(order[:slots]):
+            campaign, creative, per_click, bid, reserve, cap = info[position]
+            weight = ctr.item(position)
+            if first_price:
+                price = bid
             else:
+                price = reserve
+                if slot < last:
+                    # The least bid that keeps the slot (CPM: a weight of 1).
+                    least = least_bid(
+                        weight if per_click else 1.0, ranked[slot + 1], position < order[slot + 1]
+                    )
+                    price = least if least > price else price
+                # Never above the bid (the bid itself keeps the slot).
+                price = price if price < bid else bid
+            if creative is None:
+                creatives = self._creatives[position]
                 turn = self._turns[position]
                 self._turns[position] = turn + 1
                 creative = creatives[turn % len(creatives)]
-            price = prices[slot]
             placements.append(
                 _new(
                     Placement,
                     (
                         request_id,
                         slot,
-                        campaigns[position],
+                        campaign,
                         creative,
                         price,
-                        ctr.item(position),
+                        weight,
                         ranked[slot],
                         position,
                     ),
@@ -468,9 +495,9 @@ class Market:
             # Count it against the frequency cap.
             count = shown.get(position, 0) + 1
             shown[position] = count
-            if count >= caps[position]:
+            if count >= cap:
                 seen.cap(position)
-            if not self._cpc[position]:
+            if not per_click:
                 self._charge(position, price, at, "impression", request_id)
         return placements
 

@@ -225,9 +225,12 @@ class Pacer:
             raise InvalidInput(f"a charge cannot be negative: {micros}")
         # Python integers read once (item) and written back: no NumPy scalar arithmetic.
         today, total = self.spent_today.item(i), self.spent_total.item(i)
-        room = min(self.allowance.item(i) - today, self.lifetime.item(i) - total)
-        charged = micros if micros <= room else max(room, 0)
-        if charged != micros:
+        room = self.allowance.item(i) - today
+        life = self.lifetime.item(i) - total
+        room = life if life < room else room
+        charged = micros
+        if micros > room:
+            charged = room if room > 0 else 0
             self.over_delivered[i] += micros - charged
         self.spent_today[i] = today + charged
         self.spent_total[i] = total + charged

@@ -16,22 +16,27 @@ this call). Either way no ad targeted with partner data reaches them.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
 
 from accord.ads.market import Placement
 from accord.ads.model import show_money
 from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
-from accord.api.access import NO_DELEGATION, Caller, refusal
+from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.problems import PROBLEM_RESPONSES
-from accord.api.routes import CallerDep
+from accord.api.routes import _MISSING, CallerDep, Services, _json_body, caller
 from accord.errors import AccordError
 from accord.service import Accord
 
@@ -104,6 +109,20 @@ class AdResponseOut(BaseModel):
     ads: list[AdOut]
 
 
+class _Asked:
+    """One ad request waiting for its group: the token it came with, what it asks, and then
+    the caller the token named (set by the group, for the access log)."""
+
+    __slots__ = ("authorization", "body", "client_id", "gpc")
+
+    def __init__(self, authorization: str | None, body: AdRequestIn, gpc: bool) -> None:
+        self.authorization, self.body, self.gpc = authorization, body, gpc
+        self.client_id: str | None = None
+
+
+_Answer = asyncio.Future[list[Placement] | AccordError]
+
+
 class AdServers:
     """One :class:`AdServer` per platform, made at its first request."""
 
@@ -112,15 +131,7 @@ class AdServers:
         self._servers: dict[str, AdServer] = {}
         self._lock = threading.Lock()
         # Requests waiting, per platform, and the platforms whose group is being served.
-        self._waiting: dict[
-            str,
-            list[
-                tuple[
-                    tuple[str, int, datetime | None, bool],
-                    asyncio.Future[list[Placement] | AccordError],
-                ]
-            ],
-        ] = {}
+        self._waiting: dict[str, list[tuple[_Asked, _Answer]]] = {}
         self._serving: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -133,49 +144,159 @@ class AdServers:
                 self._servers[platform] = server
             return server
 
-    async def ask(
-        self, platform: str, person: str, slots: int, at: datetime | None, *, gpc: bool
-    ) -> list[Placement]:
+    async def ask(self, access: Access, asked: _Asked) -> list[Placement]:
         """The ads for one request. Requests that come in while a group of the platform's is
         being served wait for the next group; each group is served in one call of a worker
-        thread (:meth:`AdServer.serve_many`: one read of the people's signals, one transaction
-        for the impressions and charges), then each request gets its own answer."""
+        thread (:meth:`_serve_group`: each request's token checked, then
+        :meth:`AdServer.serve_many`: one read of the people's signals, one transaction for the
+        impressions and charges), then each request gets its own answer."""
+        platform = asked.body.party
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[list[Placement] | AccordError] = loop.create_future()
-        self._waiting.setdefault(platform, []).append(((person, slots, at, gpc), answer))
+        answer: _Answer = loop.create_future()
+        self._waiting.setdefault(platform, []).append((asked, answer))
         if platform not in self._serving:
             self._serving.add(platform)
-            self._tasks.add(task := loop.create_task(self._serve(platform)))
+            self._tasks.add(task := loop.create_task(self._serve(access, platform)))
             task.add_done_callback(self._tasks.discard)
         found = await answer
         if isinstance(found, AccordError):
             raise found
         return found
 
-    async def _serve(self, platform: str) -> None:
+    async def _serve(self, access: Access, platform: str) -> None:
         """Serve the platform's waiting requests, group after group, until none is left."""
+        loop = asyncio.get_running_loop()
         try:
             while group := self._waiting.pop(platform, []):
                 try:
-                    server = await run_in_threadpool(self.get, platform)
-                    found = await run_in_threadpool(server.serve_many, [a for a, _ in group])
+                    # Straight to the loop's executor: one hop a group (anyio's costs more).
+                    found = await loop.run_in_executor(
+                        None, self._serve_group, access, platform, [a for a, _ in group]
+                    )
                 except Exception as exc:  # noqa: BLE001 - every request of the group gets it
-                    for _ask, answer in group:
+                    for _asked, answer in group:
                         if not answer.done():  # its caller may have gone (cancelled)
                             answer.set_exception(exc)
                     continue
-                for (_ask, answer), result in zip(group, found, strict=True):
+                for (_asked, answer), result in zip(group, found, strict=True):
                     if not answer.done():
                         answer.set_result(result)
         finally:
             self._serving.discard(platform)
 
+    def _serve_group(
+        self, access: Access, platform: str, group: list[_Asked]
+    ) -> list[list[Placement] | AccordError]:
+        """In a worker thread: each request's caller authenticated (401, 429) and checked to be
+        the platform's own service (403, logged), in the order they came; then the requests that
+        passed served as one group."""
+        out: list[list[Placement] | AccordError] = []
+        served: list[int] = []
+        for k, asked in enumerate(group):
+            try:
+                who = access.caller(asked.authorization)
+                asked.client_id = who.app.client_id
+                _check_first_party(
+                    self.accord, who, platform, f"ads for {platform}'s people are asked for"
+                )
+            except AccordError as exc:
+                out.append(exc)
+                continue
+            out.append([])
+            served.append(k)
+        if served:
+            found = self.get(platform).serve_many(
+                [
+                    (b.person, b.slots, b.context.at, group[k].gpc)
+                    for k in served
+                    for b in (group[k].body,)
+                ]
+            )
+            for k, result in zip(served, found, strict=True):
+                out[k] = result
+        return out
 
-@router.post(
-    "/request",
-    response_model=AdResponseOut,
-    summary="The winning ads for one of the platform's people, with their prices",
-)
+
+class AdRequestRoute(APIRoute):
+    """``POST /v1/ads/request``: documented by FastAPI from its endpoint's signature, as any
+    route, but each request handled by :meth:`get_route_handler`'s handler.
+
+    FastAPI's generic handler would look the token up in a worker thread of its own for each
+    request (a blocking dependency), validate the answer's model a second time and encode it.
+    This handler does the same steps with the same errors: the body is read and parsed as JSON
+    (malformed JSON: 422), the caller authenticated (401, 429) before the body is validated
+    (422), the caller checked to be the platform's own service (403); but the token is looked
+    up in the thread that serves the request's group, one thread hop for the group, and the
+    answer is encoded once. FastAPI runs no dependency for it.
+    """
+
+    def get_route_handler(self) -> Callable[[HttpRequest], Coroutine[Any, Any, Response]]:
+        """The handler."""
+
+        async def handle(request: HttpRequest) -> Response:
+            body = await _json_body(request)
+            svc: Services = request.app.state.services
+            servers: AdServers = request.app.state.ads
+            try:
+                parsed = _parsed(body)
+            except RequestValidationError:
+                # Authentication comes first: without a usable token it is 401, whatever the body.
+                await run_in_threadpool(caller, request, svc, None)
+                raise
+            gpc = parsed.context.gpc or (request.headers.get("sec-gpc") or "").strip() == "1"
+            asked = _Asked(request.headers.get("authorization"), parsed, gpc)
+            try:
+                placed = await servers.ask(svc.access, asked)
+            finally:
+                if asked.client_id is not None:
+                    request.state.client_id = asked.client_id
+            return Response(_answer(placed), media_type="application/json")
+
+        return handle
+
+
+def _parsed(body: Any) -> AdRequestIn:
+    """The request's body validated as FastAPI validates it (422, saying where)."""
+    if body is _MISSING:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return AdRequestIn.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        ) from None
+
+
+def _answer(placed: list[Placement]) -> bytes:
+    """:class:`AdResponseOut` as FastAPI encodes it (compact JSON, UTF-8), from the placements
+    straight (no model built to be validated and dumped)."""
+    content = {
+        "request_id": placed[0].request_id if placed else None,
+        "ads": [
+            {
+                "slot": p.slot,
+                "campaign": p.campaign.id,
+                "advertiser": p.campaign.advertiser,
+                "creative": {
+                    "id": p.creative.id,
+                    "headline": p.creative.headline,
+                    "body": p.creative.body,
+                    "url": p.creative.url,
+                },
+                "billing": p.billing.value,
+                "price_micros": p.price,
+                "price": show_money(p.price),
+            }
+            for p in placed
+        ],
+    }
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode()
+
+
 async def request_ads(
     body: AdRequestIn,
     who: CallerDep,
@@ -185,32 +306,19 @@ async def request_ads(
     """Run the auction for ``slots`` slots shown to ``person``: eligibility (targeting, schedule,
     budgets, frequency caps, opt-outs), pacing, generalised second price; CPM winners are
     charged and every impression recorded before the answer."""
-    servers: AdServers = request.app.state.ads
-    await _first_party_only(
-        servers.accord, who, body.party, f"ads for {body.party}'s people are asked for"
-    )
-    gpc = body.context.gpc or (sec_gpc or "").strip() == "1"
-    placed = await servers.ask(body.party, body.person, body.slots, body.context.at, gpc=gpc)
-    return AdResponseOut(
-        request_id=placed[0].request_id if placed else None,
-        ads=[
-            AdOut(
-                slot=p.slot,
-                campaign=p.campaign.id,
-                advertiser=p.campaign.advertiser,
-                creative=CreativeOut(
-                    id=p.creative.id,
-                    headline=p.creative.headline,
-                    body=p.creative.body,
-                    url=p.creative.url,
-                ),
-                billing=p.billing.value,
-                price_micros=p.price,
-                price=show_money(p.price),
-            )
-            for p in placed
-        ],
-    )
+    # What the route's own handler (AdRequestRoute) does, for the description FastAPI makes of
+    # this signature; not called by it.
+    raise NotImplementedError  # pragma: no cover
+
+
+router.add_api_route(
+    "/request",
+    request_ads,
+    methods=["POST"],
+    response_model=AdResponseOut,
+    summary="The winning ads for one of the platform's people, with their prices",
+    route_class_override=AdRequestRoute,
+)
 
 
 class ClickIn(_In):
@@ -274,27 +382,17 @@ async def click_ad(body: ClickIn, who: CallerDep, request: HttpRequest) -> Click
 async def _first_party_only(accord: Accord, who: Caller, party: str, what: str) -> None:
     """Refuse (403, logged) unless the caller is ``party``'s own service with its app's own
     token: ``what`` ("ads for chirp's people are asked for") is said to be done that way."""
-    if who.person is not None:
-        await _refuse(
-            accord,
-            who,
-            f"{what} by the platform's own service with its app's own token "
-            "(client credentials), not with a person's",
-            NO_DELEGATION,
-        )
-    if who.app.party != party:
-        await _refuse(
-            accord,
-            who,
-            f"{what} by {party}'s own service, not by an app of {who.app.party}",
-            FIRST_PARTY,
-        )
+    if _not_first_party(who, party, what) is not None:
+        await run_in_threadpool(_check_first_party, accord, who, party, what)
 
 
-async def _refuse(accord: Accord, who: Caller, message: str, rule: str) -> None:
-    """Log the refusal to the ledger, then raise it (403)."""
-    raise await run_in_threadpool(
-        lambda: refusal(
+def _check_first_party(accord: Accord, who: Caller, party: str, what: str) -> None:
+    """:func:`_first_party_only` in a worker thread: the refusal logged to the ledger, then
+    raised (403)."""
+    refused = _not_first_party(who, party, what)
+    if refused is not None:
+        message, rule = refused
+        raise refusal(
             accord,
             message,
             rule,
@@ -303,4 +401,16 @@ async def _refuse(accord: Accord, who: Caller, message: str, rule: str) -> None:
             purpose="marketing.advertising",
             outcome="no ad was chosen",
         )
-    )
+
+
+def _not_first_party(who: Caller, party: str, what: str) -> tuple[str, str] | None:
+    """Why the caller may not do ``what`` for ``party`` (the message and the rule), or None."""
+    if who.person is not None:
+        message = (
+            f"{what} by the platform's own service with its app's own token "
+            "(client credentials), not with a person's"
+        )
+        return message, NO_DELEGATION
+    if who.app.party != party:
+        return (f"{what} by {party}'s own service, not by an app of {who.app.party}", FIRST_PARTY)
+    return None
