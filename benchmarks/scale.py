@@ -305,6 +305,17 @@ def summary(
     )
     figures["match_spark_wins_from_items"] = at
     figures["match_spark_wins_how"] = how
+    # Against the like-for-like baseline, over the sizes where ECDH was timed in process too.
+    timed = [(n, m) for n, m in zip(match_sizes, matched, strict=True) if "in_process_ecdh_s" in m]
+    if len(timed) > 1:
+        at, how = crossing(
+            [n for n, _ in timed],
+            [m["in_process_ecdh_s"] for _, m in timed],
+            [m["spark_s"] for _, m in timed],
+            machines,
+        )
+        figures["match_spark_vs_ecdh_wins_from_items"] = at
+        figures["match_spark_vs_ecdh_wins_how"] = how
     return figures
 
 

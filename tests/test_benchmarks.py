@@ -111,6 +111,7 @@ def test_the_scale_benchmark_runs_spark_beside_duckdb_and_the_in_process_match()
     # The like-for-like baseline of the batched ECDH match: ECDH in process, on the same sets.
     assert result["match_in_process_ecdh_s_2000"] > 0
     assert result["match_in_process_protocol_2000"] == "oprf"  # the default from 2,000 a side
+    assert "match_spark_vs_ecdh_wins_how" in result
     # The lookalike chose the same people on both engines (checked): a tenth of the candidates.
     assert result["lookalike_spark_vs_duckdb_ratio"] > 0
     assert result["lookalike_members_5000"] == 500
