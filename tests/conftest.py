@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: database URLs for SQLite and a fresh PostgreSQL.
+"""Fixtures shared by every test package: database URLs for SQLite and a fresh PostgreSQL, and
+Apache Spark in local mode.
 
 ``db_url`` runs a test once on each backend; the PostgreSQL run is marked ``postgres`` and needs
 the server at ``ACCORD_TEST_POSTGRES_URL`` (an admin URL; trust auth, user ``postgres``), where
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from databases import fresh_postgres_database
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @pytest.fixture
@@ -34,3 +39,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """Apache Spark in local mode for the whole run: two cores, few shuffle partitions, no UI.
+    Started by the first test that asks for it (a few seconds), stopped at the end."""
+    from accord.pets.engines import SparkSettings, spark_session
+
+    session = spark_session(SparkSettings(master="local[2]", shuffle_partitions=2))
+    yield session
+    session.stop()

@@ -108,6 +108,14 @@ def test_the_scale_benchmark_runs_spark_beside_duckdb_and_the_in_process_match()
     assert result["aggregate_rows_200000"] == 50
     assert "aggregate_spark_wins_how" in result
     assert "match_spark_wins_how" in result
+    # The like-for-like baseline of the batched ECDH match: ECDH in process, on the same sets.
+    assert result["match_in_process_ecdh_s_2000"] > 0
+    assert result["match_in_process_protocol_2000"] == "oprf"  # the default from 2,000 a side
+    assert "match_spark_vs_ecdh_wins_how" in result
+    # The lookalike chose the same people on both engines (checked): a tenth of the candidates.
+    assert result["lookalike_spark_vs_duckdb_ratio"] > 0
+    assert result["lookalike_members_5000"] == 500
+    assert "lookalike_audience_spark_wins_how" in result
 
 
 def test_the_audiences_benchmark_runs_and_reports_its_ratio_to_a_bare_match() -> None:

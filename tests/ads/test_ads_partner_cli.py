@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
 from accord.cli import app
@@ -49,6 +50,33 @@ def test_partner_prints_the_audience_the_lookalike_and_the_lift(folder: Path) ->
     assert shown["audience"] >= 20
     low, high = shown["lift"]["interval"]
     assert low <= shown["lift"]["lift"] <= high
+
+
+def test_partner_runs_the_lookalike_and_the_lift_on_spark(
+    folder: Path, spark: SparkSession
+) -> None:
+    # --engine spark with no master: the settings' master, this process's Spark application.
+    result = runner.invoke(
+        app,
+        ["ads", "partner", "--min-size", "20", "--engine", "spark", "--data-dir", str(folder)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "lookalike:" in result.output
+    assert "interval" in result.output
+    assert spark.sparkContext.master == "local[2]"
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--engine", "hadoop"], "no engine 'hadoop'"),  # not an engine Accord has
+        (["--spark-master", "local[1]"], "goes with --engine spark"),  # a master without Spark
+    ],
+)
+def test_partner_refuses_a_wrong_engine(folder: Path, options: list[str], says: str) -> None:
+    result = runner.invoke(app, ["ads", "partner", *options, "--data-dir", str(folder)])
+    assert result.exit_code == 2
+    assert says in result.output
 
 
 def test_partner_refuses_a_folder_without_a_scenario(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pyspark.sql import SparkSession
 
 from accord.ads.measurement import LiftStudy, conversion_lift, holdout_audience, partner_lift
 from accord.ads.model import Audience
@@ -140,6 +141,32 @@ def test_the_lift_is_released_as_an_aggregate_and_the_holdout_is_an_audience(
     assert entry["subjects"] == []
     assert entry["people"] == 300
     assert set(result.to_json()["groups"]) == {"exposed", "holdout"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("on_spark", [False, True])
+def test_the_lift_counts_the_same_groups_in_process_and_on_spark(
+    world: tuple[Accord, World], spark: SparkSession, on_spark: bool
+) -> None:
+    accord, _records = world
+    study = LiftStudy("engines", "chirp", "reelix", AGREEMENT_ID, "lift-report", holdout=0.3)
+    eligible = [f"c{i}" for i in range(300)]
+    converted = {p for n, p in enumerate(eligible) if n % 7 == 0}
+    # Noise so small (epsilon 10^6) that the released counts are the exact ones.
+    result, _receipt = conversion_lift(
+        accord,
+        study,
+        eligible,
+        converted,
+        dp.Privacy(1e6),
+        spark=spark if on_spark else None,
+    )
+    held = {p for p in eligible if assign(p, study.study, 0.3) is Group.HOLDOUT}
+    assert dict(result.people) == {Group.EXPOSED: 300 - len(held), Group.HOLDOUT: len(held)}
+    assert dict(result.converted) == {
+        Group.EXPOSED: len(converted - held),
+        Group.HOLDOUT: len(converted & held),
+    }
 
 
 @pytest.mark.unit

@@ -42,6 +42,8 @@ from accord.requests import Request
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from accord.ads.store import AdsStore
     from accord.service import Accord
 
@@ -233,6 +235,7 @@ def build_lookalike_audience(
     partner_accord: Accord | None = None,
     at: datetime | None = None,
     random_state: int = 0,
+    spark: SparkSession | None = None,
 ) -> AudienceBuild:
     """A lookalike of the partner's seed (``seed_records``, 25 to 500,000 people) among the
     platform's ``people`` (one row of ``features`` each), ``size`` people at most.
@@ -240,7 +243,8 @@ def build_lookalike_audience(
     The seed is matched into the platform's people inside this call (the clean room), the model
     is trained and scores there, and only the best-scored platform people outside the seed who
     may take part (fed into the match under the platform's clause) become the audience. The
-    seed never leaves: not in the audience, the ledger, or the result.
+    seed never leaves: not in the audience, the ledger, or the result. The audience is chosen by
+    DuckDB, or by Apache Spark when ``spark`` is given (:mod:`accord.pets.lookalike_sql`).
     """
     _check_provider(audience, how, store)
     seed_list = list(seed_records)
@@ -257,6 +261,7 @@ def build_lookalike_audience(
         matched.people,
         size,
         random_state=random_state,
+        spark=spark,
     )
     members = list(found.members)
     receipt = _log(

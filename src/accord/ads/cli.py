@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.console import DatabaseUrl, DataDir, handled
+from accord.pets.engine_options import EngineOption, SparkMasterOption, chosen_spark
 
 if TYPE_CHECKING:
     from accord.ads.access import Access, SpendBesideAccess
@@ -196,13 +197,16 @@ def partner(
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the lookalike and simulated conversions.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
     """Reelix's data in Chirp's ads, on the reference scenario (run `accord demo` first): an
     audience of a genre's viewers matched privately under their consent, built again after some
     withdraw, a lookalike of it, and a campaign's conversion lift with noise; each step in the
-    ledger."""
+    ledger. The lookalike's features and audience and the lift's counts run on DuckDB or, with
+    --engine spark, on Apache Spark."""
     from accord.config import Settings
     from accord.datafolder import DataFolder
     from accord.errors import InvalidInput
@@ -216,6 +220,7 @@ def partner(
             f"{folder.path} holds no finished reference scenario: run `accord demo` first",
             where="--data-dir",
         )
+    spark = chosen_spark(engine, spark_master, progress=Console(stderr=True))
     with Accord.open(url, folder.path) as accord:
         shown = run_partner_ads(
             accord,
@@ -225,6 +230,7 @@ def partner(
             min_size=min_size,
             epsilon=epsilon,
             seed=seed,
+            spark=spark,
         )
     if as_json:
         print(json.dumps(shown.to_json(), indent=2))

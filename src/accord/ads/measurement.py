@@ -157,6 +157,7 @@ def partner_lift(
     partner_accord: Accord | None = None,
     confidence: float = 0.95,
     at: datetime | None = None,
+    spark: SparkSession | None = None,
 ) -> tuple[Lift, Receipt]:
     """The conversion lift of ``study`` with the partner's conversions matched in the room.
 
@@ -167,7 +168,8 @@ def partner_lift(
     ``eligible`` platform people whose conversions could be seen at all (matched with a member
     who may take part), so that consent, which does not depend on the group, thins both groups
     alike and does not dilute the lift. The matches stay in this call (the clean room); only the
-    noisy aggregates of :func:`conversion_lift` leave.
+    noisy aggregates of :func:`conversion_lift` leave (its groups counted by Spark when
+    ``spark`` is given).
     """
     when = at or datetime.now(UTC)
     platform_list = list(platform_records)
@@ -186,6 +188,7 @@ def partner_lift(
         budgets=budgets,
         confidence=confidence,
         at=when,
+        spark=spark,
     )
 
 

@@ -23,6 +23,7 @@ from rich.table import Table
 from accord.console import handled
 from accord.datafolder import DataFolder
 from accord.errors import InvalidInput
+from accord.pets.engine_options import EngineOption, SparkMasterOption, chosen_spark
 from accord.pets.mechanisms import Mechanism
 
 if TYPE_CHECKING:
@@ -77,23 +78,6 @@ DataOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-EngineOption = Annotated[
-    str | None,
-    typer.Option(
-        "--engine",
-        help="Where the checked query runs: duckdb or spark (Apache Spark at "
-        "ACCORD_SPARK_MASTER, or --spark-master) [default: ACCORD_CLEANROOM_ENGINE or duckdb].",
-        show_default=False,
-    ),
-]
-SparkMasterOption = Annotated[
-    str | None,
-    typer.Option(
-        "--spark-master",
-        help="Spark master URL with --engine spark [default: ACCORD_SPARK_MASTER or local[*]].",
-        show_default=False,
-    ),
-]
 
 
 @app.callback()
@@ -261,28 +245,10 @@ def _in_room(
 
 def _engine(engine: str | None, spark_master: str | None) -> QueryEngine | None:
     """The engine chosen by the options or the settings (None: the room's DuckDB)."""
-    from accord.config import Settings
-    from accord.pets.engines import EngineKind, SparkEngine, SparkSettings, spark_session
+    from accord.pets.engines import SparkEngine
 
-    settings = Settings()
-    chosen = engine or settings.cleanroom_engine
-    try:
-        kind = EngineKind(chosen.lower())
-    except ValueError:
-        raise InvalidInput(
-            f"no engine {chosen!r}: choose {' or '.join(k.value for k in EngineKind)}",
-            where="--engine",
-        ) from None
-    if kind is EngineKind.DUCKDB:
-        if spark_master is not None:
-            raise InvalidInput("--spark-master goes with --engine spark", where="--spark-master")
-        return None
-    master = spark_master or settings.spark_master
-    progress.print(f"starting Spark at {master}")
-    spark = spark_session(
-        SparkSettings(master=master, shuffle_partitions=settings.spark_shuffle_partitions)
-    )
-    return SparkEngine(spark)
+    spark = chosen_spark(engine, spark_master, progress=progress)
+    return None if spark is None else SparkEngine(spark)
 
 
 def _schema(analysis: AnalysisRule) -> dict[str, list[str]]:

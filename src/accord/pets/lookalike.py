@@ -17,14 +17,16 @@ Inside, in :func:`build`:
 3. quality is the recall of the held-out seed members in the top 20% of the scores of everyone
    not used for training (a random list scores 0.2);
 4. the ``size`` best-scored people outside the whole seed, held-out members included, are the
-   audience. The seed, the scores and the model stay in the room: :class:`Lookalike` holds none
-   of them.
+   audience, chosen by a clean-room engine (:func:`accord.pets.lookalike_sql.top_on`: DuckDB, or
+   Apache Spark when a session is given, the same people on both). The seed, the scores and the
+   model stay in the room: :class:`Lookalike` holds none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from accord.errors import InvalidInput
+from accord.pets.lookalike_sql import Scorer, top_on
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 MIN_SEED = 25
 """The smallest seed a lookalike is built from (as AWS Clean Rooms ML)."""
@@ -77,12 +83,14 @@ def build(
     size: int,
     *,
     random_state: int = 0,
+    spark: SparkSession | None = None,
 ) -> Lookalike:
     """The ``size`` platform people most like ``seed``, none of them in it.
 
     ``people`` are the platform's people, one per row of ``features``; ``seed`` are platform
     people (the partner's seed, matched into the platform). Seed members the platform has no
-    features of are left out of the seed.
+    features of are left out of the seed. The audience is chosen by DuckDB, or by Spark when
+    ``spark`` is given.
     """
     if size < 1:
         raise InvalidInput(f"a lookalike audience has at least one person, not {size}")
@@ -116,9 +124,16 @@ def build(
     cut = np.quantile(tested_scores, 1 - TOP)
     recall = float(np.mean(scores[held] >= cut))
     outside = np.flatnonzero(~in_seed)
-    best = outside[np.argsort(-scores[outside], kind="stable")[:size]]
+    scaler, regression = model[0], model[-1]
+    scorer = Scorer(
+        means=tuple(float(v) for v in scaler.mean_),
+        scales=tuple(float(v) for v in scaler.scale_),
+        weights=tuple(float(v) for v in regression.coef_[0]),
+        intercept=float(regression.intercept_[0]),
+    )
+    best = top_on([people[int(i)] for i in outside], x[outside], scorer, size, spark=spark)
     return Lookalike(
-        members=tuple(people[i] for i in best),
+        members=tuple(best),
         seed=seeded,
         held_out=len(held),
         recall=recall,

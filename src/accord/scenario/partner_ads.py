@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import duckdb
 import numpy as np
 
 from accord import agreements as ag
@@ -46,11 +47,18 @@ from accord.errors import InvalidInput, NotFound
 from accord.pets import dp
 from accord.pets.budget import BudgetExceeded, PrivacyBudgets
 from accord.pets.checks import QueryRefused
+from accord.pets.engines import duck, quote
 from accord.pets.lift import Lift
+from accord.pets.lookalike_sql import features_on
 from accord.scenario.ads import POST_INTERESTS, REELIX_ADVERTISER
 from accord.scenario.population import CHIRP, REELIX, person_id
 from accord.service import Accord
 from accord.taxonomy import THIRD_PARTY_TARGETED_ADS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyspark.sql import SparkSession
 
 AGREEMENT = "chirp-reelix-partner-ads"
 HOW = PartnerMatch(
@@ -134,22 +142,68 @@ def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-def chirp_features(chirp_db: Path) -> tuple[list[str], np.ndarray[Any, np.dtype[np.float64]]]:
-    """Chirp's people and its own features of each: posts per interest and friends."""
-    people = [r[0] for r in _rows(chirp_db, "SELECT person_id FROM people ORDER BY person_id")]
-    index = {p: n for n, p in enumerate(people)}
+FEATURE_TABLES = ("people", "feed_posts", "friendships", "post_interests")
+"""Chirp's tables the lookalike's features are computed from (``post_interests``: each post
+body's interest, :data:`accord.scenario.ads.POST_INTERESTS`)."""
+
+
+def features_sql(interests: Sequence[str]) -> str:
+    """Chirp's features of each person in DuckDB's dialect: posts about each of ``interests``,
+    and friends (their count; the logarithm is taken afterwards, in this process, so that both
+    engines give the same numbers)."""
+    per_interest = ", ".join(
+        f"sum(CASE WHEN i.interest = {_text(i)} THEN 1 ELSE 0 END) AS {quote(i)}" for i in interests
+    )
+    columns = ", ".join(f"coalesce(t.{quote(i)}, 0) AS {quote(i)}" for i in interests)
+    return (
+        f"SELECT p.person_id AS person, {columns}, coalesce(f.friends, 0) AS friends "  # noqa: S608 - our names
+        "FROM people AS p "
+        f"LEFT JOIN (SELECT fp.person_id, {per_interest} FROM feed_posts AS fp "
+        "JOIN post_interests AS i ON fp.body = i.body GROUP BY fp.person_id) AS t "
+        "ON t.person_id = p.person_id "
+        "LEFT JOIN (SELECT person_id, count(*) AS friends FROM friendships GROUP BY person_id) "
+        "AS f ON f.person_id = p.person_id"
+    )
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def chirp_features(
+    chirp_db: Path, *, spark: SparkSession | None = None
+) -> tuple[list[str], np.ndarray[Any, np.dtype[np.float64]]]:
+    """Chirp's people and its own features of each: posts per interest and log(1 + friends),
+    computed by DuckDB, or by Apache Spark when ``spark`` is given (the same numbers)."""
     interests = sorted(set(POST_INTERESTS.values()))
-    column = {body: interests.index(i) for body, i in POST_INTERESTS.items()}
-    features = np.zeros((len(people), len(interests) + 1))
-    for person, body in _rows(chirp_db, "SELECT person_id, body FROM feed_posts"):
-        if person in index and body in column:
-            features[index[person], column[body]] += 1
-    for person, friends in _rows(
-        chirp_db, "SELECT person_id, COUNT(*) FROM friendships GROUP BY person_id"
-    ):
-        if person in index:
-            features[index[person], -1] = np.log1p(friends)
+    with duckdb.connect(":memory:") as db:
+        with duck("loading Chirp's tables for the lookalike"):
+            for table, sql, columns in (
+                ("people", "SELECT person_id FROM people", ("person_id",)),
+                ("feed_posts", "SELECT person_id, body FROM feed_posts", ("person_id", "body")),
+                ("friendships", "SELECT person_id FROM friendships", ("person_id",)),
+            ):
+                rows = _rows(chirp_db, sql)
+                _load(db, table, columns, [[r[n] for r in rows] for n in range(len(columns))])
+            _load(
+                db,
+                "post_interests",
+                ("body", "interest"),
+                [list(POST_INTERESTS), list(POST_INTERESTS.values())],
+            )
+        people, _names, features = features_on(
+            db, FEATURE_TABLES, features_sql(interests), spark=spark
+        )
+    features[:, -1] = np.log1p(features[:, -1])
     return people, features
+
+
+def _load(
+    db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], values: list[list[Any]]
+) -> None:
+    """A table of text columns from whole columns at once (unnested side by side)."""
+    select = ", ".join(f"unnest(?::VARCHAR[]) AS {quote(c)}" for c in columns)
+    db.execute(f"CREATE TABLE {quote(table)} AS SELECT {select}", values)
 
 
 def run_partner_ads(
@@ -163,10 +217,13 @@ def run_partner_ads(
     epsilon: float = 1.0,
     seed: int = 7,
     at: datetime | None = None,
+    spark: SparkSession | None = None,
 ) -> PartnerAdsShown:
     """Build Reelix's audience of ``genre``'s viewers (the most watched genre by default) on
     Chirp, withdraw a few viewers' consent and build it again, build a lookalike of the viewers,
     and measure a campaign's conversion lift; each step's ledger entries are written as it runs.
+    The lookalike's features and audience and the lift's counts are computed by DuckDB, or by
+    Apache Spark when ``spark`` is given.
     """
     when = at or datetime.now(UTC)
     # Each step at an instant of its own, after the one before by either side's clock: a release
@@ -228,7 +285,7 @@ def run_partner_ads(
         except AudienceTooSmall as exc:
             refused = exc.message
 
-    people, features = chirp_features(chirp_db)
+    people, features = chirp_features(chirp_db, spark=spark)
     lookalike = seed_size = recall = None
     try:
         made = build_lookalike_audience(
@@ -246,6 +303,7 @@ def run_partner_ads(
             built_by=REELIX_ADVERTISER.id,
             at=later,
             random_state=seed,
+            spark=spark,
         )
     except InvalidInput:
         pass  # a seed outside 25 to 500,000 people after consent: no lookalike
@@ -273,6 +331,7 @@ def run_partner_ads(
             epsilon=epsilon,
             seed=seed,
             at=later,
+            spark=spark,
         ),
     )
 
@@ -305,6 +364,7 @@ def _lift(
     epsilon: float,
     seed: int,
     at: datetime,
+    spark: SparkSession | None,
 ) -> Lift | None:
     """The conversion lift of a Reelix campaign to everyone on Chirp (as its "originals"
     campaign targets); the holdout is an audience it excludes. Reelix's conversions are
@@ -339,6 +399,7 @@ def _lift(
             conversion_records=[(m, emails[m]) for m in converters],
             budgets=PrivacyBudgets(accord.engine, accord.ledger),
             at=at,
+            spark=spark,
         )
     except (QueryRefused, BudgetExceeded):
         return None  # a group under 50 people, or someone's privacy budget spent
@@ -348,10 +409,12 @@ def _lift(
 __all__ = [
     "AGREEMENT",
     "BASE_RATE",
+    "FEATURE_TABLES",
     "HOW",
     "PLANTED_EFFECT",
     "PartnerAdsShown",
     "chirp_features",
+    "features_sql",
     "register",
     "run_partner_ads",
 ]
