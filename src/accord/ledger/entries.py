@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring
+from operator import attrgetter
 from typing import Any, ClassVar, Literal, get_args
 
 import rfc8785
@@ -447,10 +447,20 @@ class ReleaseEntry(Entry):
             return self
         # A copy with two fields set, not ``replace``: that would check every field again (the
         # entry was checked when it was made, and a digest is hex text), once per release logged.
-        out = copy(self)
-        object.__setattr__(out, "rows_digest", seal(self.rows_sum, keys, index))
-        object.__setattr__(out, "rows_sum", None)
+        # Slot by slot: ``copy.copy`` goes through ``__reduce_ex__``, three times slower.
+        out = object.__new__(type(self))
+        setter = object.__setattr__
+        for name, value in zip(_RELEASE_SLOTS, _release_values(self), strict=True):
+            setter(out, name, value)
+        setter(out, "rows_digest", seal(self.rows_sum, keys, index))
+        setter(out, "rows_sum", None)
         return out
+
+
+_RELEASE_SLOTS = tuple(
+    name for cls in ReleaseEntry.__mro__ for name in getattr(cls, "__slots__", ())
+)
+_release_values = attrgetter(*_RELEASE_SLOTS)
 
 
 ConsentChange = Literal["given", "renewed", "withdrawn", "expired", "opted_out", "opted_in"]
