@@ -24,8 +24,8 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -401,11 +401,17 @@ class Ledger:
             # the driver lets go of the interpreter lock for the statement, so the two share the
             # cores. Leaving the block waits for it, even on an error, so the transaction is only
             # committed or rolled back once nothing else is using its connection.
-            with ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index") as beside:
-                indexing = [
-                    beside.submit(shred.index_many, conn, start + offset, named[offset])
-                    for offset in many
-                ]
+            # No thread at all where no entry is about that many (an exchange's release).
+            with ExitStack() as stack:
+                indexing: list[Future[None]] = []
+                if many:
+                    beside = stack.enter_context(
+                        ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index")
+                    )
+                    indexing = [
+                        beside.submit(shred.index_many, conn, start + offset, named[offset])
+                        for offset in many
+                    ]
                 for offset in about:
                     entry, index = leaves.entries[offset], start + offset
                     mine = [keys[person] for person in named[offset]]
