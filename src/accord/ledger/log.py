@@ -222,7 +222,10 @@ class Ledger:
                 pending.receipts = written[offset : offset + len(pending.leaves)]
                 offset += len(pending.leaves)
         except AccordError as exc:
-            for pending in group or self._take_group():
+            # Failed before the group was taken (the database could not be reached, say): the
+            # oldest appends get the error, and are done, as a group that failed to commit.
+            group = group or self._take_group()
+            for pending in group:
                 pending.error = exc
         except BaseException:
             interrupted = LedgerError("the writer was interrupted before acknowledging this append")

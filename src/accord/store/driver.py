@@ -98,7 +98,8 @@ def reads_shared(engine: Engine) -> Iterator[None]:
     if (held := _SHARED.get()) is not None and held[0] is engine:
         yield
         return
-    connection = engine.raw_connection()
+    with translate(StoreError, "connecting to the store"):
+        connection = engine.raw_connection()
     token = _SHARED.set((engine, connection))
     try:
         yield
