@@ -25,8 +25,7 @@ error: it is a ``Decision`` with ``allowed=False``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 _UNPRINTABLE = re.compile(
     # C0 controls and DEL (ESC starts terminal escape sequences), C1 controls (U+009B is a
@@ -128,15 +127,30 @@ class ConfigError(AccordError):
     """A setting that cannot be used."""
 
 
-@contextmanager
-def translate(into: type[AccordError], doing: str) -> Iterator[None]:
+def translate(into: type[AccordError], doing: str) -> _Translating:
     """Turn any foreign exception raised inside the block into ``into``, saying what was being done.
 
     Accord's own errors pass through unchanged.
     """
-    try:
-        yield
-    except AccordError:
-        raise
-    except Exception as exc:
-        raise into(f"{doing} failed: {type(exc).__name__}: {exc}") from exc
+    return _Translating(into, doing)
+
+
+class _Translating:
+    """What :func:`translate` returns: a plain context manager, not a generator's (every store
+    read of every request enters several, and a generator costs three times as much)."""
+
+    __slots__ = ("doing", "into")
+
+    def __init__(self, into: type[AccordError], doing: str) -> None:
+        self.into = into
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, AccordError) or not isinstance(exc, Exception):
+            return
+        raise self.into(f"{self.doing} failed: {type(exc).__name__}: {exc}") from exc

@@ -17,6 +17,7 @@ set-based specification a store evaluates in one query. Nothing here calls Cedar
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -56,6 +57,9 @@ namespace Accord {
 """
 
 LAW: tuple[RequestRule, ...] = sca.REQUEST_RULES
+
+_ANSWERS_KEPT = 4096
+"""Cedar answers a policy keeps by request shape; past this many it forgets them all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +276,17 @@ class Policy:
             tuple[str, ...], tuple[tuple[CompiledPolicy, ...], tuple[str, ...]]
         ] = {}
         self._heads: dict[tuple[str, Operation, str, str], dict[str, Any]] = {}
+        self._answers: dict[tuple[Any, ...], Any] = {}
+        """Cedar's answers by request shape (:meth:`_shape`)."""
+        # Every instant a policy compares ``context.now`` with (compile_policies): the agreements'
+        # validity dates, whether in force or not (a superset is safe: only finer).
+        self._instants = sorted(
+            {
+                _epoch(day)
+                for reg in self.registry.values()
+                for day in (reg.agreement.valid_from, reg.agreement.valid_until)
+            }
+        )
         self._clauses = {
             (reg.agreement.id, c.id): (reg.agreement, c)
             for reg in self.registry.values()
@@ -321,15 +336,56 @@ class Policy:
         return self.decide_batch([request])[0]
 
     def decide_batch(self, requests: Sequence[Request]) -> list[Decision]:
-        """Decide many requests with one call into Cedar."""
+        """Decide many requests with one call into Cedar (none for a request whose shape Cedar
+        has already answered: see :meth:`_shape`)."""
         if not requests:
             return []
-        cedar_requests = [self.cedar_request(r) for r in requests]
-        with translate(PolicyError, "evaluating the Cedar policies"):
-            results = cedarpy.is_authorized_batch(
-                cedar_requests, self.policy_set, self.entities, self.schema
-            )
-        return [self._decision(r, res) for r, res in zip(requests, results, strict=True)]
+        shapes = [self._shape(r) for r in requests]
+        answers = self._answers
+        missing = {
+            shape: r for shape, r in zip(shapes, requests, strict=True) if shape not in answers
+        }
+        if missing:
+            cedar_requests = [self.cedar_request(r) for r in missing.values()]
+            with translate(PolicyError, "evaluating the Cedar policies"):
+                results = cedarpy.is_authorized_batch(
+                    cedar_requests, self.policy_set, self.entities, self.schema
+                )
+            if len(answers) + len(missing) > _ANSWERS_KEPT:
+                answers.clear()  # unusual shapes cannot grow it for ever
+            answers.update(zip(missing, results, strict=True))
+            found = dict(zip(missing, results, strict=True))
+        else:
+            found = {}
+        return [
+            self._decision(r, found[shape] if shape in found else answers[shape])
+            for r, shape in zip(requests, shapes, strict=True)
+        ]
+
+    def _shape(self, request: Request) -> tuple[Any, ...]:
+        """Everything Cedar's answer to ``request`` depends on, in this policy.
+
+        Cedar reads the request's principal, action, resource and context, this policy's
+        policies and entities (its registry's, fixed for its life: a registry revision builds a
+        new :class:`Policy`), and nothing else: no person, no consent, no opt-out (those are the
+        person filter's, judged by the store at every request). Of the context, ``now`` is
+        compared only with the agreements' validity dates (``_instants``), so it is kept as
+        how many of those instants it has reached: two requests alike but for ``now`` get the
+        same answer unless an agreement starts or ends between them.
+        """
+        return (
+            request.requester,
+            request.operation,
+            request.agreement,
+            request.clause,
+            request.purpose,
+            request.categories,
+            request.fields,
+            request.delegated,
+            request.subjects.relative,
+            request.subjects.anchor is not None and request.subjects.anchor == request.on_behalf_of,
+            bisect_right(self._instants, int(request.at.timestamp())),
+        )
 
     # -- decisions ------------------------------------------------------------------------------
 

@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accord.api import ApiSettings, create_app
+from accord.api.middleware import access_line
 from accord.sources import Source
 from accord.store.engine import make_engine
 from api.world import World, app_token, bearer, serving
@@ -60,6 +63,28 @@ def test_one_json_access_line_per_request_without_the_query(
     assert line["request_id"] == r.headers["x-request-id"]
     assert "secret-looking" not in json.dumps(line)
     assert line["ms"] >= 0
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "request_id": st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+            "method": st.none() | st.text(),
+            "path": st.none() | st.text(),
+            "status": st.integers(100, 599),
+            "ms": st.floats(0, 1e7, allow_nan=False).map(lambda v: round(v, 2)),
+            "client_id": st.none() | st.text(),
+            "peer": st.none() | st.text(),
+        }
+    )
+)
+def test_the_access_line_is_the_json_of_its_fields(fields: dict[str, Any]) -> None:
+    """Written directly, the line is still exactly what ``json.dumps`` writes for its fields (any
+    text: quotes, controls, non-ASCII, lone surrogates), so whatever reads the log reads it."""
+    line = access_line(**fields)
+    order = ("request_id", "method", "path", "status", "ms", "client_id", "peer")
+    assert line == json.dumps({name: fields[name] for name in order})
+    assert json.loads(line) == fields
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:

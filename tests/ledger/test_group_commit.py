@@ -144,6 +144,29 @@ def test_a_failed_group_commit_acknowledges_none_of_its_group(ledger: Ledger) ->
     assert report.ok, report.problems
 
 
+def test_an_append_that_cannot_reach_the_database_gets_the_error_and_the_next_is_written(
+    ledger: Ledger,
+) -> None:
+    """The database fails as the writer begins, before it takes any group: the append waiting
+    gets the store's error (not a failure of the writer's own), the writer gives its connection
+    up, and the next append is written after the last good one on a new connection."""
+    first = ledger.append([decision(0)])
+
+    def unreachable(_conn: Connection) -> None:
+        raise OperationalError("BEGIN", {}, OSError("connection refused"))
+
+    event.listen(ledger.engine, "begin", unreachable)
+    try:
+        with pytest.raises(AccordError, match="connection refused"):
+            ledger.append([decision(1), release(2, "p1")])
+    finally:
+        event.remove(ledger.engine, "begin", unreachable)
+    assert ledger.head().size == first[0].tree_size
+    after = ledger.append([decision(3)])
+    assert after[0].index == first[0].tree_size
+    assert ledger.verify().ok
+
+
 def test_two_ledgers_on_one_sqlite_file_share_the_writers_turn(ledger_sqlite_url: str) -> None:
     """Two ledgers on one file (as two processes would open it) append at once: one tree."""
     engines = [make_engine(ledger_sqlite_url) for _ in range(2)]

@@ -27,6 +27,7 @@ from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.gateway.keyring import hash_token
 from accord.ledger.entries import AppEntry, AppEvent
 from accord.service import Accord, person_refs
+from accord.store.driver import pooled
 from accord.store.erased import is_erased
 from accord.store.registry import REVISION_SQL, count_change
 from accord.store.repositories import PeopleRepository
@@ -902,29 +903,25 @@ class PartnerApps:
         engine = self.accord.engine
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         hashed = hash_token(access_token)
-        with translate(StoreError, "reading an access token"):
-            # A connection of the pool's, without SQLAlchemy's around it: one statement, read at
-            # once; the pool rolls back whatever the driver began as the connection goes back.
-            connection = engine.raw_connection()
+        with translate(StoreError, "reading an access token"), pooled(engine) as connection:
+            # A connection of the pool's (or the request's), without SQLAlchemy's around it: one
+            # statement, read at once.
+            cursor = connection.cursor()
             try:
-                cursor = connection.cursor()
-                try:
-                    # The revision first: a revocation or review counts a change of the registry
-                    # in its own transaction, so one committed after this read leaves a newer
-                    # revision that the next request sees, and one committed before it is in
-                    # the rows read below.
-                    cursor.execute(REVISION_SQL)
-                    found = cursor.fetchone()
-                    revision = int(found[0]) if found is not None else 0
-                    kept = self._callers.get(hashed)
-                    if kept is not None and kept[0] == revision:
-                        return kept[1], kept[2]
-                    cursor.execute(_CALLER_SQL.format(mark=mark), (hashed,))
-                    rows = cursor.fetchall()
-                finally:
-                    cursor.close()
+                # The revision first: a revocation or review counts a change of the registry
+                # in its own transaction, so one committed after this read leaves a newer
+                # revision that the next request sees, and one committed before it is in
+                # the rows read below.
+                cursor.execute(REVISION_SQL)
+                found = cursor.fetchone()
+                revision = int(found[0]) if found is not None else 0
+                kept = self._callers.get(hashed)
+                if kept is not None and kept[0] == revision:
+                    return kept[1], kept[2]
+                cursor.execute(_CALLER_SQL.format(mark=mark), (hashed,))
+                rows = cursor.fetchall()
             finally:
-                connection.close()
+                cursor.close()
         if not rows:
             return None, frozenset()
         first, dialect = rows[0], engine.dialect

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
-from typing import Any
+from json.encoder import encode_basestring_ascii as _quote
+from os import urandom
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -106,7 +105,9 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, as a version-4 UUID's hex reads, at a fifth of its
+        # cost: the id names a request in the log, nothing parses it as a UUID.
+        request_id = urandom(16).hex()
         status = 500
         scope.setdefault("state", {})
 
@@ -126,19 +127,42 @@ class AccessLog:
             await self.app(scope, receive, tracked)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                record: dict[str, Any] = {
-                    "request_id": request_id,
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client_id": scope["state"].get("client_id"),
-                    "peer": (scope.get("client") or ("", 0))[0],
-                }
+                line = access_line(
+                    request_id,
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    client_id=scope["state"].get("client_id"),
+                    peer=(scope.get("client") or ("", 0))[0],
+                )
                 # Handed to the handlers as info() would, without finding the calling source
                 # line (a walk up the stack at every request, for a field no one reads here).
                 access_log.handle(
                     access_log.makeRecord(
-                        access_log.name, logging.INFO, __file__, 0, json.dumps(record), (), None
+                        access_log.name, logging.INFO, __file__, 0, line, (), None
                     )
                 )
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def access_line(
+    request_id: str,
+    *,
+    method: str | None,
+    path: str | None,
+    status: int,
+    ms: float,
+    client_id: str | None,
+    peer: str | None,
+) -> str:
+    """The access log's JSON line: the text ``json.dumps`` writes for the object of these fields
+    in this order (ASCII, its separators), written directly, at a third of its cost."""
+    return (
+        f'{{"request_id": {_text(request_id)}, "method": {_text(method)}, '
+        f'"path": {_text(path)}, "status": {int(status)}, "ms": {float(ms)!r}, '
+        f'"client_id": {_text(client_id)}, "peer": {_text(peer)}}}'
+    )

@@ -36,6 +36,7 @@ from accord.consent import Operation
 from accord.erasure import DEADLINE as ERASURE_DEADLINE
 from accord.gateway import Exchange, Gateway, Noise
 from accord.requests import Request, Subjects, SubjectsKind
+from accord.store.driver import reads_shared
 
 Scalar = str | int | float | bool | None
 Key = Annotated[str, Field(min_length=1, max_length=200)]
@@ -324,8 +325,16 @@ async def _json_body(request: HttpRequest) -> Any:
 
 
 def _exchange_in_thread(request: HttpRequest, body: Any) -> Response:
-    """Authenticate, validate, run :func:`exchange`: what FastAPI would, in one thread."""
+    """Authenticate, validate, run :func:`exchange`: what FastAPI would, in one thread.
+
+    The store's reads on the way (the token, the registry's revision, the people judged) share
+    one connection of its pool (:func:`~accord.store.driver.reads_shared`)."""
     svc = request.app.state.services
+    with reads_shared(svc.gateway.accord.engine):
+        return _checked_exchange(request, body, svc)
+
+
+def _checked_exchange(request: HttpRequest, body: Any, svc: Services) -> Response:
     who = caller(request, svc, None)
     errors: list[Any] = []
     params = request.path_params

@@ -24,8 +24,8 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -33,8 +33,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, RootTransaction, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import QueuePool
 
 from accord.errors import (
     AccordError,
@@ -175,6 +176,7 @@ class Ledger:
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
         self._file_lock = _FileLock.beside(engine)
+        self._writer = _WriterConnection(engine)
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
 
@@ -220,7 +222,10 @@ class Ledger:
                 pending.receipts = written[offset : offset + len(pending.leaves)]
                 offset += len(pending.leaves)
         except AccordError as exc:
-            for pending in group or self._take_group():
+            # Failed before the group was taken (the database could not be reached, say): the
+            # oldest appends get the error, and are done, as a group that failed to commit.
+            group = group or self._take_group()
+            for pending in group:
                 pending.error = exc
         except BaseException:
             interrupted = LedgerError("the writer was interrupted before acknowledging this append")
@@ -307,20 +312,59 @@ class Ledger:
 
     @contextmanager
     def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
-        """A transaction holding the database's ledger write lock, committed on success."""
+        """A transaction holding the database's ledger write lock, committed on success.
+
+        Called holding the writer lock: the transaction runs on the writer's own connection
+        (:class:`_WriterConnection`), kept between groups rather than taken from the pool each
+        time. On any failure it is rolled back and that connection given back; the next group
+        takes a new one.
+        """
+        with translate(StoreError, doing), self._file_lock:
+            conn, transaction, state = self._begin_locked()
+            try:
+                # Committed on leaving, or rolled back on an error, the commit's own included.
+                with transaction:
+                    yield conn, state
+            except BaseException:
+                self._writer.drop()
+                raise
+            if not self._writer.kept:
+                self._writer.drop()
+
+    def _begin_locked(self) -> tuple[Connection, RootTransaction, _State]:
+        """The writer's connection in a transaction holding the ledger write lock, and the state
+        read under it.
+
+        A kept connection the database has closed meanwhile (a restart) fails here, before
+        anything is written: it is given back and the lock taken once more on a new connection,
+        which the pool checks first, as a connection taken from the pool for this group would
+        have been.
+        """
+        reused = self._writer.held
+        conn = self._writer.connection()
+        try:
+            return self._begin_on(conn)
+        except Exception as exc:
+            lost = reused and self._writer.lost(exc)
+            self._writer.drop()
+            if not lost:
+                raise
+        conn = self._writer.connection()
+        try:
+            return self._begin_on(conn)
+        except BaseException:
+            self._writer.drop()
+            raise
+
+    def _begin_on(self, conn: Connection) -> tuple[Connection, RootTransaction, _State]:
         # The transaction is begun explicitly: statements below go through the driver's own
         # cursor, which SQLAlchemy does not see, and it must still commit them.
-        with (
-            translate(StoreError, doing),
-            self._file_lock,
-            self.engine.connect() as conn,
-            conn.begin(),
-        ):
-            if self._sqlite:
-                # pysqlite would open a deferred transaction at the first write; take the write
-                # lock up front so the size read below cannot go stale before we write.
-                _execute(conn, "BEGIN IMMEDIATE")
-            yield conn, self._lock_state(conn)
+        transaction = conn.begin()
+        if self._sqlite:
+            # pysqlite would open a deferred transaction at the first write; take the write
+            # lock up front so the size read below cannot go stale before we write.
+            _execute(conn, "BEGIN IMMEDIATE")
+        return conn, transaction, self._lock_state(conn)
 
     def _lock_state(self, conn: Connection) -> _State:
         # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the whole
@@ -360,11 +404,17 @@ class Ledger:
             # the driver lets go of the interpreter lock for the statement, so the two share the
             # cores. Leaving the block waits for it, even on an error, so the transaction is only
             # committed or rolled back once nothing else is using its connection.
-            with ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index") as beside:
-                indexing = [
-                    beside.submit(shred.index_many, conn, start + offset, named[offset])
-                    for offset in many
-                ]
+            # No thread at all where no entry is about that many (an exchange's release).
+            with ExitStack() as stack:
+                indexing: list[Future[None]] = []
+                if many:
+                    beside = stack.enter_context(
+                        ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index")
+                    )
+                    indexing = [
+                        beside.submit(shred.index_many, conn, start + offset, named[offset])
+                        for offset in many
+                    ]
                 for offset in about:
                     entry, index = leaves.entries[offset], start + offset
                     mine = [keys[person] for person in named[offset]]
@@ -906,6 +956,76 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+class _WriterConnection:
+    """The connection the ledger's writer appends on, used only under the writer lock.
+
+    Taking a connection from the pool and giving it back costs about as much as writing an
+    exchange's two leaves; the writer keeps one between groups instead (per process: a forked
+    child takes its own). Engines whose pool does not queue connections for any thread (SQLite
+    in memory) are used as before, a connection per group. The connection is closed when the
+    ledger is dropped, or after any failure; it is held apart from the pool, which may open
+    another in its place.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.kept = isinstance(engine.pool, QueuePool)
+        """Whether the connection is kept between groups."""
+        self._conn: Connection | None = None
+        self._pid = 0
+        self._release: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether a connection is held now by this process (kept from an earlier group)."""
+        return self._conn is not None and self._pid == os.getpid()
+
+    def connection(self) -> Connection:
+        """The connection held, or a new one from the pool."""
+        if self.held and self._conn is not None:
+            return self._conn
+        if self._release is not None:
+            # Inherited from the parent process: never used nor closed here.
+            self._release.detach()
+            self._release = None
+        conn = self.engine.connect()
+        if self.kept:
+            # Out of the pool's count: the pool may open another in its place, and closing this
+            # one closes it, even after the engine was disposed.
+            conn.detach()
+        self._conn, self._pid = conn, os.getpid()
+        self._release = weakref.finalize(self, _close_quietly, conn)
+        return conn
+
+    def drop(self) -> None:
+        """Close the connection held (rolling back anything begun on it)."""
+        release, self._release, self._conn = self._release, None, None
+        if release is not None:
+            release()
+
+    def lost(self, exc: Exception) -> bool:
+        """Whether ``exc``, raised on the connection held, says the database closed it."""
+        conn = self._conn
+        if conn is None:
+            return False
+        if conn.invalidated:
+            return True
+        dialect = self.engine.dialect
+        error = getattr(dialect, "loaded_dbapi", None)
+        if error is None or not isinstance(exc, error.Error):
+            return False
+        try:
+            return bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
+        except Exception:  # noqa: BLE001 - a connection that cannot even say is lost too
+            return True
+
+
+def _close_quietly(conn: Connection) -> None:
+    """Close a connection that may already be broken (its database gone): nothing to report."""
+    with suppress(Exception):
+        conn.close()
 
 
 class _FileLock:

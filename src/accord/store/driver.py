@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +51,61 @@ def fetch_one(conn: Connection, sql: str) -> tuple[Any, ...] | None:
 
 
 def pooled_one(engine: Engine, sql: str) -> tuple[Any, ...] | None:
-    """:func:`fetch_one` on a connection of ``engine``'s pool, without a SQLAlchemy
-    :class:`~sqlalchemy.Connection` around it (building one costs more than the read). The pool
-    rolls back whatever the driver began as the connection goes back."""
-    connection = engine.raw_connection()
-    try:
+    """:func:`fetch_one` on a connection of ``engine``'s pool (:func:`pooled`), without a
+    SQLAlchemy :class:`~sqlalchemy.Connection` around it (building one costs more than the
+    read)."""
+    with pooled(engine) as connection:
         cursor = connection.cursor()
         try:
             cursor.execute(sql)
             row = cursor.fetchone()
         finally:
             cursor.close()
+    return None if row is None else tuple(row)
+
+
+_SHARED: ContextVar[tuple[Engine, Any] | None] = ContextVar("accord_shared_read", default=None)
+
+
+@contextmanager
+def pooled(engine: Engine) -> Iterator[Any]:
+    """A driver connection of ``engine`` for a few reads: the one :func:`reads_shared` holds
+    for the block around this one, else one from the pool, which rolls back whatever the driver
+    began as it goes back. Reads only: nothing is committed on it."""
+    shared = _SHARED.get()
+    if shared is not None and shared[0] is engine:
+        yield shared[1]
+        return
+    connection = engine.raw_connection()
+    try:
+        yield connection
     finally:
         connection.close()
-    return None if row is None else tuple(row)
+
+
+@contextmanager
+def reads_shared(engine: Engine) -> Iterator[None]:
+    """Within the block, the reads of this thread (its context) on ``engine`` through
+    :func:`pooled` share one connection of the pool, taken once.
+
+    For a request that reads the store in several steps (its token, the registry's revision,
+    the people it is about): one checkout instead of one per step, and on PostgreSQL one check
+    that the connection is alive instead of one per step. Each read is its own statement, as on
+    connections of their own: on PostgreSQL at the default isolation (read committed) each
+    statement sees what was committed before it began, and on SQLite a read begins no
+    transaction. Writes take connections of their own, as before.
+    """
+    if (held := _SHARED.get()) is not None and held[0] is engine:
+        yield
+        return
+    with translate(StoreError, "connecting to the store"):
+        connection = engine.raw_connection()
+    token = _SHARED.set((engine, connection))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+        connection.close()
 
 
 @contextmanager

@@ -62,7 +62,7 @@ from accord.filters import (
 from accord.jurisdictions import Jurisdictions
 from accord.store import tables as t
 from accord.store.consents import operations_text
-from accord.store.driver import Prepared, prepare, prepared_rows
+from accord.store.driver import Prepared, pooled, prepare, prepared_rows
 from accord.taxonomy import ancestors
 
 _person = t.people.c
@@ -318,13 +318,11 @@ def connection_of(store: Store) -> Iterator[Connection]:
 @contextmanager
 def _dbapi_connection(store: Store) -> Iterator[tuple[Any, Dialect]]:
     """The driver's connection under ``store`` (for an engine, one from its pool for the block,
-    rolled back as it goes back), and its dialect."""
+    rolled back as it goes back, or the one the request holds: :func:`~accord.store.driver.pooled`),
+    and its dialect."""
     if isinstance(store, Engine):
-        connection = store.raw_connection()
-        try:
+        with pooled(store) as connection:
             yield connection, store.dialect
-        finally:
-            connection.close()
     else:
         conn = store.connection() if isinstance(store, Session) else store
         yield conn.connection, conn.dialect
