@@ -594,6 +594,32 @@ def test_whom_the_rows_are_about_is_asked_of_the_same_snapshot(world: Databases)
         assert sorted(read.whom()) == ["w1", "w2", "w3"]
 
 
+def test_whom_is_known_only_once_every_row_is_read(world: Databases) -> None:
+    """Whom a bulk read's rows are about is the subjects of all of them: asked before the last
+    row is read, the read refuses to answer rather than name too few people; a person whose
+    rows were all left out by the read's condition is not among them."""
+    insert(
+        world,
+        watch_events,
+        [
+            {"event_id": 911, "member_id": "w1", "title_id": "t1", "device": "tv"},
+            {"event_id": 912, "member_id": "w2", "title_id": "t2", "device": "tv"},
+            {"event_id": 913, "member_id": "w3", "title_id": "t3", "device": "phone"},
+        ],
+    )
+    allowed = Allowed(Streamed(["w1", "w2", "w3"]))
+    with world.source.read(
+        "watch_events", ["title_id"], allowed, where={"device": "tv"}, whom=True, batch_size=1
+    ) as read:
+        batches = read.batches()
+        assert list(next(batches)) in ([("t1",)], [("t2",)])
+        with pytest.raises(InvalidInput, match="once every row"):
+            read.whom()
+        rest = [tuple(r) for batch in batches for r in batch]
+        assert len(rest) == 1
+        assert sorted(read.whom()) == ["w1", "w2"]
+
+
 def test_whom_is_asked_only_of_a_read_made_to_say_it(world: Databases) -> None:
     with world.source.read("watch_events", ["title_id"], Allowed(Streamed(["w1"]))) as read:
         list(read)

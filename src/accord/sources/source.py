@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -107,6 +108,7 @@ class Rows:
     _doing: str
     _whom: Callable[[], list[Any]] | None = None
     _granted: Callable[[], list[Any]] | None = None
+    _finished: bool = False
 
     def granted(self) -> set[tuple[str, str]]:
         """The (person, title) pairs among the rows that a granting title verdict let through
@@ -119,10 +121,14 @@ class Rows:
 
     def whom(self) -> list[Any]:
         """Whom the rows are about: each distinct value of the collection's subject field (a
-        person, or a group) among them, asked of the database in the read's own transaction, so
-        of the same rows (a read made with ``whom``, through a temporary table)."""
+        person, or a group) among them, once every row has been read: on PostgreSQL gathered
+        from the rows themselves (the subject read beside the fields, and cut off), on SQLite
+        asked of the database in the read's own transaction, so of the same rows (a read made
+        with ``whom``, through a temporary table)."""
         if self._whom is None:
             raise InvalidInput("this read was not asked whom its rows are about (read(whom=True))")
+        if not self._finished:
+            raise InvalidInput("whom the rows are about is known once every row has been read")
         with translate(StoreError, self._doing):
             return self._whom()
 
@@ -132,6 +138,7 @@ class Rows:
             with translate(StoreError, self._doing):
                 batch = self._fetch()
             if not batch:
+                self._finished = True
                 return
             yield batch
 
@@ -244,6 +251,52 @@ def _judged_by_title(
     else:
         picked = or_(person.in_(ids), person.in_(granted_people))
     return and_(picked, denied, or_(admitted, verdict(True)))
+
+
+def _whom_query(
+    table: Table,
+    restricted: FromClause,
+    subject: str,
+    *,
+    ids_table: Table | None,
+    granting: Table | None,
+    conditions: list[ColumnElement[bool]],
+) -> Select[Any]:
+    """The distinct subjects of the rows a read's ``conditions`` select, as one query."""
+    if ids_table is not None and restricted is table:
+        # Each candidate person once, kept if they have a row: an index seek or two a person,
+        # rather than the distinct people of every row read again.
+        candidates: Select[Any] = select(ids_table.c[PERSON].label(PERSON))
+        if granting is not None:
+            granted_people = select(granting.c[PERSON]).where(granting.c[ALLOWED] == true())
+            candidates = union(candidates, granted_people)  # type: ignore[assignment]
+        who = candidates.subquery("candidates")
+        return select(who.c[PERSON]).where(
+            exists().where(table.c[subject] == who.c[PERSON], *conditions)
+        )
+    distinct = select(table.c[subject]).select_from(restricted)
+    return distinct.where(*conditions).distinct()
+
+
+def _whose_rows(
+    fetch: Callable[[], Sequence[Sequence[Any]]], width: int, at: int
+) -> tuple[Callable[[], Sequence[Sequence[Any]]], Callable[[], list[Any]]]:
+    """Batches of ``fetch`` cut to their first ``width`` values, and whom they are about: the
+    distinct values at ``at`` of every row fetched (:meth:`Rows.whom` asks once all were)."""
+    seen: set[Any] = set()
+    whose = itemgetter(at)
+    kept: Callable[[Sequence[Any]], tuple[Any, ...]] = (
+        itemgetter(*range(width)) if width > 1 else (lambda row: (row[0],))
+    )
+
+    def next_batch() -> Sequence[Sequence[Any]]:
+        batch = fetch()
+        if not batch:
+            return batch
+        seen.update(map(whose, batch))
+        return list(map(kept, batch))
+
+    return next_batch, lambda: list(seen)
 
 
 @contextmanager
@@ -568,8 +621,9 @@ class Source:
         ``None`` value meaning ``IS NULL``. Use inside ``with``; the rows are readable until it
         ends. With ``whom``, :meth:`Rows.whom` says whom the rows are about without the subject
         among the fields (for a release of millions of rows, one query instead of a column more
-        in every row); the read then holds one snapshot of the database from its first row to
-        its last question.
+        in every row, on SQLite; on PostgreSQL the subject rides along and is cut off, which
+        costs less there), known once every row has been read; the read then holds one snapshot
+        of the database from its first row to its last question.
         """
         c = self.dataset.collection(collection)
         names = self._fields(c, fields, "field")
@@ -603,30 +657,33 @@ class Source:
             granting,
         ):
             conditions = self._conditions(c, table, where)
-            query = select(*(table.c[n] for n in names)).select_from(restricted)
-            query = query.where(admitted, *conditions)
-            asked = None
+            columns = [table.c[n] for n in names]
+            asked: Callable[[], list[Any]] | None = None
+            carried: int | None = None
             if whom:
                 subject = c.subject_field
                 if subject is None:
                     raise InvalidInput(f"{self._where(c)}: a catalogue's rows are about nobody")
-                if ids_table is not None and restricted is table:
-                    # Each candidate person once, kept if they have a row: an index seek or
-                    # two a person, rather than the distinct people of every row read again.
-                    candidates: Select[Any] = select(ids_table.c[PERSON].label(PERSON))
-                    if granting is not None:
-                        granted_people = select(granting.c[PERSON]).where(
-                            granting.c[ALLOWED] == true()
-                        )
-                        candidates = union(candidates, granted_people)  # type: ignore[assignment]
-                    who = candidates.subquery("candidates")
-                    distinct = select(who.c[PERSON]).where(
-                        exists().where(table.c[subject] == who.c[PERSON], admitted, *conditions)
-                    )
+                if conn.dialect.name == "postgresql":
+                    # On PostgreSQL the subject rides along in each row, dropped as the rows
+                    # come: measured, a column more costs less than asking afterwards, person by
+                    # person, who has a row (the other way round on SQLite).
+                    if subject in names:
+                        carried = names.index(subject)
+                    else:
+                        carried = len(columns)
+                        columns.append(table.c[subject])
                 else:
-                    distinct = select(table.c[subject]).select_from(restricted)
-                    distinct = distinct.where(admitted, *conditions).distinct()
-                asked = partial(_column, conn, distinct, doing)
+                    distinct = _whom_query(
+                        table,
+                        restricted,
+                        subject,
+                        ids_table=ids_table,
+                        granting=granting,
+                        conditions=[admitted, *conditions],
+                    )
+                    asked = partial(_column, conn, distinct, doing)
+            query = select(*columns).select_from(restricted).where(admitted, *conditions)
             granted_rows = None
             if granting is not None:
                 # From the few granting verdicts, each looking its rows up by person: not a
@@ -638,7 +695,10 @@ class Source:
                     exists().where(person == v[PERSON], title == v[TITLE], *conditions),
                 )
                 granted_rows = partial(_all, conn, pairs)
-            with _cursor(conn, query, batch_size, doing, direct=ids_table is not None) as fetch:
+            with _cursor(conn, query, batch_size, doing, direct=ids_table is not None) as fetched:
+                fetch = fetched
+                if carried is not None:
+                    fetch, asked = _whose_rows(fetched, len(names), carried)
                 yield Rows(tuple(names), fetch, doing, asked, granted_rows)
 
     # -- a few people's rows, by a statement prepared once per kind of read ---------------------
