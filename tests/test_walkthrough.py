@@ -158,6 +158,7 @@ CHECKS: list[tuple[str, Check]] = [
     (r"^accord ads train$", has_words("model clicks-", "AUC", "calibration error", "ledger entry")),
     (r"^accord ads partner .*--json$", has('"audience"', '"withdrawn"', '"lift"')),
     (r"^accord ads partner$", has_words("audience on Chirp", "built again", "lookalike", "lift")),
+    (r"^accord ads partner --engine spark$", has_words("audience on Chirp", "lookalike", "lift")),
     (r"^QUERY=", has()),
     (r"^accord cleanroom check ", has("allowed under the aggregation rule", 'ORDER BY "sends"')),
     (r"^accord cleanroom run ", printed_as_shown("cleanroom.md", "room's agreement, and prints")),

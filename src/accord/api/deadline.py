@@ -9,15 +9,15 @@ again; whatever it then tries to send is dropped. The exchanges route keeps its 
 (:class:`accord.api.routes.ExchangeRoute`), which also stops the door from logging a release
 nobody will receive, and is passed by.
 
-What an abandoned request would still store, it checks first with :func:`check`: the token
-endpoint issues no token past the deadline (the token's row is rolled back with its code's use,
-so the code can be exchanged again), whatever the store does after.
+What an abandoned request would still store, it checks first with
+:func:`accord.api.request_time.check`: the token endpoint issues no token past the deadline (the
+token's row is rolled back with its code's use, so the code can be exchanged again), whatever the
+store does after.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import deque
@@ -29,21 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accord.api.errors import RequestTimedOut
 from accord.api.problems import answer
+from accord.api.request_time import DEADLINE
 
 log = logging.getLogger("accord.api")
-
-_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
-    "accord_request_deadline", default=None
-)
-"""The monotonic instant a request is answered 503 by, and its seconds, while it runs."""
-
-
-def check() -> None:
-    """:class:`RequestTimedOut` if the request running here is past its deadline (it was
-    answered 503 already): call it before committing what must not outlive that answer."""
-    deadline = _DEADLINE.get()
-    if deadline is not None and time.monotonic() >= deadline[0]:
-        raise RequestTimedOut(deadline[1])
 
 
 @dataclass(slots=True, eq=False)
@@ -102,7 +90,7 @@ class Deadline:
         watched = _Watched(loop.time() + self.seconds, expire)
         self._watch(loop, watched)
         # The threads the request runs work in see the deadline (each copies the context).
-        mark = _DEADLINE.set((time.monotonic() + self.seconds, self.seconds))
+        mark = DEADLINE.set((time.monotonic() + self.seconds, self.seconds))
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:
@@ -114,7 +102,7 @@ class Deadline:
                 _ended(scope["path"], f"answering {dropped[0] if dropped else 'nothing'} (dropped)")
         finally:
             watched.over = True
-            _DEADLINE.reset(mark)
+            DEADLINE.reset(mark)
             queue = self._watched
             while queue and queue[0].over:
                 queue.popleft()
