@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import PlainTextResponse, StreamingResponse
 
-from accord.api import deadline, problems
+from accord.api import deadline, problems, request_time
 from accord.api.errors import RequestTimedOut
 from api.world import serving
 
@@ -32,7 +32,7 @@ def held() -> Iterator[tuple[str, threading.Event, list[str]]]:
     def held_route() -> PlainTextResponse:
         release.wait(30)
         try:
-            deadline.check()
+            request_time.check()
         except RequestTimedOut as exc:
             seen.append(str(exc))
             raise
@@ -101,7 +101,7 @@ def test_a_request_passed_by_and_a_response_under_way_are_not_cut(
 
 
 def test_outside_a_request_nothing_is_past_its_deadline() -> None:
-    deadline.check()  # no request: raises nothing
+    request_time.check()  # no request: raises nothing
 
 
 def test_requests_answered_meanwhile_do_not_keep_a_held_one_from_its_deadline(
