@@ -92,6 +92,11 @@ def parse_document(
         raise error([f"{source}: not valid YAML: {visible(exc)}"]) from exc
     except RecursionError:
         raise error([f"{source}: nested too deeply (at most {MAX_DEPTH} levels)"]) from None
+    except (ValueError, OverflowError) as exc:
+        # A plain scalar YAML's resolver takes for a number that is none (``._`` reads as a
+        # float, its underscores dropped, and ``float('.')`` fails).
+        problem = f"a value read as a number is not one ({visible(str(exc))})"
+        raise error([f"{source}: not valid YAML: {problem}"]) from None
     if not isinstance(data, Mapping):
         raise error([f"{source}:1: {what} is a mapping of keys to values"])
     try:

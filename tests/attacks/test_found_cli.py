@@ -30,6 +30,8 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "20,000 deep": (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
     "NUL byte": (b"id: x\x00\n", "NUL character"),
     "not UTF-8": (b"id: caf\xe9\n", "not UTF-8 text"),
+    # found by atheris: YAML's resolver reads `._` as a float (underscores dropped), float fails
+    "a number that is none": (b"id: ._\n", "a value read as a number is not one"),
 }
 
 

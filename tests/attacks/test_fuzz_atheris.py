@@ -28,8 +28,10 @@ def test_the_yaml_reader_and_canonical_json_survive_fuzzing(tmp_path: Path) -> N
         )
         for name, runs in RUNS.items()
     }
+    # Every process waited for (and its pipe closed) before any is judged.
+    outputs = {name: process.communicate(timeout=120)[0] for name, process in running.items()}
     for name, process in running.items():
-        output, _ = process.communicate(timeout=120)
+        output = outputs[name]
         assert process.returncode == 0, f"{name}: {output[-3000:]}"
         assert f"Done {RUNS[name]} runs" in output or "Done" in output, output[-2000:]
     assert not list(tmp_path.glob("crash-*"))
