@@ -103,11 +103,27 @@ def lua_script(folder: Path, name: str, path: str, token: str, people: list[str]
     return script
 
 
+def workers_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by each worker process (child) of the server ``pid``, with its
+    own descendants (Linux ``/proc``; none elsewhere)."""
+    from api import cpu_seconds
+
+    children: list[int] = []
+    try:
+        for task in (Path("/proc") / str(pid) / "task").iterdir():
+            children += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return {}
+    return {child: cpu_seconds(child) for child in children}
+
+
 def load(wrk: str, url: str, script: Path, seconds: float, server_pid: int) -> dict[str, Any]:
-    """wrk's summary of ``seconds`` of load on ``url``, with its CPU time and the server's."""
+    """wrk's summary of ``seconds`` of load on ``url``, with its CPU time, the server's, and
+    each of the server's workers' (to show whether the load spread over them)."""
     from api import children_cpu, cpu_seconds
 
     client_before, server_before = children_cpu(), cpu_seconds(server_pid)
+    workers_before = workers_cpu(server_pid)
     done = subprocess.run(
         [
             wrk,
@@ -125,12 +141,17 @@ def load(wrk: str, url: str, script: Path, seconds: float, server_pid: int) -> d
         check=False,
     )
     client, server = children_cpu() - client_before, cpu_seconds(server_pid) - server_before
+    workers_after = workers_cpu(server_pid)
     lines = [line for line in done.stdout.splitlines() if line.startswith("WRK ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
     found: dict[str, Any] = json.loads(lines[-1][4:])
     found["client_cpu_s"] = client
     found["server_cpu_s"] = server
+    found["workers_cpu_s"] = sorted(
+        (workers_after[w] - workers_before[w] for w in workers_after if w in workers_before),
+        reverse=True,
+    )
     return found
 
 
@@ -271,6 +292,11 @@ def show(figures: dict[str, Any]) -> None:
     table.add_row("p99 latency, ms (goal ≤ 30)", f"{ads['p99_ms']}", f"{bare['p99_ms']}", "")
     table.add_row("errors", f"{ads['errors']}", f"{bare['errors']}", "")
     table.add_row("server CPU, cores", f"{ads['server_cores']}", f"{bare['server_cores']}", "")
+    table.add_row(
+        "each worker's CPU, cores",
+        *(" / ".join(f"{c}" for c in s["worker_cores"]) for s in (ads, bare)),
+        "",
+    )
     table.add_row("wrk CPU, cores (1 thread)", f"{ads['wrk_cores']}", f"{bare['wrk_cores']}", "")
     table.add_row(
         "server CPU ms per request",
@@ -356,6 +382,10 @@ def main() -> None:
                         sampler.wait()
     cores = os.cpu_count() or 1
     ads, bare = side(found["ads"]), side(found["bare"])
+    for name, figures_of in (("ads", ads), ("bare", bare)):
+        # Each worker's cores, busiest first: near equal when the connections spread over them.
+        spent = found[name]["duration_us"] / 1e6
+        figures_of["worker_cores"] = [round(s / spent, 2) for s in found[name]["workers_cpu_s"]]
     ratio = ads["requests_per_s"] / max(1, bare["requests_per_s"])
     figures = {
         "people": people,

@@ -270,7 +270,7 @@ class Server:
 def uvicorn_workers(
     target: str, env: dict[str, str], workers: int, app_dir: Path | None = None
 ) -> Iterator[Server]:
-    from accord.api.serving import PROTOCOL
+    from accord.api.serving import LOOP, PROTOCOL
 
     port = free_port()
     command = [
@@ -292,6 +292,11 @@ def uvicorn_workers(
         # accord.api.serving): the same HTTP stack, so the ratio compares what lies behind it.
         "--http",
         PROTOCOL,
+        # Both accept one connection at a time, so wrk's connections spread over the workers
+        # (with asyncio's own loop the first worker to wake takes all of them; see
+        # accord.api.serving).
+        "--loop",
+        LOOP,
     ]
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]

@@ -179,3 +179,37 @@ def test_the_route_is_described_in_openapi(client: httpx.Client) -> None:
     operation = spec["paths"]["/v1/ads/request"]["post"]
     assert "AdRequestIn" in str(operation["requestBody"])
     assert "AdResponseOut" in str(operation["responses"]["200"])
+
+
+def test_the_openapi_description_is_of_the_endpoint_that_serves(client: httpx.Client) -> None:
+    """The route's handler calls the endpoint FastAPI documents: one code path, described by
+    its own signature (the body, the Sec-GPC header, the bearer token) and docstring."""
+    from accord.api.ads import AdRequestRoute, request_ads, router
+
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/ads/request"]["post"]
+    assert operation["operationId"] == "request_ads_v1_ads_request_post"
+    assert operation["description"].startswith("Run the auction for ``slots`` slots")
+    assert [(p["in"], p["name"]) for p in operation["parameters"]] == [("header", "Sec-GPC")]
+    assert operation["security"] == [{"OAuth 2.0 bearer token": []}]
+    assert operation["requestBody"]["required"] is True
+    for status in ("401", "403", "404", "422", "429"):
+        assert "application/problem+json" in operation["responses"][status]["content"]
+    served = [r for r in router.routes if getattr(r, "path", "") == "/v1/ads/request"]
+    assert [(type(r), getattr(r, "endpoint", None)) for r in served] == [
+        (AdRequestRoute, request_ads)
+    ]
+
+
+def test_refusals_are_problem_documents(world: World, client: httpx.Client) -> None:
+    """Without a token: 401 even with a malformed body; with one: the malformed body is 422;
+    each a problem document (RFC 9457)."""
+    for headers, body, status in (
+        ({}, {"party": "chirp"}, 401),
+        ({"Authorization": "Bearer forged"}, {"person": "c0000001", "party": "chirp"}, 401),
+        (bearer(app_token(client, world.chirp, world.chirp_secret)), {"party": "chirp"}, 422),
+    ):
+        r = client.post("/v1/ads/request", json=body, headers=headers)
+        assert r.status_code == status
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["status"] == status

@@ -32,6 +32,7 @@ from accord.ads.model import (
 from accord.consent import OptOutKind
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.store import tables as store_tables
+from accord.store.engine import write_turn
 from accord.store.types import to_text
 
 
@@ -512,7 +513,11 @@ class AdsStore:
         self, impressions: Sequence[Sequence[object]], charges: Sequence[Charge]
     ) -> tuple[int, int]:
         """Append impression rows (:data:`IMPRESSION_COLUMNS`) and charges, in one transaction."""
-        with translate(StoreError, "recording impressions and charges"), self.engine.begin() as c:
+        with (
+            translate(StoreError, "recording impressions and charges"),
+            write_turn(self.engine),
+            self.engine.begin() as c,
+        ):
             shown = insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
             charged = insert_rows(c, t.spend, SPEND_COLUMNS, charge_rows(charges))
         return shown, charged
@@ -533,7 +538,11 @@ class AdsStore:
         record, or None if it has ended. A click before its impression, or more than
         :data:`CLICK_WINDOW` after it, is refused; so is one on an ad no request showed."""
         im = t.impressions.c
-        with translate(StoreError, "recording a click"), self.engine.begin() as c:
+        with (
+            translate(StoreError, "recording a click"),
+            write_turn(self.engine),
+            self.engine.begin() as c,
+        ):
             shown = c.execute(
                 select(im.id, im.campaign_id, im.billing, im.price_micros, im.at, im.clicked).where(
                     im.platform == self.platform, im.request_id == request_id, im.slot == slot

@@ -22,9 +22,10 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
@@ -36,7 +37,7 @@ from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
 from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.problems import PROBLEM_RESPONSES
-from accord.api.routes import _MISSING, CallerDep, Services, _json_body, caller
+from accord.api.routes import _MISSING, BEARER, CallerDep, Services, _json_body, caller
 from accord.errors import AccordError
 from accord.service import Accord
 
@@ -219,7 +220,8 @@ class AdServers:
 
 class AdRequestRoute(APIRoute):
     """``POST /v1/ads/request``: documented by FastAPI from its endpoint's signature, as any
-    route, but each request handled by :meth:`get_route_handler`'s handler.
+    route, and each request handled by :meth:`get_route_handler`'s handler, which calls that
+    same endpoint (:func:`request_ads`).
 
     FastAPI's generic handler would look the token up in a worker thread of its own for each
     request (a blocking dependency), validate the answer's model a second time and encode it.
@@ -227,30 +229,28 @@ class AdRequestRoute(APIRoute):
     (malformed JSON: 422), the caller authenticated (401, 429) before the body is validated
     (422), the caller checked to be the platform's own service (403); but the token is looked
     up in the thread that serves the request's group, one thread hop for the group, and the
-    answer is encoded once. FastAPI runs no dependency for it.
+    answer is encoded once. FastAPI runs no dependency for it: the endpoint gets the token as
+    it was sent, and its group checks it.
     """
 
     def get_route_handler(self) -> Callable[[HttpRequest], Coroutine[Any, Any, Response]]:
-        """The handler."""
+        """The handler: the body read and validated, then the route's endpoint called."""
+        endpoint: Callable[..., Coroutine[Any, Any, Response]] = self.endpoint
 
         async def handle(request: HttpRequest) -> Response:
             body = await _json_body(request)
-            svc: Services = request.app.state.services
-            servers: AdServers = request.app.state.ads
             try:
                 parsed = _parsed(body)
             except RequestValidationError:
                 # Authentication comes first: without a usable token it is 401, whatever the body.
-                await run_in_threadpool(caller, request, svc, None)
+                await run_in_threadpool(caller, request, request.app.state.services, None)
                 raise
-            gpc = parsed.context.gpc or (request.headers.get("sec-gpc") or "").strip() == "1"
-            asked = _Asked(request.headers.get("authorization"), parsed, gpc)
-            try:
-                placed = await servers.ask(svc.access, asked)
-            finally:
-                if asked.client_id is not None:
-                    request.state.client_id = asked.client_id
-            return Response(_answer(placed), media_type="application/json")
+            return await endpoint(
+                parsed,
+                request.headers.get("authorization"),
+                request,
+                request.headers.get("sec-gpc"),
+            )
 
         return handle
 
@@ -297,18 +297,34 @@ def _answer(placed: list[Placement]) -> bytes:
     ).encode()
 
 
+def _authorization(
+    request: HttpRequest,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> str | None:
+    """The ``Authorization`` header as sent: checked with the request's group, in the group's
+    worker thread (documented as the API's bearer token, as every route's caller is)."""
+    return request.headers.get("authorization")
+
+
 async def request_ads(
     body: AdRequestIn,
-    who: CallerDep,
+    authorization: Annotated[str | None, Depends(_authorization)],
     request: HttpRequest,
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC")] = None,
-) -> AdResponseOut:
+) -> Response:
     """Run the auction for ``slots`` slots shown to ``person``: eligibility (targeting, schedule,
     budgets, frequency caps, opt-outs), pacing, generalised second price; CPM winners are
     charged and every impression recorded before the answer."""
-    # What the route's own handler (AdRequestRoute) does, for the description FastAPI makes of
-    # this signature; not called by it.
-    raise NotImplementedError  # pragma: no cover
+    svc: Services = request.app.state.services
+    servers: AdServers = request.app.state.ads
+    gpc = body.context.gpc or (sec_gpc or "").strip() == "1"
+    asked = _Asked(authorization, body, gpc)
+    try:
+        placed = await servers.ask(svc.access, asked)
+    finally:
+        if asked.client_id is not None:
+            request.state.client_id = asked.client_id
+    return Response(_answer(placed), media_type="application/json")
 
 
 router.add_api_route(

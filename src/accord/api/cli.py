@@ -156,7 +156,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from accord.api.serving import PROTOCOL
+    from accord.api.serving import LOOP, PROTOCOL
     from accord.api.settings import ApiSettings
 
     try:
@@ -189,6 +189,7 @@ def serve(
         access_log=False,
         proxy_headers=True,
         http=PROTOCOL,
+        loop=LOOP,
     )
 
 
