@@ -10,12 +10,14 @@ same HTTP stack, that reads the same POST and answers a fixed JSON document of t
 an ad answer (one taken from the API during the warm-up).
 
 The load comes from wrk (Debian's package; installed by ``scripts/ensure-wrk.sh`` when missing):
-16 connections, one thread, a Lua script that posts a request for a different person each time
-and prints wrk's own summary as JSON. Each side is loaded for the same time (10 s, 2 s with
-``--quick``), after a warm-up. The CPU time of wrk and of each server (its processes, from
-``/proc``) is measured too, to show which side limited the rate: the bare endpoint must saturate
-the server, not the client. Goals: at least 0.6 of the bare endpoint's requests/s, p99 at most
-30 ms.
+16 connections (``--connections``), one thread, a Lua script that posts a request for a different
+person each time and prints wrk's own summary as JSON. Each side is loaded for the same time
+(10 s, 2 s with ``--quick``), after a warm-up. The CPU time of wrk and of each server (its
+processes, from ``/proc``) is measured too, to show which side limited the rate: the bare
+endpoint must saturate the server, not the client; and each worker's, to show that the
+connections spread over the workers (both servers run the API's event loop, which accepts one
+connection at a time: see ``accord.api.serving``). Goals: at least 0.6 of the bare endpoint's
+requests/s, p99 at most 30 ms.
 
 Prints a table and ends with one line of JSON.
 """
@@ -114,10 +116,24 @@ def workers_cpu(pid: int) -> dict[int, float]:
             children += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
         return {}
-    return {child: cpu_seconds(child) for child in children}
+    # uvicorn's workers, not multiprocessing's resource tracker (also a child).
+    return {
+        child: cpu_seconds(child)
+        for child in children
+        if b"resource_tracker" not in _cmdline(child)
+    }
 
 
-def load(wrk: str, url: str, script: Path, seconds: float, server_pid: int) -> dict[str, Any]:
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def load(
+    wrk: str, url: str, script: Path, seconds: float, server_pid: int, *, connections: int
+) -> dict[str, Any]:
     """wrk's summary of ``seconds`` of load on ``url``, with its CPU time, the server's, and
     each of the server's workers' (to show whether the load spread over them)."""
     from api import children_cpu, cpu_seconds
@@ -128,7 +144,7 @@ def load(wrk: str, url: str, script: Path, seconds: float, server_pid: int) -> d
         [
             wrk,
             f"-t{THREADS}",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{seconds:g}s",
             "--timeout",
             "10s",
@@ -275,8 +291,8 @@ def show(figures: dict[str, Any]) -> None:
     ads, bare = figures["ads"], figures["bare"]
     table = Table(
         title=f"POST /v1/ads/request, {figures['workers']} uvicorn workers (httptools), wrk "
-        f"{CONNECTIONS} connections, {figures['seconds']:g} s a side, {figures['campaigns']:,} "
-        f"campaigns"
+        f"{figures['connections']} connections, {figures['seconds']:g} s a side, "
+        f"{figures['campaigns']:,} campaigns"
     )
     table.add_column("measure")
     table.add_column("ads endpoint", justify="right")
@@ -319,6 +335,12 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=None, help="People at each party.")
     parser.add_argument("--campaigns", type=int, default=None, help="Campaigns in the market.")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server.")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help="wrk's connections (requests in flight) on each side.",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -372,12 +394,21 @@ def main() -> None:
                 for name, server in servers.items():
                     console.print(f"warming up the {name} endpoint")
                     url = server.url + paths[name]
-                    load(wrk, url, scripts[name], min(2.0, seconds), server.pid)
+                    load(
+                        wrk,
+                        url,
+                        scripts[name],
+                        min(2.0, seconds),
+                        server.pid,
+                        connections=args.connections,
+                    )
                 for name, server in servers.items():
                     console.print(f"loading the {name} endpoint for {seconds:g} s")
                     url = server.url + paths[name]
                     sampler = profiler(server.pid, seconds, args.profile) if name == "ads" else None
-                    found[name] = load(wrk, url, scripts[name], seconds, server.pid)
+                    found[name] = load(
+                        wrk, url, scripts[name], seconds, server.pid, connections=args.connections
+                    )
                     if sampler is not None:
                         sampler.wait()
     cores = os.cpu_count() or 1
@@ -391,7 +422,7 @@ def main() -> None:
         "people": people,
         "campaigns": campaigns,
         "workers": args.workers,
-        "connections": CONNECTIONS,
+        "connections": args.connections,
         "seconds": seconds,
         "cores": cores,
         "ads": ads,

@@ -55,6 +55,8 @@ def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_
     assert result["ads_requests"] > 0
     assert result["bare_requests"] > 0
     assert result["ads_errors"] == result["bare_errors"] == 0
+    # Each of the two workers of each side is measured (how the load spread over them).
+    assert len(result["ads_worker_cores"]) == len(result["bare_worker_cores"]) == 2
     assert 0 < result["ads_p50_ms"] <= result["ads_p99_ms"]
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
 

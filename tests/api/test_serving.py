@@ -1,4 +1,5 @@
-"""Connections to a multi-worker server get TCP_NODELAY (else ~40 ms of delayed ACK each)."""
+"""Connections to a multi-worker server get TCP_NODELAY (else ~40 ms of delayed ACK each), and
+spread over the workers (each accepts one at a time)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from accord.api.serving import PROTOCOL, NoDelayH11Protocol, NoDelayHttpToolsProtocol
+from accord.api.serving import (
+    LOOP,
+    PROTOCOL,
+    FairAcceptLoop,
+    NoDelayH11Protocol,
+    NoDelayHttpToolsProtocol,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +78,44 @@ def test_our_protocols_turn_nagle_off_on_worker_sockets(
 
 def test_the_api_is_served_with_httptools() -> None:
     assert PROTOCOL.rpartition(":")[2] == NoDelayHttpToolsProtocol.__name__
+
+
+def accepted_at_one_wake(loop_class: type[asyncio.SelectorEventLoop], waiting: int) -> int:
+    """How many of ``waiting`` connections queued on a listening socket a loop of
+    ``loop_class`` takes when the socket is ready once."""
+
+    class Counted(asyncio.Protocol):
+        made: int = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            Counted.made += 1
+            transport.close()
+
+    loop = loop_class()
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as listening:
+            listening.setblocking(False)
+            clients = [socket.create_connection(listening.getsockname()) for _ in range(waiting)]
+            try:
+                # What the loop runs each time the listening socket is ready.
+                loop._accept_connection(Counted, listening, backlog=100)  # type: ignore[attr-defined]
+                loop.run_until_complete(asyncio.sleep(0.05))
+            finally:
+                for c in clients:
+                    c.close()
+    finally:
+        loop.close()
+    return Counted.made
+
+
+def test_the_workers_loop_takes_one_waiting_connection_at_a_time() -> None:
+    """asyncio's own loop takes every waiting connection when the socket is ready, so with
+    workers sharing the socket the first to wake takes a whole pool of connections; the
+    workers' loop takes one, and the next goes to whichever worker comes for it first."""
+    assert accepted_at_one_wake(asyncio.SelectorEventLoop, 5) == 5
+    assert accepted_at_one_wake(FairAcceptLoop, 5) == 1
+
+
+def test_the_api_is_served_by_the_fair_loop() -> None:
+    config = uvicorn.Config(_app, loop=LOOP)
+    assert config.get_loop_factory() is FairAcceptLoop

@@ -39,13 +39,13 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
     comes back for the next one later than an idle worker does, so the idle one takes more:
     the connections of a burst spread over the workers instead of all going to one."""
 
-    def _accept_connection(  # type: ignore[override]
+    def _accept_connection(
         self,
         protocol_factory: Any,
         sock: socket.socket,
         sslcontext: Any = None,
         server: Any = None,
-        backlog: int = 100,  # noqa: ARG002 - the socket's queue, not this accept's
+        backlog: int = 100,  # noqa: ARG002 - at most this many at once: one here
         *args: Any,
         **kwargs: Any,
     ) -> None:
