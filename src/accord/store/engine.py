@@ -78,6 +78,7 @@ class _WriteTurn:
         with self.threads:
             if self.fd is None:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                weakref.finalize(self, os.close, self.fd)  # closed with its engine's turn
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             try:
                 yield
