@@ -9,6 +9,8 @@ a receipt and none of their entries is in the log.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -196,6 +198,48 @@ def test_two_ledgers_on_one_sqlite_file_share_the_writers_turn(ledger_sqlite_url
     assert report.ok, report.problems
     for engine in engines:
         engine.dispose()
+
+
+HOLD_TURN = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_an_append_waits_for_the_files_turn_held_by_another_process(
+    ledger_sqlite_url: str,
+) -> None:
+    """The ledger writes in the same turn as every other writer of its SQLite file (the ads
+    store's impressions and charges take it too): held by another process, an append waits."""
+    engine = make_engine(ledger_sqlite_url)
+    create_ledger_tables(engine)
+    ledger = Ledger(engine)
+    holder = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-c", HOLD_TURN, f"{engine.url.database}-writers.lock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (ledger.append([decision(1)]), done.set()))
+        thread.start()
+        assert not done.wait(0.5), "appended while another process held the file's turn"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert done.wait(30)
+        thread.join()
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert ledger.head().size == 1
+    engine.dispose()
 
 
 def _one_commit_while_the_database_is_held(ledger: Ledger, hold: Any, release_hold: Any) -> None:

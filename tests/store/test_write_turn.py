@@ -89,3 +89,37 @@ def test_the_lock_is_released_when_the_write_fails(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     engine.dispose()
+
+
+def test_a_writer_holding_the_turn_may_take_it_again(tmp_path: Path) -> None:
+    database = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{database}")
+    lock = Path(f"{database}-writers.lock")
+    with write_turn(engine):
+        with write_turn(engine):
+            assert other_process_finds(lock) == "taken"
+        # Leaving the inner turn keeps the outer one.
+        assert other_process_finds(lock) == "taken"
+    assert other_process_finds(lock) == "free"
+    engine.dispose()
+
+
+def test_engines_on_one_file_share_a_turn(tmp_path: Path) -> None:
+    database = tmp_path / "store.db"
+    first = make_engine(f"sqlite:///{database}")
+    second = make_engine(f"sqlite:///{database}")
+    order: list[str] = []
+
+    def other() -> None:
+        with write_turn(second):
+            order.append("second")
+
+    with write_turn(first):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.2)
+        order.append("first")
+    thread.join()
+    assert order == ["first", "second"]
+    first.dispose()
+    second.dispose()

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, RootTransaction, Table, func, select
@@ -62,11 +61,7 @@ from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 from accord.store.driver import fetch_one
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: there SQLite's own wait is all there is
-    fcntl = None  # type: ignore[assignment]
+from accord.store.engine import write_turn
 
 __all__ = [
     "PROOF_FORMAT",
@@ -175,7 +170,6 @@ class Ledger:
         self.last_map_cost: dict[str, int] = {}
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
-        self._file_lock = _FileLock.beside(engine)
         self._writer = _WriterConnection(engine)
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
@@ -319,7 +313,7 @@ class Ledger:
         time. On any failure it is rolled back and that connection given back; the next group
         takes a new one.
         """
-        with translate(StoreError, doing), self._file_lock:
+        with translate(StoreError, doing), write_turn(self.engine):
             conn, transaction, state = self._begin_locked()
             try:
                 # Committed on leaving, or rolled back on an error, the commit's own included.
@@ -1026,45 +1020,6 @@ def _close_quietly(conn: Connection) -> None:
     """Close a connection that may already be broken (its database gone): nothing to report."""
     with suppress(Exception):
         conn.close()
-
-
-class _FileLock:
-    """The ledger writers' turn on one SQLite file, across processes: ``flock`` on a file beside it.
-
-    SQLite's own wait for its write lock polls, sleeping 1, 2, 5, 10 ... 100 ms between tries
-    (its default busy handler), so a writer in one process could sleep through several commits of
-    another's and answer tens of milliseconds late. The kernel queues ``flock`` waiters and wakes
-    one as soon as the lock is let go. ``BEGIN IMMEDIATE`` still takes SQLite's lock under it,
-    so writers that do not take this lock stay safe; they only wait as SQLite makes them.
-    A no-op for PostgreSQL (its row lock queues waiters already) and for in-memory databases.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._pid = 0
-
-    @classmethod
-    def beside(cls, engine: Engine) -> _FileLock:
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return cls(None)
-        return cls(Path(database).with_name(Path(database).name + "-ledger-lock"))
-
-    def __enter__(self) -> None:
-        if self.path is None or fcntl is None:
-            return
-        if self._fd is None or self._pid != os.getpid():
-            # Opened once per process (a forked child opens its own: a lock is held by an open
-            # file, and a child would otherwise share its parent's), closed with this object.
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-            weakref.finalize(self, os.close, self._fd)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *_: object) -> None:
-        if self._fd is not None and fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _execute(conn: Connection, statement: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import weakref
@@ -16,6 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from accord.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there SQLite's own wait is all there is
+    fcntl = None  # type: ignore[assignment]
 
 
 class Base(DeclarativeBase):
@@ -66,50 +70,75 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 class _WriteTurn:
     """The turn to write to one SQLite file: a lock for this process's threads, then an
-    exclusive ``flock`` on a file beside the database for the other processes."""
+    exclusive ``flock`` on a file beside the database for the other processes.
 
-    def __init__(self, database: str) -> None:
-        self.path = Path(database + "-writers.lock")
-        self.threads = threading.Lock()
+    Re-entrant in one thread (a writer holding the turn may call another that takes it), and
+    opened again in a forked child: a ``flock`` belongs to an open file, which a child would
+    otherwise share with its parent, each then believing it held the turn alone."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.threads = threading.RLock()
         self.fd: int | None = None
+        self.pid = 0
+        self.depth = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
         with self.threads:
-            if self.fd is None:
+            if self.fd is None or self.pid != os.getpid():
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                weakref.finalize(self, os.close, self.fd)  # closed with its engine's turn
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+                self.pid = os.getpid()
+                self.depth = 0
+                weakref.finalize(self, os.close, self.fd)  # closed with the turn
+            if self.depth == 0:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                self.depth -= 1
+                if self.depth == 0:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
-_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurn] = weakref.WeakKeyDictionary()
+_TURNS: dict[str, _WriteTurn] = {}
 _TURNS_LOCK = threading.Lock()
+
+
+def write_turn_path(engine: Engine) -> Path | None:
+    """The file whose ``flock`` is the turn to write to ``engine``'s SQLite file (None for
+    PostgreSQL and for databases in memory)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + "-writers.lock")
 
 
 @contextmanager
 def write_turn(engine: Engine) -> Iterator[None]:
     """Wait for the turn to write to ``engine``'s SQLite file, and hold it: around a write
-    transaction that other processes serving the same file also make often.
+    transaction that other processes serving the same file also make often (the ledger's group
+    commits, the ads store's impressions and charges).
 
     SQLite lets one writer in at a time; a writer that finds the file locked sleeps and tries
     again (``busy_timeout``: 1, 2, 5, 10 ms and longer between tries), and each try can find it
     taken again by a process that did not sleep, so two busy processes writing in turns spend
     more time asleep than writing. Waiting for a lock the system hands over at once when it is
     released (``flock``, which other processes' writers wait on in the same way) keeps the file
-    written back to back. Nothing for PostgreSQL (rows are locked, not the database) or a
-    database in memory (one process)."""
-    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    written back to back. Every engine of a process on one file shares one turn. Writers that do
+    not take it stay safe (SQLite's own lock is still taken under it); they only wait as SQLite
+    makes them. Nothing for PostgreSQL (rows are locked, not the database) or a database in
+    memory (one process)."""
+    path = write_turn_path(engine)
+    if path is None or fcntl is None:
         yield
         return
+    key = str(path.resolve())
     with _TURNS_LOCK:
-        turn = _TURNS.get(engine)
+        turn = _TURNS.get(key)
         if turn is None:
-            turn = _TURNS[engine] = _WriteTurn(database)
+            turn = _TURNS[key] = _WriteTurn(path)
     with turn.held():
         yield
 
