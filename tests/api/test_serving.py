@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +77,75 @@ def test_our_protocols_turn_nagle_off_on_worker_sockets(
 
 def test_the_api_is_served_with_httptools() -> None:
     assert PROTOCOL.rpartition(":")[2] == NoDelayHttpToolsProtocol.__name__
+
+
+PID_APP = """
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    pid = str(os.getpid()).encode()
+    length = [(b"content-length", str(len(pid)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": length})
+    await send({"type": "http.response.body", "body": pid})
+"""
+
+SERVE = """
+import sys
+from accord.api.serving import run
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    run("pid_app:app", host="127.0.0.1", port=0, workers=2, log_level="info")
+"""
+
+
+def test_connections_opened_at_once_reach_every_worker(tmp_path: Path) -> None:
+    """Sixteen connections opened at once, kept open: with one socket shared by the workers the
+    first worker awake took them all; with a socket each, the kernel spreads them."""
+    (tmp_path / "pid_app.py").write_text(PID_APP)
+    server = subprocess.Popen(  # noqa: S603 - this interpreter and a fixed script
+        [sys.executable, "-c", SERVE, str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        port, started = 0, 0
+        for line in server.stderr:  # uvicorn's log: the port port 0 became, then each worker
+            if "running on" in line:
+                port = int(re.findall(r":(\d+)", line)[0])
+            started += "Application startup complete" in line
+            if started == 2:
+                break
+        assert port
+        time.sleep(1)  # each listens just after its startup
+        answered = _pids_answering(port, 16)
+        # By a hash of each connection's ports: two or more each but for 1 time in 2,000.
+        assert len(answered) == 2, answered
+        assert min(answered.values()) >= 2, answered
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+
+
+def _pids_answering(port: int, connections: int) -> Counter[str]:
+    """How many of ``connections`` connections, all opened before any request is sent, each
+    worker answered, by process id."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        pids: Counter[str] = Counter()
+        for sock in socks:
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            pids[answer.rpartition(b"\r\n\r\n")[2].decode()] += 1
+        return pids
+    finally:
+        for sock in socks:
+            sock.close()
