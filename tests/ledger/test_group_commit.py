@@ -118,9 +118,8 @@ def test_a_failed_group_commit_acknowledges_none_of_its_group(ledger: Ledger) ->
 
     # Hold the writer's turn so that every caller queues behind it, then fail the next commit:
     # the whole queue is one group, committed (and failed) at once.
-    ledger._writer_lock.acquire()  # the test forms the group deterministically
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
-    try:
+    with ledger._writing():  # the test forms the group deterministically
         for thread in threads:
             thread.start()
         while True:
@@ -129,8 +128,6 @@ def test_a_failed_group_commit_acknowledges_none_of_its_group(ledger: Ledger) ->
                     break
             time.sleep(0.001)
         event.listen(ledger.engine, "commit", failing_disk)
-    finally:
-        ledger._writer_lock.release()
     for thread in threads:
         thread.join()
     event.remove(ledger.engine, "commit", failing_disk)
