@@ -15,9 +15,9 @@ person each time and prints wrk's own summary as JSON. Each side is loaded for t
 (10 s, 2 s with ``--quick``), after a warm-up. The CPU time of wrk and of each server (its
 processes, from ``/proc``) is measured too, to show which side limited the rate: the bare
 endpoint must saturate the server, not the client; and each worker's, to show that the
-connections spread over the workers (both servers run the API's event loop, which accepts one
-connection at a time: see ``accord.api.serving``). Goals: at least 0.6 of the bare endpoint's
-requests/s, p99 at most 30 ms.
+connections spread over the workers (both servers run each worker on a listening socket of its
+own, as ``accord serve`` does: see ``accord.api.serving``). Goals: at least 0.6 of the bare
+endpoint's requests/s, p99 at most 30 ms.
 
 Prints a table and ends with one line of JSON.
 """

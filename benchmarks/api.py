@@ -266,40 +266,37 @@ class Server:
     pid: int
 
 
+SERVE = """
+import json, sys
+from accord.api.serving import PROTOCOL, run
+if __name__ == "__main__":
+    options = json.loads(sys.argv[2])
+    app_dir = options.pop("app_dir")
+    if app_dir:
+        sys.path.insert(0, app_dir)
+    run(sys.argv[1], http=PROTOCOL, **options)
+"""
+"""A server's process: :func:`accord.api.serving.run` (``accord serve``'s) over an app factory."""
+
+
 @contextmanager
 def uvicorn_workers(
     target: str, env: dict[str, str], workers: int, app_dir: Path | None = None
 ) -> Iterator[Server]:
-    from accord.api.serving import LOOP, PROTOCOL
-
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        target,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        # Both servers parse HTTP with httptools and turn Nagle's algorithm off (see
-        # accord.api.serving): the same HTTP stack, so the ratio compares what lies behind it.
-        "--http",
-        PROTOCOL,
-        # Both accept one connection at a time, so wrk's connections spread over the workers
-        # (with asyncio's own loop the first worker to wake takes all of them; see
-        # accord.api.serving).
-        "--loop",
-        LOOP,
-    ]
-    if app_dir is not None:
-        command += ["--app-dir", str(app_dir)]
+    # As accord serve runs it: each worker listening on a socket of its own, and both servers
+    # parsing HTTP with httptools with Nagle's algorithm off (see accord.api.serving): the same
+    # HTTP stack, so the ratio compares what lies behind it.
+    options = {
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": workers,
+        "factory": True,
+        "log_level": "warning",
+        "access_log": False,
+        "app_dir": None if app_dir is None else str(app_dir),
+    }
+    command = [sys.executable, "-c", SERVE, target, json.dumps(options)]
     process = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -306,23 +306,19 @@ def test_serve_refuses_a_bad_dataset_declaration_before_starting_a_worker(tmp_pa
     assert "Started parent process" not in said  # uvicorn never started
 
 
-def test_serve_runs_its_workers_on_the_loop_that_spreads_connections(
+def test_serve_runs_its_workers_each_on_a_socket_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``accord serve`` hands uvicorn the API's protocol and its event loop, which accepts one
-    connection at a time so that a client's pool of connections spreads over the workers."""
-    import uvicorn
-
-    from accord.api.serving import LOOP, PROTOCOL, FairAcceptLoop
+    """``accord serve`` hands its workers to :func:`accord.api.serving.run` (a listening socket
+    each, so a client's pool of connections spreads over them) with the API's protocol."""
+    from accord.api import serving
+    from accord.api.serving import PROTOCOL
 
     for party in ("chirp", "reelix"):
         (tmp_path / f"{party}.db").touch()
     monkeypatch.setenv(SERVE_ENV, "")  # serve sets both for its workers; restored after
     monkeypatch.setenv("ACCORD_API_SECRET", generate_token(43))
     asked: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *_args, **options: asked.update(options))
+    monkeypatch.setattr(serving, "run", lambda *_args, **options: asked.update(options))
     serve(scenario=tmp_path, data_dir=tmp_path / "store", workers=2)
-    assert (asked["workers"], asked["http"], asked["loop"]) == (2, PROTOCOL, LOOP)
-    assert uvicorn.Config("accord.api.cli:worker_app", loop=LOOP).get_loop_factory() is (
-        FairAcceptLoop
-    )
+    assert (asked["workers"], asked["http"]) == (2, PROTOCOL)

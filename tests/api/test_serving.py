@@ -1,10 +1,15 @@
-"""Connections to a multi-worker server get TCP_NODELAY (else ~40 ms of delayed ACK each), and
-spread over the workers (each accepts one at a time)."""
+"""Connections to a multi-worker server get TCP_NODELAY (else ~40 ms of delayed ACK each)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from accord.api.serving import (
-    LOOP,
-    PROTOCOL,
-    FairAcceptLoop,
-    NoDelayH11Protocol,
-    NoDelayHttpToolsProtocol,
-)
+from accord.api.serving import PROTOCOL, NoDelayH11Protocol, NoDelayHttpToolsProtocol
 
 pytestmark = pytest.mark.integration
 
@@ -80,42 +79,73 @@ def test_the_api_is_served_with_httptools() -> None:
     assert PROTOCOL.rpartition(":")[2] == NoDelayHttpToolsProtocol.__name__
 
 
-def accepted_at_one_wake(loop_class: type[asyncio.SelectorEventLoop], waiting: int) -> int:
-    """How many of ``waiting`` connections queued on a listening socket a loop of
-    ``loop_class`` takes when the socket is ready once."""
+PID_APP = """
+import os
 
-    class Counted(asyncio.Protocol):
-        made: int = 0
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            Counted.made += 1
-            transport.close()
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    pid = str(os.getpid()).encode()
+    length = [(b"content-length", str(len(pid)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": length})
+    await send({"type": "http.response.body", "body": pid})
+"""
 
-    loop = loop_class()
+SERVE = """
+import sys
+from accord.api.serving import run
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    run("pid_app:app", host="127.0.0.1", port=0, workers=2, log_level="info")
+"""
+
+
+def test_connections_opened_at_once_reach_every_worker(tmp_path: Path) -> None:
+    """Sixteen connections opened at once, kept open: with one socket shared by the workers the
+    first worker awake took them all; with a socket each, the kernel spreads them."""
+    (tmp_path / "pid_app.py").write_text(PID_APP)
+    server = subprocess.Popen(  # noqa: S603 - this interpreter and a fixed script
+        [sys.executable, "-c", SERVE, str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        with socket.create_server(("127.0.0.1", 0)) as listening:
-            listening.setblocking(False)
-            clients = [socket.create_connection(listening.getsockname()) for _ in range(waiting)]
-            try:
-                # What the loop runs each time the listening socket is ready.
-                loop._accept_connection(Counted, listening, backlog=100)  # type: ignore[attr-defined]
-                loop.run_until_complete(asyncio.sleep(0.05))
-            finally:
-                for c in clients:
-                    c.close()
+        assert server.stderr is not None
+        port, started = 0, 0
+        for line in server.stderr:  # uvicorn's log: the port port 0 became, then each worker
+            if "running on" in line:
+                port = int(re.findall(r":(\d+)", line)[0])
+            started += "Application startup complete" in line
+            if started == 2:
+                break
+        assert port
+        time.sleep(1)  # each listens just after its startup
+        answered = _pids_answering(port, 16)
+        # By a hash of each connection's ports: two or more each but for 1 time in 2,000.
+        assert len(answered) == 2, answered
+        assert min(answered.values()) >= 2, answered
     finally:
-        loop.close()
-    return Counted.made
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
 
 
-def test_the_workers_loop_takes_one_waiting_connection_at_a_time() -> None:
-    """asyncio's own loop takes every waiting connection when the socket is ready, so with
-    workers sharing the socket the first to wake takes a whole pool of connections; the
-    workers' loop takes one, and the next goes to whichever worker comes for it first."""
-    assert accepted_at_one_wake(asyncio.SelectorEventLoop, 5) == 5
-    assert accepted_at_one_wake(FairAcceptLoop, 5) == 1
-
-
-def test_the_api_is_served_by_the_fair_loop() -> None:
-    config = uvicorn.Config(_app, loop=LOOP)
-    assert config.get_loop_factory() is FairAcceptLoop
+def _pids_answering(port: int, connections: int) -> Counter[str]:
+    """How many of ``connections`` connections, all opened before any request is sent, each
+    worker answered, by process id."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        pids: Counter[str] = Counter()
+        for sock in socks:
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            pids[answer.rpartition(b"\r\n\r\n")[2].decode()] += 1
+        return pids
+    finally:
+        for sock in socks:
+            sock.close()

@@ -153,10 +153,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the partner API (OAuth 2.0, consent screens, exchanges) with uvicorn."""
-    import uvicorn
     from pydantic import ValidationError
 
-    from accord.api.serving import LOOP, PROTOCOL
+    from accord.api.serving import PROTOCOL, run
     from accord.api.settings import ApiSettings
 
     try:
@@ -179,7 +178,7 @@ def serve(
     _say_what_is_served(layout, data_dir)
     os.environ[SERVE_ENV] = json.dumps(layout)
     os.environ.setdefault("ACCORD_API_SECRET", secrets.token_urlsafe(32))
-    uvicorn.run(
+    run(
         "accord.api.cli:worker_app",
         factory=True,
         host=host,
@@ -189,7 +188,6 @@ def serve(
         access_log=False,
         proxy_headers=True,
         http=PROTOCOL,
-        loop=LOOP,
     )
 
 

@@ -136,6 +136,13 @@ class _Pending:
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
+    woken: threading.Event = field(default_factory=threading.Event)
+    """Set when the append is done, or when its caller may take the writer's turn."""
+
+    def finish(self) -> None:
+        """Done, receipts or error: its caller is woken."""
+        self.done = True
+        self.woken.set()
 
 
 class Ledger:
@@ -183,12 +190,44 @@ class Ledger:
             return []
         with self._queue_lock:
             self._queue.append(pending)
-        with self._writer_lock:
-            while not pending.done:
-                self._commit_next_group()
+        while not pending.done:
+            # Whoever finds the writer lock free commits the queue's groups until its own append
+            # is done; the others sleep until theirs is (woken one by one, each by its group's
+            # writer), or until the writer leaves with appends still queued and the oldest's
+            # caller is woken to take its turn. They never queue on the lock itself: after a
+            # commit each would take it and let it go in turn, each waiting for the
+            # interpreter lock, before the next found its receipts.
+            if self._writer_lock.acquire(blocking=False):
+                try:
+                    while not pending.done:
+                        self._commit_next_group()
+                finally:
+                    self._leave_writer()
+            else:
+                pending.woken.wait()
+                # Cleared before done is looked at again: a wake-up set after this is kept.
+                pending.woken.clear()
         if pending.error is not None:
             raise pending.error
         return pending.receipts
+
+    def _leave_writer(self) -> None:
+        """Let go of the writer lock, waking the caller of the oldest append still queued to
+        take the writer's turn (after letting go: whoever it wakes finds the lock free, or taken
+        by a writer who will wake the next in turn when it leaves)."""
+        self._writer_lock.release()
+        with self._queue_lock:
+            if self._queue:
+                self._queue[0].woken.set()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The writer lock, held for something other than appends (erasure, checkpoints)."""
+        self._writer_lock.acquire()
+        try:
+            yield
+        finally:
+            self._leave_writer()
 
     def _commit_next_group(self) -> None:
         """Commit the oldest queued appends together (called holding the writer lock).
@@ -225,10 +264,10 @@ class Ledger:
             interrupted = LedgerError("the writer was interrupted before acknowledging this append")
             for pending in group or self._take_group():
                 pending.error = interrupted
-                pending.done = True
+                pending.finish()
             raise
         for pending in group:
-            pending.done = True
+            pending.finish()
 
     def _take_group(self) -> list[_Pending]:
         """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
@@ -258,9 +297,9 @@ class Ledger:
             pending.error = LedgerError(
                 "the writer was interrupted before acknowledging this append"
             )
-            pending.done = True
+            pending.finish()
             raise
-        pending.done = True
+        pending.finish()
 
     def _write(self, leaves: _Leaves) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
@@ -269,7 +308,7 @@ class Ledger:
     def append_bulk(self, entries: Iterable[Entry], batch_size: int = 20_000) -> TreeHead:
         """Append many entries in large transactions, without receipts (loading, benchmarks)."""
         batch: list[Entry] = []
-        with self._writer_lock:
+        with self._writing():
             for entry in entries:
                 batch.append(entry)
                 if len(batch) >= batch_size:
@@ -285,7 +324,7 @@ class Ledger:
         Their earlier entries stay in the log, which still verifies, but can no longer be tied
         to them. All of it happens in one transaction.
         """
-        with self._writer_lock, self._locked("erasing a person from the ledger") as (conn, state):
+        with self._writing(), self._locked("erasing a person from the ledger") as (conn, state):
             forgotten = shred.forget(conn, person_id)
             entry = ErasureEntry(
                 agreement=None, reason=reason, people=1, entries_forgotten=forgotten
@@ -301,7 +340,7 @@ class Ledger:
         part, and finding a person's entries searches each part once. It changes no leaf, so the
         tree and every proof stay as they are; it holds the append lock while it runs.
         """
-        with self._writer_lock, self._locked("folding the person index's parts") as (conn, _):
+        with self._writing(), self._locked("folding the person index's parts") as (conn, _):
             return shred.merge_parts(conn)
 
     @contextmanager
@@ -612,7 +651,7 @@ class Ledger:
             raise LedgerError("this ledger was opened without a signing key")
         vuf = self.signer.vuf()
         with (
-            self._writer_lock,
+            self._writing(),
             self._locked("signing a ledger checkpoint") as (conn, state),
         ):
             map_root, self.last_map_cost = mapstore.bring_up_to_date(conn, state.size, vuf)
@@ -648,7 +687,7 @@ class Ledger:
             raise LedgerError("this ledger was opened without a signing key")
         vuf = self.signer.vuf()
         with (
-            self._writer_lock,
+            self._writing(),
             self._locked("rebuilding the people map") as (conn, state),
         ):
             map_root, self.last_map_cost = mapstore.rebuild(conn, state.size, vuf)
