@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, event, update
 
@@ -316,9 +316,14 @@ def test_the_two_year_cap_passes_a_consent_at_its_instant_without_judging_everyo
     ),
     st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=800)),
     st.integers(min_value=1, max_value=4),
+    st.floats(min_value=0, max_value=1, exclude_max=True),
 )
+# Given on 29 February, judged the day its second anniversary falls on the 28th.
+@example(datetime(2030, 2, 28, 12, tzinfo=UTC), timedelta(days=730, hours=1), 2, 0.5)
+# Given on 28 February, judged on the next 29 February, before that day's hour.
+@example(datetime(2028, 2, 29, 5, tzinfo=UTC), timedelta(days=730, hours=17), 2, 0.5)
 def test_the_instant_a_cap_passes_a_consent_is_never_late_and_always_ahead(
-    at: datetime, age: timedelta, years: int
+    at: datetime, age: timedelta, years: int, share: float
 ) -> None:
     """However close to 29 February: the consent is still let through a microsecond before the
     instant said, which is after the instant judged; a consent given on any other day is let
@@ -330,7 +335,12 @@ def test_the_instant_a_cap_passes_a_consent_is_never_late_and_always_ahead(
     assume(given > oldest)  # let through at ``at``
     passes = _cap_passes(given, years, at)
     assert passes > at
-    before = need.given_after(passes - timedelta(microseconds=1))
+    # Let through all the way: at any instant in between, and a microsecond before.
+    last = passes - timedelta(microseconds=1)
+    between = need.given_after(min(at + (passes - at) * share, last))  # (rounded to a µs)
+    assert between is not None
+    assert given > between
+    before = need.given_after(last)
     assert before is not None
     assert given > before
     if (given.month, given.day) != (2, 29) and passes > at + timedelta(microseconds=1):
