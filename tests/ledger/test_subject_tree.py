@@ -184,3 +184,18 @@ def test_a_leaf_lists_its_subjects_below_the_threshold_only(ledger: Ledger, size
     leaf = json.loads(ledger.leaf(0).data)
     assert ("subjects" in leaf) == (size < subjects.TREE_MIN)
     assert ("subjects_root" in leaf) == (size >= subjects.TREE_MIN)
+
+
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), max_size=300),
+    st.lists(st.booleans(), max_size=300),
+)
+def test_the_tree_over_hex_tags_is_the_tree_over_their_bytes_in_order(
+    raw: list[bytes], upper: list[bool]
+) -> None:
+    """Tags given as hex in any order and any case make the tree of their bytes, sorted."""
+    tags = [tag.hex().upper() if up else tag.hex() for tag, up in zip(raw, upper, strict=False)]
+    tags += [tag.hex() for tag in raw[len(upper) :]]
+    tree = SubjectTree.of(reversed(tags))
+    assert tree == SubjectTree.of_sorted(b"".join(sorted(raw)))
+    assert tree.hex_tags() == sorted(tag.hex() for tag in raw)

@@ -21,8 +21,14 @@ from hypothesis import strategies as st
 from accord.consent import Consent, Person
 from accord.filters import Group
 from accord.jurisdictions import EVERYWHERE, Jurisdictions
-from accord.sources import Allowed
-from sources.conftest import Databases, messages, thread_participants, watch_events
+from accord.sources import Allowed, Source, parse
+from sources.conftest import (
+    DATASET,
+    Databases,
+    messages,
+    thread_participants,
+    watch_events,
+)
 from sources.world import (
     AT,
     WATCHED,
@@ -169,3 +175,79 @@ def run(dbs: Databases, count: int) -> Any:
 def test_rows_read_are_exactly_those_of_allowed_people(shared_databases: Databases) -> None:
     backend = shared_databases.party.dialect.name
     run(shared_databases, 60 if backend == "sqlite" else 20)
+
+
+TITLES = ["t0", "t1", "t2"]
+TITLED = DATASET.replace(
+    "    person: member_id\n", "    person: member_id\n    title: title_id\n", 1
+)
+
+
+@dataclass(frozen=True)
+class Viewings:
+    events: list[tuple[str, str, str]]  # (member id, title id, device)
+    people: list[str]  # the allowed ids, streamed into a temporary table
+    verdicts: dict[tuple[str, str], bool]  # (person, title) → allowed
+    where: dict[str, Any] | None
+
+
+@st.composite
+def viewings(draw: st.DrawFn) -> Viewings:
+    members = st.sampled_from([*IDS, "stranger"])
+    events = draw(
+        st.lists(
+            st.tuples(members, st.sampled_from(TITLES), st.sampled_from(["tv", "phone"])),
+            max_size=25,
+        )
+    )
+    verdicts = draw(
+        st.dictionaries(st.tuples(members, st.sampled_from(TITLES)), st.booleans(), max_size=8)
+    )
+    return Viewings(
+        events,
+        draw(st.lists(st.sampled_from(IDS), unique=True)),
+        verdicts,
+        draw(st.none() | st.just({"device": "tv"})),
+    )
+
+
+def check_whom(dbs: Databases, source: Source, ex: Viewings) -> None:
+    dbs.clear()
+    insert(
+        dbs,
+        watch_events,
+        [
+            {"event_id": n, "member_id": m, "title_id": title, "device": device}
+            for n, (m, title, device) in enumerate(ex.events)
+        ],
+    )
+    titles = tuple((p, title, ok) for (p, title), ok in ex.verdicts.items())
+    allowed = Allowed(Streamed(ex.people), party="reelix", titles=titles)
+    with source.read("watch_events", ["event_id"], allowed, where=ex.where, whom=True) as read:
+        events = sorted(n for (n,) in read)
+        whom = read.whom()
+    # The rows, stated directly: a viewing goes if its (person, title) verdict allows it, else
+    # if its person is allowed; whom they are about is the members of exactly those rows.
+    released = [
+        n
+        for n, (m, title, device) in enumerate(ex.events)
+        if ex.verdicts.get((m, title), m in ex.people)
+        and (ex.where is None or device == ex.where["device"])
+    ]
+    assert events == released
+    assert len(whom) == len(set(whom))
+    assert set(whom) == {ex.events[n][0] for n in released}
+
+
+def test_whom_a_bulk_read_is_about_is_the_people_of_its_rows(shared_databases: Databases) -> None:
+    """Asked of the database (SQLite) or carried in the rows (PostgreSQL), whom a read through a
+    temporary table of ids is about, with title verdicts denying and granting, is the people of
+    exactly the rows it returned."""
+    source = Source(shared_databases.party, parse(TITLED))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(viewings())
+    def prop(ex: Viewings) -> None:
+        check_whom(shared_databases, source, ex)
+
+    prop()

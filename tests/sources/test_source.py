@@ -295,6 +295,36 @@ def test_an_id_holding_a_nul_is_matched_whole_or_refused(world: Databases) -> No
     assert rows == [("t2",)]
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "m\tx",  # a tab: COPY's column separator
+        "m\\x",  # a backslash: COPY's escape
+        "m\nx",  # a line break: COPY's row separator
+        "m\rx",
+        "m\\.",  # COPY's old end-of-data mark, once escaped
+        "",  # empty, not null
+    ],
+)
+def test_streamed_ids_reach_the_read_whole_whatever_they_hold(world: Databases, odd: str) -> None:
+    """Many ids cross to the party's database as text in one piece (COPY's text format on
+    PostgreSQL, JSON on SQLite); an id that would need escaping there still matches only its
+    own rows."""
+    insert(
+        world,
+        watch_events,
+        [
+            {"event_id": 1, "member_id": odd, "title_id": "t1"},
+            {"event_id": 2, "member_id": "m", "title_id": "t2"},
+            {"event_id": 3, "member_id": "x", "title_id": "t3"},
+            {"event_id": 4, "member_id": "zz", "title_id": "t4"},
+        ],
+    )
+    allowed = Allowed(Streamed([odd, "zz", odd]))
+    _, rows = world.source.read_all("watch_events", ["title_id"], allowed)
+    assert sorted(rows) == [("t1",), ("t4",)]
+
+
 def temporary_tables(dbs: Databases) -> list[str]:
     with dbs.party.connect() as conn:
         if conn.dialect.name == "sqlite":

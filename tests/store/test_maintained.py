@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, event, update
 
 from accord.consent import Consent, Method, Operation, OptOut, OptOutKind, Person, SignalSource
 from accord.erasure import erase
@@ -32,6 +32,7 @@ from accord.filters import ConsentNeed, NoOptOut, PersonFilter, Rule
 from accord.jurisdictions import Jurisdictions
 from accord.service import Accord
 from accord.store import tables as t
+from accord.store.maintained import _cap_passes
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +295,87 @@ def test_a_write_made_outside_accord_is_seen() -> None:
         finally:
             other.dispose()
         assert accord.allowed.snapshot(FILTER).people == frozenset()
+
+
+def test_the_two_year_cap_passes_a_consent_at_its_instant_without_judging_everyone_again() -> None:
+    """18 U.S.C. 2710(b)(2)(B)(ii)(II): a consent given two years and an hour before is let
+    through until the hour is up, not a moment longer, and not a day less."""
+    with store() as accord:
+        given = two_years_before(START) + timedelta(hours=1)
+        accord.grant(_consent(0, "p0", given, None))
+        assert accord.allowed.snapshot(FILTER).people == {"p0"}
+        for minutes, expected in ((30, {"p0"}), (59, {"p0"}), (60, set()), (61, set())):
+            moment = replace(FILTER, at=START + timedelta(minutes=minutes))
+            assert accord.allowed.snapshot(moment).people == expected, minutes
+        assert accord.allowed.judged_anew == 1
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31), timezones=st.just(UTC)
+    ),
+    st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=800)),
+    st.integers(min_value=1, max_value=4),
+    st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+# Given on 29 February, judged the day its second anniversary falls on the 28th.
+@example(datetime(2030, 2, 28, 12, tzinfo=UTC), timedelta(days=730, hours=1), 2, 0.5)
+# Given on 28 February, judged on the next 29 February, before that day's hour.
+@example(datetime(2028, 2, 29, 5, tzinfo=UTC), timedelta(days=730, hours=17), 2, 0.5)
+def test_the_instant_a_cap_passes_a_consent_is_never_late_and_always_ahead(
+    at: datetime, age: timedelta, years: int, share: float
+) -> None:
+    """However close to 29 February: the consent is still let through a microsecond before the
+    instant said, which is after the instant judged; a consent given on any other day is let
+    through no longer than that."""
+    need = ConsentNeed("chirp", PURPOSE, CATEGORY, max_years=years)
+    oldest = need.given_after(at)
+    assert oldest is not None
+    given = at - age
+    assume(given > oldest)  # let through at ``at``
+    passes = _cap_passes(given, years, at)
+    assert passes > at
+    # Let through all the way: at any instant in between, and a microsecond before.
+    last = passes - timedelta(microseconds=1)
+    between = need.given_after(min(at + (passes - at) * share, last))  # (rounded to a µs)
+    assert between is not None
+    assert given > between
+    before = need.given_after(last)
+    assert before is not None
+    assert given > before
+    if (given.month, given.day) != (2, 29) and passes > at + timedelta(microseconds=1):
+        after = need.given_after(passes)
+        assert after is not None
+        assert given <= after
+
+
+def test_a_second_read_at_the_same_instant_shares_the_kept_set_and_asks_only_the_revision() -> None:
+    """Nothing moved: no query but the store's revision (not even for the instants at which a
+    verdict may change, though one is near), and no copy of the people or the title
+    verdicts; a later change makes a new set and leaves the one already handed out as it was."""
+    with store() as accord:
+        accord.grant(_consent(0, "p0", START - timedelta(days=1), START + timedelta(days=30)))
+        accord.grant(_consent(1, "p1", START - timedelta(days=1), None))
+        accord.withdraw_title("k1", "t1", START - timedelta(hours=1))
+        # The cap passes this one within the hour: the next instant to look at is that close.
+        accord.grant(_consent(2, "p3", two_years_before(START) + timedelta(hours=1), None))
+        first = accord.allowed.snapshot(FILTER, titles=True)
+        statements: list[str] = []
+
+        def seen(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(accord.engine, "before_cursor_execute", seen)
+        try:
+            second = accord.allowed.snapshot(FILTER, titles=True)
+        finally:
+            event.remove(accord.engine, "before_cursor_execute", seen)
+        # (The revision is read on the driver's own cursor, which SQLAlchemy does not see.)
+        assert statements == []
+        assert second.people is first.people
+        assert second.titles is first.titles
+        accord.withdraw("k0", START)
+        third = accord.allowed.snapshot(FILTER, titles=True)
+        assert first.people == {"p0", "p1", "p3"}
+        assert third.people == {"p1", "p3"}
+        assert first.titles == third.titles == (("p1", "t1", False),)

@@ -39,6 +39,8 @@ CHUNK = 1 << CHUNK_LEVEL
 
 TAG_SIZE = 32
 
+_UPPER_HEX = "ABCDEF"
+
 _sha256 = hashlib.sha256
 
 
@@ -73,8 +75,13 @@ class SubjectTree:
     @classmethod
     def of(cls, tags: Iterable[str]) -> SubjectTree:
         """The tree over hex subject tags (in any order)."""
-        joined = b"".join(sorted(bytes.fromhex(tag) for tag in tags))
-        return cls.of_sorted(joined)
+        listed = sorted(tags)
+        text = "".join(listed)
+        if len(text) == 2 * TAG_SIZE * len(listed) and not any(c in text for c in _UPPER_HEX):
+            # Lowercase hex of whole tags sorts as their bytes do: one conversion of them all
+            # (a release about a million people has as many tags), not one a tag.
+            return cls.of_sorted(bytes.fromhex(text))
+        return cls.of_sorted(b"".join(sorted(bytes.fromhex(tag) for tag in listed)))
 
     @classmethod
     def of_sorted(cls, joined: bytes) -> SubjectTree:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     not_,
     or_,
     select,
@@ -259,23 +260,47 @@ def _whom_query(
     subject: str,
     *,
     ids_table: Table | None,
-    granting: Table | None,
+    verdicts: Table | None,
+    title: ColumnElement[Any] | None,
+    granting: bool,
+    admitted: ColumnElement[bool],
     conditions: list[ColumnElement[bool]],
 ) -> Select[Any]:
-    """The distinct subjects of the rows a read's ``conditions`` select, as one query."""
-    if ids_table is not None and restricted is table:
-        # Each candidate person once, kept if they have a row: an index seek or two a person,
-        # rather than the distinct people of every row read again.
-        candidates: Select[Any] = select(ids_table.c[PERSON].label(PERSON))
-        if granting is not None:
-            granted_people = select(granting.c[PERSON]).where(granting.c[ALLOWED] == true())
-            candidates = union(candidates, granted_people)  # type: ignore[assignment]
-        who = candidates.subquery("candidates")
-        return select(who.c[PERSON]).where(
-            exists().where(table.c[subject] == who.c[PERSON], *conditions)
-        )
-    distinct = select(table.c[subject]).select_from(restricted)
-    return distinct.where(*conditions).distinct()
+    """The distinct subjects of the rows a read selects (``admitted`` and ``conditions``), as
+    one query.
+
+    Through a temporary table of ids, each candidate person once, kept if they have a row the
+    read returns: an index seek or two a person, rather than the distinct people of every row
+    read again. The candidate is already the row's person, so the row is judged by its title
+    only (:func:`_judged_by_title`, without its semi-join on the people): an allowed person's
+    row unless its title is denied them, a granted (person, title)'s rows whoever the person.
+    """
+    if ids_table is None or restricted is not table:
+        distinct = select(table.c[subject]).select_from(restricted)
+        return distinct.where(admitted, *conditions).distinct()
+    person = table.c[subject]
+    candidate = ids_table.c[PERSON]
+
+    def has_row(*judged: ColumnElement[bool]) -> ColumnElement[bool]:
+        # ``SELECT 1``, not ``SELECT *``: with nothing but the person to judge, SQLite answers
+        # from the person column's index alone, without reading the row.
+        return exists(select(literal_column("1")).where(person == candidate, *judged, *conditions))
+
+    kept = has_row()
+    if verdicts is not None and title is not None:
+        v = verdicts.c
+        denied_them = exists().where(v[PERSON] == candidate, v[ALLOWED] == false())
+        denied = exists().where(v[PERSON] == person, v[TITLE] == title, v[ALLOWED] == false())
+        # Only someone denied a title needs their rows' titles looked at.
+        kept = case((denied_them, has_row(not_(denied))), else_=kept)
+    allowed = select(candidate.label(PERSON)).where(kept)
+    if not granting or verdicts is None or title is None:
+        return allowed
+    v = verdicts.c
+    granted = select(v[PERSON]).where(
+        v[ALLOWED] == true(), exists().where(person == v[PERSON], title == v[TITLE], *conditions)
+    )
+    return union(allowed, granted)  # type: ignore[return-value]
 
 
 def _whose_rows(
@@ -486,7 +511,7 @@ class Source:
         """A connection in a transaction, the collection's table, its rows of allowed people
         (what to select from, and a condition), the temporary table of the allowed ids (``None``
         when they were bound as parameters: a small read, at most a few people's rows), and,
-        when title verdicts grant some rows, the temporary table of the verdicts.
+        when the read carries title verdicts, their temporary table.
 
         For a collection with a title field, the title verdicts (:attr:`Allowed.titles`) sit in
         a temporary table of their own, and the condition is ``(person allowed AND NOT (person,
@@ -504,7 +529,6 @@ class Source:
             conn = self.engine.connect()
         allowed_table: Table | None = None
         titles_table: Table | None = None
-        granting: Table | None = None
         try:
             with translate(StoreError, doing):
                 if snapshot and conn.dialect.name == "postgresql":
@@ -539,8 +563,7 @@ class Source:
                         title,
                         granting=allowed.granting,
                     )
-                    granting = titles_table if allowed.granting else None
-            yield conn, table, restricted, admitted, allowed_table, granting
+            yield conn, table, restricted, admitted, allowed_table, titles_table
         finally:
             with translate(StoreError, doing):
                 try:
@@ -654,8 +677,9 @@ class Source:
             restricted,
             admitted,
             ids_table,
-            granting,
+            verdicts,
         ):
+            granting = verdicts if allowed.granting else None
             conditions = self._conditions(c, table, where)
             columns = [table.c[n] for n in names]
             asked: Callable[[], list[Any]] | None = None
@@ -674,13 +698,17 @@ class Source:
                         carried = len(columns)
                         columns.append(table.c[subject])
                 else:
+                    title = table.c[self._title_fields(c)[1]] if verdicts is not None else None
                     distinct = _whom_query(
                         table,
                         restricted,
                         subject,
                         ids_table=ids_table,
-                        granting=granting,
-                        conditions=[admitted, *conditions],
+                        verdicts=verdicts,
+                        title=title,
+                        granting=granting is not None,
+                        admitted=admitted,
+                        conditions=conditions,
                     )
                     asked = partial(_column, conn, distinct, doing)
             query = select(*columns).select_from(restricted).where(admitted, *conditions)

@@ -91,7 +91,8 @@ def fingerprint(conn: Connection | Session) -> Fingerprint:
 
 @dataclass(slots=True)
 class _Kept:
-    people: set[str]
+    people: frozenset[str]
+    """Replaced, never changed in place: a snapshot shares it rather than copying it."""
     at: datetime
     until: datetime | None
     applied: int
@@ -99,6 +100,9 @@ class _Kept:
     titles: dict[str, list[tuple[str, bool]]] | None = None
     """Each person's verdicts on the titles their consents mention (:func:`accord.store.
     title_sql.title_verdicts`), once a read has asked for them; kept up to date alike."""
+    verdicts: tuple[TitleVerdict, ...] | None = None
+    """``titles`` as one tuple, made at the first snapshot after they changed and shared by the
+    snapshots until they change again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +211,16 @@ class MaintainedAllowed:
             if kept is None or since is None:
                 self.judged_anew += 1
                 kept = _Kept(
-                    set(allowed_people(conn, f)), f.at, _next_instant(conn, f), changes.sequence
+                    frozenset(allowed_people(conn, f)),
+                    f.at,
+                    _next_instant(conn, f),
+                    changes.sequence,
                 )
             else:
                 again = since
-                if kept.until is not None and f.at >= kept.until:
+                # At the instant already judged nothing has moved with time (a release at a
+                # fixed instant, or two at once): only the changes are judged again.
+                if f.at > kept.at and kept.until is not None and f.at >= kept.until:
                     again |= _with_instants_between(conn, f, kept.at, f.at)
                     kept.until = _next_instant(conn, f)
                 # Nobody's verdict changes between the two instants (else they are in again).
@@ -226,12 +235,16 @@ class MaintainedAllowed:
                 self._kept.popitem(last=False)
             verdicts = None
             if titles and kept.titles is not None:
-                verdicts = tuple(
-                    (person, title, ok)
-                    for person, theirs in kept.titles.items()
-                    for title, ok in theirs
-                )
-            return Snapshot(frozenset(kept.people), f, changes.sequence, now, verdicts)
+                if kept.verdicts is None:
+                    kept.verdicts = tuple(
+                        (person, title, ok)
+                        for person, theirs in kept.titles.items()
+                        for title, ok in theirs
+                    )
+                verdicts = kept.verdicts
+            # The kept set and verdicts themselves, not copies: both are replaced when they
+            # change, never changed in place.
+            return Snapshot(kept.people, f, changes.sequence, now, verdicts)
 
     def confirm(self, snapshot: Snapshot, about: Iterable[str]) -> None:
         """Refuse (:class:`StoreError`) a release whose rows are about someone who lost their
@@ -274,11 +287,15 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 def _rejudge(conn: Connection, f: PersonFilter, kept: _Kept, again: set[str]) -> None:
     """Bring ``kept`` up to date for the people ``again``, judged at ``f.at`` a chunk at a
-    time (their title verdicts too, if kept)."""
+    time (their title verdicts too, if kept).
+
+    The kept set is replaced by a new one (snapshots taken before share the old one)."""
+    if not again:
+        return
+    admitted: set[str] = set()
     for chunk in _chunks(sorted(again), FEW_SUBJECTS):
         named = replace(f, subjects=frozenset(chunk))
-        kept.people.difference_update(chunk)
-        kept.people.update(allowed_people(conn, named))
+        admitted.update(allowed_people(conn, named))
         # Their records changed: so may the next instant one of their verdicts changes at.
         soonest = _next_instant(conn, f, chunk)
         if soonest is not None and (kept.until is None or soonest < kept.until):
@@ -288,6 +305,8 @@ def _rejudge(conn: Connection, f: PersonFilter, kept: _Kept, again: set[str]) ->
                 kept.titles.pop(person, None)
             for person, theirs in _by_person(title_verdicts(conn, named)).items():
                 kept.titles[person] = theirs
+            kept.verdicts = None
+    kept.people = (kept.people - again) | admitted
 
 
 def _by_person(verdicts: Iterable[TitleVerdict]) -> dict[str, list[tuple[str, bool]]]:
@@ -363,14 +382,23 @@ def _next_instant(
     instants: list[datetime] = [moment for moment in row[:5] if moment is not None]
     for need, moment in zip(caps, row[5:], strict=True):
         if moment is not None and need.max_years is not None:
-            # The cap passes that consent about max_years later; a day earlier allows for 29
-            # February (add_years), and refreshing early is only a little work more.
-            instants.append(_years_later(moment, need.max_years))
+            instants.append(_cap_passes(moment, need.max_years, at))
     return min(instants, default=None)
 
 
-def _years_later(moment: datetime, years: int) -> datetime:
-    return add_years(moment, years) - timedelta(days=1)
+def _cap_passes(given: datetime, years: int, at: datetime) -> datetime:
+    """When a cap of ``years`` passes a consent ``given`` then and still recent enough at
+    ``at``, or a little before it (never after), and always after ``at``.
+
+    The cap lets a consent through at instant ``t`` while ``given > add_years(t, -years)``.
+    Every instant before ``add_years(given, years)`` maps back to one before ``given``: moving
+    years keeps the calendar's order, a 29 February that becomes the 28th is still before a
+    ``given`` in March, and a ``given`` on 29 February moves to the 28th, a day early. So the
+    cap passes the consent at that instant or later, never earlier. The consent is let through
+    at ``at``, so the cap passes it after ``at``: at the earliest a microsecond later (the
+    clock's resolution).
+    """
+    return max(add_years(given, years), at + timedelta(microseconds=1))
 
 
 def _write_lock(conn: Connection) -> None:
