@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sqlite3
 import subprocess
@@ -11,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from ledger_builders import decision, release
 from typer.testing import CliRunner
 
@@ -346,16 +342,3 @@ def test_the_standalone_verifier_says_what_is_wrong_with_a_bundle_file(
     printed = capsys.readouterr().out
     assert says in printed
     assert "Traceback" not in printed
-
-
-@given(
-    st.lists(st.binary(min_size=0, max_size=100), max_size=20),
-    st.integers(min_value=0, max_value=2**63),
-)
-def test_subject_tags_are_rfc_2104_hmac_sha256(keys: list[bytes], index: int) -> None:
-    """The tags of a release about many people, written out from RFC 2104, are the standard
-    library's HMAC-SHA256 of the leaf's subject message under each key (any length of key)."""
-    message = shred.SUBJECT_CONTEXT + str(index).encode("ascii")
-    expected = [hmac.new(key, message, hashlib.sha256).hexdigest() for key in keys]
-    assert shred.subject_tags(keys, index) == expected
-    assert [shred.subject_tag(key, index) for key in keys] == expected
