@@ -57,13 +57,16 @@ unit: install-dev
 	$(BIN)/pytest -m "not postgres and not slow"
 
 # The newcomer's walkthrough (a copy of the repository running `make demo` and every documented
-# command, about three minutes, mostly in its own processes) runs beside the rest of the suite, on
-# the second core; `make test` fails if either fails, and prints the walkthrough's report after.
+# command, about three minutes, mostly in its own processes) runs beside the rest of the suite;
+# `make test` fails if either fails, and prints the walkthrough's report after. The rest runs on
+# two pytest-xdist workers, each taking one test file at a time (a file's module fixtures and the
+# state its tests share stay in one process).
 WALK_LOG := .pytest-walkthrough.log
+WORKERS  ?= 2
 
 test: install-dev lint typecheck contracts services
 	@$(BIN)/pytest -p no:cacheprovider tests/test_walkthrough.py > $(WALK_LOG) 2>&1 & walk=$$!; \
-	$(BIN)/pytest --ignore=tests/test_walkthrough.py; suite=$$?; \
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --ignore=tests/test_walkthrough.py; suite=$$?; \
 	wait $$walk; walked=$$?; \
 	echo "--- tests/test_walkthrough.py (run beside the suite) ---"; cat $(WALK_LOG); \
 	test $$suite -eq 0 && test $$walked -eq 0

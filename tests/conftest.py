@@ -1,6 +1,12 @@
 """Fixtures shared by every test package: database URLs for SQLite and a fresh PostgreSQL, and
 Apache Spark in local mode.
 
+The CLI's consoles are built when its modules are imported: a terminal size in the environment
+then (pytest-xdist starts its workers with ``COLUMNS=80`` and ``LINES=24``) would fix their width
+for the whole run, whatever width a test asks for. It is dropped here, before any test module
+imports the CLI, so that every run renders as a run without a terminal does: piped output of
+``accord`` at its own width, and a test that assumes another passes ``COLUMNS`` explicitly.
+
 ``db_url`` runs a test once on each backend; the PostgreSQL run is marked ``postgres`` and needs
 the server at ``ACCORD_TEST_POSTGRES_URL`` (an admin URL; trust auth, user ``postgres``), where
 each test gets its own database, dropped afterwards.
@@ -8,6 +14,7 @@ each test gets its own database, dropped afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +25,35 @@ from databases import fresh_postgres_database
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
+# Files whose tests take minutes between them: they run first, so that on several workers
+# (`make test` runs two, each taking one file at a time) none of them is left to finish alone.
+LONG_FILES = (
+    "test_benchmarks.py",
+    "gateway/test_release_oracle.py",
+    "store/test_maintained.py",
+    "scenario/test_demo_ads.py",
+    "store/test_filter_sql.py",
+    "faults/test_gateway_kill.py",
+    "ads/test_ranking.py",
+    "pets/test_lift.py",
+    "api/test_serve_kill_postgres.py",
+    "scenario/test_report_browser.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first, in the order above; the rest keep their order."""
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture
