@@ -193,6 +193,7 @@ def profiler(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[byt
         [
             str(Path(sys.executable).parent / "py-spy"),
             "record",
+            "--nonblocking",
             "--pid",
             str(pid),
             "--subprocesses",
