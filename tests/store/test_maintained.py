@@ -312,10 +312,12 @@ def test_a_write_made_outside_accord_is_seen(template: Path) -> None:
         assert accord.allowed.snapshot(FILTER).people == frozenset()
 
 
-def test_the_two_year_cap_passes_a_consent_at_its_instant_without_judging_everyone_again() -> None:
+def test_the_two_year_cap_passes_a_consent_at_its_instant_without_judging_everyone_again(
+    template: Path,
+) -> None:
     """18 U.S.C. 2710(b)(2)(B)(ii)(II): a consent given two years and an hour before is let
     through until the hour is up, not a moment longer, and not a day less."""
-    with store() as accord:
+    with store(template) as accord:
         given = two_years_before(START) + timedelta(hours=1)
         accord.grant(_consent(0, "p0", given, None))
         assert accord.allowed.snapshot(FILTER).people == {"p0"}
@@ -364,11 +366,13 @@ def test_the_instant_a_cap_passes_a_consent_is_never_late_and_always_ahead(
         assert given <= after
 
 
-def test_a_second_read_at_the_same_instant_shares_the_kept_set_and_asks_only_the_revision() -> None:
+def test_a_second_read_at_the_same_instant_shares_the_kept_set_and_asks_only_the_revision(
+    template: Path,
+) -> None:
     """Nothing moved: no query but the store's revision (not even for the instants at which a
     verdict may change, though one is near), and no copy of the people or the title
     verdicts; a later change makes a new set and leaves the one already handed out as it was."""
-    with store() as accord:
+    with store(template) as accord:
         accord.grant(_consent(0, "p0", START - timedelta(days=1), START + timedelta(days=30)))
         accord.grant(_consent(1, "p1", START - timedelta(days=1), None))
         accord.withdraw_title("k1", "t1", START - timedelta(hours=1))
