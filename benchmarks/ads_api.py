@@ -353,7 +353,7 @@ def main() -> None:
     people = args.people or (300 if args.quick else 2_000)
     campaigns = args.campaigns or (200 if args.quick else 1_000)
     sys.path.insert(0, str(HERE))
-    from api import ensure_wrk, profiler, side, uvicorn_workers
+    from api import ensure_wrk, profiler, side, uvicorn_workers, warm_up
 
     wrk = ensure_wrk()
 
@@ -391,17 +391,7 @@ def main() -> None:
                 servers = {"ads": api_server, "bare": bare_server}
                 paths = {"ads": "/v1/ads/request", "bare": "/bare"}
                 found = {}
-                for name, server in servers.items():
-                    console.print(f"warming up the {name} endpoint")
-                    url = server.url + paths[name]
-                    load(
-                        wrk,
-                        url,
-                        scripts[name],
-                        min(2.0, seconds),
-                        server.pid,
-                        connections=args.connections,
-                    )
+                warm_up(wrk, servers, paths, scripts, seconds, connections=args.connections)
                 for name, server in servers.items():
                     console.print(f"loading the {name} endpoint for {seconds:g} s")
                     url = server.url + paths[name]

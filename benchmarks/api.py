@@ -211,6 +211,22 @@ def profiler(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[byt
     )
 
 
+def warm_up(
+    wrk: str,
+    servers: dict[str, Server],
+    paths: dict[str, str],
+    scripts: dict[str, Path],
+    seconds: float,
+    *,
+    connections: int,
+) -> None:
+    """Each server loaded for up to 2 s before it is measured (pools filled, code paths warm)."""
+    for name, server in servers.items():
+        console.print(f"warming up the {name} endpoint")
+        url = server.url + paths[name]
+        load(wrk, url, scripts[name], min(2.0, seconds), server.pid, connections=connections)
+
+
 def side(found: dict[str, Any]) -> dict[str, Any]:
     """One side's figures from wrk's summary and the CPU times."""
     seconds = found["duration_us"] / 1e6
@@ -470,17 +486,7 @@ def main() -> None:
             }
             servers = {"api": api_server, "bare": bare_server}
             paths = {"api": EXCHANGE_PATH, "bare": "/bare"}
-            for name, server in servers.items():
-                console.print(f"warming up the {name} endpoint")
-                url = server.url + paths[name]
-                load(
-                    wrk,
-                    url,
-                    scripts[name],
-                    min(2.0, seconds),
-                    server.pid,
-                    connections=args.connections,
-                )
+            warm_up(wrk, servers, paths, scripts, seconds, connections=args.connections)
             before = ledger_size(folder, args.database_url)
             found = {}
             for name, server in servers.items():
