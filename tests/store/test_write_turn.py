@@ -123,3 +123,25 @@ def test_engines_on_one_file_share_a_turn(tmp_path: Path) -> None:
     assert order == ["first", "second"]
     first.dispose()
     second.dispose()
+
+
+def _open_lock_files(lock: Path) -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(lock.resolve()))
+
+
+def test_the_lock_file_is_closed_once_its_engines_are_gone(tmp_path: Path) -> None:
+    """A process opening many stores (tests, a tool run over folders) keeps no lock file open
+    past the engines that wrote to it."""
+    import gc
+
+    database = tmp_path / "store.db"
+    lock = Path(f"{database}-writers.lock")
+    engine = make_engine(f"sqlite:///{database}")
+    with write_turn(engine):
+        pass
+    assert _open_lock_files(lock) == 1
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert _open_lock_files(lock) == 0

@@ -102,7 +102,8 @@ class _WriteTurn:
                     fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
-_TURNS: dict[str, _WriteTurn] = {}
+_TURNS: weakref.WeakValueDictionary[str, _WriteTurn] = weakref.WeakValueDictionary()
+"""The turn of each file, while an engine on it lives (its lock file closed with it)."""
 _TURNS_LOCK = threading.Lock()
 
 
@@ -130,17 +131,32 @@ def write_turn(engine: Engine) -> Iterator[None]:
     not take it stay safe (SQLite's own lock is still taken under it); they only wait as SQLite
     makes them. Nothing for PostgreSQL (rows are locked, not the database) or a database in
     memory (one process)."""
-    path = write_turn_path(engine)
-    if path is None or fcntl is None:
+    try:
+        turn = _ENGINE_TURNS[engine]
+    except KeyError:
+        turn = _ENGINE_TURNS[engine] = _turn_of(engine)
+    if turn is None:
         yield
         return
+    with turn.held():
+        yield
+
+
+_ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurn | None] = weakref.WeakKeyDictionary()
+"""Each engine's turn, found once (its file's path resolved once, not at every write)."""
+
+
+def _turn_of(engine: Engine) -> _WriteTurn | None:
+    """The turn of ``engine``'s file, shared by every engine of this process on that file."""
+    path = write_turn_path(engine)
+    if path is None or fcntl is None:
+        return None
     key = str(path.resolve())
     with _TURNS_LOCK:
         turn = _TURNS.get(key)
         if turn is None:
             turn = _TURNS[key] = _WriteTurn(path)
-    with turn.held():
-        yield
+    return turn
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
