@@ -285,15 +285,19 @@ class Server:
 
 SERVE = """
 import json, sys
+from accord.api.cli import run_workers
 from accord.api.serving import PROTOCOL, run
 if __name__ == "__main__":
     options = json.loads(sys.argv[2])
     app_dir = options.pop("app_dir")
     if app_dir:
         sys.path.insert(0, app_dir)
-    run(sys.argv[1], http=PROTOCOL, **options)
+    (run_workers if sys.argv[1] == "accord.api.cli:worker_app" else run)(
+        sys.argv[1], http=PROTOCOL, **options
+    )
 """
-"""A server's process: :func:`accord.api.serving.run` (``accord serve``'s) over an app factory."""
+"""A server's process: as ``accord serve`` runs the API (:func:`accord.api.cli.run_workers`, its
+workers and their shared ledger writer), or :func:`accord.api.serving.run` over another app."""
 
 
 @contextmanager

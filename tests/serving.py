@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import Engine, text
 
 
 @dataclass
@@ -40,9 +43,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def accord_serve(folder: Path, secret: str, *, database_url: str | None = None) -> Iterator[Served]:
-    """``accord serve`` (one worker) on a free port over the world built in ``folder`` (its store
-    there, or at ``database_url``), answering when yielded."""
+def accord_serve(
+    folder: Path, secret: str, *, database_url: str | None = None, workers: int = 1
+) -> Iterator[Served]:
+    """``accord serve`` (one worker, or ``workers``) on a free port over the world built in
+    ``folder`` (its store there, or at ``database_url``), answering when yielded."""
     port = free_port()
     store = ["--database-url", database_url] if database_url else []
     process = subprocess.Popen(  # noqa: S603  (our own command, by path)
@@ -56,6 +61,8 @@ def accord_serve(folder: Path, secret: str, *, database_url: str | None = None) 
             "--data-dir",
             str(folder / "accord"),
             *store,
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
         ],
@@ -90,3 +97,35 @@ def accord_serve(folder: Path, secret: str, *, database_url: str | None = None) 
         process.wait(timeout=60)
         reader.join()
         process.stdout.close()
+
+
+LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
+"""A partner's read of one member's linked account, the load these servers are put under."""
+
+
+def link_read(member: str) -> dict[str, Any]:
+    """The body of a read of ``member``'s linked account."""
+    return {
+        "collection": "linked_accounts",
+        "purpose": "essential.service.authentication",
+        "categories": ["user.account.linked"],
+        "subjects": {"kind": "people", "people": [member]},
+    }
+
+
+def check_each_acknowledged_once(engine: Engine, acknowledged: list[dict[str, Any]]) -> None:
+    """Every acknowledged exchange's two entries (the decision and the release) are in the
+    ledger at the indexes its receipts name, and only there; no index was acknowledged twice."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT idx, leaf_hash FROM ledger_leaves"))
+        stored = {int(idx): bytes(hashed) for idx, hashed in rows}
+    counts = Counter(stored.values())
+    indexes: list[int] = []
+    assert acknowledged
+    for answer in acknowledged:
+        assert len(answer["receipts"]) == 2
+        for receipt in answer["receipts"]:
+            assert stored[receipt["index"]].hex() == receipt["leaf_hash"]
+            assert counts[bytes.fromhex(receipt["leaf_hash"])] == 1
+            indexes.append(receipt["index"])
+    assert len(indexes) == len(set(indexes))

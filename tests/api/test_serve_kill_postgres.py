@@ -11,21 +11,18 @@ import secrets
 import signal
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from api.world import app_token, bearer, build_world
 from databases import fresh_postgres_database
-from serving import accord_serve
+from serving import LINK, accord_serve, check_each_acknowledged_once, link_read
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
-
-LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
 
 
 def test_two_servers_on_one_postgres_store_survive_a_sigkill(tmp_path: Path) -> None:
@@ -51,15 +48,9 @@ def test_two_servers_on_one_postgres_store_survive_a_sigkill(tmp_path: Path) -> 
                 while not stop.is_set():
                     side = (n + k) % 2
                     member = members[(7 * n + k) % len(members)]
-                    body = {
-                        "collection": "linked_accounts",
-                        "purpose": "essential.service.authentication",
-                        "categories": ["user.account.linked"],
-                        "subjects": {"kind": "people", "people": [member]},
-                    }
                     k += 1
                     try:
-                        r = clients[side].post(LINK, json=body, headers=bearer(token))
+                        r = clients[side].post(LINK, json=link_read(member), headers=bearer(token))
                     except httpx.HTTPError:
                         continue  # not acknowledged: the server died with it
                     if r.status_code == 200:
@@ -86,18 +77,10 @@ def test_two_servers_on_one_postgres_store_survive_a_sigkill(tmp_path: Path) -> 
         ledger = world.accord.ledger
         report = ledger.verify()
         assert report.ok, report.problems
-        with world.accord.engine.connect() as conn:
-            rows = conn.execute(text("SELECT idx, leaf_hash FROM ledger_leaves"))
-            stored = {int(idx): bytes(hashed) for idx, hashed in rows}
-        counts = Counter(stored.values())
-        indexes: list[int] = []
-        assert acknowledged
-        for answer in acknowledged:
-            assert len(answer["receipts"]) == 2  # the decision and the release
-            for receipt in answer["receipts"]:
-                # The entry is in the log, at the index its receipt names, and only there.
-                assert stored[receipt["index"]].hex() == receipt["leaf_hash"]
-                assert counts[bytes.fromhex(receipt["leaf_hash"])] == 1
-                indexes.append(receipt["index"])
-        assert len(indexes) == len(set(indexes))  # no index acknowledged twice
-        assert len(stored) == ledger.head().size
+        check_each_acknowledged_once(world.accord.engine, acknowledged)
+        assert ledger.head().size == _leaf_count(world.accord.engine)
+
+
+def _leaf_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM ledger_leaves")).scalar_one())

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 SERVE_ENV = "ACCORD_API_SERVE"
+SHARED_WRITER_ENV = "ACCORD_LEDGER_SHARED_WRITER"
+"""``0``: several workers each commit their own ledger appends, without a writer for all."""
 out = Console()
 
 
@@ -92,6 +94,7 @@ def worker_app() -> FastAPI:
     """The app one worker serves, from the plan ``serve`` left in the environment (and checked)."""
     from accord.api.app import create_app
     from accord.api.settings import ApiSettings
+    from accord.ledger.writer import ADDRESS_ENV, WriterAddress, WriterClient
     from accord.service import Accord
     from accord.sources import Source, load
     from accord.store.engine import make_engine
@@ -125,6 +128,12 @@ def worker_app() -> FastAPI:
                 migrate=False,
             )
         )
+        writer = os.environ.get(ADDRESS_ENV)
+        if writer:
+            client = WriterClient(WriterAddress.from_env(writer))
+            accord.ledger.send_appends_to(client)
+            stack.callback(client.close)
+            stack.callback(accord.ledger.send_appends_to, None)
         sources = {}
         for party, url in config.get("sources", {}).items():
             engine = make_engine(url)
@@ -155,7 +164,7 @@ def serve(
     """Serve the partner API (OAuth 2.0, consent screens, exchanges) with uvicorn."""
     from pydantic import ValidationError
 
-    from accord.api.serving import PROTOCOL, run
+    from accord.api.serving import PROTOCOL
     from accord.api.settings import ApiSettings
 
     try:
@@ -178,7 +187,7 @@ def serve(
     _say_what_is_served(layout, data_dir)
     os.environ[SERVE_ENV] = json.dumps(layout)
     os.environ.setdefault("ACCORD_API_SECRET", secrets.token_urlsafe(32))
-    run(
+    run_workers(
         "accord.api.cli:worker_app",
         factory=True,
         host=host,
@@ -188,6 +197,38 @@ def serve(
         access_log=False,
         proxy_headers=True,
         http=PROTOCOL,
+    )
+
+
+def run_workers(app: str, *, workers: int, **options: Any) -> None:
+    """:func:`accord.api.serving.run` over ``app``, and with several workers one ledger writer
+    for all of them, in this process (:mod:`accord.ledger.writer`): each commit of the ledger
+    then groups every worker's appends. The store is the one ``serve`` left the workers in the
+    environment."""
+    from accord.api.serving import run
+
+    if workers < 2 or os.environ.get(SHARED_WRITER_ENV, "1") == "0":
+        run(app, workers=workers, **options)
+        return
+    from accord.ledger.writer import ADDRESS_ENV, LedgerWriter
+    from accord.service import Accord
+
+    layout = json.loads(os.environ.get(SERVE_ENV, "{}"))
+    data_dir = layout.get("data_dir")
+    with (
+        Accord.open(
+            layout.get("database_url"), Path(data_dir) if data_dir else None, migrate=False
+        ) as accord,
+        LedgerWriter(accord.ledger) as writer,
+    ):
+        os.environ[ADDRESS_ENV] = writer.address.to_env()
+        try:
+            run(app, workers=workers, **options)
+        finally:
+            os.environ.pop(ADDRESS_ENV, None)
+    err.print(
+        f"the workers' ledger writer committed {writer.answered:,} appends "
+        f"in {writer.groups:,} groups"
     )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, RootTransaction, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,10 +67,13 @@ __all__ = [
     "PROOF_FORMAT",
     "ConsistencyProof",
     "InclusionProof",
+    "Leaves",
     "Ledger",
     "Receipt",
+    "SharedWriter",
     "StoredLeaf",
     "TreeHead",
+    "prepare",
 ]
 
 PROOF_FORMAT = "accord-ledger-proof/v1"
@@ -84,7 +87,7 @@ class _State:
 
 
 @dataclass(slots=True)
-class _Leaves:
+class Leaves:
     """Entries with their leaves and leaf hashes, in three parallel lists.
 
     A leaf about nobody is the same at any index, so it is written and hashed before any lock is
@@ -99,12 +102,12 @@ class _Leaves:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def part(self, start: int, end: int) -> _Leaves:
+    def part(self, start: int, end: int) -> Leaves:
         """The leaves ``[start, end)`` of this batch."""
-        return _Leaves(self.entries[start:end], self.datas[start:end], self.hashes[start:end])
+        return Leaves(self.entries[start:end], self.datas[start:end], self.hashes[start:end])
 
     @classmethod
-    def joined(cls, parts: Iterable[_Leaves]) -> _Leaves:
+    def joined(cls, parts: Iterable[Leaves]) -> Leaves:
         """One batch of several, in order."""
         joined = cls([], [], [])
         for part in parts:
@@ -114,7 +117,7 @@ class _Leaves:
         return joined
 
 
-def _prepare(entries: Iterable[Entry]) -> _Leaves:
+def prepare(entries: Iterable[Entry]) -> Leaves:
     """Write and hash, ahead of the lock, every leaf that does not depend on its index."""
     batch = list(entries)
     writers: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
@@ -125,14 +128,23 @@ def _prepare(entries: Iterable[Entry]) -> _Leaves:
     datas = [None if entry.about else writers[type(entry)](entry, None) for entry in batch]
     sha256 = hashlib.sha256
     hashes = [None if data is None else sha256(b"\x00" + data).digest() for data in datas]
-    return _Leaves(batch, datas, hashes)
+    return Leaves(batch, datas, hashes)
+
+
+class SharedWriter(Protocol):
+    """A writer several processes' ledgers hand their appends to
+    (:class:`accord.ledger.writer.WriterClient`)."""
+
+    def append(self, leaves: Leaves) -> list[Receipt] | None:
+        """Commit ``leaves`` durably and return their receipts; ``None`` if the writer could not
+        be reached and nothing was sent. Raises if it was sent and not acknowledged."""
 
 
 @dataclass(slots=True)
 class _Pending:
     """One caller's entries waiting for the writer."""
 
-    leaves: _Leaves
+    leaves: Leaves
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
@@ -180,14 +192,37 @@ class Ledger:
         self._writer = _WriterConnection(engine)
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
+        self._remote: SharedWriter | None = None
 
     # Writing ------------------------------------------------------------------------------------
 
     def append(self, entries: Iterable[Entry]) -> list[Receipt]:
-        """Append entries, in order; returns their receipts once they are durable."""
-        pending = _Pending(_prepare(entries))
-        if not pending.leaves:
+        """Append entries, in order; returns their receipts once they are durable.
+
+        With a shared writer (:meth:`send_appends_to`), an append of at most ``batch_size``
+        entries is committed by that writer, in its group with every other process's; when it
+        cannot be reached, by this process as below.
+        """
+        leaves = prepare(entries)
+        if not leaves:
             return []
+        remote = self._remote
+        if remote is not None and len(leaves) <= self.batch_size:
+            receipts = remote.append(leaves)
+            if receipts is not None:
+                return receipts
+        return self.append_prepared(leaves)
+
+    def send_appends_to(self, writer: SharedWriter | None) -> None:
+        """Hand appends to ``writer`` from now on (``None``: commit them here again)."""
+        self._remote = writer
+
+    def append_prepared(self, leaves: Leaves) -> list[Receipt]:
+        """Append the leaves :func:`prepare` made of some entries, committed by this process (in a
+        group with its other callers' appends); returns their receipts once they are durable."""
+        if not leaves:
+            return []
+        pending = _Pending(leaves)
         with self._queue_lock:
             self._queue.append(pending)
         while not pending.done:
@@ -247,7 +282,7 @@ class Ledger:
             with self._locked("appending to the ledger") as (conn, state):
                 group = self._take_group()
                 written = self._write_locked(
-                    conn, state, _Leaves.joined(pending.leaves for pending in group)
+                    conn, state, Leaves.joined(pending.leaves for pending in group)
                 )
             # Committed: only now does any caller of the group get its receipts.
             offset = 0
@@ -301,7 +336,7 @@ class Ledger:
             raise
         pending.finish()
 
-    def _write(self, leaves: _Leaves) -> list[Receipt]:
+    def _write(self, leaves: Leaves) -> list[Receipt]:
         with self._locked("appending to the ledger") as (conn, state):
             return self._write_locked(conn, state, leaves)
 
@@ -312,10 +347,10 @@ class Ledger:
             for entry in entries:
                 batch.append(entry)
                 if len(batch) >= batch_size:
-                    self._write(_prepare(batch))
+                    self._write(prepare(batch))
                     batch = []
             if batch:
-                self._write(_prepare(batch))
+                self._write(prepare(batch))
         return self.head()
 
     def erase(self, person_id: str, reason: str) -> Receipt:
@@ -329,7 +364,7 @@ class Ledger:
             entry = ErasureEntry(
                 agreement=None, reason=reason, people=1, entries_forgotten=forgotten
             )
-            (receipt,) = self._write_locked(conn, state, _prepare([entry]))
+            (receipt,) = self._write_locked(conn, state, prepare([entry]))
         return receipt
 
     def compact_index(self) -> tuple[int, int]:
@@ -417,7 +452,7 @@ class Ledger:
             raise LedgerError("the ledger's state row could not be created")
         return _decode_state(int(row[0]), bytes(row[1]), bytes(row[2]))
 
-    def _write_locked(self, conn: Connection, state: _State, leaves: _Leaves) -> list[Receipt]:
+    def _write_locked(self, conn: Connection, state: _State, leaves: Leaves) -> list[Receipt]:
         """Write a batch after ``state``, inside the locked transaction."""
         start = state.size
         size = start + len(leaves)

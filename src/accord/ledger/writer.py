@@ -1,0 +1,348 @@
+"""One ledger writer for several processes: each commit groups every process's appends.
+
+Every process on a store can append by itself (:meth:`accord.ledger.log.Ledger.append`): it takes
+the database's write lock, reads the tree's state, writes and commits. On one SQLite file the
+processes then commit in turn, each its own group, and under load an append waits for the other
+processes' commits as much as for its own; each group's writer also shares its interpreter with
+that process's request threads, so it holds the database's lock several times longer than its own
+work takes. A server of several worker processes (``accord serve --workers N``) runs one
+:class:`LedgerWriter` instead, in its supervising process: the workers hand it their appends
+(:class:`WriterClient`), and it commits them in groups as a single process does (one transaction,
+one fsync or PostgreSQL commit, for every append that arrived meanwhile, whichever worker sent
+it), on a thread that no request competes with.
+
+The guarantees are the ledger's own: a receipt is sent back only once the group holding its
+entries is committed, and a group that fails to commit sends every caller of it the error and
+none a receipt. A worker that cannot reach the writer (not started, stopped, restarting) appends
+by itself, as it would alone: the writer and such workers take the same database lock and read
+the tree's state under it, so the tree never forks. An append sent whose answer never comes (the
+writer died holding it) is an error for its caller, never retried: it may or may not be in the
+log, as with a process that dies during its own commit, and it was not acknowledged.
+
+The workers reach the writer over a Unix socket in a directory only the server's user may enter,
+with :mod:`multiprocessing.connection` (an HMAC challenge on a random key at each connection,
+then pickled messages): each worker thread keeps a connection of its own. The writer is one
+thread: it reads every message waiting, commits them as one group, answers each, and looks again
+(a thread a connection, each waking the others, cost more than the appends' own work). Only
+processes the server started know the key; the messages are the server's own objects, never a
+partner's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from accord.errors import AccordError, ConfigError, InvalidInput, LedgerError, StoreError
+from accord.ledger.log import Leaves, Ledger
+from accord.ledger.results import Receipt
+
+__all__ = ["ADDRESS_ENV", "LedgerWriter", "WriterAddress", "WriterClient"]
+
+ADDRESS_ENV = "ACCORD_LEDGER_WRITER"
+"""The environment variable a server leaves its workers: where its writer listens, and its key."""
+
+RETRY_SECONDS = 1.0
+"""How long a client appends by itself after failing to reach the writer, before trying again."""
+
+
+@dataclass(frozen=True)
+class WriterAddress:
+    """Where a writer listens (a Unix socket's path) and the key a client proves it holds."""
+
+    path: str
+    key: bytes
+
+    def to_env(self) -> str:
+        """The address as the text of :data:`ADDRESS_ENV`."""
+        return json.dumps({"path": self.path, "key": self.key.hex()})
+
+    @classmethod
+    def from_env(cls, value: str) -> WriterAddress:
+        """The address in the text of :data:`ADDRESS_ENV`; a clear error if it is not one."""
+        try:
+            document = json.loads(value)
+            return cls(str(document["path"]), bytes.fromhex(document["key"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(
+                f"{ADDRESS_ENV} is not a ledger writer's address ({type(exc).__name__}: {exc})"
+            ) from None
+
+
+class LedgerWriter:
+    """Commits other processes' appends to ``ledger``, until closed.
+
+    One thread does everything: it waits for any connection to have a message, reads every
+    message waiting on every connection, commits them together (in groups of at most the
+    ledger's ``batch_size`` entries), then answers each. While it commits, the next messages
+    wait in their sockets and make the next group, so a slow commit makes bigger groups rather
+    than a queue. Nothing else in the writer's process competes with it for the interpreter.
+
+    Use as a context manager, or :meth:`start` and :meth:`close`; :attr:`address` is where
+    clients reach it.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.answered = 0
+        """Appends answered so far, receipts or error."""
+        self.groups = 0
+        """Groups committed (or failed) so far."""
+        self._folder = ""
+        self._address: WriterAddress | None = None
+        self._listener: Listener | None = None
+        self._threads: list[threading.Thread] = []
+        self._accepted: list[Connection] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._closing = False
+
+    @property
+    def address(self) -> WriterAddress:
+        """Where the writer listens; only once started."""
+        if self._address is None:
+            raise LedgerError("the ledger writer has not been started")
+        return self._address
+
+    def start(self) -> WriterAddress:
+        """Listen on a new socket in a private folder; returns its address."""
+        self._folder = tempfile.mkdtemp(prefix="accord-ledger-writer-")
+        address = WriterAddress(str(Path(self._folder) / "socket"), secrets.token_bytes(32))
+        self._listener = Listener(address.path, family="AF_UNIX", authkey=address.key)
+        self._address = address
+        self._threads = [
+            threading.Thread(target=self._run, name="accord-ledger-writer", daemon=True),
+            threading.Thread(target=self._accept, name="accord-ledger-writer-accept", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return address
+
+    def close(self) -> None:
+        """Stop once the group being committed is answered: every connection closed (a client
+        waiting on one gets an error), the socket removed."""
+        if self._listener is None or self._closing:
+            return
+        self._closing = True
+        self._wake_w.send(b"x")
+        # accept() does not return when its socket is closed under it: a last connection of our
+        # own wakes it, and it sees the writer closing.
+        with suppress(OSError, EOFError):
+            Client(self.address.path, family="AF_UNIX", authkey=self.address.key).close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._listener.close()
+        for conn in self._accepted:
+            conn.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> LedgerWriter:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        """Take new connections (on a thread of their own: each begins with the challenge) and
+        hand them to the writer's thread."""
+        listener = self._listener
+        while listener is not None and not self._closing:
+            try:
+                conn = listener.accept()
+            except (AuthenticationError, OSError, EOFError, ValueError):
+                continue  # a client that failed the challenge, or went away during it
+            with self._lock:
+                self._accepted.append(conn)
+            with suppress(OSError):
+                self._wake_w.send(b"+")
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_r, selectors.EVENT_READ, None)
+            try:
+                while not self._closing:
+                    waiting: list[tuple[Connection, object]] = []
+                    for key, _ in selector.select():
+                        if key.data is None:
+                            self._wake_r.recv(4096)
+                            with self._lock:
+                                accepted, self._accepted = self._accepted, []
+                            for conn in accepted:
+                                selector.register(conn, selectors.EVENT_READ, conn)
+                            continue
+                        conn = key.data
+                        try:
+                            waiting.append((conn, conn.recv()))
+                        except (EOFError, OSError):
+                            selector.unregister(conn)
+                            conn.close()
+                    if waiting:
+                        self._commit(waiting)
+            finally:
+                for key in list(selector.get_map().values()):
+                    if isinstance(key.data, Connection):
+                        key.data.close()
+
+    def _commit(self, waiting: list[tuple[Connection, object]]) -> None:
+        """Commit the messages read, in groups, and answer each."""
+        replies: list[tuple[Connection, tuple[Any, ...]]] = []
+        group: list[tuple[Connection, Leaves]] = []
+        size = 0
+        for conn, leaves in waiting:
+            if not isinstance(leaves, Leaves) or not _well_formed(leaves):
+                replies.append((conn, _error(InvalidInput("the ledger writer was sent no leaves"))))
+                continue
+            if group and size + len(leaves) > self.ledger.batch_size:
+                replies += self._commit_group(group)
+                group, size = [], 0
+            group.append((conn, leaves))
+            size += len(leaves)
+        if group:
+            replies += self._commit_group(group)
+        for conn, reply in replies:
+            self.answered += 1
+            # A client gone away is dropped at the writer's next read of its connection.
+            with suppress(OSError):
+                conn.send(reply)
+
+    def _commit_group(
+        self, group: list[tuple[Connection, Leaves]]
+    ) -> list[tuple[Connection, tuple[Any, ...]]]:
+        self.groups += 1
+        try:
+            receipts = self.ledger.append_prepared(Leaves.joined(leaves for _, leaves in group))
+        except AccordError as exc:
+            return [(conn, _error(exc)) for conn, _ in group]
+        except Exception as exc:  # noqa: BLE001 - every caller gets it as an error, none a receipt
+            failed = LedgerError(f"the ledger writer failed: {type(exc).__name__}: {exc}")
+            return [(conn, _error(failed)) for conn, _ in group]
+        replies: list[tuple[Connection, tuple[Any, ...]]] = []
+        offset = 0
+        for conn, leaves in group:
+            replies.append((conn, ("ok", receipts[offset : offset + len(leaves)])))
+            offset += len(leaves)
+        return replies
+
+
+class WriterClient:
+    """A process's way to a :class:`LedgerWriter` (:meth:`Ledger.send_appends_to`): a connection
+    for each thread that appends, made at its first append."""
+
+    def __init__(self, address: WriterAddress) -> None:
+        self.address = address
+        self._local = threading.local()
+        self._connections: dict[int, Connection] = {}
+        self._lock = threading.Lock()
+        self._unreachable_until = 0.0
+
+    def append(self, leaves: Leaves) -> list[Receipt] | None:
+        """The writer's receipts for ``leaves``; ``None`` if it could not be reached and nothing
+        was sent (append them here instead). Raises the writer's error, or
+        :class:`~accord.errors.StoreError` if the writer went away holding them."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        try:
+            conn.send(leaves)
+        except OSError:
+            # The connection broke before the whole message was written: the writer reads
+            # nothing it can act on from a message cut short.
+            self._drop(conn)
+            return None
+        try:
+            reply = conn.recv()
+        except (EOFError, OSError):
+            self._drop(conn)
+            raise StoreError(
+                "the ledger's writer stopped before acknowledging this append: it was not "
+                "acknowledged, and may or may not be in the ledger"
+            ) from None
+        if reply[0] == "ok":
+            receipts: list[Receipt] = reply[1]
+            return receipts
+        raise _rebuilt(*reply[1:])
+
+    def close(self) -> None:
+        """Shut every thread's connection down: a thread waiting on one gets an error, and each
+        closes its own at its next append, which is made here."""
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
+            _shut(conn)
+
+    def _connection(self) -> Connection | None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        if time.monotonic() < self._unreachable_until:
+            return None
+        try:
+            conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.key)
+        except AuthenticationError:
+            raise ConfigError(
+                f"the ledger writer at {self.address.path} refused this process's key: "
+                f"{ADDRESS_ENV} is not the one its server set"
+            ) from None
+        except (OSError, EOFError):
+            self._unreachable_until = time.monotonic() + RETRY_SECONDS
+            return None
+        self._local.conn = conn
+        with self._lock:
+            self._connections[id(conn)] = conn
+        return conn
+
+    def _drop(self, conn: Connection) -> None:
+        self._local.conn = None
+        with self._lock:
+            self._connections.pop(id(conn), None)
+        conn.close()
+
+
+def _well_formed(leaves: Leaves) -> bool:
+    return (
+        isinstance(leaves.entries, list)
+        and len(leaves.entries) == len(leaves.datas) == len(leaves.hashes) > 0
+    )
+
+
+def _error(exc: AccordError) -> tuple[str, str, str, str | None]:
+    return ("error", type(exc).__name__, exc.message, exc.where)
+
+
+def _rebuilt(kind: str, message: str, where: str | None) -> AccordError:
+    """The writer's error, as the class it raised where that class takes a message (a store or
+    ledger error, bad input), or else as a ledger error saying the same."""
+    for cls in (StoreError, LedgerError, InvalidInput):
+        if kind == cls.__name__:
+            return cls(message, where=where)
+    return LedgerError(f"{kind}: {message}", where=where)
+
+
+def _shut(conn: Connection) -> None:
+    """Shut a connection down, so that a thread waiting on it wakes (closing it from another
+    thread would not); the thread using it closes it."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError):
+        pass
