@@ -1,9 +1,9 @@
-"""``accord serve --workers 2``: the workers' ledger appends go through one writer.
+"""``accord serve --workers 2``: the workers' writes go through one writer.
 
 What an operator running several workers relies on: every exchange either worker acknowledges is
-in the ledger at the indexes its receipts name, once, the ledger verifies, and the appends were
-committed by the server's one writer (which says so as the server stops) rather than by each
-worker in turn.
+in the ledger at the indexes its receipts name, once, the ledger verifies, every ad either worker
+served is recorded with its charge, and the writes were committed by the server's one writer
+(which says so as the server stops) rather than by each worker in turn.
 """
 
 from __future__ import annotations
@@ -11,21 +11,33 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from accord.ads import tables as ads_t
+from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
+from accord.ads.store import AdsStore
+from accord.scenario.population import CHIRP, REELIX
+from accord.service import Accord
+from accord.store import tables as t
 from api.world import app_token, bearer, build_world
 from serving import LINK, accord_serve, check_each_acknowledged_once, link_read
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
 
 def test_two_workers_append_through_one_writer(tmp_path: Path) -> None:
     with build_world(tmp_path) as world:
         members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
+        people = _ad_platform(world.accord)
+        served_ads: list[dict[str, Any]] = []
         secret = secrets.token_urlsafe(32)
         acknowledged: list[dict[str, Any]] = []
         failures: list[str] = []
@@ -43,6 +55,17 @@ def test_two_workers_append_through_one_writer(tmp_path: Path) -> None:
                             acknowledged.append(answer.json())
                         else:
                             failures.append(answer.text)
+                        ad = {
+                            "person": people[(n + k) % len(people)],
+                            "party": CHIRP,
+                            "slots": 1,
+                            "context": {"at": AT.isoformat()},
+                        }
+                        answer = client.post("/v1/ads/request", json=ad, headers=bearer(token))
+                        if answer.status_code == 200:
+                            served_ads.append(answer.json())
+                        else:
+                            failures.append(answer.text)
 
             threads = [threading.Thread(target=partner, args=(n,)) for n in range(8)]
             for thread in threads:
@@ -56,10 +79,47 @@ def test_two_workers_append_through_one_writer(tmp_path: Path) -> None:
         report = world.accord.ledger.verify()
         assert report.ok, report.problems
         check_each_acknowledged_once(world.accord.engine, acknowledged)
-        said = re.search(r"ledger writer committed ([\d,]+) appends in ([\d,]+) groups", served.log)
+        shown = [ad for answer in served_ads for ad in answer["ads"]]
+        assert shown
+        with world.accord.engine.connect() as conn:
+            recorded = conn.execute(select(func.count()).select_from(ads_t.impressions)).scalar()
+            spent = conn.execute(select(func.sum(ads_t.spend.c.amount_micros))).scalar()
+        assert recorded == len(shown)
+        assert spent == sum(ad["price_micros"] for ad in shown)
+        said = re.search(r"committed ([\d,]+) ledger appends in ([\d,]+) groups", served.log)
         assert said, served.log
         appends, groups = (int(n.replace(",", "")) for n in said.groups())
         # Every exchange's append went through the writer (the token's entry too, if any).
         assert appends >= len(acknowledged)
         # Eight partners at once: appends waiting together were committed together.
         assert groups < appends
+        said = re.search(r"and ([\d,]+) ad requests' impressions in ([\d,]+)", served.log)
+        assert said, served.log
+        assert int(said.group(1).replace(",", "")) >= 1
+
+
+def _ad_platform(accord: Accord) -> list[str]:
+    """Chirp's first 50 people with an ad profile, and one Reelix campaign for everyone."""
+    with accord.session() as s:
+        found = list(
+            s.execute(
+                select(t.people.c.person_id)
+                .where(t.people.c.party == CHIRP)
+                .order_by(t.people.c.person_id)
+            ).scalars()
+        )[:50]
+    store = AdsStore(accord.engine, CHIRP)
+    store.set_profiles((p, "25-34", frozenset({"music"})) for p in found)
+    store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))
+    store.add_campaign(
+        Campaign(
+            id=0,
+            advertiser="reelix",
+            name="everyone",
+            daily_budget=10**12,
+            schedule=Schedule(AT - timedelta(days=1)),
+            bid=Bid(BidStrategy.CPM, 5_000_000),
+            creatives=(Creative("ad", "Watch free for a month", "", "https://reelix.example/"),),
+        )
+    )
+    return found

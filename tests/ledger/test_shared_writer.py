@@ -1,4 +1,4 @@
-"""One writer for several processes' ledgers (:mod:`accord.ledger.writer`).
+"""One writer for several processes' ledgers (:mod:`accord.store.writer`, the ledger's job).
 
 What a server of several workers relies on: appends of different workers waiting at once are
 committed together, each caller gets the receipts of exactly its own entries and only once they
@@ -25,16 +25,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from accord.errors import AccordError, ConfigError, InvalidInput, StoreError
-from accord.ledger.log import Ledger, Receipt
-from accord.ledger.writer import LedgerWriter, WriterAddress, WriterClient
+from accord.ledger.log import APPEND_JOB, Ledger, Receipt, prepare
 from accord.store.engine import make_engine, write_turn
+from accord.store.writer import SharedWriter, WriterAddress, WriterClient
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def writer(ledger: Ledger) -> Iterator[LedgerWriter]:
-    with LedgerWriter(ledger) as started:
+def writer(ledger: Ledger) -> Iterator[SharedWriter]:
+    with SharedWriter({APPEND_JOB: ledger.commit_appends}) as started:
         yield started
 
 
@@ -61,7 +61,7 @@ def _check_receipts(ledger: Ledger, appended: dict[str, list[Receipt]]) -> None:
 
 
 def test_appends_of_two_workers_waiting_at_once_share_one_commit(
-    ledger: Ledger, writer: LedgerWriter, ledger_sqlite_url: str
+    ledger: Ledger, writer: SharedWriter, ledger_sqlite_url: str
 ) -> None:
     """Two workers' threads append while the store's write turn is held elsewhere: once it is
     let go, their appends are committed together (as one process's threads are), and each gets
@@ -113,7 +113,7 @@ def test_appends_of_two_workers_waiting_at_once_share_one_commit(
 
 
 def test_a_failed_group_commit_acknowledges_none_of_its_callers(
-    ledger: Ledger, writer: LedgerWriter, ledger_sqlite_url: str
+    ledger: Ledger, writer: SharedWriter, ledger_sqlite_url: str
 ) -> None:
     """The disk fails as the writer commits a group of several workers' appends: each caller
     gets the store's error as the writer raised it, none a receipt, and nothing is in the log;
@@ -162,13 +162,13 @@ def test_a_worker_that_cannot_reach_the_writer_appends_by_itself(
 
 
 def test_a_client_with_the_wrong_key_is_refused(
-    writer: LedgerWriter, ledger_sqlite_url: str
+    writer: SharedWriter, ledger_sqlite_url: str
 ) -> None:
     """A process that does not hold the server's key cannot append through its writer; it is
     told which setting is wrong, and the writer goes on serving those that do."""
     wrong = WriterAddress(writer.address.path, os.urandom(32))
     stranger = _worker_ledger(ledger_sqlite_url, WriterClient(wrong))
-    with pytest.raises(ConfigError, match="ACCORD_LEDGER_WRITER"):
+    with pytest.raises(ConfigError, match="ACCORD_SHARED_WRITER_ADDRESS"):
         stranger.append([decision(1)])
     worker = _worker_ledger(ledger_sqlite_url, WriterClient(writer.address))
     (receipt,) = worker.append([decision(2)])
@@ -178,33 +178,41 @@ def test_a_client_with_the_wrong_key_is_refused(
 
 
 def test_an_address_that_is_not_one_is_a_clear_error() -> None:
-    with pytest.raises(InvalidInput, match="ACCORD_LEDGER_WRITER is not a ledger writer"):
+    with pytest.raises(InvalidInput, match="ACCORD_SHARED_WRITER_ADDRESS is not a shared writer"):
         WriterAddress.from_env('{"path": "/somewhere"}')
     address = WriterAddress("/somewhere/socket", b"\x01" * 32)
     assert WriterAddress.from_env(address.to_env()) == address
 
 
-def test_the_writer_answers_something_other_than_leaves_with_an_error(
-    writer: LedgerWriter,
+def test_the_writer_answers_what_it_cannot_do_with_an_error(
+    ledger: Ledger, writer: SharedWriter
 ) -> None:
-    """A message that is not leaves gets an error back, and appends nothing."""
+    """A message of no known kind, or an append that is not leaves, gets an error back and
+    writes nothing; the appends beside it in the same round are committed."""
     from multiprocessing.connection import Client
 
     with Client(writer.address.path, family="AF_UNIX", authkey=writer.address.key) as conn:
         conn.send(["not", "leaves"])
         status, kind, message, _ = conn.recv()
-    assert (status, kind) == ("error", "InvalidInput")
-    assert "no leaves" in message
-    assert writer.ledger.head().size == 0
+        assert (status, kind) == ("error", "InvalidInput")
+        assert "no job for" in message
+        conn.send((APPEND_JOB, ["not", "leaves"]))
+        status, kind, message, _ = conn.recv()
+        assert (status, kind) == ("error", "InvalidInput")
+        assert "other than leaves" in message
+    assert ledger.head().size == 0
+    out = ledger.commit_appends([["junk"], prepare([decision(1)]), None, prepare([decision(2)])])
+    assert [type(o).__name__ for o in out] == ["InvalidInput", "list", "InvalidInput", "list"]
+    assert [r.index for o in out if isinstance(o, list) for r in o] == [0, 1]
 
 
 WRITER = """
 import sys, time
-from accord.ledger.log import Ledger
-from accord.ledger.writer import LedgerWriter
+from accord.ledger.log import APPEND_JOB, Ledger
 from accord.store.engine import make_engine
+from accord.store.writer import SharedWriter
 ledger = Ledger(make_engine(sys.argv[1]))
-with LedgerWriter(ledger) as writer:
+with SharedWriter({APPEND_JOB: ledger.commit_appends}) as writer:
     print(writer.address.to_env(), flush=True)
     time.sleep(3600)
 """

@@ -34,6 +34,7 @@ from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.store import tables as store_tables
 from accord.store.engine import write_turn
 from accord.store.types import to_text
+from accord.store.writer import WriterClient
 
 
 def _now() -> datetime:
@@ -159,12 +160,65 @@ def _signal_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
 _PEOPLE, _MEMBERSHIPS, _OPT_OUTS = _signal_statements()
 
 
-class AdsStore:
-    """The ad platform's accounts, audiences, campaigns and people's signals in one store."""
+RECORD_JOB = "ads.record"
+"""The shared writer's job (:mod:`accord.store.writer`) that records ad requests' impressions and
+charges: :func:`record_many`."""
 
-    def __init__(self, engine: Engine, platform: str) -> None:
+
+def record_many(engine: Engine) -> Callable[[list[Any]], list[Any]]:
+    """The shared writer's job recording, on ``engine``, the impressions and charges that other
+    processes' ad servers send it (each a pair: impression rows in :data:`IMPRESSION_COLUMNS`
+    order, spend rows in :data:`SPEND_COLUMNS` order), every one of a round in one transaction:
+    each one's counts of rows written, or an error for one that is not such a pair."""
+
+    def job(records: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        impressions: list[Sequence[object]] = []
+        spend: list[Sequence[object]] = []
+        for record in records:
+            if not _record_pair(record):
+                out.append(InvalidInput("the ad store's writer was sent no impressions"))
+                continue
+            impressions += record[0]
+            spend += record[1]
+            out.append((len(record[0]), len(record[1])))
+        with (
+            translate(StoreError, "recording impressions and charges"),
+            write_turn(engine),
+            engine.begin() as c,
+        ):
+            insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
+            insert_rows(c, t.spend, SPEND_COLUMNS, spend)
+        return out
+
+    return job
+
+
+def _record_pair(record: object) -> bool:
+    return (
+        isinstance(record, tuple)
+        and len(record) == 2
+        and isinstance(record[0], list)
+        and isinstance(record[1], list)
+        and all(isinstance(row, tuple) and len(row) == len(IMPRESSION_COLUMNS) for row in record[0])
+        and all(isinstance(row, tuple) and len(row) == len(SPEND_COLUMNS) for row in record[1])
+    )
+
+
+class AdsStore:
+    """The ad platform's accounts, audiences, campaigns and people's signals in one store.
+
+    With a shared writer (``writer``, :mod:`accord.store.writer`, whose :data:`RECORD_JOB` is
+    :func:`record_many` on this store), ad requests' impressions and charges are recorded by it,
+    in one transaction with every other process's waiting; when it cannot be reached, here.
+    """
+
+    def __init__(
+        self, engine: Engine, platform: str, *, writer: WriterClient | None = None
+    ) -> None:
         self.engine = engine
         self.platform = platform
+        self.writer = writer
 
     # -- accounts and audiences -------------------------------------------------------------------
 
@@ -512,7 +566,14 @@ class AdsStore:
     def record(
         self, impressions: Sequence[Sequence[object]], charges: Sequence[Charge]
     ) -> tuple[int, int]:
-        """Append impression rows (:data:`IMPRESSION_COLUMNS`) and charges, in one transaction."""
+        """Append impression rows (:data:`IMPRESSION_COLUMNS`) and charges, in one transaction
+        (the shared writer's, if there is one); returns how many of each were written."""
+        if self.writer is not None:
+            rows = [tuple(row) for row in impressions]
+            sent, counts = self.writer.call(RECORD_JOB, (rows, charge_rows(charges)))
+            if sent:
+                shown, charged = counts
+                return int(shown), int(charged)
         with (
             translate(StoreError, "recording impressions and charges"),
             write_turn(self.engine),

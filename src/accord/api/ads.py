@@ -40,6 +40,7 @@ from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.routes import _MISSING, BEARER, CallerDep, Services, _json_body, caller
 from accord.errors import AccordError
 from accord.service import Accord
+from accord.store.writer import WriterClient
 
 router = APIRouter(prefix="/v1/ads", responses=PROBLEM_RESPONSES, tags=["ads"])
 
@@ -127,8 +128,10 @@ _Answer = asyncio.Future[list[Placement] | AccordError]
 class AdServers:
     """One :class:`AdServer` per platform, made at its first request."""
 
-    def __init__(self, accord: Accord) -> None:
+    def __init__(self, accord: Accord, writer: WriterClient | None = None) -> None:
         self.accord = accord
+        self.writer = writer
+        """The server's shared writer, which records impressions if there is one."""
         self._servers: dict[str, AdServer] = {}
         self._lock = threading.Lock()
         # Requests waiting, per platform, and the platforms whose group is being served.
@@ -141,7 +144,7 @@ class AdServers:
         with self._lock:
             server = self._servers.get(platform)
             if server is None:
-                server = AdServer(AdsStore(self.accord.engine, platform))
+                server = AdServer(AdsStore(self.accord.engine, platform, writer=self.writer))
                 self._servers[platform] = server
             return server
 

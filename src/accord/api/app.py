@@ -48,6 +48,7 @@ from accord.gateway import Gateway, Keyring
 from accord.ledger.signing import Checkpointer
 from accord.service import Accord
 from accord.sources import Source
+from accord.store.writer import WriterClient
 
 DESCRIPTION = """\
 Accord's partner API. Every permission is visible (scopes are the agreement's data category and
@@ -84,11 +85,15 @@ def create_app(
     *,
     key: bytes | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    writer: WriterClient | None = None,
 ) -> FastAPI:
     """The partner API over ``accord`` and the parties' ``sources``.
 
     ``key`` signs sign-in cookies and consent forms (default: the setting, else random);
-    ``lifespan`` runs around the app's life (a worker closes its store there).
+    ``lifespan`` runs around the app's life (a worker closes its store there); ``writer`` is the
+    server's shared writer (:mod:`accord.store.writer`), which records ad impressions if given
+    (the ledger's appends reach it through the ledger, :meth:`~accord.ledger.log.Ledger.
+    send_appends_to`).
     """
     config = settings or ApiSettings()
     signing = key or (config.secret.encode() if config.secret else secrets.token_bytes(32))
@@ -143,7 +148,7 @@ def create_app(
     )
     app.state.services = services
     app.state.oauth = server
-    app.state.ads = AdServers(accord)
+    app.state.ads = AdServers(accord, writer)
     problems.install(app)
 
     async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:

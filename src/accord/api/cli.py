@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 SERVE_ENV = "ACCORD_API_SERVE"
-SHARED_WRITER_ENV = "ACCORD_LEDGER_SHARED_WRITER"
-"""``0``: several workers each commit their own ledger appends, without a writer for all."""
+SHARED_WRITER_ENV = "ACCORD_SHARED_WRITER"
+"""``0``: several workers each commit their own writes, without a writer for all."""
 out = Console()
 
 
@@ -94,10 +94,10 @@ def worker_app() -> FastAPI:
     """The app one worker serves, from the plan ``serve`` left in the environment (and checked)."""
     from accord.api.app import create_app
     from accord.api.settings import ApiSettings
-    from accord.ledger.writer import ADDRESS_ENV, WriterAddress, WriterClient
     from accord.service import Accord
     from accord.sources import Source, load
     from accord.store.engine import make_engine
+    from accord.store.writer import ADDRESS_ENV, WriterAddress, WriterClient
 
     access = logging.getLogger("accord.api")
     if not access.handlers:
@@ -128,18 +128,18 @@ def worker_app() -> FastAPI:
                 migrate=False,
             )
         )
-        writer = os.environ.get(ADDRESS_ENV)
-        if writer:
-            client = WriterClient(WriterAddress.from_env(writer))
-            accord.ledger.send_appends_to(client)
-            stack.callback(client.close)
+        shared = os.environ.get(ADDRESS_ENV)
+        writer = WriterClient(WriterAddress.from_env(shared)) if shared else None
+        if writer is not None:
+            accord.ledger.send_appends_to(writer)
+            stack.callback(writer.close)
             stack.callback(accord.ledger.send_appends_to, None)
         sources = {}
         for party, url in config.get("sources", {}).items():
             engine = make_engine(url)
             stack.callback(engine.dispose)
             sources[party] = Source(engine, load(config["datasets"][party]))
-        return create_app(accord, sources, ApiSettings(), lifespan=lifespan)
+        return create_app(accord, sources, ApiSettings(), lifespan=lifespan, writer=writer)
     except BaseException:
         stack.close()
         raise
@@ -201,17 +201,19 @@ def serve(
 
 
 def run_workers(app: str, *, workers: int, **options: Any) -> None:
-    """:func:`accord.api.serving.run` over ``app``, and with several workers one ledger writer
-    for all of them, in this process (:mod:`accord.ledger.writer`): each commit of the ledger
-    then groups every worker's appends. The store is the one ``serve`` left the workers in the
-    environment."""
+    """:func:`accord.api.serving.run` over ``app``, and with several workers one writer for all
+    of them, in this process (:mod:`accord.store.writer`): each commit of the ledger then groups
+    every worker's appends, and each of the ads store's every worker's impressions. The store is
+    the one ``serve`` left the workers in the environment."""
     from accord.api.serving import run
 
     if workers < 2 or os.environ.get(SHARED_WRITER_ENV, "1") == "0":
         run(app, workers=workers, **options)
         return
-    from accord.ledger.writer import ADDRESS_ENV, LedgerWriter
+    from accord.ads.store import RECORD_JOB, record_many
+    from accord.ledger.log import APPEND_JOB
     from accord.service import Accord
+    from accord.store.writer import ADDRESS_ENV, SharedWriter
 
     layout = json.loads(os.environ.get(SERVE_ENV, "{}"))
     data_dir = layout.get("data_dir")
@@ -219,7 +221,9 @@ def run_workers(app: str, *, workers: int, **options: Any) -> None:
         Accord.open(
             layout.get("database_url"), Path(data_dir) if data_dir else None, migrate=False
         ) as accord,
-        LedgerWriter(accord.ledger) as writer,
+        SharedWriter(
+            {APPEND_JOB: accord.ledger.commit_appends, RECORD_JOB: record_many(accord.engine)}
+        ) as writer,
     ):
         os.environ[ADDRESS_ENV] = writer.address.to_env()
         try:
@@ -227,8 +231,9 @@ def run_workers(app: str, *, workers: int, **options: Any) -> None:
         finally:
             os.environ.pop(ADDRESS_ENV, None)
     err.print(
-        f"the workers' ledger writer committed {writer.answered:,} appends "
-        f"in {writer.groups:,} groups"
+        f"the workers' shared writer committed {writer.answered[APPEND_JOB]:,} ledger appends "
+        f"in {writer.groups[APPEND_JOB]:,} groups and {writer.answered[RECORD_JOB]:,} ad "
+        f"requests' impressions in {writer.groups[RECORD_JOB]:,}"
     )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, RootTransaction, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -62,21 +62,26 @@ from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 from accord.store.driver import fetch_one
 from accord.store.engine import write_turn
+from accord.store.writer import WriterClient
 
 __all__ = [
+    "APPEND_JOB",
     "PROOF_FORMAT",
     "ConsistencyProof",
     "InclusionProof",
     "Leaves",
     "Ledger",
     "Receipt",
-    "SharedWriter",
     "StoredLeaf",
     "TreeHead",
     "prepare",
 ]
 
 PROOF_FORMAT = "accord-ledger-proof/v1"
+
+APPEND_JOB = "ledger.append"
+"""The shared writer's job (:mod:`accord.store.writer`) that appends:
+:meth:`Ledger.commit_appends`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +136,12 @@ def prepare(entries: Iterable[Entry]) -> Leaves:
     return Leaves(batch, datas, hashes)
 
 
-class SharedWriter(Protocol):
-    """A writer several processes' ledgers hand their appends to
-    (:class:`accord.ledger.writer.WriterClient`)."""
-
-    def append(self, leaves: Leaves) -> list[Receipt] | None:
-        """Commit ``leaves`` durably and return their receipts; ``None`` if the writer could not
-        be reached and nothing was sent. Raises if it was sent and not acknowledged."""
+def _well_formed(leaves: object) -> bool:
+    return (
+        isinstance(leaves, Leaves)
+        and isinstance(leaves.entries, list)
+        and len(leaves.entries) == len(leaves.datas) == len(leaves.hashes) > 0
+    )
 
 
 @dataclass(slots=True)
@@ -192,7 +196,7 @@ class Ledger:
         self._writer = _WriterConnection(engine)
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
-        self._remote: SharedWriter | None = None
+        self._remote: WriterClient | None = None
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -208,14 +212,50 @@ class Ledger:
             return []
         remote = self._remote
         if remote is not None and len(leaves) <= self.batch_size:
-            receipts = remote.append(leaves)
-            if receipts is not None:
-                return receipts
+            sent, receipts = remote.call(APPEND_JOB, leaves)
+            if sent:
+                return cast(list[Receipt], receipts)
         return self.append_prepared(leaves)
 
-    def send_appends_to(self, writer: SharedWriter | None) -> None:
-        """Hand appends to ``writer`` from now on (``None``: commit them here again)."""
+    def send_appends_to(self, writer: WriterClient | None) -> None:
+        """Hand appends to ``writer``, a shared writer whose :data:`APPEND_JOB` is this store's
+        :meth:`commit_appends`, from now on (``None``: commit them here again)."""
         self._remote = writer
+
+    def commit_appends(self, appends: list[Any]) -> list[list[Receipt] | AccordError]:
+        """The shared writer's job: commit other processes' appends (leaves :func:`prepare`
+        made), in as few groups as ``batch_size`` allows, in order: the receipts of each, or
+        the error of its group if that group failed to commit (every append in it gets the
+        error, none a receipt), or an error for one that is not leaves."""
+        out: list[list[Receipt] | AccordError] = [
+            InvalidInput("the ledger's writer was sent something other than leaves")
+        ] * len(appends)
+        group: list[int] = []
+        size = 0
+
+        def commit() -> None:
+            try:
+                receipts = self.append_prepared(Leaves.joined(appends[n] for n in group))
+            except AccordError as exc:
+                for n in group:
+                    out[n] = exc
+                return
+            offset = 0
+            for n in group:
+                out[n] = receipts[offset : offset + len(appends[n])]
+                offset += len(appends[n])
+
+        for n, leaves in enumerate(appends):
+            if not _well_formed(leaves):
+                continue
+            if group and size + len(leaves) > self.batch_size:
+                commit()
+                group, size = [], 0
+            group.append(n)
+            size += len(leaves)
+        if group:
+            commit()
+        return out
 
     def append_prepared(self, leaves: Leaves) -> list[Receipt]:
         """Append the leaves :func:`prepare` made of some entries, committed by this process (in a

@@ -1,31 +1,37 @@
-"""One ledger writer for several processes: each commit groups every process's appends.
+"""One writer for several processes on a store: each commit groups every process's writes.
 
-Every process on a store can append by itself (:meth:`accord.ledger.log.Ledger.append`): it takes
-the database's write lock, reads the tree's state, writes and commits. On one SQLite file the
-processes then commit in turn, each its own group, and under load an append waits for the other
-processes' commits as much as for its own; each group's writer also shares its interpreter with
-that process's request threads, so it holds the database's lock several times longer than its own
-work takes. A server of several worker processes (``accord serve --workers N``) runs one
-:class:`LedgerWriter` instead, in its supervising process: the workers hand it their appends
-(:class:`WriterClient`), and it commits them in groups as a single process does (one transaction,
-one fsync or PostgreSQL commit, for every append that arrived meanwhile, whichever worker sent
-it), on a thread that no request competes with.
+Every process on a store can write by itself: the ledger's appends (:meth:`accord.ledger.log.
+Ledger.append`) take the database's write lock, read the tree's state, write and commit, and the
+ads store's impressions take the same lock. On one SQLite file the processes then commit in
+turn, each its own group, and under load a write waits for the other processes' commits as much
+as for its own; each group's writer also shares its interpreter with that process's request
+threads, so it holds the database's lock several times longer than its own work takes. A server
+of several worker processes (``accord serve --workers N``) runs one :class:`SharedWriter`
+instead, in its supervising process: the workers hand it their writes (:class:`WriterClient`),
+and it commits them in groups as a single process does (one transaction, one fsync or PostgreSQL
+commit, for every write of a kind that arrived meanwhile, whichever worker sent it), on a thread
+that no request competes with.
 
-The guarantees are the ledger's own: a receipt is sent back only once the group holding its
-entries is committed, and a group that fails to commit sends every caller of it the error and
-none a receipt. A worker that cannot reach the writer (not started, stopped, restarting) appends
-by itself, as it would alone: the writer and such workers take the same database lock and read
-the tree's state under it, so the tree never forks. An append sent whose answer never comes (the
+What the writer does with each kind of write is a *job* it is given: a function of every payload
+of that kind waiting (in the order they arrived) returning each one's result, or an error for
+one of them, once all are durable; if it raises, every caller of the group gets the error and
+none a result. The ledger's appends (:meth:`accord.ledger.log.Ledger.commit_appends`) and the
+ads store's impressions (:func:`accord.ads.store.record_many`) are the jobs ``accord serve``
+gives it.
+
+A worker that cannot reach the writer (not started, stopped) writes by itself, as it would
+alone: the writer and such workers take the same database locks, and the ledger reads the
+tree's state under its lock, so the tree never forks. A write sent whose answer never comes (the
 writer died holding it) is an error for its caller, never retried: it may or may not be in the
-log, as with a process that dies during its own commit, and it was not acknowledged.
+store, as with a process that dies during its own commit, and it was not acknowledged.
 
 The workers reach the writer over a Unix socket in a directory only the server's user may enter,
 with :mod:`multiprocessing.connection` (an HMAC challenge on a random key at each connection,
 then pickled messages): each worker thread keeps a connection of its own. The writer is one
-thread: it reads every message waiting, commits them as one group, answers each, and looks again
-(a thread a connection, each waking the others, cost more than the appends' own work). Only
-processes the server started know the key; the messages are the server's own objects, never a
-partner's bytes.
+thread: it reads every message waiting, runs each kind's job once on all of them, answers each,
+and looks again (a thread a connection, each waking the others, cost more than the writes' own
+work). Only processes the server started know the key; the messages are the server's own
+objects, never a partner's bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
@@ -48,12 +55,14 @@ from types import TracebackType
 from typing import Any
 
 from accord.errors import AccordError, ConfigError, InvalidInput, LedgerError, StoreError
-from accord.ledger.log import Leaves, Ledger
-from accord.ledger.results import Receipt
 
-__all__ = ["ADDRESS_ENV", "LedgerWriter", "WriterAddress", "WriterClient"]
+__all__ = ["ADDRESS_ENV", "Job", "SharedWriter", "WriterAddress", "WriterClient"]
 
-ADDRESS_ENV = "ACCORD_LEDGER_WRITER"
+Job = Callable[[list[Any]], list[Any]]
+"""What the writer does with the payloads of one kind waiting: each one's result (or an
+:class:`~accord.errors.AccordError` for that one alone), in order, once all are durable."""
+
+ADDRESS_ENV = "ACCORD_SHARED_WRITER_ADDRESS"
 """The environment variable a server leaves its workers: where its writer listens, and its key."""
 
 RETRY_SECONDS = 1.0
@@ -79,29 +88,29 @@ class WriterAddress:
             return cls(str(document["path"]), bytes.fromhex(document["key"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(
-                f"{ADDRESS_ENV} is not a ledger writer's address ({type(exc).__name__}: {exc})"
+                f"{ADDRESS_ENV} is not a shared writer's address ({type(exc).__name__}: {exc})"
             ) from None
 
 
-class LedgerWriter:
-    """Commits other processes' appends to ``ledger``, until closed.
+class SharedWriter:
+    """Runs other processes' writes through ``jobs`` (by kind), until closed.
 
     One thread does everything: it waits for any connection to have a message, reads every
-    message waiting on every connection, commits them together (in groups of at most the
-    ledger's ``batch_size`` entries), then answers each. While it commits, the next messages
-    wait in their sockets and make the next group, so a slow commit makes bigger groups rather
-    than a queue. Nothing else in the writer's process competes with it for the interpreter.
+    message waiting on every connection, runs each kind's job once on all of that kind's, then
+    answers each. While it commits, the next messages wait in their sockets and make the next
+    group, so a slow commit makes bigger groups rather than a queue. Nothing else in the
+    writer's process competes with it for the interpreter.
 
     Use as a context manager, or :meth:`start` and :meth:`close`; :attr:`address` is where
     clients reach it.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.answered = 0
-        """Appends answered so far, receipts or error."""
-        self.groups = 0
-        """Groups committed (or failed) so far."""
+    def __init__(self, jobs: dict[str, Job]) -> None:
+        self.jobs = dict(jobs)
+        self.answered: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        """Writes answered so far, results or errors, by kind."""
+        self.groups: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        """Times each kind's job ran (its groups) so far."""
         self._folder = ""
         self._address: WriterAddress | None = None
         self._listener: Listener | None = None
@@ -115,18 +124,18 @@ class LedgerWriter:
     def address(self) -> WriterAddress:
         """Where the writer listens; only once started."""
         if self._address is None:
-            raise LedgerError("the ledger writer has not been started")
+            raise StoreError("the shared writer has not been started")
         return self._address
 
     def start(self) -> WriterAddress:
         """Listen on a new socket in a private folder; returns its address."""
-        self._folder = tempfile.mkdtemp(prefix="accord-ledger-writer-")
+        self._folder = tempfile.mkdtemp(prefix="accord-writer-")
         address = WriterAddress(str(Path(self._folder) / "socket"), secrets.token_bytes(32))
         self._listener = Listener(address.path, family="AF_UNIX", authkey=address.key)
         self._address = address
         self._threads = [
-            threading.Thread(target=self._run, name="accord-ledger-writer", daemon=True),
-            threading.Thread(target=self._accept, name="accord-ledger-writer-accept", daemon=True),
+            threading.Thread(target=self._run, name="accord-writer", daemon=True),
+            threading.Thread(target=self._accept, name="accord-writer-accept", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -152,7 +161,7 @@ class LedgerWriter:
         self._wake_w.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    def __enter__(self) -> LedgerWriter:
+    def __enter__(self) -> SharedWriter:
         self.start()
         return self
 
@@ -203,49 +212,46 @@ class LedgerWriter:
                         key.data.close()
 
     def _commit(self, waiting: list[tuple[Connection, object]]) -> None:
-        """Commit the messages read, in groups, and answer each."""
+        """Run each kind's job on the messages of that kind read, and answer each."""
         replies: list[tuple[Connection, tuple[Any, ...]]] = []
-        group: list[tuple[Connection, Leaves]] = []
-        size = 0
-        for conn, leaves in waiting:
-            if not isinstance(leaves, Leaves) or not _well_formed(leaves):
-                replies.append((conn, _error(InvalidInput("the ledger writer was sent no leaves"))))
+        kinds: dict[str, list[tuple[Connection, Any]]] = {}
+        for conn, message in waiting:
+            if not isinstance(message, tuple) or len(message) != 2 or message[0] not in self.jobs:
+                refused = InvalidInput("the shared writer was sent something it has no job for")
+                replies.append((conn, _error(refused)))
                 continue
-            if group and size + len(leaves) > self.ledger.batch_size:
-                replies += self._commit_group(group)
-                group, size = [], 0
-            group.append((conn, leaves))
-            size += len(leaves)
-        if group:
-            replies += self._commit_group(group)
+            kinds.setdefault(message[0], []).append((conn, message[1]))
+        for kind, group in kinds.items():
+            replies += self._run_job(kind, group)
         for conn, reply in replies:
-            self.answered += 1
             # A client gone away is dropped at the writer's next read of its connection.
             with suppress(OSError):
                 conn.send(reply)
 
-    def _commit_group(
-        self, group: list[tuple[Connection, Leaves]]
+    def _run_job(
+        self, kind: str, group: list[tuple[Connection, Any]]
     ) -> list[tuple[Connection, tuple[Any, ...]]]:
-        self.groups += 1
+        self.groups[kind] += 1
+        self.answered[kind] += len(group)
         try:
-            receipts = self.ledger.append_prepared(Leaves.joined(leaves for _, leaves in group))
+            results = self.jobs[kind]([payload for _, payload in group])
         except AccordError as exc:
             return [(conn, _error(exc)) for conn, _ in group]
-        except Exception as exc:  # noqa: BLE001 - every caller gets it as an error, none a receipt
-            failed = LedgerError(f"the ledger writer failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - every caller gets it as an error, none a result
+            failed = StoreError(f"the shared writer failed: {type(exc).__name__}: {exc}")
             return [(conn, _error(failed)) for conn, _ in group]
-        replies: list[tuple[Connection, tuple[Any, ...]]] = []
-        offset = 0
-        for conn, leaves in group:
-            replies.append((conn, ("ok", receipts[offset : offset + len(leaves)])))
-            offset += len(leaves)
-        return replies
+        if len(results) != len(group):
+            failed = StoreError(f"the {kind} job answered {len(results)} of {len(group)} writes")
+            return [(conn, _error(failed)) for conn, _ in group]
+        return [
+            (conn, _error(result) if isinstance(result, AccordError) else ("ok", result))
+            for (conn, _), result in zip(group, results, strict=True)
+        ]
 
 
 class WriterClient:
-    """A process's way to a :class:`LedgerWriter` (:meth:`Ledger.send_appends_to`): a connection
-    for each thread that appends, made at its first append."""
+    """A process's way to a :class:`SharedWriter`: a connection for each thread that writes
+    through it, made at its first write."""
 
     def __init__(self, address: WriterAddress) -> None:
         self.address = address
@@ -254,31 +260,31 @@ class WriterClient:
         self._lock = threading.Lock()
         self._unreachable_until = 0.0
 
-    def append(self, leaves: Leaves) -> list[Receipt] | None:
-        """The writer's receipts for ``leaves``; ``None`` if it could not be reached and nothing
-        was sent (append them here instead). Raises the writer's error, or
-        :class:`~accord.errors.StoreError` if the writer went away holding them."""
+    def call(self, kind: str, payload: object) -> tuple[bool, Any]:
+        """Have the writer run its ``kind`` job on ``payload``: ``(True, result)`` once it is
+        durable, or ``(False, None)`` if the writer could not be reached and nothing was sent
+        (write it here instead). Raises the writer's error for it, or
+        :class:`~accord.errors.StoreError` if the writer went away holding it."""
         conn = self._connection()
         if conn is None:
-            return None
+            return False, None
         try:
-            conn.send(leaves)
+            conn.send((kind, payload))
         except OSError:
             # The connection broke before the whole message was written: the writer reads
             # nothing it can act on from a message cut short.
             self._drop(conn)
-            return None
+            return False, None
         try:
             reply = conn.recv()
         except (EOFError, OSError):
             self._drop(conn)
             raise StoreError(
-                "the ledger's writer stopped before acknowledging this append: it was not "
-                "acknowledged, and may or may not be in the ledger"
+                "the shared writer stopped before acknowledging this write: it was not "
+                "acknowledged, and may or may not be in the store"
             ) from None
         if reply[0] == "ok":
-            receipts: list[Receipt] = reply[1]
-            return receipts
+            return True, reply[1]
         raise _rebuilt(*reply[1:])
 
     def close(self) -> None:
@@ -300,7 +306,7 @@ class WriterClient:
             conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.key)
         except AuthenticationError:
             raise ConfigError(
-                f"the ledger writer at {self.address.path} refused this process's key: "
+                f"the shared writer at {self.address.path} refused this process's key: "
                 f"{ADDRESS_ENV} is not the one its server set"
             ) from None
         except (OSError, EOFError):
@@ -318,24 +324,17 @@ class WriterClient:
         conn.close()
 
 
-def _well_formed(leaves: Leaves) -> bool:
-    return (
-        isinstance(leaves.entries, list)
-        and len(leaves.entries) == len(leaves.datas) == len(leaves.hashes) > 0
-    )
-
-
 def _error(exc: AccordError) -> tuple[str, str, str, str | None]:
     return ("error", type(exc).__name__, exc.message, exc.where)
 
 
 def _rebuilt(kind: str, message: str, where: str | None) -> AccordError:
     """The writer's error, as the class it raised where that class takes a message (a store or
-    ledger error, bad input), or else as a ledger error saying the same."""
+    ledger error, bad input), or else as a store error saying the same."""
     for cls in (StoreError, LedgerError, InvalidInput):
         if kind == cls.__name__:
             return cls(message, where=where)
-    return LedgerError(f"{kind}: {message}", where=where)
+    return StoreError(f"{kind}: {message}", where=where)
 
 
 def _shut(conn: Connection) -> None:
