@@ -231,9 +231,10 @@ def run_workers(app: str, *, workers: int, **options: Any) -> None:
         finally:
             os.environ.pop(ADDRESS_ENV, None)
     err.print(
-        f"the workers' shared writer committed {writer.answered[APPEND_JOB]:,} ledger appends "
-        f"in {writer.groups[APPEND_JOB]:,} groups and {writer.answered[RECORD_JOB]:,} ad "
-        f"requests' impressions in {writer.groups[RECORD_JOB]:,}"
+        f"the workers' shared writer committed {writer.answered[APPEND_JOB]:,} of their groups "
+        f"of ledger appends in {writer.groups[APPEND_JOB]:,} commits, and "
+        f"{writer.answered[RECORD_JOB]:,} groups of ad impressions in "
+        f"{writer.groups[RECORD_JOB]:,}"
     )
 
 

@@ -203,19 +203,11 @@ class Ledger:
     def append(self, entries: Iterable[Entry]) -> list[Receipt]:
         """Append entries, in order; returns their receipts once they are durable.
 
-        With a shared writer (:meth:`send_appends_to`), an append of at most ``batch_size``
-        entries is committed by that writer, in its group with every other process's; when it
-        cannot be reached, by this process as below.
+        With a shared writer (:meth:`send_appends_to`), this process's group is committed by
+        that writer, in its round with every other process's groups; when it cannot be reached,
+        here.
         """
-        leaves = prepare(entries)
-        if not leaves:
-            return []
-        remote = self._remote
-        if remote is not None and len(leaves) <= self.batch_size:
-            sent, receipts = remote.call(APPEND_JOB, leaves)
-            if sent:
-                return cast(list[Receipt], receipts)
-        return self.append_prepared(leaves)
+        return self.append_prepared(prepare(entries))
 
     def send_appends_to(self, writer: WriterClient | None) -> None:
         """Hand appends to ``writer``, a shared writer whose :data:`APPEND_JOB` is this store's
@@ -317,6 +309,9 @@ class Ledger:
         if lone:
             self._commit_alone()
             return
+        remote = self._remote
+        if remote is not None and self._commit_remotely(remote):
+            return
         group: list[_Pending] = []
         try:
             with self._locked("appending to the ledger") as (conn, state):
@@ -343,6 +338,39 @@ class Ledger:
             raise
         for pending in group:
             pending.finish()
+
+    def _commit_remotely(self, remote: WriterClient) -> bool:
+        """Have the shared writer commit the oldest queued appends, as one (called holding the
+        writer lock); ``False`` if it could not be reached, the appends queued again as they
+        were, to be committed here.
+
+        The group is taken at once: the writer waits for the database, and the appends that
+        arrive meanwhile make this process's next group, sent when this one is answered.
+        """
+        group = self._take_group()
+        try:
+            sent, written = remote.call(APPEND_JOB, Leaves.joined(p.leaves for p in group))
+            if not sent:
+                with self._queue_lock:
+                    self._queue[0:0] = group
+                return False
+            receipts = cast(list[Receipt], written)
+            offset = 0
+            for pending in group:
+                pending.receipts = receipts[offset : offset + len(pending.leaves)]
+                offset += len(pending.leaves)
+        except AccordError as exc:
+            for pending in group:
+                pending.error = exc
+        except BaseException:
+            interrupted = LedgerError("the writer was interrupted before acknowledging this append")
+            for pending in group:
+                pending.error = interrupted
+                pending.finish()
+            raise
+        for pending in group:
+            pending.finish()
+        return True
 
     def _take_group(self) -> list[_Pending]:
         """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
