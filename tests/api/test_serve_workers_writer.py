@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from accord.ads.store import AdsStore
 from accord.scenario.population import CHIRP, REELIX
 from accord.service import Accord
 from accord.store import tables as t
-from api.world import app_token, bearer, build_world
+from api.world import World, app_token, bearer, build_world
+from databases import fresh_postgres_database
 from serving import LINK, accord_serve, check_each_acknowledged_once, link_read
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,70 +35,77 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
-def test_two_workers_append_through_one_writer(tmp_path: Path) -> None:
-    with build_world(tmp_path) as world:
-        members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
-        people = _ad_platform(world.accord)
-        served_ads: list[dict[str, Any]] = []
-        secret = secrets.token_urlsafe(32)
-        acknowledged: list[dict[str, Any]] = []
-        failures: list[str] = []
-        with accord_serve(tmp_path, secret, workers=2) as served:
-            with httpx.Client(base_url=served.url) as http:
-                token = app_token(http, world.chirp, world.chirp_secret)
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_workers_append_through_one_writer(tmp_path: Path, store: str) -> None:
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_postgres_database()) if store == "postgres" else None
+        world = stack.enter_context(build_world(tmp_path, database_url=url))
+        _two_workers_append_through_one_writer(tmp_path, world, url)
 
-            def partner(n: int) -> None:
-                # A connection each: the kernel spreads them over the two workers.
-                with httpx.Client(base_url=served.url, timeout=30) as client:
-                    for k in range(15):
-                        member = members[(7 * n + k) % len(members)]
-                        answer = client.post(LINK, json=link_read(member), headers=bearer(token))
-                        if answer.status_code == 200:
-                            acknowledged.append(answer.json())
-                        else:
-                            failures.append(answer.text)
-                        ad = {
-                            "person": people[(n + k) % len(people)],
-                            "party": CHIRP,
-                            "slots": 1,
-                            "context": {"at": AT.isoformat()},
-                        }
-                        answer = client.post("/v1/ads/request", json=ad, headers=bearer(token))
-                        if answer.status_code == 200:
-                            served_ads.append(answer.json())
-                        else:
-                            failures.append(answer.text)
 
-            threads = [threading.Thread(target=partner, args=(n,)) for n in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            process = served.process
-        process.wait(timeout=60)
-        assert failures == []
-        assert len(acknowledged) == 8 * 15
-        report = world.accord.ledger.verify()
-        assert report.ok, report.problems
-        check_each_acknowledged_once(world.accord.engine, acknowledged)
-        shown = [ad for answer in served_ads for ad in answer["ads"]]
-        assert shown
-        with world.accord.engine.connect() as conn:
-            recorded = conn.execute(select(func.count()).select_from(ads_t.impressions)).scalar()
-            spent = conn.execute(select(func.sum(ads_t.spend.c.amount_micros))).scalar()
-        assert recorded == len(shown)
-        assert spent == sum(ad["price_micros"] for ad in shown)
-        said = re.search(
-            r"committed ([\d,]+) of their groups of ledger appends in ([\d,]+) commits, "
-            r"and ([\d,]+) groups of ad impressions in ([\d,]+)",
-            served.log,
-        )
-        assert said, served.log
-        groups, commits, ad_groups, ad_commits = (int(n.replace(",", "")) for n in said.groups())
-        # Each worker groups its own exchanges' appends before sending them, and the writer
-        # commits what is waiting from both in one commit.
-        assert 1 <= commits <= groups <= len(acknowledged)
-        assert 1 <= ad_commits <= ad_groups <= len(served_ads)
+def _two_workers_append_through_one_writer(tmp_path: Path, world: World, url: str | None) -> None:
+    members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
+    people = _ad_platform(world.accord)
+    served_ads: list[dict[str, Any]] = []
+    secret = secrets.token_urlsafe(32)
+    acknowledged: list[dict[str, Any]] = []
+    failures: list[str] = []
+    with accord_serve(tmp_path, secret, database_url=url, workers=2) as served:
+        with httpx.Client(base_url=served.url) as http:
+            token = app_token(http, world.chirp, world.chirp_secret)
+
+        def partner(n: int) -> None:
+            # A connection each: the kernel spreads them over the two workers.
+            with httpx.Client(base_url=served.url, timeout=30) as client:
+                for k in range(15):
+                    member = members[(7 * n + k) % len(members)]
+                    answer = client.post(LINK, json=link_read(member), headers=bearer(token))
+                    if answer.status_code == 200:
+                        acknowledged.append(answer.json())
+                    else:
+                        failures.append(answer.text)
+                    ad = {
+                        "person": people[(n + k) % len(people)],
+                        "party": CHIRP,
+                        "slots": 1,
+                        "context": {"at": AT.isoformat()},
+                    }
+                    answer = client.post("/v1/ads/request", json=ad, headers=bearer(token))
+                    if answer.status_code == 200:
+                        served_ads.append(answer.json())
+                    else:
+                        failures.append(answer.text)
+
+        threads = [threading.Thread(target=partner, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        process = served.process
+    process.wait(timeout=60)
+    assert failures == []
+    assert len(acknowledged) == 8 * 15
+    report = world.accord.ledger.verify()
+    assert report.ok, report.problems
+    check_each_acknowledged_once(world.accord.engine, acknowledged)
+    shown = [ad for answer in served_ads for ad in answer["ads"]]
+    assert shown
+    with world.accord.engine.connect() as conn:
+        recorded = conn.execute(select(func.count()).select_from(ads_t.impressions)).scalar()
+        spent = conn.execute(select(func.sum(ads_t.spend.c.amount_micros))).scalar()
+    assert recorded == len(shown)
+    assert spent == sum(ad["price_micros"] for ad in shown)
+    said = re.search(
+        r"committed ([\d,]+) of their groups of ledger appends in ([\d,]+) commits, "
+        r"and ([\d,]+) groups of ad impressions in ([\d,]+)",
+        served.log,
+    )
+    assert said, served.log
+    groups, commits, ad_groups, ad_commits = (int(n.replace(",", "")) for n in said.groups())
+    # Each worker groups its own exchanges' appends before sending them, and the writer
+    # commits what is waiting from both in one commit.
+    assert 1 <= commits <= groups <= len(acknowledged)
+    assert 1 <= ad_commits <= ad_groups <= len(served_ads)
 
 
 def _ad_platform(accord: Accord) -> list[str]:
