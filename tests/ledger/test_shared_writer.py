@@ -287,3 +287,18 @@ def test_a_writer_killed_under_load_loses_no_acknowledged_append(
         process.kill()
         process.wait()
         process.stdout.close()
+
+
+def test_a_writer_whose_thread_dies_is_left_for_writing_here(tmp_path: Path) -> None:
+    """Whatever stops the writer's thread, no client is left waiting on it: the write it held is
+    an error (not acknowledged), and the next is written by the client itself."""
+
+    def dying(payloads: list[object]) -> list[object]:
+        raise SystemExit("stopped")  # not an error a job is expected to raise
+
+    with SharedWriter({"job": dying}) as writer:
+        client = WriterClient(writer.address)
+        with pytest.raises(StoreError, match="stopped before acknowledging"):
+            client.call("job", 1)
+        assert client.call("job", 2) == (False, None)
+        assert not Path(writer.address.path).exists()

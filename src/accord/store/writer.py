@@ -37,6 +37,7 @@ objects, never a partner's bytes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import selectors
@@ -61,6 +62,8 @@ __all__ = ["ADDRESS_ENV", "Job", "SharedWriter", "WriterAddress", "WriterClient"
 Job = Callable[[list[Any]], list[Any]]
 """What the writer does with the payloads of one kind waiting: each one's result (or an
 :class:`~accord.errors.AccordError` for that one alone), in order, once all are durable."""
+
+logger = logging.getLogger("accord.store.writer")
 
 ADDRESS_ENV = "ACCORD_SHARED_WRITER_ADDRESS"
 """The environment variable a server leaves its workers: where its writer listens, and its key."""
@@ -119,6 +122,8 @@ class SharedWriter:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._closing = False
+        self._closed = False
+        self._accept_stopped = False
 
     @property
     def address(self) -> WriterAddress:
@@ -144,17 +149,14 @@ class SharedWriter:
     def close(self) -> None:
         """Stop once the group being committed is answered: every connection closed (a client
         waiting on one gets an error), the socket removed."""
-        if self._listener is None or self._closing:
+        if self._listener is None or self._closed:
             return
+        self._closed = True
         self._closing = True
-        self._wake_w.send(b"x")
-        # accept() does not return when its socket is closed under it: a last connection of our
-        # own wakes it, and it sees the writer closing.
-        with suppress(OSError, EOFError):
-            Client(self.address.path, family="AF_UNIX", authkey=self.address.key).close()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        self._listener.close()
+        with suppress(OSError):
+            self._wake_w.send(b"x")
+        self._threads[0].join(timeout=30)
+        self._stop_accepting()
         for conn in self._accepted:
             conn.close()
         self._wake_r.close()
@@ -169,6 +171,21 @@ class SharedWriter:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _stop_accepting(self) -> None:
+        """Stop the accepting thread and remove the socket (once)."""
+        with self._lock:
+            if self._accept_stopped:
+                return
+            self._accept_stopped = True
+        self._closing = True
+        # accept() does not return when its socket is closed under it: a last connection of our
+        # own wakes it, and it sees the writer closing.
+        with suppress(Exception):
+            Client(self.address.path, family="AF_UNIX", authkey=self.address.key).close()
+        self._threads[1].join(timeout=30)
+        if self._listener is not None:
+            self._listener.close()  # and the socket removed
 
     def _accept(self) -> None:
         """Take new connections (on a thread of their own: each begins with the challenge) and
@@ -185,6 +202,14 @@ class SharedWriter:
                 self._wake_w.send(b"+")
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:
+            # Whatever stopped the writer, the server goes on (its workers write by themselves):
+            # said once in its log.
+            logger.exception("the shared writer stopped; each worker now writes by itself")
+
+    def _serve(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ, None)
             try:
@@ -201,12 +226,16 @@ class SharedWriter:
                         conn = key.data
                         try:
                             waiting.append((conn, conn.recv()))
-                        except (EOFError, OSError):
+                        except Exception:  # noqa: BLE001 - gone, or a message cut short: dropped
                             selector.unregister(conn)
                             conn.close()
                     if waiting:
                         self._commit(waiting)
             finally:
+                # Stopped, asked to or not: no client may wait on the writer any more. Those
+                # connected get an error (an answer never sent: not acknowledged), and the
+                # socket is removed, so the next write of any worker is made by the worker.
+                self._stop_accepting()
                 for key in list(selector.get_map().values()):
                     if isinstance(key.data, Connection):
                         key.data.close()
