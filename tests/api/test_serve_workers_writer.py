@@ -8,10 +8,13 @@ served is recorded with its charge, and the writes were committed by the server'
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import threading
-from contextlib import ExitStack
+import time
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,3 +136,34 @@ def _ad_platform(accord: Accord) -> list[str]:
         )
     )
     return found
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes a server started (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def test_the_workers_stop_when_their_server_is_killed(tmp_path: Path) -> None:
+    """``accord serve --workers 2`` SIGKILLed: its workers do not serve on alone from their
+    own sockets; each is told to stop, and does."""
+    with build_world(tmp_path), accord_serve(tmp_path, secrets.token_urlsafe(32), workers=2) as s:
+        workers = _workers_of(s.process.pid)
+        assert len(workers) == 2
+        s.process.send_signal(signal.SIGKILL)
+        s.process.wait(timeout=30)
+        try:
+            deadline = time.monotonic() + 30
+            while any(Path(f"/proc/{w}").exists() for w in workers):
+                assert time.monotonic() < deadline, "a worker served on after its server died"
+                time.sleep(0.1)
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{s.url}/healthz", timeout=2)
+        finally:
+            for worker in workers:  # none left holding the server's port or its log's pipe
+                with suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGKILL)

@@ -93,11 +93,14 @@ def prepare(layout: dict[str, Any]) -> None:
 def worker_app() -> FastAPI:
     """The app one worker serves, from the plan ``serve`` left in the environment (and checked)."""
     from accord.api.app import create_app
+    from accord.api.serving import stop_with_parent
     from accord.api.settings import ApiSettings
     from accord.service import Accord
     from accord.sources import Source, load
     from accord.store.engine import make_engine
     from accord.store.writer import ADDRESS_ENV, WriterAddress, WriterClient
+
+    stop_with_parent()
 
     access = logging.getLogger("accord.api")
     if not access.handlers:

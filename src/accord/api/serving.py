@@ -15,7 +15,12 @@ kernel spreads connections over them rather than the first worker awake taking t
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import multiprocessing
+import os
+import signal
 import socket
+import sys
 from typing import Any, cast
 
 import uvicorn
@@ -114,3 +119,21 @@ def _reuse_port_socket(family: socket.AddressFamily, host: str, port: int) -> so
         sock.close()
         raise
     return sock
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2)'s option: the signal a process gets when the thread that started it ends."""
+
+
+def stop_with_parent() -> None:
+    """In a worker the server started: be sent SIGTERM (uvicorn's graceful stop) when the server
+    dies, killed or not, rather than serve on alone from its own socket (Linux; elsewhere
+    nothing). A server that is the process itself (one worker) is left alone: its parent is
+    whatever started it, a shell that may well exit first."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent.pid:  # the server died before that was set
+        os.kill(os.getpid(), signal.SIGTERM)
