@@ -452,6 +452,11 @@ def main() -> None:
         "--connections", type=int, default=CONNECTIONS, help="wrk's open connections."
     )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server.")
+    parser.add_argument(
+        "--shared-writer",
+        action="store_true",
+        help="The API's workers hand their writes to one writer (ACCORD_SHARED_WRITER=1).",
+    )
     parser.add_argument("--database-url", default=None, help="The Accord store (default SQLite).")
     parser.add_argument(
         "--profile",
@@ -468,6 +473,8 @@ def main() -> None:
         console.print(f"preparing the scenario and the store: {people:,} people")
         prepared = prepare(folder, people, args.database_url)
         env = serve_env(prepared)
+        if args.shared_writer:
+            env["ACCORD_SHARED_WRITER"] = "1"
         bare_env = {"BENCH_REELIX_URL": prepared["reelix_url"]}
         with (
             uvicorn_workers("accord.api.cli:worker_app", env, args.workers) as api_server,
@@ -512,6 +519,7 @@ def main() -> None:
         "seconds": seconds,
         "cores": os.cpu_count() or 1,
         "store": "postgresql" if args.database_url else "sqlite",
+        "shared_writer": args.shared_writer,
         "api": api,
         "bare": bare,
         "api_vs_bare_ratio": round(ratio, 3),

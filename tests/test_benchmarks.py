@@ -152,10 +152,14 @@ def test_the_people_map_benchmark_runs_and_reports_its_ratios() -> None:
     assert result["path_hashes"] >= 16
 
 
-def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio() -> None:
+@pytest.mark.parametrize("writer", [[], ["--shared-writer"]], ids=["alone", "shared-writer"])
+def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio(
+    writer: list[str],
+) -> None:
     # wrk is installed by the benchmark itself (scripts/ensure-wrk.sh) where it is missing.
-    result = quick("api.py")
+    result = quick("api.py", *writer)
     assert result["benchmark"] == "api"
+    assert result["shared_writer"] is bool(writer)
     assert result["api_vs_bare_ratio"] > 0
     # Both sides answered every request with a 200, and wrk measured latencies for both.
     assert result["api_requests"] > 0

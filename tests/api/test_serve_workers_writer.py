@@ -39,7 +39,10 @@ AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_two_workers_append_through_one_writer(tmp_path: Path, store: str) -> None:
+def test_two_workers_append_through_one_writer(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCORD_SHARED_WRITER", "1")
     with ExitStack() as stack:
         url = stack.enter_context(fresh_postgres_database()) if store == "postgres" else None
         world = stack.enter_context(build_world(tmp_path, database_url=url))

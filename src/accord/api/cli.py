@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 
 SERVE_ENV = "ACCORD_API_SERVE"
 SHARED_WRITER_ENV = "ACCORD_SHARED_WRITER"
-"""``0``: several workers each commit their own writes, without a writer for all."""
+"""``1``: several workers hand their writes to one writer in the server's own process (by
+default each commits its own, in turn: faster where commits are cheap beside the CPU, as
+measured in docs/performance.md)."""
 out = Console()
 
 
@@ -204,13 +206,14 @@ def serve(
 
 
 def run_workers(app: str, *, workers: int, **options: Any) -> None:
-    """:func:`accord.api.serving.run` over ``app``, and with several workers one writer for all
-    of them, in this process (:mod:`accord.store.writer`): each commit of the ledger then groups
-    every worker's appends, and each of the ads store's every worker's impressions. The store is
-    the one ``serve`` left the workers in the environment."""
+    """:func:`accord.api.serving.run` over ``app``; with several workers and
+    ``ACCORD_SHARED_WRITER=1``, one writer for all of them, in this process
+    (:mod:`accord.store.writer`): each commit of the ledger then groups every worker's appends,
+    and each of the ads store's every worker's impressions. The store is the one ``serve`` left
+    the workers in the environment."""
     from accord.api.serving import run
 
-    if workers < 2 or os.environ.get(SHARED_WRITER_ENV, "1") == "0":
+    if workers < 2 or os.environ.get(SHARED_WRITER_ENV, "0") != "1":
         run(app, workers=workers, **options)
         return
     from accord.ads.store import RECORD_JOB, record_many
