@@ -182,13 +182,14 @@ def own_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def prepare(target: Target, people: int, seed: int) -> None:
-    """Reelix's database, the Accord store with everyone's consents, and the bare table."""
+def prepare(target: Target, people: int, seed: int) -> bool:
+    """Reelix's database, the Accord store with everyone's consents, and the bare table; whether
+    they were prepared before (and reused)."""
     work = target.work
     done = work / "ready"
     if done.exists():
         console.print(f"reusing the prepared scenario in {work}")
-        return
+        return True
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -231,7 +232,7 @@ def prepare(target: Target, people: int, seed: int) -> None:
     if target.postgres is not None:
         _bare_tables_on_postgres(target, allowed, verdicts)
         done.touch()
-        return
+        return False
     with closing(sqlite3.connect(work / "reelix.db")) as db:
         db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
         db.executemany("INSERT INTO bench_allowed VALUES (?)", ((p,) for p in sorted(allowed)))
@@ -242,6 +243,7 @@ def prepare(target: Target, people: int, seed: int) -> None:
         db.executemany("INSERT INTO bench_titles VALUES (?, ?, ?)", sorted(verdicts))
         db.commit()
     done.touch()
+    return False
 
 
 def _bare_tables_on_postgres(
@@ -457,11 +459,14 @@ def main() -> None:
         run(Target(args.work, kept_database(args.postgres, args.work)), args)
         return
     with own_database(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
-        run(Target(Path(folder) / "release", url), args)
+        work = args.work or Path(folder) / "release"
+        # A new database: the folder is prepared anew with it.
+        (work / "ready").unlink(missing_ok=True)
+        run(Target(work, url), args)
 
 
 def run(target: Target, args: argparse.Namespace) -> None:
-    prepare(target, args.people, args.seed)
+    reused = prepare(target, args.people, args.seed)
     ((events,),) = target.query("SELECT count(*) FROM watch_events")
     ((allowed,),) = target.query("SELECT count(*) FROM bench_allowed")
 
@@ -511,6 +516,10 @@ def run(target: Target, args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "backend": "sqlite" if target.postgres is None else "postgresql",
+                "reused_scenario": reused,
+                "kept_database": make_url(target.postgres).database
+                if target.postgres is not None and args.keep_database
+                else None,
                 "people": args.people,
                 "watch_events": events,
                 "consenting_people": allowed,

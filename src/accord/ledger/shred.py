@@ -13,6 +13,10 @@ beside it.
 Erasing a person deletes their key and their index rows. Their leaves stay, byte for byte, so the
 tree still verifies; without the key nobody can recompute the tags, and nothing links the leaves to
 the person any more.
+
+A ledger's writer keeps the keys of the people of entries about many (:class:`KeptKeys`): a bulk
+release names much the same people each time. Before using them it checks, under the append lock,
+that no erasure was appended since, by any process.
 """
 
 from __future__ import annotations
