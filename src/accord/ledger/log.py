@@ -541,6 +541,7 @@ class Ledger:
             # cores. Leaving the block waits for it, even on an error, so the transaction is only
             # committed or rolled back once nothing else is using its connection.
             # No thread at all where no entry is about that many (an exchange's release).
+            listed = {offset: list(map(keys.__getitem__, named[offset])) for offset in about}
             with ExitStack() as stack:
                 indexing: list[Future[None]] = []
                 if many:
@@ -548,19 +549,17 @@ class Ledger:
                         ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index")
                     )
                     indexing = [
-                        beside.submit(shred.index_many, conn, start + offset, named[offset])
+                        beside.submit(
+                            shred.index_many, conn, start + offset, named[offset], listed[offset]
+                        )
                         for offset in many
                     ]
                 for offset in about:
                     entry, index = leaves.entries[offset], start + offset
-                    mine = map(keys.__getitem__, named[offset])
-                    if len(named[offset]) < shred.MANY:
-                        pairs = list(mine)
-                        index_rows.extend([(lookup, index) for _, lookup in pairs])
-                        secret = [key for key, _ in pairs]
-                    else:
-                        # Their index rows are written beside (index_many): the keys alone.
-                        secret = list(map(itemgetter(0), mine))
+                    mine = listed[offset]
+                    secret = list(map(itemgetter(0), mine))
+                    if len(mine) < shred.MANY:
+                        index_rows.extend([(lookup, index) for _, lookup in mine])
                     written = _subjects_of(secret, index, subject_rows)
                     data = entry.sealed(secret, index).encode(written)
                     datas[offset] = data

@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 
 from sqlalchemy import (
     BigInteger,
@@ -166,8 +167,9 @@ def _keys_of(
     return found, made
 
 
-KEPT_LIMIT = 1_000_000
-"""At most this many people's keys are kept between appends (about 300 bytes each)."""
+KEPT_LIMIT = 500_000
+"""At most this many people's keys are kept between appends: about 270 bytes each (id, key and
+lookup pseudonym), some 135 MB at the limit."""
 
 KEPT_SCAN = 100_000
 """Kept keys are checked against at most this many leaves appended since; past that they are
@@ -264,24 +266,34 @@ MANY = 1_000
 (:func:`index_many`); rows about fewer go to part 0 with the batch's other rows."""
 
 
-def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> None:
-    """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) as a part
-    of the person index of its own, numbered ``index + 1`` (part 0 is the shared one), listed
-    in ``ledger_index_parts``.
+def index_many(
+    conn: Connection, index: int, person_ids: Collection[str], keys: Sequence[PersonKey]
+) -> None:
+    """Write the index rows of leaf ``index`` about ``person_ids``, whose keys are ``keys`` (one
+    each, in any order), as a part of the person index of its own, numbered ``index + 1`` (part 0
+    is the shared one), listed in ``ledger_index_parts``.
 
     The part's rows sort after every earlier row, so they are appended, page after page, rather
-    than inserted all over an index of millions. They are one statement: the database pairs each
-    id with its lookup pseudonym, so neither the pseudonyms nor the rows pass through Python, and
-    the driver lets go of the interpreter lock while it runs: the ledger runs it beside the
-    Python work of the same append (see :meth:`accord.ledger.log.Ledger._write_locked`).
+    than inserted all over an index of millions. They are one statement, which the driver runs
+    without the interpreter lock: the ledger runs it beside the Python work of the same append
+    (see :meth:`accord.ledger.log.Ledger._write_locked`). On PostgreSQL the database pairs each
+    id with its lookup pseudonym; on SQLite the pseudonyms at hand go as one value, cut and
+    sorted by the database, so no Python work of the append's other thread (sorting the ids,
+    writing them as JSON) waits for the lock, and no id is looked up a second time.
     """
-    # In id order: the key table's pages in order, each read once.
-    postgres, ids = _one_value(conn, sorted(person_ids))
     part = own_part(index)
+    postgres = conn.dialect.name == "postgresql"
     cursor = conn.connection.cursor()
     try:
         cursor.execute(_NEW_PART.format(mark="%s" if postgres else "?"), (part,))
-        cursor.execute(_INDEX_FROM_ARRAY if postgres else _INDEX_FROM_JSON, (part, index, ids))
+        if postgres:
+            # In id order: the key table's pages in order, each read once.
+            cursor.execute(_INDEX_FROM_ARRAY, (part, index, sorted(person_ids)))
+            return
+        lookups = b"".join(map(itemgetter(1), keys))
+        if len(keys) != len(person_ids) or len(lookups) != LOOKUP_SIZE * len(keys):
+            raise LedgerError("the index rows of an entry need one 16-byte pseudonym a person")
+        cursor.execute(_INDEX_FROM_BYTES, (len(lookups), part, lookups, index))
     finally:
         cursor.close()
 
@@ -391,8 +403,10 @@ _INDEX_FROM_ARRAY = (
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
     "SELECT %s, lookup, %s FROM person_keys WHERE person_id = ANY(%s::text[]) ORDER BY lookup"
 )
-_INDEX_FROM_JSON = (
+_INDEX_FROM_BYTES = (
+    # The pseudonyms (LOOKUP_SIZE, 16 bytes each) one after the other in one blob: the part's rows
+    # cut from it, in pseudonym order.
+    "WITH RECURSIVE n(at) AS (SELECT 1 UNION ALL SELECT at + 16 FROM n WHERE at + 16 <= ?) "
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
-    "SELECT ?, k.lookup, ? FROM json_each(?) AS j JOIN person_keys AS k ON k.person_id = j.value "
-    "ORDER BY k.lookup"
+    "SELECT ?, substr(?, at, 16), ? FROM n ORDER BY 2"
 )
