@@ -24,7 +24,8 @@ people in the Accord store and then reads their rows from the party's database, 
 rest costs; the run prints it as a ratio too.
 
 With ``--postgres`` everything is on PostgreSQL: the benchmark creates a database of its own
-(dropped at the end), writes Reelix's database into its schema ``reelix`` with COPY
+(dropped at the end; with ``--keep-database`` kept beside ``--work``, and reused by the next run
+given the same folder), writes Reelix's database into its schema ``reelix`` with COPY
 (:mod:`accord.scenario.postgres`), keeps the Accord store there too, and runs the bare query
 through psycopg; both read Reelix's schema with JIT compilation off (:data:`NO_JIT`).
 
@@ -34,6 +35,7 @@ Prints tables and ends with one line of JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import resource
@@ -143,6 +145,26 @@ class Target:
             return list(db.execute(sql).fetchall())
 
 
+def kept_database(admin_url: str, work: Path) -> str:
+    """The database kept beside ``work`` for the run: the one prepared before if ``work`` says
+    it is ready, else a new one (an older one of the same name dropped first)."""
+    name = f"accord_bench_{hashlib.sha256(str(work.resolve()).encode()).hexdigest()[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None or not (work / "ready").exists():
+                if work.exists():
+                    shutil.rmtree(work)
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
 @contextmanager
 def own_database(admin_url: str) -> Iterator[str]:
     """A new PostgreSQL database for the run, dropped at its end."""
@@ -160,13 +182,14 @@ def own_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def prepare(target: Target, people: int, seed: int) -> None:
-    """Reelix's database, the Accord store with everyone's consents, and the bare table."""
+def prepare(target: Target, people: int, seed: int) -> bool:
+    """Reelix's database, the Accord store with everyone's consents, and the bare table; whether
+    they were prepared before (and reused)."""
     work = target.work
     done = work / "ready"
-    if done.exists() and target.postgres is None:
+    if done.exists():
         console.print(f"reusing the prepared scenario in {work}")
-        return
+        return True
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -209,7 +232,7 @@ def prepare(target: Target, people: int, seed: int) -> None:
     if target.postgres is not None:
         _bare_tables_on_postgres(target, allowed, verdicts)
         done.touch()
-        return
+        return False
     with closing(sqlite3.connect(work / "reelix.db")) as db:
         db.execute("CREATE TABLE bench_allowed (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
         db.executemany("INSERT INTO bench_allowed VALUES (?)", ((p,) for p in sorted(allowed)))
@@ -220,6 +243,7 @@ def prepare(target: Target, people: int, seed: int) -> None:
         db.executemany("INSERT INTO bench_titles VALUES (?, ?, ?)", sorted(verdicts))
         db.commit()
     done.touch()
+    return False
 
 
 def _bare_tables_on_postgres(
@@ -414,6 +438,11 @@ def main() -> None:
         help="everything on PostgreSQL, in a database of its own created on this server (and "
         f"dropped at the end); default {POSTGRES_ADMIN}",
     )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="with --postgres: keep the database with --work, and reuse both when run again",
+    )
     args = parser.parse_args()
     if args.quick:
         args.people, args.rounds = args.people or 20_000, 2
@@ -424,12 +453,20 @@ def main() -> None:
         )
         run(Target(work), args)
         return
+    if args.keep_database:
+        if args.work is None:
+            parser.error("--keep-database needs --work, the folder kept with it")
+        run(Target(args.work, kept_database(args.postgres, args.work)), args)
+        return
     with own_database(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
-        run(Target(args.work or Path(folder) / "release", url), args)
+        work = args.work or Path(folder) / "release"
+        # A new database: the folder is prepared anew with it.
+        (work / "ready").unlink(missing_ok=True)
+        run(Target(work, url), args)
 
 
 def run(target: Target, args: argparse.Namespace) -> None:
-    prepare(target, args.people, args.seed)
+    reused = prepare(target, args.people, args.seed)
     ((events,),) = target.query("SELECT count(*) FROM watch_events")
     ((allowed,),) = target.query("SELECT count(*) FROM bench_allowed")
 
@@ -479,6 +516,10 @@ def run(target: Target, args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "backend": "sqlite" if target.postgres is None else "postgresql",
+                "reused_scenario": reused,
+                "kept_database": make_url(target.postgres).database
+                if target.postgres is not None and args.keep_database
+                else None,
                 "people": args.people,
                 "watch_events": events,
                 "consenting_people": allowed,

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+
+from databases import POSTGRES_ADMIN_URL
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +206,28 @@ def test_the_release_benchmark_runs_and_reports_its_ratio_to_bare_sql(
     assert isinstance(people, int)
     assert 0 < people <= 5_000
     assert released > 0
+
+
+@pytest.mark.postgres
+def test_the_release_benchmark_keeps_its_postgres_database_with_its_folder(tmp_path: Path) -> None:
+    """With --keep-database the PostgreSQL scenario outlives the run, and the next run given
+    the same folder releases from it without preparing it again."""
+    extra = ("--postgres", "--keep-database", "--work", str(tmp_path / "kept"), "--people", "2000")
+    first = quick("release.py", *extra)
+    kept = first["kept_database"]
+    try:
+        assert isinstance(kept, str)
+        assert first["reused_scenario"] is False
+        second = quick("release.py", *extra)
+        assert second["reused_scenario"] is True
+        assert second["kept_database"] == kept
+        assert second["released_rows"] == first["released_rows"] > 0
+    finally:
+        if isinstance(kept, str):
+            admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{kept}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def test_the_kills_benchmark_kills_the_api_under_load_and_loses_nothing() -> None:

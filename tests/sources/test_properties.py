@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Integer, String
+from sqlalchemy.types import TypeEngine
 
 from accord.consent import Consent, Person
 from accord.filters import Group
 from accord.jurisdictions import EVERYWHERE, Jurisdictions
 from accord.sources import Allowed, Source, parse
+from accord.sources.allowed import _pairs_as
 from sources.conftest import (
     DATASET,
     Databases,
@@ -251,3 +254,25 @@ def test_whom_a_bulk_read_is_about_is_the_people_of_its_rows(shared_databases: D
         check_whom(shared_databases, source, ex)
 
     prop()
+
+
+@pytest.mark.parametrize("id_type", [String(), Integer()], ids=["text ids", "number ids"])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["1", "2", "x"]), st.sampled_from(["t1", "t2"]), st.booleans()),
+        max_size=12,
+    )
+)
+def test_title_verdicts_carried_keep_the_first_on_each_pair(
+    id_type: TypeEngine[Any], verdicts: list[tuple[str, str, bool]]
+) -> None:
+    """Each (person, title) is carried once, with the first verdict given on it; an id that
+    cannot be one of the column's (``x`` for numbers) is left out."""
+    expected: dict[tuple[Any, str], bool] = {}
+    for person, title, ok in verdicts:
+        if isinstance(id_type, Integer) and not person.isdigit():
+            continue
+        expected.setdefault((int(person) if isinstance(id_type, Integer) else person, title), ok)
+    carried = list(_pairs_as(id_type, String(), verdicts))
+    assert len(carried) == len(expected)
+    assert {(person, title): ok for person, title, ok in carried} == expected

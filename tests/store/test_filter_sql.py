@@ -18,7 +18,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Engine, MetaData, String, Table, literal, select, union_all
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from accord import taxonomy
@@ -54,6 +64,7 @@ from accord.store.repositories import (
     OptOutRepository,
     PeopleRepository,
 )
+from accord.store.title_sql import _absorbed, spendable_query
 
 pytestmark = pytest.mark.integration
 
@@ -384,6 +395,41 @@ def test_rules_asking_the_same_of_a_consent_share_one_scan() -> None:
     sql = str(allowed_people_query(f))
     assert sql.count("FROM consents") == 1
     assert sql.count("consent_holders_1") == 0
+
+
+def test_one_disclosure_consents_any_rule_accepts_are_one_scan() -> None:
+    """The consents for one disclosure a release may spend meet the plain rule's need or the
+    VPPA's, which asks the same and more: the query asks for the plain need alone (each need
+    under its ``OR`` is a scan of the consents), and a need asking for something else stays."""
+    plain = Rule("clause", "has not consented", ConsentNeed("reelix", US, WATCHED))
+    distinct = Rule("vppa", "no VPPA consent", ConsentNeed("reelix", US, WATCHED, max_years=2))
+    other = Rule("ads", "no ads consent", ConsentNeed("reelix", US, "user.behavior"))
+    one_scan = str(spendable_query(PersonFilter(AT, "chirp", rules=(plain, distinct)), None))
+    assert one_scan.count("sc.controller =") == 1
+    assert "distinct_and_separate" not in one_scan
+    two = str(spendable_query(PersonFilter(AT, "chirp", rules=(distinct, other)), None))
+    assert two.count("sc.controller =") == 2
+
+
+@given(st.lists(st.sets(st.integers(0, 3)), max_size=5))
+def test_needs_absorbed_accept_the_same_consents(needs: list[set[int]]) -> None:
+    """Dropping a need that asks all another asks and more accepts the same consents: drawn
+    needs over four conditions, judged under every truth of the conditions."""
+    atoms = [literal_column(name) == 1 for name in "abcd"]
+    drawn = [[atoms[i] for i in sorted(need)] for need in needs]
+    kept = _absorbed(drawn)
+    assert all(any(need is k for need in drawn) for k in kept)
+
+    def accepts(ors: list[list[Any]], truth: int) -> bool:
+        return any(all(truth >> atoms.index(a) & 1 for a in need) for need in ors)
+
+    for truth in range(16):
+        assert accepts(kept, truth) == accepts(drawn, truth)
+    # No need kept asks all another kept need asks.
+    asked = [{id(a) for a in need} for need in kept]
+    assert not any(
+        m != n and less <= more for n, more in enumerate(asked) for m, less in enumerate(asked)
+    )
 
 
 # --- groups ---------------------------------------------------------------------------------

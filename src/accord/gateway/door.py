@@ -491,10 +491,7 @@ class Gateway:
         """A record read's outcome: its rows, and the people they are about (a group's members,
         for a collection about groups)."""
         c = plan.collection
-        if c.group is None:
-            about = frozenset(str(s) for s in subjects)
-        else:
-            about = self._members(plan, subjects)
+        about = frozenset(map(str, subjects)) if c.group is None else self._members(plan, subjects)
         return _Outcome(
             plan.fields, rows, about, len(about), plan.fields, granted=frozenset(granted or ())
         )

@@ -23,7 +23,7 @@ import hashlib
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -197,6 +197,8 @@ class Ledger:
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
         self._remote: WriterClient | None = None
+        self._kept_keys = shred.KeptKeys()
+        """The keys of people named by entries about many, kept by the writer between appends."""
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -531,9 +533,7 @@ class Ledger:
             about = [offset for offset, data in enumerate(datas) if data is None]
             datas, hashes = list(datas), list(hashes)
             named = {offset: set(leaves.entries[offset].about) for offset in about}
-            keys = shred.keys_for(
-                conn, set().union(*named.values()), create=True, suppressed=self.suppressed
-            )
+            keys = self._keys_of(conn, start, named)
             many = [offset for offset in about if len(named[offset]) >= shred.MANY]
             # The index rows of an entry about many people are one statement the database runs
             # in another thread, while this one computes the entry's tags and writes its leaf:
@@ -541,6 +541,7 @@ class Ledger:
             # cores. Leaving the block waits for it, even on an error, so the transaction is only
             # committed or rolled back once nothing else is using its connection.
             # No thread at all where no entry is about that many (an exchange's release).
+            listed = {offset: list(map(keys.__getitem__, named[offset])) for offset in about}
             with ExitStack() as stack:
                 indexing: list[Future[None]] = []
                 if many:
@@ -548,24 +549,19 @@ class Ledger:
                         ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index")
                     )
                     indexing = [
-                        beside.submit(shred.index_many, conn, start + offset, named[offset])
+                        beside.submit(
+                            shred.index_many, conn, start + offset, named[offset], listed[offset]
+                        )
                         for offset in many
                     ]
                 for offset in about:
                     entry, index = leaves.entries[offset], start + offset
-                    mine = [keys[person] for person in named[offset]]
-                    tags = shred.subject_tags([key for key, _ in mine], index)
+                    mine = listed[offset]
+                    secret = list(map(itemgetter(0), mine))
                     if len(mine) < shred.MANY:
                         index_rows.extend([(lookup, index) for _, lookup in mine])
-                    written: subjects.SubjectTree | list[str] = tags
-                    if len(tags) >= subjects.TREE_MIN:
-                        # The leaf holds the tags' root; the tags are stored beside it.
-                        written = subjects.SubjectTree.of(tags)
-                        subject_rows.extend(
-                            (index, n, first, root, chunk)
-                            for n, first, chunk, root in written.chunks()
-                        )
-                    data = entry.sealed([key for key, _ in mine], index).encode(written)
+                    written = _subjects_of(secret, index, subject_rows)
+                    data = entry.sealed(secret, index).encode(written)
                     datas[offset] = data
                     hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
                 for done in indexing:
@@ -600,6 +596,20 @@ class Ledger:
         if moved != 1:
             raise LedgerError(f"the tree moved past size {start} while this append held its lock")
         return list(map(Receipt, range(start, size), leaf_hashes, repeat(size)))
+
+    def _keys_of(
+        self, conn: Connection, start: int, named: dict[int, set[str]]
+    ) -> Mapping[str, shred.PersonKey]:
+        """The keys of everyone the entries ``named`` are about (made for those who have none),
+        inside the locked transaction of a tree of ``start`` leaves: kept between appends where
+        one entry is about many people (not for many entries about one person each, as an
+        import writes)."""
+        groups = list(named.values())
+        people = groups[0] if len(groups) == 1 else set().union(*groups)
+        if any(len(group) >= shred.MANY for group in groups):
+            # Kept between appends: a bulk release names much the same people each time.
+            return self._kept_keys.keys_for(conn, start, people, suppressed=self.suppressed)
+        return shred.keys_for(conn, people, create=True, suppressed=self.suppressed)
 
     def _sql(self, statement: str) -> str:
         """A constant statement with the driver's placeholder."""
@@ -1156,6 +1166,20 @@ class _WriterConnection:
             return bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
         except Exception:  # noqa: BLE001 - a connection that cannot even say is lost too
             return True
+
+
+def _subjects_of(
+    secret: list[bytes], index: int, subject_rows: list[tuple[int, int, bytes, bytes, bytes]]
+) -> subjects.SubjectTree | list[str]:
+    """What leaf ``index`` holds of the tags of the people with keys ``secret``: their tags, or
+    for many people the tree over them, whose chunks are added to ``subject_rows`` (stored beside
+    the leaf)."""
+    if len(secret) < subjects.TREE_MIN:
+        return shred.subject_tags(secret, index)
+    # Raw tags, sorted as bytes (as their lowercase hex would sort), never written as hex.
+    tree = subjects.SubjectTree.of_digests(shred.subject_digests(secret, index))
+    subject_rows.extend((index, n, first, root, chunk) for n, first, chunk, root in tree.chunks())
+    return tree
 
 
 def _close_quietly(conn: Connection) -> None:

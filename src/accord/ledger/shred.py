@@ -13,6 +13,10 @@ beside it.
 Erasing a person deletes their key and their index rows. Their leaves stay, byte for byte, so the
 tree still verifies; without the key nobody can recompute the tags, and nothing links the leaves to
 the person any more.
+
+A ledger's writer keeps the keys of the people of entries about many (:class:`KeptKeys`): a bulk
+release names much the same people each time. Before using them it checks, under the append lock,
+that no erasure was appended since, by any process.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
+from itertools import islice
+from operator import itemgetter
 
 from sqlalchemy import (
     BigInteger,
@@ -73,6 +80,12 @@ def subject_tags(keys: Sequence[bytes], index: int) -> list[str]:
     return [hmac.digest(key, message, "sha256").hex() for key in keys]
 
 
+def subject_digests(keys: Sequence[bytes], index: int) -> list[bytes]:
+    """:func:`subject_tags` as raw bytes, for an entry that commits to its tags by a tree."""
+    message = SUBJECT_CONTEXT + str(index).encode("ascii")
+    return [hmac.digest(key, message, "sha256") for key in keys]
+
+
 def lookup_pseudonym(key: bytes) -> bytes:
     """The pseudonym under which a person's leaves are indexed."""
     return hmac.digest(key, LOOKUP_CONTEXT, "sha256")[:LOOKUP_SIZE]
@@ -95,17 +108,30 @@ def keys_for(
     A person ``suppressed`` names (someone erased) never gets a key again: the entry naming them
     is refused with :class:`~accord.errors.LedgerError`, and the message does not say who.
     """
+    found, _ = _keys_of(conn, person_ids, create=create, suppressed=suppressed)
+    return found
+
+
+def _keys_of(
+    conn: Connection,
+    person_ids: Iterable[str],
+    *,
+    create: bool,
+    suppressed: Suppressed | None = None,
+) -> tuple[dict[str, PersonKey], int]:
+    """:func:`keys_for`, and how many of the keys it made (the last ones the dict holds)."""
     # In id order: the database then walks the key table's pages in order, each once.
     wanted = sorted(set(person_ids))
     found: dict[str, PersonKey] = {}
     if not wanted:
-        return found
+        return found, 0
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     # One statement, through the driver's cursor, whatever the number of people: a release may
     # name hundreds of thousands, and SQLAlchemy's per-row handling (or thousands of bound
     # parameters a statement) would cost more than the lookup.
     postgres, ids = _one_value(conn, wanted)
     cursor = conn.connection.cursor()
+    made = 0
     try:
         cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
         found = {person: (key, look) for person, key, look in cursor.fetchall()}
@@ -120,7 +146,7 @@ def keys_for(
             convert = _keys.c.created_at.type.bind_processor(conn.dialect)
             now: object = datetime.now(UTC)
             now = convert(now) if convert is not None else now
-            new = {person_id: new_key() for person_id in sorted(missing)}
+            new = {person_id: new_key() for person_id in missing}
             if postgres:
                 # One statement of three arrays: a statement a row costs PostgreSQL a round of
                 # work each, and a bulk import makes keys for a million people.
@@ -135,9 +161,104 @@ def keys_for(
                     [(p, key, look, now) for p, (key, look) in new.items()],
                 )
             found.update(new)
+            made = len(new)
     finally:
         cursor.close()
-    return found
+    return found, made
+
+
+KEPT_LIMIT = 500_000
+"""At most this many people's keys are kept between appends: about 270 bytes each (id, key and
+lookup pseudonym), some 135 MB at the limit."""
+
+KEPT_SCAN = 100_000
+"""Kept keys are checked against at most this many leaves appended since; past that they are
+read again."""
+
+
+class KeptKeys:
+    """The keys of the people named by entries about many people, kept between appends.
+
+    A bulk release names much the same people each time (a partner's feed of everyone who
+    consented), and looking up a few hundred thousand keys costs about as much as the rest of
+    writing the entry. A key never changes; it is only made (under the append lock) or deleted,
+    and only an erasure deletes one (:func:`forget`), in the same transaction as it appends its
+    :class:`~accord.ledger.entries.ErasureEntry`. So keys read at a tree of size ``n`` are still
+    every one of them there at a later size if no erasure leaf was appended in between, by this
+    process or any other: that is checked under the lock before any kept key is used, and if
+    one was (or the leaves to look at are too many, or the tree is smaller than it was) every
+    kept key is forgotten and read again. Only keys read are kept, never keys made by the append
+    at hand: its transaction may yet be rolled back.
+
+    Used by one ledger's writer, holding its writer lock: not thread-safe by itself.
+    """
+
+    def __init__(self, limit: int = KEPT_LIMIT, scan: int = KEPT_SCAN) -> None:
+        self.limit = limit
+        self.scan = scan
+        self._keys: dict[str, PersonKey] = {}
+        self._size = 0
+        """The tree size as of which every kept key was still in ``person_keys``."""
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        self._keys = {}
+
+    def keys_for(
+        self,
+        conn: Connection,
+        size: int,
+        person_ids: AbstractSet[str],
+        *,
+        suppressed: Suppressed | None = None,
+    ) -> Mapping[str, PersonKey]:
+        """:func:`keys_for` with ``create``, inside the append lock, for a tree of ``size``
+        leaves: the keys kept since, if still valid, and the others read or made. The mapping
+        may hold other people's keys too."""
+        if self._keys and not self._unchanged(conn, size):
+            self._keys = {}
+        self._size = size
+        kept = self._keys
+        missing = person_ids - kept.keys() if kept else person_ids
+        if not missing:
+            return kept
+        read, made = _keys_of(conn, missing, create=True, suppressed=suppressed)
+        found = read
+        if len(missing) < len(person_ids):
+            found = {person: kept[person] for person in person_ids - missing}
+            found.update(read)
+        existing = len(read) - made
+        if len(kept) + existing > self.limit:
+            kept = self._keys = {}
+        if existing <= self.limit:
+            # The keys made come last, and are not kept: this append may yet be rolled back.
+            kept.update(islice(read.items(), existing))
+        return found
+
+    def _unchanged(self, conn: Connection, size: int) -> bool:
+        """Whether no key was deleted between the tree of ``self._size`` leaves and ``size``."""
+        if size == self._size:
+            return True
+        if size < self._size or size - self._size > self.scan:
+            return False
+        postgres = conn.dialect.name == "postgresql"
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(
+                _ERASED_SINCE_ARRAY if postgres else _ERASED_SINCE_JSON,
+                (self._size, size, ERASURE_MARK),
+            )
+            return cursor.fetchone() is None
+        finally:
+            cursor.close()
+
+
+ERASURE_MARK = b'"kind":"erasure"'
+"""Bytes in every erasure leaf (canonical JSON, RFC 8785: no space after the colon). Text in
+another leaf holds them only escaped (with backslashes, so not these bytes); a leaf holding them
+otherwise would only make the kept keys be read again."""
 
 
 MANY = 1_000
@@ -145,24 +266,34 @@ MANY = 1_000
 (:func:`index_many`); rows about fewer go to part 0 with the batch's other rows."""
 
 
-def index_many(conn: Connection, index: int, person_ids: Collection[str]) -> None:
-    """Write the index rows of leaf ``index`` about ``person_ids`` (who all have keys) as a part
-    of the person index of its own, numbered ``index + 1`` (part 0 is the shared one), listed
-    in ``ledger_index_parts``.
+def index_many(
+    conn: Connection, index: int, person_ids: Collection[str], keys: Sequence[PersonKey]
+) -> None:
+    """Write the index rows of leaf ``index`` about ``person_ids``, whose keys are ``keys`` (one
+    each, in any order), as a part of the person index of its own, numbered ``index + 1`` (part 0
+    is the shared one), listed in ``ledger_index_parts``.
 
     The part's rows sort after every earlier row, so they are appended, page after page, rather
-    than inserted all over an index of millions. They are one statement: the database pairs each
-    id with its lookup pseudonym, so neither the pseudonyms nor the rows pass through Python, and
-    the driver lets go of the interpreter lock while it runs: the ledger runs it beside the
-    Python work of the same append (see :meth:`accord.ledger.log.Ledger._write_locked`).
+    than inserted all over an index of millions. They are one statement, which the driver runs
+    without the interpreter lock: the ledger runs it beside the Python work of the same append
+    (see :meth:`accord.ledger.log.Ledger._write_locked`). On PostgreSQL the database pairs each
+    id with its lookup pseudonym; on SQLite the pseudonyms at hand go as one value, cut and
+    sorted by the database, so no Python work of the append's other thread (sorting the ids,
+    writing them as JSON) waits for the lock, and no id is looked up a second time.
     """
-    # In id order: the key table's pages in order, each read once.
-    postgres, ids = _one_value(conn, sorted(person_ids))
     part = own_part(index)
+    postgres = conn.dialect.name == "postgresql"
     cursor = conn.connection.cursor()
     try:
         cursor.execute(_NEW_PART.format(mark="%s" if postgres else "?"), (part,))
-        cursor.execute(_INDEX_FROM_ARRAY if postgres else _INDEX_FROM_JSON, (part, index, ids))
+        if postgres:
+            # In id order: the key table's pages in order, each read once.
+            cursor.execute(_INDEX_FROM_ARRAY, (part, index, sorted(person_ids)))
+            return
+        lookups = b"".join(map(itemgetter(1), keys))
+        if len(keys) != len(person_ids) or len(lookups) != LOOKUP_SIZE * len(keys):
+            raise LedgerError("the index rows of an entry need one 16-byte pseudonym a person")
+        cursor.execute(_INDEX_FROM_BYTES, (len(lookups), part, lookups, index))
     finally:
         cursor.close()
 
@@ -225,6 +356,13 @@ _NEW_KEYS_OF_ARRAYS = (
     "SELECT person_id, key, lookup, %s FROM unnest(%s::text[], %s::bytea[], %s::bytea[]) "
     "AS new (person_id, key, lookup)"
 )
+_ERASED_SINCE_ARRAY = (
+    "SELECT 1 FROM ledger_leaves WHERE idx >= %s AND idx < %s "
+    "AND position(%s::bytea IN data) > 0 LIMIT 1"
+)
+_ERASED_SINCE_JSON = (
+    "SELECT 1 FROM ledger_leaves WHERE idx >= ? AND idx < ? AND instr(data, ?) > 0 LIMIT 1"
+)
 _KEYS_OF_JSON = (
     "SELECT k.person_id, k.key, k.lookup FROM json_each(?) AS j "
     "JOIN person_keys AS k ON k.person_id = j.value"
@@ -265,8 +403,10 @@ _INDEX_FROM_ARRAY = (
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
     "SELECT %s, lookup, %s FROM person_keys WHERE person_id = ANY(%s::text[]) ORDER BY lookup"
 )
-_INDEX_FROM_JSON = (
+_INDEX_FROM_BYTES = (
+    # The pseudonyms (LOOKUP_SIZE, 16 bytes each) one after the other in one blob: the part's rows
+    # cut from it, in pseudonym order.
+    "WITH RECURSIVE n(at) AS (SELECT 1 UNION ALL SELECT at + 16 FROM n WHERE at + 16 <= ?) "
     "INSERT INTO ledger_person_index (part, pseudonym, leaf_idx) "
-    "SELECT ?, k.lookup, ? FROM json_each(?) AS j JOIN person_keys AS k ON k.person_id = j.value "
-    "ORDER BY k.lookup"
+    "SELECT ?, substr(?, at, 16), ? FROM n ORDER BY 2"
 )

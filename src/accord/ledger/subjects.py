@@ -84,6 +84,14 @@ class SubjectTree:
         return cls.of_sorted(b"".join(sorted(bytes.fromhex(tag) for tag in listed)))
 
     @classmethod
+    def of_digests(cls, tags: list[bytes]) -> SubjectTree:
+        """The tree over raw subject tags (in any order; sorted here, in place)."""
+        if any(map(TAG_SIZE.__ne__, map(len, tags))):
+            raise ValueError(f"a subject tag is {TAG_SIZE} bytes")
+        tags.sort()
+        return cls.of_sorted(b"".join(tags))
+
+    @classmethod
     def of_sorted(cls, joined: bytes) -> SubjectTree:
         """The tree over tags already sorted and concatenated."""
         step = CHUNK * TAG_SIZE

@@ -15,6 +15,7 @@ import json
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -268,6 +269,17 @@ def _pairs_as(
     id_type: TypeEngine[Any], title_type: TypeEngine[Any], verdicts: Iterable[TitleVerdict]
 ) -> Iterator[tuple[Any, Any, bool]]:
     as_id, as_title = _converter(id_type), _converter(title_type)
+    if as_id is str and as_title is str:
+        # Text on both sides (a release of everyone carries tens of thousands): each pair once,
+        # its first verdict kept (later ones written first, then over), without a loop here.
+        backwards = list(verdicts)[::-1]
+        people = map(str, map(itemgetter(0), backwards))
+        titles = map(str, map(itemgetter(1), backwards))
+        first = dict(
+            zip(zip(people, titles, strict=True), map(itemgetter(2), backwards), strict=True)
+        )
+        yield from ((person, title, allowed) for (person, title), allowed in first.items())
+        return
     seen: set[tuple[Any, Any]] = set()
     for person, title, allowed in verdicts:
         try:

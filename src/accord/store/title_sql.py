@@ -158,7 +158,7 @@ def spendable_query(f: PersonFilter, title: str | None) -> Select[Any]:
     ``title`` (the disclosure) and ``consent_id``, unspent, meeting some rule's need (its title
     aside); for one ``title`` only, when given."""
     c = t.consents.alias("sc")
-    covered: list[ColumnElement[bool]] = []
+    needs: list[list[ColumnElement[bool]]] = []
     for need in _needs(f):
         conditions = consent_covers(c, need, f)
         if need.distinct_and_separate:
@@ -166,7 +166,8 @@ def spendable_query(f: PersonFilter, title: str | None) -> Select[Any]:
         oldest = need.given_after(f.at)
         if oldest is not None:
             conditions.append(c.c.given_at > oldest)
-        covered.append(and_(*conditions))
+        needs.append(conditions)
+    covered = [and_(*conditions) for conditions in _absorbed(needs)]
     query = select(c.c.person, c.c.disclosure.label("title"), c.c.id.label("consent_id")).where(
         one_disclosure_for(c, c.c.disclosure if title is None else title),
         or_(false(), *covered),
@@ -174,6 +175,26 @@ def spendable_query(f: PersonFilter, title: str | None) -> Select[Any]:
     if f.subjects is not None:
         query = query.where(c.c.person.in_(sorted(f.subjects)))
     return query
+
+
+def _absorbed(needs: list[list[ColumnElement[bool]]]) -> list[list[ColumnElement[bool]]]:
+    """The needs (each a list of conditions, all of which a consent must meet) less those that
+    ask all another one asks and more: ``A OR (A AND B)`` is ``A``. Each need left is a scan of
+    the consents for one disclosure (SQLite's plan for an ``OR`` of them), and the rules of a
+    filter often ask the same of a consent but for being distinct and separate, or recent."""
+
+    def includes(more: list[ColumnElement[bool]], less: list[ColumnElement[bool]]) -> bool:
+        return all(any(have.compare(asked) for have in more) for asked in less)
+
+    return [
+        conditions
+        for n, conditions in enumerate(needs)
+        if not any(
+            includes(conditions, other) and (m < n or not includes(other, conditions))
+            for m, other in enumerate(needs)
+            if m != n
+        )
+    ]
 
 
 def spendable(store: Store, f: PersonFilter, title: str | None) -> dict[Pair, frozenset[str]]:
