@@ -19,6 +19,17 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
+from faults.helpers import LINK, link_read
+
+__all__ = [
+    "LINK",
+    "Served",
+    "accord_serve",
+    "check_each_acknowledged_once",
+    "free_port",
+    "link_read",
+]
+
 
 @dataclass
 class Served:
@@ -97,20 +108,6 @@ def accord_serve(
         process.wait(timeout=60)
         reader.join()
         process.stdout.close()
-
-
-LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
-"""A partner's read of one member's linked account, the load these servers are put under."""
-
-
-def link_read(member: str) -> dict[str, Any]:
-    """The body of a read of ``member``'s linked account."""
-    return {
-        "collection": "linked_accounts",
-        "purpose": "essential.service.authentication",
-        "categories": ["user.account.linked"],
-        "subjects": {"kind": "people", "people": [member]},
-    }
 
 
 def check_each_acknowledged_once(engine: Engine, acknowledged: list[dict[str, Any]]) -> None:
