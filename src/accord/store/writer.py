@@ -8,12 +8,12 @@ as for its own; each group's writer also shares its interpreter with that proces
 threads, so it holds the database's lock several times longer than its own work takes. A server
 of several worker processes (``accord serve --workers N`` with ``ACCORD_SHARED_WRITER=1``) runs
 one :class:`SharedWriter` instead, in its supervising process: the workers hand it their writes
-(:class:`WriterClient`),
-and it commits them in groups as a single process does (one transaction, one fsync or PostgreSQL
-commit, for every write of a kind that arrived meanwhile, whichever worker sent it), on a thread
-that no request competes with. It is not the default: on two cores with a local disk its
-messages cost more CPU than the commits it saves (docs/performance.md, "One writer for the
-workers"); it pays where commits are slow beside the CPU.
+(:class:`WriterClient`), and it commits them in groups as a single process does (one
+transaction, one fsync or PostgreSQL commit, for every write of a kind that arrived meanwhile,
+whichever worker sent it), on a thread that no request competes with. It is not the default:
+on two cores with a local disk its messages cost more CPU than the commits it saves
+(docs/performance.md, "One writer for the workers"); it pays where commits are slow beside the
+CPU.
 
 What the writer does with each kind of write is a *job* it is given: a function of every payload
 of that kind waiting (in the order they arrived) returning each one's result, or an error for
