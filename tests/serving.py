@@ -19,17 +19,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
-from faults.helpers import LINK, link_read
-
-__all__ = [
-    "LINK",
-    "Served",
-    "accord_serve",
-    "check_each_acknowledged_once",
-    "free_port",
-    "link_read",
-]
-
 
 @dataclass
 class Served:

@@ -19,8 +19,7 @@ from accord.ads import tables as ads_t
 from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
 from accord.ads.store import AdsStore
 from accord.scenario.population import CHIRP, REELIX
-from accord.store import tables as t
-from api.world import World, app_token, bearer
+from api.world import World, app_token, bearer, chirp_people
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +32,7 @@ DAILY = 9_000_000  # 9.00 a day: room for four clicks at most
 @pytest.fixture(scope="module")
 def people(world: World) -> list[str]:
     """Chirp's people with an ad profile; Reelix runs a CPC campaign and a cheaper CPM one."""
-    with world.accord.session() as s:
-        found = list(
-            s.execute(
-                select(t.people.c.person_id)
-                .where(t.people.c.party == CHIRP)
-                .order_by(t.people.c.person_id)
-            ).scalars()
-        )[:300]
+    found = chirp_people(world.accord, 300)
     store = AdsStore(world.accord.engine, CHIRP)
     store.set_profiles((p, "25-34", frozenset({"film"})) for p in found)
     store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))

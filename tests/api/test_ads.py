@@ -21,8 +21,7 @@ from accord.ads.model import (
 )
 from accord.ads.store import AdsStore
 from accord.scenario.population import CHIRP, REELIX
-from accord.store import tables as t
-from api.world import World, app_token, bearer
+from api.world import World, app_token, bearer, chirp_people
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +32,7 @@ FANS = "reelix-viewers"
 @pytest.fixture(scope="module")
 def people(world: World) -> list[str]:
     """Chirp's people with an ad profile; Reelix runs two campaigns, one with partner data."""
-    with world.accord.session() as s:
-        found = list(
-            s.execute(
-                select(t.people.c.person_id)
-                .where(t.people.c.party == CHIRP)
-                .order_by(t.people.c.person_id)
-            ).scalars()
-        )[:50]
+    found = chirp_people(world.accord, 50)
     store = AdsStore(world.accord.engine, CHIRP)
     store.set_profiles((p, "25-34", frozenset({"music"})) for p in found)
     store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))

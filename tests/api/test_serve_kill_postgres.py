@@ -20,7 +20,8 @@ from sqlalchemy import Engine, text
 
 from api.world import app_token, bearer, build_world
 from databases import fresh_postgres_database
-from serving import LINK, accord_serve, check_each_acknowledged_once, link_read
+from faults.helpers import LINK, link_read
+from serving import accord_serve, check_each_acknowledged_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 

@@ -28,10 +28,10 @@ from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, S
 from accord.ads.store import AdsStore
 from accord.scenario.population import CHIRP, REELIX
 from accord.service import Accord
-from accord.store import tables as t
-from api.world import World, app_token, bearer, build_world
+from api.world import World, app_token, bearer, build_world, chirp_people
 from databases import fresh_postgres_database
-from serving import LINK, accord_serve, check_each_acknowledged_once, link_read
+from faults.helpers import LINK, link_read
+from serving import accord_serve, check_each_acknowledged_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -116,14 +116,7 @@ def _two_workers_append_through_one_writer(tmp_path: Path, world: World, url: st
 
 def _ad_platform(accord: Accord) -> list[str]:
     """Chirp's first 50 people with an ad profile, and one Reelix campaign for everyone."""
-    with accord.session() as s:
-        found = list(
-            s.execute(
-                select(t.people.c.person_id)
-                .where(t.people.c.party == CHIRP)
-                .order_by(t.people.c.person_id)
-            ).scalars()
-        )[:50]
+    found = chirp_people(accord, 50)
     store = AdsStore(accord.engine, CHIRP)
     store.set_profiles((p, "25-34", frozenset({"music"})) for p in found)
     store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))

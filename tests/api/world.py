@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from accord import agreements as ag
 from accord.api import ApiSettings, PartnerApps, create_app
@@ -34,6 +35,7 @@ from accord.scenario.generate import write_databases
 from accord.scenario.population import CHIRP, REELIX, generate
 from accord.service import Accord
 from accord.sources import Source, load
+from accord.store import tables as store_tables
 from accord.store.engine import make_engine
 
 PEOPLE, SEED = 400, 11
@@ -136,6 +138,20 @@ def build_world(
     finally:
         for engine in engines.values():
             engine.dispose()
+
+
+def chirp_people(accord: Accord, count: int) -> list[str]:
+    """Chirp's first ``count`` people, by id (those the ads tests give an ad profile)."""
+    people = store_tables.people.c
+    with accord.session() as s:
+        return list(
+            s.execute(
+                select(people.person_id)
+                .where(people.party == CHIRP)
+                .order_by(people.person_id)
+                .limit(count)
+            ).scalars()
+        )
 
 
 def pkce() -> tuple[str, str]:
