@@ -182,16 +182,24 @@ def record_many(engine: Engine) -> Callable[[list[Any]], list[Any]]:
             impressions += record[0]
             spend += record[1]
             out.append((len(record[0]), len(record[1])))
-        with (
-            translate(StoreError, "recording impressions and charges"),
-            write_turn(engine),
-            engine.begin() as c,
-        ):
-            insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
-            insert_rows(c, t.spend, SPEND_COLUMNS, spend)
+        _insert_records(engine, impressions, spend)
         return out
 
     return job
+
+
+def _insert_records(
+    engine: Engine, impressions: Sequence[Sequence[object]], spend: Sequence[Sequence[object]]
+) -> tuple[int, int]:
+    """Impression and spend rows written in one transaction, in the store's write turn."""
+    with (
+        translate(StoreError, "recording impressions and charges"),
+        write_turn(engine),
+        engine.begin() as c,
+    ):
+        shown = insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
+        charged = insert_rows(c, t.spend, SPEND_COLUMNS, spend)
+    return shown, charged
 
 
 def _record_pair(record: object) -> bool:
@@ -568,20 +576,14 @@ class AdsStore:
     ) -> tuple[int, int]:
         """Append impression rows (:data:`IMPRESSION_COLUMNS`) and charges, in one transaction
         (the shared writer's, if there is one); returns how many of each were written."""
+        spend = charge_rows(charges)
         if self.writer is not None:
             rows = [tuple(row) for row in impressions]
-            sent, counts = self.writer.call(RECORD_JOB, (rows, charge_rows(charges)))
+            sent, counts = self.writer.call(RECORD_JOB, (rows, spend))
             if sent:
                 shown, charged = counts
                 return int(shown), int(charged)
-        with (
-            translate(StoreError, "recording impressions and charges"),
-            write_turn(self.engine),
-            self.engine.begin() as c,
-        ):
-            shown = insert_rows(c, t.impressions, IMPRESSION_COLUMNS, impressions)
-            charged = insert_rows(c, t.spend, SPEND_COLUMNS, charge_rows(charges))
-        return shown, charged
+        return _insert_records(self.engine, impressions, spend)
 
     def click(
         self,
