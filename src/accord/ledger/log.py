@@ -209,7 +209,7 @@ class Ledger:
         that writer, in its round with every other process's groups; when it cannot be reached,
         here.
         """
-        return self.append_prepared(prepare(entries))
+        return self._append_prepared(prepare(entries))
 
     def send_appends_to(self, writer: WriterClient | None) -> None:
         """Hand appends to ``writer``, a shared writer whose :data:`APPEND_JOB` is this store's
@@ -229,7 +229,7 @@ class Ledger:
 
         def commit() -> None:
             try:
-                receipts = self.append_prepared(Leaves.joined(appends[n] for n in group))
+                receipts = self._append_prepared(Leaves.joined(appends[n] for n in group))
             except AccordError as exc:
                 for n in group:
                     out[n] = exc
@@ -251,7 +251,7 @@ class Ledger:
             commit()
         return out
 
-    def append_prepared(self, leaves: Leaves) -> list[Receipt]:
+    def _append_prepared(self, leaves: Leaves) -> list[Receipt]:
         """Append the leaves :func:`prepare` made of some entries, committed by this process (in a
         group with its other callers' appends); returns their receipts once they are durable."""
         if not leaves:
