@@ -92,10 +92,13 @@ def parse_document(
         raise error([f"{source}: not valid YAML: {visible(exc)}"]) from exc
     except RecursionError:
         raise error([f"{source}: nested too deeply (at most {MAX_DEPTH} levels)"]) from None
-    except (ValueError, OverflowError) as exc:
+    except (ValueError, OverflowError, IndexError) as exc:
         # A plain scalar YAML's resolver takes for a number that is none (``._`` reads as a
-        # float, its underscores dropped, and ``float('.')`` fails).
-        problem = f"a value read as a number is not one ({visible(str(exc))})"
+        # float, its underscores dropped, and ``float('.')`` fails; ``-_`` reads as an integer,
+        # and ruamel looks at the first of its digits, of which there are none).
+        problem = "a value read as a number is not one"
+        if not isinstance(exc, IndexError):  # ruamel's own slip says nothing of the value
+            problem += f" ({visible(str(exc))})"
         raise error([f"{source}: not valid YAML: {problem}"]) from None
     if not isinstance(data, Mapping):
         raise error([f"{source}:1: {what} is a mapping of keys to values"])

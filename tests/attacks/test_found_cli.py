@@ -32,6 +32,8 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "not UTF-8": (b"id: caf\xe9\n", "not UTF-8 text"),
     # found by atheris: YAML's resolver reads `._` as a float (underscores dropped), float fails
     "a number that is none": (b"id: ._\n", "a value read as a number is not one"),
+    # found by atheris: `-_` reads as an integer, and ruamel looks past its empty digits
+    "a sign that is no number": (b"id: -_\n", "a value read as a number is not one"),
 }
 
 
