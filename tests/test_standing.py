@@ -17,8 +17,8 @@ from accord.standing import State, standing
 
 pytestmark = pytest.mark.unit
 
-GIVEN = datetime(2024, 2, 29, 9, 0, tzinfo=UTC)  # a leap day: two years on is 28 February
-TWO_YEARS = datetime(2026, 2, 28, 9, 0, tzinfo=UTC)
+GIVEN = datetime(2024, 2, 29, 9, 0, tzinfo=UTC)  # a leap day: two years on is 28 February,
+TWO_YEARS = datetime(2026, 3, 1, tzinfo=UTC) - timedelta(microseconds=1)  # to its last instant
 DAY = timedelta(days=1)
 MEDIA = "user.behavior.media_consumption"
 

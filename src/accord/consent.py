@@ -12,9 +12,10 @@ Everything here is pure: validity at an instant is a function of the record and 
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from accord import taxonomy
@@ -55,11 +56,40 @@ def utc(moment: datetime) -> datetime:
 
 
 def add_years(moment: datetime, years: int) -> datetime:
-    """The same calendar instant ``years`` later (negative: earlier); 29 February becomes 28."""
+    """The same calendar instant ``years`` later (negative: earlier).
+
+    A 29 February that lands in a year without one becomes the last instant of 28 February, the
+    day that year has in its place: never past that day, and never before a moment of the 28th,
+    so that a later moment never comes out earlier than an earlier one. A consent given on a
+    leap day with a two-year cap runs to the end of 28 February two years on.
+    """
     try:
         return moment.replace(year=moment.year + years)
     except ValueError:  # 29 February in a year without one
-        return moment.replace(year=moment.year + years, day=28)
+        return datetime.combine(date(moment.year + years, 2, 28), _LAST_INSTANT, moment.tzinfo)
+
+
+def years_before(at: datetime, years: int) -> datetime:
+    """The last moment that is ``years`` (by :func:`add_years`) old at ``at``.
+
+    A moment ``m`` is ``years`` old at ``at`` exactly when ``m <= years_before(at, years)``, that
+    is when ``add_years(m, years) <= at``: a cap of ``years`` judged either way lets the same
+    consents through. Shifting ``at`` back by ``years`` is that moment, but for one instant:
+    every moment of a 29 February comes out at the last instant of the 28th, so that instant is
+    when all of them have become ``years`` old.
+    """
+    earlier = add_years(at, -years)
+    if (
+        (at.month, at.day) == (2, 28)
+        and at.time() == _LAST_INSTANT
+        and calendar.isleap(earlier.year)
+        and not calendar.isleap(at.year)
+    ):
+        return earlier + timedelta(days=1)
+    return earlier
+
+
+_LAST_INSTANT = time(23, 59, 59, 999_999)
 
 
 @dataclass(frozen=True, slots=True)

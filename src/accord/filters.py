@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from accord.consent import Consent, Operation, OptOut, OptOutKind, PersonFacts, add_years
+from accord.consent import Consent, Operation, OptOut, OptOutKind, PersonFacts, years_before
 from accord.jurisdictions import EVERYWHERE, Jurisdictions
 
 
@@ -57,7 +57,7 @@ class ConsentNeed:
 
     def given_after(self, at: datetime) -> datetime | None:
         """Consents given at or before this instant are too old (the ``max_years`` cap)."""
-        return None if self.max_years is None else add_years(at, -self.max_years)
+        return None if self.max_years is None else years_before(at, self.max_years)
 
     def met_by(self, consent: Consent, at: datetime) -> bool:
         """Whether ``consent`` meets this need at ``at``."""

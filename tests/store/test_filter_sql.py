@@ -42,6 +42,7 @@ from accord.consent import (
     Scope,
     SignalSource,
     add_years,
+    years_before,
 )
 from accord.filters import (
     REGION_RULE,
@@ -294,6 +295,34 @@ def test_decision_rows(
         check(session, world, f)
 
 
+# (given at, judged at, let through?): a two-year cap read as the statute puts it (18 U.S.C.
+# 2710(b)(2)(B)(ii)): the period ends two years after the consent was given, and one given on a
+# leap day runs to the end of 28 February two years on (see accord.consent.add_years).
+LEAP_DAYS = [
+    (datetime(2024, 2, 29, 9), datetime(2026, 2, 28, 9), True),
+    (datetime(2024, 2, 29, 9), datetime(2026, 3, 1) - MICRO, False),
+    (datetime(2024, 2, 29, 23), datetime(2026, 3, 1) - 2 * MICRO, True),
+    (datetime(2022, 2, 28, 13), datetime(2024, 2, 29, 12), False),
+    (datetime(2022, 2, 28, 13), datetime(2024, 2, 28, 12, 59), True),
+    (datetime(2022, 3, 1), datetime(2024, 2, 29, 23), True),
+    (datetime(2022, 3, 1), datetime(2024, 3, 1), False),
+]
+
+
+@pytest.mark.parametrize(("given_at", "at", "admitted"), LEAP_DAYS)
+def test_a_two_year_cap_around_leap_days(
+    store: tuple[Engine, sessionmaker[Any]], given_at: datetime, at: datetime, admitted: bool
+) -> None:
+    _, sessions = store
+    given_at, at = given_at.replace(tzinfo=UTC), at.replace(tzinfo=UTC)
+    need = ConsentNeed(recipient="reelix", purpose=US, category=WATCHED, max_years=2)
+    f = PersonFilter(at, "chirp", rules=(Rule("vppa", "no VPPA consent", need),))
+    world = World((person("p1"),), (consent(given_at=given_at),), ())
+    assert f.admits(world.facts()["p1"]) is admitted
+    with loaded(sessions, world) as session:
+        assert allowed_people(session, f) == ({"p1"} if admitted else set())
+
+
 def test_opt_outs_regions_and_subjects(store: tuple[Engine, sessionmaker[Any]]) -> None:
     _, sessions = store
     world = World(
@@ -515,13 +544,19 @@ PURPOSES = [
 ]
 CATEGORIES = ["user", "user.behavior", WATCHED, "user.content", "user.content.private"]
 TITLES = ["t1", "t2", "t3"]
-INSTANTS = [AT, datetime(2025, 3, 1, tzinfo=UTC)]
+# The last: every consent given on the leap day two years before becomes two years old at once.
+INSTANTS = [AT, datetime(2025, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC) - MICRO]
 
 
 def moments(at: datetime) -> list[datetime]:
     """Instants around ``at`` and around the max_years boundaries, to the microsecond."""
     near = [at + d for d in (-timedelta(days=1), -MICRO, timedelta(0), MICRO, timedelta(days=1))]
-    years = [add_years(at, -n) + d for n in (1, 2) for d in (-MICRO, timedelta(0), MICRO)]
+    years = [
+        edge + d
+        for n in (1, 2)
+        for edge in (add_years(at, -n), years_before(at, n))
+        for d in (-MICRO, timedelta(0), MICRO)
+    ]
     return sorted({*near, *years, add_years(at, -3), at + timedelta(days=400)})
 
 

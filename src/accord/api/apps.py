@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from accord.api import request_time
 from accord.api import tables as t
 from accord.api.scopes import Scope, offered, parse_all, render
-from accord.consent import Consent, Method, add_years
+from accord.consent import Consent, Method
 from accord.consent import Scope as ConsentScope
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.gateway.keyring import hash_token
@@ -998,5 +998,4 @@ def _instant(value: Any, dialect: Dialect) -> Any:
 def months_later(moment: datetime, months: int) -> datetime:
     """``months`` calendar months after ``moment`` (the day clamped to 28 where needed)."""
     years, month0 = divmod(moment.month - 1 + months, 12)
-    shifted = add_years(moment, years)
-    return shifted.replace(month=month0 + 1, day=min(moment.day, 28))
+    return moment.replace(year=moment.year + years, month=month0 + 1, day=min(moment.day, 28))

@@ -273,7 +273,8 @@ def _meets(
         return False
     if need.distinct and not c.distinct_and_separate:
         return False
-    if need.max_years is not None and c.given_at <= add_years(at, -need.max_years):
+    # Read as the statute puts it: the consent's set period ends max_years after it was given.
+    if need.max_years is not None and add_years(c.given_at, need.max_years) <= at:
         return False
     if title is not None and title in c.excluded_titles:
         return False
@@ -305,7 +306,7 @@ def _why_not(need: Need, d: Disclosure, person: Person, title: str | None) -> st
             notes.append(f"consent {c.id} had expired")
         elif need.distinct and not c.distinct_and_separate:
             notes.append(f"consent {c.id} was bundled, not distinct and separate")
-        elif need.max_years is not None and c.given_at <= add_years(at, -need.max_years):
+        elif need.max_years is not None and add_years(c.given_at, need.max_years) <= at:
             notes.append(f"consent {c.id} was given more than {need.max_years} years before")
         elif title is not None and title in c.excluded_titles:
             notes.append(f"consent {c.id} excludes title {title}")

@@ -57,7 +57,7 @@ from accord.audit import AuditReport
 from accord.audit import audit as replay_releases
 from accord.audit.cli import show as show_audit
 from accord.audit.records import PartyDatabase
-from accord.consent import Operation, Scope, add_years
+from accord.consent import Operation, Scope, years_before
 from accord.datafolder import DataFolder
 from accord.erasure import Erasure, erase
 from accord.errors import AccordError, InvalidInput, LedgerIntegrityError
@@ -623,7 +623,7 @@ def _erasure(w: _World, run: _Runner) -> tuple[FlowResult, ErasureShown | None]:
         "functional.service",
     )
     viewers = {member for (member,) in w.own(REELIX, "SELECT DISTINCT member_id FROM watch_events")}
-    oldest = add_years(DEMO_AT, -2)
+    oldest = years_before(DEMO_AT, 2)
     chosen = next(
         (
             c.person

@@ -388,15 +388,13 @@ def _next_instant(
 
 def _cap_passes(given: datetime, years: int, at: datetime) -> datetime:
     """When a cap of ``years`` passes a consent ``given`` then and still recent enough at
-    ``at``, or a little before it (never after), and always after ``at``.
+    ``at``: always after ``at``.
 
-    The cap lets a consent through at instant ``t`` while ``given > add_years(t, -years)``.
-    Every instant before ``add_years(given, years)`` maps back to one before ``given``: moving
-    years keeps the calendar's order, a 29 February that becomes the 28th is still before a
-    ``given`` in March, and a ``given`` on 29 February moves to the 28th, a day early. So the
-    cap passes the consent at that instant or later, never earlier. The consent is let through
-    at ``at``, so the cap passes it after ``at``: at the earliest a microsecond later (the
-    clock's resolution).
+    The cap lets a consent through at instant ``t`` while ``given > years_before(t, years)``,
+    that is while ``t < add_years(given, years)`` (:func:`accord.consent.years_before`), so it
+    passes the consent at that instant exactly. The consent is let through at ``at``, so that
+    instant is after ``at``; the microsecond after ``at`` (the clock's resolution) only guards
+    a ``given`` the caller did not check.
     """
     return max(add_years(given, years), at + timedelta(microseconds=1))
 
