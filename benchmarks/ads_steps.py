@@ -116,6 +116,7 @@ async def load(
     path: str,
     bodies: list[bytes],
     headers: list[tuple[bytes, bytes]],
+    *,
     count: int,
     concurrency: int,
     start: int = 0,
@@ -179,9 +180,7 @@ async def measure(
     app = worker_app()
     logging.getLogger("accord.api").setLevel(logging.WARNING)
     people: list[str] = prepared["people"]
-    bodies = [
-        json.dumps({"person": p, "party": "chirp", "slots": 2}).encode() for p in people
-    ]
+    bodies = [json.dumps({"person": p, "party": "chirp", "slots": 2}).encode() for p in people]
     async with app.router.lifespan_context(app):
         token = await token_of(app, prepared)
         headers = [
@@ -197,22 +196,23 @@ async def measure(
         loop = asyncio.get_running_loop()
 
         def direct(n: int) -> float:
-            began = time.process_time()
-            for k in range(n, n + count, concurrency):
-                asks = [(people[j % len(people)], 2, None, False) for j in range(k, k + concurrency)]
-                for found in server.serve_many(asks):
-                    if not isinstance(found, list):
-                        raise RuntimeError(f"the server refused a request: {found}")
+            began, width = time.process_time(), concurrency
+            for k in range(n, n + count, width):
+                asks = [(people[j % len(people)], 2, None, False) for j in range(k, k + width)]
+                refused = [f for f in server.serve_many(asks) if isinstance(f, Exception)]
+                if refused:
+                    raise RuntimeError(f"the server refused a request: {refused[0]}")
             return (time.process_time() - began) / (count // concurrency * concurrency)
 
         # Warm up both sides (the market, the masks of each kind of person, the caches).
-        await load(app, PATH, bodies, headers, count, concurrency)
-        await load(bare, "/bare", bodies, headers, count, concurrency)
+        sizes = {"count": count, "concurrency": concurrency}
+        await load(app, PATH, bodies, headers, **sizes)
+        await load(bare, "/bare", bodies, headers, **sizes)
         endpoint, baseline, served = [], [], []
         offset = count
         for _ in range(rounds):
-            endpoint.append(await load(app, PATH, bodies, headers, count, concurrency, offset))
-            baseline.append(await load(bare, "/bare", bodies, headers, count, concurrency, offset))
+            endpoint.append(await load(app, PATH, bodies, headers, **sizes, start=offset))
+            baseline.append(await load(bare, "/bare", bodies, headers, **sizes, start=offset))
             served.append(await loop.run_in_executor(None, direct, offset))
             offset += count
 
@@ -220,7 +220,7 @@ async def measure(
         loop.set_default_executor(Inline())
         profile = cProfile.Profile(time.process_time)
         profile.enable()
-        await load(app, PATH, bodies, headers, count, concurrency, offset)
+        await load(app, PATH, bodies, headers, **sizes, start=offset)
         profile.disable()
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
