@@ -151,13 +151,16 @@ def _signals_sql(dialect: str, people: int) -> str:
     * ``0``: a person, where they live, their ad profile (age band, interests) if any;
     * ``1``: a person's membership of an audience, the audience's provider and the person's id
       there;
-    * ``2``: a sale/sharing opt-out recorded for one of the people, or for the id an audience's
-      provider knows one of them by (controller, person, since, until), its instants as the
-      store writes them on SQLite (:func:`accord.store.types.to_text`, which sorts as the
-      instants do) on either backend.
+    * ``2``: a sale/sharing opt-out recorded by the platform for one of the people, or by an
+      audience's provider for the id it knows one of them by (controller, person, since,
+      until; found by the opt-outs' index on controller and person), its instants as the store
+      writes them on SQLite (:func:`accord.store.types.to_text`, which sorts as the instants
+      do) on either backend. A provider's opt-out may come once for each of its audiences the
+      person is in.
 
-    Parameters: the platform, the people, the opt-outs' kind, the latest instant asked about (in
-    its stored form), the people twice more."""
+    Parameters: the platform, the people; the people; the platform, the people, the opt-outs'
+    kind and the latest instant asked about (in its stored form); the people, the kind and the
+    instant again."""
     mark = "?" if dialect == "sqlite" else "%s"
     marks = ", ".join([mark] * people)
     if dialect == "postgresql":
@@ -175,12 +178,14 @@ def _signals_sql(dialect: str, people: int) -> str:
         f"FROM {_MEMBERS} AS m JOIN {_AUDIENCES} AS au ON au.id = m.audience_id "
         f"WHERE m.person IN ({marks}) "
         "UNION ALL "
+        f"SELECT 2, o.controller, o.person, {since}, {until} FROM {_OPTOUTS} AS o "
+        f"WHERE o.controller = {mark} AND o.person IN ({marks}) AND o.kind = {mark} "
+        f"AND o.at <= {mark} "
+        "UNION ALL "
         f"SELECT 2, o.controller, o.person, {since}, {until} "
-        f"FROM {_OPTOUTS} AS o WHERE o.kind = {mark} AND o.at <= {mark} "
-        f"AND (o.person IN ({marks}) OR o.person IN ("
-        f"SELECT ms.source_person FROM {_MEMBERS} AS ms "
-        f"JOIN {_AUDIENCES} AS aus ON aus.id = ms.audience_id "
-        f"WHERE ms.person IN ({marks}) AND aus.provider IS NOT NULL))"
+        f"FROM {_MEMBERS} AS ms JOIN {_AUDIENCES} AS aus ON aus.id = ms.audience_id "
+        f"JOIN {_OPTOUTS} AS o ON o.controller = aus.provider AND o.person = ms.source_person "
+        f"WHERE ms.person IN ({marks}) AND o.kind = {mark} AND o.at <= {mark}"
     )
 
 
@@ -613,8 +618,15 @@ class AdsStore:
             since = latest if dialect == "postgresql" else to_text(latest)
             cursor = c.connection.cursor()
             try:
+                platform = self.platform
                 cursor.execute(
-                    sql, (self.platform, *people, *people, _SALE_SHARING, since, *people, *people)
+                    sql,
+                    (
+                        *(platform, *people),
+                        *people,
+                        *(platform, *people, _SALE_SHARING, since),
+                        *(*people, _SALE_SHARING, since),
+                    ),
                 )
                 rows = cursor.fetchall()
             finally:
