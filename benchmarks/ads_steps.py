@@ -172,7 +172,13 @@ async def token_of(app: Asgi, prepared: dict[str, Any]) -> str:
 
 
 async def measure(
-    prepared: dict[str, Any], count: int, concurrency: int, rounds: int, top: int
+    prepared: dict[str, Any],
+    count: int,
+    concurrency: int,
+    rounds: int,
+    top: int,
+    *,
+    loop_only: bool = False,
 ) -> dict[str, Any]:
     from accord.api.ads import AdServers
     from accord.api.cli import worker_app
@@ -216,8 +222,10 @@ async def measure(
             served.append(await loop.run_in_executor(None, direct, offset))
             offset += count
 
-        # The profile: every group served in this thread, so that one profiler sees it all.
-        loop.set_default_executor(Inline())
+        # The profile: every group served in this thread, so that one profiler sees it all
+        # (or, with loop_only, the event loop's part alone, the groups served in their threads).
+        if not loop_only:
+            loop.set_default_executor(Inline())
         profile = cProfile.Profile(time.process_time)
         profile.enable()
         await load(app, PATH, bodies, headers, **sizes, start=offset)
@@ -270,6 +278,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="Runs of each side, in turn.")
     parser.add_argument("--top", type=int, default=30, help="Functions of the profile shown.")
     parser.add_argument("--no-profile", action="store_true", help="Do not print the profile.")
+    parser.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="Profile the event loop's thread alone (the groups served in worker threads).",
+    )
     args = parser.parse_args()
     count = args.requests or (400 if args.quick else 4_000)
     people = args.people or (300 if args.quick else 2_000)
@@ -288,7 +301,9 @@ def main() -> None:
                 "ACCORD_API_RATE_LIMIT": "100000000/minute",
             }
         )
-        figures = asyncio.run(measure(prepared, count, args.concurrency, rounds, args.top))
+        figures = asyncio.run(
+            measure(prepared, count, args.concurrency, rounds, args.top, loop_only=args.loop_only)
+        )
     profile = figures.pop("profile")
     if not args.no_profile:
         print(profile, file=sys.stderr)
