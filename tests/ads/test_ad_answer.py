@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from fastapi.encoders import jsonable_encoder
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord.ads.market import Placement
@@ -32,6 +32,7 @@ def _decimal_cents(micros: int) -> str:
     return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
 
 
+@settings(deadline=None)
 @given(st.integers(0, MAX_MONEY) | st.integers(0, 10**8) | st.sampled_from([5_000, 15_000, 25_000]))
 def test_money_to_the_cent_is_decimals_half_to_even(micros: int) -> None:
     assert show_money(micros) == _decimal_cents(micros)
@@ -55,6 +56,7 @@ def _campaign(cid: int, advertiser: str, cpc: bool, creative: Creative) -> Campa
     )
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(
