@@ -87,9 +87,13 @@ def insert_rows(
             convert = _sqlite_form(rows[0][n])
             if convert is int:
                 continue  # sqlite3 binds a flag as the integer it is (0 or 1)
-            # Each distinct value converted once (a group's rows share their instant and day).
             column = by_column[n]
-            forms = {v: convert(v) for v in set(column) if v is not None}
+            distinct = set(column)
+            if 2 * len(distinct) > len(column):
+                by_column[n] = [None if v is None else convert(v) for v in column]
+                continue
+            # Each distinct value converted once (a group's rows share their instant and day).
+            forms = {v: convert(v) for v in distinct if v is not None}
             by_column[n] = [forms.get(v) for v in column]
         rows = list(zip(*by_column, strict=True))
     cursor = conn.connection.cursor()
