@@ -64,6 +64,16 @@ def test_the_ads_endpoint_benchmark_loads_both_servers_with_wrk_and_reports_its_
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
 
 
+def test_the_ad_steps_benchmark_times_ad_requests_in_process_beside_a_bare_endpoint() -> None:
+    result = quick("ads_steps.py", "--no-profile")
+    assert result["benchmark"] == "ads_steps"
+    assert 0 < result["bare_vs_ads_cpu_ratio"] < 1
+    # The server's own part is part of the endpoint's CPU, and every run was timed.
+    assert 0 < result["serve_many_vs_ads_cpu_ratio"] < 1
+    assert len(result["ads_runs_cpu_ms"]) == len(result["bare_runs_cpu_ms"]) == result["rounds"]
+    assert result["function_calls_per_request"] > 0
+
+
 def test_the_privacy_centre_benchmark_times_the_page_beside_the_bare_lookup() -> None:
     result = quick("privacy_centre.py")
     assert result["benchmark"] == "privacy_centre"

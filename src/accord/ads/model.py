@@ -27,6 +27,8 @@ from accord.jurisdictions import EVERYWHERE, Jurisdictions
 
 MICROS = 1_000_000
 """Micro-units in one unit of currency."""
+_MICROS_PER_CENT = MICROS // 100
+_HALF_CENT = _MICROS_PER_CENT // 2
 PER_MILLE = 1_000
 """Impressions a CPM bid is for."""
 MAX_MONEY = 2**53 - 1
@@ -70,6 +72,12 @@ def _amount(micros: int, where: str, *, minimum: int = 0) -> int:
 def show_money(micros: int, *, exact: bool = False) -> str:
     """Micros as currency units: to the cent (``12504000`` → ``12.50``), or ``exact`` with every
     micro that is not zero (``12.504``)."""
+    if not exact and type(micros) is int and micros >= 0:
+        # To the cent in whole numbers: micros to cents, half to even (as Decimal's quantize).
+        cents, rest = divmod(micros, _MICROS_PER_CENT)
+        if rest > _HALF_CENT or (rest == _HALF_CENT and cents & 1):
+            cents += 1
+        return f"{cents // 100:,}.{cents % 100:02d}"
     amount = Decimal(micros) / MICROS
     if not exact:
         return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"

@@ -8,9 +8,11 @@ written before the answer goes out.
 
 Requests are served in groups (group commit): one group at a time per server, and the requests
 that arrive meanwhile wait and form the next group, in the order they arrived. A group's signals
-are read with one query per table, its auctions run through :meth:`Market.request_many` (each
-gets what serving the requests one by one in that order gives), and its impressions and charges
-are written in one transaction: one durable commit for the group, not one per request.
+are read from the store with one statement (:meth:`AdsStore.signals_many`; read afresh for every
+group, so that an opt-out or a profile written by any process counts at the next request), its
+auctions run through :meth:`Market.request_many` (each gets what serving the requests one by one
+in that order gives), and its impressions and charges are written in one transaction: one
+durable commit for the group, not one per request.
 
 Several processes may serve one store: each re-reads the spend records every
 :data:`SYNC_SECONDS`, so what one process charged counts against the budgets of all within that

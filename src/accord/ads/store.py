@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 
 from accord.ads import tables as t
 from accord.ads.market import Charge
@@ -85,7 +85,16 @@ def insert_rows(
         by_column: list[Sequence[object]] = list(zip(*rows, strict=True))
         for n in converting:
             convert = _sqlite_form(rows[0][n])
-            by_column[n] = [None if v is None else convert(v) for v in by_column[n]]
+            if convert is int:
+                continue  # sqlite3 binds a flag as the integer it is (0 or 1)
+            column = by_column[n]
+            distinct = set(column)
+            if 2 * len(distinct) > len(column):
+                by_column[n] = [None if v is None else convert(v) for v in column]
+                continue
+            # Each distinct value converted once (a group's rows share their instant and day).
+            forms = {v: convert(v) for v in distinct if v is not None}
+            by_column[n] = [forms.get(v) for v in column]
         rows = list(zip(*by_column, strict=True))
     cursor = conn.connection.cursor()
     try:
@@ -124,40 +133,64 @@ def charge_rows(charges: Iterable[Charge]) -> list[tuple[object, ...]]:
     ]
 
 
-def _signal_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """The statements :meth:`AdsStore.signals_many` runs, built once: each person's place and
-    ad profile; their audiences with each audience's provider; sale/sharing opt-outs."""
-    p, pr, m, au, o = (
-        store_tables.people.c,
-        t.profiles.c,
-        t.audience_members.c,
-        t.audiences.c,
-        store_tables.opt_outs.c,
-    )
-    people = (
-        select(p.person_id, p.jurisdiction, pr.age_band, pr.interests)
-        .select_from(
-            store_tables.people.outerjoin(
-                t.profiles, and_(pr.platform == p.party, pr.person == p.person_id)
-            )
-        )
-        .where(p.party == bindparam("platform"), p.person_id.in_(bindparam("people")))
-    )
-    memberships = (
-        select(m.person, m.audience_id, au.provider, m.source_person)
-        .join(t.audiences, au.id == m.audience_id)
-        .where(m.person.in_(bindparam("people")))
-        .order_by(m.person, m.audience_id)
-    )
-    opt_outs = select(o.controller, o.person, o.at, o.revoked_at).where(
-        o.person.in_(bindparam("ids")),
-        o.kind == OptOutKind.SALE_SHARING.value,
-        o.at <= bindparam("latest"),
-    )
-    return people, memberships, opt_outs
+_SIGNALS_CACHE = 65_536
+"""People whose signals, as last read, are kept (with what they were built from): the memory is
+emptied when it holds this many."""
 
 
-_PEOPLE, _MEMBERSHIPS, _OPT_OUTS = _signal_statements()
+_PEOPLE, _PROFILES, _MEMBERS, _AUDIENCES, _OPTOUTS = (
+    store_tables.people.name,
+    t.profiles.name,
+    t.audience_members.name,
+    t.audiences.name,
+    store_tables.opt_outs.name,
+)
+_SALE_SHARING = OptOutKind.SALE_SHARING.value
+
+
+def _signals_sql(dialect: str, people: int) -> str:
+    """The one statement :meth:`AdsStore.signals_many` runs for ``people`` people, in the
+    driver's own terms (its placeholders), rows tagged by what they hold:
+
+    * ``0``: a person, where they live, their ad profile (age band, interests) if any;
+    * ``1``: a person's membership of an audience, the audience's provider and the person's id
+      there;
+    * ``2``: a sale/sharing opt-out recorded by the platform for one of the people, or by an
+      audience's provider for the id it knows one of them by (controller, person, since,
+      until; found by the opt-outs' index on controller and person), its instants as the store
+      writes them on SQLite (:func:`accord.store.types.to_text`, which sorts as the instants
+      do) on either backend. A provider's opt-out may come once for each of its audiences the
+      person is in.
+
+    Parameters: the platform, the people; the people; the platform, the people, the opt-outs'
+    kind and the latest instant asked about (in its stored form); the people, the kind and the
+    instant again."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    marks = ", ".join([mark] * people)
+    if dialect == "postgresql":
+        since = "to_char(o.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        until = since.replace("o.at", "o.revoked_at")
+    else:
+        since, until = "o.at", "o.revoked_at"
+    return (
+        "SELECT 0, p.person_id, p.jurisdiction, pr.age_band, pr.interests "  # noqa: S608 - ours
+        f"FROM {_PEOPLE} AS p LEFT OUTER JOIN {_PROFILES} AS pr "
+        "ON pr.platform = p.party AND pr.person = p.person_id "
+        f"WHERE p.party = {mark} AND p.person_id IN ({marks}) "
+        "UNION ALL "
+        "SELECT 1, m.person, m.audience_id, au.provider, m.source_person "
+        f"FROM {_MEMBERS} AS m JOIN {_AUDIENCES} AS au ON au.id = m.audience_id "
+        f"WHERE m.person IN ({marks}) "
+        "UNION ALL "
+        f"SELECT 2, o.controller, o.person, {since}, {until} FROM {_OPTOUTS} AS o "
+        f"WHERE o.controller = {mark} AND o.person IN ({marks}) AND o.kind = {mark} "
+        f"AND o.at <= {mark} "
+        "UNION ALL "
+        f"SELECT 2, o.controller, o.person, {since}, {until} "
+        f"FROM {_MEMBERS} AS ms JOIN {_AUDIENCES} AS aus ON aus.id = ms.audience_id "
+        f"JOIN {_OPTOUTS} AS o ON o.controller = aus.provider AND o.person = ms.source_person "
+        f"WHERE ms.person IN ({marks}) AND o.kind = {mark} AND o.at <= {mark}"
+    )
 
 
 RECORD_JOB = "ads.record"
@@ -213,6 +246,31 @@ def _record_pair(record: object) -> bool:
     )
 
 
+def _opted_out(
+    platform: str,
+    person: str,
+    at: datetime,
+    member: Sequence[tuple[str, str | None, str | None]],
+    opt_outs: dict[tuple[str, str], list[tuple[str, str | None]]],
+) -> bool:
+    """Whether a sale/sharing opt-out of ``opt_outs`` (by controller and person: since, until,
+    stored text, which sorts as the instants do) is in force at ``at`` for ``person``: recorded
+    by ``platform``, or by the provider of an audience they are in (``member``: audience,
+    provider, their id there) for the id it knows them by."""
+    instant = to_text(at)
+    names = [(platform, person)]
+    names += [
+        (provider, source)
+        for _audience, provider, source in member
+        if provider is not None and source is not None
+    ]
+    return any(
+        since <= instant and (revoked is None or revoked > instant)
+        for name in names
+        for since, revoked in opt_outs.get(name, ())
+    )
+
+
 class AdsStore:
     """The ad platform's accounts, audiences, campaigns and people's signals in one store.
 
@@ -227,6 +285,10 @@ class AdsStore:
         self.engine = engine
         self.platform = platform
         self.writer = writer
+        self._signals_sql: dict[tuple[str, int], str] = {}
+        # Each person's signals as last read, with the values they were built from: built again
+        # only when what the store holds of them differs.
+        self._known: dict[str, tuple[tuple[object, ...], PersonSignals]] = {}
 
     # -- accounts and audiences -------------------------------------------------------------------
 
@@ -513,61 +575,104 @@ class AdsStore:
         self, requests: Sequence[tuple[str, datetime, bool]]
     ) -> list[PersonSignals | NotFound]:
         """:meth:`signals` for each of ``requests`` (person, instant, GPC signal), read with one
-        query per table for all of them; a person the platform does not know, or has no ad
-        profile of, is a :class:`NotFound` in their place."""
-        people = sorted({person for person, _at, _gpc in requests})
-        with translate(StoreError, "reading people's ad signals"), self.engine.connect() as c:
-            homes, profiles = {}, {}
-            for r in c.execute(_PEOPLE, {"platform": self.platform, "people": people}):
-                homes[r.person_id] = r.jurisdiction
-                if r.age_band is not None:
-                    profiles[r.person_id] = (r.age_band, r.interests)
-            memberships: dict[str, list[tuple[str, str | None, str | None]]] = {}
-            for r in c.execute(_MEMBERSHIPS, {"people": people}):
-                memberships.setdefault(r.person, []).append(
-                    (r.audience_id, r.provider, r.source_person)
-                )
-            # Each person as the platform knows them, and as each audience's provider does.
-            known_as = {
-                person: {(self.platform, person)}
-                | {
-                    (provider, source)
-                    for _audience, provider, source in memberships.get(person, [])
-                    if provider is not None and source is not None
-                }
-                for person in people
-            }
-            ids = sorted({who for names in known_as.values() for _controller, who in names})
-            latest = max(at for _person, at, _gpc in requests)
-            opt_outs: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
-            for r in c.execute(_OPT_OUTS, {"ids": ids, "latest": latest}):
-                opt_outs.setdefault((r.controller, r.person), []).append((r.at, r.revoked_at))
+        statement for all of them (:func:`_signals_sql`, on the driver's own cursor); a person
+        the platform does not know, or has no ad profile of, is a :class:`NotFound` in their
+        place.
+
+        Nothing of what the store holds is kept from one call to the next: every call reads it
+        all again, so that a profile, an audience or an opt-out written by any process counts at
+        once. What is kept is what was built from it: a person's :class:`PersonSignals` is the
+        object built last time if what it was built from is the same."""
+        if not requests:
+            return []
+        homes, memberships, opt_outs = self._read_signals(requests)
+        platform = self.platform
         out: list[PersonSignals | NotFound] = []
         for person, at, gpc in requests:
             home = homes.get(person)
             if home is None:
-                out.append(NotFound(f"{self.platform} has no person {person!r}"))
-                continue
-            profile = profiles.get(person)
-            if profile is None:
-                out.append(NotFound(f"{self.platform} has no ad profile of person {person!r}"))
-                continue
-            opted_out = gpc or any(
-                since <= at and (revoked is None or revoked > at)
-                for name in known_as[person]
-                for since, revoked in opt_outs.get(name, ())
-            )
-            out.append(
-                PersonSignals(
-                    person,
-                    home,
-                    profile[0],
-                    frozenset(json.loads(profile[1])),
-                    frozenset(a for a, _provider, _source in memberships.get(person, [])),
-                    opted_out=opted_out,
+                out.append(NotFound(f"{platform} has no person {person!r}"))
+            elif home[1] is None:
+                out.append(NotFound(f"{platform} has no ad profile of person {person!r}"))
+            else:
+                member = memberships.get(person, ())
+                opted_out = gpc or (
+                    bool(opt_outs) and _opted_out(platform, person, at, member, opt_outs)
                 )
-            )
+                out.append(self._signals_of(person, home, member, opted_out))
         return out
+
+    def _read_signals(
+        self, requests: Sequence[tuple[str, datetime, bool]]
+    ) -> tuple[
+        dict[str, tuple[str, str | None, str | None]],
+        dict[str, list[tuple[str, str | None, str | None]]],
+        dict[tuple[str, str], list[tuple[str, str | None]]],
+    ]:
+        """The requests' people's places and profiles (jurisdiction, age band, interests), their
+        memberships (audience, provider, id at the provider), and the sale/sharing opt-outs
+        recorded for them by any controller (since, until: stored text), in one statement."""
+        people = sorted({person for person, _at, _gpc in requests})
+        latest = max(at for _person, at, _gpc in requests)
+        with translate(StoreError, "reading people's ad signals"), self.engine.connect() as c:
+            dialect = c.dialect.name
+            sql = self._signals_sql.get((dialect, len(people)))
+            if sql is None:
+                sql = self._signals_sql[dialect, len(people)] = _signals_sql(dialect, len(people))
+            since = latest if dialect == "postgresql" else to_text(latest)
+            cursor = c.connection.cursor()
+            try:
+                platform = self.platform
+                cursor.execute(
+                    sql,
+                    (
+                        *(platform, *people),
+                        *people,
+                        *(platform, *people, _SALE_SHARING, since),
+                        *(*people, _SALE_SHARING, since),
+                    ),
+                )
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        homes: dict[str, tuple[str, str | None, str | None]] = {}
+        memberships: dict[str, list[tuple[str, str | None, str | None]]] = {}
+        opt_outs: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+        for tag, first, second, third, fourth in rows:
+            if tag == 0:
+                homes[first] = (second, third, fourth)
+            elif tag == 1:
+                memberships.setdefault(first, []).append((second, third, fourth))
+            else:
+                opt_outs.setdefault((first, second), []).append((third, fourth))
+        return homes, memberships, opt_outs
+
+    def _signals_of(
+        self,
+        person: str,
+        home: tuple[str, str | None, str | None],
+        member: Sequence[tuple[str, str | None, str | None]],
+        opted_out: bool,
+    ) -> PersonSignals:
+        """The person's signals from what the store holds of them: the object built last time
+        if that is the same (so that the masks found for it are found again at once)."""
+        jurisdiction, band, interests = home
+        basis = (jurisdiction, band, interests, tuple(sorted(a for a, _p, _s in member)), opted_out)
+        kept = self._known.get(person)
+        if kept is not None and kept[0] == basis:
+            return kept[1]
+        signals = PersonSignals(
+            person,
+            jurisdiction,
+            str(band),
+            frozenset(json.loads(str(interests))),
+            frozenset(basis[3]),
+            opted_out=opted_out,
+        )
+        if len(self._known) >= _SIGNALS_CACHE:
+            self._known.clear()
+        self._known[person] = (basis, signals)
+        return signals
 
     # -- what requests leave ----------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 
 from accord.ads.market import Placement
-from accord.ads.model import show_money
+from accord.ads.model import Campaign, Creative, show_money
 from accord.ads.serving import AdServer
 from accord.ads.store import AdsStore
 from accord.api.access import NO_DELEGATION, Access, Caller, refusal
@@ -274,30 +274,48 @@ def _parsed(body: Any) -> AdRequestIn:
 
 def _answer(placed: list[Placement]) -> bytes:
     """:class:`AdResponseOut` as FastAPI encodes it (compact JSON, UTF-8), from the placements
-    straight (no model built to be validated and dumped)."""
-    content = {
-        "request_id": placed[0].request_id if placed else None,
-        "ads": [
-            {
-                "slot": p.slot,
-                "campaign": p.campaign.id,
-                "advertiser": p.campaign.advertiser,
-                "creative": {
-                    "id": p.creative.id,
-                    "headline": p.creative.headline,
-                    "body": p.creative.body,
-                    "url": p.creative.url,
-                },
-                "billing": p.billing.value,
-                "price_micros": p.price,
-                "price": show_money(p.price),
-            }
+    straight (no model built to be validated and dumped): what each ad's campaign and creative
+    say, the same at every request, encoded once (:func:`_shown`)."""
+    if not placed:
+        return _NO_ADS
+    ads = ",".join(
+        [
+            f'{{"slot":{p.slot},{_shown(p)},"price_micros":{p.price},'
+            f'"price":"{show_money(p.price)}"}}'
             for p in placed
-        ],
-    }
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
+        ]
+    )
+    return f'{{"request_id":{_json(placed[0].request_id)},"ads":[{ads}]}}'.encode()
+
+
+_NO_ADS = b'{"request_id":null,"ads":[]}'
+_SHOWN_LIMIT = 65_536
+_shown_of: dict[int, tuple[Campaign, Creative, str]] = {}
+"""By the creative's ``id()``: the campaign, the creative (kept, so that the id is not another
+object's), and what the answer says of them."""
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _shown(p: Placement) -> str:
+    """The answer's members of an ad that say what it is: its campaign, advertiser, creative
+    and billing (compact JSON, in :class:`AdOut`'s order)."""
+    found = _shown_of.get(id(p.creative))
+    if found is not None and found[0] is p.campaign and found[1] is p.creative:
+        return found[2]
+    c, creative = p.campaign, p.creative
+    text = (
+        f'"campaign":{_json(c.id)},"advertiser":{_json(c.advertiser)},'
+        f'"creative":{{"id":{_json(creative.id)},"headline":{_json(creative.headline)},'
+        f'"body":{_json(creative.body)},"url":{_json(creative.url)}}},'
+        f'"billing":{_json(p.billing.value)}'
+    )
+    if len(_shown_of) >= _SHOWN_LIMIT:
+        _shown_of.clear()
+    _shown_of[id(creative)] = (c, creative, text)
+    return text
 
 
 def _authorization(
