@@ -105,9 +105,15 @@ def hardened(message: Message, request_id: str) -> Message:
     """A response's start ``message`` with the id of its request and the hardening headers
     (the default Content-Security-Policy where the response set none)."""
     headers = list(message.get("headers", []))
+    csp = _DEFAULT_CSP[0]
+    own = False
+    for name, _ in headers:
+        if name.lower() == csp:
+            own = True
+            break
     headers.append((b"x-request-id", request_id.encode()))
     headers.extend(_HARDENING)
-    if not any(name.lower() == _DEFAULT_CSP[0] for name, _ in headers):
+    if not own:
         headers.append(_DEFAULT_CSP)
     return {**message, "headers": headers}
 

@@ -12,8 +12,10 @@ import asyncio
 import contextvars
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -43,6 +45,11 @@ Scalar = str | int | float | bool | None
 Key = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+_EMPTY_DEFAULT: dict[str, Any] = {"default": []}
+"""An empty list's default as the schema shows it: made by a factory, the default is not
+deep-copied at each request (as ``default=[]`` is), and the schema still says it."""
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,7 +60,12 @@ class SubjectsIn(_In):
     kind: Literal["all", "people", "friends_of", "threads_of"] = Field(
         default="all", description="Everyone, named people, or a person's friends or threads."
     )
-    people: list[Key] = Field(default=[], max_length=1000, description="For kind 'people'.")
+    people: list[Key] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="For kind 'people'.",
+        json_schema_extra=_EMPTY_DEFAULT,
+    )
     anchor: Key | None = Field(
         default=None, description="The person whose friends or threads (kinds *_of)."
     )
@@ -68,7 +80,9 @@ class ExchangeIn(_In):
     categories: list[Key] = Field(
         min_length=1, max_length=20, description="Every data category the exchange moves."
     )
-    fields: list[Key] = Field(default=[], max_length=100)
+    fields: list[Key] = Field(
+        default_factory=list, max_length=100, json_schema_extra=_EMPTY_DEFAULT
+    )
     subjects: SubjectsIn = Field(default_factory=SubjectsIn)
     on_behalf_of: Key | None = Field(
         default=None, description="The person acted for (a person's token fills it in)."
@@ -76,7 +90,9 @@ class ExchangeIn(_In):
     title: Key | None = Field(default=None, description="The one title a read is about (VPPA).")
     where: dict[Key, Scalar] | None = Field(default=None, max_length=20)
     rows: list[dict[Key, Scalar]] | None = Field(default=None, max_length=1000)
-    group_by: list[Key] = Field(default=[], max_length=8)
+    group_by: list[Key] = Field(
+        default_factory=list, max_length=8, json_schema_extra=_EMPTY_DEFAULT
+    )
     measures: dict[Key, Key] | None = Field(default=None, max_length=16)
     epsilon: float | None = Field(
         default=None,
@@ -210,6 +226,8 @@ class Services:
         self.access = access
         self.party_tokens = party_tokens
         self.threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="accord-exchange")
+        self.timeouts = _Timeouts()
+        """What answers an exchange 503 at the end of its time."""
         self.erasure_deadline = erasure_deadline
         """How long a recipient has to acknowledge an erasure notice."""
         self.exchange_seconds = exchange_seconds
@@ -289,15 +307,76 @@ async def run_exchange(request: HttpRequest, body: Any) -> Response:
     # Straight to the executor: anyio's hop (FastAPI's) costs about twice the CPU.
     context = contextvars.copy_context()
     context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
-    running = asyncio.get_running_loop().run_in_executor(
-        svc.threads, context.run, _exchange_in_thread, request, body
-    )
+    loop = asyncio.get_running_loop()
+    running = loop.run_in_executor(svc.threads, context.run, _exchange_in_thread, request, body)
+    watched = _Running(loop.time() + seconds, running)
+    svc.timeouts.watch(loop, watched)
     try:
-        return await asyncio.wait_for(running, seconds)
-    except TimeoutError:
+        return await running
+    except asyncio.CancelledError:
+        if not watched.expired:
+            raise
         # A store that stalls holds the thread; the partner is answered, and the door will log
         # the failure instead of the release if the store comes back.
         raise ExchangeTimedOut(seconds) from None
+    finally:
+        svc.timeouts.done(watched)
+
+
+@dataclass(slots=True, eq=False)
+class _Running:
+    """An exchange under way: the loop time it is due by, and its future."""
+
+    due: float
+    future: asyncio.Future[Response]
+    expired: bool = False
+    """Cancelled at its due time (as ``asyncio.wait_for`` would)."""
+    over: bool = False
+    """Answered, or expired: nothing more to watch."""
+
+
+class _Timeouts:
+    """Cancels each exchange still running at its due time, as ``asyncio.wait_for`` would.
+
+    Every exchange has the same time, so they fall due in the order they started: one queue,
+    and one timer for its oldest, watch them all (``wait_for`` arms a timer and a future of its
+    own for each). Used on the event loop's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[_Running] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop, running: _Running) -> None:
+        """Watch ``running`` until :meth:`done`."""
+        if loop is not self._loop:  # served again, by another loop: its timer went with it
+            self._loop, self._queue, self._timer = loop, deque(), None
+        self._queue.append(running)
+        if self._timer is None:
+            self._timer = loop.call_at(running.due, self._due, loop)
+
+    def done(self, running: _Running) -> None:
+        """``running`` ended (answered or not)."""
+        running.over = True
+        queue = self._queue
+        while queue and queue[0].over:
+            queue.popleft()
+
+    def _due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel every exchange past its time, and wait for the next one's."""
+        self._timer = None
+        now = loop.time()
+        queue = self._queue
+        while queue and (queue[0].over or queue[0].due <= now):
+            running = queue.popleft()
+            if not running.over:
+                running.over = True
+                if not running.future.done():
+                    running.expired = True
+                    running.future.cancel()
+        if queue:
+            self._timer = loop.call_at(queue[0].due, self._due, loop)
 
 
 _MISSING = object()
