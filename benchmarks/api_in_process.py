@@ -41,7 +41,6 @@ import tempfile
 import time
 from base64 import b64encode
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +225,7 @@ async def client_token(app: App, prepared: dict[str, Any], state: dict[str, Any]
     return token
 
 
-def profiled(svc: Any, threads: int) -> tuple[list[cProfile.Profile], ThreadPoolExecutor]:
+def profiled(svc: Any, threads: int) -> tuple[list[cProfile.Profile], Any]:
     """Fresh exchange threads for ``svc``, each profiled (cProfile on the thread's own CPU
     clock: the process's would charge a thread waiting for work with the others' CPU)."""
     profiles: list[cProfile.Profile] = []
@@ -236,7 +235,9 @@ def profiled(svc: Any, threads: int) -> tuple[list[cProfile.Profile], ThreadPool
         profiles.append(profile)
         profile.enable()
 
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="accord-exchange", initializer=start)
+    from accord.api.handoff import ExchangeThreads
+
+    pool = ExchangeThreads(threads, "accord-exchange", initializer=start)
     svc.threads = pool
     return profiles, pool
 

@@ -4,7 +4,6 @@ and the exchange's answer is written as its pydantic models write it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Iterator
@@ -22,8 +21,6 @@ from accord.api.front import PartnerAPI
 from accord.api.routes import (
     ExchangeRoute,
     _answer_through_models,
-    _Running,
-    _Timeouts,
     answer_json,
     exchange,
 )
@@ -248,27 +245,3 @@ def test_other_values_in_rows_are_encoded_as_fastapi_encodes_them() -> None:
         [1.1, "x"],
         ["aggregate", {"k": 1}],
     ]
-
-
-def test_an_exchange_still_running_at_its_time_is_cancelled_and_one_answered_is_not() -> None:
-    async def run() -> tuple[_Running, _Running, _Running]:
-        loop = asyncio.get_running_loop()
-        timeouts = _Timeouts()
-        late, answered, later = (
-            _Running(loop.time() + due, loop.create_future()) for due in (0.05, 0.05, 0.3)
-        )
-        for running in (late, answered, later):
-            timeouts.watch(loop, running)
-        answered.future.set_result(None)
-        timeouts.done(answered)
-        await asyncio.sleep(0.15)
-        return late, answered, later
-
-    late, answered, later = asyncio.run(run())
-    assert late.expired
-    assert late.future.cancelled()
-    assert not answered.expired
-    assert not answered.future.cancelled()
-    # Not yet due when the first timer fired: left running.
-    assert not later.expired
-    assert not later.future.done()

@@ -12,10 +12,7 @@ import asyncio
 import contextvars
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -33,6 +30,7 @@ from starlette.responses import Response
 from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.apps import PartnerApps
 from accord.api.errors import ExchangeTimedOut
+from accord.api.handoff import ExchangeThreads, Running, Timeouts
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
@@ -225,8 +223,8 @@ class Services:
         self.apps = apps
         self.access = access
         self.party_tokens = party_tokens
-        self.threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="accord-exchange")
-        self.timeouts = _Timeouts()
+        self.threads = ExchangeThreads(EXCHANGE_THREADS, "accord-exchange")
+        self.timeouts = Timeouts()
         """What answers an exchange 503 at the end of its time."""
         self.erasure_deadline = erasure_deadline
         """How long a recipient has to acknowledge an erasure notice."""
@@ -308,8 +306,10 @@ async def run_exchange(request: HttpRequest, body: Any) -> Response:
     context = contextvars.copy_context()
     context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
     loop = asyncio.get_running_loop()
-    running = loop.run_in_executor(svc.threads, context.run, _exchange_in_thread, request, body)
-    watched = _Running(loop.time() + seconds, running)
+    running: asyncio.Future[Response] = svc.threads.run(
+        loop, context.run, _exchange_in_thread, request, body
+    )
+    watched = Running(loop.time() + seconds, running)
     svc.timeouts.watch(loop, watched)
     try:
         return await running
@@ -321,62 +321,6 @@ async def run_exchange(request: HttpRequest, body: Any) -> Response:
         raise ExchangeTimedOut(seconds) from None
     finally:
         svc.timeouts.done(watched)
-
-
-@dataclass(slots=True, eq=False)
-class _Running:
-    """An exchange under way: the loop time it is due by, and its future."""
-
-    due: float
-    future: asyncio.Future[Response]
-    expired: bool = False
-    """Cancelled at its due time (as ``asyncio.wait_for`` would)."""
-    over: bool = False
-    """Answered, or expired: nothing more to watch."""
-
-
-class _Timeouts:
-    """Cancels each exchange still running at its due time, as ``asyncio.wait_for`` would.
-
-    Every exchange has the same time, so they fall due in the order they started: one queue,
-    and one timer for its oldest, watch them all (``wait_for`` arms a timer and a future of its
-    own for each). Used on the event loop's thread only.
-    """
-
-    def __init__(self) -> None:
-        self._queue: deque[_Running] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def watch(self, loop: asyncio.AbstractEventLoop, running: _Running) -> None:
-        """Watch ``running`` until :meth:`done`."""
-        if loop is not self._loop:  # served again, by another loop: its timer went with it
-            self._loop, self._queue, self._timer = loop, deque(), None
-        self._queue.append(running)
-        if self._timer is None:
-            self._timer = loop.call_at(running.due, self._due, loop)
-
-    def done(self, running: _Running) -> None:
-        """``running`` ended (answered or not)."""
-        running.over = True
-        queue = self._queue
-        while queue and queue[0].over:
-            queue.popleft()
-
-    def _due(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Cancel every exchange past its time, and wait for the next one's."""
-        self._timer = None
-        now = loop.time()
-        queue = self._queue
-        while queue and (queue[0].over or queue[0].due <= now):
-            running = queue.popleft()
-            if not running.over:
-                running.over = True
-                if not running.future.done():
-                    running.expired = True
-                    running.future.cancel()
-        if queue:
-            self._timer = loop.call_at(queue[0].due, self._due, loop)
 
 
 _MISSING = object()
