@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,10 +75,9 @@ class ExchangeThreads:
         with self._lock:
             if self._shut or len(self._threads) >= self._count:
                 return
-            thread = threading.Thread(
-                target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True
-            )
+            thread = threading.Thread(target=self._serve, name=f"{self._name}_{len(self._threads)}")
             self._threads.append(thread)
+            _LIVE.add(self)
         thread.start()
 
     def _serve(self) -> None:
@@ -124,6 +124,19 @@ class ExchangeThreads:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+_LIVE: weakref.WeakSet[ExchangeThreads] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    # As an executor's threads: what was handed over runs, then the threads stop, before the
+    # interpreter waits for them (its threads' exit hooks run before that wait; atexit's after).
+    for threads in list(_LIVE):
+        threads.shutdown(wait=False)
+
+
+getattr(threading, "_register_atexit")(_at_exit)  # noqa: B009 - private, as concurrent.futures
 
 
 @dataclass(slots=True, eq=False)
