@@ -77,6 +77,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/release.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/api_in_process.py
 	$(BIN)/python benchmarks/exchange_steps.py
 	$(BIN)/python benchmarks/psi.py
 	$(BIN)/python benchmarks/cleanroom.py

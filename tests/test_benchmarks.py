@@ -184,6 +184,15 @@ def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio(
     assert result["ledger_entries_per_request"] >= 2
 
 
+def test_the_in_process_api_benchmark_drives_the_whole_app_beside_the_bare_endpoint() -> None:
+    result = quick("api_in_process.py", "--requests", "100", "--profile", "api")
+    assert result["benchmark"] == "api_in_process"
+    assert 0 < result["bare_vs_api_cpu_ratio"] <= result["bare_vs_api_outside_door_cpu_ratio"]
+    # The driver's own cost is below each app's, and the profile saw the requests' calls.
+    assert 0 < result["null_cpu_ms"] < result["bare_cpu_ms"] < result["api_cpu_ms"]
+    assert result["profiled_calls_per_request"] > 0
+
+
 def test_the_exchange_steps_benchmark_profiles_an_exchange_and_reports_its_ratio() -> None:
     result = quick("exchange_steps.py")
     assert result["benchmark"] == "exchange_steps"

@@ -33,6 +33,7 @@ from accord.api.audit_console import console as audit_console
 from accord.api.deadline import Deadline
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
+from accord.api.front import Exchanges, PartnerAPI
 from accord.api.ledger_routes import router as ledger_router
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
@@ -138,7 +139,7 @@ def create_app(
                 services.close()
                 access.close()
 
-    app = FastAPI(
+    app = PartnerAPI(
         title="Accord partner API",
         version="1",
         description=DESCRIPTION,
@@ -222,6 +223,8 @@ def create_app(
     )
     app.add_middleware(LimitBody, limit=config.max_body_bytes)
     app.add_middleware(AccessLog)
+    exchange = next(r for r in router.routes if isinstance(r, ExchangeRoute))
+    app.exchanges = Exchanges(app, exchange, config.max_body_bytes)
     return app
 
 

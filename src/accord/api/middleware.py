@@ -7,6 +7,7 @@ import time
 from json.encoder import encode_basestring_ascii as _quote
 from os import urandom
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accord.api.problems import problem
@@ -48,8 +49,7 @@ class LimitBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared_too_large(scope, self.limit):
             await self._refuse(scope, receive, send)
             return
         seen = 0
@@ -80,15 +80,63 @@ class LimitBody:
         await self.app(scope, counted, tracked)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413,
-            "Body too large",
-            f"the request body is over {self.limit} bytes (or its Content-Length is not a number)",
-            instance=scope.get("path"),
-            slug="too-large",
-            headers={"Connection": "close"},
+        await too_large(self.limit, scope)(scope, receive, send)
+
+
+def too_large(limit: int, scope: Scope) -> Response:
+    """The 413 answer to a request whose body is over ``limit`` bytes."""
+    return problem(
+        413,
+        "Body too large",
+        f"the request body is over {limit} bytes (or its Content-Length is not a number)",
+        instance=scope.get("path"),
+        slug="too-large",
+        headers={"Connection": "close"},
+    )
+
+
+def declared_too_large(scope: Scope, limit: int) -> bool:
+    """Whether the request's Content-Length is over ``limit`` or not a number."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    return declared is not None and (not declared.isdigit() or int(declared) > limit)
+
+
+def hardened(message: Message, request_id: str) -> Message:
+    """A response's start ``message`` with the id of its request and the hardening headers
+    (the default Content-Security-Policy where the response set none)."""
+    headers = list(message.get("headers", []))
+    csp = _DEFAULT_CSP[0]
+    own = False
+    for name, _ in headers:
+        if name.lower() == csp:
+            own = True
+            break
+    headers.append((b"x-request-id", request_id.encode()))
+    headers.extend(_HARDENING)
+    if not own:
+        headers.append(_DEFAULT_CSP)
+    return {**message, "headers": headers}
+
+
+def log_access(
+    request_id: str, scope: Scope, status: int, started: float, client_id: str | None
+) -> None:
+    """The request's access-log line, if the access log is on."""
+    if access_log.isEnabledFor(logging.INFO):
+        line = access_line(
+            request_id,
+            method=scope.get("method"),
+            path=scope.get("path"),
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            client_id=client_id,
+            peer=(scope.get("client") or ("", 0))[0],
         )
-        await response(scope, receive, send)
+        # Handed to the handlers as info() would, without finding the calling source line (a
+        # walk up the stack at every request, for a field no one reads here).
+        access_log.handle(
+            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
+        )
 
 
 class AccessLog:
@@ -115,34 +163,13 @@ class AccessLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(_HARDENING)
-                if not any(name.lower() == _DEFAULT_CSP[0] for name, _ in headers):
-                    headers.append(_DEFAULT_CSP)
-                message = {**message, "headers": headers}
+                message = hardened(message, request_id)
             await send(message)
 
         try:
             await self.app(scope, receive, tracked)
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                line = access_line(
-                    request_id,
-                    method=scope.get("method"),
-                    path=scope.get("path"),
-                    status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
-                    client_id=scope["state"].get("client_id"),
-                    peer=(scope.get("client") or ("", 0))[0],
-                )
-                # Handed to the handlers as info() would, without finding the calling source
-                # line (a walk up the stack at every request, for a field no one reads here).
-                access_log.handle(
-                    access_log.makeRecord(
-                        access_log.name, logging.INFO, __file__, 0, line, (), None
-                    )
-                )
+            log_access(request_id, scope, status, started, scope["state"].get("client_id"))
 
 
 def _text(value: str | None) -> str:

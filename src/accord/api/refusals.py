@@ -29,6 +29,7 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from limits import RateLimitItem
 
@@ -43,6 +44,7 @@ TOO_MANY_REFUSED = "api:too-many-refused"
 log = logging.getLogger("accord.api")
 
 
+@lru_cache(maxsize=4096)
 def address_key(host: str | None) -> str:
     """The key an address is counted under: an IPv4 address itself, an IPv6 address its /64
     (an IPv4-mapped one as IPv4), anything else (a Unix socket, a test client) as it is."""

@@ -13,7 +13,6 @@ import contextvars
 import json
 import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
@@ -30,16 +30,22 @@ from starlette.responses import Response
 from accord.api.access import NO_DELEGATION, Access, Caller, refusal
 from accord.api.apps import PartnerApps
 from accord.api.errors import ExchangeTimedOut
+from accord.api.handoff import ExchangeThreads, Running, Timeouts
 from accord.api.problems import PROBLEM_RESPONSES
 from accord.api.scopes import Scope
 from accord.consent import Operation
 from accord.erasure import DEADLINE as ERASURE_DEADLINE
-from accord.gateway import Exchange, Gateway, Noise
+from accord.gateway import Exchange, Gateway, Noise, Release
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.store.driver import reads_shared
 
 Scalar = str | int | float | bool | None
 Key = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+_EMPTY_DEFAULT: dict[str, Any] = {"default": []}
+"""An empty list's default as the schema shows it: made by a factory, the default is not
+deep-copied at each request (as ``default=[]`` is), and the schema still says it."""
 
 
 class _In(BaseModel):
@@ -52,7 +58,12 @@ class SubjectsIn(_In):
     kind: Literal["all", "people", "friends_of", "threads_of"] = Field(
         default="all", description="Everyone, named people, or a person's friends or threads."
     )
-    people: list[Key] = Field(default=[], max_length=1000, description="For kind 'people'.")
+    people: list[Key] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="For kind 'people'.",
+        json_schema_extra=_EMPTY_DEFAULT,
+    )
     anchor: Key | None = Field(
         default=None, description="The person whose friends or threads (kinds *_of)."
     )
@@ -67,7 +78,9 @@ class ExchangeIn(_In):
     categories: list[Key] = Field(
         min_length=1, max_length=20, description="Every data category the exchange moves."
     )
-    fields: list[Key] = Field(default=[], max_length=100)
+    fields: list[Key] = Field(
+        default_factory=list, max_length=100, json_schema_extra=_EMPTY_DEFAULT
+    )
     subjects: SubjectsIn = Field(default_factory=SubjectsIn)
     on_behalf_of: Key | None = Field(
         default=None, description="The person acted for (a person's token fills it in)."
@@ -75,7 +88,9 @@ class ExchangeIn(_In):
     title: Key | None = Field(default=None, description="The one title a read is about (VPPA).")
     where: dict[Key, Scalar] | None = Field(default=None, max_length=20)
     rows: list[dict[Key, Scalar]] | None = Field(default=None, max_length=1000)
-    group_by: list[Key] = Field(default=[], max_length=8)
+    group_by: list[Key] = Field(
+        default_factory=list, max_length=8, json_schema_extra=_EMPTY_DEFAULT
+    )
     measures: dict[Key, Key] | None = Field(default=None, max_length=16)
     epsilon: float | None = Field(
         default=None,
@@ -208,7 +223,9 @@ class Services:
         self.apps = apps
         self.access = access
         self.party_tokens = party_tokens
-        self.threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="accord-exchange")
+        self.threads = ExchangeThreads(EXCHANGE_THREADS, "accord-exchange")
+        self.timeouts = Timeouts()
+        """What answers an exchange 503 at the end of its time."""
         self.erasure_deadline = erasure_deadline
         """How long a recipient has to acknowledge an erasure notice."""
         self.exchange_seconds = exchange_seconds
@@ -250,8 +267,9 @@ def caller(
 
 CallerDep = Annotated[Caller, Depends(caller)]
 AgreementId = Annotated[str, Path(min_length=1, max_length=200)]
+_PATH_ID_MAX = 200
 _PATH_ID: TypeAdapter[str] = TypeAdapter(
-    Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    Annotated[str, StringConstraints(min_length=1, max_length=_PATH_ID_MAX)]
 )
 """What :data:`AgreementId` checks, for :class:`ExchangeRoute`'s handler."""
 
@@ -274,23 +292,35 @@ class ExchangeRoute(APIRoute):
         """The handler: the body read here, everything else in one worker thread."""
 
         async def handle(request: HttpRequest) -> Response:
-            body = await _json_body(request)
-            svc: Services = request.app.state.services
-            seconds = svc.exchange_seconds
-            # Straight to the executor: anyio's hop (FastAPI's) costs about twice the CPU.
-            context = contextvars.copy_context()
-            context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
-            running = asyncio.get_running_loop().run_in_executor(
-                svc.threads, context.run, _exchange_in_thread, request, body
-            )
-            try:
-                return await asyncio.wait_for(running, seconds)
-            except TimeoutError:
-                # A store that stalls holds the thread; the partner is answered, and the door
-                # will log the failure instead of the release if the store comes back.
-                raise ExchangeTimedOut(seconds) from None
+            return await run_exchange(request, await _json_body(request))
 
         return handle
+
+
+async def run_exchange(request: HttpRequest, body: Any) -> Response:
+    """The exchange asked for by ``request``, its ``body`` read (:func:`parse_body`): the rest
+    in one of the exchange threads, answered 503 past the exchange's time."""
+    svc: Services = request.app.state.services
+    seconds = svc.exchange_seconds
+    # Straight to the executor: anyio's hop (FastAPI's) costs about twice the CPU.
+    context = contextvars.copy_context()
+    context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
+    loop = asyncio.get_running_loop()
+    running: asyncio.Future[Response] = svc.threads.run(
+        loop, context.run, _exchange_in_thread, request, body
+    )
+    watched = Running(loop.time() + seconds, running)
+    svc.timeouts.watch(loop, watched)
+    try:
+        return await running
+    except asyncio.CancelledError:
+        if not watched.expired:
+            raise
+        # A store that stalls holds the thread; the partner is answered, and the door will log
+        # the failure instead of the release if the store comes back.
+        raise ExchangeTimedOut(seconds) from None
+    finally:
+        svc.timeouts.done(watched)
 
 
 _MISSING = object()
@@ -301,9 +331,17 @@ async def _json_body(request: HttpRequest) -> Any:
     (``application/json`` or ``+json``), the raw bytes otherwise, :data:`_MISSING` if empty."""
     try:
         raw = await request.body()
+    except Exception as exc:
+        raise HTTPException(400, "There was an error parsing the body") from exc
+    return parse_body(raw, request.headers.get("content-type", ""))
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """A request's body ``raw`` as :func:`_json_body` reads it, its type ``content_type``."""
+    try:
         if not raw:
             return _MISSING
-        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        media = content_type.partition(";")[0].strip().lower()
         kind, _, subtype = media.partition("/")
         if kind == "application" and (subtype == "json" or subtype.endswith("+json")):
             return json.loads(raw)
@@ -339,8 +377,11 @@ def _checked_exchange(request: HttpRequest, body: Any, svc: Services) -> Respons
     errors: list[Any] = []
     params = request.path_params
     for name in ("agreement", "clause"):
+        value = params.get(name)
+        if type(value) is str and value.isascii() and 0 < len(value) <= _PATH_ID_MAX:
+            continue  # what the validator accepts as it is, known without calling it
         try:
-            _PATH_ID.validate_python(params.get(name))
+            _PATH_ID.validate_python(value)
         except ValidationError as exc:
             errors += [{**e, "loc": ("path", name, *e["loc"])} for e in exc.errors()]
     if body is _MISSING:
@@ -399,6 +440,46 @@ def exchange(
             max_rows=body.max_rows,
         )
     )
+    return Response(answer_json(release), media_type="application/json")
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Values ``jsonable_encoder`` returns as they are, and pydantic writes as ``to_json`` does."""
+
+
+def answer_json(release: Release) -> bytes:
+    """The answer's JSON: the bytes of :class:`ExchangeOut`'s ``model_dump_json`` (serialised
+    here, in the worker thread: returned as a response, it skips FastAPI's second validation
+    and the thread hop that would take).
+
+    Written by pydantic's own encoder from plain values, without building the models, where the
+    rows hold only plain values (as a read's do) and there is no noise; else through the models.
+    """
+    if release.noise is not None or any(
+        type(value) not in _PLAIN for row in release.rows for value in row
+    ):
+        return _answer_through_models(release)
+    d = release.decision
+    document = {
+        "decision": {"allowed": d.allowed, "reason": d.reason, "rules": list(d.rules)},
+        "granularity": release.granularity.value,
+        "columns": list(release.columns),
+        "rows": [list(r) for r in release.rows],
+        "people": release.people,
+        "written": release.written,
+        "withheld": dict(release.withheld),
+        "receipts": [
+            {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "tree_size": r.tree_size}
+            for r in release.receipts
+        ],
+        "noise": None,
+    }
+    # The models' own setting for infinities and NaN (pydantic's default: null).
+    return to_json(document, inf_nan_mode="null")
+
+
+def _answer_through_models(release: Release) -> bytes:
+    """The answer's JSON through :class:`ExchangeOut`, its rows through ``jsonable_encoder``."""
     d = release.decision
     out = ExchangeOut(
         decision=DecisionOut(allowed=d.allowed, reason=d.reason, rules=list(d.rules)),
@@ -414,9 +495,7 @@ def exchange(
         ],
         noise=_noise_out(release.noise),
     )
-    # Serialised here, in the worker thread, by pydantic's own encoder: returned as a response,
-    # it skips FastAPI's second validation and the thread hop that would take.
-    return Response(out.model_dump_json(), media_type="application/json")
+    return out.model_dump_json().encode()
 
 
 def _noise_out(noise: Noise | None) -> NoiseOut | None:

@@ -117,6 +117,8 @@ def needed(categories: Iterable[str], purpose: str, operation: Operation) -> fro
 
 def covered(need: Scope, held: Iterable[Scope]) -> bool:
     """Whether a held scope covers ``need`` (same operation; a broader category or purpose)."""
+    if need in held:  # held as it is: it covers itself
+        return True
     return any(
         h.operation is need.operation
         and taxonomy.covers(h.category, need.category)
