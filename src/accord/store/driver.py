@@ -58,13 +58,20 @@ def pooled_one(engine: Engine, sql: str) -> tuple[Any, ...] | None:
     """:func:`fetch_one` on a driver connection of ``engine`` (:func:`pooled`), without a
     SQLAlchemy :class:`~sqlalchemy.Connection` around it (building one costs more than the
     read)."""
-    with pooled(engine) as connection:
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+    shared = _SHARED.get()
+    if shared is None or shared[0] is not engine:
+        with pooled(engine) as connection:
+            return _one(connection, sql)
+    return _one(shared[1], sql)
+
+
+def _one(connection: Any, sql: str) -> tuple[Any, ...] | None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
     return None if row is None else tuple(row)
 
 
@@ -182,20 +189,21 @@ def reads_shared(engine: Engine) -> Iterator[None]:
         yield
         return
     with translate(StoreError, "connecting to the store"):
-        if held(engine) is not None:
-            own = True
-        else:
-            own = False
-            connection = engine.raw_connection()
-    if own:
-        yield  # each read takes the thread's own connection (pooled)
-        return
+        own = held(engine)
+        connection = own if own is not None else engine.raw_connection()
     token = _SHARED.set((engine, connection))
     try:
         yield
+    except BaseException:
+        if own is not None:
+            _release_held(engine, own)
+        raise
     finally:
         _SHARED.reset(token)
-        connection.close()
+        if own is None:
+            connection.close()
+        elif own.in_transaction:
+            own.rollback()  # reads only: nothing a step began outlives the block
 
 
 @contextmanager
