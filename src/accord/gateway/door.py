@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
 
@@ -472,9 +473,7 @@ class Gateway:
         (:meth:`_check_relations`).
         """
         c = plan.collection
-        subject = plan.subject
-        extra = () if subject in plan.fields else (subject,)
-        at = len(plan.fields) if extra else plan.fields.index(subject)
+        extra, at, released, whose = _reading(plan.fields, plan.subject)
         request = plan.decision.request
         within: set[Any] | None = None
         if c.group is not None:
@@ -503,8 +502,6 @@ class Gateway:
             return self._outcome(plan, rows, subjects, granted)
         # Each row as a tuple of the released fields only, and whom it is about: a batch at a
         # time, by C-level getters rather than Python loops.
-        released = _getter(range(len(plan.fields)))
-        whose = itemgetter(at)
         with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
             for batch in read.batches():
                 kept = batch if within is None else [r for r in batch if r[at] in within]
@@ -860,7 +857,7 @@ class Gateway:
             )
         request = plan.decision.request
         controller = plan.filter.controller
-        fields = tuple(sorted(f"{plan.collection.name}.{name}" for name in outcome.fields))
+        fields = _qualified(plan.collection.name, outcome.fields)
         release = ReleaseEntry(
             agreement=request.agreement,
             clause=request.clause,
@@ -911,6 +908,27 @@ def _getter(positions: range) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
         (only,) = positions
         return lambda row: (row[only],)
     return itemgetter(*positions)
+
+
+_Reading = tuple[
+    tuple[str, ...], int, Callable[[Sequence[Any]], tuple[Any, ...]], Callable[[Sequence[Any]], Any]
+]
+
+
+@lru_cache(maxsize=256)
+def _reading(fields: tuple[str, ...], subject: str) -> _Reading:
+    """How a record read of ``fields`` about ``subject`` is made: the subject read beside the
+    fields if it is not one of them, where it is in each row, and getters taking a row to its
+    released fields and to its subject."""
+    extra = () if subject in fields else (subject,)
+    at = len(fields) if extra else fields.index(subject)
+    return extra, at, _getter(range(len(fields))), itemgetter(at)
+
+
+@lru_cache(maxsize=256)
+def _qualified(collection: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` of ``collection`` as a release's ledger entry names them: qualified, sorted."""
+    return tuple(sorted(f"{collection}.{name}" for name in fields))
 
 
 _NO_CONDITION = object()

@@ -92,10 +92,14 @@ _BOUND_VALUES = (str, int, float)
 
 def _preparable(where: Mapping[str, Any] | None) -> bool:
     """Every condition's value is ``None``, a boolean or a bound kind of value."""
+    if not where:
+        return True
     return all(v is None or isinstance(v, (bool, *_BOUND_VALUES)) for v in (where or {}).values())
 
 
 def _where_shape(where: Mapping[str, Any] | None) -> WhereShape:
+    if not where:
+        return ()
     return tuple(
         (name, value if value is None or isinstance(value, bool) else type(value))
         for name, value in (where or {}).items()
