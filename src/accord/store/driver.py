@@ -426,3 +426,45 @@ def _fetcher(cursor: Any, convert: tuple[Convert | None, ...], batch_size: int) 
         ]
 
     return fetch
+
+
+def prepared_all(
+    engine: Engine, prepared: Prepared, values: Mapping[str, Any], doing: str
+) -> list[Sequence[Any]]:
+    """Every row of ``prepared`` run with ``values``, each column converted by its type, read
+    at once on a connection of ``engine`` as :func:`prepared_read` takes one: for a query of a
+    few rows (a few people judged), where streaming them costs more than the rows."""
+    shared = _SHARED.get()
+    borrowed = shared is not None and shared[0] is engine
+    own = connection = None
+    with translate(StoreError, doing):
+        try:
+            if borrowed:
+                connection = shared[1]  # type: ignore[index]
+            elif (own := held(engine)) is not None:
+                connection = own
+            else:
+                connection = engine.raw_connection()
+            bound = prepared.bound(values)
+            cursor = connection.cursor()
+            try:
+                cursor.execute(prepared.sql, bound)
+                convert = prepared.processors(cursor.description or ())
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        except BaseException:
+            if own is not None:
+                _release_held(engine, own)
+            raise
+        finally:
+            if own is not None:
+                if own.in_transaction:
+                    own.rollback()
+            elif connection is not None and not borrowed:
+                connection.close()
+    if not any(convert):
+        return list(rows)
+    return [
+        tuple(v if c is None else c(v) for c, v in zip(convert, row, strict=True)) for row in rows
+    ]

@@ -62,7 +62,7 @@ from accord.filters import (
 from accord.jurisdictions import Jurisdictions
 from accord.store import tables as t
 from accord.store.consents import operations_text
-from accord.store.driver import Prepared, pooled, prepare, prepared_read, prepared_rows
+from accord.store.driver import Prepared, pooled, prepare, prepared_all, prepared_rows
 from accord.taxonomy import ancestors
 
 _person = t.people.c
@@ -297,12 +297,9 @@ def allowed_people(store: Store, f: PersonFilter) -> set[str]:
     if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
         if isinstance(store, Engine):
             # A connection as the engine's reads share them (accord.store.driver.pooled).
-            prepared = _prepared_few(f, store.dialect)
-            with (
-                translate(StoreError, doing),
-                prepared_read(store, prepared, _parameters(f), FEW_SUBJECTS, doing) as rows,
-            ):
-                return {person for batch in iter(rows, []) for (person,) in batch}
+            with translate(StoreError, doing):
+                prepared = _prepared_few(f, store.dialect)
+            return {person for (person,) in prepared_all(store, prepared, _parameters(f), doing)}
         with translate(StoreError, doing), _dbapi_connection(store) as (connection, dialect):
             prepared = _prepared_few(f, dialect)
             with prepared_rows(connection, prepared, _parameters(f), FEW_SUBJECTS, doing) as rows:
