@@ -277,6 +277,8 @@ class Policy:
         ] = {}
         self._heads: dict[tuple[str, Operation, str, str], dict[str, Any]] = {}
         self._answers: dict[tuple[Any, ...], Any] = {}
+        self._allowing: dict[tuple[Any, ...], _Allowing] = {}
+        """What an allowed decision holds besides the request, by shape (:func:`_allowing_key`)."""
         """Cedar's answers by request shape (:meth:`_shape`)."""
         # Every instant a policy compares ``context.now`` with (compile_policies): the agreements'
         # validity dates, whether in force or not (a superset is safe: only finer).
@@ -333,6 +335,10 @@ class Policy:
 
     def decide(self, request: Request) -> Decision:
         """Decide one request."""
+        shape = self._shape(request)
+        allowing = self._allowing.get(_allowing_key(shape, request))
+        if allowing is not None:
+            return self._allowed(request, allowing)
         return self.decide_batch([request])[0]
 
     def decide_batch(self, requests: Sequence[Request]) -> list[Decision]:
@@ -358,7 +364,7 @@ class Policy:
         else:
             found = {}
         return [
-            self._decision(r, found[shape] if shape in found else answers[shape])
+            self._decision(r, found[shape] if shape in found else answers[shape], shape)
             for r, shape in zip(requests, shapes, strict=True)
         ]
 
@@ -389,7 +395,7 @@ class Policy:
 
     # -- decisions ------------------------------------------------------------------------------
 
-    def _decision(self, request: Request, result: Any) -> Decision:
+    def _decision(self, request: Request, result: Any, shape: tuple[Any, ...]) -> Decision:
         diagnostics = result.diagnostics
         if diagnostics.errors:
             # Fail closed: an evaluation error never allows anything.
@@ -421,16 +427,30 @@ class Policy:
             return Decision(request, False, ("policy:error",), "clause vanished")
         agreement, clause = found
         kind = self._kind(agreement, clause, request)
+        sentence = kind.sentences.get(reasons)
+        if sentence is None:
+            sentence = kind.sentences[reasons] = _allow_reason(
+                deciding, self._filter(request, kind)
+            )
+        allowing = _Allowing(kind, rule_ids, sentence, clause)
+        if len(self._allowing) >= _ANSWERS_KEPT:
+            self._allowing.clear()
+        self._allowing[_allowing_key(shape, request)] = allowing
+        return self._allowed(request, allowing)
+
+    @staticmethod
+    def _filter(request: Request, kind: _Kind) -> PersonFilter:
+        """The person filter of an allowed ``request`` of ``kind``."""
         rules = kind.rules
-        asking = request.requester_person
         if kind.personal:
             # Only the rules that exempt the requester change; the others (every place's opt-out
             # rule, say) are reused as they are.
+            asking = request.requester_person
             filled = list(rules)
             for i in kind.personal:
                 filled[i] = replace(filled[i], exempt=asking)
             rules = tuple(filled)
-        person_filter = PersonFilter(
+        return PersonFilter(
             at=request.at,
             controller=kind.controller,
             regions=kind.regions,
@@ -439,17 +459,17 @@ class Policy:
             group=kind.group,
             regions_reason=kind.outside,
         )
-        sentence = kind.sentences.get(reasons)
-        if sentence is None:
-            sentence = kind.sentences[reasons] = _allow_reason(deciding, person_filter)
+
+    def _allowed(self, request: Request, allowing: _Allowing) -> Decision:
+        """The decision allowing ``request``, whose shape Cedar allowed (see :class:`_Allowing`)."""
         return Decision(
             request,
             True,
-            rule_ids,
-            sentence,
-            fields=request.fields or clause.fields,
-            filter=person_filter,
-            clause=clause,
+            allowing.rule_ids,
+            allowing.sentence,
+            fields=request.fields or allowing.clause.fields,
+            filter=self._filter(request, allowing.kind),
+            clause=allowing.clause,
         )
 
     def _kind(self, agreement: Agreement, clause: Clause, request: Request) -> _Kind:
@@ -585,6 +605,24 @@ class _Kind:
     """Where in ``rules`` the rules that exempt the requester are (empty: none do)."""
     outside: str
     sentences: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Allowing:
+    """What a decision allowing a request holds besides the request itself (its instant, its
+    people, the person it is made for): the same for every request of one shape, as Cedar
+    answers it (``Policy._shape``) and as the person rules are worked out (``Policy._kind``)."""
+
+    kind: _Kind
+    rule_ids: tuple[str, ...]
+    sentence: str
+    clause: Clause
+
+
+def _allowing_key(shape: tuple[Any, ...], request: Request) -> tuple[Any, ...]:
+    """Cedar's shape of ``request`` and what else its person rules depend on (``Policy._kind``:
+    the title, and whether a person asks; the rest of its key is in the shape)."""
+    return (shape, request.title, request.requester_person is not None)
 
 
 # Stands for the person a request is made for, in cached rules; filled in per request.

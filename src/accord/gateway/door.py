@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from accord.policy import Decision, Policy
 from accord.requests import Request, SubjectsKind
 from accord.service import Accord, decision_entry, person_refs, refusal_entry, without_values
 from accord.sources import Allowed, Source
-from accord.sources.datasets import Collection, GroupSpec
+from accord.sources.datasets import Collection, Dataset, GroupSpec
 from accord.store import filter_sql
 from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
@@ -91,6 +92,13 @@ class _Outcome:
     """How an aggregate under a clause with a privacy budget was noised, and its spend."""
 
 
+_Planned = tuple[Dataset, Collection, str, tuple[str, ...]]
+"""The dataset a plan was made for, and its collection, subject field and fields."""
+
+_PLANS_KEPT = 512
+"""At most this many shapes of request are kept planned per policy (then the cache starts anew)."""
+
+
 # -- the door --------------------------------------------------------------------------------------
 
 
@@ -110,6 +118,8 @@ class Gateway:
         self.credentials = credentials
         self.budgets = budgets or PrivacyBudgets(accord.engine, accord.ledger)
         """Each person's privacy budget, which aggregates under a clause with a budget spend."""
+        self._plans: tuple[Policy | None, dict[tuple[Any, ...], _Planned]] = (None, {})
+        """The parts of a plan fixed by the policy they were made under (see :meth:`_plan`)."""
 
     def exchange(self, exchange: Exchange) -> Release:
         """Run one exchange; returns the release only once its ledger entries are durable.
@@ -203,18 +213,39 @@ class Gateway:
         source = self.sources.get(holder)
         if source is None:
             raise GatewayError(f"no source is configured for {holder}")
+        # What follows depends only on the policy (one registry revision), the source and the
+        # request's shape: worked out once, then reused until the registry changes.
+        plans = self._plans
+        if plans[0] is not policy:
+            plans = self._plans = (policy, {})
+        key = (
+            request.agreement,
+            request.clause,
+            request.operation,
+            exchange.collection,
+            source,
+            request.fields,
+            request.categories,
+            decision.fields,
+        )
         if source.dataset.party != holder:
             raise GatewayError(
                 f"the source configured for {holder} declares {source.dataset.party}'s dataset"
             )
-        collection = source.dataset.collection(exchange.collection)
-        subject = collection.subject_field
-        if not subject:
-            raise InvalidInput(
-                f"collection {collection.name} of dataset {source.dataset.id} is about no person: "
-                "it holds no personal data, and nothing about people crosses through it"
-            )
-        fields = self._fields(decision, collection, source)
+        known = plans[1].get(key)
+        if known is None or known[0] is not source.dataset:
+            collection = source.dataset.collection(exchange.collection)
+            subject = collection.subject_field
+            if not subject:
+                raise InvalidInput(
+                    f"collection {collection.name} of dataset {source.dataset.id} is about no "
+                    "person: it holds no personal data, and nothing about people crosses through it"
+                )
+            fields = self._fields(decision, collection, source)
+            if len(plans[1]) >= _PLANS_KEPT:
+                plans[1].clear()
+            known = plans[1][key] = (source.dataset, collection, subject, fields)
+        _, collection, subject, fields = known
         return _Plan(
             decision,
             clause,
@@ -302,7 +333,9 @@ class Gateway:
         exchange = self._with_clause_conditions(plan, exchange)
         self._check_relations(plan, exchange)
         request = plan.decision.request
-        exchange = replace(exchange, where=with_title(plan.collection, request, exchange.where))
+        for_title = with_title(plan.collection, request, exchange.where)
+        if for_title is not exchange.where:
+            exchange = replace(exchange, where=for_title)
         granularity = plan.clause.granularity
         if granularity is not Granularity.AGGREGATE and (
             exchange.group_by
@@ -440,9 +473,7 @@ class Gateway:
         (:meth:`_check_relations`).
         """
         c = plan.collection
-        subject = plan.subject
-        extra = () if subject in plan.fields else (subject,)
-        at = len(plan.fields) if extra else plan.fields.index(subject)
+        extra, at, released, whose = _reading(plan.fields, plan.subject)
         request = plan.decision.request
         within: set[Any] | None = None
         if c.group is not None:
@@ -471,8 +502,6 @@ class Gateway:
             return self._outcome(plan, rows, subjects, granted)
         # Each row as a tuple of the released fields only, and whom it is about: a batch at a
         # time, by C-level getters rather than Python loops.
-        released = _getter(range(len(plan.fields)))
-        whose = itemgetter(at)
         with plan.source.read(c.name, plan.fields + extra, allowed, where=exchange.where) as read:
             for batch in read.batches():
                 kept = batch if within is None else [r for r in batch if r[at] in within]
@@ -828,7 +857,7 @@ class Gateway:
             )
         request = plan.decision.request
         controller = plan.filter.controller
-        fields = tuple(sorted(f"{plan.collection.name}.{name}" for name in outcome.fields))
+        fields = _qualified(plan.collection.name, outcome.fields)
         release = ReleaseEntry(
             agreement=request.agreement,
             clause=request.clause,
@@ -879,6 +908,27 @@ def _getter(positions: range) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
         (only,) = positions
         return lambda row: (row[only],)
     return itemgetter(*positions)
+
+
+_Reading = tuple[
+    tuple[str, ...], int, Callable[[Sequence[Any]], tuple[Any, ...]], Callable[[Sequence[Any]], Any]
+]
+
+
+@lru_cache(maxsize=256)
+def _reading(fields: tuple[str, ...], subject: str) -> _Reading:
+    """How a record read of ``fields`` about ``subject`` is made: the subject read beside the
+    fields if it is not one of them, where it is in each row, and getters taking a row to its
+    released fields and to its subject."""
+    extra = () if subject in fields else (subject,)
+    at = len(fields) if extra else fields.index(subject)
+    return extra, at, _getter(range(len(fields))), itemgetter(at)
+
+
+@lru_cache(maxsize=256)
+def _qualified(collection: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` of ``collection`` as a release's ledger entry names them: qualified, sorted."""
+    return tuple(sorted(f"{collection}.{name}" for name in fields))
 
 
 _NO_CONDITION = object()

@@ -111,13 +111,17 @@ class Allowed:
         """The people are many, or not known until the read (a stream from the store): a read
         carries them into the party's database as a temporary table."""
         people = self.people
+        if type(people) is frozenset:  # the judged few (by_filter): no ABC to ask
+            return len(people) > FEW
         return not isinstance(people, Collection) or len(people) > FEW
 
     def few(self, id_type: TypeEngine[Any]) -> list[Any] | None:
         """The ids as values of a column of ``id_type``, if they are at most :data:`FEW` and
         known already (a collection, not a stream); else ``None``."""
         people = self.people
-        if not isinstance(people, Collection) or len(people) > FEW:
+        if type(people) is not frozenset and not isinstance(people, Collection):
+            return None
+        if len(people) > FEW:
             return None
         return sorted(set(_ids_as(id_type, people)))
 

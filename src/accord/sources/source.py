@@ -66,7 +66,13 @@ from accord.sources.allowed import (
     load_titles,
 )
 from accord.sources.datasets import IDENTIFIER, Collection, Dataset
-from accord.store.driver import Prepared, batches, driver_rows, prepare, prepared_rows
+from accord.store.driver import (
+    Prepared,
+    batches,
+    driver_rows,
+    prepare,
+    prepared_read,
+)
 from accord.store.people import chunked
 
 _IDS = "allowed_ids"
@@ -86,10 +92,14 @@ _BOUND_VALUES = (str, int, float)
 
 def _preparable(where: Mapping[str, Any] | None) -> bool:
     """Every condition's value is ``None``, a boolean or a bound kind of value."""
+    if not where:
+        return True
     return all(v is None or isinstance(v, (bool, *_BOUND_VALUES)) for v in (where or {}).values())
 
 
 def _where_shape(where: Mapping[str, Any] | None) -> WhereShape:
+    if not where:
+        return ()
     return tuple(
         (name, value if value is None or isinstance(value, bool) else type(value))
         for name, value in (where or {}).items()
@@ -359,6 +369,8 @@ class Source:
         self._tables: dict[str, Table] = {}
         self._id_types: dict[str, Any] = {}
         self._prepared: dict[tuple[Any, ...], Prepared] = {}
+        self._checked: dict[tuple[Any, ...], tuple[Dataset, Collection, tuple[str, ...], str]] = {}
+        """Reads checked against the declaration (:meth:`_checked_read`)."""
 
     # -- the declaration against the database ---------------------------------------------------
 
@@ -626,6 +638,39 @@ class Source:
 
     # -- reads -----------------------------------------------------------------------------------
 
+    def _checked_read(
+        self,
+        collection: str,
+        fields: Iterable[str],
+        where: Mapping[str, Any] | None,
+        batch_size: int,
+    ) -> tuple[Collection, tuple[str, ...], str]:
+        """The collection a read names, its fields' bare names, and what it is doing (for
+        errors), once its fields, conditions and batch size are checked against the declaration.
+
+        The declaration is fixed: a read of the same fields under conditions on the same fields
+        is checked once, and then only its batch size.
+        """
+        fields = fields if type(fields) is tuple else tuple(fields)
+        key = (collection, fields, tuple(where) if where else ())
+        known = self._checked.get(key)
+        if known is not None and known[0] is self.dataset:
+            if batch_size < 1:
+                raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
+            return known[1:]
+        c = self.dataset.collection(collection)
+        names = self._fields(c, fields, "field")
+        if not names:
+            raise InvalidInput(f"{self._where(c)}: a read names at least one field")
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
+        self._fields(c, where or {}, "condition field")
+        if len(self._checked) >= _PREPARED_KINDS:
+            self._checked.clear()
+        doing = f"reading {self.dataset.id}.{c.name}"
+        self._checked[key] = (self.dataset, c, tuple(names), doing)
+        return c, tuple(names), doing
+
     @contextmanager
     def read(
         self,
@@ -648,28 +693,20 @@ class Source:
         costs less there), known once every row has been read; the read then holds one snapshot
         of the database from its first row to its last question.
         """
-        c = self.dataset.collection(collection)
-        names = self._fields(c, fields, "field")
-        if not names:
-            raise InvalidInput(f"{self._where(c)}: a read names at least one field")
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, not {batch_size}")
-        self._fields(c, where or {}, "condition field")
-        doing = f"reading {self.dataset.id}.{c.name}"
+        c, names_t, doing = self._checked_read(collection, fields, where, batch_size)
+        names = list(names_t)
         self._check_party(c, allowed)
-        preparable = _preparable(where) and not whom and not allowed.titles
+        preparable = not whom and not allowed.titles and _preparable(where)
         ids = self._few_ids(c, allowed, doing) if preparable else None
         if ids is not None:
             prepared = self._prepared_read(
-                c, tuple(names), where, group=allowed.group, count=len(ids), doing=doing
+                c, names_t, where, group=allowed.group, count=len(ids), doing=doing
             )
             values: dict[str, Any] = {_IDS: ids}
-            values.update((f"where_{i}", v) for i, v in enumerate((where or {}).values()))
-            with (
-                self._driver_connection(doing) as connection,
-                prepared_rows(connection, prepared, values, batch_size, doing) as fetch,
-            ):
-                yield Rows(tuple(names), fetch, doing)
+            if where:
+                values.update((f"where_{i}", v) for i, v in enumerate(where.values()))
+            with prepared_read(self.engine, prepared, values, batch_size, doing) as fetch:
+                yield Rows(names_t, fetch, doing)
             return
         with self._allowed_rows(c, allowed, doing, snapshot=whom or allowed.granting) as (
             conn,
@@ -785,21 +822,6 @@ class Source:
             self._prepared.clear()
         self._prepared[key] = prepared
         return prepared
-
-    @contextmanager
-    def _driver_connection(self, doing: str) -> Iterator[Any]:
-        """A DBAPI connection from the engine's pool, for a read on the driver's cursor.
-
-        A read opens no transaction of its own; the pool rolls back whatever the driver began
-        when the connection goes back (its reset on return), so reading leaves nothing behind.
-        """
-        with translate(StoreError, doing):
-            connection = self.engine.raw_connection()
-        try:
-            yield connection
-        finally:
-            with translate(StoreError, doing):
-                connection.close()
 
     def read_all(
         self,

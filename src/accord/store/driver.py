@@ -15,8 +15,11 @@ time.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import threading
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import QueuePool
 
 from accord.errors import StoreError, translate
 
@@ -51,30 +55,115 @@ def fetch_one(conn: Connection, sql: str) -> tuple[Any, ...] | None:
 
 
 def pooled_one(engine: Engine, sql: str) -> tuple[Any, ...] | None:
-    """:func:`fetch_one` on a connection of ``engine``'s pool (:func:`pooled`), without a
+    """:func:`fetch_one` on a driver connection of ``engine`` (:func:`pooled`), without a
     SQLAlchemy :class:`~sqlalchemy.Connection` around it (building one costs more than the
     read)."""
-    with pooled(engine) as connection:
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+    shared = _SHARED.get()
+    if shared is None or shared[0] is not engine:
+        with pooled(engine) as connection:
+            return _one(connection, sql)
+    return _one(shared[1], sql)
+
+
+def _one(connection: Any, sql: str) -> tuple[Any, ...] | None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
     return None if row is None else tuple(row)
 
 
 _SHARED: ContextVar[tuple[Engine, Any] | None] = ContextVar("accord_shared_read", default=None)
 
 
+class _Held(threading.local):
+    """This thread's own driver connections, by the engine's id: (the engine, weakly; the
+    connection; the engine's pool it was opened from; the process that opened it)."""
+
+    def __init__(self) -> None:
+        self.by_engine: dict[int, tuple[weakref.ref[Engine], Any, Any, int]] = {}
+
+
+_HELD = _Held()
+
+_INHERITED: list[Any] = []
+"""Connections a forked process found held by the thread it forked from: kept, never closed nor
+used (SQLite's connections are not to be carried across a fork)."""
+
+
+def held(engine: Engine) -> Any | None:
+    """This thread's own driver connection to ``engine``'s SQLite file, opened from its pool on
+    first use and kept for the thread's next reads; ``None`` for another database.
+
+    A pool checkout and its checkin (the reset, the bookkeeping) cost more than a one-row read;
+    a read on a SQLite connection outside a transaction sees every commit made before it began,
+    by this process or another, as a connection fresh from the pool would. A connection is held
+    per thread (SQLite's connections are not shared between threads), per process (one a fork
+    inherited is left alone), and per pool (``engine.dispose()`` starts anew); it closes when
+    its thread ends or its engine is let go. Reads only: a block of :func:`pooled` that began a
+    transaction on it rolls it back as it ends. PostgreSQL's connections stay in the pool, which
+    checks them alive (``pool_pre_ping``) at each checkout.
+    """
+    mine = _HELD.by_engine
+    entry = mine.get(id(engine))
+    if (
+        entry is not None
+        and entry[0]() is engine
+        and entry[2] is engine.pool
+        and entry[3] == os.getpid()
+    ):
+        return entry[1]
+    if engine.dialect.name != "sqlite" or not isinstance(engine.pool, QueuePool):
+        return None  # a memory database lives in its one connection: never a second
+    if entry is not None:
+        if entry[3] != os.getpid():
+            _INHERITED.append(entry[1])
+        elif entry[0]() is engine:
+            entry[1].close()  # the engine was disposed of: its connections go too
+    fairy = engine.raw_connection()
+    connection = fairy.dbapi_connection
+    # Out of the pool's count: a connection held by each of many threads never starves it.
+    fairy.detach()
+    key = id(engine)
+
+    def let_go(_: object) -> None:
+        if (found := mine.get(key)) is not None and found[1] is connection:
+            del mine[key]
+
+    mine[key] = (weakref.ref(engine, let_go), connection, engine.pool, os.getpid())
+    return connection
+
+
+def _release_held(engine: Engine, connection: Any) -> None:
+    """Drop this thread's held ``connection`` of ``engine`` after a failure on it: the next read
+    opens another (this one closes once its last user lets it go)."""
+    entry = _HELD.by_engine.get(id(engine))
+    if entry is not None and entry[1] is connection:
+        del _HELD.by_engine[id(engine)]
+
+
 @contextmanager
 def pooled(engine: Engine) -> Iterator[Any]:
     """A driver connection of ``engine`` for a few reads: the one :func:`reads_shared` holds
-    for the block around this one, else one from the pool, which rolls back whatever the driver
-    began as it goes back. Reads only: nothing is committed on it."""
+    for the block around this one, else this thread's own (:func:`held`, on SQLite), else one
+    from the pool, which rolls back whatever the driver began as it goes back. Reads only:
+    nothing is committed on it."""
     shared = _SHARED.get()
     if shared is not None and shared[0] is engine:
         yield shared[1]
+        return
+    own = held(engine)
+    if own is not None:
+        try:
+            yield own
+        except BaseException:
+            _release_held(engine, own)
+            raise
+        finally:
+            if own.in_transaction:
+                own.rollback()
         return
     connection = engine.raw_connection()
     try:
@@ -86,7 +175,8 @@ def pooled(engine: Engine) -> Iterator[Any]:
 @contextmanager
 def reads_shared(engine: Engine) -> Iterator[None]:
     """Within the block, the reads of this thread (its context) on ``engine`` through
-    :func:`pooled` share one connection of the pool, taken once.
+    :func:`pooled` share one connection, taken once: on SQLite the thread's own (:func:`held`),
+    elsewhere one of the pool.
 
     For a request that reads the store in several steps (its token, the registry's revision,
     the people it is about): one checkout instead of one per step, and on PostgreSQL one check
@@ -95,17 +185,25 @@ def reads_shared(engine: Engine) -> Iterator[None]:
     statement sees what was committed before it began, and on SQLite a read begins no
     transaction. Writes take connections of their own, as before.
     """
-    if (held := _SHARED.get()) is not None and held[0] is engine:
+    if (held_now := _SHARED.get()) is not None and held_now[0] is engine:
         yield
         return
     with translate(StoreError, "connecting to the store"):
-        connection = engine.raw_connection()
+        own = held(engine)
+        connection = own if own is not None else engine.raw_connection()
     token = _SHARED.set((engine, connection))
     try:
         yield
+    except BaseException:
+        if own is not None:
+            _release_held(engine, own)
+        raise
     finally:
         _SHARED.reset(token)
-        connection.close()
+        if own is None:
+            connection.close()
+        elif own.in_transaction:
+            own.rollback()  # reads only: nothing a step began outlives the block
 
 
 @contextmanager
@@ -273,3 +371,100 @@ def prepared_rows(
     finally:
         with translate(StoreError, doing):
             cursor.close()
+
+
+@contextmanager
+def prepared_read(
+    engine: Engine, prepared: Prepared, values: Mapping[str, Any], batch_size: int, doing: str
+) -> Iterator[Fetch]:
+    """:func:`prepared_rows` on a driver connection of ``engine`` as :func:`pooled` gives one
+    (the block's shared one, the thread's own, or one of the pool), in one step: for a small
+    read made request after request, whose steps would otherwise cost more than the read."""
+    shared = _SHARED.get()
+    borrowed = shared is not None and shared[0] is engine
+    own = connection = cursor = None
+    try:
+        with translate(StoreError, doing):
+            if borrowed:
+                connection = shared[1]  # type: ignore[index]
+            elif (own := held(engine)) is not None:
+                connection = own
+            else:
+                connection = engine.raw_connection()
+            bound = prepared.bound(values)
+            cursor = connection.cursor()
+            cursor.execute(prepared.sql, bound)
+            convert = prepared.processors(cursor.description or ())
+        yield _fetcher(cursor, convert, batch_size)
+    except BaseException:
+        if own is not None:
+            _release_held(engine, own)
+        raise
+    finally:
+        with translate(StoreError, doing):
+            try:
+                if cursor is not None:
+                    cursor.close()
+            finally:
+                if own is not None:
+                    if own.in_transaction:
+                        own.rollback()
+                elif connection is not None and not borrowed:
+                    connection.close()
+
+
+def _fetcher(cursor: Any, convert: tuple[Convert | None, ...], batch_size: int) -> Fetch:
+    """A function returning ``cursor``'s next rows, at most ``batch_size``, each column
+    converted by ``convert`` (left as the driver gives it where that is ``None``)."""
+    if not any(convert):
+        return lambda: cursor.fetchmany(batch_size)
+
+    def fetch() -> Sequence[Sequence[Any]]:
+        return [
+            tuple(v if c is None else c(v) for c, v in zip(convert, row, strict=True))
+            for row in cursor.fetchmany(batch_size)
+        ]
+
+    return fetch
+
+
+def prepared_all(
+    engine: Engine, prepared: Prepared, values: Mapping[str, Any], doing: str
+) -> list[Sequence[Any]]:
+    """Every row of ``prepared`` run with ``values``, each column converted by its type, read
+    at once on a connection of ``engine`` as :func:`prepared_read` takes one: for a query of a
+    few rows (a few people judged), where streaming them costs more than the rows."""
+    shared = _SHARED.get()
+    borrowed = shared is not None and shared[0] is engine
+    own = connection = None
+    with translate(StoreError, doing):
+        try:
+            if borrowed:
+                connection = shared[1]  # type: ignore[index]
+            elif (own := held(engine)) is not None:
+                connection = own
+            else:
+                connection = engine.raw_connection()
+            bound = prepared.bound(values)
+            cursor = connection.cursor()
+            try:
+                cursor.execute(prepared.sql, bound)
+                convert = prepared.processors(cursor.description or ())
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        except BaseException:
+            if own is not None:
+                _release_held(engine, own)
+            raise
+        finally:
+            if own is not None:
+                if own.in_transaction:
+                    own.rollback()
+            elif connection is not None and not borrowed:
+                connection.close()
+    if not any(convert):
+        return list(rows)
+    return [
+        tuple(v if c is None else c(v) for c, v in zip(convert, row, strict=True)) for row in rows
+    ]

@@ -62,7 +62,7 @@ from accord.filters import (
 from accord.jurisdictions import Jurisdictions
 from accord.store import tables as t
 from accord.store.consents import operations_text
-from accord.store.driver import Prepared, pooled, prepare, prepared_rows
+from accord.store.driver import Prepared, pooled, prepare, prepared_all, prepared_rows
 from accord.taxonomy import ancestors
 
 _person = t.people.c
@@ -294,12 +294,17 @@ def allowed_people(store: Store, f: PersonFilter) -> set[str]:
     read) it is also compiled once per number of people, and run on the driver's cursor.
     """
     doing = f"filtering the people of {f.controller}"
-    kind = _kind(f)
     if f.subjects is not None and len(f.subjects) <= FEW_SUBJECTS:
+        if isinstance(store, Engine):
+            # A connection as the engine's reads share them (accord.store.driver.pooled).
+            with translate(StoreError, doing):
+                prepared = _prepared_few(f, store.dialect)
+            return {person for (person,) in prepared_all(store, prepared, _parameters(f), doing)}
         with translate(StoreError, doing), _dbapi_connection(store) as (connection, dialect):
-            prepared = _prepared_of_kind(kind, dialect, len(f.subjects))
+            prepared = _prepared_few(f, dialect)
             with prepared_rows(connection, prepared, _parameters(f), FEW_SUBJECTS, doing) as rows:
                 return {person for batch in iter(rows, []) for (person,) in batch}
+    kind = _kind(f)
     with translate(StoreError, doing), connection_of(store) as conn:
         # A Core query needs none of the ORM's execution steps.
         return set(conn.execute(_query_of_kind(kind), _parameters(f)).scalars())
@@ -398,6 +403,33 @@ def _prepared_of_kind(kind: PersonFilter, dialect: Dialect, count: int) -> Prepa
     to run on the driver (``kind`` names a few people)."""
     named = replace(kind, subjects=frozenset(f"person {n}" for n in range(count)))
     return prepare(dialect, allowed_people_query(named), list(_parameters(named)))
+
+
+_FEW_KINDS: dict[tuple[Any, ...], tuple[Any, Any, PersonFilter, dict[Any, Prepared]]] = {}
+"""For filters naming a few people: their kind (:func:`_kind`) and its statements prepared per
+dialect and number of people, by the identity of the filter's rules and regions (a decision's
+are the policy's own, the same objects request after request) and its other fixed parts."""
+
+
+def _prepared_few(f: PersonFilter, dialect: Dialect) -> Prepared:
+    """:func:`_prepared_of_kind` for ``f`` (naming a few people), without working out and
+    hashing its kind again when a filter of its rules and regions was seen before: the kind is
+    made of nothing else (the instant and the people are parameters)."""
+    count = len(f.subjects or ())
+    key = (id(f.rules), id(f.regions), f.controller, f.group, f.regions_reason)
+    found = _FEW_KINDS.get(key)
+    # The entry holds the rules and regions themselves: their ids are not reused while it lives.
+    if found is None or found[0] is not f.rules or found[1] is not f.regions:
+        if len(_FEW_KINDS) >= _KINDS_KEPT:
+            _FEW_KINDS.clear()
+        found = _FEW_KINDS[key] = (f.rules, f.regions, _kind(f), {})
+    prepared = found[3].get((dialect, count))
+    if prepared is None:
+        prepared = found[3][dialect, count] = _prepared_of_kind(found[2], dialect, count)
+    return prepared
+
+
+_KINDS_KEPT = 256
 
 
 def refusals_query(f: PersonFilter) -> tuple[list[str], Select[Any]]:
