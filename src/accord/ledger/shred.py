@@ -129,11 +129,16 @@ def _keys_of(
     # One statement, through the driver's cursor, whatever the number of people: a release may
     # name hundreds of thousands, and SQLAlchemy's per-row handling (or thousands of bound
     # parameters a statement) would cost more than the lookup.
-    postgres, ids = _one_value(conn, wanted)
     cursor = conn.connection.cursor()
     made = 0
     try:
-        cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
+        if len(wanted) == 1:
+            # One person (an exchange's release): no list to build for the database to unpack.
+            postgres = conn.dialect.name == "postgresql"
+            cursor.execute(_KEY_OF.format(mark=mark), (wanted[0],))
+        else:
+            postgres, ids = _one_value(conn, wanted)
+            cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
         found = {person: (key, look) for person, key, look in cursor.fetchall()}
         if create and len(found) < len(wanted):
             missing = [person_id for person_id in wanted if person_id not in found]
@@ -236,6 +241,12 @@ class KeptKeys:
             # The keys made come last, and are not kept: this append may yet be rolled back.
             kept.update(islice(read.items(), existing))
         return found
+
+    def grown(self, before: int, after: int) -> None:
+        """The tree grew from ``before`` leaves to ``after`` by a transaction of this writer that
+        is committed and appended no erasure: keys kept as of ``before`` are all still there."""
+        if self._size == before:
+            self._size = after
 
     def _unchanged(self, conn: Connection, size: int) -> bool:
         """Whether no key was deleted between the tree of ``self._size`` leaves and ``size``."""
@@ -363,6 +374,7 @@ _ERASED_SINCE_ARRAY = (
 _ERASED_SINCE_JSON = (
     "SELECT 1 FROM ledger_leaves WHERE idx >= ? AND idx < ? AND instr(data, ?) > 0 LIMIT 1"
 )
+_KEY_OF = "SELECT person_id, key, lookup FROM person_keys WHERE person_id = {mark}"
 _KEYS_OF_JSON = (
     "SELECT k.person_id, k.key, k.lookup FROM json_each(?) AS j "
     "JOIN person_keys AS k ON k.person_id = j.value"
