@@ -126,15 +126,35 @@ class Leaves:
 def prepare(entries: Iterable[Entry]) -> Leaves:
     """Write and hash, ahead of the lock, every leaf that does not depend on its index."""
     batch = list(entries)
-    writers: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
+    writers = _WRITERS
     for kind in set(map(type, batch)):
-        if not issubclass(kind, Entry):
-            raise InvalidInput(f"not a ledger entry: {kind.__name__}")
-        writers[kind] = leaf_writer(kind)
-    datas = [None if entry.about else writers[type(entry)](entry, None) for entry in batch]
+        if kind not in writers:
+            if not issubclass(kind, Entry):
+                raise InvalidInput(f"not a ledger entry: {kind.__name__}")
+            writers[kind] = leaf_writer(kind)
     sha256 = hashlib.sha256
-    hashes = [None if data is None else sha256(b"\x00" + data).digest() for data in datas]
+    datas: list[bytes | None] = []
+    hashes: list[bytes | None] = []
+    for entry in batch:
+        if entry.about:
+            datas.append(None)
+            hashes.append(None)
+        else:
+            data = writers[type(entry)](entry, None)
+            datas.append(data)
+            hashes.append(sha256(b"\x00" + data).digest())
     return Leaves(batch, datas, hashes)
+
+
+_WRITERS: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
+"""The leaf writer of each entry class met (:func:`accord.ledger.entries.leaf_writer`)."""
+
+
+def _joined(group: list[_Pending]) -> Leaves:
+    """The leaves of a group of appends, in order (those of its one append, if it is one)."""
+    if len(group) == 1:
+        return group[0].leaves
+    return Leaves.joined(pending.leaves for pending in group)
 
 
 def _well_formed(leaves: object) -> bool:
@@ -150,6 +170,8 @@ class _Pending:
     """One caller's entries waiting for the writer."""
 
     leaves: Leaves
+    count: int
+    """How many leaves: ``len(leaves)``, looked at by every writer that takes a group."""
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
@@ -272,7 +294,7 @@ class Ledger:
         group with its other callers' appends); returns their receipts once they are durable."""
         if not leaves:
             return []
-        pending = _Pending(leaves)
+        pending = _Pending(leaves, len(leaves.entries))
         with self._queue_lock:
             self._queue.append(pending)
         while not pending.done:
@@ -323,7 +345,7 @@ class Ledger:
         them as the threads of one process do.
         """
         with self._queue_lock:
-            lone = len(self._queue[0].leaves) > self.batch_size
+            lone = self._queue[0].count > self.batch_size
         if lone:
             self._commit_alone()
             return
@@ -334,14 +356,12 @@ class Ledger:
         try:
             with self._locked("appending to the ledger") as (conn, state):
                 group = self._take_group()
-                written = self._write_locked(
-                    conn, state, Leaves.joined(pending.leaves for pending in group)
-                )
+                written = self._write_locked(conn, state, _joined(group))
             # Committed: only now does any caller of the group get its receipts.
             offset = 0
             for pending in group:
-                pending.receipts = written[offset : offset + len(pending.leaves)]
-                offset += len(pending.leaves)
+                pending.receipts = written[offset : offset + pending.count]
+                offset += pending.count
         except AccordError as exc:
             # Failed before the group was taken (the database could not be reached, say): the
             # oldest appends get the error, and are done, as a group that failed to commit.
@@ -367,7 +387,7 @@ class Ledger:
         """
         group = self._take_group()
         try:
-            sent, written = remote.call(APPEND_JOB, Leaves.joined(p.leaves for p in group))
+            sent, written = remote.call(APPEND_JOB, _joined(group))
             if not sent:
                 with self._queue_lock:
                     self._queue[0:0] = group
@@ -375,8 +395,8 @@ class Ledger:
             receipts = cast(list[Receipt], written)
             offset = 0
             for pending in group:
-                pending.receipts = receipts[offset : offset + len(pending.leaves)]
-                offset += len(pending.leaves)
+                pending.receipts = receipts[offset : offset + pending.count]
+                offset += pending.count
         except AccordError as exc:
             for pending in group:
                 pending.error = exc
@@ -394,9 +414,9 @@ class Ledger:
         """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
         with self._queue_lock:
             group = [self._queue.pop(0)]
-            total = len(group[0].leaves)
-            while self._queue and total + len(self._queue[0].leaves) <= self.batch_size:
-                total += len(self._queue[0].leaves)
+            total = group[0].count
+            while self._queue and total + self._queue[0].count <= self.batch_size:
+                total += self._queue[0].count
                 group.append(self._queue.pop(0))
         return group
 

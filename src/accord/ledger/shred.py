@@ -226,7 +226,14 @@ class KeptKeys:
             self._keys = {}
         self._size = size
         kept = self._keys
-        missing = person_ids - kept.keys() if kept else person_ids
+        if not kept:
+            missing = person_ids
+        elif isinstance(person_ids, set | frozenset):
+            # Given the dict itself, the smaller side is walked: not every key kept for each
+            # person of an entry about one, as ``- kept.keys()`` would.
+            missing = person_ids.difference(kept)
+        else:
+            missing = person_ids - kept.keys()
         if not missing:
             return kept
         read, made = _keys_of(conn, missing, create=True, suppressed=suppressed)
