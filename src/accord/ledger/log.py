@@ -292,7 +292,7 @@ class Ledger:
     def _append_prepared(self, leaves: Leaves) -> list[Receipt]:
         """Append the leaves :func:`prepare` made of some entries, committed by this process (in a
         group with its other callers' appends); returns their receipts once they are durable."""
-        if not leaves:
+        if not leaves.entries:
             return []
         pending = _Pending(leaves, len(leaves.entries))
         with self._queue_lock:
@@ -569,7 +569,7 @@ class Ledger:
     def _write_locked(self, conn: Connection, state: _State, leaves: Leaves) -> list[Receipt]:
         """Write a batch after ``state``, inside the locked transaction."""
         start = state.size
-        size = start + len(leaves)
+        size = start + len(leaves.entries)
         datas, hashes = leaves.datas, leaves.hashes
         index_rows: list[tuple[bytes, int]] = []
         subject_rows: list[tuple[int, int, bytes, bytes, bytes]] = []
