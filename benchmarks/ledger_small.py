@@ -1,6 +1,7 @@
 """The ledger's durable append of one exchange: CPU per ``Ledger.append([decision, release])``.
 
     python benchmarks/ledger_small.py [--appends 4000] [--rounds 5] [--quick] [--profile N]
+                                      [--folder DIR]
 
 Each exchange of the partner API appends two entries about one person, a decision and a release
 (built as the gateway builds them), and returns once they are durable. This measures the CPU
@@ -229,13 +230,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every contender")
     parser.add_argument("--quick", action="store_true", help="a quick check: 2 rounds of 300")
     parser.add_argument("--profile", type=int, default=0, help="print this many profile lines")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="where to make the stores (default: the system's temporary folder); a folder in "
+        "memory (/dev/shm) leaves out the disk, to see the CPU of the append itself",
+    )
     args = parser.parse_args()
     if args.quick:
         args.appends, args.rounds = 300, 2
     one: list[tuple[float, float]] = []
     eight: list[tuple[float, float]] = []
     raw: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="accord-ledger-small-") as name:
+    with tempfile.TemporaryDirectory(prefix="accord-ledger-small-", dir=args.folder) as name:
         folder = Path(name)
         store, bare = Store(folder / "accord.db"), Raw(folder / "raw.db")
         store.one_thread(MEMBERS)  # warm: connection, statement caches, every person's key

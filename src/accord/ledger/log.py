@@ -165,6 +165,32 @@ def _well_formed(leaves: object) -> bool:
     )
 
 
+class _Wake:
+    """A wake-up for the caller of one append: set by any thread, any number of times; taken by
+    that caller, who sleeps until it is set and leaves it unset (a wake-up set after that is
+    kept for its next wait).
+
+    What :class:`threading.Event` does with ``wait()`` then ``clear()``, as one lock held while
+    unset: setting it lets go of the lock (if it was held), waiting takes it. An event waits and
+    wakes through a condition's Python code, and every append of a group is woken so.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Wake the caller, or keep the wake-up for its next wait (once, however many sets)."""
+        with suppress(RuntimeError):  # set already, and not taken since
+            self._lock.release()
+
+    def wait(self) -> None:
+        """Sleep until set, and unset it."""
+        self._lock.acquire()
+
+
 @dataclass(slots=True)
 class _Pending:
     """One caller's entries waiting for the writer."""
@@ -175,7 +201,7 @@ class _Pending:
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
-    woken: threading.Event = field(default_factory=threading.Event)
+    woken: _Wake = field(default_factory=_Wake)
     """Set when the append is done, or when its caller may take the writer's turn."""
 
     def finish(self) -> None:
@@ -311,9 +337,8 @@ class Ledger:
                 finally:
                     self._leave_writer()
             else:
+                # Unset before done is looked at again: a wake-up set after this is kept.
                 pending.woken.wait()
-                # Cleared before done is looked at again: a wake-up set after this is kept.
-                pending.woken.clear()
         if pending.error is not None:
             raise pending.error
         return pending.receipts
