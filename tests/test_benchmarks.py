@@ -95,6 +95,15 @@ def test_the_ledger_benchmark_appends_proves_and_verifies_beside_raw_sqlite() ->
     assert float(result["verify_s"]) > 0
 
 
+def test_the_small_ledger_benchmark_times_an_exchange_s_append_beside_raw_sqlite() -> None:
+    result = quick("ledger_small.py")
+    assert result["benchmark"] == "ledger_small"
+    for key in ("one_thread_vs_raw_sqlite_ratio", "eight_threads_vs_raw_sqlite_ratio"):
+        assert float(result[key]) > 0
+    assert result["raw_sqlite_us"] > 0
+    assert result["eight_threads_us"] > 0
+
+
 def test_the_psi_benchmark_matches_beside_openmined_and_the_floor() -> None:
     result = quick("psi.py")
     assert result["benchmark"] == "psi"

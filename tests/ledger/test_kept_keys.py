@@ -121,6 +121,69 @@ def test_an_erasure_by_the_same_writer_is_seen_too(ledger: Ledger) -> None:
     assert ledger.entries_about(CROWD[3]) == [3]
 
 
+def test_a_person_named_alone_erased_by_another_writer_is_never_written_under_their_old_key(
+    store: Engine, signer: Signer
+) -> None:
+    """Keys of people named one at a time (an exchange's release) are kept too: once another
+    writer erases the person, the first's next entry about them is under a new key, right after
+    an append of its own (the kept keys carried past it) as after others' leaves."""
+    engine = store
+    kept, other = Ledger(engine, signer), Ledger(engine, signer)
+    other.append([release(0, "alice"), release(1, "bob")])  # the keys made
+    kept.append([decision(2), release(3, "alice")])  # read, and kept
+    kept.append([decision(4), release(5, "alice")])  # the kept key used
+    old = key_of(engine, "alice")
+    assert old is not None
+    assert lookup_rows(engine, old[1]) == 3
+    other.erase("alice", "asked to be forgotten")  # straight after the keeper's own append
+
+    (_, receipt) = kept.append([decision(7), release(8, "alice")])
+    new = key_of(engine, "alice")
+    assert new is not None
+    assert new != old
+    assert lookup_rows(engine, old[1]) == 0
+    assert kept.entries_about("alice") == [receipt.index]
+    other.append([decision(9)])
+    other.erase("bob", "asked to be forgotten")
+    other.append([decision(11)])  # others' leaves after the erasure
+    (receipt,) = kept.append([release(12, "bob")])
+    assert kept.entries_about("bob") == [receipt.index]
+    report = kept.verify()
+    assert report.ok, report.problems
+
+
+def test_an_entry_about_one_person_erased_since_is_refused_though_their_key_was_kept(
+    engine: Engine, signer: Signer
+) -> None:
+    erased: set[str] = set()
+
+    def suppressed(_: Connection, people: list[str]) -> Collection[str]:
+        return [person for person in people if person in erased]
+
+    kept = Ledger(engine, signer, suppressed=suppressed)
+    other = Ledger(engine, signer, suppressed=suppressed)
+    other.append([release(0, "alice")])
+    kept.append([release(1, "alice")])
+    kept.append([release(2, "alice")])
+    other.erase("alice", "asked to be forgotten")
+    erased.add("alice")
+    with pytest.raises(LedgerError, match="erased"):
+        kept.append([release(4, "alice")])
+    assert key_of(engine, "alice") is None
+
+
+def test_an_erasure_of_one_person_by_the_same_writer_is_seen_too(ledger: Ledger) -> None:
+    ledger.append([release(0, "alice")])
+    ledger.append([release(1, "alice")])
+    ledger.append([release(2, "alice")])
+    old = key_of(ledger.engine, "alice")
+    assert old is not None
+    ledger.erase("alice", "asked to be forgotten")
+    ledger.append([release(4, "alice")])
+    assert lookup_rows(ledger.engine, old[1]) == 0
+    assert ledger.entries_about("alice") == [4]
+
+
 def test_kept_keys_are_read_again_past_the_leaves_they_look_through(engine: Engine) -> None:
     """Past ``scan`` leaves since, or at a smaller tree, the keys are read again rather than
     checked (here a key deleted behind their back, with no erasure leaf, shows which)."""

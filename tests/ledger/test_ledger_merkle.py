@@ -401,3 +401,19 @@ def _flip(value: bytes, bit: int) -> bytes:
     changed = bytearray(value)
     changed[position // 8] ^= 1 << (position % 8)
     return bytes(changed)
+
+
+@settings(max_examples=80, deadline=None)
+@given(leaves=leaf_lists, split=st.integers(0, 200), min_level=st.integers(0, 5))
+def test_extending_by_a_few_leaves_matches_extending_level_by_level(
+    leaves: list[bytes], split: int, min_level: int
+) -> None:
+    # A list of a few leaves is added leaf by leaf; leaves given one at a time (an iterator) are
+    # added level by level: the same nodes, in the same order, the same frontier and root.
+    hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+    split = min(split, len(hashes))
+    tree = merkle.MemoryTree(hashes[:split])
+    before = [tree.node(node) for node in merkle.frontier_nodes(split)]
+    few = merkle.extend(split, before, hashes[split:], min_level=min_level)
+    level_by_level = merkle.extend(split, before, iter(hashes[split:]), min_level=min_level)
+    assert few == level_by_level

@@ -274,6 +274,64 @@ def _check_count(name: str, value: int) -> None:
         raise InvalidInput(f"{name} must be a whole number from 0 to 2**53-1, not {value!r}")
 
 
+def _common_text(entry: Entry) -> str | None:
+    """The text of the fields every entry has, joined, where each already passes every check
+    :meth:`Entry.__post_init__` makes but UTF-8 (which the caller makes at once, with its own
+    fields' text): what every entry of every exchange goes through. ``None`` where any field
+    needs a closer look (a value to convert, text of another type): :meth:`Entry.__post_init__`
+    then checks the entry, and refuses it as it says.
+
+    Its ``people`` is set (the number of distinct ids in ``about``) if it was left out, as
+    :meth:`Entry.__post_init__` would set it.
+    """
+    categories, about, at, people = entry.categories, entry.about, entry.at, entry.people
+    if (
+        type(categories) is not tuple
+        or type(about) is not tuple
+        or type(at) is not datetime
+        or at.tzinfo is not UTC
+        or type(people) is not int
+    ):
+        return None
+    try:
+        distinct = len(set(about)) if len(about) > 1 else len(about)
+        if people == -1:
+            people = distinct
+            object.__setattr__(entry, "people", people)
+        reason, agreement, clause, purpose = (
+            entry.reason,
+            entry.agreement,
+            entry.clause,
+            entry.purpose,
+        )
+        if not distinct <= people <= _MAX_SAFE_INTEGER or type(reason) is not str or not reason:
+            return None
+        # A value that is not text (None aside) makes join raise TypeError.
+        ids = "".join(about)
+        if "\x00" in ids:
+            return None
+        return "".join(
+            (
+                "" if agreement is None else agreement,
+                reason,
+                "" if clause is None else clause,
+                "" if purpose is None else purpose,
+                ids,
+                *categories,
+            )
+        )
+    except TypeError:
+        return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """Fields every ledger entry has. Subclasses set ``kind`` and add their own."""
@@ -379,6 +437,24 @@ class DecisionEntry(Entry):
     """The OAuth client id of the partner app that asked, where one did."""
 
     def __post_init__(self) -> None:
+        common, rules = _common_text(self), self.rules
+        if common is not None and type(rules) is tuple:
+            recipient, action, client = self.recipient, self.action, self.client
+            try:
+                text = "".join(
+                    (
+                        common,
+                        "" if recipient is None else recipient,
+                        "" if action is None else action,
+                        "" if client is None else client,
+                        *rules,
+                    )
+                )
+            except TypeError:
+                text = None
+            if text is not None and _utf8(text):
+                return
+        # Something to convert, or to refuse: every check in turn, each saying what is wrong.
         Entry.__post_init__(self)
         if not isinstance(self.rules, tuple):
             object.__setattr__(self, "rules", tuple(self.rules))
@@ -435,6 +511,40 @@ class ReleaseEntry(Entry):
     seals it into ``rows_digest`` with the keys of the people the release is about."""
 
     def __post_init__(self) -> None:
+        common, fields, rows = _common_text(self), self.fields, self.rows
+        operation, scope = self.operation, self.scope
+        if (
+            common is not None
+            and type(fields) is tuple
+            and operation in (None, "read", "write")
+            and (scope is None or scope in SCOPES)
+            and (rows is None or (type(rows) is int and 0 <= rows <= _MAX_SAFE_INTEGER))
+            and self.granularity in ("record", "aggregate", "match-only")
+        ):
+            title, digest, provider, recipient = (
+                self.title,
+                self.rows_digest,
+                self.provider,
+                self.recipient,
+            )
+            try:
+                text = "".join(
+                    (
+                        common,
+                        "" if operation is None else operation,
+                        "" if title is None else title,
+                        "" if scope is None else scope,
+                        "" if digest is None else digest,
+                        "" if provider is None else provider,
+                        "" if recipient is None else recipient,
+                        *fields,
+                    )
+                )
+            except TypeError:
+                text = None
+            if text is not None and _utf8(text):
+                return
+        # Something to convert, or to refuse: every check in turn, each saying what is wrong.
         Entry.__post_init__(self)
         if not isinstance(self.fields, tuple):
             object.__setattr__(self, "fields", tuple(self.fields))

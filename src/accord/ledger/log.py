@@ -24,12 +24,13 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
+from types import TracebackType
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, RootTransaction, Table, func, select
@@ -61,7 +62,7 @@ from accord.ledger.tables import checkpoints_table as _checkpoints
 from accord.ledger.tables import leaves_table as _leaves
 from accord.ledger.tables import state_table as _state
 from accord.store.driver import fetch_one
-from accord.store.engine import write_turn
+from accord.store.engine import turn_of
 from accord.store.writer import WriterClient
 
 __all__ = [
@@ -125,15 +126,35 @@ class Leaves:
 def prepare(entries: Iterable[Entry]) -> Leaves:
     """Write and hash, ahead of the lock, every leaf that does not depend on its index."""
     batch = list(entries)
-    writers: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
+    writers = _WRITERS
     for kind in set(map(type, batch)):
-        if not issubclass(kind, Entry):
-            raise InvalidInput(f"not a ledger entry: {kind.__name__}")
-        writers[kind] = leaf_writer(kind)
-    datas = [None if entry.about else writers[type(entry)](entry, None) for entry in batch]
+        if kind not in writers:
+            if not issubclass(kind, Entry):
+                raise InvalidInput(f"not a ledger entry: {kind.__name__}")
+            writers[kind] = leaf_writer(kind)
     sha256 = hashlib.sha256
-    hashes = [None if data is None else sha256(b"\x00" + data).digest() for data in datas]
+    datas: list[bytes | None] = []
+    hashes: list[bytes | None] = []
+    for entry in batch:
+        if entry.about:
+            datas.append(None)
+            hashes.append(None)
+        else:
+            data = writers[type(entry)](entry, None)
+            datas.append(data)
+            hashes.append(sha256(b"\x00" + data).digest())
     return Leaves(batch, datas, hashes)
+
+
+_WRITERS: dict[type[Entry], Callable[[Entry, None], bytes]] = {}
+"""The leaf writer of each entry class met (:func:`accord.ledger.entries.leaf_writer`)."""
+
+
+def _joined(group: list[_Pending]) -> Leaves:
+    """The leaves of a group of appends, in order (those of its one append, if it is one)."""
+    if len(group) == 1:
+        return group[0].leaves
+    return Leaves.joined(pending.leaves for pending in group)
 
 
 def _well_formed(leaves: object) -> bool:
@@ -144,15 +165,43 @@ def _well_formed(leaves: object) -> bool:
     )
 
 
+class _Wake:
+    """A wake-up for the caller of one append: set by any thread, any number of times; taken by
+    that caller, who sleeps until it is set and leaves it unset (a wake-up set after that is
+    kept for its next wait).
+
+    What :class:`threading.Event` does with ``wait()`` then ``clear()``, as one lock held while
+    unset: setting it lets go of the lock (if it was held), waiting takes it. An event waits and
+    wakes through a condition's Python code, and every append of a group is woken so.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Wake the caller, or keep the wake-up for its next wait (once, however many sets)."""
+        with suppress(RuntimeError):  # set already, and not taken since
+            self._lock.release()
+
+    def wait(self) -> None:
+        """Sleep until set, and unset it."""
+        self._lock.acquire()
+
+
 @dataclass(slots=True)
 class _Pending:
     """One caller's entries waiting for the writer."""
 
     leaves: Leaves
+    count: int
+    """How many leaves: ``len(leaves)``, looked at by every writer that takes a group."""
     receipts: list[Receipt] = field(default_factory=list)
     error: AccordError | None = None
     done: bool = False
-    woken: threading.Event = field(default_factory=threading.Event)
+    woken: _Wake = field(default_factory=_Wake)
     """Set when the append is done, or when its caller may take the writer's turn."""
 
     def finish(self) -> None:
@@ -194,11 +243,26 @@ class Ledger:
         """What bringing the people map up to date cost at the last checkpoint (rows read,
         people touched, functions signed, buckets rebuilt)."""
         self._writer = _WriterConnection(engine)
+        self._turn = turn_of(engine)
+        self._state: tuple[bytes, bytes, _State] | None = None
+        """The tree state as this process last wrote or read it under the lock, with its root
+        and frontier as stored: read again at every append, it is decoded and checked again
+        only where the stored bytes differ (another process appended since)."""
         self._heads: dict[int, subjects.Heads] = {}
         self._heads_lock = threading.Lock()
         self._remote: WriterClient | None = None
         self._kept_keys = shred.KeptKeys()
         """The keys of people named by entries about many, kept by the writer between appends."""
+        self._few_keys = shred.KeptKeys(limit=_FEW_KEPT, scan=_FEW_SCAN)
+        """The keys of people named by entries about few (an exchange's release), kept alike."""
+        self._grown: tuple[int, int] | None = None
+        """The sizes before and after the transaction under way, if it appends no erasure: once
+        it commits, the kept keys are known to be still valid at the size after."""
+        self._sql_leaves = self._sql(_INSERT_LEAVES)
+        self._sql_nodes = self._sql(_INSERT_NODES)
+        self._sql_subjects = self._sql(_INSERT_SUBJECTS)
+        self._sql_index = self._sql(_INSERT_INDEX)
+        self._sql_move = self._sql(_MOVE_SQL)
 
     # Writing ------------------------------------------------------------------------------------
 
@@ -254,9 +318,9 @@ class Ledger:
     def _append_prepared(self, leaves: Leaves) -> list[Receipt]:
         """Append the leaves :func:`prepare` made of some entries, committed by this process (in a
         group with its other callers' appends); returns their receipts once they are durable."""
-        if not leaves:
+        if not leaves.entries:
             return []
-        pending = _Pending(leaves)
+        pending = _Pending(leaves, len(leaves.entries))
         with self._queue_lock:
             self._queue.append(pending)
         while not pending.done:
@@ -273,9 +337,8 @@ class Ledger:
                 finally:
                     self._leave_writer()
             else:
+                # Unset before done is looked at again: a wake-up set after this is kept.
                 pending.woken.wait()
-                # Cleared before done is looked at again: a wake-up set after this is kept.
-                pending.woken.clear()
         if pending.error is not None:
             raise pending.error
         return pending.receipts
@@ -307,7 +370,7 @@ class Ledger:
         them as the threads of one process do.
         """
         with self._queue_lock:
-            lone = len(self._queue[0].leaves) > self.batch_size
+            lone = self._queue[0].count > self.batch_size
         if lone:
             self._commit_alone()
             return
@@ -318,14 +381,12 @@ class Ledger:
         try:
             with self._locked("appending to the ledger") as (conn, state):
                 group = self._take_group()
-                written = self._write_locked(
-                    conn, state, Leaves.joined(pending.leaves for pending in group)
-                )
+                written = self._write_locked(conn, state, _joined(group))
             # Committed: only now does any caller of the group get its receipts.
             offset = 0
             for pending in group:
-                pending.receipts = written[offset : offset + len(pending.leaves)]
-                offset += len(pending.leaves)
+                pending.receipts = written[offset : offset + pending.count]
+                offset += pending.count
         except AccordError as exc:
             # Failed before the group was taken (the database could not be reached, say): the
             # oldest appends get the error, and are done, as a group that failed to commit.
@@ -351,7 +412,7 @@ class Ledger:
         """
         group = self._take_group()
         try:
-            sent, written = remote.call(APPEND_JOB, Leaves.joined(p.leaves for p in group))
+            sent, written = remote.call(APPEND_JOB, _joined(group))
             if not sent:
                 with self._queue_lock:
                     self._queue[0:0] = group
@@ -359,8 +420,8 @@ class Ledger:
             receipts = cast(list[Receipt], written)
             offset = 0
             for pending in group:
-                pending.receipts = receipts[offset : offset + len(pending.leaves)]
-                offset += len(pending.leaves)
+                pending.receipts = receipts[offset : offset + pending.count]
+                offset += pending.count
         except AccordError as exc:
             for pending in group:
                 pending.error = exc
@@ -378,9 +439,9 @@ class Ledger:
         """The oldest queued appends, up to ``batch_size`` entries (at least one append)."""
         with self._queue_lock:
             group = [self._queue.pop(0)]
-            total = len(group[0].leaves)
-            while self._queue and total + len(self._queue[0].leaves) <= self.batch_size:
-                total += len(self._queue[0].leaves)
+            total = group[0].count
+            while self._queue and total + self._queue[0].count <= self.batch_size:
+                total += self._queue[0].count
                 group.append(self._queue.pop(0))
         return group
 
@@ -448,8 +509,7 @@ class Ledger:
         with self._writing(), self._locked("folding the person index's parts") as (conn, _):
             return shred.merge_parts(conn)
 
-    @contextmanager
-    def _locked(self, doing: str) -> Iterator[tuple[Connection, _State]]:
+    def _locked(self, doing: str) -> _Locked:
         """A transaction holding the database's ledger write lock, committed on success.
 
         Called holding the writer lock: the transaction runs on the writer's own connection
@@ -457,17 +517,7 @@ class Ledger:
         time. On any failure it is rolled back and that connection given back; the next group
         takes a new one.
         """
-        with translate(StoreError, doing), write_turn(self.engine):
-            conn, transaction, state = self._begin_locked()
-            try:
-                # Committed on leaving, or rolled back on an error, the commit's own included.
-                with transaction:
-                    yield conn, state
-            except BaseException:
-                self._writer.drop()
-                raise
-            if not self._writer.kept:
-                self._writer.drop()
+        return _Locked(self, doing)
 
     def _begin_locked(self) -> tuple[Connection, RootTransaction, _State]:
         """The writer's connection in a transaction holding the ledger write lock, and the state
@@ -498,17 +548,33 @@ class Ledger:
         # The transaction is begun explicitly: statements below go through the driver's own
         # cursor, which SQLAlchemy does not see, and it must still commit them.
         transaction = conn.begin()
-        if self._sqlite:
-            # pysqlite would open a deferred transaction at the first write; take the write
-            # lock up front so the size read below cannot go stale before we write.
-            _execute(conn, "BEGIN IMMEDIATE")
-        return conn, transaction, self._lock_state(conn)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self._sqlite:
+                # pysqlite would open a deferred transaction at the first write; take the write
+                # lock up front so the size read below cannot go stale before we write.
+                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute(_STATE_SQL)
+            else:
+                # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the
+                # whole database since BEGIN IMMEDIATE, and has no such clause.
+                cursor.execute(_STATE_SQL + " FOR UPDATE")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        kept = self._state
+        if row is not None and kept is not None and row[0] == kept[2].size:
+            # The state as this process last knew it, unless its bytes changed since: then it
+            # is decoded and checked again.
+            root, frontier = row[1], row[2]
+            if root == kept[0] and frontier == kept[1]:
+                return conn, transaction, kept[2]
+        return conn, transaction, self._lock_state(conn, row)
 
-    def _lock_state(self, conn: Connection) -> _State:
-        # FOR UPDATE holds the row until commit on PostgreSQL; SQLite already holds the whole
-        # database since BEGIN IMMEDIATE, and has no such clause.
+    def _lock_state(self, conn: Connection, row: Any) -> _State:
+        """The state from its ``row`` read under the lock: decoded and checked, or made if there
+        is none yet."""
         query = _STATE_SQL if self._sqlite else _STATE_SQL + " FOR UPDATE"
-        row = fetch_one(conn, query)
         if row is None:
             values = {
                 "id": STATE_ROW_ID,
@@ -520,12 +586,15 @@ class Ledger:
             row = fetch_one(conn, query)
         if row is None:
             raise LedgerError("the ledger's state row could not be created")
-        return _decode_state(int(row[0]), bytes(row[1]), bytes(row[2]))
+        root, frontier = bytes(row[1]), bytes(row[2])
+        state = _decode_state(int(row[0]), root, frontier)
+        self._state = (root, frontier, state)
+        return state
 
     def _write_locked(self, conn: Connection, state: _State, leaves: Leaves) -> list[Receipt]:
         """Write a batch after ``state``, inside the locked transaction."""
         start = state.size
-        size = start + len(leaves)
+        size = start + len(leaves.entries)
         datas, hashes = leaves.datas, leaves.hashes
         index_rows: list[tuple[bytes, int]] = []
         subject_rows: list[tuple[int, int, bytes, bytes, bytes]] = []
@@ -542,30 +611,33 @@ class Ledger:
             # committed or rolled back once nothing else is using its connection.
             # No thread at all where no entry is about that many (an exchange's release).
             listed = {offset: list(map(keys.__getitem__, named[offset])) for offset in about}
-            with ExitStack() as stack:
-                indexing: list[Future[None]] = []
-                if many:
-                    beside = stack.enter_context(
-                        ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index")
-                    )
+            if many:
+                with ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index") as beside:
                     indexing = [
                         beside.submit(
                             shred.index_many, conn, start + offset, named[offset], listed[offset]
                         )
                         for offset in many
                     ]
-                for offset in about:
-                    entry, index = leaves.entries[offset], start + offset
-                    mine = listed[offset]
-                    secret = list(map(itemgetter(0), mine))
-                    if len(mine) < shred.MANY:
-                        index_rows.extend([(lookup, index) for _, lookup in mine])
-                    written = _subjects_of(secret, index, subject_rows)
-                    data = entry.sealed(secret, index).encode(written)
-                    datas[offset] = data
-                    hashes[offset] = hashlib.sha256(b"\x00" + data).digest()
-                for done in indexing:
-                    done.result()
+                    _seal(
+                        leaves,
+                        start,
+                        listed,
+                        datas=datas,
+                        hashes=hashes,
+                        rows=(index_rows, subject_rows),
+                    )
+                    for done in indexing:
+                        done.result()
+            else:
+                _seal(
+                    leaves,
+                    start,
+                    listed,
+                    datas=datas,
+                    hashes=hashes,
+                    rows=(index_rows, subject_rows),
+                )
         leaf_hashes = cast(list[bytes], hashes)
         grown = merkle.extend(start, state.frontier, leaf_hashes, min_level=STORED_MIN_LEVEL)
         # The driver's executemany straight from tuples: the hot path of every append, where
@@ -573,28 +645,33 @@ class Ledger:
         cursor = conn.connection.cursor()
         try:
             cursor.executemany(
-                self._sql(_INSERT_LEAVES),
+                self._sql_leaves,
                 list(zip(range(start, size), datas, leaf_hashes, strict=True)),
             )
             if grown.nodes:
                 position = merkle.node_position
                 cursor.executemany(
-                    self._sql(_INSERT_NODES), [(position(lv, i), h) for lv, i, h in grown.nodes]
+                    self._sql_nodes, [(position(lv, i), h) for lv, i, h in grown.nodes]
                 )
             if subject_rows:
-                cursor.executemany(self._sql(_INSERT_SUBJECTS), subject_rows)
+                cursor.executemany(self._sql_subjects, subject_rows)
             if index_rows:
                 # In key order: random pseudonyms inserted in order touch each index page once.
                 index_rows.sort(key=itemgetter(0))
-                cursor.executemany(self._sql(_INSERT_INDEX), index_rows)
-            cursor.execute(
-                self._sql(_MOVE_SQL), (size, grown.root, b"".join(grown.frontier), start)
-            )
+                cursor.executemany(self._sql_index, index_rows)
+            frontier = b"".join(grown.frontier)
+            cursor.execute(self._sql_move, (size, grown.root, frontier, start))
             moved = cursor.rowcount
         finally:
             cursor.close()
         if moved != 1:
             raise LedgerError(f"the tree moved past size {start} while this append held its lock")
+        # As stored if this commits; if it does not, the stored bytes differ and it goes unused.
+        self._state = (grown.root, frontier, _State(size, grown.root, grown.frontier))
+        # The test the kept keys make of leaves appended since (a mark no leaf but an erasure's
+        # holds, nor two leaves joined: each ends in a brace), on this group's own leaves.
+        if shred.ERASURE_MARK not in b"".join(cast(list[bytes], datas)):
+            self._grown = (start, size)
         return list(map(Receipt, range(start, size), leaf_hashes, repeat(size)))
 
     def _keys_of(
@@ -609,7 +686,8 @@ class Ledger:
         if any(len(group) >= shred.MANY for group in groups):
             # Kept between appends: a bulk release names much the same people each time.
             return self._kept_keys.keys_for(conn, start, people, suppressed=self.suppressed)
-        return shred.keys_for(conn, people, create=True, suppressed=self.suppressed)
+        # Kept too: the partner API's exchanges name the same people again and again.
+        return self._few_keys.keys_for(conn, start, people, suppressed=self.suppressed)
 
     def _sql(self, statement: str) -> str:
         """A constant statement with the driver's placeholder."""
@@ -1095,6 +1173,11 @@ _HEADS_SQL = (
     "ORDER BY leaf_idx, chunk"
 )
 _CHUNK_SQL = "SELECT tags FROM ledger_subjects WHERE leaf_idx = {mark} AND chunk = {mark}"
+_FEW_KEPT = 20_000
+"""At most this many keys of people named by entries about few are kept (some 5 MB)."""
+_FEW_SCAN = 2_000
+"""Keys of people named by entries about few are checked against at most this many leaves
+appended by others since; past that they are read again."""
 _HEADS_KEPT = 64
 """Entries whose chunk heads a ledger keeps (a bulk release's are about 60 KB a million people)."""
 """How a leaf committing to its subjects by a root reads (canonical JSON: no space)."""
@@ -1102,6 +1185,73 @@ _MOVE_SQL = (
     "UPDATE ledger_state SET size = {mark}, root = {mark}, frontier = {mark} "
     "WHERE id = 1 AND size = {mark}"
 )
+
+
+class _Locked:
+    """What :meth:`Ledger._locked` returns: a plain context manager, not a generator's (every
+    group commit enters one). Entering takes the turn to write (:func:`accord.store.engine.turn_of`)
+    and begins the locked transaction; leaving commits it, or rolls it back on an error, gives
+    the writer's connection back if it is not kept (or failed), then the turn. A foreign error,
+    raised inside or by any of these steps, comes out as :class:`~accord.errors.StoreError`
+    saying what was being done."""
+
+    __slots__ = ("doing", "ledger", "transaction", "turn")
+
+    def __init__(self, ledger: Ledger, doing: str) -> None:
+        self.ledger = ledger
+        self.doing = doing
+        self.turn = ledger._turn
+        self.transaction: RootTransaction | None = None
+
+    def __enter__(self) -> tuple[Connection, _State]:
+        turn = self.turn
+        try:
+            if turn is not None:
+                turn.acquire()
+            try:
+                self.ledger._grown = None
+                conn, self.transaction, state = self.ledger._begin_locked()
+            except BaseException:
+                if turn is not None:
+                    turn.release()
+                raise
+        except Exception as exc:
+            self._translate(exc)
+            raise
+        return conn, state
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        writer, transaction = self.ledger._writer, self.transaction
+        try:
+            try:
+                if transaction is not None:
+                    # Committed, or rolled back on an error (the commit's own included).
+                    transaction.__exit__(kind, exc, tb)
+            except BaseException:
+                writer.drop()
+                raise
+            if exc is not None or not writer.kept:
+                writer.drop()
+            grown, self.ledger._grown = self.ledger._grown, None
+            if exc is None and grown is not None:
+                # Committed, and no key deleted by it: the keys kept are still valid after it.
+                self.ledger._kept_keys.grown(*grown)
+                self.ledger._few_keys.grown(*grown)
+        except Exception as error:
+            self._translate(error)
+            raise
+        finally:
+            if self.turn is not None:
+                self.turn.release()
+        if isinstance(exc, Exception):
+            self._translate(exc)
+
+    def _translate(self, exc: Exception) -> None:
+        """Raise ``exc`` as :class:`~accord.errors.StoreError` if it is foreign (as
+        :func:`~accord.errors.translate` does); return if it is Accord's own."""
+        translate(StoreError, self.doing).__exit__(type(exc), exc, exc.__traceback__)
 
 
 class _WriterConnection:
@@ -1168,6 +1318,31 @@ class _WriterConnection:
             return True
 
 
+def _seal(
+    leaves: Leaves,
+    start: int,
+    listed: dict[int, list[shred.PersonKey]],
+    *,
+    datas: list[bytes | None],
+    hashes: list[bytes | None],
+    rows: tuple[list[tuple[bytes, int]], list[tuple[int, int, bytes, bytes, bytes]]],
+) -> None:
+    """Write the leaves about people of a batch after ``start`` leaves, whose keys are
+    ``listed`` by offset, into ``datas`` and ``hashes``; their index rows (but for entries about
+    many, indexed apart) and subject chunks are added to ``rows`` (index rows, subject rows)."""
+    index_rows, subject_rows = rows
+    sha256 = hashlib.sha256
+    for offset, mine in listed.items():
+        index = start + offset
+        secret = list(map(itemgetter(0), mine))
+        if len(mine) < shred.MANY:
+            index_rows.extend([(lookup, index) for _, lookup in mine])
+        written = _subjects_of(secret, index, subject_rows)
+        data = leaves.entries[offset].sealed(secret, index).encode(written)
+        datas[offset] = data
+        hashes[offset] = sha256(b"\x00" + data).digest()
+
+
 def _subjects_of(
     secret: list[bytes], index: int, subject_rows: list[tuple[int, int, bytes, bytes, bytes]]
 ) -> subjects.SubjectTree | list[str]:
@@ -1186,15 +1361,6 @@ def _close_quietly(conn: Connection) -> None:
     """Close a connection that may already be broken (its database gone): nothing to report."""
     with suppress(Exception):
         conn.close()
-
-
-def _execute(conn: Connection, statement: str) -> None:
-    """Run a constant statement through the driver's own cursor."""
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.close()
 
 
 def _select_in(columns: str, table: str, column: str, marks: str) -> str:

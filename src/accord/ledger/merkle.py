@@ -160,6 +160,8 @@ def extend(
     """
     if len(frontier) != size.bit_count():
         raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
+    if isinstance(new_leaf_hashes, list | tuple) and len(new_leaf_hashes) <= _FEW:
+        return _extend_by_few(size, frontier, new_leaf_hashes, min_level)
     # The frontier holds one hash per set bit of size, highest level first.
     old = dict(zip(_set_bits_descending(size), frontier, strict=True))
     sha, prefix = _sha256, NODE_PREFIX
@@ -188,6 +190,43 @@ def extend(
         else:
             grown.append(old[node_level])
     return Extension(nodes=nodes, frontier=grown, root=fold(grown))
+
+
+_FEW = 64
+"""Up to this many new leaves, :func:`extend` adds them one at a time (an exchange appends two)."""
+
+
+def _extend_by_few(
+    size: int, frontier: Sequence[bytes], new_leaf_hashes: Sequence[bytes], min_level: int
+) -> Extension:
+    """:func:`extend`, leaf by leaf: each new leaf completes one node a trailing set bit of the
+    size before it, each the hash of the frontier's last (lowest) hash and the node below, and
+    the frontier ends in the node it completes last. The same nodes, hashes and order (by level,
+    then index) as level by level, with none of its bookkeeping for the few leaves of a group."""
+    stack = list(frontier)
+    pop, push = stack.pop, stack.append
+    sha, prefix = _sha256, NODE_PREFIX
+    nodes: list[tuple[int, int, bytes]] = []
+    index = size
+    for leaf in new_leaf_hashes:
+        if min_level <= 0:
+            nodes.append((0, index, leaf))
+        hashed, at, level = leaf, index, 0
+        while at & 1:
+            hashed = sha(prefix + pop() + hashed).digest()
+            at >>= 1
+            level += 1
+            if level >= min_level:
+                nodes.append((level, at, hashed))
+        push(hashed)
+        index += 1
+    if len(nodes) > 1:
+        nodes.sort(key=_level_then_index)
+    return Extension(nodes=nodes, frontier=stack, root=fold(stack))
+
+
+def _level_then_index(node: tuple[int, int, bytes]) -> tuple[int, int]:
+    return node[0], node[1]
 
 
 def _set_bits_descending(value: int) -> list[int]:

@@ -21,7 +21,6 @@ that no erasure was appended since, by any process.
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ from sqlalchemy import (
 )
 
 from accord.errors import LedgerError
+from accord.ledger.keyed import hmac_sha256
 from accord.ledger.tables import index_parts_table as _parts_table
 from accord.ledger.tables import map_leaves_table as _map
 from accord.ledger.tables import person_index_table as _index
@@ -70,25 +70,25 @@ def new_key() -> PersonKey:
 
 def subject_tag(key: bytes, index: int) -> str:
     """The pseudonym (hex) a person has in leaf ``index``."""
-    return hmac.digest(key, SUBJECT_CONTEXT + str(index).encode("ascii"), "sha256").hex()
+    return hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode("ascii")).hex()
 
 
 def subject_tags(keys: Sequence[bytes], index: int) -> list[str]:
     """The pseudonyms of the people with these keys in leaf ``index`` (a release may name
     hundreds of thousands: one message, and OpenSSL's one-shot HMAC for each key)."""
     message = SUBJECT_CONTEXT + str(index).encode("ascii")
-    return [hmac.digest(key, message, "sha256").hex() for key in keys]
+    return [hmac_sha256(key, message).hex() for key in keys]
 
 
 def subject_digests(keys: Sequence[bytes], index: int) -> list[bytes]:
     """:func:`subject_tags` as raw bytes, for an entry that commits to its tags by a tree."""
     message = SUBJECT_CONTEXT + str(index).encode("ascii")
-    return [hmac.digest(key, message, "sha256") for key in keys]
+    return [hmac_sha256(key, message) for key in keys]
 
 
 def lookup_pseudonym(key: bytes) -> bytes:
     """The pseudonym under which a person's leaves are indexed."""
-    return hmac.digest(key, LOOKUP_CONTEXT, "sha256")[:LOOKUP_SIZE]
+    return hmac_sha256(key, LOOKUP_CONTEXT)[:LOOKUP_SIZE]
 
 
 Suppressed = Callable[[Connection, list[str]], Collection[str]]
@@ -129,11 +129,16 @@ def _keys_of(
     # One statement, through the driver's cursor, whatever the number of people: a release may
     # name hundreds of thousands, and SQLAlchemy's per-row handling (or thousands of bound
     # parameters a statement) would cost more than the lookup.
-    postgres, ids = _one_value(conn, wanted)
     cursor = conn.connection.cursor()
     made = 0
     try:
-        cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
+        if len(wanted) == 1:
+            # One person (an exchange's release): no list to build for the database to unpack.
+            postgres = conn.dialect.name == "postgresql"
+            cursor.execute(_KEY_OF.format(mark=mark), (wanted[0],))
+        else:
+            postgres, ids = _one_value(conn, wanted)
+            cursor.execute(_KEYS_OF_ARRAY if postgres else _KEYS_OF_JSON, (ids,))
         found = {person: (key, look) for person, key, look in cursor.fetchall()}
         if create and len(found) < len(wanted):
             missing = [person_id for person_id in wanted if person_id not in found]
@@ -221,7 +226,14 @@ class KeptKeys:
             self._keys = {}
         self._size = size
         kept = self._keys
-        missing = person_ids - kept.keys() if kept else person_ids
+        if not kept:
+            missing = person_ids
+        elif isinstance(person_ids, set | frozenset):
+            # Given the dict itself, the smaller side is walked: not every key kept for each
+            # person of an entry about one, as ``- kept.keys()`` would.
+            missing = person_ids.difference(kept)
+        else:
+            missing = person_ids - kept.keys()
         if not missing:
             return kept
         read, made = _keys_of(conn, missing, create=True, suppressed=suppressed)
@@ -236,6 +248,12 @@ class KeptKeys:
             # The keys made come last, and are not kept: this append may yet be rolled back.
             kept.update(islice(read.items(), existing))
         return found
+
+    def grown(self, before: int, after: int) -> None:
+        """The tree grew from ``before`` leaves to ``after`` by a transaction of this writer that
+        is committed and appended no erasure: keys kept as of ``before`` are all still there."""
+        if self._size == before:
+            self._size = after
 
     def _unchanged(self, conn: Connection, size: int) -> bool:
         """Whether no key was deleted between the tree of ``self._size`` leaves and ``size``."""
@@ -363,6 +381,7 @@ _ERASED_SINCE_ARRAY = (
 _ERASED_SINCE_JSON = (
     "SELECT 1 FROM ledger_leaves WHERE idx >= ? AND idx < ? AND instr(data, ?) > 0 LIMIT 1"
 )
+_KEY_OF = "SELECT person_id, key, lookup FROM person_keys WHERE person_id = {mark}"
 _KEYS_OF_JSON = (
     "SELECT k.person_id, k.key, k.lookup FROM json_each(?) AS j "
     "JOIN person_keys AS k ON k.person_id = j.value"

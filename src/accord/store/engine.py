@@ -68,7 +68,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
-class _WriteTurn:
+class WriteTurn:
     """The turn to write to one SQLite file: a lock for this process's threads, then an
     exclusive ``flock`` on a file beside the database for the other processes.
 
@@ -85,7 +85,18 @@ class _WriteTurn:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self.threads:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """Wait for the turn and take it (each :meth:`acquire` is matched by a :meth:`release`
+        in the same thread): what :meth:`held` does, for a writer whose every commit takes the
+        turn and which keeps a generator's cost off that path."""
+        self.threads.acquire()
+        try:
             if self.fd is None or self.pid != os.getpid():
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 self.pid = os.getpid()
@@ -93,16 +104,22 @@ class _WriteTurn:
                 weakref.finalize(self, os.close, self.fd)  # closed with the turn
             if self.depth == 0:
                 fcntl.flock(self.fd, fcntl.LOCK_EX)
-            self.depth += 1
-            try:
-                yield
-            finally:
-                self.depth -= 1
-                if self.depth == 0:
-                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+        except BaseException:
+            self.threads.release()
+            raise
+        self.depth += 1
+
+    def release(self) -> None:
+        """Give back the turn taken by :meth:`acquire`."""
+        try:
+            self.depth -= 1
+            if self.depth == 0 and self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
 
 
-_TURNS: weakref.WeakValueDictionary[str, _WriteTurn] = weakref.WeakValueDictionary()
+_TURNS: weakref.WeakValueDictionary[str, WriteTurn] = weakref.WeakValueDictionary()
 """The turn of each file, while an engine on it lives (its lock file closed with it)."""
 _TURNS_LOCK = threading.Lock()
 
@@ -131,10 +148,7 @@ def write_turn(engine: Engine) -> Iterator[None]:
     not take it stay safe (SQLite's own lock is still taken under it); they only wait as SQLite
     makes them. Nothing for PostgreSQL (rows are locked, not the database) or a database in
     memory (one process)."""
-    try:
-        turn = _ENGINE_TURNS[engine]
-    except KeyError:
-        turn = _ENGINE_TURNS[engine] = _turn_of(engine)
+    turn = turn_of(engine)
     if turn is None:
         yield
         return
@@ -142,11 +156,21 @@ def write_turn(engine: Engine) -> Iterator[None]:
         yield
 
 
-_ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurn | None] = weakref.WeakKeyDictionary()
+def turn_of(engine: Engine) -> WriteTurn | None:
+    """The turn :func:`write_turn` takes for ``engine`` (``None`` where it takes none), to take
+    with :meth:`WriteTurn.acquire` and give back with :meth:`WriteTurn.release`."""
+    try:
+        return _ENGINE_TURNS[engine]
+    except KeyError:
+        turn = _ENGINE_TURNS[engine] = _turn_of(engine)
+        return turn
+
+
+_ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn | None] = weakref.WeakKeyDictionary()
 """Each engine's turn, found once (its file's path resolved once, not at every write)."""
 
 
-def _turn_of(engine: Engine) -> _WriteTurn | None:
+def _turn_of(engine: Engine) -> WriteTurn | None:
     """The turn of ``engine``'s file, shared by every engine of this process on that file."""
     path = write_turn_path(engine)
     if path is None or fcntl is None:
@@ -155,7 +179,7 @@ def _turn_of(engine: Engine) -> _WriteTurn | None:
     with _TURNS_LOCK:
         turn = _TURNS.get(key)
         if turn is None:
-            turn = _TURNS[key] = _WriteTurn(path)
+            turn = _TURNS[key] = WriteTurn(path)
     return turn
 
 
