@@ -28,13 +28,12 @@ summed in one loop: the same bytes, without the encoder's Python wrapper around 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time
 from json.encoder import encode_basestring
 from typing import Any
-
-from accord.ledger.keyed import hmac_sha256
 
 DIGEST_LIMIT = 250_000
 """Releases of more rows than this record their count but no digest."""
@@ -125,4 +124,4 @@ def seal(total: int, keys: Iterable[bytes], index: int) -> str:
     key = hashlib.sha256(
         _SEAL_CONTEXT + str(index).encode("ascii") + b"\n" + b"".join(sorted(keys))
     ).digest()
-    return hmac_sha256(key, total.to_bytes(32, "big")).hex()
+    return hmac.digest(key, total.to_bytes(32, "big"), "sha256").hex()

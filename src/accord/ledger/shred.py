@@ -21,6 +21,7 @@ that no erasure was appended since, by any process.
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -42,7 +43,6 @@ from sqlalchemy import (
 )
 
 from accord.errors import LedgerError
-from accord.ledger.keyed import hmac_sha256
 from accord.ledger.tables import index_parts_table as _parts_table
 from accord.ledger.tables import map_leaves_table as _map
 from accord.ledger.tables import person_index_table as _index
@@ -70,25 +70,25 @@ def new_key() -> PersonKey:
 
 def subject_tag(key: bytes, index: int) -> str:
     """The pseudonym (hex) a person has in leaf ``index``."""
-    return hmac_sha256(key, SUBJECT_CONTEXT + str(index).encode("ascii")).hex()
+    return hmac.digest(key, SUBJECT_CONTEXT + str(index).encode("ascii"), "sha256").hex()
 
 
 def subject_tags(keys: Sequence[bytes], index: int) -> list[str]:
     """The pseudonyms of the people with these keys in leaf ``index`` (a release may name
     hundreds of thousands: one message, and OpenSSL's one-shot HMAC for each key)."""
     message = SUBJECT_CONTEXT + str(index).encode("ascii")
-    return [hmac_sha256(key, message).hex() for key in keys]
+    return [hmac.digest(key, message, "sha256").hex() for key in keys]
 
 
 def subject_digests(keys: Sequence[bytes], index: int) -> list[bytes]:
     """:func:`subject_tags` as raw bytes, for an entry that commits to its tags by a tree."""
     message = SUBJECT_CONTEXT + str(index).encode("ascii")
-    return [hmac_sha256(key, message) for key in keys]
+    return [hmac.digest(key, message, "sha256") for key in keys]
 
 
 def lookup_pseudonym(key: bytes) -> bytes:
     """The pseudonym under which a person's leaves are indexed."""
-    return hmac_sha256(key, LOOKUP_CONTEXT)[:LOOKUP_SIZE]
+    return hmac.digest(key, LOOKUP_CONTEXT, "sha256")[:LOOKUP_SIZE]
 
 
 Suppressed = Callable[[Connection, list[str]], Collection[str]]
