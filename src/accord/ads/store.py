@@ -486,7 +486,7 @@ class AdsStore:
                 .where(cm.id == campaign, ad.platform == self.platform)
             ).first()
             if found is None:
-                raise NotFound(f"{self.platform} has no campaign {campaign}", where="campaign")
+                raise NotFound(f"{self.platform} has no campaign {campaign}")
             if found.status == status.value:
                 return False
             c.execute(update(t.campaigns).where(cm.id == campaign).values(status=status.value))
