@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.ads.test_campaigns_follow import _world
 from typer.testing import CliRunner
 
 from accord.ads.model import CampaignStatus
 from accord.ads.store import AdsStore
 from accord.cli import app
 from accord.service import Accord
+from ads.test_campaigns_follow import _world
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
