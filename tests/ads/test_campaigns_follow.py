@@ -239,3 +239,30 @@ def test_a_group_reads_the_campaigns_revision_in_its_signals_statement(tmp_path:
         store.set_campaign_status(_id(server, "high"), CampaignStatus.PAUSED)
         assert len(selects(AT + timedelta(seconds=2))) > 1  # campaigns, rates, spend
         assert len(selects(AT + timedelta(seconds=3))) == 1
+
+
+def test_a_click_on_a_campaign_added_elsewhere_is_charged_within_its_budget(
+    served: tuple[Store, AdServer],
+) -> None:
+    """Another process adds a CPC campaign (most of its lifetime budget spent yesterday) and
+    shows it; a click on its ad reported to this server is charged what the budget has left."""
+    where, server = served
+    server.serve("c0", 3, at=AT)
+    _elsewhere(
+        where,
+        "from accord.ads.model import Campaign, Schedule, Bid, BidStrategy, Creative, Targeting\n"
+        "new = store.add_campaign(Campaign(id=0, advertiser='northwind', name='clicky', "
+        "daily_budget=10**10, lifetime_budget=1_000_000, "
+        "schedule=Schedule(datetime(2026, 3, 1, tzinfo=UTC)), "
+        "bid=Bid(BidStrategy.CPC, 500_000), "
+        "creatives=(Creative('clicky', 'clicky', '', 'https://example.com/'),), "
+        "targeting=Targeting(), frequency_cap=1_000))\n"
+        "at = datetime(2026, 3, 2, 12, 0, 1, tzinfo=UTC)\n"
+        "store.record([('elsewhere-1', 'chirp', 'c1', new.id, 'northwind', 'clicky', 0, at, "
+        "at.date(), 'cpc', 500_000, 0.01, None, False, None, False)], "
+        "[Charge(new.id, 'northwind', datetime(2026, 3, 1, 12, tzinfo=UTC), 'click', 900_000, "
+        "'elsewhere-0')])",
+    )
+    click = server.click("elsewhere-1", 0, AT + timedelta(seconds=2))
+    assert click.counted
+    assert click.charged == 100_000

@@ -297,8 +297,13 @@ class AdServer:
         try:
             revision = self.store.campaigns_revision()
             if revision != self.revision:
-                # A campaign added elsewhere is charged for its clicks here too.
-                self._follow(revision, moment)
+                # A campaign added elsewhere is charged for its clicks here too, its spend read
+                # from the records at once (on the market's day: the click may be a later one's).
+                self._rebuild(revision)
+                day = self.market.pacer.day
+                if day is not None:
+                    self._sync(datetime.combine(day, datetime.min.time(), UTC))
+                    self._synced = time.monotonic()
 
             def charge(campaign: int, price: int, when: datetime, request: str) -> Charge | None:
                 amount = self.market.charge_click(campaign, price, when, request)
