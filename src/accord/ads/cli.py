@@ -1,5 +1,6 @@
 """``accord ads``: simulate a campaign season on the reference scenario; spend per advertiser,
-beside the data access its party holds; train the click model on the recorded impressions.
+beside the data access its party holds; train the click model on the recorded impressions; list,
+pause and resume campaigns.
 
 Heavy modules (NumPy, SQLAlchemy, the scenario) are imported inside the commands, so that
 ``accord`` starts without them.
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from accord.console import DatabaseUrl, DataDir, handled
+from accord.console import DatabaseUrl, DataDir, handled, printable
 from accord.pets.engine_options import EngineOption, SparkMasterOption, chosen_spark
 
 if TYPE_CHECKING:
@@ -237,6 +238,102 @@ def partner(
         return
     for line in partner_lines(shown):
         out.print(line)
+
+
+campaign_app = typer.Typer(
+    help="Chirp's campaigns: list them, pause and resume one (every ad server follows at its "
+    "next request).",
+    no_args_is_help=True,
+)
+app.add_typer(campaign_app, name="campaign")
+
+
+@campaign_app.command("list")
+@handled
+def campaign_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Every campaign of Chirp's advertisers: id, advertiser, name, status, daily and lifetime
+    budgets."""
+    from accord.ads.model import show_money
+    from accord.ads.store import AdsStore
+    from accord.service import Accord
+
+    with Accord.open(database_url, data_dir) as accord:
+        campaigns = AdsStore(accord.engine, PLATFORM).campaigns()
+    if as_json:
+        rows = [
+            {
+                "id": c.id,
+                "advertiser": c.advertiser,
+                "name": c.name,
+                "status": c.status.value,
+                "daily_budget_micros": c.daily_budget,
+                "lifetime_budget_micros": c.lifetime_budget,
+            }
+            for c in campaigns
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    if not campaigns:
+        out.print(f"{PLATFORM} runs no campaign")
+        return
+    table = Table(title=f"{PLATFORM.capitalize()}'s campaigns")
+    table.add_column("id", justify="right")
+    table.add_column("advertiser")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("daily budget ($)", justify="right", no_wrap=True)
+    table.add_column("lifetime budget ($)", justify="right", no_wrap=True)
+    for c in campaigns:
+        table.add_row(
+            str(c.id),
+            printable(c.advertiser),
+            printable(c.name),
+            c.status.value,
+            show_money(c.daily_budget),
+            "none" if c.lifetime_budget is None else show_money(c.lifetime_budget),
+        )
+    out.print(table)
+
+
+CampaignId = Annotated[
+    int, typer.Argument(help="The campaign's id (see `accord ads campaign list`).")
+]
+
+
+@campaign_app.command("pause")
+@handled
+def campaign_pause(
+    campaign: CampaignId, database_url: DatabaseUrl = None, data_dir: DataDir = None
+) -> None:
+    """Pause a campaign: no ad server shows it from its next request on."""
+    _set_status(campaign, "paused", database_url, data_dir)
+
+
+@campaign_app.command("resume")
+@handled
+def campaign_resume(
+    campaign: CampaignId, database_url: DatabaseUrl = None, data_dir: DataDir = None
+) -> None:
+    """Resume a paused campaign: ad servers show it again from their next request on."""
+    _set_status(campaign, "active", database_url, data_dir)
+
+
+def _set_status(
+    campaign: int, status: str, database_url: str | None, data_dir: Path | None
+) -> None:
+    from accord.ads.model import CampaignStatus
+    from accord.ads.store import AdsStore
+    from accord.service import Accord
+
+    with Accord.open(database_url, data_dir) as accord:
+        changed = AdsStore(accord.engine, PLATFORM).set_campaign_status(
+            campaign, CampaignStatus(status)
+        )
+    out.print(f"campaign {campaign} {'is now' if changed else 'was already'} {status}")
 
 
 def partner_lines(shown: PartnerAdsShown) -> list[str]:

@@ -257,6 +257,42 @@ class Market:
         self.live = self._open & self._scheduled & self.pacer.funded
         self._restart_draws()
 
+    def take_over(self, before: Market) -> None:
+        """Carry on from ``before``, a market of the same platform's campaigns as they were
+        (before one was added, paused or resumed): for each campaign both run (by id), its spend
+        so far, pacing rate and over-delivery, what each person was shown of it today (so its
+        frequency cap holds) and its creatives' turn; and the day and pacing window, the
+        auction count, the request-id prefix and the pacing draws' generator (request ids stay
+        unique, draws are not made again). The clock's other state is recomputed at the next
+        request; the caller sets the spend from the records."""
+        ids = self.index.position
+        moved = {old: ids[c.id] for old, c in enumerate(before.index.campaigns) if c.id in ids}
+        old = np.fromiter(moved.keys(), dtype=np.intp, count=len(moved))
+        new = np.fromiter(moved.values(), dtype=np.intp, count=len(moved))
+        mine, theirs = self.pacer, before.pacer
+        mine.spent_today[new] = theirs.spent_today[old]
+        mine.spent_month[new] = theirs.spent_month[old]
+        mine.spent_total[new] = theirs.spent_total[old]
+        mine.rate[new] = theirs.rate[old]
+        mine.over_delivered[new] = theirs.over_delivered[old]
+        mine.day, mine.window = theirs.day, theirs.window
+        mine.refresh()
+        self.day = before.day
+        caps = self._caps
+        for person, seen in before._seen.items():
+            again = self._seen[person] = _Seen()
+            for position, count in seen.shown.items():
+                now = moved.get(position)
+                if now is None:
+                    continue
+                again.shown[now] = count
+                if count >= caps[now]:
+                    again.cap(now)
+        for was, now in moved.items():
+            self._turns[now] = before._turns[was]
+        self.auctions, self._prefix, self._bits = before.auctions, before._prefix, before._bits
+        self.charges, before.charges = before.charges, []
+
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, person: PersonSignals, at: datetime, slots: int) -> list[Placement]:

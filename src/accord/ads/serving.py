@@ -18,6 +18,15 @@ Several processes may serve one store: each re-reads the spend records every
 :data:`SYNC_SECONDS`, so what one process charged counts against the budgets of all within that
 time (a campaign can overspend by what the processes charge in that time, no more).
 
+The campaigns follow the store: the statement that reads a group's signals also reads the
+platform's campaigns revision (:meth:`AdsStore.signals_and_revision`), which every campaign write
+moves in its own transaction (added, paused, resumed, by any process). When it moved since the
+market was built, the market is built again from the store's campaigns before the group's
+auctions (:meth:`Market.take_over` carries spend, pacing rates, frequency caps and creatives'
+turns over, by campaign id) and the spend records are read again at once: a campaign paused
+before the group's read is not shown in it, one added is shown from it on, and the budgets hold.
+A click reads the revision too (one small query) before it is charged.
+
 The predicted click-through rate, until a click model is trained on the impressions and handed
 to the server (``predictor``), is each campaign's own smoothed rate so far:
 ``(clicks + 1) / (impressions + 100)``.
@@ -66,9 +75,16 @@ class AdServer:
         self._turn = threading.Condition()
         self._waiting: list[_Ask] = []
         self._busy = False
+        # The revision first: a campaign written while they are read moves it past this one.
+        self.revision = store.campaigns_revision()
+        """The campaigns revision the market was built from."""
         campaigns = store.campaigns()
         if not campaigns:
             raise NotFound(f"{store.platform} runs no campaign")
+        self._predictor = predictor
+        # A trained predictor answers for the campaigns it was built for, in their order: the
+        # market keeps to them (their status changes still count).
+        self._kept = None if predictor is None else frozenset(c.id for c in campaigns)
         self._ctr = self._prior_ctr([c.id for c in campaigns])
         self.market = Market(campaigns, self.rules, predictor or self._predict)
         self._synced = -np.inf
@@ -78,24 +94,56 @@ class AdServer:
     ) -> npt.NDArray[np.float64]:
         return self._ctr
 
-    def _prior_ctr(self, ids: list[int]) -> npt.NDArray[np.float64]:
+    def _prior_ctr(self, ids: list[int], *, only: bool = False) -> npt.NDArray[np.float64]:
+        """Each of ``ids``' smoothed click-through rate, in id order (read for them ``only``, or
+        for every campaign)."""
         im = t.impressions.c
+        query = select(
+            im.campaign_id,
+            func.count(),
+            func.sum(case((im.clicked.is_(True), 1), else_=0)),
+        ).group_by(im.campaign_id)
+        if only:
+            query = query.where(im.campaign_id.in_(sorted(ids)))
         with translate(StoreError, "reading click-through rates"), self.store.engine.connect() as c:
-            rows = {
-                r[0]: (int(r[1]), int(r[2] or 0))
-                for r in c.execute(
-                    select(
-                        im.campaign_id,
-                        func.count(),
-                        func.sum(case((im.clicked.is_(True), 1), else_=0)),
-                    ).group_by(im.campaign_id)
-                )
-            }
+            rows = {r[0]: (int(r[1]), int(r[2] or 0)) for r in c.execute(query)}
         ordered = sorted(ids)
         shown = [rows.get(i, (0, 0)) for i in ordered]
         return np.array(
             [(clicks + PRIOR_CLICKS) / (seen + PRIOR_IMPRESSIONS) for seen, clicks in shown]
         )
+
+    def _rebuild(self, revision: int) -> None:
+        """Build the market again from the store's campaigns (read at ``revision`` or later),
+        carrying on from the one before (:meth:`Market.take_over`); the caller re-reads the
+        spend records before the next auction."""
+        campaigns = self.store.campaigns()
+        if self._kept is not None:
+            campaigns = [c for c in campaigns if c.id in self._kept]
+        before = self.market
+        rates = dict(zip([c.id for c in before.index.campaigns], self._ctr.tolist(), strict=True))
+        new = [c.id for c in campaigns if c.id not in rates]
+        if new:
+            rates.update(zip(sorted(new), self._prior_ctr(new, only=True).tolist(), strict=True))
+        market = Market(campaigns, self.rules, self._predictor or self._predict)
+        market.take_over(before)
+        self._ctr = np.array([rates[c.id] for c in market.index.campaigns])
+        self.market = market
+        self.revision = revision
+
+    def _follow(self, revision: int | None, at: datetime) -> None:
+        """Before serving at ``at``: the market built again if the campaigns ``revision`` moved,
+        its clock moved on, and the spend records read if they are due (at once after a
+        rebuild)."""
+        rebuilt = False
+        if revision is not None and revision != self.revision:
+            self._rebuild(revision)
+            rebuilt = True
+        self.market.advance(at)
+        now = time.monotonic()
+        if rebuilt or now - self._synced >= SYNC_SECONDS:
+            self._sync(at)
+            self._synced = now
 
     def _sync(self, at: datetime) -> None:
         """Set every campaign's spend (life, month before today, today) from the records."""
@@ -189,7 +237,7 @@ class AdServer:
         return out
 
     def _serve(self, group: list[_Ask]) -> None:
-        found = self.store.signals_many([(a.person, a.at, a.gpc) for a in group])
+        found, revision = self.store.signals_and_revision([(a.person, a.at, a.gpc) for a in group])
         runs: list[tuple[_Ask, PersonSignals]] = []
         for ask, signals in zip(group, found, strict=True):
             if isinstance(signals, NotFound):
@@ -203,11 +251,7 @@ class AdServer:
                 runs.append((ask, signals))
         if not runs:
             return
-        self.market.advance(runs[0][0].at)
-        now = time.monotonic()
-        if now - self._synced >= SYNC_SECONDS:
-            self._sync(runs[0][0].at)
-            self._synced = now
+        self._follow(revision, runs[0][0].at)
         placed = self.market.request_many([(sig, ask.at, ask.slots) for ask, sig in runs])
         charges = self.market.take_charges()
         platform = self.store.platform
@@ -251,6 +295,15 @@ class AdServer:
                 self._turn.wait()
             self._busy = True
         try:
+            revision = self.store.campaigns_revision()
+            if revision != self.revision:
+                # A campaign added elsewhere is charged for its clicks here too, its spend read
+                # from the records at once (on the market's day: the click may be a later one's).
+                self._rebuild(revision)
+                day = self.market.pacer.day
+                if day is not None:
+                    self._sync(datetime.combine(day, datetime.min.time(), UTC))
+                    self._synced = time.monotonic()
 
             def charge(campaign: int, price: int, when: datetime, request: str) -> Charge | None:
                 amount = self.market.charge_click(campaign, price, when, request)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, select, text, update
 
 from accord.ads import tables as t
 from accord.ads.market import Charge
@@ -138,12 +138,13 @@ _SIGNALS_CACHE = 65_536
 emptied when it holds this many."""
 
 
-_PEOPLE, _PROFILES, _MEMBERS, _AUDIENCES, _OPTOUTS = (
+_PEOPLE, _PROFILES, _MEMBERS, _AUDIENCES, _OPTOUTS, _REVISIONS = (
     store_tables.people.name,
     t.profiles.name,
     t.audience_members.name,
     t.audiences.name,
     store_tables.opt_outs.name,
+    t.campaign_revisions.name,
 )
 _SALE_SHARING = OptOutKind.SALE_SHARING.value
 
@@ -160,11 +161,13 @@ def _signals_sql(dialect: str, people: int) -> str:
       until; found by the opt-outs' index on controller and person), its instants as the store
       writes them on SQLite (:func:`accord.store.types.to_text`, which sorts as the instants
       do) on either backend. A provider's opt-out may come once for each of its audiences the
-      person is in.
+      person is in;
+    * ``3``: the platform's campaigns revision (:meth:`AdsStore.campaigns_revision`), as text;
+      no row if its campaigns were never written.
 
     Parameters: the platform, the people; the people; the platform, the people, the opt-outs'
     kind and the latest instant asked about (in its stored form); the people, the kind and the
-    instant again."""
+    instant again; the platform."""
     mark = "?" if dialect == "sqlite" else "%s"
     marks = ", ".join([mark] * people)
     if dialect == "postgresql":
@@ -189,7 +192,10 @@ def _signals_sql(dialect: str, people: int) -> str:
         f"SELECT 2, o.controller, o.person, {since}, {until} "
         f"FROM {_MEMBERS} AS ms JOIN {_AUDIENCES} AS aus ON aus.id = ms.audience_id "
         f"JOIN {_OPTOUTS} AS o ON o.controller = aus.provider AND o.person = ms.source_person "
-        f"WHERE ms.person IN ({marks}) AND o.kind = {mark} AND o.at <= {mark}"
+        f"WHERE ms.person IN ({marks}) AND o.kind = {mark} AND o.at <= {mark} "
+        "UNION ALL "
+        f"SELECT 3, r.platform, CAST(r.revision AS TEXT), NULL, NULL FROM {_REVISIONS} AS r "
+        f"WHERE r.platform = {mark}"
     )
 
 
@@ -448,6 +454,7 @@ class AdsStore:
                     for cr in campaign.creatives
                 ],
             )
+            self._move_revision(c)
         return Campaign(
             id=int(new_id),
             advertiser=campaign.advertiser,
@@ -461,6 +468,48 @@ class AdsStore:
             frequency_cap=campaign.frequency_cap,
             status=campaign.status,
             partner_data=partner,
+        )
+
+    def set_campaign_status(self, campaign: int, status: CampaignStatus) -> bool:
+        """Pause (``PAUSED``), resume (``ACTIVE``) or end one of this platform's campaigns, and
+        move the campaigns revision in the same transaction, so that every ad server stops (or
+        starts) showing it at its next group of requests. True if its status changed (a campaign
+        already so is left as it is). An id this platform has no campaign by is refused."""
+        cm, ad = t.campaigns.c, t.advertisers.c
+        with (
+            translate(StoreError, f"setting campaign {campaign}'s status"),
+            self.engine.begin() as c,
+        ):
+            found = c.execute(
+                select(cm.status)
+                .join(t.advertisers, ad.id == cm.advertiser)
+                .where(cm.id == campaign, ad.platform == self.platform)
+            ).first()
+            if found is None:
+                raise NotFound(f"{self.platform} has no campaign {campaign}")
+            if found.status == status.value:
+                return False
+            c.execute(update(t.campaigns).where(cm.id == campaign).values(status=status.value))
+            self._move_revision(c)
+        return True
+
+    def campaigns_revision(self) -> int:
+        """How many times this platform's campaigns were written (added, paused, resumed): a
+        number that moves in the same transaction as each such write (0 before any)."""
+        r = t.campaign_revisions.c
+        with translate(StoreError, "reading the campaigns revision"), self.engine.connect() as c:
+            found = c.execute(select(r.revision).where(r.platform == self.platform)).scalar()
+        return int(found or 0)
+
+    def _move_revision(self, c: Connection) -> None:
+        """Move this platform's campaigns revision, in the transaction of ``c`` (one statement,
+        the same on SQLite and PostgreSQL: the row is made at the platform's first write)."""
+        c.execute(
+            text(
+                f"INSERT INTO {_REVISIONS} (platform, revision) VALUES (:platform, 1) "  # noqa: S608
+                f"ON CONFLICT (platform) DO UPDATE SET revision = {_REVISIONS}.revision + 1"
+            ),
+            {"platform": self.platform},
         )
 
     def _require_parties(self, c: Connection, parties: set[str | None]) -> None:
@@ -583,9 +632,17 @@ class AdsStore:
         all again, so that a profile, an audience or an opt-out written by any process counts at
         once. What is kept is what was built from it: a person's :class:`PersonSignals` is the
         object built last time if what it was built from is the same."""
+        return self.signals_and_revision(requests)[0]
+
+    def signals_and_revision(
+        self, requests: Sequence[tuple[str, datetime, bool]]
+    ) -> tuple[list[PersonSignals | NotFound], int | None]:
+        """:meth:`signals_many` and, read by the same statement (as of the same moment), the
+        platform's campaigns revision (:meth:`campaigns_revision`); None for no requests (no
+        statement is run)."""
         if not requests:
-            return []
-        homes, memberships, opt_outs = self._read_signals(requests)
+            return [], None
+        homes, memberships, opt_outs, revision = self._read_signals(requests)
         platform = self.platform
         out: list[PersonSignals | NotFound] = []
         for person, at, gpc in requests:
@@ -600,7 +657,7 @@ class AdsStore:
                     bool(opt_outs) and _opted_out(platform, person, at, member, opt_outs)
                 )
                 out.append(self._signals_of(person, home, member, opted_out))
-        return out
+        return out, revision
 
     def _read_signals(
         self, requests: Sequence[tuple[str, datetime, bool]]
@@ -608,10 +665,12 @@ class AdsStore:
         dict[str, tuple[str, str | None, str | None]],
         dict[str, list[tuple[str, str | None, str | None]]],
         dict[tuple[str, str], list[tuple[str, str | None]]],
+        int,
     ]:
         """The requests' people's places and profiles (jurisdiction, age band, interests), their
-        memberships (audience, provider, id at the provider), and the sale/sharing opt-outs
-        recorded for them by any controller (since, until: stored text), in one statement."""
+        memberships (audience, provider, id at the provider), the sale/sharing opt-outs
+        recorded for them by any controller (since, until: stored text), and the platform's
+        campaigns revision, in one statement."""
         people = sorted({person for person, _at, _gpc in requests})
         latest = max(at for _person, at, _gpc in requests)
         with translate(StoreError, "reading people's ad signals"), self.engine.connect() as c:
@@ -630,6 +689,7 @@ class AdsStore:
                         *people,
                         *(platform, *people, _SALE_SHARING, since),
                         *(*people, _SALE_SHARING, since),
+                        platform,
                     ),
                 )
                 rows = cursor.fetchall()
@@ -638,14 +698,17 @@ class AdsStore:
         homes: dict[str, tuple[str, str | None, str | None]] = {}
         memberships: dict[str, list[tuple[str, str | None, str | None]]] = {}
         opt_outs: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+        revision = 0
         for tag, first, second, third, fourth in rows:
             if tag == 0:
                 homes[first] = (second, third, fourth)
             elif tag == 1:
                 memberships.setdefault(first, []).append((second, third, fourth))
-            else:
+            elif tag == 2:
                 opt_outs.setdefault((first, second), []).append((third, fourth))
-        return homes, memberships, opt_outs
+            else:
+                revision = int(second)
+        return homes, memberships, opt_outs, revision
 
     def _signals_of(
         self,

@@ -6,6 +6,9 @@
   keep the person's id there (``source_person``), so an opt-out the provider records for them
   counts too.
 * ``ads_campaigns`` with ``ads_campaign_audiences`` and ``ads_creatives``: what is bought.
+* ``ads_campaign_revisions``: per platform, a count of the writes to its campaigns (added, paused,
+  resumed; moved in the same transaction as each, by migration ``0020_campaign_revisions``), so
+  that an ad server knows at once when the campaigns it serves changed.
 * ``ads_profiles``: the platform's own signals about each person (age band, derived interests);
   where they live comes from the store's ``people``.
 * ``ads_impressions``: every ad shown, with the predicted click-through rate, the price, whether it
@@ -138,6 +141,15 @@ class CampaignRow(Base):
         CheckConstraint("frequency_cap > 0", name="ck_ads_campaigns_cap"),
         Index("ix_ads_campaigns_advertiser", "advertiser"),
     )
+
+
+class CampaignRevisionRow(Base):
+    """How many times a platform's campaigns were written (added, paused, resumed)."""
+
+    __tablename__ = "ads_campaign_revisions"
+
+    platform: Mapped[str] = mapped_column(String, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
 
 
 class CampaignAudienceRow(Base):
@@ -312,6 +324,7 @@ advertisers = _table(AdvertiserRow)
 audiences = _table(AudienceRow)
 audience_members = _table(AudienceMemberRow)
 campaigns = _table(CampaignRow)
+campaign_revisions = _table(CampaignRevisionRow)
 campaign_audiences = _table(CampaignAudienceRow)
 creatives = _table(CreativeRow)
 profiles = _table(ProfileRow)
