@@ -147,6 +147,23 @@ def test_a_charge_beyond_what_is_left_is_cut_and_counted_as_over_delivery() -> N
     assert pacer.over_delivered.tolist() == [100]
 
 
+def test_spend_read_again_in_the_day_counts_once_against_the_lifetime_budget() -> None:
+    """A server re-reads the spend records during the day and recomputes the allowances: what
+    was spent today must count once against what is left, not once in the day's allowance and
+    again in the room left of it."""
+    pacer = Pacer(np.array([1_000]), np.array([800]), np.array([100]), [date(2026, 3, 1)])
+    pacer.advance(datetime(2026, 3, 1, 9, tzinfo=UTC))
+    assert pacer.allowance.tolist() == [800]  # the lifetime budget binds, not the daily one
+    assert pacer.charge(0, 500) == 500
+    assert pacer.room(0) == 300
+    pacer.refresh()  # the same spend, read again from the records
+    assert pacer.room(0) == 300
+    assert bool(pacer.funded[0])
+    assert pacer.charge(0, 300) == 300  # the whole lifetime budget, and not a micro more
+    assert pacer.charge(0, 100) == 0
+    assert pacer.spent_total.tolist() == [800]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

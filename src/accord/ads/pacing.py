@@ -190,7 +190,9 @@ class Pacer:
         days_run = self.day.toordinal() - np.maximum(self.first_days, month_start) + 1
         days_run = np.maximum(days_run, 0)
         allowance = np.minimum(self.cap, self.daily * days_run - self.spent_month)
-        allowance = np.minimum(allowance, self.lifetime - self.spent_total)
+        # The day's allowance, as it was at the day's start: what the campaign's life had left
+        # before today (today's spend is taken from the allowance, not from it twice).
+        allowance = np.minimum(allowance, self.lifetime - (self.spent_total - self.spent_today))
         self.allowance = np.maximum(allowance, 0)
         self._fund()
 
