@@ -75,6 +75,7 @@ bench: install-dev
 	@bash scripts/ensure-wrk.sh
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/ledger_small.py
 	$(BIN)/python benchmarks/release.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/api_in_process.py
@@ -84,6 +85,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/auction.py
 	$(BIN)/python benchmarks/ads_model.py
 	$(BIN)/python benchmarks/ads_api.py
+	$(BIN)/python benchmarks/ads_steps.py
 	$(BIN)/python benchmarks/privacy_centre.py
 	@bash scripts/ensure-java.sh
 	$(BIN)/python benchmarks/scale.py
