@@ -332,6 +332,17 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _plain_text(common: str, optional: tuple[Any, ...], items: tuple[Any, ...]) -> bool:
+    """Whether an entry's own text fields (``optional``, each text or ``None``, and ``items``,
+    all text) are text and, with the ``common`` text of :func:`_common_text`, valid UTF-8: then
+    the entry passes every check :meth:`Entry.__post_init__` would make, in one pass."""
+    try:
+        text = "".join((common, *("" if v is None else v for v in optional), *items))
+    except TypeError:
+        return False
+    return _utf8(text)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """Fields every ledger entry has. Subclasses set ``kind`` and add their own."""
@@ -438,22 +449,12 @@ class DecisionEntry(Entry):
 
     def __post_init__(self) -> None:
         common, rules = _common_text(self), self.rules
-        if common is not None and type(rules) is tuple:
-            recipient, action, client = self.recipient, self.action, self.client
-            try:
-                text = "".join(
-                    (
-                        common,
-                        "" if recipient is None else recipient,
-                        "" if action is None else action,
-                        "" if client is None else client,
-                        *rules,
-                    )
-                )
-            except TypeError:
-                text = None
-            if text is not None and _utf8(text):
-                return
+        if (
+            common is not None
+            and type(rules) is tuple
+            and _plain_text(common, (self.recipient, self.action, self.client), rules)
+        ):
+            return
         # Something to convert, or to refuse: every check in turn, each saying what is wrong.
         Entry.__post_init__(self)
         if not isinstance(self.rules, tuple):
@@ -521,28 +522,8 @@ class ReleaseEntry(Entry):
             and (rows is None or (type(rows) is int and 0 <= rows <= _MAX_SAFE_INTEGER))
             and self.granularity in ("record", "aggregate", "match-only")
         ):
-            title, digest, provider, recipient = (
-                self.title,
-                self.rows_digest,
-                self.provider,
-                self.recipient,
-            )
-            try:
-                text = "".join(
-                    (
-                        common,
-                        "" if operation is None else operation,
-                        "" if title is None else title,
-                        "" if scope is None else scope,
-                        "" if digest is None else digest,
-                        "" if provider is None else provider,
-                        "" if recipient is None else recipient,
-                        *fields,
-                    )
-                )
-            except TypeError:
-                text = None
-            if text is not None and _utf8(text):
+            own = (operation, self.title, scope, self.rows_digest, self.provider, self.recipient)
+            if _plain_text(common, own, fields):
                 return
         # Something to convert, or to refuse: every check in turn, each saying what is wrong.
         Entry.__post_init__(self)

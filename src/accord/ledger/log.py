@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import repeat
 from operator import itemgetter
 from types import TracebackType
@@ -611,6 +612,15 @@ class Ledger:
             # committed or rolled back once nothing else is using its connection.
             # No thread at all where no entry is about that many (an exchange's release).
             listed = {offset: list(map(keys.__getitem__, named[offset])) for offset in about}
+            seal = partial(
+                _seal,
+                leaves,
+                start,
+                listed,
+                datas=datas,
+                hashes=hashes,
+                rows=(index_rows, subject_rows),
+            )
             if many:
                 with ThreadPoolExecutor(1, thread_name_prefix="accord-ledger-index") as beside:
                     indexing = [
@@ -619,25 +629,11 @@ class Ledger:
                         )
                         for offset in many
                     ]
-                    _seal(
-                        leaves,
-                        start,
-                        listed,
-                        datas=datas,
-                        hashes=hashes,
-                        rows=(index_rows, subject_rows),
-                    )
+                    seal()
                     for done in indexing:
                         done.result()
             else:
-                _seal(
-                    leaves,
-                    start,
-                    listed,
-                    datas=datas,
-                    hashes=hashes,
-                    rows=(index_rows, subject_rows),
-                )
+                seal()
         leaf_hashes = cast(list[bytes], hashes)
         grown = merkle.extend(start, state.frontier, leaf_hashes, min_level=STORED_MIN_LEVEL)
         # The driver's executemany straight from tuples: the hot path of every append, where

@@ -380,17 +380,11 @@ def prepared_read(
     """:func:`prepared_rows` on a driver connection of ``engine`` as :func:`pooled` gives one
     (the block's shared one, the thread's own, or one of the pool), in one step: for a small
     read made request after request, whose steps would otherwise cost more than the read."""
-    shared = _SHARED.get()
-    borrowed = shared is not None and shared[0] is engine
     own = connection = cursor = None
+    borrowed = False
     try:
         with translate(StoreError, doing):
-            if borrowed:
-                connection = shared[1]  # type: ignore[index]
-            elif (own := held(engine)) is not None:
-                connection = own
-            else:
-                connection = engine.raw_connection()
+            connection, own, borrowed = _take(engine)
             bound = prepared.bound(values)
             cursor = connection.cursor()
             cursor.execute(prepared.sql, bound)
@@ -406,11 +400,31 @@ def prepared_read(
                 if cursor is not None:
                     cursor.close()
             finally:
-                if own is not None:
-                    if own.in_transaction:
-                        own.rollback()
-                elif connection is not None and not borrowed:
-                    connection.close()
+                _give_back(connection, own, borrowed)
+
+
+def _take(engine: Engine) -> tuple[Any, Any, bool]:
+    """A driver connection of ``engine`` as :func:`pooled` takes one, without a context
+    manager's cost: the connection, the thread's own if it is that (:func:`held`), and whether it
+    is the one :func:`reads_shared` holds for the block around this one."""
+    shared = _SHARED.get()
+    if shared is not None and shared[0] is engine:
+        return shared[1], None, True
+    own = held(engine)
+    if own is not None:
+        return own, own, False
+    return engine.raw_connection(), None, False
+
+
+def _give_back(connection: Any, own: Any, borrowed: bool) -> None:
+    """What :func:`pooled` does with a connection once the reads are done, for one
+    :func:`_take` gave: the thread's own left with no transaction open, one of the pool
+    returned to it, the block's shared one kept."""
+    if own is not None:
+        if own.in_transaction:
+            own.rollback()
+    elif connection is not None and not borrowed:
+        connection.close()
 
 
 def _fetcher(cursor: Any, convert: tuple[Convert | None, ...], batch_size: int) -> Fetch:
@@ -434,17 +448,11 @@ def prepared_all(
     """Every row of ``prepared`` run with ``values``, each column converted by its type, read
     at once on a connection of ``engine`` as :func:`prepared_read` takes one: for a query of a
     few rows (a few people judged), where streaming them costs more than the rows."""
-    shared = _SHARED.get()
-    borrowed = shared is not None and shared[0] is engine
     own = connection = None
+    borrowed = False
     with translate(StoreError, doing):
         try:
-            if borrowed:
-                connection = shared[1]  # type: ignore[index]
-            elif (own := held(engine)) is not None:
-                connection = own
-            else:
-                connection = engine.raw_connection()
+            connection, own, borrowed = _take(engine)
             bound = prepared.bound(values)
             cursor = connection.cursor()
             try:
@@ -458,11 +466,7 @@ def prepared_all(
                 _release_held(engine, own)
             raise
         finally:
-            if own is not None:
-                if own.in_transaction:
-                    own.rollback()
-            elif connection is not None and not borrowed:
-                connection.close()
+            _give_back(connection, own, borrowed)
     if not any(convert):
         return list(rows)
     return [
