@@ -36,7 +36,7 @@ from accord.policy import Decision, Policy
 from accord.requests import Request
 from accord.standing import PersonStanding, person_standing
 from accord.store import filter_sql
-from accord.store.driver import pooled_one
+from accord.store.driver import dispose, pooled_one
 from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.maintained import MaintainedAllowed
 from accord.store.migrate import open_store
@@ -116,7 +116,7 @@ class Accord:
                 engine, sessions, Ledger(engine, signer, batch_size=settings.ledger_batch_size)
             )
         finally:
-            engine.dispose()
+            dispose(engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

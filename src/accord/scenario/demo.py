@@ -82,6 +82,7 @@ from accord.scenario.report import write_report
 from accord.service import Accord, person_ref
 from accord.sources import Source, load
 from accord.store import filter_sql
+from accord.store.driver import dispose
 from accord.store.engine import make_engine
 from accord.store.repositories import PeopleRepository
 
@@ -973,7 +974,7 @@ def run_demo(
             )
     finally:
         for engine in engines.values():
-            engine.dispose()
+            dispose(engine)
     show(console, result)
     if report is not None:
         write_report(result, report)

@@ -15,6 +15,7 @@ time.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -88,6 +89,13 @@ class _Held(threading.local):
 
 _HELD = _Held()
 
+_OPENED: weakref.WeakKeyDictionary[Engine, list[tuple[int, Any]]] = weakref.WeakKeyDictionary()
+"""Every connection :func:`held` opened, by engine, whichever thread holds it, with the process
+that opened it: closed by :func:`dispose`, and at exit, so that SQLite folds its write-ahead
+log back into the file and removes it (it does so as the last connection to a file closes).
+One a forked process inherited is never closed there."""
+_OPENED_LOCK = threading.Lock()
+
 _INHERITED: list[Any] = []
 """Connections a forked process found held by the thread it forked from: kept, never closed nor
 used (SQLite's connections are not to be carried across a fork)."""
@@ -133,7 +141,37 @@ def held(engine: Engine) -> Any | None:
             del mine[key]
 
     mine[key] = (weakref.ref(engine, let_go), connection, engine.pool, os.getpid())
+    with _OPENED_LOCK:
+        _OPENED.setdefault(engine, []).append((os.getpid(), connection))
     return connection
+
+
+def dispose(engine: Engine) -> None:
+    """``engine.dispose()``, closing the connections threads hold (:func:`held`) as well as the
+    pool's: after it, each thread opens a new one at its next read (the pool is new)."""
+    with _OPENED_LOCK:
+        opened = _OPENED.pop(engine, [])
+    engine.dispose()
+    _close_all(opened)
+
+
+def _close_all(connections: list[tuple[int, Any]]) -> None:
+    here = os.getpid()
+    for pid, connection in connections:
+        if pid != here:
+            continue
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001, S112 - closing what is going away: nothing to tell
+            continue
+
+
+@atexit.register
+def _close_held_at_exit() -> None:
+    with _OPENED_LOCK:
+        opened = [pair for pairs in _OPENED.values() for pair in pairs]
+        _OPENED.clear()
+    _close_all(opened)
 
 
 def _release_held(engine: Engine, connection: Any) -> None:
