@@ -99,6 +99,15 @@ def accord_serve(
         process.stdout.close()
 
 
+def _leaf_text(engine: Engine, index: int) -> str:
+    """A stored leaf's entry, as text, for a failure's message."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT * FROM ledger_leaves WHERE idx = :idx"), {"idx": index}
+        ).one()
+    return repr(row)[:600]
+
+
 def check_each_acknowledged_once(engine: Engine, acknowledged: list[dict[str, Any]]) -> None:
     """Every acknowledged exchange's two entries (the decision and the release) are in the
     ledger at the indexes its receipts name, and only there; no index was acknowledged twice."""
@@ -112,6 +121,11 @@ def check_each_acknowledged_once(engine: Engine, acknowledged: list[dict[str, An
         assert len(answer["receipts"]) == 2
         for receipt in answer["receipts"]:
             assert stored[receipt["index"]].hex() == receipt["leaf_hash"]
-            assert counts[bytes.fromhex(receipt["leaf_hash"])] == 1
+            hashed = bytes.fromhex(receipt["leaf_hash"])
+            same = sorted(i for i, h in stored.items() if h == hashed)
+            assert counts[hashed] == 1, (
+                f"the leaf acknowledged at index {receipt['index']} is at indexes {same}: "
+                f"{[_leaf_text(engine, i) for i in same]}"
+            )
             indexes.append(receipt["index"])
     assert len(indexes) == len(set(indexes))
