@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from typer.testing import CliRunner
 
 from accord.errors import InvalidInput
 from accord.ledger import merkle
-from accord.ledger.audit import verify_ledger
+from accord.ledger.audit import _start_context, verify_ledger
 from accord.ledger.checkpoint import Checkpoint, Signer
 from accord.ledger.cli import app
 from accord.ledger.log import Ledger
@@ -245,6 +248,35 @@ def test_worker_processes_find_what_one_process_finds(
     )
     whole = ledger.verify()  # one chunk: checked here, whatever the workers; other order
     assert {str(p) for p in whole.problems} == {str(p) for p in alone.problems}
+
+
+ONE_THREAD = (
+    "from accord.ledger.audit import _start_context; print(_start_context().get_start_method())"
+)
+
+
+def test_workers_are_not_forked_from_a_process_running_other_threads(
+    setup: tuple[Ledger, str, Path],
+) -> None:
+    """A fork copies only its own thread, and every lock as it was: one another thread held at
+    that instant stays held in the worker for ever. A server verifying its ledger starts its
+    workers from a fork server instead, and they find what one process finds."""
+    ledger, _, _ = setup
+    alone = subprocess.run(  # noqa: S603 - this interpreter, our own module
+        [sys.executable, "-c", ONE_THREAD], capture_output=True, text=True, check=True
+    )
+    assert alone.stdout.strip() == "fork"  # a process of one thread: fork is safe, and fast
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _start_context().get_start_method() != "fork"
+        shared = verify_ledger(ledger, workers=2, chunk_level=4)
+    finally:
+        stop.set()
+        other.join()
+    assert shared.ok, shared.problems
+    assert shared.leaves_checked == SIZE
 
 
 def test_chunks_smaller_than_stored_nodes_are_refused(setup: tuple[Ledger, str, Path]) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -270,10 +272,7 @@ def _chunk_results(
         for task in tasks:
             yield _check_chunk(dbapi, mark, task)
         return
-    # fork starts a worker in milliseconds; the workers open their own connections and never
-    # touch the ones they inherit.
-    context = multiprocessing.get_context("fork" if "fork" in _START_METHODS else "spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_start_context())
     try:
         yield from pool.map(_check_chunk_apart, repeat(url), tasks)
     finally:
@@ -282,6 +281,20 @@ def _chunk_results(
 
 
 _START_METHODS = multiprocessing.get_all_start_methods()
+
+
+def _start_context() -> BaseContext:
+    """How the chunk workers start. ``fork`` starts one in milliseconds, and the workers open
+    their own connections and never touch the ones they inherit; but a fork copies only the
+    thread that forks, with every lock as it was at that instant: one another thread held then
+    (a pool's, the ledger's, a connection cache's) stays held in the child for ever, and the
+    verification with it. So a process running other threads (a server, a test run's leftover
+    servers) starts its workers from a fork server, which has none."""
+    if "fork" in _START_METHODS and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in _START_METHODS:
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
 
 
 def _usable_cores() -> int:
