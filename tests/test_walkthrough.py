@@ -416,6 +416,8 @@ def _serve_and_sign_in(clone: Path, env: dict[str, str]) -> None:
     assert "Traceback" not in output
 
 
+# Every documented command in turn: far longer than one test may otherwise take.
+@pytest.mark.timeout(3600)
 def test_a_newcomer_runs_the_readme_the_docs_and_the_report_as_written(tmp_path: Path) -> None:
     clone = _copy_of_the_repository(tmp_path / "accord")
     env = _venv_running_this_interpreter(clone)
