@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ import jsonschema_rs
 import pytest
 from typer.testing import CliRunner
 
+from accord import erasure
 from accord.api import ApiSettings, create_app
 from accord.client import AccordClient
+from accord.errors import InvalidInput, StoreError
 from accord.ledger import merkle
 from accord.ledger.cli import app as ledger_cli
 from accord.ledger.entries import ConsentChangeEntry
@@ -251,6 +254,50 @@ def test_the_opt_out_toggles_and_reaches_the_ledger(world: World, client: httpx.
         if e["kind"] == "consent"
     ]
     assert changes[-2:] == ["opted_out", "opted_in"]
+
+
+def test_an_erasure_the_store_fails_is_logged_and_answered_503_without_the_store_s_words(
+    world: World,
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    person = "r0000111"
+    sign_in(client, REELIX, person)
+    page = client.get("/me")
+
+    def failing(*_: object, **__: object) -> None:
+        raise StoreError("could not reach db-primary.internal:5432 as accord_admin")
+
+    monkeypatch.setattr(erasure, "erase", failing)
+    with caplog.at_level(logging.ERROR, logger="accord.api"):
+        r = client.post(
+            "/me/erase",
+            data={"form": form_of(page.text), "confirm": "yes"},
+            headers={"accept": "text/html"},
+        )
+    assert r.status_code == 503
+    assert "text/html" in r.headers["content-type"]
+    assert "db-primary" not in r.text
+    assert "accord_admin" not in r.text
+    assert any("db-primary.internal" in m for m in caplog.messages), caplog.messages
+    assert "set-cookie" not in r.headers  # still signed in, to press the button again
+    assert client.get("/me").status_code == 200
+
+
+def test_an_erasure_of_nothing_held_is_said_as_it_is(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_in(client, REELIX, "r0000112")
+    page = client.get("/me")
+
+    def nothing(*_: object, **__: object) -> None:
+        raise InvalidInput("party reelix holds no person 'r0000112'", where="erasure")
+
+    monkeypatch.setattr(erasure, "erase", nothing)
+    r = client.post("/me/erase", data={"form": form_of(page.text), "confirm": "yes"})
+    assert r.status_code == 422
+    assert "holds no person" in r.text
 
 
 def test_a_gpc_signal_opts_out_until_the_person_opts_back_in(

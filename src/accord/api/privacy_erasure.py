@@ -29,7 +29,7 @@ from accord import erasure
 from accord.api.pages import error_page, templates
 from accord.api.privacy_view import moment_text
 from accord.api.screens import PERSON_COOKIE
-from accord.errors import AccordError, NotFound
+from accord.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from accord.api.privacy import Centre
@@ -87,7 +87,11 @@ def erasure_routes(router: APIRouter, centre: Centre, *, deadline: timedelta) ->
             )
         try:
             done = erasure.erase(centre.accord, party, person, deadline=deadline)
-        except AccordError as exc:
+        except InvalidInput as exc:
+            # Something about the request itself (nothing held about them): said as it is. A
+            # store that failed on the way goes to the app's handler instead, which logs it,
+            # answers 503 and keeps the store's own message out of the page; the person stays
+            # signed in to press the button again (erasure takes up where it stopped).
             return error_page(
                 request, 422, "That could not be done", str(exc), links=[("Your privacy", "/me")]
             )
