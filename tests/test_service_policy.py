@@ -12,6 +12,8 @@ import builders
 from accord import agreements as ag
 from accord.requests import Request
 from accord.service import Accord
+from accord.store.driver import pooled_one, reads_shared
+from accord.store.registry import REVISION_SQL, remember_revision
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +52,34 @@ def test_the_policy_is_compiled_once_per_revision_of_the_registry(tmp_path: Path
         assert accord.policy() is first  # nothing changed: the same compiled policy
         accord.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
         assert accord.policy() is not first
+
+
+def test_a_request_is_decided_against_the_registry_as_its_token_check_read_it(
+    tmp_path: Path,
+) -> None:
+    """One read of the registry's revision per partner API request: the token check keeps it for
+    the request's decision, and only for that request's block of reads."""
+    with Accord.open(data_dir=tmp_path) as worker, Accord.open(data_dir=tmp_path) as console:
+        console.register(EXAMPLE, source="chirp-reelix.yaml", by="legal")
+        console.review("chirp-reelix", reviewer="Dana", findings="none", approved=True)
+        console.move("chirp-reelix", ag.Status.ACTIVE, by="dpo")
+        engine = worker.engine
+        assert worker.policy().decide(_request()).allowed  # compiled at this revision
+        with reads_shared(engine):
+            remember_revision(engine, int(fetch_one_revision(worker)))  # the token check
+            console.move("chirp-reelix", ag.Status.SUSPENDED, by="dpo", note="audit finding")
+            # Suspended after the request's token was checked: decided as the registry stood.
+            assert worker.policy().decide(_request()).allowed
+        # The next request reads the registry again.
+        assert not worker.policy().decide(_request()).allowed
+        with reads_shared(engine):
+            assert not worker.policy().decide(_request()).allowed
+        # Outside a request's block nothing is kept.
+        remember_revision(engine, 0)
+        assert not worker.policy().decide(_request()).allowed
+
+
+def fetch_one_revision(accord: Accord) -> int:
+    row = pooled_one(accord.engine, REVISION_SQL)
+    assert row is not None
+    return int(row[0])

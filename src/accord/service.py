@@ -40,7 +40,7 @@ from accord.store.driver import dispose, pooled_one
 from accord.store.erased import suppressed_of, suppressed_refs
 from accord.store.maintained import MaintainedAllowed
 from accord.store.migrate import open_store
-from accord.store.registry import REVISION_SQL
+from accord.store.registry import REVISION_SQL, revision_seen
 from accord.store.repositories import (
     AgreementRepository,
     ConsentRepository,
@@ -462,11 +462,15 @@ class Accord:
 
         Compiled once per revision of the registry: every call reads the revision (one indexed
         row), so an agreement suspended or ended by another process sharing the store (the
-        command line, another API worker) is refused from the next decision on.
+        command line, another API worker) is refused from the next decision on. A partner
+        API request reads it once, with its token (:func:`accord.store.registry.
+        remember_revision`): it is decided against the registry as it stood then.
         """
-        with translate(StoreError, "reading the agreement registry"):
-            row = pooled_one(self.engine, REVISION_SQL)
-        current = int(row[0]) if row is not None else 0
+        current = revision_seen(self.engine)  # read by the request's token check, if it ran
+        if current is None:
+            with translate(StoreError, "reading the agreement registry"):
+                row = pooled_one(self.engine, REVISION_SQL)
+            current = int(row[0]) if row is not None else 0
         cached = self._policy
         if cached is not None and cached[0] == current:
             return cached[1]

@@ -29,7 +29,7 @@ from accord.ledger.entries import AppEntry, AppEvent
 from accord.service import Accord, person_refs
 from accord.store.driver import pooled
 from accord.store.erased import is_erased
-from accord.store.registry import REVISION_SQL, count_change
+from accord.store.registry import REVISION_SQL, count_change, remember_revision
 from accord.store.repositories import PeopleRepository
 from accord.store.types import UTCDateTime
 
@@ -915,6 +915,7 @@ class PartnerApps:
                 cursor.execute(REVISION_SQL)
                 found = cursor.fetchone()
                 revision = int(found[0]) if found is not None else 0
+                remember_revision(engine, revision)  # the request's decision reads it here
                 kept = self._callers.get(hashed)
                 if kept is not None and kept[0] == revision:
                     return kept[1], kept[2]

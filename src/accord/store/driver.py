@@ -76,7 +76,10 @@ def _one(connection: Any, sql: str) -> tuple[Any, ...] | None:
     return None if row is None else tuple(row)
 
 
-_SHARED: ContextVar[tuple[Engine, Any] | None] = ContextVar("accord_shared_read", default=None)
+_SHARED: ContextVar[tuple[Engine, Any, dict[str, Any]] | None] = ContextVar(
+    "accord_shared_read", default=None
+)
+"""The engine, connection and kept values of the :func:`reads_shared` block under way."""
 
 
 class _Held(threading.local):
@@ -229,7 +232,7 @@ def reads_shared(engine: Engine) -> Iterator[None]:
     with translate(StoreError, "connecting to the store"):
         own = held(engine)
         connection = own if own is not None else engine.raw_connection()
-    token = _SHARED.set((engine, connection))
+    token = _SHARED.set((engine, connection, {}))
     try:
         yield
     except BaseException:
@@ -242,6 +245,14 @@ def reads_shared(engine: Engine) -> Iterator[None]:
             connection.close()
         elif own.in_transaction:
             own.rollback()  # reads only: nothing a step began outlives the block
+
+
+def kept_in_block(engine: Engine) -> dict[str, Any] | None:
+    """What the steps of the :func:`reads_shared` block on ``engine`` around this call keep for
+    the steps after them (a value one step read, that the next would read again), gone with the
+    block; ``None`` outside such a block."""
+    shared = _SHARED.get()
+    return shared[2] if shared is not None and shared[0] is engine else None
 
 
 @contextmanager

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, true, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true, update
 from sqlalchemy.orm import Session
 
 from accord.agreements import Agreement, Registered, Review, Status, Transition, parse
 from accord.consent import utc
 from accord.errors import InvalidInput, LifecycleError, NotFound, StoreError, translate
 from accord.store import tables as t
-from accord.store.driver import fetch_one
+from accord.store.driver import fetch_one, kept_in_block
 from accord.store.people import PartyRepository, upsert
 
 REVISION_ROW = 1
@@ -39,6 +39,25 @@ def revision(conn: Connection) -> int:
     with translate(StoreError, "reading the agreement registry's revision"):
         row = fetch_one(conn, REVISION_SQL)
     return int(row[0]) if row is not None else 0
+
+
+_SEEN = "registry_revision"
+
+
+def remember_revision(engine: Engine, revision: int) -> None:
+    """Keep ``revision``, just read on ``engine``, for the rest of the request's
+    :func:`~accord.store.driver.reads_shared` block (nothing outside one): the request is then
+    decided against the registry as it stood when its token was checked, one read for both."""
+    kept = kept_in_block(engine)
+    if kept is not None:
+        kept[_SEEN] = revision
+
+
+def revision_seen(engine: Engine) -> int | None:
+    """The revision a step of the request's block read already (:func:`remember_revision`), or
+    ``None``: read it."""
+    kept = kept_in_block(engine)
+    return None if kept is None else kept.get(_SEEN)
 
 
 def count_change(session: Session) -> None:
