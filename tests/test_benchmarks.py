@@ -186,9 +186,12 @@ def test_the_api_benchmark_loads_both_servers_with_wrk_and_reports_its_ratio(
     # Both sides answered every request with a 200, and wrk measured latencies for both.
     assert result["api_requests"] > 0
     assert result["bare_requests"] > 0
-    assert result["api_errors"] == result["bare_errors"] == 0
+    assert result["floor_requests"] > 0
+    assert result["api_errors"] == result["bare_errors"] == result["floor_errors"] == 0
     assert 0 < result["api_p50_ms"] <= result["api_p99_ms"]
     assert 0 < result["bare_p50_ms"] <= result["bare_p99_ms"]
+    assert 0 < result["floor_p50_ms"] <= result["floor_p99_ms"]
+    assert result["floor_vs_bare_ratio"] > 0
     # Each read through the API was logged: its decision and its release.
     assert result["ledger_entries_per_request"] >= 2
 
