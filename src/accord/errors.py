@@ -15,6 +15,7 @@
     ├── LedgerError                  the ledger could not append, prove or verify
     │   └── LedgerIntegrityError     the stored ledger does not verify
     ├── ConfigError                  a setting that cannot be used
+    ├── RequestTimedOut              a request answered 503 at its deadline: stores nothing after
     └── (accord.gateway.errors)      Unauthenticated, Refused, GatewayError ⊃ ReleaseFailed
 
 Foreign exceptions (SQLAlchemy, cedarpy, cryptography) are translated at the boundary by
@@ -125,6 +126,19 @@ class LedgerIntegrityError(LedgerError):
 
 class ConfigError(AccordError):
     """A setting that cannot be used."""
+
+
+class RequestTimedOut(AccordError):
+    """A request other than an exchange (a token, a page) did not finish within the exchange
+    time (a store that stalls): it is answered 503 and abandoned, and what it would store past
+    that time it does not (see :mod:`accord.request_deadline`)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the request did not finish within {seconds:g} s (a store did not answer) and was "
+            "abandoned; nothing was released or issued"
+        )
 
 
 def translate(into: type[AccordError], doing: str) -> _Translating:

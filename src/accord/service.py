@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from accord import agreements as ag
+from accord import request_deadline
 from accord.config import Settings
 from accord.consent import Consent, OptOut, OptOutKind, Person, utc
 from accord.consent import Scope as ConsentScope
@@ -120,9 +121,12 @@ class Accord:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on any error."""
+        """A session committed on success and rolled back on any error, or when the request it
+        serves was answered 503 at its deadline meanwhile (:mod:`accord.request_deadline`):
+        nothing a caller was told did not happen is stored."""
         with self.sessions() as session, session.begin():
             yield session
+            request_deadline.check()
 
     # -- parties and people -------------------------------------------------------------------
 

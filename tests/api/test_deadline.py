@@ -11,8 +11,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import PlainTextResponse, StreamingResponse
 
-from accord.api import deadline, problems, request_time
-from accord.api.errors import RequestTimedOut
+from accord import request_deadline
+from accord.api import deadline, problems
+from accord.errors import RequestTimedOut
 from api.world import serving
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def held() -> Iterator[tuple[str, threading.Event, list[str]]]:
     def held_route() -> PlainTextResponse:
         release.wait(30)
         try:
-            request_time.check()
+            request_deadline.check()
         except RequestTimedOut as exc:
             seen.append(str(exc))
             raise
@@ -101,7 +102,7 @@ def test_a_request_passed_by_and_a_response_under_way_are_not_cut(
 
 
 def test_outside_a_request_nothing_is_past_its_deadline() -> None:
-    request_time.check()  # no request: raises nothing
+    request_deadline.check()  # no request: raises nothing
 
 
 def test_requests_answered_meanwhile_do_not_keep_a_held_one_from_its_deadline(

@@ -25,6 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from accord.api import ApiSettings
+from accord.scenario.population import REELIX
+from api.privacy_helpers import form_of, sign_in
 from api.world import World, app_token, bearer, build_world, serving
 from databases import fresh_postgres_database
 from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
@@ -234,3 +236,54 @@ def test_a_token_request_held_by_a_stalled_database_is_answered_and_issues_nothi
 def _count_tokens(world: World) -> int:
     with world.accord.engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM api_tokens")).scalar_one())
+
+
+def test_a_page_s_change_held_by_a_stalled_database_is_answered_and_stored_nowhere(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A person opting out in the privacy centre while the database hangs is answered 503 at
+    # the deadline; their opt-out then went on in its thread once the database answered, and
+    # was stored: a change the person was told did not happen. Every session of the store now
+    # rolls back past its request's deadline.
+    with _proxied_database() as (link, proxied):
+        settings = ApiSettings(exchange_seconds=2)
+        with (
+            build_world(tmp_path, settings, database_url=proxied) as world,
+            serving(world.app) as base,
+            httpx.Client(base_url=base, timeout=20) as http,
+        ):
+            person = "r0000120"
+            sign_in(http, REELIX, person)
+            form = form_of(http.get("/me").text)
+            assert not world.accord.standing(REELIX, person).opted_out
+            consents_before = _consent_changes(world, person)
+            caplog.set_level(logging.WARNING, logger="accord.api")
+            link.stall()
+            try:
+                held = http.post("/me/opt-out", data={"form": form})
+            finally:
+                link.resume()
+            assert held.status_code == 503, held.text
+            assert "did not finish within 2 s" in held.text
+            ended = "a request to /me/opt-out abandoned at its deadline ended"
+            for _ in range(600):
+                if any(r.getMessage().startswith(ended) for r in caplog.records):
+                    break
+                threading.Event().wait(0.1)
+            assert any(r.getMessage().startswith(ended) for r in caplog.records)
+            # Neither in the records nor in the ledger.
+            assert not world.accord.standing(REELIX, person).opted_out
+            assert _consent_changes(world, person) == consents_before
+            # Served again: the same change, asked again, is made and logged.
+            again = http.post("/me/opt-out", data={"form": form})
+            assert again.status_code == 303, again.text
+            assert world.accord.standing(REELIX, person).opted_out
+            assert _consent_changes(world, person)[-1] == "opted_out"
+
+
+def _consent_changes(world: World, person: str) -> list[str]:
+    return [
+        str(e["change"])
+        for e in world.accord.ledger.leaves_about(f"{REELIX}/{person}")
+        if e["kind"] == "consent"
+    ]

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Dialect, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from accord.api import request_time
+from accord import request_deadline
 from accord.api import tables as t
 from accord.api.scopes import Scope, offered, parse_all, render
 from accord.consent import Consent, Method
@@ -883,7 +883,7 @@ class PartnerApps:
             )
             # Past the request's deadline its caller was answered 503: nothing is issued, and
             # the code's use is undone with the token.
-            request_time.check()
+            request_deadline.check()
         return True
 
     def token(self, access_token: str) -> Token | None:

@@ -9,10 +9,11 @@ again; whatever it then tries to send is dropped. The exchanges route keeps its 
 (:class:`accord.api.routes.ExchangeRoute`), which also stops the door from logging a release
 nobody will receive, and is passed by.
 
-What an abandoned request would still store, it checks first with
-:func:`accord.api.request_time.check`: the token endpoint issues no token past the deadline (the
-token's row is rolled back with its code's use, so the code can be exchanged again), whatever the
-store does after.
+What an abandoned request would still store, it does not: every commit of the store's sessions
+(:meth:`accord.service.Accord.session`) checks :func:`accord.request_deadline.check` first, so
+a consent, an opt-out or an app a person was answered 503 for is rolled back; the token endpoint
+issues no token past the deadline (the token's row is rolled back with its code's use, so the
+code can be exchanged again), whatever the store does after.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accord.api.errors import RequestTimedOut
 from accord.api.problems import answer
-from accord.api.request_time import DEADLINE
+from accord.errors import RequestTimedOut
+from accord.request_deadline import DEADLINE
 
 log = logging.getLogger("accord.api")
 

@@ -8,7 +8,7 @@
     ├── RateLimited      the app sent more requests than its limit allows (429)
     ├── RateLimitStoreUnreachable   the shared rate-limit store did not answer (503)
     ├── ExchangeTimedOut  an exchange ran past its time (a store stalled) and was abandoned (503)
-    └── RequestTimedOut   any other request ran past that time, and was abandoned (503)
+    └── (accord.errors.RequestTimedOut)  any other request ran past that time, abandoned (503)
 
 Each maps to an HTTP status in one place, :mod:`accord.api.problems`.
 """
@@ -68,17 +68,4 @@ class ExchangeTimedOut(AccordError):
         super().__init__(
             f"the exchange did not finish within {seconds:g} s and was abandoned; "
             "nothing was released"
-        )
-
-
-class RequestTimedOut(AccordError):
-    """A request other than an exchange (a token, a page) did not finish within the exchange
-    time (a store that stalls): it is answered 503 and abandoned, and what it would store past
-    that time it does not (see :mod:`accord.api.deadline`)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(
-            f"the request did not finish within {seconds:g} s (a store did not answer) and was "
-            "abandoned; nothing was released or issued"
         )

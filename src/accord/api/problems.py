@@ -24,10 +24,9 @@ from accord.api.errors import (
     InvalidToken,
     NothingToErase,
     RateLimited,
-    RequestTimedOut,
 )
 from accord.api.pages import error_page, wants_page
-from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound
+from accord.errors import AccordError, InvalidInput, LifecycleError, NotFound, RequestTimedOut
 from accord.gateway import Refused, Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
