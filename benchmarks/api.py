@@ -71,20 +71,30 @@ def bare_app() -> Any:
     """
     from fastapi import FastAPI
 
-    url = os.environ["BENCH_REELIX_URL"].removeprefix("sqlite:///")
-    db = sqlite3.connect(url, check_same_thread=False)
-    query = "SELECT chirp_person_id, linked_at FROM linked_accounts WHERE member_id = ?"
+    read_row = linked_read()
     app = FastAPI()
 
     @app.post("/bare")
     async def read(request: Request) -> Response:
-        body = json.loads(await request.body())
-        (member,) = body["subjects"]["people"]
-        rows = [list(r) for r in db.execute(query, (member,))]
+        _, rows = read_row(await request.body())
         out = {"columns": ["chirp_person_id", "linked_at"], "rows": rows}
         return Response(json.dumps(out), media_type="application/json")
 
     return app
+
+
+def linked_read() -> Any:
+    """What the bare endpoints do with a request's body: the member it names, and their linked
+    account's row read on one SQLite connection of the worker's, opened here."""
+    url = os.environ["BENCH_REELIX_URL"].removeprefix("sqlite:///")
+    db = sqlite3.connect(url, check_same_thread=False)
+    query = "SELECT chirp_person_id, linked_at FROM linked_accounts WHERE member_id = ?"
+
+    def read(body: bytes) -> tuple[str, list[list[Any]]]:
+        (member,) = json.loads(body)["subjects"]["people"]
+        return member, [list(r) for r in db.execute(query, (member,))]
+
+    return read
 
 
 def floor_app() -> Any:
@@ -109,9 +119,7 @@ def floor_app() -> Any:
     from accord.store.migrate import open_store
     from ledger_small import exchange
 
-    url = os.environ["BENCH_REELIX_URL"].removeprefix("sqlite:///")
-    db = sqlite3.connect(url, check_same_thread=False)
-    query = "SELECT chirp_person_id, linked_at FROM linked_accounts WHERE member_id = ?"
+    read_row = linked_read()
     engine, _ = open_store(os.environ["BENCH_FLOOR_STORE_URL"])
     ledger = Ledger(engine, suppressed=suppressed_refs)
     threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="floor")
@@ -120,9 +128,7 @@ def floor_app() -> Any:
 
     @app.post("/floor")
     async def read(request: Request) -> Response:
-        body = json.loads(await request.body())
-        (member,) = body["subjects"]["people"]
-        rows = [list(r) for r in db.execute(query, (member,))]
+        _, rows = read_row(await request.body())
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(threads, ledger.append, exchange(next(numbers)))
         out = {"columns": ["chirp_person_id", "linked_at"], "rows": rows}

@@ -55,6 +55,21 @@ def _proxied_database() -> Iterator[tuple[Proxy, str]]:
             yield link, real.set(port=link.port).render_as_string(hide_password=False)
 
 
+@contextmanager
+def _stalling_world(tmp_path: Path) -> Iterator[tuple[Proxy, World, httpx.Client]]:
+    """A world served over a proxied store, whose requests have 2 s, and a client for it."""
+    with _proxied_database() as (link, proxied):
+        settings = ApiSettings(exchange_seconds=2)
+        with (
+            build_world(tmp_path, settings, database_url=proxied) as world,
+            serving(world.app) as base,
+            # Far shorter than a stall, which lasts until the test ends it: without a limit
+            # the requests would fail here, not be answered.
+            httpx.Client(base_url=base, timeout=20) as http,
+        ):
+            yield link, world, http
+
+
 def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
     tmp_path: Path,
 ) -> None:
@@ -186,51 +201,43 @@ def test_a_token_request_held_by_a_stalled_database_is_answered_and_issues_nothi
 ) -> None:
     # The token endpoint, and every other route but the exchanges, had no time limit: a client
     # asking for a token waited for as long as the database hung.
-    with _proxied_database() as (link, proxied):
-        settings = ApiSettings(exchange_seconds=2)
-        with (
-            build_world(tmp_path, settings, database_url=proxied) as world,
-            serving(world.app) as base,
-            # Far shorter than the stall, which lasts until the test ends it: without a limit
-            # the requests would fail here, not be answered.
-            httpx.Client(base_url=base, timeout=20) as http,
-        ):
-            token = bearer(app_token(http, world.chirp, world.chirp_secret))
-            tokens = _count_tokens(world)
-            caplog.set_level(logging.WARNING, logger="accord.api")
-            link.stall()
-            try:
-                held = http.post(
-                    "/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(world.chirp.client_id, world.chirp_secret),
-                )
-                page = http.get("/v1/app", headers=token)
-                registry = http.get("/v1/agreements")
-            finally:
-                link.resume()
-            for answer in (held, page, registry):
-                _assert_refused(answer)
-                assert "did not finish within 2 s" in answer.json()["detail"]
-            assert "access_token" not in held.json()
-            # The database answers again: the abandoned token request goes on, and stores no
-            # token (nobody was given it), nor does the page's.
-            ended = "a request to /oauth/token abandoned at its deadline ended"
-            for _ in range(600):
-                if any(r.getMessage().startswith(ended) for r in caplog.records):
-                    break
-                threading.Event().wait(0.1)
-            (end,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(ended)]
-            assert end == f"{ended} answering 503 (dropped)"  # it found itself past its time
-            assert _count_tokens(world) == tokens
-            # Served again.
-            again = http.post(
+    with _stalling_world(tmp_path) as (link, world, http):
+        token = bearer(app_token(http, world.chirp, world.chirp_secret))
+        tokens = _count_tokens(world)
+        caplog.set_level(logging.WARNING, logger="accord.api")
+        link.stall()
+        try:
+            held = http.post(
                 "/oauth/token",
                 data={"grant_type": "client_credentials"},
                 auth=(world.chirp.client_id, world.chirp_secret),
             )
-            assert again.status_code == 200, again.text
-            assert _count_tokens(world) == tokens + 1
+            page = http.get("/v1/app", headers=token)
+            registry = http.get("/v1/agreements")
+        finally:
+            link.resume()
+        for answer in (held, page, registry):
+            _assert_refused(answer)
+            assert "did not finish within 2 s" in answer.json()["detail"]
+        assert "access_token" not in held.json()
+        # The database answers again: the abandoned token request goes on, and stores no
+        # token (nobody was given it), nor does the page's.
+        ended = "a request to /oauth/token abandoned at its deadline ended"
+        for _ in range(600):
+            if any(r.getMessage().startswith(ended) for r in caplog.records):
+                break
+            threading.Event().wait(0.1)
+        (end,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(ended)]
+        assert end == f"{ended} answering 503 (dropped)"  # it found itself past its time
+        assert _count_tokens(world) == tokens
+        # Served again.
+        again = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(world.chirp.client_id, world.chirp_secret),
+        )
+        assert again.status_code == 200, again.text
+        assert _count_tokens(world) == tokens + 1
 
 
 def _count_tokens(world: World) -> int:
@@ -245,40 +252,34 @@ def test_a_page_s_change_held_by_a_stalled_database_is_answered_and_stored_nowhe
     # the deadline; their opt-out then went on in its thread once the database answered, and
     # was stored: a change the person was told did not happen. Every session of the store now
     # rolls back past its request's deadline.
-    with _proxied_database() as (link, proxied):
-        settings = ApiSettings(exchange_seconds=2)
-        with (
-            build_world(tmp_path, settings, database_url=proxied) as world,
-            serving(world.app) as base,
-            httpx.Client(base_url=base, timeout=20) as http,
-        ):
-            person = "r0000120"
-            sign_in(http, REELIX, person)
-            form = form_of(http.get("/me").text)
-            assert not world.accord.standing(REELIX, person).opted_out
-            consents_before = _consent_changes(world, person)
-            caplog.set_level(logging.WARNING, logger="accord.api")
-            link.stall()
-            try:
-                held = http.post("/me/opt-out", data={"form": form})
-            finally:
-                link.resume()
-            assert held.status_code == 503, held.text
-            assert "did not finish within 2 s" in held.text
-            ended = "a request to /me/opt-out abandoned at its deadline ended"
-            for _ in range(600):
-                if any(r.getMessage().startswith(ended) for r in caplog.records):
-                    break
-                threading.Event().wait(0.1)
-            assert any(r.getMessage().startswith(ended) for r in caplog.records)
-            # Neither in the records nor in the ledger.
-            assert not world.accord.standing(REELIX, person).opted_out
-            assert _consent_changes(world, person) == consents_before
-            # Served again: the same change, asked again, is made and logged.
-            again = http.post("/me/opt-out", data={"form": form})
-            assert again.status_code == 303, again.text
-            assert world.accord.standing(REELIX, person).opted_out
-            assert _consent_changes(world, person)[-1] == "opted_out"
+    with _stalling_world(tmp_path) as (link, world, http):
+        person = "r0000120"
+        sign_in(http, REELIX, person)
+        form = form_of(http.get("/me").text)
+        assert not world.accord.standing(REELIX, person).opted_out
+        consents_before = _consent_changes(world, person)
+        caplog.set_level(logging.WARNING, logger="accord.api")
+        link.stall()
+        try:
+            held = http.post("/me/opt-out", data={"form": form})
+        finally:
+            link.resume()
+        assert held.status_code == 503, held.text
+        assert "did not finish within 2 s" in held.text
+        ended = "a request to /me/opt-out abandoned at its deadline ended"
+        for _ in range(600):
+            if any(r.getMessage().startswith(ended) for r in caplog.records):
+                break
+            threading.Event().wait(0.1)
+        assert any(r.getMessage().startswith(ended) for r in caplog.records)
+        # Neither in the records nor in the ledger.
+        assert not world.accord.standing(REELIX, person).opted_out
+        assert _consent_changes(world, person) == consents_before
+        # Served again: the same change, asked again, is made and logged.
+        again = http.post("/me/opt-out", data={"form": form})
+        assert again.status_code == 303, again.text
+        assert world.accord.standing(REELIX, person).opted_out
+        assert _consent_changes(world, person)[-1] == "opted_out"
 
 
 def _consent_changes(world: World, person: str) -> list[str]:
