@@ -29,7 +29,6 @@ import json
 import os
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,6 @@ console = Console(stderr=True)
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CONNECTIONS = 16
-THREADS = 1
 INTERESTS = tuple(f"interest-{k:02d}" for k in range(24))
 PLACES = ("US", "US-CA", "US-TX", "US-NY", "DE", "FR", "GB", "CA", "BR", "MX", "EU", "LATAM")
 
@@ -70,33 +68,12 @@ def bare_app() -> Any:
 
 # -- wrk -------------------------------------------------------------------------------------------
 
-LUA = """
-local bodies = {%(bodies)s}
-local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %(token)s"
-
-request = function()
-  n = n + 1
-  return wrk.format(nil, "%(path)s", nil, bodies[(n %% #bodies) + 1])
-end
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK {"requests": %%d, "duration_us": %%d, "bytes": %%d, "p50_us": %%d, "p99_us": %%d, '
-    .. '"mean_us": %%.1f, "max_us": %%d, "connect_errors": %%d, "read_errors": %%d, '
-    .. '"write_errors": %%d, "status_errors": %%d, "timeouts": %%d}\\n',
-    summary.requests, summary.duration, summary.bytes, latency:percentile(50),
-    latency:percentile(99), latency.mean, latency.max, e.connect, e.read, e.write, e.status,
-    e.timeout))
-end
-"""
-
 
 def lua_script(folder: Path, name: str, path: str, token: str, people: list[str]) -> Path:
-    """A wrk script posting an ad request for each of ``people`` in turn."""
+    """A wrk script posting an ad request for each of ``people`` in turn (``api.py``'s, which
+    prints wrk's summary as JSON)."""
+    from api import LUA
+
     bodies = ",\n".join(
         json.dumps(json.dumps({"person": p, "party": "chirp", "slots": 2})) for p in people
     )
@@ -134,38 +111,16 @@ def _cmdline(pid: int) -> bytes:
 def load(
     wrk: str, url: str, script: Path, seconds: float, server_pid: int, *, connections: int
 ) -> dict[str, Any]:
-    """wrk's summary of ``seconds`` of load on ``url``, with its CPU time, the server's, and
-    each of the server's workers' (to show whether the load spread over them)."""
-    from api import children_cpu, cpu_seconds
+    """wrk's summary of ``seconds`` of load on ``url``, with its CPU time, the server's
+    (``api.py``'s load), and each of the server's workers' (to show whether the load spread
+    over them)."""
+    from api import load as loaded
 
-    client_before, server_before = children_cpu(), cpu_seconds(server_pid)
-    workers_before = workers_cpu(server_pid)
-    done = subprocess.run(
-        [
-            wrk,
-            f"-t{THREADS}",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    client, server = children_cpu() - client_before, cpu_seconds(server_pid) - server_before
-    workers_after = workers_cpu(server_pid)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("WRK ")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
-    found: dict[str, Any] = json.loads(lines[-1][4:])
-    found["client_cpu_s"] = client
-    found["server_cpu_s"] = server
+    before = workers_cpu(server_pid)
+    found = loaded(wrk, url, script, seconds, server_pid, connections=connections)
+    after = workers_cpu(server_pid)
     found["workers_cpu_s"] = sorted(
-        (workers_after[w] - workers_before[w] for w in workers_after if w in workers_before),
+        (after[w] - before[w] for w in after if w in before),
         reverse=True,
     )
     return found
