@@ -281,6 +281,8 @@ def test_an_erasure_the_store_fails_is_logged_and_answered_503_without_the_store
     assert "db-primary" not in r.text
     assert "accord_admin" not in r.text
     assert any("db-primary.internal" in m for m in caplog.messages), caplog.messages
+    assert "press the button again" in r.text
+    assert "/me#erase" in r.text
     assert "set-cookie" not in r.headers  # still signed in, to press the button again
     assert client.get("/me").status_code == 200
 

@@ -16,6 +16,7 @@ stuck.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -29,12 +30,13 @@ from accord import erasure
 from accord.api.pages import error_page, templates
 from accord.api.privacy_view import moment_text
 from accord.api.screens import PERSON_COOKIE
-from accord.errors import InvalidInput, NotFound
+from accord.errors import AccordError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from accord.api.privacy import Centre
 
 _REQUEST = re.compile(r"[0-9a-f]{32}")
+log = logging.getLogger("accord.api")
 
 DONE = {
     "erased": "Your data is erased. Every flow about you has stopped, and each company that "
@@ -88,12 +90,22 @@ def erasure_routes(router: APIRouter, centre: Centre, *, deadline: timedelta) ->
         try:
             done = erasure.erase(centre.accord, party, person, deadline=deadline)
         except InvalidInput as exc:
-            # Something about the request itself (nothing held about them): said as it is. A
-            # store that failed on the way goes to the app's handler instead, which logs it,
-            # answers 503 and keeps the store's own message out of the page; the person stays
-            # signed in to press the button again (erasure takes up where it stopped).
+            # Something about the request itself (nothing held about them): said as it is.
             return error_page(
                 request, 422, "That could not be done", str(exc), links=[("Your privacy", "/me")]
+            )
+        except AccordError as exc:
+            # A store that failed on the way: logged, its own words kept out of the page. The
+            # person stays signed in to press the button again; erasure takes up where it
+            # stopped (what it withdrew stays withdrawn).
+            log.error("request to %s failed: %s", request.url.path, exc)  # noqa: TRY400 - as the app logs it
+            return error_page(
+                request,
+                503,
+                "Your erasure did not finish",
+                "A store did not answer. Nothing you asked for is lost: press the button again "
+                "to finish erasing your data.",
+                links=[("Erase my data", "/me#erase")],
             )
         if done.request is None:
             return error_page(
