@@ -237,25 +237,29 @@ class AdRequestRoute(APIRoute):
     """
 
     def get_route_handler(self) -> Callable[[HttpRequest], Coroutine[Any, Any, Response]]:
-        """The handler: the body read and validated, then the route's endpoint called."""
-        endpoint: Callable[..., Coroutine[Any, Any, Response]] = self.endpoint
+        """The handler: the body read, then :func:`run_ad_request`."""
 
         async def handle(request: HttpRequest) -> Response:
-            body = await _json_body(request)
-            try:
-                parsed = _parsed(body)
-            except RequestValidationError:
-                # Authentication comes first: without a usable token it is 401, whatever the body.
-                await run_in_threadpool(caller, request, request.app.state.services, None)
-                raise
-            return await endpoint(
-                parsed,
-                request.headers.get("authorization"),
-                request,
-                request.headers.get("sec-gpc"),
-            )
+            return await run_ad_request(request, await _json_body(request))
 
         return handle
+
+
+async def run_ad_request(request: HttpRequest, body: Any) -> Response:
+    """The ad request ``request``, its ``body`` read (:func:`accord.api.routes.parse_body`):
+    validated, then answered by the route's endpoint (:func:`request_ads`)."""
+    try:
+        parsed = _parsed(body)
+    except RequestValidationError:
+        # Authentication comes first: without a usable token it is 401, whatever the body.
+        await run_in_threadpool(caller, request, request.app.state.services, None)
+        raise
+    return await request_ads(
+        parsed,
+        request.headers.get("authorization"),
+        request,
+        request.headers.get("sec-gpc"),
+    )
 
 
 def _parsed(body: Any) -> AdRequestIn:

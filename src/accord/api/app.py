@@ -26,14 +26,14 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from accord.api import problems
 from accord.api.access import Access
-from accord.api.ads import AdServers
+from accord.api.ads import AdRequestRoute, AdServers, run_ad_request
 from accord.api.ads import router as ads_router
 from accord.api.apps import PartnerApps
 from accord.api.audit_console import console as audit_console
 from accord.api.deadline import Deadline
 from accord.api.erasures import router as erasure_router
 from accord.api.errors import RateLimitStoreUnreachable
-from accord.api.front import Exchanges, PartnerAPI
+from accord.api.front import Front, FrontRoute, PartnerAPI
 from accord.api.ledger_routes import router as ledger_router
 from accord.api.middleware import CSP, AccessLog, LimitBody, content_security_policy
 from accord.api.oauth import OAuthServer
@@ -42,7 +42,7 @@ from accord.api.privacy import centre as privacy_centre
 from accord.api.ratelimit import deployment_prefix, limiter
 from accord.api.refusals import RefusalLimit, RefusalLogger
 from accord.api.registry import router as registry_router
-from accord.api.routes import ExchangeRoute, Services, router
+from accord.api.routes import ExchangeRoute, Services, router, run_exchange
 from accord.api.screens import Screens, build_router
 from accord.api.settings import ApiSettings
 from accord.gateway import Gateway, Keyring
@@ -223,9 +223,23 @@ def create_app(
     )
     app.add_middleware(LimitBody, limit=config.max_body_bytes)
     app.add_middleware(AccessLog)
-    exchange = next(r for r in router.routes if isinstance(r, ExchangeRoute))
-    app.exchanges = Exchanges(app, exchange, config.max_body_bytes)
+    app.front = _front(app, config)
     return app
+
+
+def _front(app: FastAPI, config: ApiSettings) -> Front:
+    """The hot routes past the stack, served as it would serve them (:mod:`accord.api.front`):
+    the exchanges, which keep their own deadline, and the ad requests, within the app's."""
+    exchange = next(r for r in router.routes if isinstance(r, ExchangeRoute))
+    ads = next(r for r in ads_router.routes if isinstance(r, AdRequestRoute))
+    return Front(
+        app,
+        [
+            FrontRoute(exchange, run_exchange),
+            FrontRoute(ads, run_ad_request, deadline_seconds=config.exchange_seconds),
+        ],
+        config.max_body_bytes,
+    )
 
 
 SWAGGER_UI = "/docs/static"

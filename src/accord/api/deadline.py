@@ -66,6 +66,12 @@ class Deadline:
         if scope["type"] != "http" or self.passed_by(scope["path"]):
             await self.app(scope, receive, send)
             return
+        await self.within(self.app, scope, receive, send)
+
+    async def within(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """The HTTP request ``scope`` answered by ``app`` within this deadline's time (503 past
+        it): what this middleware does for the app it wraps, for another (the app's front,
+        :mod:`accord.api.front`, serving a route past the stack)."""
         abandoned = False
         dropped: list[int] = []
         answering: list[asyncio.Future[None]] = []
@@ -93,7 +99,7 @@ class Deadline:
         # The threads the request runs work in see the deadline (each copies the context).
         mark = DEADLINE.set((time.monotonic() + self.seconds, self.seconds))
         try:
-            await self.app(scope, receive, tracked)
+            await app(scope, receive, tracked)
         except Exception as exc:
             if not abandoned:
                 raise

@@ -1,15 +1,16 @@
-"""The exchanges' way in: their requests taken from the server straight to their handler.
+"""The hot routes' way in: their requests taken from the server straight to their handlers.
 
 Every request through FastAPI passes about ten ASGI layers before its route's handler (Starlette's
 error and exception middleware, FastAPI's body limit, telemetry and exit stacks, this API's access
-log and body cap, the router trying each route in turn), each wrapping ``send`` and ``receive``
-again; on the exchanges route, the API's hot path, that costs more CPU than the token check and
-the answer together. :class:`PartnerAPI` takes a ``POST`` to the exchanges route past them, to
-:class:`Exchanges`, which does in one layer what those do for that route, in the same order and
-with the same outcome: the access log's line and headers, the cap on the body (413), the
-exception handlers the app installed (problem documents), and the server error handler (500,
-the exception then raised to the server). The exchanges' own deadline is kept by the route (the
-app's :class:`~accord.api.deadline.Deadline` passes them by).
+log, body cap and deadline, the router trying each route in turn), each wrapping ``send`` and
+``receive`` again; on the API's hot routes (a partner's exchanges, the platform's ad requests)
+that costs more CPU than the token check and the answer together. :class:`PartnerAPI` takes a
+``POST`` to one of those routes past them, to :class:`Front`, which does in one layer what those
+do for that route, in the same order and with the same outcome: the access log's line and
+headers, the cap on the body (413), the deadline (503; the exchanges keep their own, which the
+app's :class:`~accord.api.deadline.Deadline` passes by), the exception handlers the app
+installed (problem documents), and the server error handler (500, the exception then raised to
+the server).
 
 Any request this cannot answer exactly as the stack would goes through the stack: another path
 or method, a root path, the app's middleware changed after it was built, FastAPI's own body
@@ -19,20 +20,26 @@ limit or debug pages on, or telemetry configured (FastAPI's spans and metrics).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from os import urandom
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from accord.api.deadline import Deadline
 from accord.api.middleware import declared_too_large, hardened, log_access, too_large
-from accord.api.routes import ExchangeRoute, parse_body, run_exchange
+from accord.api.routes import parse_body
 
 
 class _Call:
@@ -68,55 +75,113 @@ class _Call:
         if not self.over:
             await self.logged(message)
 
+    def noting(self, send: Send) -> Send:
+        """``send`` (a deadline's, which may drop what is sent), the response's start noted as
+        the exception handlers see it."""
+
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.routed_started = True
+            await send(message)
+
+        return noted
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class FrontRoute:
+    """A route :class:`Front` serves: ``run`` answers a request whose body it is given read
+    and parsed, as the route's own handler does after reading it; ``deadline_seconds`` is the
+    app's deadline for the route (:class:`~accord.api.deadline.Deadline`), or ``None`` for a
+    route that keeps its own."""
+
+    route: APIRoute
+    run: Callable[[Request, Any], Awaitable[Response]]
+    deadline_seconds: float | None = None
+
 
 class PartnerAPI(FastAPI):
-    """FastAPI, with the exchanges' requests handled by :attr:`exchanges` where it takes them."""
+    """FastAPI, with the hot routes' requests handled by :attr:`front` where it takes them."""
 
-    exchanges: Exchanges | None = None
+    front: Front | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A request to the exchanges route to :attr:`exchanges`; any other through FastAPI."""
-        exchanges = self.exchanges
-        if exchanges is not None and exchanges.takes(scope):
-            await exchanges(scope, receive, send)
-            return
+        """A request to one of the front's routes to :attr:`front`; any other through FastAPI."""
+        front = self.front
+        if front is not None:
+            taken = front.taken(scope)
+            if taken is not None:
+                await front.serve(taken, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
-class Exchanges:
-    """The exchanges route of ``app`` served as its middleware and handlers would serve it:
-    the access log, bodies capped at ``limit`` bytes, the app's exception handlers.
+class _Taken:
+    """A front route and what serves it: its pattern, and its deadline if the app keeps one."""
 
-    Built once the app's middleware is added: a change to it afterwards sends the exchanges
-    back through the stack.
+    __slots__ = ("deadline", "match", "route")
+
+    def __init__(self, route: FrontRoute) -> None:
+        self.route = route
+        self.match = route.route.path_regex.match
+        self.deadline = (
+            None
+            if route.deadline_seconds is None
+            else Deadline(_no_app, route.deadline_seconds, passed_by=_never)
+        )
+
+
+async def _no_app(*_: Any) -> None:
+    raise RuntimeError("a front route's deadline serves the route it is given")
+
+
+class Front:
+    """The front ``routes`` of ``app`` served as its middleware and handlers would serve them:
+    the access log, bodies capped at ``limit`` bytes, the deadline, the app's exception
+    handlers.
+
+    Built once the app's middleware is added: a change to it afterwards sends these routes'
+    requests back through the stack.
     """
 
-    def __init__(self, app: FastAPI, route: ExchangeRoute, limit: int) -> None:
+    def __init__(self, app: FastAPI, routes: list[FrontRoute], limit: int) -> None:
         self.app = app
-        self.route = route
+        self.routes = [_Taken(route) for route in routes]
         self.limit = limit
-        self._match = route.path_regex.match
         self._middleware = list(app.user_middleware)
         telemetry = getattr(app, "_native_telemetry", None)
         self._telemetry = None if telemetry is None else telemetry.enabled
 
+    def taken(self, scope: Scope) -> _Taken | None:
+        """The route that answers the request ``scope`` exactly as the app's stack would, or
+        ``None``: then the stack answers it."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path = scope["path"]
+        taken = next((t for t in self.routes if t.match(path) is not None), None)
+        app = self.app
+        if (
+            taken is None
+            or scope.get("root_path")
+            or app.root_path
+            or "fastapi.telemetry" in scope
+            or app.user_middleware != self._middleware
+            or getattr(app, "max_body_size", None) is not None
+            or app.debug
+            or (self._telemetry is not None and self._telemetry())
+        ):
+            return None
+        return taken
+
     def takes(self, scope: Scope) -> bool:
         """Whether this answers the request ``scope`` exactly as the app's stack would."""
-        app = self.app
-        return (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and self._match(scope["path"]) is not None
-            and not scope.get("root_path")
-            and not app.root_path
-            and "fastapi.telemetry" not in scope
-            and app.user_middleware == self._middleware
-            and getattr(app, "max_body_size", None) is None
-            and not app.debug
-            and (self._telemetry is None or not self._telemetry())
-        )
+        return self.taken(scope) is not None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(self, taken: _Taken, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer ``scope`` by the front route ``taken`` (see :meth:`taken`)."""
         app = self.app
         scope["app"] = app
         scope.setdefault("router", app.router)
@@ -126,7 +191,7 @@ class Exchanges:
         state = scope.setdefault("state", {})
         try:
             try:
-                await self._route(Request(scope, receive, call.routed), call)
+                await self._route(taken, Request(scope, receive, call.routed), call)
             finally:
                 log_access(
                     call.request_id, scope, call.status, call.started, state.get("client_id")
@@ -136,31 +201,48 @@ class Exchanges:
             await self._server_error(scope, receive, send, exc, call.answered)
             raise
 
-    async def _route(self, request: Request, call: _Call) -> None:
-        """As the body cap, the exception handlers and the route itself."""
+    async def _route(self, taken: _Taken, request: Request, call: _Call) -> None:
+        """As the body cap, then the deadline if the app keeps one for the route."""
         scope, receive = request.scope, request.receive
         if declared_too_large(scope, self.limit):
             await too_large(self.limit, scope)(scope, receive, call.logged)
             return
+        if taken.deadline is None:
+            await self._answer(taken, request, call, call.routed)
+            return
+        await taken.deadline.within(
+            partial(self._answer_within, taken, call), scope, receive, call.routed
+        )
+
+    async def _answer_within(
+        self, taken: _Taken, call: _Call, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """:meth:`_answer` inside the deadline, whose ``send`` drops what comes past it."""
+        send = call.noting(send)
+        await self._answer(taken, Request(scope, receive, send), call, send)
+
+    async def _answer(self, taken: _Taken, request: Request, call: _Call, send: Send) -> None:
+        """As the exception handlers and the route itself."""
+        scope, receive = request.scope, request.receive
         try:
             raw = await self._body(receive)
             if raw is None:
                 call.over = True
                 await too_large(self.limit, scope)(scope, receive, call.logged)
                 return
-            route = self.route
+            route = taken.route.route
             scope["endpoint"] = route.endpoint
-            found = self._match(scope["path"])
+            found = taken.match(scope["path"])
             params = dict(scope.get("path_params", {}))
             for name, value in found.groupdict().items() if found else ():
                 params[name] = route.param_convertors[name].convert(value)
             scope["path_params"] = params
             request._body = raw  # read here, and kept as Request.body keeps it
             body = parse_body(raw, request.headers.get("content-type", ""))
-            response = await run_exchange(request, body)
-            await response(scope, receive, call.routed)
+            response = await taken.route.run(request, body)
+            await response(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - to the app's handlers, as Starlette's
-            await self._handled(request, exc, call.routed_started, call.routed)
+            await self._handled(request, exc, call.routed_started, send)
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The request's body as :meth:`Request.body` reads it; None past the limit."""

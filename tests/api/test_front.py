@@ -1,14 +1,19 @@
-"""The exchanges' way in (accord.api.front) answers as the app's middleware and routing would:
-the same status, headers and body, whether a request is taken past the stack or through it;
-and the exchange's answer is written as its pydantic models write it."""
+"""The hot routes' way in (accord.api.front) answers as the app's middleware and routing would:
+the same status, headers and body, whether a request to the exchanges route or the ad requests
+route is taken past the stack or through it, and within the same deadline; and the exchange's
+answer is written as its pydantic models write it."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,7 +21,10 @@ import httpx
 import pytest
 from starlette.routing import Match
 
+from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
+from accord.ads.store import AdsStore
 from accord.agreements import Granularity
+from accord.api.ads import AdOut
 from accord.api.front import PartnerAPI
 from accord.api.routes import (
     ExchangeRoute,
@@ -24,9 +32,11 @@ from accord.api.routes import (
     answer_json,
     exchange,
 )
+from accord.api.settings import ApiSettings
 from accord.gateway import Release
 from accord.ledger.results import Receipt
-from api.world import World, app_token
+from accord.scenario.population import CHIRP, REELIX, person_id
+from api.world import World, app_token, build_world, chirp_people, serving
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +49,10 @@ GOOD = {
     "subjects": {"kind": "people", "people": ["r0000001"]},
 }
 FOREIGN = {**GOOD, "purpose": "marketing.advertising.third_party.targeted"}
+ADS = "/v1/ads/request"
+SHOWN_AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+PERSON = person_id(CHIRP, 0)
+AD = {"person": PERSON, "party": CHIRP, "slots": 2, "context": {"at": SHOWN_AT.isoformat()}}
 JSON = "application/json"
 # What differs from one request to the next whichever way it is served.
 UNSTABLE_HEADERS = {"date", "server", "x-request-id", "content-length"}
@@ -49,13 +63,41 @@ def _chunks(size: int) -> Iterator[bytes]:
         yield b" " * 65536
 
 
+def _run_a_campaign(world: World) -> str:
+    """One campaign on Chirp that any of its people may see (a cap no test reaches), and the
+    first of them with an ad profile, whose ad requests it takes part in."""
+    person = PERSON
+    assert chirp_people(world.accord, 1) == [person]
+    store = AdsStore(world.accord.engine, CHIRP)
+    store.set_profiles([(person, "25-34", frozenset({"music"}))])
+    store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))
+    store.add_campaign(
+        Campaign(
+            id=0,
+            advertiser="reelix",
+            name="everyone",
+            daily_budget=500_000_000,
+            schedule=Schedule(SHOWN_AT - timedelta(days=1)),
+            bid=Bid(BidStrategy.CPM, 5_000_000),
+            creatives=(Creative("ad", "Watch free for a month", "", "https://reelix.example/"),),
+            frequency_cap=1_000_000,
+        )
+    )
+    return person
+
+
+@pytest.fixture(scope="module")
+def campaign(world: World) -> str:
+    return _run_a_campaign(world)
+
+
 @pytest.fixture
-def both(world: World) -> Iterator[PartnerAPI]:
+def both(world: World, campaign: str) -> Iterator[PartnerAPI]:
     app = cast(PartnerAPI, world.app)
-    front = app.exchanges
+    front = app.front
     assert front is not None
     yield app
-    app.exchanges = front
+    app.front = front
 
 
 def _answer(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -66,6 +108,12 @@ def _answer(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict
         # Ledger indexes move on with every request.
         if isinstance(body, dict):
             body.pop("receipt", None)
+            # Which ads a request shows is drawn (the campaign's pacing), and its id is new
+            # each time: what is compared is that they come as the model writes them.
+            if isinstance(body.get("ads"), list):
+                assert all(AdOut.model_validate(ad) for ad in body["ads"])
+                body["ads"] = "ads"
+                body["request_id"] = "an id"
             if "receipts" in body:
                 body["receipts"] = len(body["receipts"])
     headers = [(k, v) for k, v in r.headers.multi_items() if k not in UNSTABLE_HEADERS]
@@ -94,6 +142,28 @@ def _answer(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict
         (LINK, "app", {"content-type": JSON}, b" " * 1_100_000),
         (LINK, "app", {"content-type": JSON}, "chunks"),
         (LINK, "app", {"content-type": JSON, "content-length": "x1"}, b"{}"),
+        # An ad request by the platform's own service (no campaign runs: no ads), with the
+        # browser's privacy signal too.
+        (ADS, "app", {"content-type": JSON}, json.dumps(AD)),
+        (ADS, "app", {"content-type": JSON, "sec-gpc": "1"}, json.dumps(AD)),
+        # No token, a token this server did not issue, a partner's app: 401, 401, 403 (logged).
+        (ADS, None, {"content-type": JSON}, json.dumps(AD)),
+        (ADS, None, {"content-type": JSON}, json.dumps({"party": "chirp"})),
+        (ADS, "stranger", {"content-type": JSON}, json.dumps(AD)),
+        (ADS, "partner", {"content-type": JSON}, json.dumps(AD)),
+        # Malformed JSON (with a token and without), no body, not JSON, not UTF-8.
+        (ADS, "app", {"content-type": JSON}, '{"x": '),
+        (ADS, None, {"content-type": JSON}, '{"x": '),
+        (ADS, "app", {"content-type": JSON}, ""),
+        (ADS, "app", {"content-type": "text/plain"}, json.dumps(AD)),
+        (ADS, "app", {"content-type": JSON}, b"\xff\xfe{"),
+        # The body validated.
+        (ADS, "app", {"content-type": JSON}, json.dumps({**AD, "slots": 11})),
+        (ADS, "app", {"content-type": JSON}, json.dumps({**AD, "extra": 1})),
+        # Bodies over the limit, three ways.
+        (ADS, "app", {"content-type": JSON}, b" " * 1_100_000),
+        (ADS, "app", {"content-type": JSON}, "chunks"),
+        (ADS, "app", {"content-type": JSON, "content-length": "x1"}, b"{}"),
     ],
 )
 def test_the_same_answer_past_the_stack_and_through_it(
@@ -109,17 +179,23 @@ def test_the_same_answer_past_the_stack_and_through_it(
     headers = dict(headers)
     if who == "app":
         headers["authorization"] = f"Bearer {app_token(client, world.chirp, world.chirp_secret)}"
+    elif who == "partner":
+        headers["authorization"] = f"Bearer {app_token(client, world.reelix, world.reelix_secret)}"
     elif who == "stranger":
         headers["authorization"] = "Bearer not-a-token-this-server-issued"
     answers = []
-    for front in (both.exchanges, None):
-        both.exchanges = front
+    for front in (both.front, None):
+        both.front = front
         content: Any = _chunks(1_179_648) if body == "chunks" else body
         try:
             answers.append(_answer(client, "POST", path, content=content, headers=headers))
         except httpx.HTTPError:  # the server closed the connection on a body it refused
             answers.append({"closed": True})
     assert answers[0] == answers[1]
+    served = ((LINK, json.dumps(GOOD)), (ADS, json.dumps(AD)))
+    if who == "app" and headers["content-type"] == JSON and (path, body) in served:
+        # Served, both ways.
+        assert answers[0]["status"] == 200
 
 
 def test_an_unexpected_failure_is_answered_500_either_way(
@@ -138,8 +214,8 @@ def test_an_unexpected_failure_is_answered_500_either_way(
     answers = []
     svc.gateway = Failing()
     try:
-        for front in (both.exchanges, None):
-            both.exchanges = front
+        for front in (both.front, None):
+            both.front = front
             # A connection of its own: the server closes it once it has answered (uvicorn does
             # after an exception reaches it).
             with httpx.Client(base_url=str(client.base_url), timeout=30) as fresh:
@@ -151,18 +227,92 @@ def test_an_unexpected_failure_is_answered_500_either_way(
     assert answers[0]["body"]["detail"] == "the server failed unexpectedly; nothing was released"
 
 
+def test_an_ad_request_s_unexpected_failure_is_answered_500_either_way(
+    world: World, client: httpx.Client, both: PartnerAPI
+) -> None:
+    server = both.state.ads.get(CHIRP)
+
+    def failing(_: Any) -> Any:
+        raise RuntimeError("a failure no handler knows")
+
+    token = app_token(client, world.chirp, world.chirp_secret)
+    answers = []
+    server.serve_many = failing
+    try:
+        for front in (both.front, None):
+            both.front = front
+            with httpx.Client(base_url=str(client.base_url), timeout=30) as fresh:
+                answers.append(_answer(fresh, "POST", ADS, json=AD, headers=_bearer(token)))
+    finally:
+        del server.serve_many
+    assert answers[0] == answers[1]
+    assert answers[0]["status"] == 500
+    assert answers[0]["headers"] == answers[1]["headers"]
+
+
+def test_an_ad_request_past_its_deadline_is_answered_503_either_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that stalls an ad request past the app's time (1 s here): answered 503 by the
+    deadline at that time, past the stack or through it, and its late end logged."""
+    release = threading.Event()
+    with (
+        build_world(tmp_path, ApiSettings(exchange_seconds=1)) as world,
+        serving(world.app) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        _run_a_campaign(world)
+        app = cast(PartnerAPI, world.app)
+        server = app.state.ads.get(CHIRP)
+        served = server.serve_many
+
+        def stalled(asked: Any) -> Any:
+            release.wait(20)
+            return served(asked)
+
+        token = app_token(client, world.chirp, world.chirp_secret)
+        front = app.front
+        answers, took = [], []
+        server.serve_many = stalled
+        caplog.set_level(logging.WARNING, logger="accord.api")
+        try:
+            for way in (front, None):
+                app.front = way
+                release.clear()
+                started = time.monotonic()
+                answers.append(_answer(client, "POST", ADS, json=AD, headers=_bearer(token)))
+                took.append(time.monotonic() - started)
+                release.set()
+                # The request's late end is logged once the store answers.
+                deadline = time.monotonic() + 10
+                while sum("abandoned at its deadline" in m for m in caplog.messages) < len(answers):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+        finally:
+            release.set()
+            app.front = front
+            del server.serve_many
+    assert answers[0] == answers[1]
+    assert answers[0]["status"] == 503
+    assert answers[0]["body"]["status"] == 503
+    assert all(0.9 < t < 10 for t in took)
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
 def test_the_front_takes_only_what_it_answers_as_the_stack(both: PartnerAPI) -> None:
-    front = both.exchanges
+    front = both.front
     assert front is not None
 
     def scope(**changed: Any) -> dict[str, Any]:
         return {"type": "http", "method": "POST", "path": LINK, "root_path": "", **changed}
 
     assert front.takes(scope())
+    assert front.takes(scope(path=ADS))
+    assert not front.takes(scope(path=ADS, method="GET"))
+    assert not front.takes(scope(path="/v1/ads/click"))
     assert not front.takes(scope(method="GET"))
     assert not front.takes(scope(path=LINK + "/more"))
     assert not front.takes(scope(root_path="/api"))
@@ -171,6 +321,7 @@ def test_the_front_takes_only_what_it_answers_as_the_stack(both: PartnerAPI) -> 
     both.user_middleware.append(both.user_middleware[0])
     try:
         assert not front.takes(scope())
+        assert not front.takes(scope(path=ADS))
     finally:
         both.user_middleware.pop()
 
