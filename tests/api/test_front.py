@@ -227,6 +227,43 @@ def test_an_unexpected_failure_is_answered_500_either_way(
     assert answers[0]["body"]["detail"] == "the server failed unexpectedly; nothing was released"
 
 
+def test_the_access_log_names_the_caller_either_way(
+    world: World, client: httpx.Client, both: PartnerAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each request's one access-log line, past the stack or through it: its id as answered,
+    its status, and the app that called (an exchange's partner app, the platform's ad service),
+    or none where the token was refused."""
+    platform = app_token(client, world.chirp, world.chirp_secret)
+    partner = app_token(client, world.reelix, world.reelix_secret)
+    asked = [
+        (LINK, GOOD, platform, 200, world.chirp.client_id),
+        (ADS, AD, platform, 200, world.chirp.client_id),
+        (ADS, AD, partner, 403, world.reelix.client_id),
+        (ADS, AD, "forged", 401, None),
+    ]
+
+    def lines() -> dict[str, dict[str, Any]]:
+        found = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+        return {line["request_id"]: line for line in found}
+
+    with caplog.at_level(logging.INFO, logger="accord.api.access"):
+        for front in (both.front, None):
+            both.front = front
+            for path, body, token, status, client_id in asked:
+                r = client.post(path, json=body, headers=_bearer(token))
+                assert r.status_code == status
+                deadline = time.monotonic() + 5
+                while r.headers["x-request-id"] not in lines():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                line = lines()[r.headers["x-request-id"]]
+                assert (line["path"], line["status"], line["client_id"]) == (
+                    path,
+                    status,
+                    client_id,
+                )
+
+
 def test_an_ad_request_s_unexpected_failure_is_answered_500_either_way(
     world: World, client: httpx.Client, both: PartnerAPI
 ) -> None:
