@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import pytest
+
+from accord.gateway import RELEASE_UNDELIVERED_RULE
+from accord.ledger.entries import ReleaseEntry
 from accord.ledger.log import Ledger
+from accord.service import Accord
 
 LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
 
@@ -40,6 +46,62 @@ def releases_from(ledger: Ledger, start: int) -> list[dict[str, Any]]:
     size = ledger.head().size
     entries = (ledger.leaf(i).entry() for i in range(start, size))
     return [e for e in entries if e["kind"] == "release"]
+
+
+_NEVER_RECEIVED = re.compile(r"the release logged at index (\d+) was never received")
+
+
+def received_releases_from(ledger: Ledger, start: int) -> list[int]:
+    """The indexes of the releases at ``start`` and after that no later entry notes as never
+    received (a release whose commit's acknowledgement the store lost)."""
+    released: list[int] = []
+    unreceived: set[int] = set()
+    for i in range(start, ledger.head().size):
+        entry = ledger.leaf(i).entry()
+        if entry["kind"] == "release":
+            released.append(i)
+        elif entry.get("rules") == [RELEASE_UNDELIVERED_RULE]:
+            unreceived |= {int(n) for n in _NEVER_RECEIVED.findall(entry["reason"])}
+    return [i for i in released if i not in unreceived]
+
+
+def commit_failing_after_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+    accord: Accord,
+    *,
+    stored: bool,
+    error: Exception,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """The store fails (``error``, the driver's own) while committing the next ledger group
+    that holds a release: having stored it (its acknowledgement lost, as when a connection
+    drops during COMMIT) or not; ``then`` runs before the failure is raised (cutting the store
+    off, say)."""
+    ledger, dialect = accord.ledger, accord.engine.dialect
+    write, commit = ledger._write_locked, dialect.do_commit
+    armed: list[bool] = []
+
+    def write_then_arm(conn: Any, state: Any, leaves: Any) -> Any:
+        written = write(conn, state, leaves)
+        if any(isinstance(e, ReleaseEntry) for e in leaves.entries):
+            armed.append(True)
+        return written
+
+    def failing_commit(dbapi_connection: Any) -> None:
+        if not armed:
+            commit(dbapi_connection)
+            return
+        armed.clear()
+        if stored:
+            commit(dbapi_connection)
+        else:
+            dbapi_connection.rollback()
+        if then is not None:
+            then()
+        raise error
+
+    monkeypatch.setattr(ledger, "_write_locked", write_then_arm)
+    monkeypatch.setattr(dialect, "do_commit", failing_commit)
 
 
 def assert_verifies(ledger: Ledger) -> None:

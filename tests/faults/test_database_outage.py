@@ -20,16 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from accord.api import ApiSettings
+from accord.gateway import RELEASE_UNDELIVERED_RULE
 from accord.scenario.population import REELIX
 from api.privacy_helpers import form_of, sign_in
 from api.world import World, app_token, bearer, build_world, serving
 from databases import fresh_postgres_database
-from faults.helpers import LINK, assert_logged, assert_verifies, link_read, releases_from
+from faults.helpers import (
+    LINK,
+    assert_logged,
+    assert_verifies,
+    commit_failing_after_the_release,
+    link_read,
+    received_releases_from,
+    releases_from,
+)
 from faults.proxy import Proxy, proxy_to
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -143,10 +153,53 @@ def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
             else:
                 _assert_refused(r)
         ok.append(again.json())
-        # Every acknowledged release is logged, and no release is logged that no
-        # partner received.
+        # Every acknowledged release is logged, and every release logged was received, but
+        # one the cut hid the commit of (noted as never received once the store was back).
         assert assert_logged(ledger, ok) == len(ok)
-        assert len(releases_from(ledger, start)) == len(ok)
+        assert len(received_releases_from(ledger, start)) == len(ok)
+        assert_verifies(ledger)
+
+
+def test_a_release_whose_commit_the_outage_hid_is_noted_as_never_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store goes away in the middle of a release's commit, after storing it: the partner
+    is answered that nothing was released, and once the store is back the next exchange first
+    notes in the ledger that the release it holds was never received."""
+    with (
+        _proxied_database() as (link, proxied),
+        build_world(tmp_path, database_url=proxied) as world,
+        serving(world.app) as base,
+        httpx.Client(base_url=base, timeout=60) as http,
+    ):
+        members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
+        ledger = world.accord.ledger
+        token = bearer(app_token(http, world.chirp, world.chirp_secret))
+        start = ledger.head().size
+        commit_failing_after_the_release(
+            monkeypatch,
+            world.accord,
+            stored=True,
+            then=link.cut,
+            error=psycopg.OperationalError("server closed the connection unexpectedly"),
+        )
+        _assert_refused(http.post(LINK, json=link_read(members[0]), headers=token))
+        monkeypatch.undo()
+        _assert_refused(http.post(LINK, json=link_read(members[1]), headers=token))
+        link.restore()
+        again = http.post(LINK, json=link_read(members[2]), headers=token)
+        assert again.status_code == 200, again.text
+        entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+        assert [(e["kind"], e.get("rules")) for e in entries] == [
+            ("decision", ["clause:chirp-reelix/account-link:read"]),
+            ("release", None),
+            ("decision", [RELEASE_UNDELIVERED_RULE]),
+            ("decision", ["clause:chirp-reelix/account-link:read"]),
+            ("release", None),
+        ]
+        assert f"index {start + 1} was never received" in entries[2]["reason"]
+        assert received_releases_from(ledger, start) == [start + 4]
+        assert assert_logged(ledger, [again.json()]) == 1
         assert_verifies(ledger)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ from sqlalchemy import text
 from accord.errors import AccordError
 from accord.gateway import (
     ERROR_RULE,
+    RELEASE_UNDELIVERED_RULE,
     UNAUTHENTICATED_RULE,
     Exchange,
     Gateway,
     GatewayError,
     Keyring,
     Release,
+    ReleaseInDoubt,
     Unauthenticated,
 )
 from accord.ledger.checkpoint import Signer
@@ -25,6 +28,7 @@ from accord.ledger.log import Ledger
 from accord.requests import Subjects, SubjectsKind
 from accord.service import Accord
 from accord.store.engine import make_engine
+from faults.helpers import commit_failing_after_the_release
 from gateway.helpers import last_entries
 from gateway.world import World, request
 
@@ -150,3 +154,44 @@ def test_keyring_keeps_only_hashes_and_replaces_on_issue() -> None:
     assert not keyring.authenticate("reelix", second)
     keyring.revoke("chirp")
     assert not keyring.authenticate("chirp", second)
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_release_whose_commit_fails_reaches_no_one_and_the_ledger_says_if_it_holds_it(
+    w: World, monkeypatch: pytest.MonkeyPatch, *, stored: bool
+) -> None:
+    """A store that fails while committing a release's entries may have stored them or not: the
+    caller is told nothing was released either way, and the ledger says which it was: a
+    release it holds is followed by a note that it was never received, naming it; one it does
+    not hold leaves the failure, as any other."""
+    ledger = w.accord.ledger
+    size = ledger.head().size
+    commit_failing_after_the_release(
+        monkeypatch, w.accord, stored=stored, error=sqlite3.OperationalError("disk I/O error")
+    )
+    with pytest.raises(ReleaseInDoubt, match="nothing was released"):
+        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+    entries = [ledger.leaf(i).entry() for i in range(size, ledger.head().size)]
+    kinds = [(e["kind"], e.get("rules")) for e in entries]
+    if stored:
+        assert kinds == [
+            ("decision", ["clause:chirp-reelix/friend-picker:read"]),
+            ("release", None),
+            ("decision", [RELEASE_UNDELIVERED_RULE]),
+        ]
+        note = entries[-1]
+        assert note["allowed"] is False
+        assert f"the release logged at index {size + 1} was never received" in note["reason"]
+        assert note["recipient"] == "reelix"
+    else:
+        assert kinds == [("decision", [ERROR_RULE])]
+        assert "failed while committing its release" in entries[-1]["reason"]
+    assert ledger.verify(workers=1).ok
+    # Nothing is left to settle: the next exchange logs only itself.
+    monkeypatch.undo()
+    after = ledger.head().size
+    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+    assert [ledger.leaf(i).entry()["kind"] for i in range(after, ledger.head().size)] == [
+        "decision",
+        "release",
+    ]

@@ -49,7 +49,10 @@ as an :class:`~accord.errors.AccordError`. Errors of the gateway itself::
     ├── Unauthenticated      the token is not the requester's (or the party is unknown)
     ├── Refused              the policy refused the request; carries the decision and receipt
     └── GatewayError         the exchange failed and released nothing
-        └── ReleaseFailed    a write failed after its release was logged (the failure is too)
+        ├── ReleaseFailed    a write failed after its release was logged (the failure is too)
+        └── ReleaseInDoubt   the store failed while committing the release's entries: once it
+                             answers, the ledger says whether they were stored (a release
+                             logged but never received, ``gateway:release-undelivered``)
 """
 
 from __future__ import annotations
@@ -58,12 +61,19 @@ from accord.gateway.door import (
     ERROR_RULE,
     NOT_A_MEMBER,
     RELEASE_FAILED_RULE,
+    RELEASE_UNDELIVERED_RULE,
     TITLE_WITHHELD,
     UNAUTHENTICATED_RULE,
     UNKNOWN_PERSON,
     Gateway,
 )
-from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
+from accord.gateway.errors import (
+    GatewayError,
+    Refused,
+    ReleaseFailed,
+    ReleaseInDoubt,
+    Unauthenticated,
+)
 from accord.gateway.exchange import Exchange, Noise, Release
 from accord.gateway.keyring import Keyring, hash_token
 
@@ -71,6 +81,7 @@ __all__ = [
     "ERROR_RULE",
     "NOT_A_MEMBER",
     "RELEASE_FAILED_RULE",
+    "RELEASE_UNDELIVERED_RULE",
     "TITLE_WITHHELD",
     "UNAUTHENTICATED_RULE",
     "UNKNOWN_PERSON",
@@ -82,6 +93,7 @@ __all__ = [
     "Refused",
     "Release",
     "ReleaseFailed",
+    "ReleaseInDoubt",
     "Unauthenticated",
     "hash_token",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -18,14 +19,20 @@ from accord.consent import Operation
 from accord.errors import AccordError, InvalidInput
 from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway import private
-from accord.gateway.errors import GatewayError, Refused, ReleaseFailed, Unauthenticated
+from accord.gateway.errors import (
+    GatewayError,
+    Refused,
+    ReleaseFailed,
+    ReleaseInDoubt,
+    Unauthenticated,
+)
 from accord.gateway.exchange import LEDGER_GRANULARITY, Exchange, Noise, Release
 from accord.gateway.keyring import Keyring
 from accord.gateway.titles import admit_rows, with_title
 from accord.gateway.titles import scope as title_scope
 from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import ReleaseEntry
-from accord.ledger.log import Receipt
+from accord.ledger.log import AppendInDoubt, Receipt
 from accord.ledger.rows import sum_if_small
 from accord.pets.budget import BUDGET_RULE, BudgetExceeded, Charge, Cost, PrivacyBudgets
 from accord.policy import Decision, Policy
@@ -41,6 +48,9 @@ from accord.store.title_sql import record_uses
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
 ERROR_RULE = "gateway:error"
 RELEASE_FAILED_RULE = "gateway:release-failed"
+RELEASE_UNDELIVERED_RULE = "gateway:release-undelivered"
+"""The rule of the entry noting a release the ledger holds but its caller never received: the
+store failed while committing it, and the caller was answered that nothing was released."""
 UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
 NOT_A_MEMBER = "gateway:not-a-member"
@@ -120,6 +130,9 @@ class Gateway:
         """Each person's privacy budget, which aggregates under a clause with a budget spend."""
         self._plans: tuple[Policy | None, dict[tuple[Any, ...], _Planned]] = (None, {})
         """The parts of a plan fixed by the policy they were made under (see :meth:`_plan`)."""
+        self._doubts: list[_Doubt] = []
+        """Releases whose entries' commit failed, not yet told apart (see :meth:`_settle`)."""
+        self._doubts_lock = threading.Lock()
 
     def exchange(self, exchange: Exchange) -> Release:
         """Run one exchange; returns the release only once its ledger entries are durable.
@@ -129,12 +142,14 @@ class Gateway:
         Accord's own, else a :class:`GatewayError`.
         """
         request = exchange.request
+        if self._doubts:
+            self._settle()
         if not self.credentials.authenticate(request.requester, exchange.token):
             raise Unauthenticated(self._log_unauthenticated(request, exchange.client))
         try:
             return self._run(exchange)
-        except (Refused, ReleaseFailed):
-            raise  # already in the ledger
+        except (Refused, ReleaseFailed, ReleaseInDoubt):
+            raise  # already in the ledger, or to be (see _settle)
         except AccordError as exc:
             logged = without_values(exc.message, _sent(exchange))
             self._log_failure(
@@ -191,6 +206,40 @@ class Gateway:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
             return None
+
+    def _settle(self) -> None:
+        """Say in the ledger what became of each release whose entries' commit failed, once the
+        store answers: held, the release is noted as never received by its caller (who was
+        answered that nothing was released); not held, the exchange's failure is logged as any
+        other. A doubt the store cannot settle yet waits for the next exchange."""
+        with self._doubts_lock:
+            doubts, self._doubts = self._doubts, []
+        left: list[_Doubt] = []
+        for doubt in doubts:
+            if left:
+                left.append(doubt)  # the store stopped answering: the rest wait too
+                continue
+            try:
+                held = self.accord.ledger.holds(doubt.receipts)
+            except Exception:  # noqa: BLE001 - the store does not answer yet: the next exchange
+                left.append(doubt)
+                continue
+            if held and doubt.receipts:
+                release = doubt.receipts[-1].index
+                rule = RELEASE_UNDELIVERED_RULE
+                what = (
+                    f"the release logged at index {release} was never received: the store "
+                    "failed while committing it, and the caller was answered that nothing was "
+                    "released"
+                )
+            else:
+                rule = ERROR_RULE
+                what = "the exchange failed: the store failed while committing its release"
+            if self._log_failure(doubt.request, rule, what, doubt.client) is None:
+                left.append(doubt)
+        if left:
+            with self._doubts_lock:
+                self._doubts[:0] = left
 
     def _log_unauthenticated(self, request: Request, client: str | None) -> Receipt | None:
         return self._log_failure(
@@ -888,11 +937,32 @@ class Gateway:
             if request.operation is Operation.READ and granularity is not Granularity.AGGREGATE
             else None,
         )
-        return tuple(
-            self.accord.ledger.append(
-                [decision_entry(plan.decision, outcome.people, plan.client), release]
+        try:
+            return tuple(
+                self.accord.ledger.append(
+                    [decision_entry(plan.decision, outcome.people, plan.client), release]
+                )
             )
-        )
+        except AppendInDoubt as doubt:
+            # Nothing is delivered; whether the entries were stored is said once the store
+            # answers, now if it does.
+            with self._doubts_lock:
+                self._doubts.append(_Doubt(request, plan.client, doubt.receipts))
+            self._settle()
+            raise ReleaseInDoubt(
+                f"the store failed while committing the release's entries; nothing was "
+                f"released: {doubt.message}"
+            ) from doubt
+
+
+@dataclass(frozen=True, slots=True)
+class _Doubt:
+    """A release whose entries' commit failed: the request, its client, and the receipts the
+    entries would have had (the release's last)."""
+
+    request: Request
+    client: str | None
+    receipts: tuple[Receipt, ...]
 
 
 _OWN_REASONS = {

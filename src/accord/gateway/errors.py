@@ -34,3 +34,9 @@ class GatewayError(AccordError):
 
 class ReleaseFailed(GatewayError):
     """A write failed after its release was logged; nothing was written, and that is logged."""
+
+
+class ReleaseInDoubt(GatewayError):
+    """The store failed while committing a release's ledger entries, so they may or may not be
+    stored: nothing was delivered, and once the store answers the gateway says in the ledger
+    which it was (a release logged but never received is noted as such)."""

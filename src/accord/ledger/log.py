@@ -166,6 +166,21 @@ def _well_formed(leaves: object) -> bool:
     )
 
 
+class AppendInDoubt(StoreError):
+    """The store failed while committing an append: the commit may have happened or not (its
+    acknowledgement was lost, as when a connection drops during ``COMMIT``).
+
+    ``receipts`` are the receipts the append would have had: :meth:`Ledger.holds` says, once the
+    store answers again, whether they are in the ledger. Whoever answered for the append must
+    then say what happened (the gateway notes a release its caller never received)."""
+
+    def __init__(
+        self, message: str, *, where: str | None = None, receipts: tuple[Receipt, ...] = ()
+    ) -> None:
+        super().__init__(message, where=where)
+        self.receipts = receipts
+
+
 class _Wake:
     """A wake-up for the caller of one append: set by any thread, any number of times; taken by
     that caller, who sleeps until it is set and leaves it unset (a wake-up set after that is
@@ -295,6 +310,14 @@ class Ledger:
         def commit() -> None:
             try:
                 receipts = self._append_prepared(Leaves.joined(appends[n] for n in group))
+            except AppendInDoubt as doubt:
+                # Each append learns the receipts it would have had.
+                offset = 0
+                for n in group:
+                    mine = doubt.receipts[offset : offset + len(appends[n])]
+                    out[n] = AppendInDoubt(doubt.message, receipts=mine)
+                    offset += len(appends[n])
+                return
             except AccordError as exc:
                 for n in group:
                     out[n] = exc
@@ -379,8 +402,10 @@ class Ledger:
         if remote is not None and self._commit_remotely(remote):
             return
         group: list[_Pending] = []
+        written: list[Receipt] = []
+        locked = self._locked("appending to the ledger")
         try:
-            with self._locked("appending to the ledger") as (conn, state):
+            with locked as (conn, state):
                 group = self._take_group()
                 written = self._write_locked(conn, state, _joined(group))
             # Committed: only now does any caller of the group get its receipts.
@@ -392,8 +417,18 @@ class Ledger:
             # Failed before the group was taken (the database could not be reached, say): the
             # oldest appends get the error, and are done, as a group that failed to commit.
             group = group or self._take_group()
+            offset = 0
             for pending in group:
                 pending.error = exc
+                if locked.in_doubt and written:
+                    # The commit itself failed: each caller learns what it would have had.
+                    mine = tuple(written[offset : offset + pending.count])
+                    pending.error = AppendInDoubt(
+                        f"the store failed while committing this append, which may or may not "
+                        f"be in the ledger: {exc.message}",
+                        receipts=mine,
+                    )
+                offset += pending.count
         except BaseException:
             interrupted = LedgerError("the writer was interrupted before acknowledging this append")
             for pending in group or self._take_group():
@@ -718,6 +753,19 @@ class Ledger:
         if row is None:
             raise NotFound(f"the ledger has no leaf {index}")
         return StoredLeaf(int(row.idx), bytes(row.data), bytes(row.leaf_hash))
+
+    def holds(self, receipts: Iterable[Receipt]) -> bool:
+        """Whether every one of ``receipts`` names a leaf the ledger holds, with its hash (the
+        receipts of an :class:`AppendInDoubt`: an append is committed whole or not at all)."""
+        wanted = {r.index: r.leaf_hash for r in receipts}
+        if not wanted:
+            return True
+        with self._reading("looking for the leaves of an append") as conn:
+            rows = conn.execute(
+                select(_leaves.c.idx, _leaves.c.leaf_hash).where(_leaves.c.idx.in_(list(wanted)))
+            ).all()
+        found = {int(row.idx): bytes(row.leaf_hash) for row in rows}
+        return found == wanted
 
     def recent(self, limit: int = 20) -> list[StoredLeaf]:
         """The last ``limit`` leaves, newest first."""
@@ -1191,13 +1239,15 @@ class _Locked:
     raised inside or by any of these steps, comes out as :class:`~accord.errors.StoreError`
     saying what was being done."""
 
-    __slots__ = ("doing", "ledger", "transaction", "turn")
+    __slots__ = ("doing", "in_doubt", "ledger", "transaction", "turn")
 
     def __init__(self, ledger: Ledger, doing: str) -> None:
         self.ledger = ledger
         self.doing = doing
         self.turn = ledger._turn
         self.transaction: RootTransaction | None = None
+        self.in_doubt = False
+        """The commit itself failed: what it wrote may or may not be stored."""
 
     def __enter__(self) -> tuple[Connection, _State]:
         turn = self.turn
@@ -1226,6 +1276,7 @@ class _Locked:
                     # Committed, or rolled back on an error (the commit's own included).
                     transaction.__exit__(kind, exc, tb)
             except BaseException:
+                self.in_doubt = kind is None
                 writer.drop()
                 raise
             if exc is not None or not writer.kept:
