@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,8 +21,6 @@ import httpx
 import pytest
 from starlette.routing import Match
 
-from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
-from accord.ads.store import AdsStore
 from accord.agreements import Granularity
 from accord.api.ads import AdOut
 from accord.api.front import PartnerAPI
@@ -35,8 +33,8 @@ from accord.api.routes import (
 from accord.api.settings import ApiSettings
 from accord.gateway import Release
 from accord.ledger.results import Receipt
-from accord.scenario.population import CHIRP, REELIX, person_id
-from api.world import World, app_token, build_world, chirp_people, serving
+from accord.scenario.population import CHIRP, person_id
+from api.world import AD_DAY, World, ad_platform, app_token, build_world, serving
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +48,8 @@ GOOD = {
 }
 FOREIGN = {**GOOD, "purpose": "marketing.advertising.third_party.targeted"}
 ADS = "/v1/ads/request"
-SHOWN_AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
 PERSON = person_id(CHIRP, 0)
-AD = {"person": PERSON, "party": CHIRP, "slots": 2, "context": {"at": SHOWN_AT.isoformat()}}
+AD = {"person": PERSON, "party": CHIRP, "slots": 2, "context": {"at": AD_DAY.isoformat()}}
 JSON = "application/json"
 # What differs from one request to the next whichever way it is served.
 UNSTABLE_HEADERS = {"date", "server", "x-request-id", "content-length"}
@@ -66,23 +63,8 @@ def _chunks(size: int) -> Iterator[bytes]:
 def _run_a_campaign(world: World) -> str:
     """One campaign on Chirp that any of its people may see (a cap no test reaches), and the
     first of them with an ad profile, whose ad requests it takes part in."""
-    person = PERSON
-    assert chirp_people(world.accord, 1) == [person]
-    store = AdsStore(world.accord.engine, CHIRP)
-    store.set_profiles([(person, "25-34", frozenset({"music"}))])
-    store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))
-    store.add_campaign(
-        Campaign(
-            id=0,
-            advertiser="reelix",
-            name="everyone",
-            daily_budget=500_000_000,
-            schedule=Schedule(SHOWN_AT - timedelta(days=1)),
-            bid=Bid(BidStrategy.CPM, 5_000_000),
-            creatives=(Creative("ad", "Watch free for a month", "", "https://reelix.example/"),),
-            frequency_cap=1_000_000,
-        )
-    )
+    (person,) = ad_platform(world.accord, 1, frequency_cap=1_000_000)
+    assert person == PERSON
     return person
 
 
@@ -211,15 +193,9 @@ def test_an_unexpected_failure_is_answered_500_either_way(
             raise RuntimeError("a failure no handler knows")
 
     token = app_token(client, world.chirp, world.chirp_secret)
-    answers = []
     svc.gateway = Failing()
     try:
-        for front in (both.front, None):
-            both.front = front
-            # A connection of its own: the server closes it once it has answered (uvicorn does
-            # after an exception reaches it).
-            with httpx.Client(base_url=str(client.base_url), timeout=30) as fresh:
-                answers.append(_answer(fresh, "POST", LINK, json=GOOD, headers=_bearer(token)))
+        answers = _both_ways_anew(both, client, LINK, GOOD, token)
     finally:
         svc.gateway = door
     assert answers[0] == answers[1]
@@ -273,13 +249,9 @@ def test_an_ad_request_s_unexpected_failure_is_answered_500_either_way(
         raise RuntimeError("a failure no handler knows")
 
     token = app_token(client, world.chirp, world.chirp_secret)
-    answers = []
     server.serve_many = failing
     try:
-        for front in (both.front, None):
-            both.front = front
-            with httpx.Client(base_url=str(client.base_url), timeout=30) as fresh:
-                answers.append(_answer(fresh, "POST", ADS, json=AD, headers=_bearer(token)))
+        answers = _both_ways_anew(both, client, ADS, AD, token)
     finally:
         del server.serve_many
     assert answers[0] == answers[1]
@@ -333,6 +305,19 @@ def test_an_ad_request_past_its_deadline_is_answered_503_either_way(
     assert answers[0]["status"] == 503
     assert answers[0]["body"]["status"] == 503
     assert all(0.9 < t < 10 for t in took)
+
+
+def _both_ways_anew(
+    both: PartnerAPI, client: httpx.Client, path: str, body: dict[str, Any], token: str
+) -> list[dict[str, Any]]:
+    """The answers to one request past the stack, then through it, each on a connection of its
+    own (the server closes one once it has answered an exception, as uvicorn does)."""
+    answers = []
+    for front in (both.front, None):
+        both.front = front
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as fresh:
+            answers.append(_answer(fresh, "POST", path, json=body, headers=_bearer(token)))
+    return answers
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from contextlib import ExitStack, suppress
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,15 @@ import pytest
 from sqlalchemy import func, select
 
 from accord.ads import tables as ads_t
-from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
-from accord.ads.store import AdsStore
-from accord.scenario.population import CHIRP, REELIX
-from accord.service import Accord
-from api.world import World, app_token, bearer, build_world, chirp_people
+from accord.scenario.population import CHIRP
+from api.world import AD_DAY, World, ad_platform, app_token, bearer, build_world
 from databases import fresh_postgres_database
 from faults.helpers import LINK, link_read
 from serving import accord_serve, check_each_acknowledged_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+AT = AD_DAY
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -51,7 +47,7 @@ def test_two_workers_append_through_one_writer(
 
 def _two_workers_append_through_one_writer(tmp_path: Path, world: World, url: str | None) -> None:
     members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
-    people = _ad_platform(world.accord)
+    people = ad_platform(world.accord)
     served_ads: list[dict[str, Any]] = []
     secret = secrets.token_urlsafe(32)
     acknowledged: list[dict[str, Any]] = []
@@ -112,26 +108,6 @@ def _two_workers_append_through_one_writer(tmp_path: Path, world: World, url: st
     # commits what is waiting from both in one commit.
     assert 1 <= commits <= groups <= len(acknowledged)
     assert 1 <= ad_commits <= ad_groups <= len(served_ads)
-
-
-def _ad_platform(accord: Accord) -> list[str]:
-    """Chirp's first 50 people with an ad profile, and one Reelix campaign for everyone."""
-    found = chirp_people(accord, 50)
-    store = AdsStore(accord.engine, CHIRP)
-    store.set_profiles((p, "25-34", frozenset({"music"})) for p in found)
-    store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))
-    store.add_campaign(
-        Campaign(
-            id=0,
-            advertiser="reelix",
-            name="everyone",
-            daily_budget=10**12,
-            schedule=Schedule(AT - timedelta(days=1)),
-            bid=Bid(BidStrategy.CPM, 5_000_000),
-            creatives=(Creative("ad", "Watch free for a month", "", "https://reelix.example/"),),
-        )
-    )
-    return found
 
 
 def _workers_of(pid: int) -> list[int]:

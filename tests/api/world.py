@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from accord import agreements as ag
+from accord.ads.model import Advertiser, Bid, BidStrategy, Campaign, Creative, Schedule
+from accord.ads.store import AdsStore
 from accord.api import ApiSettings, PartnerApps, create_app
 from accord.api.apps import App
 from accord.scenario.generate import write_databases
@@ -152,6 +154,33 @@ def chirp_people(accord: Accord, count: int) -> list[str]:
                 .limit(count)
             ).scalars()
         )
+
+
+AD_DAY = datetime(2026, 6, 1, 12, tzinfo=UTC)
+"""A day Chirp's ads tests show ads on (the campaign of :func:`ad_platform` runs from the day
+before)."""
+
+
+def ad_platform(accord: Accord, people: int = 50, *, frequency_cap: int = 3) -> list[str]:
+    """Chirp's first ``people`` people with an ad profile, and one Reelix campaign any of them
+    may see (a budget no test spends, a cap of ``frequency_cap`` ads a person a day)."""
+    found = chirp_people(accord, people)
+    store = AdsStore(accord.engine, CHIRP)
+    store.set_profiles((p, "25-34", frozenset({"music"})) for p in found)
+    store.add_advertiser(Advertiser("reelix", "Reelix", CHIRP, party=REELIX))
+    store.add_campaign(
+        Campaign(
+            id=0,
+            advertiser="reelix",
+            name="everyone",
+            daily_budget=10**12,
+            schedule=Schedule(AD_DAY - timedelta(days=1)),
+            bid=Bid(BidStrategy.CPM, 5_000_000),
+            creatives=(Creative("ad", "Watch free for a month", "", "https://reelix.example/"),),
+            frequency_cap=frequency_cap,
+        )
+    )
+    return found
 
 
 def pkce() -> tuple[str, str]:
