@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,6 +66,21 @@ def received_releases_from(ledger: Ledger, start: int) -> list[int]:
     return [i for i in released if i not in unreceived]
 
 
+def _armed_by_a_release(monkeypatch: pytest.MonkeyPatch, ledger: Ledger) -> list[bool]:
+    """A flag set when the ledger has written a group holding a release, before its commit."""
+    write = ledger._write_locked
+    armed: list[bool] = []
+
+    def write_then_arm(conn: Any, state: Any, leaves: Any) -> Any:
+        written = write(conn, state, leaves)
+        if any(isinstance(e, ReleaseEntry) for e in leaves.entries):
+            armed.append(True)
+        return written
+
+    monkeypatch.setattr(ledger, "_write_locked", write_then_arm)
+    return armed
+
+
 def commit_failing_after_the_release(
     monkeypatch: pytest.MonkeyPatch,
     accord: Accord,
@@ -77,15 +93,9 @@ def commit_failing_after_the_release(
     that holds a release: having stored it (its acknowledgement lost, as when a connection
     drops during COMMIT) or not; ``then`` runs before the failure is raised (cutting the store
     off, say)."""
-    ledger, dialect = accord.ledger, accord.engine.dialect
-    write, commit = ledger._write_locked, dialect.do_commit
-    armed: list[bool] = []
-
-    def write_then_arm(conn: Any, state: Any, leaves: Any) -> Any:
-        written = write(conn, state, leaves)
-        if any(isinstance(e, ReleaseEntry) for e in leaves.entries):
-            armed.append(True)
-        return written
+    dialect = accord.engine.dialect
+    commit = dialect.do_commit
+    armed = _armed_by_a_release(monkeypatch, accord.ledger)
 
     def failing_commit(dbapi_connection: Any) -> None:
         if not armed:
@@ -100,8 +110,25 @@ def commit_failing_after_the_release(
             then()
         raise error
 
-    monkeypatch.setattr(ledger, "_write_locked", write_then_arm)
     monkeypatch.setattr(dialect, "do_commit", failing_commit)
+
+
+def commit_slow_after_the_release(
+    monkeypatch: pytest.MonkeyPatch, accord: Accord, seconds: float
+) -> None:
+    """The store takes ``seconds`` to commit the next ledger group that holds a release, then
+    commits it."""
+    dialect = accord.engine.dialect
+    commit = dialect.do_commit
+    armed = _armed_by_a_release(monkeypatch, accord.ledger)
+
+    def slow_commit(dbapi_connection: Any) -> None:
+        if armed:
+            armed.clear()
+            time.sleep(seconds)
+        commit(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_commit", slow_commit)
 
 
 def assert_verifies(ledger: Ledger) -> None:

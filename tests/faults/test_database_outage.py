@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,7 @@ from faults.helpers import (
     assert_logged,
     assert_verifies,
     commit_failing_after_the_release,
+    commit_slow_after_the_release,
     link_read,
     received_releases_from,
     releases_from,
@@ -341,3 +343,44 @@ def _consent_changes(world: World, person: str) -> list[str]:
         for e in world.accord.ledger.leaves_about(f"{REELIX}/{person}")
         if e["kind"] == "consent"
     ]
+
+
+def test_a_release_committed_after_its_caller_was_answered_503_is_noted_as_never_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store takes longer to commit a release's entries than the exchange has left (1 s
+    here): the partner is answered 503 at its time, the entries are committed after, and the
+    ledger then says the release was never received. The next exchange is served as usual."""
+    with (
+        build_world(tmp_path, ApiSettings(exchange_seconds=1)) as world,
+        serving(world.app) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
+        members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
+        ledger = world.accord.ledger
+        token = bearer(app_token(http, world.chirp, world.chirp_secret))
+        start = ledger.head().size
+        commit_slow_after_the_release(monkeypatch, world.accord, 1.8)
+        late = http.post(LINK, json=link_read(members[0]), headers=token)
+        assert late.status_code == 503
+        assert late.json()["type"].endswith("timed-out")
+        # The commit ends after the answer; its note follows it.
+        deadline = time.monotonic() + 10
+        while ledger.head().size < start + 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        monkeypatch.undo()
+        again = http.post(LINK, json=link_read(members[1]), headers=token)
+        assert again.status_code == 200, again.text
+        entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+        assert [(e["kind"], e.get("rules")) for e in entries] == [
+            ("decision", ["clause:chirp-reelix/account-link:read"]),
+            ("release", None),
+            ("decision", [RELEASE_UNDELIVERED_RULE]),
+            ("decision", ["clause:chirp-reelix/account-link:read"]),
+            ("release", None),
+        ]
+        assert f"index {start + 1} was never received" in entries[2]["reason"]
+        assert "ran past its time" in entries[2]["reason"]
+        assert received_releases_from(ledger, start) == [start + 4]
+        assert_verifies(ledger)

@@ -141,14 +141,32 @@ getattr(threading, "_register_atexit")(_at_exit)  # noqa: B009 - private, as con
 
 @dataclass(slots=True, eq=False)
 class Running:
-    """An exchange under way: the loop time it is due by, and its future."""
+    """An exchange under way: the loop time it is due by, and its future (set once handed to
+    its thread)."""
 
     due: float
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None = None
     expired: bool = False
     """Cancelled at its due time (as ``asyncio.wait_for`` would)."""
     over: bool = False
     """Answered, or expired: nothing more to watch."""
+    answering: bool = False
+    """Its thread has an answer it will hand back: it is not cancelled at its due time."""
+
+    def answer(self) -> bool:
+        """Claim, from the exchange's thread, that its answer will reach the caller: ``False``
+        if the exchange already expired (its caller is answered 503 instead). Whichever of this
+        and the expiry comes first wins, so a thread knows whether what it hands back is
+        received."""
+        with _CLAIMS:
+            if self.expired:
+                return False
+            self.answering = True
+            return True
+
+
+_CLAIMS = threading.Lock()
+"""Taken for an exchange's answer or its expiry (:meth:`Running.answer`, :class:`Timeouts`)."""
 
 
 class Timeouts:
@@ -188,8 +206,13 @@ class Timeouts:
             running = queue.popleft()
             if not running.over:
                 running.over = True
-                if not running.future.done():
+                future = running.future
+                if future is None or future.done():
+                    continue
+                with _CLAIMS:
+                    if running.answering:
+                        continue  # its thread has the answer: it is on its way
                     running.expired = True
-                    running.future.cancel()
+                future.cancel()
         if queue:
             self._timer = loop.call_at(queue[0].due, self._due, loop)

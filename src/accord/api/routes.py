@@ -198,10 +198,15 @@ EXCHANGE_SECONDS = 30.0
 DOOR_SHARE = 0.8
 """The share of an exchange's time after which the door no longer logs its release: the rest
 is for a release being logged then to commit before the caller is answered 503, so that a
-release is logged only if it is answered."""
+release is logged only if it is answered. One whose commit takes longer still is noted in the
+ledger as never received (:meth:`accord.gateway.Gateway.note_unreceived`)."""
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "accord_exchange_deadline", default=None
 )
+_WATCHED: contextvars.ContextVar[Running | None] = contextvars.ContextVar(
+    "accord_exchange_watched", default=None
+)
+"""The exchange under way in this thread, as its deadline watches it."""
 """Exchanges a worker runs at once (as many as the thread pool FastAPI runs other routes in)."""
 
 
@@ -306,10 +311,12 @@ async def run_exchange(request: HttpRequest, body: Any) -> Response:
     context = contextvars.copy_context()
     context.run(_DEADLINE.set, time.monotonic() + DOOR_SHARE * seconds)
     loop = asyncio.get_running_loop()
+    watched = Running(loop.time() + seconds)
+    context.run(_WATCHED.set, watched)
     running: asyncio.Future[Response] = svc.threads.run(
         loop, context.run, _exchange_in_thread, request, body
     )
-    watched = Running(loop.time() + seconds, running)
+    watched.future = running
     svc.timeouts.watch(loop, watched)
     try:
         return await running
@@ -440,6 +447,18 @@ def exchange(
             max_rows=body.max_rows,
         )
     )
+    watched = _WATCHED.get()
+    if watched is not None and not watched.answer():
+        # The caller was answered 503 while the release's entries were being committed: the
+        # ledger says the release was never received.
+        svc.gateway.note_unreceived(
+            request,
+            who.app.client_id,
+            release.receipts,
+            "the exchange ran past its time while its entries were committed, and the caller "
+            "was answered that nothing was released",
+        )
+        raise ExchangeTimedOut(svc.exchange_seconds)
     return Response(answer_json(release), media_type="application/json")
 
 

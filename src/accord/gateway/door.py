@@ -216,6 +216,8 @@ class Gateway:
             doubts, self._doubts = self._doubts, []
         left: list[_Doubt] = []
         for doubt in doubts:
+            if not doubt.receipts:
+                continue  # no entry to look for: nothing was logged
             if left:
                 left.append(doubt)  # the store stopped answering: the rest wait too
                 continue
@@ -224,14 +226,10 @@ class Gateway:
             except Exception:  # noqa: BLE001 - the store does not answer yet: the next exchange
                 left.append(doubt)
                 continue
-            if held and doubt.receipts:
+            if held:
                 release = doubt.receipts[-1].index
                 rule = RELEASE_UNDELIVERED_RULE
-                what = (
-                    f"the release logged at index {release} was never received: the store "
-                    "failed while committing it, and the caller was answered that nothing was "
-                    "released"
-                )
+                what = f"the release logged at index {release} was never received: {doubt.why}"
             else:
                 rule = ERROR_RULE
                 what = "the exchange failed: the store failed while committing its release"
@@ -240,6 +238,16 @@ class Gateway:
         if left:
             with self._doubts_lock:
                 self._doubts[:0] = left
+
+    def note_unreceived(
+        self, request: Request, client: str | None, receipts: Sequence[Receipt], why: str
+    ) -> None:
+        """Note in the ledger that the release of ``request`` whose entries have ``receipts`` was
+        never received by its caller, ``why`` (the caller having been answered that nothing was
+        released): now, or once the store answers."""
+        with self._doubts_lock:
+            self._doubts.append(_Doubt(request, client, tuple(receipts), why))
+        self._settle()
 
     def _log_unauthenticated(self, request: Request, client: str | None) -> Receipt | None:
         return self._log_failure(
@@ -947,7 +955,7 @@ class Gateway:
             # Nothing is delivered; whether the entries were stored is said once the store
             # answers, now if it does.
             with self._doubts_lock:
-                self._doubts.append(_Doubt(request, plan.client, doubt.receipts))
+                self._doubts.append(_Doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED))
             self._settle()
             raise ReleaseInDoubt(
                 f"the store failed while committing the release's entries; nothing was "
@@ -957,12 +965,19 @@ class Gateway:
 
 @dataclass(frozen=True, slots=True)
 class _Doubt:
-    """A release whose entries' commit failed: the request, its client, and the receipts the
-    entries would have had (the release's last)."""
+    """A release its caller never received, to be noted once the store answers if the ledger
+    holds it: the request, its client, the receipts its entries have or would have had (the
+    release's last), and why it was not received."""
 
     request: Request
     client: str | None
     receipts: tuple[Receipt, ...]
+    why: str
+
+
+_COMMIT_FAILED = (
+    "the store failed while committing it, and the caller was answered that nothing was released"
+)
 
 
 _OWN_REASONS = {
