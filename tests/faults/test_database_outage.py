@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from accord.api import ApiSettings
 from accord.gateway import RELEASE_UNDELIVERED_RULE
+from accord.ledger.log import Ledger
 from accord.scenario.population import REELIX
 from api.privacy_helpers import form_of, sign_in
 from api.world import World, app_token, bearer, build_world, serving
@@ -191,18 +192,8 @@ def test_a_release_whose_commit_the_outage_hid_is_noted_as_never_received(
         link.restore()
         again = http.post(LINK, json=link_read(members[2]), headers=token)
         assert again.status_code == 200, again.text
-        entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
-        assert [(e["kind"], e.get("rules")) for e in entries] == [
-            ("decision", ["clause:chirp-reelix/account-link:read"]),
-            ("release", None),
-            ("decision", [RELEASE_UNDELIVERED_RULE]),
-            ("decision", ["clause:chirp-reelix/account-link:read"]),
-            ("release", None),
-        ]
-        assert f"index {start + 1} was never received" in entries[2]["reason"]
-        assert received_releases_from(ledger, start) == [start + 4]
+        _assert_noted_then_served(ledger, start)
         assert assert_logged(ledger, [again.json()]) == 1
-        assert_verifies(ledger)
 
 
 def test_an_exchange_held_by_a_stalled_database_is_answered_and_never_logged_as_released(
@@ -372,15 +363,22 @@ def test_a_release_committed_after_its_caller_was_answered_503_is_noted_as_never
         monkeypatch.undo()
         again = http.post(LINK, json=link_read(members[1]), headers=token)
         assert again.status_code == 200, again.text
-        entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
-        assert [(e["kind"], e.get("rules")) for e in entries] == [
-            ("decision", ["clause:chirp-reelix/account-link:read"]),
-            ("release", None),
-            ("decision", [RELEASE_UNDELIVERED_RULE]),
-            ("decision", ["clause:chirp-reelix/account-link:read"]),
-            ("release", None),
-        ]
-        assert f"index {start + 1} was never received" in entries[2]["reason"]
-        assert "ran past its time" in entries[2]["reason"]
-        assert received_releases_from(ledger, start) == [start + 4]
-        assert_verifies(ledger)
+        note = _assert_noted_then_served(ledger, start)
+        assert "ran past its time" in note["reason"]
+
+
+def _assert_noted_then_served(ledger: Ledger, start: int) -> dict[str, Any]:
+    """From ``start``: a release, the note that it was never received, then the next exchange
+    served; the ledger whole. Returns the note."""
+    entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+    assert [(e["kind"], e.get("rules")) for e in entries] == [
+        ("decision", ["clause:chirp-reelix/account-link:read"]),
+        ("release", None),
+        ("decision", [RELEASE_UNDELIVERED_RULE]),
+        ("decision", ["clause:chirp-reelix/account-link:read"]),
+        ("release", None),
+    ]
+    assert f"index {start + 1} was never received" in entries[2]["reason"]
+    assert received_releases_from(ledger, start) == [start + 4]
+    assert_verifies(ledger)
+    return entries[2]
