@@ -958,8 +958,8 @@ class Gateway:
                 self._doubts.append(_Doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED))
             self._settle()
             raise ReleaseInDoubt(
-                f"the store failed while committing the release's entries; nothing was "
-                f"released: {doubt.message}"
+                "nothing was released, and the ledger will say whether the release's entries "
+                f"were stored once the store answers: {doubt.message}"
             ) from doubt
 
 
