@@ -193,6 +193,7 @@ class AppOut(BaseModel):
 
 
 EXCHANGE_THREADS = 40
+"""Exchanges a worker runs at once (as many as the thread pool FastAPI runs other routes in)."""
 EXCHANGE_SECONDS = 30.0
 """How long an exchange may take by default (``ACCORD_API_EXCHANGE_SECONDS``)."""
 DOOR_SHARE = 0.8
@@ -207,7 +208,6 @@ _WATCHED: contextvars.ContextVar[Running | None] = contextvars.ContextVar(
     "accord_exchange_watched", default=None
 )
 """The exchange under way in this thread, as its deadline watches it."""
-"""Exchanges a worker runs at once (as many as the thread pool FastAPI runs other routes in)."""
 
 
 class Services:
