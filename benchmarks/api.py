@@ -514,6 +514,19 @@ def show(figures: dict[str, Any]) -> None:
     console.print(table)
 
 
+def run_params(args: argparse.Namespace, people: int, seconds: float) -> dict[str, Any]:
+    """What a load run was: the population, the workers, wrk's connections, its length, the
+    machine's cores and the store (``args``: ``workers``, ``connections``, ``database_url``)."""
+    return {
+        "people": people,
+        "workers": args.workers,
+        "connections": args.connections,
+        "seconds": seconds,
+        "cores": os.cpu_count() or 1,
+        "store": "postgresql" if args.database_url else "sqlite",
+    }
+
+
 def figures_of(
     args: argparse.Namespace,
     people: int,
@@ -525,12 +538,7 @@ def figures_of(
     api, bare, floor = side(found["api"]), side(found["bare"]), side(found["floor"])
     ratio = api["requests_per_s"] / max(1, bare["requests_per_s"])
     return {
-        "people": people,
-        "workers": args.workers,
-        "connections": args.connections,
-        "seconds": seconds,
-        "cores": os.cpu_count() or 1,
-        "store": "postgresql" if args.database_url else "sqlite",
+        **run_params(args, people, seconds),
         "shared_writer": args.shared_writer,
         "api": api,
         "bare": bare,

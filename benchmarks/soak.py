@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import tempfile
@@ -135,6 +134,7 @@ def main() -> None:
         lua_script,
         partner_token,
         prepare,
+        run_params,
         serve_env,
         side,
         uvicorn_workers,
@@ -180,12 +180,7 @@ def main() -> None:
     memory = flat(samples, window, seconds)
     figures = {
         "benchmark": "soak",
-        "people": people,
-        "workers": args.workers,
-        "connections": args.connections,
-        "seconds": seconds,
-        "cores": os.cpu_count() or 1,
-        "store": "postgresql" if args.database_url else "sqlite",
+        **run_params(args, people, seconds),
         "requests": figures_side["requests"],
         "requests_per_s": figures_side["requests_per_s"],
         "errors": figures_side["errors"],

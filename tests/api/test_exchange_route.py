@@ -14,17 +14,12 @@ from accord.api import ApiSettings, create_app
 from accord.api.scopes import Scope
 from accord.service import Accord
 from api.world import World, app_token, bearer, serving
+from faults.helpers import LINK, link_read
 
 pytestmark = pytest.mark.integration
 
-LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
 LONG = "/v1/agreements/" + "a" * 201 + "/clauses/account-link/exchanges"
-GOOD = {
-    "collection": "linked_accounts",
-    "purpose": "essential.service.authentication",
-    "categories": ["user.account.linked"],
-    "subjects": {"kind": "people", "people": ["r0000001"]},
-}
+GOOD = link_read("r0000001")
 JSON = "application/json"
 
 

@@ -35,17 +35,12 @@ from accord.gateway import Release
 from accord.ledger.results import Receipt
 from accord.scenario.population import CHIRP, person_id
 from api.world import AD_DAY, World, ad_platform, app_token, build_world, serving
+from faults.helpers import LINK, link_read
 
 pytestmark = pytest.mark.integration
 
-LINK = "/v1/agreements/chirp-reelix/clauses/account-link/exchanges"
 LONG = "/v1/agreements/" + "a" * 201 + "/clauses/account-link/exchanges"
-GOOD = {
-    "collection": "linked_accounts",
-    "purpose": "essential.service.authentication",
-    "categories": ["user.account.linked"],
-    "subjects": {"kind": "people", "people": ["r0000001"]},
-}
+GOOD = link_read("r0000001")
 FOREIGN = {**GOOD, "purpose": "marketing.advertising.third_party.targeted"}
 ADS = "/v1/ads/request"
 PERSON = person_id(CHIRP, 0)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +69,24 @@ def _proxied_database() -> Iterator[tuple[Proxy, str]]:
 
 
 @contextmanager
-def _stalling_world(tmp_path: Path) -> Iterator[tuple[Proxy, World, httpx.Client]]:
+def _proxied_world(
+    tmp_path: Path, settings: ApiSettings | None = None, *, timeout: float = 60
+) -> Iterator[tuple[Proxy, World, httpx.Client]]:
+    """A world served over a proxied store, and a client for it that waits ``timeout``."""
+    with (
+        _proxied_database() as (link, proxied),
+        build_world(tmp_path, settings, database_url=proxied) as world,
+        serving(world.app) as base,
+        httpx.Client(base_url=base, timeout=timeout) as http,
+    ):
+        yield link, world, http
+
+
+def _stalling_world(tmp_path: Path) -> AbstractContextManager[tuple[Proxy, World, httpx.Client]]:
     """A world served over a proxied store, whose requests have 2 s, and a client for it."""
-    with _proxied_database() as (link, proxied):
-        settings = ApiSettings(exchange_seconds=2)
-        with (
-            build_world(tmp_path, settings, database_url=proxied) as world,
-            serving(world.app) as base,
-            # Far shorter than a stall, which lasts until the test ends it: without a limit
-            # the requests would fail here, not be answered.
-            httpx.Client(base_url=base, timeout=20) as http,
-        ):
-            yield link, world, http
+    # The client's limit is far shorter than a stall, which lasts until the test ends it:
+    # without a limit the requests would fail here, not be answered.
+    return _proxied_world(tmp_path, ApiSettings(exchange_seconds=2), timeout=20)
 
 
 def test_requests_while_the_database_is_down_are_refused_and_service_recovers(
@@ -169,12 +175,7 @@ def test_a_release_whose_commit_the_outage_hid_is_noted_as_never_received(
     """The store goes away in the middle of a release's commit, after storing it: the partner
     is answered that nothing was released, and once the store is back the next exchange first
     notes in the ledger that the release it holds was never received."""
-    with (
-        _proxied_database() as (link, proxied),
-        build_world(tmp_path, database_url=proxied) as world,
-        serving(world.app) as base,
-        httpx.Client(base_url=base, timeout=60) as http,
-    ):
+    with _proxied_world(tmp_path) as (link, world, http):
         members = [m for (m,) in world.sql("reelix", "SELECT member_id FROM linked_accounts")]
         ledger = world.accord.ledger
         token = bearer(app_token(http, world.chirp, world.chirp_secret))
@@ -201,45 +202,39 @@ def test_an_exchange_held_by_a_stalled_database_is_answered_and_never_logged_as_
 ) -> None:
     # A database that hangs keeps its connections open and answers nothing: without a time
     # limit an exchange would wait for as long as it hangs.
-    with _proxied_database() as (link, proxied):
-        settings = ApiSettings(exchange_seconds=2)
-        with (
-            build_world(tmp_path, settings, database_url=proxied) as world,
-            serving(world.app) as base,
-            httpx.Client(base_url=base, timeout=60) as http,
-        ):
-            ledger = world.accord.ledger
-            token = bearer(app_token(http, world.chirp, world.chirp_secret))
-            first = http.post(LINK, json=link_read("r0000001"), headers=token)
-            assert first.status_code == 200, first.text
-            start = ledger.head().size
-            link.stall()
-            try:
-                held = http.post(LINK, json=link_read("r0000002"), headers=token)
-            finally:
-                link.resume()
-            _assert_refused(held)
-            assert held.json()["detail"] == (
-                "the exchange did not finish within 2 s and was abandoned; nothing was released"
-            )
-            # The database answers again: the abandoned exchange goes on, and logs that it
-            # was abandoned instead of a release nobody received.
-            failures: list[dict[str, Any]] = []
-            for _ in range(600):
-                entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
-                failures = [e for e in entries if "abandoned" in e.get("reason", "")]
-                if failures:
-                    break
-                threading.Event().wait(0.1)
-            (failure,) = failures
-            assert failure["kind"] == "decision"
-            assert failure["allowed"] is False
-            assert failure["rules"] == ["gateway:error"]
-            assert releases_from(ledger, start) == []
-            again = http.post(LINK, json=link_read("r0000002"), headers=token)
-            assert again.status_code == 200, again.text
-            assert assert_logged(ledger, [again.json()]) == 1
-            assert_verifies(ledger)
+    with _stalling_world(tmp_path) as (link, world, http):
+        ledger = world.accord.ledger
+        token = bearer(app_token(http, world.chirp, world.chirp_secret))
+        first = http.post(LINK, json=link_read("r0000001"), headers=token)
+        assert first.status_code == 200, first.text
+        start = ledger.head().size
+        link.stall()
+        try:
+            held = http.post(LINK, json=link_read("r0000002"), headers=token)
+        finally:
+            link.resume()
+        _assert_refused(held)
+        assert held.json()["detail"] == (
+            "the exchange did not finish within 2 s and was abandoned; nothing was released"
+        )
+        # The database answers again: the abandoned exchange goes on, and logs that it
+        # was abandoned instead of a release nobody received.
+        failures: list[dict[str, Any]] = []
+        for _ in range(600):
+            entries = [ledger.leaf(i).entry() for i in range(start, ledger.head().size)]
+            failures = [e for e in entries if "abandoned" in e.get("reason", "")]
+            if failures:
+                break
+            threading.Event().wait(0.1)
+        (failure,) = failures
+        assert failure["kind"] == "decision"
+        assert failure["allowed"] is False
+        assert failure["rules"] == ["gateway:error"]
+        assert releases_from(ledger, start) == []
+        again = http.post(LINK, json=link_read("r0000002"), headers=token)
+        assert again.status_code == 200, again.text
+        assert assert_logged(ledger, [again.json()]) == 1
+        assert_verifies(ledger)
 
 
 def test_a_token_request_held_by_a_stalled_database_is_answered_and_issues_nothing(
