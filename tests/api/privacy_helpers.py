@@ -13,15 +13,15 @@ import httpx
 from sqlalchemy import text
 
 from accord.service import Accord
+from api.world import when_served
 
 SUBJECT = b"accord/ledger/subject/v1\n"
 
 
 def sign_in(client: httpx.Client, party: str, person: str, page: str = "/me") -> None:
     """Sign ``person`` in at ``party`` as the sign-in page does, for ``page``."""
-    r = client.post(
-        "/login", data={"person": person, "next": f"{page}?{urlencode({'party': party})}"}
-    )
+    form = {"person": person, "next": f"{page}?{urlencode({'party': party})}"}
+    r = when_served(lambda: client.post("/login", data=form))
     assert r.status_code == 303, r.text
 
 
