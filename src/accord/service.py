@@ -518,17 +518,25 @@ def decision_entry(decision: Decision, people: int, client: str | None = None) -
 
 
 def refusal_entry(
-    request: Request, rule: str, reason: str, at: datetime, client: str | None = None
+    request: Request,
+    rule: str,
+    reason: str,
+    at: datetime,
+    client: str | None = None,
+    *,
+    about: tuple[str, ...] = (),
 ) -> DecisionEntry:
     """The ledger entry for a request refused by ``rule`` outside the policy (a failure on the
-    way, a credential, an app review), with ``reason`` as a person reads it."""
+    way, a credential, an app review), with ``reason`` as a person reads it; ``about`` (ledger
+    ids) where it concerns the people of a release logged before it (one never received)."""
     return DecisionEntry(
         agreement=request.agreement,
         clause=request.clause,
         purpose=request.purpose,
         categories=tuple(sorted(request.categories)),
         reason=without_people(reason, request),
-        people=0,
+        people=-1 if about else 0,
+        about=about,
         allowed=False,
         rules=(rule,),
         recipient=request.requester,

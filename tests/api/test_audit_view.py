@@ -127,3 +127,44 @@ def test_one_day_is_a_whole_day() -> None:
     assert window.holds(Logged(0, {"at": "2026-01-02T23:59:59.999999Z"}))
     assert not window.holds(Logged(0, {"at": "2026-01-03T00:00:00Z"}))
     assert not window.holds(Logged(0, {"at": "2026-01-01T23:59:59Z"}))
+
+
+def _note(index: int, rule: str) -> dict[str, Any]:
+    """The entry the gateway logs after a release that never reached its recipient (or, under
+    another rule, a look-alike that says nothing of the release)."""
+    what = (
+        "failed in chirp's database: disk full"
+        if rule == "gateway:release-failed"
+        else "was never received: the store failed while committing it"
+    )
+    return {
+        "kind": "decision",
+        "allowed": False,
+        "reason": f"Refused: the release logged at index {index} {what}; nothing was released.",
+        "rules": [rule],
+        "agreement": "one",
+        "people": 3,
+        "at": (START + timedelta(days=61)).isoformat(),
+    }
+
+
+@given(ledgers, st.data())
+def test_a_release_never_received_is_left_out_of_the_flows(
+    entries: list[Logged], data: st.DataObject
+) -> None:
+    released = [x.index for x in entries if x.entry["kind"] == "release"]
+    never = data.draw(st.sets(st.sampled_from(released))) if released else set()
+    rules = st.sampled_from(["gateway:release-undelivered", "gateway:release-failed"])
+    notes = [_note(i, data.draw(rules)) for i in sorted(never)]
+    # A failure logged under another rule, in the same words, undoes nothing.
+    decoys = [_note(i, "gateway:error") for i in released if i not in never]
+    logged = entries + [Logged(len(entries) + k, e) for k, e in enumerate(notes + decoys)]
+    found = flow_map(logged, Window())
+    kept = [x.entry for x in entries if x.entry["kind"] == "release" and x.index not in never]
+    assert found.releases == len(kept)
+    assert found.people == sum(e["people"] for e in kept)
+    assert found.never_received == len(never)
+    # The flows are those of the same ledger without the releases never received.
+    without = flow_map([x for x in entries if x.index not in never], Window())
+    assert found.links == without.links
+    assert found.parties == without.parties

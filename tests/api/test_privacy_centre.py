@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 
 from accord import erasure
 from accord.api import ApiSettings, create_app
-from accord.client import AccordClient
+from accord.client import AccordClient, ApiProblem
 from accord.errors import InvalidInput, StoreError
 from accord.ledger import merkle
 from accord.ledger.cli import app as ledger_cli
@@ -32,6 +34,7 @@ from accord.ledger.verify_proof import check as verify_bundle
 from accord.scenario.population import CHIRP, REELIX
 from api.privacy_helpers import entries_about, form_of, shown_entries, sign_in
 from api.world import World, delegated_token
+from faults.helpers import commit_failing_after_the_release
 
 pytestmark = pytest.mark.integration
 
@@ -534,3 +537,43 @@ def test_signing_out_leaves_nothing_to_see(client: httpx.Client) -> None:
     assert r.status_code == 303
     assert "r0000160" not in client.get("/me").text
     assert client.get("/me/releases/proof.json", params={"party": REELIX}).status_code == 303
+
+
+def test_a_release_never_received_is_shown_so_and_not_counted(
+    world: World, client: httpx.Client, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails while committing a release of a person's watch activity, having stored
+    it: Chirp is answered that nothing was released, and the person's page shows the release
+    as never received, beside the ledger's note saying so, and counts it out."""
+    member = us_watchers(world)[2]
+    delegated_token(client, world.chirp, world.chirp_secret, member, [WATCHED])
+    ledger = world.accord.ledger
+    size = ledger.head().size
+    commit_failing_after_the_release(
+        monkeypatch, world.accord, stored=True, error=sqlite3.OperationalError("disk I/O error")
+    )
+    with pytest.raises(ApiProblem) as failed:
+        watch_activity_of(world, base_url, member)
+    assert failed.value.status == 503
+    monkeypatch.undo()
+    watch_activity_of(world, base_url, member)  # served; the note is logged first
+    leaves = {i: ledger.leaf(i).entry() for i in range(size, ledger.head().size)}
+    never = size + 1  # the first exchange's decision, then its release
+    assert leaves[never]["kind"] == "release"
+    (note,) = [i for i, e in leaves.items() if f"index {never} was never received" in e["reason"]]
+    mine = entries_about(world.accord, REELIX, member)
+    assert {never, note} <= mine
+    client.cookies.clear()
+    sign_in(client, REELIX, member)
+    page = client.get("/me/releases").text
+    entry = page.split(f'id="entry-{never}"')[1].split("</li>")[0]
+    assert "<h3>Your media consumption never reached chirp</h3>" in entry
+    assert "Never received: chirp was answered that nothing was released." in entry
+    assert f'href="#entry-{note}">Entry #{note}</a> says so' in entry
+    shown_note = page.split(f'id="entry-{note}"')[1].split("</li>")[0]
+    assert f"<h3>A note on entry #{never}: chirp never received it</h3>" in shown_note
+    # Counted: every release about them the ledger holds, but the one never received.
+    releases = {i for i in mine if ledger.leaf(i).entry()["kind"] == "release"}
+    count = re.search(r'<span class="num">(\d+)</span> <span>releases? of your data', page)
+    assert count is not None
+    assert int(count.group(1)) == len(releases - {never}) >= 1

@@ -22,6 +22,7 @@ from accord.gateway import (
     Release,
     ReleaseInDoubt,
     Unauthenticated,
+    undone_release,
 )
 from accord.ledger.checkpoint import Signer
 from accord.ledger.log import Ledger
@@ -30,10 +31,18 @@ from accord.service import Accord
 from accord.store.engine import make_engine
 from faults.helpers import commit_failing_after_the_release
 from gateway.helpers import last_entries
-from gateway.world import World, request
+from gateway.world import CHIRP_PEOPLE, World, request
 
 pytestmark = pytest.mark.integration
 C1 = {"person_id": "c1"}
+
+FRIENDS_OF_C1 = {"c2", "c3", "c4", "c5"}
+
+
+def _people_of(ledger: Ledger, index: int) -> set[str]:
+    """Whom the entry at ``index`` is about, among Chirp's people, as the ledger's index says."""
+    return {p.id for p in CHIRP_PEOPLE if index in ledger.entries_about(f"chirp/{p.id}")}
+
 
 PICKER = request(
     "friend-picker",
@@ -183,6 +192,13 @@ def test_a_release_whose_commit_fails_reaches_no_one_and_the_ledger_says_if_it_h
         assert note["allowed"] is False
         assert f"the release logged at index {size + 1} was never received" in note["reason"]
         assert note["recipient"] == "reelix"
+        assert undone_release(note) == size + 1
+        # The note is about the release's people (c1's friends whose rows were read), so each
+        # finds it beside the release; and about nobody else.
+        released = _people_of(ledger, size + 1)
+        assert released
+        assert released <= FRIENDS_OF_C1
+        assert _people_of(ledger, size + 2) == released
     else:
         assert kinds == [("decision", [ERROR_RULE])]
         assert "failed while committing its release" in entries[-1]["reason"]

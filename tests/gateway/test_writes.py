@@ -16,6 +16,7 @@ from accord.gateway import (
     Exchange,
     Refused,
     ReleaseFailed,
+    undone_release,
 )
 from accord.service import person_ref
 from gateway.helpers import last_entries
@@ -139,6 +140,10 @@ def test_a_write_that_fails_after_its_ledger_entry_is_logged_as_failed(w: World)
     assert released["kind"] == "release"
     assert failed["allowed"] is False
     assert failed["rules"] == [RELEASE_FAILED_RULE]
+    # It names the release, and is about its person, who reads it beside the release.
+    size = w.accord.ledger.head().size
+    assert undone_release(failed) == size - 2
+    assert w.accord.ledger.entries_about("chirp/c1")[-2:] == [size - 2, size - 1]
 
 
 def test_only_the_sending_party_may_write(w: World) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from accord.errors import InvalidInput, StoreError, translate
+from accord.gateway import undone_release
 from accord.ledger.browse import CHUNK
 from accord.ledger.entries import decode_leaf
 from accord.ledger.log import Ledger
@@ -215,6 +216,9 @@ class FlowMap:
     allowed: int = 0
     parties: list[tuple[str, str, int, int]] = field(default_factory=list)
     """(provider, recipient, releases, people) for each pair of parties."""
+    never_received: int = 0
+    """Releases in the window that a later entry says never reached their recipient (see
+    :func:`accord.gateway.undone_release`): left out of the flows and the counts above."""
 
     @property
     def refused(self) -> int:
@@ -229,8 +233,13 @@ def flow_map(entries: Iterable[Logged], window: Window) -> FlowMap:
 
     A release adds one to the band from its provider to each of its data categories, from each
     category to its purpose, and from its purpose to its recipient, with the number of people it
-    concerned; so a release under two categories counts once under each.
+    concerned; so a release under two categories counts once under each. A release that a
+    later entry says never reached its recipient (its caller was answered that nothing was
+    released, or writing it failed) is left out, and counted apart.
     """
+    entries = list(entries)
+    undone = {i for logged in entries if (i := undone_release(logged.entry)) is not None}
+    never = 0
     releases: Counter[tuple[int, str, str]] = Counter()
     people: Counter[tuple[int, str, str]] = Counter()
     pairs: Counter[tuple[str, str]] = Counter()
@@ -253,6 +262,9 @@ def flow_map(entries: Iterable[Logged], window: Window) -> FlowMap:
             refusals[key] += 1
             refused_people[key] += n
             rules.update(set(key[1]))
+            continue
+        if logged.index in undone:
+            never += 1
             continue
         provider, recipient = str(e.get("provider")), str(e.get("recipient"))
         purpose = str(e.get("purpose") or NO_PURPOSE)
@@ -279,6 +291,7 @@ def flow_map(entries: Iterable[Logged], window: Window) -> FlowMap:
         by_rule=sorted(rules.items(), key=lambda x: (-x[1], x[0])),
         allowed=allowed,
         parties=[(p, r, pairs[p, r], pair_people[p, r]) for p, r in sorted(pairs)],
+        never_received=never,
     )
 
 

@@ -44,6 +44,7 @@ from accord.api.privacy_view import (
     home,
     legal_bases,
     moment_text,
+    released,
 )
 from accord.api.screens import PERSON_COOKIE, SIGN_IN_SECONDS, Screens
 from accord.consent import ConsentStatus, OptOut, OptOutKind, SignalSource, consent_status
@@ -347,14 +348,15 @@ def _release_routes(router: APIRouter, centre: Centre) -> None:
         rows = entry_rows(
             leaves, party, proved=proved, bases=legal_bases(centre.accord.agreements())
         )
-        partners = Counter(r.partner for r in rows if r.kind == "release" and r.partner)
+        reached = released(rows)
+        partners = Counter(r.partner for r in reached if r.partner)
         return _page(
             request,
             "privacy/releases.html",
             {
                 **_nav(party, person, "releases"),
                 "rows": rows,
-                "releases": sum(r.kind == "release" for r in rows),
+                "releases": len(reached),
                 "partners": partners.most_common(),
                 "bundle": bundle,
                 "pending": len(rows) - len(proved),

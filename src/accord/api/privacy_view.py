@@ -9,7 +9,7 @@ the entry's index and leaf hash, for the page's own check of its proof).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from accord import agreements as ag
 from accord import taxonomy
 from accord.consent import Operation, Scope
 from accord.consent_view import state as state_words
+from accord.gateway import RELEASE_UNDELIVERED_RULE, undone_release
 from accord.jurisdictions import validate_code
 from accord.law import gdpr, optout, vppa
 from accord.ledger.results import StoredLeaf
@@ -170,6 +171,10 @@ class EntryRow:
     title: str | None
     leaf_hash: str
     proved: bool
+    undone: str | None = None
+    """For a release that never reached its recipient, what a later entry says became of it."""
+    undone_by: int | None = None
+    """That later entry's index."""
 
 
 _CHANGES = {
@@ -182,20 +187,31 @@ _CHANGES = {
 }
 
 
-def _headline(entry: Mapping[str, Any], party: str) -> str:
+def _headline(entry: Mapping[str, Any], party: str, *, undone: bool = False) -> str:
     kind = entry.get("kind")
     provider, recipient = entry.get("provider"), entry.get("recipient") or "a partner"
     if kind == "release":
         if entry.get("operation") == "write":
+            if undone:
+                return f"{recipient} tried to write to your {provider} account on your behalf"
             return f"{recipient} wrote to your {provider} account on your behalf"
         names = [category_name(k).lower() for k in entry.get("categories") or ()]
         what = f"Your {', '.join(names)}" if names else "Your data"
         where = "" if provider == party else f" at {provider}"
-        return f"{what}{where} went to {recipient}"
+        return (
+            f"{what}{where} never reached {recipient}"
+            if undone
+            else f"{what}{where} went to {recipient}"
+        )
     if kind == "consent":
         text = _CHANGES.get(str(entry.get("change")), "Your consent changed")
         return text.format(recipient=recipient)
     if kind == "decision":
+        index = undone_release(entry)
+        if index is not None:
+            if entry.get("rules") == [RELEASE_UNDELIVERED_RULE]:
+                return f"A note on entry #{index}: {recipient} never received it"
+            return f"A note on entry #{index}: writing it failed"
         verdict = "allowed" if entry.get("allowed") else "refused"
         return f"A request by {recipient} was {verdict}"
     if kind == "budget":
@@ -229,10 +245,16 @@ def entry_rows(
     """Each leaf as a row, newest first; ``proved`` holds the indexes a signed checkpoint covers.
 
     The legal basis is the clause's, where the entry names an agreement and a clause (a leaf does
-    not record one of its own)."""
+    not record one of its own). A release a later entry says never reached its recipient is
+    marked so (:func:`accord.gateway.undone_release`): it is not counted as a release."""
+    entries = [(leaf, leaf.entry()) for leaf in leaves]
+    undone: dict[int, tuple[str, int]] = {}
+    for leaf, e in entries:
+        index = undone_release(e)
+        if index is not None:
+            undone[index] = (_undone(e), leaf.index)
     rows = []
-    for leaf in leaves:
-        e = leaf.entry()
+    for leaf, e in entries:
         purpose = e.get("purpose")
         agreement, clause = e.get("agreement"), e.get("clause")
         people = e.get("people")
@@ -240,7 +262,7 @@ def entry_rows(
             EntryRow(
                 index=leaf.index,
                 kind=str(e.get("kind", "")),
-                headline=_headline(e, party),
+                headline=_headline(e, party, undone=leaf.index in undone),
                 at=_leaf_time(e.get("at")),
                 at_iso=str(e.get("at", "")),
                 partner=_partner(e, party),
@@ -257,8 +279,24 @@ def entry_rows(
                 proved=leaf.index in proved,
             )
         )
+        if leaf.index in undone and e.get("kind") == "release":
+            what, by = undone[leaf.index]
+            rows[-1] = replace(rows[-1], undone=what, undone_by=by)
     rows.sort(key=lambda r: r.index, reverse=True)
     return rows
+
+
+def _undone(note: Mapping[str, Any]) -> str:
+    """What a note says became of the release it names, in words."""
+    if note.get("rules") == [RELEASE_UNDELIVERED_RULE]:
+        recipient = note.get("recipient") or "the partner"
+        return f"Never received: {recipient} was answered that nothing was released."
+    return "Not written: writing it into the receiving party's database failed."
+
+
+def released(rows: Iterable[EntryRow]) -> list[EntryRow]:
+    """The rows of releases that reached their recipient."""
+    return [r for r in rows if r.kind == "release" and r.undone is None]
 
 
 def _leaf_time(text: object) -> str:

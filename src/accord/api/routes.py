@@ -454,7 +454,7 @@ def exchange(
         svc.gateway.note_unreceived(
             request,
             who.app.client_id,
-            release.receipts,
+            release,
             "the exchange ran past its time while its entries were committed, and the caller "
             "was answered that nothing was released",
         )

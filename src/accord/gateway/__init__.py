@@ -66,6 +66,7 @@ from accord.gateway.door import (
     UNAUTHENTICATED_RULE,
     UNKNOWN_PERSON,
     Gateway,
+    undone_release,
 )
 from accord.gateway.errors import (
     GatewayError,
@@ -96,4 +97,5 @@ __all__ = [
     "ReleaseInDoubt",
     "Unauthenticated",
     "hash_token",
+    "undone_release",
 ]

@@ -51,6 +51,24 @@ RELEASE_FAILED_RULE = "gateway:release-failed"
 RELEASE_UNDELIVERED_RULE = "gateway:release-undelivered"
 """The rule of the entry noting a release the ledger holds but its caller never received: the
 store failed while committing it, and the caller was answered that nothing was released."""
+_UNDONE = re.compile(r"\bthe release logged at index (\d+) (?:was never received|failed in )")
+
+
+def undone_release(entry: Mapping[str, Any]) -> int | None:
+    """The index of the release that a ledger entry (a leaf's JSON object) says never reached
+    its recipient: a note that its caller never received it (:data:`RELEASE_UNDELIVERED_RULE`)
+    or that writing it into the receiving party's database failed (:data:`RELEASE_FAILED_RULE`).
+    ``None`` for any other entry. The release's own entry stays as it was: the log is
+    append-only, and what became of a release is said by the entry after it."""
+    rules = entry.get("rules")
+    if entry.get("kind") != "decision" or not isinstance(rules, list) or len(rules) != 1:
+        return None
+    if rules[0] not in (RELEASE_UNDELIVERED_RULE, RELEASE_FAILED_RULE):
+        return None
+    found = _UNDONE.search(str(entry.get("reason", "")))
+    return int(found.group(1)) if found else None
+
+
 UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
 NOT_A_MEMBER = "gateway:not-a-member"
@@ -197,11 +215,18 @@ class Gateway:
     # -- failing closed ----------------------------------------------------------------------------
 
     def _log_failure(
-        self, request: Request, rule: str, what: str, client: str | None = None
+        self,
+        request: Request,
+        rule: str,
+        what: str,
+        client: str | None = None,
+        *,
+        about: tuple[str, ...] = (),
     ) -> Receipt | None:
-        """Log a refused decision for a failure, if the ledger can still take it."""
+        """Log a refused decision for a failure, if the ledger can still take it; ``about`` the
+        people of a release it says did not reach its recipient."""
         reason = f"Refused: {what}; nothing was released."
-        entry = refusal_entry(request, rule, reason, request.at, client)
+        entry = refusal_entry(request, rule, reason, request.at, client, about=about)
         try:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
@@ -228,25 +253,26 @@ class Gateway:
                 continue
             if held:
                 release = doubt.receipts[-1].index
-                rule = RELEASE_UNDELIVERED_RULE
+                rule, about = RELEASE_UNDELIVERED_RULE, doubt.about
                 what = f"the release logged at index {release} was never received: {doubt.why}"
             else:
-                rule = ERROR_RULE
+                rule, about = ERROR_RULE, ()
                 what = "the exchange failed: the store failed while committing its release"
-            if self._log_failure(doubt.request, rule, what, doubt.client) is None:
+            if self._log_failure(doubt.request, rule, what, doubt.client, about=about) is None:
                 left.append(doubt)
         if left:
             with self._doubts_lock:
                 self._doubts[:0] = left
 
     def note_unreceived(
-        self, request: Request, client: str | None, receipts: Sequence[Receipt], why: str
+        self, request: Request, client: str | None, release: Release, why: str
     ) -> None:
-        """Note in the ledger that the release of ``request`` whose entries have ``receipts`` was
-        never received by its caller, ``why`` (the caller having been answered that nothing was
-        released): now, or once the store answers."""
+        """Note in the ledger that ``release``, made for ``request``, was never received by its
+        caller, ``why`` (the caller having been answered that nothing was released): now, or
+        once the store answers. The note is about the release's people, so that each of them
+        reads it beside the release."""
         with self._doubts_lock:
-            self._doubts.append(_Doubt(request, client, tuple(receipts), why))
+            self._doubts.append(_Doubt(request, client, release.receipts, why, release.about))
         self._settle()
 
     def _log_unauthenticated(self, request: Request, client: str | None) -> Receipt | None:
@@ -442,7 +468,7 @@ class Gateway:
             request.at,
             request.id,
         )
-        receipts = self._log_release(plan, outcome, granularity)
+        receipts, about = self._log_release(plan, outcome, granularity)
         return Release(
             decision=plan.decision,
             columns=outcome.columns,
@@ -451,6 +477,7 @@ class Gateway:
             receipts=receipts,
             granularity=granularity,
             noise=outcome.noise,
+            about=about,
         )
 
     def _check_relations(self, plan: _Plan, exchange: Exchange) -> None:
@@ -787,7 +814,7 @@ class Gateway:
             else ""
         )
         record_uses(self.accord.engine, spent, request.at, request.id)
-        receipts = self._log_release(plan, outcome, Granularity.RECORD, note=note)
+        receipts, about = self._log_release(plan, outcome, Granularity.RECORD, note=note)
         written = 0
         if kept:
             try:
@@ -800,6 +827,7 @@ class Gateway:
                     f"the release logged at index {receipts[-1].index} failed in "
                     f"{plan.receiver}'s database: {without_values(message, _sent(exchange))}",
                     plan.client,
+                    about=about,
                 )
                 raise ReleaseFailed(
                     f"writing into {plan.receiver}'s {c.name} failed; nothing was written: "
@@ -813,6 +841,7 @@ class Gateway:
             receipts=receipts,
             written=written,
             withheld=withheld,
+            about=about,
         )
 
     @staticmethod
@@ -902,8 +931,9 @@ class Gateway:
 
     def _log_release(
         self, plan: _Plan, outcome: _Outcome, granularity: Granularity, note: str = ""
-    ) -> tuple[Receipt, ...]:
-        """Append the decision and the release together; returns once both are durable.
+    ) -> tuple[tuple[Receipt, ...], tuple[str, ...]]:
+        """Append the decision and the release together; returns once both are durable, with
+        their receipts and the ledger ids of the people the release is about.
 
         Not once the caller has stopped waiting: a release it will never receive is not logged
         (the failure is, by :meth:`exchange`)."""
@@ -915,6 +945,7 @@ class Gateway:
         request = plan.decision.request
         controller = plan.filter.controller
         fields = _qualified(plan.collection.name, outcome.fields)
+        about = person_refs(controller, outcome.about)
         release = ReleaseEntry(
             agreement=request.agreement,
             clause=request.clause,
@@ -929,7 +960,7 @@ class Gateway:
                 f"{outcome.people} people{note}"
             ),
             people=outcome.people,
-            about=person_refs(controller, outcome.about),
+            about=about,
             provider=plan.sender,
             recipient=plan.receiver,
             fields=fields,
@@ -946,33 +977,35 @@ class Gateway:
             else None,
         )
         try:
-            return tuple(
-                self.accord.ledger.append(
-                    [decision_entry(plan.decision, outcome.people, plan.client), release]
-                )
+            receipts = self.accord.ledger.append(
+                [decision_entry(plan.decision, outcome.people, plan.client), release]
             )
         except AppendInDoubt as doubt:
             # Nothing is delivered; whether the entries were stored is said once the store
             # answers, now if it does.
             with self._doubts_lock:
-                self._doubts.append(_Doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED))
+                self._doubts.append(
+                    _Doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED, about)
+                )
             self._settle()
             raise ReleaseInDoubt(
                 "nothing was released, and the ledger will say whether the release's entries "
                 f"were stored once the store answers: {doubt.message}"
             ) from doubt
+        return tuple(receipts), about
 
 
 @dataclass(frozen=True, slots=True)
 class _Doubt:
     """A release its caller never received, to be noted once the store answers if the ledger
     holds it: the request, its client, the receipts its entries have or would have had (the
-    release's last), and why it was not received."""
+    release's last), why it was not received, and the ledger ids of the people it is about."""
 
     request: Request
     client: str | None
     receipts: tuple[Receipt, ...]
     why: str
+    about: tuple[str, ...]
 
 
 _COMMIT_FAILED = (

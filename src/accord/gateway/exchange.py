@@ -82,6 +82,9 @@ class Release:
     noise: Noise | None = None
     """For an aggregate under a clause with a privacy budget: its noise and its spend; its
     figures are then noisy, and which groups show was chosen with noise too."""
+    about: tuple[str, ...] = ()
+    """The ledger ids of the people the release is about (its entry's): a note that its caller
+    never received it is about them too."""
 
 
 LEDGER_GRANULARITY: dict[Granularity, Literal["record", "aggregate", "match-only"]] = {
