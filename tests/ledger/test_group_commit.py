@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from accord.errors import AccordError
 from accord.ledger import merkle
-from accord.ledger.log import Ledger, Receipt
+from accord.ledger.log import AppendInDoubt, Ledger, Receipt
 from accord.ledger.tables import create_ledger_tables
 from accord.store.engine import make_engine
 
@@ -357,4 +357,78 @@ def test_appends_beside_erasures_and_compactions_are_all_written(ledger: Ledger)
             stored = ledger.leaf(first.index)
             assert stored.leaf_hash == first.leaf_hash
             assert f'"decision {1000 * n + k}"' in stored.data.decode()
+    assert ledger.verify().ok
+
+
+# -- an append larger than a batch ---------------------------------------------------------------
+
+
+def _small_batches(engine: Any, signer: Any) -> Ledger:
+    """A ledger whose groups hold 4 entries: an append of 10 is written in three parts."""
+    return Ledger(engine, signer, batch_size=4)
+
+
+def test_an_append_larger_than_a_batch_failing_in_its_last_part_leaves_nothing(
+    engine: Any, signer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append is committed whole or not at all, also one written in parts: a failure while
+    writing its third part leaves none of it, and its caller no receipt."""
+    ledger = _small_batches(engine, signer)
+    before = ledger.append([decision(0)])[0].tree_size
+    write = ledger._write_locked
+    parts: list[int] = []
+
+    def failing_third(conn: Any, state: Any, leaves: Any) -> list[Receipt]:
+        parts.append(len(leaves.entries))
+        if len(parts) == 3:
+            raise OperationalError("INSERT", {}, OSError("disk I/O error"))
+        return write(conn, state, leaves)
+
+    monkeypatch.setattr(ledger, "_write_locked", failing_third)
+    with pytest.raises(AccordError, match="disk I/O error"):
+        ledger.append([release(k, "p-new") for k in range(10)])
+    assert parts == [4, 4, 2]
+    monkeypatch.undo()
+    assert ledger.head().size == before
+    assert ledger.entries_about("p-new") == []
+    # Another writer grows the log past where the failed append reached...
+    Ledger(engine, signer).append([decision(k) for k in range(1, 11)])
+    # ...and the person's key, made by the rolled-back parts, is not used again: the next entry
+    # about them is found through the key the ledger stores.
+    (receipt,) = ledger.append([release(99, "p-new")])
+    assert receipt.index == before + 10
+    assert ledger.entries_about("p-new") == [before + 10]
+    assert ledger.verify().ok
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_an_append_larger_than_a_batch_whose_commit_fails_is_in_doubt(
+    engine: Any, signer: Any, monkeypatch: pytest.MonkeyPatch, *, stored: bool
+) -> None:
+    """The commit of an append written in parts fails, having stored it or not: its caller gets
+    the receipts it would have had, and the ledger says whether it holds them."""
+    ledger = _small_batches(engine, signer)
+    before = ledger.append([decision(0)])[0].tree_size
+    dialect = engine.dialect
+    commit = dialect.do_commit
+
+    def failing_commit(dbapi_connection: Any) -> None:
+        if stored:
+            commit(dbapi_connection)
+        else:
+            dbapi_connection.rollback()
+        raise sqlite3.OperationalError("disk I/O error")
+
+    entries = [release(k, f"p{k % 3}") for k in range(10)]
+    monkeypatch.setattr(dialect, "do_commit", failing_commit)
+    with pytest.raises(AppendInDoubt) as doubt:
+        ledger.append(entries)
+    monkeypatch.undo()
+    receipts = doubt.value.receipts
+    assert [r.index for r in receipts] == list(range(before, before + 10))
+    assert ledger.holds(receipts) is stored
+    assert ledger.head().size == before + (10 if stored else 0)
+    if stored:
+        for entry, receipt in zip(entries, receipts, strict=True):
+            assert ledger.leaf(receipt.index).entry()["reason"] == entry.reason
     assert ledger.verify().ok

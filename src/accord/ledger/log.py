@@ -93,6 +93,14 @@ class _State:
     frontier: list[bytes]
 
 
+def _state_after(kept: tuple[bytes, bytes, _State] | None) -> _State:
+    """The state a write left (:meth:`Ledger._write_locked` keeps it), for the next write of
+    the same transaction."""
+    if kept is None:
+        raise LedgerError("the ledger's state was not kept by the write before")
+    return kept[2]
+
+
 @dataclass(slots=True)
 class Leaves:
     """Entries with their leaves and leaf hashes, in three parallel lists.
@@ -482,19 +490,44 @@ class Ledger:
         return group
 
     def _commit_alone(self) -> None:
-        """Commit the oldest queued append, larger than a batch, in order, batch by batch; it is
-        acknowledged when the last one is durable."""
+        """Commit the oldest queued append, larger than a batch, alone: written batch by batch
+        (each statement as large as a group's), in one transaction, so that it is committed
+        whole or not at all, as any append; acknowledged once that commit is durable."""
         with self._queue_lock:
             pending = self._queue.pop(0)
+        written: list[Receipt] = []
+        locked = self._locked("appending to the ledger")
         try:
             leaves = pending.leaves
-            for start in range(0, len(leaves), self.batch_size):
-                part = leaves.part(start, start + self.batch_size)
-                pending.receipts.extend(self._write(part))
+            with locked as (conn, before):
+                state, clean = before, True
+                for start in range(0, len(leaves), self.batch_size):
+                    self._grown = None
+                    written += self._write_locked(
+                        conn, state, leaves.part(start, start + self.batch_size)
+                    )
+                    clean = clean and self._grown is not None
+                    state = _state_after(self._state)
+                # Told to the kept keys once committed: grown by the whole append, if no part
+                # of it is an erasure's.
+                self._grown = (before.size, state.size) if clean else None
+            pending.receipts = written
         except AccordError as exc:
+            # A key made by one part is read, and kept, by the next: forgotten, as the whole
+            # transaction may be.
+            self._kept_keys.clear()
+            self._few_keys.clear()
             pending.receipts = []
             pending.error = exc
+            if locked.in_doubt and written:
+                pending.error = AppendInDoubt(
+                    f"the store failed while committing this append, which may or may not be "
+                    f"in the ledger: {exc.message}",
+                    receipts=tuple(written),
+                )
         except BaseException:
+            self._kept_keys.clear()
+            self._few_keys.clear()
             pending.receipts = []
             pending.error = LedgerError(
                 "the writer was interrupted before acknowledging this append"
