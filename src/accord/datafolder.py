@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 STORE_FILE = "accord.db"
 KEY_FILE_NAME = "ledger-signing.key"
 PARTIES_DIR = "parties"
+DOUBTS_DIR = "doubts"
 SCENARIO_FILE = "scenario.json"
 DEFAULT_DATA_DIR = Path("accord-data")
 
@@ -75,6 +76,12 @@ class DataFolder:
     def key(self) -> Path:
         """The ledger's signing key."""
         return self.path / KEY_FILE_NAME
+
+    @property
+    def doubts(self) -> Path:
+        """The journals of releases in doubt, one per serving process
+        (:mod:`accord.gateway.doubts`)."""
+        return self.path / DOUBTS_DIR
 
     @property
     def parties(self) -> Path:

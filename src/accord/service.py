@@ -77,10 +77,18 @@ class Outcome:
 class Accord:
     """One Accord store and its ledger."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], ledger: Ledger) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        ledger: Ledger,
+        folder: Path | None = None,
+    ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.ledger = ledger
+        self.folder = folder
+        """The data folder it was opened with (:meth:`open`), if any."""
         if ledger.suppressed is None:
             # No entry after an erasure may give the erased person a new key.
             ledger.suppressed = suppressed_refs
@@ -114,7 +122,10 @@ class Accord:
         try:
             signer = Signer.load_or_create(folder.path)
             yield cls(
-                engine, sessions, Ledger(engine, signer, batch_size=settings.ledger_batch_size)
+                engine,
+                sessions,
+                Ledger(engine, signer, batch_size=settings.ledger_batch_size),
+                folder.path,
             )
         finally:
             dispose(engine)

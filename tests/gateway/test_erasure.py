@@ -26,6 +26,7 @@ from accord.requests import Request, Subjects, SubjectsKind
 from accord.service import person_ref
 from accord.store import tables as t
 from accord.store.engine import Base
+from gateway.helpers import FRIEND_PICKER
 from gateway.world import AT, CONSENTS, FUNCTIONAL, REELIX_PEOPLE, WATCH, WATCHED, World, request
 
 pytestmark = pytest.mark.integration
@@ -36,12 +37,6 @@ WATCH_FEED = request(
     categories=frozenset({WATCHED}),
     purpose=FUNCTIONAL,
     at=AT,
-)
-FRIEND_PICKER = request(
-    "friend-picker",
-    categories=frozenset({"user.social"}),
-    on_behalf_of="c1",
-    subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
 )
 
 

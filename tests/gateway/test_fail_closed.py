@@ -30,11 +30,10 @@ from accord.requests import Subjects, SubjectsKind
 from accord.service import Accord
 from accord.store.engine import make_engine
 from faults.helpers import commit_failing_after_the_release
-from gateway.helpers import last_entries
+from gateway.helpers import C1, FRIEND_PICKER, last_entries
 from gateway.world import CHIRP_PEOPLE, World, request
 
 pytestmark = pytest.mark.integration
-C1 = {"person_id": "c1"}
 
 FRIENDS_OF_C1 = {"c2", "c3", "c4", "c5"}
 
@@ -42,14 +41,6 @@ FRIENDS_OF_C1 = {"c2", "c3", "c4", "c5"}
 def _people_of(ledger: Ledger, index: int) -> set[str]:
     """Whom the entry at ``index`` is about, among Chirp's people, as the ledger's index says."""
     return {p.id for p in CHIRP_PEOPLE if index in ledger.entries_about(f"chirp/{p.id}")}
-
-
-PICKER = request(
-    "friend-picker",
-    categories=frozenset({"user.social"}),
-    subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
-    on_behalf_of="c1",  # the person whose friends they are asks
-)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +74,7 @@ def test_credentials_not_the_requesters_are_refused_and_logged(
 
 
 def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None:
-    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     size = w.accord.ledger.head().size
     # The same store, its ledger now on a read-only connection to the same file.
     read_only = make_engine(f"sqlite:///file:{tmp_path / 'accord.db'}?mode=ro&uri=true")
@@ -94,7 +85,9 @@ def test_an_unwritable_ledger_releases_nothing(w: World, tmp_path: Path) -> None
         released: list[Release] = []
         with pytest.raises(AccordError):
             released.append(
-                gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+                gateway.exchange(
+                    Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1)
+                )
             )
         assert released == []
     finally:
@@ -106,7 +99,7 @@ def test_a_failing_source_releases_nothing_and_is_logged(w: World) -> None:
     with w.chirp.begin() as conn:
         conn.execute(text("DROP TABLE friendships"))
     with pytest.raises(AccordError, match="no table 'friendships'"):
-        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
     assert logged["allowed"] is False
@@ -118,7 +111,7 @@ def test_an_exchange_past_its_deadline_logs_its_failure_and_no_release(w: World)
     # is not logged, the failure is.
     size = w.accord.ledger.head().size
     late = Exchange(
-        PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() - 1
+        FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() - 1
     )
     with pytest.raises(GatewayError, match="abandoned before its release was logged"):
         w.gateway.exchange(late)
@@ -129,7 +122,7 @@ def test_an_exchange_past_its_deadline_logs_its_failure_and_no_release(w: World)
     assert logged["rules"] == [ERROR_RULE]
     # In time, the same exchange is released.
     timely = Exchange(
-        PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() + 60
+        FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1, deadline=time.monotonic() + 60
     )
     assert w.gateway.exchange(timely).receipts
 
@@ -148,7 +141,7 @@ def test_a_foreign_error_becomes_a_gateway_error(w: World) -> None:
     broken = BrokenPolicy(w.accord.engine, w.accord.sessions, w.accord.ledger)
     gateway = Gateway(broken, w.sources, w.keyring)
     with pytest.raises(GatewayError, match="ZeroDivisionError"):
-        gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+        gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     (logged,) = last_entries(w.accord.ledger, 1)
     assert logged["rules"] == [ERROR_RULE]
 
@@ -179,7 +172,7 @@ def test_a_release_whose_commit_fails_reaches_no_one_and_the_ledger_says_if_it_h
         monkeypatch, w.accord, stored=stored, error=sqlite3.OperationalError("disk I/O error")
     )
     with pytest.raises(ReleaseInDoubt, match="nothing was released"):
-        w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+        w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     entries = [ledger.leaf(i).entry() for i in range(size, ledger.head().size)]
     kinds = [(e["kind"], e.get("rules")) for e in entries]
     if stored:
@@ -206,7 +199,7 @@ def test_a_release_whose_commit_fails_reaches_no_one_and_the_ledger_says_if_it_h
     # Nothing is left to settle: the next exchange logs only itself.
     monkeypatch.undo()
     after = ledger.head().size
-    w.gateway.exchange(Exchange(PICKER, w.tokens["reelix"], "friendships", where=C1))
+    w.gateway.exchange(Exchange(FRIEND_PICKER, w.tokens["reelix"], "friendships", where=C1))
     assert [ledger.leaf(i).entry()["kind"] for i in range(after, ledger.head().size)] == [
         "decision",
         "release",

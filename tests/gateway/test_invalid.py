@@ -9,18 +9,12 @@ import pytest
 from accord.consent import Operation
 from accord.errors import InvalidInput
 from accord.gateway import ERROR_RULE, Exchange
-from accord.requests import Request, Subjects, SubjectsKind
-from gateway.helpers import last_entries
+from accord.requests import Request
+from gateway.helpers import FRIEND_PICKER, last_entries
 from gateway.world import AT, WATCHED, World, request
 
 pytestmark = pytest.mark.integration
 
-PICKER = request(
-    "friend-picker",
-    categories=frozenset({"user.social"}),
-    subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
-    on_behalf_of="c1",  # the person whose friends they are asks
-)
 COUNTS = request(
     "watch-counts",
     agreement="insights",
@@ -37,12 +31,12 @@ ACTIVITY = request(
     ("r", "collection", "extra", "message"),
     [
         # A collection the dataset does not declare.
-        (PICKER, "friendz", {}, "declares no collection 'friendz'"),
+        (FRIEND_PICKER, "friendz", {}, "declares no collection 'friendz'"),
         # A read carries no rows.
-        (PICKER, "friendships", {"rows": [{"friend_id": "c2"}]}, "posts no rows"),
+        (FRIEND_PICKER, "friendships", {"rows": [{"friend_id": "c2"}]}, "posts no rows"),
         # Grouping is for aggregate clauses only.
         (
-            PICKER,
+            FRIEND_PICKER,
             "friendships",
             {"group_by": ("friend_id",), "where": {"person_id": "c1"}},
             "for aggregate clauses",

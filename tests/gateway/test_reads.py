@@ -13,18 +13,10 @@ from accord.errors import InvalidInput
 from accord.gateway import ERROR_RULE, Exchange, Refused
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.service import person_ref
-from gateway.helpers import last_entries, reference_allowed
+from gateway.helpers import C1, FRIEND_PICKER, last_entries, reference_allowed
 from gateway.world import FRIENDS, INSIGHTS, PRIVATE, THREADS, WATCH, WATCHED, World, request
 
 pytestmark = pytest.mark.integration
-C1 = {"person_id": "c1"}  # the friends read is pinned to the person it is made for
-
-FRIEND_PICKER = request(
-    "friend-picker",
-    categories=frozenset({"user.social"}),
-    subjects=Subjects(SubjectsKind.FRIENDS_OF, anchor="c1"),
-    on_behalf_of="c1",  # the person whose friends they are asks
-)
 
 
 def insights(clause: str, purpose: str = "personalize.content", **overrides: Any) -> Request:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 from accord import taxonomy
 from accord.agreements import Agreement, Clause, Granularity
 from accord.consent import Operation
+from accord.datafolder import DataFolder
 from accord.errors import AccordError, InvalidInput
 from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway import private
+from accord.gateway.doubts import Doubt, Doubts
 from accord.gateway.errors import (
     GatewayError,
     Refused,
@@ -31,7 +34,7 @@ from accord.gateway.keyring import Keyring
 from accord.gateway.titles import admit_rows, with_title
 from accord.gateway.titles import scope as title_scope
 from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
-from accord.ledger.entries import ReleaseEntry
+from accord.ledger.entries import DecisionEntry, ReleaseEntry
 from accord.ledger.log import AppendInDoubt, Receipt
 from accord.ledger.rows import sum_if_small
 from accord.pets.budget import BUDGET_RULE, BudgetExceeded, Charge, Cost, PrivacyBudgets
@@ -140,7 +143,12 @@ class Gateway:
         credentials: Keyring,
         *,
         budgets: PrivacyBudgets | None = None,
+        doubts: Path | None = None,
     ) -> None:
+        """``doubts`` is the folder of the journals of releases in doubt (default: ``doubts``
+        in the data folder Accord was opened with, if any; see :mod:`accord.gateway.doubts`)."""
+        if doubts is None and accord.folder is not None:
+            doubts = DataFolder(accord.folder).doubts
         self.accord = accord
         self.sources = dict(sources)
         self.credentials = credentials
@@ -148,9 +156,8 @@ class Gateway:
         """Each person's privacy budget, which aggregates under a clause with a budget spend."""
         self._plans: tuple[Policy | None, dict[tuple[Any, ...], _Planned]] = (None, {})
         """The parts of a plan fixed by the policy they were made under (see :meth:`_plan`)."""
-        self._doubts: list[_Doubt] = []
+        self._doubts = Doubts(doubts)
         """Releases whose entries' commit failed, not yet told apart (see :meth:`_settle`)."""
-        self._doubts_lock = threading.Lock()
 
     def exchange(self, exchange: Exchange) -> Release:
         """Run one exchange; returns the release only once its ledger entries are durable.
@@ -225,8 +232,7 @@ class Gateway:
     ) -> Receipt | None:
         """Log a refused decision for a failure, if the ledger can still take it; ``about`` the
         people of a release it says did not reach its recipient."""
-        reason = f"Refused: {what}; nothing was released."
-        entry = refusal_entry(request, rule, reason, request.at, client, about=about)
+        entry = _failure_entry(request, rule, what, client, about=about)
         try:
             return self.accord.ledger.append([entry])[0]
         except Exception:  # noqa: BLE001 - the ledger is unreachable; the caller raises anyway
@@ -236,33 +242,49 @@ class Gateway:
         """Say in the ledger what became of each release whose entries' commit failed, once the
         store answers: held, the release is noted as never received by its caller (who was
         answered that nothing was released); not held, the exchange's failure is logged as any
-        other. A doubt the store cannot settle yet waits for the next exchange."""
-        with self._doubts_lock:
-            doubts, self._doubts = self._doubts, []
-        left: list[_Doubt] = []
-        for doubt in doubts:
-            if not doubt.receipts:
-                continue  # no entry to look for: nothing was logged
+        other. A doubt the store cannot settle yet waits for the next exchange, in this
+        process's memory and its journal (:mod:`accord.gateway.doubts`)."""
+        left: list[Doubt] = []
+        for doubt in self._doubts.take():
             if left:
                 left.append(doubt)  # the store stopped answering: the rest wait too
                 continue
             try:
                 held = self.accord.ledger.holds(doubt.receipts)
+                self.accord.ledger.append([doubt.held if held else doubt.lost])
             except Exception:  # noqa: BLE001 - the store does not answer yet: the next exchange
                 left.append(doubt)
                 continue
-            if held:
-                release = doubt.receipts[-1].index
-                rule, about = RELEASE_UNDELIVERED_RULE, doubt.about
-                what = f"the release logged at index {release} was never received: {doubt.why}"
-            else:
-                rule, about = ERROR_RULE, ()
-                what = "the exchange failed: the store failed while committing its release"
-            if self._log_failure(doubt.request, rule, what, doubt.client, about=about) is None:
-                left.append(doubt)
+            self._doubts.settled(doubt)
         if left:
-            with self._doubts_lock:
-                self._doubts[:0] = left
+            self._doubts.back(left)
+
+    def _doubt(
+        self,
+        request: Request,
+        client: str | None,
+        receipts: Sequence[Receipt],
+        why: str,
+        about: tuple[str, ...],
+    ) -> None:
+        """Keep the release of ``request`` whose entries have, or would have had, ``receipts``
+        (the release's last), until the store says whether it holds them; ``why`` its caller
+        did not receive it, ``about`` the ledger ids of its people."""
+        release = receipts[-1].index
+        held = _failure_entry(
+            request,
+            RELEASE_UNDELIVERED_RULE,
+            f"the release logged at index {release} was never received: {why}",
+            client,
+            about=about,
+        )
+        lost = _failure_entry(
+            request,
+            ERROR_RULE,
+            "the exchange failed: the store failed while committing its release",
+            client,
+        )
+        self._doubts.add(Doubt(uuid.uuid4().hex, tuple(receipts), held, lost))
 
     def note_unreceived(
         self, request: Request, client: str | None, release: Release, why: str
@@ -271,8 +293,8 @@ class Gateway:
         caller, ``why`` (the caller having been answered that nothing was released): now, or
         once the store answers. The note is about the release's people, so that each of them
         reads it beside the release."""
-        with self._doubts_lock:
-            self._doubts.append(_Doubt(request, client, release.receipts, why, release.about))
+        if release.receipts:
+            self._doubt(request, client, release.receipts, why, release.about)
         self._settle()
 
     def _log_unauthenticated(self, request: Request, client: str | None) -> Receipt | None:
@@ -983,10 +1005,8 @@ class Gateway:
         except AppendInDoubt as doubt:
             # Nothing is delivered; whether the entries were stored is said once the store
             # answers, now if it does.
-            with self._doubts_lock:
-                self._doubts.append(
-                    _Doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED, about)
-                )
+            if doubt.receipts:
+                self._doubt(request, plan.client, doubt.receipts, _COMMIT_FAILED, about)
             self._settle()
             raise ReleaseInDoubt(
                 "nothing was released, and the ledger will say whether the release's entries "
@@ -995,17 +1015,18 @@ class Gateway:
         return tuple(receipts), about
 
 
-@dataclass(frozen=True, slots=True)
-class _Doubt:
-    """A release its caller never received, to be noted once the store answers if the ledger
-    holds it: the request, its client, the receipts its entries have or would have had (the
-    release's last), why it was not received, and the ledger ids of the people it is about."""
-
-    request: Request
-    client: str | None
-    receipts: tuple[Receipt, ...]
-    why: str
-    about: tuple[str, ...]
+def _failure_entry(
+    request: Request,
+    rule: str,
+    what: str,
+    client: str | None,
+    *,
+    about: tuple[str, ...] = (),
+) -> DecisionEntry:
+    """The refused decision the gateway logs for a failure: ``what`` happened, nothing was
+    released."""
+    reason = f"Refused: {what}; nothing was released."
+    return refusal_entry(request, rule, reason, request.at, client, about=about)
 
 
 _COMMIT_FAILED = (
