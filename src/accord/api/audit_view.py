@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from accord.errors import InvalidInput, StoreError, translate
-from accord.gateway import undone_release
 from accord.ledger.browse import CHUNK
 from accord.ledger.entries import decode_leaf
 from accord.ledger.log import Ledger
+from accord.ledger.notes import undone_release
 from accord.ledger.tables import leaves_table
 
 NO_PURPOSE = "(no purpose recorded)"
@@ -218,7 +218,7 @@ class FlowMap:
     """(provider, recipient, releases, people) for each pair of parties."""
     never_received: int = 0
     """Releases in the window that a later entry says never reached their recipient (see
-    :func:`accord.gateway.undone_release`): left out of the flows and the counts above."""
+    :func:`accord.ledger.notes.undone_release`): left out of the flows and the counts above."""
 
     @property
     def refused(self) -> int:

@@ -17,9 +17,9 @@ from accord import agreements as ag
 from accord import taxonomy
 from accord.consent import Operation, Scope
 from accord.consent_view import state as state_words
-from accord.gateway import RELEASE_UNDELIVERED_RULE, undone_release
 from accord.jurisdictions import validate_code
 from accord.law import gdpr, optout, vppa
+from accord.ledger.notes import RELEASE_UNDELIVERED_RULE, undone_release
 from accord.ledger.results import StoredLeaf
 from accord.standing import PersonStanding, Standing, State
 
@@ -246,7 +246,7 @@ def entry_rows(
 
     The legal basis is the clause's, where the entry names an agreement and a clause (a leaf does
     not record one of its own). A release a later entry says never reached its recipient is
-    marked so (:func:`accord.gateway.undone_release`): it is not counted as a release."""
+    marked so (:func:`accord.ledger.notes.undone_release`): it is not counted as a release."""
     entries = [(leaf, leaf.entry()) for leaf in leaves]
     undone: dict[int, tuple[str, int]] = {}
     for leaf, e in entries:

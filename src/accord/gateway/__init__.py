@@ -60,13 +60,10 @@ from __future__ import annotations
 from accord.gateway.door import (
     ERROR_RULE,
     NOT_A_MEMBER,
-    RELEASE_FAILED_RULE,
-    RELEASE_UNDELIVERED_RULE,
     TITLE_WITHHELD,
     UNAUTHENTICATED_RULE,
     UNKNOWN_PERSON,
     Gateway,
-    undone_release,
 )
 from accord.gateway.errors import (
     GatewayError,
@@ -77,6 +74,7 @@ from accord.gateway.errors import (
 )
 from accord.gateway.exchange import Exchange, Noise, Release
 from accord.gateway.keyring import Keyring, hash_token
+from accord.ledger.notes import RELEASE_FAILED_RULE, RELEASE_UNDELIVERED_RULE, undone_release
 
 __all__ = [
     "ERROR_RULE",

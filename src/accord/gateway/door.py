@@ -36,6 +36,12 @@ from accord.gateway.titles import scope as title_scope
 from accord.law.friends import RELATIONS_REASON, RELATIONS_RULE_ID
 from accord.ledger.entries import DecisionEntry, ReleaseEntry
 from accord.ledger.log import AppendInDoubt, Receipt
+from accord.ledger.notes import (
+    RELEASE_FAILED_RULE,
+    RELEASE_UNDELIVERED_RULE,
+    failed_in,
+    never_received,
+)
 from accord.ledger.rows import sum_if_small
 from accord.pets.budget import BUDGET_RULE, BudgetExceeded, Charge, Cost, PrivacyBudgets
 from accord.policy import Decision, Policy
@@ -50,28 +56,6 @@ from accord.store.title_sql import record_uses
 
 UNAUTHENTICATED_RULE = "gateway:unauthenticated"
 ERROR_RULE = "gateway:error"
-RELEASE_FAILED_RULE = "gateway:release-failed"
-RELEASE_UNDELIVERED_RULE = "gateway:release-undelivered"
-"""The rule of the entry noting a release the ledger holds but its caller never received: the
-store failed while committing it, and the caller was answered that nothing was released."""
-_UNDONE = re.compile(r"\bthe release logged at index (\d+) (?:was never received|failed in )")
-
-
-def undone_release(entry: Mapping[str, Any]) -> int | None:
-    """The index of the release that a ledger entry (a leaf's JSON object) says never reached
-    its recipient: a note that its caller never received it (:data:`RELEASE_UNDELIVERED_RULE`)
-    or that writing it into the receiving party's database failed (:data:`RELEASE_FAILED_RULE`).
-    ``None`` for any other entry. The release's own entry stays as it was: the log is
-    append-only, and what became of a release is said by the entry after it."""
-    rules = entry.get("rules")
-    if entry.get("kind") != "decision" or not isinstance(rules, list) or len(rules) != 1:
-        return None
-    if rules[0] not in (RELEASE_UNDELIVERED_RULE, RELEASE_FAILED_RULE):
-        return None
-    found = _UNDONE.search(str(entry.get("reason", "")))
-    return int(found.group(1)) if found else None
-
-
 UNKNOWN_PERSON = "gateway:unknown-person"
 """The reason counted for a written row whose person the Accord store does not know."""
 NOT_A_MEMBER = "gateway:not-a-member"
@@ -274,7 +258,7 @@ class Gateway:
         held = _failure_entry(
             request,
             RELEASE_UNDELIVERED_RULE,
-            f"the release logged at index {release} was never received: {why}",
+            never_received(release, why),
             client,
             about=about,
         )
@@ -846,8 +830,11 @@ class Gateway:
                 self._log_failure(
                     request,
                     RELEASE_FAILED_RULE,
-                    f"the release logged at index {receipts[-1].index} failed in "
-                    f"{plan.receiver}'s database: {without_values(message, _sent(exchange))}",
+                    failed_in(
+                        receipts[-1].index,
+                        plan.receiver,
+                        without_values(message, _sent(exchange)),
+                    ),
                     plan.client,
                     about=about,
                 )
