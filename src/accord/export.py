@@ -27,6 +27,7 @@ from accord.api import tables as api_t
 from accord.api.scopes import Scope
 from accord.consent_view import opt_out_json, standing_json
 from accord.errors import NotFound
+from accord.ledger.notes import undone_release
 from accord.ledger.results import StoredLeaf
 from accord.pets import tables as pets_t
 from accord.pets.tables import DELTA_UNIT, EPSILON_UNIT
@@ -123,14 +124,22 @@ def export_person(
         "test_person_of": testers,
         "privacy_budget": budget,
         "erasure_notices": notices,
-        "ledger": {
-            "entries": [
-                {"index": leaf.index, "entry": leaf.entry(), "proved": leaf.index in proved}
-                for leaf in leaves
-            ],
-            "proof": bundle,
-        },
+        "ledger": {"entries": _entries(leaves, proved), "proof": bundle},
     }
+
+
+def _entries(leaves: list[StoredLeaf], proved: set[int]) -> list[dict[str, Any]]:
+    """Each entry as the export lists it; a release a later entry says never reached its
+    recipient names that entry (:func:`accord.ledger.notes.undone_release`)."""
+    decoded = [(leaf.index, leaf.entry()) for leaf in leaves]
+    notes = {n: i for i, e in decoded if (n := undone_release(e)) is not None}
+    out: list[dict[str, Any]] = []
+    for index, entry in decoded:
+        item = {"index": index, "entry": entry, "proved": index in proved}
+        if entry.get("kind") == "release" and index in notes:
+            item["never_received"] = notes[index]
+        out.append(item)
+    return out
 
 
 def _apps(s: Session, party: str) -> dict[str, Any]:

@@ -581,3 +581,10 @@ def test_a_release_never_received_is_shown_so_and_not_counted(
     count = re.search(r'<span class="num">(\d+)</span> <span>releases? of your data', page)
     assert count is not None
     assert int(count.group(1)) == len(releases - {never}) >= 1
+    # The export says it too, of that release only, and still meets its schema.
+    data = client.get("/me/export.json").json()
+    marked = {e["index"]: e.get("never_received") for e in data["ledger"]["entries"]}
+    assert marked[never] == note
+    assert [i for i, by in marked.items() if by is not None] == [never]
+    schema = client.get(data["schema"]).json()
+    jsonschema_rs.validator_for(schema).validate(data)
