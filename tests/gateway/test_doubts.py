@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from accord.gateway import RELEASE_UNDELIVERED_RULE, Exchange, undone_release
-from accord.gateway.doubts import Doubt, Doubts
+from accord.gateway.doubts import Doubt, Doubts, journals_of
 from accord.ledger.entries import DecisionEntry
 from accord.ledger.results import Receipt
+from accord.store.engine import store_identity
 from gateway.helpers import C1, FRIEND_PICKER
 from gateway.world import world
 
@@ -233,5 +234,21 @@ def test_a_release_in_doubt_when_its_worker_is_killed_is_noted_by_the_next(
         ]
         assert undone_release(entries[2]) == size + 1
         assert ledger.verify(workers=1).ok
-    # Nothing is left to adopt.
-    assert Doubts(tmp_path / "doubts").take() == []
+        # The dead worker's journal was in the store's own folder; nothing is left there.
+        journals = journals_of(tmp_path / "doubts", store_identity(w.accord.engine))
+    assert [p.suffix for p in journals.iterdir()] == [".jsonl"]  # the heir's own
+    assert Doubts(journals).take() == []
+
+
+def test_each_store_has_its_own_journals_in_a_data_folder(tmp_path: Path) -> None:
+    """Two stores used with one data folder: neither's doubts are settled against the other's
+    ledger."""
+    one = journals_of(tmp_path, "sqlite:////srv/a/accord.db")
+    other = journals_of(tmp_path, "postgresql+psycopg://db.internal/accord")
+    assert one != other
+    assert one == journals_of(tmp_path, "sqlite:////srv/a/accord.db")
+    gone = Doubts(one)
+    gone.add(_doubt(5))
+    gone.close()
+    assert Doubts(other).take() == []
+    assert [d.id for d in Doubts(one).take()] == ["d5"]

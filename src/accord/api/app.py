@@ -11,7 +11,6 @@ from contextlib import (
     nullcontext,
 )
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -49,6 +48,7 @@ from accord.gateway import Gateway, Keyring
 from accord.ledger.signing import Checkpointer
 from accord.service import Accord
 from accord.sources import Source
+from accord.store.engine import store_identity
 from accord.store.writer import WriterClient
 
 DESCRIPTION = """\
@@ -106,7 +106,8 @@ def create_app(
     party_tokens = {party: keyring.issue(party) for party in sorted(parties)}
     gateway = Gateway(accord, sources, keyring)
     store = config.rate_limit_store
-    prefix = config.rate_limit_prefix or (deployment_prefix(_deployment(accord)) if store else "")
+    deployment = deployment_prefix(store_identity(accord.engine)) if store else ""
+    prefix = config.rate_limit_prefix or deployment
     refused = limiter(parse_limit(config.refusal_limit), store, f"{prefix}:refused")
     access = Access(
         accord,
@@ -275,12 +276,3 @@ def _docs(app: FastAPI) -> None:
             .replace("<script>", f'<script nonce="{nonce}">')
         )
         return HTMLResponse(html, headers={CSP: content_security_policy(script_nonce=nonce)})
-
-
-def _deployment(accord: Accord) -> str:
-    """The Accord store's URL as every worker and host of one deployment names it: without its
-    password, a SQLite file by its absolute path."""
-    url = accord.engine.url
-    if url.get_backend_name() == "sqlite" and url.database not in {None, "", ":memory:"}:
-        url = url.set(database=str(Path(str(url.database)).resolve()))
-    return url.render_as_string(hide_password=True)

@@ -21,7 +21,7 @@ from accord.datafolder import DataFolder
 from accord.errors import AccordError, InvalidInput
 from accord.filters import SUBJECT_RULE, PersonFilter
 from accord.gateway import private
-from accord.gateway.doubts import Doubt, Doubts
+from accord.gateway.doubts import Doubt, Doubts, journals_of
 from accord.gateway.errors import (
     GatewayError,
     Refused,
@@ -50,6 +50,7 @@ from accord.service import Accord, decision_entry, person_refs, refusal_entry, w
 from accord.sources import Allowed, Source
 from accord.sources.datasets import Collection, Dataset, GroupSpec
 from accord.store import filter_sql
+from accord.store.engine import store_identity
 from accord.store.erased import is_erased
 from accord.store.repositories import PeopleRepository
 from accord.store.title_sql import record_uses
@@ -129,10 +130,11 @@ class Gateway:
         budgets: PrivacyBudgets | None = None,
         doubts: Path | None = None,
     ) -> None:
-        """``doubts`` is the folder of the journals of releases in doubt (default: ``doubts``
-        in the data folder Accord was opened with, if any; see :mod:`accord.gateway.doubts`)."""
+        """``doubts`` is the folder of the journals of releases in doubt (default: the store's
+        own, under ``doubts`` in the data folder Accord was opened with, if any; see
+        :mod:`accord.gateway.doubts`)."""
         if doubts is None and accord.folder is not None:
-            doubts = DataFolder(accord.folder).doubts
+            doubts = journals_of(DataFolder(accord.folder).doubts, store_identity(accord.engine))
         self.accord = accord
         self.sources = dict(sources)
         self.credentials = credentials

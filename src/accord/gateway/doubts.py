@@ -8,9 +8,10 @@ holds the two entries it may log (:class:`Doubt`).
 
 Held in memory only, a worker that died before the store came back would take them with it, and
 the ledger would keep a release nobody noted as never received. So each doubt is also written
-to a journal in the data folder (``doubts/``), one file per process, created at the first doubt
-and held with an exclusive ``flock`` for the life of the process: each line a doubt, or the id of
-one settled, flushed to disk (``fsync``) before the exchange is answered. A process that finds
+to a journal in the data folder (``doubts/``, in a folder of the store's own), one file per
+process, created at the first doubt and held with an exclusive ``flock`` for the life of the
+process: each line a doubt, or the id of one settled, flushed to disk (``fsync``) before the
+exchange is answered. A process that finds
 another's journal it can lock (its process is gone: the kernel let go of the lock) adopts the
 doubts not settled there into its own journal and removes the file, so the next gateway to start,
 or to settle, says what the dead one could not.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -90,6 +92,13 @@ def _entry(data: dict[str, Any]) -> DecisionEntry:
         values[name] = tuple(values[name])
     values["at"] = datetime.fromisoformat(values["at"])
     return DecisionEntry(**values)
+
+
+def journals_of(folder: Path, store: str) -> Path:
+    """The folder in ``folder`` of the journals of one store's doubts, ``store`` its identity
+    (:func:`accord.store.engine.store_identity`): a data folder used with two stores never has
+    one's doubts settled against the other's ledger."""
+    return folder / hashlib.sha256(store.encode()).hexdigest()[:16]
 
 
 class Doubts:

@@ -124,6 +124,15 @@ _TURNS: weakref.WeakValueDictionary[str, WriteTurn] = weakref.WeakValueDictionar
 _TURNS_LOCK = threading.Lock()
 
 
+def store_identity(engine: Engine) -> str:
+    """The store's URL as every worker and host of one deployment names it: without its
+    password, a SQLite file by its absolute path."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in {None, "", ":memory:"}:
+        url = url.set(database=str(Path(str(url.database)).resolve()))
+    return url.render_as_string(hide_password=True)
+
+
 def write_turn_path(engine: Engine) -> Path | None:
     """The file whose ``flock`` is the turn to write to ``engine``'s SQLite file (None for
     PostgreSQL and for databases in memory)."""
