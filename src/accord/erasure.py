@@ -55,6 +55,7 @@ from accord.api import tables as api_t
 from accord.consent import Consent, OptOut
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.ledger.entries import ErasureNoticeEntry, NoticeEvent
+from accord.ledger.notes import undone_release
 from accord.ledger.shred import lookup_pseudonym
 from accord.pets import tables as pets_t
 from accord.service import Accord, person_ref
@@ -198,10 +199,7 @@ def erase(
         ):
             accord.withdraw(consent.id, max(when, consent.given_at))
             withdrawn += 1
-    recipients = {c.recipient for c in consents}
-    for leaf in accord.ledger.leaves_about(ref):
-        if leaf.get("kind") == "release" and isinstance(leaf.get("recipient"), str):
-            recipients.add(leaf["recipient"])
+    recipients = {c.recipient for c in consents} | _received(accord, ref)
     recipients.discard(party)
     with accord.session() as s, accord.allowed.changing(s, party, [person]):
         # The records as they stand now, the withdrawals included, are what the proof keeps.
@@ -640,3 +638,18 @@ def request_state(accord: Accord, request: str, *, at: datetime | None = None) -
             )
         )
     return RequestState(found.id, found.provider, _utc(found.requested_at), tuple(recipients))
+
+
+def _received(accord: Accord, ref: str) -> set[str]:
+    """The parties that received a release about the person ``ref``: those of every release
+    about them but one a later entry says never reached its recipient (GDPR Art. 19 names the
+    recipients to whom the data were disclosed; telling another would disclose the person)."""
+    leaves = accord.ledger.indexed_leaves_about(ref)
+    undone = {i for _, leaf in leaves if (i := undone_release(leaf)) is not None}
+    return {
+        leaf["recipient"]
+        for index, leaf in leaves
+        if leaf.get("kind") == "release"
+        and isinstance(leaf.get("recipient"), str)
+        and index not in undone
+    }

@@ -20,7 +20,8 @@ from accord.consent import Operation, OptOut, OptOutKind, SignalSource
 from accord.erasure import acknowledge, erase, notices, open_proof
 from accord.errors import ConsentError, InvalidInput, LedgerError, NotFound
 from accord.gateway import Exchange, Refused
-from accord.ledger.entries import DecisionEntry
+from accord.ledger.entries import DecisionEntry, ReleaseEntry
+from accord.ledger.notes import RELEASE_UNDELIVERED_RULE, never_received
 from accord.ledger.tables import leaves_table, person_keys_table
 from accord.requests import Request, Subjects, SubjectsKind
 from accord.service import person_ref
@@ -249,3 +250,49 @@ def test_nothing_flows_on_behalf_of_an_erased_person(w: World) -> None:
     ]
     assert refusal["allowed"] is False
     assert refusal["kind"] == "decision"
+
+
+@pytest.mark.parametrize("received", [True, False])
+def test_only_recipients_that_received_a_release_are_told(w: World, *, received: bool) -> None:
+    """m2 gave Chirp no consent; one release about them went to Chirp. If a later entry says
+    Chirp never received it (answered that nothing was released), Chirp is not told of the
+    erasure: it was given nothing about m2, and the notice would tell it of them (GDPR Art. 19
+    names the recipients to whom the data were disclosed)."""
+    ref = person_ref("reelix", "m2")
+    (_, release) = w.accord.ledger.append(
+        [
+            DecisionEntry(
+                agreement="chirp-reelix",
+                reason="allowed",
+                allowed=True,
+                rules=("clause:chirp-reelix/watch-activity:read",),
+                recipient="chirp",
+                people=1,
+            ),
+            ReleaseEntry(
+                agreement="chirp-reelix",
+                reason="reelix → chirp: 1 row",
+                provider="reelix",
+                recipient="chirp",
+                fields=("watch_events.title_id",),
+                about=(ref,),
+            ),
+        ]
+    )
+    if not received:
+        w.accord.ledger.append(
+            [
+                DecisionEntry(
+                    agreement="chirp-reelix",
+                    reason=f"Refused: {never_received(release.index, 'the store failed')}; "
+                    "nothing was released.",
+                    allowed=False,
+                    rules=(RELEASE_UNDELIVERED_RULE,),
+                    recipient="chirp",
+                    about=(ref,),
+                )
+            ]
+        )
+    erase(w.accord, "reelix", "m2", at=AT)
+    told = [(n.provider, n.person) for n in notices(w.accord, "chirp")]
+    assert told == ([("reelix", "m2")] if received else [])

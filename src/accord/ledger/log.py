@@ -1061,20 +1061,24 @@ class Ledger:
 
     def leaves_about(self, person_id: str) -> list[dict[str, Any]]:
         """The entries about a person, as the JSON objects of their leaves (none once erased)."""
+        return [entry for _, entry in self.indexed_leaves_about(person_id)]
+
+    def indexed_leaves_about(self, person_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """The entries about a person, each with its index, oldest first (none once erased)."""
         with self._reading("reading a person's ledger entries") as conn:
             found = shred.leaves_of(conn, person_id)
             if found is None:
                 return []
             indexes = found[1]
-            datas: list[bytes] = []
+            rows: list[tuple[int, bytes]] = []
             for start in range(0, len(indexes), 500):  # within every backend's parameter limit
-                rows = conn.execute(
-                    select(_leaves.c.data)
+                chunk = conn.execute(
+                    select(_leaves.c.idx, _leaves.c.data)
                     .where(_leaves.c.idx.in_(indexes[start : start + 500]))
                     .order_by(_leaves.c.idx)
                 )
-                datas.extend(bytes(data) for (data,) in rows)
-        return [decode_leaf(data) for data in datas]
+                rows.extend((int(idx), bytes(data)) for idx, data in chunk)
+        return [(idx, decode_leaf(data)) for idx, data in rows]
 
     def prove_person(self, person_id: str, *, sign: bool = False) -> dict[str, Any]:
         """Every entry about a person with its inclusion proof under a signed checkpoint.
