@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -301,4 +302,24 @@ def test_a_writer_whose_thread_dies_is_left_for_writing_here(tmp_path: Path) -> 
         with pytest.raises(StoreError, match="stopped before acknowledging"):
             client.call("job", 1)
         assert client.call("job", 2) == (False, None)
+        assert not Path(writer.address.path).exists()
+
+
+def test_a_writer_stops_accepting_even_once_its_accepting_thread_has_left() -> None:
+    """The writer's thread stops (as above) just as its accepting thread, having taken a
+    connection, sees it closing and leaves: the last connection that would wake the accepting
+    thread is taken by nobody, and must not wait for an answer (it waited forever, and with it
+    every client of the writer)."""
+    with SharedWriter({"job": lambda payloads: payloads}) as writer:
+        writer._closing = True
+        accepting = writer._threads[1]
+        # Wakes the accepting thread, which leaves: nobody accepts any more.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as knock:
+            knock.connect(writer.address.path)
+        accepting.join(timeout=30)
+        assert not accepting.is_alive()
+        stopping = threading.Thread(target=writer._stop_accepting, daemon=True)
+        stopping.start()
+        stopping.join(timeout=60)  # it took no time; it never ended before
+        assert not stopping.is_alive()
         assert not Path(writer.address.path).exists()

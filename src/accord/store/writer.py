@@ -183,9 +183,12 @@ class SharedWriter:
             self._accept_stopped = True
         self._closing = True
         # accept() does not return when its socket is closed under it: a last connection of our
-        # own wakes it, and it sees the writer closing.
-        with suppress(Exception):
-            Client(self.address.path, family="AF_UNIX", authkey=self.address.key).close()
+        # own wakes it, and it sees the writer closing. A bare socket, not a Client: a Client
+        # waits for the listener's challenge, forever if the accepting thread already saw the
+        # writer closing and left (its connection would only sit in the backlog).
+        with suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waking:
+            waking.settimeout(5)
+            waking.connect(self.address.path)
         self._threads[1].join(timeout=30)
         if self._listener is not None:
             self._listener.close()  # and the socket removed
