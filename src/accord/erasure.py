@@ -55,7 +55,7 @@ from accord.api import tables as api_t
 from accord.consent import Consent, OptOut
 from accord.errors import InvalidInput, NotFound, StoreError, translate
 from accord.ledger.entries import ErasureNoticeEntry, NoticeEvent
-from accord.ledger.notes import undone_release
+from accord.ledger.notes import notes_on
 from accord.ledger.shred import lookup_pseudonym
 from accord.pets import tables as pets_t
 from accord.service import Accord, person_ref
@@ -645,7 +645,7 @@ def _received(accord: Accord, ref: str) -> set[str]:
     about them but one a later entry says never reached its recipient (GDPR Art. 19 names the
     recipients to whom the data were disclosed; telling another would disclose the person)."""
     leaves = accord.ledger.indexed_leaves_about(ref)
-    undone = {i for _, leaf in leaves if (i := undone_release(leaf)) is not None}
+    undone = notes_on(leaves)
     return {
         leaf["recipient"]
         for index, leaf in leaves

@@ -27,7 +27,7 @@ from accord.api import tables as api_t
 from accord.api.scopes import Scope
 from accord.consent_view import opt_out_json, standing_json
 from accord.errors import NotFound
-from accord.ledger.notes import undone_release
+from accord.ledger.notes import notes_on
 from accord.ledger.results import StoredLeaf
 from accord.pets import tables as pets_t
 from accord.pets.tables import DELTA_UNIT, EPSILON_UNIT
@@ -130,9 +130,9 @@ def export_person(
 
 def _entries(leaves: list[StoredLeaf], proved: set[int]) -> list[dict[str, Any]]:
     """Each entry as the export lists it; a release a later entry says never reached its
-    recipient names that entry (:func:`accord.ledger.notes.undone_release`)."""
+    recipient names that entry (:func:`accord.ledger.notes.notes_on`)."""
     decoded = [(leaf.index, leaf.entry()) for leaf in leaves]
-    notes = {n: i for i, e in decoded if (n := undone_release(e)) is not None}
+    notes = notes_on(decoded)
     out: list[dict[str, Any]] = []
     for index, entry in decoded:
         item = {"index": index, "entry": entry, "proved": index in proved}

@@ -26,7 +26,7 @@ from accord.errors import InvalidInput, StoreError, translate
 from accord.ledger.browse import CHUNK
 from accord.ledger.entries import decode_leaf
 from accord.ledger.log import Ledger
-from accord.ledger.notes import undone_release
+from accord.ledger.notes import notes_on
 from accord.ledger.tables import leaves_table
 
 NO_PURPOSE = "(no purpose recorded)"
@@ -238,7 +238,7 @@ def flow_map(entries: Iterable[Logged], window: Window) -> FlowMap:
     released, or writing it failed) is left out, and counted apart.
     """
     entries = list(entries)
-    undone = {i for logged in entries if (i := undone_release(logged.entry)) is not None}
+    undone = notes_on((logged.index, logged.entry) for logged in entries)
     never = 0
     releases: Counter[tuple[int, str, str]] = Counter()
     people: Counter[tuple[int, str, str]] = Counter()

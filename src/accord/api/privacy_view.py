@@ -9,7 +9,7 @@ the entry's index and leaf hash, for the page's own check of its proof).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from accord.consent import Operation, Scope
 from accord.consent_view import state as state_words
 from accord.jurisdictions import validate_code
 from accord.law import gdpr, optout, vppa
-from accord.ledger.notes import RELEASE_UNDELIVERED_RULE, undone_release
+from accord.ledger.notes import RELEASE_UNDELIVERED_RULE, notes_on, undone_release
 from accord.ledger.results import StoredLeaf
 from accord.standing import PersonStanding, Standing, State
 
@@ -246,15 +246,13 @@ def entry_rows(
 
     The legal basis is the clause's, where the entry names an agreement and a clause (a leaf does
     not record one of its own). A release a later entry says never reached its recipient is
-    marked so (:func:`accord.ledger.notes.undone_release`): it is not counted as a release."""
+    marked so (:func:`accord.ledger.notes.notes_on`): it is not counted as a release."""
     entries = [(leaf, leaf.entry()) for leaf in leaves]
-    undone: dict[int, tuple[str, int]] = {}
-    for leaf, e in entries:
-        index = undone_release(e)
-        if index is not None:
-            undone[index] = (_undone(e), leaf.index)
+    by_index = {leaf.index: e for leaf, e in entries}
+    undone = notes_on(by_index.items())
     rows = []
     for leaf, e in entries:
+        note = undone.get(leaf.index) if e.get("kind") == "release" else None
         purpose = e.get("purpose")
         agreement, clause = e.get("agreement"), e.get("clause")
         people = e.get("people")
@@ -262,7 +260,7 @@ def entry_rows(
             EntryRow(
                 index=leaf.index,
                 kind=str(e.get("kind", "")),
-                headline=_headline(e, party, undone=leaf.index in undone),
+                headline=_headline(e, party, undone=note is not None),
                 at=_leaf_time(e.get("at")),
                 at_iso=str(e.get("at", "")),
                 partner=_partner(e, party),
@@ -277,11 +275,10 @@ def entry_rows(
                 title=e.get("title"),
                 leaf_hash=leaf.leaf_hash.hex(),
                 proved=leaf.index in proved,
+                undone=None if note is None else _undone(by_index[note]),
+                undone_by=note,
             )
         )
-        if leaf.index in undone and e.get("kind") == "release":
-            what, by = undone[leaf.index]
-            rows[-1] = replace(rows[-1], undone=what, undone_by=by)
     rows.sort(key=lambda r: r.index, reverse=True)
     return rows
 

@@ -10,7 +10,7 @@ index in words a person reads. The words are written here and read here, so the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 RELEASE_UNDELIVERED_RULE = "gateway:release-undelivered"
@@ -45,3 +45,11 @@ def undone_release(entry: Mapping[str, Any]) -> int | None:
         return None
     found = _UNDONE.search(str(entry.get("reason", "")))
     return int(found.group(1)) if found else None
+
+
+def notes_on(entries: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[int, int]:
+    """Among ``entries`` (each with its index), the releases a note says never reached their
+    recipient: each release's index, to its (latest) note's."""
+    return {
+        release: index for index, entry in entries if (release := undone_release(entry)) is not None
+    }
